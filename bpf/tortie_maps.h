@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * tortie_maps.h — every map's key and value, every enum the control plane shares.
+ *
+ * This is the only header the TypeScript codecs mirror (src/maps/). The codec test
+ * reads the compiled object's BTF and fails when a struct here and its codec differ in
+ * size or field offsets, so drift cannot reach a running node. Change a struct here and
+ * its codec in the same commit.
+ *
+ * Byte order: fields named __be* hold network byte order (addresses, ports, the LPM
+ * key tails that must be compared bit by bit from the most significant end); every
+ * other field is host byte order (little-endian on every target tortie supports).
+ */
+#ifndef TORTIE_MAPS_H
+#define TORTIE_MAPS_H
+
+#include <linux/types.h>
+
+/* ---- map names (pinned under <bpffs root>/<name>) and sizes --------------------- */
+
+#define TORTIE_MAX_IFACES 16384      /* local endpoints (pod veths) on one node */
+#define TORTIE_MAX_ROUTES 65536      /* local /32s + remote blocks */
+#define TORTIE_MAX_POL_ADDR (1 << 20) /* address-stage policy entries, all sets */
+#define TORTIE_MAX_POL_L4 (1 << 20)  /* port-stage policy entries, all classes */
+#define TORTIE_MAX_CT 262144         /* conntrack flows (LRU) */
+#define TORTIE_MAX_FRAGS 8192        /* first fragments awaiting their followers (LRU) */
+#define TORTIE_MAX_METRICS 65536     /* (endpoint, reason, direction) counters */
+#define TORTIE_EVENTS_BYTES (1 << 20) /* ring buffer for drop/verdict events */
+
+/* ---- tortie_ifaces: HASH, key __u32 ifindex (host end of a pod veth) ----------- */
+
+enum tortie_ep_flags {
+	TORTIE_EP_F_NONE = 0,
+};
+
+struct tortie_endpoint {
+	__be32 ip;          /* the pod's only legal source address (anti-spoofing) */
+	__u32 id;           /* endpoint id for counters and events; never 0 */
+	__u32 ingress_set;  /* policy set judging traffic to the pod; 0 = not programmed yet */
+	__u32 egress_set;   /* policy set judging traffic from the pod; 0 = not programmed yet */
+	__u32 policy_rev;   /* changes whenever either set's compiled content changes */
+	__u32 flags;        /* enum tortie_ep_flags */
+};
+
+/* ---- tortie_routes: LPM_TRIE ---------------------------------------------------- */
+
+struct tortie_route_key {
+	__u32 prefixlen;    /* 0..32 */
+	__be32 addr;
+};
+
+enum tortie_route_type {
+	TORTIE_ROUTE_NONE = 0,
+	TORTIE_ROUTE_LOCAL_EP = 1,     /* a pod on this node: ifindex = its host veth */
+	TORTIE_ROUTE_REMOTE_BLOCK = 2, /* a block on another node: next_hop = node address */
+	TORTIE_ROUTE_HOST = 3,         /* an address of this node */
+};
+
+enum tortie_route_flags {
+	TORTIE_ROUTE_F_NONE = 0,
+	TORTIE_ROUTE_F_IPIP = 1 << 0,  /* encapsulate to next_hop */
+	TORTIE_ROUTE_F_VXLAN = 1 << 1,
+};
+
+struct tortie_route {
+	__u32 type;         /* enum tortie_route_type */
+	__u32 ifindex;      /* LOCAL_EP: host end of the pod veth; REMOTE_BLOCK: uplink */
+	__be32 next_hop;    /* REMOTE_BLOCK: the owning node's underlay address */
+	__u32 flags;        /* enum tortie_route_flags */
+};
+
+/*
+ * ---- policy: two LPM stages and a verdict --------------------------------------
+ *
+ * The compiler flattens every rule that applies to one endpoint in one direction into a
+ * "policy set". A packet is judged with exactly two lookups, whatever the rule count:
+ *
+ *   1. tortie_pol_addr: (set_id, peer address)   -> class_id
+ *   2. tortie_pol_l4:   (class_id, proto, port)   -> verdict
+ *
+ * The peer is the source for ingress and the destination for egress. A class is the
+ * set of peer addresses for which the set's decision over (proto, port) is the same
+ * function, so stage 2 is that function as prefixes. set_id and class_id are matched in
+ * full (they sit first in the key and every prefix length covers them); the address and
+ * the (proto, port) tail are big-endian so that LPM prefixes are address and port
+ * ranges. Every set carries a /0 entry and every class a /0 entry, so a miss in either
+ * stage means the compiler never wrote the set: the packet is dropped as
+ * TORTIE_DROP_NO_POLICY (fail closed), never passed.
+ */
+
+struct tortie_pol_addr_key {
+	__u32 prefixlen;    /* 32 + address bits (32..64) */
+	__u32 set_id;
+	__be32 addr;
+};
+
+struct tortie_pol_addr_val {
+	__u32 class_id;
+};
+
+/*
+ * l4 = (proto << 16) | port, big-endian, top byte always 0. port is the destination
+ * port for TCP, UDP, UDPLite and SCTP; (type << 8) | code for ICMP; 0 for any other
+ * protocol. prefixlen = 32 (whole class) or 40 + bits over the 24-bit (proto, port).
+ */
+struct tortie_pol_l4_key {
+	__u32 prefixlen;    /* 32, or 40..64 */
+	__u32 class_id;
+	__be32 l4;
+};
+
+enum tortie_action {
+	TORTIE_ACT_NONE = 0,
+	TORTIE_ACT_ALLOW = 1,
+	TORTIE_ACT_DENY = 2,
+};
+
+enum tortie_verdict_flags {
+	TORTIE_VERDICT_F_NONE = 0,
+	TORTIE_VERDICT_F_LOG = 1 << 0, /* a Log rule matched before the deciding rule */
+};
+
+struct tortie_verdict {
+	__u8 action;        /* enum tortie_action */
+	__u8 flags;         /* enum tortie_verdict_flags */
+	__u16 reserved;
+	__u32 rule_id;      /* the deciding rule (or default), resolved by the control plane */
+};
+
+/* ---- conntrack: LRU_HASH, forward tuple as key ---------------------------------- */
+
+struct tortie_ct_key {
+	__be32 saddr;       /* the flow's original sender */
+	__be32 daddr;
+	__be16 sport;       /* ICMP echo: the identifier in both ports */
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+enum tortie_ct_state {
+	TORTIE_CT_NONE = 0,
+	TORTIE_CT_SYN_SENT = 1,     /* TCP: SYN seen from the sender */
+	TORTIE_CT_ESTABLISHED = 2,  /* TCP: reply seen; other protocols: any packet */
+	TORTIE_CT_CLOSING = 3,      /* TCP: FIN seen */
+	TORTIE_CT_CLOSED = 4,       /* TCP: RST seen, or FIN from both sides */
+};
+
+enum tortie_ct_flags {
+	TORTIE_CT_F_NONE = 0,
+	TORTIE_CT_F_SEEN_REPLY = 1 << 0,
+	TORTIE_CT_F_FIN_FWD = 1 << 1,
+	TORTIE_CT_F_FIN_REV = 1 << 2,
+};
+
+struct tortie_ct_entry {
+	__u64 created_ns;
+	__u64 last_seen_ns;
+	__u32 src_ifindex;  /* local sender whose egress policy allowed the flow, else 0 */
+	__u32 dst_ifindex;  /* local receiver whose ingress policy allowed it, else 0 */
+	__u32 src_rev;      /* tortie_endpoint.policy_rev of the sender when judged */
+	__u32 dst_rev;      /* ... of the receiver when judged */
+	__u32 rule_id;      /* the allowing rule (ingress if judged here, else egress) */
+	__u8 state;         /* enum tortie_ct_state */
+	__u8 flags;         /* enum tortie_ct_flags */
+	__u16 reserved;
+};
+
+/* ---- fragments: LRU_HASH, first fragment's ports for its followers ------------- */
+
+struct tortie_frag_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;          /* IPv4 identification */
+	__u8 proto;
+	__u8 pad;
+};
+
+struct tortie_frag_val {
+	__be16 sport;
+	__be16 dport;
+};
+
+/* ---- reasons: why a packet passed or was dropped (counters and events) --------- */
+
+enum tortie_reason {
+	TORTIE_REASON_NONE = 0,
+	/* passes */
+	TORTIE_PASS_POLICY = 1,         /* new flow allowed by policy */
+	TORTIE_PASS_CT_ESTABLISHED = 2, /* packet of a tracked flow, original direction */
+	TORTIE_PASS_CT_REPLY = 3,       /* packet of a tracked flow, reply direction */
+	TORTIE_PASS_CT_RELATED = 4,     /* ICMP error about a tracked flow */
+	TORTIE_PASS_ARP = 5,
+	TORTIE_PASS_FRAGMENT = 6,       /* non-first fragment of an allowed datagram */
+	/* drops: from 64 up, so "reason >= 64" means dropped */
+	TORTIE_DROP_POLICY = 64,        /* a Deny rule or a default deny decided */
+	TORTIE_DROP_SPOOF = 65,         /* pod sent from an address that is not its own */
+	TORTIE_DROP_MALFORMED = 66,     /* truncated or inconsistent headers */
+	TORTIE_DROP_FRAG_NO_FIRST = 67, /* non-first fragment with no allowed first fragment */
+	TORTIE_DROP_IPV6 = 68,          /* IPv6 until dual stack lands */
+	TORTIE_DROP_UNSUPPORTED_L3 = 69,/* neither IPv4 nor ARP (VLAN tags, MPLS, ...) */
+	TORTIE_DROP_NO_ENDPOINT = 70,   /* program attached to an interface with no endpoint */
+	TORTIE_DROP_NO_POLICY = 71,     /* endpoint's policy not programmed yet (fail closed) */
+	TORTIE_DROP_POLICY_REVOKED = 72,/* tracked flow denied after its policy changed */
+	TORTIE_DROP_NOT_FOR_ENDPOINT = 73, /* packet to a pod veth whose daddr is not the pod */
+	TORTIE_REASON_MAX = 74,
+};
+
+enum tortie_dir {
+	TORTIE_DIR_FROM_POD = 0,  /* tc ingress on the host end: the pod is sending */
+	TORTIE_DIR_TO_POD = 1,    /* tc egress on the host end: the pod is receiving */
+};
+
+/* ---- tortie_metrics: PERCPU_HASH ------------------------------------------------ */
+
+struct tortie_metrics_key {
+	__u32 ep_id;        /* 0 when no endpoint could be identified */
+	__u8 reason;        /* enum tortie_reason */
+	__u8 dir;           /* enum tortie_dir */
+	__u16 pad;
+};
+
+struct tortie_metrics_val {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* ---- tortie_events: RINGBUF of struct tortie_event ------------------------------ */
+
+enum tortie_event_type {
+	TORTIE_EVENT_DROP = 1,    /* every drop, when tortie_cfg_drop_events */
+	TORTIE_EVENT_VERDICT = 2, /* every policy decision, when tortie_cfg_trace_verdicts */
+	TORTIE_EVENT_LOG = 3,     /* a Log rule matched */
+};
+
+struct tortie_event {
+	__u64 ts_ns;
+	__u32 type;         /* enum tortie_event_type */
+	__u32 ifindex;
+	__u32 ep_id;
+	__u32 rule_id;      /* deciding rule for policy events, 0 otherwise */
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;       /* ICMP: (type << 8) | code in dport, id in sport */
+	__be16 dport;
+	__u8 proto;
+	__u8 reason;        /* enum tortie_reason */
+	__u8 dir;           /* enum tortie_dir */
+	__u8 action;        /* enum tortie_action */
+};
+
+#endif /* TORTIE_MAPS_H */

@@ -1,0 +1,168 @@
+/**
+ * The native binding's surface: a thin layer over the system libbpf (native/*.cc).
+ * It knows about objects, programs, maps, links and packets — never about pods or
+ * policy. Every failure throws a NativeError.
+ */
+
+/** An Error from the binding: `code` is the errno name (e.g. "ENOENT"), `errno` its number. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  /** The last lines libbpf logged during the failing call (verifier log excerpt etc.). */
+  libbpfLog?: string;
+}
+
+export type TcDirection = 'ingress' | 'egress';
+
+export interface OpenOptions {
+  /**
+   * Pin every map with a non-internal name (not .rodata/.bss/.data/.maps) at
+   * `${pinRoot}/${mapName}`. A map already pinned there with a compatible definition is
+   * adopted (its contents kept); an incompatible one fails the load.
+   */
+  pinRoot?: string;
+}
+
+export interface MapInfo {
+  name: string;
+  type: number; // BPF_MAP_TYPE_*
+  typeName: string; // "hash", "lpm_trie", "percpu_hash", "lru_hash", "ringbuf", "array", ...
+  keySize: number;
+  valueSize: number; // per CPU for per-CPU maps
+  maxEntries: number;
+  flags: number;
+  id: number;
+  btfKeyTypeId: number;
+  btfValueTypeId: number;
+}
+
+export interface BpfMap {
+  readonly fd: number;
+  info(): MapInfo;
+  /** Per-CPU maps: the value is `possibleCpus * roundup(valueSize, 8)` bytes. */
+  lookup(key: Buffer): Buffer | null;
+  /** flags: 0 BPF_ANY, 1 BPF_NOEXIST, 2 BPF_EXIST. */
+  update(key: Buffer, value: Buffer, flags?: number): void;
+  /** Returns false when the key was absent. */
+  delete(key: Buffer): boolean;
+  /** keys and values concatenated; count = keys.length / keySize. Returns entries written. */
+  updateBatch(keys: Buffer, values: Buffer, flags?: number): number;
+  /** Deletes each key; absent keys are skipped. Returns entries deleted. */
+  deleteBatch(keys: Buffer): number;
+  /** Every entry, in map order. */
+  entries(): { keys: Buffer[]; values: Buffer[] };
+  /** Pin this map at `path`. */
+  pin(path: string): void;
+  close(): void;
+}
+
+export interface BpfProgram {
+  readonly name: string; // function name
+  readonly section: string;
+  readonly fd: number;
+  pin(path: string): void;
+}
+
+export interface TestRunOptions {
+  data: Buffer;
+  /** Default 1. */
+  repeat?: number;
+  /** Room for the output packet; default data.length + 256. */
+  dataSizeOut?: number;
+  /** tc programs: the __sk_buff fields to seed (ifindex selects the device). */
+  ctx?: { ifindex?: number; mark?: number; ingressIfindex?: number };
+}
+
+export interface TestRunResult {
+  retval: number;
+  data: Buffer;
+  /** Average ns per run, as the kernel measured it. */
+  durationNs: number;
+}
+
+export interface BpfObject {
+  readonly path: string;
+  /**
+   * Set a `volatile const` (.rodata) or global variable before load(): `name` is the
+   * variable's name, `value` its bytes (exact size). Throws if unknown or loaded.
+   */
+  setGlobal(name: string, value: Buffer): void;
+  load(): void;
+  program(name: string): BpfProgram;
+  programs(): BpfProgram[];
+  map(name: string): BpfMap;
+  maps(): BpfMap[];
+  close(): void;
+}
+
+export interface TcAttachOptions {
+  /** Default 1. */
+  priority?: number;
+  /** Default 1. */
+  handle?: number;
+  /** Replace a program already attached at (priority, handle). Default true. */
+  replace?: boolean;
+}
+
+export interface TcAttachment {
+  ifindex: number;
+  direction: TcDirection;
+  priority: number;
+  handle: number;
+  progId: number;
+}
+
+export interface RingBuffer {
+  /** Drain what is queued now, synchronously; returns the number of records delivered. */
+  consume(): number;
+  /** Stop the background poller (if started) and free the buffer. */
+  close(): void;
+}
+
+export interface BtfMember {
+  name: string;
+  offset: number; // bytes
+  size: number; // bytes
+}
+
+export interface BtfStruct {
+  name: string;
+  size: number;
+  members: BtfMember[];
+}
+
+export interface NativeBinding {
+  openObject(path: string, options?: OpenOptions): BpfObject;
+  /** Open a pinned map (bpf_obj_get). */
+  openPinnedMap(path: string): BpfMap;
+  /** Open a pinned program; returns its fd wrapper. */
+  openPinnedProgram(path: string): BpfProgram;
+  /** Creates the clsact qdisc when needed. Runs in the calling thread's network namespace. */
+  tcAttach(ifindex: number, direction: TcDirection, progFd: number, opts?: TcAttachOptions): TcAttachment;
+  /** Returns false when nothing was attached there. */
+  tcDetach(ifindex: number, direction: TcDirection, opts?: { priority?: number; handle?: number }): boolean;
+  /** What is attached at (priority, handle), or null. */
+  tcQuery(ifindex: number, direction: TcDirection, opts?: { priority?: number; handle?: number }): TcAttachment | null;
+  /** flags: XDP_FLAGS_* (e.g. 2 = SKB mode, 4 = DRV mode). */
+  xdpAttach(ifindex: number, progFd: number, flags?: number): void;
+  xdpDetach(ifindex: number, flags?: number): void;
+  /** The attached XDP program id, or 0. */
+  xdpQuery(ifindex: number, flags?: number): number;
+  testRun(progFd: number, opts: TestRunOptions): TestRunResult;
+  /**
+   * Records are delivered to `onRecord` on the JS thread. With `poll: true` a
+   * background thread waits on the buffer (epoll) and wakes the event loop; without it
+   * the caller drains with consume().
+   */
+  ringBuffer(mapFd: number, onRecord: (record: Buffer) => void, opts?: { poll?: boolean }): RingBuffer;
+  /** Structs (named, with members) from an ELF object's or a loaded object's BTF. */
+  btfStructs(objectPath: string): BtfStruct[];
+  /** Enter the network namespace at `path` on the calling (main) thread; returns an fd that restores the previous one via setNetns(fd). */
+  enterNetns(path: string): number;
+  /** Return to the namespace held by `fd` (from enterNetns) and close it. */
+  restoreNetns(fd: number): void;
+  /** Number of possible CPUs (per-CPU map value layout). */
+  possibleCpus(): number;
+  /** libbpf version string, e.g. "1.1". */
+  libbpfVersion(): string;
+}

@@ -1,0 +1,156 @@
+/**
+ * The policy domain, as the evaluator and the compiler see it: validated, normalised
+ * objects (resource schemas in src/policy/resources.ts turn user YAML into these).
+ * Semantics: docs/policy-semantics.md.
+ */
+
+export type Labels = Readonly<Record<string, string>>;
+
+export type Direction = 'ingress' | 'egress';
+
+/** IANA protocol numbers tortie knows by name. */
+export const PROTOCOLS = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132, UDPLite: 136 } as const;
+export type ProtocolName = keyof typeof PROTOCOLS;
+/** Protocols whose packets carry ports that policy can match. */
+export const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 132, 136]);
+
+/** The implicit label every endpoint carries (Calico's name, so Calico selectors work). */
+export const NAMESPACE_LABEL = 'projectcalico.org/namespace';
+
+export interface NamedPort {
+  readonly name: string;
+  readonly protocol: number; // 6, 17, 132, 136
+  readonly port: number;
+}
+
+export interface Endpoint {
+  /** `<namespace>/<name>`; unique in the world. */
+  readonly key: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** Dotted quad. */
+  readonly ip: string;
+  readonly labels: Labels;
+  /** Profile names, in evaluation order. */
+  readonly profiles: readonly string[];
+  readonly ports: readonly NamedPort[];
+}
+
+export interface Namespace {
+  readonly name: string;
+  readonly labels: Labels;
+}
+
+export interface NetworkSet {
+  readonly name: string;
+  /** undefined for a GlobalNetworkSet. */
+  readonly namespace?: string;
+  readonly labels: Labels;
+  /** CIDRs, e.g. "10.0.0.0/8" (a bare address means /32). */
+  readonly nets: readonly string[];
+}
+
+/** A port match: a single port, an inclusive range, or a named port. */
+export type PortMatch =
+  | { readonly kind: 'range'; readonly from: number; readonly to: number }
+  | { readonly kind: 'named'; readonly name: string };
+
+export interface EntityMatch {
+  readonly nets?: readonly string[];
+  readonly notNets?: readonly string[];
+  /** Selector source text (src/policy/selector.ts parses it). */
+  readonly selector?: string;
+  readonly notSelector?: string;
+  readonly namespaceSelector?: string;
+  /** Destination side only (source ports are refused at validation). */
+  readonly ports?: readonly PortMatch[];
+  readonly notPorts?: readonly PortMatch[];
+}
+
+export type Action = 'Allow' | 'Deny' | 'Pass' | 'Log';
+
+export interface IcmpMatch {
+  readonly type: number;
+  readonly code?: number;
+}
+
+export interface Rule {
+  readonly action: Action;
+  readonly protocol?: number;
+  readonly notProtocol?: number;
+  readonly icmp?: IcmpMatch;
+  readonly notICMP?: IcmpMatch;
+  readonly source: EntityMatch;
+  readonly destination: EntityMatch;
+}
+
+export interface Tier {
+  readonly name: string;
+  readonly order?: number;
+  readonly defaultAction: 'Deny' | 'Pass';
+}
+
+export const DEFAULT_TIER = 'default';
+export const DEFAULT_TIER_ORDER = 1_000_000;
+
+export interface Policy {
+  readonly name: string;
+  /** undefined for a GlobalNetworkPolicy. */
+  readonly namespace?: string;
+  readonly tier: string;
+  readonly order?: number;
+  readonly selector: string;
+  /** GlobalNetworkPolicy only. */
+  readonly namespaceSelector?: string;
+  readonly types: readonly ('Ingress' | 'Egress')[];
+  readonly ingress: readonly Rule[];
+  readonly egress: readonly Rule[];
+}
+
+export interface Profile {
+  readonly name: string;
+  readonly ingress: readonly Rule[];
+  readonly egress: readonly Rule[];
+}
+
+/** Everything a verdict can depend on. */
+export interface World {
+  readonly endpoints: readonly Endpoint[];
+  readonly namespaces: readonly Namespace[];
+  readonly networkSets: readonly NetworkSet[];
+  readonly tiers: readonly Tier[];
+  readonly policies: readonly Policy[];
+  readonly profiles: readonly Profile[];
+}
+
+/** A packet as policy sees it (well-formed; malformed packets never reach policy). */
+export interface Packet {
+  readonly saddr: string;
+  readonly daddr: string;
+  readonly protocol: number;
+  /** TCP/UDP/UDPLite/SCTP destination port; 0 otherwise. */
+  readonly dport: number;
+  /** TCP/UDP/UDPLite/SCTP source port (not matched by policy; part of the flow). */
+  readonly sport: number;
+  /** ICMP only. */
+  readonly icmpType?: number;
+  readonly icmpCode?: number;
+}
+
+/**
+ * A deciding rule, as a stable string (docs/policy-semantics.md, "Rule refs"):
+ * `policy/<tier>/<policy-key>/<d>/<index>`, `profile/<name>/<d>/<index>`,
+ * `tier/<tier>/default/<d>`, `profiles/default/<d>`.
+ */
+export type RuleRef = string;
+
+export interface Verdict {
+  readonly action: 'allow' | 'deny';
+  readonly rule: RuleRef;
+  /** A Log rule matched before the deciding rule. */
+  readonly logged: boolean;
+}
+
+export function policyKey(p: Pick<Policy, 'name' | 'namespace'>): string {
+  return p.namespace === undefined ? p.name : `${p.namespace}/${p.name}`;
+}
