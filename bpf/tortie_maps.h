@@ -101,10 +101,10 @@ struct tortie_pol_addr_val {
 /*
  * l4 = (proto << 16) | port, big-endian, top byte always 0. port is the destination
  * port for TCP, UDP, UDPLite and SCTP; (type << 8) | code for ICMP; 0 for any other
- * protocol. prefixlen = 32 (whole class) or 40 + bits over the 24-bit (proto, port).
+ * protocol. prefixlen = 40 + bits over the 24-bit (proto, port): 40 is the whole class.
  */
 struct tortie_pol_l4_key {
-	__u32 prefixlen;    /* 32, or 40..64 */
+	__u32 prefixlen;    /* 40..64 */
 	__u32 class_id;
 	__be32 l4;
 };
