@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
 echo
-exec node dist/cli/main.js demo "$@"
+exec node dist/src/cli/main.js demo "$@"

@@ -44,7 +44,7 @@ export class PodProcess {
 
   /** Start the pod process in `netnsPath`, serving e.g. "tcp:80,udp:80"; resolves once it listens. */
   static async start(netnsPath: string, servers: string): Promise<PodProcess> {
-    const script = packagePath('dist', 'lab', 'pod-process.js');
+    const script = packagePath('dist', 'src', 'lab', 'pod-process.js');
     if (!existsSync(script)) {
       throw new Error(`${script} is missing: run "npm run build" first`);
     }
