@@ -61,6 +61,8 @@ export interface BpfProgram {
   readonly section: string;
   readonly fd: number;
   pin(path: string): void;
+  /** Release the program's fd (attachments made with it stay). */
+  close(): void;
 }
 
 export interface TestRunOptions {
@@ -157,7 +159,7 @@ export interface NativeBinding {
   ringBuffer(mapFd: number, onRecord: (record: Buffer) => void, opts?: { poll?: boolean }): RingBuffer;
   /** Structs (named, with members) from an ELF object's or a loaded object's BTF. */
   btfStructs(objectPath: string): BtfStruct[];
-  /** Enter the network namespace at `path` on the calling (main) thread; returns an fd that restores the previous one via setNetns(fd). */
+  /** Enter the network namespace at `path` on the calling (main) thread; returns an fd of the previous one for restoreNetns(fd). */
   enterNetns(path: string): number;
   /** Return to the namespace held by `fd` (from enterNetns) and close it. */
   restoreNetns(fd: number): void;
