@@ -1,0 +1,440 @@
+/**
+ * Policy resources at the edge: validate user objects (zod, strict specs) and convert
+ * them into the model types of src/policy/model.ts.
+ *
+ * Kinds: tortie.io/v1 NetworkPolicy, GlobalNetworkPolicy, Tier, Profile, NetworkSet,
+ * GlobalNetworkSet; networking.k8s.io/v1 NetworkPolicy; v1 Namespace.
+ */
+import { z } from 'zod';
+import {
+  DEFAULT_TIER,
+  DEFAULT_TIER_ORDER,
+  policyKey,
+  type Endpoint,
+  type Labels,
+  type Namespace,
+  type NetworkSet,
+  type Policy,
+  type Profile,
+  type Rule,
+  type Tier,
+  type World,
+} from './model.js';
+import {
+  cidr,
+  dnsLabel,
+  dnsSubdomain,
+  fail,
+  labels,
+  order,
+  selector,
+  uniqueList,
+} from './fields.js';
+import { rules } from './rules.js';
+import {
+  K8S_POLICY_ORDER,
+  K8S_POLICY_PREFIX,
+  K8S_POLICY_TIER,
+  k8sNetworkPolicySpec,
+} from './k8s.js';
+
+/** Calico's per-namespace profiles are named `kns.<namespace>`. */
+export const NAMESPACE_PROFILE_PREFIX = 'kns.';
+
+/** The label Kubernetes puts on every namespace: its own name. */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+// --- errors ---------------------------------------------------------------------------
+
+/** A refused resource: `path` names the field (`spec.ingress[0].action`), `reason` says why. */
+export class ResourceError extends Error {
+  override readonly name = 'ResourceError';
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path === '' ? 'resource' : path}: ${reason}`);
+  }
+}
+
+function formatPath(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) out += out === '' ? part : `.${part}`;
+    else out += `[${JSON.stringify(part)}]`;
+  }
+  return out;
+}
+
+const errorMap: z.ZodErrorMap = (issue, ctx) => {
+  switch (issue.code) {
+    case z.ZodIssueCode.invalid_type:
+      return {
+        message:
+          issue.received === 'undefined'
+            ? 'required field is missing'
+            : `expected ${issue.expected}, got ${issue.received}`,
+      };
+    case z.ZodIssueCode.invalid_enum_value:
+      return {
+        message: `${JSON.stringify(issue.received)} is not one of ${issue.options.join(', ')}`,
+      };
+    case z.ZodIssueCode.invalid_literal:
+      return { message: `expected ${JSON.stringify(issue.expected)}` };
+    default:
+      return { message: ctx.defaultError };
+  }
+};
+
+function toResourceError(issue: z.ZodIssue): ResourceError {
+  if (issue.code === z.ZodIssueCode.unrecognized_keys) {
+    return new ResourceError(formatPath([...issue.path, issue.keys[0]!]), 'unknown field');
+  }
+  return new ResourceError(formatPath(issue.path), issue.message);
+}
+
+// --- the converted resources ----------------------------------------------------------
+
+export interface ResourceMetadata {
+  readonly name: string;
+  /** Namespaced kinds only. */
+  readonly namespace?: string;
+  readonly labels: Labels;
+}
+
+interface Base<A extends string, K extends string> {
+  readonly apiVersion: A;
+  readonly kind: K;
+  readonly metadata: ResourceMetadata;
+}
+
+export type Resource =
+  | (Base<'tortie.io/v1', 'NetworkPolicy'> & { readonly policy: Policy })
+  | (Base<'tortie.io/v1', 'GlobalNetworkPolicy'> & { readonly policy: Policy })
+  | (Base<'networking.k8s.io/v1', 'NetworkPolicy'> & { readonly policy: Policy })
+  | (Base<'tortie.io/v1', 'Tier'> & { readonly tier: Tier })
+  | (Base<'tortie.io/v1', 'Profile'> & { readonly profile: Profile })
+  | (Base<'tortie.io/v1', 'NetworkSet'> & { readonly networkSet: NetworkSet })
+  | (Base<'tortie.io/v1', 'GlobalNetworkSet'> & { readonly networkSet: NetworkSet })
+  | (Base<'v1', 'Namespace'> & { readonly namespace: Namespace });
+
+// --- metadata -------------------------------------------------------------------------
+
+/** Namespaced: `namespace` defaults to "default", as kubectl and calicoctl do. Other fields are ignored. */
+function namespacedMetadata(name: z.ZodType<string, z.ZodTypeDef, unknown>) {
+  return z
+    .object({ name, namespace: dnsLabel.default('default'), labels: labels.optional() })
+    .transform((m): ResourceMetadata => ({
+      name: m.name,
+      namespace: m.namespace,
+      labels: m.labels ?? {},
+    }));
+}
+
+function clusterMetadata(kind: string, name: z.ZodType<string, z.ZodTypeDef, unknown>) {
+  return z
+    .object({
+      name,
+      namespace: z.unknown().superRefine((v, ctx) => {
+        if (v !== undefined) fail(ctx, `${kind} is cluster-scoped and takes no namespace`);
+      }),
+      labels: labels.optional(),
+    })
+    .transform((m): ResourceMetadata => ({ name: m.name, labels: m.labels ?? {} }));
+}
+
+function notPrefixed(prefix: string, why: string) {
+  return dnsSubdomain.superRefine((name, ctx) => {
+    if (name.startsWith(prefix))
+      fail(ctx, `names starting with ${JSON.stringify(prefix)} are reserved for ${why}`);
+  });
+}
+
+// --- specs ----------------------------------------------------------------------------
+
+const policyTypes = uniqueList(z.enum(['Ingress', 'Egress']));
+
+const policySpecFields = {
+  tier: dnsLabel.optional(),
+  order: order.optional(),
+  selector: selector.optional(),
+  types: policyTypes.optional(),
+  ingress: rules.optional(),
+  egress: rules.optional(),
+};
+
+const networkPolicySpec = z.object(policySpecFields).strict();
+const globalNetworkPolicySpec = z
+  .object({ ...policySpecFields, namespaceSelector: selector.optional() })
+  .strict();
+
+type PolicySpec = z.infer<typeof globalNetworkPolicySpec>;
+
+/**
+ * `types` when absent, as Calico: Ingress when there are no egress rules; Egress alone
+ * when there are egress rules but no ingress rules; both when there are both.
+ */
+function defaultTypes(ingress: readonly Rule[], egress: readonly Rule[]): readonly ('Ingress' | 'Egress')[] {
+  if (egress.length === 0) return ['Ingress'];
+  return ingress.length === 0 ? ['Egress'] : ['Ingress', 'Egress'];
+}
+
+function toPolicy(metadata: ResourceMetadata, spec: PolicySpec): Policy {
+  const ingress = spec.ingress ?? [];
+  const egress = spec.egress ?? [];
+  return {
+    name: metadata.name,
+    ...(metadata.namespace === undefined ? {} : { namespace: metadata.namespace }),
+    tier: spec.tier ?? DEFAULT_TIER,
+    ...(spec.order === undefined ? {} : { order: spec.order }),
+    selector: spec.selector ?? 'all()',
+    ...(spec.namespaceSelector === undefined ? {} : { namespaceSelector: spec.namespaceSelector }),
+    types: spec.types !== undefined && spec.types.length > 0 ? spec.types : defaultTypes(ingress, egress),
+    ingress,
+    egress,
+  };
+}
+
+const tierSpec = z
+  .object({ order: order.optional(), defaultAction: z.enum(['Deny', 'Pass']).optional() })
+  .strict();
+
+const profileSpec = z.object({ ingress: rules.optional(), egress: rules.optional() }).strict();
+
+const networkSetSpec = z.object({ nets: z.array(cidr).optional() }).strict();
+
+// --- kinds ----------------------------------------------------------------------------
+
+const TORTIE = 'tortie.io/v1';
+
+function tortieEnvelope<M extends z.ZodTypeAny, S extends z.ZodTypeAny>(
+  kind: string,
+  metadata: M,
+  spec: S,
+) {
+  return z
+    .object({
+      apiVersion: z.literal(TORTIE),
+      kind: z.literal(kind),
+      metadata,
+      spec: spec.default({}),
+    })
+    .strict();
+}
+
+const kinds: Record<string, z.ZodType<Resource, z.ZodTypeDef, unknown>> = {
+  [`${TORTIE}/NetworkPolicy`]: tortieEnvelope(
+    'NetworkPolicy',
+    namespacedMetadata(notPrefixed(K8S_POLICY_PREFIX, 'converted Kubernetes NetworkPolicies')),
+    networkPolicySpec,
+  ).transform((r): Resource => ({
+    apiVersion: TORTIE,
+    kind: 'NetworkPolicy',
+    metadata: r.metadata,
+    policy: toPolicy(r.metadata, r.spec),
+  })),
+
+  [`${TORTIE}/GlobalNetworkPolicy`]: tortieEnvelope(
+    'GlobalNetworkPolicy',
+    clusterMetadata('GlobalNetworkPolicy', dnsSubdomain),
+    globalNetworkPolicySpec,
+  ).transform((r): Resource => ({
+    apiVersion: TORTIE,
+    kind: 'GlobalNetworkPolicy',
+    metadata: r.metadata,
+    policy: toPolicy(r.metadata, r.spec),
+  })),
+
+  [`${TORTIE}/Tier`]: tortieEnvelope('Tier', clusterMetadata('Tier', dnsLabel), tierSpec).transform(
+    (r, ctx) => {
+      if (
+        r.metadata.name === DEFAULT_TIER &&
+        r.spec.order !== undefined &&
+        r.spec.order !== DEFAULT_TIER_ORDER
+      ) {
+        fail(ctx, `the default tier's order is fixed at ${DEFAULT_TIER_ORDER}`, ['spec', 'order']);
+      }
+      const order = r.metadata.name === DEFAULT_TIER ? DEFAULT_TIER_ORDER : r.spec.order;
+      const tier: Tier = {
+        name: r.metadata.name,
+        ...(order === undefined ? {} : { order }),
+        defaultAction: r.spec.defaultAction ?? 'Deny',
+      };
+      return { apiVersion: TORTIE, kind: 'Tier', metadata: r.metadata, tier } satisfies Resource;
+    },
+  ),
+
+  [`${TORTIE}/Profile`]: tortieEnvelope(
+    'Profile',
+    clusterMetadata('Profile', notPrefixed(NAMESPACE_PROFILE_PREFIX, 'namespace profiles')),
+    profileSpec,
+  ).transform((r): Resource => ({
+    apiVersion: TORTIE,
+    kind: 'Profile',
+    metadata: r.metadata,
+    profile: { name: r.metadata.name, ingress: r.spec.ingress ?? [], egress: r.spec.egress ?? [] },
+  })),
+
+  [`${TORTIE}/NetworkSet`]: tortieEnvelope(
+    'NetworkSet',
+    namespacedMetadata(dnsSubdomain),
+    networkSetSpec,
+  ).transform((r): Resource => ({
+    apiVersion: TORTIE,
+    kind: 'NetworkSet',
+    metadata: r.metadata,
+    networkSet: {
+      name: r.metadata.name,
+      namespace: r.metadata.namespace!,
+      labels: r.metadata.labels,
+      nets: r.spec.nets ?? [],
+    },
+  })),
+
+  [`${TORTIE}/GlobalNetworkSet`]: tortieEnvelope(
+    'GlobalNetworkSet',
+    clusterMetadata('GlobalNetworkSet', dnsSubdomain),
+    networkSetSpec,
+  ).transform((r): Resource => ({
+    apiVersion: TORTIE,
+    kind: 'GlobalNetworkSet',
+    metadata: r.metadata,
+    networkSet: { name: r.metadata.name, labels: r.metadata.labels, nets: r.spec.nets ?? [] },
+  })),
+
+  'networking.k8s.io/v1/NetworkPolicy': z
+    .object({
+      apiVersion: z.literal('networking.k8s.io/v1'),
+      kind: z.literal('NetworkPolicy'),
+      metadata: namespacedMetadata(dnsSubdomain),
+      spec: k8sNetworkPolicySpec,
+      status: z.unknown().optional(),
+    })
+    .strict()
+    .transform((r): Resource => ({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: r.metadata,
+      policy: {
+        name: `${K8S_POLICY_PREFIX}${r.metadata.name}`,
+        namespace: r.metadata.namespace!,
+        tier: K8S_POLICY_TIER,
+        order: K8S_POLICY_ORDER,
+        ...r.spec,
+      },
+    })),
+
+  'v1/Namespace': z
+    .object({
+      apiVersion: z.literal('v1'),
+      kind: z.literal('Namespace'),
+      metadata: clusterMetadata('Namespace', dnsLabel),
+      spec: z.unknown().optional(),
+      status: z.unknown().optional(),
+    })
+    .strict()
+    .transform((r): Resource => {
+      // The API server gives every namespace this label; selectors written for Kubernetes rely on it.
+      const nsLabels = { ...r.metadata.labels, [NAMESPACE_NAME_LABEL]: r.metadata.name };
+      return {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: r.metadata,
+        namespace: { name: r.metadata.name, labels: nsLabels },
+      };
+    }),
+};
+
+// --- entry points ---------------------------------------------------------------------
+
+/** Validates one user object and converts it; throws ResourceError naming the field and reason. */
+export function parseResource(obj: unknown): Resource {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+    throw new ResourceError('', 'expected an object with apiVersion, kind, metadata and spec');
+  }
+  const { apiVersion, kind } = obj as { apiVersion?: unknown; kind?: unknown };
+  if (typeof apiVersion !== 'string')
+    throw new ResourceError('apiVersion', 'required field is missing');
+  if (typeof kind !== 'string') throw new ResourceError('kind', 'required field is missing');
+  const schema = kinds[`${apiVersion}/${kind}`];
+  if (schema === undefined) {
+    const known = Object.keys(kinds).filter((k) => k.startsWith(`${apiVersion}/`));
+    if (known.length === 0) {
+      throw new ResourceError('apiVersion', `unknown apiVersion ${JSON.stringify(apiVersion)}`);
+    }
+    const names = known.map((k) => k.slice(apiVersion.length + 1)).join(', ');
+    throw new ResourceError(
+      'kind',
+      `unknown kind ${JSON.stringify(kind)} for ${apiVersion} (expected one of ${names})`,
+    );
+  }
+  const result = schema.safeParse(obj, { errorMap });
+  if (!result.success) throw toResourceError(result.error.issues[0]!);
+  return result.data;
+}
+
+/** Calico's per-namespace profile: allow everything, both directions. */
+export function namespaceProfile(namespace: string): Profile {
+  const allowAll: Rule = { action: 'Allow', source: {}, destination: {} };
+  return {
+    name: `${NAMESPACE_PROFILE_PREFIX}${namespace}`,
+    ingress: [allowAll],
+    egress: [allowAll],
+  };
+}
+
+/**
+ * Assembles a World: policies of every policy kind, tiers, profiles, network sets and
+ * namespaces, plus the profile `kns.<namespace>` for every namespace that has a
+ * Namespace resource or an endpoint. Two resources with the same identity are refused.
+ */
+export function worldFrom(resources: readonly Resource[], endpoints: readonly Endpoint[]): World {
+  const seen = new Set<string>();
+  const once = (what: string, key: string): void => {
+    const id = `${what} ${key}`;
+    if (seen.has(id)) throw new ResourceError('metadata.name', `duplicate ${id}`);
+    seen.add(id);
+  };
+
+  const policies: Policy[] = [];
+  const tiers: Tier[] = [];
+  const profiles: Profile[] = [];
+  const networkSets: NetworkSet[] = [];
+  const namespaces: Namespace[] = [];
+  for (const r of resources) {
+    switch (r.kind) {
+      case 'NetworkPolicy':
+      case 'GlobalNetworkPolicy':
+        once('policy', policyKey(r.policy));
+        policies.push(r.policy);
+        break;
+      case 'Tier':
+        once('Tier', r.tier.name);
+        tiers.push(r.tier);
+        break;
+      case 'Profile':
+        once('Profile', r.profile.name);
+        profiles.push(r.profile);
+        break;
+      case 'NetworkSet':
+      case 'GlobalNetworkSet':
+        once(r.kind, `${r.networkSet.namespace ?? ''}/${r.networkSet.name}`);
+        networkSets.push(r.networkSet);
+        break;
+      case 'Namespace':
+        once('Namespace', r.namespace.name);
+        namespaces.push(r.namespace);
+        break;
+    }
+  }
+  for (const e of endpoints) once('Endpoint', e.key);
+
+  const namespaceNames = new Set([
+    ...namespaces.map((n) => n.name),
+    ...endpoints.map((e) => e.namespace),
+  ]);
+  for (const ns of [...namespaceNames].sort()) profiles.push(namespaceProfile(ns));
+
+  return { endpoints: [...endpoints], namespaces, networkSets, tiers, policies, profiles };
+}
