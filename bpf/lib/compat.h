@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * compat.h — the kernel and libbpf headers every program needs, plus what Debian's
+ * 6.1 UAPI headers lack. Nothing tortie-specific lives here.
+ */
+#ifndef TORTIE_COMPAT_H
+#define TORTIE_COMPAT_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/icmp.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#ifndef IPPROTO_UDPLITE
+#define IPPROTO_UDPLITE 136
+#endif
+#ifndef IPPROTO_SCTP
+#define IPPROTO_SCTP 132
+#endif
+
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+#define TCP_FLAG_FIN_BIT 0x01
+#define TCP_FLAG_SYN_BIT 0x02
+#define TCP_FLAG_RST_BIT 0x04
+#define TCP_FLAG_ACK_BIT 0x10
+
+/* The UAPI has no SCTP common header; only its ports matter here. */
+struct sctp_common_hdr {
+	__be16 source;
+	__be16 dest;
+	__be32 vtag;
+	__le32 checksum;
+};
+
+#define NSEC_PER_SEC 1000000000ULL
+
+#endif /* TORTIE_COMPAT_H */

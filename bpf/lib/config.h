@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * config.h — load-time configuration (.rodata). The loader sets these with
+ * setGlobal() before load; the verifier then sees constants and prunes the branches
+ * a configuration disables. Defaults are what a node runs with when nobody says
+ * otherwise.
+ */
+#ifndef TORTIE_CONFIG_H
+#define TORTIE_CONFIG_H
+
+#include "compat.h"
+
+/* Emit a TORTIE_EVENT_DROP for every dropped packet. */
+volatile const __u32 tortie_cfg_drop_events = 1;
+/* Emit a TORTIE_EVENT_VERDICT for every policy decision (debugging, `tortie monitor`). */
+volatile const __u32 tortie_cfg_trace_verdicts = 0;
+
+/* Conntrack idle timeouts, in nanoseconds since the flow's last packet. */
+volatile const __u64 tortie_cfg_ct_syn_timeout_ns = 60 * NSEC_PER_SEC;
+volatile const __u64 tortie_cfg_ct_established_timeout_ns = 6 * 3600 * NSEC_PER_SEC;
+volatile const __u64 tortie_cfg_ct_closing_timeout_ns = 10 * NSEC_PER_SEC; /* CLOSING and CLOSED */
+volatile const __u64 tortie_cfg_ct_other_timeout_ns = 60 * NSEC_PER_SEC;   /* UDP, ICMP, ... */
+
+#endif /* TORTIE_CONFIG_H */

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * ct.h — conntrack: one tortie_ct entry per flow, keyed by the flow's forward tuple
+ * (the direction of its first packet). A packet finds its flow by its own tuple
+ * (original direction) or by its reversed tuple (reply). Entries expire by idle
+ * time; an expired entry is treated as absent and overwritten by the next allowed
+ * packet (the LRU reclaims the rest).
+ */
+#ifndef TORTIE_CT_H
+#define TORTIE_CT_H
+
+#include "compat.h"
+#include "config.h"
+#include "maps.h"
+#include "packet.h"
+
+/*
+ * The conntrack tuple of a packet. ICMP query messages use their identifier as both
+ * ports (so a reply's reversed tuple is the request's tuple); other ICMP messages and
+ * protocols without ports use 0.
+ */
+static __always_inline void ct_tuple_of(const struct packet *pkt, struct tortie_ct_key *key)
+{
+	key->saddr = pkt->saddr;
+	key->daddr = pkt->daddr;
+	key->proto = pkt->proto;
+	key->sport = pkt->sport;
+	key->dport = pkt->proto == IPPROTO_ICMP ? pkt->sport : pkt->dport;
+}
+
+static __always_inline void ct_reverse(const struct tortie_ct_key *key, struct tortie_ct_key *rev)
+{
+	rev->saddr = key->daddr;
+	rev->daddr = key->saddr;
+	rev->sport = key->dport;
+	rev->dport = key->sport;
+	rev->proto = key->proto;
+}
+
+static __always_inline __u64 ct_timeout_of(const struct tortie_ct_entry *e, __u8 proto)
+{
+	if (proto != IPPROTO_TCP)
+		return tortie_cfg_ct_other_timeout_ns;
+	switch (e->state) {
+	case TORTIE_CT_SYN_SENT:
+		return tortie_cfg_ct_syn_timeout_ns;
+	case TORTIE_CT_ESTABLISHED:
+		return tortie_cfg_ct_established_timeout_ns;
+	default:
+		return tortie_cfg_ct_closing_timeout_ns;
+	}
+}
+
+static __always_inline int ct_is_expired(const struct tortie_ct_entry *e, __u8 proto, __u64 now)
+{
+	return now - e->last_seen_ns > ct_timeout_of(e, proto);
+}
+
+static __always_inline int tcp_is_syn_only(const struct packet *pkt)
+{
+	return pkt->proto == IPPROTO_TCP &&
+	       (pkt->tcp_flags & (TCP_FLAG_SYN_BIT | TCP_FLAG_ACK_BIT)) == TCP_FLAG_SYN_BIT;
+}
+
+/*
+ * The live entry of the packet's flow, or NULL. *flow receives the flow's forward
+ * tuple (the packet's own tuple when NULL is returned, ready for ct_create4) and
+ * *reply whether the packet travels against it. A new SYN on a CLOSED flow (a port
+ * reused within the closing timeout) starts a new flow.
+ */
+static __always_inline struct tortie_ct_entry *ct_lookup4(const struct packet *pkt, __u64 now,
+							  struct tortie_ct_key *flow, int *reply)
+{
+	struct tortie_ct_key rev = {};
+	struct tortie_ct_entry *e;
+
+	*reply = 0;
+	ct_tuple_of(pkt, flow);
+	e = bpf_map_lookup_elem(&tortie_ct, flow);
+	if (e && !ct_is_expired(e, pkt->proto, now) &&
+	    !(e->state == TORTIE_CT_CLOSED && tcp_is_syn_only(pkt)))
+		return e;
+
+	ct_reverse(flow, &rev);
+	e = bpf_map_lookup_elem(&tortie_ct, &rev);
+	if (e && !ct_is_expired(e, pkt->proto, now)) {
+		*flow = rev;
+		*reply = 1;
+		return e;
+	}
+	return NULL;
+}
+
+/*
+ * An ICMP error is related when the header it quotes belongs to a live flow, in
+ * either direction, and it travels back to that quoted packet's sender.
+ */
+static __always_inline int ct_is_related4(const struct packet *pkt, __u64 now)
+{
+	struct tortie_ct_key rev = {};
+	struct tortie_ct_entry *e;
+
+	if (!pkt->has_inner || pkt->inner.saddr != pkt->daddr)
+		return 0;
+	e = bpf_map_lookup_elem(&tortie_ct, &pkt->inner);
+	if (e && !ct_is_expired(e, pkt->inner.proto, now))
+		return 1;
+	ct_reverse(&pkt->inner, &rev);
+	e = bpf_map_lookup_elem(&tortie_ct, &rev);
+	return e && !ct_is_expired(e, pkt->inner.proto, now);
+}
+
+/*
+ * The TCP state a flow starts in. Like Linux conntrack's default (loose pick-up), a
+ * flow can start mid-stream: whatever packet policy allowed first opens it.
+ */
+static __always_inline __u8 ct_initial_state(const struct packet *pkt, __u8 *flags)
+{
+	__u8 f = pkt->tcp_flags;
+
+	if (pkt->proto != IPPROTO_TCP)
+		return TORTIE_CT_ESTABLISHED;
+	if (f & TCP_FLAG_RST_BIT)
+		return TORTIE_CT_CLOSED;
+	if (f & TCP_FLAG_FIN_BIT) {
+		*flags |= TORTIE_CT_F_FIN_FWD;
+		return TORTIE_CT_CLOSING;
+	}
+	if (tcp_is_syn_only(pkt))
+		return TORTIE_CT_SYN_SENT;
+	return TORTIE_CT_ESTABLISHED;
+}
+
+struct ct_sides {
+	__u32 src_ifindex; /* local sender judged here (its egress), else 0 */
+	__u32 src_rev;
+	__u32 dst_ifindex; /* local receiver judged here (its ingress), else 0 */
+	__u32 dst_rev;
+	__u32 rule_id;
+};
+
+/*
+ * Record a new flow. A failed insert (memory pressure; the LRU never runs full) is
+ * not a reason to drop a packet policy allowed: the next packet is judged again.
+ */
+static __always_inline void ct_create4(const struct tortie_ct_key *flow, const struct packet *pkt,
+				       const struct ct_sides *sides, __u64 now)
+{
+	struct tortie_ct_entry e = {
+		.created_ns = now,
+		.last_seen_ns = now,
+		.src_ifindex = sides->src_ifindex,
+		.src_rev = sides->src_rev,
+		.dst_ifindex = sides->dst_ifindex,
+		.dst_rev = sides->dst_rev,
+		.rule_id = sides->rule_id,
+	};
+
+	e.state = ct_initial_state(pkt, &e.flags);
+	bpf_map_update_elem(&tortie_ct, flow, &e, BPF_ANY);
+}
+
+/* A packet of a tracked flow went through: keep the flow alive, follow TCP's state. */
+static __always_inline void ct_refresh4(struct tortie_ct_entry *e, const struct packet *pkt,
+					int reply, __u64 now)
+{
+	__u8 f = pkt->tcp_flags;
+
+	e->last_seen_ns = now;
+	if (reply)
+		e->flags |= TORTIE_CT_F_SEEN_REPLY;
+	if (pkt->proto != IPPROTO_TCP)
+		return;
+	if (reply && e->state == TORTIE_CT_SYN_SENT)
+		e->state = TORTIE_CT_ESTABLISHED;
+	if (f & TCP_FLAG_FIN_BIT) {
+		e->flags |= reply ? TORTIE_CT_F_FIN_REV : TORTIE_CT_F_FIN_FWD;
+		if ((e->flags & TORTIE_CT_F_FIN_FWD) && (e->flags & TORTIE_CT_F_FIN_REV))
+			e->state = TORTIE_CT_CLOSED;
+		else if (e->state < TORTIE_CT_CLOSING)
+			e->state = TORTIE_CT_CLOSING;
+	}
+	if (f & TCP_FLAG_RST_BIT)
+		e->state = TORTIE_CT_CLOSED;
+}
+
+#endif /* TORTIE_CT_H */

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * finish.h — the only ways out of a program. Each counts the packet under its reason
+ * (and the endpoint/direction blamed in the context); drops also emit a DROP event
+ * when configured. Nothing leaves unnamed.
+ */
+#ifndef TORTIE_FINISH_H
+#define TORTIE_FINISH_H
+
+#include "compat.h"
+#include "config.h"
+#include "events.h"
+#include "metrics.h"
+#include "packet.h"
+#include "policy.h"
+
+static __always_inline int pass_packet(struct pkt_ctx *ctx, __u8 reason, int tc_verdict)
+{
+	metrics_count(ctx->ep_id, reason, ctx->dir, ctx->len);
+	return tc_verdict;
+}
+
+static __always_inline int drop_packet(struct pkt_ctx *ctx, __u8 reason)
+{
+	metrics_count(ctx->ep_id, reason, ctx->dir, ctx->len);
+	if (tortie_cfg_drop_events)
+		event_emit(ctx, TORTIE_EVENT_DROP, ctx->ep_id, ctx->dir, reason, ctx->action,
+			   ctx->rule_id);
+	return TC_ACT_SHOT;
+}
+
+/* A policy decision denied the packet: blame the endpoint whose set decided. */
+static __always_inline int drop_by_policy(struct pkt_ctx *ctx, __u32 ep_id, __u8 dir,
+					  const struct policy_decision *d)
+{
+	ctx_blame(ctx, ep_id, dir);
+	ctx->rule_id = d->rule_id;
+	ctx->action = d->action;
+	return drop_packet(ctx, d->reason);
+}
+
+#endif /* TORTIE_FINISH_H */

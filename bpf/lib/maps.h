@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * maps.h — every map the tc programs use. Keys and values are the structs of
+ * tortie_maps.h, declared with BTF so `bpftool map dump` shows field names and the
+ * codec test can compare them with src/maps/. The loader pins each one at
+ * <pinRoot>/<name> (names stay within the kernel's 15 characters).
+ */
+#ifndef TORTIE_LIB_MAPS_H
+#define TORTIE_LIB_MAPS_H
+
+#include "compat.h"
+#include "tortie_maps.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TORTIE_MAX_IFACES);
+	__type(key, __u32); /* ifindex of the host end of a pod veth */
+	__type(value, struct tortie_endpoint);
+} tortie_ifaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, TORTIE_MAX_ROUTES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tortie_route_key);
+	__type(value, struct tortie_route);
+} tortie_routes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, TORTIE_MAX_POL_ADDR);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tortie_pol_addr_key);
+	__type(value, struct tortie_pol_addr_val);
+} tortie_pol_addr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, TORTIE_MAX_POL_L4);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tortie_pol_l4_key);
+	__type(value, struct tortie_verdict);
+} tortie_pol_l4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TORTIE_MAX_CT);
+	__type(key, struct tortie_ct_key);
+	__type(value, struct tortie_ct_entry);
+} tortie_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TORTIE_MAX_FRAGS);
+	__type(key, struct tortie_frag_key);
+	__type(value, struct tortie_frag_val);
+} tortie_frags SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, TORTIE_MAX_METRICS);
+	__type(key, struct tortie_metrics_key);
+	__type(value, struct tortie_metrics_val);
+} tortie_metrics SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, TORTIE_EVENTS_BYTES);
+} tortie_events SEC(".maps");
+
+/*
+ * Events that found tortie_events full, per CPU, indexed by enum tortie_event_type.
+ * A full ring buffer loses the event, never the packet; this is how a reader learns
+ * it fell behind. (Not in tortie_maps.h: its key and value are plain integers.)
+ */
+#define TORTIE_EVENT_TYPE_SLOTS 4
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TORTIE_EVENT_TYPE_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tortie_ev_lost SEC(".maps");
+
+#endif /* TORTIE_LIB_MAPS_H */

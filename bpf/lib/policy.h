@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * policy.h — judging a packet against an endpoint's policy set: exactly two LPM
+ * lookups (tortie_pol_addr, then tortie_pol_l4), whatever the number of rules. The
+ * layout of both keys is explained in tortie_maps.h.
+ */
+#ifndef TORTIE_POLICY_H
+#define TORTIE_POLICY_H
+
+#include "compat.h"
+#include "config.h"
+#include "events.h"
+#include "maps.h"
+#include "packet.h"
+
+#define POL_ADDR_FULL_PREFIX 64 /* set_id (32) + address (32) */
+#define POL_L4_FULL_PREFIX 64   /* class_id (32) + zero byte (8) + proto (8) + port (16) */
+
+struct policy_decision {
+	__u8 reason;   /* TORTIE_PASS_POLICY, TORTIE_DROP_POLICY or TORTIE_DROP_NO_POLICY */
+	__u8 action;   /* enum tortie_action as written by the compiler */
+	__u8 flags;    /* enum tortie_verdict_flags */
+	__u8 pad;
+	__u32 rule_id;
+};
+
+/*
+ * A set id of 0, a miss in either stage, or a verdict that is neither Allow nor Deny
+ * all mean "the compiler has not written this" and fail closed as NO_POLICY.
+ */
+static __always_inline void policy_lookup4(__u32 set_id, __be32 peer, __u8 proto, __u16 port,
+					   struct policy_decision *d)
+{
+	struct tortie_pol_addr_key addr_key = {
+		.prefixlen = POL_ADDR_FULL_PREFIX,
+		.set_id = set_id,
+		.addr = peer,
+	};
+	struct tortie_pol_l4_key l4_key = { .prefixlen = POL_L4_FULL_PREFIX };
+	struct tortie_pol_addr_val *class;
+	struct tortie_verdict *verdict;
+
+	d->reason = TORTIE_DROP_NO_POLICY;
+	d->action = TORTIE_ACT_NONE;
+	d->flags = 0;
+	d->rule_id = 0;
+	if (set_id == 0)
+		return;
+
+	class = bpf_map_lookup_elem(&tortie_pol_addr, &addr_key);
+	if (!class)
+		return;
+	l4_key.class_id = class->class_id;
+	l4_key.l4 = bpf_htonl(((__u32)proto << 16) | port);
+	verdict = bpf_map_lookup_elem(&tortie_pol_l4, &l4_key);
+	if (!verdict)
+		return;
+
+	d->action = verdict->action;
+	d->flags = verdict->flags;
+	d->rule_id = verdict->rule_id;
+	if (verdict->action == TORTIE_ACT_ALLOW)
+		d->reason = TORTIE_PASS_POLICY;
+	else if (verdict->action == TORTIE_ACT_DENY)
+		d->reason = TORTIE_DROP_POLICY;
+}
+
+/* VERDICT (when traced) and LOG events about a decision of ep_id's set in dir. */
+static __always_inline void policy_report(const struct pkt_ctx *ctx, __u32 ep_id, __u8 dir,
+					  const struct policy_decision *d)
+{
+	if (tortie_cfg_trace_verdicts)
+		event_emit(ctx, TORTIE_EVENT_VERDICT, ep_id, dir, d->reason, d->action, d->rule_id);
+	if (d->flags & TORTIE_VERDICT_F_LOG)
+		event_emit(ctx, TORTIE_EVENT_LOG, ep_id, dir, d->reason, d->action, d->rule_id);
+}
+
+/* May ep send (proto, port) to daddr? The peer of an egress decision is the destination. */
+static __always_inline int policy_can_egress4(const struct pkt_ctx *ctx,
+					      const struct tortie_endpoint *ep, __be32 daddr,
+					      __u8 proto, __u16 port, struct policy_decision *d)
+{
+	policy_lookup4(ep->egress_set, daddr, proto, port, d);
+	policy_report(ctx, ep->id, TORTIE_DIR_FROM_POD, d);
+	return d->reason == TORTIE_PASS_POLICY;
+}
+
+/* May ep receive (proto, port) from saddr? The peer of an ingress decision is the source. */
+static __always_inline int policy_can_ingress4(const struct pkt_ctx *ctx,
+					       const struct tortie_endpoint *ep, __be32 saddr,
+					       __u8 proto, __u16 port, struct policy_decision *d)
+{
+	policy_lookup4(ep->ingress_set, saddr, proto, port, d);
+	policy_report(ctx, ep->id, TORTIE_DIR_TO_POD, d);
+	return d->reason == TORTIE_PASS_POLICY;
+}
+
+#endif /* TORTIE_POLICY_H */

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * route.h — where a pod's packet goes: tortie_routes (LPM) by destination, and local
+ * delivery straight into the receiving pod.
+ */
+#ifndef TORTIE_ROUTE_H
+#define TORTIE_ROUTE_H
+
+#include "compat.h"
+#include "maps.h"
+
+static __always_inline struct tortie_route *route_lookup4(__be32 daddr)
+{
+	struct tortie_route_key key = { .prefixlen = 32, .addr = daddr };
+
+	return bpf_map_lookup_elem(&tortie_routes, &key);
+}
+
+/*
+ * Deliver to a pod on this node: the node is a router, so the TTL drops by one; then
+ * bpf_redirect_peer hands the packet to the pod end of the receiver's veth, skipping
+ * the host stack and the host end's egress hook (its ingress policy was judged by the
+ * caller). A packet whose TTL would expire goes to the host stack instead, which
+ * answers with ICMP Time Exceeded as any router would.
+ *
+ * The Ethernet header is left as the sender wrote it (destination: the gateway MAC):
+ * the peer redirect scrubs the skb to PACKET_HOST, so the receiving stack accepts it.
+ */
+static __always_inline int redirect_to_local_endpoint(struct __sk_buff *skb, __u32 ifindex,
+						      __u8 ttl, __u8 proto)
+{
+	__u32 ttl_off = ETH_HLEN + offsetof(struct iphdr, ttl);
+	__u32 csum_off = ETH_HLEN + offsetof(struct iphdr, check);
+	__be16 old_word = bpf_htons(((__u16)ttl << 8) | proto);
+	__be16 new_word = bpf_htons(((__u16)(ttl - 1) << 8) | proto);
+	__u8 new_ttl = ttl - 1;
+
+	if (ttl <= 1)
+		return TC_ACT_OK;
+	if (bpf_l3_csum_replace(skb, csum_off, old_word, new_word, sizeof(__u16)) < 0 ||
+	    bpf_skb_store_bytes(skb, ttl_off, &new_ttl, sizeof(new_ttl), 0) < 0)
+		return TC_ACT_OK; /* could not rewrite: let the host stack route it */
+	return bpf_redirect_peer(ifindex, 0);
+}
+
+#endif /* TORTIE_ROUTE_H */

@@ -1,0 +1,74 @@
+/**
+ * Load-time configuration of bpf/tc_policy.o: the `volatile const` globals of
+ * bpf/lib/config.h, set before load so the verifier prunes what is turned off.
+ */
+
+export interface CtTimeoutsMs {
+  /** TCP flow that has seen only the opening SYN. Default 60 s. */
+  readonly syn: number;
+  /** TCP flow past the handshake. Default 6 h. */
+  readonly established: number;
+  /** TCP flow after a FIN or RST. Default 10 s. */
+  readonly closing: number;
+  /** Every other protocol (UDP, ICMP, SCTP, ...). Default 60 s. */
+  readonly other: number;
+}
+
+export interface DataplaneConfig {
+  /** A DROP event on the ring buffer for every dropped packet. Default true. */
+  readonly dropEvents?: boolean;
+  /** A VERDICT event for every policy decision. Default false (costly; for debugging). */
+  readonly traceVerdicts?: boolean;
+  /** Conntrack idle timeouts in milliseconds; unset ones keep their defaults. */
+  readonly ctTimeoutsMs?: Partial<CtTimeoutsMs>;
+}
+
+export const DEFAULT_CT_TIMEOUTS_MS: CtTimeoutsMs = {
+  syn: 60_000,
+  established: 6 * 3600_000,
+  closing: 10_000,
+  other: 60_000,
+};
+
+/** A global of the object and the bytes to set it to (exact size, little-endian). */
+export interface GlobalSetting {
+  readonly name: string;
+  readonly value: Buffer;
+}
+
+function u32(value: number): Buffer {
+  const buf = Buffer.alloc(4);
+  buf.writeUInt32LE(value);
+  return buf;
+}
+
+function u64(value: bigint): Buffer {
+  const buf = Buffer.alloc(8);
+  buf.writeBigUInt64LE(value);
+  return buf;
+}
+
+function timeoutNs(which: keyof CtTimeoutsMs, ms: number): bigint {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
+    throw new Error(
+      `ctTimeoutsMs.${which} must be a positive number of milliseconds, got ${String(ms)}`,
+    );
+  }
+  return BigInt(Math.round(ms * 1_000_000));
+}
+
+/** The globals to set for this configuration (every one, defaults included). */
+export function configGlobals(config: DataplaneConfig = {}): GlobalSetting[] {
+  const t = { ...DEFAULT_CT_TIMEOUTS_MS, ...config.ctTimeoutsMs };
+  return [
+    { name: 'tortie_cfg_drop_events', value: u32(config.dropEvents === false ? 0 : 1) },
+    { name: 'tortie_cfg_trace_verdicts', value: u32(config.traceVerdicts === true ? 1 : 0) },
+    { name: 'tortie_cfg_ct_syn_timeout_ns', value: u64(timeoutNs('syn', t.syn)) },
+    {
+      name: 'tortie_cfg_ct_established_timeout_ns',
+      value: u64(timeoutNs('established', t.established)),
+    },
+    { name: 'tortie_cfg_ct_closing_timeout_ns', value: u64(timeoutNs('closing', t.closing)) },
+    { name: 'tortie_cfg_ct_other_timeout_ns', value: u64(timeoutNs('other', t.other)) },
+  ];
+}

@@ -1,0 +1,25 @@
+/** Loading the tc dataplane, pinning its maps, attaching it to pod interfaces. */
+export {
+  attachPrograms,
+  detachPrograms,
+  inNetns,
+  TC_HANDLE,
+  TC_PRIORITY,
+  type NetnsOption,
+} from './attach.js';
+export {
+  configGlobals,
+  DEFAULT_CT_TIMEOUTS_MS,
+  type CtTimeoutsMs,
+  type DataplaneConfig,
+} from './config.js';
+export {
+  loadDataplane,
+  PROGRAM_NAMES,
+  type Dataplane,
+  type DataplaneMaps,
+  type DataplaneViews,
+  type LoadOptions,
+} from './dataplane.js';
+export { defaultObjectPath } from './object-path.js';
+export { ensurePinRoot, removePins } from './pins.js';

@@ -1,0 +1,65 @@
+/**
+ * The maps of bpf/tc_policy.o: name (also the pin file under the bpffs root), kind,
+ * and the codecs of their keys and values.
+ */
+import type { Codec } from './codec.js';
+import {
+  ctEntryCodec,
+  ctKeyCodec,
+  endpointCodec,
+  fragKeyCodec,
+  fragValCodec,
+  metricsKeyCodec,
+  metricsValCodec,
+  polAddrKeyCodec,
+  polAddrValCodec,
+  polL4KeyCodec,
+  routeCodec,
+  routeKeyCodec,
+  u32Codec,
+  u64Codec,
+  verdictCodec,
+} from './structs.js';
+
+export interface MapSpec<K, V> {
+  /** The map's name in the object and its pin file name. */
+  readonly name: string;
+  /** libbpf's name of the map type, as MapInfo.typeName reports it. */
+  readonly typeName: string;
+  readonly key: Codec<K>;
+  readonly value: Codec<V>;
+  /** Lookups return one value per possible CPU. */
+  readonly perCpu: boolean;
+}
+
+function spec<K, V>(
+  name: string,
+  typeName: string,
+  key: Codec<K>,
+  value: Codec<V>,
+  perCpu = false,
+): MapSpec<K, V> {
+  return { name, typeName, key, value, perCpu };
+}
+
+export const MAPS = {
+  ifaces: spec('tortie_ifaces', 'hash', u32Codec, endpointCodec),
+  routes: spec('tortie_routes', 'lpm_trie', routeKeyCodec, routeCodec),
+  polAddr: spec('tortie_pol_addr', 'lpm_trie', polAddrKeyCodec, polAddrValCodec),
+  polL4: spec('tortie_pol_l4', 'lpm_trie', polL4KeyCodec, verdictCodec),
+  ct: spec('tortie_ct', 'lru_hash', ctKeyCodec, ctEntryCodec),
+  frags: spec('tortie_frags', 'lru_hash', fragKeyCodec, fragValCodec),
+  metrics: spec('tortie_metrics', 'percpu_hash', metricsKeyCodec, metricsValCodec, true),
+  evLost: spec('tortie_ev_lost', 'percpu_array', u32Codec, u64Codec, true),
+} as const;
+
+/** The ring buffer of struct tortie_event records (structs.ts: eventCodec). */
+export const EVENTS_MAP_NAME = 'tortie_events';
+
+export type MapRole = keyof typeof MAPS;
+
+/** Every map name the loader pins, ring buffer included. */
+export const PINNED_MAP_NAMES: readonly string[] = [
+  ...Object.values(MAPS).map((m) => m.name),
+  EVENTS_MAP_NAME,
+];

@@ -1,0 +1,149 @@
+/**
+ * One codec per struct of bpf/tortie_maps.h, members in the header's order. Keep this
+ * file and the header in the same commit: test/dataplane/codecs-btf.test.ts compares
+ * them with the compiled object's BTF.
+ */
+import { defineScalar, defineStruct, type CodecValue } from './codec.js';
+
+/** tortie_ifaces value (key: __u32 ifindex). */
+export const endpointCodec = defineStruct('tortie_endpoint', [
+  ['ip', 'be32'],
+  ['id', 'u32'],
+  ['ingress_set', 'u32'],
+  ['egress_set', 'u32'],
+  ['policy_rev', 'u32'],
+  ['flags', 'u32'],
+] as const);
+export type EndpointValue = CodecValue<typeof endpointCodec>;
+
+export const routeKeyCodec = defineStruct('tortie_route_key', [
+  ['prefixlen', 'u32'],
+  ['addr', 'be32'],
+] as const);
+export type RouteKey = CodecValue<typeof routeKeyCodec>;
+
+export const routeCodec = defineStruct('tortie_route', [
+  ['type', 'u32'],
+  ['ifindex', 'u32'],
+  ['next_hop', 'be32'],
+  ['flags', 'u32'],
+] as const);
+export type RouteValue = CodecValue<typeof routeCodec>;
+
+export const polAddrKeyCodec = defineStruct('tortie_pol_addr_key', [
+  ['prefixlen', 'u32'],
+  ['set_id', 'u32'],
+  ['addr', 'be32'],
+] as const);
+export type PolAddrKey = CodecValue<typeof polAddrKeyCodec>;
+
+export const polAddrValCodec = defineStruct('tortie_pol_addr_val', [['class_id', 'u32']] as const);
+export type PolAddrVal = CodecValue<typeof polAddrValCodec>;
+
+export const polL4KeyCodec = defineStruct('tortie_pol_l4_key', [
+  ['prefixlen', 'u32'],
+  ['class_id', 'u32'],
+  ['l4', 'be32'],
+] as const);
+export type PolL4Key = CodecValue<typeof polL4KeyCodec>;
+
+export const verdictCodec = defineStruct('tortie_verdict', [
+  ['action', 'u8'],
+  ['flags', 'u8'],
+  ['reserved', 'u16'],
+  ['rule_id', 'u32'],
+] as const);
+export type VerdictValue = CodecValue<typeof verdictCodec>;
+
+export const ctKeyCodec = defineStruct('tortie_ct_key', [
+  ['saddr', 'be32'],
+  ['daddr', 'be32'],
+  ['sport', 'be16'],
+  ['dport', 'be16'],
+  ['proto', 'u8'],
+  ['pad', { pad: 3 }],
+] as const);
+export type CtKey = CodecValue<typeof ctKeyCodec>;
+
+export const ctEntryCodec = defineStruct('tortie_ct_entry', [
+  ['created_ns', 'u64'],
+  ['last_seen_ns', 'u64'],
+  ['src_ifindex', 'u32'],
+  ['dst_ifindex', 'u32'],
+  ['src_rev', 'u32'],
+  ['dst_rev', 'u32'],
+  ['rule_id', 'u32'],
+  ['state', 'u8'],
+  ['flags', 'u8'],
+  ['reserved', 'u16'],
+] as const);
+export type CtEntry = CodecValue<typeof ctEntryCodec>;
+
+export const fragKeyCodec = defineStruct('tortie_frag_key', [
+  ['saddr', 'be32'],
+  ['daddr', 'be32'],
+  ['id', 'be16'],
+  ['proto', 'u8'],
+  ['pad', { pad: 1 }],
+] as const);
+export type FragKey = CodecValue<typeof fragKeyCodec>;
+
+export const fragValCodec = defineStruct('tortie_frag_val', [
+  ['sport', 'be16'],
+  ['dport', 'be16'],
+] as const);
+export type FragVal = CodecValue<typeof fragValCodec>;
+
+export const metricsKeyCodec = defineStruct('tortie_metrics_key', [
+  ['ep_id', 'u32'],
+  ['reason', 'u8'],
+  ['dir', 'u8'],
+  ['pad', { pad: 2 }],
+] as const);
+export type MetricsKey = CodecValue<typeof metricsKeyCodec>;
+
+export const metricsValCodec = defineStruct('tortie_metrics_val', [
+  ['packets', 'u64'],
+  ['bytes', 'u64'],
+] as const);
+export type MetricsVal = CodecValue<typeof metricsValCodec>;
+
+/** A record of the tortie_events ring buffer. ICMP: (type << 8) | code in dport, id in sport. */
+export const eventCodec = defineStruct('tortie_event', [
+  ['ts_ns', 'u64'],
+  ['type', 'u32'],
+  ['ifindex', 'u32'],
+  ['ep_id', 'u32'],
+  ['rule_id', 'u32'],
+  ['saddr', 'be32'],
+  ['daddr', 'be32'],
+  ['sport', 'be16'],
+  ['dport', 'be16'],
+  ['proto', 'u8'],
+  ['reason', 'u8'],
+  ['dir', 'u8'],
+  ['action', 'u8'],
+] as const);
+export type EventRecord = CodecValue<typeof eventCodec>;
+
+/** Plain integer keys and values (tortie_ifaces key, tortie_ev_lost). */
+export const u32Codec = defineScalar('__u32', 'u32');
+export const u64Codec = defineScalar('__u64', 'u64');
+
+/** Every codec of a struct in bpf/tortie_maps.h, by C name. */
+export const STRUCT_CODECS = [
+  endpointCodec,
+  routeKeyCodec,
+  routeCodec,
+  polAddrKeyCodec,
+  polAddrValCodec,
+  polL4KeyCodec,
+  verdictCodec,
+  ctKeyCodec,
+  ctEntryCodec,
+  fragKeyCodec,
+  fragValCodec,
+  metricsKeyCodec,
+  metricsValCodec,
+  eventCodec,
+] as const;
