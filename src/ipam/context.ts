@@ -1,0 +1,21 @@
+/** What every IPAM operation needs: the etcd client, the key layout and the settings. */
+import type { Etcd3 } from 'etcd3';
+import { type Cas, type CasOptions, runCas } from './cas.js';
+import type { IpamKeys } from './keys.js';
+
+export interface IpamContext {
+  readonly etcd: Etcd3;
+  readonly keys: IpamKeys;
+  readonly cas: CasOptions;
+  /** Never borrow from another node's block: exhaust instead. */
+  readonly strictAffinity: boolean;
+  readonly now: () => Date;
+}
+
+export function transact<T>(
+  ctx: IpamContext,
+  what: string,
+  attempt: (tx: Cas) => Promise<T>,
+): Promise<T> {
+  return runCas(ctx.etcd, ctx.cas, what, attempt);
+}

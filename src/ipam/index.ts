@@ -1,0 +1,124 @@
+/**
+ * IPAM: pools carved into blocks affine to nodes, addresses held by handles, all of it
+ * changed only by compare-and-swap etcd transactions. Depends on an etcd client and a key
+ * prefix, never on the datastore: pools come in as plain objects.
+ */
+import type { Etcd3 } from 'etcd3';
+import {
+  type AssignIpRequest,
+  type Assignment,
+  type AutoAssignRequest,
+  assignIp,
+  autoAssign,
+} from './assign.js';
+import { type BlockInfo, listBlocks } from './blocks.js';
+import { type IpamReport, type LiveSet, check } from './check.js';
+import type { IpamContext } from './context.js';
+import { IpamError } from './errors.js';
+import { gc } from './gc.js';
+import { IpamKeys } from './keys.js';
+import { Lanes } from './lanes.js';
+import { addressesOf, releaseBlockAffinity, releaseByHandle, releaseIps } from './release.js';
+
+export type { AssignIpRequest, Assignment, AutoAssignRequest } from './assign.js';
+export type { BlockInfo } from './blocks.js';
+export type {
+  DuplicateAddress,
+  Inconsistency,
+  InconsistencyKind,
+  IpamReport,
+  LeakedAddress,
+  LiveSet,
+  OrphanBlock,
+} from './check.js';
+export { DEFAULT_GRACE_MS, analyse } from './check.js';
+export { IpamError, isIpamError, type IpamErrorKind } from './errors.js';
+export { IpamKeys } from './keys.js';
+export type { PoolSpec } from './pools.js';
+
+export interface IpamOptions {
+  /** Never borrow an address from another node's block; fail with `exhausted` instead. */
+  strictAffinity?: boolean;
+  /** How often a change lost to a concurrent one is tried again (default 100). */
+  maxRetries?: number;
+  /** Deadline of each etcd call in ms (default 10 000). */
+  timeoutMs?: number;
+  /**
+   * Queue this instance's changes: one at a time per node for assignments, one at a time
+   * for releases (default true). Other instances and processes still race in etcd.
+   */
+  localQueue?: boolean;
+}
+
+export class Ipam {
+  private readonly ctx: IpamContext;
+  private readonly lanes: Lanes | undefined;
+
+  constructor(etcd: Etcd3, prefix: string, opts: IpamOptions = {}) {
+    const maxRetries = opts.maxRetries ?? 100;
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    if (!Number.isInteger(maxRetries) || maxRetries < 0)
+      throw new IpamError('invalid', `maxRetries ${maxRetries} is not a non-negative integer`);
+    if (!(timeoutMs > 0)) throw new IpamError('invalid', `timeoutMs ${timeoutMs} is not positive`);
+    this.ctx = {
+      etcd,
+      keys: new IpamKeys(prefix),
+      cas: { maxRetries, timeoutMs },
+      strictAffinity: opts.strictAffinity ?? false,
+      now: () => new Date(),
+    };
+    this.lanes = opts.localQueue === false ? undefined : new Lanes();
+  }
+
+  private queued<T>(lane: string, fn: () => Promise<T>): Promise<T> {
+    return this.lanes ? this.lanes.run(lane, fn) : fn();
+  }
+
+  /**
+   * One address for `handle` on `node` from `pools` (in order): the node's affine blocks
+   * first, then a newly claimed block (affine to the node), then — unless strictAffinity —
+   * a free address in another node's block. Idempotent per handle: a second call returns
+   * the address the handle already holds.
+   */
+  autoAssign(req: AutoAssignRequest): Promise<Assignment> {
+    return this.queued(`assign ${String(req?.node)}`, () => autoAssign(this.ctx, req));
+  }
+
+  /** Assigns a specific address; `conflict` if another handle holds it. */
+  assignIp(req: AssignIpRequest): Promise<void> {
+    return this.queued(`assign ${String(req?.node)}`, () => assignIp(this.ctx, req));
+  }
+
+  /** Releases every address of the handle; the addresses released ([] if none). */
+  releaseByHandle(handle: string): Promise<string[]> {
+    return this.queued('release', () => releaseByHandle(this.ctx, handle));
+  }
+
+  /** Releases these addresses whoever holds them; those that were allocated. */
+  releaseIps(ips: string[]): Promise<string[]> {
+    return this.queued('release', () => releaseIps(this.ctx, ips));
+  }
+
+  addressesOf(handle: string): Promise<string[]> {
+    return addressesOf(this.ctx, handle);
+  }
+
+  blocks(): Promise<BlockInfo[]> {
+    return listBlocks(this.ctx);
+  }
+
+  /** Leaks, duplicates, orphan blocks and inconsistencies, judged against what is live. */
+  check(live: LiveSet): Promise<IpamReport> {
+    return check(this.ctx, live);
+  }
+
+  /** Releases what check() calls leaked (never a live handle's, never one younger than graceMs). */
+  gc(live: LiveSet): Promise<IpamReport> {
+    return this.queued('release', () => gc(this.ctx, live));
+  }
+
+  /** A node leaving: deletes its empty blocks and their affinities; the blocks freed. */
+  releaseBlockAffinity(node: string): Promise<string[]> {
+    return this.queued('release', () => releaseBlockAffinity(this.ctx, node));
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Giving addresses back: by handle (what a CNI DEL does), by address (an operator's
+ * `ipam release`), and a leaving node's empty blocks. Each change of a block and of the
+ * handles whose addresses it held is one compare-and-swap transaction. A block left with
+ * no allocation and no affinity is deleted; an empty block affine to a node stays its
+ * node's until releaseBlockAffinity (the node will reuse it).
+ */
+import { type Cas, RetryCas } from './cas.js';
+import { type IpamContext, transact } from './context.js';
+import {
+  type Cidr,
+  cidrContains,
+  formatCidr,
+  formatIp,
+  parseCidr,
+  parseIp,
+  tryParseIp,
+} from './ipv4.js';
+import { IpamError } from './errors.js';
+import { checkName } from './keys.js';
+import {
+  type Allocation,
+  type BlockRecord,
+  type HandleRecord,
+  affinityNode,
+  handleWithout,
+  isDisposable,
+  ordinalAddress,
+  parseBlock,
+  parseHandle,
+  withoutAllocations,
+} from './records.js';
+
+const byAddress = (a: string, b: string) => tryParseIp(a)! - tryParseIp(b)!;
+
+/** Stages the block after a release: deleted when disposable, else rewritten. */
+export function stageBlock(ctx: IpamContext, tx: Cas, cidr: Cidr, block: BlockRecord): void {
+  const key = ctx.keys.block(cidr);
+  if (isDisposable(block)) tx.delete(key);
+  else tx.put(key, block);
+}
+
+export async function releaseByHandle(ctx: IpamContext, handle: string): Promise<string[]> {
+  checkName('handle', handle);
+  return transact(ctx, `releasing handle ${handle}`, async (tx) => {
+    const hkey = ctx.keys.handle(handle);
+    const [hkv] = await tx.get([hkey]);
+    if (!hkv) return [];
+    const h = parseHandle(hkey, hkv.value);
+    const cidrs = Object.keys(h.blocks).map((c) => parseCidr(c, `handle ${handle}: block`));
+    const kvs = await tx.get(cidrs.map((c) => ctx.keys.block(c)));
+    const released: string[] = [];
+    cidrs.forEach((cidr, i) => {
+      const kv = kvs[i];
+      if (!kv) return; // a dangling reference: nothing to free there (ipam check reports it)
+      const mine = new Set(h.blocks[formatCidr(cidr)]);
+      const r = withoutAllocations(
+        parseBlock(kv.key, kv.value, cidr),
+        (a) => mine.has(a.ordinal) && a.handle === handle,
+      );
+      if (r.released.length === 0) return;
+      stageBlock(ctx, tx, cidr, r.block);
+      released.push(...r.released.map((a) => ordinalAddress(cidr, a.ordinal)));
+    });
+    tx.delete(hkey);
+    return released.sort(byAddress);
+  });
+}
+
+/**
+ * Takes `released` allocations of `cidr` out of their handles' records (stages the
+ * changes; a record left empty is deleted). `handles` holds records already read or changed
+ * in this transaction and is updated.
+ */
+export async function stageHandleUpdates(
+  ctx: IpamContext,
+  tx: Cas,
+  handles: Map<string, HandleRecord | null>,
+  cidr: Cidr,
+  released: readonly Allocation[],
+): Promise<void> {
+  const names = [...new Set(released.map((a) => a.handle))];
+  const unread = names.filter((n) => !handles.has(n));
+  const kvs = await tx.get(unread.map((n) => ctx.keys.handle(n)));
+  unread.forEach((n, i) => {
+    const kv = kvs[i];
+    handles.set(n, kv ? parseHandle(kv.key, kv.value) : null);
+  });
+  const block = formatCidr(cidr);
+  for (const n of names) {
+    const h = handles.get(n);
+    if (!h) continue; // no record: nothing to update
+    const gone = new Set(released.filter((a) => a.handle === n).map((a) => a.ordinal));
+    const next = handleWithout(h, block, gone);
+    handles.set(n, next);
+    if (next) tx.put(ctx.keys.handle(n), next);
+    else tx.delete(ctx.keys.handle(n));
+  }
+}
+
+/** Addresses released per transaction: each touches at most this many blocks and handles. */
+export const RELEASE_BATCH = 40;
+
+/**
+ * Releases the addresses, RELEASE_BATCH at a time: each batch is one transaction (its
+ * blocks and the handles that held its addresses change together).
+ */
+export async function releaseIps(ctx: IpamContext, ips: string[]): Promise<string[]> {
+  if (!Array.isArray(ips)) throw new IpamError('invalid', 'releaseIps takes an array of addresses');
+  const wanted = [...new Set(ips.map(parseIp))];
+  const released: string[] = [];
+  for (let at = 0; at < wanted.length; at += RELEASE_BATCH) {
+    released.push(...(await releaseBatch(ctx, wanted.slice(at, at + RELEASE_BATCH))));
+  }
+  return released.sort(byAddress);
+}
+
+async function releaseBatch(ctx: IpamContext, wanted: number[]): Promise<string[]> {
+  const shown = wanted.slice(0, 3).map(formatIp).join(', ');
+  return transact(ctx, `releasing ${shown}${wanted.length > 3 ? ', …' : ''}`, async (tx) => {
+    const cidrs = (await tx.list(ctx.keys.blocks, { keysOnly: true }))
+      .map((kv) => ctx.keys.blockCidr(kv.key))
+      .filter((c): c is Cidr => c !== undefined && wanted.some((ip) => cidrContains(c, ip)));
+    const kvs = await tx.get(cidrs.map((c) => ctx.keys.block(c)));
+    const handles = new Map<string, HandleRecord | null>();
+    const released: string[] = [];
+    for (const [i, cidr] of cidrs.entries()) {
+      const kv = kvs[i];
+      if (!kv) throw new RetryCas(); // deleted between the listing and the read
+      const ordinals = new Set(
+        wanted.filter((ip) => cidrContains(cidr, ip)).map((ip) => ip - cidr.base),
+      );
+      const r = withoutAllocations(parseBlock(kv.key, kv.value, cidr), (a) =>
+        ordinals.has(a.ordinal),
+      );
+      if (r.released.length === 0) continue;
+      stageBlock(ctx, tx, cidr, r.block);
+      await stageHandleUpdates(ctx, tx, handles, cidr, r.released);
+      released.push(...r.released.map((a) => ordinalAddress(cidr, a.ordinal)));
+    }
+    return released;
+  });
+}
+
+export async function addressesOf(ctx: IpamContext, handle: string): Promise<string[]> {
+  checkName('handle', handle);
+  return transact(ctx, `reading handle ${handle}`, async (tx) => {
+    const key = ctx.keys.handle(handle);
+    const [kv] = await tx.get([key]);
+    if (!kv) return [];
+    const h = parseHandle(key, kv.value);
+    return Object.entries(h.blocks)
+      .flatMap(([c, ords]) => {
+        const cidr = parseCidr(c, `handle ${handle}: block`);
+        return ords.map((o) => formatIp(cidr.base + o));
+      })
+      .sort(byAddress);
+  });
+}
+
+/**
+ * A node leaves: its empty blocks are deleted with their affinities (and stale affinity
+ * keys whose block is gone or no longer the node's). A block that still holds addresses
+ * stays the node's; `ipam check` reports it as an orphan once the node is gone, and
+ * `ipam gc` deletes it when its addresses have been released.
+ */
+export async function releaseBlockAffinity(ctx: IpamContext, node: string): Promise<string[]> {
+  checkName('node', node);
+  const listing = await transact(ctx, `listing the blocks of ${node}`, (tx) =>
+    tx.list(ctx.keys.nodeAffinities(node), { keysOnly: true }),
+  );
+  const freed: string[] = [];
+  for (const { key } of listing) {
+    const aff = ctx.keys.affinityOf(key);
+    if (!aff || aff.node !== node) continue;
+    const cidr = aff.cidr;
+    const done = await transact(
+      ctx,
+      `releasing block ${formatCidr(cidr)} of ${node}`,
+      async (tx) => {
+        const [akv, bkv] = await tx.get([key, ctx.keys.block(cidr)]);
+        if (!akv) return false;
+        const block = bkv ? parseBlock(bkv.key, bkv.value, cidr) : undefined;
+        if (block && affinityNode(block) === node && block.allocations.length > 0) return false;
+        tx.delete(key);
+        if (block && affinityNode(block) === node) tx.delete(bkv!.key);
+        return block !== undefined && affinityNode(block) === node;
+      },
+    );
+    if (done) freed.push(formatCidr(cidr));
+  }
+  return freed;
+}

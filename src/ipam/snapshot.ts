@@ -1,0 +1,47 @@
+/**
+ * Every IPAM record at one etcd revision (one range read), parsed. What does not parse
+ * is kept aside with the reason, for `check` to report.
+ */
+import type { Cas } from './cas.js';
+import type { Cidr } from './ipv4.js';
+import type { IpamKeys } from './keys.js';
+import {
+  type AffinityRecord,
+  type BlockRecord,
+  type HandleRecord,
+  parseAffinity,
+  parseBlock,
+  parseHandle,
+} from './records.js';
+
+export interface Snapshot {
+  readonly revision: string;
+  readonly blocks: { key: string; mod: string; cidr: Cidr; block: BlockRecord }[];
+  readonly handles: { key: string; name: string; record: HandleRecord }[];
+  readonly affinities: { key: string; node: string; cidr: Cidr; record: AffinityRecord }[];
+  readonly corrupt: { key: string; reason: string }[];
+}
+
+export async function readSnapshot(tx: Cas, keys: IpamKeys): Promise<Snapshot> {
+  const { revision, lists } = await tx.read([], [{ prefix: keys.root }]);
+  const kvs = lists[0]!;
+  const snap: Snapshot = { revision, blocks: [], handles: [], affinities: [], corrupt: [] };
+  for (const { key, value, mod } of kvs) {
+    try {
+      const cidr = keys.blockCidr(key);
+      const handle = keys.handleName(key);
+      const aff = keys.affinityOf(key);
+      if (cidr) snap.blocks.push({ key, mod, cidr, block: parseBlock(key, value, cidr) });
+      else if (handle) {
+        const record = parseHandle(key, value);
+        if (record.handle !== handle)
+          throw new Error(`handle record ${key} names handle ${record.handle}`);
+        snap.handles.push({ key, name: handle, record });
+      } else if (aff) snap.affinities.push({ key, ...aff, record: parseAffinity(key, value) });
+      else throw new Error(`${key} is not a block, handle or affinity key`);
+    } catch (e) {
+      snap.corrupt.push({ key, reason: (e as Error).message });
+    }
+  }
+  return snap;
+}

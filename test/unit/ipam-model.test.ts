@@ -1,0 +1,178 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { unclaimedBlock } from '../../src/ipam/block-choice.js';
+import { IpamKeys } from '../../src/ipam/keys.js';
+import { Lanes } from '../../src/ipam/lanes.js';
+import {
+  type Cidr,
+  formatCidr,
+  formatIp,
+  parseCidr,
+  parseIp,
+  tryParseCidr,
+  tryParseIp,
+} from '../../src/ipam/ipv4.js';
+import { parsePool } from '../../src/ipam/pools.js';
+import {
+  freeOrdinal,
+  newBlock,
+  withAllocation,
+  withoutAllocations,
+} from '../../src/ipam/records.js';
+
+describe('IPv4 and CIDRs', () => {
+  it('parses and formats addresses both ways, and refuses what is not a dotted quad', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), (n) => parseIp(formatIp(n)) === n),
+    );
+    for (const bad of [
+      '1.2.3',
+      '1.2.3.4.5',
+      '256.0.0.1',
+      '01.2.3.4',
+      '1.2.3.-1',
+      ' 1.2.3.4',
+      '::1',
+      '',
+    ])
+      expect(tryParseIp(bad)).toBeUndefined();
+  });
+
+  it('accepts a CIDR only with its host bits zero', () => {
+    expect(tryParseCidr('10.0.0.0/8')).toEqual({ base: 10 * 2 ** 24, prefixLength: 8 });
+    expect(tryParseCidr('10.0.0.1/8')).toBeUndefined();
+    expect(tryParseCidr('10.0.0.0/33')).toBeUndefined();
+    expect(tryParseCidr('10.0.0.0')).toBeUndefined();
+    expect(formatCidr(parseCidr('0.0.0.0/0'))).toBe('0.0.0.0/0');
+  });
+});
+
+describe('pools', () => {
+  it('refuses a pool whose blockSize is outside 20..32 or wider than the pool, naming the pool', () => {
+    expect(() => parsePool({ name: 'p', cidr: '10.0.0.0/16', blockSize: 33 })).toThrow(
+      /pool p: blockSize 33/,
+    );
+    expect(() => parsePool({ name: 'p', cidr: '10.0.0.0/24', blockSize: 20 })).toThrow(
+      /pool p: blockSize \/20 is larger/,
+    );
+    expect(() => parsePool({ name: 'q', cidr: 'nope', blockSize: 26 })).toThrow(
+      /pool q: cidr "nope"/,
+    );
+    expect(parsePool({ name: 'ok', cidr: '10.0.0.0/24', blockSize: 24 }).blockSize).toBe(24);
+  });
+});
+
+describe('keys', () => {
+  it('round-trips block and affinity keys under the prefix', () => {
+    const keys = new IpamKeys('/tortie/');
+    const c = parseCidr('10.1.2.64/26');
+    expect(keys.block(c)).toBe('/tortie/ipam/v1/blocks/10.1.2.64-26');
+    expect(keys.blockCidr(keys.block(c))).toEqual(c);
+    expect(keys.affinity('node-1.example', c)).toBe(
+      '/tortie/ipam/v1/affinity/node-1.example/10.1.2.64-26',
+    );
+    expect(keys.affinityOf(keys.affinity('node-1.example', c))).toEqual({
+      node: 'node-1.example',
+      cidr: c,
+    });
+    expect(keys.handle('k8s-pod-network.abc')).toBe('/tortie/ipam/v1/handles/k8s-pod-network.abc');
+  });
+});
+
+describe('choosing a block to claim', () => {
+  const pool = parsePool({ name: 'p', cidr: '10.0.0.0/24', blockSize: 26 });
+  const c = (t: string): Cidr => parseCidr(t);
+
+  it('starts where the node name points and walks on past existing blocks', () => {
+    const first = unclaimedBlock(pool, [], 'node-a')!;
+    expect(unclaimedBlock(pool, [], 'node-a')).toEqual(first); // stable
+    const second = unclaimedBlock(pool, [first], 'node-a')!;
+    expect(second).not.toEqual(first);
+    expect(
+      unclaimedBlock(
+        pool,
+        [c('10.0.0.0/26'), c('10.0.0.64/26'), c('10.0.0.128/26'), c('10.0.0.192/26')],
+        'node-a',
+      ),
+    ).toBeUndefined();
+  });
+
+  it('never picks a block overlapping an existing block of another size', () => {
+    const existing = [c('10.0.0.0/25'), c('10.0.0.192/28')];
+    const picks = ['a', 'b', 'c', 'd', 'e'].map((n) =>
+      formatCidr(unclaimedBlock(pool, existing, n)!),
+    );
+    expect(new Set(picks)).toEqual(new Set(['10.0.0.128/26']));
+  });
+});
+
+describe('block records', () => {
+  it('never allocates an ordinal twice, whatever the order of allocations and releases', () => {
+    const cidr = parseCidr('10.0.0.0/28');
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.constant('alloc' as const), fc.nat(15)), { maxLength: 80 }),
+        (ops) => {
+          let b = newBlock(cidr, 'n1');
+          const held = new Set<number>();
+          for (const op of ops) {
+            if (op === 'alloc') {
+              const o = freeOrdinal(b, cidr);
+              if (held.size === 16) expect(o).toBeUndefined();
+              if (o === undefined) continue;
+              expect(held.has(o)).toBe(false);
+              held.add(o);
+              b = withAllocation(b, cidr, o, {
+                handle: `h${o}`,
+                node: 'n1',
+                attrs: {},
+                at: new Date(),
+              });
+            } else {
+              b = withoutAllocations(b, (a) => a.ordinal === op).block;
+              held.delete(op);
+            }
+            expect(b.allocations.map((a) => a.ordinal)).toEqual([...held].sort((x, y) => x - y));
+          }
+        },
+      ),
+    );
+  });
+
+  it('hands out a released ordinal only after the rest of the block', () => {
+    const cidr = parseCidr('10.0.0.0/30');
+    let b = newBlock(cidr, null);
+    b = withAllocation(b, cidr, freeOrdinal(b, cidr)!, {
+      handle: 'a',
+      node: 'n',
+      attrs: {},
+      at: new Date(),
+    });
+    b = withoutAllocations(b, () => true).block;
+    expect(freeOrdinal(b, cidr)).toBe(1);
+  });
+});
+
+describe('lanes', () => {
+  it('runs one lane in order and different lanes side by side, and a failure does not stop the lane', async () => {
+    const lanes = new Lanes();
+    const log: string[] = [];
+    const step =
+      (name: string, ms: number, fail = false) =>
+      () =>
+        new Promise<string>((resolve, reject) =>
+          setTimeout(() => {
+            log.push(name);
+            if (fail) reject(new Error(name));
+            else resolve(name);
+          }, ms),
+        );
+    const a1 = lanes.run('a', step('a1', 30, true));
+    const a2 = lanes.run('a', step('a2', 1));
+    const b1 = lanes.run('b', step('b1', 5));
+    await expect(a1).rejects.toThrow('a1');
+    expect(await a2).toBe('a2');
+    expect(await b1).toBe('b1');
+    expect(log).toEqual(['b1', 'a1', 'a2']);
+  });
+});
