@@ -5,7 +5,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 const missing = [];
-const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const have = (cmd) =>
+  spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 if (!have('clang')) missing.push('clang');
 if (!have('llvm-strip') && !have('llvm-strip-14')) missing.push('llvm');
 if (!existsSync('/usr/include/bpf/libbpf.h')) missing.push('libbpf-dev');

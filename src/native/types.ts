@@ -140,11 +140,24 @@ export interface NativeBinding {
   /** Open a pinned program; returns its fd wrapper. */
   openPinnedProgram(path: string): BpfProgram;
   /** Creates the clsact qdisc when needed. Runs in the calling thread's network namespace. */
-  tcAttach(ifindex: number, direction: TcDirection, progFd: number, opts?: TcAttachOptions): TcAttachment;
+  tcAttach(
+    ifindex: number,
+    direction: TcDirection,
+    progFd: number,
+    opts?: TcAttachOptions,
+  ): TcAttachment;
   /** Returns false when nothing was attached there. */
-  tcDetach(ifindex: number, direction: TcDirection, opts?: { priority?: number; handle?: number }): boolean;
+  tcDetach(
+    ifindex: number,
+    direction: TcDirection,
+    opts?: { priority?: number; handle?: number },
+  ): boolean;
   /** What is attached at (priority, handle), or null. */
-  tcQuery(ifindex: number, direction: TcDirection, opts?: { priority?: number; handle?: number }): TcAttachment | null;
+  tcQuery(
+    ifindex: number,
+    direction: TcDirection,
+    opts?: { priority?: number; handle?: number },
+  ): TcAttachment | null;
   /** flags: XDP_FLAGS_* (e.g. 2 = SKB mode, 4 = DRV mode). */
   xdpAttach(ifindex: number, progFd: number, flags?: number): void;
   xdpDetach(ifindex: number, flags?: number): void;
@@ -156,7 +169,11 @@ export interface NativeBinding {
    * background thread waits on the buffer (epoll) and wakes the event loop; without it
    * the caller drains with consume().
    */
-  ringBuffer(mapFd: number, onRecord: (record: Buffer) => void, opts?: { poll?: boolean }): RingBuffer;
+  ringBuffer(
+    mapFd: number,
+    onRecord: (record: Buffer) => void,
+    opts?: { poll?: boolean },
+  ): RingBuffer;
   /** Structs (named, with members) from an ELF object's or a loaded object's BTF. */
   btfStructs(objectPath: string): BtfStruct[];
   /** Enter the network namespace at `path` on the calling (main) thread; returns an fd of the previous one for restoreNetns(fd). */

@@ -106,6 +106,14 @@ function hostLines(plan: PodNetworkPlan): IpBatchLine[] {
         `link add ${host} address ${HOST_VETH_MAC}${mtu} type veth` +
         ` peer name ${plan.podIfName}${mtu} netns ${plan.pod.path}`,
     },
+    // No IPv6 link-local address: tortie pods are IPv4-only until dual stack lands, and
+    // an address would make both ends chatter (router solicitations, DAD) into the BPF
+    // programs, which drop IPv6. Calico's CNI plugin disables IPv6 the same way.
+    {
+      step: 'turn off IPv6 address generation on the host end',
+      ifName: host,
+      command: `link set dev ${host} addrgenmode none`,
+    },
     { step: 'bring the host end up', ifName: host, command: `link set dev ${host} up` },
     {
       step: `add the host route to ${plan.ip}/32`,
@@ -124,6 +132,11 @@ function podLines(plan: PodNetworkPlan): IpBatchLine[] {
       step: `add the pod address ${plan.ip}/32`,
       ifName: pod,
       command: `address add ${plan.ip}/32 dev ${pod}`,
+    },
+    {
+      step: 'turn off IPv6 address generation on the pod end',
+      ifName: pod,
+      command: `link set dev ${pod} addrgenmode none`,
     },
     { step: 'bring the pod end up', ifName: pod, command: `link set dev ${pod} up` },
     {

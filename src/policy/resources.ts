@@ -175,7 +175,10 @@ type PolicySpec = z.infer<typeof globalNetworkPolicySpec>;
  * `types` when absent, as Calico: Ingress when there are no egress rules; Egress alone
  * when there are egress rules but no ingress rules; both when there are both.
  */
-function defaultTypes(ingress: readonly Rule[], egress: readonly Rule[]): readonly ('Ingress' | 'Egress')[] {
+function defaultTypes(
+  ingress: readonly Rule[],
+  egress: readonly Rule[],
+): readonly ('Ingress' | 'Egress')[] {
   if (egress.length === 0) return ['Ingress'];
   return ingress.length === 0 ? ['Egress'] : ['Ingress', 'Egress'];
 }
@@ -190,7 +193,10 @@ function toPolicy(metadata: ResourceMetadata, spec: PolicySpec): Policy {
     ...(spec.order === undefined ? {} : { order: spec.order }),
     selector: spec.selector ?? 'all()',
     ...(spec.namespaceSelector === undefined ? {} : { namespaceSelector: spec.namespaceSelector }),
-    types: spec.types !== undefined && spec.types.length > 0 ? spec.types : defaultTypes(ingress, egress),
+    types:
+      spec.types !== undefined && spec.types.length > 0
+        ? spec.types
+        : defaultTypes(ingress, egress),
     ingress,
     egress,
   };

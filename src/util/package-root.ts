@@ -13,12 +13,18 @@ export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pj = join(dir, 'package.json');
-    if (existsSync(pj) && (JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'tortie') {
+    if (
+      existsSync(pj) &&
+      (JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'tortie'
+    ) {
       cached = dir;
       return dir;
     }
     const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the tortie package root above ' + fileURLToPath(import.meta.url));
+    if (up === dir)
+      throw new Error(
+        'cannot find the tortie package root above ' + fileURLToPath(import.meta.url),
+      );
     dir = up;
   }
 }

@@ -827,9 +827,7 @@ describe('tortie resources', () => {
   });
 
   it('treats an empty types list like an absent one', () => {
-    expect(policyOf(tnp({ types: [], egress: [{ action: 'Deny' }] })).types).toEqual([
-      'Egress',
-    ]);
+    expect(policyOf(tnp({ types: [], egress: [{ action: 'Deny' }] })).types).toEqual(['Egress']);
   });
 
   it('drops empty lists from rules: they constrain nothing', () => {

@@ -1,0 +1,201 @@
+/**
+ * World → the program one (endpoint, direction) is judged by: which policies apply, the
+ * order of tiers and policies, the tier defaults, the profiles (docs/policy-semantics.md,
+ * "Which policies apply" and "Deciding a packet").
+ *
+ * Rule lists are resolved once per content (a RulesPlan) and reused across endpoints and
+ * across updates, for as long as the world's entities are unchanged (rules that do not
+ * select peers survive entity changes too, in the RuleCache); the program's
+ * fingerprint is known before its steps are laid out, so an unchanged program costs
+ * neither layout nor compilation.
+ */
+import {
+  DEFAULT_TIER,
+  DEFAULT_TIER_ORDER,
+  policyKey,
+  type Direction,
+  type Endpoint,
+  type Policy,
+  type Profile,
+  type Tier,
+  type World,
+} from '../model.js';
+import { parseSelector } from '../selector.js';
+import { fingerprint } from './fingerprint.js';
+import type { Program, Step } from './program.js';
+import type { RuleIds } from './rule-ids.js';
+import { RuleCache, RulesPlan, type Segment } from './rules-plan.js';
+import { endpointLabels, type WorldIndex } from './world-index.js';
+
+/** A program named by its fingerprint, laid out on demand. */
+export interface PendingProgram {
+  readonly fingerprint: string;
+  layout(): Program;
+}
+
+/** Rule lists resolved through one WorldIndex, kept while they are in use. */
+export class PlanCache {
+  private plans = new Map<string, RulesPlan>();
+  private used = new Map<string, RulesPlan>();
+
+  constructor(
+    readonly index: WorldIndex,
+    private readonly ruleIds: RuleIds,
+    private readonly rules: RuleCache,
+  ) {}
+
+  policyPlan(policy: Policy, direction: Direction): RulesPlan {
+    return this.plan(`policy|${direction}|${contentKey(policy)}`, () => {
+      const prefix = `policy/${policy.tier}/${policyKey(policy)}/${direction}`;
+      const rules = direction === 'ingress' ? policy.ingress : policy.egress;
+      return new RulesPlan(
+        rules,
+        { direction, owner: policy.namespace, refOf: (i) => `${prefix}/${i}` },
+        this.index,
+        this.ruleIds,
+        this.rules,
+      );
+    });
+  }
+
+  profilePlan(profile: Profile, direction: Direction): RulesPlan {
+    return this.plan(`profile|${direction}|${contentKey(profile)}`, () => {
+      const rules = direction === 'ingress' ? profile.ingress : profile.egress;
+      return new RulesPlan(
+        rules,
+        {
+          direction,
+          owner: undefined,
+          refOf: (i) => `profile/${profile.name}/${direction}/${i}`,
+          passDeniesBy: this.ruleIds.idOf(profilesDefaultRef(direction)),
+        },
+        this.index,
+        this.ruleIds,
+        this.rules,
+      );
+    });
+  }
+
+  /** Forgets every plan and rule not asked for since the last call. */
+  prune(): void {
+    this.plans = this.used;
+    this.used = new Map();
+    this.rules.prune();
+  }
+
+  private plan(key: string, make: () => RulesPlan): RulesPlan {
+    let plan = this.used.get(key) ?? this.plans.get(key);
+    if (plan === undefined) plan = make();
+    this.used.set(key, plan);
+    return plan;
+  }
+}
+
+export function profilesDefaultRef(direction: Direction): string {
+  return `profiles/default/${direction}`;
+}
+
+const contentKeys = new WeakMap<object, string>();
+
+/** The JSON of a policy or profile, computed once per object. */
+function contentKey(value: Policy | Profile): string {
+  let key = contentKeys.get(value);
+  if (key === undefined) {
+    key = JSON.stringify(value);
+    contentKeys.set(value, key);
+  }
+  return key;
+}
+
+export class ProgramBuilder {
+  constructor(
+    private readonly world: World,
+    private readonly plans: PlanCache,
+    private readonly ruleIds: RuleIds,
+  ) {}
+
+  build(endpoint: Endpoint, direction: Direction): PendingProgram {
+    const index = this.plans.index;
+    const labels = endpointLabels(endpoint);
+    const nsLabels = index.namespaceLabels(endpoint.namespace);
+    const variant = JSON.stringify([endpoint.ip, labels, nsLabels, endpoint.ports]);
+    const type = direction === 'ingress' ? 'Ingress' : 'Egress';
+    const applicable = this.world.policies.filter(
+      (p) =>
+        p.types.includes(type) &&
+        (p.namespace === undefined || p.namespace === endpoint.namespace) &&
+        parseSelector(p.selector).matches(labels) &&
+        (p.namespace !== undefined ||
+          p.namespaceSelector === undefined ||
+          parseSelector(p.namespaceSelector).matches(nsLabels)),
+    );
+    const tiers = [...new Set(applicable.map((p) => p.tier))]
+      .map((name) => this.tier(name))
+      .sort(compareTiers);
+
+    const parts: (Segment | { end: boolean; ruleId: number })[] = [];
+    for (const tier of tiers) {
+      const policies = applicable.filter((p) => p.tier === tier.name).sort(comparePolicies);
+      for (const policy of policies)
+        parts.push(this.plans.policyPlan(policy, direction).segment(endpoint, variant, index));
+      parts.push({
+        end: tier.defaultAction === 'Pass',
+        ruleId: this.ruleIds.idOf(`tier/${tier.name}/default/${direction}`),
+      });
+    }
+    for (const name of endpoint.profiles) {
+      const profile = this.world.profiles.find((p) => p.name === name);
+      if (profile === undefined) continue; // an unknown profile has no rules
+      parts.push(this.plans.profilePlan(profile, direction).segment(endpoint, variant, index));
+    }
+    parts.push({ end: false, ruleId: this.ruleIds.idOf(profilesDefaultRef(direction)) });
+
+    const spelled = parts.map((p) =>
+      'steps' in p ? p.fingerprint : `end:${p.end ? 'pass' : 'deny'}:${p.ruleId}`,
+    );
+    const fp = fingerprint(spelled.join('\n'));
+    return {
+      fingerprint: fp,
+      layout: () => {
+        const steps: Step[] = [];
+        for (const part of parts) {
+          if ('steps' in part) for (const step of part.steps) steps.push(step);
+          else steps.push({ kind: 'end', passes: part.end, ruleId: part.ruleId });
+        }
+        return { steps, fingerprint: fp };
+      },
+    };
+  }
+
+  /** A tier by name: `default` exists implicitly; an unknown tier has no order and denies. */
+  private tier(name: string): Tier {
+    const tier = this.world.tiers.find((t) => t.name === name);
+    if (tier !== undefined) return tier;
+    if (name === DEFAULT_TIER) return { name, order: DEFAULT_TIER_ORDER, defaultAction: 'Deny' };
+    return { name, defaultAction: 'Deny' };
+  }
+}
+
+/** Lower order first; an absent order after every present one. */
+function compareOrders(a: number | undefined, b: number | undefined): number {
+  if (a === b) return 0;
+  if (a === undefined) return 1;
+  if (b === undefined) return -1;
+  return a - b;
+}
+
+function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareTiers(a: Tier, b: Tier): number {
+  return compareOrders(a.order, b.order) || compareNames(a.name, b.name);
+}
+
+function comparePolicies(a: Policy, b: Policy): number {
+  return (
+    compareOrders(a.order, b.order) ||
+    compareNames(a.name, b.name) ||
+    compareNames(policyKey(a), policyKey(b))
+  );
+}

@@ -1,0 +1,76 @@
+/**
+ * A set function as map contents: address prefixes → class, and per class l4 prefixes →
+ * verdict, each with a bits-0 entry for its most common value. Ids are not chosen here
+ * (contents are named by fingerprints; ./ids.ts numbers them), so the same content
+ * compiled for different endpoints is recognised as one set.
+ */
+import { ADDRESS_BITS } from './addresses.js';
+import { fingerprint } from './fingerprint.js';
+import { L4_BITS } from './l4.js';
+import { functionToPrefixes } from './prefixes.js';
+import type { ClassFunction, SetFunction } from './sweep.js';
+import { decodeVerdict, type MapAction } from './verdict.js';
+
+export interface ClassContent {
+  readonly fingerprint: string;
+  readonly entries: readonly {
+    l4: number;
+    bits: number;
+    action: MapAction;
+    flags: number;
+    ruleId: number;
+  }[];
+}
+
+export interface SetContent {
+  readonly fingerprint: string;
+  readonly entries: readonly { addr: number; bits: number; classFingerprint: string }[];
+  readonly classes: readonly ClassContent[];
+}
+
+export interface EntryLimits {
+  readonly maxEntriesPerSet: number;
+  readonly maxEntriesPerClass: number;
+}
+
+/** A set or class needs more entries than its budget; the caller names the endpoint. */
+export class BudgetExceeded extends Error {
+  override readonly name = 'BudgetExceeded';
+  constructor(
+    readonly what: 'set' | 'class',
+    readonly entries: number,
+    readonly limit: number,
+  ) {
+    super(`a policy ${what} needs ${entries} entries, over its budget of ${limit}`);
+  }
+}
+
+export function emitSet(fn: SetFunction, limits: EntryLimits): SetContent {
+  const classes = fn.classes.map((cls) => emitClass(cls, limits));
+  const fpOf = new Map(fn.classes.map((cls, i) => [cls, classes[i]!.fingerprint] as const));
+  const prefixes = functionToPrefixes(fn.pieces, ADDRESS_BITS, (cls) => fpOf.get(cls)!);
+  if (prefixes.length > limits.maxEntriesPerSet) {
+    throw new BudgetExceeded('set', prefixes.length, limits.maxEntriesPerSet);
+  }
+  const entries = prefixes.map((p) => ({
+    addr: p.value,
+    bits: p.bits,
+    classFingerprint: fpOf.get(p.result)!,
+  }));
+  const spelled = fn.pieces.map((p) => `${p.lo}-${p.hi}:${fpOf.get(p.value)!}`).join(';');
+  return { fingerprint: fingerprint(spelled), entries, classes };
+}
+
+function emitClass(cls: ClassFunction, limits: EntryLimits): ClassContent {
+  const prefixes = functionToPrefixes(cls.pieces, L4_BITS, (code) => code);
+  if (prefixes.length > limits.maxEntriesPerClass) {
+    throw new BudgetExceeded('class', prefixes.length, limits.maxEntriesPerClass);
+  }
+  return {
+    fingerprint: cls.fingerprint,
+    entries: prefixes.map((p) => {
+      const { action, flags, ruleId } = decodeVerdict(p.result);
+      return { l4: p.value, bits: p.bits, action, flags, ruleId };
+    }),
+  };
+}

@@ -1,0 +1,243 @@
+/**
+ * One rule list (a policy's or a profile's rules in one direction) resolved as far as it
+ * can be without knowing the endpoint E: peer addresses, l4 points, rule ids. What is
+ * left to E — its local-side fields, and for ingress the named ports on E itself — is
+ * filled in by `segment(E)`, which yields the rules' steps of E's program.
+ *
+ * Named ports are resolved on the destination side: for ingress that is E (a constant
+ * per E); for egress it is the peer, so the rule is split by peer address — each peer
+ * endpoint holding one of the names gets its own l4 set, every other address the set
+ * with the names matching nothing.
+ */
+import type { Direction, Endpoint, EntityMatch, NamedPort, Rule, RuleRef } from '../model.js';
+import { normalize, spell, subtract, contains, type IntervalSet } from './intervals.js';
+import {
+  portRestriction,
+  present,
+  restrictionNames,
+  restrictL4,
+  ruleBaseL4,
+  type PortRestriction,
+} from './l4.js';
+import { fingerprint } from './fingerprint.js';
+import type { Atom, RuleAction, RuleStep } from './program.js';
+import type { RuleIds } from './rule-ids.js';
+import type { RuleOwner, WorldIndex } from './world-index.js';
+
+/** A list's contribution to one endpoint's program. */
+export interface Segment {
+  readonly steps: readonly RuleStep[];
+  readonly fingerprint: string;
+}
+
+export interface RulesPlanOptions {
+  readonly direction: Direction;
+  readonly owner: RuleOwner;
+  readonly refOf: (index: number) => RuleRef;
+  /** Profiles: a Pass ends profile evaluation as a deny by this rule id. */
+  readonly passDeniesBy?: number;
+}
+
+interface PlannedRule {
+  readonly action: RuleAction;
+  readonly ruleId: number;
+  /** The local side, when it constrains anything. */
+  readonly local: EntityMatch | undefined;
+  /** The atoms and their fingerprint when they do not depend on E. */
+  readonly fixed: { readonly atoms: readonly Atom[]; readonly key: string } | undefined;
+  readonly peer: IntervalSet;
+  readonly base: IntervalSet;
+  readonly restriction: PortRestriction;
+}
+
+export class RulesPlan {
+  private readonly rules: readonly PlannedRule[];
+  /** Whether any rule needs E (local side or ingress named ports). */
+  readonly dependsOnEndpoint: boolean;
+  private readonly segments = new Map<string, Segment>();
+
+  constructor(
+    rules: readonly Rule[],
+    opts: RulesPlanOptions,
+    index: WorldIndex,
+    ruleIds: RuleIds,
+    cache: RuleCache,
+  ) {
+    this.rules = rules.map((rule, i) => cache.plan(rule, i, opts, index, ruleIds));
+    this.dependsOnEndpoint = this.rules.some((r) => r.local !== undefined || r.fixed === undefined);
+  }
+
+  /**
+   * The steps for endpoint E. `variant` names everything about E the plan may depend on
+   * (equal variants, equal segments); it is ignored when the plan depends on nothing.
+   */
+  segment(endpoint: Endpoint, variant: string, index: WorldIndex): Segment {
+    const key = this.dependsOnEndpoint ? variant : '';
+    let segment = this.segments.get(key);
+    if (segment === undefined) {
+      segment = this.build(endpoint, index);
+      this.segments.set(key, segment);
+    }
+    return segment;
+  }
+
+  private build(endpoint: Endpoint, index: WorldIndex): Segment {
+    const steps: RuleStep[] = [];
+    const parts: string[] = [];
+    for (const rule of this.rules) {
+      if (rule.local !== undefined && !index.localSideMatches(rule.local, endpoint)) continue;
+      let fixed = rule.fixed;
+      if (fixed === undefined) {
+        const l4 = restrictL4(rule.base, rule.restriction, endpoint.ports);
+        fixed = keyed(atomOrNone(rule.peer, l4));
+      }
+      if (fixed.atoms.length === 0) continue;
+      steps.push({ kind: 'rule', action: rule.action, ruleId: rule.ruleId, atoms: fixed.atoms });
+      parts.push(`${rule.ruleId}${rule.action[0]}${fixed.key}`);
+    }
+    return { steps, fingerprint: fingerprint(parts.join(';')) };
+  }
+}
+
+/**
+ * Resolved rules, kept across updates while in use. A rule whose peer side has no
+ * selector fields and no peer named ports resolves the same against any entities, so it
+ * outlives entity changes (pod churn re-resolves only the rules that select peers).
+ */
+export class RuleCache {
+  private entries = new Map<string, { planned: PlannedRule; entities: string | undefined }>();
+  private used = new Map<string, { planned: PlannedRule; entities: string | undefined }>();
+
+  plan(
+    rule: Rule,
+    index: number,
+    opts: RulesPlanOptions,
+    world: WorldIndex,
+    ruleIds: RuleIds,
+  ): PlannedRule {
+    const key = `${opts.owner ?? ''}|${opts.direction}|${opts.refOf(index)}|${opts.passDeniesBy ?? ''}|${ruleJson(rule)}`;
+    let entry = this.used.get(key) ?? this.entries.get(key);
+    if (entry === undefined || (entry.entities !== undefined && entry.entities !== world.key)) {
+      const planned = planRule(rule, index, opts, world, ruleIds);
+      entry = {
+        planned,
+        entities: dependsOnEntities(rule, opts.direction) ? world.key : undefined,
+      };
+    }
+    this.used.set(key, entry);
+    return entry.planned;
+  }
+
+  /** Forgets every rule not planned since the last call. */
+  prune(): void {
+    this.entries = this.used;
+    this.used = new Map();
+  }
+}
+
+const ruleJsons = new WeakMap<Rule, string>();
+
+/** The JSON of a rule, computed once per object. */
+function ruleJson(rule: Rule): string {
+  let json = ruleJsons.get(rule);
+  if (json === undefined) {
+    json = JSON.stringify(rule);
+    ruleJsons.set(rule, json);
+  }
+  return json;
+}
+
+function dependsOnEntities(rule: Rule, direction: Direction): boolean {
+  const peerSide = direction === 'ingress' ? rule.source : rule.destination;
+  const peerNamedPorts =
+    direction === 'egress' && restrictionNames(portRestriction(rule.destination)).length > 0;
+  return (
+    peerSide.selector !== undefined ||
+    peerSide.notSelector !== undefined ||
+    peerSide.namespaceSelector !== undefined ||
+    peerNamedPorts
+  );
+}
+
+function planRule(
+  rule: Rule,
+  index: number,
+  opts: RulesPlanOptions,
+  world: WorldIndex,
+  ruleIds: RuleIds,
+): PlannedRule {
+  const ref = opts.refOf(index);
+  if (present(rule.source.ports) || present(rule.source.notPorts)) {
+    throw new Error(
+      `${ref}: source.ports / source.notPorts are not supported (validation refuses them)`,
+    );
+  }
+  const [peerSide, localSide] =
+    opts.direction === 'ingress'
+      ? [rule.source, rule.destination]
+      : [rule.destination, rule.source];
+  let action = rule.action;
+  let ruleId = ruleIds.idOf(ref);
+  if (action === 'Pass' && opts.passDeniesBy !== undefined) {
+    action = 'Deny';
+    ruleId = opts.passDeniesBy;
+  }
+  const peer = world.peerAddresses(peerSide, opts.owner);
+  const base = ruleBaseL4(rule);
+  const restriction = portRestriction(rule.destination);
+  const names = restrictionNames(restriction);
+  let fixed: PlannedRule['fixed'];
+  if (names.length === 0) fixed = keyed(atomOrNone(peer, restrictL4(base, restriction, [])));
+  else if (opts.direction === 'egress')
+    fixed = keyed(splitByPeerPorts(peer, base, restriction, world.portHolders(names)));
+  return {
+    action,
+    ruleId,
+    local: constrains(localSide) ? localSide : undefined,
+    fixed,
+    peer,
+    base,
+    restriction,
+  };
+}
+
+/** Egress named ports: one atom per distinct l4 set among the peers (see the module comment). */
+function splitByPeerPorts(
+  peer: IntervalSet,
+  base: IntervalSet,
+  restriction: PortRestriction,
+  holders: readonly { ip: number; ports: readonly NamedPort[] }[],
+): Atom[] {
+  const holderAddresses = normalize(holders.map((h) => [h.ip, h.ip] as const));
+  const atoms = atomOrNone(subtract(peer, holderAddresses), restrictL4(base, restriction, []));
+  const byL4 = new Map<string, { l4: IntervalSet; ips: [number, number][] }>();
+  for (const holder of holders) {
+    if (!contains(peer, holder.ip)) continue;
+    const l4 = restrictL4(base, restriction, holder.ports);
+    if (l4.length === 0) continue;
+    const key = spell(l4);
+    const entry = byL4.get(key) ?? { l4, ips: [] };
+    entry.ips.push([holder.ip, holder.ip]);
+    byL4.set(key, entry);
+  }
+  for (const { l4, ips } of byL4.values()) atoms.push(...atomOrNone(normalize(ips), l4));
+  return atoms;
+}
+
+function atomOrNone(addr: IntervalSet, l4: IntervalSet): Atom[] {
+  return addr.length === 0 || l4.length === 0 ? [] : [{ addr, addrKey: spell(addr), l4 }];
+}
+
+function keyed(atoms: readonly Atom[]): { atoms: readonly Atom[]; key: string } {
+  return { atoms, key: atoms.map((a) => `${a.addrKey}>${spell(a.l4)}`).join('|') };
+}
+
+function constrains(side: EntityMatch): boolean {
+  return (
+    present(side.nets) ||
+    present(side.notNets) ||
+    side.selector !== undefined ||
+    side.notSelector !== undefined ||
+    side.namespaceSelector !== undefined
+  );
+}

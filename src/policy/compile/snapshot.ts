@@ -1,0 +1,83 @@
+/**
+ * Compiled states as sets and classes under their ids. Entries are built once per set or
+ * class, and the keyed entry maps of a state only when someone reads them — the compiler
+ * itself works set by set, so an update costs what changed, not what exists.
+ */
+import type { RuleRef } from '../model.js';
+import type { ClassContent, SetContent } from './emit.js';
+import {
+  addrKey,
+  l4Key,
+  type CompiledState,
+  type EndpointEntry,
+  type PolAddrEntry,
+  type PolL4Entry,
+} from './types.js';
+
+/** A set's or class's content under its id, and its entries once built. */
+export interface Named<C, E = C extends SetContent ? PolAddrEntry : PolL4Entry> {
+  readonly id: number;
+  readonly content: C;
+  entries?: readonly E[];
+}
+
+/** A set's address entries (built once per set: its id and its classes' ids never change). */
+export function setEntries(
+  set: Named<SetContent>,
+  classes: ReadonlyMap<string, Named<ClassContent>>,
+): readonly PolAddrEntry[] {
+  set.entries ??= set.content.entries.map((e) => ({
+    setId: set.id,
+    addr: e.addr,
+    bits: e.bits,
+    classId: classes.get(e.classFingerprint)!.id,
+  }));
+  return set.entries;
+}
+
+export function classEntries(cls: Named<ClassContent>): readonly PolL4Entry[] {
+  cls.entries ??= cls.content.entries.map((e) => ({
+    classId: cls.id,
+    l4: e.l4,
+    bits: e.bits,
+    action: e.action,
+    flags: e.flags,
+    ruleId: e.ruleId,
+  }));
+  return cls.entries;
+}
+
+/**
+ * A compiled state: the sets, classes and endpoints of one update. The entry maps are
+ * built on first use — the compiler itself works set by set, so an update costs what
+ * changed, not what exists.
+ */
+export class Snapshot implements CompiledState {
+  private addrMap: Map<string, PolAddrEntry> | undefined;
+  private l4Map: Map<string, PolL4Entry> | undefined;
+
+  constructor(
+    private readonly sets: ReadonlyMap<string, Named<SetContent, PolAddrEntry>>,
+    private readonly classes: ReadonlyMap<string, Named<ClassContent, PolL4Entry>>,
+    readonly endpoints: ReadonlyMap<number, EndpointEntry>,
+    readonly rules: ReadonlyMap<number, RuleRef>,
+  ) {}
+
+  get addr(): ReadonlyMap<string, PolAddrEntry> {
+    if (this.addrMap === undefined) {
+      this.addrMap = new Map();
+      for (const set of this.sets.values())
+        for (const e of setEntries(set, this.classes)) this.addrMap.set(addrKey(e), e);
+    }
+    return this.addrMap;
+  }
+
+  get l4(): ReadonlyMap<string, PolL4Entry> {
+    if (this.l4Map === undefined) {
+      this.l4Map = new Map();
+      for (const cls of this.classes.values())
+        for (const e of classEntries(cls)) this.l4Map.set(l4Key(e), e);
+    }
+    return this.l4Map;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * What the compiler produces: the entries of tortie_pol_addr, tortie_pol_l4 and
+ * tortie_ifaces (bpf/tortie_maps.h) as plain values, the state they form and the delta
+ * between two states.
+ */
+import type { Endpoint, RuleRef } from '../model.js';
+import type { MapAction } from './verdict.js';
+
+export interface LocalEndpoint {
+  readonly endpoint: Endpoint;
+  /** Host end of the pod veth. */
+  readonly ifindex: number;
+  /** Endpoint id for counters and events; never 0. */
+  readonly id: number;
+}
+
+export interface PolAddrEntry {
+  readonly setId: number;
+  /** u32: the dotted quad read most significant first (host order). */
+  readonly addr: number;
+  /** 0..32 */
+  readonly bits: number;
+  readonly classId: number;
+}
+
+export interface PolL4Entry {
+  readonly classId: number;
+  /** u24: protocol << 16 | port. */
+  readonly l4: number;
+  /** 0..24 */
+  readonly bits: number;
+  readonly action: MapAction;
+  /** TORTIE_VERDICT_F_* (LOG = 1). */
+  readonly flags: number;
+  readonly ruleId: number;
+}
+
+export interface EndpointEntry {
+  readonly ifindex: number;
+  readonly id: number;
+  /** u32, host order. */
+  readonly ip: number;
+  readonly ingressSet: number;
+  readonly egressSet: number;
+  readonly policyRev: number;
+}
+
+export interface CompiledState {
+  /** Keyed by `addrKey(entry)`. */
+  readonly addr: ReadonlyMap<string, PolAddrEntry>;
+  /** Keyed by `l4Key(entry)`. */
+  readonly l4: ReadonlyMap<string, PolL4Entry>;
+  /** Keyed by ifindex. */
+  readonly endpoints: ReadonlyMap<number, EndpointEntry>;
+  /** Every rule id handed out → its ref. */
+  readonly rules: ReadonlyMap<number, RuleRef>;
+}
+
+/** The changes from one state to the next, in the order they must be applied. */
+export interface Delta {
+  /** Entries of new classes: written before anything points at them. */
+  readonly l4Writes: readonly PolL4Entry[];
+  /** Entries of new sets: written complete before any endpoint switches to them. */
+  readonly addrWrites: readonly PolAddrEntry[];
+  /** New or changed endpoints (switching set ids). */
+  readonly endpointWrites: readonly EndpointEntry[];
+  /** Endpoints gone (the entries being removed). */
+  readonly endpointDeletes: readonly EndpointEntry[];
+  /** Entries of sets no endpoint uses any more. */
+  readonly addrDeletes: readonly PolAddrEntry[];
+  /** Entries of classes no set uses any more. */
+  readonly l4Deletes: readonly PolL4Entry[];
+}
+
+export interface PolicyCompilerOptions {
+  /** Address-stage entries one set may need (default 65,536). */
+  readonly maxEntriesPerSet?: number;
+  /** l4-stage entries one class may need (default 65,536). */
+  readonly maxEntriesPerClass?: number;
+  /** Entries tortie_pol_addr holds (default TORTIE_MAX_POL_ADDR, 2^20). */
+  readonly maxAddrEntries?: number;
+  /** Entries tortie_pol_l4 holds (default TORTIE_MAX_POL_L4, 2^20). */
+  readonly maxL4Entries?: number;
+}
+
+export function addrKey(e: Pick<PolAddrEntry, 'setId' | 'addr' | 'bits'>): string {
+  return `${e.setId}/${e.addr}/${e.bits}`;
+}
+
+export function l4Key(e: Pick<PolL4Entry, 'classId' | 'l4' | 'bits'>): string {
+  return `${e.classId}/${e.l4}/${e.bits}`;
+}
