@@ -1,0 +1,159 @@
+/**
+ * How a `tortie` command finds etcd: global options, environment, config file, in that
+ * order of precedence, setting by setting.
+ *
+ *   --etcd-endpoints   TORTIE_ETCD_ENDPOINTS   etcdEndpoints   (comma-separated URLs)
+ *   --etcd-prefix      TORTIE_ETCD_PREFIX      etcdPrefix
+ *   --etcd-ca-cert     TORTIE_ETCD_CA_CERT     etcdCACert      (file)
+ *   --etcd-cert        TORTIE_ETCD_CERT        etcdCert        (file)
+ *   --etcd-key         TORTIE_ETCD_KEY         etcdKey         (file)
+ *
+ * The file is /etc/tortie/tortie.yaml unless --config names another (which must exist).
+ */
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { Datastore, isDatastoreError, type ConnectOptions } from '../datastore/index.js';
+
+export const DEFAULT_CONFIG_FILE = '/etc/tortie/tortie.yaml';
+export const DEFAULT_ENDPOINTS = ['http://127.0.0.1:2379'];
+
+/** A mistake in how the command was called or configured: exit 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface GlobalOptions {
+  etcdEndpoints?: string;
+  etcdPrefix?: string;
+  etcdCaCert?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  config?: string;
+}
+
+/** Adds the datastore options to the root command (subcommands see them via optsWithGlobals). */
+export function addGlobalOptions(program: Command): Command {
+  return program
+    .addOption(
+      new Option(
+        '--etcd-endpoints <urls>',
+        `etcd endpoints, comma-separated (default ${DEFAULT_ENDPOINTS[0]})`,
+      ).env('TORTIE_ETCD_ENDPOINTS'),
+    )
+    .addOption(
+      new Option(
+        '--etcd-prefix <prefix>',
+        'key prefix of tortie data in etcd (default /tortie)',
+      ).env('TORTIE_ETCD_PREFIX'),
+    )
+    .addOption(
+      new Option('--etcd-ca-cert <file>', 'CA certificate to verify etcd (TLS)').env(
+        'TORTIE_ETCD_CA_CERT',
+      ),
+    )
+    .addOption(
+      new Option('--etcd-cert <file>', 'client certificate for etcd (TLS)').env('TORTIE_ETCD_CERT'),
+    )
+    .addOption(new Option('--etcd-key <file>', 'client key for etcd (TLS)').env('TORTIE_ETCD_KEY'))
+    .option('--config <file>', `config file (default ${DEFAULT_CONFIG_FILE}, read if present)`);
+}
+
+const configFile = z
+  .object({
+    etcdEndpoints: z.union([z.string(), z.array(z.string())]).optional(),
+    etcdPrefix: z.string().optional(),
+    etcdCACert: z.string().optional(),
+    etcdCert: z.string().optional(),
+    etcdKey: z.string().optional(),
+  })
+  .strict();
+
+type ConfigFile = z.infer<typeof configFile>;
+
+async function loadConfigFile(path: string, explicit: boolean): Promise<ConfigFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!explicit && code === 'ENOENT') return {};
+    throw new UsageError(`cannot read the config file ${path}: ${code ?? (e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (e) {
+    throw new UsageError(`${path} is not valid YAML: ${(e as Error).message}`);
+  }
+  const parsed = configFile.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where =
+      issue.code === 'unrecognized_keys'
+        ? `${issue.keys[0]}: unknown setting (known: ${Object.keys(configFile.shape).join(', ')})`
+        : `${issue.path.join('.') || 'file'}: ${issue.message}`;
+    throw new UsageError(`${path}: ${where}`);
+  }
+  return parsed.data;
+}
+
+function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+/**
+ * The connection settings from parsed options (commander has already put environment
+ * variables in them, below the flags) and the config file.
+ */
+export async function resolveConnection(opts: GlobalOptions): Promise<ConnectOptions> {
+  const file = await loadConfigFile(opts.config ?? DEFAULT_CONFIG_FILE, opts.config !== undefined);
+  const fileEndpoints =
+    file.etcdEndpoints === undefined
+      ? undefined
+      : typeof file.etcdEndpoints === 'string'
+        ? splitList(file.etcdEndpoints)
+        : file.etcdEndpoints;
+  const endpoints =
+    opts.etcdEndpoints !== undefined
+      ? splitList(opts.etcdEndpoints)
+      : (fileEndpoints ?? DEFAULT_ENDPOINTS);
+  if (endpoints.length === 0)
+    throw new UsageError(
+      '--etcd-endpoints is empty: give at least one URL such as http://127.0.0.1:2379',
+    );
+  const ca = opts.etcdCaCert ?? file.etcdCACert;
+  const cert = opts.etcdCert ?? file.etcdCert;
+  const key = opts.etcdKey ?? file.etcdKey;
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError('--etcd-cert and --etcd-key go together: give both or neither');
+  }
+  const prefix = opts.etcdPrefix ?? file.etcdPrefix;
+  if (prefix !== undefined && !prefix.startsWith('/')) {
+    throw new UsageError(`--etcd-prefix ${JSON.stringify(prefix)} must start with "/"`);
+  }
+  const tls = ca !== undefined || cert !== undefined;
+  return {
+    endpoints,
+    ...(prefix === undefined ? {} : { prefix }),
+    ...(tls
+      ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }
+      : {}),
+  };
+}
+
+/** A connected store for these options; the caller closes it. */
+export async function datastoreFrom(opts: GlobalOptions, timeoutMs?: number): Promise<Datastore> {
+  const options = await resolveConnection(opts);
+  try {
+    return await Datastore.connect(timeoutMs === undefined ? options : { ...options, timeoutMs });
+  } catch (e) {
+    // Bad endpoint URLs, unreadable certificate files: the settings are wrong.
+    if (isDatastoreError(e, 'invalid')) throw new UsageError(e.message);
+    throw e;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Datastore errors: one class with a closed set of kinds, so callers (the CLI, the IPAM
+ * engine, the agent) can branch on what went wrong, and messages a user can act on.
+ */
+
+export type DatastoreErrorKind =
+  'invalid' | 'not-found' | 'already-exists' | 'conflict' | 'unavailable';
+
+/** One refused object of a multi-object call: `index` is its position in the call. */
+export interface ErrorDetail {
+  readonly index?: number;
+  /** "IPPool default", "NetworkPolicy prod/web". */
+  readonly object?: string;
+  /** The field, e.g. "spec.blockSize"; "" when the object as a whole is refused. */
+  readonly path?: string;
+  readonly reason: string;
+  /** The whole line: "IPPool default: spec.blockSize: 33 is out of range 20-32". */
+  readonly message: string;
+}
+
+export class DatastoreError extends Error {
+  override readonly name = 'DatastoreError';
+  constructor(
+    readonly kind: DatastoreErrorKind,
+    message: string,
+    readonly details: readonly ErrorDetail[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** One error out of per-object details; the message lists every one of them. */
+  static fromDetails(kind: DatastoreErrorKind, details: readonly ErrorDetail[]): DatastoreError {
+    return new DatastoreError(kind, details.map((d) => d.message).join('\n'), details);
+  }
+}
+
+export function isDatastoreError(e: unknown, kind?: DatastoreErrorKind): e is DatastoreError {
+  return e instanceof DatastoreError && (kind === undefined || e.kind === kind);
+}
+
+/** A line naming the object and, when there is one, the field. */
+export function detail(object: string, path: string, reason: string, index?: number): ErrorDetail {
+  const where = path === '' ? object : `${object}: ${path}`;
+  return { index, object, path, reason, message: `${where}: ${reason}` };
+}
+
+// --- etcd errors ----------------------------------------------------------------------
+
+/** gRPC's message without its boilerplate: "14 UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:1". */
+function tidy(msg: string): string {
+  const refused = /connect (E[A-Z]+ \S+:\d+)/.exec(msg);
+  if (refused) return `cannot connect: ${refused[1]}`;
+  return msg.replace(/\.?\s*Resolution note:.*$/s, '').replace(/Error: /g, '');
+}
+
+/**
+ * Turns what the etcd client threw into a DatastoreError. Transport failures, deadlines,
+ * lost quorum and open circuit breakers are `unavailable`: for a write that means the
+ * outcome is unknown, so read again before retrying by hand. Anything that did not come
+ * from etcd (a bug) is returned as it is, not disguised as an outage.
+ */
+export function fromEtcdError(e: unknown, endpoints: readonly string[]): Error {
+  if (e instanceof DatastoreError) return e;
+  if (!(e instanceof Error)) return new Error(String(e));
+  const msg = e.message;
+  const name = e.constructor?.name ?? e.name;
+  const fromEtcd =
+    name.startsWith('GRPC') ||
+    name.startsWith('Etcd') ||
+    name === 'BrokenCircuitError' ||
+    name === 'ClientClosedError' ||
+    name === 'ClientRuntimeError';
+  if (!fromEtcd) return e;
+  const where = endpoints.join(',');
+  if (msg.includes('too many operations in txn request')) {
+    return new DatastoreError(
+      'invalid',
+      `too many objects for one transaction (etcd's --max-txn-ops, 128 by default): split the input`,
+      [],
+      { cause: e },
+    );
+  }
+  if (msg.includes('request is too large')) {
+    return new DatastoreError(
+      'invalid',
+      'the request is larger than etcd accepts (--max-request-bytes): split the input',
+      [],
+      { cause: e },
+    );
+  }
+  if (msg.includes('required revision has been compacted')) {
+    return new DatastoreError(
+      'conflict',
+      `etcd no longer has that revision (compacted): ${tidy(msg)}`,
+      [],
+      { cause: e },
+    );
+  }
+  if (msg.includes('required revision is a future revision')) {
+    return new DatastoreError('invalid', `that revision is in the future: ${tidy(msg)}`, [], {
+      cause: e,
+    });
+  }
+  const why = name === 'BrokenCircuitError' ? 'every endpoint failed recently' : tidy(msg);
+  return new DatastoreError(
+    'unavailable',
+    `etcd at ${where} is unavailable (${why}): check the endpoints and that etcd runs with quorum`,
+    [],
+    { cause: e },
+  );
+}

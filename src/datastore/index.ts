@@ -1,0 +1,61 @@
+/**
+ * The datastore: tortie's resources in etcd v3. `Datastore` is the entry point; the key
+ * layout (resourceKey, PLURALS) is exported for the parts that read etcd directly.
+ */
+export { Datastore, type LabelResult, type WriteResult } from './store.js';
+export {
+  DatastoreError,
+  isDatastoreError,
+  type DatastoreErrorKind,
+  type ErrorDetail,
+} from './errors.js';
+export type { ConnectOptions, DatastoreTls, PemSource } from './connect.js';
+export { DEFAULT_TIMEOUT_MS } from './connect.js';
+export {
+  DEFAULT_PREFIX,
+  KIND_NAMES,
+  KINDS,
+  PLURALS,
+  TORTIE_API_VERSION,
+  describeRef,
+  findKind,
+  kindOfObject,
+  kindPrefix,
+  parseResourceKey,
+  resourceKey,
+  resourcesPrefix,
+  type KeyRef,
+  type KindInfo,
+  type KindName,
+} from './kinds.js';
+export {
+  decodeKeyValue,
+  encodeResource,
+  type ObjectMeta,
+  type ResourceOf,
+  type SpecOf,
+  type StoredResource,
+} from './codec.js';
+export {
+  ResourceWatcher,
+  type WatchEvent,
+  type WatchHandler,
+  type WatchOptions,
+  type WatchStatus,
+} from './watch.js';
+export { validateObject, type ValidObject, type Validation } from './schema/index.js';
+export {
+  DEFAULT_BLOCK_SIZE,
+  ENCAP_MODES,
+  type EncapMode,
+  type IPPoolSpec,
+} from './schema/ippool.js';
+export type { HostEndpointSpec, WorkloadEndpointSpec } from './schema/endpoints.js';
+export type { NodeSpec } from './schema/node.js';
+export { DEFAULT_AS_NUMBER, type BGPConfigurationSpec, type BGPPeerSpec } from './schema/bgp.js';
+export {
+  AGENT_CONFIG_DEFAULTS,
+  effectiveAgentConfig,
+  type AgentConfigurationSpec,
+} from './schema/agent.js';
+export { cidrsOverlap } from './invariants.js';
