@@ -20,8 +20,11 @@
 
 #define TORTIE_MAX_IFACES 16384      /* local endpoints (pod veths) on one node */
 #define TORTIE_MAX_ROUTES 65536      /* local /32s + remote blocks */
-#define TORTIE_MAX_POL_ADDR (1 << 20) /* address-stage policy entries, all sets */
-#define TORTIE_MAX_POL_L4 (1 << 20)  /* port-stage policy entries, all classes */
+#define TORTIE_MAX_POL_ADDR (1 << 20) /* address stage, all sets: the tortie_pol_addr LPM */
+#define TORTIE_MAX_POL_IP32 TORTIE_MAX_POL_ADDR /* its /32s: tortie_pol_ip32 */
+#define TORTIE_MAX_POL_L4 (1 << 20)  /* port stage, all classes: the tortie_pol_l4 LPM */
+#define TORTIE_MAX_POL_PORT TORTIE_MAX_POL_L4   /* its exact ports: tortie_pol_port */
+#define TORTIE_MAX_POL_DFLT TORTIE_MAX_POL_L4   /* its class defaults: tortie_pol_dflt */
 #define TORTIE_MAX_CT 262144         /* conntrack flows (LRU) */
 #define TORTIE_MAX_FRAGS 8192        /* first fragments awaiting their followers (LRU) */
 #define TORTIE_MAX_METRICS 65536     /* (endpoint, reason, direction) counters */
@@ -70,26 +73,63 @@ struct tortie_route {
 };
 
 /*
- * ---- policy: two LPM stages and a verdict --------------------------------------
+ * ---- policy: two stages, exact hashes before prefix tries ----------------------
  *
  * The compiler flattens every rule that applies to one endpoint in one direction into a
- * "policy set". A packet is judged with exactly two lookups, whatever the rule count:
+ * "policy set". A packet is judged in two stages, whatever the rule count:
  *
- *   1. tortie_pol_addr: (set_id, peer address)   -> class_id
- *   2. tortie_pol_l4:   (class_id, proto, port)   -> verdict
+ *   1. address stage: (set_id, peer address) -> class_id
+ *   2. port stage:    (class_id, proto, port) -> verdict
  *
  * The peer is the source for ingress and the destination for egress. A class is the
  * set of peer addresses for which the set's decision over (proto, port) is the same
- * function, so stage 2 is that function as prefixes. set_id and class_id are matched in
- * full (they sit first in the key and every prefix length covers them); the address and
- * the (proto, port) tail are big-endian so that LPM prefixes are address and port
- * ranges. Every set carries a /0 entry and every class a /0 entry, so a miss in either
- * stage means the compiler never wrote the set: the packet is dropped as
- * TORTIE_DROP_NO_POLICY (fail closed), never passed.
+ * function, so stage 2 is that function as prefixes over (proto, port).
+ *
+ * The compiler emits each stage as one longest-prefix-match table: address prefixes of
+ * 0..32 bits, (proto, port) prefixes of 0..24 bits. The control plane stores each table
+ * in several maps by prefix length, so that the common entries are found by an O(1)
+ * hash lookup and only what needs prefix matching sits in an LPM trie (a trie lookup
+ * gets deeper as the trie fills):
+ *
+ *   stage  bits        map              type      key                        value
+ *   1      32          tortie_pol_ip32  HASH      {set_id, addr}             class
+ *   1      0..31       tortie_pol_addr  LPM_TRIE  {32 + bits, set_id, addr}  class
+ *   2      24          tortie_pol_port  HASH      {class_id, l4}             verdict
+ *   2      1..23       tortie_pol_l4    LPM_TRIE  {40 + bits, class_id, l4}  verdict
+ *   2      0           tortie_pol_dflt  HASH      __u32 class_id             verdict
+ *
+ * Each stage is looked up in the order of that table and stops at the first hit:
+ * stage 1 tortie_pol_ip32, then tortie_pol_addr; stage 2 tortie_pol_port, then
+ * tortie_pol_l4, then tortie_pol_dflt. The maps of a stage hold disjoint prefix lengths
+ * and are tried longest first, so the first hit is the entry one LPM over the whole
+ * table would return: the split changes the cost of a lookup, never its result.
+ *
+ * A decision is at most five lookups, two of them trie walks. A peer the policy names
+ * as a /32 (every selected pod is one) costs one hash lookup in stage 1, and a port the
+ * class names exactly one in stage 2, however many entries the maps hold. Only a peer
+ * matched by a shorter prefix, or a port decided by a range or by the class default,
+ * walks a trie, and the tries hold only the prefixes and ranges. The price: a hash
+ * lookup costs more than a walk of a near-empty trie, and a decision that falls through
+ * to a set's /0 and a class default (e.g. for a pod no policy selects) is five lookups,
+ * three of them misses; docs/dataplane.md has the measured costs.
+ *
+ * In the tries, set_id and class_id are matched in full (they sit first in the key and
+ * every stored prefix length covers them); the address and the (proto, port) tail are
+ * big-endian so that LPM prefixes are address and port ranges. The hash keys are the
+ * same fields without the prefix length. Every set has a /0 address entry (in
+ * tortie_pol_addr) and every class a default (in tortie_pol_dflt), so a miss in every
+ * map of a stage means the compiler never wrote the set or class: the packet is dropped
+ * as TORTIE_DROP_NO_POLICY (fail closed), never passed.
+ *
+ * Sizes: the compiler's budgets are per stage (TORTIE_MAX_POL_ADDR entries over all
+ * sets, TORTIE_MAX_POL_L4 over all classes) and every map of a stage can hold the whole
+ * stage, so no split of a stage within budget overflows one of its maps. Entries are
+ * allocated as they are written (BPF_F_NO_PREALLOC), but a hash map's bucket array is
+ * allocated whole at creation: 16 MiB for 2^20 entries, 48 MiB for the three hashes.
  */
 
 struct tortie_pol_addr_key {
-	__u32 prefixlen;    /* 32 + address bits (32..64) */
+	__u32 prefixlen;    /* 32 + address bits: 32..63 (a /32 goes to tortie_pol_ip32) */
 	__u32 set_id;
 	__be32 addr;
 };
@@ -98,13 +138,30 @@ struct tortie_pol_addr_val {
 	__u32 class_id;
 };
 
+/* tortie_pol_ip32 (HASH): the /32s of the address stage; value tortie_pol_addr_val. */
+struct tortie_pol_ip32_key {
+	__u32 set_id;
+	__be32 addr;
+};
+
 /*
  * l4 = (proto << 16) | port, big-endian, top byte always 0. port is the destination
  * port for TCP, UDP, UDPLite and SCTP; (type << 8) | code for ICMP; 0 for any other
- * protocol. prefixlen = 40 + bits over the 24-bit (proto, port): 40 is the whole class.
+ * protocol. prefixlen = 40 + bits over the 24-bit (proto, port); 40 alone would be the
+ * whole class, which is the class default's job (tortie_pol_dflt).
  */
 struct tortie_pol_l4_key {
-	__u32 prefixlen;    /* 40..64 */
+	__u32 prefixlen;    /* 40 + bits: 41..63 (24 bits: tortie_pol_port, 0: tortie_pol_dflt) */
+	__u32 class_id;
+	__be32 l4;
+};
+
+/*
+ * tortie_pol_port (HASH): the exact (proto, port) entries of the port stage, l4 as
+ * above; value struct tortie_verdict. The class defaults (0 bits) live in
+ * tortie_pol_dflt (HASH), keyed by the bare __u32 class_id, value struct tortie_verdict.
+ */
+struct tortie_pol_port_key {
 	__u32 class_id;
 	__be32 l4;
 };

@@ -26,6 +26,7 @@ struct {
 	__type(value, struct tortie_route);
 } tortie_routes SEC(".maps");
 
+/* Policy, address stage: prefixes of 0..31 bits, tried after tortie_pol_ip32. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, TORTIE_MAX_POL_ADDR);
@@ -34,6 +35,16 @@ struct {
 	__type(value, struct tortie_pol_addr_val);
 } tortie_pol_addr SEC(".maps");
 
+/* Policy, address stage: the /32s, tried before tortie_pol_addr (see tortie_maps.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TORTIE_MAX_POL_IP32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tortie_pol_ip32_key);
+	__type(value, struct tortie_pol_addr_val);
+} tortie_pol_ip32 SEC(".maps");
+
+/* Policy, port stage: (proto, port) prefixes of 1..23 bits (ranges, whole protocols). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, TORTIE_MAX_POL_L4);
@@ -41,6 +52,24 @@ struct {
 	__type(key, struct tortie_pol_l4_key);
 	__type(value, struct tortie_verdict);
 } tortie_pol_l4 SEC(".maps");
+
+/* Policy, port stage: the exact (proto, port) entries, tried before tortie_pol_l4. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TORTIE_MAX_POL_PORT);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tortie_pol_port_key);
+	__type(value, struct tortie_verdict);
+} tortie_pol_port SEC(".maps");
+
+/* Policy, port stage: each class's default (its 0-bit entry), tried after tortie_pol_l4. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TORTIE_MAX_POL_DFLT);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32); /* class_id */
+	__type(value, struct tortie_verdict);
+} tortie_pol_dflt SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * policy.h — judging a packet against an endpoint's policy set: exactly two LPM
- * lookups (tortie_pol_addr, then tortie_pol_l4), whatever the number of rules. The
- * layout of both keys is explained in tortie_maps.h.
+ * policy.h — judging a packet against an endpoint's policy set: two stages (address →
+ * class, (proto, port) → verdict), each looked up longest prefix first across the maps
+ * that hold it: exact hashes before the LPM tries, so the common entries cost O(1)
+ * whatever the number of rules. The maps and why the split is exact are explained in
+ * tortie_maps.h.
  */
 #ifndef TORTIE_POLICY_H
 #define TORTIE_POLICY_H
@@ -24,19 +26,54 @@ struct policy_decision {
 	__u32 rule_id;
 };
 
-/*
- * A set id of 0, a miss in either stage, or a verdict that is neither Allow nor Deny
- * all mean "the compiler has not written this" and fail closed as NO_POLICY.
- */
-static __always_inline void policy_lookup4(__u32 set_id, __be32 peer, __u8 proto, __u16 port,
-					   struct policy_decision *d)
+/* Stage 1: the class of peer in set_id — its /32 entry, else its longest prefix. */
+static __always_inline struct tortie_pol_addr_val *policy_class_of(__u32 set_id, __be32 peer)
 {
-	struct tortie_pol_addr_key addr_key = {
+	struct tortie_pol_ip32_key exact = { .set_id = set_id, .addr = peer };
+	struct tortie_pol_addr_key prefix = {
 		.prefixlen = POL_ADDR_FULL_PREFIX,
 		.set_id = set_id,
 		.addr = peer,
 	};
-	struct tortie_pol_l4_key l4_key = { .prefixlen = POL_L4_FULL_PREFIX };
+	struct tortie_pol_addr_val *class;
+
+	class = bpf_map_lookup_elem(&tortie_pol_ip32, &exact);
+	if (class)
+		return class;
+	return bpf_map_lookup_elem(&tortie_pol_addr, &prefix);
+}
+
+/*
+ * Stage 2: the verdict of class_id for l4 — its exact (proto, port) entry, else its
+ * longest (proto, port) prefix, else the class default.
+ */
+static __always_inline struct tortie_verdict *policy_verdict_of(__u32 class_id, __be32 l4)
+{
+	struct tortie_pol_port_key exact = { .class_id = class_id, .l4 = l4 };
+	struct tortie_pol_l4_key prefix = {
+		.prefixlen = POL_L4_FULL_PREFIX,
+		.class_id = class_id,
+		.l4 = l4,
+	};
+	struct tortie_verdict *verdict;
+
+	verdict = bpf_map_lookup_elem(&tortie_pol_port, &exact);
+	if (verdict)
+		return verdict;
+	verdict = bpf_map_lookup_elem(&tortie_pol_l4, &prefix);
+	if (verdict)
+		return verdict;
+	return bpf_map_lookup_elem(&tortie_pol_dflt, &class_id);
+}
+
+/*
+ * A set id of 0, a miss in every map of either stage, or a verdict that is neither
+ * Allow nor Deny all mean "the compiler has not written this" and fail closed as
+ * NO_POLICY.
+ */
+static __always_inline void policy_lookup4(__u32 set_id, __be32 peer, __u8 proto, __u16 port,
+					   struct policy_decision *d)
+{
 	struct tortie_pol_addr_val *class;
 	struct tortie_verdict *verdict;
 
@@ -47,12 +84,10 @@ static __always_inline void policy_lookup4(__u32 set_id, __be32 peer, __u8 proto
 	if (set_id == 0)
 		return;
 
-	class = bpf_map_lookup_elem(&tortie_pol_addr, &addr_key);
+	class = policy_class_of(set_id, peer);
 	if (!class)
 		return;
-	l4_key.class_id = class->class_id;
-	l4_key.l4 = bpf_htonl(((__u32)proto << 16) | port);
-	verdict = bpf_map_lookup_elem(&tortie_pol_l4, &l4_key);
+	verdict = policy_verdict_of(class->class_id, bpf_htonl(((__u32)proto << 16) | port));
 	if (!verdict)
 		return;
 

@@ -42,12 +42,18 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitHealthy(clientUrl: string, timeoutMs: number, proc: ChildProcess, log: () => string): Promise<void> {
+async function waitHealthy(
+  clientUrl: string,
+  timeoutMs: number,
+  proc: ChildProcess,
+  log: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exited: number | null = null;
   proc.once('exit', (code) => (exited = code ?? -1));
   while (Date.now() < deadline) {
-    if (exited !== null) throw new Error(`etcd exited with ${exited} before it was healthy:\n${log().slice(-2000)}`);
+    if (exited !== null)
+      throw new Error(`etcd exited with ${exited} before it was healthy:\n${log().slice(-2000)}`);
     try {
       const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(500) });
       if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
@@ -56,10 +62,17 @@ async function waitHealthy(clientUrl: string, timeoutMs: number, proc: ChildProc
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`etcd at ${clientUrl} not healthy within ${timeoutMs} ms:\n${log().slice(-2000)}`);
+  throw new Error(
+    `etcd at ${clientUrl} not healthy within ${timeoutMs} ms:\n${log().slice(-2000)}`,
+  );
 }
 
-function startMember(m: EtcdMember, cluster: string, state: 'new' | 'existing', token: string): ChildProcess {
+function startMember(
+  m: EtcdMember,
+  cluster: string,
+  state: 'new' | 'existing',
+  token: string,
+): ChildProcess {
   const args = [
     `--name=${m.name}`,
     `--data-dir=${m.dataDir}`,
@@ -110,7 +123,9 @@ export async function startEtcd(id: string, members: 1 | 3 = 1): Promise<EtcdClu
   };
   try {
     for (const m of ms) launch(m, 'new');
-    await Promise.all(ms.map((m) => waitHealthy(m.clientUrl, 20_000, m.process!, () => logs.get(m.name)!)));
+    await Promise.all(
+      ms.map((m) => waitHealthy(m.clientUrl, 20_000, m.process!, () => logs.get(m.name)!)),
+    );
   } catch (e) {
     await stopAll();
     throw e;
@@ -135,7 +150,10 @@ export async function startEtcd(id: string, members: 1 | 3 = 1): Promise<EtcdClu
   };
 }
 
-async function stopProcess(p: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+async function stopProcess(
+  p: ChildProcess | undefined,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
   p.kill(signal);

@@ -11,7 +11,11 @@ import type { PodRequest, PodResponse } from './pod-process.js';
 type Pending = { resolve: (r: PodResponse) => void };
 
 // Omit over a union must distribute, or the op-specific fields are lost.
-type RequestBody = PodRequest extends infer R ? (R extends PodRequest ? Omit<R, 'id'> : never) : never;
+type RequestBody = PodRequest extends infer R
+  ? R extends PodRequest
+    ? Omit<R, 'id'>
+    : never
+  : never;
 
 export class PodProcess {
   private readonly child: ChildProcess;
@@ -43,13 +47,20 @@ export class PodProcess {
   }
 
   /** Start the pod process in `netnsPath`, serving e.g. "tcp:80,udp:80"; resolves once it listens. */
-  static async start(netnsPath: string, servers: string): Promise<PodProcess> {
+  static async start(
+    netnsPath: string,
+    servers: string,
+    opts: { persist?: boolean } = {},
+  ): Promise<PodProcess> {
     const script = packagePath('dist', 'src', 'lab', 'pod-process.js');
     if (!existsSync(script)) {
       throw new Error(`${script} is missing: run "npm run build" first`);
     }
-    const child = spawn('nsenter', [`--net=${netnsPath}`, process.execPath, script, servers], {
+    const args = [`--net=${netnsPath}`, process.execPath, script, servers];
+    if (opts.persist) args.push('--persist');
+    const child = spawn('nsenter', args, {
       stdio: ['pipe', 'pipe', 'pipe'],
+      detached: opts.persist === true,
     });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -77,9 +88,25 @@ export class PodProcess {
   }
 
   /** true when a request/response exchange with host:port succeeded within the timeout. */
-  async probe(protocol: 'tcp' | 'udp', host: string, port: number, timeoutMs = 400): Promise<boolean> {
+  async probe(
+    protocol: 'tcp' | 'udp',
+    host: string,
+    port: number,
+    timeoutMs = 400,
+  ): Promise<boolean> {
     const r = await this.request({ op: 'probe', protocol, host, port, timeoutMs });
     return r.ok;
+  }
+
+  /**
+   * Let a process started with `persist` outlive us: close our ends of its pipes. It is
+   * then removed with its namespace (destroyNodeLab kills what runs there).
+   */
+  detach(): void {
+    this.child.stdin!.end();
+    this.child.stdout!.destroy();
+    this.child.stderr!.destroy();
+    this.child.unref();
   }
 
   async stop(): Promise<void> {

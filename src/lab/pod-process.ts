@@ -14,7 +14,14 @@ import { createInterface } from 'node:readline';
 export type ServerSpec = { protocol: 'tcp' | 'udp'; port: number };
 
 export type PodRequest =
-  | { id: number; op: 'probe'; protocol: 'tcp' | 'udp'; host: string; port: number; timeoutMs: number }
+  | {
+      id: number;
+      op: 'probe';
+      protocol: 'tcp' | 'udp';
+      host: string;
+      port: number;
+      timeoutMs: number;
+    }
   | { id: number; op: 'open'; host: string; port: number; timeoutMs: number }
   | { id: number; op: 'send'; conn: number; data: string; timeoutMs: number }
   | { id: number; op: 'close'; conn: number };
@@ -193,8 +200,12 @@ async function main(): Promise<void> {
     }
     void handle(req).then(reply);
   });
-  // The parent going away (stdin closed) ends the pod's process.
-  rl.on('close', () => process.exit(0));
+  // The parent going away (stdin closed) ends the pod's process, unless it was started
+  // to outlive its parent (a lab left up for the user to explore).
+  const persist = process.argv[3] === '--persist';
+  rl.on('close', () => {
+    if (!persist) process.exit(0);
+  });
 }
 
 if (process.argv[1] && /pod-process\.(js|ts)$/.test(process.argv[1])) {

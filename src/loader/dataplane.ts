@@ -18,7 +18,9 @@ import type {
   MetricsVal,
   PolAddrKey,
   PolAddrVal,
+  PolIp32Key,
   PolL4Key,
+  PolPortKey,
   RouteKey,
   RouteValue,
   VerdictValue,
@@ -44,8 +46,13 @@ export type DataplaneMaps = Record<MapRole | 'events', BpfMap>;
 export interface DataplaneViews {
   readonly ifaces: TypedMap<number, EndpointValue>;
   readonly routes: TypedMap<RouteKey, RouteValue>;
+  /** Policy, address stage: /32s (hash), then shorter prefixes (trie). */
+  readonly polIp32: TypedMap<PolIp32Key, PolAddrVal>;
   readonly polAddr: TypedMap<PolAddrKey, PolAddrVal>;
+  /** Policy, port stage: exact ports (hash), then prefixes (trie), then class defaults (hash by class id). */
+  readonly polPort: TypedMap<PolPortKey, VerdictValue>;
   readonly polL4: TypedMap<PolL4Key, VerdictValue>;
+  readonly polDflt: TypedMap<number, VerdictValue>;
   readonly ct: TypedMap<CtKey, CtEntry>;
   readonly frags: TypedMap<FragKey, FragVal>;
   readonly metrics: PerCpuMap<MetricsKey, MetricsVal>;
@@ -104,8 +111,11 @@ function viewsOf(maps: DataplaneMaps): DataplaneViews {
   return {
     ifaces: new TypedMap(maps.ifaces, MAPS.ifaces),
     routes: new TypedMap(maps.routes, MAPS.routes),
+    polIp32: new TypedMap(maps.polIp32, MAPS.polIp32),
     polAddr: new TypedMap(maps.polAddr, MAPS.polAddr),
+    polPort: new TypedMap(maps.polPort, MAPS.polPort),
     polL4: new TypedMap(maps.polL4, MAPS.polL4),
+    polDflt: new TypedMap(maps.polDflt, MAPS.polDflt),
     ct: new TypedMap(maps.ct, MAPS.ct),
     frags: new TypedMap(maps.frags, MAPS.frags),
     metrics: new PerCpuMap(maps.metrics, MAPS.metrics),

@@ -1,6 +1,8 @@
 /**
  * The maps of bpf/tc_policy.o: name (also the pin file under the bpffs root), kind,
- * and the codecs of their keys and values.
+ * and the codecs of their keys and values. Names fit the kernel's 15 characters, so
+ * `bpftool map show` prints them whole and no two look alike
+ * (test/unit/maps-catalog.test.ts).
  */
 import type { Codec } from './codec.js';
 import {
@@ -13,7 +15,9 @@ import {
   metricsValCodec,
   polAddrKeyCodec,
   polAddrValCodec,
+  polIp32KeyCodec,
   polL4KeyCodec,
+  polPortKeyCodec,
   routeCodec,
   routeKeyCodec,
   u32Codec,
@@ -45,8 +49,13 @@ function spec<K, V>(
 export const MAPS = {
   ifaces: spec('tortie_ifaces', 'hash', u32Codec, endpointCodec),
   routes: spec('tortie_routes', 'lpm_trie', routeKeyCodec, routeCodec),
+  // Policy: each stage is split by prefix length over an exact hash and an LPM trie
+  // (and, for the port stage, a hash of class defaults); see policy-keys.ts.
+  polIp32: spec('tortie_pol_ip32', 'hash', polIp32KeyCodec, polAddrValCodec),
   polAddr: spec('tortie_pol_addr', 'lpm_trie', polAddrKeyCodec, polAddrValCodec),
+  polPort: spec('tortie_pol_port', 'hash', polPortKeyCodec, verdictCodec),
   polL4: spec('tortie_pol_l4', 'lpm_trie', polL4KeyCodec, verdictCodec),
+  polDflt: spec('tortie_pol_dflt', 'hash', u32Codec, verdictCodec),
   ct: spec('tortie_ct', 'lru_hash', ctKeyCodec, ctEntryCodec),
   frags: spec('tortie_frags', 'lru_hash', fragKeyCodec, fragValCodec),
   metrics: spec('tortie_metrics', 'percpu_hash', metricsKeyCodec, metricsValCodec, true),

@@ -40,12 +40,29 @@ export type PolAddrKey = CodecValue<typeof polAddrKeyCodec>;
 export const polAddrValCodec = defineStruct('tortie_pol_addr_val', [['class_id', 'u32']] as const);
 export type PolAddrVal = CodecValue<typeof polAddrValCodec>;
 
+/** tortie_pol_ip32 key: the /32 entries of the address stage (value: polAddrValCodec). */
+export const polIp32KeyCodec = defineStruct('tortie_pol_ip32_key', [
+  ['set_id', 'u32'],
+  ['addr', 'be32'],
+] as const);
+export type PolIp32Key = CodecValue<typeof polIp32KeyCodec>;
+
 export const polL4KeyCodec = defineStruct('tortie_pol_l4_key', [
   ['prefixlen', 'u32'],
   ['class_id', 'u32'],
   ['l4', 'be32'],
 ] as const);
 export type PolL4Key = CodecValue<typeof polL4KeyCodec>;
+
+/**
+ * tortie_pol_port key: the exact (proto, port) entries of the port stage (value:
+ * verdictCodec). The class defaults (tortie_pol_dflt) are keyed by a bare __u32.
+ */
+export const polPortKeyCodec = defineStruct('tortie_pol_port_key', [
+  ['class_id', 'u32'],
+  ['l4', 'be32'],
+] as const);
+export type PolPortKey = CodecValue<typeof polPortKeyCodec>;
 
 export const verdictCodec = defineStruct('tortie_verdict', [
   ['action', 'u8'],
@@ -126,7 +143,7 @@ export const eventCodec = defineStruct('tortie_event', [
 ] as const);
 export type EventRecord = CodecValue<typeof eventCodec>;
 
-/** Plain integer keys and values (tortie_ifaces key, tortie_ev_lost). */
+/** Plain integer keys and values (tortie_ifaces and tortie_pol_dflt keys, tortie_ev_lost). */
 export const u32Codec = defineScalar('__u32', 'u32');
 export const u64Codec = defineScalar('__u64', 'u64');
 
@@ -137,7 +154,9 @@ export const STRUCT_CODECS = [
   routeCodec,
   polAddrKeyCodec,
   polAddrValCodec,
+  polIp32KeyCodec,
   polL4KeyCodec,
+  polPortKeyCodec,
   verdictCodec,
   ctKeyCodec,
   ctEntryCodec,

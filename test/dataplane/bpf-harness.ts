@@ -22,8 +22,8 @@ import {
   eventCodec,
   ipToU32,
   l4Value,
-  polAddrKey,
-  polL4Key,
+  polAddrSlot,
+  polL4Slot,
   RouteType,
   type EventRecord,
   type MetricsVal,
@@ -101,7 +101,18 @@ export class BpfHarness {
   /** Empties every map and the event queue: each test starts from a blank node. */
   reset(): void {
     const m = this.dp.maps;
-    for (const map of [m.ifaces, m.routes, m.polAddr, m.polL4, m.ct, m.frags, m.metrics])
+    for (const map of [
+      m.ifaces,
+      m.routes,
+      m.polIp32,
+      m.polAddr,
+      m.polPort,
+      m.polL4,
+      m.polDflt,
+      m.ct,
+      m.frags,
+      m.metrics,
+    ])
       clearMap(map);
     this.events();
   }
@@ -129,19 +140,21 @@ export class BpfHarness {
     );
   }
 
-  /** Stage 1 of set `setId`: each CIDR ("a.b.c.d/n") → class. */
+  /** Stage 1 of set `setId`: each CIDR ("a.b.c.d/n") → class, in the map of its length. */
   policySet(setId: number, entries: readonly { cidr: string; classId: number }[]): void {
+    const v = this.dp.views;
     for (const { cidr, classId } of entries) {
       const [ip, bits] = cidr.split('/');
-      this.dp.views.polAddr.update(polAddrKey(setId, ipToU32(ip!), Number(bits ?? 32)), {
-        class_id: classId,
-      });
+      const slot = polAddrSlot(setId, ipToU32(ip!), Number(bits ?? 32));
+      if (slot.map === 'polIp32') v.polIp32.update(slot.key, { class_id: classId });
+      else v.polAddr.update(slot.key, { class_id: classId });
     }
   }
 
   /**
-   * Stage 2 of class `classId`. An entry without proto is the class default (/0);
-   * with proto and no port it covers the protocol; with both, one exact port.
+   * Stage 2 of class `classId`, each entry in the map of its length. An entry without
+   * proto is the class default (/0); with proto and no port it covers the protocol;
+   * with both, one exact port.
    */
   policyClass(
     classId: number,
@@ -155,13 +168,17 @@ export class BpfHarness {
   ): void {
     for (const e of entries) {
       const bits = e.proto === undefined ? 0 : e.port === undefined ? 8 : 24;
-      const key = polL4Key(classId, l4Value(e.proto ?? 0, e.port ?? 0), bits);
-      this.dp.views.polL4.update(key, {
+      const slot = polL4Slot(classId, l4Value(e.proto ?? 0, e.port ?? 0), bits);
+      const verdict = {
         action: e.action === 'allow' ? Action.ALLOW : Action.DENY,
         flags: e.log ? 1 : 0,
         reserved: 0,
         rule_id: e.ruleId,
-      });
+      };
+      const v = this.dp.views;
+      if (slot.map === 'polPort') v.polPort.update(slot.key, verdict);
+      else if (slot.map === 'polL4') v.polL4.update(slot.key, verdict);
+      else v.polDflt.update(slot.key, verdict);
     }
   }
 

@@ -231,14 +231,8 @@ describe('attached to pod veths in a node namespace', () => {
       // Set 1 → class 1: allow everything. Set 2 → class 2: deny ICMP, allow the rest.
       dp.views.polAddr.update({ prefixlen: 32, set_id: 1, addr: 0 }, { class_id: 1 });
       dp.views.polAddr.update({ prefixlen: 32, set_id: 2, addr: 0 }, { class_id: 2 });
-      dp.views.polL4.update(
-        { prefixlen: 40, class_id: 1, l4: 0 },
-        { action: 1, flags: 0, reserved: 0, rule_id: 11 },
-      );
-      dp.views.polL4.update(
-        { prefixlen: 40, class_id: 2, l4: 0 },
-        { action: 1, flags: 0, reserved: 0, rule_id: 21 },
-      );
+      dp.views.polDflt.update(1, { action: 1, flags: 0, reserved: 0, rule_id: 11 });
+      dp.views.polDflt.update(2, { action: 1, flags: 0, reserved: 0, rule_id: 21 });
       dp.views.polL4.update(
         { prefixlen: 48, class_id: 2, l4: PROTO.ICMP << 16 },
         { action: 2, flags: 0, reserved: 0, rule_id: 22 },

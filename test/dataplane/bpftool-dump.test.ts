@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataplane, removePins, type Dataplane } from '../../src/loader/index.js';
 import { MAPS, type MapSpec } from '../../src/maps/catalog.js';
+import type { Codec } from '../../src/maps/codec.js';
 import { native } from '../../src/native/index.js';
 import { newRunId } from '../helpers/netns.js';
 
@@ -14,7 +15,9 @@ const pinRoot = `/sys/fs/bpf/tortie-t${newRunId()}`;
 type Formatted = { key?: unknown; value?: unknown; values?: { value: unknown }[] };
 
 function dump(name: string): Formatted[] {
-  const out = execFileSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${pinRoot}/${name}`], { encoding: 'utf8' });
+  const out = execFileSync('bpftool', ['-j', 'map', 'dump', 'pinned', `${pinRoot}/${name}`], {
+    encoding: 'utf8',
+  });
   return (JSON.parse(out) as { formatted?: Formatted }[]).map((e) => e.formatted ?? {});
 }
 
@@ -33,7 +36,9 @@ describe('bpftool shows named fields for every pinned map', () => {
       const map = native.openPinnedMap(`${pinRoot}/${spec.name}`);
       const info = map.info();
       if (map.entries().keys.length === 0) {
-        const valueBytes = spec.perCpu ? native.possibleCpus() * Math.ceil(info.valueSize / 8) * 8 : info.valueSize;
+        const valueBytes = spec.perCpu
+          ? native.possibleCpus() * Math.ceil(info.valueSize / 8) * 8
+          : info.valueSize;
         map.update(Buffer.alloc(info.keySize), Buffer.alloc(valueBytes));
       }
       map.close();
@@ -54,10 +59,10 @@ describe('bpftool shows named fields for every pinned map', () => {
       const value = spec.perCpu ? first.values?.[0]?.value : first.value;
       expect(value, 'no BTF-formatted value').toBeDefined();
       // Struct keys and values show exactly the codec's fields (padding aside).
-      const fieldNames = (c: { fields?: readonly { name: string }[] }) =>
-        (c.fields ?? []).map((f) => f.name).filter((n) => !/^pad|^_/.test(n));
-      const keyFields = fieldNames(spec.key as { fields?: { name: string }[] });
-      const valueFields = fieldNames(spec.value as { fields?: { name: string }[] });
+      const fieldNames = (c: Codec<unknown>) =>
+        c.fields.map((f) => f.name).filter((n) => !/^pad|^_/.test(n));
+      const keyFields = fieldNames(spec.key);
+      const valueFields = fieldNames(spec.value);
       if (keyFields.length > 1) expect(names(first.key)).toEqual(expect.arrayContaining(keyFields));
       if (valueFields.length > 1) expect(names(value)).toEqual(expect.arrayContaining(valueFields));
     });

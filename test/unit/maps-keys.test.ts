@@ -1,8 +1,17 @@
-/** Address helpers and the LPM key arithmetic of the two policy stages. */
+/** Address helpers, the key arithmetic of the two policy stages and where each entry is stored. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { icmpPort, ipToU32, l4Value, polAddrKey, polL4Key, u32ToIp } from '../../src/maps/index.js';
+import {
+  icmpPort,
+  ipToU32,
+  l4Value,
+  polAddrKey,
+  polAddrSlot,
+  polL4Key,
+  polL4Slot,
+  u32ToIp,
+} from '../../src/maps/index.js';
 
 describe('IPv4 addresses as numbers', () => {
   it('reads a dotted quad as its host-order value', () => {
@@ -64,5 +73,71 @@ describe('policy LPM keys', () => {
     expect(() => polL4Key(1, 0x1000000, 24)).toThrow(/not 24 bits/);
     expect(() => l4Value(256, 0)).toThrow(/protocol 256/);
     expect(() => l4Value(6, 65536)).toThrow(/port 65536/);
+  });
+});
+
+describe('policy entries by prefix length: exact hashes, tries, class defaults', () => {
+  it('stores a /32 in tortie_pol_ip32, keyed by set and address', () => {
+    expect(polAddrSlot(3, ipToU32('10.1.2.3'), 32)).toEqual({
+      map: 'polIp32',
+      key: { set_id: 3, addr: ipToU32('10.1.2.3') },
+    });
+  });
+
+  it('stores every shorter address prefix, /0 included, in the tortie_pol_addr trie', () => {
+    for (const bits of [0, 1, 8, 24, 31]) {
+      expect(polAddrSlot(3, ipToU32('10.1.2.3'), bits)).toEqual({
+        map: 'polAddr',
+        key: polAddrKey(3, ipToU32('10.1.2.3'), bits),
+      });
+    }
+  });
+
+  it('stores an exact (proto, port) in tortie_pol_port, keyed by class and l4', () => {
+    expect(polL4Slot(9, l4Value(6, 80), 24)).toEqual({
+      map: 'polPort',
+      key: { class_id: 9, l4: 0x060050 },
+    });
+  });
+
+  it('stores a class default (0 bits) in tortie_pol_dflt, keyed by the class id alone', () => {
+    expect(polL4Slot(9, 0, 0)).toEqual({ map: 'polDflt', key: 9 });
+  });
+
+  it('stores port ranges and whole protocols (1..23 bits) in the tortie_pol_l4 trie', () => {
+    for (const bits of [1, 8, 16, 23]) {
+      expect(polL4Slot(9, l4Value(6, 80), bits)).toEqual({
+        map: 'polL4',
+        key: polL4Key(9, l4Value(6, 80), bits),
+      });
+    }
+  });
+
+  it('gives distinct entries of a stage distinct (map, key) slots', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            set: fc.integer({ min: 1, max: 3 }),
+            addr: fc.integer({ min: 0, max: 0xffffffff }),
+            bits: fc.integer({ min: 0, max: 32 }),
+          }),
+        ),
+        (entries) => {
+          const prefixes = new Set(
+            entries.map((e) => JSON.stringify(polAddrKey(e.set, e.addr, e.bits))),
+          );
+          const slots = new Set(
+            entries.map((e) => JSON.stringify(polAddrSlot(e.set, e.addr, e.bits))),
+          );
+          return prefixes.size === slots.size;
+        },
+      ),
+    );
+  });
+
+  it('refuses prefix lengths outside their stage, as the key builders do', () => {
+    expect(() => polAddrSlot(1, 0, 33)).toThrow(/address prefix length 33/);
+    expect(() => polL4Slot(1, 0, 25)).toThrow(/l4 prefix length 25/);
   });
 });

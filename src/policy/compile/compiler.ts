@@ -1,6 +1,6 @@
 /**
  * The policy compiler: world → the entries of the two policy LPM maps and the endpoint
- * map (bpf/tortie_maps.h, "policy: two LPM stages and a verdict"), incrementally.
+ * map (bpf/tortie_maps.h, the policy section: two stages and a verdict), incrementally.
  *
  * Per local endpoint and direction: build the program (./build-program.ts), decide it
  * over the address space (./sweep.ts), emit prefixes (./emit.ts). Sets and classes are

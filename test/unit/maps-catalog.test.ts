@@ -1,0 +1,31 @@
+/** The map catalogue: names the kernel keeps whole, and one map per pin. */
+import { describe, expect, it } from 'vitest';
+
+import { MAPS, PINNED_MAP_NAMES, type MapSpec } from '../../src/maps/index.js';
+
+/** BPF_OBJ_NAME_LEN is 16: the kernel cuts a map's name to 15 characters. */
+const KERNEL_NAME_MAX = 15;
+
+describe('map catalogue', () => {
+  it('names every map within the kernel limit, so bpftool shows the pin name', () => {
+    const tooLong = PINNED_MAP_NAMES.filter((n) => n.length > KERNEL_NAME_MAX);
+    expect(tooLong).toEqual([]);
+  });
+
+  it('pins no two maps under one name', () => {
+    expect(new Set(PINNED_MAP_NAMES).size).toBe(PINNED_MAP_NAMES.length);
+  });
+
+  it('keeps each policy stage in one exact hash and one trie (plus the class defaults)', () => {
+    const typeOf = (spec: MapSpec<unknown, unknown>) => `${spec.name}:${spec.typeName}`;
+    expect(
+      [MAPS.polIp32, MAPS.polAddr, MAPS.polPort, MAPS.polL4, MAPS.polDflt].map(typeOf),
+    ).toEqual([
+      'tortie_pol_ip32:hash',
+      'tortie_pol_addr:lpm_trie',
+      'tortie_pol_port:hash',
+      'tortie_pol_l4:lpm_trie',
+      'tortie_pol_dflt:hash',
+    ]);
+  });
+});
