@@ -17,7 +17,19 @@ echo "== bpffs"
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 echo "== npm ci"
-npm ci --no-audit --no-fund --loglevel=error
+# npm ci insists that the lockfile list every platform's optional packages (rollup's
+# native binaries). The registry mirror this project's machines use serves only the
+# linux-x64 ones, so a lockfile made here cannot list the others and npm ci refuses it.
+# npm install from the same lockfile installs exactly the locked versions.
+if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/tortie-npm-ci.err; then
+  if grep -q 'Missing: @rollup/' /tmp/tortie-npm-ci.err; then
+    echo "npm ci refused the lockfile for other platforms' optional packages; installing from it with npm install"
+    npm install --no-audit --no-fund --loglevel=error
+  else
+    cat /tmp/tortie-npm-ci.err >&2
+    exit 1
+  fi
+fi
 
 echo "== build"
 npm run build
