@@ -6,6 +6,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { addGlobalOptions, type GlobalOptions } from './context.js';
+import { registerCniCommands } from './cni.js';
 import { registerIpamCommands } from './ipam.js';
 import { ipamConnection } from './ipam-connect.js';
 import { registerResourceCommands } from './resources.js';
@@ -19,6 +20,7 @@ program
 
 addGlobalOptions(program);
 registerResourceCommands(program);
+registerCniCommands(program);
 registerIpamCommands(
   program,
   ipamConnection(() => program.opts<GlobalOptions>()),
@@ -117,6 +119,23 @@ bench
     });
     const { runVerdictBench } = await import('../../bench/verdict.js');
     await runVerdictBench({ rules, repeat: o.repeat, runs: o.runs, json: o.json });
+  });
+
+bench
+  .command('cni')
+  .description(
+    'CNI ADD/DEL latency p50/p99: tortie beside the reference bridge + host-local plugins',
+  )
+  .option('--pods <n>', 'pods to add and delete', positiveInt, 100)
+  .option(
+    '--grpc',
+    "use the etcd3 gRPC client in tortie's plugin instead of the JSON gateway one",
+    false,
+  )
+  .option('--json', 'print the results as JSON', false)
+  .action(async (o: { pods: number; grpc: boolean; json: boolean }) => {
+    const { runCniBench } = await import('../../bench/cni.js');
+    await runCniBench({ pods: o.pods, json: o.json, grpc: o.grpc });
   });
 
 try {

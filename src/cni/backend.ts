@@ -1,0 +1,91 @@
+/**
+ * What the CNI commands need from the datastore and the IPAM, as one narrow interface.
+ * The commands are written against it; `etcd-backend.ts` implements it over
+ * src/datastore and src/ipam (imported lazily: they pull in the gRPC etcd client, the
+ * slowest part of the plugin's start), and tests may substitute their own.
+ */
+import type { PoolSpec } from './pools.js';
+
+export interface EndpointSpec {
+  node: string;
+  orchestrator: string;
+  workload: string;
+  endpoint: string;
+  containerID: string;
+  network: string;
+  interfaceName: string;
+  mac: string;
+  ipNetworks: string[];
+  profiles: string[];
+  ports: unknown[];
+}
+
+export interface EndpointRecord {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  spec: EndpointSpec;
+}
+
+export interface AssignRequest {
+  handle: string;
+  node: string;
+  pools: PoolSpec[];
+  /** Recorded with the allocation: node, network, containerID, ifname, namespace, workload. */
+  attrs: Record<string, string>;
+}
+
+/** An allocation as IPAM holds it: its handle, addresses and the attributes given at ADD. */
+export interface Allocation {
+  handle: string;
+  ips: string[];
+  attrs: Record<string, string>;
+}
+
+export type IpamFailureKind = 'exhausted' | 'no-pool' | 'conflict' | 'other';
+
+/** An IPAM refusal, classified for the CNI error code. */
+export class IpamFailure extends Error {
+  override readonly name = 'IpamFailure';
+  constructor(
+    readonly kind: IpamFailureKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The datastore did not answer (refused, timed out): the runtime should try again. */
+export class DatastoreUnavailable extends Error {
+  override readonly name = 'DatastoreUnavailable';
+}
+
+export interface CniBackend {
+  /** Where the datastore is, for messages ("etcd at http://…"). */
+  readonly description: string;
+  /** Fails with DatastoreUnavailable unless the datastore answers. */
+  ping(): Promise<void>;
+  listPools(): Promise<PoolSpec[]>;
+  /** The labels of the Node resource; {} when there is no Node resource of that name. */
+  nodeLabels(node: string): Promise<Record<string, string>>;
+  getEndpoint(namespace: string, name: string): Promise<EndpointRecord | undefined>;
+  putEndpoint(endpoint: EndpointRecord): Promise<void>;
+  /** Deletes it; absent is fine. */
+  deleteEndpoint(namespace: string, name: string): Promise<void>;
+  /** Every WorkloadEndpoint in every namespace. */
+  listEndpoints(): Promise<EndpointRecord[]>;
+  /** Idempotent per handle: a second call returns the same address. */
+  autoAssign(request: AssignRequest): Promise<{ ip: string }>;
+  /** Releases everything held by the handle; returns the addresses released ([] if none). */
+  releaseByHandle(handle: string): Promise<string[]>;
+  addressesOf(handle: string): Promise<string[]>;
+  /** Every allocation whose handle starts with `prefix`. */
+  allocations(prefix: string): Promise<Allocation[]>;
+  close(): Promise<void>;
+}
+
+/** The allocation handle of an attachment, as Calico: `<network>.<containerID>`. */
+export function allocationHandle(network: string, containerId: string): string {
+  return `${network}.${containerId}`;
+}

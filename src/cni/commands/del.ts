@@ -1,0 +1,70 @@
+/**
+ * DEL: undo ADD, idempotently. Whatever is already gone (the pod namespace, the node
+ * namespace, the veth, the endpoint, the allocation) is skipped, so a second DEL, a DEL
+ * after a failed ADD and containerd's DEL with an empty CNI_NETNS all succeed.
+ *
+ * Order: veth, endpoint, then the address — so an interrupted DEL never leaves an
+ * endpoint claiming an address IPAM has already given back. The endpoint is deleted only
+ * when it still belongs to this container (a newer sandbox of the same pod may own the
+ * name by now). An unreachable datastore is code 11: answering success would leak the
+ * address, since the runtime never retries a successful DEL.
+ */
+import { deletePodNetwork, PlumbingError } from '../../plumbing/index.js';
+import { attachmentKeys, pathExists } from '../attachment.js';
+import type { CniBackend } from '../backend.js';
+import type { NetworkConfig } from '../config.js';
+import type { AttachmentEnv } from '../env.js';
+import { CniCode, CniError } from '../errors.js';
+import { backendError } from '../failures.js';
+import { workloadIdentity } from '../identity.js';
+
+export async function cmdDel(
+  env: AttachmentEnv,
+  config: NetworkConfig,
+  openBackend: () => Promise<CniBackend>,
+): Promise<void> {
+  const keys = attachmentKeys(env, config);
+  const who = workloadIdentity({
+    node: config.nodename,
+    containerId: env.containerId,
+    ifName: env.ifName,
+    args: env.args,
+    overrides: config.identity,
+  });
+
+  // The veth goes first, but its `ip` runs while the store's modules load.
+  const [veth, opened] = await Promise.allSettled([
+    removeVeth(keys.workloadId, config),
+    openBackend(),
+  ]);
+  if (veth.status === 'rejected') throw veth.reason;
+  if (opened.status === 'rejected') throw opened.reason;
+  const backend = opened.value;
+  try {
+    const endpoint = await backend.getEndpoint(who.namespace, who.endpointName);
+    if (endpoint && endpoint.spec.containerID === env.containerId) {
+      await backend.deleteEndpoint(who.namespace, who.endpointName);
+    }
+  } catch (err) {
+    throw backendError(err, `delete WorkloadEndpoint ${who.namespace}/${who.endpointName}`);
+  }
+  try {
+    await backend.releaseByHandle(keys.handle);
+  } catch (err) {
+    throw backendError(err, `release the addresses of handle ${keys.handle}`);
+  }
+}
+
+async function removeVeth(workloadId: string, config: NetworkConfig): Promise<void> {
+  // The node namespace gone (a lab node torn down) took the veth with it.
+  if (config.hostNetns !== undefined && !(await pathExists(config.hostNetns))) return;
+  try {
+    await deletePodNetwork({
+      workloadId,
+      ...(config.hostNetns === undefined ? {} : { hostNetns: config.hostNetns }),
+    });
+  } catch (err) {
+    const message = err instanceof PlumbingError ? err.message : String(err);
+    throw new CniError(CniCode.PlumbingFailed, `DEL ${workloadId}: ${message}`, { cause: err });
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * CniBackend over the real store: src/datastore for pools, nodes and endpoints, src/ipam
+ * for addresses, both on one etcd client. Their errors are classified here: etcd not
+ * answering becomes DatastoreUnavailable (CNI code 11), IPAM refusals IpamFailure.
+ *
+ * This module is imported only when a command needs the store: it loads the gRPC etcd
+ * client, by far the largest part of the plugin's startup.
+ */
+import { Datastore, isDatastoreError } from '../datastore/index.js';
+import { Ipam, isIpamError } from '../ipam/index.js';
+import {
+  DatastoreUnavailable,
+  IpamFailure,
+  type Allocation,
+  type CniBackend,
+  type EndpointRecord,
+  type EndpointSpec,
+} from './backend.js';
+import type { NetworkConfig } from './config.js';
+import type { PoolSpec } from './pools.js';
+
+/** Deadline of every etcd call: an unreachable etcd must fail the call, not hang it. */
+export const ETCD_TIMEOUT_MS = 5000;
+
+const API_VERSION = 'tortie.io/v1';
+
+export async function openEtcdBackend(options: NetworkConfig['datastore']): Promise<CniBackend> {
+  const description = `etcd at ${options.endpoints.join(',')}`;
+  let store: Datastore;
+  try {
+    store = await Datastore.connect({
+      endpoints: options.endpoints,
+      ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+      timeoutMs: ETCD_TIMEOUT_MS,
+    });
+  } catch (err) {
+    throw classify(err, description);
+  }
+  const ipam = new Ipam(store.etcd, store.prefix, { timeoutMs: ETCD_TIMEOUT_MS });
+  return new EtcdBackend(store, ipam, description);
+}
+
+class EtcdBackend implements CniBackend {
+  constructor(
+    private readonly store: Datastore,
+    private readonly ipam: Ipam,
+    readonly description: string,
+  ) {}
+
+  async ping(): Promise<void> {
+    await this.guard(() => this.store.list('Node'));
+  }
+
+  async listPools(): Promise<PoolSpec[]> {
+    const pools = await this.guard(() => this.store.list('IPPool'));
+    return pools.map((p) => ({
+      name: p.metadata.name,
+      cidr: p.spec.cidr,
+      blockSize: p.spec.blockSize,
+      disabled: p.spec.disabled,
+      nodeSelector: p.spec.nodeSelector,
+    }));
+  }
+
+  async nodeLabels(node: string): Promise<Record<string, string>> {
+    const found = await this.guard(() => this.store.get('Node', node));
+    return { ...(found?.metadata.labels ?? {}) };
+  }
+
+  async getEndpoint(namespace: string, name: string): Promise<EndpointRecord | undefined> {
+    const found = await this.guard(() => this.store.get('WorkloadEndpoint', name, namespace));
+    return found ? toRecord(found) : undefined;
+  }
+
+  async putEndpoint(e: EndpointRecord): Promise<void> {
+    await this.guard(() =>
+      this.store.apply([
+        {
+          apiVersion: API_VERSION,
+          kind: 'WorkloadEndpoint',
+          metadata: { name: e.name, namespace: e.namespace, labels: e.labels },
+          spec: e.spec,
+        },
+      ]),
+    );
+  }
+
+  async deleteEndpoint(namespace: string, name: string): Promise<void> {
+    await this.guard(() =>
+      this.store.delete({ kind: 'WorkloadEndpoint', name, namespace }, { ignoreNotFound: true }),
+    );
+  }
+
+  async listEndpoints(): Promise<EndpointRecord[]> {
+    const all = await this.guard(() => this.store.list('WorkloadEndpoint'));
+    return all.map(toRecord);
+  }
+
+  async autoAssign(request: Parameters<CniBackend['autoAssign']>[0]): Promise<{ ip: string }> {
+    const { ip } = await this.guard(() => this.ipam.autoAssign(request));
+    return { ip };
+  }
+
+  releaseByHandle(handle: string): Promise<string[]> {
+    return this.guard(() => this.ipam.releaseByHandle(handle));
+  }
+
+  addressesOf(handle: string): Promise<string[]> {
+    return this.guard(() => this.ipam.addressesOf(handle));
+  }
+
+  /**
+   * IPAM has no listing of allocations: its check, judged against an empty live set with
+   * no grace period, reports every allocation as a leak, each with its handle and attrs.
+   */
+  async allocations(prefix: string): Promise<Allocation[]> {
+    const report = await this.guard(() => this.ipam.check({ handles: new Set(), graceMs: 0 }));
+    const byHandle = new Map<string, Allocation>();
+    for (const leak of [...report.leaks, ...report.inGrace]) {
+      if (!leak.handle.startsWith(prefix)) continue;
+      const entry = byHandle.get(leak.handle) ?? {
+        handle: leak.handle,
+        ips: [],
+        attrs: { ...leak.attrs },
+      };
+      entry.ips.push(leak.ip);
+      entry.attrs.node ??= leak.node;
+      byHandle.set(leak.handle, entry);
+    }
+    return [...byHandle.values()];
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  private async guard<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (err) {
+      throw classify(err, this.description);
+    }
+  }
+}
+
+function toRecord(r: {
+  metadata: { name: string; namespace?: string; labels?: Readonly<Record<string, string>> };
+  spec: unknown;
+}): EndpointRecord {
+  const spec = r.spec as Partial<EndpointSpec>;
+  return {
+    name: r.metadata.name,
+    namespace: r.metadata.namespace ?? 'default',
+    labels: { ...(r.metadata.labels ?? {}) },
+    spec: {
+      node: spec.node ?? '',
+      orchestrator: spec.orchestrator ?? '',
+      workload: spec.workload ?? '',
+      endpoint: spec.endpoint ?? '',
+      containerID: spec.containerID ?? '',
+      network: spec.network ?? '',
+      interfaceName: spec.interfaceName ?? '',
+      mac: spec.mac ?? '',
+      ipNetworks: spec.ipNetworks ?? [],
+      profiles: spec.profiles ?? [],
+      ports: spec.ports ?? [],
+    },
+  };
+}
+
+function classify(err: unknown, description: string): Error {
+  if (isDatastoreError(err, 'unavailable') || isIpamError(err, 'unavailable')) {
+    return new DatastoreUnavailable(`${description} is unreachable: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (isIpamError(err)) {
+    const kind =
+      err.kind === 'exhausted' || err.kind === 'no-pool' || err.kind === 'conflict'
+        ? err.kind
+        : 'other';
+    return new IpamFailure(kind, err.message, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -1,0 +1,344 @@
+/**
+ * The part of the `etcd3` package's API that src/datastore and src/ipam use — the raw KV
+ * service (`kv.range`, `kv.txn`, `kv.put`, `kv.deleteRange`), `close()`, the Compare enums
+ * and the GRPC* error classes — spoken over etcd's JSON gateway (`POST /v3/kv/…`, part of
+ * every etcd 3.4 client URL) with node:http.
+ *
+ * Why: the CNI plugin is a short-lived process per call, and loading `etcd3` (gRPC,
+ * HTTP/2, and protobuf definitions parsed at load) costs ~260 ms of CPU — more than half
+ * of an ADD. This module loads in a few ms. The plugin substitutes it for `etcd3` with a
+ * module resolve hook (./hooks.ts), so the datastore and IPAM code run unchanged on it.
+ * Anything they import from `etcd3` that is not exported here fails the plugin at load
+ * with "does not provide an export named …": loudly, never half-working.
+ *
+ * Requests and responses have the shapes `etcd3`'s raw client gives (its proto-loader
+ * options: keepCase, longs and enums as strings, defaults filled, bytes as Buffers).
+ */
+import http from 'node:http';
+import https from 'node:https';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+
+export enum CompareResult {
+  Equal = 0,
+  Greater = 1,
+  Less = 2,
+  NotEqual = 3,
+}
+
+export enum CompareTarget {
+  Version = 0,
+  Create = 1,
+  Mod = 2,
+  Value = 3,
+  Lease = 4,
+}
+
+export class GRPCGenericError extends Error {}
+export class GRPCCancelledError extends GRPCGenericError {}
+export class GRPCUnknownError extends GRPCGenericError {}
+export class GRPCInvalidArgumentError extends GRPCGenericError {}
+export class GRPCDeadlineExceededError extends GRPCGenericError {}
+export class GRPCNotFoundError extends GRPCGenericError {}
+export class GRPCAlreadyExistsError extends GRPCGenericError {}
+export class GRPCPermissionDeniedError extends GRPCGenericError {}
+export class GRPCResourceExhastedError extends GRPCGenericError {}
+export class GRPCFailedPreconditionError extends GRPCGenericError {}
+export class GRPCAbortedError extends GRPCGenericError {}
+export class GRPCOutOfRangeError extends GRPCGenericError {}
+export class GRPCNotImplementedError extends GRPCGenericError {}
+export class GRPCInternalError extends GRPCGenericError {}
+export class GRPCUnavailableError extends GRPCGenericError {}
+export class GRPCDataLossError extends GRPCGenericError {}
+export class GRPCUnauthenticatedError extends GRPCGenericError {}
+export class ClientClosedError extends Error {}
+
+/** gRPC status code → [name used in messages, error class]. */
+const STATUS: Record<number, [string, new (message: string) => Error]> = {
+  1: ['CANCELLED', GRPCCancelledError],
+  2: ['UNKNOWN', GRPCUnknownError],
+  3: ['INVALID_ARGUMENT', GRPCInvalidArgumentError],
+  4: ['DEADLINE_EXCEEDED', GRPCDeadlineExceededError],
+  5: ['NOT_FOUND', GRPCNotFoundError],
+  6: ['ALREADY_EXISTS', GRPCAlreadyExistsError],
+  7: ['PERMISSION_DENIED', GRPCPermissionDeniedError],
+  8: ['RESOURCE_EXHAUSTED', GRPCResourceExhastedError],
+  9: ['FAILED_PRECONDITION', GRPCFailedPreconditionError],
+  10: ['ABORTED', GRPCAbortedError],
+  11: ['OUT_OF_RANGE', GRPCOutOfRangeError],
+  12: ['UNIMPLEMENTED', GRPCNotImplementedError],
+  13: ['INTERNAL', GRPCInternalError],
+  14: ['UNAVAILABLE', GRPCUnavailableError],
+  15: ['DATA_LOSS', GRPCDataLossError],
+  16: ['UNAUTHENTICATED', GRPCUnauthenticatedError],
+};
+
+function grpcError(code: number, message: string): Error {
+  const [name, ErrorClass] = STATUS[code] ?? ['UNKNOWN', GRPCUnknownError];
+  return new ErrorClass(`${code} ${name}: ${message}`);
+}
+
+interface CallOptions {
+  deadline?: number | Date;
+}
+
+interface Options {
+  hosts: string | string[];
+  credentials?: { rootCertificate?: Buffer; privateKey?: Buffer; certChain?: Buffer };
+  defaultCallOptions?: (context: {
+    service: string;
+    method: string;
+    isStream: boolean;
+    params: unknown;
+  }) => CallOptions;
+  dialTimeout?: number;
+  [other: string]: unknown;
+}
+
+const RESULTS = ['EQUAL', 'GREATER', 'LESS', 'NOT_EQUAL'];
+const TARGETS = ['VERSION', 'CREATE', 'MOD', 'VALUE', 'LEASE'];
+
+/** etcd3 enums arrive as numbers (CompareTarget.Mod) or names ('Mod'); the gateway wants 'MOD'. */
+function enumName(value: unknown, names: string[]): unknown {
+  if (typeof value === 'number') return names[value] ?? value;
+  if (typeof value === 'string') return value.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
+  return value;
+}
+
+/** Request objects to gateway JSON: Buffers as base64, 64-bit integers as strings. */
+function encode(value: unknown): unknown {
+  if (Buffer.isBuffer(value)) return value.toString('base64');
+  if (typeof value === 'bigint') return value.toString();
+  if (Array.isArray(value)) return value.map(encode);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = encode(v);
+    return out;
+  }
+  return value;
+}
+
+function encodeCompare(compare: any): unknown {
+  const out = encode(compare) as Record<string, unknown>;
+  out.result = enumName(compare.result, RESULTS);
+  out.target = enumName(compare.target, TARGETS);
+  return out;
+}
+
+function encodeOp(op: any): unknown {
+  return op?.request_txn ? { request_txn: encodeTxn(op.request_txn) } : encode(op);
+}
+
+function encodeTxn(txn: any): unknown {
+  return {
+    compare: (txn.compare ?? []).map(encodeCompare),
+    success: (txn.success ?? []).map(encodeOp),
+    failure: (txn.failure ?? []).map(encodeOp),
+  };
+}
+
+function header(h: any): any {
+  return {
+    cluster_id: h?.cluster_id ?? '0',
+    member_id: h?.member_id ?? '0',
+    revision: h?.revision ?? '0',
+    raft_term: h?.raft_term ?? '0',
+  };
+}
+
+function keyValue(kv: any): any {
+  return {
+    key: Buffer.from(kv.key ?? '', 'base64'),
+    create_revision: kv.create_revision ?? '0',
+    mod_revision: kv.mod_revision ?? '0',
+    version: kv.version ?? '0',
+    value: Buffer.from(kv.value ?? '', 'base64'),
+    lease: kv.lease ?? '0',
+  };
+}
+
+function rangeResponse(r: any): any {
+  return {
+    header: header(r?.header),
+    kvs: (r?.kvs ?? []).map(keyValue),
+    more: r?.more ?? false,
+    count: r?.count ?? '0',
+  };
+}
+
+function putResponse(r: any): any {
+  return { header: header(r?.header), prev_kv: r?.prev_kv ? keyValue(r.prev_kv) : null };
+}
+
+function deleteRangeResponse(r: any): any {
+  return {
+    header: header(r?.header),
+    deleted: r?.deleted ?? '0',
+    prev_kvs: (r?.prev_kvs ?? []).map(keyValue),
+  };
+}
+
+function txnResponse(r: any): any {
+  return {
+    header: header(r?.header),
+    succeeded: r?.succeeded ?? false,
+    responses: (r?.responses ?? []).map((op: any) =>
+      op.response_range
+        ? { response: 'response_range', response_range: rangeResponse(op.response_range) }
+        : op.response_put
+          ? { response: 'response_put', response_put: putResponse(op.response_put) }
+          : op.response_delete_range
+            ? {
+                response: 'response_delete_range',
+                response_delete_range: deleteRangeResponse(op.response_delete_range),
+              }
+            : { response: 'response_txn', response_txn: txnResponse(op.response_txn) },
+    ),
+  };
+}
+
+class Endpoint {
+  readonly url: URL;
+  readonly agent: http.Agent;
+
+  constructor(host: string, credentials: Options['credentials']) {
+    this.url = new URL(/^[a-z]+:\/\//i.test(host) ? host : `http://${host}`);
+    this.agent =
+      this.url.protocol === 'https:'
+        ? new https.Agent({
+            keepAlive: true,
+            ...(credentials?.rootCertificate ? { ca: credentials.rootCertificate } : {}),
+            ...(credentials?.certChain ? { cert: credentials.certChain } : {}),
+            ...(credentials?.privateKey ? { key: credentials.privateKey } : {}),
+          })
+        : new http.Agent({ keepAlive: true });
+  }
+}
+
+class ConnectError extends Error {}
+
+export class Etcd3 {
+  private readonly endpoints: Endpoint[];
+  private closed = false;
+  readonly kv = {
+    range: (req: unknown, options?: CallOptions) =>
+      this.call('range', req, options).then(rangeResponse),
+    put: (req: unknown, options?: CallOptions) => this.call('put', req, options).then(putResponse),
+    deleteRange: (req: unknown, options?: CallOptions) =>
+      this.call('deleterange', req, options).then(deleteRangeResponse),
+    txn: (req: unknown, options?: CallOptions) =>
+      this.call('txn', encodeTxn(req), options, true).then(txnResponse),
+  };
+
+  constructor(private readonly options: Options) {
+    const hosts = Array.isArray(options.hosts) ? options.hosts : [options.hosts];
+    this.endpoints = hosts.map((h) => new Endpoint(h, options.credentials));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const e of this.endpoints) e.agent.destroy();
+  }
+
+  private deadlineOf(method: string, params: unknown, options?: CallOptions): number | undefined {
+    const given =
+      options?.deadline ??
+      this.options.defaultCallOptions?.({ service: 'KV', method, isStream: false, params })
+        ?.deadline;
+    return given === undefined ? undefined : Number(given);
+  }
+
+  private async call(
+    method: string,
+    req: unknown,
+    options?: CallOptions,
+    encoded = false,
+  ): Promise<any> {
+    if (this.closed) throw new ClientClosedError('tried to call a closed etcd client');
+    const body = JSON.stringify(encoded ? req : encode(req));
+    const deadline = this.deadlineOf(method, req, options);
+    let last: Error | undefined;
+    for (const endpoint of this.endpoints) {
+      try {
+        return await this.post(endpoint, `/v3/kv/${method}`, body, deadline);
+      } catch (err) {
+        if (!(err instanceof ConnectError)) throw err;
+        last = err;
+      }
+    }
+    throw grpcError(14, `No connection established. Last error: ${last?.message ?? 'no endpoint'}`);
+  }
+
+  private post(
+    endpoint: Endpoint,
+    path: string,
+    body: string,
+    deadline: number | undefined,
+  ): Promise<any> {
+    return new Promise((resolve, reject) => {
+      const transport = endpoint.url.protocol === 'https:' ? https : http;
+      const timeoutMs = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
+      let sent = false;
+      const request = transport.request(
+        {
+          hostname: endpoint.url.hostname,
+          port: endpoint.url.port,
+          path,
+          method: 'POST',
+          agent: endpoint.agent,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+          },
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (c: Buffer) => chunks.push(c));
+          response.on('error', reject);
+          response.on('end', () => {
+            clearTimeout(timer);
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: any;
+            try {
+              json = text === '' ? {} : JSON.parse(text);
+            } catch {
+              reject(
+                grpcError(
+                  13,
+                  `etcd answered ${path} with ${response.statusCode}: ${text.slice(0, 200)}`,
+                ),
+              );
+              return;
+            }
+            if (response.statusCode === 200 && json.error === undefined) resolve(json);
+            else
+              reject(
+                grpcError(
+                  Number(json.code ?? 2),
+                  String(json.message ?? json.error ?? `HTTP ${response.statusCode}`),
+                ),
+              );
+          });
+        },
+      );
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => request.destroy(grpcError(4, 'Deadline exceeded')), timeoutMs);
+      request.on('socket', (socket) => {
+        // A reused keep-alive socket is connected already: the request may reach etcd.
+        if (!socket.connecting) sent = true;
+        else socket.once('connect', () => (sent = true));
+      });
+      request.on('error', (err) => {
+        clearTimeout(timer);
+        if (err instanceof GRPCGenericError) reject(err);
+        // Not connected at all: safe to try another endpoint; after that, the outcome is unknown.
+        else if (!sent && (err as NodeJS.ErrnoException).code !== undefined)
+          reject(new ConnectError(err.message));
+        else reject(grpcError(14, err.message));
+      });
+      request.end(body);
+    });
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Installing the plugin where a runtime finds it: `<bin dir>/tortie`, a small shell shim
+ * that execs this Node on the built plugin (absolute paths, so the runtime's PATH does not
+ * matter), and optionally a network config list `<conf dir>/<NN>-<network>.conflist`.
+ * Files are written to a temporary name and renamed, so a runtime never runs half a file.
+ */
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { packagePath } from '../util/package-root.js';
+
+export interface InstallOptions {
+  binDir: string;
+  /** When given, a conflist for the network is written there too. */
+  confDir?: string;
+  /** Network name (default "tortie"). */
+  network?: string;
+  /** nodename in the conflist (default: the plugin's hostname at run time). */
+  node?: string;
+  /** etcd endpoints for the conflist (comma-separated). */
+  etcdEndpoints?: string;
+  /** cniVersion of the conflist (default 1.0.0, which podman 4 and containerd 1.6+ speak). */
+  cniVersion?: string;
+  mtu?: number;
+  /** The built plugin entry; default <package>/dist/src/cni/main.js. */
+  mainPath?: string;
+  /** The node binary; default this process's. */
+  nodePath?: string;
+}
+
+export interface Installed {
+  shim: string;
+  conflist?: string;
+}
+
+export const PLUGIN_BINARY = 'tortie';
+
+export async function installCni(opts: InstallOptions): Promise<Installed> {
+  const main = opts.mainPath ?? builtPluginPath();
+  if (!existsSync(main)) {
+    throw new Error(`${main} does not exist: build tortie first (npm run build:ts)`);
+  }
+  await mkdir(opts.binDir, { recursive: true });
+  const shim = join(opts.binDir, PLUGIN_BINARY);
+  await writeAtomically(shim, shimScript(opts.nodePath ?? process.execPath, main), 0o755);
+  const installed: Installed = { shim };
+  if (opts.confDir !== undefined) {
+    if (!opts.etcdEndpoints) {
+      throw new Error('a conflist needs the etcd endpoints: give --etcd-endpoints');
+    }
+    await mkdir(opts.confDir, { recursive: true });
+    const network = opts.network ?? 'tortie';
+    const conflist = join(opts.confDir, `10-${network}.conflist`);
+    await writeAtomically(
+      conflist,
+      JSON.stringify(conflistFor({ ...opts, network }), null, 2) + '\n',
+      0o644,
+    );
+    installed.conflist = conflist;
+  }
+  return installed;
+}
+
+export function builtPluginPath(): string {
+  return packagePath('dist', 'src', 'cni', 'main.js');
+}
+
+/** `#!/bin/sh` + exec of node on the plugin, every path single-quoted for the shell. */
+export function shimScript(nodePath: string, mainPath: string): string {
+  return [
+    '#!/bin/sh',
+    '# tortie CNI plugin, installed by `tortie cni install`.',
+    `exec ${shellQuote(nodePath)} ${shellQuote(mainPath)} "$@"`,
+    '',
+  ].join('\n');
+}
+
+export function conflistFor(opts: InstallOptions & { network: string }): Record<string, unknown> {
+  const plugin: Record<string, unknown> = {
+    type: PLUGIN_BINARY,
+    etcd_endpoints: opts.etcdEndpoints,
+    ipam: { type: 'tortie-ipam' },
+  };
+  if (opts.node !== undefined) plugin.nodename = opts.node;
+  if (opts.mtu !== undefined) plugin.mtu = opts.mtu;
+  return { cniVersion: opts.cniVersion ?? '1.0.0', name: opts.network, plugins: [plugin] };
+}
+
+function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+async function writeAtomically(path: string, content: string, mode: number): Promise<void> {
+  const temporary = `${path}.tmp-${process.pid}`;
+  await writeFile(temporary, content, { mode });
+  await chmod(temporary, mode);
+  await rename(temporary, path);
+}

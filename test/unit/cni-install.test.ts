@@ -1,0 +1,105 @@
+/**
+ * `tortie cni install`: the shim a runtime executes and the conflist, written into
+ * temporary directories only (never /opt/cni/bin or /etc/cni/net.d).
+ */
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  mkdirSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { afterAll, describe, expect, it } from 'vitest';
+import { registerCniCommands } from '../../src/cli/cni.js';
+import { builtPluginPath, installCni } from '../../src/cni/install.js';
+
+const dir = mkdtempSync(join(tmpdir(), "tortie-cni-install-it's-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('cni install', () => {
+  it('writes an executable shim that runs node on the plugin with the caller’s environment, stdin and exit status', async () => {
+    const fakeMain = join(dir, 'fake main.mjs');
+    writeFileSync(
+      fakeMain,
+      [
+        "let input = '';",
+        "process.stdin.on('data', (c) => (input += c));",
+        "process.stdin.on('end', () => { process.stdout.write(JSON.stringify({ command: process.env.CNI_COMMAND, input })); process.exit(3); });",
+      ].join('\n'),
+    );
+    const { shim } = await installCni({ binDir: join(dir, 'bin'), mainPath: fakeMain });
+    expect(shim).toBe(join(dir, 'bin', 'tortie'));
+    expect(statSync(shim).mode & 0o777).toBe(0o755);
+    expect(readFileSync(shim, 'utf8')).toContain(`'${process.execPath}'`);
+    const run = spawnSync(shim, [], {
+      input: '{"x":1}',
+      env: { CNI_COMMAND: 'VERSION' },
+      encoding: 'utf8',
+    });
+    expect(run.status).toBe(3);
+    expect(JSON.parse(run.stdout)).toEqual({ command: 'VERSION', input: '{"x":1}' });
+  });
+
+  it('refuses to install a plugin that is not built, saying how to build it', async () => {
+    await expect(
+      installCni({ binDir: join(dir, 'bin2'), mainPath: join(dir, 'missing.js') }),
+    ).rejects.toThrow(/missing\.js does not exist: build tortie first/);
+    expect(existsSync(join(dir, 'bin2', 'tortie'))).toBe(false);
+  });
+
+  it.skipIf(!existsSync(builtPluginPath()))(
+    'from the CLI, installs the built plugin and a conflist naming the node and etcd (needs dist)',
+    async () => {
+      const program = new Command().exitOverride();
+      registerCniCommands(program);
+      const [bin, conf] = [join(dir, 'cli-bin'), join(dir, 'net.d')];
+      mkdirSync(conf);
+      await program.parseAsync(
+        [
+          'cni',
+          'install',
+          '--bin-dir',
+          bin,
+          '--conf-dir',
+          conf,
+          '--node',
+          'node-7',
+          '--etcd-endpoints',
+          'http://10.0.0.1:2379',
+          '--mtu',
+          '1400',
+        ],
+        { from: 'user' },
+      );
+      expect(JSON.parse(readFileSync(join(conf, '10-tortie.conflist'), 'utf8'))).toEqual({
+        cniVersion: '1.0.0',
+        name: 'tortie',
+        plugins: [
+          {
+            type: 'tortie',
+            etcd_endpoints: 'http://10.0.0.1:2379',
+            ipam: { type: 'tortie-ipam' },
+            nodename: 'node-7',
+            mtu: 1400,
+          },
+        ],
+      });
+      const version = spawnSync(join(bin, 'tortie'), [], {
+        input: '{"cniVersion":"1.0.0"}',
+        env: { CNI_COMMAND: 'VERSION' },
+        encoding: 'utf8',
+      });
+      expect(version.status).toBe(0);
+      expect(JSON.parse(version.stdout)).toMatchObject({
+        cniVersion: '1.0.0',
+        supportedVersions: expect.arrayContaining(['1.1.0']),
+      });
+    },
+  );
+});
