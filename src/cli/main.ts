@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { addGlobalOptions, type GlobalOptions } from './context.js';
 import { registerCniCommands } from './cni.js';
 import { registerIpamCommands } from './ipam.js';
+import { registerLabCommands } from './lab.js';
 import { ipamConnection } from './ipam-connect.js';
 import { registerResourceCommands } from './resources.js';
 
@@ -21,6 +22,7 @@ program
 addGlobalOptions(program);
 registerResourceCommands(program);
 registerCniCommands(program);
+registerLabCommands(program);
 registerIpamCommands(
   program,
   ipamConnection(() => program.opts<GlobalOptions>()),
