@@ -1,8 +1,8 @@
 /**
  * What the CNI commands need from the datastore and the IPAM, as one narrow interface.
  * The commands are written against it; `etcd-backend.ts` implements it over
- * src/datastore and src/ipam (imported lazily: they pull in the gRPC etcd client, the
- * slowest part of the plugin's start), and tests may substitute their own.
+ * src/datastore and src/ipam (imported lazily, with the etcd client, when a command needs
+ * the store), and tests may substitute their own.
  */
 import type { PoolSpec } from './pools.js';
 

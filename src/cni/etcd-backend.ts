@@ -3,10 +3,12 @@
  * for addresses, both on one etcd client. Their errors are classified here: etcd not
  * answering becomes DatastoreUnavailable (CNI code 11), IPAM refusals IpamFailure.
  *
- * This module is imported only when a command needs the store: it loads the gRPC etcd
- * client, by far the largest part of the plugin's startup.
+ * The client is the JSON-gateway one (./etcd-lite/client.ts), passed to the datastore
+ * and IPAM: loading the `etcd3` package (gRPC) would be by far the largest part of the
+ * plugin's startup. With `grpc` the datastore loads and uses `etcd3` instead. This module
+ * is imported only when a command needs the store.
  */
-import { Datastore, isDatastoreError } from '../datastore/index.js';
+import { Datastore, isDatastoreError, type EtcdKvClient } from '../datastore/index.js';
 import { Ipam, isIpamError } from '../ipam/index.js';
 import {
   DatastoreUnavailable,
@@ -17,22 +19,33 @@ import {
   type EndpointSpec,
 } from './backend.js';
 import type { NetworkConfig } from './config.js';
+import { EtcdGatewayClient } from './etcd-lite/client.js';
 import type { PoolSpec } from './pools.js';
+
+/** Which etcd client the plugin uses: the JSON-gateway one, or the `etcd3` package's. */
+export type EtcdClientKind = 'gateway' | 'grpc';
 
 /** Deadline of every etcd call: an unreachable etcd must fail the call, not hang it. */
 export const ETCD_TIMEOUT_MS = 5000;
 
 const API_VERSION = 'tortie.io/v1';
 
-export async function openEtcdBackend(options: NetworkConfig['datastore']): Promise<CniBackend> {
+export async function openEtcdBackend(
+  options: NetworkConfig['datastore'],
+  client: EtcdClientKind = 'gateway',
+): Promise<CniBackend> {
   const description = `etcd at ${options.endpoints.join(',')}`;
-  let store: Datastore;
+  const connectOptions = {
+    endpoints: options.endpoints,
+    ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    timeoutMs: ETCD_TIMEOUT_MS,
+  };
+  let store: Datastore<EtcdKvClient>;
   try {
-    store = await Datastore.connect({
-      endpoints: options.endpoints,
-      ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
-      timeoutMs: ETCD_TIMEOUT_MS,
-    });
+    store =
+      client === 'grpc'
+        ? await Datastore.connect(connectOptions)
+        : await Datastore.connect(connectOptions, (o) => new EtcdGatewayClient(o));
   } catch (err) {
     throw classify(err, description);
   }
@@ -42,7 +55,7 @@ export async function openEtcdBackend(options: NetworkConfig['datastore']): Prom
 
 class EtcdBackend implements CniBackend {
   constructor(
-    private readonly store: Datastore,
+    private readonly store: Datastore<EtcdKvClient>,
     private readonly ipam: Ipam,
     readonly description: string,
   ) {}

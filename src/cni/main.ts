@@ -3,11 +3,11 @@
  * The `tortie` CNI plugin executable (installed as <cni bin dir>/tortie by
  * `tortie cni install`): environment and stdin in, result or error JSON on stdout, exit 0
  * or 1. Logs, if any, go to stderr. With TORTIE_CNI_TIMING=1 it prints how long the call
- * took on stderr, from process start.
+ * took on stderr, from process start. TORTIE_CNI_ETCD_CLIENT=grpc makes it use the
+ * `etcd3` package's gRPC client instead of its JSON-gateway one (see run.ts).
  */
 import { performance } from 'node:perf_hooks';
-import { useLiteEtcdClient } from './etcd-lite/register.js';
-import { etcdDeps, runCni } from './run.js';
+import { runCni } from './run.js';
 import { formatMarks, mark } from './trace.js';
 
 async function readStdin(): Promise<string> {
@@ -18,17 +18,7 @@ async function readStdin(): Promise<string> {
 }
 
 mark('started');
-const outcome = await runCni(
-  { env: process.env, stdin: await readStdin() },
-  {
-    // Only commands that need the store pay for the resolve hook (a worker thread).
-    openBackend(config) {
-      useLiteEtcdClient();
-      mark('hooked');
-      return etcdDeps.openBackend(config);
-    },
-  },
-);
+const outcome = await runCni({ env: process.env, stdin: await readStdin() });
 process.stdout.write(outcome.stdout);
 if (process.env.TORTIE_CNI_TIMING === '1') {
   process.stderr.write(

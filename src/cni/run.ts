@@ -3,12 +3,13 @@
  * touching the process: main.ts wires it to the real ones, tests call it directly.
  *
  * Startup cost is most of a CNI call's latency, so only what every command needs is
- * imported up front. The config schema (zod), each command, the plumbing and above all
- * the etcd client (gRPC, ~200 ms to load) are imported when the command needs them:
+ * imported up front. The config schema (zod), each command, the plumbing and the store
+ * (src/datastore, src/ipam and the etcd client) are imported when the command needs them:
  * VERSION and malformed requests never load them.
  */
 import type { CniBackend } from './backend.js';
 import type { NetworkConfig } from './config.js';
+import type { EtcdClientKind } from './etcd-backend.js';
 import { parseCniEnv, type AttachmentEnv } from './env.js';
 import { CniCode, CniError, asCniError, errorResult } from './errors.js';
 import {
@@ -35,17 +36,28 @@ export interface CniDeps {
   openBackend(config: NetworkConfig): Promise<CniBackend>;
 }
 
-/** The real store (src/datastore and src/ipam on etcd), loaded when a command needs it. */
-export const etcdDeps: CniDeps = {
-  async openBackend(config) {
-    const { openEtcdBackend } = await import('./etcd-backend.js');
-    return openEtcdBackend(config.datastore);
-  },
-};
+/**
+ * The real store (src/datastore and src/ipam on etcd), loaded when a command needs it, on
+ * the JSON-gateway etcd client, or on the `etcd3` package's gRPC one with `grpc` (~260 ms
+ * more CPU per call, to load it).
+ */
+export function etcdDeps(client: EtcdClientKind = 'gateway'): CniDeps {
+  return {
+    async openBackend(config) {
+      const { openEtcdBackend } = await import('./etcd-backend.js');
+      return openEtcdBackend(config.datastore, client);
+    },
+  };
+}
+
+/** TORTIE_CNI_ETCD_CLIENT=grpc picks the `etcd3` package's client; anything else the gateway one. */
+export function etcdClientKind(env: NodeJS.ProcessEnv): EtcdClientKind {
+  return env.TORTIE_CNI_ETCD_CLIENT === 'grpc' ? 'grpc' : 'gateway';
+}
 
 export async function runCni(
   invocation: CniInvocation,
-  deps: CniDeps = etcdDeps,
+  deps: CniDeps = etcdDeps(etcdClientKind(invocation.env)),
 ): Promise<CniOutcome> {
   const errorVersion = sniffVersion(invocation.stdin);
   let backend: CniBackend | undefined;

@@ -10,6 +10,13 @@ export {
   type ErrorDetail,
 } from './errors.js';
 export type { ConnectOptions, DatastoreTls, PemSource } from './connect.js';
+export type {
+  EtcdCallOptions,
+  EtcdClientFactory,
+  EtcdKv,
+  EtcdKvClient,
+  EtcdWatchClient,
+} from './client.js';
 export { DEFAULT_TIMEOUT_MS } from './connect.js';
 export {
   DEFAULT_PREFIX,

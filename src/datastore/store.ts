@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
+import type { EtcdClientFactory, EtcdKvClient, EtcdWatchClient } from './client.js';
 import { labelKeyProblem, labelValueProblem } from '../policy/fields.js';
 import { decodeKeyValue, encodeResource, type ResourceOf, type StoredResource } from './codec.js';
 import { createEtcdClient, DEFAULT_TIMEOUT_MS, type ConnectOptions } from './connect.js';
@@ -60,12 +61,17 @@ function pause(attempt: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
 }
 
-export class Datastore {
+/**
+ * The store over an etcd client of type C: by default the `etcd3` package's; any client
+ * with the KV calls of ./client.ts carries everything but `watch`, which needs a client
+ * with etcd's watch stream too.
+ */
+export class Datastore<C extends EtcdKvClient = Etcd3> {
   private readonly watchers = new Set<ResourceWatcher>();
 
   private constructor(
     /** The raw etcd client, shared with IPAM (same deadlines and endpoints). */
-    readonly etcd: Etcd3,
+    readonly etcd: C,
     /** Key prefix of everything tortie stores, without a trailing "/". */
     readonly prefix: string,
     readonly endpoints: readonly string[],
@@ -73,10 +79,25 @@ export class Datastore {
     private readonly ownsClient: boolean,
   ) {}
 
-  /** A store on these endpoints; nothing is dialled until the first call. */
-  static async connect(options: ConnectOptions): Promise<Datastore> {
-    const { etcd, endpoints } = await createEtcdClient(options);
-    return new Datastore(
+  /**
+   * A store on these endpoints; nothing is dialled until the first call. The client is
+   * made by `createClient` from the normalised settings, by default the `etcd3` package's
+   * (loaded then, not before). close() closes it.
+   */
+  static connect(options: ConnectOptions): Promise<Datastore<Etcd3>>;
+  static connect<C extends EtcdKvClient>(
+    options: ConnectOptions,
+    createClient: EtcdClientFactory<C>,
+  ): Promise<Datastore<C>>;
+  static async connect(
+    options: ConnectOptions,
+    createClient?: EtcdClientFactory<EtcdKvClient>,
+  ): Promise<Datastore<EtcdKvClient>> {
+    const { etcd, endpoints } =
+      createClient === undefined
+        ? await createEtcdClient(options)
+        : await createEtcdClient(options, createClient);
+    return new Datastore<EtcdKvClient>(
       etcd,
       normalisePrefix(options.prefix),
       endpoints,
@@ -86,10 +107,10 @@ export class Datastore {
   }
 
   /** A store over a client the caller owns: close() cancels watchers but leaves the client open. */
-  static fromClient(
-    etcd: Etcd3,
+  static fromClient<C extends EtcdKvClient>(
+    etcd: C,
     options: { prefix?: string; timeoutMs?: number; endpoints?: string[] } = {},
-  ): Datastore {
+  ): Datastore<C> {
     return new Datastore(
       etcd,
       normalisePrefix(options.prefix),
@@ -292,8 +313,10 @@ export class Datastore {
   /**
    * Follows changes to these kinds; see ResourceWatcher for the delivery guarantees.
    * Resolves once the initial state (without `revision`) is queued for the handler.
+   * Needs a client with etcd's watch stream (the `etcd3` package's has it).
    */
   async watch(
+    this: Datastore<EtcdWatchClient>,
     kinds: KindName | readonly KindName[],
     handler: WatchHandler,
     options: WatchOptions = {},

@@ -3,10 +3,11 @@
  * prefixes (one revision), and a guarded transaction that writes only if nothing it
  * read has changed since.
  */
-import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
+import type { ICompare, IKeyValue, IRequestOp } from 'etcd3';
+import type { EtcdCallOptions, EtcdKvClient } from './client.js';
 
-/** gRPC call options (a deadline) as the etcd client takes them. */
-export type CallOptions = NonNullable<Parameters<Etcd3['kv']['txn']>[1]>;
+/** Call options (a deadline) as the etcd client takes them. */
+export type CallOptions = EtcdCallOptions;
 
 /** etcd refuses transactions with more operations than --max-txn-ops (128 by default). */
 const MAX_OPS = 128;
@@ -45,7 +46,7 @@ function rangeOp(r: Read, revision?: string): IRequestOp {
  * of reads are split, the later ones pinned to the first one's revision.
  */
 export async function readSnapshot(
-  etcd: Etcd3,
+  etcd: EtcdKvClient,
   reads: { keys?: readonly string[]; prefixes?: readonly string[] },
   options: CallOptions,
 ): Promise<Snapshot> {
@@ -99,7 +100,7 @@ export function deleteOp(key: string): IRequestOp {
 
 /** Runs the writes if every compare holds; `succeeded` false means someone got there first. */
 export async function guardedWrite(
-  etcd: Etcd3,
+  etcd: EtcdKvClient,
   compares: readonly ICompare[],
   ops: readonly IRequestOp[],
   options: CallOptions,

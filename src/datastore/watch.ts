@@ -13,7 +13,8 @@
  * Its own gRPC watch stream (not the etcd3 Watcher, which resumes from the revision of
  * the last response header and can skip events in a large catch-up).
  */
-import type { Etcd3, IKeyValue, IWatchResponse } from 'etcd3';
+import type { IKeyValue, IWatchResponse } from 'etcd3';
+import type { EtcdWatchClient } from './client.js';
 import { decodeKeyValue, type StoredResource } from './codec.js';
 import { DatastoreError, fromEtcdError } from './errors.js';
 import { kindPrefix, parseResourceKey, resourcesPrefix, type KindName } from './kinds.js';
@@ -58,7 +59,7 @@ export interface WatchOptions {
 }
 
 export interface WatchContext {
-  readonly etcd: Etcd3;
+  readonly etcd: EtcdWatchClient;
   readonly prefix: string;
   readonly endpoints: readonly string[];
   readonly callOptions: () => CallOptions;
@@ -66,7 +67,7 @@ export interface WatchContext {
   readonly onCancel?: (w: ResourceWatcher) => void;
 }
 
-type Stream = Awaited<ReturnType<Etcd3['watchClient']['watch']>>;
+type Stream = Awaited<ReturnType<EtcdWatchClient['watchClient']['watch']>>;
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 3000;

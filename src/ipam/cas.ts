@@ -5,17 +5,8 @@
  * moment when nothing read has changed, or none of it does. `runCas` builds such a
  * transaction from scratch again (fresh reads) after a lost race, with jittered backoff.
  */
-import {
-  CompareResult,
-  CompareTarget,
-  GRPCInvalidArgumentError,
-  GRPCOutOfRangeError,
-  GRPCResourceExhastedError,
-  type Etcd3,
-  type ICompare,
-  type IKeyValue,
-  type IRequestOp,
-} from 'etcd3';
+import type { ICompare, IKeyValue, IRequestOp } from 'etcd3';
+import type { EtcdKv, EtcdKvClient } from '../datastore/client.js';
 import { IpamError } from './errors.js';
 
 export interface KeyValue {
@@ -30,8 +21,6 @@ export interface CasOptions {
   /** Deadline of each etcd call, ms. */
   readonly timeoutMs: number;
 }
-
-type Kv = Etcd3['kv'];
 
 /** etcd refuses transactions of more than --max-txn-ops (default 128) operations. */
 export const MAX_TXN_OPS = 100;
@@ -67,14 +56,21 @@ function prefixEnd(prefix: string): Buffer {
   return Buffer.from([0]);
 }
 
+/**
+ * The etcd client's errors for etcd refusing a request (not failing to answer it), by
+ * class name: etcd3 and the clients standing in for it each have their own classes of
+ * these names (etcd3 spells "Exhasted" so).
+ */
+const REFUSALS: ReadonlySet<string> = new Set([
+  'GRPCInvalidArgumentError',
+  'GRPCOutOfRangeError',
+  'GRPCResourceExhastedError',
+]);
+
 /** etcd's own failures as IPAM errors: refusals are `invalid`, the rest `unavailable`. */
 function etcdFailure(e: unknown, doing: string): IpamError {
   const msg = e instanceof Error ? e.message : String(e);
-  if (
-    e instanceof GRPCInvalidArgumentError ||
-    e instanceof GRPCOutOfRangeError ||
-    e instanceof GRPCResourceExhastedError
-  ) {
+  if (e instanceof Error && REFUSALS.has(e.constructor?.name ?? e.name)) {
     return new IpamError('invalid', `etcd refused ${doing}: ${msg}`, { cause: e });
   }
   return new IpamError('unavailable', `etcd unavailable while ${doing}: ${msg}`, { cause: e });
@@ -87,7 +83,7 @@ export class Cas {
   private doomed = false;
 
   constructor(
-    private readonly kv: Kv,
+    private readonly kv: EtcdKv,
     private readonly timeoutMs: number,
   ) {}
 
@@ -101,8 +97,8 @@ export class Cas {
     if (prev && String(prev.mod_revision) !== mod) this.doomed = true;
     this.compares.set(key, {
       key: Buffer.from(key),
-      target: CompareTarget.Mod,
-      result: CompareResult.Equal,
+      target: 'Mod',
+      result: 'Equal',
       mod_revision: mod,
     });
   }
@@ -111,8 +107,8 @@ export class Cas {
     this.compares.set(`range:${prefix}`, {
       key: Buffer.from(prefix),
       range_end: prefixEnd(prefix),
-      target: CompareTarget.Mod,
-      result: CompareResult.Less,
+      target: 'Mod',
+      result: 'Less',
       mod_revision: String(BigInt(revision) + 1n),
     });
   }
@@ -279,7 +275,7 @@ export function backoffMs(attempt: number): number {
  * attempt that stages no writes is a read: its result is returned as it is.
  */
 export async function runCas<T>(
-  etcd: Etcd3,
+  etcd: EtcdKvClient,
   opts: CasOptions,
   what: string,
   attempt: (tx: Cas) => Promise<T>,

@@ -1,10 +1,10 @@
 /** What every IPAM operation needs: the etcd client, the key layout and the settings. */
-import type { Etcd3 } from 'etcd3';
+import type { EtcdKvClient } from '../datastore/client.js';
 import { type Cas, type CasOptions, runCas } from './cas.js';
 import type { IpamKeys } from './keys.js';
 
 export interface IpamContext {
-  readonly etcd: Etcd3;
+  readonly etcd: EtcdKvClient;
   readonly keys: IpamKeys;
   readonly cas: CasOptions;
   /** Never borrow from another node's block: exhaust instead. */

@@ -1,9 +1,11 @@
 /**
  * IPAM: pools carved into blocks affine to nodes, addresses held by handles, all of it
  * changed only by compare-and-swap etcd transactions. Depends on an etcd client and a key
- * prefix, never on the datastore: pools come in as plain objects.
+ * prefix, never on the datastore: pools come in as plain objects. The client is any with
+ * the KV calls of src/datastore/client.ts (a type, shared so that one client carries both),
+ * e.g. the `etcd3` package's or the CNI plugin's JSON-gateway one.
  */
-import type { Etcd3 } from 'etcd3';
+import type { EtcdKvClient } from '../datastore/client.js';
 import {
   type AssignIpRequest,
   type Assignment,
@@ -54,7 +56,7 @@ export class Ipam {
   private readonly ctx: IpamContext;
   private readonly lanes: Lanes | undefined;
 
-  constructor(etcd: Etcd3, prefix: string, opts: IpamOptions = {}) {
+  constructor(etcd: EtcdKvClient, prefix: string, opts: IpamOptions = {}) {
     const maxRetries = opts.maxRetries ?? 100;
     const timeoutMs = opts.timeoutMs ?? 10_000;
     if (!Number.isInteger(maxRetries) || maxRetries < 0)

@@ -1,33 +1,33 @@
 /**
  * The plugin's JSON-gateway etcd client against a real etcd, side by side with the
- * `etcd3` package it stands in for: the same requests must give the same answers, the same
- * error classes, and the datastore and IPAM must work on it unchanged.
+ * `etcd3` package it stands in for: the same requests must give the same answers, errors
+ * of the same class names, and the datastore and IPAM must work on it when it is passed
+ * to them.
  */
 import { createServer, type Server } from 'node:net';
-import { Etcd3 as GrpcEtcd3 } from 'etcd3';
+import { CompareResult, CompareTarget, Etcd3 as GrpcEtcd3, type ICompare } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CompareResult,
-  CompareTarget,
-  Etcd3 as LiteEtcd3,
+  EtcdGatewayClient,
   GRPCDeadlineExceededError,
   GRPCOutOfRangeError,
   GRPCUnavailableError,
 } from '../../src/cni/etcd-lite/client.js';
-import { Datastore } from '../../src/datastore/index.js';
+import { Datastore, type EtcdKvClient } from '../../src/datastore/index.js';
+import { Cas } from '../../src/ipam/cas.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { freePort, startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
 
 let etcd: EtcdCluster | undefined;
 let grpc: GrpcEtcd3;
-let lite: LiteEtcd3;
+let lite: EtcdGatewayClient;
 const prefix = `/lite-${Math.random().toString(16).slice(2, 8)}`;
 const key = (k: string): Buffer => Buffer.from(`${prefix}/${k}`);
 
 beforeAll(async () => {
   etcd = await startEtcd(`lite${Math.random().toString(16).slice(2, 8)}`);
   grpc = new GrpcEtcd3({ hosts: etcd.endpoints });
-  lite = new LiteEtcd3({ hosts: etcd.endpoints });
+  lite = new EtcdGatewayClient({ hosts: etcd.endpoints });
 });
 
 afterAll(async () => {
@@ -37,8 +37,10 @@ afterAll(async () => {
 });
 
 /** Both clients' answers with the member-specific header fields they share. */
-async function both<T>(call: (client: { kv: LiteEtcd3['kv'] }) => Promise<T>): Promise<[T, T]> {
-  return [await call(grpc as unknown as { kv: LiteEtcd3['kv'] }), await call(lite)];
+async function both<T>(
+  call: (client: { kv: EtcdGatewayClient['kv'] }) => Promise<T>,
+): Promise<[T, T]> {
+  return [await call(grpc), await call(lite)];
 }
 
 describe('the JSON-gateway etcd client', () => {
@@ -49,23 +51,24 @@ describe('the JSON-gateway etcd client', () => {
 
     const [g1, l1] = await both((c) => c.kv.range({ key: key(''), range_end: end }));
     expect(l1).toEqual(g1);
-    expect(l1.kvs.map((kv: { value: Buffer }) => kv.value.toString())).toEqual(['1', '2']);
+    expect(l1.kvs.map((kv) => kv.value.toString())).toEqual(['1', '2']);
 
     const [gMissing, lMissing] = await both((c) => c.kv.range({ key: key('nope') }));
     expect(lMissing).toEqual(gMissing);
 
-    const mod = l1.kvs[0].mod_revision as string;
-    const txn = (result: unknown, target: unknown) => ({
+    const mod = l1.kvs[0]!.mod_revision;
+    const txn = (result: ICompare['result'], target: ICompare['target']) => ({
       compare: [{ key: key('a'), result, target, mod_revision: mod }],
       success: [{ request_range: { key: key('a') } }],
       failure: [{ request_range: { key: key('b') } }],
     });
-    // Both spellings of the enums the callers use: etcd3's numbers and the names.
-    for (const [result, target] of [
+    // Both spellings of the enums ICompare allows: etcd3's numbers and the names.
+    const spellings: Array<[ICompare['result'], ICompare['target']]> = [
       [CompareResult.Equal, CompareTarget.Mod],
       ['Equal', 'Mod'],
       [CompareResult.NotEqual, 'Mod'],
-    ]) {
+    ];
+    for (const [result, target] of spellings) {
       const [g, l] = await both((c) => c.kv.txn(txn(result, target)));
       expect(l).toEqual(g);
     }
@@ -85,7 +88,7 @@ describe('the JSON-gateway etcd client', () => {
       /11 OUT_OF_RANGE: .*future revision/,
     );
 
-    const closed = new LiteEtcd3({ hosts: [`http://127.0.0.1:${await freePort()}`] });
+    const closed = new EtcdGatewayClient({ hosts: [`http://127.0.0.1:${await freePort()}`] });
     await expect(closed.kv.range({ key: key('a') })).rejects.toBeInstanceOf(GRPCUnavailableError);
     closed.close();
 
@@ -94,7 +97,7 @@ describe('the JSON-gateway etcd client', () => {
     const port = await new Promise<number>((resolve) =>
       silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)),
     );
-    const stuck = new LiteEtcd3({ hosts: [`http://127.0.0.1:${port}`] });
+    const stuck = new EtcdGatewayClient({ hosts: [`http://127.0.0.1:${port}`] });
     const started = Date.now();
     await expect(
       stuck.kv.range({ key: key('a') }, { deadline: Date.now() + 300 }),
@@ -105,15 +108,15 @@ describe('the JSON-gateway etcd client', () => {
   });
 
   it('tries the next endpoint when one refuses connections', async () => {
-    const multi = new LiteEtcd3({
+    const multi = new EtcdGatewayClient({
       hosts: [`http://127.0.0.1:${await freePort()}`, ...(etcd as EtcdCluster).endpoints],
     });
     await expect(multi.kv.range({ key: key('a') })).resolves.toMatchObject({ kvs: [] });
     multi.close();
   });
 
-  it('carries the datastore and IPAM unchanged', async () => {
-    const client = lite as unknown as GrpcEtcd3;
+  it('carries the datastore and IPAM when passed to them', async () => {
+    const client: EtcdKvClient = lite;
     const store = Datastore.fromClient(client, {
       prefix: `${prefix}-store`,
       endpoints: (etcd as EtcdCluster).endpoints,
@@ -127,6 +130,11 @@ describe('the JSON-gateway etcd client', () => {
       },
     ]);
     expect((await store.list('IPPool')).map((p) => p.spec.cidr)).toEqual(['10.9.0.0/24']);
+    // Types only (never run): a store on a client without etcd's watch stream cannot watch.
+    const neverRun = (): unknown =>
+      // @ts-expect-error -- the gateway client has no watchClient
+      store.watch('IPPool', () => undefined);
+    expect(typeof neverRun).toBe('function');
     const ipam = new Ipam(client, store.prefix);
     const pools = [{ name: 'p', cidr: '10.9.0.0/24', blockSize: 28 }];
     const handles = Array.from({ length: 20 }, (_, i) => `h.${i}`);
@@ -137,5 +145,45 @@ describe('the JSON-gateway etcd client', () => {
     expect((await ipam.autoAssign({ handle: 'h.0', node: 'n1', pools })).ip).toBe(ips[0]?.ip);
     for (const handle of handles) await ipam.releaseByHandle(handle);
     expect((await ipam.check({ handles: new Set(), graceMs: 0 })).counts.allocations).toBe(0);
+  });
+
+  it('is made by Datastore.connect from its normalised settings when given as the factory', async () => {
+    const [host] = (etcd as EtcdCluster).endpoints;
+    const made: EtcdGatewayClient[] = [];
+    const store = await Datastore.connect(
+      // A bare host:port: the datastore adds the scheme before the factory sees it.
+      { endpoints: [host!.replace(/^http:\/\//, '')], prefix: `${prefix}-conn`, timeoutMs: 2000 },
+      (options) => {
+        expect(options.hosts).toEqual([host]);
+        const c = new EtcdGatewayClient(options);
+        made.push(c);
+        return c;
+      },
+    );
+    expect(store.etcd).toBe(made[0]);
+    expect(await store.list('IPPool')).toEqual([]);
+    await store.close();
+    // connect() made the client, so close() closed it.
+    await expect(store.etcd.kv.range({ key: key('a') })).rejects.toThrow(/closed/);
+
+    const dead = await Datastore.connect(
+      { endpoints: [`http://127.0.0.1:${await freePort()}`], timeoutMs: 1000 },
+      (options) => new EtcdGatewayClient(options),
+    );
+    await expect(dead.list('Node')).rejects.toMatchObject({
+      name: 'DatastoreError',
+      kind: 'unavailable',
+    });
+    await dead.close();
+  });
+
+  it('has its refusals classified as etcd3 ones are: IPAM `invalid`, not `unavailable`', async () => {
+    // Larger than etcd's --max-request-bytes (1.5 MiB by default).
+    const huge = 'x'.repeat(2 * 1024 * 1024);
+    for (const client of [grpc, lite] as EtcdKvClient[]) {
+      const tx = new Cas(client.kv, 5000);
+      tx.put(`${prefix}/huge`, huge);
+      await expect(tx.commit()).rejects.toMatchObject({ name: 'IpamError', kind: 'invalid' });
+    }
   });
 });

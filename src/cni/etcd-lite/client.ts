@@ -1,38 +1,37 @@
 /**
- * The part of the `etcd3` package's API that src/datastore and src/ipam use — the raw KV
- * service (`kv.range`, `kv.txn`, `kv.put`, `kv.deleteRange`), `close()`, the Compare enums
- * and the GRPC* error classes — spoken over etcd's JSON gateway (`POST /v3/kv/…`, part of
- * every etcd 3.4 client URL) with node:http.
+ * An etcd client for src/datastore and src/ipam (the EtcdKvClient of
+ * src/datastore/client.ts: the raw KV service, `close()`; no watch) spoken over etcd's
+ * JSON gateway (`POST /v3/kv/…`, part of every etcd 3.4 client URL) with node:http.
  *
  * Why: the CNI plugin is a short-lived process per call, and loading `etcd3` (gRPC,
  * HTTP/2, and protobuf definitions parsed at load) costs ~260 ms of CPU — more than half
- * of an ADD. This module loads in a few ms. The plugin substitutes it for `etcd3` with a
- * module resolve hook (./hooks.ts), so the datastore and IPAM code run unchanged on it.
- * Anything they import from `etcd3` that is not exported here fails the plugin at load
- * with "does not provide an export named …": loudly, never half-working.
+ * of an ADD. This module loads in a few ms. The plugin passes it to the datastore and
+ * IPAM (etcd-backend.ts); it imports nothing from `etcd3` but types.
  *
- * Requests and responses have the shapes `etcd3`'s raw client gives (its proto-loader
- * options: keepCase, longs and enums as strings, defaults filled, bytes as Buffers).
+ * It takes `etcd3`'s constructor options (hosts, credentials, defaultCallOptions; the
+ * gRPC-specific rest is ignored). Requests and responses have the shapes `etcd3`'s raw
+ * client gives (its proto-loader options: keepCase, longs and enums as strings, defaults
+ * filled, bytes as Buffers), and failures are errors of classes named as etcd3's
+ * (GRPCUnavailableError, …), which is how the datastore and IPAM classify them. `put` and
+ * `deleteRange` are beyond what they use, kept for tests and tools.
  */
 import http from 'node:http';
 import https from 'node:https';
+import type {
+  CallContext,
+  IDeleteRangeRequest,
+  IDeleteRangeResponse,
+  IOptions,
+  IPutRequest,
+  IPutResponse,
+  IRangeRequest,
+  IRangeResponse,
+  ITxnRequest,
+  ITxnResponse,
+} from 'etcd3';
+import type { EtcdCallOptions, EtcdKvClient } from '../../datastore/client.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-
-export enum CompareResult {
-  Equal = 0,
-  Greater = 1,
-  Less = 2,
-  NotEqual = 3,
-}
-
-export enum CompareTarget {
-  Version = 0,
-  Create = 1,
-  Mod = 2,
-  Value = 3,
-  Lease = 4,
-}
 
 export class GRPCGenericError extends Error {}
 export class GRPCCancelledError extends GRPCGenericError {}
@@ -78,27 +77,10 @@ function grpcError(code: number, message: string): Error {
   return new ErrorClass(`${code} ${name}: ${message}`);
 }
 
-interface CallOptions {
-  deadline?: number | Date;
-}
-
-interface Options {
-  hosts: string | string[];
-  credentials?: { rootCertificate?: Buffer; privateKey?: Buffer; certChain?: Buffer };
-  defaultCallOptions?: (context: {
-    service: string;
-    method: string;
-    isStream: boolean;
-    params: unknown;
-  }) => CallOptions;
-  dialTimeout?: number;
-  [other: string]: unknown;
-}
-
 const RESULTS = ['EQUAL', 'GREATER', 'LESS', 'NOT_EQUAL'];
 const TARGETS = ['VERSION', 'CREATE', 'MOD', 'VALUE', 'LEASE'];
 
-/** etcd3 enums arrive as numbers (CompareTarget.Mod) or names ('Mod'); the gateway wants 'MOD'. */
+/** Compare enums arrive as etcd3's numbers (CompareTarget.Mod) or names ('Mod'); the gateway wants 'MOD'. */
 function enumName(value: unknown, names: string[]): unknown {
   if (typeof value === 'number') return names[value] ?? value;
   if (typeof value === 'string') return value.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
@@ -201,7 +183,7 @@ class Endpoint {
   readonly url: URL;
   readonly agent: http.Agent;
 
-  constructor(host: string, credentials: Options['credentials']) {
+  constructor(host: string, credentials: IOptions['credentials']) {
     this.url = new URL(/^[a-z]+:\/\//i.test(host) ? host : `http://${host}`);
     this.agent =
       this.url.protocol === 'https:'
@@ -217,20 +199,40 @@ class Endpoint {
 
 class ConnectError extends Error {}
 
-export class Etcd3 {
+export class EtcdGatewayClient implements EtcdKvClient {
   private readonly endpoints: Endpoint[];
   private closed = false;
   readonly kv = {
-    range: (req: unknown, options?: CallOptions) =>
-      this.call('range', req, options).then(rangeResponse),
-    put: (req: unknown, options?: CallOptions) => this.call('put', req, options).then(putResponse),
-    deleteRange: (req: unknown, options?: CallOptions) =>
-      this.call('deleterange', req, options).then(deleteRangeResponse),
-    txn: (req: unknown, options?: CallOptions) =>
-      this.call('txn', encodeTxn(req), options, true).then(txnResponse),
+    range: (req: IRangeRequest, options?: EtcdCallOptions): Promise<IRangeResponse> =>
+      this.call(
+        { service: 'KV', method: 'range', isStream: false, params: req },
+        encode(req),
+        options,
+      ).then(rangeResponse),
+    put: (req: IPutRequest, options?: EtcdCallOptions): Promise<IPutResponse> =>
+      this.call(
+        { service: 'KV', method: 'put', isStream: false, params: req },
+        encode(req),
+        options,
+      ).then(putResponse),
+    deleteRange: (
+      req: IDeleteRangeRequest,
+      options?: EtcdCallOptions,
+    ): Promise<IDeleteRangeResponse> =>
+      this.call(
+        { service: 'KV', method: 'deleteRange', isStream: false, params: req },
+        encode(req),
+        options,
+      ).then(deleteRangeResponse),
+    txn: (req: ITxnRequest, options?: EtcdCallOptions): Promise<ITxnResponse> =>
+      this.call(
+        { service: 'KV', method: 'txn', isStream: false, params: req },
+        encodeTxn(req),
+        options,
+      ).then(txnResponse),
   };
 
-  constructor(private readonly options: Options) {
+  constructor(private readonly options: IOptions) {
     const hosts = Array.isArray(options.hosts) ? options.hosts : [options.hosts];
     this.endpoints = hosts.map((h) => new Endpoint(h, options.credentials));
   }
@@ -240,27 +242,24 @@ export class Etcd3 {
     for (const e of this.endpoints) e.agent.destroy();
   }
 
-  private deadlineOf(method: string, params: unknown, options?: CallOptions): number | undefined {
+  private deadlineOf(context: CallContext, options?: EtcdCallOptions): number | undefined {
+    const defaults = this.options.defaultCallOptions;
     const given =
       options?.deadline ??
-      this.options.defaultCallOptions?.({ service: 'KV', method, isStream: false, params })
-        ?.deadline;
+      (typeof defaults === 'function' ? defaults(context) : defaults)?.deadline;
     return given === undefined ? undefined : Number(given);
   }
 
-  private async call(
-    method: string,
-    req: unknown,
-    options?: CallOptions,
-    encoded = false,
-  ): Promise<any> {
+  /** One KV call: `body` is the request as gateway JSON. */
+  private async call(context: CallContext, body: unknown, options?: EtcdCallOptions): Promise<any> {
     if (this.closed) throw new ClientClosedError('tried to call a closed etcd client');
-    const body = JSON.stringify(encoded ? req : encode(req));
-    const deadline = this.deadlineOf(method, req, options);
+    const json = JSON.stringify(body);
+    const deadline = this.deadlineOf(context, options);
+    const path = `/v3/kv/${context.method.toLowerCase()}`;
     let last: Error | undefined;
     for (const endpoint of this.endpoints) {
       try {
-        return await this.post(endpoint, `/v3/kv/${method}`, body, deadline);
+        return await this.post(endpoint, path, json, deadline);
       } catch (err) {
         if (!(err instanceof ConnectError)) throw err;
         last = err;
