@@ -28,6 +28,7 @@
 #define TORTIE_MAX_CT 262144         /* conntrack flows (LRU) */
 #define TORTIE_MAX_FRAGS 8192        /* first fragments awaiting their followers (LRU) */
 #define TORTIE_MAX_METRICS 65536     /* (endpoint, reason, direction) counters */
+#define TORTIE_MAX_NODES 16384       /* other nodes IPIP is accepted from */
 #define TORTIE_EVENTS_BYTES (1 << 20) /* ring buffer for drop/verdict events */
 
 /* ---- tortie_ifaces: HASH, key __u32 ifindex (host end of a pod veth) ----------- */
@@ -67,9 +68,48 @@ enum tortie_route_flags {
 
 struct tortie_route {
 	__u32 type;         /* enum tortie_route_type */
-	__u32 ifindex;      /* LOCAL_EP: host end of the pod veth; REMOTE_BLOCK: uplink */
+	__u32 ifindex;      /* LOCAL_EP: host end of the pod veth; REMOTE_BLOCK: the interface
+			     * to send through, 0 = the node's uplink (tortie_node_cfg) */
 	__be32 next_hop;    /* REMOTE_BLOCK: the owning node's underlay address */
 	__u32 flags;        /* enum tortie_route_flags */
+};
+
+/* ---- tortie_nodes: HASH, key __be32 a node's underlay IPv4 address ------------ */
+
+/*
+ * The other nodes of the cluster, by underlay address: the only sources IPIP is
+ * decapsulated from (tortie_from_uplink). Anyone else's IPIP is dropped as
+ * TORTIE_DROP_IPIP_UNKNOWN_SOURCE, so a host that can reach the underlay cannot tunnel
+ * a forged pod source past the receiving node's checks.
+ */
+enum tortie_node_flags {
+	TORTIE_NODE_F_NONE = 0,
+};
+
+struct tortie_node {
+	__u32 flags;        /* enum tortie_node_flags */
+};
+
+/* ---- tortie_node_cfg: ARRAY of one, key __u32 0 ---------------------------------- */
+
+/*
+ * This node's own place on the underlay. An ARRAY map rather than `volatile const`
+ * (.rodata) because both fields can change while the node runs: the uplink's ifindex
+ * when the interface is recreated, the address when the node is re-addressed, and the
+ * agent may learn them only after it loaded the object. A .rodata change would mean a
+ * new load and re-attaching every pod veth; a map update is one syscall, takes effect on
+ * the next packet, and survives an agent restart with the other pins. The cost is
+ * nothing measurable: the verifier turns an ARRAY lookup with a constant key into a
+ * pointer computation, as cheap as reading .rodata.
+ *
+ * All zeros = not configured: REMOTE_BLOCK routes with TORTIE_ROUTE_F_IPIP then drop as
+ * TORTIE_DROP_NO_UPLINK, and the uplink programs accept IPIP from known nodes to any
+ * destination address.
+ */
+struct tortie_node_config {
+	__be32 underlay_ip;     /* outer source of the IPIP this node sends; the outer
+				 * destination it accepts */
+	__u32 uplink_ifindex;   /* where encapsulated packets leave (bpf_redirect_neigh) */
 };
 
 /*
@@ -249,6 +289,12 @@ enum tortie_reason {
 	TORTIE_PASS_CT_RELATED = 4,     /* ICMP error about a tracked flow */
 	TORTIE_PASS_ARP = 5,
 	TORTIE_PASS_FRAGMENT = 6,       /* non-first fragment of an allowed datagram */
+	TORTIE_PASS_ENCAP = 7,          /* to a remote block: IPIP-encapsulated, sent to the uplink */
+	TORTIE_PASS_HOST_ROUTE = 8,     /* to a remote block, not encapsulated: the host stack
+					 * routes it (ipipMode Never; or its TTL runs out here) */
+	TORTIE_PASS_DECAP = 9,          /* IPIP from a known node, decapsulated */
+	TORTIE_PASS_NOT_TUNNEL = 10,    /* on the uplink: no tunnel work (the node's own
+					 * traffic, or IPIP not addressed to this node) */
 	/* drops: from 64 up, so "reason >= 64" means dropped */
 	TORTIE_DROP_POLICY = 64,        /* a Deny rule or a default deny decided */
 	TORTIE_DROP_SPOOF = 65,         /* pod sent from an address that is not its own */
@@ -260,12 +306,26 @@ enum tortie_reason {
 	TORTIE_DROP_NO_POLICY = 71,     /* endpoint's policy not programmed yet (fail closed) */
 	TORTIE_DROP_POLICY_REVOKED = 72,/* tracked flow denied after its policy changed */
 	TORTIE_DROP_NOT_FOR_ENDPOINT = 73, /* packet to a pod veth whose daddr is not the pod */
-	TORTIE_REASON_MAX = 74,
+	TORTIE_DROP_IPIP_UNKNOWN_SOURCE = 74, /* IPIP whose outer source is not in tortie_nodes */
+	TORTIE_DROP_IPIP_FRAGMENT = 75, /* fragmented outer header: cannot decapsulate in place */
+	TORTIE_DROP_IPIP_NOT_LOCAL = 76,/* decapsulated, but for no pod or address of this node */
+	TORTIE_DROP_NO_UPLINK = 77,     /* IPIP route, but no underlay address or uplink known */
+	TORTIE_DROP_ENCAP_MTU = 78,     /* packet + outer header would exceed the uplink MTU */
+	TORTIE_DROP_ENCAP_FAILED = 79,  /* the kernel refused to add the outer header */
+	TORTIE_DROP_DECAP_FAILED = 80,  /* the kernel refused to remove the outer header */
+	TORTIE_REASON_MAX = 81,
 };
 
+/*
+ * Where a packet was counted. A packet is counted once for every (endpoint, direction)
+ * it went through; a drop only for the one blamed (see docs/dataplane.md, "Counters").
+ */
 enum tortie_dir {
-	TORTIE_DIR_FROM_POD = 0,  /* tc ingress on the host end: the pod is sending */
-	TORTIE_DIR_TO_POD = 1,    /* tc egress on the host end: the pod is receiving */
+	TORTIE_DIR_FROM_POD = 0,    /* tc ingress on the host end: the pod is sending */
+	TORTIE_DIR_TO_POD = 1,      /* tc egress on the host end (or a redirect): the pod is receiving */
+	TORTIE_DIR_FROM_UPLINK = 2, /* tc ingress on the node's uplink */
+	TORTIE_DIR_TO_UPLINK = 3,   /* leaving for another node: encapsulated or handed to the
+				     * host's routes (tortie_from_pod), or tc egress on the uplink */
 };
 
 /* ---- tortie_metrics: PERCPU_HASH ------------------------------------------------ */

@@ -24,6 +24,7 @@
 #define IPPROTO_SCTP 132
 #endif
 
+#define IP_DF 0x4000
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 
@@ -41,5 +42,12 @@ struct sctp_common_hdr {
 };
 
 #define NSEC_PER_SEC 1000000000ULL
+
+/*
+ * bpf_skb_adjust_room flag of kernel 6.3+ (the running kernel has it): the packet that
+ * remains after the outer header is removed is IPv4. Named apart from the UAPI enum so
+ * newer headers do not clash.
+ */
+#define TORTIE_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
 
 #endif /* TORTIE_COMPAT_H */

@@ -29,14 +29,29 @@ static __always_inline int drop_packet(struct pkt_ctx *ctx, __u8 reason)
 	return TC_ACT_SHOT;
 }
 
-/* A policy decision denied the packet: blame the endpoint whose set decided. */
-static __always_inline int drop_by_policy(struct pkt_ctx *ctx, __u32 ep_id, __u8 dir,
-					  const struct policy_decision *d)
+/* Reasons from 64 up are drops (tortie_maps.h). */
+static __always_inline int reason_is_drop(__u8 reason)
+{
+	return reason >= TORTIE_DROP_POLICY;
+}
+
+/*
+ * A policy decision denied the packet: blame the endpoint whose set decided, remember
+ * the deciding rule for the event, and return the drop reason.
+ */
+static __always_inline __u8 blame_policy(struct pkt_ctx *ctx, __u32 ep_id, __u8 dir,
+					 const struct policy_decision *d)
 {
 	ctx_blame(ctx, ep_id, dir);
 	ctx->rule_id = d->rule_id;
 	ctx->action = d->action;
-	return drop_packet(ctx, d->reason);
+	return d->reason;
+}
+
+static __always_inline int drop_by_policy(struct pkt_ctx *ctx, __u32 ep_id, __u8 dir,
+					  const struct policy_decision *d)
+{
+	return drop_packet(ctx, blame_policy(ctx, ep_id, dir, d));
 }
 
 #endif /* TORTIE_FINISH_H */

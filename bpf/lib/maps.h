@@ -26,6 +26,22 @@ struct {
 	__type(value, struct tortie_route);
 } tortie_routes SEC(".maps");
 
+/* The other nodes, by underlay address: the only sources IPIP is accepted from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TORTIE_MAX_NODES);
+	__type(key, __be32);
+	__type(value, struct tortie_node);
+} tortie_nodes SEC(".maps");
+
+/* This node's underlay address and uplink (one entry; why a map: tortie_maps.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tortie_node_config);
+} tortie_node_cfg SEC(".maps");
+
 /* Policy, address stage: prefixes of 0..31 bits, tried after tortie_pol_ip32. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

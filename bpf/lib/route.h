@@ -17,17 +17,11 @@ static __always_inline struct tortie_route *route_lookup4(__be32 daddr)
 }
 
 /*
- * Deliver to a pod on this node: the node is a router, so the TTL drops by one; then
- * bpf_redirect_peer hands the packet to the pod end of the receiver's veth, skipping
- * the host stack and the host end's egress hook (its ingress policy was judged by the
- * caller). A packet whose TTL would expire goes to the host stack instead, which
- * answers with ICMP Time Exceeded as any router would.
- *
- * The Ethernet header is left as the sender wrote it (destination: the gateway MAC):
- * the peer redirect scrubs the skb to PACKET_HOST, so the receiving stack accepts it.
+ * The node is a router: a packet it forwards loses one from its TTL, and the header
+ * checksum follows (the TTL shares a 16-bit word with the protocol). The caller makes
+ * sure ttl > 1. Returns 0, or -1 when the kernel refused the rewrite.
  */
-static __always_inline int redirect_to_local_endpoint(struct __sk_buff *skb, __u32 ifindex,
-						      __u8 ttl, __u8 proto)
+static __always_inline int ipv4_ttl_decrement(struct __sk_buff *skb, __u8 ttl, __u8 proto)
 {
 	__u32 ttl_off = ETH_HLEN + offsetof(struct iphdr, ttl);
 	__u32 csum_off = ETH_HLEN + offsetof(struct iphdr, check);
@@ -35,10 +29,29 @@ static __always_inline int redirect_to_local_endpoint(struct __sk_buff *skb, __u
 	__be16 new_word = bpf_htons(((__u16)(ttl - 1) << 8) | proto);
 	__u8 new_ttl = ttl - 1;
 
-	if (ttl <= 1)
-		return TC_ACT_OK;
 	if (bpf_l3_csum_replace(skb, csum_off, old_word, new_word, sizeof(__u16)) < 0 ||
 	    bpf_skb_store_bytes(skb, ttl_off, &new_ttl, sizeof(new_ttl), 0) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Deliver to a pod on this node: the TTL drops by one; then bpf_redirect_peer hands the
+ * packet to the pod end of the receiver's veth, skipping the host stack and the host
+ * end's egress hook (its ingress policy was judged by the caller). A packet whose TTL
+ * would expire goes to the host stack instead, which answers with ICMP Time Exceeded as
+ * any router would.
+ *
+ * The Ethernet header is left as the sender wrote it (destination: the gateway MAC, or
+ * the uplink's MAC for a decapsulated packet): the peer redirect scrubs the skb to
+ * PACKET_HOST, so the receiving stack accepts it.
+ */
+static __always_inline int redirect_to_local_endpoint(struct __sk_buff *skb, __u32 ifindex,
+						      __u8 ttl, __u8 proto)
+{
+	if (ttl <= 1)
+		return TC_ACT_OK;
+	if (ipv4_ttl_decrement(skb, ttl, proto) < 0)
 		return TC_ACT_OK; /* could not rewrite: let the host stack route it */
 	return bpf_redirect_peer(ifindex, 0);
 }

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { MAPS, EVENTS_MAP_NAME } from '../maps/catalog.js';
-import { isDrop, reasonName } from '../maps/enums.js';
+import { dirName, isDrop, reasonName } from '../maps/enums.js';
 import { u32ToIp } from '../maps/addr.js';
 import { eventCodec } from '../maps/structs.js';
 import { PerCpuMap } from '../maps/typed-map.js';
@@ -26,7 +26,7 @@ export function readCounters(pinRoot: string) {
     .entriesSum()
     .map(([k, v]) => ({
       epId: k.ep_id,
-      dir: k.dir === 0 ? 'from-pod' : 'to-pod',
+      dir: dirName(k.dir),
       reason: reasonName(k.reason),
       dropped: isDrop(k.reason),
       packets: BigInt(v.packets),
@@ -54,7 +54,7 @@ export async function monitor(pinRoot: string, json: boolean): Promise<void> {
           ({ 1: 'drop', 2: 'verdict', 3: 'log' } as Record<number, string>)[e.type] ??
           String(e.type),
         ep: e.ep_id,
-        dir: e.dir === 0 ? 'from-pod' : 'to-pod',
+        dir: dirName(e.dir),
         reason: reasonName(e.reason),
         proto: PROTO_NAMES[e.proto] ?? String(e.proto),
         src: `${u32ToIp(e.saddr)}:${e.sport}`,

@@ -19,6 +19,10 @@ import type { Codec } from '../maps/codec.js';
 import { polAddrSlot, polL4Slot, type PolAddrSlot, type PolL4Slot } from '../maps/policy-keys.js';
 import { endpointCodec, u32Codec, type PolAddrVal, type VerdictValue } from '../maps/structs.js';
 import type { BpfMap } from '../native/types.js';
+import { ipToU32, u32ToIp } from '../maps/addr.js';
+import { NodeFlags } from '../maps/enums.js';
+import type { TypedMap } from '../maps/typed-map.js';
+import type { NodeValue } from '../maps/structs.js';
 
 export interface PolicyMaps {
   readonly ifaces: BpfMap;
@@ -154,4 +158,37 @@ export function applyDelta(maps: PolicyMaps, delta: Delta): ApplyStats {
     writes: delta.l4Writes.length + delta.addrWrites.length + delta.endpointWrites.length,
     deletes: delta.endpointDeletes.length + delta.addrDeletes.length + delta.l4Deletes.length,
   };
+}
+
+export interface NodeSetStats {
+  added: string[];
+  removed: string[];
+}
+
+/**
+ * Makes tortie_nodes hold exactly `ips` (the underlay addresses IPIP is accepted from),
+ * by difference: the new ones are written first and the departed removed last, so a
+ * node present before and after is never missing in between. Every address is
+ * validated before anything is written.
+ */
+export function syncKnownNodes(
+  nodes: TypedMap<number, NodeValue>,
+  ips: readonly string[],
+): NodeSetStats {
+  const wanted = new Map<number, string>();
+  for (const ip of ips) wanted.set(ipToU32(ip), ip);
+  const present = new Set(nodes.entries().map(([addr]) => addr));
+  const added: string[] = [];
+  const removed: string[] = [];
+  for (const [addr, ip] of wanted) {
+    if (present.has(addr)) continue;
+    nodes.update(addr, { flags: NodeFlags.NONE });
+    added.push(ip);
+  }
+  for (const addr of present) {
+    if (wanted.has(addr)) continue;
+    nodes.delete(addr);
+    removed.push(u32ToIp(addr));
+  }
+  return { added, removed };
 }

@@ -1,7 +1,9 @@
 /**
  * One node's BPF dataplane as the control plane drives it: the loaded object with its
- * pinned maps, the policy compiler whose deltas it applies, the local routes, and the
- * observability a user reads (counters by reason, events with rule names).
+ * pinned maps, the policy compiler whose deltas it applies, the routes (local pods and
+ * remote blocks), the tunnel (this node's underlay address and uplink, the nodes IPIP is
+ * accepted from), and the observability a user reads (counters by reason, events with
+ * rule names).
  */
 import {
   loadDataplane,
@@ -9,8 +11,8 @@ import {
   type Dataplane,
   type DataplaneConfig,
 } from '../loader/index.js';
-import { ipToU32, u32ToIp } from '../maps/addr.js';
-import { isDrop, reasonName, RouteType } from '../maps/enums.js';
+import { ipToU32, parseCidr, u32ToIp } from '../maps/addr.js';
+import { dirName, isDrop, reasonName, RouteFlags, RouteType, type DirName } from '../maps/enums.js';
 import { eventCodec, type EventRecord } from '../maps/structs.js';
 import { native } from '../native/index.js';
 import type { RingBuffer } from '../native/types.js';
@@ -21,7 +23,7 @@ import {
   type PolicyCompilerOptions,
 } from '../policy/compile/index.js';
 import type { RuleRef, World } from '../policy/model.js';
-import { applyDelta, type ApplyStats } from './apply.js';
+import { applyDelta, syncKnownNodes, type ApplyStats, type NodeSetStats } from './apply.js';
 
 export interface NodeDataplaneOptions {
   /** bpffs directory for the pins, e.g. /sys/fs/bpf/tortie. */
@@ -38,11 +40,24 @@ export interface ProgramStats extends ApplyStats {
   sets: number;
 }
 
+/** This node on the underlay (tortie_node_cfg). */
+export interface NodeConfig {
+  /** The node's underlay IPv4 address: the outer source of the IPIP it sends. */
+  underlayIp: string;
+  /** The interface (in the node's namespace) tunnel traffic leaves and arrives by. */
+  uplinkIfindex: number;
+}
+
+export interface RemoteRouteOptions {
+  /** Encapsulate in IPIP to the next hop (ipipMode Always, or CrossSubnet across subnets). */
+  ipip: boolean;
+}
+
 export interface CounterRow {
   epId: number;
   reason: string;
   dropped: boolean;
-  dir: 'from-pod' | 'to-pod';
+  dir: DirName | `dir-${number}`;
   packets: bigint;
   bytes: bigint;
 }
@@ -59,7 +74,7 @@ export interface DataplaneEvent {
   protocol: number;
   sport: number;
   dport: number;
-  dir: 'from-pod' | 'to-pod';
+  dir: DirName | `dir-${number}`;
   raw: EventRecord;
 }
 
@@ -69,6 +84,7 @@ const ACTIONS = { 0: 'none', 1: 'allow', 2: 'deny' } as const;
 export class NodeDataplane {
   private readonly compiler: PolicyCompiler;
   private state: CompiledState | undefined;
+  private uplinkIfindex: number | undefined;
 
   private constructor(
     readonly dp: Dataplane,
@@ -103,6 +119,92 @@ export class NodeDataplane {
     return this.dp.views.routes.delete({ prefixlen: 32, addr: ipToU32(ip) });
   }
 
+  /**
+   * A block of another node: packets from local pods to `cidr` go to `nextHop` (that
+   * node's underlay address) — in IPIP, encapsulated here and sent out of the uplink;
+   * without, handed to the host stack, whose own routes must carry them (ipipMode
+   * Never). Replaces any route for the same prefix. Takes effect at the next packet.
+   */
+  setRemoteRoute(cidr: string, nextHop: string, opts: RemoteRouteOptions): void {
+    const { addr, bits } = parseCidr(cidr);
+    const hop = ipToU32(nextHop);
+    if (hop === 0) throw new Error(`remote route ${cidr}: next hop 0.0.0.0 is not a node`);
+    this.dp.views.routes.update(
+      { prefixlen: bits, addr },
+      {
+        type: RouteType.REMOTE_BLOCK,
+        ifindex: 0, // the node's uplink (setNodeConfig)
+        next_hop: hop,
+        flags: opts.ipip ? RouteFlags.IPIP : RouteFlags.NONE,
+      },
+    );
+  }
+
+  /** Removes the route for exactly `cidr` (local or remote); false when there was none. */
+  deleteRoute(cidr: string): boolean {
+    const { addr, bits } = parseCidr(cidr);
+    return this.dp.views.routes.delete({ prefixlen: bits, addr });
+  }
+
+  /**
+   * This node's underlay address and uplink. Needed before IPIP can leave the node
+   * (until then such packets drop as DROP_NO_UPLINK); can change at any time.
+   */
+  setNodeConfig(cfg: NodeConfig): void {
+    const ip = ipToU32(cfg.underlayIp);
+    if (ip === 0) throw new Error('node config: underlay address 0.0.0.0');
+    if (!Number.isInteger(cfg.uplinkIfindex) || cfg.uplinkIfindex <= 0) {
+      throw new Error(
+        `node config: uplink ifindex must be a positive integer, got ${cfg.uplinkIfindex}`,
+      );
+    }
+    this.dp.views.nodeCfg.update(0, { underlay_ip: ip, uplink_ifindex: cfg.uplinkIfindex });
+  }
+
+  /** What setNodeConfig last wrote (also by an earlier agent: the map is pinned), if anything. */
+  nodeConfig(): NodeConfig | undefined {
+    const v = this.dp.views.nodeCfg.lookup(0);
+    if (!v || v.underlay_ip === 0) return undefined;
+    return { underlayIp: u32ToIp(v.underlay_ip), uplinkIfindex: v.uplink_ifindex };
+  }
+
+  /**
+   * The other nodes' underlay addresses: the only sources IPIP is accepted from on the
+   * uplink. Written as a difference against what the map holds (see syncKnownNodes).
+   */
+  setKnownNodes(ips: readonly string[]): NodeSetStats {
+    return syncKnownNodes(this.dp.views.nodes, ips);
+  }
+
+  knownNodes(): string[] {
+    return this.dp.views.nodes
+      .entries()
+      .map(([addr]) => u32ToIp(addr))
+      .sort();
+  }
+
+  /**
+   * The uplink programs on the node's uplink (in the node's namespace): tortie_from_uplink
+   * on tc ingress (decapsulation), tortie_to_uplink on tc egress (the node's own packets
+   * to remote pods). Idempotent.
+   */
+  attachUplink(ifindex: number): void {
+    this.dp.attachToUplink(ifindex, { netnsPath: this.options.nodeNetns });
+    this.uplinkIfindex = ifindex;
+  }
+
+  /**
+   * Takes it off again: the given interface, else the one attachUplink was last given,
+   * else the configured uplink. False when nothing was attached.
+   */
+  detachUplink(ifindex?: number): boolean {
+    const target = ifindex ?? this.uplinkIfindex ?? this.nodeConfig()?.uplinkIfindex;
+    if (target === undefined) return false;
+    const removed = this.dp.detachFromUplink(target, { netnsPath: this.options.nodeNetns });
+    if (target === this.uplinkIfindex) this.uplinkIfindex = undefined;
+    return removed;
+  }
+
   /** Compile `world` for the local endpoints and write the difference to the maps. */
   program(world: World, locals: LocalEndpoint[]): ProgramStats {
     const t0 = performance.now();
@@ -131,7 +233,7 @@ export class NodeDataplane {
         epId: k.ep_id,
         reason: reasonName(k.reason),
         dropped: isDrop(k.reason),
-        dir: (k.dir === 0 ? 'from-pod' : 'to-pod') as CounterRow['dir'],
+        dir: dirName(k.dir),
         packets: BigInt(v.packets),
         bytes: BigInt(v.bytes),
       }))
@@ -154,7 +256,7 @@ export class NodeDataplane {
       protocol: raw.proto,
       sport: raw.sport,
       dport: raw.dport,
-      dir: raw.dir === 0 ? 'from-pod' : 'to-pod',
+      dir: dirName(raw.dir),
       raw,
     };
   }

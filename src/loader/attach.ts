@@ -1,6 +1,9 @@
 /**
- * tc attachment of the two programs to the host end of a pod veth: tc ingress runs
- * tortie_from_pod (the pod sends), tc egress runs tortie_to_pod (the pod receives).
+ * tc attachment: the two programs on the host end of a pod veth (tc ingress runs
+ * tortie_from_pod — the pod sends —, tc egress runs tortie_to_pod — the pod receives),
+ * and the two on the node's uplink (tc ingress runs tortie_from_uplink — tunnel
+ * traffic arrives —, tc egress runs tortie_to_uplink — the node's own packets to
+ * remote pods are encapsulated).
  * Attaching replaces whatever sits at tortie's (priority, handle), so it is idempotent
  * and a reloaded dataplane takes over from the previous one without a gap.
  */
@@ -70,4 +73,31 @@ export function detachPrograms(ifindex: number, opts: NetnsOption = {}): boolean
     const egress = native.tcDetach(ifindex, 'egress', slot);
     return ingress || egress;
   });
+}
+
+export interface UplinkPrograms {
+  /** fd of tortie_from_uplink */
+  readonly fromUplinkFd: number;
+  /** fd of tortie_to_uplink */
+  readonly toUplinkFd: number;
+}
+
+/** Puts both uplink programs on the node's uplink, replacing what sits in tortie's slots. */
+export function attachUplinkPrograms(
+  ifindex: number,
+  progs: UplinkPrograms,
+  opts: NetnsOption = {},
+): void {
+  inNetns(opts.netnsPath, () => {
+    attachOne(ifindex, 'ingress', progs.fromUplinkFd);
+    attachOne(ifindex, 'egress', progs.toUplinkFd);
+  });
+}
+
+/**
+ * Removes them (the clsact qdisc stays: other programs may use it); true when anything
+ * was attached. Unknown interfaces throw.
+ */
+export function detachUplinkPrograms(ifindex: number, opts: NetnsOption = {}): boolean {
+  return detachPrograms(ifindex, opts);
 }

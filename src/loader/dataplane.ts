@@ -1,7 +1,8 @@
 /**
  * Loading bpf/tc_policy.o: configure, load (the verifier runs here), pin every map
- * under pinRoot — adopting what a previous agent pinned there, so conntrack, policy
- * and counters survive a restart — and hand out the maps and programs.
+ * under pinRoot — adopting what a previous agent pinned there, so conntrack, policy,
+ * routes, the node's tunnel configuration and counters survive a restart — and hand
+ * out the maps and programs.
  */
 import { existsSync } from 'node:fs';
 import { isNativeError, native } from '../native/index.js';
@@ -16,6 +17,8 @@ import type {
   FragVal,
   MetricsKey,
   MetricsVal,
+  NodeConfigValue,
+  NodeValue,
   PolAddrKey,
   PolAddrVal,
   PolIp32Key,
@@ -25,7 +28,13 @@ import type {
   RouteValue,
   VerdictValue,
 } from '../maps/structs.js';
-import { attachPrograms, detachPrograms, type NetnsOption } from './attach.js';
+import {
+  attachPrograms,
+  attachUplinkPrograms,
+  detachPrograms,
+  detachUplinkPrograms,
+  type NetnsOption,
+} from './attach.js';
 import { configGlobals, type DataplaneConfig } from './config.js';
 import { defaultObjectPath } from './object-path.js';
 import { ensurePinRoot } from './pins.js';
@@ -38,7 +47,12 @@ export interface LoadOptions {
   readonly config?: DataplaneConfig;
 }
 
-export const PROGRAM_NAMES = { fromPod: 'tortie_from_pod', toPod: 'tortie_to_pod' } as const;
+export const PROGRAM_NAMES = {
+  fromPod: 'tortie_from_pod',
+  toPod: 'tortie_to_pod',
+  fromUplink: 'tortie_from_uplink',
+  toUplink: 'tortie_to_uplink',
+} as const;
 
 export type DataplaneMaps = Record<MapRole | 'events', BpfMap>;
 
@@ -46,6 +60,10 @@ export type DataplaneMaps = Record<MapRole | 'events', BpfMap>;
 export interface DataplaneViews {
   readonly ifaces: TypedMap<number, EndpointValue>;
   readonly routes: TypedMap<RouteKey, RouteValue>;
+  /** The nodes IPIP is accepted from, by underlay address. */
+  readonly nodes: TypedMap<number, NodeValue>;
+  /** This node's underlay address and uplink: the one entry at key 0. */
+  readonly nodeCfg: TypedMap<number, NodeConfigValue>;
   /** Policy, address stage: /32s (hash), then shorter prefixes (trie). */
   readonly polIp32: TypedMap<PolIp32Key, PolAddrVal>;
   readonly polAddr: TypedMap<PolAddrKey, PolAddrVal>;
@@ -64,11 +82,23 @@ export interface Dataplane {
   readonly pinRoot: string;
   readonly maps: DataplaneMaps;
   readonly views: DataplaneViews;
-  readonly programs: { readonly fromPod: BpfProgram; readonly toPod: BpfProgram };
+  readonly programs: {
+    readonly fromPod: BpfProgram;
+    readonly toPod: BpfProgram;
+    readonly fromUplink: BpfProgram;
+    readonly toUplink: BpfProgram;
+  };
   /** tc ingress ← tortie_from_pod, tc egress ← tortie_to_pod; replaces what was there. */
   attachToEndpoint(ifindex: number, opts?: NetnsOption): void;
   /** Removes both; false when nothing was attached. */
   detachFromEndpoint(ifindex: number, opts?: NetnsOption): boolean;
+  /**
+   * The node's uplink: tc ingress ← tortie_from_uplink, tc egress ← tortie_to_uplink;
+   * replaces what was there.
+   */
+  attachToUplink(ifindex: number, opts?: NetnsOption): void;
+  /** Removes both; false when nothing was attached. */
+  detachFromUplink(ifindex: number, opts?: NetnsOption): boolean;
   /** Releases the object (attached programs and pinned maps stay). */
   close(): void;
 }
@@ -111,6 +141,8 @@ function viewsOf(maps: DataplaneMaps): DataplaneViews {
   return {
     ifaces: new TypedMap(maps.ifaces, MAPS.ifaces),
     routes: new TypedMap(maps.routes, MAPS.routes),
+    nodes: new TypedMap(maps.nodes, MAPS.nodes),
+    nodeCfg: new TypedMap(maps.nodeCfg, MAPS.nodeCfg),
     polIp32: new TypedMap(maps.polIp32, MAPS.polIp32),
     polAddr: new TypedMap(maps.polAddr, MAPS.polAddr),
     polPort: new TypedMap(maps.polPort, MAPS.polPort),
@@ -157,6 +189,8 @@ export function loadDataplane(options: LoadOptions): Dataplane {
     programs = {
       fromPod: obj.program(PROGRAM_NAMES.fromPod),
       toPod: obj.program(PROGRAM_NAMES.toPod),
+      fromUplink: obj.program(PROGRAM_NAMES.fromUplink),
+      toUplink: obj.program(PROGRAM_NAMES.toUplink),
     };
   } catch (e) {
     obj.close();
@@ -179,6 +213,17 @@ export function loadDataplane(options: LoadOptions): Dataplane {
     },
     detachFromEndpoint(ifindex, opts) {
       return detachPrograms(ifindex, opts);
+    },
+    attachToUplink(ifindex, opts) {
+      live(`attachToUplink(${ifindex})`);
+      attachUplinkPrograms(
+        ifindex,
+        { fromUplinkFd: programs.fromUplink.fd, toUplinkFd: programs.toUplink.fd },
+        opts,
+      );
+    },
+    detachFromUplink(ifindex, opts) {
+      return detachUplinkPrograms(ifindex, opts);
     },
     close() {
       if (closed) return;

@@ -1,11 +1,15 @@
 /** Loading the tc dataplane, pinning its maps, attaching it to pod interfaces. */
 export {
   attachPrograms,
+  attachUplinkPrograms,
   detachPrograms,
+  detachUplinkPrograms,
   inNetns,
   TC_HANDLE,
   TC_PRIORITY,
+  type EndpointPrograms,
   type NetnsOption,
+  type UplinkPrograms,
 } from './attach.js';
 export {
   configGlobals,

@@ -11,8 +11,11 @@ import {
   endpointCodec,
   fragKeyCodec,
   fragValCodec,
+  ipv4Codec,
   metricsKeyCodec,
   metricsValCodec,
+  nodeCodec,
+  nodeConfigCodec,
   polAddrKeyCodec,
   polAddrValCodec,
   polIp32KeyCodec,
@@ -49,6 +52,9 @@ function spec<K, V>(
 export const MAPS = {
   ifaces: spec('tortie_ifaces', 'hash', u32Codec, endpointCodec),
   routes: spec('tortie_routes', 'lpm_trie', routeKeyCodec, routeCodec),
+  // Tunnels: the nodes IPIP is accepted from, and this node's own underlay address and uplink.
+  nodes: spec('tortie_nodes', 'hash', ipv4Codec, nodeCodec),
+  nodeCfg: spec('tortie_node_cfg', 'array', u32Codec, nodeConfigCodec),
   // Policy: each stage is split by prefix length over an exact hash and an LPM trie
   // (and, for the port stage, a hash of class defaults); see policy-keys.ts.
   polIp32: spec('tortie_pol_ip32', 'hash', polIp32KeyCodec, polAddrValCodec),

@@ -15,6 +15,10 @@ export const Reason = {
   PASS_CT_RELATED: 4,
   PASS_ARP: 5,
   PASS_FRAGMENT: 6,
+  PASS_ENCAP: 7,
+  PASS_HOST_ROUTE: 8,
+  PASS_DECAP: 9,
+  PASS_NOT_TUNNEL: 10,
   DROP_POLICY: 64,
   DROP_SPOOF: 65,
   DROP_MALFORMED: 66,
@@ -25,12 +29,19 @@ export const Reason = {
   DROP_NO_POLICY: 71,
   DROP_POLICY_REVOKED: 72,
   DROP_NOT_FOR_ENDPOINT: 73,
+  DROP_IPIP_UNKNOWN_SOURCE: 74,
+  DROP_IPIP_FRAGMENT: 75,
+  DROP_IPIP_NOT_LOCAL: 76,
+  DROP_NO_UPLINK: 77,
+  DROP_ENCAP_MTU: 78,
+  DROP_ENCAP_FAILED: 79,
+  DROP_DECAP_FAILED: 80,
 } as const;
 export type Reason = ValueOf<typeof Reason>;
 export type ReasonName = keyof typeof Reason;
 
 /** TORTIE_REASON_MAX: every reason is below it. */
-export const REASON_MAX = 74;
+export const REASON_MAX = 81;
 
 /** What each reason means, for humans (CLI, monitor, docs). */
 export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
@@ -41,6 +52,10 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
   PASS_CT_RELATED: 'ICMP error about a tracked flow',
   PASS_ARP: 'ARP',
   PASS_FRAGMENT: 'non-first fragment of an allowed datagram',
+  PASS_ENCAP: 'to a remote block: IPIP-encapsulated and sent to the uplink',
+  PASS_HOST_ROUTE: 'to a remote block without encapsulation: routed by the host stack',
+  PASS_DECAP: 'IPIP from a known node, decapsulated',
+  PASS_NOT_TUNNEL: 'on the uplink, no tunnel traffic for this node: passed untouched',
   DROP_POLICY: 'a Deny rule or a default deny decided',
   DROP_SPOOF: 'pod sent from an address that is not its own',
   DROP_MALFORMED: 'truncated or inconsistent headers',
@@ -51,6 +66,13 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
   DROP_NO_POLICY: "endpoint's policy not programmed yet (fail closed)",
   DROP_POLICY_REVOKED: 'tracked flow denied after its policy changed',
   DROP_NOT_FOR_ENDPOINT: "packet to a pod veth whose destination is not the pod's address",
+  DROP_IPIP_UNKNOWN_SOURCE: 'IPIP from an address that is not a known node',
+  DROP_IPIP_FRAGMENT: 'fragmented IPIP (the outer packet must arrive whole)',
+  DROP_IPIP_NOT_LOCAL: 'decapsulated packet for no pod or address of this node',
+  DROP_NO_UPLINK: 'IPIP route, but no underlay address or uplink configured',
+  DROP_ENCAP_MTU: 'packet plus the 20-byte IPIP header exceeds the uplink MTU',
+  DROP_ENCAP_FAILED: 'the kernel refused to add the IPIP header',
+  DROP_DECAP_FAILED: 'the kernel refused to remove the IPIP header',
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(
@@ -81,6 +103,9 @@ export type RouteType = ValueOf<typeof RouteType>;
 /** enum tortie_route_flags */
 export const RouteFlags = { NONE: 0, IPIP: 1 << 0, VXLAN: 1 << 1 } as const;
 
+/** enum tortie_node_flags */
+export const NodeFlags = { NONE: 0 } as const;
+
 /** enum tortie_ep_flags */
 export const EndpointFlags = { NONE: 0 } as const;
 
@@ -91,9 +116,17 @@ export type CtState = ValueOf<typeof CtState>;
 /** enum tortie_ct_flags */
 export const CtFlags = { NONE: 0, SEEN_REPLY: 1 << 0, FIN_FWD: 1 << 1, FIN_REV: 1 << 2 } as const;
 
-/** enum tortie_dir */
-export const Dir = { FROM_POD: 0, TO_POD: 1 } as const;
+/** enum tortie_dir: where a packet was counted. */
+export const Dir = { FROM_POD: 0, TO_POD: 1, FROM_UPLINK: 2, TO_UPLINK: 3 } as const;
 export type Dir = ValueOf<typeof Dir>;
+
+export type DirName = 'from-pod' | 'to-pod' | 'from-uplink' | 'to-uplink';
+const DIR_NAMES: readonly DirName[] = ['from-pod', 'to-pod', 'from-uplink', 'to-uplink'];
+
+/** 0 → 'from-pod', 1 → 'to-pod', 2 → 'from-uplink', 3 → 'to-uplink'; else 'dir-<n>'. */
+export function dirName(dir: number): DirName | `dir-${number}` {
+  return DIR_NAMES[dir] ?? `dir-${dir}`;
+}
 
 /** enum tortie_event_type */
 export const EventType = { DROP: 1, VERDICT: 2, LOG: 3 } as const;

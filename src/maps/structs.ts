@@ -30,6 +30,17 @@ export const routeCodec = defineStruct('tortie_route', [
 ] as const);
 export type RouteValue = CodecValue<typeof routeCodec>;
 
+/** tortie_nodes value (key: __be32 underlay address, ipv4Codec). */
+export const nodeCodec = defineStruct('tortie_node', [['flags', 'u32']] as const);
+export type NodeValue = CodecValue<typeof nodeCodec>;
+
+/** tortie_node_cfg value (key: __u32 0). All zeros = not configured. */
+export const nodeConfigCodec = defineStruct('tortie_node_config', [
+  ['underlay_ip', 'be32'],
+  ['uplink_ifindex', 'u32'],
+] as const);
+export type NodeConfigValue = CodecValue<typeof nodeConfigCodec>;
+
 export const polAddrKeyCodec = defineStruct('tortie_pol_addr_key', [
   ['prefixlen', 'u32'],
   ['set_id', 'u32'],
@@ -145,6 +156,8 @@ export type EventRecord = CodecValue<typeof eventCodec>;
 
 /** Plain integer keys and values (tortie_ifaces and tortie_pol_dflt keys, tortie_ev_lost). */
 export const u32Codec = defineScalar('__u32', 'u32');
+/** A bare IPv4 address in network order (tortie_nodes keys). */
+export const ipv4Codec = defineScalar('__be32', 'be32');
 export const u64Codec = defineScalar('__u64', 'u64');
 
 /** Every codec of a struct in bpf/tortie_maps.h, by C name. */
@@ -152,6 +165,8 @@ export const STRUCT_CODECS = [
   endpointCodec,
   routeKeyCodec,
   routeCodec,
+  nodeCodec,
+  nodeConfigCodec,
   polAddrKeyCodec,
   polAddrValCodec,
   polIp32KeyCodec,

@@ -1,8 +1,8 @@
 /**
  * What the bpf-*.test.ts files share: the real bpf/tc_policy.o loaded with a per-run
- * pin root (/sys/fs/bpf/tortie-t<6 hex>), the two programs driven with
- * BPF_PROG_TEST_RUN on ifindex 1 (loopback: the "endpoint under test"), map seeding
- * in the compiler's format, counters and ring-buffer events read back.
+ * pin root (/sys/fs/bpf/tortie-t<6 hex>), its programs driven with BPF_PROG_TEST_RUN
+ * on ifindex 1 (loopback: the "endpoint under test", or the uplink), map seeding in
+ * the compiler's format, counters and ring-buffer events read back.
  *
  * Root only. Call close() in afterAll: it releases the object and removes the pins.
  */
@@ -32,7 +32,10 @@ import { native, packageRoot } from '../../src/native/index.js';
 import type { BpfMap, RingBuffer } from '../../src/native/types.js';
 
 export const LOOPBACK = 1;
+/** The pod-veth programs (what the malformed-input table drives). */
 export type ProgramRole = 'fromPod' | 'toPod';
+/** Every program of the object. */
+export type AnyProgramRole = ProgramRole | 'fromUplink' | 'toUplink';
 
 export interface RunResult {
   retval: number;
@@ -67,7 +70,7 @@ export class BpfHarness {
     );
   }
 
-  run(role: ProgramRole, data: Buffer, ifindex = LOOPBACK): RunResult {
+  run(role: AnyProgramRole, data: Buffer, ifindex = LOOPBACK): RunResult {
     const { retval, data: out } = native.testRun(this.dp.programs[role].fd, {
       data,
       ctx: { ifindex },
@@ -112,8 +115,10 @@ export class BpfHarness {
       m.ct,
       m.frags,
       m.metrics,
+      m.nodes,
     ])
       clearMap(map);
+    this.dp.views.nodeCfg.update(0, { underlay_ip: 0, uplink_ifindex: 0 });
     this.events();
   }
 

@@ -15,6 +15,7 @@ import {
   EndpointFlags,
   EventType,
   isDrop,
+  NodeFlags,
   Reason,
   REASON_MAX,
   REASON_TEXT,
@@ -59,6 +60,7 @@ function stripped(
 
 const MIRRORS: [cEnum: string, prefix: string, ts: Record<string, number>][] = [
   ['tortie_ep_flags', 'TORTIE_EP_F_', EndpointFlags],
+  ['tortie_node_flags', 'TORTIE_NODE_F_', NodeFlags],
   ['tortie_route_type', 'TORTIE_ROUTE_', RouteType],
   ['tortie_route_flags', 'TORTIE_ROUTE_F_', RouteFlags],
   ['tortie_action', 'TORTIE_ACT_', Action],
