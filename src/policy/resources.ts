@@ -6,6 +6,7 @@
  * GlobalNetworkSet; networking.k8s.io/v1 NetworkPolicy; v1 Namespace.
  */
 import { z } from 'zod';
+import { errorMap, formatPath } from '../util/zod-issues.js';
 import {
   DEFAULT_TIER,
   DEFAULT_TIER_ORDER,
@@ -56,36 +57,6 @@ export class ResourceError extends Error {
     super(`${path === '' ? 'resource' : path}: ${reason}`);
   }
 }
-
-function formatPath(path: readonly (string | number)[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) out += out === '' ? part : `.${part}`;
-    else out += `[${JSON.stringify(part)}]`;
-  }
-  return out;
-}
-
-const errorMap: z.ZodErrorMap = (issue, ctx) => {
-  switch (issue.code) {
-    case z.ZodIssueCode.invalid_type:
-      return {
-        message:
-          issue.received === 'undefined'
-            ? 'required field is missing'
-            : `expected ${issue.expected}, got ${issue.received}`,
-      };
-    case z.ZodIssueCode.invalid_enum_value:
-      return {
-        message: `${JSON.stringify(issue.received)} is not one of ${issue.options.join(', ')}`,
-      };
-    case z.ZodIssueCode.invalid_literal:
-      return { message: `expected ${JSON.stringify(issue.expected)}` };
-    default:
-      return { message: ctx.defaultError };
-  }
-};
 
 function toResourceError(issue: z.ZodIssue): ResourceError {
   if (issue.code === z.ZodIssueCode.unrecognized_keys) {

@@ -3,42 +3,15 @@
  * uses ("required field is missing", "unknown field", "33 is out of range 20-32").
  */
 import { z } from 'zod';
+import { errorMap, formatPath } from '../../util/zod-issues.js';
+
+export { errorMap, formatPath };
 
 export interface Refusal {
   /** "spec.blockSize", "metadata.labels[\"a b\"]", "" for the whole object. */
   readonly path: string;
   readonly reason: string;
 }
-
-export function formatPath(path: readonly (string | number)[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) out += out === '' ? part : `.${part}`;
-    else out += `[${JSON.stringify(part)}]`;
-  }
-  return out;
-}
-
-export const errorMap: z.ZodErrorMap = (issue, ctx) => {
-  switch (issue.code) {
-    case z.ZodIssueCode.invalid_type:
-      return {
-        message:
-          issue.received === 'undefined'
-            ? 'required field is missing'
-            : `expected ${issue.expected}, got ${issue.received}`,
-      };
-    case z.ZodIssueCode.invalid_enum_value:
-      return {
-        message: `${JSON.stringify(issue.received)} is not one of ${issue.options.join(', ')}`,
-      };
-    case z.ZodIssueCode.invalid_literal:
-      return { message: `expected ${JSON.stringify(issue.expected)}` };
-    default:
-      return { message: ctx.defaultError };
-  }
-};
 
 export function refusalOf(issue: z.ZodIssue): Refusal {
   if (issue.code === z.ZodIssueCode.unrecognized_keys) {
