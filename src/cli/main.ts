@@ -9,6 +9,7 @@ import { addGlobalOptions, type GlobalOptions } from './context.js';
 import { registerCniCommands } from './cni.js';
 import { registerIpamCommands } from './ipam.js';
 import { registerLabCommands } from './lab.js';
+import { registerNodeCommands } from './node.js';
 import { ipamConnection } from './ipam-connect.js';
 import { registerResourceCommands } from './resources.js';
 
@@ -23,6 +24,7 @@ addGlobalOptions(program);
 registerResourceCommands(program);
 registerCniCommands(program);
 registerLabCommands(program);
+registerNodeCommands(program);
 registerIpamCommands(
   program,
   ipamConnection(() => program.opts<GlobalOptions>()),

@@ -1,0 +1,1122 @@
+/**
+ * The per-node agent: keeps the BPF dataplane equal to the store.
+ *
+ *   etcd ──watch──► ClusterModel ─┐
+ *   ipam blocks ──follow──────────┼─► reconcile (debounced) ─► policy maps, attachments,
+ *   node heartbeats ──follow──────┘                             local and remote routes
+ *                                                            ─► endpoint status, heartbeat
+ *
+ * Invariants:
+ *  - Nothing is written to the dataplane before the first full sync (resources, blocks
+ *    and heartbeats all listed): until then the pinned state keeps working as it is.
+ *  - The first compilation after a start lands beside what is pinned and swaps
+ *    (./adopt.ts): no live endpoint ever sees an empty or half-built set.
+ *  - An endpoint's status is written only after its policy, attachment and route are in
+ *    place: CNI ADD waits for it (waitForEndpointProgrammed), so no pod runs unprotected.
+ *  - etcd unreachable: nothing is torn down; the dataplane keeps its last state. The
+ *    watch resumes (or lists again) when etcd answers, and a reconcile follows.
+ *  - A reconcile that fails (a policy over budget, a full map) changes nothing: the
+ *    compiler commits only what it could apply, endpoints without policy drop (fail
+ *    closed), and the failure is logged, counted and shown in /status.
+ */
+import type { Logger } from 'pino';
+import { Datastore, type ResourceWatcher, type WatchEvent } from '../datastore/index.js';
+import { applyDelta } from '../dataplane/apply.js';
+import { NodeDataplane } from '../dataplane/node-dataplane.js';
+import { IpamKeys } from '../ipam/keys.js';
+import { affinityNode, ordinalAddress, parseBlock } from '../ipam/records.js';
+import type { DataplaneConfig } from '../loader/index.js';
+import { u32ToIp } from '../maps/addr.js';
+import { RouteFlags, RouteType } from '../maps/enums.js';
+import { PolicyCompiler, type CompiledState } from '../policy/compile/index.js';
+import {
+  deletePinnedEndpoints,
+  deletePinnedPolicy,
+  IdSpace,
+  pinnedEntryCount,
+  readPinnedPolicy,
+  staleEndpoints,
+  type PinnedPolicy,
+} from './adopt.js';
+import type { AgentConfig } from './config.js';
+import { Debouncer } from './debounce.js';
+import {
+  EndpointIds,
+  resolveLocalEndpoints,
+  type LocalEndpointInfo,
+  type UnresolvedEndpoint,
+} from './endpoints.js';
+import { PrefixFollower } from './follow.js';
+import { startOpsServer, type OpsServer, type Probe } from './http.js';
+import { detectNodeAddress, findAddressInterface, listLinks } from './links.js';
+import { createLogger } from './log.js';
+import { Histogram, RECONCILE_BUCKETS, renderMetrics, type MetricFamily } from './metrics.js';
+import { buildWorld, ClusterModel, WATCHED_KINDS, type ModelProblem } from './model.js';
+import { StatusReporter } from './reporter.js';
+import {
+  desiredRoutes,
+  diffRoutes,
+  knownNodeAddresses,
+  type DesiredRoute,
+  type RouteBlock,
+  type RouteInputs,
+} from './routes.js';
+import {
+  endpointStatusKey,
+  nodeStatusPrefix,
+  type EndpointStatus,
+  type NodeStatus,
+} from './status.js';
+
+/** What NodeDataplane offers for remote routes (added by the IPIP work; used when present). */
+interface RemoteRouteApi {
+  setRemoteRoute(cidr: string, nextHop: string, opts: { ipip: boolean }): void;
+  deleteRoute(cidr: string): unknown;
+  setKnownNodes(ips: readonly string[]): unknown;
+}
+
+/** This node on the underlay (the IPIP work; used when present). */
+interface UplinkApi {
+  setNodeConfig(cfg: { underlayIp: string; uplinkIfindex: number }): void;
+  attachUplink(ifindex: number): void;
+}
+
+/** Old pinned sets go this long after the endpoints switched away from them. */
+const PINNED_CLEANUP_DELAY_MS = 250;
+/** A reconcile running longer than this makes /healthz fail. */
+const STUCK_RECONCILE_MS = 60_000;
+
+export interface AgentOptions {
+  readonly log?: Logger;
+  /** The BPF object (default: the package's bpf/tc_policy.o). */
+  readonly dataplane?: DataplaneConfig;
+}
+
+export interface ReconcileRecord {
+  readonly at: Date;
+  readonly ok: boolean;
+  readonly durationMs: number;
+  readonly error?: string;
+  readonly endpoints: number;
+  readonly writes: number;
+  readonly deletes: number;
+}
+
+export interface AgentStatus {
+  readonly node: string;
+  readonly ipv4Address: string | undefined;
+  readonly synced: boolean;
+  readonly ready: boolean;
+  readonly etcdConnected: boolean;
+  readonly healthUrl: string | undefined;
+  readonly lease: string | undefined;
+  readonly endpoints: {
+    key: string;
+    interfaceName: string;
+    ifindex: number;
+    id: number;
+    ip: string;
+    policyRev: number;
+    revision: string;
+  }[];
+  readonly unresolved: readonly UnresolvedEndpoint[];
+  readonly routes: readonly DesiredRoute[];
+  readonly remoteRoutesProgrammed: boolean;
+  readonly routeError: string | undefined;
+  readonly uplink: { ip: string; ifindex: number } | { error: string } | undefined;
+  readonly knownNodes: readonly string[];
+  readonly lastReconcile: ReconcileRecord | undefined;
+  readonly reconciles: { ok: number; failed: number };
+  readonly problems: readonly ModelProblem[];
+  readonly drops: Record<string, number>;
+}
+
+export class Agent {
+  readonly log: Logger;
+  private readonly model = new ClusterModel();
+  private compiler = new PolicyCompiler();
+  private ids: IdSpace;
+  private readonly endpointIds: EndpointIds;
+  private readonly debouncer: Debouncer;
+  private readonly histogram = new Histogram(RECONCILE_BUCKETS);
+  private readonly startedAt = new Date();
+  private ds: Datastore | undefined;
+  private watcher: ResourceWatcher | undefined;
+  private blocks: PrefixFollower | undefined;
+  private heartbeats: PrefixFollower | undefined;
+  private reporter: StatusReporter | undefined;
+  private ops: OpsServer | undefined;
+  private pinned: PinnedPolicy | undefined;
+  private pinnedCleanup: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private retryTimers = new Set<NodeJS.Timeout>();
+  private resourcesSynced = false;
+  private everSynced = false;
+  private programmedOnce = false;
+  private watchConnected = false;
+  private etcdOk = false;
+  private stopped = false;
+  private address: string | undefined;
+  private compiled: CompiledState | undefined;
+  private locals: LocalEndpointInfo[] = [];
+  private unresolved: UnresolvedEndpoint[] = [];
+  private problems: ModelProblem[] = [];
+  private readonly attached = new Set<number>();
+  /** Local /32 → ifindex, as in the routes map. */
+  private localRoutes = new Map<string, number>();
+  /** Remote routes as in the routes map. */
+  private remoteRoutes = new Map<string, DesiredRoute>();
+  private desired: DesiredRoute[] = [];
+  private knownNodes: string[] = [];
+  private knownNodesSet: string | undefined;
+  private aliveNodes = '';
+  private reconcileStarted: number | undefined;
+  private last: ReconcileRecord | undefined;
+  private okCount = 0;
+  private failCount = 0;
+  private warnedNoRouteApi = false;
+  private unresolvedShown = '';
+  private uplink: { ip: string; ifindex: number } | undefined;
+  private uplinkError: string | undefined;
+  private routeError: string | undefined;
+  private routeErrors = 0;
+
+  private constructor(
+    readonly config: AgentConfig,
+    readonly dataplane: NodeDataplane,
+    log: Logger,
+  ) {
+    this.log = log;
+    this.pinned = readPinnedPolicy(dataplane.dp.maps);
+    this.ids = IdSpace.above(this.pinned);
+    this.endpointIds = new EndpointIds(
+      new Map([...this.pinned.endpoints].map(([ifindex, e]) => [ifindex, e.id])),
+    );
+    this.seedRoutes();
+    this.debouncer = new Debouncer(() => this.reconcile(), {
+      quietMs: config.debounceMs,
+      maxDelayMs: config.maxDelayMs,
+      onError: (e) => this.log.error({ err: (e as Error).message }, 'reconcile crashed'),
+    });
+  }
+
+  /**
+   * Loads the dataplane (adopting its pins), serves /healthz etc., and starts following
+   * the store in the background: resolves at once, also when etcd is unreachable.
+   */
+  static async start(config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
+    const log = options.log ?? createLogger(config.nodeName, config.logLevel);
+    const dataplane = NodeDataplane.open({
+      pinRoot: config.pinRoot,
+      ...(config.nodeNetns === undefined ? {} : { nodeNetns: config.nodeNetns }),
+      ...(options.dataplane === undefined ? {} : { config: options.dataplane }),
+    });
+    let agent: Agent | undefined;
+    try {
+      agent = new Agent(config, dataplane, log);
+      await agent.begin();
+      return agent;
+    } catch (e) {
+      if (agent === undefined) dataplane.close();
+      else await agent.stop().catch(() => dataplane.close());
+      throw e;
+    }
+  }
+
+  // --- lifecycle ----------------------------------------------------------------------
+
+  private async begin(): Promise<void> {
+    const c = this.config;
+    this.log.info(
+      {
+        pinRoot: c.pinRoot,
+        nodeNetns: c.nodeNetns,
+        etcd: c.etcd.endpoints,
+        adopted: {
+          endpoints: this.pinned!.endpoints.size,
+          policyEntries: pinnedEntryCount(this.pinned!),
+          localRoutes: this.localRoutes.size,
+          remoteRoutes: this.remoteRoutes.size,
+        },
+      },
+      'agent starting: dataplane loaded, pinned state adopted (nothing is written before the first sync)',
+    );
+    this.ops = await startOpsServer(c.healthHost, c.healthPort, {
+      healthz: () => this.healthz(),
+      readyz: () => this.readyz(),
+      metrics: () => this.metrics(),
+      status: () => this.status(),
+    });
+    this.log.info({ url: this.ops.url }, 'serving /healthz, /readyz, /metrics, /status');
+    this.address = c.ipv4Address ?? (await detectNodeAddress(c.nodeNetns).catch(() => undefined));
+    if (this.address === undefined) {
+      this.log.warn(
+        'no underlay address given (--ip) or found: other nodes cannot route to this one',
+      );
+    }
+    this.ds = await Datastore.connect(c.etcd);
+    const prefix = this.ds.prefix;
+    this.reporter = new StatusReporter({
+      etcd: this.ds.etcd,
+      prefix,
+      node: c.nodeName,
+      ttlSeconds: c.heartbeatTtlSeconds,
+      reportIntervalSeconds: c.reportIntervalSeconds,
+      nodeStatus: () => this.nodeStatus(),
+      log: this.log,
+      onEtcd: (ok) => this.noteEtcd(ok),
+    });
+    this.reporter.start();
+    this.blocks = new PrefixFollower({
+      etcd: this.ds.etcd,
+      prefix: new IpamKeys(prefix).blocks,
+      log: this.log,
+      onChange: () => this.debouncer.trigger(),
+    });
+    this.heartbeats = new PrefixFollower({
+      etcd: this.ds.etcd,
+      prefix: nodeStatusPrefix(prefix),
+      keysOnly: true,
+      log: this.log,
+      onChange: (snap) => {
+        const alive = [...snap.keys()].sort().join(',');
+        if (alive !== this.aliveNodes) {
+          this.aliveNodes = alive;
+          this.debouncer.trigger();
+        }
+      },
+    });
+    this.blocks.start();
+    this.heartbeats.start();
+    void this.register(0);
+    void this.startWatch(0);
+    this.resyncTimer = setInterval(() => this.debouncer.trigger(), c.resyncIntervalMs);
+  }
+
+  /**
+   * Stops following the store and releases the dataplane object. Attachments, pins and
+   * the lease stay: a new agent adopts the first two, and the heartbeat lives until its
+   * TTL, so a restart is invisible to other nodes.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.resyncTimer);
+    for (const t of this.retryTimers) clearTimeout(t);
+    await this.debouncer.stop();
+    if (this.pinnedCleanup !== undefined) {
+      clearTimeout(this.pinnedCleanup);
+      this.pinnedCleanup = undefined;
+      this.cleanPinnedPolicy();
+    }
+    await Promise.all([
+      this.watcher?.cancel(),
+      this.blocks?.stop(),
+      this.heartbeats?.stop(),
+      this.reporter?.stop(),
+      this.ops?.close(),
+    ]);
+    await this.ds?.close();
+    this.dataplane.close();
+    this.log.info('agent stopped (dataplane left running on its pins)');
+  }
+
+  /** Runs a reconcile now (after one in progress) and waits for it. */
+  reconcileNow(): Promise<void> {
+    return this.debouncer.flush();
+  }
+
+  /** Resolves when no reconcile is scheduled or running. */
+  idle(): Promise<void> {
+    return this.debouncer.idle();
+  }
+
+  /** Resolves once the endpoint statuses written so far are in etcd. */
+  async statusSettled(): Promise<void> {
+    await this.reporter?.settled();
+  }
+
+  /**
+   * The rule a verdict's rule id names (drop events, counters). The agent compiles with
+   * its own compiler, so NodeDataplane.ruleRef does not know these ids.
+   */
+  ruleRef(ruleId: number): string | undefined {
+    return ruleId === 0 ? undefined : this.compiled?.rules.get(ruleId);
+  }
+
+  get healthUrl(): string | undefined {
+    return this.ops?.url;
+  }
+
+  get synced(): boolean {
+    return this.everSynced;
+  }
+
+  get programmed(): boolean {
+    return this.programmedOnce;
+  }
+
+  private later(ms: number, fn: () => void): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => {
+      this.retryTimers.delete(t);
+      if (!this.stopped) fn();
+    }, ms);
+    this.retryTimers.add(t);
+  }
+
+  private noteEtcd(ok: boolean): void {
+    if (ok !== this.etcdOk) {
+      this.etcdOk = ok;
+      if (ok) this.log.info('etcd reachable');
+      else this.log.warn('etcd unreachable: the dataplane keeps its last state');
+    }
+  }
+
+  // --- registration -------------------------------------------------------------------
+
+  /** Writes this node's Node (address, AS number, labels), merged into what is stored. */
+  private async register(attempt: number): Promise<void> {
+    if (this.stopped) return;
+    const ds = this.ds!;
+    const c = this.config;
+    try {
+      const existing = await ds.get('Node', c.nodeName);
+      const bgp = {
+        ...(existing?.spec.bgp ?? {}),
+        ...(this.address === undefined ? {} : { ipv4Address: this.address }),
+        ...(c.asNumber === undefined ? {} : { asNumber: c.asNumber }),
+      };
+      const spec = {
+        ...(existing?.spec ?? {}),
+        ...(bgp.ipv4Address === undefined ? {} : { bgp }),
+      };
+      const labels = { ...(existing?.metadata.labels ?? {}), ...c.labels };
+      const [res] = await ds.apply({
+        apiVersion: 'tortie.io/v1',
+        kind: 'Node',
+        metadata: {
+          name: c.nodeName,
+          ...(Object.keys(labels).length === 0 ? {} : { labels }),
+          ...(existing?.metadata.annotations ? { annotations: existing.metadata.annotations } : {}),
+        },
+        spec,
+      });
+      this.noteEtcd(true);
+      this.log.info(
+        { action: res?.action, ipv4Address: bgp.ipv4Address, asNumber: bgp.asNumber },
+        'node registered',
+      );
+    } catch (e) {
+      this.noteEtcd(false);
+      const delay = Math.min(250 * 2 ** attempt, 5000);
+      this.log.warn(
+        { err: (e as Error).message, retryInMs: delay },
+        'cannot register the node yet',
+      );
+      this.later(delay, () => void this.register(attempt + 1));
+    }
+  }
+
+  // --- the watch ----------------------------------------------------------------------
+
+  private async startWatch(attempt: number): Promise<void> {
+    if (this.stopped) return;
+    try {
+      this.watcher = await this.ds!.watch(WATCHED_KINDS, (ev) => this.onEvent(ev), {
+        onError: (err) => this.log.warn({ err: err.message }, 'watch problem'),
+        onStatus: (status, detail) => {
+          const connected = status === 'connected';
+          if (connected !== this.watchConnected) {
+            this.watchConnected = connected;
+            this.log.info({ status, detail }, 'store watch');
+          }
+          this.noteEtcd(connected);
+          // Back: resync what the blocks and heartbeats missed, and reconcile.
+          if (connected) this.debouncer.trigger();
+        },
+      });
+      if (this.stopped) await this.watcher.cancel();
+    } catch (e) {
+      this.noteEtcd(false);
+      const delay = Math.min(250 * 2 ** attempt, 5000);
+      this.log.warn({ err: (e as Error).message, retryInMs: delay }, 'cannot list the store yet');
+      this.later(delay, () => void this.startWatch(attempt + 1));
+    }
+  }
+
+  private onEvent(ev: WatchEvent): void {
+    const changed = this.model.apply(ev);
+    if (ev.type === 'synced') {
+      this.noteEtcd(true);
+      if (!this.resourcesSynced) this.log.info({ revision: ev.revision }, 'store listed');
+      else this.log.info({ revision: ev.revision, cause: ev.cause }, 'store listed again');
+      this.resourcesSynced = true;
+      this.debouncer.trigger();
+      return;
+    }
+    if (changed && this.resourcesSynced) this.debouncer.trigger();
+  }
+
+  // --- reconcile ----------------------------------------------------------------------
+
+  private fullySynced(): boolean {
+    return this.resourcesSynced && this.blocks?.synced === true && this.heartbeats?.synced === true;
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.stopped) return;
+    if (!this.fullySynced()) {
+      this.log.debug('not reconciling before the first full sync');
+      return;
+    }
+    if (!this.everSynced) {
+      this.everSynced = true;
+      this.reporter?.reportNow();
+    }
+    const t0 = performance.now();
+    this.reconcileStarted = Date.now();
+    let writes = 0;
+    let deletes = 0;
+    try {
+      const built = buildWorld(this.model);
+      this.reportProblems(built.problems);
+      const links = await listLinks(this.config.nodeNetns);
+      if (this.stopped) return;
+      const { locals, unresolved } = resolveLocalEndpoints(
+        this.config.nodeName,
+        built.endpoints.values(),
+        links,
+        this.endpointIds,
+      );
+      // Attach first: a new veth is fail-closed (no entry: every packet dropped) from here.
+      const attachedLocals: LocalEndpointInfo[] = [];
+      for (const l of locals) {
+        if (!this.attached.has(l.ifindex)) {
+          try {
+            this.dataplane.attach(l.ifindex);
+            this.attached.add(l.ifindex);
+          } catch (e) {
+            unresolved.push({
+              key: l.endpoint.key,
+              interfaceName: l.interfaceName,
+              reason: (e as Error).message,
+            });
+            continue;
+          }
+        }
+        attachedLocals.push(l);
+      }
+      const liveIfindexes = new Set(links.values());
+      for (const i of this.attached) if (!liveIfindexes.has(i)) this.attached.delete(i);
+
+      // Policy: compile, shift above what is pinned, apply in the delta's safe order.
+      const { state, delta } = this.compiler.update(built.world, attachedLocals);
+      let stats;
+      try {
+        stats = applyDelta(this.dataplane.dp.maps, this.ids.delta(delta));
+      } catch (e) {
+        // The compiler committed a state the maps do not hold: start over as a restart
+        // does, beside what is there now.
+        this.readopt();
+        throw e;
+      }
+      writes += stats.writes;
+      deletes += stats.deletes;
+      this.compiled = state;
+      if (this.pinned !== undefined) deletes += this.retirePinned(state);
+
+      // Local routes: a /32 per local endpoint into its veth.
+      const wantLocal = new Map(attachedLocals.map((l) => [l.endpoint.ip, l.ifindex]));
+      for (const [ip, ifindex] of wantLocal) {
+        if (this.localRoutes.get(ip) !== ifindex) {
+          this.dataplane.setLocalRoute(ip, ifindex);
+          writes++;
+        }
+      }
+      for (const ip of this.localRoutes.keys()) {
+        if (!wantLocal.has(ip)) {
+          this.dataplane.deleteLocalRoute(ip);
+          deletes++;
+        }
+      }
+      this.localRoutes = wantLocal;
+
+      // Remote routes.
+      const inputs = this.routeInputs();
+      this.desired = desiredRoutes(inputs);
+      this.knownNodes = knownNodeAddresses(inputs);
+      // Routing problems do not hold back local policy (nor the endpoints' status).
+      try {
+        const r = this.programRemoteRoutes();
+        writes += r.writes;
+        deletes += r.deletes;
+        this.routeError = undefined;
+      } catch (e) {
+        this.routeError = (e as Error).message;
+        this.routeErrors++;
+        this.log.error({ err: this.routeError }, 'programming remote routes failed (retried)');
+        this.later(2000, () => this.debouncer.trigger());
+      }
+      await this.programUplink(liveIfindexes);
+
+      this.locals = attachedLocals;
+      this.unresolved = unresolved;
+      this.endpointIds.retain(new Set(locals.map((l) => l.endpoint.key)));
+      if (unresolved.length > 0) {
+        const shown = JSON.stringify(unresolved);
+        if (shown !== this.unresolvedShown) {
+          this.log.warn(
+            { unresolved },
+            'local endpoints without a usable interface (not programmed; retried every second)',
+          );
+        }
+        this.unresolvedShown = shown;
+        this.later(1000, () => this.debouncer.trigger());
+      } else {
+        this.unresolvedShown = '';
+      }
+      this.programmedOnce = true;
+      this.reporter?.setEndpoints(this.endpointStatuses());
+      this.record(t0, true, undefined, writes, deletes);
+    } catch (e) {
+      this.record(t0, false, (e as Error).message, writes, deletes);
+      this.later(2000, () => this.debouncer.trigger());
+    } finally {
+      this.reconcileStarted = undefined;
+    }
+  }
+
+  private record(
+    t0: number,
+    ok: boolean,
+    error: string | undefined,
+    writes: number,
+    deletes: number,
+  ): void {
+    const durationMs = performance.now() - t0;
+    this.histogram.observe(durationMs / 1000);
+    this.last = {
+      at: new Date(),
+      ok,
+      durationMs,
+      endpoints: this.locals.length,
+      writes,
+      deletes,
+      ...(error ? { error } : {}),
+    };
+    if (ok) this.okCount++;
+    else this.failCount++;
+    const fields = {
+      durationMs: Math.round(durationMs * 10) / 10,
+      endpoints: this.locals.length,
+      writes,
+      deletes,
+    };
+    if (!ok)
+      this.log.error(
+        { ...fields, err: error },
+        'reconcile failed: the dataplane keeps its previous state',
+      );
+    else if (writes + deletes > 0) this.log.info(fields, 'reconciled');
+    else this.log.debug(fields, 'reconciled (no change)');
+  }
+
+  private reportProblems(problems: readonly ModelProblem[]): void {
+    const before = new Set(this.problems.map((p) => `${p.object}: ${p.message}`));
+    for (const p of problems) {
+      if (!before.has(`${p.object}: ${p.message}`))
+        this.log.error(p, 'resource left out of the policy model');
+    }
+    this.problems = [...problems];
+  }
+
+  /**
+   * After the first compilation is in: the pinned endpoints that are not local any more
+   * go now, the previous agent's sets and classes a moment later (see ./adopt.ts).
+   */
+  private retirePinned(state: CompiledState): number {
+    const pinned = this.pinned!;
+    const stale = staleEndpoints(pinned, new Set(state.endpoints.keys()));
+    const n = deletePinnedEndpoints(this.dataplane.dp.maps, stale);
+    if (stale.length > 0)
+      this.log.info({ ifindexes: stale }, 'removed pinned endpoints that are not local any more');
+    this.pinnedCleanup = setTimeout(() => {
+      this.pinnedCleanup = undefined;
+      this.cleanPinnedPolicy();
+    }, PINNED_CLEANUP_DELAY_MS);
+    return n;
+  }
+
+  /** Forget the compiler's state and adopt the maps as they are (after a failed write). */
+  private readopt(): void {
+    clearTimeout(this.pinnedCleanup);
+    this.pinnedCleanup = undefined;
+    this.compiler = new PolicyCompiler();
+    this.pinned = readPinnedPolicy(this.dataplane.dp.maps);
+    this.ids = IdSpace.above(this.pinned);
+    this.compiled = undefined;
+    this.log.warn(
+      { policyEntries: pinnedEntryCount(this.pinned) },
+      'writing the policy maps failed: the next reconcile rebuilds beside what they hold',
+    );
+  }
+
+  private cleanPinnedPolicy(): void {
+    const pinned = this.pinned;
+    if (pinned === undefined) return;
+    this.pinned = undefined;
+    try {
+      const n = deletePinnedPolicy(this.dataplane.dp.maps, pinned);
+      if (n > 0)
+        this.log.info(
+          { entries: n },
+          "removed the previous agent's policy entries (every endpoint has switched)",
+        );
+    } catch (e) {
+      this.log.error(
+        { err: (e as Error).message },
+        "removing the previous agent's policy entries failed",
+      );
+    }
+  }
+
+  private endpointStatuses(): Map<string, EndpointStatus> {
+    const out = new Map<string, EndpointStatus>();
+    const prefix = this.ds!.prefix;
+    const now = new Date().toISOString();
+    for (const l of this.locals) {
+      const entry = this.compiled?.endpoints.get(l.ifindex);
+      if (entry === undefined) continue;
+      out.set(
+        endpointStatusKey(prefix, this.config.nodeName, l.endpoint.namespace, l.endpoint.name),
+        {
+          programmed: true,
+          policyRev: this.ids.rev(entry.policyRev),
+          revision: l.wep.metadata.resourceVersion ?? '0',
+          node: this.config.nodeName,
+          interfaceName: l.interfaceName,
+          ifindex: l.ifindex,
+          endpointId: l.id,
+          ip: l.endpoint.ip,
+          programmedAt: now,
+        },
+      );
+    }
+    return out;
+  }
+
+  // --- routes -------------------------------------------------------------------------
+
+  private routeInputs(): RouteInputs {
+    const prefix = this.ds!.prefix;
+    const alive = new Set(
+      [...(this.heartbeats?.snapshot.keys() ?? [])].map((k) =>
+        k.slice(nodeStatusPrefix(prefix).length),
+      ),
+    );
+    alive.add(this.config.nodeName);
+    const nodes = this.model.list('Node').map((n) => ({
+      name: n.metadata.name,
+      address: n.spec.bgp?.ipv4Address,
+      alive: alive.has(n.metadata.name),
+    }));
+    const keys = new IpamKeys(prefix);
+    const blocks: RouteBlock[] = [];
+    for (const [key, value] of this.blocks?.snapshot ?? []) {
+      const cidr = keys.blockCidr(key);
+      if (cidr === undefined) continue;
+      try {
+        const b = parseBlock(key, value.toString(), cidr);
+        blocks.push({
+          cidr: b.cidr,
+          affinity: affinityNode(b),
+          allocations: b.allocations.map((a) => ({
+            ip: ordinalAddress(cidr, a.ordinal),
+            node: a.node,
+          })),
+        });
+      } catch (e) {
+        this.log.warn({ key, err: (e as Error).message }, 'IPAM block left out of the routes');
+      }
+    }
+    const pools = this.model.list('IPPool').map((p) => ({
+      cidr: p.spec.cidr,
+      ipipMode: p.spec.ipipMode,
+      vxlanMode: p.spec.vxlanMode,
+    }));
+    return { self: this.config.nodeName, nodes, blocks, pools };
+  }
+
+  private routeApi(): RemoteRouteApi | undefined {
+    const dp = this.dataplane as unknown as Partial<RemoteRouteApi>;
+    return typeof dp.setRemoteRoute === 'function' && typeof dp.deleteRoute === 'function'
+      ? (dp as RemoteRouteApi)
+      : undefined;
+  }
+
+  private programRemoteRoutes(): { writes: number; deletes: number } {
+    const api = this.routeApi();
+    if (api === undefined) {
+      if (!this.warnedNoRouteApi && this.desired.length > 0) {
+        this.warnedNoRouteApi = true;
+        this.log.warn(
+          { routes: this.desired.length },
+          'this dataplane cannot program remote routes yet (NodeDataplane.setRemoteRoute is missing): computed, not written',
+        );
+      }
+      return { writes: 0, deletes: 0 };
+    }
+    const diff = diffRoutes(this.remoteRoutes, this.desired);
+    // New and changed routes first, then withdrawals: a moved block is never unrouted.
+    for (const r of diff.set) {
+      api.setRemoteRoute(r.cidr, r.nextHop, { ipip: r.ipip });
+      this.remoteRoutes.set(r.cidr, r);
+    }
+    for (const cidr of diff.remove) {
+      api.deleteRoute(cidr);
+      this.remoteRoutes.delete(cidr);
+    }
+    const known = this.knownNodes.join(',');
+    if (typeof api.setKnownNodes === 'function' && known !== this.knownNodesSet) {
+      api.setKnownNodes(this.knownNodes);
+      this.knownNodesSet = known;
+    }
+    if (diff.set.length + diff.remove.length > 0) {
+      this.log.info(
+        {
+          set: diff.set.map((r) => `${r.cidr} via ${r.nextHop}${r.ipip ? ' (ipip)' : ''}`),
+          withdrawn: diff.remove,
+        },
+        'remote routes',
+      );
+    }
+    return { writes: diff.set.length, deletes: diff.remove.length };
+  }
+
+  /**
+   * The uplink: the interface of the node namespace holding the node's underlay address
+   * gets the uplink programs (decapsulation, the node's own traffic to remote pods), and
+   * the dataplane learns the address and the interface. Done at the first reconcile (a
+   * restarted agent replaces the previous agent's programs) and again when the interface
+   * changes. A failure is reported and retried; it does not hold back policy.
+   */
+  private async programUplink(liveIfindexes: ReadonlySet<number>): Promise<void> {
+    const dp = this.dataplane as unknown as Partial<UplinkApi>;
+    if (typeof dp.setNodeConfig !== 'function' || typeof dp.attachUplink !== 'function') return;
+    if (this.address === undefined) return;
+    const ip = this.address.split('/')[0]!;
+    if (this.uplink?.ip === ip && liveIfindexes.has(this.uplink.ifindex)) return;
+    try {
+      const ifindex = await findAddressInterface(this.config.nodeNetns, ip);
+      if (ifindex === undefined) throw new Error(`no interface holds the node address ${ip}`);
+      dp.attachUplink.call(this.dataplane, ifindex);
+      dp.setNodeConfig.call(this.dataplane, { underlayIp: ip, uplinkIfindex: ifindex });
+      this.uplink = { ip, ifindex };
+      this.uplinkError = undefined;
+      this.log.info({ underlayIp: ip, uplinkIfindex: ifindex }, 'uplink programs attached');
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (msg !== this.uplinkError)
+        this.log.error({ err: msg }, 'cannot set up the uplink (retried)');
+      this.uplinkError = msg;
+    }
+  }
+
+  /** What a previous agent left in the routes map: local /32s and remote routes. */
+  private seedRoutes(): void {
+    for (const [k, v] of this.dataplane.dp.views.routes.entries()) {
+      const ip = u32ToIp(k.addr);
+      if (v.type === RouteType.LOCAL_EP && k.prefixlen === 32) this.localRoutes.set(ip, v.ifindex);
+      else if (v.type === RouteType.REMOTE_BLOCK) {
+        const cidr = `${ip}/${k.prefixlen}`;
+        this.remoteRoutes.set(cidr, {
+          cidr,
+          node: '',
+          nextHop: u32ToIp(v.next_hop),
+          ipip: (v.flags & RouteFlags.IPIP) !== 0,
+          vxlan: (v.flags & RouteFlags.VXLAN) !== 0,
+        });
+      }
+    }
+  }
+
+  // --- operations ---------------------------------------------------------------------
+
+  private healthz(): Probe {
+    if (this.stopped) return { ok: false, detail: 'stopped' };
+    if (
+      this.reconcileStarted !== undefined &&
+      Date.now() - this.reconcileStarted > STUCK_RECONCILE_MS
+    ) {
+      return {
+        ok: false,
+        detail: `a reconcile has been running for ${Math.round((Date.now() - this.reconcileStarted) / 1000)} s`,
+      };
+    }
+    return { ok: true, detail: 'live' };
+  }
+
+  private readyz(): Probe {
+    if (!this.everSynced) return { ok: false, detail: 'not synced with etcd yet' };
+    const etcd = this.etcdOk && this.watchConnected;
+    if (etcd) return { ok: true, detail: 'synced, etcd reachable' };
+    if (this.programmedOnce)
+      return { ok: true, detail: 'etcd unreachable; dataplane programmed (last state kept)' };
+    return { ok: false, detail: 'etcd unreachable and nothing programmed yet' };
+  }
+
+  private drops(): Record<string, number> {
+    const out: Record<string, number> = {};
+    try {
+      for (const c of this.dataplane.counters()) {
+        if (c.dropped) out[c.reason] = (out[c.reason] ?? 0) + Number(c.packets);
+      }
+    } catch {
+      /* closed */
+    }
+    return out;
+  }
+
+  private nodeStatus(): NodeStatus {
+    const last = this.last;
+    return {
+      node: this.config.nodeName,
+      ...(this.address === undefined ? {} : { ipv4Address: this.address }),
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      heartbeatAt: new Date().toISOString(),
+      ...(this.ops ? { healthUrl: this.ops.url } : {}),
+      synced: this.everSynced,
+      ready: this.readyz().ok,
+      endpoints: {
+        local: this.locals.length + this.unresolved.length,
+        programmed: this.locals.filter((l) => this.compiled?.endpoints.has(l.ifindex)).length,
+        unresolved: this.unresolved.length,
+      },
+      ...(last
+        ? {
+            lastReconcile: {
+              at: last.at.toISOString(),
+              ok: last.ok,
+              durationMs: Math.round(last.durationMs * 10) / 10,
+              ...(last.error ? { error: last.error } : {}),
+            },
+          }
+        : {}),
+      routes: this.desired.length,
+      drops: this.drops(),
+    };
+  }
+
+  status(): AgentStatus {
+    return {
+      node: this.config.nodeName,
+      ipv4Address: this.address,
+      synced: this.everSynced,
+      ready: this.readyz().ok,
+      etcdConnected: this.etcdOk && this.watchConnected,
+      healthUrl: this.ops?.url,
+      lease: this.reporter?.connectedLease,
+      endpoints: this.locals.map((l) => {
+        const e = this.compiled?.endpoints.get(l.ifindex);
+        return {
+          key: l.endpoint.key,
+          interfaceName: l.interfaceName,
+          ifindex: l.ifindex,
+          id: l.id,
+          ip: l.endpoint.ip,
+          policyRev: e ? this.ids.rev(e.policyRev) : 0,
+          revision: l.wep.metadata.resourceVersion ?? '0',
+        };
+      }),
+      unresolved: this.unresolved,
+      routes: this.desired,
+      remoteRoutesProgrammed: this.routeApi() !== undefined,
+      routeError: this.routeError,
+      uplink: this.uplinkError !== undefined ? { error: this.uplinkError } : this.uplink,
+      knownNodes: this.knownNodes,
+      lastReconcile: this.last,
+      reconciles: { ok: this.okCount, failed: this.failCount },
+      problems: this.problems,
+      drops: this.drops(),
+    };
+  }
+
+  metrics(): string {
+    const families: MetricFamily[] = [];
+    const counters = (() => {
+      try {
+        return this.dataplane.counters();
+      } catch {
+        return [];
+      }
+    })();
+    const byReason = new Map<
+      string,
+      { reason: string; dir: string; dropped: boolean; packets: bigint; bytes: bigint }
+    >();
+    for (const c of counters) {
+      const k = `${c.reason}/${c.dir}`;
+      const agg = byReason.get(k) ?? {
+        reason: c.reason,
+        dir: c.dir,
+        dropped: c.dropped,
+        packets: 0n,
+        bytes: 0n,
+      };
+      agg.packets += c.packets;
+      agg.bytes += c.bytes;
+      byReason.set(k, agg);
+    }
+    const rows = [...byReason.values()].sort((a, b) =>
+      a.reason + a.dir < b.reason + b.dir ? -1 : 1,
+    );
+    families.push({
+      name: 'tortie_dataplane_packets_total',
+      help: 'Packets judged by the BPF programs, by reason (PASS_* allowed, DROP_* dropped) and direction.',
+      type: 'counter',
+      samples: rows.map((r) => ({
+        labels: { reason: r.reason, dir: r.dir, verdict: r.dropped ? 'drop' : 'allow' },
+        value: r.packets,
+      })),
+    });
+    families.push({
+      name: 'tortie_dataplane_bytes_total',
+      help: 'Bytes judged by the BPF programs, by reason and direction.',
+      type: 'counter',
+      samples: rows.map((r) => ({
+        labels: { reason: r.reason, dir: r.dir, verdict: r.dropped ? 'drop' : 'allow' },
+        value: r.bytes,
+      })),
+    });
+
+    const maps = this.dataplane.dp.maps;
+    const occupancy: { map: string; entries: number; capacity: number }[] = [];
+    const count = (role: 'ifaces' | 'routes' | 'ct' | 'frags') => {
+      try {
+        return maps[role].entries().keys.length;
+      } catch {
+        return 0;
+      }
+    };
+    const cap = (role: keyof typeof maps) => {
+      try {
+        return maps[role].info().maxEntries;
+      } catch {
+        return 0;
+      }
+    };
+    const ct = count('ct');
+    for (const role of ['ifaces', 'routes', 'ct', 'frags'] as const) {
+      occupancy.push({
+        map: maps[role].info().name,
+        entries: role === 'ct' ? ct : count(role),
+        capacity: cap(role),
+      });
+    }
+    const pol = { polIp32: 0, polAddr: 0, polPort: 0, polL4: 0, polDflt: 0 };
+    if (this.compiled) {
+      for (const e of this.compiled.addr.values()) pol[e.bits === 32 ? 'polIp32' : 'polAddr']++;
+      for (const e of this.compiled.l4.values())
+        pol[e.bits === 24 ? 'polPort' : e.bits === 0 ? 'polDflt' : 'polL4']++;
+    }
+    if (this.pinned) {
+      for (const role of Object.keys(pol) as (keyof typeof pol)[])
+        pol[role] += this.pinned.keys[role].length;
+    }
+    for (const role of Object.keys(pol) as (keyof typeof pol)[]) {
+      occupancy.push({ map: maps[role].info().name, entries: pol[role], capacity: cap(role) });
+    }
+    families.push({
+      name: 'tortie_bpf_map_entries',
+      help: 'Entries in each BPF map (policy maps: as compiled).',
+      type: 'gauge',
+      samples: occupancy.map((o) => ({ labels: { map: o.map }, value: o.entries })),
+    });
+    families.push({
+      name: 'tortie_bpf_map_capacity',
+      help: 'max_entries of each BPF map.',
+      type: 'gauge',
+      samples: occupancy.map((o) => ({ labels: { map: o.map }, value: o.capacity })),
+    });
+    families.push({
+      name: 'tortie_bpf_map_pressure_ratio',
+      help: 'Entries over capacity of each BPF map (1 = full: writes fail, policy fails closed).',
+      type: 'gauge',
+      samples: occupancy.map((o) => ({
+        labels: { map: o.map },
+        value: o.capacity === 0 ? 0 : o.entries / o.capacity,
+      })),
+    });
+    families.push({
+      name: 'tortie_conntrack_entries',
+      help: 'Tracked flows in tortie_ct.',
+      type: 'gauge',
+      samples: [{ value: ct }],
+    });
+    families.push({
+      name: 'tortie_agent_endpoints',
+      help: 'Workload endpoints: local to this node and programmed, local without a usable interface, and in the whole cluster.',
+      type: 'gauge',
+      samples: [
+        { labels: { state: 'programmed' }, value: this.locals.length },
+        { labels: { state: 'unresolved' }, value: this.unresolved.length },
+        { labels: { state: 'cluster' }, value: this.model.list('WorkloadEndpoint').length },
+      ],
+    });
+    families.push({
+      name: 'tortie_agent_routes',
+      help: 'Routes this agent keeps: local endpoint /32s, and remote blocks/addresses wanted.',
+      type: 'gauge',
+      samples: [
+        { labels: { type: 'local' }, value: this.localRoutes.size },
+        { labels: { type: 'remote' }, value: this.desired.length },
+      ],
+    });
+    families.push({
+      name: 'tortie_agent_reconciles_total',
+      help: 'Reconciles by result.',
+      type: 'counter',
+      samples: [
+        { labels: { result: 'ok' }, value: this.okCount },
+        { labels: { result: 'failed' }, value: this.failCount },
+      ],
+    });
+    families.push({
+      name: 'tortie_agent_route_errors_total',
+      help: 'Failures to program remote routes (local policy is not held back by them).',
+      type: 'counter',
+      samples: [{ value: this.routeErrors }],
+    });
+    families.push({
+      name: 'tortie_agent_last_reconcile_timestamp_seconds',
+      help: 'When the last reconcile finished (Unix time).',
+      type: 'gauge',
+      samples: [{ value: this.last ? this.last.at.getTime() / 1000 : 0 }],
+    });
+    families.push({
+      name: 'tortie_agent_model_problems',
+      help: 'Stored resources left out of the policy model because they do not convert.',
+      type: 'gauge',
+      samples: [{ value: this.problems.length }],
+    });
+    families.push({
+      name: 'tortie_agent_up',
+      help: 'State of the agent: synced with etcd at least once, etcd reachable now, ready.',
+      type: 'gauge',
+      samples: [
+        { labels: { what: 'synced' }, value: this.everSynced ? 1 : 0 },
+        { labels: { what: 'etcd' }, value: this.etcdOk && this.watchConnected ? 1 : 0 },
+        { labels: { what: 'ready' }, value: this.readyz().ok ? 1 : 0 },
+      ],
+    });
+    return renderMetrics(families, [
+      {
+        name: 'tortie_agent_reconcile_duration_seconds',
+        help: 'Time from the start of a reconcile to the maps written.',
+        histogram: this.histogram,
+      },
+    ]);
+  }
+}

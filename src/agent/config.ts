@@ -1,0 +1,403 @@
+/**
+ * The agent's configuration: flags over environment (`TORTIE_*`) over a YAML file over
+ * built-in defaults, setting by setting. `resolveAgentConfig` is pure (the CLI reads the
+ * file and hands over process.env), so the precedence is unit-tested.
+ *
+ *   flag                  env                          file key
+ *   --node-name           TORTIE_NODE_NAME             nodeName        (default: hostname)
+ *   --ip                  TORTIE_NODE_IP               ipv4Address     (a.b.c.d/n; default: detected)
+ *   --as-number           TORTIE_NODE_AS               asNumber
+ *   --labels              TORTIE_NODE_LABELS           labels          (k=v,k2=v2 / a map)
+ *   --pin-root            TORTIE_PIN_ROOT              pinRoot         (/sys/fs/bpf/tortie)
+ *   --node-netns          TORTIE_NODE_NETNS            nodeNetns       (path; default: own)
+ *   --health-host         TORTIE_HEALTH_HOST           healthHost      (127.0.0.1)
+ *   --health-port         TORTIE_HEALTH_PORT           healthPort      (9099; 0 = any free)
+ *   --etcd-endpoints      TORTIE_ETCD_ENDPOINTS        etcdEndpoints   (http://127.0.0.1:2379)
+ *   --etcd-prefix         TORTIE_ETCD_PREFIX           etcdPrefix      (/tortie)
+ *   --etcd-ca-cert/...    TORTIE_ETCD_CA_CERT/...      etcdCACert, etcdCert, etcdKey
+ *   --log-level           TORTIE_LOG_LEVEL             logLevel        (info)
+ *   --heartbeat-ttl       TORTIE_HEARTBEAT_TTL         heartbeatTtlSeconds (10)
+ *   --report-interval     TORTIE_REPORT_INTERVAL       reportIntervalSeconds (10)
+ *   --debounce-ms         TORTIE_DEBOUNCE_MS           debounceMs      (20)
+ *   --agent-config        TORTIE_AGENT_CONFIG          (the file itself: /etc/tortie/agent.yaml)
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import type { ConnectOptions } from '../datastore/index.js';
+
+export const DEFAULT_AGENT_CONFIG_FILE = '/etc/tortie/agent.yaml';
+export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/tortie';
+export const DEFAULT_HEALTH_PORT = 9099;
+export const DEFAULT_ETCD_ENDPOINTS = ['http://127.0.0.1:2379'];
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface AgentConfig {
+  readonly nodeName: string;
+  /** The node's underlay address with its prefix length (Node.spec.bgp.ipv4Address); undefined: detect it. */
+  readonly ipv4Address: string | undefined;
+  readonly asNumber: number | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly pinRoot: string;
+  /** Namespace holding the pod veths' host ends; undefined: the agent's own. */
+  readonly nodeNetns: string | undefined;
+  readonly healthHost: string;
+  /** 0 picks a free port (several agents on one machine, as in the lab). */
+  readonly healthPort: number;
+  readonly etcd: ConnectOptions;
+  readonly logLevel: LogLevel;
+  readonly heartbeatTtlSeconds: number;
+  readonly reportIntervalSeconds: number;
+  /** Quiet time before a reconcile runs; a burst of changes makes one reconcile. */
+  readonly debounceMs: number;
+  /** A reconcile runs at the latest this long after the first change of a burst. */
+  readonly maxDelayMs: number;
+  /** Full reconcile at least this often (interfaces that changed under the agent). */
+  readonly resyncIntervalMs: number;
+}
+
+/** Settings as the command line gives them (strings, or undefined when not given). */
+export interface AgentFlags {
+  nodeName?: string;
+  ip?: string;
+  asNumber?: string;
+  labels?: string;
+  pinRoot?: string;
+  nodeNetns?: string;
+  healthHost?: string;
+  healthPort?: string;
+  etcdEndpoints?: string;
+  etcdPrefix?: string;
+  etcdCaCert?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  logLevel?: string;
+  heartbeatTtl?: string;
+  reportInterval?: string;
+  debounceMs?: string;
+}
+
+export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
+  nodeName: 'TORTIE_NODE_NAME',
+  ip: 'TORTIE_NODE_IP',
+  asNumber: 'TORTIE_NODE_AS',
+  labels: 'TORTIE_NODE_LABELS',
+  pinRoot: 'TORTIE_PIN_ROOT',
+  nodeNetns: 'TORTIE_NODE_NETNS',
+  healthHost: 'TORTIE_HEALTH_HOST',
+  healthPort: 'TORTIE_HEALTH_PORT',
+  etcdEndpoints: 'TORTIE_ETCD_ENDPOINTS',
+  etcdPrefix: 'TORTIE_ETCD_PREFIX',
+  etcdCaCert: 'TORTIE_ETCD_CA_CERT',
+  etcdCert: 'TORTIE_ETCD_CERT',
+  etcdKey: 'TORTIE_ETCD_KEY',
+  logLevel: 'TORTIE_LOG_LEVEL',
+  heartbeatTtl: 'TORTIE_HEARTBEAT_TTL',
+  reportInterval: 'TORTIE_REPORT_INTERVAL',
+  debounceMs: 'TORTIE_DEBOUNCE_MS',
+};
+
+export const CONFIG_FILE_ENV = 'TORTIE_AGENT_CONFIG';
+
+/** The YAML file: every key optional, unknown keys refused (a typo must not go unnoticed). */
+export const agentConfigFileSchema = z
+  .object({
+    nodeName: z.string().optional(),
+    ipv4Address: z.string().optional(),
+    asNumber: z.number().int().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    pinRoot: z.string().optional(),
+    nodeNetns: z.string().optional(),
+    healthHost: z.string().optional(),
+    healthPort: z.number().int().optional(),
+    etcdEndpoints: z.union([z.string(), z.array(z.string())]).optional(),
+    etcdPrefix: z.string().optional(),
+    etcdCACert: z.string().optional(),
+    etcdCert: z.string().optional(),
+    etcdKey: z.string().optional(),
+    logLevel: z.string().optional(),
+    heartbeatTtlSeconds: z.number().int().optional(),
+    reportIntervalSeconds: z.number().int().optional(),
+    debounceMs: z.number().int().optional(),
+  })
+  .strict();
+
+export type AgentConfigFile = z.infer<typeof agentConfigFileSchema>;
+
+/** A configuration mistake; the message names every bad setting and where it came from. */
+export class AgentConfigError extends Error {
+  override readonly name = 'AgentConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+export interface ConfigSources {
+  readonly flags?: AgentFlags;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly file?: AgentConfigFile;
+  /** Where the file came from, for messages. */
+  readonly fileName?: string;
+  /** Default node name (the CLI passes os.hostname()). */
+  readonly hostname?: string;
+}
+
+type Origin = 'flag' | 'env' | 'file' | 'default';
+
+const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+function isIPv4(text: string): boolean {
+  const parts = text.split('.');
+  return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
+}
+
+/** "k=v,k2=v2" → a record; undefined when malformed. */
+export function parseLabelList(text: string): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const part of text.split(',').map((s) => s.trim())) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    if (eq <= 0) return undefined;
+    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+/**
+ * The configuration from its sources. Every problem is collected and thrown together
+ * (AgentConfigError), each naming the setting and its source.
+ */
+export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
+  const flags = sources.flags ?? {};
+  const env = sources.env ?? {};
+  const file = sources.file ?? {};
+  const fileName = sources.fileName ?? 'the config file';
+  const problems: string[] = [];
+
+  /** The winning raw value of a setting and where it came from. */
+  function pick<T>(
+    flag: keyof AgentFlags,
+    fileValue: T | undefined,
+  ): { value: string | T; origin: Origin; where: string } | undefined {
+    const f = flags[flag];
+    if (f !== undefined) return { value: f, origin: 'flag', where: `--${kebab(flag)}` };
+    const e = env[ENV_NAMES[flag]];
+    if (e !== undefined && e !== '') return { value: e, origin: 'env', where: ENV_NAMES[flag] };
+    if (fileValue !== undefined)
+      return { value: fileValue, origin: 'file', where: `${fileName}: ${fileKey(flag)}` };
+    return undefined;
+  }
+
+  function str(flag: keyof AgentFlags, fileValue: string | undefined): string | undefined {
+    const p = pick(flag, fileValue);
+    return p === undefined ? undefined : String(p.value);
+  }
+
+  function int(
+    flag: keyof AgentFlags,
+    fileValue: number | undefined,
+    fallback: number,
+    min: number,
+    max: number,
+  ): number {
+    const p = pick(flag, fileValue);
+    if (p === undefined) return fallback;
+    const n = typeof p.value === 'number' ? p.value : Number(p.value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${p.where}: ${JSON.stringify(p.value)} is not an integer in ${min}..${max}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  // node identity
+  const nodeName = (str('nodeName', file.nodeName) ?? sources.hostname ?? hostname()).toLowerCase();
+  if (!NODE_NAME.test(nodeName) || nodeName.length > 253) {
+    problems.push(
+      `node name ${JSON.stringify(nodeName)} is not a DNS subdomain (lower-case letters, digits, '-' and '.')`,
+    );
+  }
+
+  let ipv4Address: string | undefined;
+  const ip = pick('ip', file.ipv4Address);
+  if (ip !== undefined) {
+    const text = String(ip.value);
+    const [addr = '', prefix, ...rest] = text.split('/');
+    if (
+      !isIPv4(addr) ||
+      rest.length > 0 ||
+      (prefix !== undefined && !/^(0|[1-9]\d?)$/.test(prefix)) ||
+      Number(prefix ?? 32) > 32
+    ) {
+      problems.push(
+        `${ip.where}: ${JSON.stringify(text)} is not an IPv4 address (a.b.c.d or a.b.c.d/n)`,
+      );
+    } else {
+      ipv4Address = `${addr}/${prefix ?? '32'}`;
+    }
+  }
+
+  const asNumber = (() => {
+    const p = pick('asNumber', file.asNumber);
+    if (p === undefined) return undefined;
+    const n = typeof p.value === 'number' ? p.value : Number(p.value);
+    if (!Number.isInteger(n) || n < 1 || n > 4294967295) {
+      problems.push(`${p.where}: ${JSON.stringify(p.value)} is not an AS number (1..4294967295)`);
+      return undefined;
+    }
+    return n;
+  })();
+
+  let labels: Record<string, string> = {};
+  const lp = pick('labels', file.labels);
+  if (lp !== undefined) {
+    const parsed = typeof lp.value === 'string' ? parseLabelList(lp.value) : lp.value;
+    if (parsed === undefined) {
+      problems.push(`${lp.where}: ${JSON.stringify(lp.value)} is not a list of key=value`);
+    } else {
+      for (const [k, v] of Object.entries(parsed)) {
+        if (!LABEL_KEY.test(k))
+          problems.push(`${lp.where}: ${JSON.stringify(k)} is not a label key`);
+        else if (!LABEL_VALUE.test(v))
+          problems.push(`${lp.where}: ${JSON.stringify(v)} is not a label value (label ${k})`);
+      }
+      labels = parsed;
+    }
+  }
+
+  // dataplane
+  const pinRoot = str('pinRoot', file.pinRoot) ?? DEFAULT_PIN_ROOT;
+  if (!pinRoot.startsWith('/'))
+    problems.push(`pin root ${JSON.stringify(pinRoot)} must be an absolute path`);
+  const nodeNetns = str('nodeNetns', file.nodeNetns);
+  if (nodeNetns !== undefined && !nodeNetns.startsWith('/')) {
+    problems.push(
+      `node netns ${JSON.stringify(nodeNetns)} must be a path such as /run/netns/node-1`,
+    );
+  }
+
+  // operations
+  const healthHost = str('healthHost', file.healthHost) ?? '127.0.0.1';
+  const healthPort = int('healthPort', file.healthPort, DEFAULT_HEALTH_PORT, 0, 65535);
+  const logLevelText = (str('logLevel', file.logLevel) ?? 'info').toLowerCase();
+  const logLevel = (LOG_LEVELS as readonly string[]).includes(logLevelText)
+    ? (logLevelText as LogLevel)
+    : (problems.push(
+        `log level ${JSON.stringify(logLevelText)} is not one of ${LOG_LEVELS.join(', ')}`,
+      ),
+      'info' as const);
+  const heartbeatTtlSeconds = int('heartbeatTtl', file.heartbeatTtlSeconds, 10, 2, 3600);
+  const reportIntervalSeconds = int('reportInterval', file.reportIntervalSeconds, 10, 1, 86400);
+  const debounceMs = int('debounceMs', file.debounceMs, 20, 0, 60_000);
+
+  // etcd
+  const ep = pick('etcdEndpoints', file.etcdEndpoints);
+  const endpoints =
+    ep === undefined
+      ? DEFAULT_ETCD_ENDPOINTS
+      : Array.isArray(ep.value)
+        ? ep.value
+        : splitList(String(ep.value));
+  if (endpoints.length === 0) problems.push('etcd endpoints: the list is empty');
+  const etcdPrefix = str('etcdPrefix', file.etcdPrefix);
+  if (etcdPrefix !== undefined && !etcdPrefix.startsWith('/')) {
+    problems.push(`etcd prefix ${JSON.stringify(etcdPrefix)} must start with "/"`);
+  }
+  const ca = str('etcdCaCert', file.etcdCACert);
+  const cert = str('etcdCert', file.etcdCert);
+  const key = str('etcdKey', file.etcdKey);
+  if ((cert === undefined) !== (key === undefined)) {
+    problems.push('an etcd client certificate needs its key, and a key its certificate');
+  }
+
+  if (problems.length > 0) throw new AgentConfigError(problems);
+  const tls = ca !== undefined || cert !== undefined;
+  return {
+    nodeName,
+    ipv4Address,
+    asNumber,
+    labels,
+    pinRoot,
+    nodeNetns,
+    healthHost,
+    healthPort,
+    etcd: {
+      endpoints,
+      ...(etcdPrefix === undefined ? {} : { prefix: etcdPrefix }),
+      ...(tls
+        ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }
+        : {}),
+      timeoutMs: 3000,
+    },
+    logLevel,
+    heartbeatTtlSeconds,
+    reportIntervalSeconds,
+    debounceMs,
+    maxDelayMs: Math.max(debounceMs * 10, 200),
+    resyncIntervalMs: 10_000,
+  };
+}
+
+function kebab(name: string): string {
+  if (name === 'ip') return 'ip';
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+function fileKey(flag: keyof AgentFlags): string {
+  switch (flag) {
+    case 'ip':
+      return 'ipv4Address';
+    case 'etcdCaCert':
+      return 'etcdCACert';
+    case 'heartbeatTtl':
+      return 'heartbeatTtlSeconds';
+    case 'reportInterval':
+      return 'reportIntervalSeconds';
+    default:
+      return flag;
+  }
+}
+
+/** Parses the YAML text of the file; problems name the file and the key. */
+export function parseAgentConfigFile(
+  text: string,
+  fileName: string,
+  parseYaml: (t: string) => unknown,
+): AgentConfigFile {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (e) {
+    throw new AgentConfigError([`${fileName} is not valid YAML: ${(e as Error).message}`]);
+  }
+  const parsed = agentConfigFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new AgentConfigError(
+      parsed.error.issues.map((issue) =>
+        issue.code === 'unrecognized_keys'
+          ? `${fileName}: ${issue.keys.join(', ')}: unknown setting (known: ${Object.keys(agentConfigFileSchema.shape).join(', ')})`
+          : `${fileName}: ${issue.path.join('.') || '(file)'}: ${issue.message}`,
+      ),
+    );
+  }
+  return parsed.data;
+}
+
+/** Partial configs for tests and the lab: defaults filled in, nothing read from the machine. */
+export function agentConfig(
+  overrides: Partial<AgentConfig> & { nodeName: string; etcd: ConnectOptions },
+): AgentConfig {
+  const base = resolveAgentConfig({ hostname: overrides.nodeName, env: {} });
+  return { ...base, ...overrides };
+}

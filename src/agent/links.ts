@@ -1,0 +1,63 @@
+/**
+ * Interfaces and addresses of the node's network namespace, read with one `ip -json`
+ * spawn (~3 ms) per question: the agent asks once per reconcile, not per endpoint.
+ */
+import { netnsTarget, runIpIn } from '../plumbing/netns.js';
+import { ipAddrsSchema, ipLinksSchema } from '../plumbing/iproute-json.js';
+import { HOST_VETH_PREFIX } from '../plumbing/index.js';
+
+/** Interface name → ifindex in the namespace (undefined: the agent's own). */
+export async function listLinks(nodeNetns: string | undefined): Promise<Map<string, number>> {
+  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
+    '-json',
+    'link',
+    'show',
+  ]);
+  const links = ipLinksSchema.parse(entries(stdout));
+  return new Map(links.map((l) => [l.ifname, l.ifindex]));
+}
+
+/**
+ * The node's underlay address as `a.b.c.d/n`: the first global IPv4 address of an
+ * interface that is up and is neither loopback nor a pod veth. undefined when there is none.
+ */
+export async function detectNodeAddress(
+  nodeNetns: string | undefined,
+): Promise<string | undefined> {
+  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
+    '-json',
+    'address',
+    'show',
+    'up',
+  ]);
+  const addrs = ipAddrsSchema.parse(entries(stdout));
+  for (const a of addrs) {
+    if (a.ifname === 'lo' || a.ifname.startsWith(HOST_VETH_PREFIX)) continue;
+    for (const info of a.addr_info) {
+      if (info.family === 'inet' && info.local && (info.scope ?? 'global') === 'global') {
+        return `${info.local}/${info.prefixlen ?? 32}`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The ifindex of the interface holding `ip` in the namespace; undefined when none does. */
+export async function findAddressInterface(
+  nodeNetns: string | undefined,
+  ip: string,
+): Promise<number | undefined> {
+  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
+    '-json',
+    'address',
+    'show',
+  ]);
+  const addrs = ipAddrsSchema.parse(entries(stdout));
+  return addrs.find((a) => a.addr_info.some((i) => i.family === 'inet' && i.local === ip))?.ifindex;
+}
+
+/** iproute2's JSON array without the empty objects it prints for filtered-out links. */
+function entries(stdout: string): unknown[] {
+  const parsed = JSON.parse(stdout || '[]') as unknown[];
+  return parsed.filter((e) => typeof e === 'object' && e !== null && 'ifindex' in e);
+}

@@ -1,0 +1,212 @@
+/**
+ * What the agent knows of the store: the resources of every kind a verdict or a route
+ * depends on, kept current from one watch, and the pure conversion of that knowledge
+ * into the policy World and this node's endpoints.
+ */
+import type { KindName, ResourceOf, StoredResource, WatchEvent } from '../datastore/index.js';
+import type { Endpoint, NamedPort, World } from '../policy/model.js';
+import { PROTOCOLS } from '../policy/model.js';
+import { parseResource, worldFrom, type Resource } from '../policy/resources.js';
+
+/** The kinds the agent watches: every policy input, plus Nodes and IPPools for routes. */
+export const POLICY_KINDS = [
+  'NetworkPolicy',
+  'GlobalNetworkPolicy',
+  'K8sNetworkPolicy',
+  'Tier',
+  'Profile',
+  'NetworkSet',
+  'GlobalNetworkSet',
+  'Namespace',
+] as const satisfies readonly KindName[];
+
+export const WATCHED_KINDS: readonly KindName[] = [
+  ...POLICY_KINDS,
+  'WorkloadEndpoint',
+  'Node',
+  'IPPool',
+];
+
+function refKey(name: string, namespace: string | undefined): string {
+  return namespace === undefined ? name : `${namespace}/${name}`;
+}
+
+/** Resources by kind, then by `namespace/name` (or `name`). */
+export class ClusterModel {
+  private readonly byKind = new Map<KindName, Map<string, StoredResource>>();
+  /** Bumped on every change: a reconcile can tell whether it saw the latest. */
+  generation = 0;
+  /** The etcd revision of the last event applied. */
+  revision = '0';
+
+  constructor() {
+    for (const k of WATCHED_KINDS) this.byKind.set(k, new Map());
+  }
+
+  /** Applies one watch event; returns whether anything changed. */
+  apply(event: WatchEvent): boolean {
+    if (event.type === 'synced') {
+      this.revision = event.revision;
+      return false;
+    }
+    const m = this.byKind.get(event.kind);
+    if (m === undefined) return false;
+    this.revision = event.revision;
+    if (event.type === 'put') {
+      m.set(
+        refKey(event.resource.metadata.name, event.resource.metadata.namespace),
+        event.resource,
+      );
+    } else if (!m.delete(refKey(event.name, event.namespace))) {
+      return false;
+    }
+    this.generation++;
+    return true;
+  }
+
+  list<K extends KindName>(kind: K): ResourceOf<K>[] {
+    return [...(this.byKind.get(kind)?.values() ?? [])] as ResourceOf<K>[];
+  }
+
+  get<K extends KindName>(kind: K, name: string, namespace?: string): ResourceOf<K> | undefined {
+    return this.byKind.get(kind)?.get(refKey(name, namespace)) as ResourceOf<K> | undefined;
+  }
+}
+
+// --- WorkloadEndpoint → policy Endpoint ------------------------------------------------
+
+export type WorkloadEndpoint = ResourceOf<'WorkloadEndpoint'>;
+
+/** The endpoint's IPv4 address: the first /32 of ipNetworks; undefined when it has none. */
+export function endpointIp(wep: WorkloadEndpoint): string | undefined {
+  for (const net of wep.spec.ipNetworks ?? []) {
+    const [addr, prefix] = net.split('/');
+    if (
+      addr !== undefined &&
+      (prefix === undefined || prefix === '32') &&
+      /^\d+\.\d+\.\d+\.\d+$/.test(addr)
+    )
+      return addr;
+  }
+  return undefined;
+}
+
+/**
+ * The policy model's view of a WorkloadEndpoint: key `namespace/name`, its first /32,
+ * metadata labels, profiles (default: the namespace's `kns.` profile, as the CNI writes
+ * it), named ports with protocol numbers. undefined when it has no IPv4 address (nothing
+ * to match on).
+ */
+export function wepToEndpoint(wep: WorkloadEndpoint): Endpoint | undefined {
+  const ip = endpointIp(wep);
+  if (ip === undefined) return undefined;
+  const namespace = wep.metadata.namespace ?? 'default';
+  const ports: NamedPort[] = (wep.spec.ports ?? []).map((p) => ({
+    name: p.name,
+    protocol: PROTOCOLS[(p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP'],
+    port: p.port,
+  }));
+  return {
+    key: `${namespace}/${wep.metadata.name}`,
+    namespace,
+    name: wep.metadata.name,
+    ip,
+    labels: { ...(wep.metadata.labels ?? {}) },
+    profiles:
+      wep.spec.profiles && wep.spec.profiles.length > 0
+        ? [...wep.spec.profiles]
+        : [`kns.${namespace}`],
+    ports,
+  };
+}
+
+export interface ModelProblem {
+  readonly object: string;
+  readonly message: string;
+}
+
+export interface BuiltWorld {
+  readonly world: World;
+  /** Endpoints of every node, by key. */
+  readonly endpoints: ReadonlyMap<string, { endpoint: Endpoint; wep: WorkloadEndpoint }>;
+  /** Resources that did not convert and were left out (logged; the store validates on write). */
+  readonly problems: readonly ModelProblem[];
+}
+
+function describe(r: StoredResource): string {
+  return `${r.kind} ${refKey(r.metadata.name, r.metadata.namespace)}`;
+}
+
+/**
+ * The World from the stored resources. Stored specs are converted exactly as user input
+ * is (parseResource). A resource that does not convert, or a second endpoint with an
+ * address already taken, is left out and reported: the store validated it on write, so
+ * this is version skew or a hand edit, and the rest of the cluster must keep working.
+ */
+export function buildWorld(model: ClusterModel): BuiltWorld {
+  const problems: ModelProblem[] = [];
+  const resources: Resource[] = [];
+  for (const kind of POLICY_KINDS) {
+    for (const stored of model.list(kind).sort(byKey)) {
+      const cached = converted.get(stored);
+      if (cached !== undefined) {
+        if ('problem' in cached) problems.push(cached.problem);
+        else resources.push(cached.resource);
+        continue;
+      }
+      try {
+        const resource = parseResource({
+          apiVersion: stored.apiVersion,
+          kind: stored.kind,
+          metadata: {
+            name: stored.metadata.name,
+            ...(stored.metadata.namespace === undefined
+              ? {}
+              : { namespace: stored.metadata.namespace }),
+            ...(stored.metadata.labels === undefined ? {} : { labels: stored.metadata.labels }),
+          },
+          spec: stored.spec,
+        });
+        converted.set(stored, { resource });
+        resources.push(resource);
+      } catch (e) {
+        const problem = { object: describe(stored), message: (e as Error).message };
+        converted.set(stored, { problem });
+        problems.push(problem);
+      }
+    }
+  }
+  const endpoints = new Map<string, { endpoint: Endpoint; wep: WorkloadEndpoint }>();
+  const byIp = new Map<string, string>();
+  for (const wep of model.list('WorkloadEndpoint').sort(byKey)) {
+    const endpoint = wepToEndpoint(wep);
+    if (endpoint === undefined) continue;
+    const other = byIp.get(endpoint.ip);
+    if (other !== undefined) {
+      problems.push({
+        object: describe(wep),
+        message: `address ${endpoint.ip} is also WorkloadEndpoint ${other}'s; left out`,
+      });
+      continue;
+    }
+    byIp.set(endpoint.ip, endpoint.key);
+    endpoints.set(endpoint.key, { endpoint, wep });
+  }
+  const world = worldFrom(
+    resources,
+    [...endpoints.values()].map((e) => e.endpoint),
+  );
+  return { world, endpoints, problems };
+}
+
+/**
+ * Conversions by stored object: the watch hands out a new object for every change, so a
+ * resource is converted once per version, not once per reconcile.
+ */
+const converted = new WeakMap<StoredResource, { resource: Resource } | { problem: ModelProblem }>();
+
+function byKey(a: StoredResource, b: StoredResource): number {
+  const ka = refKey(a.metadata.name, a.metadata.namespace);
+  const kb = refKey(b.metadata.name, b.metadata.namespace);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}

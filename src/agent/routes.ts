@@ -1,0 +1,181 @@
+/**
+ * Routes to other nodes' pods, as a pure function of what the store says: IPAM blocks
+ * with their node affinity (and addresses borrowed across blocks), the Nodes' underlay
+ * addresses, which nodes are alive (Node present and heartbeat lease live), and the
+ * pools' encapsulation modes. The agent diffs the result into the dataplane.
+ *
+ * As in Calico: a block affine to another live node is routed to that node's address;
+ * an address a node borrowed from a block that is not its own gets a /32 to the borrower
+ * (longest prefix wins over the block route); blocks of this node and addresses of this
+ * node need no remote route (local /32s come from the local endpoints). A node that is
+ * gone or has no address gets no route: its routes are withdrawn.
+ */
+import type { EncapMode } from '../datastore/index.js';
+import {
+  cidrContains,
+  enclosingCidr,
+  formatCidr,
+  tryParseCidr,
+  tryParseIp,
+  type Cidr,
+} from '../ipam/ipv4.js';
+
+export interface RouteNode {
+  readonly name: string;
+  /** Node.spec.bgp.ipv4Address, `a.b.c.d/n`; undefined when the node has none. */
+  readonly address: string | undefined;
+  /** Node resource present and its heartbeat lease live. */
+  readonly alive: boolean;
+}
+
+export interface RouteBlock {
+  readonly cidr: string;
+  /** The node the block is affine to, or null. */
+  readonly affinity: string | null;
+  /** Allocated addresses and the node each was allocated for. */
+  readonly allocations: readonly { readonly ip: string; readonly node: string }[];
+}
+
+export interface RoutePool {
+  readonly cidr: string;
+  readonly ipipMode: EncapMode;
+  readonly vxlanMode: EncapMode;
+}
+
+export interface RouteInputs {
+  readonly self: string;
+  readonly nodes: readonly RouteNode[];
+  readonly blocks: readonly RouteBlock[];
+  readonly pools: readonly RoutePool[];
+}
+
+export interface DesiredRoute {
+  readonly cidr: string;
+  /** The node that owns the destination. */
+  readonly node: string;
+  /** That node's underlay address. */
+  readonly nextHop: string;
+  readonly ipip: boolean;
+  readonly vxlan: boolean;
+}
+
+interface NodeAddr {
+  readonly ip: number;
+  readonly text: string;
+  readonly subnet: Cidr;
+}
+
+function nodeAddress(address: string | undefined): NodeAddr | undefined {
+  if (address === undefined) return undefined;
+  const [ipText = '', prefix = '32'] = address.split('/');
+  const ip = tryParseIp(ipText);
+  const len = Number(prefix);
+  if (ip === undefined || !Number.isInteger(len) || len < 0 || len > 32) return undefined;
+  return { ip, text: ipText, subnet: enclosingCidr(ip, len) };
+}
+
+/** Whether traffic to `peer` is encapsulated under `mode`, seen from `self`. */
+export function encapsulates(mode: EncapMode, self: NodeAddr | undefined, peer: NodeAddr): boolean {
+  switch (mode) {
+    case 'Always':
+      return true;
+    case 'Never':
+      return false;
+    case 'CrossSubnet':
+      // Same subnet only when both ends say so (each by its own prefix length).
+      return !(
+        self !== undefined &&
+        cidrContains(self.subnet, peer.ip) &&
+        cidrContains(peer.subnet, self.ip)
+      );
+  }
+}
+
+/** The desired remote routes, sorted by CIDR; at most one per CIDR. */
+export function desiredRoutes(inputs: RouteInputs): DesiredRoute[] {
+  const addrs = new Map<string, NodeAddr>();
+  const live = new Set<string>();
+  for (const n of inputs.nodes) {
+    const a = nodeAddress(n.address);
+    if (a !== undefined) addrs.set(n.name, a);
+    if (n.alive) live.add(n.name);
+  }
+  const self = addrs.get(inputs.self);
+  const pools = inputs.pools
+    .map((p) => ({ pool: p, cidr: tryParseCidr(p.cidr) }))
+    .filter((p): p is { pool: RoutePool; cidr: Cidr } => p.cidr !== undefined)
+    // Most specific pool first, should pools ever nest.
+    .sort((a, b) => b.cidr.prefixLength - a.cidr.prefixLength);
+  const poolOf = (ip: number) => pools.find((p) => cidrContains(p.cidr, ip))?.pool;
+
+  const out = new Map<string, DesiredRoute>();
+  const route = (cidr: Cidr, node: string) => {
+    if (node === inputs.self || !live.has(node)) return;
+    const peer = addrs.get(node);
+    if (peer === undefined) return;
+    const pool = poolOf(cidr.base);
+    const text = formatCidr(cidr);
+    out.set(text, {
+      cidr: text,
+      node,
+      nextHop: peer.text,
+      ipip: pool !== undefined && encapsulates(pool.ipipMode, self, peer),
+      vxlan: pool !== undefined && encapsulates(pool.vxlanMode, self, peer),
+    });
+  };
+
+  for (const b of inputs.blocks) {
+    const cidr = tryParseCidr(b.cidr);
+    if (cidr === undefined) continue;
+    if (b.affinity !== null) route(cidr, b.affinity);
+    for (const a of b.allocations) {
+      if (a.node === b.affinity) continue;
+      const ip = tryParseIp(a.ip);
+      if (ip === undefined || !cidrContains(cidr, ip)) continue;
+      route({ base: ip, prefixLength: 32 }, a.node);
+    }
+  }
+  return [...out.values()].sort((x, y) => compareCidrText(x.cidr, y.cidr));
+}
+
+/** The underlay addresses of every live node but this one: whom to accept IPIP from. */
+export function knownNodeAddresses(inputs: Pick<RouteInputs, 'self' | 'nodes'>): string[] {
+  return inputs.nodes
+    .filter((n) => n.alive && n.name !== inputs.self)
+    .map((n) => nodeAddress(n.address)?.text)
+    .filter((a): a is string => a !== undefined)
+    .sort();
+}
+
+export interface RouteDiff {
+  /** New routes and routes whose next hop or encapsulation changed. */
+  readonly set: readonly DesiredRoute[];
+  /** CIDRs to withdraw. */
+  readonly remove: readonly string[];
+}
+
+export function diffRoutes(
+  current: ReadonlyMap<string, DesiredRoute>,
+  desired: readonly DesiredRoute[],
+): RouteDiff {
+  const want = new Map(desired.map((r) => [r.cidr, r]));
+  const set = desired.filter((r) => {
+    const c = current.get(r.cidr);
+    return (
+      c === undefined ||
+      c.nextHop !== r.nextHop ||
+      c.ipip !== r.ipip ||
+      c.vxlan !== r.vxlan ||
+      c.node !== r.node
+    );
+  });
+  const remove = [...current.keys()].filter((c) => !want.has(c)).sort(compareCidrText);
+  return { set, remove };
+}
+
+function compareCidrText(a: string, b: string): number {
+  const ca = tryParseCidr(a);
+  const cb = tryParseCidr(b);
+  if (ca === undefined || cb === undefined) return a < b ? -1 : a > b ? 1 : 0;
+  return ca.base - cb.base || ca.prefixLength - cb.prefixLength;
+}

@@ -1,0 +1,235 @@
+/**
+ * What the agent reports in etcd, beside the resources, and how others read it:
+ *
+ *   ${prefix}/status/nodes/<node>                          the node's heartbeat (lease-bound)
+ *   ${prefix}/status/endpoints/<node>/<namespace>/<name>   an endpoint is programmed (lease-bound)
+ *
+ * Both live on the agent's lease: when an agent stops heartbeating for a TTL, its node
+ * counts as gone (routes to it are withdrawn) and its endpoint reports disappear.
+ *
+ * `waitForEndpointProgrammed` is what the CNI plugin calls before ADD returns: the pod
+ * must not run before its policy is in the maps. It uses only `etcd.kv.range`, so it
+ * works over the CNI's light etcd client as well as over `etcd3`.
+ */
+import type { EtcdKv } from '../datastore/client.js';
+
+export function statusPrefix(prefix: string): string {
+  return `${prefix.replace(/\/+$/, '')}/status/`;
+}
+
+export function nodeStatusPrefix(prefix: string): string {
+  return `${statusPrefix(prefix)}nodes/`;
+}
+
+export function nodeStatusKey(prefix: string, node: string): string {
+  return `${nodeStatusPrefix(prefix)}${node}`;
+}
+
+export function endpointStatusPrefix(prefix: string, node?: string): string {
+  return `${statusPrefix(prefix)}endpoints/${node === undefined ? '' : `${node}/`}`;
+}
+
+export function endpointStatusKey(
+  prefix: string,
+  node: string,
+  namespace: string,
+  name: string,
+): string {
+  return `${endpointStatusPrefix(prefix, node)}${namespace}/${name}`;
+}
+
+/** `${prefix}/status/endpoints/<node>/<ns>/<name>` → its parts; undefined for other keys. */
+export function parseEndpointStatusKey(
+  prefix: string,
+  key: string,
+): { node: string; namespace: string; name: string } | undefined {
+  const base = endpointStatusPrefix(prefix);
+  if (!key.startsWith(base)) return undefined;
+  const parts = key.slice(base.length).split('/');
+  if (parts.length !== 3 || parts.some((p) => p === '')) return undefined;
+  return { node: parts[0]!, namespace: parts[1]!, name: parts[2]! };
+}
+
+/** The value of an endpoint status key. */
+export interface EndpointStatus {
+  readonly programmed: true;
+  /** tortie_endpoint.policy_rev of the endpoint as written to the map. */
+  readonly policyRev: number;
+  /** The WorkloadEndpoint's resourceVersion the agent programmed. */
+  readonly revision: string;
+  readonly node: string;
+  /** Host veth and endpoint id (counters and drop events carry the id). */
+  readonly interfaceName: string;
+  readonly ifindex: number;
+  readonly endpointId: number;
+  readonly ip: string;
+  readonly programmedAt: string;
+}
+
+/** The value of a node heartbeat key. */
+export interface NodeStatus {
+  readonly node: string;
+  readonly ipv4Address?: string;
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly heartbeatAt: string;
+  /** http://host:port of /healthz, /readyz, /metrics, /status. */
+  readonly healthUrl?: string;
+  readonly synced: boolean;
+  readonly ready: boolean;
+  readonly endpoints: {
+    readonly local: number;
+    readonly programmed: number;
+    readonly unresolved: number;
+  };
+  readonly lastReconcile?: {
+    readonly at: string;
+    readonly ok: boolean;
+    readonly durationMs: number;
+    readonly error?: string;
+  };
+  readonly routes: number;
+  /** Dropped packets by reason since the maps were created. */
+  readonly drops: Readonly<Record<string, number>>;
+}
+
+export interface WaitOptions {
+  readonly node: string;
+  readonly namespace: string;
+  /** The WorkloadEndpoint's name. */
+  readonly name: string;
+  readonly timeoutMs: number;
+  /**
+   * The WorkloadEndpoint's resourceVersion as the caller wrote it: a status for an older
+   * version (e.g. the same name's previous pod) does not count.
+   */
+  readonly revision?: string;
+  /** Poll interval bounds (ms); defaults 10 and 100. */
+  readonly minIntervalMs?: number;
+  readonly maxIntervalMs?: number;
+}
+
+/** ADD must fail (and the runtime retry): the endpoint was not programmed in time. */
+export class EndpointNotProgrammedError extends Error {
+  override readonly name = 'EndpointNotProgrammedError';
+  constructor(
+    message: string,
+    readonly lastError?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Anything with the store's raw etcd client and prefix: a Datastore over any client (the
+ * `etcd3` package's, or the CNI plugin's JSON-gateway one).
+ */
+export interface StatusReader {
+  readonly etcd: { readonly kv: Pick<EtcdKv, 'range'> };
+  readonly prefix: string;
+}
+
+function atLeast(revision: string, min: string | undefined): boolean {
+  if (min === undefined) return true;
+  try {
+    return BigInt(revision) >= BigInt(min);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves with the endpoint's status once the agent of `node` reports it programmed
+ * (at `revision` or later); rejects with EndpointNotProgrammedError after `timeoutMs`.
+ * etcd failures while waiting are retried until the deadline (and named in the error).
+ */
+export async function waitForEndpointProgrammed(
+  ds: StatusReader,
+  opts: WaitOptions,
+): Promise<EndpointStatus> {
+  const key = endpointStatusKey(ds.prefix, opts.node, opts.namespace, opts.name);
+  const deadline = Date.now() + opts.timeoutMs;
+  const minInterval = opts.minIntervalMs ?? 10;
+  const maxInterval = opts.maxIntervalMs ?? 100;
+  let interval = minInterval;
+  let lastError: unknown;
+  let seen: EndpointStatus | undefined;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    try {
+      const res = await ds.etcd.kv.range(
+        { key: Buffer.from(key) },
+        { deadline: Date.now() + Math.max(1, Math.min(left, 2000)) },
+      );
+      lastError = undefined;
+      const kv = res.kvs[0];
+      if (kv !== undefined) {
+        const status = JSON.parse(kv.value.toString()) as EndpointStatus;
+        seen = status;
+        if (status.programmed === true && atLeast(status.revision, opts.revision)) return status;
+      }
+    } catch (e) {
+      lastError = e;
+    }
+    const wait = Math.min(interval, deadline - Date.now());
+    if (wait <= 0) break;
+    await new Promise((r) => setTimeout(r, wait));
+    interval = Math.min(interval * 2, maxInterval);
+  }
+  const who = `endpoint ${opts.namespace}/${opts.name}`;
+  const why =
+    lastError !== undefined
+      ? `etcd did not answer (${(lastError as Error).message})`
+      : seen !== undefined
+        ? `the agent reports revision ${seen.revision}, not yet ${opts.revision}`
+        : `is \`tortie node run\` running on ${opts.node} and connected to etcd?`;
+  throw new EndpointNotProgrammedError(
+    `${who} was not programmed by the agent of node ${opts.node} within ${opts.timeoutMs} ms: ${why}`,
+    lastError,
+  );
+}
+
+/** Every endpoint status of a node (for `tortie node status`). */
+export async function readEndpointStatuses(
+  ds: StatusReader,
+  node: string,
+): Promise<{ namespace: string; name: string; status: EndpointStatus }[]> {
+  const prefix = endpointStatusPrefix(ds.prefix, node);
+  const res = await ds.etcd.kv.range({
+    key: Buffer.from(prefix),
+    range_end: prefixEnd(prefix),
+  });
+  const out: { namespace: string; name: string; status: EndpointStatus }[] = [];
+  for (const kv of res.kvs) {
+    const ref = parseEndpointStatusKey(ds.prefix, kv.key.toString());
+    if (ref === undefined) continue;
+    try {
+      out.push({ ...ref, status: JSON.parse(kv.value.toString()) as EndpointStatus });
+    } catch {
+      /* not ours */
+    }
+  }
+  return out;
+}
+
+export async function readNodeStatus(
+  ds: StatusReader,
+  node: string,
+): Promise<NodeStatus | undefined> {
+  const res = await ds.etcd.kv.range({ key: Buffer.from(nodeStatusKey(ds.prefix, node)) });
+  const kv = res.kvs[0];
+  return kv === undefined ? undefined : (JSON.parse(kv.value.toString()) as NodeStatus);
+}
+
+/** The first key after every key that starts with `prefix`. */
+export function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}

@@ -1,0 +1,269 @@
+/**
+ * `tortie node run` (the per-node agent, in the foreground, JSON logs on stdout) and
+ * `tortie node status` (what a node's agent reports: endpoints programmed, last
+ * reconcile, drops by reason). The agent's settings: src/agent/config.ts.
+ */
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import type { AgentFlags, AgentStatus, NodeStatus } from '../agent/index.js';
+import { datastoreFrom, resolveConnection, UsageError, type GlobalOptions } from './context.js';
+
+interface RunOptions {
+  nodeName?: string;
+  ip?: string;
+  asNumber?: string;
+  labels?: string;
+  pinRoot?: string;
+  nodeNetns?: string;
+  healthHost?: string;
+  healthPort?: string;
+  logLevel?: string;
+  heartbeatTtl?: string;
+  reportInterval?: string;
+  debounceMs?: string;
+  agentConfig?: string;
+}
+
+export function registerNodeCommands(program: Command): void {
+  const node = program.command('node').description('the per-node agent and its status');
+
+  node
+    .command('run')
+    .description(
+      'run the agent of this node: keep the BPF dataplane equal to the store (stop with SIGTERM; the dataplane keeps working)',
+    )
+    .option('--node-name <name>', 'node name (env TORTIE_NODE_NAME; default: the hostname)')
+    .option(
+      '--ip <a.b.c.d/n>',
+      'underlay address of the node (env TORTIE_NODE_IP; default: detected)',
+    )
+    .option('--as-number <n>', 'BGP AS number of the node (env TORTIE_NODE_AS)')
+    .option('--labels <k=v,...>', 'labels of the Node (env TORTIE_NODE_LABELS)')
+    .option(
+      '--pin-root <dir>',
+      'bpffs directory of the maps (env TORTIE_PIN_ROOT; default /sys/fs/bpf/tortie)',
+    )
+    .option(
+      '--node-netns <path>',
+      "namespace of the pod veths' host ends (env TORTIE_NODE_NETNS; default: own)",
+    )
+    .option(
+      '--health-host <addr>',
+      'address of /healthz, /readyz, /metrics (env TORTIE_HEALTH_HOST; default 127.0.0.1)',
+    )
+    .option(
+      '--health-port <port>',
+      'its port, 0 = any free one (env TORTIE_HEALTH_PORT; default 9099)',
+    )
+    .option(
+      '--log-level <level>',
+      'trace, debug, info, warn, error (env TORTIE_LOG_LEVEL; default info)',
+    )
+    .option(
+      '--heartbeat-ttl <s>',
+      'heartbeat lease TTL in seconds (env TORTIE_HEARTBEAT_TTL; default 10)',
+    )
+    .option(
+      '--report-interval <s>',
+      'node status report interval in seconds (env TORTIE_REPORT_INTERVAL; default 10)',
+    )
+    .option(
+      '--debounce-ms <ms>',
+      'quiet time before a reconcile (env TORTIE_DEBOUNCE_MS; default 20)',
+    )
+    .option(
+      '--agent-config <file>',
+      'agent config file (env TORTIE_AGENT_CONFIG; default /etc/tortie/agent.yaml, read if present)',
+    )
+    .action(async (o: RunOptions, cmd: Command) => {
+      const {
+        Agent,
+        parseAgentConfigFile,
+        resolveAgentConfig,
+        AgentConfigError,
+        CONFIG_FILE_ENV,
+        DEFAULT_AGENT_CONFIG_FILE,
+      } = await import('../agent/index.js');
+      const globals = cmd.optsWithGlobals<GlobalOptions & RunOptions>();
+      const explicitFile = o.agentConfig ?? process.env[CONFIG_FILE_ENV];
+      const fileName = explicitFile ?? DEFAULT_AGENT_CONFIG_FILE;
+      let file = {};
+      try {
+        file = parseAgentConfigFile(await readFile(fileName, 'utf8'), fileName, parseYaml);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && explicitFile === undefined) file = {};
+        else if (e instanceof AgentConfigError) throw new UsageError(e.message);
+        else throw new UsageError(`cannot read ${fileName}: ${code ?? (e as Error).message}`);
+      }
+      // etcd settings not given to the agent fall back to the CLI's (tortie.yaml).
+      const cli = await resolveConnection({
+        ...(globals.config ? { config: globals.config } : {}),
+      });
+      const fileWithCli = {
+        ...(cli.endpoints.length > 0 ? { etcdEndpoints: [...cli.endpoints] } : {}),
+        ...(cli.prefix ? { etcdPrefix: cli.prefix } : {}),
+        ...file,
+      };
+      const flags: AgentFlags = {
+        ...pick(o, [
+          'nodeName',
+          'ip',
+          'asNumber',
+          'labels',
+          'pinRoot',
+          'nodeNetns',
+          'healthHost',
+          'healthPort',
+          'logLevel',
+          'heartbeatTtl',
+          'reportInterval',
+          'debounceMs',
+        ]),
+        ...pick(globals, ['etcdEndpoints', 'etcdPrefix', 'etcdCaCert', 'etcdCert', 'etcdKey']),
+      };
+      let config;
+      try {
+        config = resolveAgentConfig({
+          flags,
+          env: process.env,
+          file: fileWithCli,
+          fileName,
+          hostname: hostname(),
+        });
+      } catch (e) {
+        if (e instanceof AgentConfigError) throw new UsageError(e.message);
+        throw e;
+      }
+      const agent = await Agent.start(config);
+      const signal = await new Promise<string>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
+      agent.log.info({ signal }, 'stopping');
+      // Whatever lingers (a gRPC channel) must not keep a stopped agent alive.
+      setTimeout(() => process.exit(0), 5000).unref();
+      await agent.stop();
+    });
+
+  node
+    .command('status')
+    .description(
+      "a node's agent as it reports itself: endpoints programmed, last reconcile, drops by reason",
+    )
+    .option('--node <name>', 'node name (default: this host)')
+    .option('--json', 'print JSON', false)
+    .action(async (o: { node?: string; json: boolean }, cmd: Command) => {
+      const { readEndpointStatuses, readNodeStatus } = await import('../agent/status.js');
+      const globals = cmd.optsWithGlobals<GlobalOptions>();
+      const name = (o.node ?? process.env.TORTIE_NODE_NAME ?? hostname()).toLowerCase();
+      const ds = await datastoreFrom(globals);
+      try {
+        const [nodeResource, heartbeat, endpoints] = await Promise.all([
+          ds.get('Node', name),
+          readNodeStatus(ds, name),
+          readEndpointStatuses(ds, name),
+        ]);
+        const live = heartbeat?.healthUrl ? await fetchLive(heartbeat.healthUrl) : undefined;
+        if (o.json) {
+          console.log(
+            JSON.stringify(
+              { node: name, registered: nodeResource !== undefined, heartbeat, live, endpoints },
+              null,
+              2,
+            ),
+          );
+          if (heartbeat === undefined) process.exitCode = 1;
+          return;
+        }
+        console.log(renderStatus(name, nodeResource !== undefined, heartbeat, live, endpoints));
+        if (heartbeat === undefined) process.exitCode = 1;
+      } finally {
+        await ds.close();
+      }
+    });
+}
+
+function pick<T extends object, K extends keyof T & keyof AgentFlags>(o: T, keys: K[]): AgentFlags {
+  const out: AgentFlags = {};
+  for (const k of keys) {
+    const v = o[k];
+    if (typeof v === 'string') (out as Record<string, string>)[k] = v;
+  }
+  return out;
+}
+
+/** The agent's own /status, when it answers from here (same host). */
+async function fetchLive(url: string): Promise<AgentStatus | undefined> {
+  try {
+    const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(500) });
+    return res.ok ? ((await res.json()) as AgentStatus) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function ago(iso: string | undefined): string {
+  if (!iso) return 'never';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  return `${iso} (${s} s ago)`;
+}
+
+function renderStatus(
+  name: string,
+  registered: boolean,
+  hb: NodeStatus | undefined,
+  live: AgentStatus | undefined,
+  endpoints: Awaited<ReturnType<typeof import('../agent/status.js').readEndpointStatuses>>,
+): string {
+  const lines: string[] = [];
+  lines.push(`node              ${name}${registered ? '' : ' (no Node resource)'}`);
+  if (hb === undefined) {
+    lines.push(
+      'agent             not running (no heartbeat: its lease expired or it never started)',
+    );
+  } else {
+    lines.push(
+      `agent             pid ${hb.pid}, started ${hb.startedAt}, ${hb.ready ? 'ready' : 'NOT ready'}${hb.synced ? '' : ', not synced'}`,
+    );
+    lines.push(`address           ${hb.ipv4Address ?? '(none)'}`);
+    lines.push(`heartbeat         ${ago(hb.heartbeatAt)}`);
+    if (hb.healthUrl)
+      lines.push(`health            ${hb.healthUrl}${live ? '' : ' (not reachable from here)'}`);
+    const last = live?.lastReconcile ?? hb.lastReconcile;
+    if (last) {
+      const at = typeof last.at === 'string' ? last.at : new Date(last.at).toISOString();
+      lines.push(
+        `last reconcile    ${ago(at)}, ${last.ok ? 'ok' : `FAILED: ${last.error}`}, ${Math.round(last.durationMs * 10) / 10} ms`,
+      );
+    } else {
+      lines.push('last reconcile    none yet');
+    }
+    const e = hb.endpoints;
+    lines.push(
+      `endpoints         ${live ? live.endpoints.length : e.programmed} programmed, ${live ? live.unresolved.length : e.unresolved} waiting for an interface`,
+    );
+    lines.push(`remote routes     ${live ? live.routes.length : hb.routes}`);
+    const drops = live?.drops ?? hb.drops;
+    const rows = Object.entries(drops).sort((a, b) => b[1] - a[1]);
+    lines.push(`drops             ${rows.length === 0 ? 'none' : ''}`);
+    for (const [reason, n] of rows) lines.push(`  ${reason.padEnd(24)}${String(n).padStart(12)}`);
+  }
+  if (endpoints.length > 0) {
+    lines.push('');
+    lines.push(
+      `${'ENDPOINT'.padEnd(40)}${'IP'.padEnd(16)}${'IFACE'.padEnd(17)}${'ID'.padStart(6)}  REV`,
+    );
+    for (const ep of endpoints.sort((a, b) =>
+      `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`),
+    )) {
+      const s = ep.status;
+      lines.push(
+        `${`${ep.namespace}/${ep.name}`.padEnd(40)}${s.ip.padEnd(16)}${s.interfaceName.padEnd(17)}${String(s.endpointId).padStart(6)}  ${s.policyRev}`,
+      );
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,519 @@
+/**
+ * The agent end to end on one node: a real etcd, a node namespace with two pods behind
+ * veths (src/plumbing, as the CNI plugin makes them), their WorkloadEndpoints in the
+ * store, the agent running in this process on the real BPF object. Policies applied with
+ * the Datastore change what the pods can reach; endpoint status appears only once the
+ * policy is in the maps; a restart (new agent, same pins) loses no packet and never
+ * empties a map; with etcd stopped the pods keep talking; a policy applied while the
+ * agent was stopped is enforced once it is back; a node whose heartbeat expires has its
+ * routes withdrawn.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Agent,
+  agentConfig,
+  silentLogger,
+  waitForEndpointProgrammed,
+  type AgentConfig,
+} from '../../src/agent/index.js';
+import { createLogger } from '../../src/agent/log.js';
+import { Datastore } from '../../src/datastore/index.js';
+import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
+import { removePins } from '../../src/loader/index.js';
+import { u32ToIp } from '../../src/maps/addr.js';
+import { MAPS } from '../../src/maps/catalog.js';
+import { RouteFlags, RouteType } from '../../src/maps/enums.js';
+import { u32Codec } from '../../src/maps/structs.js';
+import { native } from '../../src/native/index.js';
+import { createPodNetwork } from '../../src/plumbing/index.js';
+import { execIn, newRunId, TestNetnsSet, type TestNetns } from '../helpers/netns.js';
+
+const run = promisify(execFile);
+const runId = newRunId();
+const nets = new TestNetnsSet(runId);
+const pinRoot = `/sys/fs/bpf/tortie-t${runId}`;
+const prefix = `/tortie-t${runId}`;
+const nodeName = `node-t${runId}`;
+const octet = Number.parseInt(runId.slice(0, 2), 16);
+const ipA = `10.78.${octet}.10`;
+const ipB = `10.78.${octet}.11`;
+const ipC = `10.78.${octet}.12`;
+
+interface Pod {
+  name: string;
+  ip: string;
+  ns: TestNetns;
+  hostIfName: string;
+}
+
+let etcd: EtcdCluster | undefined;
+let ds: Datastore | undefined;
+let node: TestNetns;
+let agent: Agent | undefined;
+let config: AgentConfig;
+const pods: Record<string, Pod> = {};
+
+function log() {
+  return process.env.TORTIE_TEST_LOG ? createLogger(nodeName, 'debug') : silentLogger();
+}
+
+async function ping(from: Pod, to: Pod): Promise<boolean> {
+  const r = await execIn(from.ns.path, 'ping', ['-c1', '-W1', '-n', to.ip], { timeoutMs: 5000 });
+  return r.code === 0;
+}
+
+/** Polls until `check` holds. */
+async function eventually(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 8000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function wep(pod: Pod, labels: Record<string, string>) {
+  return {
+    apiVersion: 'tortie.io/v1',
+    kind: 'WorkloadEndpoint',
+    metadata: { name: pod.name, namespace: 'x', labels },
+    spec: {
+      node: nodeName,
+      orchestrator: 'cni',
+      workload: pod.name,
+      endpoint: 'eth0',
+      interfaceName: pod.hostIfName,
+      ipNetworks: [`${pod.ip}/32`],
+      profiles: ['kns.x'],
+    },
+  };
+}
+
+function k8sPolicy(name: string, spec: object) {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name, namespace: 'x' },
+    spec,
+  };
+}
+
+/** b admits only pods labelled app=a: a → b works through an allow rule, not by default. */
+const ONLY_A_TO_B = k8sPolicy('b-from-a', {
+  podSelector: { matchLabels: { app: 'b' } },
+  policyTypes: ['Ingress'],
+  ingress: [{ from: [{ podSelector: { matchLabels: { app: 'a' } } }] }],
+});
+const DENY_B = k8sPolicy('deny-b', {
+  podSelector: { matchLabels: { app: 'b' } },
+  policyTypes: ['Ingress'],
+});
+
+function openPinned(name: string) {
+  return native.openPinnedMap(join(pinRoot, name));
+}
+
+const POLICY_MAPS = [MAPS.polIp32, MAPS.polAddr, MAPS.polPort, MAPS.polL4, MAPS.polDflt];
+
+/** Entries in each pinned policy map, read from the kernel. */
+function pinnedPolicyCounts(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const spec of POLICY_MAPS) {
+    const m = openPinned(spec.name);
+    out[spec.name] = m.entries().keys.length;
+    m.close();
+  }
+  return out;
+}
+
+/** What the agent compiled, as /metrics reports it. */
+async function compiledPolicyCounts(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${agent!.healthUrl}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const spec of POLICY_MAPS) {
+    const m = new RegExp(`tortie_bpf_map_entries\\{map="${spec.name}"\\} (\\d+)`).exec(text);
+    out[spec.name] = Number(m![1]);
+  }
+  return out;
+}
+
+/** REMOTE_BLOCK entries of the pinned routes map, as "cidr via next-hop flags". */
+function remoteRoutesInMap(): string[] {
+  const m = openPinned(MAPS.routes.name);
+  const e = m.entries();
+  m.close();
+  return e.keys
+    .map((k, i) => [MAPS.routes.key.decode(k), MAPS.routes.value.decode(e.values[i]!)] as const)
+    .filter(([, v]) => v.type === RouteType.REMOTE_BLOCK)
+    .map(([k, v]) => `${u32ToIp(k.addr)}/${k.prefixlen} via ${u32ToIp(v.next_hop)} ${v.flags}`);
+}
+
+/** Entries of tortie_nodes (the IPIP sources accepted). */
+function knownNodesInMap(): number {
+  const m = openPinned('tortie_nodes');
+  const n = m.entries().keys.length;
+  m.close();
+  return n;
+}
+
+async function addPod(name: string, ip: string): Promise<Pod> {
+  const ns = await nets.create(name);
+  const net = await createPodNetwork({
+    workloadId: `${runId}/${name}`,
+    podNetns: ns.path,
+    hostNetns: node.path,
+    ip,
+  });
+  const pod = { name, ip, ns, hostIfName: net.hostIfName };
+  pods[name] = pod;
+  return pod;
+}
+
+describe('the node agent: store → dataplane on one node', () => {
+  beforeAll(async () => {
+    node = await nets.create('node');
+    // A route out of the node (to a veth whose peer stays down), so the kernel answers the
+    // pods' proxy-ARP for 169.254.1.1; an underlay address for the Node.
+    await new Promise<void>((resolve, reject) => {
+      const child = execFile('ip', ['-n', node.name, '-batch', '-'], (err, _o, stderr) =>
+        err ? reject(new Error(stderr || err.message)) : resolve(),
+      );
+      child.stdin!.end(
+        [
+          'link set lo up',
+          'link add t0 type veth peer name t0p',
+          'link set t0 up',
+          'addr add 10.99.0.1/24 dev t0',
+          'route add default dev t0',
+        ].join('\n') + '\n',
+      );
+    });
+    etcd = await startEtcd(`a${runId}`);
+    ds = await Datastore.connect({ endpoints: etcd.endpoints, prefix, timeoutMs: 3000 });
+    const a = await addPod('a', ipA);
+    const b = await addPod('b', ipB);
+    await ds.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'x' } },
+      wep(a, { app: 'a' }),
+      wep(b, { app: 'b' }),
+    ]);
+    config = agentConfig({
+      nodeName,
+      etcd: { endpoints: etcd.endpoints, prefix, timeoutMs: 2000 },
+      pinRoot,
+      nodeNetns: node.path,
+      ipv4Address: '10.99.0.1/24',
+      healthPort: 0,
+      heartbeatTtlSeconds: 3,
+      reportIntervalSeconds: 1,
+      debounceMs: 10,
+    });
+  });
+
+  afterAll(async () => {
+    await agent?.stop().catch(() => undefined);
+    await ds?.close().catch(() => undefined);
+    await etcd?.stop().catch(() => undefined);
+    await nets.removeAll().catch(() => undefined);
+    removePins(pinRoot);
+  });
+
+  it('programs both pods, reports their endpoints programmed after the maps hold them, and they talk', async () => {
+    agent = await Agent.start(config, { log: log() });
+    for (const p of ['a', 'b']) {
+      const status = await waitForEndpointProgrammed(ds!, {
+        node: nodeName,
+        namespace: 'x',
+        name: p,
+        timeoutMs: 15_000,
+      });
+      expect(status.programmed).toBe(true);
+      // The status is written only after the endpoint's entry is in the map.
+      const ifaces = openPinned(MAPS.ifaces.name);
+      const raw = ifaces.lookup(u32Codec.encode(status.ifindex));
+      ifaces.close();
+      expect(raw).not.toBeNull();
+      const entry = MAPS.ifaces.value.decode(raw!);
+      expect(entry.ingress_set).toBeGreaterThan(0);
+      expect(entry.egress_set).toBeGreaterThan(0);
+      expect(entry.policy_rev).toBe(status.policyRev);
+    }
+    expect(await ping(pods.a!, pods.b!)).toBe(true);
+    expect(await ping(pods.b!, pods.a!)).toBe(true);
+
+    const url = agent.healthUrl!;
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/tortie_agent_reconcile_duration_seconds_bucket\{le="\+Inf"\} [1-9]/);
+    expect(metrics).toMatch(/tortie_agent_endpoints\{state="programmed"\} 2/);
+    expect(metrics).toMatch(
+      /tortie_dataplane_packets_total\{reason="PASS_POLICY",dir="from-pod",verdict="allow"\} [1-9]/,
+    );
+    expect(metrics).toMatch(/tortie_bpf_map_entries\{map="tortie_ifaces"\} 2/);
+    // The Node is registered with its address; its heartbeat is in etcd.
+    const n = await ds!.get('Node', nodeName);
+    expect(n?.spec.bgp?.ipv4Address).toBe('10.99.0.1/24');
+  });
+
+  it('a NetworkPolicy applied with the Datastore changes what the pods can reach', async () => {
+    await ds!.apply(DENY_B);
+    await eventually('a can no longer reach b', async () => !(await ping(pods.a!, pods.b!)));
+    expect(await ping(pods.b!, pods.a!)).toBe(true);
+    await ds!.delete({ kind: 'K8sNetworkPolicy', name: 'deny-b', namespace: 'x' });
+    await eventually('a reaches b again', () => ping(pods.a!, pods.b!));
+    const revOfB = () => agent!.status().endpoints.find((e) => e.key === 'x/b')!.policyRev;
+    const before = revOfB();
+    await ds!.apply(ONLY_A_TO_B);
+    await eventually("b's policy changed", () => revOfB() !== before);
+    expect(await ping(pods.a!, pods.b!)).toBe(true);
+    const metrics = await (await fetch(`${agent!.healthUrl}/metrics`)).text();
+    expect(metrics).toMatch(
+      /tortie_dataplane_packets_total\{reason="DROP_POLICY",dir="to-pod",verdict="drop"\} [1-9]/,
+    );
+  });
+
+  it('a restart (new agent, same pins) loses no packet and never empties a map', async () => {
+    const ifaces = openPinned(MAPS.ifaces.name);
+    const dflt = openPinned(MAPS.polDflt.name);
+    const addr = openPinned(MAPS.polAddr.name);
+    const samples: { endpoints: number; programmed: number; classes: number; sets: number }[] = [];
+    const sample = () => {
+      const e = ifaces.entries();
+      const values = e.values.map((v) => MAPS.ifaces.value.decode(v));
+      samples.push({
+        endpoints: values.length,
+        programmed: values.filter((v) => v.ingress_set > 0 && v.egress_set > 0).length,
+        classes: dflt.entries().keys.length,
+        sets: addr.entries().keys.length,
+      });
+    };
+    const sampler = setInterval(sample, 2);
+    // 100 pings a second from a to b, admitted only by b's allow rule.
+    const pinger = spawn('nsenter', [
+      `--net=${pods.a!.ns.path}`,
+      'ping',
+      '-n',
+      '-i',
+      '0.01',
+      '-c',
+      '350',
+      '-W',
+      '1',
+      ipB,
+    ]);
+    let out = '';
+    pinger.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const pinged = new Promise<void>((resolve) => pinger.on('close', () => resolve()));
+    try {
+      await new Promise((r) => setTimeout(r, 700));
+      const before = agent!.status();
+      await agent!.stop();
+      agent = await Agent.start(config, { log: log() });
+      await eventually('the new agent programmed', () => agent!.programmed, 15_000);
+      await agent.idle();
+      const after = agent.status();
+      // Same endpoints, same ids; new (higher) policy revisions.
+      expect(after.endpoints.map((e) => [e.key, e.id]).sort()).toEqual(
+        before.endpoints.map((e) => [e.key, e.id]).sort(),
+      );
+      for (const e of after.endpoints) {
+        expect(e.policyRev).toBeGreaterThan(
+          before.endpoints.find((b) => b.key === e.key)!.policyRev,
+        );
+      }
+      await pinged;
+    } finally {
+      clearInterval(sampler);
+      pinger.kill();
+    }
+    sample();
+    await ds!.delete({ kind: 'K8sNetworkPolicy', name: 'b-from-a', namespace: 'x' });
+    ifaces.close();
+    dflt.close();
+    addr.close();
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+    expect(m, out).not.toBeNull();
+    expect(Number(m![1])).toBe(350);
+    expect(Number(m![2])).toBe(350);
+    expect(samples.length).toBeGreaterThan(50);
+    for (const s of samples) {
+      expect(s.endpoints).toBe(2);
+      expect(s.programmed).toBe(2);
+      expect(s.classes).toBeGreaterThan(0);
+      expect(s.sets).toBeGreaterThan(0);
+    }
+    // The previous agent's entries are gone once every endpoint switched.
+    const last = samples[samples.length - 1]!;
+    const first = samples[0]!;
+    expect(last.sets).toBe(first.sets);
+    expect(last.classes).toBe(first.classes);
+  });
+
+  it('with etcd stopped the pods keep talking and an agent started meanwhile writes nothing; when etcd returns, a new policy is enforced', async () => {
+    const member = etcd!.members[0]!.name;
+    await etcd!.kill(member);
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await ping(pods.a!, pods.b!)).toBe(true);
+      expect(await ping(pods.b!, pods.a!)).toBe(true);
+      expect((await fetch(`${agent!.healthUrl}/healthz`)).status).toBe(200);
+      // Ready: synced before, dataplane programmed, last state kept.
+      expect((await fetch(`${agent!.healthUrl}/readyz`)).status).toBe(200);
+
+      // An agent (re)started while etcd is away programs nothing: the pins keep working.
+      const ifaces = openPinned(MAPS.ifaces.name);
+      const mapBefore = ifaces
+        .entries()
+        .values.map((v) => v.toString('hex'))
+        .sort();
+      await agent!.stop();
+      agent = await Agent.start(config, { log: log() });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(agent.synced).toBe(false);
+      expect((await fetch(`${agent.healthUrl}/readyz`)).status).toBe(503);
+      expect((await fetch(`${agent.healthUrl}/healthz`)).status).toBe(200);
+      expect(
+        ifaces
+          .entries()
+          .values.map((v) => v.toString('hex'))
+          .sort(),
+      ).toEqual(mapBefore);
+      ifaces.close();
+      expect(await ping(pods.a!, pods.b!)).toBe(true);
+    } finally {
+      await etcd!.restart(member);
+    }
+    await eventually('the agent is connected again', () => agent!.status().etcdConnected, 20_000);
+    await eventually('the agent synced and programmed', () => agent!.programmed, 20_000);
+    // This test's own client may refuse calls for a while after the outage (circuit breaker).
+    await eventually(
+      'the policy is stored',
+      () =>
+        ds!.apply(DENY_B).then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+    );
+    await eventually(
+      'a can no longer reach b',
+      async () => !(await ping(pods.a!, pods.b!)),
+      15_000,
+    );
+    await ds!.delete({ kind: 'K8sNetworkPolicy', name: 'deny-b', namespace: 'x' });
+    await eventually('a reaches b again', () => ping(pods.a!, pods.b!));
+  });
+
+  it('a policy applied while the agent was stopped is enforced once it is back', async () => {
+    await agent!.stop();
+    agent = undefined;
+    await ds!.apply(DENY_B);
+    // Nobody reconciles: the pinned state keeps working as it was.
+    expect(await ping(pods.a!, pods.b!)).toBe(true);
+    agent = await Agent.start(config, { log: log() });
+    await eventually(
+      'a can no longer reach b',
+      async () => !(await ping(pods.a!, pods.b!)),
+      15_000,
+    );
+    expect(await ping(pods.b!, pods.a!)).toBe(true);
+    // The maps hold exactly the new compilation: nothing of the previous agent's sets is
+    // left, nothing of the new one was written into them.
+    await agent.idle();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(pinnedPolicyCounts()).toEqual(await compiledPolicyCounts());
+    await ds!.delete({ kind: 'K8sNetworkPolicy', name: 'deny-b', namespace: 'x' });
+    await eventually('a reaches b again', () => ping(pods.a!, pods.b!));
+  });
+
+  it('a new pod: ADD waits for its status, which comes only with its policy; an unknown one times out', async () => {
+    const c = await addPod('c', ipC);
+    const [written] = await ds!.apply(wep(c, { app: 'c' }));
+    const revision = written!.resource.metadata.resourceVersion!;
+    const status = await waitForEndpointProgrammed(ds!, {
+      node: nodeName,
+      namespace: 'x',
+      name: 'c',
+      revision,
+      timeoutMs: 10_000,
+    });
+    expect(BigInt(status.revision) >= BigInt(revision)).toBe(true);
+    expect(await ping(c, pods.a!)).toBe(true);
+    await expect(
+      waitForEndpointProgrammed(ds!, {
+        node: nodeName,
+        namespace: 'x',
+        name: 'nobody',
+        timeoutMs: 300,
+      }),
+    ).rejects.toThrow(/not programmed by the agent of node/);
+    // Gone from the store: its status goes, its route goes, it is fail-closed.
+    await ds!.delete({ kind: 'WorkloadEndpoint', name: 'c', namespace: 'x' });
+    await eventually('c no longer reachable', async () => !(await ping(pods.a!, c)));
+    await eventually(
+      'c status removed',
+      async () =>
+        (await ds!.etcd.get(`${prefix}/status/endpoints/${nodeName}/x/c`).string()) === null,
+    );
+  });
+
+  it('routes to another node follow its block affinity and are withdrawn when its heartbeat expires', async () => {
+    await ds!.apply([
+      {
+        apiVersion: 'tortie.io/v1',
+        kind: 'IPPool',
+        metadata: { name: `pool-${runId}` },
+        spec: { cidr: '10.200.0.0/16', ipipMode: 'Always' },
+      },
+      {
+        apiVersion: 'tortie.io/v1',
+        kind: 'Node',
+        metadata: { name: 'ghost' },
+        spec: { bgp: { ipv4Address: '10.99.0.2/24' } },
+      },
+    ]);
+    await ds!.etcd.put(`${prefix}/ipam/v1/blocks/10.200.0.0-26`).value(
+      JSON.stringify({
+        cidr: '10.200.0.0/26',
+        affinity: 'host:ghost',
+        allocations: [],
+        nextOrdinal: 0,
+        seq: 0,
+      }),
+    );
+    const lease = ds!.etcd.lease(2, { autoKeepAlive: false });
+    await lease.put(`${prefix}/status/nodes/ghost`).value('{}');
+    await eventually('a route to the ghost node', () =>
+      agent!
+        .status()
+        .routes.some((r) => r.cidr === '10.200.0.0/26' && r.nextHop === '10.99.0.2' && r.ipip),
+    );
+    expect(agent!.status().knownNodes).toEqual(['10.99.0.2']);
+    // In the dataplane: the route (IPIP to the node), the node accepted as an IPIP source,
+    // and this node's uplink (the interface holding its address).
+    await agent!.idle();
+    expect(remoteRoutesInMap()).toEqual([`10.200.0.0/26 via 10.99.0.2 ${RouteFlags.IPIP}`]);
+    expect(knownNodesInMap()).toBe(1);
+    const t0 = JSON.parse(
+      (await run('ip', ['-n', node.name, '-j', 'link', 'show', 't0'])).stdout,
+    ) as { ifindex: number }[];
+    expect(agent!.status().uplink).toEqual({ ip: '10.99.0.1', ifindex: t0[0]!.ifindex });
+    // No keepalive: the lease expires after its TTL and the route goes.
+    await eventually('the route is withdrawn', () => agent!.status().routes.length === 0, 10_000);
+    await agent!.idle();
+    expect(agent!.status().knownNodes).toEqual([]);
+    expect(remoteRoutesInMap()).toEqual([]);
+    expect(knownNodesInMap()).toBe(0);
+    lease.release();
+    const { stdout } = await run('ip', ['-n', node.name, '-j', 'link', 'show']);
+    expect(stdout).toContain(pods.a!.hostIfName);
+  });
+});
