@@ -61,6 +61,11 @@ export class DatastoreUnavailable extends Error {
   override readonly name = 'DatastoreUnavailable';
 }
 
+/** The node's agent did not report the endpoint programmed in time: ADD fails closed. */
+export class EndpointNotProgrammed extends Error {
+  override readonly name = 'EndpointNotProgrammed';
+}
+
 export interface CniBackend {
   /** Where the datastore is, for messages ("etcd at http://…"). */
   readonly description: string;
@@ -70,7 +75,19 @@ export interface CniBackend {
   /** The labels of the Node resource; {} when there is no Node resource of that name. */
   nodeLabels(node: string): Promise<Record<string, string>>;
   getEndpoint(namespace: string, name: string): Promise<EndpointRecord | undefined>;
-  putEndpoint(endpoint: EndpointRecord): Promise<void>;
+  /** Creates or updates it; resolves with its resourceVersion as written. */
+  putEndpoint(endpoint: EndpointRecord): Promise<{ revision: string | undefined }>;
+  /**
+   * Resolves once the agent of `node` reports the endpoint programmed at `revision` or
+   * later; rejects with EndpointNotProgrammed after `timeoutMs`.
+   */
+  waitForProgrammed(request: {
+    node: string;
+    namespace: string;
+    name: string;
+    revision: string | undefined;
+    timeoutMs: number;
+  }): Promise<void>;
   /** Deletes it; absent is fine. */
   deleteEndpoint(namespace: string, name: string): Promise<void>;
   /** Every WorkloadEndpoint in every namespace. */

@@ -12,6 +12,7 @@
  *     "mtu": 1450,
  *     "host_netns": "/run/netns/node-1",                // the node's namespace (labs); default: the plugin's own
  *     "dns": {"nameservers": ["10.96.0.10"]},
+ *     "agent_wait_ms": 10000,                           // wait for the agent to program the pod; 0: don't
  *     "args": {"tortie": {"namespace": "web", "name": "frontend", "labels": {"app": "web"}},
  *              "cni": {"labels": [{"key": "app", "value": "web"}]}},
  *     "runtimeConfig": {"tortie": {...as args.tortie}}
@@ -56,12 +57,20 @@ export interface NetworkConfig {
   /** The node's network namespace path; undefined: the plugin's own namespace. */
   hostNetns?: string;
   dns: DnsConfig;
+  /**
+   * ADD waits this long for the node's agent to report the new endpoint programmed, and
+   * fails (code 11) if it does not; 0: return without waiting (no agent on the node).
+   */
+  agentWaitMs: number;
   /** From args (lower precedence) then runtimeConfig (higher), merged. */
   identity: IdentityOverrides;
   prevResult?: unknown;
   /** GC only: `cni.dev/valid-attachments`. */
   validAttachments?: ValidAttachment[];
 }
+
+/** Default of `agent_wait_ms`. */
+export const DEFAULT_AGENT_WAIT_MS = 10_000;
 
 const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
@@ -131,6 +140,12 @@ const schema = z
     mtu: z.number().int().min(68).max(65535).optional(),
     host_netns: absolutePath.optional(),
     ipMasq: z.boolean().optional(),
+    agent_wait_ms: z
+      .number()
+      .int()
+      .min(0, 'must be 0 (do not wait for the agent) or a number of milliseconds')
+      .max(600_000, 'must be at most 600000 (10 minutes)')
+      .optional(),
     dns: z
       .object({
         nameservers: z.array(z.string()).optional(),
@@ -219,6 +234,7 @@ export function parseNetworkConfig(
     datastore: datastoreOf(c.etcd_endpoints, c.datastore),
     nodename: c.nodename ?? defaultNodeName(),
     dns: dnsOf(c.dns),
+    agentWaitMs: c.agent_wait_ms ?? DEFAULT_AGENT_WAIT_MS,
     identity: identityOf(c.args, c.runtimeConfig),
   };
   if (c.ipam?.pools !== undefined) config.pools = c.ipam.pools;

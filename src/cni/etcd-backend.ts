@@ -8,10 +8,12 @@
  * plugin's startup. With `grpc` the datastore loads and uses `etcd3` instead. This module
  * is imported only when a command needs the store.
  */
+import { EndpointNotProgrammedError, waitForEndpointProgrammed } from '../agent/status.js';
 import { Datastore, isDatastoreError, type EtcdKvClient } from '../datastore/index.js';
 import { Ipam, isIpamError } from '../ipam/index.js';
 import {
   DatastoreUnavailable,
+  EndpointNotProgrammed,
   IpamFailure,
   type Allocation,
   type CniBackend,
@@ -85,8 +87,8 @@ class EtcdBackend implements CniBackend {
     return found ? toRecord(found) : undefined;
   }
 
-  async putEndpoint(e: EndpointRecord): Promise<void> {
-    await this.guard(() =>
+  async putEndpoint(e: EndpointRecord): Promise<{ revision: string | undefined }> {
+    const [written] = await this.guard(() =>
       this.store.apply([
         {
           apiVersion: API_VERSION,
@@ -96,6 +98,24 @@ class EtcdBackend implements CniBackend {
         },
       ]),
     );
+    return { revision: written?.resource.metadata.resourceVersion };
+  }
+
+  async waitForProgrammed(request: Parameters<CniBackend['waitForProgrammed']>[0]): Promise<void> {
+    try {
+      await waitForEndpointProgrammed(this.store, {
+        node: request.node,
+        namespace: request.namespace,
+        name: request.name,
+        timeoutMs: request.timeoutMs,
+        ...(request.revision === undefined ? {} : { revision: request.revision }),
+      });
+    } catch (err) {
+      if (err instanceof EndpointNotProgrammedError) {
+        throw new EndpointNotProgrammed(err.message, { cause: err });
+      }
+      throw classify(err, this.description);
+    }
   }
 
   async deleteEndpoint(namespace: string, name: string): Promise<void> {

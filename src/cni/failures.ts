@@ -3,13 +3,13 @@
  * code tells the runtime what to do (retry on 11) and whose message says what was being
  * done when it failed.
  */
-import { DatastoreUnavailable, IpamFailure } from './backend.js';
+import { DatastoreUnavailable, EndpointNotProgrammed, IpamFailure } from './backend.js';
 import { CniCode, CniError } from './errors.js';
 
 export function backendError(err: unknown, doing: string): CniError {
   if (err instanceof CniError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof DatastoreUnavailable) {
+  if (err instanceof DatastoreUnavailable || err instanceof EndpointNotProgrammed) {
     return new CniError(CniCode.TryAgainLater, `${doing}: ${message}`, { cause: err });
   }
   if (err instanceof IpamFailure) {

@@ -63,6 +63,8 @@ function netConfig(node: string, extra: Record<string, unknown> = {}): Record<st
     nodename: node,
     host_netns: nodes[node]?.path ?? nodes['node-a']?.path,
     ipam: { type: 'tortie-ipam' },
+    // No agent runs here: the wait for one is tested on its own, below.
+    agent_wait_ms: 0,
     ...extra,
   };
 }
@@ -527,6 +529,96 @@ describe('requests the store or the kernel refuse', () => {
       'CHECK after the refused ADD',
     );
     expectOk(await plugin({ ...call, command: 'DEL' }), 'DEL');
+  });
+});
+
+describe('no unprotected window: ADD waits for the agent (agent_wait_ms)', () => {
+  const ns = 'gate';
+  const statusKey = (name: string): string => `${PREFIX}/status/endpoints/node-a/${ns}/${name}`;
+
+  it('no agent: 11 after the wait, naming node and endpoint, and nothing left behind', async () => {
+    const pod = await run.create('gate-none');
+    const containerId = 'gate-none-1';
+    const name = endpointName('node-a', 'k8s', ns, 'none', 'eth0');
+    const before = await nodeLinks('node-a');
+    const started = Date.now();
+    const add = await plugin({
+      command: 'ADD',
+      containerId,
+      netns: pod.path,
+      args: `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=none`,
+      config: netConfig('node-a', { agent_wait_ms: 1500 }),
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    expectError(
+      add,
+      11,
+      new RegExp(
+        `endpoint ${ns}/${name} was not programmed by the agent of node node-a within 1500 ms.*rolled back: deleted endpoint ${ns}/${name}, removed the veth, released 10\\.70\\.`,
+      ),
+    );
+    expect(await ipam.addressesOf(`${NETWORK}.${containerId}`)).toEqual([]);
+    expect(await (store as Datastore).get('WorkloadEndpoint', name, ns)).toBeUndefined();
+    expect(await nodeLinks('node-a')).toEqual(before);
+    expect(await execIn(pod.path, 'ip', ['link', 'show', 'dev', 'eth0'])).toMatchObject({
+      code: 1,
+    });
+  });
+
+  it('returns once the status reports the revision ADD wrote, not an older one', async () => {
+    const pod = await run.create('gate-ok');
+    const containerId = 'gate-ok-1';
+    const name = endpointName('node-a', 'k8s', ns, 'ok', 'eth0');
+    const etcd3 = (store as Datastore).etcd;
+    const status = (revision: string): string =>
+      JSON.stringify({
+        programmed: true,
+        policyRev: 1,
+        revision,
+        node: 'node-a',
+        interfaceName: hostVethName(`${NETWORK}/${containerId}/eth0`),
+        ifindex: 1,
+        endpointId: 1,
+        ip: '0.0.0.0',
+        programmedAt: new Date().toISOString(),
+      });
+    // A report left from an older pod of the same name does not count.
+    await etcd3.put(statusKey(name)).value(status('1'));
+    let done = false;
+    const adding = plugin({
+      command: 'ADD',
+      containerId,
+      netns: pod.path,
+      args: `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=ok`,
+      config: netConfig('node-a', { agent_wait_ms: 30_000 }),
+    }).finally(() => {
+      done = true;
+    });
+    // The fake agent: sees the endpoint, "programs" it a little later, reports its revision.
+    let revision: string | undefined;
+    while (revision === undefined && !done) {
+      revision = (await (store as Datastore).get('WorkloadEndpoint', name, ns))?.metadata
+        .resourceVersion;
+      if (revision === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(revision, 'ADD ended before writing its endpoint').toBeDefined();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(done, 'ADD returned before the agent reported the endpoint').toBe(false);
+    await etcd3.put(statusKey(name)).value(status(revision!));
+    const add = await adding;
+    expectOk(add, 'ADD');
+    const ip = expectResultShape('1.0.0', add.json, pod.path);
+    expect(await ipam.addressesOf(`${NETWORK}.${containerId}`)).toEqual([ip]);
+
+    const del = await plugin({
+      command: 'DEL',
+      containerId,
+      netns: pod.path,
+      args: `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=ok`,
+    });
+    expectOk(del, 'DEL');
+    await etcd3.delete().key(statusKey(name));
+    expect(await (store as Datastore).get('WorkloadEndpoint', name, ns)).toBeUndefined();
   });
 });
 

@@ -169,6 +169,7 @@ describe.skipIf(problem !== undefined)('podman with the tortie CNI plugin', () =
             nodename: NODE,
             host_netns: node.path,
             ipam: { type: 'tortie-ipam' },
+            agent_wait_ms: 0, // no agent in this test
           },
         ],
       }),

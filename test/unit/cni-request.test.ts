@@ -98,6 +98,17 @@ describe('network config', () => {
     expect(b.datastore).toEqual({ endpoints: ['http://c:3'], prefix: '/run-1' });
   });
 
+  it('agent_wait_ms: default 10000, 0 turns the wait off, negative or fractional refused', () => {
+    expect(parseNetworkConfig(base, 'ADD').agentWaitMs).toBe(10000);
+    expect(parseNetworkConfig({ ...base, agent_wait_ms: 0 }, 'ADD').agentWaitMs).toBe(0);
+    expect(parseNetworkConfig({ ...base, agent_wait_ms: 2500 }, 'ADD').agentWaitMs).toBe(2500);
+    for (const bad of [-1, 1.5, '1000', 600_001]) {
+      const err = cniError(() => parseNetworkConfig({ ...base, agent_wait_ms: bad }, 'ADD'));
+      expect(err.code).toBe(7);
+      expect(err.details).toMatch(/agent_wait_ms/);
+    }
+  });
+
   it('merges labels from args.cni.labels, args.tortie and runtimeConfig.tortie, last wins', () => {
     const c = parseNetworkConfig(
       {

@@ -7,6 +7,11 @@
  * `ipam gc` (or the runtime's DEL) releases — never an endpoint claiming an address IPAM
  * does not hold. Any failure after the address is taken rolls everything back before the
  * error is returned, and the error says what the rollback did.
+ *
+ * No unprotected window: with `agent_wait_ms` > 0 (the default), ADD returns only once the
+ * node's agent reports the new endpoint (at the revision written here) programmed, i.e.
+ * its policy is in the maps before the pod can run. Otherwise it rolls back and fails with
+ * 11 (try again later), so the runtime retries: fail closed.
  */
 import { createPodNetwork, deletePodNetwork, PlumbingError } from '../../plumbing/index.js';
 import { assertHostNetnsExists, assertPodNetnsExists, attachmentKeys } from '../attachment.js';
@@ -122,8 +127,9 @@ export async function cmdAdd(
   mark('plumbed');
 
   const endpoint = endpointRecord(who, env, config, { ip, mac: podMac, hostIfName });
+  let revision: string | undefined;
   try {
-    await backend.putEndpoint(endpoint);
+    ({ revision } = await backend.putEndpoint(endpoint));
   } catch (err) {
     undo.endpoint = endpoint;
     throw await undo.fail(
@@ -131,6 +137,27 @@ export async function cmdAdd(
     );
   }
   mark('recorded');
+
+  if (config.agentWaitMs > 0) {
+    try {
+      await backend.waitForProgrammed({
+        node: config.nodename,
+        namespace: who.namespace,
+        name: who.endpointName,
+        revision,
+        timeoutMs: config.agentWaitMs,
+      });
+    } catch (err) {
+      undo.endpoint = endpoint;
+      throw await undo.fail(
+        backendError(
+          err,
+          `pod not started, so that it never runs without its policy (the runtime retries; agent_wait_ms sets the wait)`,
+        ),
+      );
+    }
+    mark('programmed');
+  }
 
   return buildAddResult(config.cniVersion, {
     hostIfName,
