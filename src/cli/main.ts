@@ -9,6 +9,7 @@ import { addGlobalOptions, type GlobalOptions } from './context.js';
 import { registerCniCommands } from './cni.js';
 import { registerIpamCommands } from './ipam.js';
 import { registerLabCommands } from './lab.js';
+import { registerClusterCommands } from './lab-cluster.js';
 import { registerNodeCommands } from './node.js';
 import { ipamConnection } from './ipam-connect.js';
 import { registerResourceCommands } from './resources.js';
@@ -24,6 +25,7 @@ addGlobalOptions(program);
 registerResourceCommands(program);
 registerCniCommands(program);
 registerLabCommands(program);
+registerClusterCommands(program.commands.find((c) => c.name() === 'lab')!);
 registerNodeCommands(program);
 registerIpamCommands(
   program,

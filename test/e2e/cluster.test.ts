@@ -1,0 +1,89 @@
+/**
+ * The multi-node lab end to end: 2 nodes (namespaces on a bridge underlay), etcd, one
+ * agent per node in this process, IPIP; 2 pods per node plumbed by the real CNI plugin.
+ * Every pod reaches every other across nodes over TCP; a NetworkPolicy applied through
+ * the Datastore isolates one pod and the matrix changes exactly there. The lab is removed
+ * in afterAll whatever happened.
+ *
+ * Needs root and `npx tsc -p tsconfig.build.json` first (the plugin and pod process).
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterLab, destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
+
+const PODS = [
+  { namespace: 'x', name: 'a0', labels: { app: 'a' }, node: 0 },
+  { namespace: 'x', name: 'b0', labels: { app: 'b' }, node: 0 },
+  { namespace: 'x', name: 'a1', labels: { app: 'a' }, node: 1 },
+  { namespace: 'x', name: 'iso', labels: { app: 'iso' }, node: 1 },
+];
+
+async function eventually<T>(
+  what: string,
+  get: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (ok(v) || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+// Only IPIP for now: with ipipMode Never the agent programs the BPF route but no kernel
+// route for the other nodes' blocks, so plain cross-node traffic has no path (see
+// src/lab/cluster/STATUS.md). Add 'none' here once the agent keeps those routes.
+describe.each(['ipip'] as const)('a 2-node cluster lab, encap %s', (encap) => {
+  const id = `c${randomBytes(3).toString('hex')}`;
+  let lab: ClusterLab | undefined;
+
+  beforeAll(async () => {
+    lab = await ClusterLab.up({ id, nodes: 2, encap });
+    await lab.createNamespace('x');
+    for (const p of PODS) await lab.addPod(p);
+  }, 60_000);
+
+  afterAll(async () => {
+    await lab?.down().catch(() => undefined);
+    await destroyClusterLab(id);
+    const left = [
+      ...readdirSync('/run/netns').filter((n) => n.startsWith(`tortie-${id}-`)),
+      ...readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(`tortie-${id}-`)),
+      ...readdirSync(tmpdir()).filter((n) => n.includes(`-${id}-`)),
+    ];
+    if (left.length > 0) throw new Error(`left behind: ${left.join(', ')}`);
+  }, 30_000);
+
+  it('every pod reaches every other, across nodes too (TCP)', async () => {
+    const m = await eventually(
+      'full mesh',
+      () => lab!.matrix(),
+      (x) => Object.values(x).every(Boolean),
+    );
+    expect(Object.keys(m)).toHaveLength(12);
+    expect(Object.entries(m).filter(([, v]) => !v)).toEqual([]);
+  }, 30_000);
+
+  it('a NetworkPolicy isolating one pod changes exactly its incoming column', async () => {
+    await lab!.store!.apply([
+      {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'isolate', namespace: 'x' },
+        spec: { podSelector: { matchLabels: { app: 'iso' } }, policyTypes: ['Ingress'] },
+      },
+    ]);
+    await lab!.waitForDataplane();
+    const expected = (key: string) => !key.endsWith('-> x/iso');
+    const m = await eventually(
+      'iso isolated',
+      () => lab!.matrix(),
+      (x) => Object.entries(x).every(([k, v]) => v === expected(k)),
+    );
+    expect(Object.entries(m).filter(([k, v]) => v !== expected(k))).toEqual([]);
+  }, 30_000);
+});
