@@ -48,14 +48,23 @@ import {
 } from './endpoints.js';
 import { PrefixFollower } from './follow.js';
 import { startOpsServer, type OpsServer, type Probe } from './http.js';
-import { detectNodeAddress, findAddressInterface, listLinks } from './links.js';
+import {
+  applyKernelRoutes,
+  detectNodeAddress,
+  findAddressInterface,
+  listKernelRoutes,
+  listLinks,
+} from './links.js';
 import { createLogger } from './log.js';
 import { Histogram, RECONCILE_BUCKETS, renderMetrics, type MetricFamily } from './metrics.js';
 import { buildWorld, ClusterModel, WATCHED_KINDS, type ModelProblem } from './model.js';
 import { StatusReporter } from './reporter.js';
 import {
+  desiredKernelRoutes,
   desiredRoutes,
+  diffKernelRoutes,
   diffRoutes,
+  TORTIE_ROUTE_PROTO,
   knownNodeAddresses,
   type DesiredRoute,
   type RouteBlock,
@@ -559,6 +568,18 @@ export class Agent {
         this.later(2000, () => this.debouncer.trigger());
       }
       await this.programUplink(liveIfindexes);
+      if (this.stopped) return;
+      // Kernel routes for the remote blocks (plain mode: they carry the pods' packets).
+      try {
+        const r = await this.programKernelRoutes(links);
+        writes += r.writes;
+        deletes += r.deletes;
+      } catch (e) {
+        this.routeError = (e as Error).message;
+        this.routeErrors++;
+        this.log.error({ err: this.routeError }, 'programming kernel routes failed (retried)');
+        this.later(2000, () => this.debouncer.trigger());
+      }
 
       this.locals = attachedLocals;
       this.unresolved = unresolved;
@@ -792,6 +813,35 @@ export class Agent {
       );
     }
     return { writes: diff.set.length, deletes: diff.remove.length };
+  }
+
+  /**
+   * Kernel routes in the node's namespace for every remote route: `<cidr> via <node> dev
+   * <uplink> proto 177`, with `mtu 1480` under IPIP (the node's own traffic, encapsulated
+   * by tortie_to_uplink). Diffed against the routes with tortie's protocol that are
+   * present; other routes are never touched. Skipped while the uplink is unknown.
+   */
+  private async programKernelRoutes(
+    links: ReadonlyMap<string, number>,
+  ): Promise<{ writes: number; deletes: number }> {
+    if (this.address === undefined) return { writes: 0, deletes: 0 };
+    const ip = this.address.split('/')[0]!;
+    const ifindex =
+      this.uplink?.ip === ip
+        ? this.uplink.ifindex
+        : await findAddressInterface(this.config.nodeNetns, ip);
+    const dev = [...links].find(([, i]) => i === ifindex)?.[0];
+    if (dev === undefined) {
+      if (this.desired.length === 0) return { writes: 0, deletes: 0 };
+      throw new Error(`no interface holds the node address ${ip}: no kernel routes`);
+    }
+    const present = await listKernelRoutes(this.config.nodeNetns, TORTIE_ROUTE_PROTO);
+    const lines = diffKernelRoutes(present, desiredKernelRoutes(this.desired, dev));
+    if (lines.length === 0) return { writes: 0, deletes: 0 };
+    await applyKernelRoutes(this.config.nodeNetns, lines, dev);
+    this.log.info({ lines }, 'kernel routes');
+    const removed = lines.filter((l) => l.startsWith('route del')).length;
+    return { writes: lines.length - removed, deletes: removed };
   }
 
   /**

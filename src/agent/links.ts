@@ -5,6 +5,8 @@
 import { netnsTarget, runIpIn } from '../plumbing/netns.js';
 import { ipAddrsSchema, ipLinksSchema } from '../plumbing/iproute-json.js';
 import { HOST_VETH_PREFIX } from '../plumbing/index.js';
+import { runIpBatch } from '../plumbing/ip-batch.js';
+import { parseKernelRoutes, type KernelRoute } from './routes.js';
 
 /** Interface name → ifindex in the namespace (undefined: the agent's own). */
 export async function listLinks(nodeNetns: string | undefined): Promise<Map<string, number>> {
@@ -60,4 +62,36 @@ export async function findAddressInterface(
 function entries(stdout: string): unknown[] {
   const parsed = JSON.parse(stdout || '[]') as unknown[];
   return parsed.filter((e) => typeof e === 'object' && e !== null && 'ifindex' in e);
+}
+
+/** The routes with tortie's protocol in the namespace's main table (`ip -j route show proto N`). */
+export async function listKernelRoutes(
+  nodeNetns: string | undefined,
+  proto: number,
+): Promise<KernelRoute[]> {
+  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
+    '-json',
+    'route',
+    'show',
+    'proto',
+    String(proto),
+  ]);
+  return parseKernelRoutes(stdout);
+}
+
+/** Runs route lines (from diffKernelRoutes) in one `ip -batch -`. */
+export async function applyKernelRoutes(
+  nodeNetns: string | undefined,
+  lines: readonly string[],
+  dev: string,
+): Promise<void> {
+  if (lines.length === 0) return;
+  await runIpBatch(
+    netnsTarget(nodeNetns, 'node network namespace'),
+    lines.map((command) => ({
+      step: 'keep the kernel route to a remote block',
+      ifName: dev,
+      command,
+    })),
+  );
 }

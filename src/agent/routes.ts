@@ -179,3 +179,97 @@ function compareCidrText(a: string, b: string): number {
   if (ca === undefined || cb === undefined) return a < b ? -1 : a > b ? 1 : 0;
   return ca.base - cb.base || ca.prefixLength - cb.prefixLength;
 }
+
+// --- kernel routes ---------------------------------------------------------------------
+
+/**
+ * The routing protocol number tortie's kernel routes carry (`proto 177`): the agent lists,
+ * replaces and deletes only routes with it, never anyone else's.
+ */
+export const TORTIE_ROUTE_PROTO = 177;
+/** The MTU of a kernel route in IPIP mode: a 1500-byte underlay less the 20-byte header. */
+export const IPIP_ROUTE_MTU = 1480;
+
+/** A kernel route in the node's namespace: `<cidr> via <via> dev <dev> proto 177 [mtu N]`. */
+export interface KernelRoute {
+  readonly cidr: string;
+  readonly via: string;
+  readonly dev: string;
+  readonly mtu: number | undefined;
+}
+
+/** The kernel routes for the desired remote routes, out of `dev` (the uplink). */
+export function desiredKernelRoutes(
+  desired: readonly DesiredRoute[],
+  dev: string,
+  ipipMtu = IPIP_ROUTE_MTU,
+): KernelRoute[] {
+  return desired.map((r) => ({
+    cidr: r.cidr,
+    via: r.nextHop,
+    dev,
+    mtu: r.ipip ? ipipMtu : undefined,
+  }));
+}
+
+/** `ip -j route show proto 177` output as KernelRoutes (entries it cannot read are left out). */
+export function parseKernelRoutes(json: string): KernelRoute[] {
+  const parsed = JSON.parse(json.trim() || '[]') as unknown;
+  if (!Array.isArray(parsed)) return [];
+  const out: KernelRoute[] = [];
+  for (const e of parsed as unknown[]) {
+    if (typeof e !== 'object' || e === null) continue;
+    const r = e as { dst?: unknown; gateway?: unknown; dev?: unknown; metrics?: unknown };
+    if (typeof r.dst !== 'string') continue;
+    // A /32 shows without its prefix length.
+    const cidr = r.dst.includes('/') ? r.dst : `${r.dst}/32`;
+    let mtu: number | undefined;
+    if (Array.isArray(r.metrics)) {
+      for (const m of r.metrics as unknown[]) {
+        const v = (m as { mtu?: unknown } | null)?.mtu;
+        if (typeof v === 'number') mtu = v;
+      }
+    }
+    out.push({
+      cidr,
+      via: typeof r.gateway === 'string' ? r.gateway : '',
+      dev: typeof r.dev === 'string' ? r.dev : '',
+      mtu,
+    });
+  }
+  return out;
+}
+
+/**
+ * The `ip -batch` lines (without the leading `ip`) that turn the present tortie routes into
+ * the desired ones: `route replace` for new and changed routes first (a moved block is
+ * never unrouted), then `route del ... proto 177` for the ones no longer wanted. Every
+ * line carries tortie's protocol, so no other route is deleted.
+ */
+export function diffKernelRoutes(
+  present: readonly KernelRoute[],
+  desired: readonly KernelRoute[],
+  proto = TORTIE_ROUTE_PROTO,
+): string[] {
+  const have = new Map<string, KernelRoute[]>();
+  for (const p of present) have.set(p.cidr, [...(have.get(p.cidr) ?? []), p]);
+  const want = new Set(desired.map((d) => d.cidr));
+  const lines: string[] = [];
+  for (const d of desired) {
+    const cur = have.get(d.cidr);
+    const same =
+      cur?.length === 1 && cur[0]!.via === d.via && cur[0]!.dev === d.dev && cur[0]!.mtu === d.mtu;
+    if (same) continue;
+    lines.push(
+      `route replace ${d.cidr} via ${d.via} dev ${d.dev} proto ${proto}` +
+        (d.mtu === undefined ? '' : ` mtu ${d.mtu}`),
+    );
+  }
+  const gone = [...have.entries()]
+    .filter(([cidr]) => !want.has(cidr))
+    .sort(([a], [b]) => compareCidrText(a, b));
+  for (const [cidr, routes] of gone) {
+    for (let i = 0; i < routes.length; i++) lines.push(`route del ${cidr} proto ${proto}`);
+  }
+  return lines;
+}

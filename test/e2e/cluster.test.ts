@@ -1,6 +1,6 @@
 /**
  * The multi-node lab end to end: 2 nodes (namespaces on a bridge underlay), etcd, one
- * agent per node in this process, IPIP; 2 pods per node plumbed by the real CNI plugin.
+ * agent per node in this process, IPIP and plain (ipipMode Never); 2 pods per node plumbed by the real CNI plugin.
  * Every pod reaches every other across nodes over TCP; a NetworkPolicy applied through
  * the Datastore isolates one pod and the matrix changes exactly there. The lab is removed
  * in afterAll whatever happened.
@@ -34,10 +34,9 @@ async function eventually<T>(
   }
 }
 
-// Only IPIP for now: with ipipMode Never the agent programs the BPF route but no kernel
-// route for the other nodes' blocks, so plain cross-node traffic has no path (see
-// src/lab/cluster/STATUS.md). Add 'none' here once the agent keeps those routes.
-describe.each(['ipip'] as const)('a 2-node cluster lab, encap %s', (encap) => {
+// Both modes: with ipipMode Never the pods' packets go to the host stack and follow the
+// kernel routes the agents keep (`<block> via <node> dev ul proto 177`).
+describe.each(['ipip', 'none'] as const)('a 2-node cluster lab, encap %s', (encap) => {
   const id = `c${randomBytes(3).toString('hex')}`;
   let lab: ClusterLab | undefined;
 

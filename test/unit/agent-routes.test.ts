@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
+  desiredKernelRoutes,
   desiredRoutes,
+  diffKernelRoutes,
   diffRoutes,
+  parseKernelRoutes,
   knownNodeAddresses,
   type DesiredRoute,
   type RouteInputs,
@@ -151,5 +154,91 @@ describe('route diff', () => {
       '10.0.0.128/26',
       '10.0.1.0/26',
     ]);
+  });
+});
+
+describe('kernel routes for remote blocks', () => {
+  const want = (cidr: string, nextHop: string, ipip: boolean): DesiredRoute => ({
+    cidr,
+    node: 'n',
+    nextHop,
+    ipip,
+    vxlan: false,
+  });
+
+  it('a plain route without MTU, an IPIP route with mtu 1480, out of the uplink', () => {
+    expect(
+      desiredKernelRoutes(
+        [want('10.0.0.64/26', '192.168.1.2', false), want('10.0.0.128/26', '192.168.1.3', true)],
+        'ul',
+      ),
+    ).toEqual([
+      { cidr: '10.0.0.64/26', via: '192.168.1.2', dev: 'ul', mtu: undefined },
+      { cidr: '10.0.0.128/26', via: '192.168.1.3', dev: 'ul', mtu: 1480 },
+    ]);
+  });
+
+  it('reads `ip -j route show proto 177`, /32s included', () => {
+    expect(
+      parseKernelRoutes(
+        '[{"dst":"10.9.0.0/26","gateway":"192.168.9.2","dev":"d0","flags":[],"metrics":[{"mtu":1480}]},' +
+          '{"dst":"10.9.0.7","gateway":"192.168.9.3","dev":"d0","flags":[]}]\n',
+      ),
+    ).toEqual([
+      { cidr: '10.9.0.0/26', via: '192.168.9.2', dev: 'd0', mtu: 1480 },
+      { cidr: '10.9.0.7/32', via: '192.168.9.3', dev: 'd0', mtu: undefined },
+    ]);
+    expect(parseKernelRoutes('')).toEqual([]);
+  });
+
+  const k = (cidr: string, via: string, mtu?: number) => ({ cidr, via, dev: 'ul', mtu });
+
+  it('adds missing routes, keeps equal ones, replaces moved ones, deletes withdrawn ones by proto', () => {
+    expect(
+      diffKernelRoutes(
+        [
+          k('10.0.0.64/26', '192.168.1.2'),
+          k('10.0.0.128/26', '192.168.1.3'),
+          k('10.0.1.0/26', '192.168.1.4'),
+        ],
+        [
+          k('10.0.0.64/26', '192.168.1.2'),
+          k('10.0.0.128/26', '192.168.1.4'),
+          k('10.0.0.192/26', '192.168.1.2'),
+        ],
+      ),
+    ).toEqual([
+      'route replace 10.0.0.128/26 via 192.168.1.4 dev ul proto 177',
+      'route replace 10.0.0.192/26 via 192.168.1.2 dev ul proto 177',
+      'route del 10.0.1.0/26 proto 177',
+    ]);
+  });
+
+  it('a mode change (MTU) or another uplink replaces the route; nothing to do gives no lines', () => {
+    expect(
+      diffKernelRoutes(
+        [k('10.0.0.64/26', '192.168.1.2')],
+        [k('10.0.0.64/26', '192.168.1.2', 1480)],
+      ),
+    ).toEqual(['route replace 10.0.0.64/26 via 192.168.1.2 dev ul proto 177 mtu 1480']);
+    expect(
+      diffKernelRoutes(
+        [k('10.0.0.64/26', '192.168.1.2', 1480)],
+        [{ ...k('10.0.0.64/26', '192.168.1.2', 1480), dev: 'eth1' }],
+      ),
+    ).toEqual(['route replace 10.0.0.64/26 via 192.168.1.2 dev eth1 proto 177 mtu 1480']);
+    expect(
+      diffKernelRoutes(
+        [k('10.0.0.64/26', '192.168.1.2', 1480)],
+        [k('10.0.0.64/26', '192.168.1.2', 1480)],
+      ),
+    ).toEqual([]);
+    expect(diffKernelRoutes([], [])).toEqual([]);
+  });
+
+  it('when every node is gone, every tortie route is deleted (and only by its proto)', () => {
+    expect(
+      diffKernelRoutes([k('10.0.0.128/26', '192.168.1.3'), k('10.0.0.64/26', '192.168.1.2')], []),
+    ).toEqual(['route del 10.0.0.64/26 proto 177', 'route del 10.0.0.128/26 proto 177']);
   });
 });
