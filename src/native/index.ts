@@ -7,8 +7,8 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../util/package-root.js';
 
 import type { NativeBinding, NativeError } from './types.js';
 
@@ -16,15 +16,8 @@ export type * from './types.js';
 
 const ADDON = join('build', 'Release', 'tortie_native.node');
 
-/** The directory holding package.json, walking up from this module (src/ or dist/). */
-export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    if (dirname(dir) === dir) {
-      throw new Error(`tortie: no package.json above ${from}; cannot locate the native addon`);
-    }
-  }
-}
+// The package root is found in one place for the whole project.
+export { packageRoot };
 
 /** Where the addon is expected. */
 export function addonPath(): string {
