@@ -597,6 +597,10 @@ export class Agent {
       } else {
         this.unresolvedShown = '';
       }
+      if (!this.programmedOnce) {
+        // Labs and scripts wait for this line: the dataplane equals the store once.
+        this.log.info({ endpoints: locals.length }, 'first sync programmed');
+      }
       this.programmedOnce = true;
       this.reporter?.setEndpoints(this.endpointStatuses());
       this.record(t0, true, undefined, writes, deletes);

@@ -30,6 +30,7 @@ import { removePins } from '../../loader/index.js';
 import { createNetns, deleteNetns } from '../../plumbing/index.js';
 import { startEtcd, type EtcdCluster } from '../etcd.js';
 import { PodProcess } from '../pod-handle.js';
+import { AgentProcess } from './agent-process.js';
 
 const exec = promisify(execFile);
 
@@ -46,6 +47,12 @@ export interface ClusterUpOptions {
   readonly podCidr?: string;
   /** Log the agents (JSON lines on stdout); default silent. */
   readonly verbose?: boolean;
+  /**
+   * 'inline' (default): one Agent object per node in this process. 'process': one
+   * `tortie node run` process per node (AgentProcess), logs in the lab's work dir — what
+   * restart and kill -9 checks need.
+   */
+  readonly agents?: 'inline' | 'process';
 }
 
 export interface ClusterPodSpec {
@@ -63,7 +70,10 @@ export interface ClusterNode {
   readonly netns: string; // path
   readonly underlayIp: string;
   readonly pinRoot: string;
+  /** The in-process agent ('inline' labs). */
   agent?: Agent;
+  /** The agent process ('process' labs). */
+  process?: AgentProcess;
 }
 
 export interface ClusterPod {
@@ -219,24 +229,43 @@ export class ClusterLab {
       lab.workDir = mkdtempSync(join(tmpdir(), `tortie-cluster-${opts.id}-`));
       ({ shim: lab.shim } = await installCni({ binDir: join(lab.workDir, 'bin') }));
       // One agent per node.
-      await Promise.all(
-        lab.nodes.map(async (n) => {
-          n.agent = await Agent.start(
-            agentConfig({
+      if (opts.agents === 'process') {
+        await Promise.all(
+          lab.nodes.map(async (n) => {
+            n.process = new AgentProcess({
               nodeName: n.name,
-              etcd: { endpoints: lab.etcd!.endpoints, prefix: names.etcdPrefix, timeoutMs: 3000 },
-              pinRoot: n.pinRoot,
               nodeNetns: n.netns,
               ipv4Address: `${n.underlayIp}/24`,
-              healthPort: 0,
+              pinRoot: n.pinRoot,
+              etcdEndpoints: lab.etcd!.endpoints,
+              etcdPrefix: names.etcdPrefix,
+              logFile: join(lab.workDir, `agent-${n.name}.log`),
               heartbeatTtlSeconds: 5,
               reportIntervalSeconds: 1,
               debounceMs: 10,
-            }),
-            lab.verbose ? {} : { log: silentLogger() },
-          );
-        }),
-      );
+            });
+            await n.process.start('ready');
+          }),
+        );
+      } else
+        await Promise.all(
+          lab.nodes.map(async (n) => {
+            n.agent = await Agent.start(
+              agentConfig({
+                nodeName: n.name,
+                etcd: { endpoints: lab.etcd!.endpoints, prefix: names.etcdPrefix, timeoutMs: 3000 },
+                pinRoot: n.pinRoot,
+                nodeNetns: n.netns,
+                ipv4Address: `${n.underlayIp}/24`,
+                healthPort: 0,
+                heartbeatTtlSeconds: 5,
+                reportIntervalSeconds: 1,
+                debounceMs: 10,
+              }),
+              lab.verbose ? {} : { log: silentLogger() },
+            );
+          }),
+        );
     } catch (e) {
       await lab.down().catch(() => undefined);
       throw e;
@@ -369,6 +398,7 @@ export class ClusterLab {
   async down(): Promise<void> {
     await Promise.all(this.pods.map((p) => p.process.stop().catch(() => undefined)));
     await Promise.all(this.nodes.map((n) => n.agent?.stop().catch(() => undefined)));
+    await Promise.all(this.nodes.map((n) => n.process?.stop().catch(() => undefined)));
     await this.store?.close().catch(() => undefined);
     await this.etcd?.stop().catch(() => undefined);
     await destroyClusterLab(this.id);
@@ -419,7 +449,11 @@ export async function destroyClusterLab(id: string): Promise<void> {
       // no pids
     }
   }
-  for (const pid of pidsMatching(`--name=${prefix}etcd`)) {
+  // Agent processes ('process' labs) run in the machine's namespace: find them by pin root.
+  for (const pid of [
+    ...pidsMatching(`--name=${prefix}etcd`),
+    ...pidsMatching(`--pin-root /sys/fs/bpf/${prefix}n`),
+  ]) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
