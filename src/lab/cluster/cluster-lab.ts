@@ -53,6 +53,8 @@ export interface ClusterUpOptions {
    * restart and kill -9 checks need.
    */
   readonly agents?: 'inline' | 'process';
+  /** etcd members on loopback: 1 (default) or 3 (a quorum, as production runs it). */
+  readonly etcdMembers?: 1 | 3;
 }
 
 export interface ClusterPodSpec {
@@ -208,7 +210,7 @@ export class ClusterLab {
         });
       }
       // etcd, the pool.
-      lab.etcd = await startEtcd(opts.id);
+      lab.etcd = await startEtcd(opts.id, opts.etcdMembers ?? 1);
       lab.store = await Datastore.connect({
         endpoints: lab.etcd.endpoints,
         prefix: names.etcdPrefix,
