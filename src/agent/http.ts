@@ -1,6 +1,6 @@
 /**
  * The agent's operations endpoint: GET /healthz (live), /readyz (ready), /metrics
- * (Prometheus text) and /status (JSON summary), on one port.
+ * (Prometheus text), /status (JSON summary) and /rules (rule id → rule), on one port.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +15,8 @@ export interface OpsHandlers {
   readyz(): Probe;
   metrics(): string;
   status(): unknown;
+  /** The rule table (`tortie monitor` names rule ids with it). */
+  rules?(): unknown;
 }
 
 export interface OpsServer {
@@ -50,16 +52,19 @@ export async function startOpsServer(
           res.end(h.metrics());
           return;
         case '/status':
+        case '/rules': {
+          const body = path === '/status' ? h.status() : h.rules?.();
+          if (body === undefined) break;
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(
-            JSON.stringify(h.status(), (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)),
+            JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)),
           );
           return;
-        default:
-          res
-            .writeHead(404, { 'content-type': 'text/plain' })
-            .end('try /healthz, /readyz, /metrics, /status\n');
+        }
       }
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('try /healthz, /readyz, /metrics, /status, /rules\n');
     } catch (e) {
       res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(e as Error).message}\n`);
     }

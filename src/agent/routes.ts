@@ -190,12 +190,21 @@ export const TORTIE_ROUTE_PROTO = 177;
 /** The MTU of a kernel route in IPIP mode: a 1500-byte underlay less the 20-byte header. */
 export const IPIP_ROUTE_MTU = 1480;
 
-/** A kernel route in the node's namespace: `<cidr> via <via> dev <dev> proto 177 [mtu N]`. */
+/**
+ * A kernel route in the node's namespace: `<cidr> via <via> dev <dev> proto 177 [src S]
+ * [mtu N]`.
+ */
 export interface KernelRoute {
   readonly cidr: string;
   readonly via: string;
   readonly dev: string;
   readonly mtu: number | undefined;
+  /**
+   * The source address the node's own packets take (`src`, the node's underlay address):
+   * the address the remote pod answers to, routable on the underlay without a tunnel,
+   * whatever other addresses the node holds.
+   */
+  readonly src?: string | undefined;
 }
 
 /** The kernel routes for the desired remote routes, out of `dev` (the uplink). */
@@ -203,12 +212,14 @@ export function desiredKernelRoutes(
   desired: readonly DesiredRoute[],
   dev: string,
   ipipMtu = IPIP_ROUTE_MTU,
+  src?: string,
 ): KernelRoute[] {
   return desired.map((r) => ({
     cidr: r.cidr,
     via: r.nextHop,
     dev,
     mtu: r.ipip ? ipipMtu : undefined,
+    ...(src === undefined ? {} : { src }),
   }));
 }
 
@@ -219,7 +230,13 @@ export function parseKernelRoutes(json: string): KernelRoute[] {
   const out: KernelRoute[] = [];
   for (const e of parsed as unknown[]) {
     if (typeof e !== 'object' || e === null) continue;
-    const r = e as { dst?: unknown; gateway?: unknown; dev?: unknown; metrics?: unknown };
+    const r = e as {
+      dst?: unknown;
+      gateway?: unknown;
+      dev?: unknown;
+      metrics?: unknown;
+      prefsrc?: unknown;
+    };
     if (typeof r.dst !== 'string') continue;
     // A /32 shows without its prefix length.
     const cidr = r.dst.includes('/') ? r.dst : `${r.dst}/32`;
@@ -235,6 +252,7 @@ export function parseKernelRoutes(json: string): KernelRoute[] {
       via: typeof r.gateway === 'string' ? r.gateway : '',
       dev: typeof r.dev === 'string' ? r.dev : '',
       mtu,
+      ...(typeof r.prefsrc === 'string' ? { src: r.prefsrc } : {}),
     });
   }
   return out;
@@ -258,10 +276,15 @@ export function diffKernelRoutes(
   for (const d of desired) {
     const cur = have.get(d.cidr);
     const same =
-      cur?.length === 1 && cur[0]!.via === d.via && cur[0]!.dev === d.dev && cur[0]!.mtu === d.mtu;
+      cur?.length === 1 &&
+      cur[0]!.via === d.via &&
+      cur[0]!.dev === d.dev &&
+      cur[0]!.mtu === d.mtu &&
+      cur[0]!.src === d.src;
     if (same) continue;
     lines.push(
       `route replace ${d.cidr} via ${d.via} dev ${d.dev} proto ${proto}` +
+        (d.src === undefined ? '' : ` src ${d.src}`) +
         (d.mtu === undefined ? '' : ` mtu ${d.mtu}`),
     );
   }

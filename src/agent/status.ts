@@ -72,6 +72,8 @@ export interface NodeStatus {
   readonly ipv4Address?: string;
   readonly pid: number;
   readonly startedAt: string;
+  /** The bpffs root of this node's maps (how `tortie monitor --pin-root` finds its agent). */
+  readonly pinRoot?: string;
   readonly heartbeatAt: string;
   /** http://host:port of /healthz, /readyz, /metrics, /status. */
   readonly healthUrl?: string;
@@ -232,4 +234,19 @@ export function prefixEnd(prefix: string): Buffer {
     }
   }
   return Buffer.from([0]);
+}
+
+/** Every node's heartbeat (for `tortie monitor`, which finds its node's agent by pin root). */
+export async function readNodeStatuses(ds: StatusReader): Promise<NodeStatus[]> {
+  const prefix = nodeStatusPrefix(ds.prefix);
+  const res = await ds.etcd.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
+  const out: NodeStatus[] = [];
+  for (const kv of res.kvs) {
+    try {
+      out.push(JSON.parse(kv.value.toString()) as NodeStatus);
+    } catch {
+      /* not ours */
+    }
+  }
+  return out;
 }

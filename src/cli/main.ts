@@ -98,12 +98,23 @@ bpf
 
 program
   .command('monitor')
-  .description('stream drop events live')
+  .description(
+    'stream drop events live: reason, direction, endpoint, source and destination named as ns/pod (from the store), the deciding rule (from the agent)',
+  )
   .option('--pin-root <dir>', 'bpffs root of the maps', '/sys/fs/bpf/tortie')
   .option('--json', 'one JSON object per event', false)
-  .action(async (o: { pinRoot: string; json: boolean }) => {
+  .option('--agent-url <url>', "the node agent's ops server (default: found in its heartbeat)")
+  .option('--no-store', 'do not connect to etcd: print addresses and rule ids only')
+  .action(async (o: { pinRoot: string; json: boolean; agentUrl?: string; store: boolean }, cmd) => {
     const { monitor } = await import('./inspect.js');
-    await monitor(o.pinRoot, o.json);
+    const { datastoreFrom } = await import('./context.js');
+    const globals = (cmd as Command).optsWithGlobals<GlobalOptions>();
+    await monitor({
+      pinRoot: o.pinRoot,
+      json: o.json,
+      ...(o.agentUrl === undefined ? {} : { agentUrl: o.agentUrl }),
+      ...(o.store ? { store: () => datastoreFrom(globals, 3000) } : {}),
+    });
   });
 
 const bench = program.command('bench').description('benchmarks (tables; --json for machines)');

@@ -1,0 +1,276 @@
+/**
+ * The node's own traffic, in every encapsulation mode (root): a 2-node ClusterLab, a pod
+ * on each node, a TCP server in node 1's namespace that records its peers.
+ *
+ * For ipipMode Always and Never, from node 0's namespace (`nsenter --net=<node netns>`):
+ * ping and TCP to the pod on node 1 and to the pod on node 0; from the pod on node 0, TCP
+ * to node 1's underlay address. Under Always the node's packets to node 1's pod cross the
+ * underlay in IPIP (protocol 4, inner source = node 0's underlay address: the kernel
+ * route's `src`); under Never nothing is encapsulated.
+ *
+ * CrossSubnet on the same lab (nodes in one /24): the agents route plain (no MTU on the
+ * kernel routes) and a capture on node 0's port of the underlay bridge sees no protocol-4
+ * packet while pods and the node talk to node 1's pod — but does see their plain packets.
+ * The cross-subnet half (encapsulate when the peer is in another subnet) is a unit test
+ * (test/unit/agent-host-routes.test.ts): the lab has one underlay subnet.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ClusterLab,
+  clusterNames,
+  destroyClusterLab,
+  type ClusterPod,
+} from '../../src/lab/cluster/cluster-lab.js';
+
+const exec = promisify(execFile);
+const NODE_PORT = 9090;
+
+async function nsExec(ns: string, file: string, args: string[]): Promise<string> {
+  const { stdout } = await exec('nsenter', [`--net=${ns}`, '--', file, ...args], {
+    timeout: 20_000,
+  });
+  return stdout;
+}
+
+async function nsOk(ns: string, file: string, args: string[]): Promise<boolean> {
+  try {
+    await nsExec(ns, file, args);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** ping from a namespace (two tries: ARP on the first). */
+const ping = async (ns: string, ip: string) =>
+  (await nsOk(ns, 'ping', ['-c', '1', '-W', '2', ip])) ||
+  nsOk(ns, 'ping', ['-c', '1', '-W', '2', ip]);
+
+/** A TCP connection from a namespace that gets its bytes echoed (the pods' servers echo). */
+async function tcp(ns: string, ip: string, port: number): Promise<boolean> {
+  const script = [
+    "const s = require('node:net').connect(Number(process.argv[2]), process.argv[1]);",
+    "s.on('connect', () => s.write('hello'));",
+    "s.on('data', (d) => process.exit(String(d).includes('hello') ? 0 : 3));",
+    "s.on('error', () => process.exit(1));",
+    'setTimeout(() => process.exit(2), 2000);',
+  ].join('\n');
+  for (let i = 0; i < 2; i++) {
+    if (await nsOk(ns, process.execPath, ['-e', script, ip, String(port)])) return true;
+  }
+  return false;
+}
+
+/** A TCP server in `ns` recording peers and echoing. */
+async function peerServer(
+  ns: string,
+  port: number,
+): Promise<{ peers: string[]; child: ChildProcess }> {
+  const script = [
+    "const net = require('node:net');",
+    'net.createServer((c) => {',
+    "  process.stdout.write('peer ' + c.remoteAddress.replace(/^::ffff:/, '') + '\\n');",
+    "  c.pipe(c); c.on('error', () => {});",
+    `}).listen(${port}, '0.0.0.0', () => process.stdout.write('listening\\n'));`,
+  ].join('\n');
+  const child = spawn('nsenter', [`--net=${ns}`, '--', process.execPath, '-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const peers: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not start')), 10_000);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      for (const line of d.split('\n')) {
+        if (line === 'listening') {
+          clearTimeout(timer);
+          resolve();
+        } else if (line.startsWith('peer ')) peers.push(line.slice(5));
+      }
+    });
+  });
+  return { peers, child };
+}
+
+async function capture(ns: string, dev: string, filter: string): Promise<() => Promise<string[]>> {
+  const child = spawn(
+    'nsenter',
+    [`--net=${ns}`, '--', 'tcpdump', '-i', dev, '-nn', '-t', '-q', '-l', '-U', filter],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 10_000);
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      if (err.includes('listening on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return async () => {
+    await new Promise((r) => setTimeout(r, 200));
+    child.kill('SIGINT');
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(t);
+    return out.split('\n').filter((l) => l.trim() !== '');
+  };
+}
+
+async function eventually<T>(get: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await get();
+    if (ok(v) || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+interface KernelRouteJson {
+  dst: string;
+  gateway?: string;
+  prefsrc?: string;
+  metrics?: { mtu?: number }[];
+}
+
+describe.each([
+  ['ipip', 'Always'],
+  ['none', 'Never'],
+] as const)('traffic from and to the node itself, encap %s (ipipMode %s)', (encap, mode) => {
+  const id = `mdt${randomBytes(2).toString('hex')}`;
+  let lab: ClusterLab | undefined;
+  let p0: ClusterPod;
+  let p1: ClusterPod;
+  let server: { peers: string[]; child: ChildProcess } | undefined;
+  const bridgePort = () => `t${id}p0`.slice(0, 15);
+  const ulNs = () => `/run/netns/${clusterNames(id).underlay}`;
+
+  beforeAll(async () => {
+    lab = await ClusterLab.up({ id, nodes: 2, encap });
+    await lab.createNamespace('x');
+    p0 = await lab.addPod({ namespace: 'x', name: 'p0', labels: { app: 'p' }, node: 0 });
+    p1 = await lab.addPod({ namespace: 'x', name: 'p1', labels: { app: 'p' }, node: 1 });
+    server = await peerServer(lab.nodes[1]!.netns, NODE_PORT);
+  }, 90_000);
+
+  afterAll(async () => {
+    server?.child.kill('SIGKILL');
+    await lab?.down().catch(() => undefined);
+    await destroyClusterLab(id);
+    const left = readdirSync('/run/netns').filter((n) => n.startsWith(`tortie-${id}-`));
+    if (left.length > 0) throw new Error(`left behind: ${left.join(', ')}`);
+  }, 60_000);
+
+  it(`the kernel routes to node 1's block carry node 0's address as source${mode === 'Always' ? ' and mtu 1480' : ', no mtu'}`, async () => {
+    const n0 = lab!.nodes[0]!;
+    const routes = await eventually(
+      async () =>
+        JSON.parse(
+          await nsExec(n0.netns, 'ip', ['-j', 'route', 'show', 'proto', '177']),
+        ) as KernelRouteJson[],
+      (r) => r.length > 0 && r.every((x) => x.prefsrc !== undefined),
+    );
+    expect(routes.length).toBeGreaterThan(0);
+    for (const r of routes) {
+      expect(r.gateway).toBe(lab!.nodes[1]!.underlayIp);
+      expect(r.prefsrc).toBe(n0.underlayIp);
+      expect(r.metrics?.find((m) => m.mtu !== undefined)?.mtu).toBe(
+        mode === 'Always' ? 1480 : undefined,
+      );
+    }
+  });
+
+  it('node 0 reaches the pod on node 1 and the pod on node 0 (ping and TCP)', async () => {
+    const ns = lab!.nodes[0]!.netns;
+    const stop = await capture(ulNs(), bridgePort(), `ip proto 4 or net ${lab!.podCidr}`);
+    const results = {
+      pingRemote: await ping(ns, p1.ip),
+      tcpRemote: await tcp(ns, p1.ip, 80),
+      pingLocal: await ping(ns, p0.ip),
+      tcpLocal: await tcp(ns, p0.ip, 80),
+    };
+    const lines = await stop();
+    expect(results).toEqual({ pingRemote: true, tcpRemote: true, pingLocal: true, tcpLocal: true });
+    const n0 = lab!.nodes[0]!.underlayIp;
+    const n1 = lab!.nodes[1]!.underlayIp;
+    const encapsulated = lines.filter((l) => l.startsWith(`IP ${n0} > ${n1}: IP ${n0}`));
+    const ipipAny = lines.filter((l) => / ipip|: IP \d/.test(l));
+    if (mode === 'Always') {
+      // Out in IPIP from the node's own address; the replies come back plain.
+      expect(encapsulated.length).toBeGreaterThanOrEqual(3);
+    } else {
+      expect(ipipAny).toEqual([]);
+      expect(lines.some((l) => l.startsWith(`IP ${n0}`) && l.includes(` > ${p1.ip}`))).toBe(true);
+    }
+  }, 30_000);
+
+  it("a pod on node 0 reaches node 1's underlay address", async () => {
+    server!.peers.length = 0;
+    let ok = false;
+    for (let i = 0; i < 2 && !ok; i++)
+      ok = await p0.process.probe('tcp', lab!.nodes[1]!.underlayIp, NODE_PORT, 1500);
+    expect(ok).toBe(true);
+    // The pool has no natOutgoing: node 1 sees the pod's own address and routes the reply
+    // back over its route to node 0's block.
+    expect(server!.peers).toContain(p0.ip);
+  }, 20_000);
+
+  if (mode === 'Always') {
+    it('CrossSubnet with both nodes in one subnet: plain routes, no protocol-4 packet on the underlay', async () => {
+      await lab!.store!.apply([
+        {
+          apiVersion: 'tortie.io/v1',
+          kind: 'IPPool',
+          metadata: { name: 'lab' },
+          spec: { cidr: lab!.podCidr, blockSize: 26, ipipMode: 'CrossSubnet' },
+        },
+      ]);
+      for (const n of lab!.nodes) {
+        const routes = await eventually(
+          () => n.agent!.status().routes,
+          (r) => r.length > 0 && r.every((x) => !x.ipip),
+        );
+        expect(routes.map((r) => r.ipip)).toEqual(routes.map(() => false));
+      }
+      const n0 = lab!.nodes[0]!;
+      const kernel = await eventually(
+        async () =>
+          JSON.parse(
+            await nsExec(n0.netns, 'ip', ['-j', 'route', 'show', 'proto', '177']),
+          ) as KernelRouteJson[],
+        (r) => r.length > 0 && r.every((x) => !x.metrics?.some((m) => m.mtu !== undefined)),
+      );
+      expect(kernel.flatMap((r) => r.metrics ?? []).filter((m) => m.mtu !== undefined)).toEqual([]);
+
+      const stopIpip = await capture(ulNs(), bridgePort(), 'ip proto 4');
+      const stopPlain = await capture(ulNs(), bridgePort(), `net ${lab!.podCidr}`);
+      const results = {
+        podToPod: await p0.process.probe('tcp', p1.ip, 80, 1500),
+        podToPodBack: await p1.process.probe('tcp', p0.ip, 80, 1500),
+        nodeToPodTcp: await tcp(n0.netns, p1.ip, 80),
+        nodeToPodPing: await ping(n0.netns, p1.ip),
+      };
+      const ipip = await stopIpip();
+      const plain = await stopPlain();
+      expect(results).toEqual({
+        podToPod: true,
+        podToPodBack: true,
+        nodeToPodTcp: true,
+        nodeToPodPing: true,
+      });
+      expect(ipip).toEqual([]);
+      expect(plain.some((l) => l.startsWith(`IP ${p0.ip}`) && l.includes(`> ${p1.ip}`))).toBe(true);
+      expect(
+        plain.some((l) => l.startsWith(`IP ${n0.underlayIp}`) && l.includes(`> ${p1.ip}`)),
+      ).toBe(true);
+    }, 40_000);
+  }
+});
