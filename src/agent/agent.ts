@@ -58,6 +58,7 @@ import {
 import { createLogger } from './log.js';
 import { Histogram, RECONCILE_BUCKETS, renderMetrics, type MetricFamily } from './metrics.js';
 import { buildWorld, ClusterModel, WATCHED_KINDS, type ModelProblem } from './model.js';
+import { natRules, syncNat } from './nat.js';
 import { StatusReporter } from './reporter.js';
 import {
   desiredKernelRoutes,
@@ -134,6 +135,8 @@ export interface AgentStatus {
   readonly routeError: string | undefined;
   readonly uplink: { ip: string; ifindex: number } | { error: string } | undefined;
   readonly knownNodes: readonly string[];
+  /** natOutgoing: rules in the node's TORTIE-NAT-OUTGOING chain, and the last failure. */
+  readonly nat: { readonly rules: number; readonly error: string | undefined };
   readonly lastReconcile: ReconcileRecord | undefined;
   readonly reconciles: { ok: number; failed: number };
   readonly problems: readonly ModelProblem[];
@@ -179,6 +182,9 @@ export class Agent {
   private knownNodes: string[] = [];
   private knownNodesSet: string | undefined;
   private aliveNodes = '';
+  /** The store revision of the model the last successful reconcile programmed. */
+  private programmedRev = 0n;
+  private revWaiters = new Set<() => void>();
   private reconcileStarted: number | undefined;
   private last: ReconcileRecord | undefined;
   private okCount = 0;
@@ -189,6 +195,10 @@ export class Agent {
   private uplinkError: string | undefined;
   private routeError: string | undefined;
   private routeErrors = 0;
+  /** natOutgoing: the chain's rules last synced (undefined: not yet), when, and the last error. */
+  private natSynced: { rules: string; at: number } | undefined;
+  private natError: string | undefined;
+  private natErrors = 0;
 
   private constructor(
     readonly config: AgentConfig,
@@ -255,8 +265,9 @@ export class Agent {
       readyz: () => this.readyz(),
       metrics: () => this.metrics(),
       status: () => this.status(),
+      rules: () => this.ruleTable(),
     });
-    this.log.info({ url: this.ops.url }, 'serving /healthz, /readyz, /metrics, /status');
+    this.log.info({ url: this.ops.url }, 'serving /healthz, /readyz, /metrics, /status, /rules');
     this.address = c.ipv4Address ?? (await detectNodeAddress(c.nodeNetns).catch(() => undefined));
     if (this.address === undefined) {
       this.log.warn(
@@ -313,6 +324,7 @@ export class Agent {
     clearInterval(this.resyncTimer);
     for (const t of this.retryTimers) clearTimeout(t);
     await this.debouncer.stop();
+    for (const w of [...this.revWaiters]) w();
     if (this.pinnedCleanup !== undefined) {
       clearTimeout(this.pinnedCleanup);
       this.pinnedCleanup = undefined;
@@ -338,6 +350,42 @@ export class Agent {
   /** Resolves when no reconcile is scheduled or running. */
   idle(): Promise<void> {
     return this.debouncer.idle();
+  }
+
+  /** The store revision whose model the last successful reconcile programmed (0: none yet). */
+  get programmedRevision(): bigint {
+    return this.programmedRev;
+  }
+
+  /**
+   * Resolves once a reconcile of a model holding every change up to store revision
+   * `revision` (of the kinds the agent watches) has completed; rejects after `timeoutMs`.
+   */
+  waitForRevision(revision: string | bigint, timeoutMs = 30_000): Promise<void> {
+    const want = BigInt(revision);
+    if (this.programmedRev >= want) return Promise.resolve();
+    // The model has it already but nothing is scheduled (a change that changed nothing).
+    if (BigInt(this.model.revision) >= want) this.debouncer.trigger();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.programmedRev < want && !this.stopped) return;
+        clearTimeout(timer);
+        this.revWaiters.delete(check);
+        if (this.programmedRev >= want) resolve();
+        else reject(new Error(`${this.config.nodeName}: agent stopped`));
+      };
+      const timer = setTimeout(() => {
+        this.revWaiters.delete(check);
+        reject(
+          new Error(
+            `${this.config.nodeName}: store revision ${want} not programmed within ${timeoutMs} ms ` +
+              `(model at ${this.model.revision}, programmed ${this.programmedRev}` +
+              `${this.last?.error === undefined ? '' : `, last reconcile failed: ${this.last.error}`})`,
+          ),
+        );
+      }, timeoutMs);
+      this.revWaiters.add(check);
+    });
   }
 
   /** Resolves once the endpoint statuses written so far are in etcd. */
@@ -488,6 +536,7 @@ export class Agent {
     let writes = 0;
     let deletes = 0;
     try {
+      const modelRev = BigInt(this.model.revision);
       const built = buildWorld(this.model);
       this.reportProblems(built.problems);
       const links = await listLinks(this.config.nodeNetns);
@@ -580,6 +629,9 @@ export class Agent {
         this.log.error({ err: this.routeError }, 'programming kernel routes failed (retried)');
         this.later(2000, () => this.debouncer.trigger());
       }
+      // natOutgoing: the node's netfilter chain (nothing to do with the maps).
+      await this.programNat();
+      if (this.stopped) return;
 
       this.locals = attachedLocals;
       this.unresolved = unresolved;
@@ -604,6 +656,8 @@ export class Agent {
       this.programmedOnce = true;
       this.reporter?.setEndpoints(this.endpointStatuses());
       this.record(t0, true, undefined, writes, deletes);
+      if (modelRev > this.programmedRev) this.programmedRev = modelRev;
+      for (const w of [...this.revWaiters]) w();
     } catch (e) {
       this.record(t0, false, (e as Error).message, writes, deletes);
       this.later(2000, () => this.debouncer.trigger());
@@ -840,7 +894,7 @@ export class Agent {
       throw new Error(`no interface holds the node address ${ip}: no kernel routes`);
     }
     const present = await listKernelRoutes(this.config.nodeNetns, TORTIE_ROUTE_PROTO);
-    const lines = diffKernelRoutes(present, desiredKernelRoutes(this.desired, dev));
+    const lines = diffKernelRoutes(present, desiredKernelRoutes(this.desired, dev, undefined, ip));
     if (lines.length === 0) return { writes: 0, deletes: 0 };
     await applyKernelRoutes(this.config.nodeNetns, lines, dev);
     this.log.info({ lines }, 'kernel routes');
@@ -875,6 +929,59 @@ export class Agent {
         this.log.error({ err: msg }, 'cannot set up the uplink (retried)');
       this.uplinkError = msg;
     }
+  }
+
+  /**
+   * natOutgoing (./nat.ts): keeps the TORTIE-NAT-OUTGOING chain of the node's `nat` table
+   * equal to the pools. Read and diffed when the pools changed, and at most every 10 s
+   * otherwise (someone may have flushed it). A failure is logged, counted and retried; it
+   * does not hold back policy or routes.
+   */
+  private async programNat(): Promise<void> {
+    const rules = natRules(
+      this.model.list('IPPool').map((p) => ({
+        name: p.metadata.name,
+        cidr: p.spec.cidr,
+        natOutgoing: p.spec.natOutgoing,
+      })),
+    );
+    const key = rules.join('\n');
+    const last = this.natSynced;
+    if (last !== undefined && last.rules === key && Date.now() - last.at < 10_000) return;
+    try {
+      const plan = await syncNat(this.config.nodeNetns, rules);
+      this.natSynced = { rules: key, at: Date.now() };
+      this.natError = undefined;
+      if (plan !== undefined) this.log.info({ rules }, 'natOutgoing chain written');
+    } catch (e) {
+      const msg = (e as Error).message;
+      this.natSynced = undefined;
+      this.natErrors++;
+      if (rules.length === 0 && /ENOENT|No such file|not found|could not be started/i.test(msg)) {
+        // No iptables on this node and no pool wants NAT: nothing to do.
+        this.natSynced = { rules: key, at: Date.now() };
+        return;
+      }
+      if (msg !== this.natError) this.log.error({ err: msg }, 'natOutgoing chain failed (retried)');
+      this.natError = msg;
+      this.later(2000, () => this.debouncer.trigger());
+    }
+  }
+
+  /**
+   * The rule table for `tortie monitor` (GET /rules): every rule id this agent's compiler
+   * has handed out → its rule ref. Ids are this agent's: a restarted agent numbers anew,
+   * so a reader keys its cache by pid and startedAt.
+   */
+  ruleTable(): { node: string; pid: number; startedAt: string; rules: Record<string, string> } {
+    const rules: Record<string, string> = {};
+    for (const [id, ref] of this.compiled?.rules ?? []) rules[String(id)] = ref;
+    return {
+      node: this.config.nodeName,
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      rules,
+    };
   }
 
   /** What a previous agent left in the routes map: local /32s and remote routes. */
@@ -939,6 +1046,7 @@ export class Agent {
       ...(this.address === undefined ? {} : { ipv4Address: this.address }),
       pid: process.pid,
       startedAt: this.startedAt.toISOString(),
+      pinRoot: this.config.pinRoot,
       heartbeatAt: new Date().toISOString(),
       ...(this.ops ? { healthUrl: this.ops.url } : {}),
       synced: this.everSynced,
@@ -990,6 +1098,10 @@ export class Agent {
       routeError: this.routeError,
       uplink: this.uplinkError !== undefined ? { error: this.uplinkError } : this.uplink,
       knownNodes: this.knownNodes,
+      nat: {
+        rules: this.natSynced?.rules ? this.natSynced.rules.split('\n').length : 0,
+        error: this.natError,
+      },
       lastReconcile: this.last,
       reconciles: { ok: this.okCount, failed: this.failCount },
       problems: this.problems,
@@ -1142,6 +1254,12 @@ export class Agent {
       help: 'Failures to program remote routes (local policy is not held back by them).',
       type: 'counter',
       samples: [{ value: this.routeErrors }],
+    });
+    families.push({
+      name: 'tortie_agent_nat_errors_total',
+      help: 'Failures to write the natOutgoing chain (TORTIE-NAT-OUTGOING) in the node namespace.',
+      type: 'counter',
+      samples: [{ value: this.natErrors }],
     });
     families.push({
       name: 'tortie_agent_last_reconcile_timestamp_seconds',
