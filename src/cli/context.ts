@@ -8,7 +8,8 @@
  *   --etcd-cert        TORTIE_ETCD_CERT        etcdCert        (file)
  *   --etcd-key         TORTIE_ETCD_KEY         etcdKey         (file)
  *
- * The file is /etc/tortie/tortie.yaml unless --config names another (which must exist).
+ * The file is /etc/tortie/tortie.yaml unless --config (or, without it, the environment
+ * variable TORTIE_CONFIG) names another, which must then exist.
  */
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
@@ -17,6 +18,8 @@ import { z } from 'zod';
 import { Datastore, isDatastoreError, type ConnectOptions } from '../datastore/index.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/tortie/tortie.yaml';
+/** Names the config file when --config is not given (e.g. a lab's, from `tortie lab up`). */
+export const CONFIG_ENV = 'TORTIE_CONFIG';
 export const DEFAULT_ENDPOINTS = ['http://127.0.0.1:2379'];
 
 /** A mistake in how the command was called or configured: exit 2. */
@@ -57,7 +60,10 @@ export function addGlobalOptions(program: Command): Command {
       new Option('--etcd-cert <file>', 'client certificate for etcd (TLS)').env('TORTIE_ETCD_CERT'),
     )
     .addOption(new Option('--etcd-key <file>', 'client key for etcd (TLS)').env('TORTIE_ETCD_KEY'))
-    .option('--config <file>', `config file (default ${DEFAULT_CONFIG_FILE}, read if present)`);
+    .option(
+      '--config <file>',
+      `config file (env ${CONFIG_ENV}; default ${DEFAULT_CONFIG_FILE}, read if present)`,
+    );
 }
 
 const configFile = z
@@ -111,7 +117,8 @@ function splitList(text: string): string[] {
  * variables in them, below the flags) and the config file.
  */
 export async function resolveConnection(opts: GlobalOptions): Promise<ConnectOptions> {
-  const file = await loadConfigFile(opts.config ?? DEFAULT_CONFIG_FILE, opts.config !== undefined);
+  const named = opts.config ?? (process.env[CONFIG_ENV] || undefined);
+  const file = await loadConfigFile(named ?? DEFAULT_CONFIG_FILE, named !== undefined);
   const fileEndpoints =
     file.etcdEndpoints === undefined
       ? undefined

@@ -1,16 +1,27 @@
 /**
- * `tortie lab cluster …`: the multi-node lab (src/lab/cluster/).
+ * The persistent multi-node lab (src/lab/cluster/), built and driven by separate
+ * commands, like kind or minikube:
  *
- *   tortie lab cluster up --id demo --nodes 2 --encap ipip [--pods 2]
- *       builds the lab (underlay, etcd, one agent per node in this process), optionally
- *       starts --pods pods per node (namespace "lab", labels app=<node>), prints the
- *       reachability matrix, then keeps running until SIGINT / SIGTERM and removes it all.
- *   tortie lab cluster down --id demo
- *       removes whatever a lab with that id left behind (after a crash), by name.
+ *   tortie lab up [--id lab] [--nodes 3] [--encap ipip] [--etcd-members 1]
+ *   tortie lab pod add NS/NAME --node 0 [--labels app=web] [--servers tcp:80,udp:80]
+ *   tortie lab pod del NS/NAME          tortie lab pod list [--json]
+ *   tortie lab exec NS/NAME -- CMD ARGS...
+ *   tortie lab probe [--port 80] [--protocol tcp] [--timeout-ms 500] [--json]
+ *   tortie lab status [--json]          tortie lab list [--json]
+ *   tortie lab down [--id lab]
  *
- * Not registered yet: the lead adds `registerClusterCommands(lab)` in main.ts / lab.ts.
+ * `lab up` leaves everything running (etcd detached, one `tortie node run` per node, pod
+ * processes detached) and writes /run/tortie/labs/<id>/state.json plus a CLI config,
+ * /run/tortie/labs/<id>/tortie.yaml, for `TORTIE_CONFIG`. `lab down` removes a lab by
+ * its names, also when the state file is gone.
  */
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
+import type { ClusterLab } from '../lab/cluster/cluster-lab.js';
+
+const DEFAULT_ID = 'lab';
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 function clusterId(value: string): string {
   if (!/^[a-z0-9]{1,8}$/.test(value))
@@ -18,11 +29,11 @@ function clusterId(value: string): string {
   return value;
 }
 
-function count(max: number) {
+function intIn(min: number, max: number, what = 'a whole number') {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > max)
-      throw new InvalidArgumentError(`"${value}": give a whole number, 0-${max}`);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`"${value}": give ${what}, ${min}-${max}`);
     return n;
   };
 }
@@ -33,66 +44,641 @@ function encap(value: string): 'ipip' | 'none' {
   return value;
 }
 
-export function registerClusterCommands(lab: Command): void {
-  const cluster = lab.command('cluster').description('a multi-node lab on this machine (root)');
+function etcdMembers(value: string): 1 | 3 {
+  if (value !== '1' && value !== '3') throw new InvalidArgumentError(`"${value}": 1 or 3`);
+  return Number(value) as 1 | 3;
+}
 
-  cluster
-    .command('up')
-    .description('build a lab, print its reachability, run until SIGINT/SIGTERM, then remove it')
-    .requiredOption(
-      '--id <id>',
-      'lab id: names every namespace, pin root and etcd member',
-      clusterId,
+function protocol(value: string): 'tcp' | 'udp' {
+  if (value !== 'tcp' && value !== 'udp') throw new InvalidArgumentError(`"${value}": tcp or udp`);
+  return value;
+}
+
+/** NS/NAME, both DNS labels (lower-case letters, digits, '-'). */
+function podKey(value: string): { namespace: string; name: string; key: string } {
+  const [namespace, name, ...rest] = value.split('/');
+  if (
+    rest.length > 0 ||
+    namespace === undefined ||
+    name === undefined ||
+    !DNS_LABEL.test(namespace) ||
+    !DNS_LABEL.test(name)
+  )
+    throw new InvalidArgumentError(
+      `"${value}": give NAMESPACE/NAME, each 1-63 lower-case letters, digits or '-' (e.g. default/web)`,
+    );
+  return { namespace, name, key: `${namespace}/${name}` };
+}
+
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+function labels(value: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of value.split(',').map((s) => s.trim())) {
+    if (item === '') continue;
+    const eq = item.indexOf('=');
+    const k = eq < 0 ? item : item.slice(0, eq);
+    const v = eq < 0 ? undefined : item.slice(eq + 1);
+    if (v === undefined || !LABEL_KEY.test(k) || !LABEL_VALUE.test(v))
+      throw new InvalidArgumentError(
+        `"${item}": give key=value (Kubernetes label syntax), comma-separated, e.g. app=web,tier=front`,
+      );
+    out[k] = v;
+  }
+  return out;
+}
+
+async function servers(value: string): Promise<string> {
+  const { parseServers } = await import('../lab/pod-process.js');
+  try {
+    parseServers(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return value;
+}
+
+function idHint(id: string): string {
+  return id === DEFAULT_ID ? '' : ` --id ${id}`;
+}
+
+/** Resolves --node: an index (0), a short name (n0) or a node name (<id>-n0). */
+function resolveNode(lab: ClusterLab, ref: string): string {
+  const names = lab.nodes.map((n) => n.name);
+  let name: string | undefined;
+  if (/^\d+$/.test(ref)) name = names[Number(ref)];
+  else if (/^n\d+$/.test(ref)) name = names.find((n) => n === `${lab.id}-${ref}`);
+  else name = names.find((n) => n === ref);
+  if (name === undefined)
+    throw new InvalidArgumentError(
+      `--node "${ref}": lab ${lab.id} has nodes ${names.map((n, i) => `${i} (${n})`).join(', ')}`,
+    );
+  return name;
+}
+
+/** A usage mistake found in the action: printed by commander, exit 2. */
+function usage(cmd: Command, e: unknown): never {
+  cmd.error(`error: ${(e as Error).message}`, { exitCode: 2, code: 'tortie.usage' });
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]! + 2)))
+        .join('')
+        .trimEnd(),
     )
-    .option('--nodes <n>', 'node count', count(50), 2)
-    .option('--encap <mode>', 'ipip or none (ipipMode Always / Never)', encap, 'ipip')
-    .option('--pods <n>', 'pods per node', count(20), 0)
-    .action(async (o: { id: string; nodes: number; encap: 'ipip' | 'none'; pods: number }) => {
-      const { ClusterLab } = await import('../lab/cluster/cluster-lab.js');
-      const l = await ClusterLab.up({ id: o.id, nodes: o.nodes, encap: o.encap });
-      let stopping = false;
-      const stop = async () => {
-        if (stopping) return;
-        stopping = true;
-        await l.down();
-        process.exit(0);
-      };
-      process.once('SIGINT', () => void stop());
-      process.once('SIGTERM', () => void stop());
-      try {
-        for (const [i, n] of l.nodes.entries()) {
-          for (let p = 0; p < o.pods; p++) {
-            const pod = await l.addPod({
-              namespace: 'lab',
-              name: `n${i}-p${p}`,
-              labels: { app: n.name },
-              node: i,
-            });
-            console.log(`pod ${pod.key} on ${pod.node}: ${pod.ip}`);
-          }
-        }
-        if (o.pods > 0) {
-          await l.waitForDataplane();
-          for (const [pair, ok] of Object.entries(await l.matrix()))
-            console.log(`${ok ? 'ok  ' : 'FAIL'} ${pair}`);
-        }
-        console.log(
-          `lab ${o.id} is up (${l.description}); etcd ${l.etcd!.endpoints.join(',')} prefix /tortie-${o.id}; Ctrl-C removes it`,
-        );
-      } catch (e) {
-        await l.down().catch(() => undefined);
-        throw e;
-      }
-    });
+    .join('\n');
+}
 
-  cluster
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function registerClusterCommands(lab: Command): void {
+  lab
+    .command('up')
+    .description(
+      'build a multi-node lab that keeps running after this command (etcd, one agent per node); remove it with "lab down"',
+    )
+    .option(
+      '--id <id>',
+      'lab id, 1-8 lower-case letters or digits: names everything',
+      clusterId,
+      DEFAULT_ID,
+    )
+    .option('--nodes <n>', 'node count', intIn(1, 50), 3)
+    .option('--encap <mode>', 'ipip or none (IPPool ipipMode Always / Never)', encap, 'ipip')
+    .option('--etcd-members <n>', 'etcd members: 1 or 3', etcdMembers, 1 as const)
+    .action(
+      async (o: { id: string; nodes: number; encap: 'ipip' | 'none'; etcdMembers: 1 | 3 }) => {
+        const { ClusterLab, destroyClusterLab, labPresence } =
+          await import('../lab/cluster/cluster-lab.js');
+        const present = labPresence(o.id);
+        if (present.length > 0)
+          throw new Error(
+            `lab "${o.id}" already exists (${present.join('; ')}): remove it first with tortie lab down --id ${o.id}`,
+          );
+        // The agents are `tortie node run` children: none of this shell's tortie settings
+        // (TORTIE_CONFIG of another lab, TLS files of a real cluster) may leak into them.
+        for (const k of Object.keys(process.env))
+          if (k.startsWith('TORTIE_')) delete process.env[k];
+        // Interrupted half way: remove what was made (a lab that was there is never touched:
+        // up refuses before making anything).
+        let building = true;
+        let started = false;
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (!building || !started) process.exit(130);
+          process.stderr.write(`\n${signal}: removing the half-built lab ${o.id}\n`);
+          void destroyClusterLab(o.id).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        const t0 = Date.now();
+        process.stderr.write(
+          `building lab ${o.id}: ${o.nodes} nodes, encap ${o.encap}, ${o.etcdMembers} etcd member${o.etcdMembers === 1 ? '' : 's'}…\n`,
+        );
+        let l: ClusterLab;
+        try {
+          started = true;
+          l = await ClusterLab.up({
+            id: o.id,
+            nodes: o.nodes,
+            encap: o.encap,
+            etcdMembers: o.etcdMembers,
+            persist: true,
+          });
+        } catch (e) {
+          if ((e as Error).name === 'LabExistsError') started = false;
+          throw e;
+        } finally {
+          building = false;
+        }
+        const state = l.state();
+        await l.close();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        const h = idHint(o.id);
+        console.log(
+          [
+            `lab ${o.id} is up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${l.description}`,
+            table([
+              ['NODE', 'UNDERLAY', 'AGENT PID', 'PIN ROOT'],
+              ...state.nodes.map((n) => [
+                n.name,
+                n.underlayIp,
+                String(n.agentPid ?? '-'),
+                n.pinRoot,
+              ]),
+            ]),
+            `etcd     ${state.etcd.endpoints.join(',')} (prefix ${state.etcdPrefix})`,
+            `state    ${state.stateDir}/state.json`,
+            '',
+            'next:',
+            `  export TORTIE_CONFIG=${state.configFile}`,
+            `  tortie lab pod add default/web${h} --node 0 --labels app=web`,
+            `  tortie lab pod add default/client${h} --node ${Math.min(1, o.nodes - 1)} --labels app=client`,
+            `  tortie lab probe${h}`,
+            '  tortie apply -f policy.yaml; tortie get knp -A     # Kubernetes NetworkPolicies',
+            `  tortie lab exec${h} default/client -- ip -4 addr show eth0`,
+            `  tortie node status --node ${state.nodes[0]!.name}`,
+            `  tortie lab status${h}`,
+            `  tortie lab down${h}`,
+          ].join('\n'),
+        );
+      },
+    );
+
+  lab
     .command('down')
     .description(
-      'remove everything a lab with this id left behind (namespaces, pins, etcd, temp dirs)',
+      'remove a lab: processes, namespaces, pins, etcd, state (also after a crash; nothing there is success)',
     )
-    .requiredOption('--id <id>', 'lab id', clusterId)
+    .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
     .action(async (o: { id: string }) => {
-      const { destroyClusterLab } = await import('../lab/cluster/cluster-lab.js');
+      const { destroyClusterLab, labPresence } = await import('../lab/cluster/cluster-lab.js');
+      const present = labPresence(o.id);
       await destroyClusterLab(o.id);
+      console.log(present.length > 0 ? `lab ${o.id} removed` : `no lab ${o.id}: nothing to remove`);
+    });
+
+  lab
+    .command('list')
+    .description('labs on this machine (from their state directories and namespaces)')
+    .option('--json', 'print JSON', false)
+    .action(async (o: { json: boolean }) => {
+      const { listLabIds, readState } = await import('../lab/cluster/state.js');
+      const labs = listLabIds().map((e) => {
+        let state;
+        let problem: string | undefined;
+        try {
+          state = readState(e.id);
+          if (!state)
+            problem = `no state file (a test's in-process lab, or a crashed build): tortie lab down --id ${e.id} removes it`;
+        } catch (err) {
+          problem = (err as Error).message;
+        }
+        return {
+          id: e.id,
+          nodes: state?.nodes.length,
+          pods: state?.pods.length,
+          etcdMembers: state?.etcd.members.length,
+          encap: state?.encap,
+          createdAt: state?.createdAt,
+          config: state?.configFile,
+          ...(problem ? { problem } : {}),
+        };
+      });
+      if (o.json) {
+        console.log(JSON.stringify({ labs }, null, 2));
+        return;
+      }
+      if (labs.length === 0) {
+        console.log('no labs (build one with tortie lab up)');
+        return;
+      }
+      console.log(
+        table([
+          ['ID', 'NODES', 'PODS', 'ETCD', 'ENCAP', 'CREATED', 'CONFIG'],
+          ...labs.map((l) =>
+            l.problem
+              ? [l.id, '-', '-', '-', '-', '-', l.problem]
+              : [
+                  l.id,
+                  String(l.nodes),
+                  String(l.pods),
+                  String(l.etcdMembers),
+                  l.encap!,
+                  l.createdAt!,
+                  l.config!,
+                ],
+          ),
+        ]),
+      );
+    });
+
+  const pod = lab.command('pod').description("a lab's pods (real CNI plugin, echo servers)");
+
+  pod
+    .command('add')
+    .description(
+      'create a pod: its namespace, the CNI ADD on the node, its echo servers (kept running)',
+    )
+    .argument('<pod>', 'NAMESPACE/NAME (the Namespace resource is created if missing)', podKey)
+    .requiredOption('--node <node>', 'node index (0), short name (n0) or name (<id>-n0)')
+    .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
+    .option('--labels <k=v,...>', 'pod labels', labels, {})
+    .option(
+      '--servers <list>',
+      'what the pod serves, e.g. tcp:80,udp:80 ("" for nothing)',
+      'tcp:80,udp:80',
+    )
+    .action(
+      async (
+        p: { namespace: string; name: string; key: string },
+        o: { id: string; node: string; labels: Record<string, string>; servers: string },
+        cmd: Command,
+      ) => {
+        try {
+          await servers(o.servers);
+        } catch (e) {
+          usage(cmd, new Error(`--servers: ${(e as Error).message}`));
+        }
+        const { ClusterLab } = await import('../lab/cluster/cluster-lab.js');
+        const { withLabLock } = await import('../lab/cluster/state.js');
+        // The lab is read under the lock: another `pod add` may have just saved.
+        const added = await withLabLock(o.id, async () => {
+          const fresh = await ClusterLab.open(o.id);
+          try {
+            let node: string;
+            try {
+              node = resolveNode(fresh, o.node);
+            } catch (e) {
+              usage(cmd, e);
+            }
+            if (fresh.pods.some((x) => x.key === p.key))
+              usage(cmd, new Error(`pod ${p.key} already exists in lab ${o.id}`));
+            return await fresh.addPod({
+              namespace: p.namespace,
+              name: p.name,
+              labels: o.labels,
+              node,
+              servers: o.servers,
+            });
+          } finally {
+            await fresh.close();
+          }
+        });
+        console.log(`pod ${added.key}: ${added.ip} on ${added.node}`);
+      },
+    );
+
+  pod
+    .command('del')
+    .alias('delete')
+    .description('delete a pod: CNI DEL, its process, its namespace')
+    .argument('<pod>', 'NAMESPACE/NAME', podKey)
+    .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
+    .action(async (p: { key: string }, o: { id: string }, cmd: Command) => {
+      const { ClusterLab } = await import('../lab/cluster/cluster-lab.js');
+      const { withLabLock } = await import('../lab/cluster/state.js');
+      await withLabLock(o.id, async () => {
+        const l = await ClusterLab.open(o.id, { connect: false });
+        try {
+          if (!l.pods.some((x) => x.key === p.key))
+            usage(
+              cmd,
+              new Error(
+                `lab ${o.id} has no pod ${p.key} (pods: ${l.pods.map((x) => x.key).join(', ') || 'none'})`,
+              ),
+            );
+          await l.removePod(p.key);
+        } finally {
+          await l.close();
+        }
+      });
+      console.log(`pod ${p.key} deleted`);
+    });
+
+  pod
+    .command('list')
+    .alias('ls')
+    .description("the lab's pods: node, address, process")
+    .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
+    .option('--json', 'print JSON', false)
+    .action(async (o: { id: string; json: boolean }) => {
+      const { ClusterLab, isPodProcess } = await import('../lab/cluster/cluster-lab.js');
+      const l = await ClusterLab.open(o.id, { connect: false });
+      await l.close();
+      const pods = l.pods.map((x) => ({
+        key: x.key,
+        node: x.node,
+        ip: x.ip,
+        labels: x.labels ?? {},
+        servers: x.servers ?? '',
+        pid: x.pid ?? null,
+        alive: x.pid !== undefined && isPodProcess(x.pid),
+      }));
+      if (o.json) {
+        console.log(JSON.stringify({ lab: o.id, pods }, null, 2));
+        return;
+      }
+      if (pods.length === 0) {
+        console.log(`lab ${o.id} has no pods (add one with tortie lab pod add NS/NAME --node 0)`);
+        return;
+      }
+      console.log(
+        table([
+          ['POD', 'NODE', 'IP', 'LABELS', 'SERVERS', 'PROCESS'],
+          ...pods.map((x) => [
+            x.key,
+            x.node,
+            x.ip,
+            Object.entries(x.labels)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(',') || '-',
+            x.servers || '-',
+            `${x.pid ?? '-'} ${x.alive ? 'running' : 'DOWN'}`,
+          ]),
+        ]),
+      );
+    });
+
+  lab
+    .command('exec')
+    .description("run a command in a pod's network namespace (stdio and exit code passed through)")
+    .argument('<pod>', 'NAMESPACE/NAME', podKey)
+    .argument('<command...>', 'the command and its arguments, after "--"')
+    .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
+    .usage('[--id ID] NAMESPACE/NAME -- COMMAND [ARGS...]')
+    .action(async (p: { key: string }, argv: string[], o: { id: string }, cmd: Command) => {
+      const { readState } = await import('../lab/cluster/state.js');
+      const state = readState(o.id);
+      if (!state)
+        usage(cmd, new Error(`no lab "${o.id}" (build one with tortie lab up --id ${o.id})`));
+      const target = state.pods.find((x) => x.key === p.key);
+      if (!target)
+        usage(
+          cmd,
+          new Error(
+            `lab ${o.id} has no pod ${p.key} (pods: ${state.pods.map((x) => x.key).join(', ') || 'none'})`,
+          ),
+        );
+      const code = await new Promise<number>((resolve, reject) => {
+        const child = spawn('nsenter', [`--net=${target.netns}`, '--', ...argv], {
+          stdio: 'inherit',
+        });
+        child.on('error', reject);
+        child.on('exit', (c, signal) => {
+          // Killed by a signal: 128 + its number, as a shell reports it.
+          if (c !== null) resolve(c);
+          else resolve(128 + (signal ? (osConstants.signals[signal] ?? 1) : 1));
+        });
+      });
+      process.exitCode = code;
+    });
+
+  lab
+    .command('probe')
+    .description(
+      'the reachability matrix: a connection from every pod to every other (rows from, columns to)',
+    )
+    .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
+    .option('--port <port>', 'destination port', intIn(1, 65535, 'a port'), 80)
+    .option('--protocol <p>', 'tcp or udp', protocol, 'tcp' as const)
+    .option('--timeout-ms <ms>', 'per probe', intIn(50, 60_000, 'milliseconds'), 500)
+    .option(
+      '--json',
+      'print {"lab", "port", "protocol", "pods", "matrix": {"a -> b": bool}}',
+      false,
+    )
+    .action(
+      async (o: {
+        id: string;
+        port: number;
+        protocol: 'tcp' | 'udp';
+        timeoutMs: number;
+        json: boolean;
+      }) => {
+        const { ClusterLab } = await import('../lab/cluster/cluster-lab.js');
+        const l = await ClusterLab.open(o.id, { connect: false });
+        await l.close();
+        const matrix = await l.matrix(o.port, o.protocol, o.timeoutMs);
+        const pods = l.pods.map((x) => x.key);
+        if (o.json) {
+          console.log(
+            JSON.stringify(
+              {
+                lab: o.id,
+                port: o.port,
+                protocol: o.protocol,
+                pods: l.pods.map((x) => ({ key: x.key, node: x.node, ip: x.ip })),
+                matrix,
+              },
+              null,
+              2,
+            ),
+          );
+          return;
+        }
+        if (pods.length < 2) {
+          console.log(
+            `lab ${o.id} has ${pods.length} pod(s): nothing to probe (add pods with tortie lab pod add)`,
+          );
+          return;
+        }
+        const short = pods.map((_, i) => String(i));
+        console.log(
+          `lab ${o.id}, ${o.protocol}/${o.port}, ${o.timeoutMs} ms timeout: rows from, columns to (. reachable, X blocked)`,
+        );
+        console.log(
+          table([
+            ['', 'FROM \\ TO', ...short],
+            ...pods.map((a, i) => [
+              short[i]!,
+              a,
+              ...pods.map((b) => (a === b ? '-' : matrix[`${a} -> ${b}`] ? '.' : 'X')),
+            ]),
+          ]),
+        );
+        const blocked = Object.values(matrix).filter((v) => !v).length;
+        console.log(`${Object.keys(matrix).length - blocked} reachable, ${blocked} blocked`);
+      },
+    );
+
+  lab
+    .command('status')
+    .description(
+      'nodes (agent running, ready, synced), etcd members (healthy), pods; exit 1 when something is down',
+    )
+    .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
+    .option('--json', 'print JSON', false)
+    .action(async (o: { id: string; json: boolean }) => {
+      const { ClusterLab, isPodProcess } = await import('../lab/cluster/cluster-lab.js');
+      const { etcdHealthy } = await import('../lab/etcd.js');
+      const { readNodeStatus } = await import('../agent/status.js');
+      const { Datastore } = await import('../datastore/index.js');
+      const l = await ClusterLab.open(o.id, { connect: false });
+      const state = l.state();
+      const etcd = await Promise.all(
+        l.etcd!.members.map(async (m) => ({
+          name: m.name,
+          endpoint: m.clientUrl,
+          pid: m.pid ?? null,
+          running: m.pid !== undefined,
+          healthy: await etcdHealthy(m.clientUrl, 1000),
+          log: m.logFile ?? null,
+        })),
+      );
+      // The agents' own reports (heartbeat, readiness, endpoints programmed), from etcd.
+      let reports = new Map<string, Awaited<ReturnType<typeof readNodeStatus>>>();
+      let storeError: string | undefined;
+      const healthy = etcd.filter((m) => m.healthy).map((m) => m.endpoint);
+      if (healthy.length === 0) storeError = 'no etcd member is healthy';
+      else {
+        try {
+          const ds = await withTimeout(
+            Datastore.connect({ endpoints: healthy, prefix: state.etcdPrefix, timeoutMs: 3000 }),
+            5000,
+            'etcd',
+          );
+          try {
+            reports = new Map(
+              await Promise.all(
+                l.nodes.map(
+                  async (n) =>
+                    [n.name, await withTimeout(readNodeStatus(ds, n.name), 5000, 'etcd')] as const,
+                ),
+              ),
+            );
+          } finally {
+            await ds.close();
+          }
+        } catch (e) {
+          storeError = (e as Error).message;
+        }
+      }
+      const nodes = l.nodes.map((n) => {
+        const r = reports.get(n.name);
+        return {
+          name: n.name,
+          underlayIp: n.underlayIp,
+          agentPid: n.process?.pid ?? null,
+          agentRunning: n.process?.pid !== undefined,
+          ready: r?.ready ?? false,
+          synced: r?.synced ?? false,
+          endpointsProgrammed: r?.endpoints.programmed ?? null,
+          endpointsLocal: r?.endpoints.local ?? null,
+          heartbeatAt: r?.heartbeatAt ?? null,
+          log: n.process?.options.logFile ?? null,
+        };
+      });
+      const pods = l.pods.map((x) => ({
+        key: x.key,
+        node: x.node,
+        ip: x.ip,
+        pid: x.pid ?? null,
+        running: x.pid !== undefined && isPodProcess(x.pid),
+      }));
+      const ok =
+        storeError === undefined &&
+        nodes.every((n) => n.agentRunning && n.ready) &&
+        etcd.every((m) => m.healthy) &&
+        pods.every((x) => x.running);
+      process.exitCode = ok ? 0 : 1;
+      if (o.json) {
+        console.log(
+          JSON.stringify(
+            {
+              lab: o.id,
+              ok,
+              encap: state.encap,
+              etcdPrefix: state.etcdPrefix,
+              config: state.configFile,
+              ...(storeError ? { error: storeError } : {}),
+              nodes,
+              etcd,
+              pods,
+            },
+            null,
+            2,
+          ),
+        );
+        return;
+      }
+      const yes = (b: boolean) => (b ? 'yes' : 'NO');
+      console.log(
+        `lab ${o.id}: ${ok ? 'ok' : 'DEGRADED'} (encap ${state.encap}, etcd prefix ${state.etcdPrefix}, config ${state.configFile})`,
+      );
+      if (storeError) console.log(`agent reports unavailable: ${storeError}`);
+      console.log(
+        table([
+          ['NODE', 'UNDERLAY', 'AGENT', 'READY', 'SYNCED', 'ENDPOINTS', 'HEARTBEAT'],
+          ...nodes.map((n) => [
+            n.name,
+            n.underlayIp,
+            n.agentRunning ? `pid ${n.agentPid}` : 'DOWN',
+            yes(n.ready),
+            yes(n.synced),
+            n.endpointsProgrammed === null ? '-' : `${n.endpointsProgrammed}/${n.endpointsLocal}`,
+            n.heartbeatAt ?? '-',
+          ]),
+        ]),
+      );
+      console.log('');
+      console.log(
+        table([
+          ['ETCD MEMBER', 'ENDPOINT', 'PROCESS', 'HEALTH'],
+          ...etcd.map((m) => [
+            m.name,
+            m.endpoint,
+            m.running ? `pid ${m.pid}` : 'DOWN',
+            m.healthy ? 'healthy' : 'UNHEALTHY',
+          ]),
+        ]),
+      );
+      console.log('');
+      if (pods.length === 0) console.log('no pods');
+      else
+        console.log(
+          table([
+            ['POD', 'NODE', 'IP', 'PROCESS'],
+            ...pods.map((x) => [x.key, x.node, x.ip, x.running ? `pid ${x.pid}` : 'DOWN']),
+          ]),
+        );
     });
 }

@@ -2,9 +2,24 @@
  * A real etcd server (Debian's etcd-server 3.4) for labs and tests: one member or a
  * 3-member cluster on loopback, free ports, a private data directory, stopped and
  * removed on demand. Nothing here talks to anything but 127.0.0.1.
+ *
+ * Two ways to run the members:
+ *   - attached (default, for tests): children of this process, output kept in memory;
+ *   - detached (`{ detached: true }`, for a lab that outlives the command that built it):
+ *     own process group, output appended to `<member>.log` in the data directory, found
+ *     again later by pid or by name (`attachEtcd(etcdClusterState(cluster))`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +29,11 @@ export interface EtcdMember {
   clientUrl: string;
   peerUrl: string;
   dataDir: string;
+  /** Attached members: the child process (undefined once killed). */
   process?: ChildProcess;
+  /** Detached members: the pid (undefined once killed) and the log file. */
+  pid?: number;
+  logFile?: string;
 }
 
 export interface EtcdCluster {
@@ -27,6 +46,35 @@ export interface EtcdCluster {
   restart(name: string): Promise<void>;
   /** Stop every member and remove the data directories. */
   stop(): Promise<void>;
+  /** Where the members keep their data (and, detached, their logs). */
+  readonly baseDir?: string;
+  /** The members run detached from this process (they outlive it). */
+  readonly detached?: boolean;
+  /** `--initial-cluster` and `--initial-cluster-token`: what a restart needs. */
+  readonly initialCluster?: string;
+  readonly token?: string;
+}
+
+export interface StartEtcdOptions {
+  /** Members outlive this process; logs go to files in the data directory. */
+  readonly detached?: boolean;
+  /** Data directory (created); default a new `$TMP/tortie-etcd-<id>-…`. */
+  readonly baseDir?: string;
+}
+
+/** Everything needed to find and drive a detached cluster from another process. */
+export interface EtcdClusterState {
+  readonly baseDir: string;
+  readonly initialCluster: string;
+  readonly token: string;
+  readonly members: {
+    readonly name: string;
+    readonly clientUrl: string;
+    readonly peerUrl: string;
+    readonly dataDir: string;
+    readonly logFile: string;
+    readonly pid?: number;
+  }[];
 }
 
 /** A TCP port nobody listens on right now (the kernel picks it). */
@@ -42,38 +90,68 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** true while `pid` exists and is not a zombie. */
+export function pidAlive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** The pid of a live etcd process started with `--name=<name>`, if any. */
+export function findEtcdPid(name: string): number | undefined {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (args.includes(`--name=${name}`) && pidAlive(Number(d))) return Number(d);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+/** Is the member's client URL answering /health with health "true"? */
+export async function etcdHealthy(clientUrl: string, timeoutMs = 500): Promise<boolean> {
+  try {
+    const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+  } catch {
+    return false;
+  }
+}
+
 async function waitHealthy(
   clientUrl: string,
   timeoutMs: number,
-  proc: ChildProcess,
+  exited: () => string | undefined,
   log: () => string,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let exited: number | null = null;
-  proc.once('exit', (code) => (exited = code ?? -1));
   while (Date.now() < deadline) {
-    if (exited !== null)
-      throw new Error(`etcd exited with ${exited} before it was healthy:\n${log().slice(-2000)}`);
-    try {
-      const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(500) });
-      if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
+    const why = exited();
+    if (why !== undefined)
+      throw new Error(`etcd exited with ${why} before it was healthy:\n${log().slice(-2000)}`);
+    if (await etcdHealthy(clientUrl)) return;
+    await sleep(100);
   }
   throw new Error(
     `etcd at ${clientUrl} not healthy within ${timeoutMs} ms:\n${log().slice(-2000)}`,
   );
 }
 
-function startMember(
+function memberArgs(
   m: EtcdMember,
   cluster: string,
   state: 'new' | 'existing',
   token: string,
-): ChildProcess {
-  const args = [
+): string[] {
+  return [
     `--name=${m.name}`,
     `--data-dir=${m.dataDir}`,
     `--listen-client-urls=${m.clientUrl}`,
@@ -87,35 +165,162 @@ function startMember(
     '--election-timeout=500',
     '--log-level=warn',
   ];
-  return spawn('etcd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function readTail(file: string | undefined, n = 20000): string {
+  if (file === undefined || !existsSync(file)) return '';
+  const text = readFileSync(file, 'utf8');
+  return text.length > n ? text.slice(-n) : text;
+}
+
+/** Starts a detached member (output appended to its log file); returns its pid. */
+function launchDetached(m: EtcdMember, cluster: string, state: 'new' | 'existing', token: string) {
+  const logFile = m.logFile!;
+  const fd = openSync(logFile, 'a');
+  try {
+    const child = spawn('etcd', memberArgs(m, cluster, state, token), {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+    });
+    // spawn errors (no etcd binary) arrive as an event: the health wait reports the exit.
+    child.on('error', () => undefined);
+    child.unref();
+    m.pid = child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** SIGTERM (SIGKILL after `graceMs`) and wait until the pid is gone. */
+async function stopPid(pid: number | undefined, signal: NodeJS.Signals, graceMs = 3000) {
+  if (!pidAlive(pid)) return;
+  try {
+    process.kill(pid!, signal);
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  let killed = signal === 'SIGKILL';
+  while (pidAlive(pid)) {
+    if (!killed && Date.now() > deadline) {
+      killed = true;
+      try {
+        process.kill(pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await sleep(20);
+  }
+}
+
+function detachedCluster(
+  base: string,
+  ms: EtcdMember[],
+  initial: string,
+  token: string,
+): EtcdCluster {
+  const find = (name: string) => {
+    const m = ms.find((x) => x.name === name);
+    if (!m)
+      throw new Error(`no etcd member ${name} (members: ${ms.map((x) => x.name).join(', ')})`);
+    return m;
+  };
+  return {
+    endpoints: ms.map((m) => m.clientUrl),
+    members: ms,
+    baseDir: base,
+    detached: true,
+    initialCluster: initial,
+    token,
+    async kill(name) {
+      const m = find(name);
+      await stopPid(m.pid, 'SIGKILL');
+      m.pid = undefined;
+    },
+    async restart(name) {
+      const m = find(name);
+      if (pidAlive(m.pid)) return;
+      launchDetached(m, initial, 'existing', token);
+      await waitHealthy(
+        m.clientUrl,
+        20_000,
+        () => (pidAlive(m.pid) ? undefined : 'an error (see its log)'),
+        () => readTail(m.logFile),
+      );
+    },
+    async stop() {
+      await Promise.all(ms.map((m) => stopPid(m.pid, 'SIGTERM')));
+      for (const m of ms) m.pid = undefined;
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
 }
 
 /**
  * Starts `members` (1 or 3) etcd members on loopback and resolves once all are healthy.
  * `id` names the members and the data directory so concurrent runs never collide.
  */
-export async function startEtcd(id: string, members: 1 | 3 = 1): Promise<EtcdCluster> {
-  const base = mkdtempSync(join(tmpdir(), `tortie-etcd-${id}-`));
+export async function startEtcd(
+  id: string,
+  members: 1 | 3 = 1,
+  options: StartEtcdOptions = {},
+): Promise<EtcdCluster> {
+  let base: string;
+  if (options.baseDir !== undefined) {
+    mkdirSync(options.baseDir, { recursive: true });
+    base = options.baseDir;
+  } else base = mkdtempSync(join(tmpdir(), `tortie-etcd-${id}-`));
   const ms: EtcdMember[] = [];
   for (let i = 0; i < members; i++) {
+    const name = `tortie-${id}-etcd${i}`;
     ms.push({
-      name: `tortie-${id}-etcd${i}`,
+      name,
       clientUrl: `http://127.0.0.1:${await freePort()}`,
       peerUrl: `http://127.0.0.1:${await freePort()}`,
       dataDir: join(base, `m${i}`),
+      ...(options.detached ? { logFile: join(base, `${name}.log`) } : {}),
     });
   }
   const initial = ms.map((m) => `${m.name}=${m.peerUrl}`).join(',');
   const token = `tortie-${id}`;
+  if (options.detached) {
+    const cluster = detachedCluster(base, ms, initial, token);
+    try {
+      for (const m of ms) launchDetached(m, initial, 'new', token);
+      await Promise.all(
+        ms.map((m) =>
+          waitHealthy(
+            m.clientUrl,
+            20_000,
+            () => (pidAlive(m.pid) ? undefined : 'an error (see its log)'),
+            () => readTail(m.logFile),
+          ),
+        ),
+      );
+    } catch (e) {
+      await cluster.stop();
+      throw e;
+    }
+    return cluster;
+  }
   const logs = new Map<string, string>();
   const launch = (m: EtcdMember, state: 'new' | 'existing') => {
-    const p = startMember(m, initial, state, token);
+    const p = spawn('etcd', memberArgs(m, initial, state, token), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     logs.set(m.name, '');
     const add = (d: Buffer) => logs.set(m.name, (logs.get(m.name)! + d.toString()).slice(-20000));
     p.stdout!.on('data', add);
     p.stderr!.on('data', add);
     m.process = p;
     return p;
+  };
+  const exitOf = (p: ChildProcess) => {
+    let exited: string | undefined;
+    p.once('exit', (code) => (exited = String(code ?? -1)));
+    p.once('error', (e) => (exited = e.message));
+    return () => exited;
   };
   const stopAll = async () => {
     await Promise.all(ms.map((m) => stopProcess(m.process)));
@@ -124,7 +329,7 @@ export async function startEtcd(id: string, members: 1 | 3 = 1): Promise<EtcdClu
   try {
     for (const m of ms) launch(m, 'new');
     await Promise.all(
-      ms.map((m) => waitHealthy(m.clientUrl, 20_000, m.process!, () => logs.get(m.name)!)),
+      ms.map((m) => waitHealthy(m.clientUrl, 20_000, exitOf(m.process!), () => logs.get(m.name)!)),
     );
   } catch (e) {
     await stopAll();
@@ -133,6 +338,10 @@ export async function startEtcd(id: string, members: 1 | 3 = 1): Promise<EtcdClu
   return {
     endpoints: ms.map((m) => m.clientUrl),
     members: ms,
+    baseDir: base,
+    detached: false,
+    initialCluster: initial,
+    token,
     async kill(name) {
       const m = ms.find((x) => x.name === name);
       if (!m) throw new Error(`no etcd member ${name}`);
@@ -144,10 +353,49 @@ export async function startEtcd(id: string, members: 1 | 3 = 1): Promise<EtcdClu
       if (!m) throw new Error(`no etcd member ${name}`);
       if (m.process) return;
       const p = launch(m, 'existing');
-      await waitHealthy(m.clientUrl, 20_000, p, () => logs.get(m.name)!);
+      await waitHealthy(m.clientUrl, 20_000, exitOf(p), () => logs.get(m.name)!);
     },
     stop: stopAll,
   };
+}
+
+/** What `attachEtcd` needs to drive a detached cluster from another process. */
+export function etcdClusterState(c: EtcdCluster): EtcdClusterState {
+  if (!c.detached || c.baseDir === undefined || !c.initialCluster || !c.token)
+    throw new Error('etcdClusterState: only a detached cluster can be saved');
+  return {
+    baseDir: c.baseDir,
+    initialCluster: c.initialCluster,
+    token: c.token,
+    members: c.members.map((m) => ({
+      name: m.name,
+      clientUrl: m.clientUrl,
+      peerUrl: m.peerUrl,
+      dataDir: m.dataDir,
+      logFile: m.logFile ?? join(c.baseDir!, `${m.name}.log`),
+      ...(m.pid === undefined ? {} : { pid: m.pid }),
+    })),
+  };
+}
+
+/**
+ * A handle on a detached cluster started earlier (by another process): members are
+ * found by their saved pid, or by `--name=` when that pid is gone (a restart elsewhere).
+ * A member that runs nowhere has no pid; `restart(name)` starts it again.
+ */
+export function attachEtcd(state: EtcdClusterState): EtcdCluster {
+  const ms: EtcdMember[] = state.members.map((m) => {
+    const pid = pidAlive(m.pid) ? m.pid : findEtcdPid(m.name);
+    return {
+      name: m.name,
+      clientUrl: m.clientUrl,
+      peerUrl: m.peerUrl,
+      dataDir: m.dataDir,
+      logFile: m.logFile,
+      ...(pid === undefined ? {} : { pid }),
+    };
+  });
+  return detachedCluster(state.baseDir, ms, state.initialCluster, state.token);
 }
 
 async function stopProcess(
@@ -160,4 +408,8 @@ async function stopProcess(
   const timer = setTimeout(() => p.kill('SIGKILL'), 3000);
   await exited;
   clearTimeout(timer);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

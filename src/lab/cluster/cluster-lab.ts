@@ -16,9 +16,15 @@
  * `tortie-etcd-<id>-…` / `tortie-cluster-<id>-…`. `destroyClusterLab(id)` removes all of
  * it by those names, also after a crash. Underlay addresses exist only inside the lab's
  * namespaces.
+ *
+ * A persistent lab (`persist: true`, what `tortie lab up` builds) outlives the process
+ * that built it: etcd runs detached, the agents are processes (AgentProcess), pod
+ * processes are detached, and `/run/tortie/labs/<id>/state.json` (./state.ts) names all of
+ * it. `ClusterLab.open(id)` re-attaches to such a lab from another process; `close()` lets
+ * go of it (it keeps running), `down()` removes it.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -28,9 +34,21 @@ import { invokePlugin } from '../../cni/invoke.js';
 import { Datastore } from '../../datastore/index.js';
 import { removePins } from '../../loader/index.js';
 import { createNetns, deleteNetns } from '../../plumbing/index.js';
-import { startEtcd, type EtcdCluster } from '../etcd.js';
+import { attachEtcd, etcdClusterState, pidAlive, startEtcd, type EtcdCluster } from '../etcd.js';
 import { PodProcess } from '../pod-handle.js';
-import { AgentProcess } from './agent-process.js';
+import { AgentProcess, type AgentProcessOptions } from './agent-process.js';
+import {
+  configFile,
+  LABS_DIR,
+  labDir,
+  readState,
+  STATE_VERSION,
+  stateFile,
+  writeAtomically,
+  writeState,
+  type LabPodState,
+  type LabState,
+} from './state.js';
 
 const exec = promisify(execFile);
 
@@ -55,6 +73,12 @@ export interface ClusterUpOptions {
   readonly agents?: 'inline' | 'process';
   /** etcd members on loopback: 1 (default) or 3 (a quorum, as production runs it). */
   readonly etcdMembers?: 1 | 3;
+  /**
+   * Keep the lab after this process ends (what `tortie lab up` does): etcd detached,
+   * agents as processes ('inline' is refused), pod processes detached once `close()`
+   * lets go, everything named in /run/tortie/labs/<id>/state.json. Default false.
+   */
+  readonly persist?: boolean;
 }
 
 export interface ClusterPodSpec {
@@ -86,8 +110,22 @@ export interface ClusterPod {
   readonly ip: string;
   readonly netns: string;
   readonly containerId: string;
+  /**
+   * The pod's process, to probe from. A pod of a lab opened with `ClusterLab.open` runs
+   * detached (started by another process): reading this throws; use the lab's
+   * `probe` / `matrix`, which start a short-lived prober in the pod.
+   */
   readonly process: PodProcess;
+  /** Its labels as given to the CNI plugin. */
+  readonly labels?: Record<string, string>;
+  /** What its process serves ("tcp:80,udp:80"). */
+  readonly servers?: string;
+  /** Persistent labs: the pid of the pod's (detached) process. */
+  readonly pid?: number;
 }
+
+/** Timing settings of every lab agent. */
+const AGENT_TIMING = { heartbeatTtlSeconds: 5, reportIntervalSeconds: 1, debounceMs: 10 } as const;
 
 export const NETWORK = 'tortie-lab';
 
@@ -137,8 +175,13 @@ export class ClusterLab {
   readonly namespacesSeen = new Set<string>();
   etcd?: EtcdCluster;
   store?: Datastore;
+  /** The lab outlives this process (built with `persist`, or re-attached with `open`). */
+  persistent = false;
   private shim = '';
   private workDir = '';
+  private createdAt = new Date().toISOString();
+  /** Pod processes this object started and still talks to, by pod key. */
+  private readonly live = new Map<string, PodProcess>();
 
   private constructor(
     readonly id: string,
@@ -156,6 +199,17 @@ export class ClusterLab {
   static async up(opts: ClusterUpOptions): Promise<ClusterLab> {
     const names = clusterNames(opts.id);
     if (opts.nodes < 1 || opts.nodes > 50) throw new Error('nodes: 1 to 50');
+    const persist = opts.persist ?? false;
+    if (persist && opts.agents === 'inline')
+      throw new Error('a persistent lab runs its agents as processes: leave agents unset');
+    const agents = persist ? 'process' : (opts.agents ?? 'inline');
+    // Never touch a lab that is there: refuse before making anything (the cleanup on a
+    // failure below would remove it).
+    const existing = labPresence(opts.id);
+    if (existing.length > 0)
+      throw new LabExistsError(
+        `lab "${opts.id}" already exists (${existing.join('; ')}): remove it first with tortie lab down --id ${opts.id}`,
+      );
     const lab = new ClusterLab(
       opts.id,
       opts.encap,
@@ -163,6 +217,19 @@ export class ClusterLab {
       opts.podCidr ?? '10.231.0.0/16',
       opts.verbose ?? false,
     );
+    if (persist) {
+      mkdirSync(LABS_DIR, { recursive: true });
+      try {
+        mkdirSync(labDir(opts.id)); // exclusive: a second `lab up --id` at once fails here
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+          throw new LabExistsError(
+            `lab "${opts.id}" already exists (${labDir(opts.id)}): remove it first with tortie lab down --id ${opts.id}`,
+          );
+        throw e;
+      }
+      lab.persistent = true;
+    }
     try {
       // Underlay: a bridge namespace, one veth per node.
       const ulPath = await createNetns(names.underlay);
@@ -210,7 +277,12 @@ export class ClusterLab {
         });
       }
       // etcd, the pool.
-      lab.etcd = await startEtcd(opts.id, opts.etcdMembers ?? 1);
+      lab.etcd = persist
+        ? await startEtcd(opts.id, opts.etcdMembers ?? 1, {
+            detached: true,
+            baseDir: join(labDir(opts.id), 'etcd'),
+          })
+        : await startEtcd(opts.id, opts.etcdMembers ?? 1);
       lab.store = await Datastore.connect({
         endpoints: lab.etcd.endpoints,
         prefix: names.etcdPrefix,
@@ -228,24 +300,16 @@ export class ClusterLab {
         },
       ]);
       // The CNI plugin, installed as a runtime would find it.
-      lab.workDir = mkdtempSync(join(tmpdir(), `tortie-cluster-${opts.id}-`));
+      if (persist) {
+        lab.workDir = labDir(opts.id);
+        mkdirSync(join(lab.workDir, 'logs'));
+      } else lab.workDir = mkdtempSync(join(tmpdir(), `tortie-cluster-${opts.id}-`));
       ({ shim: lab.shim } = await installCni({ binDir: join(lab.workDir, 'bin') }));
       // One agent per node.
-      if (opts.agents === 'process') {
+      if (agents === 'process') {
         await Promise.all(
           lab.nodes.map(async (n) => {
-            n.process = new AgentProcess({
-              nodeName: n.name,
-              nodeNetns: n.netns,
-              ipv4Address: `${n.underlayIp}/24`,
-              pinRoot: n.pinRoot,
-              etcdEndpoints: lab.etcd!.endpoints,
-              etcdPrefix: names.etcdPrefix,
-              logFile: join(lab.workDir, `agent-${n.name}.log`),
-              heartbeatTtlSeconds: 5,
-              reportIntervalSeconds: 1,
-              debounceMs: 10,
-            });
+            n.process = new AgentProcess(lab.agentOptions(n));
             await n.process.start('ready');
           }),
         );
@@ -260,19 +324,150 @@ export class ClusterLab {
                 nodeNetns: n.netns,
                 ipv4Address: `${n.underlayIp}/24`,
                 healthPort: 0,
-                heartbeatTtlSeconds: 5,
-                reportIntervalSeconds: 1,
-                debounceMs: 10,
+                ...AGENT_TIMING,
               }),
               lab.verbose ? {} : { log: silentLogger() },
             );
           }),
         );
+      if (persist) {
+        writeAtomically(
+          configFile(opts.id),
+          [
+            `# tortie CLI config of lab ${opts.id} (written by tortie lab up)`,
+            `#   export TORTIE_CONFIG=${configFile(opts.id)}`,
+            'etcdEndpoints:',
+            ...lab.etcd.endpoints.map((e) => `  - ${e}`),
+            `etcdPrefix: ${names.etcdPrefix}`,
+            '',
+          ].join('\n'),
+        );
+        lab.save();
+      }
     } catch (e) {
       await lab.down().catch(() => undefined);
       throw e;
     }
     return lab;
+  }
+
+  /**
+   * Re-attaches to a persistent lab from its state file (built by another process with
+   * `persist`). `connect: false` skips the datastore connection (probe, exec, down need
+   * none). Its pods run detached: probe them with `probe` / `matrix`.
+   */
+  static async open(id: string, opts: { connect?: boolean } = {}): Promise<ClusterLab> {
+    clusterNames(id);
+    const state = readState(id);
+    if (state === undefined) {
+      const left = labPresence(id);
+      throw new LabNotFoundError(
+        left.length > 0
+          ? `lab "${id}" has no state file ${stateFile(id)} (its build crashed?); remove what is left with tortie lab down --id ${id}`
+          : `no lab "${id}": build one with tortie lab up --id ${id}`,
+      );
+    }
+    const lab = new ClusterLab(id, state.encap, state.underlay, state.podCidr, false);
+    lab.persistent = true;
+    lab.shim = state.cniShim;
+    lab.workDir = state.workDir;
+    lab.createdAt = state.createdAt;
+    lab.etcd = attachEtcd(state.etcd);
+    for (const n of state.nodes) {
+      const node: ClusterNode = {
+        name: n.name,
+        netns: n.netns,
+        underlayIp: n.underlayIp,
+        pinRoot: n.pinRoot,
+      };
+      const pid = pidAlive(n.agentPid) ? n.agentPid : findAgentPid(n.pinRoot);
+      node.process = AgentProcess.adopt(lab.agentOptions(node, n.agentLog), pid);
+      lab.nodes.push(node);
+    }
+    for (const p of state.pods) lab.pods.push(detachedPod(p));
+    if (opts.connect !== false) {
+      lab.store = await Datastore.connect({
+        endpoints: lab.etcd.endpoints,
+        prefix: state.etcdPrefix,
+      });
+    }
+    return lab;
+  }
+
+  private agentOptions(n: ClusterNode, logFile?: string): AgentProcessOptions {
+    return {
+      nodeName: n.name,
+      nodeNetns: n.netns,
+      ipv4Address: `${n.underlayIp}/24`,
+      pinRoot: n.pinRoot,
+      etcdEndpoints: this.etcd!.endpoints,
+      etcdPrefix: clusterNames(this.id).etcdPrefix,
+      logFile:
+        logFile ??
+        (this.persistent
+          ? join(this.workDir, 'logs', `agent-${n.name}.log`)
+          : join(this.workDir, `agent-${n.name}.log`)),
+      ...AGENT_TIMING,
+    };
+  }
+
+  /** The state file's content for this (persistent) lab. */
+  state(): LabState {
+    const names = clusterNames(this.id);
+    return {
+      version: STATE_VERSION,
+      id: this.id,
+      createdAt: this.createdAt,
+      encap: this.encap,
+      underlay: this.underlayPrefix,
+      podCidr: this.podCidr,
+      stateDir: labDir(this.id),
+      workDir: this.workDir,
+      configFile: configFile(this.id),
+      cniShim: this.shim,
+      etcdPrefix: names.etcdPrefix,
+      nodes: this.nodes.map((n) => ({
+        name: n.name,
+        netnsName: n.netns.split('/').pop()!,
+        netns: n.netns,
+        underlayIp: n.underlayIp,
+        pinRoot: n.pinRoot,
+        ...(n.process?.pid === undefined ? {} : { agentPid: n.process.pid }),
+        agentLog: n.process?.options.logFile ?? '',
+      })),
+      etcd: { endpoints: this.etcd!.endpoints, ...etcdClusterState(this.etcd!) },
+      pods: this.pods.map((p) => ({
+        key: p.key,
+        namespace: p.namespace,
+        name: p.name,
+        node: p.node,
+        ip: p.ip,
+        netns: p.netns,
+        containerId: p.containerId,
+        labels: p.labels ?? {},
+        servers: p.servers ?? '',
+        ...(p.pid === undefined ? {} : { pid: p.pid }),
+      })),
+    };
+  }
+
+  /** Writes the state file (persistent labs). */
+  save(): void {
+    if (!this.persistent) throw new Error(`lab ${this.id} is not persistent: nothing to save`);
+    writeState(this.state());
+  }
+
+  /**
+   * Lets go of a persistent lab and leaves it running: pod processes started here are
+   * detached, the datastore connection closed. The state file stays as last saved.
+   */
+  async close(): Promise<void> {
+    if (!this.persistent)
+      throw new Error(`lab ${this.id} is not persistent: remove it with down()`);
+    for (const p of this.live.values()) p.detach();
+    this.live.clear();
+    await this.store?.close().catch(() => undefined);
+    this.store = undefined;
   }
 
   node(ref: number | string): ClusterNode {
@@ -290,41 +485,109 @@ export class ClusterLab {
   /** Creates the pod namespace, runs the CNI plugin's ADD for it, starts its pod process. */
   async addPod(spec: ClusterPodSpec): Promise<ClusterPod> {
     const node = this.node(spec.node);
-    if (!this.namespacesSeen.has(spec.namespace)) await this.createNamespace(spec.namespace);
     const key = `${spec.namespace}/${spec.name}`;
-    const nsName = `tortie-${this.id}-p-${spec.namespace}-${spec.name}`.slice(0, 60);
+    if (this.pods.some((p) => p.key === key)) throw new Error(`pod ${key} already exists`);
+    if (!this.namespacesSeen.has(spec.namespace)) {
+      // Create it only when missing: labels set on it since must stay.
+      if ((await this.store!.get('Namespace', spec.namespace)) === undefined)
+        await this.createNamespace(spec.namespace);
+      else this.namespacesSeen.add(spec.namespace);
+    }
+    const nsName = podNetnsName(this.id, spec.namespace, spec.name);
     const netns = await createNetns(nsName);
     const containerId = `${this.id}-${spec.namespace}-${spec.name}`;
-    const add = await invokePlugin({
+    const servers = spec.servers ?? 'tcp:80,udp:80';
+    let process: PodProcess | undefined;
+    try {
+      const add = await invokePlugin({
+        plugin: this.shim,
+        command: 'ADD',
+        containerId,
+        netns,
+        ifName: 'eth0',
+        args: cniArgs(spec.namespace, spec.name),
+        config: this.cniConfig(node, spec.labels),
+      });
+      if (add.exitCode !== 0) {
+        throw new Error(
+          `CNI ADD ${key} on ${node.name}: exit ${String(add.exitCode ?? add.signal)}: ${add.stdout}${add.stderr}`,
+        );
+      }
+      const result = add.json as { ips?: { address: string }[] };
+      const ip = result.ips?.[0]?.address.split('/')[0];
+      if (!ip) throw new Error(`CNI ADD ${key}: no address in ${add.stdout}`);
+      process = await PodProcess.start(netns, servers, { persist: this.persistent });
+      const pid = this.persistent ? await podProcessPid(nsName) : undefined;
+      const pod: ClusterPod = {
+        key,
+        namespace: spec.namespace,
+        name: spec.name,
+        node: node.name,
+        ip,
+        netns,
+        containerId,
+        process,
+        labels: { ...spec.labels },
+        servers,
+        ...(pid === undefined ? {} : { pid }),
+      };
+      this.live.set(key, process);
+      this.pods.push(pod);
+      if (this.persistent) this.save();
+      return pod;
+    } catch (e) {
+      // Leave nothing of a pod that failed: its process, address, endpoint, namespace.
+      if (process) {
+        const pid = this.persistent ? await podProcessPid(nsName) : undefined;
+        if (pid !== undefined) killQuietly(pid);
+        await process.stop().catch(() => undefined);
+      }
+      await this.cniDel(node, key, containerId, netns, spec.labels).catch(() => undefined);
+      await deleteNetns(nsName).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** CNI DEL for the pod, stops its process, deletes its namespace; saves a persistent lab. */
+  async removePod(key: string): Promise<void> {
+    const pod = this.pod(key);
+    const node = this.node(pod.node);
+    if (pod.pid !== undefined && isPodProcess(pod.pid)) killQuietly(pod.pid);
+    await this.live
+      .get(key)
+      ?.stop()
+      .catch(() => undefined);
+    this.live.delete(key);
+    await this.cniDel(node, key, pod.containerId, pod.netns, pod.labels ?? {});
+    const nsName = pod.netns.split('/').pop()!;
+    // Whatever else runs in it goes with it.
+    for (const pid of await netnsPids(nsName)) killQuietly(pid);
+    await deleteNetns(nsName);
+    this.pods.splice(this.pods.indexOf(pod), 1);
+    if (this.persistent) this.save();
+  }
+
+  private async cniDel(
+    node: ClusterNode,
+    key: string,
+    containerId: string,
+    netns: string,
+    labels: Record<string, string>,
+  ): Promise<void> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const del = await invokePlugin({
       plugin: this.shim,
-      command: 'ADD',
+      command: 'DEL',
       containerId,
       netns,
       ifName: 'eth0',
-      args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${spec.namespace};K8S_POD_NAME=${spec.name}`,
-      config: this.cniConfig(node, spec.labels),
+      args: cniArgs(namespace, name),
+      config: this.cniConfig(node, labels),
     });
-    if (add.exitCode !== 0) {
+    if (del.exitCode !== 0)
       throw new Error(
-        `CNI ADD ${key} on ${node.name}: exit ${String(add.exitCode ?? add.signal)}: ${add.stdout}${add.stderr}`,
+        `CNI DEL ${key} on ${node.name}: exit ${String(del.exitCode ?? del.signal)}: ${del.stdout}${del.stderr}`,
       );
-    }
-    const result = add.json as { ips?: { address: string }[] };
-    const ip = result.ips?.[0]?.address.split('/')[0];
-    if (!ip) throw new Error(`CNI ADD ${key}: no address in ${add.stdout}`);
-    const process = await PodProcess.start(netns, spec.servers ?? 'tcp:80,udp:80');
-    const pod: ClusterPod = {
-      key,
-      namespace: spec.namespace,
-      name: spec.name,
-      node: node.name,
-      ip,
-      netns,
-      containerId,
-      process,
-    };
-    this.pods.push(pod);
-    return pod;
   }
 
   private cniConfig(node: ClusterNode, labels: Record<string, string>): Record<string, unknown> {
@@ -372,7 +635,21 @@ export class ClusterLab {
     protocol: 'tcp' | 'udp' = 'tcp',
     timeoutMs = 500,
   ): Promise<boolean> {
-    return this.pod(from).process.probe(protocol, this.pod(to).ip, port, timeoutMs);
+    const live = this.live.get(from);
+    if (live) return live.probe(protocol, this.pod(to).ip, port, timeoutMs);
+    return this.withProber(this.pod(from), (p) =>
+      p.probe(protocol, this.pod(to).ip, port, timeoutMs),
+    );
+  }
+
+  /** Runs `fn` with a short-lived prober (no servers) in the pod's namespace. */
+  private async withProber<T>(pod: ClusterPod, fn: (p: PodProcess) => Promise<T>): Promise<T> {
+    const prober = await PodProcess.start(pod.netns, '');
+    try {
+      return await fn(prober);
+    } finally {
+      await prober.stop();
+    }
   }
 
   /** Every ordered pair of distinct pods: "from -> to" → reachable. */
@@ -384,10 +661,23 @@ export class ClusterLab {
     const pairs = this.pods.flatMap((a) =>
       this.pods.filter((b) => b !== a).map((b) => [a.key, b.key] as const),
     );
-    const results = await Promise.all(
-      pairs.map(([a, b]) => this.probe(a, b, port, protocol, timeoutMs)),
-    );
-    return Object.fromEntries(pairs.map(([a, b], i) => [`${a} -> ${b}`, results[i]!]));
+    if (this.pods.every((p) => this.live.has(p.key))) {
+      const results = await Promise.all(
+        pairs.map(([a, b]) => this.probe(a, b, port, protocol, timeoutMs)),
+      );
+      return Object.fromEntries(pairs.map(([a, b], i) => [`${a} -> ${b}`, results[i]!]));
+    }
+    // Detached pods: one source at a time, a short-lived prober in it, every target at once.
+    const out: Record<string, boolean> = {};
+    for (const a of this.pods) {
+      const targets = this.pods.filter((b) => b !== a);
+      const probeAll = (p: PodProcess) =>
+        Promise.all(targets.map((b) => p.probe(protocol, b.ip, port, timeoutMs)));
+      const live = this.live.get(a.key);
+      const results = live ? await probeAll(live) : await this.withProber(a, probeAll);
+      targets.forEach((b, i) => (out[`${a.key} -> ${b.key}`] = results[i]!));
+    }
+    return Object.fromEntries(pairs.map(([a, b]) => [`${a} -> ${b}`, out[`${a} -> ${b}`]!]));
   }
 
   /** Waits until every agent has no reconcile pending (after the watch delivered the change). */
@@ -398,7 +688,10 @@ export class ClusterLab {
 
   /** Removes everything this lab made (pods, agents, etcd, pins, namespaces, temp dirs). */
   async down(): Promise<void> {
-    await Promise.all(this.pods.map((p) => p.process.stop().catch(() => undefined)));
+    // Detached (persistent) pod processes do not end with their stdin: kill them.
+    for (const p of this.pods) if (p.pid !== undefined && isPodProcess(p.pid)) killQuietly(p.pid);
+    await Promise.all([...this.live.values()].map((p) => p.stop().catch(() => undefined)));
+    this.live.clear();
     await Promise.all(this.nodes.map((n) => n.agent?.stop().catch(() => undefined)));
     await Promise.all(this.nodes.map((n) => n.process?.stop().catch(() => undefined)));
     await this.store?.close().catch(() => undefined);
@@ -407,11 +700,113 @@ export class ClusterLab {
   }
 }
 
+/** `lab up` for an id that is taken. */
+export class LabExistsError extends Error {
+  override readonly name = 'LabExistsError';
+}
+
+/** `open` for an id with no state file. */
+export class LabNotFoundError extends Error {
+  override readonly name = 'LabNotFoundError';
+}
+
 /** Netns names under /run/netns with this lab's prefix. */
 function labNetns(id: string): string[] {
   const { prefix } = clusterNames(id);
   if (!existsSync('/run/netns')) return [];
   return readdirSync('/run/netns').filter((n) => n.startsWith(prefix));
+}
+
+/** What of a lab with this id is on the machine (empty: nothing). */
+export function labPresence(id: string): string[] {
+  const out: string[] = [];
+  if (existsSync(stateFile(id))) out.push(`state file ${stateFile(id)}`);
+  else if (existsSync(labDir(id))) out.push(`state directory ${labDir(id)}`);
+  const ns = labNetns(id);
+  if (ns.length > 0)
+    out.push(`network namespaces ${ns.slice(0, 3).join(', ')}${ns.length > 3 ? ', …' : ''}`);
+  return out;
+}
+
+/** The name of a pod's network namespace. */
+export function podNetnsName(id: string, namespace: string, name: string): string {
+  return `tortie-${id}-p-${namespace}-${name}`.slice(0, 60);
+}
+
+function cniArgs(namespace: string, name: string): string {
+  return `IgnoreUnknown=1;K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name}`;
+}
+
+/** A pod of a persistent lab started by another process: no process to talk to. */
+function detachedPod(s: LabPodState): ClusterPod {
+  const pod = {
+    key: s.key,
+    namespace: s.namespace,
+    name: s.name,
+    node: s.node,
+    ip: s.ip,
+    netns: s.netns,
+    containerId: s.containerId,
+    labels: s.labels,
+    servers: s.servers,
+    ...(s.pid === undefined ? {} : { pid: s.pid }),
+  };
+  Object.defineProperty(pod, 'process', {
+    enumerable: false,
+    get(): never {
+      throw new Error(
+        `pod ${s.key} runs detached (started by another process): probe it with the lab's probe() / matrix()`,
+      );
+    },
+  });
+  return pod as ClusterPod;
+}
+
+async function netnsPids(nsName: string): Promise<number[]> {
+  try {
+    const { stdout } = await exec('ip', ['netns', 'pids', nsName]);
+    return stdout.split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function cmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return [];
+  }
+}
+
+/** Is `pid` a live lab pod process (not a reused pid)? */
+export function isPodProcess(pid: number): boolean {
+  return pidAlive(pid) && cmdline(pid).some((a) => a.endsWith('pod-process.js'));
+}
+
+/** The pod process running in the named namespace. */
+async function podProcessPid(nsName: string): Promise<number | undefined> {
+  return (await netnsPids(nsName)).find(isPodProcess);
+}
+
+/** The live agent process (`tortie node run … --pin-root <pinRoot>`), if any. */
+export function findAgentPid(pinRoot: string): number | undefined {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    const args = cmdline(Number(d));
+    const i = args.indexOf('--pin-root');
+    if (i >= 0 && args[i + 1] === pinRoot && args.includes('run') && pidAlive(Number(d)))
+      return Number(d);
+  }
+  return undefined;
+}
+
+function killQuietly(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // gone
+  }
 }
 
 /** Pids of processes whose command line contains `needle`. */
@@ -431,37 +826,37 @@ function pidsMatching(needle: string): number[] {
 
 /**
  * Removes everything a lab with this id left behind, by name: processes in its
- * namespaces (pod processes), its etcd members, the namespaces (links go with them),
- * the pins, the temp dirs. Safe to run for a lab that does not exist.
+ * namespaces (pod processes), its etcd members, its agent processes, the namespaces
+ * (links go with them), the pins, the temp dirs, the state directory of a persistent
+ * lab (state file, config, CNI shim, etcd data, logs). Safe to run for a lab that does
+ * not exist, and for one whose state file is gone.
  */
 export async function destroyClusterLab(id: string): Promise<void> {
   const { prefix } = clusterNames(id);
   const errors: string[] = [];
-  for (const ns of labNetns(id)) {
-    try {
-      const { stdout } = await exec('ip', ['netns', 'pids', ns]);
-      for (const pid of stdout.split(/\s+/).filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    } catch {
-      // no pids
-    }
+  const killed: number[] = [];
+  const kill = (pid: number) => {
+    killQuietly(pid);
+    killed.push(pid);
+  };
+  // Pods the state file names whose namespace name is gone already (a half-done pod del).
+  try {
+    for (const p of readState(id)?.pods ?? [])
+      if (p.pid !== undefined && isPodProcess(p.pid)) kill(p.pid);
+  } catch {
+    // unreadable state: the names below find the rest
   }
+  for (const ns of labNetns(id)) for (const pid of await netnsPids(ns)) kill(pid);
   // Agent processes ('process' labs) run in the machine's namespace: find them by pin root.
   for (const pid of [
     ...pidsMatching(`--name=${prefix}etcd`),
     ...pidsMatching(`--pin-root /sys/fs/bpf/${prefix}n`),
-  ]) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  ])
+    kill(pid);
+  // Let them go before their namespaces and pins do.
+  const deadline = Date.now() + 3000;
+  while (killed.some((pid) => pidAlive(pid)) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 20));
   for (const ns of labNetns(id)) {
     try {
       await deleteNetns(ns);
@@ -482,6 +877,11 @@ export async function destroyClusterLab(id: string): Promise<void> {
     (n) => n.startsWith(`tortie-cluster-${id}-`) || n.startsWith(`tortie-etcd-${id}-`),
   )) {
     rmSync(join(tmpdir(), d), { recursive: true, force: true });
+  }
+  try {
+    rmSync(labDir(id), { recursive: true, force: true });
+  } catch (e) {
+    errors.push(`${labDir(id)}: ${(e as Error).message}`);
   }
   if (errors.length > 0)
     throw new Error(`cluster lab ${id}: could not remove:\n${errors.join('\n')}`);
