@@ -1,7 +1,10 @@
 /**
- * `tortie lab …`: the lab commands. For now `lab conformance`, which runs NetworkPolicy
- * conformance case files (../shared/netpol-case-format.md) on a one-node lab with the BPF
- * dataplane; the exit code is 0 only when no case failed.
+ * `tortie lab …`: the lab commands. Here `lab conformance`, which runs NetworkPolicy
+ * conformance case files (../shared/netpol-case-format.md) on a lab with the BPF
+ * dataplane: by default 2 nodes (etcd, an agent per node, the real CNI plugin, IPIP
+ * between the nodes, pods spread so that about half of the probes cross nodes);
+ * `--nodes 1` is the one-node lab (no agent, no etcd). The exit code is 0 only when no
+ * case failed.
  */
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
@@ -13,7 +16,14 @@ export interface ConformanceCommandOptions {
   filter?: RegExp;
   timeout: number;
   evaluator?: boolean;
+  /** Nodes of the lab (default 2); 1: the one-node lab. */
+  nodes?: number;
+  /** Between nodes (default ipip); only with 2 nodes or more. */
+  encap?: 'ipip' | 'none';
 }
+
+/** Cluster lab ids are shorter: they name etcd members and links (see clusterNames). */
+const CLUSTER_ID_MAX = 8;
 
 function labId(value: string): string {
   if (!/^[a-z0-9]{1,12}$/.test(value))
@@ -38,6 +48,30 @@ function milliseconds(value: string): number {
   return n;
 }
 
+function nodeCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isInteger(n) || n < 1 || n > 50)
+    throw new InvalidArgumentError(`"${value}": give a number of nodes, 1-50`);
+  return n;
+}
+
+function encapMode(value: string): 'ipip' | 'none' {
+  if (value !== 'ipip' && value !== 'none')
+    throw new InvalidArgumentError(`"${value}": use ipip or none`);
+  return value;
+}
+
+/** Refuses combinations the single options cannot see; undefined when they are fine. */
+export function conformanceOptionsProblem(o: ConformanceCommandOptions): string | undefined {
+  const nodes = o.nodes ?? 2;
+  if (o.evaluator) return undefined;
+  if (nodes === 1 && o.encap !== undefined)
+    return '--encap is for labs of 2 nodes or more (--nodes 1 has no traffic between nodes)';
+  if (nodes > 1 && o.id !== undefined && o.id.length > CLUSTER_ID_MAX)
+    return `--id "${o.id}": a lab of ${nodes} nodes takes 1-${CLUSTER_ID_MAX} lower-case letters or digits`;
+  return undefined;
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
@@ -51,8 +85,11 @@ export async function runConformanceCommand(
   o: ConformanceCommandOptions,
   out: (line: string) => void = (l) => console.log(l),
 ): Promise<number> {
+  const problem = conformanceOptionsProblem(o);
+  if (problem !== undefined) throw new InvalidArgumentError(problem);
   const conformance = await import('../lab/conformance/index.js');
   const files = conformance.loadCaseFiles(o.cases);
+  const nodes = o.nodes ?? 2;
   const id = o.id ?? `c${randomBytes(3).toString('hex')}`;
   // The first SIGINT / SIGTERM stops the run after the step under way, and the lab is
   // removed on the normal path; a second one leaves at once.
@@ -71,8 +108,16 @@ export async function runConformanceCommand(
       async () => {
         if (o.evaluator) return new conformance.EvaluatorLab();
         // A second model gets a second lab (after the first is gone), under its own id.
-        return conformance.OneNodeConformanceLab.create({
-          id: n++ === 0 ? id : `${id.slice(0, 10)}${n}`,
+        const k = n++;
+        if (nodes === 1)
+          return conformance.OneNodeConformanceLab.create({
+            id: k === 0 ? id : `${id.slice(0, 10)}${k}`,
+          });
+        const { ClusterConformanceLab } = await import('../lab/cluster/conformance.js');
+        return ClusterConformanceLab.create({
+          id: k === 0 ? id : `${id.slice(0, CLUSTER_ID_MAX - String(k).length)}${k}`,
+          nodes,
+          encap: o.encap ?? 'ipip',
         });
       },
       {
@@ -102,15 +147,29 @@ export function registerLabCommands(program: Command): void {
   lab
     .command('conformance')
     .description(
-      'run NetworkPolicy conformance case files on a one-node lab (BPF dataplane); exit 0 only when nothing failed',
+      'run NetworkPolicy conformance case files on a lab with the BPF dataplane (default: 2 nodes, IPIP, half the probes across nodes); exit 0 only when nothing failed',
     )
     .requiredOption(
       '--cases <file>',
       'a case file, or a directory of *.json case files (repeatable)',
       collect,
     )
-    .option('--json', 'print {"cases": [...], "passed", "failed", "skipped", "probes"}', false)
-    .option('--id <id>', 'lab id (names of its namespaces and bpffs root; default random)', labId)
+    .option(
+      '--json',
+      'print {"cases": [...], "passed", "failed", "skipped", "probes", "crossNodeProbes"}',
+      false,
+    )
+    .option(
+      '--nodes <n>',
+      'nodes of the lab: 2 or more is etcd + an agent per node + the CNI plugin; 1 is the one-node lab (default 2)',
+      nodeCount,
+    )
+    .option('--encap <mode>', 'between nodes: ipip or none (default ipip)', encapMode)
+    .option(
+      '--id <id>',
+      `lab id (names of its namespaces and bpffs roots; 1-${CLUSTER_ID_MAX} characters with 2 nodes or more; default random)`,
+      labId,
+    )
     .option('--filter <regex>', 'run only the cases whose id matches', regex)
     .option(
       '--timeout <ms>',
@@ -123,7 +182,10 @@ export function registerLabCommands(program: Command): void {
       "answer every probe with the reference evaluator instead of a lab (no root, no packets): checks case files against tortie's stated semantics",
       false,
     )
-    .action(async (o: ConformanceCommandOptions) => {
+    .action(async (o: ConformanceCommandOptions, cmd: Command) => {
+      // Combinations no single option can check: refused as a bad argument (exit 2).
+      const problem = conformanceOptionsProblem(o);
+      if (problem !== undefined) cmd.error(`error: ${problem}`, { exitCode: 2 });
       process.exitCode = await runConformanceCommand(o);
     });
 }

@@ -460,6 +460,45 @@ describe('the runner', () => {
   });
 });
 
+/** The test lab on two "nodes": x/a and y/a on n0, x/b and y/b on n1. */
+class TwoNodeTestLab extends TestLab {
+  nodeOf(pod: string): string | undefined {
+    return pod.endsWith('/a') ? 'n0' : 'n1';
+  }
+}
+
+describe('probes across nodes', () => {
+  it('are counted per step and in the run, retries included, on a lab that knows nodes', async () => {
+    const lab = new TwoNodeTestLab();
+    // A wrong cell across nodes (x/a on n0 -> x/b on n1) is probed twice.
+    lab.inverted.add('x/a x/b');
+    const { result } = await run(file([denyCase()]), lab, { retryTimeoutMs: 100 });
+    // 12 cells: pairs on one node are x/a-y/a, y/a-x/a, x/b-y/b, y/b-x/b (4); 8 across.
+    expect(result.cases[0]!.steps[0]).toMatchObject({ probes: 13, crossNode: 9 });
+    expect(result).toMatchObject({ probes: 13, crossNodeProbes: 9 });
+    expect(formatSummary(result)).toMatch(/; 13 probes \(69% across nodes\) in .* \(test lab\)$/);
+    expect(toJsonReport(result)).toMatchObject({ probes: 13, crossNodeProbes: 9 });
+  });
+
+  it('are not counted (nor shown) on a lab that does not know nodes', async () => {
+    const { result } = await run(file([denyCase()]));
+    expect(result.crossNodeProbes).toBeUndefined();
+    expect(result.cases[0]!.steps[0]!.crossNode).toBeUndefined();
+    expect(formatSummary(result)).not.toMatch(/across nodes/);
+    expect(Object.keys(toJsonReport(result))).not.toContain('crossNodeProbes');
+  });
+
+  it('are summed over the labs of several files', async () => {
+    const other = { ...model(), protocols: ['TCP', 'UDP'] };
+    const result = await runCaseFiles(
+      [parseCaseFile(file([denyCase()])), parseCaseFile({ ...file([denyCase()]), model: other })],
+      async () => new TwoNodeTestLab(),
+      { retryTimeoutMs: 0 },
+    );
+    expect(result).toMatchObject({ passed: 2, probes: 24, crossNodeProbes: 16 });
+  });
+});
+
 describe('several files', () => {
   it('share one lab when their models are equal, and get their own otherwise; every lab is closed', async () => {
     const a = parseCaseFile(file([denyCase()]));
@@ -621,7 +660,16 @@ describe('tortie lab conformance', () => {
     expect(lab[0]!.commands.map((c) => c.name())).toEqual(['up', 'conformance']);
     const conformance = lab[0]!.commands[1]!;
     expect(conformance.options.map((o) => o.long)).toEqual(
-      expect.arrayContaining(['--cases', '--json', '--id', '--filter', '--timeout', '--evaluator']),
+      expect.arrayContaining([
+        '--cases',
+        '--json',
+        '--id',
+        '--filter',
+        '--timeout',
+        '--evaluator',
+        '--nodes',
+        '--encap',
+      ]),
     );
   });
 
@@ -641,7 +689,32 @@ describe('tortie lab conformance', () => {
       /use 1-12 lower-case letters or digits/,
     );
     await expect(parse('--cases', 'x.json', '--timeout', '5')).rejects.toThrow(/give milliseconds/);
+    await expect(parse('--cases', 'x.json', '--nodes', '0')).rejects.toThrow(
+      /give a number of nodes, 1-50/,
+    );
+    await expect(parse('--cases', 'x.json', '--nodes', '2.5')).rejects.toThrow(
+      /give a number of nodes/,
+    );
+    await expect(parse('--cases', 'x.json', '--nodes', 'two')).rejects.toThrow(
+      /give a number of nodes/,
+    );
+    await expect(parse('--cases', 'x.json', '--encap', 'vxlan')).rejects.toThrow(
+      /"vxlan": use ipip or none/,
+    );
+    await expect(parse('--cases', 'x.json', '--nodes', '1', '--encap', 'none')).rejects.toThrow(
+      /--encap is for labs of 2 nodes or more/,
+    );
     await expect(parse()).rejects.toThrow(/--cases/);
+  });
+
+  it('refuses --encap with --nodes 1, and an id too long for a lab of several nodes', async () => {
+    const good = write('good-for-options.json', file([denyCase()]));
+    await expect(
+      runConformanceCommand({ cases: [good], json: false, timeout: 500, nodes: 1, encap: 'none' }),
+    ).rejects.toThrow(/--encap is for labs of 2 nodes or more/);
+    await expect(
+      runConformanceCommand({ cases: [good], json: false, timeout: 500, id: 'toolongid1' }),
+    ).rejects.toThrow(/a lab of 2 nodes takes 1-8 lower-case letters or digits/);
   });
 
   it('a malformed file is refused naming the file and the JSON path, before a lab exists', async () => {

@@ -10,6 +10,7 @@ export type { ConformanceLab, ConformancePodSpec } from './lab.js';
 export { OneNodeConformanceLab, destroyOneNodeLab, type OneNodeLabOptions } from './one-node.js';
 export { hasPlaceholders, placeholderProblem, substitutePlaceholders } from './placeholders.js';
 export {
+  acrossNodes,
   drawWrongCells,
   formatCase,
   formatHuman,

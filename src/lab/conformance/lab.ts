@@ -51,6 +51,11 @@ export interface ConformanceLab {
     protocol: Protocol,
     timeoutMs: number,
   ): Promise<boolean>;
+  /**
+   * The node a pod runs on (labs with several nodes): the runner counts the probes that
+   * cross nodes. Labs without it are taken as one node.
+   */
+  nodeOf?(pod: string): string | undefined;
   /** Removes everything the lab created. */
   close(): Promise<void>;
 }

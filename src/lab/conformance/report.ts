@@ -5,7 +5,8 @@
  *   { "cases": [ { "id", "status": "pass"|"fail"|"skip", "reason"?, "error"?,
  *                  "steps": [ { "wrong": [[from, to, expected, observed], ...],
  *                               "status", "reason"?, "probe", "actions" } ] } ],
- *     "passed": N, "failed": N, "skipped": N, "probes": N }
+ *     "passed": N, "failed": N, "skipped": N, "probes": N,
+ *     "crossNodeProbes"?: N }     (labs with several nodes: probes between pods on different nodes)
  */
 import type { CaseResult, RunResult, StepResult } from './run.js';
 
@@ -80,6 +81,13 @@ export function formatCase(c: CaseResult): string {
   }
 }
 
+/** "52% across nodes" (labs that know nodes), or undefined. */
+export function acrossNodes(r: Pick<RunResult, 'probes' | 'crossNodeProbes'>): string | undefined {
+  if (r.crossNodeProbes === undefined) return undefined;
+  const pct = r.probes === 0 ? 0 : Math.round((100 * r.crossNodeProbes) / r.probes);
+  return `${pct}% across nodes`;
+}
+
 export function formatSummary(r: RunResult): string {
   const n = r.cases.length;
   const skippedSteps = r.cases
@@ -88,7 +96,9 @@ export function formatSummary(r: RunResult): string {
   const extra = skippedSteps > 0 ? ` (and ${skippedSteps} steps of other cases)` : '';
   return (
     `${n} ${n === 1 ? 'case' : 'cases'}: ${r.passed} passed, ${r.failed} failed, ` +
-    `${r.skipped} skipped${extra}; ${r.probes} probes in ${seconds(r.ms)}` +
+    `${r.skipped} skipped${extra}; ${r.probes} probes` +
+    (acrossNodes(r) === undefined ? '' : ` (${acrossNodes(r)})`) +
+    ` in ${seconds(r.ms)}` +
     (r.lab === '' ? '' : ` (${r.lab})`)
   );
 }
@@ -115,6 +125,7 @@ export interface JsonReport {
   failed: number;
   skipped: number;
   probes: number;
+  crossNodeProbes?: number;
 }
 
 export function toJsonReport(r: RunResult): JsonReport {
@@ -136,5 +147,6 @@ export function toJsonReport(r: RunResult): JsonReport {
     failed: r.failed,
     skipped: r.skipped,
     probes: r.probes,
+    ...(r.crossNodeProbes === undefined ? {} : { crossNodeProbes: r.crossNodeProbes }),
   };
 }

@@ -38,6 +38,8 @@ export interface StepResult {
   /** Cells that disagreed at first and agreed when probed again. */
   readonly recovered: number;
   readonly probes: number;
+  /** Of `probes`, those between pods on different nodes (only labs that know nodes). */
+  readonly crossNode?: number;
   readonly ms: number;
 }
 
@@ -62,6 +64,8 @@ export interface RunResult {
   readonly failed: number;
   readonly skipped: number;
   readonly probes: number;
+  /** Of `probes`, those between pods on different nodes (only labs that know nodes). */
+  readonly crossNodeProbes?: number;
   readonly ms: number;
   readonly lab: string;
 }
@@ -321,7 +325,13 @@ export class ConformanceSession {
           observed: await this.lab.probe(keys[f]!, keys[t]!, port, protocol, ms),
         })),
       );
+    const nodeOf = this.lab.nodeOf?.bind(this.lab);
+    const across = (list: readonly { f: number; t: number }[]) =>
+      nodeOf === undefined
+        ? 0
+        : list.filter(({ f, t }) => nodeOf(keys[f]!) !== nodeOf(keys[t]!)).length;
     let probes = cells.length;
+    let crossNode = across(cells.map(([f, t]) => ({ f, t })));
     let wrong = (await probeAll(cells, timeoutMs)).filter(
       (r) => r.observed !== step.expected[r.f]![r.t],
     );
@@ -329,6 +339,7 @@ export class ConformanceSession {
     const retryMs = opts.retryTimeoutMs ?? 2 * timeoutMs;
     if (wrong.length > 0 && retryMs > 0) {
       probes += wrong.length;
+      crossNode += across(wrong);
       wrong = (
         await probeAll(
           wrong.map((w) => [w.f, w.t]),
@@ -347,18 +358,24 @@ export class ConformanceSession {
       ]),
       recovered: firstWrong - wrong.length,
       probes,
+      ...(nodeOf === undefined ? {} : { crossNode }),
       ms: performance.now() - t0,
     };
   }
 }
 
 export function summarize(cases: CaseResult[], ms: number, lab: string): RunResult {
+  const steps = cases.flatMap((c) => c.steps);
+  const counted = steps.filter((s) => s.crossNode !== undefined);
   return {
     cases,
     passed: cases.filter((c) => c.status === 'pass').length,
     failed: cases.filter((c) => c.status === 'fail').length,
     skipped: cases.filter((c) => c.status === 'skip').length,
-    probes: cases.reduce((n, c) => n + c.steps.reduce((m, s) => m + s.probes, 0), 0),
+    probes: steps.reduce((m, s) => m + s.probes, 0),
+    ...(counted.length === 0
+      ? {}
+      : { crossNodeProbes: counted.reduce((m, s) => m + s.crossNode!, 0) }),
     ms,
     lab,
   };
