@@ -120,6 +120,8 @@ export interface AgentStatus {
   readonly etcdConnected: boolean;
   readonly healthUrl: string | undefined;
   readonly lease: string | undefined;
+  /** Store revision of the model the last successful reconcile programmed ("0": none). */
+  readonly programmedRevision: string;
   readonly endpoints: {
     key: string;
     interfaceName: string;
@@ -1080,6 +1082,7 @@ export class Agent {
       etcdConnected: this.etcdOk && this.watchConnected,
       healthUrl: this.ops?.url,
       lease: this.reporter?.connectedLease,
+      programmedRevision: String(this.programmedRev),
       endpoints: this.locals.map((l) => {
         const e = this.compiled?.endpoints.get(l.ifindex);
         return {

@@ -167,6 +167,44 @@ export class AgentProcess {
     this.pidValue = undefined;
   }
 
+  /** The agent's ops server URL, from the last "serving /healthz" line of its log. */
+  healthUrl(): string | undefined {
+    const text = this.logSince(0);
+    const at = text.lastIndexOf(`"msg":"${STARTED_MSG}`);
+    if (at < 0) return undefined;
+    const line = text.slice(text.lastIndexOf('\n', at) + 1, at);
+    return /"url":"([^"]+)"/.exec(line)?.[1];
+  }
+
+  /**
+   * Resolves once the running agent has programmed a model holding every change up to
+   * store `revision` (its /status `programmedRevision`); throws after `timeoutMs`.
+   */
+  async waitForRevision(revision: string | bigint, timeoutMs = 30_000): Promise<void> {
+    const want = BigInt(revision);
+    const deadline = Date.now() + timeoutMs;
+    let seen = 'nothing';
+    for (;;) {
+      const url = this.pid === undefined ? undefined : this.healthUrl();
+      if (url !== undefined) {
+        try {
+          const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(1000) });
+          const body = (await res.json()) as { programmedRevision?: string };
+          seen = `programmed revision ${body.programmedRevision ?? '?'}`;
+          if (body.programmedRevision !== undefined && BigInt(body.programmedRevision) >= want)
+            return;
+        } catch (e) {
+          seen = (e as Error).message;
+        }
+      } else seen = 'agent not running';
+      if (Date.now() > deadline)
+        throw new Error(
+          `agent of ${this.options.nodeName}: store revision ${want} not programmed within ${timeoutMs} ms (${seen})`,
+        );
+      await sleep(50);
+    }
+  }
+
   /** stop(signal) then start(wait): a restart on the same pins. */
   async restart(signal: NodeJS.Signals = 'SIGTERM', wait: AgentWait = 'ready'): Promise<number> {
     await this.stop(signal);

@@ -686,6 +686,21 @@ export class ClusterLab {
     await Promise.all(this.nodes.map((n) => n.agent?.idle()));
   }
 
+  /**
+   * Waits until every node's agent (inline or process) has programmed a model holding
+   * every change up to store `revision` — e.g. the highest resourceVersion an apply
+   * returned. Exact, unlike waitForDataplane.
+   */
+  async waitForRevision(revision: string | bigint, timeoutMs = 30_000): Promise<void> {
+    await Promise.all(
+      this.nodes.map((n) => {
+        if (n.agent) return n.agent.waitForRevision(revision, timeoutMs);
+        if (n.process) return n.process.waitForRevision(revision, timeoutMs);
+        return Promise.reject(new Error(`node ${n.name} has no agent`));
+      }),
+    );
+  }
+
   /** Removes everything this lab made (pods, agents, etcd, pins, namespaces, temp dirs). */
   async down(): Promise<void> {
     // Detached (persistent) pod processes do not end with their stdin: kill them.
