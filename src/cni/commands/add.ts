@@ -22,6 +22,7 @@ import { CniCode, CniError } from '../errors.js';
 import { backendError } from '../failures.js';
 import { workloadIdentity, type WorkloadIdentity } from '../identity.js';
 import { selectPools } from '../pools.js';
+import { guardPod, unguardPod } from '../guard.js';
 import { buildAddResult, type AddResult } from '../result.js';
 import { mark } from '../trace.js';
 
@@ -105,6 +106,18 @@ export async function cmdAdd(
 
   mark('assigned');
   const undo = new Rollback(backend, keys.handle, ip);
+  // Until the agent has attached its programs to the veth, the node's kernel would route
+  // the pod's packets (and packets to it) with no policy: guard it first (../guard.ts).
+  if (config.agentWaitMs > 0) {
+    try {
+      await guardPod(config.hostNetns, keys.workloadId, ip);
+    } catch (err) {
+      throw await undo.fail(
+        new CniError(CniCode.PlumbingFailed, (err as Error).message, { cause: err }),
+      );
+    }
+    undo.guard = { workloadId: keys.workloadId, hostNetns: config.hostNetns };
+  }
   let podMac: string;
   let hostIfName: string;
   try {
@@ -157,6 +170,16 @@ export async function cmdAdd(
       );
     }
     mark('programmed');
+    // Programmed: the pod's traffic goes through its programs now.
+    try {
+      await unguardPod(config.hostNetns, keys.workloadId, [ip]);
+    } catch (err) {
+      undo.endpoint = endpoint;
+      throw await undo.fail(
+        new CniError(CniCode.PlumbingFailed, (err as Error).message, { cause: err }),
+      );
+    }
+    undo.guard = undefined;
   }
 
   return buildAddResult(config.cniVersion, {
@@ -200,6 +223,7 @@ function endpointRecord(
 /** Undoes an ADD after its address was taken, and says what it did in the error. */
 class Rollback {
   veth: { workloadId: string; hostNetns: string | undefined } | undefined;
+  guard: { workloadId: string; hostNetns: string | undefined } | undefined;
   endpoint: EndpointRecord | undefined;
 
   constructor(
@@ -233,6 +257,14 @@ class Rollback {
         done.push('removed the veth');
       } catch (err) {
         failed.push(`the veth may remain (${(err as Error).message})`);
+      }
+    }
+    // After the veth: the guard goes only once nothing can use it any more.
+    if (this.guard) {
+      try {
+        await unguardPod(this.guard.hostNetns, this.guard.workloadId, [this.ip]);
+      } catch (err) {
+        failed.push(`the guard rules may remain (${(err as Error).message})`);
       }
     }
     try {

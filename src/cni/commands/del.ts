@@ -16,6 +16,7 @@ import type { NetworkConfig } from '../config.js';
 import type { AttachmentEnv } from '../env.js';
 import { CniCode, CniError } from '../errors.js';
 import { backendError } from '../failures.js';
+import { unguardPod } from '../guard.js';
 import { workloadIdentity } from '../identity.js';
 
 export async function cmdDel(
@@ -48,6 +49,9 @@ export async function cmdDel(
   } catch (err) {
     throw backendError(err, `delete WorkloadEndpoint ${who.namespace}/${who.endpointName}`);
   }
+  // An ADD killed between its guard and its end left the guard rules (../guard.ts).
+  const held = await backend.addressesOf(keys.handle).catch(() => [] as string[]);
+  await removeGuard(keys.workloadId, held, config);
   try {
     await backend.releaseByHandle(keys.handle);
   } catch (err) {
@@ -66,5 +70,16 @@ async function removeVeth(workloadId: string, config: NetworkConfig): Promise<vo
   } catch (err) {
     const message = err instanceof PlumbingError ? err.message : String(err);
     throw new CniError(CniCode.PlumbingFailed, `DEL ${workloadId}: ${message}`, { cause: err });
+  }
+}
+
+async function removeGuard(workloadId: string, ips: string[], config: NetworkConfig) {
+  if (config.hostNetns !== undefined && !(await pathExists(config.hostNetns))) return;
+  try {
+    await unguardPod(config.hostNetns, workloadId, ips);
+  } catch (err) {
+    throw new CniError(CniCode.PlumbingFailed, `DEL ${workloadId}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
