@@ -143,9 +143,13 @@ export function registerNodeCommands(program: Command): void {
         process.once('SIGINT', () => resolve('SIGINT'));
       });
       agent.log.info({ signal }, 'stopping');
-      // Whatever lingers (a gRPC channel) must not keep a stopped agent alive.
+      // Whatever lingers must not keep a stopped agent alive: after an etcd outage the
+      // etcd3 client keeps reconnect timers of 10-30 s, and an agent that is slow to go
+      // delays its successor (and lets its heartbeat lapse). The dataplane stays on its
+      // pins, so exit as soon as the agent has stopped.
       setTimeout(() => process.exit(0), 5000).unref();
       await agent.stop();
+      process.exit(0);
     });
 
   node
