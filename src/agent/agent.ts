@@ -791,16 +791,14 @@ export class Agent {
 
   private routeInputs(): RouteInputs {
     const prefix = this.ds!.prefix;
-    const alive = new Set(
-      [...(this.heartbeats?.snapshot.keys() ?? [])].map((k) =>
-        k.slice(nodeStatusPrefix(prefix).length),
-      ),
-    );
-    alive.add(this.config.nodeName);
+    // A node's routes follow its Node resource, not its agent's heartbeat: an agent that
+    // is restarting, upgrading or cut off from etcd leaves a dataplane that still forwards
+    // (its pins stay), so the other nodes keep routing to it. Deleting the Node (what a
+    // decommission or Kubernetes' node controller does) withdraws them, as in Calico.
     const nodes = this.model.list('Node').map((n) => ({
       name: n.metadata.name,
       address: n.spec.bgp?.ipv4Address,
-      alive: alive.has(n.metadata.name),
+      alive: true,
     }));
     const keys = new IpamKeys(prefix);
     const blocks: RouteBlock[] = [];

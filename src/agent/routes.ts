@@ -1,7 +1,8 @@
 /**
  * Routes to other nodes' pods, as a pure function of what the store says: IPAM blocks
  * with their node affinity (and addresses borrowed across blocks), the Nodes' underlay
- * addresses, which nodes are alive (Node present and heartbeat lease live), and the
+ * addresses, which nodes exist (the agent passes every Node resource as alive: routes
+ * must not flap while a node's agent restarts), and the
  * pools' encapsulation modes. The agent diffs the result into the dataplane.
  *
  * As in Calico: a block affine to another live node is routed to that node's address;
@@ -24,7 +25,7 @@ export interface RouteNode {
   readonly name: string;
   /** Node.spec.bgp.ipv4Address, `a.b.c.d/n`; undefined when the node has none. */
   readonly address: string | undefined;
-  /** Node resource present and its heartbeat lease live. */
+  /** Whether the node counts as present (the agent: its Node resource exists). */
   readonly alive: boolean;
 }
 

@@ -465,7 +465,7 @@ describe('the node agent: store → dataplane on one node', () => {
     );
   });
 
-  it('routes to another node follow its block affinity and are withdrawn when its heartbeat expires', async () => {
+  it('routes to another node follow its block affinity, stay when its heartbeat expires, and go with its Node', async () => {
     await ds!.apply([
       {
         apiVersion: 'tortie.io/v1',
@@ -506,7 +506,19 @@ describe('the node agent: store → dataplane on one node', () => {
       (await run('ip', ['-n', node.name, '-j', 'link', 'show', 't0'])).stdout,
     ) as { ifindex: number }[];
     expect(agent!.status().uplink).toEqual({ ip: '10.99.0.1', ifindex: t0[0]!.ifindex });
-    // No keepalive: the lease expires after its TTL and the route goes.
+    // No keepalive: the lease expires after its TTL (its agent is down) and the route
+    // stays — the node's dataplane still forwards.
+    const key = `${prefix}/status/nodes/ghost`;
+    await eventually(
+      'the heartbeat expires',
+      async () => (await ds!.etcd.get(key).string()) === null,
+      10_000,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    await agent!.idle();
+    expect(remoteRoutesInMap()).toEqual([`10.200.0.0/26 via 10.99.0.2 ${RouteFlags.IPIP}`]);
+    // The Node deleted: the route goes.
+    await ds!.delete({ kind: 'Node', name: 'ghost' });
     await eventually('the route is withdrawn', () => agent!.status().routes.length === 0, 10_000);
     await agent!.idle();
     expect(agent!.status().knownNodes).toEqual([]);
