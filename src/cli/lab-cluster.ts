@@ -151,6 +151,35 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
 
 export function registerClusterCommands(lab: Command): void {
   lab
+    .command('demo')
+    .description(
+      'the quick start: a 3-node lab, six pods in three namespaces, the matrix before and after example policies (next to the reference evaluator); the lab stays up',
+    )
+    .option('--id <id>', 'lab id, 1-8 lower-case letters or digits', clusterId, 'demo')
+    .option('--nodes <n>', 'node count (3 or more)', intIn(3, 50), 3)
+    .option('--encap <mode>', 'ipip or none (IPPool ipipMode Always / Never)', encap, 'ipip')
+    .option('--replace', 'remove a lab with this id first', false)
+    .option('--policies <file>', 'policies to apply (default examples/lab-policies.yaml)')
+    .action(
+      async (o: {
+        id: string;
+        nodes: number;
+        encap: 'ipip' | 'none';
+        replace: boolean;
+        policies?: string;
+      }) => {
+        const { runLabDemo } = await import('../lab/cluster/demo.js');
+        process.exitCode = await runLabDemo({
+          id: o.id,
+          nodes: o.nodes,
+          encap: o.encap,
+          replace: o.replace,
+          ...(o.policies === undefined ? {} : { policiesFile: o.policies }),
+        });
+      },
+    );
+
+  lab
     .command('up')
     .description(
       'build a multi-node lab that keeps running after this command (etcd, one agent per node); remove it with "lab down"',

@@ -67,7 +67,7 @@ export interface DemoOptions {
  * before a cell that differs from the prediction. A pod talking to its own address never
  * leaves it, so the diagonal is not judged (as in upstream's conformance suite).
  */
-function drawMatrix(
+export function drawMatrix(
   title: string,
   keys: string[],
   observed: Matrix,
