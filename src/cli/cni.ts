@@ -11,6 +11,16 @@ function mtu(value: string): number {
   return n;
 }
 
+function waitMs(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 600_000) {
+    throw new InvalidArgumentError(
+      `"${value}" is not a wait in milliseconds (an integer from 0 to 600000; 0 = do not wait)`,
+    );
+  }
+  return n;
+}
+
 export function registerCniCommands(program: Command): void {
   const cni = program
     .command('cni')
@@ -31,6 +41,11 @@ export function registerCniCommands(program: Command): void {
     .option('--etcd-endpoints <urls>', 'etcd endpoints for the conflist, comma-separated')
     .option('--cni-version <version>', 'cniVersion of the conflist', '1.0.0')
     .option('--mtu <n>', 'pod interface MTU in the conflist', mtu)
+    .option(
+      '--agent-wait-ms <ms>',
+      "agent_wait_ms in the conflist: how long ADD waits for the node's agent to program the pod (fails closed after it; 0 = no agent, do not wait)",
+      waitMs,
+    )
     .action(
       async (o: {
         binDir: string;
@@ -40,6 +55,7 @@ export function registerCniCommands(program: Command): void {
         etcdEndpoints?: string;
         cniVersion: string;
         mtu?: number;
+        agentWaitMs?: number;
       }) => {
         const { installCni } = await import('../cni/install.js');
         const installed = await installCni({
@@ -50,6 +66,7 @@ export function registerCniCommands(program: Command): void {
           ...(o.node === undefined ? {} : { node: o.node }),
           ...(o.etcdEndpoints === undefined ? {} : { etcdEndpoints: o.etcdEndpoints }),
           ...(o.mtu === undefined ? {} : { mtu: o.mtu }),
+          ...(o.agentWaitMs === undefined ? {} : { agentWaitMs: o.agentWaitMs }),
         });
         console.log(`installed ${installed.shim}`);
         if (installed.conflist) console.log(`wrote ${installed.conflist}`);

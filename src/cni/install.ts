@@ -22,6 +22,8 @@ export interface InstallOptions {
   /** cniVersion of the conflist (default 1.0.0, which podman 4 and containerd 1.6+ speak). */
   cniVersion?: string;
   mtu?: number;
+  /** agent_wait_ms in the conflist (default: the plugin's 10000; 0 = do not wait). */
+  agentWaitMs?: number;
   /** The built plugin entry; default <package>/dist/src/cni/main.js. */
   mainPath?: string;
   /** The node binary; default this process's. */
@@ -83,6 +85,7 @@ export function conflistFor(opts: InstallOptions & { network: string }): Record<
   };
   if (opts.node !== undefined) plugin.nodename = opts.node;
   if (opts.mtu !== undefined) plugin.mtu = opts.mtu;
+  if (opts.agentWaitMs !== undefined) plugin.agent_wait_ms = opts.agentWaitMs;
   return { cniVersion: opts.cniVersion ?? '1.0.0', name: opts.network, plugins: [plugin] };
 }
 

@@ -74,6 +74,8 @@ describe('cni install', () => {
           'http://10.0.0.1:2379',
           '--mtu',
           '1400',
+          '--agent-wait-ms',
+          '2500',
         ],
         { from: 'user' },
       );
@@ -87,6 +89,7 @@ describe('cni install', () => {
             ipam: { type: 'tortie-ipam' },
             nodename: 'node-7',
             mtu: 1400,
+            agent_wait_ms: 2500,
           },
         ],
       });
@@ -102,4 +105,15 @@ describe('cni install', () => {
       });
     },
   );
+
+  it('refuses an --agent-wait-ms that is not a whole number of milliseconds, naming it', async () => {
+    const program = new Command().exitOverride().configureOutput({ writeErr: () => undefined });
+    registerCniCommands(program);
+    await expect(
+      program.parseAsync(['cni', 'install', '--bin-dir', join(dir, 'x'), '--agent-wait-ms', '2s'], {
+        from: 'user',
+      }),
+    ).rejects.toThrow(/"2s" is not a wait in milliseconds/);
+    expect(existsSync(join(dir, 'x'))).toBe(false);
+  });
 });
