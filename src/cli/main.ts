@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { addGlobalOptions, type GlobalOptions } from './context.js';
+import { addGlobalOptions, UsageError, type GlobalOptions } from './context.js';
 import { registerCniCommands } from './cni.js';
 import { registerIpamCommands } from './ipam.js';
 import { registerLabCommands } from './lab.js';
@@ -101,21 +101,46 @@ program
   .description(
     'stream drop events live: reason, direction, endpoint, source and destination named as ns/pod (from the store), the deciding rule (from the agent)',
   )
-  .option('--pin-root <dir>', 'bpffs root of the maps', '/sys/fs/bpf/tortie')
+  .option('--pin-root <dir>', 'bpffs root of the maps (default /sys/fs/bpf/tortie)')
+  .option(
+    '--node <name>',
+    "the node whose drops to stream: its pin root from its agent's heartbeat",
+  )
   .option('--json', 'one JSON object per event', false)
   .option('--agent-url <url>', "the node agent's ops server (default: found in its heartbeat)")
   .option('--no-store', 'do not connect to etcd: print addresses and rule ids only')
-  .action(async (o: { pinRoot: string; json: boolean; agentUrl?: string; store: boolean }, cmd) => {
-    const { monitor } = await import('./inspect.js');
-    const { datastoreFrom } = await import('./context.js');
-    const globals = (cmd as Command).optsWithGlobals<GlobalOptions>();
-    await monitor({
-      pinRoot: o.pinRoot,
-      json: o.json,
-      ...(o.agentUrl === undefined ? {} : { agentUrl: o.agentUrl }),
-      ...(o.store ? { store: () => datastoreFrom(globals, 3000) } : {}),
-    });
-  });
+  .action(
+    async (
+      o: { pinRoot?: string; node?: string; json: boolean; agentUrl?: string; store: boolean },
+      cmd,
+    ) => {
+      const { monitor } = await import('./inspect.js');
+      const { datastoreFrom } = await import('./context.js');
+      const globals = (cmd as Command).optsWithGlobals<GlobalOptions>();
+      let pinRoot = o.pinRoot ?? '/sys/fs/bpf/tortie';
+      if (o.node !== undefined) {
+        if (o.pinRoot !== undefined) throw new UsageError('give --node or --pin-root, not both');
+        const { readNodeStatus } = await import('../agent/status.js');
+        const ds = await datastoreFrom(globals, 3000);
+        try {
+          const hb = await readNodeStatus(ds, o.node);
+          if (hb?.pinRoot === undefined)
+            throw new UsageError(
+              `node ${o.node}: no heartbeat with a pin root (is its agent running?); give --pin-root instead`,
+            );
+          pinRoot = hb.pinRoot;
+        } finally {
+          await ds.close();
+        }
+      }
+      await monitor({
+        pinRoot,
+        json: o.json,
+        ...(o.agentUrl === undefined ? {} : { agentUrl: o.agentUrl }),
+        ...(o.store ? { store: () => datastoreFrom(globals, 3000) } : {}),
+      });
+    },
+  );
 
 const bench = program.command('bench').description('benchmarks (tables; --json for machines)');
 bench

@@ -7,7 +7,7 @@
  *
  * Needs root and `npm run build` first. Lab ids start with "qs".
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,6 +83,63 @@ describe('tortie lab demo (the quick start)', () => {
     expect(Object.keys(m)).toHaveLength(30);
     expect(m['dev/scratch -> ops/monitor']).toBe(false);
     expect(m['shop/api -> shop/db']).toBe(true);
+
+    // `tortie monitor --node <dev/scratch's node>` names the drop the demo suggests causing.
+    const env = { ...process.env, TORTIE_CONFIG: `/run/tortie/labs/${id}/tortie.yaml` };
+    const pods = await tortie(['lab', 'pod', 'list', '--id', id]);
+    const line = (name: string) => pods.stdout.split('\n').find((l) => l.includes(name)) ?? '';
+    const scratchNode = /\b(qs[0-9a-f]+-n\d)\b/.exec(line('dev/scratch'))?.[1];
+    const monitorIp = /\b(10\.\d+\.\d+\.\d+)\b/.exec(line('ops/monitor'))?.[1];
+    expect(scratchNode, pods.stdout).toBeDefined();
+    expect(monitorIp, pods.stdout).toBeDefined();
+    const mon = spawn(process.execPath, [MAIN, 'monitor', '--node', scratchNode!, '--json'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let out = '';
+      mon.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('monitor did not start')), 15_000);
+        mon.stderr.on('data', (d: Buffer) => {
+          if (d.toString().includes('streaming events')) {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+      });
+      const ping = await tortie([
+        'lab',
+        'exec',
+        '--id',
+        id,
+        'dev/scratch',
+        '--',
+        'ping',
+        '-c1',
+        '-W1',
+        monitorIp!,
+      ]);
+      expect(ping.code).not.toBe(0);
+      const deadline = Date.now() + 10_000;
+      const event = () =>
+        out
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map(
+            (l) =>
+              JSON.parse(l) as { src: string; dst: string; reason: string; rule: string | null },
+          )
+          .find((e) => e.src.startsWith('dev/scratch') && e.dst.startsWith('ops/monitor'));
+      while (event() === undefined && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(event(), out).toMatchObject({
+        reason: 'DROP_POLICY',
+        rule: expect.stringContaining('dev-keeps-out-of-ops/egress'),
+      });
+    } finally {
+      mon.kill('SIGTERM');
+    }
 
     const again = await tortie(['lab', 'demo', '--id', id]);
     expect(again.code).not.toBe(0);

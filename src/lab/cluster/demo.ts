@@ -149,7 +149,7 @@ The lab stays up. Try:
   tortie get wep -A -o wide               # the pods' WorkloadEndpoints
   tortie lab probe${h}                      # the matrix again (--json for scripts)
   tortie node status --node ${n0.name}        # what the agent of a node reports
-  tortie monitor --pin-root ${n0.pinRoot}   # live drops, with pod names, while you run:
+  tortie monitor --node ${lab.pod('dev/scratch').node}        # live drops of dev/scratch's node, named; meanwhile:
   tortie lab exec${h} dev/scratch -- ping -c1 -W1 ${lab.pod('ops/monitor').ip}   # dev may not reach ops
   bpftool map dump pinned ${n0.pinRoot}/tortie_ifaces     # this node's endpoints
   bpftool map dump pinned ${n0.pinRoot}/tortie_routes     # pod routes: local veths, remote nodes
