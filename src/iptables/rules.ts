@@ -1,0 +1,134 @@
+/**
+ * iptables rules as data: the matches and targets the renderer uses, and their spelling
+ * on an iptables-restore line. Keeping rules structured lets the tests judge packets
+ * against exactly what is written (test/unit/iptables-differential.test.ts) and keeps
+ * the spelling in one place.
+ */
+
+export type Match =
+  | { readonly k: 'iface'; readonly dir: 'in' | 'out'; readonly name: string }
+  | { readonly k: 'proto'; readonly not: boolean; readonly proto: number }
+  | { readonly k: 'icmp'; readonly not: boolean; readonly type: number; readonly code?: number }
+  | {
+      readonly k: 'addr';
+      readonly dir: 'src' | 'dst';
+      readonly not: boolean;
+      readonly cidr: string;
+    }
+  | {
+      readonly k: 'set';
+      readonly not: boolean;
+      readonly name: string;
+      /** `src` / `dst`: the address; `dst,dst`: (daddr, protocol:dport) of a hash:ip,port set. */
+      readonly flags: 'src' | 'dst' | 'dst,dst';
+    }
+  | {
+      readonly k: 'multiport';
+      readonly not: boolean;
+      /** At most 15 ports, a range counting as two (the kernel's limit). */
+      readonly ranges: readonly (readonly [number, number])[];
+    }
+  | { readonly k: 'mark'; readonly value: number; readonly mask: number }
+  | { readonly k: 'ctstate'; readonly states: readonly ('ESTABLISHED' | 'RELATED' | 'INVALID')[] };
+
+export type Target =
+  | { readonly k: 'ACCEPT' | 'DROP' | 'RETURN' }
+  | { readonly k: 'jump' | 'goto'; readonly chain: string }
+  | { readonly k: 'set-mark'; readonly value: number; readonly mask: number }
+  | { readonly k: 'log'; readonly prefix: string };
+
+export interface IptRule {
+  readonly matches: readonly Match[];
+  readonly target: Target;
+  /** A note for humans (not part of the rule's identity beyond its text). */
+  readonly comment?: string;
+}
+
+/** Multiport's limit: 15 ports per rule, a range counting as two. */
+export const MULTIPORT_MAX = 15;
+
+const PROTO_NAMES: Readonly<Record<number, string>> = {
+  1: 'icmp',
+  6: 'tcp',
+  17: 'udp',
+  132: 'sctp',
+  136: 'udplite',
+};
+
+export function protoName(proto: number): string {
+  return PROTO_NAMES[proto] ?? String(proto);
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16)}`;
+}
+
+function bang(not: boolean): string {
+  return not ? '! ' : '';
+}
+
+/** Double quotes for iptables-restore: the value must hold no quote or newline. */
+export function quote(text: string): string {
+  if (/["\n\\]/.test(text)) throw new Error(`cannot quote ${JSON.stringify(text)} for iptables`);
+  return `"${text}"`;
+}
+
+function spellMatch(m: Match, protoOfRule: number | undefined): string {
+  switch (m.k) {
+    case 'iface':
+      return `${m.dir === 'in' ? '-i' : '-o'} ${m.name}`;
+    case 'proto':
+      return `${bang(m.not)}-p ${protoName(m.proto)}`;
+    case 'icmp':
+      return `-m icmp ${bang(m.not)}--icmp-type ${m.type}${m.code === undefined ? '' : `/${m.code}`}`;
+    case 'addr':
+      return `${bang(m.not)}${m.dir === 'src' ? '-s' : '-d'} ${m.cidr}`;
+    case 'set':
+      return `-m set ${bang(m.not)}--match-set ${m.name} ${m.flags}`;
+    case 'multiport': {
+      if (protoOfRule === undefined) throw new Error('multiport needs a protocol match first');
+      const ports = m.ranges.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}:${hi}`)).join(',');
+      return `-m multiport ${bang(m.not)}--dports ${ports}`;
+    }
+    case 'mark':
+      return `-m mark --mark ${hex(m.value)}/${hex(m.mask)}`;
+    case 'ctstate':
+      return `-m conntrack --ctstate ${m.states.join(',')}`;
+  }
+}
+
+function spellTarget(t: Target): string {
+  switch (t.k) {
+    case 'ACCEPT':
+    case 'DROP':
+    case 'RETURN':
+      return `-j ${t.k}`;
+    case 'jump':
+      return `-j ${t.chain}`;
+    case 'goto':
+      return `-g ${t.chain}`;
+    case 'set-mark':
+      return `-j MARK --set-xmark ${hex(t.value)}/${hex(t.mask)}`;
+    case 'log':
+      return `-j LOG --log-prefix ${quote(t.prefix)} --log-level 5`;
+  }
+}
+
+/** The rule's matches and target as iptables-restore reads them (no comment). */
+export function spellRule(rule: IptRule): string {
+  const proto = rule.matches.find((m) => m.k === 'proto' && !m.not) as
+    { proto: number } | undefined;
+  const parts = rule.matches.map((m) => spellMatch(m, proto?.proto));
+  parts.push(spellTarget(rule.target));
+  return parts.join(' ');
+}
+
+/**
+ * The rule after `-A <chain> `, with its hash first in the comment as Felix does
+ * (`tortie:<hash>`, then the human note): reading iptables-save back, the hashes say
+ * which chains already hold what would be written.
+ */
+export function spellLine(rule: IptRule, hash: string): string {
+  const note = rule.comment === undefined ? `tortie:${hash}` : `tortie:${hash} ${rule.comment}`;
+  return `-m comment --comment ${quote(note)} ${spellRule(rule)}`;
+}
