@@ -20,6 +20,8 @@ export interface ConformanceCommandOptions {
   nodes?: number;
   /** Between nodes (default ipip); only with 2 nodes or more. */
   encap?: 'ipip' | 'none';
+  /** The dataplane under test (default bpf); iptables runs on the one-node lab. */
+  dataplane?: 'bpf' | 'iptables';
 }
 
 /** Cluster lab ids are shorter: they name etcd members and links (see clusterNames). */
@@ -61,10 +63,18 @@ function encapMode(value: string): 'ipip' | 'none' {
   return value;
 }
 
+function dataplaneName(value: string): 'bpf' | 'iptables' {
+  if (value !== 'bpf' && value !== 'iptables')
+    throw new InvalidArgumentError(`"${value}": use bpf or iptables`);
+  return value;
+}
+
 /** Refuses combinations the single options cannot see; undefined when they are fine. */
 export function conformanceOptionsProblem(o: ConformanceCommandOptions): string | undefined {
-  const nodes = o.nodes ?? 2;
+  const nodes = o.nodes ?? (o.dataplane === 'iptables' ? 1 : 2);
   if (o.evaluator) return undefined;
+  if (o.dataplane === 'iptables' && nodes !== 1)
+    return '--dataplane iptables runs on the one-node lab for now: give --nodes 1 (or leave --nodes out)';
   if (nodes === 1 && o.encap !== undefined)
     return '--encap is for labs of 2 nodes or more (--nodes 1 has no traffic between nodes)';
   if (nodes > 1 && o.id !== undefined && o.id.length > CLUSTER_ID_MAX)
@@ -89,7 +99,7 @@ export async function runConformanceCommand(
   if (problem !== undefined) throw new InvalidArgumentError(problem);
   const conformance = await import('../lab/conformance/index.js');
   const files = conformance.loadCaseFiles(o.cases);
-  const nodes = o.nodes ?? 2;
+  const nodes = o.nodes ?? (o.dataplane === 'iptables' ? 1 : 2);
   const id = o.id ?? `c${randomBytes(3).toString('hex')}`;
   // The first SIGINT / SIGTERM stops the run after the step under way, and the lab is
   // removed on the normal path; a second one leaves at once.
@@ -109,6 +119,10 @@ export async function runConformanceCommand(
         if (o.evaluator) return new conformance.EvaluatorLab();
         // A second model gets a second lab (after the first is gone), under its own id.
         const k = n++;
+        if (o.dataplane === 'iptables') {
+          const { IptablesConformanceLab } = await import('../lab/conformance/iptables-lab.js');
+          return IptablesConformanceLab.create({ id: k === 0 ? id : `${id.slice(0, 10)}${k}` });
+        }
         if (nodes === 1)
           return conformance.OneNodeConformanceLab.create({
             id: k === 0 ? id : `${id.slice(0, 10)}${k}`,
@@ -147,7 +161,7 @@ export function registerLabCommands(program: Command): void {
   lab
     .command('conformance')
     .description(
-      'run NetworkPolicy conformance case files on a lab with the BPF dataplane (default: 2 nodes, IPIP, half the probes across nodes); exit 0 only when nothing failed',
+      'run NetworkPolicy conformance case files on a lab (default: BPF dataplane, 2 nodes, IPIP, half the probes across nodes); exit 0 only when nothing failed',
     )
     .requiredOption(
       '--cases <file>',
@@ -165,6 +179,11 @@ export function registerLabCommands(program: Command): void {
       nodeCount,
     )
     .option('--encap <mode>', 'between nodes: ipip or none (default ipip)', encapMode)
+    .option(
+      '--dataplane <name>',
+      'bpf (default) or iptables (the Felix-style iptables dataplane, on the one-node lab)',
+      dataplaneName,
+    )
     .option(
       '--id <id>',
       `lab id (names of its namespaces and bpffs roots; 1-${CLUSTER_ID_MAX} characters with 2 nodes or more; default random)`,

@@ -704,6 +704,12 @@ describe('tortie lab conformance', () => {
     await expect(parse('--cases', 'x.json', '--nodes', '1', '--encap', 'none')).rejects.toThrow(
       /--encap is for labs of 2 nodes or more/,
     );
+    await expect(parse('--cases', 'x.json', '--dataplane', 'ebpf')).rejects.toThrow(
+      /"ebpf": use bpf or iptables/,
+    );
+    await expect(
+      parse('--cases', 'x.json', '--dataplane', 'iptables', '--nodes', '2'),
+    ).rejects.toThrow(/--dataplane iptables runs on the one-node lab/);
     await expect(parse()).rejects.toThrow(/--cases/);
   });
 
