@@ -20,6 +20,8 @@
  *    closed), and the failure is logged, counted and shown in /status.
  */
 import type { Logger } from 'pino';
+import { Bird, type BgpSession } from '../bgp/bird.js';
+import { renderBird, type BgpTimers } from '../bgp/render.js';
 import { Datastore, type ResourceWatcher, type WatchEvent } from '../datastore/index.js';
 import { applyDelta } from '../dataplane/apply.js';
 import { NodeDataplane } from '../dataplane/node-dataplane.js';
@@ -61,13 +63,16 @@ import { buildWorld, ClusterModel, WATCHED_KINDS, type ModelProblem } from './mo
 import { natRules, syncNat } from './nat.js';
 import { StatusReporter } from './reporter.js';
 import {
+  BIRD_ROUTE_PROTO,
   desiredKernelRoutes,
   desiredRoutes,
+  learnedRoutes,
   diffKernelRoutes,
   diffRoutes,
   TORTIE_ROUTE_PROTO,
   knownNodeAddresses,
   type DesiredRoute,
+  type KernelRoute,
   type RouteBlock,
   type RouteInputs,
 } from './routes.js';
@@ -93,6 +98,8 @@ interface UplinkApi {
 
 /** Old pinned sets go this long after the endpoints switched away from them. */
 const PINNED_CLEANUP_DELAY_MS = 250;
+/** With BGP routing: how often the learned kernel routes and BIRD's sessions are read. */
+const BGP_POLL_MS = 1000;
 /** A reconcile running longer than this makes /healthz fail. */
 const STUCK_RECONCILE_MS = 60_000;
 
@@ -143,6 +150,23 @@ export interface AgentStatus {
   readonly reconciles: { ok: number; failed: number };
   readonly problems: readonly ModelProblem[];
   readonly drops: Record<string, number>;
+  /** Only with `routing: bgp`. */
+  readonly bgp?: BgpStatus;
+}
+
+/** BIRD as the agent sees it (`routing: bgp`). */
+export interface BgpStatus {
+  readonly routing: 'bgp';
+  /** BIRD's pid (undefined: not running). */
+  readonly birdPid: number | undefined;
+  readonly configFile: string;
+  readonly socket: string;
+  readonly sessions: readonly BgpSession[];
+  /** Routes BIRD installed in the node's kernel (`proto bird`). */
+  readonly learned: readonly KernelRoute[];
+  readonly error: string | undefined;
+  /** Peers the renderer left out, and why. */
+  readonly problems: readonly string[];
 }
 
 export class Agent {
@@ -201,6 +225,16 @@ export class Agent {
   private natSynced: { rules: string; at: number } | undefined;
   private natError: string | undefined;
   private natErrors = 0;
+  /** BGP routing: this node's BIRD, what it learned, its sessions, the last failure. */
+  private bird: Bird | undefined;
+  private bgpTimer: NodeJS.Timeout | undefined;
+  private bgpPolling = false;
+  private learned: KernelRoute[] = [];
+  private learnedKey = '';
+  private sessions: BgpSession[] = [];
+  private bgpError: string | undefined;
+  private bgpProblems: string[] = [];
+  private birdGoneLogged = false;
 
   private constructor(
     readonly config: AgentConfig,
@@ -214,6 +248,13 @@ export class Agent {
       new Map([...this.pinned.endpoints].map(([ifindex, e]) => [ifindex, e.id])),
     );
     this.seedRoutes();
+    if (config.routing === 'bgp') {
+      this.bird = new Bird({
+        node: config.nodeName,
+        runDir: config.bgpRunDir,
+        netns: config.nodeNetns,
+      });
+    }
     this.debouncer = new Debouncer(() => this.reconcile(), {
       quietMs: config.debounceMs,
       maxDelayMs: config.maxDelayMs,
@@ -313,6 +354,15 @@ export class Agent {
     void this.register(0);
     void this.startWatch(0);
     this.resyncTimer = setInterval(() => this.debouncer.trigger(), c.resyncIntervalMs);
+    if (this.bird !== undefined) {
+      this.log.info(
+        { runDir: c.bgpRunDir, birdPid: this.bird.pid() },
+        this.bird.pid() === undefined
+          ? 'routing: bgp (BIRD is started at the first sync)'
+          : 'routing: bgp (a running BIRD is adopted)',
+      );
+      this.bgpTimer = setInterval(() => void this.pollBgp(), BGP_POLL_MS);
+    }
   }
 
   /**
@@ -324,6 +374,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.resyncTimer);
+    clearInterval(this.bgpTimer);
     for (const t of this.retryTimers) clearTimeout(t);
     await this.debouncer.stop();
     for (const w of [...this.revWaiters]) w();
@@ -604,7 +655,18 @@ export class Agent {
 
       // Remote routes.
       const inputs = this.routeInputs();
-      this.desired = desiredRoutes(inputs);
+      if (this.bird === undefined) this.desired = desiredRoutes(inputs);
+      else {
+        // BGP: the route map follows what BIRD installed in the kernel.
+        try {
+          this.learned = await listKernelRoutes(this.config.nodeNetns, BIRD_ROUTE_PROTO);
+          this.learnedKey = JSON.stringify(this.learned);
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message }, 'cannot read the learned routes');
+        }
+        if (this.stopped) return;
+        this.desired = learnedRoutes(this.learned, inputs);
+      }
       this.knownNodes = knownNodeAddresses(inputs);
       // Routing problems do not hold back local policy (nor the endpoints' status).
       try {
@@ -620,6 +682,11 @@ export class Agent {
       }
       await this.programUplink(liveIfindexes);
       if (this.stopped) return;
+      // BGP: BIRD's configuration from the store (started, reloaded or left alone).
+      if (this.bird !== undefined) {
+        await this.programBird(inputs, links);
+        if (this.stopped) return;
+      }
       // Kernel routes for the remote blocks (plain mode: they carry the pods' packets).
       try {
         const r = await this.programKernelRoutes(links);
@@ -889,17 +956,146 @@ export class Agent {
         ? this.uplink.ifindex
         : await findAddressInterface(this.config.nodeNetns, ip);
     const dev = [...links].find(([, i]) => i === ifindex)?.[0];
+    // BGP: BIRD's kernel protocol installs the remote routes; tortie's own (left by static
+    // routing) are withdrawn.
+    const wanted = this.bird === undefined ? this.desired : [];
     if (dev === undefined) {
-      if (this.desired.length === 0) return { writes: 0, deletes: 0 };
+      if (wanted.length === 0) return { writes: 0, deletes: 0 };
       throw new Error(`no interface holds the node address ${ip}: no kernel routes`);
     }
     const present = await listKernelRoutes(this.config.nodeNetns, TORTIE_ROUTE_PROTO);
-    const lines = diffKernelRoutes(present, desiredKernelRoutes(this.desired, dev, undefined, ip));
+    const lines = diffKernelRoutes(present, desiredKernelRoutes(wanted, dev, undefined, ip));
     if (lines.length === 0) return { writes: 0, deletes: 0 };
     await applyKernelRoutes(this.config.nodeNetns, lines, dev);
     this.log.info({ lines }, 'kernel routes');
     const removed = lines.filter((l) => l.startsWith('route del')).length;
     return { writes: lines.length - removed, deletes: removed };
+  }
+
+  /**
+   * BGP routing: renders BIRD's configuration from the store (./../bgp/render.ts) and
+   * makes BIRD run it — started when none runs (also after it died), reloaded when the
+   * text changed, left alone otherwise. A failure is logged and retried; it holds back
+   * nothing else (the route map keeps following what the kernel has).
+   */
+  private async programBird(
+    inputs: RouteInputs,
+    links: ReadonlyMap<string, number>,
+  ): Promise<void> {
+    const bird = this.bird!;
+    const c = this.config;
+    try {
+      const stored = this.model.list('Node');
+      const nodes = stored.map((n) => ({
+        name: n.metadata.name,
+        address:
+          n.metadata.name === c.nodeName
+            ? (n.spec.bgp?.ipv4Address ?? this.address)
+            : n.spec.bgp?.ipv4Address,
+        asNumber: n.spec.bgp?.asNumber,
+        labels: n.metadata.labels ?? {},
+      }));
+      if (!nodes.some((n) => n.name === c.nodeName))
+        nodes.push({ name: c.nodeName, address: this.address, asNumber: c.asNumber, labels: {} });
+      const hold = c.bgpHoldTimeSeconds;
+      const timers: BgpTimers | undefined =
+        hold === undefined
+          ? undefined
+          : {
+              holdTime: hold,
+              startDelayTime: 1,
+              connectRetryTime: Math.max(1, Math.floor(hold / 3)),
+              errorWaitTime: [1, hold],
+            };
+      const uplink =
+        this.uplink === undefined
+          ? undefined
+          : [...links].find(([, i]) => i === this.uplink!.ifindex)?.[0];
+      const rendered = renderBird({
+        self: c.nodeName,
+        nodes,
+        config: this.model.get('BGPConfiguration', 'default')?.spec,
+        nodeConfig: this.model.get('BGPConfiguration', `node.${c.nodeName}`)?.spec,
+        peers: this.model.list('BGPPeer').map((p) => ({ name: p.metadata.name, spec: p.spec })),
+        pools: inputs.pools,
+        blocks: inputs.blocks,
+        uplink,
+        logFile: bird.paths.log,
+        timers,
+      });
+      if (rendered.problems.join('\n') !== this.bgpProblems.join('\n'))
+        for (const p of rendered.problems) this.log.error({ problem: p }, 'BGP peer left out');
+      this.bgpProblems = [...rendered.problems];
+      const result = await bird.apply(rendered.text);
+      if (result !== 'unchanged') {
+        this.log.info(
+          {
+            result,
+            birdPid: bird.pid(),
+            config: bird.paths.conf,
+            peers: rendered.peers.map((p) => p.name),
+            originated: rendered.originated,
+          },
+          result === 'started' ? 'BIRD started' : 'BIRD reconfigured',
+        );
+        this.birdGoneLogged = false;
+        void this.pollBgp();
+      }
+      this.bgpError = undefined;
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (msg !== this.bgpError)
+        this.log.error({ err: msg }, 'BIRD configuration failed (retried)');
+      this.bgpError = msg;
+      this.routeErrors++;
+      this.later(2000, () => this.debouncer.trigger());
+    }
+  }
+
+  /**
+   * BGP routing, every second: the learned routes (a change triggers a reconcile, which
+   * refills the route map), BIRD's sessions (for /status and the heartbeat), and whether
+   * BIRD still runs (if not, a reconcile starts it again).
+   */
+  private async pollBgp(): Promise<void> {
+    const bird = this.bird;
+    if (bird === undefined || this.bgpPolling || this.stopped) return;
+    this.bgpPolling = true;
+    try {
+      const learned = await listKernelRoutes(this.config.nodeNetns, BIRD_ROUTE_PROTO);
+      const key = JSON.stringify(learned);
+      if (key !== this.learnedKey && this.programmedOnce) {
+        this.learnedKey = key;
+        this.debouncer.trigger();
+      }
+      this.sessions = await bird.sessions();
+      if (bird.pid() === undefined && this.programmedOnce) {
+        if (!this.birdGoneLogged)
+          this.log.warn({ config: bird.paths.conf }, 'BIRD is not running: starting it again');
+        this.birdGoneLogged = true;
+        this.debouncer.trigger();
+      }
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'BGP poll failed');
+    } finally {
+      this.bgpPolling = false;
+    }
+  }
+
+  /** BGP routing: BIRD's state for /status. */
+  private bgpStatus(): BgpStatus | undefined {
+    const bird = this.bird;
+    if (bird === undefined) return undefined;
+    return {
+      routing: 'bgp',
+      birdPid: bird.pid(),
+      configFile: bird.paths.conf,
+      socket: bird.paths.ctl,
+      sessions: this.sessions,
+      learned: this.learned,
+      error: this.bgpError,
+      problems: this.bgpProblems,
+    };
   }
 
   /**
@@ -1068,6 +1264,7 @@ export class Agent {
         : {}),
       routes: this.desired.length,
       drops: this.drops(),
+      ...(this.bird === undefined ? {} : { bgp: { sessions: this.sessions } }),
     };
   }
 
@@ -1107,6 +1304,7 @@ export class Agent {
       reconciles: { ok: this.okCount, failed: this.failCount },
       problems: this.problems,
       drops: this.drops(),
+      ...(this.bird === undefined ? {} : { bgp: this.bgpStatus()! }),
     };
   }
 

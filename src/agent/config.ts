@@ -19,6 +19,9 @@
  *   --heartbeat-ttl       TORTIE_HEARTBEAT_TTL         heartbeatTtlSeconds (10)
  *   --report-interval     TORTIE_REPORT_INTERVAL       reportIntervalSeconds (10)
  *   --debounce-ms         TORTIE_DEBOUNCE_MS           debounceMs      (20)
+ *   --routing             TORTIE_ROUTING               routing         (static | bgp; default static)
+ *   --bgp-run-dir         TORTIE_BGP_RUN_DIR           bgpRunDir       (/run/tortie/bird)
+ *   --bgp-hold-time       TORTIE_BGP_HOLD_TIME         bgpHoldTimeSeconds (BIRD's default)
  *   --agent-config        TORTIE_AGENT_CONFIG          (the file itself: /etc/tortie/agent.yaml)
  */
 import { hostname } from 'node:os';
@@ -29,6 +32,10 @@ export const DEFAULT_AGENT_CONFIG_FILE = '/etc/tortie/agent.yaml';
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/tortie';
 export const DEFAULT_HEALTH_PORT = 9099;
 export const DEFAULT_ETCD_ENDPOINTS = ['http://127.0.0.1:2379'];
+
+export const DEFAULT_BGP_RUN_DIR = '/run/tortie/bird';
+export const ROUTING_MODES = ['static', 'bgp'] as const;
+export type RoutingMode = (typeof ROUTING_MODES)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -55,6 +62,15 @@ export interface AgentConfig {
   readonly maxDelayMs: number;
   /** Full reconcile at least this often (interfaces that changed under the agent). */
   readonly resyncIntervalMs: number;
+  /**
+   * How remote routes are found: 'static' computes them from IPAM block affinity and
+   * writes kernel routes itself; 'bgp' runs BIRD (src/bgp) and follows what it learns.
+   */
+  readonly routing: RoutingMode;
+  /** BIRD's configuration, control socket, pid file and log (named with the node). */
+  readonly bgpRunDir: string;
+  /** BGP hold time in seconds (short in labs); undefined: BIRD's default. */
+  readonly bgpHoldTimeSeconds: number | undefined;
 }
 
 /** Settings as the command line gives them (strings, or undefined when not given). */
@@ -76,6 +92,9 @@ export interface AgentFlags {
   heartbeatTtl?: string;
   reportInterval?: string;
   debounceMs?: string;
+  routing?: string;
+  bgpRunDir?: string;
+  bgpHoldTime?: string;
 }
 
 export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
@@ -96,6 +115,9 @@ export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
   heartbeatTtl: 'TORTIE_HEARTBEAT_TTL',
   reportInterval: 'TORTIE_REPORT_INTERVAL',
   debounceMs: 'TORTIE_DEBOUNCE_MS',
+  routing: 'TORTIE_ROUTING',
+  bgpRunDir: 'TORTIE_BGP_RUN_DIR',
+  bgpHoldTime: 'TORTIE_BGP_HOLD_TIME',
 };
 
 export const CONFIG_FILE_ENV = 'TORTIE_AGENT_CONFIG';
@@ -120,6 +142,9 @@ export const agentConfigFileSchema = z
     heartbeatTtlSeconds: z.number().int().optional(),
     reportIntervalSeconds: z.number().int().optional(),
     debounceMs: z.number().int().optional(),
+    routing: z.string().optional(),
+    bgpRunDir: z.string().optional(),
+    bgpHoldTimeSeconds: z.number().int().optional(),
   })
   .strict();
 
@@ -301,6 +326,22 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
   const reportIntervalSeconds = int('reportInterval', file.reportIntervalSeconds, 10, 1, 86400);
   const debounceMs = int('debounceMs', file.debounceMs, 20, 0, 60_000);
 
+  // routing
+  const routingText = (str('routing', file.routing) ?? 'static').toLowerCase();
+  const routing = (ROUTING_MODES as readonly string[]).includes(routingText)
+    ? (routingText as RoutingMode)
+    : (problems.push(
+        `routing ${JSON.stringify(routingText)} is not one of ${ROUTING_MODES.join(', ')}`,
+      ),
+      'static' as const);
+  const bgpRunDir = str('bgpRunDir', file.bgpRunDir) ?? DEFAULT_BGP_RUN_DIR;
+  if (!bgpRunDir.startsWith('/'))
+    problems.push(`BGP run dir ${JSON.stringify(bgpRunDir)} must be an absolute path`);
+  const bgpHoldTimeSeconds =
+    pick('bgpHoldTime', file.bgpHoldTimeSeconds) === undefined
+      ? undefined
+      : int('bgpHoldTime', file.bgpHoldTimeSeconds, 240, 3, 65535);
+
   // etcd
   const ep = pick('etcdEndpoints', file.etcdEndpoints);
   const endpoints =
@@ -346,6 +387,9 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     debounceMs,
     maxDelayMs: Math.max(debounceMs * 10, 200),
     resyncIntervalMs: 10_000,
+    routing,
+    bgpRunDir,
+    bgpHoldTimeSeconds,
   };
 }
 
@@ -364,6 +408,8 @@ function fileKey(flag: keyof AgentFlags): string {
       return 'heartbeatTtlSeconds';
     case 'reportInterval':
       return 'reportIntervalSeconds';
+    case 'bgpHoldTime':
+      return 'bgpHoldTimeSeconds';
     default:
       return flag;
   }

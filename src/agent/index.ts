@@ -2,7 +2,13 @@
  * The per-node agent (`tortie node run`): watch → model → dataplane reconcile; endpoint
  * status for the CNI plugin; heartbeat, health, metrics. docs/agent.md describes it.
  */
-export { Agent, type AgentOptions, type AgentStatus, type ReconcileRecord } from './agent.js';
+export {
+  Agent,
+  type AgentOptions,
+  type AgentStatus,
+  type BgpStatus,
+  type ReconcileRecord,
+} from './agent.js';
 export {
   agentConfig,
   AgentConfigError,

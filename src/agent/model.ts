@@ -8,7 +8,10 @@ import type { Endpoint, NamedPort, World } from '../policy/model.js';
 import { PROTOCOLS } from '../policy/model.js';
 import { parseResource, worldFrom, type Resource } from '../policy/resources.js';
 
-/** The kinds the agent watches: every policy input, plus Nodes and IPPools for routes. */
+/**
+ * The kinds the agent watches: every policy input, plus Nodes and IPPools for routes, and
+ * BGPConfiguration and BGPPeer for BIRD's configuration (routing: bgp).
+ */
 export const POLICY_KINDS = [
   'NetworkPolicy',
   'GlobalNetworkPolicy',
@@ -25,6 +28,8 @@ export const WATCHED_KINDS: readonly KindName[] = [
   'WorkloadEndpoint',
   'Node',
   'IPPool',
+  'BGPConfiguration',
+  'BGPPeer',
 ];
 
 function refKey(name: string, namespace: string | undefined): string {

@@ -297,3 +297,55 @@ export function diffKernelRoutes(
   }
   return lines;
 }
+
+// --- routes learned over BGP (routing: bgp) --------------------------------------------
+
+/** The protocol number of BIRD's kernel routes (`proto bird` in `ip route`). */
+export const BIRD_ROUTE_PROTO = 12;
+
+/**
+ * With BGP routing, the route map follows what BIRD installed in the node's kernel (`ip -j
+ * route show proto bird`): every learned prefix inside an IP pool becomes a remote route
+ * to its next hop, encapsulated as the pool says (exactly as `desiredRoutes` decides it
+ * for the static path; the next hop's subnet, for CrossSubnet, is its Node's when a Node
+ * has that address, else this node's prefix length). Prefixes outside every pool (routes
+ * from an external peer) stay kernel-only; so do multipath routes (no single gateway).
+ * Sorted by CIDR, one per CIDR.
+ */
+export function learnedRoutes(
+  learned: readonly KernelRoute[],
+  inputs: Pick<RouteInputs, 'self' | 'nodes' | 'pools'>,
+): DesiredRoute[] {
+  const selfNode = inputs.nodes.find((n) => n.name === inputs.self);
+  const self = nodeAddress(selfNode?.address);
+  const byIp = new Map<string, { name: string; addr: NodeAddr }>();
+  for (const n of inputs.nodes) {
+    const a = nodeAddress(n.address);
+    if (a !== undefined && n.name !== inputs.self) byIp.set(a.text, { name: n.name, addr: a });
+  }
+  const pools = inputs.pools
+    .map((p) => ({ pool: p, cidr: tryParseCidr(p.cidr) }))
+    .filter((p): p is { pool: RoutePool; cidr: Cidr } => p.cidr !== undefined)
+    .sort((a, b) => b.cidr.prefixLength - a.cidr.prefixLength);
+  const out = new Map<string, DesiredRoute>();
+  for (const r of learned) {
+    const cidr = tryParseCidr(r.cidr);
+    if (cidr === undefined || r.via === '' || tryParseIp(r.via) === undefined) continue;
+    const text = formatCidr(cidr);
+    if (out.has(text)) continue;
+    const pool = pools.find(
+      (p) => p.cidr.prefixLength <= cidr.prefixLength && cidrContains(p.cidr, cidr.base),
+    )?.pool;
+    if (pool === undefined) continue;
+    const known = byIp.get(r.via);
+    const peer = known?.addr ?? nodeAddress(`${r.via}/${self?.subnet.prefixLength ?? 32}`)!;
+    out.set(text, {
+      cidr: text,
+      node: known?.name ?? '',
+      nextHop: r.via,
+      ipip: encapsulates(pool.ipipMode, self, peer),
+      vxlan: encapsulates(pool.vxlanMode, self, peer),
+    });
+  }
+  return [...out.values()].sort((x, y) => compareCidrText(x.cidr, y.cidr));
+}

@@ -11,6 +11,7 @@
  * must not run before its policy is in the maps. It uses only `etcd.kv.range`, so it
  * works over the CNI's light etcd client as well as over `etcd3`.
  */
+import type { BgpSession } from '../bgp/bird.js';
 import type { EtcdKv } from '../datastore/client.js';
 
 export function statusPrefix(prefix: string): string {
@@ -93,6 +94,8 @@ export interface NodeStatus {
   readonly routes: number;
   /** Dropped packets by reason since the maps were created. */
   readonly drops: Readonly<Record<string, number>>;
+  /** With `routing: bgp`: BIRD's BGP sessions. */
+  readonly bgp?: { readonly sessions: readonly BgpSession[] };
 }
 
 export interface WaitOptions {

@@ -38,6 +38,12 @@ function intIn(min: number, max: number, what = 'a whole number') {
   };
 }
 
+function routingMode(value: string): 'static' | 'bgp' {
+  if (value !== 'static' && value !== 'bgp')
+    throw new InvalidArgumentError('routing is static or bgp');
+  return value;
+}
+
 function encap(value: string): 'ipip' | 'none' {
   if (value !== 'ipip' && value !== 'none')
     throw new InvalidArgumentError(`"${value}": ipip or none`);
@@ -193,8 +199,20 @@ export function registerClusterCommands(lab: Command): void {
     .option('--nodes <n>', 'node count', intIn(1, 50), 3)
     .option('--encap <mode>', 'ipip or none (IPPool ipipMode Always / Never)', encap, 'ipip')
     .option('--etcd-members <n>', 'etcd members: 1 or 3', etcdMembers, 1 as const)
+    .option(
+      '--routing <mode>',
+      'static (agents route from IPAM) or bgp (BIRD per node, a node mesh over the underlay)',
+      routingMode,
+      'static' as const,
+    )
     .action(
-      async (o: { id: string; nodes: number; encap: 'ipip' | 'none'; etcdMembers: 1 | 3 }) => {
+      async (o: {
+        id: string;
+        nodes: number;
+        encap: 'ipip' | 'none';
+        etcdMembers: 1 | 3;
+        routing: 'static' | 'bgp';
+      }) => {
         const { ClusterLab, destroyClusterLab, labPresence } =
           await import('../lab/cluster/cluster-lab.js');
         const present = labPresence(o.id);
@@ -230,6 +248,7 @@ export function registerClusterCommands(lab: Command): void {
             encap: o.encap,
             etcdMembers: o.etcdMembers,
             persist: true,
+            ...(o.routing === 'bgp' ? { routing: 'bgp' as const } : {}),
           });
         } catch (e) {
           if ((e as Error).name === 'LabExistsError') started = false;

@@ -23,6 +23,9 @@ interface RunOptions {
   heartbeatTtl?: string;
   reportInterval?: string;
   debounceMs?: string;
+  routing?: string;
+  bgpRunDir?: string;
+  bgpHoldTime?: string;
   agentConfig?: string;
 }
 
@@ -74,6 +77,18 @@ export function registerNodeCommands(program: Command): void {
       'quiet time before a reconcile (env TORTIE_DEBOUNCE_MS; default 20)',
     )
     .option(
+      '--routing <mode>',
+      'static (routes from IPAM block affinity) or bgp (BIRD, a node mesh and BGPPeers) (env TORTIE_ROUTING; default static)',
+    )
+    .option(
+      '--bgp-run-dir <dir>',
+      "BIRD's config, socket, pid file and log, named with the node (env TORTIE_BGP_RUN_DIR; default /run/tortie/bird)",
+    )
+    .option(
+      '--bgp-hold-time <s>',
+      "BGP hold time in seconds (env TORTIE_BGP_HOLD_TIME; default BIRD's)",
+    )
+    .option(
       '--agent-config <file>',
       'agent config file (env TORTIE_AGENT_CONFIG; default /etc/tortie/agent.yaml, read if present)',
     )
@@ -121,6 +136,9 @@ export function registerNodeCommands(program: Command): void {
           'heartbeatTtl',
           'reportInterval',
           'debounceMs',
+          'routing',
+          'bgpRunDir',
+          'bgpHoldTime',
         ]),
         ...pick(globals, ['etcdEndpoints', 'etcdPrefix', 'etcdCaCert', 'etcdCert', 'etcdKey']),
       };
@@ -190,6 +208,29 @@ export function registerNodeCommands(program: Command): void {
     });
 }
 
+const PEER_TYPE = { mesh: 'node-to-node mesh', global: 'global', node: 'node specific' } as const;
+
+/** calicoctl's table: PEER ADDRESS | PEER TYPE | STATE | SINCE | INFO. */
+export function sessionTable(
+  sessions: readonly {
+    peer: string;
+    type: keyof typeof PEER_TYPE;
+    state: string;
+    since: string;
+    info: string;
+  }[],
+): string[] {
+  const rows = [
+    ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'],
+    ...sessions.map((s) => [s.peer, PEER_TYPE[s.type], s.state, s.since, s.info]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  const rule = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+`;
+  if (sessions.length === 0) return ['no BGP sessions'];
+  return [rule, line(rows[0]!), rule, ...rows.slice(1).map(line), rule];
+}
+
 function pick<T extends object, K extends keyof T & keyof AgentFlags>(o: T, keys: K[]): AgentFlags {
   const out: AgentFlags = {};
   for (const k of keys) {
@@ -254,6 +295,14 @@ function renderStatus(
     const rows = Object.entries(drops).sort((a, b) => b[1] - a[1]);
     lines.push(`drops             ${rows.length === 0 ? 'none' : ''}`);
     for (const [reason, n] of rows) lines.push(`  ${reason.padEnd(24)}${String(n).padStart(12)}`);
+    const sessions = live?.bgp?.sessions ?? hb.bgp?.sessions;
+    if (sessions !== undefined) {
+      lines.push('');
+      lines.push(
+        `BGP sessions (BIRD${live?.bgp?.birdPid === undefined ? '' : ` pid ${live.bgp.birdPid}`})${live?.bgp?.error ? `: ${live.bgp.error}` : ''}`,
+      );
+      lines.push(...sessionTable(sessions));
+    }
   }
   if (endpoints.length > 0) {
     lines.push('');

@@ -32,6 +32,12 @@ export interface AgentProcessOptions {
   readonly reportIntervalSeconds?: number;
   readonly debounceMs?: number;
   readonly logLevel?: 'debug' | 'info' | 'warn';
+  /** `--routing` (absent: the agent's default, static). */
+  readonly routing?: 'static' | 'bgp';
+  /** `--bgp-run-dir`: where the node's BIRD keeps its files. */
+  readonly bgpRunDir?: string;
+  /** `--bgp-hold-time` in seconds. */
+  readonly bgpHoldTimeSeconds?: number;
 }
 
 export type AgentWait = 'ready' | 'started' | 'none';
@@ -97,6 +103,11 @@ export class AgentProcess {
       // No /etc/tortie/agent.yaml of the machine leaks into a lab node.
       '--agent-config',
       '/dev/null',
+      ...(o.routing === undefined ? [] : ['--routing', o.routing]),
+      ...(o.bgpRunDir === undefined ? [] : ['--bgp-run-dir', o.bgpRunDir]),
+      ...(o.bgpHoldTimeSeconds === undefined
+        ? []
+        : ['--bgp-hold-time', String(o.bgpHoldTimeSeconds)]),
     ];
     const fd = openSync(o.logFile, 'a');
     try {

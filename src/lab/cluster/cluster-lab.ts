@@ -79,6 +79,14 @@ export interface ClusterUpOptions {
    * lets go, everything named in /run/tortie/labs/<id>/state.json. Default false.
    */
   readonly persist?: boolean;
+  /**
+   * 'static' (default): the agents compute remote routes from IPAM. 'bgp': every agent
+   * runs BIRD in its node namespace (files under the lab's work dir, `bird/`), a node
+   * mesh over the underlay; routes come from what BIRD learns.
+   */
+  readonly routing?: 'static' | 'bgp';
+  /** BGP hold time of the lab's BIRDs (routing 'bgp'); default 6 s (keepalive 2 s). */
+  readonly bgpHoldTimeSeconds?: number;
 }
 
 export interface ClusterPodSpec {
@@ -182,6 +190,9 @@ export class ClusterLab {
   private createdAt = new Date().toISOString();
   /** Pod processes this object started and still talks to, by pod key. */
   private readonly live = new Map<string, PodProcess>();
+  /** How the agents route ('bgp': BIRD per node). */
+  routing: 'static' | 'bgp' = 'static';
+  bgpHoldTimeSeconds = 6;
 
   private constructor(
     readonly id: string,
@@ -192,7 +203,7 @@ export class ClusterLab {
   ) {}
 
   get description(): string {
-    return `${this.nodes.length} nodes, BPF dataplane, agents + etcd, encap ${this.encap}`;
+    return `${this.nodes.length} nodes, BPF dataplane, agents + etcd, encap ${this.encap}${this.routing === 'bgp' ? ', BGP (BIRD node mesh)' : ''}`;
   }
 
   /** Builds the whole lab; on any failure removes what it made and throws. */
@@ -217,6 +228,8 @@ export class ClusterLab {
       opts.podCidr ?? '10.231.0.0/16',
       opts.verbose ?? false,
     );
+    lab.routing = opts.routing ?? 'static';
+    lab.bgpHoldTimeSeconds = opts.bgpHoldTimeSeconds ?? 6;
     if (persist) {
       mkdirSync(LABS_DIR, { recursive: true });
       try {
@@ -325,6 +338,13 @@ export class ClusterLab {
                 ipv4Address: `${n.underlayIp}/24`,
                 healthPort: 0,
                 ...AGENT_TIMING,
+                ...(lab.routing === 'bgp'
+                  ? {
+                      routing: 'bgp' as const,
+                      bgpRunDir: lab.bgpRunDir,
+                      bgpHoldTimeSeconds: lab.bgpHoldTimeSeconds,
+                    }
+                  : {}),
               }),
               lab.verbose ? {} : { log: silentLogger() },
             );
@@ -373,6 +393,8 @@ export class ClusterLab {
     lab.workDir = state.workDir;
     lab.createdAt = state.createdAt;
     lab.etcd = attachEtcd(state.etcd);
+    // The state file predates routing: a lab whose nodes run BIRD has its run dir.
+    if (existsSync(lab.bgpRunDir)) lab.routing = 'bgp';
     for (const n of state.nodes) {
       const node: ClusterNode = {
         name: n.name,
@@ -394,6 +416,11 @@ export class ClusterLab {
     return lab;
   }
 
+  /** Where the nodes' BIRDs keep config, socket, pid file and log (routing 'bgp'). */
+  get bgpRunDir(): string {
+    return join(this.workDir, 'bird');
+  }
+
   private agentOptions(n: ClusterNode, logFile?: string): AgentProcessOptions {
     return {
       nodeName: n.name,
@@ -408,6 +435,13 @@ export class ClusterLab {
           ? join(this.workDir, 'logs', `agent-${n.name}.log`)
           : join(this.workDir, `agent-${n.name}.log`)),
       ...AGENT_TIMING,
+      ...(this.routing === 'bgp'
+        ? {
+            routing: 'bgp' as const,
+            bgpRunDir: this.bgpRunDir,
+            bgpHoldTimeSeconds: this.bgpHoldTimeSeconds,
+          }
+        : {}),
     };
   }
 
@@ -866,6 +900,9 @@ export async function destroyClusterLab(id: string): Promise<void> {
   for (const pid of [
     ...pidsMatching(`--name=${prefix}etcd`),
     ...pidsMatching(`--pin-root /sys/fs/bpf/${prefix}n`),
+    // The nodes' BIRDs (routing 'bgp'), by their files (bird-<id>-n<i>.*); they run in
+    // the node namespaces, so the netns pids above found them already unless those went.
+    ...pidsMatching(`/bird-${id}-n`),
   ])
     kill(pid);
   // Let them go before their namespaces and pins do.

@@ -1,0 +1,416 @@
+/**
+ * BIRD 2 configuration for one node, as a pure function of what the store says (what
+ * Calico's confd does with its templates). docs/bgp.md shows a rendered example.
+ *
+ *   router id            the node's underlay address
+ *   protocol device      interface scan (BGP `direct` sessions need it)
+ *   protocol direct      only the uplink, into BIRD's table (next-hop resolution for
+ *                        multihop peers); never exported anywhere
+ *   protocol kernel      exports what BGP learned into the main table (`proto bird`,
+ *                        metric 32, `src` = the node's address, `mtu 1480` where the pool
+ *                        encapsulates); imports nothing
+ *   protocol static      the node's affine blocks (one blackhole route per block: blocks
+ *                        are advertised aggregated) and the /32s it borrowed elsewhere
+ *   filter               BGP exports only prefixes inside an IP pool
+ *   protocol bgp         a session per peer: the node mesh, then BGPPeers
+ *
+ * Sessions are named after their peer (`Mesh_192_168_231_2`, `Global_10_0_0_1`,
+ * `Node_10_0_0_1`), so a reload (`birdc configure`) restarts only the sessions whose
+ * lines changed. Everything is sorted: the same store renders the same text.
+ */
+import type { BGPConfigurationSpec, BGPPeerSpec, EncapMode } from '../datastore/index.js';
+import { DEFAULT_AS_NUMBER } from '../datastore/schema/bgp.js';
+import {
+  cidrContains,
+  cidrWithin,
+  enclosingCidr,
+  formatCidr,
+  tryParseCidr,
+  tryParseIp,
+  type Cidr,
+} from '../ipam/ipv4.js';
+import { parseSelector } from '../policy/selector.js';
+
+export interface BgpNode {
+  readonly name: string;
+  /** Node.spec.bgp.ipv4Address (`a.b.c.d/n`), undefined when it has none. */
+  readonly address: string | undefined;
+  readonly asNumber?: number | undefined;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+export interface BgpBlock {
+  readonly cidr: string;
+  readonly affinity: string | null;
+  readonly allocations: readonly { readonly ip: string; readonly node: string }[];
+}
+
+export interface BgpPool {
+  readonly cidr: string;
+  readonly ipipMode: EncapMode;
+  readonly vxlanMode: EncapMode;
+}
+
+export interface BgpTimers {
+  /** BGP hold time in seconds (keepalive: a third of it). Default: BIRD's (240). */
+  readonly holdTime?: number;
+  readonly keepaliveTime?: number;
+  /** Seconds between connection attempts (BIRD's default 120). */
+  readonly connectRetryTime?: number;
+  /** Delay before the first connection attempt of a (re)started session (BIRD's 5). */
+  readonly startDelayTime?: number;
+  /** Delay before a failed session restarts, min and max seconds (BIRD's 60, 300). */
+  readonly errorWaitTime?: readonly [number, number];
+}
+
+export interface BirdInputs {
+  readonly self: string;
+  readonly nodes: readonly BgpNode[];
+  /** BGPConfiguration "default" (undefined: none stored, the defaults apply). */
+  readonly config?: BGPConfigurationSpec | undefined;
+  /** BGPConfiguration "node.<self>", when stored. */
+  readonly nodeConfig?: BGPConfigurationSpec | undefined;
+  readonly peers: readonly { readonly name: string; readonly spec: BGPPeerSpec }[];
+  readonly pools: readonly BgpPool[];
+  readonly blocks: readonly BgpBlock[];
+  /** The interface holding the node's address (protocol direct is limited to it). */
+  readonly uplink?: string | undefined;
+  /** Where BIRD logs (a file); undefined: no log statement. */
+  readonly logFile?: string | undefined;
+  readonly timers?: BgpTimers | undefined;
+  /** MTU of kernel routes to encapsulating pools' blocks (default 1480). */
+  readonly ipipMtu?: number;
+}
+
+export type SessionType = 'mesh' | 'global' | 'node';
+
+export interface RenderedPeer {
+  /** BIRD protocol name. */
+  readonly name: string;
+  readonly type: SessionType;
+  readonly ip: string;
+  readonly port: number | undefined;
+  readonly asNumber: number;
+  /** The Node (mesh, peerSelector) or the BGPPeer it comes from. */
+  readonly source: string;
+  readonly password: string | undefined;
+  /** The peer is in the node's subnet: a directly connected session. */
+  readonly direct: boolean;
+}
+
+export interface RenderedBird {
+  readonly text: string;
+  readonly routerId: string;
+  readonly asNumber: number;
+  readonly peers: readonly RenderedPeer[];
+  /** What the static protocol originates (blocks, borrowed /32s), sorted. */
+  readonly originated: readonly string[];
+  /** Peers left out, and why (e.g. a password BIRD cannot take). */
+  readonly problems: readonly string[];
+}
+
+const PREFIX: Record<SessionType, string> = { mesh: 'Mesh', global: 'Global', node: 'Node' };
+
+/** The BIRD protocol name of a session: `Mesh_192_168_231_2`, `Global_10_0_0_1_1790`. */
+export function sessionName(type: SessionType, ip: string, port?: number): string {
+  return `${PREFIX[type]}_${ip.replace(/\./g, '_')}${port === undefined || port === 179 ? '' : `_${port}`}`;
+}
+
+/** The session type a protocol name says (undefined: not a tortie BGP session). */
+export function sessionType(name: string): SessionType | undefined {
+  const m = /^(Mesh|Global|Node)_\d+_\d+_\d+_\d+(_\d+)?$/.exec(name);
+  if (m === null) return undefined;
+  return m[1] === 'Mesh' ? 'mesh' : m[1] === 'Global' ? 'global' : 'node';
+}
+
+interface Addr {
+  readonly ip: number;
+  readonly text: string;
+  readonly subnet: Cidr;
+}
+
+function addr(address: string | undefined): Addr | undefined {
+  if (address === undefined) return undefined;
+  const [ipText = '', len = '32'] = address.split('/');
+  const ip = tryParseIp(ipText);
+  const n = Number(len);
+  if (ip === undefined || !Number.isInteger(n) || n < 0 || n > 32) return undefined;
+  return { ip, text: ipText, subnet: enclosingCidr(ip, n) };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function ipKey(text: string): number {
+  return tryParseIp(text.split(':')[0]!) ?? 0;
+}
+
+/** A BIRD string literal; BIRD has no escapes, so `"`, `\\` and line breaks cannot appear. */
+function quote(s: string): string {
+  if (!quotable(s)) throw new Error(`${JSON.stringify(s)} cannot be written as a BIRD string`);
+  return `"${s}"`;
+}
+
+function quotable(s: string): boolean {
+  return !/["\\\n\r]/.test(s);
+}
+
+function selects(selector: string | undefined, labels: Readonly<Record<string, string>>): boolean {
+  if (selector === undefined) return true;
+  try {
+    return parseSelector(selector).matches(labels);
+  } catch {
+    return false;
+  }
+}
+
+/** The sessions of node `self`: mesh first (by address), then BGPPeers; one per address. */
+export function peersOf(inputs: BirdInputs): RenderedPeer[] {
+  const self = inputs.nodes.find((n) => n.name === inputs.self);
+  const me = addr(self?.address);
+  const defaultAs = inputs.config?.asNumber ?? DEFAULT_AS_NUMBER;
+  const mesh = inputs.config?.nodeToNodeMeshEnabled ?? true;
+  const out: RenderedPeer[] = [];
+  const taken = new Set<string>();
+  const direct = (ip: number) => me !== undefined && cidrContains(me.subnet, ip) && ip !== me.ip;
+  const add = (p: RenderedPeer) => {
+    const key = `${p.ip}:${p.port ?? 179}`;
+    if (taken.has(key) || (me !== undefined && p.ip === me.text)) return;
+    taken.add(key);
+    out.push(p);
+  };
+  const others = inputs.nodes
+    .filter((n) => n.name !== inputs.self)
+    .map((n) => ({ node: n, a: addr(n.address) }))
+    .filter((x): x is { node: BgpNode; a: Addr } => x.a !== undefined)
+    .sort((x, y) => x.a.ip - y.a.ip || cmp(x.node.name, y.node.name));
+  if (mesh) {
+    for (const { node, a } of others) {
+      add({
+        name: sessionName('mesh', a.text),
+        type: 'mesh',
+        ip: a.text,
+        port: undefined,
+        asNumber: node.asNumber ?? defaultAs,
+        source: `Node ${node.name}`,
+        password: undefined,
+        direct: direct(a.ip),
+      });
+    }
+  }
+  const labels = self?.labels ?? {};
+  const peers = [...inputs.peers]
+    .filter(({ spec }) => {
+      if (spec.node !== undefined) return spec.node === inputs.self;
+      if (spec.nodeSelector !== undefined) return selects(spec.nodeSelector, labels);
+      return true;
+    })
+    .sort(
+      (a, b) =>
+        // Node-specific before global, then by address, then by name.
+        Number(a.spec.node === undefined && a.spec.nodeSelector === undefined) -
+          Number(b.spec.node === undefined && b.spec.nodeSelector === undefined) ||
+        ipKey(a.spec.peerIP ?? '') - ipKey(b.spec.peerIP ?? '') ||
+        cmp(a.name, b.name),
+    );
+  for (const { name, spec } of peers) {
+    const type: SessionType =
+      spec.node !== undefined || spec.nodeSelector !== undefined ? 'node' : 'global';
+    if (spec.peerIP !== undefined) {
+      const [ipText = '', portText] = spec.peerIP.split(':');
+      const ip = tryParseIp(ipText);
+      if (ip === undefined || spec.asNumber === undefined) continue;
+      const port = portText === undefined ? undefined : Number(portText);
+      add({
+        name: sessionName(type, ipText, port),
+        type,
+        ip: ipText,
+        port: port === 179 ? undefined : port,
+        asNumber: spec.asNumber,
+        source: `BGPPeer ${name}`,
+        password: spec.password,
+        direct: direct(ip),
+      });
+    } else if (spec.peerSelector !== undefined) {
+      for (const { node, a } of others) {
+        if (!selects(spec.peerSelector, node.labels ?? {})) continue;
+        add({
+          name: sessionName(type, a.text),
+          type,
+          ip: a.text,
+          port: undefined,
+          asNumber: node.asNumber ?? defaultAs,
+          source: `BGPPeer ${name} (Node ${node.name})`,
+          password: spec.password,
+          direct: direct(a.ip),
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** What this node originates: its affine blocks and the /32s it borrowed, sorted. */
+export function originated(
+  self: string,
+  blocks: readonly BgpBlock[],
+): { cidr: Cidr; text: string }[] {
+  const out = new Map<string, Cidr>();
+  for (const b of blocks) {
+    const cidr = tryParseCidr(b.cidr);
+    if (cidr === undefined) continue;
+    if (b.affinity === self) out.set(formatCidr(cidr), cidr);
+    for (const a of b.allocations) {
+      if (a.node !== self || b.affinity === self) continue;
+      const ip = tryParseIp(a.ip);
+      if (ip === undefined || !cidrContains(cidr, ip)) continue;
+      const c = { base: ip, prefixLength: 32 };
+      out.set(formatCidr(c), c);
+    }
+  }
+  return [...out.entries()]
+    .map(([text, cidr]) => ({ text, cidr }))
+    .sort((a, b) => a.cidr.base - b.cidr.base || a.cidr.prefixLength - b.cidr.prefixLength);
+}
+
+const SEVERITY: Record<string, { log: string; debug: string }> = {
+  Debug: { log: 'all', debug: 'all' },
+  Info: { log: '{ info, remote, warning, error, auth, fatal, bug }', debug: '{ states }' },
+  Warning: { log: '{ warning, error, fatal, bug }', debug: 'off' },
+  Error: { log: '{ error, fatal, bug }', debug: 'off' },
+  Fatal: { log: '{ fatal, bug }', debug: 'off' },
+};
+
+/**
+ * The configuration text of node `inputs.self`. Throws when the node has no usable
+ * underlay address (no router id, nothing to peer from).
+ */
+export function renderBird(inputs: BirdInputs): RenderedBird {
+  const self = inputs.nodes.find((n) => n.name === inputs.self);
+  const me = addr(self?.address);
+  if (me === undefined)
+    throw new Error(`node ${inputs.self} has no underlay address (Node.spec.bgp.ipv4Address)`);
+  const asNumber = self?.asNumber ?? inputs.config?.asNumber ?? DEFAULT_AS_NUMBER;
+  const severity =
+    SEVERITY[inputs.nodeConfig?.logSeverityScreen ?? inputs.config?.logSeverityScreen ?? 'Info'] ??
+    SEVERITY.Info!;
+  const pools = inputs.pools
+    .map((p) => ({ pool: p, cidr: tryParseCidr(p.cidr) }))
+    .filter((p): p is { pool: BgpPool; cidr: Cidr } => p.cidr !== undefined)
+    .sort((a, b) => a.cidr.base - b.cidr.base || a.cidr.prefixLength - b.cidr.prefixLength);
+  const poolSet = (ps: typeof pools) => `[ ${ps.map((p) => `${formatCidr(p.cidr)}+`).join(', ')} ]`;
+  const inPool = (c: Cidr) => pools.some((p) => cidrWithin(c, p.cidr));
+  const statics = originated(inputs.self, inputs.blocks).filter((o) => inPool(o.cidr));
+  const problems: string[] = [];
+  const peers = peersOf(inputs).filter((p) => {
+    if (p.password === undefined || quotable(p.password)) return true;
+    problems.push(
+      `${p.source}: the password holds " \\ or a line break, which BIRD cannot take: session ${p.name} left out`,
+    );
+    return false;
+  });
+  const mtu = inputs.ipipMtu ?? 1480;
+  const encapAlways = pools.filter((p) => p.pool.ipipMode === 'Always');
+  const encapCross = pools.filter((p) => p.pool.ipipMode === 'CrossSubnet');
+  const t = inputs.timers ?? {};
+
+  const L: string[] = [];
+  L.push(`# BIRD configuration of node ${inputs.self}, rendered by tortie from the store.`);
+  L.push('# Do not edit: the agent rewrites it and reloads BIRD (birdc configure) on change.');
+  L.push(`router id ${me.text};`);
+  L.push('timeformat protocol iso long;');
+  if (inputs.logFile !== undefined) L.push(`log ${quote(inputs.logFile)} ${severity.log};`);
+  L.push('');
+  L.push('# What BGP may carry: prefixes inside an IP pool, nothing else.');
+  L.push('filter tortie_export {');
+  if (pools.length === 0) L.push('  reject;');
+  else {
+    L.push(`  if net ~ ${poolSet(pools)} then accept;`);
+    L.push('  reject;');
+  }
+  L.push('}');
+  L.push('');
+  L.push('# Into the kernel: routes learned over BGP only (never the own blackholes).');
+  L.push('filter tortie_to_kernel {');
+  L.push('  if source != RTS_BGP then reject;');
+  L.push(`  krt_prefsrc = ${me.text};`);
+  if (encapAlways.length > 0) L.push(`  if net ~ ${poolSet(encapAlways)} then krt_mtu = ${mtu};`);
+  if (encapCross.length > 0)
+    L.push(
+      `  if net ~ ${poolSet(encapCross)} && !(gw ~ ${formatCidr(me.subnet)}) then krt_mtu = ${mtu};`,
+    );
+  L.push('  accept;');
+  L.push('}');
+  L.push('');
+  L.push('protocol device {');
+  L.push('  scan time 10;');
+  L.push('}');
+  L.push('');
+  if (inputs.uplink !== undefined) {
+    L.push('# The uplink only: resolves next hops of multihop sessions; exported nowhere.');
+    L.push('protocol direct tortie_direct {');
+    L.push('  ipv4 { import all; export none; };');
+    L.push(`  interface ${quote(inputs.uplink)};`);
+    L.push('}');
+    L.push('');
+  }
+  L.push('protocol kernel tortie_kernel {');
+  L.push('  ipv4 { import none; export filter tortie_to_kernel; };');
+  L.push('  kernel table 254;');
+  L.push('  metric 32;');
+  L.push('  scan time 10;');
+  L.push('}');
+  L.push('');
+  L.push('# Advertised: the affine blocks (aggregated) and borrowed addresses.');
+  L.push('protocol static tortie_blocks {');
+  L.push('  ipv4;');
+  for (const s of statics) L.push(`  route ${s.text} blackhole;`);
+  L.push('}');
+  L.push('');
+  L.push('template bgp tortie_bgp {');
+  L.push(`  local ${me.text} as ${asNumber};`);
+  L.push(`  debug ${severity.debug};`);
+  if (t.holdTime !== undefined) {
+    L.push(`  hold time ${t.holdTime};`);
+    L.push(`  keepalive time ${t.keepaliveTime ?? Math.max(1, Math.floor(t.holdTime / 3))};`);
+  }
+  if (t.startDelayTime !== undefined) L.push(`  start delay time ${t.startDelayTime};`);
+  if (t.connectRetryTime !== undefined) L.push(`  connect retry time ${t.connectRetryTime};`);
+  if (t.errorWaitTime !== undefined)
+    L.push(`  error wait time ${t.errorWaitTime[0]}, ${t.errorWaitTime[1]};`);
+  L.push('  ipv4 { import all; export filter tortie_export; };');
+  L.push('}');
+  for (const p of peers) {
+    L.push('');
+    L.push(`# ${p.type} peer: ${p.source}`);
+    L.push(`protocol bgp ${p.name} from tortie_bgp {`);
+    L.push(`  neighbor ${p.ip}${p.port === undefined ? '' : ` port ${p.port}`} as ${p.asNumber};`);
+    L.push(p.direct ? '  direct;' : '  multihop;');
+    if (p.password !== undefined) L.push(`  password ${quote(p.password)};`);
+    L.push('}');
+  }
+  L.push('');
+  return {
+    text: L.join('\n'),
+    routerId: me.text,
+    asNumber,
+    peers,
+    originated: statics.map((s) => s.text),
+    problems,
+  };
+}
+
+/** The pool holding `cidr` (most specific), for turning learned routes into map entries. */
+export function poolOf<P extends { readonly cidr: string }>(
+  pools: readonly P[],
+  cidr: Cidr,
+): P | undefined {
+  let best: { pool: P; len: number } | undefined;
+  for (const p of pools) {
+    const c = tryParseCidr(p.cidr);
+    if (c === undefined || !cidrWithin(cidr, c)) continue;
+    if (best === undefined || c.prefixLength > best.len) best = { pool: p, len: c.prefixLength };
+  }
+  return best?.pool;
+}
