@@ -8,13 +8,10 @@
  */
 import { NodeDataplane } from '../../dataplane/node-dataplane.js';
 import { removePins } from '../../loader/index.js';
-import { parseCidr } from '../../policy/cidr.js';
 import type { LocalEndpoint } from '../../policy/compile/index.js';
-import type { Endpoint, Labels, NamedPort } from '../../policy/model.js';
-import { parseResource, worldFrom, type Resource } from '../../policy/resources.js';
+import type { World } from '../../policy/model.js';
 import { destroyNodeLab, labNames, NodeLab, type LabPod } from '../node-lab.js';
-import type { ConformanceLab, ConformancePodSpec } from './lab.js';
-import type { Protocol } from './schema.js';
+import { OneNodeModelLab, type OneNodePod } from './one-node-base.js';
 
 export interface OneNodeLabOptions {
   /** Lab id: 1-12 lower-case letters or digits; names every namespace and the bpffs root. */
@@ -25,38 +22,16 @@ export interface OneNodeLabOptions {
   pool?: string;
 }
 
-const PROTOCOL_NUMBER: Record<Protocol, number> = { TCP: 6, UDP: 17, SCTP: 132 };
-
-interface Pod {
-  readonly lab: LabPod;
-  readonly id: number;
-  readonly namespace: string;
-  readonly name: string;
-  labels: Labels;
-  readonly ports: readonly NamedPort[];
-}
-
-export class OneNodeConformanceLab implements ConformanceLab {
+export class OneNodeConformanceLab extends OneNodeModelLab {
   readonly description = 'one node, BPF dataplane';
-  readonly podCidr: string;
-  private readonly pods = new Map<string, Pod>();
-  private readonly namespaces = new Map<string, Labels>();
-  private policies: Resource[] = [];
-  private dirty = true;
-  private readonly network: number;
-  private readonly size: number;
 
   private constructor(
-    readonly node: NodeLab,
+    node: NodeLab,
     readonly dataplane: NodeDataplane,
     readonly pinRoot: string,
     pool: string,
   ) {
-    const cidr = parseCidr(pool);
-    if (!cidr.ok) throw new Error(`pool ${pool}: ${cidr.reason}`);
-    this.podCidr = cidr.cidr.text;
-    this.network = cidr.cidr.network;
-    this.size = 2 ** (32 - cidr.cidr.prefixLength);
+    super(node, pool);
   }
 
   static async create(opts: OneNodeLabOptions): Promise<OneNodeConformanceLab> {
@@ -78,111 +53,19 @@ export class OneNodeConformanceLab implements ConformanceLab {
     }
   }
 
-  unsupported(protocol: Protocol): string | undefined {
-    return protocol === 'SCTP'
-      ? "the lab's pod process serves and probes TCP and UDP only (Node.js has no SCTP sockets)"
-      : undefined;
-  }
-
-  async createNamespace(name: string, labels: Labels): Promise<void> {
-    this.namespaces.set(name, labels);
-    this.dirty = true;
-  }
-
-  async createPod(spec: ConformancePodSpec): Promise<{ ip: string }> {
-    const key = `${spec.namespace}/${spec.name}`;
-    if (this.pods.has(key)) throw new Error(`pod ${key} exists already`);
-    const index = this.pods.size + 10;
-    if (index >= this.size - 1)
-      throw new Error(`pool ${this.podCidr} has no address left for ${key}`);
-    const ip = u32ToIp(this.network + index);
-    // NodeLab serves what its spec lists; the names there are the lab's own, the named
-    // ports policies see are the spec's (set on the endpoint below).
-    const serve = spec.serve.filter(
-      (s): s is { port: number; protocol: 'TCP' | 'UDP' } => s.protocol !== 'SCTP',
-    );
-    const labPod = await this.node.addPod(
-      {
-        namespace: spec.namespace,
-        name: spec.name,
-        labels: spec.labels,
-        ports: serve.map((s) => ({
-          name: `serve-${s.port}-${s.protocol.toLowerCase()}`,
-          protocol: s.protocol,
-          port: s.port,
-        })),
-      },
-      ip,
-    );
-    const ifindex = labPod.network.hostIfindex;
+  protected override podAdded(pod: LabPod): void {
+    const ifindex = pod.network.hostIfindex;
     this.dataplane.attach(ifindex);
-    this.dataplane.setLocalRoute(ip, ifindex);
-    this.pods.set(key, {
-      lab: labPod,
-      id: this.pods.size + 1,
-      namespace: spec.namespace,
-      name: spec.name,
-      labels: spec.labels,
-      ports: spec.namedPorts.map((p) => ({
-        name: p.name,
-        port: p.port,
-        protocol: PROTOCOL_NUMBER[p.protocol],
-      })),
-    });
-    this.dirty = true;
-    return { ip };
+    this.dataplane.setLocalRoute(pod.ip, ifindex);
   }
 
-  async setPodLabels(pod: string, labels: Labels): Promise<void> {
-    this.pod(pod).labels = labels;
-    this.dirty = true;
-  }
-
-  async setNamespaceLabels(namespace: string, labels: Labels): Promise<void> {
-    if (!this.namespaces.has(namespace)) throw new Error(`no namespace ${namespace} in this lab`);
-    this.namespaces.set(namespace, labels);
-    this.dirty = true;
-  }
-
-  async setPolicies(policies: readonly unknown[]): Promise<void> {
-    this.policies = policies.map((p) => parseResource(p));
-    this.dirty = true;
-  }
-
-  async waitForDataplane(): Promise<void> {
-    if (!this.dirty) return;
-    const namespaces = [...this.namespaces].map(([name, labels]) =>
-      // As the API server does: every namespace carries its name as a label.
-      parseResource({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } }),
-    );
-    const locals: LocalEndpoint[] = [...this.pods.values()].map((p) => ({
+  protected program(world: World, pods: readonly OneNodePod[]): void {
+    const locals: LocalEndpoint[] = pods.map((p) => ({
       endpoint: this.endpoint(p),
       ifindex: p.lab.network.hostIfindex,
       id: p.id,
     }));
-    const world = worldFrom(
-      [...namespaces, ...this.policies],
-      locals.map((l) => l.endpoint),
-    );
     this.dataplane.program(world, locals);
-    this.dirty = false;
-  }
-
-  async probe(
-    from: string,
-    to: string,
-    port: number,
-    protocol: Protocol,
-    timeoutMs: number,
-  ): Promise<boolean> {
-    if (protocol === 'SCTP') throw new Error(this.unsupported(protocol));
-    const target = this.pod(to).lab.ip;
-    return this.pod(from).lab.process.probe(
-      protocol === 'TCP' ? 'tcp' : 'udp',
-      target,
-      port,
-      timeoutMs,
-    );
   }
 
   async close(): Promise<void> {
@@ -192,28 +75,6 @@ export class OneNodeConformanceLab implements ConformanceLab {
       await this.node.destroy();
     }
   }
-
-  private pod(key: string): Pod {
-    const p = this.pods.get(key);
-    if (p === undefined) throw new Error(`no pod ${key} in this lab`);
-    return p;
-  }
-
-  private endpoint(p: Pod): Endpoint {
-    return {
-      key: `${p.namespace}/${p.name}`,
-      namespace: p.namespace,
-      name: p.name,
-      ip: p.lab.ip,
-      labels: p.labels,
-      profiles: [`kns.${p.namespace}`],
-      ports: p.ports,
-    };
-  }
-}
-
-function u32ToIp(n: number): string {
-  return [24, 16, 8, 0].map((s) => (n >>> s) & 0xff).join('.');
 }
 
 /** Removes a one-node conformance lab left behind by a crash: its namespaces and pins. */
