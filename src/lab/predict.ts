@@ -1,23 +1,38 @@
 /**
  * What the reference evaluator says a lab's reachability matrix must be: the oracle the
- * demo and the e2e tests hold the observed matrix to.
+ * demos and the e2e tests hold the observed matrix to.
  */
 import { judgePacket } from '../policy/evaluate.js';
-import type { World } from '../policy/model.js';
+import type { Endpoint, World } from '../policy/model.js';
 import type { NodeLab } from './node-lab.js';
 
 /** "from -> to" → reachable */
 export type Matrix = Map<string, boolean>;
 
-export function predictMatrix(
+export interface PredictPod {
+  /** "namespace/name" as the lab shows it. */
+  readonly key: string;
+  readonly ip: string;
+  /** The pod's endpoint in `world`; undefined: no policy applies to it (a bare address). */
+  readonly endpoint?: Endpoint | undefined;
+}
+
+/**
+ * Every ordered pair of `pods` judged by evaluate(): the sender's egress, then the
+ * receiver's ingress, for one packet from an ephemeral port. `self` includes a pod's
+ * pair with itself (the one-node lab probes those too).
+ */
+export function predictPairs(
   world: World,
-  lab: NodeLab,
+  pods: readonly PredictPod[],
   protocol: 'tcp' | 'udp',
   port: number,
+  opts: { self?: boolean } = {},
 ): Matrix {
   const out: Matrix = new Map();
-  for (const from of lab.pods) {
-    for (const to of lab.pods) {
+  for (const from of pods) {
+    for (const to of pods) {
+      if (from === to && opts.self !== true) continue;
       const { allowed } = judgePacket(
         world,
         {
@@ -27,10 +42,22 @@ export function predictMatrix(
           sport: 40000,
           dport: port,
         },
-        { sender: from.endpoint, receiver: to.endpoint },
+        {
+          ...(from.endpoint ? { sender: from.endpoint } : {}),
+          ...(to.endpoint ? { receiver: to.endpoint } : {}),
+        },
       );
       out.set(`${from.key} -> ${to.key}`, allowed);
     }
   }
   return out;
+}
+
+export function predictMatrix(
+  world: World,
+  lab: NodeLab,
+  protocol: 'tcp' | 'udp',
+  port: number,
+): Matrix {
+  return predictPairs(world, lab.pods, protocol, port, { self: true });
 }

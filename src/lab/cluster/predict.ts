@@ -7,16 +7,9 @@
  */
 import { buildWorld, ClusterModel, WATCHED_KINDS } from '../../agent/model.js';
 import type { Datastore } from '../../datastore/index.js';
-import { judgePacket } from '../../policy/evaluate.js';
+import { predictPairs, type Matrix, type PredictPod } from '../predict.js';
 
-/** "from -> to" → reachable */
-export type Matrix = Map<string, boolean>;
-
-export interface PredictPod {
-  /** "namespace/name" as the lab shows it. */
-  readonly key: string;
-  readonly ip: string;
-}
+export type { Matrix, PredictPod };
 
 /** Loads every watched kind from the store into a ClusterModel, as one snapshot. */
 export async function snapshotModel(store: Datastore): Promise<ClusterModel> {
@@ -39,27 +32,12 @@ export function predictFromModel(
 ): Matrix {
   const { world, endpoints } = buildWorld(model);
   const byIp = new Map([...endpoints.values()].map((e) => [e.endpoint.ip, e.endpoint]));
-  const out: Matrix = new Map();
-  for (const from of pods) {
-    for (const to of pods) {
-      if (from === to) continue;
-      const sender = byIp.get(from.ip);
-      const receiver = byIp.get(to.ip);
-      const { allowed } = judgePacket(
-        world,
-        {
-          saddr: from.ip,
-          daddr: to.ip,
-          protocol: protocol === 'tcp' ? 6 : 17,
-          sport: 40000,
-          dport: port,
-        },
-        { ...(sender ? { sender } : {}), ...(receiver ? { receiver } : {}) },
-      );
-      out.set(`${from.key} -> ${to.key}`, allowed);
-    }
-  }
-  return out;
+  return predictPairs(
+    world,
+    pods.map((p) => ({ key: p.key, ip: p.ip, endpoint: byIp.get(p.ip) })),
+    protocol,
+    port,
+  );
 }
 
 export async function predictFromStore(
