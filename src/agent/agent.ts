@@ -31,6 +31,8 @@ import type { DataplaneConfig } from '../loader/index.js';
 import { u32ToIp } from '../maps/addr.js';
 import { RouteFlags, RouteType } from '../maps/enums.js';
 import { PolicyCompiler, type CompiledState } from '../policy/compile/index.js';
+import type { World } from '../policy/model.js';
+import { endpointChainName, IptablesDataplane, type IptablesEndpoint } from '../iptables/index.js';
 import {
   deletePinnedEndpoints,
   deletePinnedPolicy,
@@ -62,6 +64,7 @@ import { Histogram, RECONCILE_BUCKETS, renderMetrics, type MetricFamily } from '
 import { buildWorld, ClusterModel, WATCHED_KINDS, type ModelProblem } from './model.js';
 import { natRules, syncNat } from './nat.js';
 import { StatusReporter } from './reporter.js';
+import { VXLAN_DEVICE, VXLAN_MTU, VxlanDevice } from './vxlan.js';
 import {
   BIRD_ROUTE_PROTO,
   desiredKernelRoutes,
@@ -236,18 +239,37 @@ export class Agent {
   private bgpProblems: string[] = [];
   private birdGoneLogged = false;
 
+  /** iptables mode: what is programmed per endpoint (ifindex → policyRev), and figures. */
+  private iptRevs = new Map<number, number>();
+  private iptGeneration = 0;
+  private iptErrors = 0;
+  private iptError: string | undefined;
+  private iptChains = 0;
+  private iptSets = 0;
+  private readonly iptHistogram = new Histogram(RECONCILE_BUCKETS);
+  /** iptables mode: the VXLAN device (made when a route wants it), and a refused encap. */
+  private vxlan: VxlanDevice | undefined;
+  private encapError: string | undefined;
+
   private constructor(
     readonly config: AgentConfig,
-    readonly dataplane: NodeDataplane,
+    private readonly bpf: NodeDataplane | undefined,
     log: Logger,
+    /** The iptables dataplane (`dataplane: iptables`); undefined in BPF mode. */
+    readonly iptables?: IptablesDataplane,
   ) {
     this.log = log;
-    this.pinned = readPinnedPolicy(dataplane.dp.maps);
-    this.ids = IdSpace.above(this.pinned);
-    this.endpointIds = new EndpointIds(
-      new Map([...this.pinned.endpoints].map(([ifindex, e]) => [ifindex, e.id])),
-    );
-    this.seedRoutes();
+    if (bpf !== undefined) {
+      this.pinned = readPinnedPolicy(bpf.dp.maps);
+      this.ids = IdSpace.above(this.pinned);
+      this.endpointIds = new EndpointIds(
+        new Map([...this.pinned.endpoints].map(([ifindex, e]) => [ifindex, e.id])),
+      );
+      this.seedRoutes();
+    } else {
+      this.ids = new IdSpace(0, 0, 0);
+      this.endpointIds = new EndpointIds(new Map());
+    }
     if (config.routing === 'bgp') {
       this.bird = new Bird({
         node: config.nodeName,
@@ -262,12 +284,33 @@ export class Agent {
     });
   }
 
+  /** The BPF dataplane (throws in iptables mode, which loads none). */
+  get dataplane(): NodeDataplane {
+    if (this.bpf === undefined)
+      throw new Error(`${this.config.nodeName}: dataplane iptables: no BPF dataplane loaded`);
+    return this.bpf;
+  }
+
   /**
    * Loads the dataplane (adopting its pins), serves /healthz etc., and starts following
    * the store in the background: resolves at once, also when etcd is unreachable.
    */
   static async start(config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
     const log = options.log ?? createLogger(config.nodeName, config.logLevel);
+    if (config.dataplane === 'iptables') {
+      // No BPF object: chains and ipsets in the node's namespace, a previous run's adopted.
+      const ipt = await IptablesDataplane.open(
+        config.nodeNetns === undefined ? {} : { netns: config.nodeNetns },
+      );
+      const agent = new Agent(config, undefined, log, ipt);
+      try {
+        await agent.begin();
+        return agent;
+      } catch (e) {
+        await agent.stop().catch(() => undefined);
+        throw e;
+      }
+    }
     const dataplane = NodeDataplane.open({
       pinRoot: config.pinRoot,
       ...(config.nodeNetns === undefined ? {} : { nodeNetns: config.nodeNetns }),
@@ -289,20 +332,32 @@ export class Agent {
 
   private async begin(): Promise<void> {
     const c = this.config;
-    this.log.info(
-      {
-        pinRoot: c.pinRoot,
-        nodeNetns: c.nodeNetns,
-        etcd: c.etcd.endpoints,
-        adopted: {
-          endpoints: this.pinned!.endpoints.size,
-          policyEntries: pinnedEntryCount(this.pinned!),
-          localRoutes: this.localRoutes.size,
-          remoteRoutes: this.remoteRoutes.size,
+    if (this.iptables !== undefined) {
+      const held = this.iptables.current();
+      this.log.info(
+        {
+          dataplane: 'iptables',
+          nodeNetns: c.nodeNetns,
+          etcd: c.etcd.endpoints,
+          adopted: { chains: held.chains.size, sets: held.sets.size },
         },
-      },
-      'agent starting: dataplane loaded, pinned state adopted (nothing is written before the first sync)',
-    );
+        'agent starting: iptables dataplane, existing chains and sets adopted (nothing is written before the first sync)',
+      );
+    } else
+      this.log.info(
+        {
+          pinRoot: c.pinRoot,
+          nodeNetns: c.nodeNetns,
+          etcd: c.etcd.endpoints,
+          adopted: {
+            endpoints: this.pinned!.endpoints.size,
+            policyEntries: pinnedEntryCount(this.pinned!),
+            localRoutes: this.localRoutes.size,
+            remoteRoutes: this.remoteRoutes.size,
+          },
+        },
+        'agent starting: dataplane loaded, pinned state adopted (nothing is written before the first sync)',
+      );
     this.ops = await startOpsServer(c.healthHost, c.healthPort, {
       healthz: () => this.healthz(),
       readyz: () => this.readyz(),
@@ -391,8 +446,12 @@ export class Agent {
       this.ops?.close(),
     ]);
     await this.ds?.close();
-    this.dataplane.close();
-    this.log.info('agent stopped (dataplane left running on its pins)');
+    this.bpf?.close();
+    this.log.info(
+      this.bpf === undefined
+        ? 'agent stopped (iptables chains left in place)'
+        : 'agent stopped (dataplane left running on its pins)',
+    );
   }
 
   /** Runs a reconcile now (after one in progress) and waits for it. */
@@ -600,58 +659,67 @@ export class Agent {
         links,
         this.endpointIds,
       );
-      // Attach first: a new veth is fail-closed (no entry: every packet dropped) from here.
-      const attachedLocals: LocalEndpointInfo[] = [];
-      for (const l of locals) {
-        if (!this.attached.has(l.ifindex)) {
-          try {
-            this.dataplane.attach(l.ifindex);
-            this.attached.add(l.ifindex);
-          } catch (e) {
-            unresolved.push({
-              key: l.endpoint.key,
-              interfaceName: l.interfaceName,
-              reason: (e as Error).message,
-            });
-            continue;
+      let attachedLocals: LocalEndpointInfo[] = [];
+      const liveIfindexes = new Set(links.values());
+      if (this.iptables !== undefined) {
+        // iptables mode: chains for every resolved endpoint; a veth in no dispatch chain
+        // is dropped, so a new one is fail-closed until this write is in.
+        const w = await this.programIptables(this.iptables, built.world, locals);
+        writes += w;
+        attachedLocals = locals;
+        if (this.stopped) return;
+      } else {
+        // Attach first: a new veth is fail-closed (no entry: every packet dropped) from here.
+        for (const l of locals) {
+          if (!this.attached.has(l.ifindex)) {
+            try {
+              this.dataplane.attach(l.ifindex);
+              this.attached.add(l.ifindex);
+            } catch (e) {
+              unresolved.push({
+                key: l.endpoint.key,
+                interfaceName: l.interfaceName,
+                reason: (e as Error).message,
+              });
+              continue;
+            }
+          }
+          attachedLocals.push(l);
+        }
+        for (const i of this.attached) if (!liveIfindexes.has(i)) this.attached.delete(i);
+
+        // Policy: compile, shift above what is pinned, apply in the delta's safe order.
+        const { state, delta } = this.compiler.update(built.world, attachedLocals);
+        let stats;
+        try {
+          stats = applyDelta(this.dataplane.dp.maps, this.ids.delta(delta));
+        } catch (e) {
+          // The compiler committed a state the maps do not hold: start over as a restart
+          // does, beside what is there now.
+          this.readopt();
+          throw e;
+        }
+        writes += stats.writes;
+        deletes += stats.deletes;
+        this.compiled = state;
+        if (this.pinned !== undefined) deletes += this.retirePinned(state);
+
+        // Local routes: a /32 per local endpoint into its veth.
+        const wantLocal = new Map(attachedLocals.map((l) => [l.endpoint.ip, l.ifindex]));
+        for (const [ip, ifindex] of wantLocal) {
+          if (this.localRoutes.get(ip) !== ifindex) {
+            this.dataplane.setLocalRoute(ip, ifindex);
+            writes++;
           }
         }
-        attachedLocals.push(l);
-      }
-      const liveIfindexes = new Set(links.values());
-      for (const i of this.attached) if (!liveIfindexes.has(i)) this.attached.delete(i);
-
-      // Policy: compile, shift above what is pinned, apply in the delta's safe order.
-      const { state, delta } = this.compiler.update(built.world, attachedLocals);
-      let stats;
-      try {
-        stats = applyDelta(this.dataplane.dp.maps, this.ids.delta(delta));
-      } catch (e) {
-        // The compiler committed a state the maps do not hold: start over as a restart
-        // does, beside what is there now.
-        this.readopt();
-        throw e;
-      }
-      writes += stats.writes;
-      deletes += stats.deletes;
-      this.compiled = state;
-      if (this.pinned !== undefined) deletes += this.retirePinned(state);
-
-      // Local routes: a /32 per local endpoint into its veth.
-      const wantLocal = new Map(attachedLocals.map((l) => [l.endpoint.ip, l.ifindex]));
-      for (const [ip, ifindex] of wantLocal) {
-        if (this.localRoutes.get(ip) !== ifindex) {
-          this.dataplane.setLocalRoute(ip, ifindex);
-          writes++;
+        for (const ip of this.localRoutes.keys()) {
+          if (!wantLocal.has(ip)) {
+            this.dataplane.deleteLocalRoute(ip);
+            deletes++;
+          }
         }
+        this.localRoutes = wantLocal;
       }
-      for (const ip of this.localRoutes.keys()) {
-        if (!wantLocal.has(ip)) {
-          this.dataplane.deleteLocalRoute(ip);
-          deletes++;
-        }
-      }
-      this.localRoutes = wantLocal;
 
       // Remote routes.
       const inputs = this.routeInputs();
@@ -733,6 +801,71 @@ export class Agent {
     } finally {
       this.reconcileStarted = undefined;
     }
+  }
+
+  /**
+   * iptables mode: renders the world for the resolved local endpoints and writes what
+   * changed (IptablesDataplane: ipset restore, iptables-restore --noflush). Only once it
+   * returned do the endpoints count as programmed (their status follows). An endpoint's
+   * policyRev is the write generation at which its own chains last changed.
+   */
+  private async programIptables(
+    ipt: IptablesDataplane,
+    world: World,
+    locals: readonly LocalEndpointInfo[],
+  ): Promise<number> {
+    const eps: IptablesEndpoint[] = locals.map((l) => ({
+      endpoint: l.endpoint,
+      iface: l.interfaceName,
+    }));
+    const t0 = performance.now();
+    let report;
+    try {
+      report = await ipt.program(world, eps);
+    } catch (e) {
+      this.iptErrors++;
+      this.iptError = (e as Error).message;
+      throw e;
+    }
+    this.iptError = undefined;
+    this.iptHistogram.observe((performance.now() - t0) / 1000);
+    const held = ipt.current();
+    this.iptChains = held.chains.size;
+    this.iptSets = held.sets.size;
+    const written = new Set(report.writtenChains);
+    const changed = written.size + report.writtenSets.length + report.deletedChains.length > 0;
+    if (changed) this.iptGeneration++;
+    const revs = new Map<number, number>();
+    for (const l of locals) {
+      const own =
+        written.has(endpointChainName(l.interfaceName, 'ingress')) ||
+        written.has(endpointChainName(l.interfaceName, 'egress'));
+      const before = this.iptRevs.get(l.ifindex);
+      revs.set(l.ifindex, own || before === undefined ? Math.max(1, this.iptGeneration) : before);
+    }
+    this.iptRevs = revs;
+    if (changed) {
+      this.log.info(
+        {
+          ms: Math.round(report.ms * 10) / 10,
+          writtenChains: report.writtenChains.length,
+          deletedChains: report.deletedChains.length,
+          writtenSets: report.writtenSets.length,
+          deletedSets: report.deletedSets.length,
+          chains: this.iptChains,
+          sets: this.iptSets,
+        },
+        'iptables programmed',
+      );
+    }
+    return written.size + report.writtenSets.length;
+  }
+
+  /** The policyRev an endpoint is programmed at (undefined: not programmed). */
+  private endpointRev(l: LocalEndpointInfo): number | undefined {
+    if (this.iptables !== undefined) return this.iptRevs.get(l.ifindex);
+    const e = this.compiled?.endpoints.get(l.ifindex);
+    return e === undefined ? undefined : this.ids.rev(e.policyRev);
   }
 
   private record(
@@ -834,13 +967,13 @@ export class Agent {
     const prefix = this.ds!.prefix;
     const now = new Date().toISOString();
     for (const l of this.locals) {
-      const entry = this.compiled?.endpoints.get(l.ifindex);
-      if (entry === undefined) continue;
+      const rev = this.endpointRev(l);
+      if (rev === undefined) continue;
       out.set(
         endpointStatusKey(prefix, this.config.nodeName, l.endpoint.namespace, l.endpoint.name),
         {
           programmed: true,
-          policyRev: this.ids.rev(entry.policyRev),
+          policyRev: rev,
           revision: l.wep.metadata.resourceVersion ?? '0',
           node: this.config.nodeName,
           interfaceName: l.interfaceName,
@@ -895,7 +1028,8 @@ export class Agent {
   }
 
   private routeApi(): RemoteRouteApi | undefined {
-    const dp = this.dataplane as unknown as Partial<RemoteRouteApi>;
+    if (this.bpf === undefined) return undefined;
+    const dp = this.bpf as unknown as Partial<RemoteRouteApi>;
     return typeof dp.setRemoteRoute === 'function' && typeof dp.deleteRoute === 'function'
       ? (dp as RemoteRouteApi)
       : undefined;
@@ -903,6 +1037,7 @@ export class Agent {
 
   private programRemoteRoutes(): { writes: number; deletes: number } {
     const api = this.routeApi();
+    if (this.bpf === undefined) return { writes: 0, deletes: 0 }; // iptables: kernel routes only
     if (api === undefined) {
       if (!this.warnedNoRouteApi && this.desired.length > 0) {
         this.warnedNoRouteApi = true;
@@ -963,13 +1098,67 @@ export class Agent {
       if (wanted.length === 0) return { writes: 0, deletes: 0 };
       throw new Error(`no interface holds the node address ${ip}: no kernel routes`);
     }
+    let desiredKernel = desiredKernelRoutes(wanted, dev, undefined, ip);
+    if (this.iptables !== undefined) desiredKernel = await this.iptablesEncap(wanted, dev, ip);
     const present = await listKernelRoutes(this.config.nodeNetns, TORTIE_ROUTE_PROTO);
-    const lines = diffKernelRoutes(present, desiredKernelRoutes(wanted, dev, undefined, ip));
+    const lines = diffKernelRoutes(present, desiredKernel);
     if (lines.length === 0) return { writes: 0, deletes: 0 };
     await applyKernelRoutes(this.config.nodeNetns, lines, dev);
     this.log.info({ lines }, 'kernel routes');
     const removed = lines.filter((l) => l.startsWith('route del')).length;
     return { writes: lines.length - removed, deletes: removed };
+  }
+
+  /**
+   * iptables mode: the kernel routes. Plain (`Never`) routes go out of the uplink as in BPF
+   * mode; VXLAN routes go `via <peer VTEP> dev vxlan.tortie onlink` (./vxlan.ts) after the
+   * device, its FDB entries and neighbours are in place; IPIP routes are refused (the
+   * kernel here has no ipip module, and iptables mode has no BPF encapsulation): left
+   * out, logged, and reported in /status as routeError.
+   */
+  private async iptablesEncap(
+    wanted: readonly DesiredRoute[],
+    dev: string,
+    ip: string,
+  ): Promise<KernelRoute[]> {
+    const ipip = wanted.filter((r) => r.ipip);
+    const refused =
+      ipip.length === 0
+        ? undefined
+        : `dataplane iptables cannot encapsulate IPIP (no ipip module, no BPF): ` +
+          `${ipip.length} route(s) left out (${ipip
+            .slice(0, 3)
+            .map((r) => r.cidr)
+            .join(', ')}${ipip.length > 3 ? ', …' : ''}); use ipipMode Never with ` +
+          `vxlanMode Always, or Never`;
+    if (refused !== this.encapError && refused !== undefined)
+      this.log.error({ err: refused }, 'IP pool encapsulation refused');
+    this.encapError = refused;
+    const usable = wanted.filter((r) => !r.ipip);
+    const vx = usable.filter((r) => r.vxlan);
+    if (vx.length > 0) {
+      this.vxlan ??= new VxlanDevice(this.config.nodeNetns, ip, dev);
+      if (await this.vxlan.ensureDevice())
+        this.log.info({ device: VXLAN_DEVICE, local: ip }, 'VXLAN device created');
+      const n = await this.vxlan.syncPeers(vx.map((r) => ({ ip: r.nextHop })));
+      if (n > 0)
+        this.log.info(
+          { peers: [...new Set(vx.map((r) => r.nextHop))] },
+          'VXLAN FDB and neighbours',
+        );
+    }
+    return usable.map((r) =>
+      r.vxlan
+        ? {
+            cidr: r.cidr,
+            via: r.nextHop,
+            dev: VXLAN_DEVICE,
+            mtu: VXLAN_MTU,
+            src: ip,
+            onlink: true,
+          }
+        : { cidr: r.cidr, via: r.nextHop, dev, mtu: undefined, src: ip },
+    );
   }
 
   /**
@@ -994,9 +1183,16 @@ export class Agent {
             : n.spec.bgp?.ipv4Address,
         asNumber: n.spec.bgp?.asNumber,
         labels: n.metadata.labels ?? {},
+        routeReflectorClusterID: n.spec.bgp?.routeReflectorClusterID,
       }));
       if (!nodes.some((n) => n.name === c.nodeName))
-        nodes.push({ name: c.nodeName, address: this.address, asNumber: c.asNumber, labels: {} });
+        nodes.push({
+          name: c.nodeName,
+          address: this.address,
+          asNumber: c.asNumber,
+          labels: {},
+          routeReflectorClusterID: undefined,
+        });
       const hold = c.bgpHoldTimeSeconds;
       const timers: BgpTimers | undefined =
         hold === undefined
@@ -1106,7 +1302,8 @@ export class Agent {
    * changes. A failure is reported and retried; it does not hold back policy.
    */
   private async programUplink(liveIfindexes: ReadonlySet<number>): Promise<void> {
-    const dp = this.dataplane as unknown as Partial<UplinkApi>;
+    if (this.bpf === undefined) return; // iptables mode: no uplink programs
+    const dp = this.bpf as unknown as Partial<UplinkApi>;
     if (typeof dp.setNodeConfig !== 'function' || typeof dp.attachUplink !== 'function') return;
     if (this.address === undefined) return;
     const ip = this.address.split('/')[0]!;
@@ -1249,7 +1446,7 @@ export class Agent {
       ready: this.readyz().ok,
       endpoints: {
         local: this.locals.length + this.unresolved.length,
-        programmed: this.locals.filter((l) => this.compiled?.endpoints.has(l.ifindex)).length,
+        programmed: this.locals.filter((l) => this.endpointRev(l) !== undefined).length,
         unresolved: this.unresolved.length,
       },
       ...(last
@@ -1279,21 +1476,20 @@ export class Agent {
       lease: this.reporter?.connectedLease,
       programmedRevision: String(this.programmedRev),
       endpoints: this.locals.map((l) => {
-        const e = this.compiled?.endpoints.get(l.ifindex);
         return {
           key: l.endpoint.key,
           interfaceName: l.interfaceName,
           ifindex: l.ifindex,
           id: l.id,
           ip: l.endpoint.ip,
-          policyRev: e ? this.ids.rev(e.policyRev) : 0,
+          policyRev: this.endpointRev(l) ?? 0,
           revision: l.wep.metadata.resourceVersion ?? '0',
         };
       }),
       unresolved: this.unresolved,
       routes: this.desired,
       remoteRoutesProgrammed: this.routeApi() !== undefined,
-      routeError: this.routeError,
+      routeError: this.routeError ?? this.encapError,
       uplink: this.uplinkError !== undefined ? { error: this.uplinkError } : this.uplink,
       knownNodes: this.knownNodes,
       nat: {
@@ -1356,70 +1552,8 @@ export class Agent {
       })),
     });
 
-    const maps = this.dataplane.dp.maps;
-    const occupancy: { map: string; entries: number; capacity: number }[] = [];
-    const count = (role: 'ifaces' | 'routes' | 'ct' | 'frags') => {
-      try {
-        return maps[role].entries().keys.length;
-      } catch {
-        return 0;
-      }
-    };
-    const cap = (role: keyof typeof maps) => {
-      try {
-        return maps[role].info().maxEntries;
-      } catch {
-        return 0;
-      }
-    };
-    const ct = count('ct');
-    for (const role of ['ifaces', 'routes', 'ct', 'frags'] as const) {
-      occupancy.push({
-        map: maps[role].info().name,
-        entries: role === 'ct' ? ct : count(role),
-        capacity: cap(role),
-      });
-    }
-    const pol = { polIp32: 0, polAddr: 0, polPort: 0, polL4: 0, polDflt: 0 };
-    if (this.compiled) {
-      for (const e of this.compiled.addr.values()) pol[e.bits === 32 ? 'polIp32' : 'polAddr']++;
-      for (const e of this.compiled.l4.values())
-        pol[e.bits === 24 ? 'polPort' : e.bits === 0 ? 'polDflt' : 'polL4']++;
-    }
-    if (this.pinned) {
-      for (const role of Object.keys(pol) as (keyof typeof pol)[])
-        pol[role] += this.pinned.keys[role].length;
-    }
-    for (const role of Object.keys(pol) as (keyof typeof pol)[]) {
-      occupancy.push({ map: maps[role].info().name, entries: pol[role], capacity: cap(role) });
-    }
-    families.push({
-      name: 'tortie_bpf_map_entries',
-      help: 'Entries in each BPF map (policy maps: as compiled).',
-      type: 'gauge',
-      samples: occupancy.map((o) => ({ labels: { map: o.map }, value: o.entries })),
-    });
-    families.push({
-      name: 'tortie_bpf_map_capacity',
-      help: 'max_entries of each BPF map.',
-      type: 'gauge',
-      samples: occupancy.map((o) => ({ labels: { map: o.map }, value: o.capacity })),
-    });
-    families.push({
-      name: 'tortie_bpf_map_pressure_ratio',
-      help: 'Entries over capacity of each BPF map (1 = full: writes fail, policy fails closed).',
-      type: 'gauge',
-      samples: occupancy.map((o) => ({
-        labels: { map: o.map },
-        value: o.capacity === 0 ? 0 : o.entries / o.capacity,
-      })),
-    });
-    families.push({
-      name: 'tortie_conntrack_entries',
-      help: 'Tracked flows in tortie_ct.',
-      type: 'gauge',
-      samples: [{ value: ct }],
-    });
+    if (this.bpf !== undefined) this.bpfMapMetrics(families);
+    else this.iptablesMetrics(families);
     families.push({
       name: 'tortie_agent_endpoints',
       help: 'Workload endpoints: local to this node and programmed, local without a usable interface, and in the whole cluster.',
@@ -1488,6 +1622,105 @@ export class Agent {
         help: 'Time from the start of a reconcile to the maps written.',
         histogram: this.histogram,
       },
+      ...(this.iptables === undefined
+        ? []
+        : [
+            {
+              name: 'tortie_iptables_program_duration_seconds',
+              help: 'Time to write a policy change with ipset restore and iptables-restore --noflush.',
+              histogram: this.iptHistogram,
+            },
+          ]),
     ]);
+  }
+
+  /** BPF mode: map occupancy and conntrack entries. */
+  private bpfMapMetrics(families: MetricFamily[]): void {
+    const maps = this.dataplane.dp.maps;
+    const occupancy: { map: string; entries: number; capacity: number }[] = [];
+    const count = (role: 'ifaces' | 'routes' | 'ct' | 'frags') => {
+      try {
+        return maps[role].entries().keys.length;
+      } catch {
+        return 0;
+      }
+    };
+    const cap = (role: keyof typeof maps) => {
+      try {
+        return maps[role].info().maxEntries;
+      } catch {
+        return 0;
+      }
+    };
+    const ct = count('ct');
+    for (const role of ['ifaces', 'routes', 'ct', 'frags'] as const) {
+      occupancy.push({
+        map: maps[role].info().name,
+        entries: role === 'ct' ? ct : count(role),
+        capacity: cap(role),
+      });
+    }
+    const pol = { polIp32: 0, polAddr: 0, polPort: 0, polL4: 0, polDflt: 0 };
+    if (this.compiled) {
+      for (const e of this.compiled.addr.values()) pol[e.bits === 32 ? 'polIp32' : 'polAddr']++;
+      for (const e of this.compiled.l4.values())
+        pol[e.bits === 24 ? 'polPort' : e.bits === 0 ? 'polDflt' : 'polL4']++;
+    }
+    if (this.pinned) {
+      for (const role of Object.keys(pol) as (keyof typeof pol)[])
+        pol[role] += this.pinned.keys[role].length;
+    }
+    for (const role of Object.keys(pol) as (keyof typeof pol)[]) {
+      occupancy.push({ map: maps[role].info().name, entries: pol[role], capacity: cap(role) });
+    }
+    families.push({
+      name: 'tortie_bpf_map_entries',
+      help: 'Entries in each BPF map (policy maps: as compiled).',
+      type: 'gauge',
+      samples: occupancy.map((o) => ({ labels: { map: o.map }, value: o.entries })),
+    });
+    families.push({
+      name: 'tortie_bpf_map_capacity',
+      help: 'max_entries of each BPF map.',
+      type: 'gauge',
+      samples: occupancy.map((o) => ({ labels: { map: o.map }, value: o.capacity })),
+    });
+    families.push({
+      name: 'tortie_bpf_map_pressure_ratio',
+      help: 'Entries over capacity of each BPF map (1 = full: writes fail, policy fails closed).',
+      type: 'gauge',
+      samples: occupancy.map((o) => ({
+        labels: { map: o.map },
+        value: o.capacity === 0 ? 0 : o.entries / o.capacity,
+      })),
+    });
+    families.push({
+      name: 'tortie_conntrack_entries',
+      help: 'Tracked flows in tortie_ct.',
+      type: 'gauge',
+      samples: [{ value: ct }],
+    });
+  }
+
+  /** iptables mode: chains, sets and write errors. */
+  private iptablesMetrics(families: MetricFamily[]): void {
+    families.push({
+      name: 'tortie_iptables_chains',
+      help: 'tortie chains in the filter table of the node namespace.',
+      type: 'gauge',
+      samples: [{ value: this.iptChains }],
+    });
+    families.push({
+      name: 'tortie_iptables_ipsets',
+      help: 'tortie ipsets in the node namespace.',
+      type: 'gauge',
+      samples: [{ value: this.iptSets }],
+    });
+    families.push({
+      name: 'tortie_iptables_errors_total',
+      help: 'Failed ipset/iptables-restore writes (the next reconcile re-reads the kernel).',
+      type: 'counter',
+      samples: [{ value: this.iptErrors }],
+    });
   }
 }

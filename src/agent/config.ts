@@ -22,6 +22,7 @@
  *   --routing             TORTIE_ROUTING               routing         (static | bgp; default static)
  *   --bgp-run-dir         TORTIE_BGP_RUN_DIR           bgpRunDir       (/run/tortie/bird)
  *   --bgp-hold-time       TORTIE_BGP_HOLD_TIME         bgpHoldTimeSeconds (BIRD's default)
+ *   --dataplane           TORTIE_DATAPLANE             dataplane       (bpf | iptables; default bpf)
  *   --agent-config        TORTIE_AGENT_CONFIG          (the file itself: /etc/tortie/agent.yaml)
  */
 import { hostname } from 'node:os';
@@ -36,6 +37,9 @@ export const DEFAULT_ETCD_ENDPOINTS = ['http://127.0.0.1:2379'];
 export const DEFAULT_BGP_RUN_DIR = '/run/tortie/bird';
 export const ROUTING_MODES = ['static', 'bgp'] as const;
 export type RoutingMode = (typeof ROUTING_MODES)[number];
+
+export const DATAPLANE_MODES = ['bpf', 'iptables'] as const;
+export type DataplaneMode = (typeof DATAPLANE_MODES)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -71,6 +75,11 @@ export interface AgentConfig {
   readonly bgpRunDir: string;
   /** BGP hold time in seconds (short in labs); undefined: BIRD's default. */
   readonly bgpHoldTimeSeconds: number | undefined;
+  /**
+   * 'bpf' (default): the tc programs and policy maps. 'iptables': Felix-style chains and
+   * ipsets (src/iptables) in the node's namespace; no BPF object is loaded.
+   */
+  readonly dataplane: DataplaneMode;
 }
 
 /** Settings as the command line gives them (strings, or undefined when not given). */
@@ -95,6 +104,7 @@ export interface AgentFlags {
   routing?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
+  dataplane?: string;
 }
 
 export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
@@ -118,6 +128,7 @@ export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
   routing: 'TORTIE_ROUTING',
   bgpRunDir: 'TORTIE_BGP_RUN_DIR',
   bgpHoldTime: 'TORTIE_BGP_HOLD_TIME',
+  dataplane: 'TORTIE_DATAPLANE',
 };
 
 export const CONFIG_FILE_ENV = 'TORTIE_AGENT_CONFIG';
@@ -145,6 +156,7 @@ export const agentConfigFileSchema = z
     routing: z.string().optional(),
     bgpRunDir: z.string().optional(),
     bgpHoldTimeSeconds: z.number().int().optional(),
+    dataplane: z.string().optional(),
   })
   .strict();
 
@@ -342,6 +354,14 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
       ? undefined
       : int('bgpHoldTime', file.bgpHoldTimeSeconds, 240, 3, 65535);
 
+  const dataplaneText = (str('dataplane', file.dataplane) ?? 'bpf').toLowerCase();
+  const dataplane = (DATAPLANE_MODES as readonly string[]).includes(dataplaneText)
+    ? (dataplaneText as DataplaneMode)
+    : (problems.push(
+        `dataplane ${JSON.stringify(dataplaneText)} is not one of ${DATAPLANE_MODES.join(', ')}`,
+      ),
+      'bpf' as const);
+
   // etcd
   const ep = pick('etcdEndpoints', file.etcdEndpoints);
   const endpoints =
@@ -390,6 +410,7 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     routing,
     bgpRunDir,
     bgpHoldTimeSeconds,
+    dataplane,
   };
 }
 

@@ -206,6 +206,8 @@ export interface KernelRoute {
    * whatever other addresses the node holds.
    */
   readonly src?: string | undefined;
+  /** `onlink`: the gateway is taken as reachable on `dev` (VXLAN: the peer's VTEP). */
+  readonly onlink?: boolean;
 }
 
 /** The kernel routes for the desired remote routes, out of `dev` (the uplink). */
@@ -285,6 +287,7 @@ export function diffKernelRoutes(
     if (same) continue;
     lines.push(
       `route replace ${d.cidr} via ${d.via} dev ${d.dev} proto ${proto}` +
+        (d.onlink === true ? ' onlink' : '') +
         (d.src === undefined ? '' : ` src ${d.src}`) +
         (d.mtu === undefined ? '' : ` mtu ${d.mtu}`),
     );

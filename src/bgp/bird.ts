@@ -19,7 +19,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sessionType, type SessionType } from './render.js';
+import { ROLE_DESCRIPTION, sessionType, type ReflectionRole, type SessionType } from './render.js';
 
 export const BIRD = '/usr/sbin/bird';
 export const BIRDC = '/usr/sbin/birdc';
@@ -45,9 +45,18 @@ export interface BgpSession {
   /** BIRD's protocol state: up, start, down, … */
   readonly state: string;
   readonly since: string;
-  /** BGP state (Established, Active, Connect, …) and the last error if any. */
+  /**
+   * BGP state (Established, Active, Connect, …) and the last error if any; for a route
+   * reflection session, its role in parentheses ("Established (route reflector)").
+   */
   readonly info: string;
+  /** Route reflection role (from the protocol's description, which the renderer sets). */
+  readonly role?: ReflectionRole;
 }
+
+const ROLES = new Map(
+  Object.entries(ROLE_DESCRIPTION).map(([role, text]) => [text, role as ReflectionRole]),
+);
 
 /**
  * `birdc show protocols all` → the tortie BGP sessions (other protocols left out). Needs
@@ -56,10 +65,26 @@ export interface BgpSession {
 export function parseProtocols(text: string): BgpSession[] {
   const out: BgpSession[] = [];
   let cur:
-    | { name: string; type: SessionType; state: string; since: string; info: string; peer: string }
+    | {
+        name: string;
+        type: SessionType;
+        state: string;
+        since: string;
+        info: string;
+        peer: string;
+        role?: ReflectionRole;
+      }
     | undefined;
   const flush = () => {
-    if (cur !== undefined) out.push({ ...cur });
+    if (cur !== undefined)
+      out.push(
+        cur.role === undefined
+          ? { ...cur }
+          : {
+              ...cur,
+              info: `${cur.info}${cur.info === '' ? '' : ' '}(${ROLE_DESCRIPTION[cur.role]})`,
+            },
+      );
     cur = undefined;
   };
   for (const raw of text.split('\n')) {
@@ -88,6 +113,9 @@ export function parseProtocols(text: string): BgpSession[] {
     if (cur === undefined) continue;
     const na = /^\s+Neighbor address:\s+(\S+)/.exec(line);
     if (na !== null) cur.peer = na[1]!;
+    const d = /^\s+Description:\s+(.*\S)\s*$/.exec(line);
+    const role = d === null ? undefined : ROLES.get(d[1]!);
+    if (role !== undefined) cur.role = role;
   }
   flush();
   return out;

@@ -12,7 +12,9 @@
  *   protocol static      the node's affine blocks (one blackhole route per block: blocks
  *                        are advertised aggregated) and the /32s it borrowed elsewhere
  *   filter               BGP exports only prefixes inside an IP pool
- *   protocol bgp         a session per peer: the node mesh, then BGPPeers
+ *   protocol bgp         a session per peer: the node mesh, then BGPPeers; on a route
+ *                        reflector (Node routeReflectorClusterID) `rr client` + `rr cluster
+ *                        id` towards its clients (peersOf explains the roles)
  *
  * Sessions are named after their peer (`Mesh_192_168_231_2`, `Global_10_0_0_1`,
  * `Node_10_0_0_1`), so a reload (`birdc configure`) restarts only the sessions whose
@@ -37,6 +39,8 @@ export interface BgpNode {
   readonly address: string | undefined;
   readonly asNumber?: number | undefined;
   readonly labels?: Readonly<Record<string, string>>;
+  /** Node.spec.bgp.routeReflectorClusterID: the node is a route reflector of that cluster. */
+  readonly routeReflectorClusterID?: string | undefined;
 }
 
 export interface BgpBlock {
@@ -84,6 +88,21 @@ export interface BirdInputs {
 
 export type SessionType = 'mesh' | 'global' | 'node';
 
+/**
+ * A session's route-reflection role, seen from this node (undefined: plain BGP):
+ * - `rr-client`: this node reflects, the peer is its client (`rr client`);
+ * - `reflector`: the peer is a route reflector and this node its client;
+ * - `rr-peer`: both reflect for the same cluster (plain iBGP, same cluster id).
+ */
+export type ReflectionRole = 'rr-client' | 'reflector' | 'rr-peer';
+
+/** The role as BIRD's protocol description says it (and `node status` shows it). */
+export const ROLE_DESCRIPTION: Record<ReflectionRole, string> = {
+  'rr-client': 'route reflector client',
+  reflector: 'route reflector',
+  'rr-peer': 'route reflector, same cluster',
+};
+
 export interface RenderedPeer {
   /** BIRD protocol name. */
   readonly name: string;
@@ -96,6 +115,10 @@ export interface RenderedPeer {
   readonly password: string | undefined;
   /** The peer is in the node's subnet: a directly connected session. */
   readonly direct: boolean;
+  /** Route reflection on this session (iBGP with a reflector on either side). */
+  readonly role?: ReflectionRole | undefined;
+  /** The cluster id written on the session (this node reflects). */
+  readonly clusterId?: string | undefined;
 }
 
 export interface RenderedBird {
@@ -165,26 +188,56 @@ function selects(selector: string | undefined, labels: Readonly<Record<string, s
   }
 }
 
-/** The sessions of node `self`: mesh first (by address), then BGPPeers; one per address. */
+/**
+ * The sessions of node `self`: mesh first (by address), then BGPPeers; one per address.
+ *
+ * A BGPPeer applies to this node when the node is selected by it (global; `node`;
+ * `nodeSelector`): one session per `peerIP`, or per Node matching `peerSelector`. As in
+ * Calico, a peerSelector BGPPeer also works the other way: a node matching
+ * `peerSelector` peers with every Node the BGPPeer selects (that is how route reflectors,
+ * chosen by `peerSelector`, get their sessions to their clients).
+ *
+ * Route reflection (iBGP only): when this node has `routeReflectorClusterID`, a session to
+ * a Node that is not a reflector of the same cluster is `rr client` with that cluster id;
+ * reflectors of the same cluster peer as plain iBGP peers (with the common cluster id, so
+ * that routes already reflected in the cluster are not taken back). A node without a
+ * cluster id talking to a reflector is its client (nothing to configure on that side).
+ */
 export function peersOf(inputs: BirdInputs): RenderedPeer[] {
   const self = inputs.nodes.find((n) => n.name === inputs.self);
   const me = addr(self?.address);
   const defaultAs = inputs.config?.asNumber ?? DEFAULT_AS_NUMBER;
+  const myAs = self?.asNumber ?? defaultAs;
+  const myCluster = self?.routeReflectorClusterID;
   const mesh = inputs.config?.nodeToNodeMeshEnabled ?? true;
   const out: RenderedPeer[] = [];
   const taken = new Set<string>();
   const direct = (ip: number) => me !== undefined && cidrContains(me.subnet, ip) && ip !== me.ip;
-  const add = (p: RenderedPeer) => {
-    const key = `${p.ip}:${p.port ?? 179}`;
-    if (taken.has(key) || (me !== undefined && p.ip === me.text)) return;
-    taken.add(key);
-    out.push(p);
-  };
   const others = inputs.nodes
     .filter((n) => n.name !== inputs.self)
     .map((n) => ({ node: n, a: addr(n.address) }))
     .filter((x): x is { node: BgpNode; a: Addr } => x.a !== undefined)
     .sort((x, y) => x.a.ip - y.a.ip || cmp(x.node.name, y.node.name));
+  const byAddress = new Map(others.map((o) => [o.a.text, o.node]));
+  const reflection = (
+    ip: string,
+    asNumber: number,
+  ): { role?: ReflectionRole; clusterId?: string } => {
+    const peer = byAddress.get(ip);
+    if (peer === undefined || asNumber !== myAs) return {};
+    const theirs = peer.routeReflectorClusterID;
+    if (myCluster !== undefined)
+      return theirs === myCluster
+        ? { role: 'rr-peer', clusterId: myCluster }
+        : { role: 'rr-client', clusterId: myCluster };
+    return theirs === undefined ? {} : { role: 'reflector' };
+  };
+  const add = (p: Omit<RenderedPeer, 'role' | 'clusterId'>) => {
+    const key = `${p.ip}:${p.port ?? 179}`;
+    if (taken.has(key) || (me !== undefined && p.ip === me.text)) return;
+    taken.add(key);
+    out.push({ ...p, ...(p.port === undefined ? reflection(p.ip, p.asNumber) : {}) });
+  };
   if (mesh) {
     for (const { node, a } of others) {
       add({
@@ -200,24 +253,24 @@ export function peersOf(inputs: BirdInputs): RenderedPeer[] {
     }
   }
   const labels = self?.labels ?? {};
-  const peers = [...inputs.peers]
-    .filter(({ spec }) => {
-      if (spec.node !== undefined) return spec.node === inputs.self;
-      if (spec.nodeSelector !== undefined) return selects(spec.nodeSelector, labels);
-      return true;
-    })
-    .sort(
-      (a, b) =>
-        // Node-specific before global, then by address, then by name.
-        Number(a.spec.node === undefined && a.spec.nodeSelector === undefined) -
-          Number(b.spec.node === undefined && b.spec.nodeSelector === undefined) ||
-        ipKey(a.spec.peerIP ?? '') - ipKey(b.spec.peerIP ?? '') ||
-        cmp(a.name, b.name),
-    );
+  const appliesTo = (spec: BGPPeerSpec, name: string, nodeLabels: Record<string, string>) => {
+    if (spec.node !== undefined) return spec.node === name;
+    if (spec.nodeSelector !== undefined) return selects(spec.nodeSelector, nodeLabels);
+    return true;
+  };
+  const peers = [...inputs.peers].sort(
+    (a, b) =>
+      // Node-specific before global, then by address, then by name.
+      Number(a.spec.node === undefined && a.spec.nodeSelector === undefined) -
+        Number(b.spec.node === undefined && b.spec.nodeSelector === undefined) ||
+      ipKey(a.spec.peerIP ?? '') - ipKey(b.spec.peerIP ?? '') ||
+      cmp(a.name, b.name),
+  );
   for (const { name, spec } of peers) {
     const type: SessionType =
       spec.node !== undefined || spec.nodeSelector !== undefined ? 'node' : 'global';
-    if (spec.peerIP !== undefined) {
+    const forward = appliesTo(spec, inputs.self, labels);
+    if (forward && spec.peerIP !== undefined) {
       const [ipText = '', portText] = spec.peerIP.split(':');
       const ip = tryParseIp(ipText);
       if (ip === undefined || spec.asNumber === undefined) continue;
@@ -233,15 +286,20 @@ export function peersOf(inputs: BirdInputs): RenderedPeer[] {
         direct: direct(ip),
       });
     } else if (spec.peerSelector !== undefined) {
+      // Forward: this node is selected, peer with the Nodes peerSelector picks. Reverse:
+      // this node is one peerSelector picks, peer with the Nodes the BGPPeer selects.
+      const reverse = selects(spec.peerSelector, labels);
       for (const { node, a } of others) {
-        if (!selects(spec.peerSelector, node.labels ?? {})) continue;
+        const fwd = forward && selects(spec.peerSelector, node.labels ?? {});
+        const rev = reverse && appliesTo(spec, node.name, node.labels ?? {});
+        if (!fwd && !rev) continue;
         add({
           name: sessionName(type, a.text),
           type,
           ip: a.text,
           port: undefined,
           asNumber: node.asNumber ?? defaultAs,
-          source: `BGPPeer ${name} (Node ${node.name})`,
+          source: `BGPPeer ${name} (Node ${node.name}${fwd ? '' : ', reverse'})`,
           password: spec.password,
           direct: direct(a.ip),
         });
@@ -383,11 +441,16 @@ export function renderBird(inputs: BirdInputs): RenderedBird {
   L.push('}');
   for (const p of peers) {
     L.push('');
-    L.push(`# ${p.type} peer: ${p.source}`);
+    L.push(
+      `# ${p.type} peer: ${p.source}${p.role === undefined ? '' : ` (${ROLE_DESCRIPTION[p.role]})`}`,
+    );
     L.push(`protocol bgp ${p.name} from tortie_bgp {`);
     L.push(`  neighbor ${p.ip}${p.port === undefined ? '' : ` port ${p.port}`} as ${p.asNumber};`);
     L.push(p.direct ? '  direct;' : '  multihop;');
     if (p.password !== undefined) L.push(`  password ${quote(p.password)};`);
+    if (p.role !== undefined) L.push(`  description ${quote(ROLE_DESCRIPTION[p.role])};`);
+    if (p.role === 'rr-client') L.push('  rr client;');
+    if (p.clusterId !== undefined) L.push(`  rr cluster id ${p.clusterId};`);
     L.push('}');
   }
   L.push('');

@@ -44,6 +44,17 @@ function routingMode(value: string): 'static' | 'bgp' {
   return value;
 }
 
+function encapOrVxlan(value: string): 'ipip' | 'none' | 'vxlan' {
+  if (value === 'vxlan') return value;
+  return encap(value);
+}
+
+function labDataplane(value: string): 'bpf' | 'iptables' {
+  if (value !== 'bpf' && value !== 'iptables')
+    throw new InvalidArgumentError(`"${value}": use bpf or iptables`);
+  return value;
+}
+
 function encap(value: string): 'ipip' | 'none' {
   if (value !== 'ipip' && value !== 'none')
     throw new InvalidArgumentError(`"${value}": ipip or none`);
@@ -197,7 +208,18 @@ export function registerClusterCommands(lab: Command): void {
       DEFAULT_ID,
     )
     .option('--nodes <n>', 'node count', intIn(1, 50), 3)
-    .option('--encap <mode>', 'ipip or none (IPPool ipipMode Always / Never)', encap, 'ipip')
+    .option(
+      '--encap <mode>',
+      'ipip, none or vxlan (IPPool ipipMode Always / Never / vxlanMode Always; vxlan with --dataplane iptables; default ipip, none with iptables)',
+      encapOrVxlan,
+      'ipip',
+    )
+    .option(
+      '--dataplane <mode>',
+      'bpf (default) or iptables: the agents run --dataplane iptables (encap none or vxlan)',
+      labDataplane,
+      'bpf' as const,
+    )
     .option('--etcd-members <n>', 'etcd members: 1 or 3', etcdMembers, 1 as const)
     .option(
       '--routing <mode>',
@@ -205,14 +227,29 @@ export function registerClusterCommands(lab: Command): void {
       routingMode,
       'static' as const,
     )
+    .option(
+      '--tor',
+      'with --routing bgp: an external router (FRR, AS 64999) at <underlay>.250 peering with every node',
+      false,
+    )
     .action(
-      async (o: {
-        id: string;
-        nodes: number;
-        encap: 'ipip' | 'none';
-        etcdMembers: 1 | 3;
-        routing: 'static' | 'bgp';
-      }) => {
+      async (
+        o: {
+          id: string;
+          nodes: number;
+          encap: 'ipip' | 'none' | 'vxlan';
+          etcdMembers: 1 | 3;
+          routing: 'static' | 'bgp';
+          dataplane: 'bpf' | 'iptables';
+          tor: boolean;
+        },
+        cmd: Command,
+      ) => {
+        if (o.tor && o.routing !== 'bgp')
+          throw new InvalidArgumentError('--tor needs --routing bgp');
+        // iptables has no IPIP: its default is plain routing.
+        if (o.dataplane === 'iptables' && cmd.getOptionValueSource('encap') === 'default')
+          o.encap = 'none';
         const { ClusterLab, destroyClusterLab, labPresence } =
           await import('../lab/cluster/cluster-lab.js');
         const present = labPresence(o.id);
@@ -248,7 +285,9 @@ export function registerClusterCommands(lab: Command): void {
             encap: o.encap,
             etcdMembers: o.etcdMembers,
             persist: true,
+            ...(o.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
             ...(o.routing === 'bgp' ? { routing: 'bgp' as const } : {}),
+            ...(o.tor ? { tor: true } : {}),
           });
         } catch (e) {
           if ((e as Error).name === 'LabExistsError') started = false;
@@ -275,6 +314,11 @@ export function registerClusterCommands(lab: Command): void {
             ]),
             `etcd     ${state.etcd.endpoints.join(',')} (prefix ${state.etcdPrefix})`,
             `state    ${state.stateDir}/state.json`,
+            ...(l.tor === undefined
+              ? []
+              : [
+                  `tor      ${l.tor.ip} in ${l.tor.netnsName} (FRR, AS ${l.tor.asNumber}): vtysh --vty_socket ${l.tor.dir} -c 'show bgp ipv4 unicast'`,
+                ]),
             '',
             'next:',
             `  export TORTIE_CONFIG=${state.configFile}`,

@@ -18,9 +18,9 @@ export interface ConformanceCommandOptions {
   evaluator?: boolean;
   /** Nodes of the lab (default 2); 1: the one-node lab. */
   nodes?: number;
-  /** Between nodes (default ipip); only with 2 nodes or more. */
-  encap?: 'ipip' | 'none';
-  /** The dataplane under test (default bpf); iptables runs on the one-node lab. */
+  /** Between nodes (default ipip; none with iptables); only with 2 nodes or more. vxlan: iptables only. */
+  encap?: 'ipip' | 'none' | 'vxlan';
+  /** The dataplane under test (default bpf); iptables: the one-node lab by default, or --nodes 2+. */
   dataplane?: 'bpf' | 'iptables';
 }
 
@@ -57,9 +57,9 @@ function nodeCount(value: string): number {
   return n;
 }
 
-function encapMode(value: string): 'ipip' | 'none' {
-  if (value !== 'ipip' && value !== 'none')
-    throw new InvalidArgumentError(`"${value}": use ipip or none`);
+function encapMode(value: string): 'ipip' | 'none' | 'vxlan' {
+  if (value !== 'ipip' && value !== 'none' && value !== 'vxlan')
+    throw new InvalidArgumentError(`"${value}": use ipip, none or vxlan`);
   return value;
 }
 
@@ -73,8 +73,10 @@ function dataplaneName(value: string): 'bpf' | 'iptables' {
 export function conformanceOptionsProblem(o: ConformanceCommandOptions): string | undefined {
   const nodes = o.nodes ?? (o.dataplane === 'iptables' ? 1 : 2);
   if (o.evaluator) return undefined;
-  if (o.dataplane === 'iptables' && nodes !== 1)
-    return '--dataplane iptables runs on the one-node lab for now: give --nodes 1 (or leave --nodes out)';
+  if (o.dataplane === 'iptables' && o.encap === 'ipip')
+    return '--dataplane iptables cannot encapsulate IPIP (no ipip module): use --encap none or vxlan';
+  if (o.dataplane !== 'iptables' && o.encap === 'vxlan')
+    return '--encap vxlan is for --dataplane iptables (the BPF dataplane does IPIP)';
   if (nodes === 1 && o.encap !== undefined)
     return '--encap is for labs of 2 nodes or more (--nodes 1 has no traffic between nodes)';
   if (nodes > 1 && o.id !== undefined && o.id.length > CLUSTER_ID_MAX)
@@ -119,7 +121,7 @@ export async function runConformanceCommand(
         if (o.evaluator) return new conformance.EvaluatorLab();
         // A second model gets a second lab (after the first is gone), under its own id.
         const k = n++;
-        if (o.dataplane === 'iptables') {
+        if (o.dataplane === 'iptables' && nodes === 1) {
           const { IptablesConformanceLab } = await import('../lab/conformance/iptables-lab.js');
           return IptablesConformanceLab.create({ id: k === 0 ? id : `${id.slice(0, 10)}${k}` });
         }
@@ -131,7 +133,8 @@ export async function runConformanceCommand(
         return ClusterConformanceLab.create({
           id: k === 0 ? id : `${id.slice(0, CLUSTER_ID_MAX - String(k).length)}${k}`,
           nodes,
-          encap: o.encap ?? 'ipip',
+          encap: o.encap ?? (o.dataplane === 'iptables' ? 'none' : 'ipip'),
+          ...(o.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
         });
       },
       {
@@ -178,10 +181,14 @@ export function registerLabCommands(program: Command): void {
       'nodes of the lab: 2 or more is etcd + an agent per node + the CNI plugin; 1 is the one-node lab (default 2)',
       nodeCount,
     )
-    .option('--encap <mode>', 'between nodes: ipip or none (default ipip)', encapMode)
+    .option(
+      '--encap <mode>',
+      'between nodes: ipip, none or vxlan (default ipip; with --dataplane iptables: none, or vxlan)',
+      encapMode,
+    )
     .option(
       '--dataplane <name>',
-      'bpf (default) or iptables (the Felix-style iptables dataplane, on the one-node lab)',
+      'bpf (default) or iptables (the Felix-style iptables dataplane: the one-node lab, or agents with --dataplane iptables with --nodes 2 or more)',
       dataplaneName,
     )
     .option(

@@ -24,6 +24,7 @@ interface RunOptions {
   reportInterval?: string;
   debounceMs?: string;
   routing?: string;
+  dataplane?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
   agentConfig?: string;
@@ -79,6 +80,10 @@ export function registerNodeCommands(program: Command): void {
     .option(
       '--routing <mode>',
       'static (routes from IPAM block affinity) or bgp (BIRD, a node mesh and BGPPeers) (env TORTIE_ROUTING; default static)',
+    )
+    .option(
+      '--dataplane <mode>',
+      'bpf (tc programs and maps) or iptables (Felix-style chains and ipsets; encapsulation Never or VXLAN) (env TORTIE_DATAPLANE; default bpf)',
     )
     .option(
       '--bgp-run-dir <dir>',
@@ -139,6 +144,7 @@ export function registerNodeCommands(program: Command): void {
           'routing',
           'bgpRunDir',
           'bgpHoldTime',
+          'dataplane',
         ]),
         ...pick(globals, ['etcdEndpoints', 'etcdPrefix', 'etcdCaCert', 'etcdCert', 'etcdKey']),
       };

@@ -698,8 +698,11 @@ describe('tortie lab conformance', () => {
     await expect(parse('--cases', 'x.json', '--nodes', 'two')).rejects.toThrow(
       /give a number of nodes/,
     );
+    await expect(parse('--cases', 'x.json', '--encap', 'gre')).rejects.toThrow(
+      /"gre": use ipip, none or vxlan/,
+    );
     await expect(parse('--cases', 'x.json', '--encap', 'vxlan')).rejects.toThrow(
-      /"vxlan": use ipip or none/,
+      /--encap vxlan is for --dataplane iptables/,
     );
     await expect(parse('--cases', 'x.json', '--nodes', '1', '--encap', 'none')).rejects.toThrow(
       /--encap is for labs of 2 nodes or more/,
@@ -708,8 +711,8 @@ describe('tortie lab conformance', () => {
       /"ebpf": use bpf or iptables/,
     );
     await expect(
-      parse('--cases', 'x.json', '--dataplane', 'iptables', '--nodes', '2'),
-    ).rejects.toThrow(/--dataplane iptables runs on the one-node lab/);
+      parse('--cases', 'x.json', '--dataplane', 'iptables', '--nodes', '2', '--encap', 'ipip'),
+    ).rejects.toThrow(/--dataplane iptables cannot encapsulate IPIP/);
     await expect(parse()).rejects.toThrow(/--cases/);
   });
 

@@ -38,6 +38,10 @@ export interface AgentProcessOptions {
   readonly bgpRunDir?: string;
   /** `--bgp-hold-time` in seconds. */
   readonly bgpHoldTimeSeconds?: number;
+  /** `--dataplane` (absent: the agent's default, bpf). */
+  readonly dataplane?: 'bpf' | 'iptables';
+  /** `--labels k=v,…`: labels the agent merges into its Node (absent: none given). */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export type AgentWait = 'ready' | 'started' | 'none';
@@ -104,10 +108,19 @@ export class AgentProcess {
       '--agent-config',
       '/dev/null',
       ...(o.routing === undefined ? [] : ['--routing', o.routing]),
+      ...(o.dataplane === undefined ? [] : ['--dataplane', o.dataplane]),
       ...(o.bgpRunDir === undefined ? [] : ['--bgp-run-dir', o.bgpRunDir]),
       ...(o.bgpHoldTimeSeconds === undefined
         ? []
         : ['--bgp-hold-time', String(o.bgpHoldTimeSeconds)]),
+      ...(o.labels === undefined || Object.keys(o.labels).length === 0
+        ? []
+        : [
+            '--labels',
+            Object.entries(o.labels)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(','),
+          ]),
     ];
     const fd = openSync(o.logFile, 'a');
     try {

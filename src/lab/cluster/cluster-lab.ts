@@ -24,16 +24,28 @@
  * go of it (it keeps running), `down()` removes it.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { Agent, agentConfig, silentLogger } from '../../agent/index.js';
 import { installCni } from '../../cni/install.js';
 import { invokePlugin } from '../../cni/invoke.js';
 import { Datastore } from '../../datastore/index.js';
 import { removePins } from '../../loader/index.js';
-import { createNetns, deleteNetns } from '../../plumbing/index.js';
+import { createNetns, deleteNetns, netnsPath } from '../../plumbing/index.js';
 import { attachEtcd, etcdClusterState, pidAlive, startEtcd, type EtcdCluster } from '../etcd.js';
 import { PodProcess } from '../pod-handle.js';
 import { AgentProcess, type AgentProcessOptions } from './agent-process.js';
@@ -52,7 +64,8 @@ import {
 
 const exec = promisify(execFile);
 
-export type Encap = 'ipip' | 'none';
+/** 'vxlan' (pool vxlanMode Always, the kernel's vxlan device) needs dataplane 'iptables'. */
+export type Encap = 'ipip' | 'none' | 'vxlan';
 
 export interface ClusterUpOptions {
   /** 1-8 lower-case letters or digits; names everything the lab makes. */
@@ -87,7 +100,36 @@ export interface ClusterUpOptions {
   readonly routing?: 'static' | 'bgp';
   /** BGP hold time of the lab's BIRDs (routing 'bgp'); default 6 s (keepalive 2 s). */
   readonly bgpHoldTimeSeconds?: number;
+  /**
+   * An external router (a top-of-rack) on the underlay (routing 'bgp'): namespace
+   * `tortie-<id>-tor`, address `<underlay>.250`, FRR (zebra + bgpd, Debian package `frr`)
+   * in AS 64999 accepting a session from every underlay address (`bgp listen range`), its
+   * files under the lab's work dir (`tor/`). The lab stores a global BGPPeer `tor`
+   * (`peerIP` .250, `asNumber` 64999): every node peers with it. Default false.
+   */
+  readonly tor?: boolean;
+  /**
+   * The agents' dataplane: 'bpf' (default) or 'iptables' (`--dataplane iptables`; encap
+   * 'none' or 'vxlan', not 'ipip').
+   */
+  readonly dataplane?: 'bpf' | 'iptables';
 }
+
+/** The lab's external router (`tor: true`). */
+export interface LabTor {
+  /** Namespace name (`tortie-<id>-tor`) and path. */
+  readonly netnsName: string;
+  readonly netns: string;
+  readonly ip: string;
+  readonly asNumber: number;
+  /** FRR's configuration, pid files, vty sockets, logs: `vtysh --vty_socket <dir>`. */
+  readonly dir: string;
+}
+
+/** The ToR's AS number and host part of its underlay address. */
+export const TOR_AS_NUMBER = 64999;
+export const TOR_HOST = 250;
+const FRR_DIR = '/usr/lib/frr';
 
 export interface ClusterPodSpec {
   readonly namespace: string;
@@ -193,6 +235,10 @@ export class ClusterLab {
   /** How the agents route ('bgp': BIRD per node). */
   routing: 'static' | 'bgp' = 'static';
   bgpHoldTimeSeconds = 6;
+  /** The external router (`tor: true`). */
+  tor: LabTor | undefined;
+  /** The agents' dataplane. */
+  dataplane: 'bpf' | 'iptables' = 'bpf';
 
   private constructor(
     readonly id: string,
@@ -203,13 +249,17 @@ export class ClusterLab {
   ) {}
 
   get description(): string {
-    return `${this.nodes.length} nodes, BPF dataplane, agents + etcd, encap ${this.encap}${this.routing === 'bgp' ? ', BGP (BIRD node mesh)' : ''}`;
+    return `${this.nodes.length} nodes, ${this.dataplane === 'iptables' ? 'iptables' : 'BPF'} dataplane, agents + etcd, encap ${this.encap}${this.routing === 'bgp' ? ', BGP (BIRD node mesh)' : ''}${this.tor === undefined ? '' : `, ToR ${this.tor.ip} (FRR, AS ${this.tor.asNumber})`}`;
   }
 
   /** Builds the whole lab; on any failure removes what it made and throws. */
   static async up(opts: ClusterUpOptions): Promise<ClusterLab> {
     const names = clusterNames(opts.id);
     if (opts.nodes < 1 || opts.nodes > 50) throw new Error('nodes: 1 to 50');
+    if (opts.tor === true && opts.routing !== 'bgp')
+      throw new Error("tor: the external router peers over BGP: use routing 'bgp'");
+    if (opts.tor === true && !existsSync(`${FRR_DIR}/bgpd`))
+      throw new Error(`tor: FRR is not installed (${FRR_DIR}/bgpd): apt-get install frr`);
     const persist = opts.persist ?? false;
     if (persist && opts.agents === 'inline')
       throw new Error('a persistent lab runs its agents as processes: leave agents unset');
@@ -230,6 +280,13 @@ export class ClusterLab {
     );
     lab.routing = opts.routing ?? 'static';
     lab.bgpHoldTimeSeconds = opts.bgpHoldTimeSeconds ?? 6;
+    lab.dataplane = opts.dataplane ?? 'bpf';
+    if (lab.dataplane === 'iptables' && opts.encap === 'ipip')
+      throw new Error(
+        "dataplane iptables cannot encapsulate IPIP (the kernel here has no ipip module): use encap 'none' or 'vxlan'",
+      );
+    if (lab.dataplane === 'bpf' && opts.encap === 'vxlan')
+      throw new Error("encap 'vxlan' is for dataplane 'iptables' (the BPF dataplane does IPIP)");
     if (persist) {
       mkdirSync(LABS_DIR, { recursive: true });
       try {
@@ -309,6 +366,7 @@ export class ClusterLab {
             cidr: lab.podCidr,
             blockSize: 26,
             ipipMode: opts.encap === 'ipip' ? 'Always' : 'Never',
+            ...(opts.encap === 'vxlan' ? { vxlanMode: 'Always' } : {}),
           },
         },
       ]);
@@ -317,6 +375,18 @@ export class ClusterLab {
         lab.workDir = labDir(opts.id);
         mkdirSync(join(lab.workDir, 'logs'));
       } else lab.workDir = mkdtempSync(join(tmpdir(), `tortie-cluster-${opts.id}-`));
+      // The external router, and the BGPPeer that makes every node peer with it.
+      if (opts.tor === true) {
+        lab.tor = await startTor(opts.id, ulPath, lab.underlayPrefix, lab.workDir);
+        await lab.store.apply([
+          {
+            apiVersion: 'tortie.io/v1',
+            kind: 'BGPPeer',
+            metadata: { name: 'tor' },
+            spec: { peerIP: lab.tor.ip, asNumber: lab.tor.asNumber },
+          },
+        ]);
+      }
       ({ shim: lab.shim } = await installCni({ binDir: join(lab.workDir, 'bin') }));
       // One agent per node.
       if (agents === 'process') {
@@ -338,6 +408,7 @@ export class ClusterLab {
                 ipv4Address: `${n.underlayIp}/24`,
                 healthPort: 0,
                 ...AGENT_TIMING,
+                ...(lab.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
                 ...(lab.routing === 'bgp'
                   ? {
                       routing: 'bgp' as const,
@@ -389,12 +460,15 @@ export class ClusterLab {
     }
     const lab = new ClusterLab(id, state.encap, state.underlay, state.podCidr, false);
     lab.persistent = true;
+    lab.dataplane = state.dataplane ?? 'bpf';
     lab.shim = state.cniShim;
     lab.workDir = state.workDir;
     lab.createdAt = state.createdAt;
     lab.etcd = attachEtcd(state.etcd);
     // The state file predates routing: a lab whose nodes run BIRD has its run dir.
     if (existsSync(lab.bgpRunDir)) lab.routing = 'bgp';
+    if (existsSync(join(lab.workDir, 'tor')) && labNetns(id).includes(`tortie-${id}-tor`))
+      lab.tor = torOf(id, state.underlay, lab.workDir);
     for (const n of state.nodes) {
       const node: ClusterNode = {
         name: n.name,
@@ -435,6 +509,7 @@ export class ClusterLab {
           ? join(this.workDir, 'logs', `agent-${n.name}.log`)
           : join(this.workDir, `agent-${n.name}.log`)),
       ...AGENT_TIMING,
+      ...(this.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
       ...(this.routing === 'bgp'
         ? {
             routing: 'bgp' as const,
@@ -453,6 +528,7 @@ export class ClusterLab {
       id: this.id,
       createdAt: this.createdAt,
       encap: this.encap,
+      ...(this.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
       underlay: this.underlayPrefix,
       podCidr: this.podCidr,
       stateDir: labDir(this.id),
@@ -508,6 +584,105 @@ export class ClusterLab {
     const n = typeof ref === 'number' ? this.nodes[ref] : this.nodes.find((x) => x.name === ref);
     if (!n) throw new Error(`no node ${String(ref)}`);
     return n;
+  }
+
+  /**
+   * Adds a node to a running lab, exactly as `up` builds each node: its namespace, a veth
+   * `ul` to the underlay bridge with the next address (`<underlay>.<i + 1>/24`), forwarding
+   * on, then its agent (a process when the lab's agents are processes, else inline) with
+   * the lab's routing; `labels` go to the agent (`--labels`), which merges them into its
+   * Node. Resolves once the agent is ready (first sync programmed), with the
+   * `performance.now()` at which its start began. A persistent lab's state file is saved.
+   */
+  async addNode(
+    opts: { labels?: Readonly<Record<string, string>> } = {},
+  ): Promise<{ node: ClusterNode; agentStartedAt: number }> {
+    const names = clusterNames(this.id);
+    const taken = new Set(this.nodes.map((n) => n.name));
+    let i = 0;
+    while (taken.has(names.node(i).replace(/^tortie-/, ''))) i++;
+    if (i + 1 > 254) throw new Error(`lab ${this.id}: no underlay address left for a node`);
+    const nodeNs = names.node(i);
+    const ulPath = netnsPath(names.underlay);
+    const port = `t${this.id}p${i}`.slice(0, 15);
+    const ip = `${this.underlayPrefix}.${i + 1}`;
+    const path = await createNetns(nodeNs);
+    const node: ClusterNode = {
+      name: nodeNs.replace(/^tortie-/, ''),
+      netns: path,
+      underlayIp: ip,
+      pinRoot: names.pinRoot(i),
+    };
+    const inline = this.nodes.length > 0 && this.nodes.every((n) => n.agent !== undefined);
+    let agentStartedAt = 0;
+    try {
+      await nsRun(ulPath, 'ip', [
+        'link',
+        'add',
+        port,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'ul',
+        'netns',
+        nodeNs,
+      ]);
+      await nsRun(ulPath, 'ip', ['link', 'set', port, 'master', 'br0', 'up']);
+      await nsRun(
+        path,
+        'ip',
+        ['-batch', '-'],
+        [
+          'link set lo up',
+          `addr add ${ip}/24 dev ul`,
+          'link set ul up',
+          'route add default dev ul',
+        ].join('\n') + '\n',
+      );
+      await nsRun(path, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+      this.nodes.push(node);
+      agentStartedAt = performance.now();
+      if (inline) {
+        node.agent = await Agent.start(
+          agentConfig({
+            nodeName: node.name,
+            etcd: { endpoints: this.etcd!.endpoints, prefix: names.etcdPrefix, timeoutMs: 3000 },
+            pinRoot: node.pinRoot,
+            nodeNetns: node.netns,
+            ipv4Address: `${node.underlayIp}/24`,
+            healthPort: 0,
+            ...AGENT_TIMING,
+            ...(opts.labels === undefined ? {} : { labels: { ...opts.labels } }),
+            ...(this.routing === 'bgp'
+              ? {
+                  routing: 'bgp' as const,
+                  bgpRunDir: this.bgpRunDir,
+                  bgpHoldTimeSeconds: this.bgpHoldTimeSeconds,
+                }
+              : {}),
+          }),
+          this.verbose ? {} : { log: silentLogger() },
+        );
+      } else {
+        node.process = new AgentProcess({
+          ...this.agentOptions(node),
+          ...(opts.labels === undefined ? {} : { labels: opts.labels }),
+        });
+        await node.process.start('ready');
+      }
+      if (this.persistent) this.save();
+    } catch (e) {
+      // Leave nothing of a node that failed: its agent, its namespace (the veth goes with it), its pins.
+      await node.agent?.stop().catch(() => undefined);
+      await node.process?.stop('SIGKILL').catch(() => undefined);
+      const at = this.nodes.indexOf(node);
+      if (at >= 0) this.nodes.splice(at, 1);
+      await deleteNetns(nodeNs).catch(() => undefined);
+      if (existsSync(node.pinRoot)) removePins(node.pinRoot);
+      throw e;
+    }
+    return { node, agentStartedAt };
   }
 
   /** A namespace for pods (the agent's kns.<name> profile needs it). */
@@ -632,7 +807,7 @@ export class ClusterLab {
       datastore: { endpoints: this.etcd!.endpoints, prefix: clusterNames(this.id).etcdPrefix },
       nodename: node.name,
       host_netns: node.netns,
-      mtu: this.encap === 'ipip' ? 1480 : 1500,
+      mtu: this.encap === 'ipip' ? 1480 : this.encap === 'vxlan' ? 1450 : 1500,
       ipam: { type: 'tortie-ipam' },
       args: { tortie: { labels } },
     };
@@ -903,6 +1078,8 @@ export async function destroyClusterLab(id: string): Promise<void> {
     // The nodes' BIRDs (routing 'bgp'), by their files (bird-<id>-n<i>.*); they run in
     // the node namespaces, so the netns pids above found them already unless those went.
     ...pidsMatching(`/bird-${id}-n`),
+    // The ToR's FRR daemons (`tor: true`), by their files (…/tortie-<id>-tor-*).
+    ...pidsMatching(`/tortie-${id}-tor-`),
   ])
     kill(pid);
   // Let them go before their namespaces and pins do.
@@ -937,4 +1114,114 @@ export async function destroyClusterLab(id: string): Promise<void> {
   }
   if (errors.length > 0)
     throw new Error(`cluster lab ${id}: could not remove:\n${errors.join('\n')}`);
+}
+
+/** What the ToR of lab `id` is (its files under `<workDir>/tor`). */
+function torOf(id: string, underlayPrefix: string, workDir: string): LabTor {
+  const netnsName = `tortie-${id}-tor`;
+  return {
+    netnsName,
+    netns: `/run/netns/${netnsName}`,
+    ip: `${underlayPrefix}.${TOR_HOST}`,
+    asNumber: TOR_AS_NUMBER,
+    dir: join(workDir, 'tor'),
+  };
+}
+
+/**
+ * The lab's external router: a namespace on the underlay bridge (a veth to `br0`, the
+ * address .250 of the underlay /24), running FRR's zebra (installs what bgpd learned into
+ * the namespace's kernel) and bgpd (AS 64999, passive: `bgp listen range` over the
+ * underlay /24, any node AS). Both run with their own configuration, pid files, zebra
+ * socket and vty sockets in `<workDir>/tor` — never the machine's /etc/frr or
+ * /var/run/frr — as the `frr` user (FRR's vty group needs it), without a TCP vty.
+ */
+async function startTor(
+  id: string,
+  ulPath: string,
+  underlayPrefix: string,
+  workDir: string,
+): Promise<LabTor> {
+  const tor = torOf(id, underlayPrefix, workDir);
+  const path = await createNetns(tor.netnsName);
+  const port = `t${id}tor`.slice(0, 15);
+  await nsRun(ulPath, 'ip', [
+    'link',
+    'add',
+    port,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    'ul',
+    'netns',
+    tor.netnsName,
+  ]);
+  await nsRun(ulPath, 'ip', ['link', 'set', port, 'master', 'br0', 'up']);
+  await nsRun(
+    path,
+    'ip',
+    ['-batch', '-'],
+    ['link set lo up', `addr add ${tor.ip}/24 dev ul`, 'link set ul up'].join('\n') + '\n',
+  );
+  await nsRun(path, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+  // FRR runs as its own user: it must get through the (private) work dir to tor/.
+  chmodSync(workDir, statSync(workDir).mode | 0o111);
+  mkdirSync(tor.dir, { recursive: true });
+  const f = (name: string) => join(tor.dir, `tortie-${id}-tor-${name}`);
+  writeFileSync(f('zebra.conf'), `hostname ${tor.netnsName}\n!\n`);
+  writeFileSync(
+    f('bgpd.conf'),
+    [
+      `! FRR bgpd of lab ${id}'s ToR, written by the lab (ClusterLab.up({ tor: true })).`,
+      'frr defaults datacenter',
+      `hostname ${tor.netnsName}`,
+      '!',
+      `router bgp ${tor.asNumber}`,
+      ` bgp router-id ${tor.ip}`,
+      ' no bgp ebgp-requires-policy',
+      ' timers bgp 2 6',
+      ' neighbor nodes peer-group',
+      ' neighbor nodes remote-as external',
+      ` bgp listen range ${underlayPrefix}.0/24 peer-group nodes`,
+      ' address-family ipv4 unicast',
+      '  neighbor nodes activate',
+      ' exit-address-family',
+      '!',
+      '',
+    ].join('\n'),
+  );
+  // FRR drops to its user (its vty group requires it): its files must be that user's.
+  const { stdout: uid } = await exec('id', ['-u', 'frr']);
+  const { stdout: gid } = await exec('id', ['-g', 'frr']);
+  for (const p of [tor.dir, ...readdirSync(tor.dir).map((n) => join(tor.dir, n))])
+    chownSync(p, Number(uid.trim()), Number(gid.trim()));
+  const daemon = (name: string) => [
+    '-d',
+    '-u',
+    'frr',
+    '-g',
+    'frr',
+    '-f',
+    f(`${name}.conf`),
+    '-i',
+    f(`${name}.pid`),
+    '-z',
+    f('zserv.api'),
+    '--vty_socket',
+    tor.dir,
+    '-P',
+    '0',
+    '--log',
+    `file:${f(`${name}.log`)}`,
+  ];
+  await nsRun(path, `${FRR_DIR}/zebra`, daemon('zebra'));
+  // bgpd hands its routes to zebra over this socket: wait for it.
+  const deadline = Date.now() + 5000;
+  while (!existsSync(f('zserv.api'))) {
+    if (Date.now() > deadline) throw new Error(`ToR: zebra did not open ${f('zserv.api')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await nsRun(path, `${FRR_DIR}/bgpd`, daemon('bgpd'));
+  return tor;
 }

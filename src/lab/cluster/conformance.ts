@@ -1,6 +1,7 @@
 /**
  * The conformance lab on several nodes: a ClusterLab (etcd, one in-process agent per
- * node, the real CNI plugin, IPIP or plain routing) behind the ConformanceLab interface.
+ * node, the real CNI plugin, IPIP or plain routing; or with `dataplane: 'iptables'` the
+ * agents' iptables mode, plain routing or VXLAN) behind the ConformanceLab interface.
  *
  * - Placement: pods go round-robin over the nodes in the model's pod order (deterministic).
  *   On 2 nodes that is as even as it gets (9 pods: 5 + 4), so about half of the

@@ -57,7 +57,9 @@ export interface LabState {
   readonly version: number;
   readonly id: string;
   readonly createdAt: string;
-  readonly encap: 'ipip' | 'none';
+  readonly encap: 'ipip' | 'none' | 'vxlan';
+  /** The agents' dataplane (absent: bpf). */
+  readonly dataplane?: 'bpf' | 'iptables';
   readonly underlay: string;
   readonly podCidr: string;
   readonly stateDir: string;
