@@ -16,6 +16,7 @@
  * a BIRD whose pid file names a live `bird` with this node's control socket, instead of
  * starting a second one, and reloads it once (a no-op when nothing changed).
  */
+import { pidAlive, stopPid } from '../util/proc.js';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -162,16 +163,6 @@ function cmdline(pid: number): string[] {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
 export class Bird {
   readonly paths: BirdPaths;
   /** The text BIRD runs with (undefined: not known to this object yet). */
@@ -189,7 +180,7 @@ export class Bird {
     } catch {
       return undefined;
     }
-    if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return undefined;
+    if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return undefined;
     const args = cmdline(pid);
     return args.some((a) => a.endsWith('bird')) && args.includes(this.paths.ctl) ? pid : undefined;
   }
@@ -275,25 +266,7 @@ export class Bird {
 
   /** Stops BIRD (SIGTERM, then SIGKILL) and removes its socket and pid file; keeps the rest. */
   async stop(graceMs = 3000): Promise<void> {
-    const pid = this.pid();
-    if (pid !== undefined) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        /* gone */
-      }
-      const deadline = Date.now() + graceMs;
-      while (processAlive(pid)) {
-        if (Date.now() > deadline) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-        }
-        await sleep(20);
-      }
-    }
+    await stopPid(this.pid(), 'SIGTERM', graceMs);
     this.applied = undefined;
     rmSync(this.paths.ctl, { force: true });
     rmSync(this.paths.pid, { force: true });

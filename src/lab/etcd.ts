@@ -9,6 +9,7 @@
  *     own process group, output appended to `<member>.log` in the data directory, found
  *     again later by pid or by name (`attachEtcd(etcdClusterState(cluster))`).
  */
+import { pidAlive, stopPid } from '../util/proc.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
   closeSync,
@@ -88,18 +89,6 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
-}
-
-/** true while `pid` exists and is not a zombie. */
-export function pidAlive(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
 }
 
 /** The pid of a live etcd process started with `--name=<name>`, if any. */
@@ -188,29 +177,6 @@ function launchDetached(m: EtcdMember, cluster: string, state: 'new' | 'existing
     m.pid = child.pid;
   } finally {
     closeSync(fd);
-  }
-}
-
-/** SIGTERM (SIGKILL after `graceMs`) and wait until the pid is gone. */
-async function stopPid(pid: number | undefined, signal: NodeJS.Signals, graceMs = 3000) {
-  if (!pidAlive(pid)) return;
-  try {
-    process.kill(pid!, signal);
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + graceMs;
-  let killed = signal === 'SIGKILL';
-  while (pidAlive(pid)) {
-    if (!killed && Date.now() > deadline) {
-      killed = true;
-      try {
-        process.kill(pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    await sleep(20);
   }
 }
 
@@ -413,3 +379,6 @@ async function stopProcess(
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** Re-exported for the lab's modules that ask about etcd pids. */
+export { pidAlive };
