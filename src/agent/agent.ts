@@ -20,6 +20,7 @@
  *    closed), and the failure is logged, counted and shown in /status.
  */
 import type { Logger } from 'pino';
+import { RouteMonitor } from './route-monitor.js';
 import { Bird, type BgpSession } from '../bgp/bird.js';
 import { renderBird, type BgpTimers } from '../bgp/render.js';
 import { Datastore, type ResourceWatcher, type WatchEvent } from '../datastore/index.js';
@@ -231,9 +232,13 @@ export class Agent {
   /** BGP routing: this node's BIRD, what it learned, its sessions, the last failure. */
   private bird: Bird | undefined;
   private bgpTimer: NodeJS.Timeout | undefined;
+  /** BGP routing: BIRD's kernel routes as they change (reads at once, not at the next poll). */
+  private routeMonitor: RouteMonitor | undefined;
   private bgpPolling = false;
   private learned: KernelRoute[] = [];
   private learnedKey = '';
+  private bgpSoon: NodeJS.Timeout | undefined;
+  private bgpRepoll = false;
   private sessions: BgpSession[] = [];
   private bgpError: string | undefined;
   private bgpProblems: string[] = [];
@@ -417,7 +422,23 @@ export class Agent {
           : 'routing: bgp (a running BIRD is adopted)',
       );
       this.bgpTimer = setInterval(() => void this.pollBgp(), BGP_POLL_MS);
+      this.routeMonitor = new RouteMonitor({
+        nodeNetns: c.nodeNetns,
+        match: 'proto bird',
+        onChange: () => this.pollBgpSoon(),
+        onProblem: (message) => this.log.warn({ err: message }, 'route monitor (retried)'),
+      });
+      this.routeMonitor.start();
     }
+  }
+
+  /** A learned route changed: read them now (coalesced; pollBgp skips while one runs). */
+  private pollBgpSoon(): void {
+    if (this.bgpSoon !== undefined) return;
+    this.bgpSoon = setTimeout(() => {
+      this.bgpSoon = undefined;
+      void this.pollBgp();
+    }, 5);
   }
 
   /**
@@ -430,6 +451,8 @@ export class Agent {
     this.stopped = true;
     clearInterval(this.resyncTimer);
     clearInterval(this.bgpTimer);
+    clearTimeout(this.bgpSoon);
+    this.routeMonitor?.stop();
     for (const t of this.retryTimers) clearTimeout(t);
     await this.debouncer.stop();
     for (const w of [...this.revWaiters]) w();
@@ -1255,7 +1278,11 @@ export class Agent {
    */
   private async pollBgp(): Promise<void> {
     const bird = this.bird;
-    if (bird === undefined || this.bgpPolling || this.stopped) return;
+    if (bird === undefined || this.stopped) return;
+    if (this.bgpPolling) {
+      this.bgpRepoll = true;
+      return;
+    }
     this.bgpPolling = true;
     try {
       const learned = await listKernelRoutes(this.config.nodeNetns, BIRD_ROUTE_PROTO);
@@ -1275,6 +1302,11 @@ export class Agent {
       this.log.debug({ err: (e as Error).message }, 'BGP poll failed');
     } finally {
       this.bgpPolling = false;
+      // A change seen while this read ran gets one more read.
+      if (this.bgpRepoll && !this.stopped) {
+        this.bgpRepoll = false;
+        this.pollBgpSoon();
+      }
     }
   }
 
