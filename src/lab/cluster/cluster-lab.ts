@@ -601,7 +601,8 @@ export class ClusterLab {
     const taken = new Set(this.nodes.map((n) => n.name));
     let i = 0;
     while (taken.has(names.node(i).replace(/^tortie-/, ''))) i++;
-    if (i + 1 > 254) throw new Error(`lab ${this.id}: no underlay address left for a node`);
+    // .250 is the ToR's (`tor: true`).
+    if (i + 1 >= 250) throw new Error(`lab ${this.id}: no underlay address left for a node`);
     const nodeNs = names.node(i);
     const ulPath = netnsPath(names.underlay);
     const port = `t${this.id}p${i}`.slice(0, 15);
@@ -653,6 +654,7 @@ export class ClusterLab {
             ipv4Address: `${node.underlayIp}/24`,
             healthPort: 0,
             ...AGENT_TIMING,
+            ...(this.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
             ...(opts.labels === undefined ? {} : { labels: { ...opts.labels } }),
             ...(this.routing === 'bgp'
               ? {
