@@ -219,6 +219,60 @@ async function nsRun(
   });
 }
 
+/**
+ * Node `i` of lab `id`: its namespace `tortie-<id>-n<i>`, a veth `ul` to the underlay
+ * bridge with address `<prefix>.<i+1>/24`, a default route on it (proxy ARP for the pods'
+ * gateway needs one), forwarding on. The namespace is removed again if a step fails.
+ */
+async function plumbNode(
+  id: string,
+  i: number,
+  ulPath: string,
+  underlayPrefix: string,
+): Promise<ClusterNode> {
+  const names = clusterNames(id);
+  const nodeNs = names.node(i);
+  const port = `t${id}p${i}`.slice(0, 15);
+  const ip = `${underlayPrefix}.${i + 1}`;
+  const path = await createNetns(nodeNs);
+  try {
+    await nsRun(ulPath, 'ip', [
+      'link',
+      'add',
+      port,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'ul',
+      'netns',
+      nodeNs,
+    ]);
+    await nsRun(ulPath, 'ip', ['link', 'set', port, 'master', 'br0', 'up']);
+    await nsRun(
+      path,
+      'ip',
+      ['-batch', '-'],
+      [
+        'link set lo up',
+        `addr add ${ip}/24 dev ul`,
+        'link set ul up',
+        'route add default dev ul',
+      ].join('\n') + '\n',
+    );
+    await nsRun(path, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+  } catch (e) {
+    await deleteNetns(nodeNs).catch(() => undefined);
+    throw e;
+  }
+  return {
+    name: nodeNs.replace(/^tortie-/, ''),
+    netns: path,
+    underlayIp: ip,
+    pinRoot: names.pinRoot(i),
+  };
+}
+
 export class ClusterLab {
   readonly nodes: ClusterNode[] = [];
   readonly pods: ClusterPod[] = [];
@@ -310,41 +364,7 @@ export class ClusterLab {
         'link set lo up\nlink add br0 type bridge\nlink set br0 up\n',
       );
       for (let i = 0; i < opts.nodes; i++) {
-        const nodeNs = names.node(i);
-        const path = await createNetns(nodeNs);
-        const port = `t${opts.id}p${i}`.slice(0, 15);
-        const ip = `${lab.underlayPrefix}.${i + 1}`;
-        await nsRun(ulPath, 'ip', [
-          'link',
-          'add',
-          port,
-          'type',
-          'veth',
-          'peer',
-          'name',
-          'ul',
-          'netns',
-          nodeNs,
-        ]);
-        await nsRun(ulPath, 'ip', ['link', 'set', port, 'master', 'br0', 'up']);
-        await nsRun(
-          path,
-          'ip',
-          ['-batch', '-'],
-          [
-            'link set lo up',
-            `addr add ${ip}/24 dev ul`,
-            'link set ul up',
-            'route add default dev ul',
-          ].join('\n') + '\n',
-        );
-        await nsRun(path, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-        lab.nodes.push({
-          name: nodeNs.replace(/^tortie-/, ''),
-          netns: path,
-          underlayIp: ip,
-          pinRoot: names.pinRoot(i),
-        });
+        lab.nodes.push(await plumbNode(opts.id, i, ulPath, lab.underlayPrefix));
       }
       // etcd, the pool.
       lab.etcd = persist
@@ -400,23 +420,7 @@ export class ClusterLab {
         await Promise.all(
           lab.nodes.map(async (n) => {
             n.agent = await Agent.start(
-              agentConfig({
-                nodeName: n.name,
-                etcd: { endpoints: lab.etcd!.endpoints, prefix: names.etcdPrefix, timeoutMs: 3000 },
-                pinRoot: n.pinRoot,
-                nodeNetns: n.netns,
-                ipv4Address: `${n.underlayIp}/24`,
-                healthPort: 0,
-                ...AGENT_TIMING,
-                ...(lab.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
-                ...(lab.routing === 'bgp'
-                  ? {
-                      routing: 'bgp' as const,
-                      bgpRunDir: lab.bgpRunDir,
-                      bgpHoldTimeSeconds: lab.bgpHoldTimeSeconds,
-                    }
-                  : {}),
-              }),
+              lab.inlineAgentConfig(n),
               lab.verbose ? {} : { log: silentLogger() },
             );
           }),
@@ -604,66 +608,16 @@ export class ClusterLab {
     // .250 is the ToR's (`tor: true`).
     if (i + 1 >= 250) throw new Error(`lab ${this.id}: no underlay address left for a node`);
     const nodeNs = names.node(i);
-    const ulPath = netnsPath(names.underlay);
-    const port = `t${this.id}p${i}`.slice(0, 15);
-    const ip = `${this.underlayPrefix}.${i + 1}`;
-    const path = await createNetns(nodeNs);
-    const node: ClusterNode = {
-      name: nodeNs.replace(/^tortie-/, ''),
-      netns: path,
-      underlayIp: ip,
-      pinRoot: names.pinRoot(i),
-    };
     const inline = this.nodes.length > 0 && this.nodes.every((n) => n.agent !== undefined);
     let agentStartedAt = 0;
+    let node: ClusterNode | undefined;
     try {
-      await nsRun(ulPath, 'ip', [
-        'link',
-        'add',
-        port,
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'ul',
-        'netns',
-        nodeNs,
-      ]);
-      await nsRun(ulPath, 'ip', ['link', 'set', port, 'master', 'br0', 'up']);
-      await nsRun(
-        path,
-        'ip',
-        ['-batch', '-'],
-        [
-          'link set lo up',
-          `addr add ${ip}/24 dev ul`,
-          'link set ul up',
-          'route add default dev ul',
-        ].join('\n') + '\n',
-      );
-      await nsRun(path, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+      node = await plumbNode(this.id, i, netnsPath(names.underlay), this.underlayPrefix);
       this.nodes.push(node);
       agentStartedAt = performance.now();
       if (inline) {
         node.agent = await Agent.start(
-          agentConfig({
-            nodeName: node.name,
-            etcd: { endpoints: this.etcd!.endpoints, prefix: names.etcdPrefix, timeoutMs: 3000 },
-            pinRoot: node.pinRoot,
-            nodeNetns: node.netns,
-            ipv4Address: `${node.underlayIp}/24`,
-            healthPort: 0,
-            ...AGENT_TIMING,
-            ...(this.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
-            ...(opts.labels === undefined ? {} : { labels: { ...opts.labels } }),
-            ...(this.routing === 'bgp'
-              ? {
-                  routing: 'bgp' as const,
-                  bgpRunDir: this.bgpRunDir,
-                  bgpHoldTimeSeconds: this.bgpHoldTimeSeconds,
-                }
-              : {}),
-          }),
+          this.inlineAgentConfig(node, opts.labels),
           this.verbose ? {} : { log: silentLogger() },
         );
       } else {
@@ -676,15 +630,45 @@ export class ClusterLab {
       if (this.persistent) this.save();
     } catch (e) {
       // Leave nothing of a node that failed: its agent, its namespace (the veth goes with it), its pins.
-      await node.agent?.stop().catch(() => undefined);
-      await node.process?.stop('SIGKILL').catch(() => undefined);
-      const at = this.nodes.indexOf(node);
-      if (at >= 0) this.nodes.splice(at, 1);
+      await node?.agent?.stop().catch(() => undefined);
+      await node?.process?.stop('SIGKILL').catch(() => undefined);
+      if (node !== undefined && this.nodes.includes(node))
+        this.nodes.splice(this.nodes.indexOf(node), 1);
       await deleteNetns(nodeNs).catch(() => undefined);
-      if (existsSync(node.pinRoot)) removePins(node.pinRoot);
+      const pinRoot = names.pinRoot(i);
+      if (existsSync(pinRoot)) removePins(pinRoot);
       throw e;
     }
     return { node, agentStartedAt };
+  }
+
+  /** The configuration of an in-process agent for `node` (the lab's dataplane and routing). */
+  private inlineAgentConfig(
+    node: ClusterNode,
+    labels?: Readonly<Record<string, string>>,
+  ): ReturnType<typeof agentConfig> {
+    return agentConfig({
+      nodeName: node.name,
+      etcd: {
+        endpoints: this.etcd!.endpoints,
+        prefix: clusterNames(this.id).etcdPrefix,
+        timeoutMs: 3000,
+      },
+      pinRoot: node.pinRoot,
+      nodeNetns: node.netns,
+      ipv4Address: `${node.underlayIp}/24`,
+      healthPort: 0,
+      ...AGENT_TIMING,
+      ...(this.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
+      ...(labels === undefined ? {} : { labels: { ...labels } }),
+      ...(this.routing === 'bgp'
+        ? {
+            routing: 'bgp' as const,
+            bgpRunDir: this.bgpRunDir,
+            bgpHoldTimeSeconds: this.bgpHoldTimeSeconds,
+          }
+        : {}),
+    });
   }
 
   /** A namespace for pods (the agent's kns.<name> profile needs it). */
