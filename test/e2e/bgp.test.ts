@@ -266,6 +266,37 @@ describe('BGP node mesh with BIRD: 3 nodes, ipipMode Never', () => {
     expect((await birdc(l, n0, 'show', 'protocols')).match(/^Mesh_.*$/gm)).toEqual(since);
   }, 60_000);
 
+  it('a BGPPeer added and removed reloads BIRD with that session only: the mesh sessions do not flap', async () => {
+    const l = lab!;
+    const n0 = l.nodes[0]!;
+    const mesh = async () => (await birdc(l, n0, 'show', 'protocols')).match(/^Mesh_.*$/gm);
+    const before = await mesh();
+    expect(before).toHaveLength(2);
+    // A peer nobody answers at: its session stays down, what matters is the reload.
+    const peerIP = `${n0.underlayIp.split('.').slice(0, 3).join('.')}.240`;
+    const protocols = () => birdc(l, n0, 'show', 'protocols');
+    await l.store!.apply([
+      {
+        apiVersion: 'tortie.io/v1',
+        kind: 'BGPPeer',
+        metadata: { name: 'rack-peer' },
+        spec: { peerIP, asNumber: 65001 },
+      },
+    ]);
+    const deadline = Date.now() + 15_000;
+    while (!(await protocols()).includes(peerIP.replaceAll('.', '_')) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(await protocols()).toContain(peerIP.replaceAll('.', '_'));
+    expect(await mesh()).toEqual(before);
+    await l.store!.delete({ kind: 'BGPPeer', name: 'rack-peer' });
+    const gone = Date.now() + 15_000;
+    while ((await protocols()).includes(peerIP.replaceAll('.', '_')) && Date.now() < gone)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(await protocols()).not.toContain(peerIP.replaceAll('.', '_'));
+    // Same sessions, same "since": a reload, not a restart.
+    expect(await mesh()).toEqual(before);
+  }, 60_000);
+
   it('BIRD killed (SIGKILL): the others withdraw its block; restarted: it returns', async () => {
     const l = lab!;
     const [n0, n1, n2] = l.nodes as [ClusterNode, ClusterNode, ClusterNode];
