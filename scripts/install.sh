@@ -10,7 +10,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   clang llvm libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
   make g++ python3 iproute2 iputils-ping procps util-linux \
-  etcd-server podman runc containernetworking-plugins busybox-static tcpdump iptables ipset bird2 frr >/dev/null
+  etcd-server podman runc containernetworking-plugins busybox-static tcpdump iptables ipset bird2 frr sockperf iperf3 wrk >/dev/null
 echo "clang $(clang --version | head -1 | sed 's/.*version //'), libbpf $(dpkg-query -W -f='${Version}' libbpf-dev), kernel $(uname -r)"
 
 # FRR is only the lab's ToR router, run by the lab in its own namespace: never as a service.

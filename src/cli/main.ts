@@ -180,6 +180,60 @@ bench
     await runCniBench({ pods: o.pods, json: o.json, grpc: o.grpc });
   });
 
+bench
+  .command('convergence')
+  .description(
+    'BGP convergence when a node joins (every other node has its block), node mesh vs route reflectors',
+  )
+  .option(
+    '--nodes <list>',
+    'comma-separated lab sizes N (N - 1 nodes, then node N joins)',
+    (v: string) =>
+      v.split(',').map((x) => {
+        const n = Number(x);
+        if (!Number.isInteger(n) || n < 3 || n > 50)
+          throw new InvalidArgumentError(`--nodes: "${x}" is not a lab size (3 to 50)`);
+        return n;
+      }),
+    [3, 6, 10],
+  )
+  .option(
+    '--topologies <list>',
+    'comma-separated: mesh, rr',
+    (v: string) =>
+      v.split(',').map((t) => {
+        if (t !== 'mesh' && t !== 'rr')
+          throw new InvalidArgumentError(`--topologies: "${t}" is not mesh or rr`);
+        return t;
+      }),
+    ['mesh', 'rr'] as ('mesh' | 'rr')[],
+  )
+  .option('--runs <n>', 'runs per cell (each on a fresh lab)', positiveInt, 3)
+  .option('--timeout <ms>', 'per wait (lab converged, join converged)', positiveInt, 30_000)
+  .option('--json', 'print the results as one JSON document', false)
+  .action(
+    async (o: {
+      nodes: number[];
+      topologies: ('mesh' | 'rr')[];
+      runs: number;
+      timeout: number;
+      json: boolean;
+    }) => {
+      const { runConvergenceBench } = await import('../../bench/convergence.js');
+      await runConvergenceBench({
+        nodes: o.nodes,
+        topologies: o.topologies,
+        runs: o.runs,
+        json: o.json,
+        timeoutMs: o.timeout,
+      });
+    },
+  );
+
+// pod-to-pod, update, agent, all: the benchmark suite (bench/cli.ts).
+const { registerBenchSuite } = await import('../../bench/cli.js');
+registerBenchSuite(bench);
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

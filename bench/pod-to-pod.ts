@@ -1,0 +1,454 @@
+/**
+ * `tortie bench pod-to-pod`: traffic between two pods on one node, for the bare kernel
+ * (baseline), the BPF dataplane and the iptables dataplane on the same pods
+ * (bench/lab.ts), at growing policy sizes with the allowing rule last and first.
+ *
+ * Tools (Debian packages), each pinned with taskset — client on CPU 0, servers on CPU 1:
+ *  - request/response: `sockperf ping-pong --tcp --mps=max` (one 64-byte message in
+ *    flight): rate = messages of the valid duration / its length; p50/p99 round trip;
+ *  - stream: `iperf3 -c` (one TCP stream), received bits per second;
+ *  - new connections: `wrk -H "Connection: close"` against bench/conn-server.c (accept,
+ *    read, answer, close): every request is a new TCP connection.
+ * Per cell: a warm-up (a short wrk and sockperf's own warm-up), then `runs` runs of each
+ * tool; the median and the spread (max − min) are reported. Before a cell is measured in
+ * bpf or iptables mode, a probe checks the policy is enforced: the same policy without
+ * its allowing rule must block the client, the policy itself must let it through.
+ *
+ * Same node only: the cross-node variant (ClusterLab, IPIP / no encapsulation) is not
+ * measured yet.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packagePath } from '../src/util/package-root.js';
+import { barChart } from './chart.js';
+import {
+  benchId,
+  cpuFor,
+  fmt,
+  machine,
+  NsDaemon,
+  progressFor,
+  runInNs,
+  sleep,
+  stat,
+  writeJson,
+  writeText,
+  type Machine,
+  type Stat,
+} from './common.js';
+import { BenchLab, PORTS, SERVER_IP, type Mode, type Placement } from './lab.js';
+
+export interface PodToPodOptions {
+  rules: number[];
+  placements: Placement[];
+  modes: Mode[];
+  runs: number;
+  /** Seconds per measurement. */
+  duration: number;
+  json: boolean;
+  /** Directory for the JSON results and SVG charts (undefined: none written). */
+  out?: string;
+  id?: string;
+}
+
+export interface Cell {
+  mode: Mode;
+  /** The row of the cell; baseline has no policy (measured next to that row's cells). */
+  rules: number;
+  placement: Placement;
+  /** bpf/iptables: what the enforcement check saw. */
+  enforcement?: { allowedWithRule: boolean; blockedWithoutRule: boolean };
+  /** ms to program the policy of this cell. */
+  programMs?: number;
+  rr: { rate: Stat; p50Us: Stat; p99Us: Stat };
+  stream: { gbps: Stat };
+  conn: { rate: Stat; errors: number };
+}
+
+export interface PodToPodResult {
+  benchmark: 'pod-to-pod';
+  machine: Machine;
+  topology: 'same-node';
+  crossNode: string;
+  options: Omit<PodToPodOptions, 'json' | 'out' | 'id'>;
+  tools: Record<string, string>;
+  cells: Cell[];
+  elapsedSeconds: number;
+  files: string[];
+}
+
+/** Compiles bench/conn-server.c once (cached by source mtime) and returns the binary. */
+export function connServerBinary(): string {
+  const src = packagePath('bench', 'conn-server.c');
+  const bin = join(tmpdir(), `tortie-bench-conn-server-${Math.floor(statSync(src).mtimeMs)}`);
+  if (!existsSync(bin)) execFileSync('cc', ['-O2', '-Wall', '-o', bin, src]);
+  return bin;
+}
+
+interface Servers {
+  stop(): Promise<void>;
+}
+
+async function startServers(lab: BenchLab): Promise<Servers> {
+  const cpu = cpuFor('server');
+  const ns = lab.server.netns;
+  const daemons = [
+    NsDaemon.start(
+      ns,
+      ['sockperf', 'server', '--tcp', '-i', SERVER_IP, '-p', String(PORTS.sockperf)],
+      { cpu },
+    ),
+    NsDaemon.start(ns, ['iperf3', '-s', '-p', String(PORTS.iperf)], { cpu }),
+    NsDaemon.start(ns, [connServerBinary(), String(PORTS.http)], { cpu }),
+  ];
+  await sleep(500);
+  for (const d of daemons)
+    if (!d.running) {
+      await Promise.all(daemons.map((x) => x.stop()));
+      throw new Error(`${d.name} did not start in the server pod: ${d.log}`);
+    }
+  return { stop: async () => void (await Promise.all(daemons.map((d) => d.stop()))) };
+}
+
+export function parseSockperf(out: string): { rate: number; p50Us: number; p99Us: number } {
+  // eslint-disable-next-line no-control-regex
+  const text = out.replace(/\x1b\[[0-9;]*m/g, '');
+  const valid =
+    /\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=\d+; ReceivedMessages=(\d+)/.exec(text);
+  const pct = (p: string) => {
+    const m = new RegExp(`percentile ${p.replace('.', '\\.')} =\\s*([\\d.]+)`).exec(text);
+    return m ? Number(m[1]) : NaN;
+  };
+  if (!valid) throw new Error(`sockperf: no [Valid Duration] line in: ${text.slice(-400)}`);
+  return { rate: Number(valid[2]) / Number(valid[1]), p50Us: pct('50.000'), p99Us: pct('99.000') };
+}
+
+export function parseWrk(out: string): { rate: number; errors: number } {
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  if (!m) throw new Error(`wrk: no Requests/sec in: ${out.slice(-400)}`);
+  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const errors =
+    (se ? Number(se[1]) + Number(se[3]) + Number(se[4]) : 0) + (non2xx ? Number(non2xx[1]) : 0);
+  return { rate: Number(m[1]), errors };
+}
+
+async function sockperf(lab: BenchLab, seconds: number) {
+  const { stdout, stderr } = await runInNs(
+    lab.client.netns,
+    [
+      'sockperf',
+      'ping-pong',
+      '--tcp',
+      '-i',
+      SERVER_IP,
+      '-p',
+      String(PORTS.sockperf),
+      '-t',
+      String(seconds),
+      '--mps=max',
+      '--full-rtt',
+      '-m',
+      '64',
+    ],
+    { cpu: cpuFor('client'), timeoutMs: (seconds + 20) * 1000 },
+  );
+  return parseSockperf(stdout + stderr);
+}
+
+async function iperf(lab: BenchLab, seconds: number): Promise<number> {
+  const { stdout } = await runInNs(
+    lab.client.netns,
+    ['iperf3', '-c', SERVER_IP, '-p', String(PORTS.iperf), '-t', String(seconds), '-J'],
+    { cpu: cpuFor('client'), timeoutMs: (seconds + 20) * 1000 },
+  );
+  const j = JSON.parse(stdout) as { end?: { sum_received?: { bits_per_second?: number } } };
+  const bps = j.end?.sum_received?.bits_per_second;
+  if (bps === undefined) throw new Error(`iperf3: no result in ${stdout.slice(-400)}`);
+  return bps / 1e9;
+}
+
+async function wrk(lab: BenchLab, seconds: number) {
+  const { stdout } = await runInNs(
+    lab.client.netns,
+    [
+      'wrk',
+      '-t1',
+      '-c4',
+      `-d${seconds}s`,
+      '-H',
+      'Connection: close',
+      `http://${SERVER_IP}:${PORTS.http}/`,
+    ],
+    { cpu: cpuFor('client'), timeoutMs: (seconds + 20) * 1000 },
+  );
+  return parseWrk(stdout);
+}
+
+interface Samples {
+  rate: number[];
+  p50: number[];
+  p99: number[];
+  gbps: number[];
+  conn: number[];
+  errors: number;
+}
+
+/** One run of each tool after a short warm-up; appends to `s`. */
+async function measureOnce(lab: BenchLab, opts: PodToPodOptions, s: Samples): Promise<void> {
+  await wrk(lab, 1); // warm-up (sockperf warms up on its own)
+  const rr = await sockperf(lab, opts.duration);
+  s.rate.push(rr.rate);
+  s.p50.push(rr.p50Us);
+  s.p99.push(rr.p99Us);
+  s.gbps.push(await iperf(lab, opts.duration));
+  const w = await wrk(lab, opts.duration);
+  s.conn.push(w.rate);
+  s.errors += w.errors;
+}
+
+/**
+ * Runs are interleaved: run 1 of every cell, then run 2 of every cell, ... — so a change
+ * of the machine's load (it is shared) spreads over every mode instead of one.
+ */
+export async function measurePodToPod(
+  opts: PodToPodOptions,
+  progress: (s: string) => void,
+): Promise<PodToPodResult> {
+  const started = performance.now();
+  const lab = await BenchLab.create(opts.id ?? benchId());
+  type Entry = { mode: Mode; rules: number; placement: Placement };
+  // Per rule count: a baseline cell (no policy — measured next to that row, so the
+  // ratios compare figures taken at the same time), then bpf and iptables.
+  const plan: Entry[] = opts.rules.flatMap((rules) =>
+    opts.modes.flatMap((mode): Entry[] =>
+      mode === 'baseline'
+        ? [{ mode, rules, placement: 'last' }]
+        : (rules <= 1 ? ['last' as Placement] : opts.placements).map((placement) => ({
+            mode,
+            rules,
+            placement,
+          })),
+    ),
+  );
+  const samples = plan.map((): Samples => ({
+    rate: [],
+    p50: [],
+    p99: [],
+    gbps: [],
+    conn: [],
+    errors: 0,
+  }));
+  const checks: Cell['enforcement'][] = plan.map(() => undefined);
+  const programMs: (number | undefined)[] = plan.map(() => undefined);
+  let servers: Servers | undefined;
+  try {
+    servers = await startServers(lab);
+    if (!(await lab.probe())) throw new Error('baseline: the client cannot reach the server');
+    for (let run = 0; run < opts.runs; run++) {
+      for (const [i, { mode, rules, placement }] of plan.entries()) {
+        if (mode !== 'baseline' && run === 0) {
+          // The same policy without its allowing rule must block the client.
+          await lab.set(mode, { rules, placement, allow: false });
+          const blocked = !(await lab.probe(300));
+          programMs[i] = (await lab.set(mode, { rules, placement })).ms;
+          const allowed = await lab.probe(1000);
+          checks[i] = { allowedWithRule: allowed, blockedWithoutRule: blocked };
+          if (!blocked)
+            progress(
+              `WARNING: ${mode} ${rules} rules: the client was not blocked without the allowing rule`,
+            );
+        } else await lab.set(mode, { rules, placement });
+        if (!(await lab.probe(1000)))
+          throw new Error(`${mode} ${rules} rules (${placement}): the allowed client is blocked`);
+        progress(`run ${run + 1}/${opts.runs}: ${mode} ${rules} rules, allowing rule ${placement}`);
+        await measureOnce(lab, opts, samples[i]!);
+      }
+    }
+  } finally {
+    await servers?.stop().catch(() => undefined);
+    await lab.destroy();
+  }
+  const cells: Cell[] = plan.map((p, i) => {
+    const s = samples[i]!;
+    const check = checks[i];
+    const ms = programMs[i];
+    return {
+      ...p,
+      ...(check ? { enforcement: check } : {}),
+      ...(ms === undefined ? {} : { programMs: ms }),
+      rr: { rate: stat(s.rate), p50Us: stat(s.p50), p99Us: stat(s.p99) },
+      stream: { gbps: stat(s.gbps) },
+      conn: { rate: stat(s.conn), errors: s.errors },
+    };
+  });
+  const result: PodToPodResult = {
+    benchmark: 'pod-to-pod',
+    machine: machine(),
+    topology: 'same-node',
+    crossNode: 'not measured (the cross-node variant on ClusterLab is not implemented yet)',
+    options: {
+      rules: opts.rules,
+      placements: opts.placements,
+      modes: opts.modes,
+      runs: opts.runs,
+      duration: opts.duration,
+    },
+    tools: {
+      requestResponse: 'sockperf ping-pong --tcp --mps=max --full-rtt -m 64',
+      stream: 'iperf3 -c (1 stream)',
+      newConnections: 'wrk -t1 -c4 -H "Connection: close" against bench/conn-server.c',
+      pinning: `taskset: client CPU ${cpuFor('client')}, servers CPU ${cpuFor('server')}`,
+      order: 'runs interleaved over the cells (run 1 of every cell, then run 2, ...)',
+    },
+    cells,
+    elapsedSeconds: (performance.now() - started) / 1000,
+    files: [],
+  };
+  if (opts.out) result.files = writePodToPodFiles(opts.out, result);
+  return result;
+}
+
+/** Rows of the side-by-side tables: one per (rules, placement) that bpf or iptables has. */
+function rowKeys(cells: readonly Cell[]): { rules: number; placement: Placement }[] {
+  const seen = new Map<string, { rules: number; placement: Placement }>();
+  for (const c of cells)
+    seen.set(`${c.rules}/${c.placement}`, { rules: c.rules, placement: c.placement });
+  return [...seen.values()].sort(
+    (a, b) => a.rules - b.rules || a.placement.localeCompare(b.placement) * -1,
+  );
+}
+
+const METRICS = [
+  {
+    key: 'rr',
+    title: 'TCP request/response rate (per second, higher is better)',
+    unit: '/s',
+    get: (c: Cell) => c.rr.rate,
+    digits: 0,
+  },
+  {
+    key: 'p50',
+    title: 'request/response round trip p50 (µs, lower is better)',
+    unit: 'µs',
+    get: (c: Cell) => c.rr.p50Us,
+    digits: 1,
+  },
+  {
+    key: 'p99',
+    title: 'request/response round trip p99 (µs, lower is better)',
+    unit: 'µs',
+    get: (c: Cell) => c.rr.p99Us,
+    digits: 1,
+  },
+  {
+    key: 'stream',
+    title: 'TCP stream throughput (Gbit/s, higher is better)',
+    unit: 'Gbit/s',
+    get: (c: Cell) => c.stream.gbps,
+    digits: 2,
+  },
+  {
+    key: 'conn',
+    title: 'new TCP connections per second (higher is better)',
+    unit: '/s',
+    get: (c: Cell) => c.conn.rate,
+    digits: 0,
+  },
+] as const;
+
+function find(
+  cells: readonly Cell[],
+  mode: Mode,
+  rules: number,
+  placement: Placement,
+): Cell | undefined {
+  if (mode === 'baseline') return cells.find((c) => c.mode === 'baseline' && c.rules === rules);
+  return cells.find((c) => c.mode === mode && c.rules === rules && c.placement === placement);
+}
+
+/** The tables: one per metric, baseline / bpf / iptables side by side (median ± spread). */
+export function podToPodTables(r: PodToPodResult): string {
+  const out: string[] = [];
+  for (const m of METRICS) {
+    out.push(`\n${m.title}; median of ${r.options.runs} runs ± spread (max − min)`);
+    out.push(
+      `${'rules'.padStart(7)} ${'allow'.padEnd(6)}${'baseline'.padStart(20)}${'bpf'.padStart(20)}${'iptables'.padStart(20)}${'bpf/base'.padStart(10)}${'bpf/ipt'.padStart(9)}`,
+    );
+    for (const k of rowKeys(r.cells)) {
+      const vals = (['baseline', 'bpf', 'iptables'] as const).map((mode) => {
+        const c = find(r.cells, mode, k.rules, k.placement);
+        return c ? m.get(c) : undefined;
+      });
+      const cell = (s: Stat | undefined) =>
+        (s ? `${fmt(s.median, m.digits)} ±${fmt(s.spread, m.digits)}` : '-').padStart(20);
+      const ratio = (a: Stat | undefined, b: Stat | undefined) =>
+        a && b && b.median > 0 ? `${(a.median / b.median).toFixed(2)}x` : '-';
+      out.push(
+        `${String(k.rules).padStart(7)} ${k.placement.padEnd(6)}${vals.map(cell).join('')}${ratio(vals[1], vals[0]).padStart(10)}${ratio(vals[1], vals[2]).padStart(9)}`,
+      );
+    }
+  }
+  const enf = r.cells.filter((c) => c.enforcement);
+  if (enf.length > 0) {
+    const ok = enf.every(
+      (c) => c.enforcement!.allowedWithRule && c.enforcement!.blockedWithoutRule,
+    );
+    out.push(
+      `\nenforcement check (without the allowing rule the client is blocked, with it it passes): ${
+        ok
+          ? 'every bpf/iptables cell'
+          : 'FAILED for ' +
+            enf
+              .filter((c) => !c.enforcement!.blockedWithoutRule)
+              .map((c) => `${c.mode} ${c.rules}`)
+              .join(', ')
+      }`,
+    );
+  }
+  out.push(`cross node: ${r.crossNode}`);
+  return out.join('\n');
+}
+
+export function writePodToPodFiles(dir: string, r: PodToPodResult): string[] {
+  const files = [writeJson(dir, 'pod-to-pod', r)];
+  const keys = rowKeys(r.cells);
+  const categories = keys.map((k) =>
+    k.rules <= 1 ? String(k.rules) : `${k.rules} ${k.placement}`,
+  );
+  for (const m of METRICS) {
+    const svg = barChart({
+      title: `pod-to-pod, same node: ${m.title.split(' (')[0]}`,
+      yLabel: m.unit,
+      categories,
+      series: (['baseline', 'bpf', 'iptables'] as const)
+        .filter((mode) => r.options.modes.includes(mode))
+        .map((mode) => ({
+          name: mode,
+          values: keys.map((k) => {
+            const c = find(r.cells, mode, k.rules, k.placement);
+            return c ? m.get(c).median : undefined;
+          }),
+        })),
+    });
+    files.push(writeText(dir, `pod-to-pod-${m.key}.svg`, svg));
+  }
+  return files;
+}
+
+export async function runPodToPodBench(opts: PodToPodOptions): Promise<PodToPodResult> {
+  const r = await measurePodToPod(opts, progressFor(opts.json));
+  if (opts.json) console.log(JSON.stringify(r));
+  else {
+    const la = r.machine.loadAverage.map((x) => x.toFixed(2)).join(' ');
+    console.log(
+      `\npod-to-pod, same node — kernel ${r.machine.kernel}, ${r.machine.cores} cores (${r.machine.cpuModel}), load ${la}; ${r.options.duration} s per measurement`,
+    );
+    console.log(podToPodTables(r));
+    if (r.files.length) console.log(`\nwrote ${r.files.join(', ')}`);
+    console.log(`(${r.elapsedSeconds.toFixed(0)} s)`);
+  }
+  return r;
+}

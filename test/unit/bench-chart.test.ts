@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { barChart, lineChart, niceScale } from '../../bench/chart.js';
+import { percentile, stat } from '../../bench/common.js';
+import { parseSockperf, parseWrk } from '../../bench/pod-to-pod.js';
+
+describe('bench helpers', () => {
+  it('draws bar and line charts as standalone SVG', () => {
+    const spec = {
+      title: 'a <b>',
+      yLabel: '/s',
+      categories: ['0', '100'],
+      series: [
+        { name: 'bpf', values: [10, 20] },
+        { name: 'iptables', values: [5, NaN] },
+      ],
+    };
+    for (const svg of [barChart(spec), lineChart(spec)]) {
+      expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+      expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+      expect(svg).toContain('a &lt;b&gt;');
+      expect(svg).not.toContain('NaN');
+    }
+    expect(barChart(spec).match(/<rect x=/g)).toHaveLength(3 + 2); // 3 bars + 2 legend keys
+    expect(niceScale(73)).toEqual({ max: 80, step: 20 });
+  });
+
+  it('parses sockperf and wrk output; percentiles and spreads', () => {
+    const sp = parseSockperf(
+      'sockperf: [Valid Duration] RunTime=1.550 sec; SentMessages=16149; ReceivedMessages=15500\n' +
+        'sockperf: ---> percentile 99.000 = 2059.677\nsockperf: ---> percentile 50.000 =   30.146\n',
+    );
+    expect(sp).toEqual({ rate: 10000, p50Us: 30.146, p99Us: 2059.677 });
+    expect(
+      parseWrk('Requests/sec:   4019.50\n  Socket errors: connect 1, read 9, write 0, timeout 2\n'),
+    ).toEqual({
+      rate: 4019.5,
+      errors: 3,
+    });
+    expect(percentile([5, 1, 4, 2, 3], 50)).toBe(3);
+    expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 99)).toBe(10);
+    expect(stat([3, 1, 2])).toMatchObject({ median: 2, spread: 2 });
+  });
+});
+
+describe('bench chart log scale', () => {
+  it('labels decades and keeps every point inside the plot', () => {
+    const svg = lineChart({
+      title: 't',
+      yLabel: 'ms',
+      log: true,
+      categories: ['0', '10000'],
+      series: [{ name: 'bpf', values: [0.9, 330] }],
+    });
+    expect(svg).toContain('(log scale)');
+    for (const t of ['>0.1<', '>1<', '>10<', '>100<', '>1k<']) expect(svg).toContain(t);
+    const ys = [...svg.matchAll(/<circle cx="[\d.]+" cy="([\d.]+)"/g)].map((m) => Number(m[1]));
+    expect(ys).toHaveLength(2);
+    for (const v of ys) expect(v).toBeGreaterThanOrEqual(36);
+  });
+});
