@@ -17,7 +17,7 @@ import { IdAllocator } from './ids.js';
 import type { Program } from './program.js';
 import { RuleIds } from './rule-ids.js';
 import { RuleCache } from './rules-plan.js';
-import { decideProgram } from './sweep.js';
+import { ClassTable, decideProgram } from './sweep.js';
 import { entityKey, WorldIndex } from './world-index.js';
 import { classEntries, setEntries, Snapshot, type Named } from './snapshot.js';
 import type {
@@ -40,6 +40,8 @@ export class PolicyCompiler {
   private readonly ruleIds = new RuleIds();
   private plans: PlanCache | undefined;
   private readonly rules = new RuleCache();
+  /** The l4 functions of the last update's sets, reused by the next (./sweep.ts). */
+  private readonly classTable = new ClassTable();
   /** Program fingerprint → its compiled set, for the programs of the last update. */
   private compiled = new Map<string, SetContent>();
   private lastRev = 0;
@@ -163,6 +165,7 @@ export class PolicyCompiler {
     this.compiled = compiled;
     this.lastRev = lastRev;
     plans.prune();
+    this.classTable.prune();
     return { state: this.state, delta };
   }
 
@@ -177,7 +180,7 @@ export class PolicyCompiler {
 
   private compile(program: Program, endpoint: Endpoint, direction: Direction): SetContent {
     try {
-      return emitSet(decideProgram(program), this.limits);
+      return emitSet(decideProgram(program, this.classTable), this.limits);
     } catch (err) {
       if (err instanceof BudgetExceeded) {
         throw new PolicyBudgetError(endpoint.key, direction, err.what, err.entries, err.limit);

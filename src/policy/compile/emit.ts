@@ -61,16 +61,28 @@ export function emitSet(fn: SetFunction, limits: EntryLimits): SetContent {
   return { fingerprint: fingerprint(spelled), entries, classes };
 }
 
+/**
+ * A class's entries, by class object: the sweep's ClassTable keeps one object per
+ * function across updates, so a class an update leaves unchanged is emitted once. The
+ * content does not depend on the limits; the budget is checked on every use.
+ */
+const emittedClasses = new WeakMap<ClassFunction, ClassContent>();
+
 function emitClass(cls: ClassFunction, limits: EntryLimits): ClassContent {
-  const prefixes = functionToPrefixes(cls.pieces, L4_BITS, (code) => code);
-  if (prefixes.length > limits.maxEntriesPerClass) {
-    throw new BudgetExceeded('class', prefixes.length, limits.maxEntriesPerClass);
+  let content = emittedClasses.get(cls);
+  if (content === undefined) {
+    const prefixes = functionToPrefixes(cls.pieces, L4_BITS, (code) => code);
+    content = {
+      fingerprint: cls.fingerprint,
+      entries: prefixes.map((p) => {
+        const { action, flags, ruleId } = decodeVerdict(p.result);
+        return { l4: p.value, bits: p.bits, action, flags, ruleId };
+      }),
+    };
+    emittedClasses.set(cls, content);
   }
-  return {
-    fingerprint: cls.fingerprint,
-    entries: prefixes.map((p) => {
-      const { action, flags, ruleId } = decodeVerdict(p.result);
-      return { l4: p.value, bits: p.bits, action, flags, ruleId };
-    }),
-  };
+  if (content.entries.length > limits.maxEntriesPerClass) {
+    throw new BudgetExceeded('class', content.entries.length, limits.maxEntriesPerClass);
+  }
+  return content;
 }

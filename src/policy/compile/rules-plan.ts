@@ -115,7 +115,10 @@ export class RuleCache {
     world: WorldIndex,
     ruleIds: RuleIds,
   ): PlannedRule {
-    const key = `${opts.owner ?? ''}|${opts.direction}|${opts.refOf(index)}|${opts.passDeniesBy ?? ''}|${ruleJson(rule)}`;
+    const key = ruleKey(
+      rule,
+      `${opts.owner ?? ''}|${opts.direction}|${opts.refOf(index)}|${opts.passDeniesBy ?? ''}|`,
+    );
     let entry = this.used.get(key) ?? this.entries.get(key);
     if (entry === undefined || (entry.entities !== undefined && entry.entities !== world.key)) {
       const planned = planRule(rule, index, opts, world, ruleIds);
@@ -135,16 +138,25 @@ export class RuleCache {
   }
 }
 
-const ruleJsons = new WeakMap<Rule, string>();
+const ruleKeys = new WeakMap<Rule, { json: string; prefix: string; key: string }>();
 
-/** The JSON of a rule, computed once per object. */
-function ruleJson(rule: Rule): string {
-  let json = ruleJsons.get(rule);
-  if (json === undefined) {
-    json = JSON.stringify(rule);
-    ruleJsons.set(rule, json);
+/**
+ * `prefix` + the JSON of the rule. The JSON is computed once per object, and the last
+ * key built per object is kept: asking again with an equal prefix returns the same
+ * string, whose hash V8 has already computed — a 10,000-rule list looked up again costs
+ * no concatenation or hashing of long keys (it was the top frame of a re-plan).
+ */
+function ruleKey(rule: Rule, prefix: string): string {
+  let cached = ruleKeys.get(rule);
+  if (cached === undefined) {
+    const json = JSON.stringify(rule);
+    cached = { json, prefix, key: prefix + json };
+    ruleKeys.set(rule, cached);
+  } else if (cached.prefix !== prefix) {
+    cached.prefix = prefix;
+    cached.key = prefix + cached.json;
   }
-  return json;
+  return cached.key;
 }
 
 function dependsOnEntities(rule: Rule, direction: Direction): boolean {

@@ -93,18 +93,55 @@ interface Node {
   moves: readonly Move[] | undefined;
 }
 
-export function decideProgram(program: Program): SetFunction {
-  return new Sweep(program).run();
+/**
+ * One object per distinct l4 function, shared by the sweeps of consecutive updates (the
+ * compiler prunes it after each): a class that an update leaves unchanged is found by a
+ * cheap hash and an exact comparison, and keeps its object — so its fingerprint (a sha1)
+ * and its emitted entries (./emit.ts caches them by object) are not computed again.
+ * Sharing changes no output: an object stands for exactly one function.
+ */
+export class ClassTable {
+  private entries = new Map<number, ClassFunction[]>();
+  private used = new Map<number, ClassFunction[]>();
+
+  intern(pieces: Piece<VerdictCode>[]): ClassFunction {
+    const hash = hashPieces(pieces);
+    const bucket = this.used.get(hash);
+    const found = bucket?.find((cls) => samePieces(cls.pieces, pieces));
+    if (found !== undefined) return found;
+    const old = this.entries.get(hash)?.find((cls) => samePieces(cls.pieces, pieces));
+    let cls: ClassFunction;
+    if (old !== undefined) cls = old;
+    else {
+      checkCover(pieces);
+      cls = new Decision(pieces);
+    }
+    if (bucket === undefined) this.used.set(hash, [cls]);
+    else bucket.push(cls);
+    return cls;
+  }
+
+  /** Forgets every class not interned since the last call. */
+  prune(): void {
+    this.entries = this.used;
+    this.used = new Map();
+  }
+}
+
+export function decideProgram(program: Program, table: ClassTable = new ClassTable()): SetFunction {
+  return new Sweep(program, table).run();
 }
 
 class Sweep {
   private readonly universal: Move[] = [];
   private readonly groups: Group[] = [];
-  private readonly classes = new Map<number, ClassFunction[]>();
   /** By the sorted ids of the active groups. */
   private readonly nodes = new Map<string, Node>();
 
-  constructor(program: Program) {
+  constructor(
+    program: Program,
+    private readonly table: ClassTable,
+  ) {
     const last = program.steps[program.steps.length - 1];
     if (last === undefined || last.kind !== 'end' || last.passes) {
       throw new Error('a policy program must end with a denying end (the profiles default)');
@@ -202,17 +239,9 @@ class Sweep {
     return walk.result();
   }
 
-  /** One object per distinct function (a cheap hash, then an exact comparison). */
+  /** One object per distinct function (see ClassTable). */
   private intern(pieces: Piece<VerdictCode>[]): ClassFunction {
-    const hash = hashPieces(pieces);
-    const bucket = this.classes.get(hash);
-    const found = bucket?.find((cls) => samePieces(cls.pieces, pieces));
-    if (found !== undefined) return found;
-    checkCover(pieces);
-    const cls = new Decision(pieces);
-    if (bucket === undefined) this.classes.set(hash, [cls]);
-    else bucket.push(cls);
-    return cls;
+    return this.table.intern(pieces);
   }
 
   /** The address space cut wherever the set of active groups changes. */
