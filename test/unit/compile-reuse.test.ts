@@ -16,7 +16,11 @@ const endpoints = [
   endpoint('server', '10.0.0.10', { app: 'server' }),
   endpoint('client', '10.0.0.11', { app: 'client' }),
 ];
-const locals: LocalEndpoint[] = endpoints.map((e, i) => ({ endpoint: e, ifindex: i + 1, id: i + 1 }));
+const locals: LocalEndpoint[] = endpoints.map((e, i) => ({
+  endpoint: e,
+  ifindex: i + 1,
+  id: i + 1,
+}));
 
 function worldOf(n: number, extra: Rule[]): World {
   const rules: Rule[] = [];
@@ -45,7 +49,9 @@ function worldOf(n: number, extra: Rule[]): World {
         egress: [],
       },
     ],
-    profiles: [{ name: 'p', ingress: [{ action: 'Allow', source: {}, destination: {} }], egress: [] }],
+    profiles: [
+      { name: 'p', ingress: [{ action: 'Allow', source: {}, destination: {} }], egress: [] },
+    ],
   };
 }
 
