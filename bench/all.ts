@@ -49,7 +49,14 @@ function sizes(quick: boolean) {
   return quick
     ? {
         verdict: { rules: [0, 100], repeat: 10_000, runs: 2 },
-        podToPod: { rules: [0, 100], placements: ['last', 'first'] as const, runs: 1, duration: 1 },
+        podToPod: {
+          rules: [0, 100],
+          placements: ['last', 'first'] as const,
+          runs: 1,
+          duration: 1,
+          crossRules: [0],
+          crossModes: ['baseline', 'bpf', 'iptables'] as const,
+        },
         update: { rules: [0, 100], changes: 3 },
         agent: { endpoints: 100, veths: 5, rules: 200, policies: 10, burst: 10 },
       }
@@ -60,6 +67,10 @@ function sizes(quick: boolean) {
           placements: ['last', 'first'] as const,
           runs: 3,
           duration: 2,
+          // Across nodes, fewer rule counts than on one node: the whole suite must stay
+          // under 20 minutes on a 2-core machine (`bench pod-to-pod` runs all four).
+          crossRules: [0, 10_000],
+          crossModes: ['baseline', 'bpf', 'bpf-ipip', 'iptables'] as const,
         },
         update: { rules: [0, 100, 1000, 10_000], changes: 10 },
         agent: { endpoints: 1000, veths: 50, rules: 10_000, policies: 100, burst: 100 },
@@ -141,13 +152,13 @@ function markdown(r: AllResult, svgDir: string): string {
     '',
     img('verdict.svg', 'verdict ns per packet'),
     '',
-    '### Pod to pod, same node',
+    '### Pod to pod, same node and across nodes',
     '',
     `Two pods behind veths in one node namespace (bench/lab.ts); baseline = the kernel's routing with nothing attached and no iptables rule (measured in every row, next to that row's bpf and iptables cells); ` +
       `bpf = NodeDataplane attached to both veths; iptables = IptablesDataplane in the node namespace. The server's ingress policy has N rules: ` +
       `N−1 that never match the client (a distinct /32 source and port each) and the allowing one, last or first. ` +
       `Tools: ${Object.values(r.podToPod.tools).join('; ')}. Each cell: ${r.podToPod.options.runs} runs of ${r.podToPod.options.duration} s, median ± spread. ` +
-      `Before a bpf/iptables cell is measured, the same policy without the allowing rule is checked to block the client. Across nodes: ${r.podToPod.crossNode}.`,
+      `Before a bpf/iptables cell is measured, the same policy without the allowing rule is checked to block the client. Across nodes (bench/cross-lab.ts): ${r.podToPod.crossNode}; rule counts across nodes: ${(r.podToPod.options.crossRules ?? []).join(', ') || 'none'}.`,
     '',
     block(podToPodTables(r.podToPod)),
     '',
@@ -156,6 +167,15 @@ function markdown(r: AllResult, svgDir: string): string {
     img('pod-to-pod-stream.svg', 'stream throughput'),
     img('pod-to-pod-p50.svg', 'p50 round trip'),
     img('pod-to-pod-p99.svg', 'p99 round trip'),
+    ...((r.podToPod.crossNodeCells ?? []).length > 0
+      ? [
+          img('pod-to-pod-cross-rr.svg', 'request/response rate across nodes'),
+          img('pod-to-pod-cross-conn.svg', 'new connections per second across nodes'),
+          img('pod-to-pod-cross-stream.svg', 'stream throughput across nodes'),
+          img('pod-to-pod-cross-p50.svg', 'p50 round trip across nodes'),
+          img('pod-to-pod-cross-p99.svg', 'p99 round trip across nodes'),
+        ]
+      : []),
     '',
     '### Policy update to enforcement',
     '',
@@ -263,6 +283,7 @@ export async function runAllBenches(o: AllOptions): Promise<void> {
       {
         ...s.podToPod,
         placements: [...s.podToPod.placements],
+        crossModes: [...s.podToPod.crossModes],
         modes: ['baseline', 'bpf', 'iptables'],
         json: o.json,
       },

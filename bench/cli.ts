@@ -43,7 +43,7 @@ export function registerBenchSuite(bench: Command): void {
   bench
     .command('pod-to-pod')
     .description(
-      'pod to pod on one node, baseline (kernel) / bpf / iptables side by side: request/response rate and p50/p99, stream throughput, new connections per second',
+      'pod to pod on one node and across two nodes, baseline (kernel) / bpf / iptables (and bpf with IPIP across nodes) side by side: request/response rate and p50/p99, stream throughput, new connections per second',
     )
     .option('--rules <list>', 'comma-separated rule counts', '0,100,1000,10000')
     .option(
@@ -58,6 +58,18 @@ export function registerBenchSuite(bench: Command): void {
       listOf('--modes', ['baseline', 'bpf', 'iptables'] as const),
       ['baseline', 'bpf', 'iptables'],
     )
+    .option(
+      '--cross-rules <list>',
+      'rule counts across nodes (client on node 0, server on node 1 of a 2-node lab); "none": skip',
+      '0,100,1000,10000',
+    )
+    .option(
+      '--cross-modes <list>',
+      'across nodes: baseline, bpf, bpf-ipip, iptables',
+      listOf('--cross-modes', ['baseline', 'bpf', 'bpf-ipip', 'iptables'] as const),
+      ['baseline', 'bpf', 'bpf-ipip', 'iptables'],
+    )
+    .option('--cross-only', 'only the cross-node half (--rules ignored)', false)
     .option('--runs <n>', 'runs per cell (median and spread reported)', positiveInt, 3)
     .option('--duration <s>', 'seconds per measurement', positiveInt, 2)
     .option('--out <dir>', 'write pod-to-pod.json and SVG charts here')
@@ -67,13 +79,21 @@ export function registerBenchSuite(bench: Command): void {
         rules: string;
         placements: ('last' | 'first')[];
         modes: ('baseline' | 'bpf' | 'iptables')[];
+        crossRules: string;
+        crossModes: ('baseline' | 'bpf' | 'bpf-ipip' | 'iptables')[];
+        crossOnly: boolean;
         runs: number;
         duration: number;
         out?: string;
         json: boolean;
       }) => {
         const { runPodToPodBench } = await import('./pod-to-pod.js');
-        await runPodToPodBench({ ...o, rules: ruleCounts(o.rules), ...out(o) });
+        await runPodToPodBench({
+          ...o,
+          rules: ruleCounts(o.rules),
+          crossRules: o.crossRules === 'none' ? [] : ruleCounts(o.crossRules),
+          ...out(o),
+        });
       },
     );
 

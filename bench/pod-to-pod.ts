@@ -14,8 +14,12 @@
  * bpf or iptables mode, a probe checks the policy is enforced: the same policy without
  * its allowing rule must block the client, the policy itself must let it through.
  *
- * Same node only: the cross-node variant (ClusterLab, IPIP / no encapsulation) is not
- * measured yet.
+ * Across nodes (bench/cross-lab.ts): client pod on node 0, server pod on node 1 of a
+ * 2-node lab, one lab per mode built, measured and removed in turn — baseline (two node
+ * namespaces on an underlay bridge, plain kernel routing), bpf and iptables (ClusterLab,
+ * encap none, policy through the store) and bpf-ipip (ClusterLab, IPIP in BPF). Same
+ * tools, same cells, same enforcement check; its own table and charts
+ * (pod-to-pod-cross-*.svg) and `crossNodeCells` in the JSON.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -38,7 +42,14 @@ import {
   type Machine,
   type Stat,
 } from './common.js';
-import { BenchLab, PORTS, SERVER_IP, type Mode, type Placement } from './lab.js';
+import { BenchLab, CLIENT_IP, PORTS, SERVER_IP, type Mode, type Placement } from './lab.js';
+import {
+  createCrossLab,
+  crossBenchId,
+  type CrossLab,
+  type CrossMode,
+  type PodPair,
+} from './cross-lab.js';
 
 export interface PodToPodOptions {
   rules: number[];
@@ -47,14 +58,22 @@ export interface PodToPodOptions {
   runs: number;
   /** Seconds per measurement. */
   duration: number;
+  /** Rule counts across nodes (empty: the cross-node half is skipped). */
+  crossRules: number[];
+  crossModes: CrossMode[];
   json: boolean;
   /** Directory for the JSON results and SVG charts (undefined: none written). */
   out?: string;
   id?: string;
+  /** Per-run id of the cross-node labs ("bx…"). */
+  crossId?: string;
+  /** Skip the same-node half (rules ignored). */
+  crossOnly?: boolean;
 }
 
 export interface Cell {
-  mode: Mode;
+  /** Same node: baseline, bpf, iptables; across nodes also bpf-ipip. */
+  mode: Mode | CrossMode;
   /** The row of the cell; baseline has no policy (measured next to that row's cells). */
   rules: number;
   placement: Placement;
@@ -70,11 +89,17 @@ export interface Cell {
 export interface PodToPodResult {
   benchmark: 'pod-to-pod';
   machine: Machine;
-  topology: 'same-node';
+  topology: string;
+  /** How the cross-node labs are built (or why there are no cross-node cells). */
   crossNode: string;
-  options: Omit<PodToPodOptions, 'json' | 'out' | 'id'>;
+  options: Omit<PodToPodOptions, 'json' | 'out' | 'id' | 'crossId' | 'crossOnly'>;
   tools: Record<string, string>;
+  /** Same node. */
   cells: Cell[];
+  /** Client on node 0, server on node 1 (one lab per mode, see bench/cross-lab.ts). */
+  crossNodeCells: Cell[];
+  /** Per cross-node mode: its lab, and an error if it could not be measured. */
+  crossNodeLabs: { mode: CrossMode; lab: string; seconds: number; error?: string }[];
   elapsedSeconds: number;
   files: string[];
 }
@@ -91,13 +116,13 @@ interface Servers {
   stop(): Promise<void>;
 }
 
-async function startServers(lab: BenchLab): Promise<Servers> {
+async function startServers(lab: PodPair): Promise<Servers> {
   const cpu = cpuFor('server');
-  const ns = lab.server.netns;
+  const ns = lab.serverNetns;
   const daemons = [
     NsDaemon.start(
       ns,
-      ['sockperf', 'server', '--tcp', '-i', SERVER_IP, '-p', String(PORTS.sockperf)],
+      ['sockperf', 'server', '--tcp', '-i', lab.serverIp, '-p', String(PORTS.sockperf)],
       { cpu },
     ),
     NsDaemon.start(ns, ['iperf3', '-s', '-p', String(PORTS.iperf)], { cpu }),
@@ -135,15 +160,15 @@ export function parseWrk(out: string): { rate: number; errors: number } {
   return { rate: Number(m[1]), errors };
 }
 
-async function sockperf(lab: BenchLab, seconds: number) {
+async function sockperf(lab: PodPair, seconds: number) {
   const { stdout, stderr } = await runInNs(
-    lab.client.netns,
+    lab.clientNetns,
     [
       'sockperf',
       'ping-pong',
       '--tcp',
       '-i',
-      SERVER_IP,
+      lab.serverIp,
       '-p',
       String(PORTS.sockperf),
       '-t',
@@ -158,10 +183,10 @@ async function sockperf(lab: BenchLab, seconds: number) {
   return parseSockperf(stdout + stderr);
 }
 
-async function iperf(lab: BenchLab, seconds: number): Promise<number> {
+async function iperf(lab: PodPair, seconds: number): Promise<number> {
   const { stdout } = await runInNs(
-    lab.client.netns,
-    ['iperf3', '-c', SERVER_IP, '-p', String(PORTS.iperf), '-t', String(seconds), '-J'],
+    lab.clientNetns,
+    ['iperf3', '-c', lab.serverIp, '-p', String(PORTS.iperf), '-t', String(seconds), '-J'],
     { cpu: cpuFor('client'), timeoutMs: (seconds + 20) * 1000 },
   );
   const j = JSON.parse(stdout) as { end?: { sum_received?: { bits_per_second?: number } } };
@@ -170,9 +195,9 @@ async function iperf(lab: BenchLab, seconds: number): Promise<number> {
   return bps / 1e9;
 }
 
-async function wrk(lab: BenchLab, seconds: number) {
+async function wrk(lab: PodPair, seconds: number) {
   const { stdout } = await runInNs(
-    lab.client.netns,
+    lab.clientNetns,
     [
       'wrk',
       '-t1',
@@ -180,7 +205,7 @@ async function wrk(lab: BenchLab, seconds: number) {
       `-d${seconds}s`,
       '-H',
       'Connection: close',
-      `http://${SERVER_IP}:${PORTS.http}/`,
+      `http://${lab.serverIp}:${PORTS.http}/`,
     ],
     { cpu: cpuFor('client'), timeoutMs: (seconds + 20) * 1000 },
   );
@@ -197,7 +222,7 @@ interface Samples {
 }
 
 /** One run of each tool after a short warm-up; appends to `s`. */
-async function measureOnce(lab: BenchLab, opts: PodToPodOptions, s: Samples): Promise<void> {
+async function measureOnce(lab: PodPair, opts: { duration: number }, s: Samples): Promise<void> {
   await wrk(lab, 1); // warm-up (sockperf warms up on its own)
   const rr = await sockperf(lab, opts.duration);
   s.rate.push(rr.rate);
@@ -209,48 +234,59 @@ async function measureOnce(lab: BenchLab, opts: PodToPodOptions, s: Samples): Pr
   s.errors += w.errors;
 }
 
-/**
- * Runs are interleaved: run 1 of every cell, then run 2 of every cell, ... — so a change
- * of the machine's load (it is shared) spreads over every mode instead of one.
- */
-export async function measurePodToPod(
-  opts: PodToPodOptions,
-  progress: (s: string) => void,
-): Promise<PodToPodResult> {
-  const started = performance.now();
-  const lab = await BenchLab.create(opts.id ?? benchId());
-  type Entry = { mode: Mode; rules: number; placement: Placement };
-  // Per rule count: a baseline cell (no policy — measured next to that row, so the
-  // ratios compare figures taken at the same time), then bpf and iptables.
-  const plan: Entry[] = opts.rules.flatMap((rules) =>
-    opts.modes.flatMap((mode): Entry[] =>
+type Entry = { mode: Mode | CrossMode; rules: number; placement: Placement };
+
+/** Per rule count: a baseline cell (no policy), then every policed mode, last/first. */
+function planFor(
+  rules: readonly number[],
+  modes: readonly (Mode | CrossMode)[],
+  placements: readonly Placement[],
+): Entry[] {
+  return rules.flatMap((r) =>
+    modes.flatMap((mode): Entry[] =>
       mode === 'baseline'
-        ? [{ mode, rules, placement: 'last' }]
-        : (rules <= 1 ? ['last' as Placement] : opts.placements).map((placement) => ({
+        ? [{ mode, rules: r, placement: 'last' }]
+        : (r <= 1 ? ['last' as Placement] : placements).map((placement) => ({
             mode,
-            rules,
+            rules: r,
             placement,
           })),
     ),
   );
-  const samples = plan.map((): Samples => ({
-    rate: [],
-    p50: [],
-    p99: [],
-    gbps: [],
-    conn: [],
-    errors: 0,
-  }));
+}
+
+const noSamples = (): Samples => ({ rate: [], p50: [], p99: [], gbps: [], conn: [], errors: 0 });
+
+interface PolicedLab extends PodPair {
+  set(
+    mode: Mode | CrossMode,
+    spec: { rules: number; placement: Placement; allow?: boolean },
+  ): Promise<{ ms: number }>;
+}
+
+/**
+ * Measures `plan` on one lab: runs interleaved (run 1 of every cell, then run 2, ...) so
+ * a change of the machine's load (it is shared) spreads over every cell instead of one.
+ * Before the first run of a policed cell, the same policy without its allowing rule must
+ * block the client and the policy itself must let it through.
+ */
+async function measurePlan(
+  lab: PolicedLab,
+  plan: readonly Entry[],
+  opts: { runs: number; duration: number },
+  progress: (s: string) => void,
+  label: string,
+): Promise<Cell[]> {
+  const samples = plan.map(noSamples);
   const checks: Cell['enforcement'][] = plan.map(() => undefined);
   const programMs: (number | undefined)[] = plan.map(() => undefined);
   let servers: Servers | undefined;
   try {
     servers = await startServers(lab);
-    if (!(await lab.probe())) throw new Error('baseline: the client cannot reach the server');
+    if (!(await lab.probe(1000))) throw new Error(`${label}: the client cannot reach the server`);
     for (let run = 0; run < opts.runs; run++) {
       for (const [i, { mode, rules, placement }] of plan.entries()) {
         if (mode !== 'baseline' && run === 0) {
-          // The same policy without its allowing rule must block the client.
           await lab.set(mode, { rules, placement, allow: false });
           const blocked = !(await lab.probe(300));
           programMs[i] = (await lab.set(mode, { rules, placement })).ms;
@@ -258,20 +294,23 @@ export async function measurePodToPod(
           checks[i] = { allowedWithRule: allowed, blockedWithoutRule: blocked };
           if (!blocked)
             progress(
-              `WARNING: ${mode} ${rules} rules: the client was not blocked without the allowing rule`,
+              `WARNING: ${label} ${mode} ${rules} rules: the client was not blocked without the allowing rule`,
             );
         } else await lab.set(mode, { rules, placement });
         if (!(await lab.probe(1000)))
-          throw new Error(`${mode} ${rules} rules (${placement}): the allowed client is blocked`);
-        progress(`run ${run + 1}/${opts.runs}: ${mode} ${rules} rules, allowing rule ${placement}`);
+          throw new Error(
+            `${label} ${mode} ${rules} rules (${placement}): the allowed client is blocked`,
+          );
+        progress(
+          `${label} run ${run + 1}/${opts.runs}: ${mode} ${rules} rules, allowing rule ${placement}`,
+        );
         await measureOnce(lab, opts, samples[i]!);
       }
     }
   } finally {
     await servers?.stop().catch(() => undefined);
-    await lab.destroy();
   }
-  const cells: Cell[] = plan.map((p, i) => {
+  return plan.map((p, i) => {
     const s = samples[i]!;
     const check = checks[i];
     const ms = programMs[i];
@@ -284,26 +323,128 @@ export async function measurePodToPod(
       conn: { rate: stat(s.conn), errors: s.errors },
     };
   });
+}
+
+async function measureSameNode(
+  opts: PodToPodOptions,
+  progress: (s: string) => void,
+): Promise<Cell[]> {
+  const lab = await BenchLab.create(opts.id ?? benchId());
+  const pair: PolicedLab = {
+    clientNetns: lab.client.netns,
+    serverNetns: lab.server.netns,
+    clientIp: CLIENT_IP,
+    serverIp: SERVER_IP,
+    probe: (ms) => lab.probe(ms),
+    set: (mode, spec) => lab.set(mode as Mode, spec),
+  };
+  const modes = opts.modes;
+  try {
+    return await measurePlan(
+      pair,
+      planFor(opts.rules, modes, opts.placements),
+      opts,
+      progress,
+      'same node',
+    );
+  } finally {
+    await lab.destroy();
+  }
+}
+
+/**
+ * Across nodes: one lab per mode, built, measured (runs interleaved over its cells) and
+ * removed before the next — a mode that fails is reported and the others still run.
+ */
+async function measureCrossNode(
+  opts: PodToPodOptions,
+  progress: (s: string) => void,
+): Promise<{ cells: Cell[]; labs: PodToPodResult['crossNodeLabs'] }> {
+  const id = opts.crossId ?? crossBenchId();
+  const cells: Cell[] = [];
+  const labs: PodToPodResult['crossNodeLabs'] = [];
+  for (const mode of opts.crossModes) {
+    const t0 = performance.now();
+    let lab: CrossLab | undefined;
+    let description: string = mode;
+    try {
+      progress(`across nodes: building the ${mode} lab`);
+      lab = await createCrossLab(id, mode);
+      description = lab.description;
+      const l = lab;
+      const policed: PolicedLab = {
+        clientNetns: l.clientNetns,
+        serverNetns: l.serverNetns,
+        clientIp: l.clientIp,
+        serverIp: l.serverIp,
+        probe: (ms) => l.probe(ms),
+        set: (_mode, spec) => l.set(spec),
+      };
+      cells.push(
+        ...(await measurePlan(
+          policed,
+          planFor(opts.crossRules, [mode], opts.placements),
+          opts,
+          progress,
+          'across nodes',
+        )),
+      );
+      labs.push({ mode, lab: description, seconds: (performance.now() - t0) / 1000 });
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      progress(`WARNING: across nodes, ${mode}: ${error}`);
+      labs.push({ mode, lab: description, seconds: (performance.now() - t0) / 1000, error });
+    } finally {
+      await lab?.destroy();
+    }
+  }
+  return { cells, labs };
+}
+
+export async function measurePodToPod(
+  opts: PodToPodOptions,
+  progress: (s: string) => void,
+): Promise<PodToPodResult> {
+  const started = performance.now();
+  const cells = opts.crossOnly ? [] : await measureSameNode(opts, progress);
+  const cross =
+    opts.crossRules.length > 0 && opts.crossModes.length > 0
+      ? await measureCrossNode(opts, progress)
+      : { cells: [], labs: [] };
   const result: PodToPodResult = {
     benchmark: 'pod-to-pod',
     machine: machine(),
-    topology: 'same-node',
-    crossNode: 'not measured (the cross-node variant on ClusterLab is not implemented yet)',
+    topology: opts.crossOnly
+      ? 'cross-node'
+      : cross.cells.length
+        ? 'same-node and cross-node'
+        : 'same-node',
+    crossNode:
+      cross.labs.length === 0
+        ? 'not measured (no cross-node rule counts or modes asked for)'
+        : 'client pod on node 0, server pod on node 1 of a 2-node lab, one lab per mode built and removed in turn (runs interleaved within a mode, not across modes): ' +
+          cross.labs
+            .map((l) => `${l.mode} = ${l.lab}${l.error ? ` (FAILED: ${l.error})` : ''}`)
+            .join('; '),
     options: {
-      rules: opts.rules,
+      rules: opts.crossOnly ? [] : opts.rules,
       placements: opts.placements,
-      modes: opts.modes,
+      modes: opts.crossOnly ? [] : opts.modes,
       runs: opts.runs,
       duration: opts.duration,
+      crossRules: opts.crossRules,
+      crossModes: opts.crossModes,
     },
     tools: {
       requestResponse: 'sockperf ping-pong --tcp --mps=max --full-rtt -m 64',
       stream: 'iperf3 -c (1 stream)',
       newConnections: 'wrk -t1 -c4 -H "Connection: close" against bench/conn-server.c',
       pinning: `taskset: client CPU ${cpuFor('client')}, servers CPU ${cpuFor('server')}`,
-      order: 'runs interleaved over the cells (run 1 of every cell, then run 2, ...)',
+      order: 'runs interleaved over the cells of a lab (run 1 of every cell, then run 2, ...)',
     },
     cells,
+    crossNodeCells: cross.cells,
+    crossNodeLabs: cross.labs,
     elapsedSeconds: (performance.now() - started) / 1000,
     files: [],
   };
@@ -311,7 +452,7 @@ export async function measurePodToPod(
   return result;
 }
 
-/** Rows of the side-by-side tables: one per (rules, placement) that bpf or iptables has. */
+/** Rows of the side-by-side tables: one per (rules, placement) that a policed mode has. */
 function rowKeys(cells: readonly Cell[]): { rules: number; placement: Placement }[] {
   const seen = new Map<string, { rules: number; placement: Placement }>();
   for (const c of cells)
@@ -361,7 +502,7 @@ const METRICS = [
 
 function find(
   cells: readonly Cell[],
-  mode: Mode,
+  mode: Mode | CrossMode,
   rules: number,
   placement: Placement,
 ): Cell | undefined {
@@ -369,17 +510,24 @@ function find(
   return cells.find((c) => c.mode === mode && c.rules === rules && c.placement === placement);
 }
 
-/** The tables: one per metric, baseline / bpf / iptables side by side (median ± spread). */
-export function podToPodTables(r: PodToPodResult): string {
+/** Columns of a table: baseline, bpf, iptables — across nodes bpf-ipip too when measured. */
+function columns(cells: readonly Cell[], cross: boolean): (Mode | CrossMode)[] {
+  return cross && cells.some((c) => c.mode === 'bpf-ipip')
+    ? ['baseline', 'bpf', 'iptables', 'bpf-ipip']
+    : ['baseline', 'bpf', 'iptables'];
+}
+
+function metricTables(cells: readonly Cell[], runs: number, cross: boolean): string[] {
   const out: string[] = [];
+  const cols = columns(cells, cross);
   for (const m of METRICS) {
-    out.push(`\n${m.title}; median of ${r.options.runs} runs ± spread (max − min)`);
+    out.push(`\n${m.title}; median of ${runs} runs ± spread (max − min)`);
     out.push(
-      `${'rules'.padStart(7)} ${'allow'.padEnd(6)}${'baseline'.padStart(20)}${'bpf'.padStart(20)}${'iptables'.padStart(20)}${'bpf/base'.padStart(10)}${'bpf/ipt'.padStart(9)}`,
+      `${'rules'.padStart(7)} ${'allow'.padEnd(6)}${cols.map((c) => c.padStart(20)).join('')}${'bpf/base'.padStart(10)}${'bpf/ipt'.padStart(9)}${cols.includes('bpf-ipip') ? 'ipip/base'.padStart(10) : ''}`,
     );
-    for (const k of rowKeys(r.cells)) {
-      const vals = (['baseline', 'bpf', 'iptables'] as const).map((mode) => {
-        const c = find(r.cells, mode, k.rules, k.placement);
+    for (const k of rowKeys(cells)) {
+      const vals = cols.map((mode) => {
+        const c = find(cells, mode, k.rules, k.placement);
         return c ? m.get(c) : undefined;
       });
       const cell = (s: Stat | undefined) =>
@@ -387,53 +535,73 @@ export function podToPodTables(r: PodToPodResult): string {
       const ratio = (a: Stat | undefined, b: Stat | undefined) =>
         a && b && b.median > 0 ? `${(a.median / b.median).toFixed(2)}x` : '-';
       out.push(
-        `${String(k.rules).padStart(7)} ${k.placement.padEnd(6)}${vals.map(cell).join('')}${ratio(vals[1], vals[0]).padStart(10)}${ratio(vals[1], vals[2]).padStart(9)}`,
+        `${String(k.rules).padStart(7)} ${k.placement.padEnd(6)}${vals.map(cell).join('')}${ratio(vals[1], vals[0]).padStart(10)}${ratio(vals[1], vals[2]).padStart(9)}${cols.includes('bpf-ipip') ? ratio(vals[3], vals[0]).padStart(10) : ''}`,
       );
     }
   }
-  const enf = r.cells.filter((c) => c.enforcement);
+  const enf = cells.filter((c) => c.enforcement);
   if (enf.length > 0) {
-    const ok = enf.every(
-      (c) => c.enforcement!.allowedWithRule && c.enforcement!.blockedWithoutRule,
+    const failed = enf.filter(
+      (c) => !c.enforcement!.allowedWithRule || !c.enforcement!.blockedWithoutRule,
     );
     out.push(
       `\nenforcement check (without the allowing rule the client is blocked, with it it passes): ${
-        ok
-          ? 'every bpf/iptables cell'
-          : 'FAILED for ' +
-            enf
-              .filter((c) => !c.enforcement!.blockedWithoutRule)
-              .map((c) => `${c.mode} ${c.rules}`)
-              .join(', ')
+        failed.length === 0
+          ? `every ${cols.filter((c) => c !== 'baseline').join('/')} cell`
+          : 'FAILED for ' + failed.map((c) => `${c.mode} ${c.rules} ${c.placement}`).join(', ')
       }`,
     );
   }
-  out.push(`cross node: ${r.crossNode}`);
+  return out;
+}
+
+/** The tables: one per metric, baseline / bpf / iptables side by side (median ± spread). */
+export function podToPodTables(r: PodToPodResult): string {
+  const out: string[] = [];
+  if (r.cells.length > 0) {
+    out.push('== same node');
+    out.push(...metricTables(r.cells, r.options.runs, false));
+  }
+  const crossCells = r.crossNodeCells ?? [];
+  if (crossCells.length > 0) {
+    out.push('\n== across nodes (client on node 0, server on node 1)');
+    out.push(...metricTables(crossCells, r.options.runs, true));
+  }
+  const failed = (r.crossNodeLabs ?? []).filter((l) => l.error);
+  for (const l of failed) out.push(`cross node ${l.mode}: FAILED: ${l.error}`);
+  if (crossCells.length === 0) out.push(`cross node: ${r.crossNode}`);
   return out.join('\n');
 }
 
 export function writePodToPodFiles(dir: string, r: PodToPodResult): string[] {
   const files = [writeJson(dir, 'pod-to-pod', r)];
-  const keys = rowKeys(r.cells);
-  const categories = keys.map((k) =>
-    k.rules <= 1 ? String(k.rules) : `${k.rules} ${k.placement}`,
-  );
-  for (const m of METRICS) {
-    const svg = barChart({
-      title: `pod-to-pod, same node: ${m.title.split(' (')[0]}`,
-      yLabel: m.unit,
-      categories,
-      series: (['baseline', 'bpf', 'iptables'] as const)
-        .filter((mode) => r.options.modes.includes(mode))
-        .map((mode) => ({
-          name: mode,
-          values: keys.map((k) => {
-            const c = find(r.cells, mode, k.rules, k.placement);
-            return c ? m.get(c).median : undefined;
-          }),
-        })),
-    });
-    files.push(writeText(dir, `pod-to-pod-${m.key}.svg`, svg));
+  const sets = [
+    { cells: r.cells, cross: false, name: 'pod-to-pod', where: 'same node' },
+    { cells: r.crossNodeCells ?? [], cross: true, name: 'pod-to-pod-cross', where: 'across nodes' },
+  ];
+  for (const set of sets) {
+    if (set.cells.length === 0) continue;
+    const keys = rowKeys(set.cells);
+    const categories = keys.map((k) =>
+      k.rules <= 1 ? String(k.rules) : `${k.rules} ${k.placement}`,
+    );
+    for (const m of METRICS) {
+      const svg = barChart({
+        title: `pod-to-pod, ${set.where}: ${m.title.split(' (')[0]}`,
+        yLabel: m.unit,
+        categories,
+        series: columns(set.cells, set.cross)
+          .filter((mode) => set.cells.some((c) => c.mode === mode))
+          .map((mode) => ({
+            name: mode,
+            values: keys.map((k) => {
+              const c = find(set.cells, mode, k.rules, k.placement);
+              return c ? m.get(c).median : undefined;
+            }),
+          })),
+      });
+      files.push(writeText(dir, `${set.name}-${m.key}.svg`, svg));
+    }
   }
   return files;
 }
@@ -444,7 +612,7 @@ export async function runPodToPodBench(opts: PodToPodOptions): Promise<PodToPodR
   else {
     const la = r.machine.loadAverage.map((x) => x.toFixed(2)).join(' ');
     console.log(
-      `\npod-to-pod, same node — kernel ${r.machine.kernel}, ${r.machine.cores} cores (${r.machine.cpuModel}), load ${la}; ${r.options.duration} s per measurement`,
+      `\npod-to-pod — kernel ${r.machine.kernel}, ${r.machine.cores} cores (${r.machine.cpuModel}), load ${la} (at the end); ${r.options.duration} s per measurement`,
     );
     console.log(podToPodTables(r));
     if (r.files.length) console.log(`\nwrote ${r.files.join(', ')}`);
