@@ -14,11 +14,12 @@
 import type { EncapMode } from '../datastore/index.js';
 import {
   cidrContains,
-  enclosingCidr,
   formatCidr,
   tryParseCidr,
   tryParseIp,
+  parseInterfaceAddress,
   type Cidr,
+  type InterfaceAddress,
 } from '../ipam/ipv4.js';
 
 export interface RouteNode {
@@ -60,20 +61,9 @@ export interface DesiredRoute {
   readonly vxlan: boolean;
 }
 
-interface NodeAddr {
-  readonly ip: number;
-  readonly text: string;
-  readonly subnet: Cidr;
-}
-
-function nodeAddress(address: string | undefined): NodeAddr | undefined {
-  if (address === undefined) return undefined;
-  const [ipText = '', prefix = '32'] = address.split('/');
-  const ip = tryParseIp(ipText);
-  const len = Number(prefix);
-  if (ip === undefined || !Number.isInteger(len) || len < 0 || len > 32) return undefined;
-  return { ip, text: ipText, subnet: enclosingCidr(ip, len) };
-}
+/** A node's underlay address, parsed. */
+export type NodeAddr = InterfaceAddress;
+export const nodeAddress = parseInterfaceAddress;
 
 /** Whether traffic to `peer` is encapsulated under `mode`, seen from `self`. */
 export function encapsulates(mode: EncapMode, self: NodeAddr | undefined, peer: NodeAddr): boolean {

@@ -25,11 +25,12 @@ import { DEFAULT_AS_NUMBER } from '../datastore/schema/bgp.js';
 import {
   cidrContains,
   cidrWithin,
-  enclosingCidr,
   formatCidr,
+  parseInterfaceAddress as nodeAddress,
   tryParseCidr,
   tryParseIp,
   type Cidr,
+  type InterfaceAddress as NodeAddr,
 } from '../ipam/ipv4.js';
 import { parseSelector } from '../policy/selector.js';
 
@@ -146,21 +147,6 @@ export function sessionType(name: string): SessionType | undefined {
   return m[1] === 'Mesh' ? 'mesh' : m[1] === 'Global' ? 'global' : 'node';
 }
 
-interface Addr {
-  readonly ip: number;
-  readonly text: string;
-  readonly subnet: Cidr;
-}
-
-function addr(address: string | undefined): Addr | undefined {
-  if (address === undefined) return undefined;
-  const [ipText = '', len = '32'] = address.split('/');
-  const ip = tryParseIp(ipText);
-  const n = Number(len);
-  if (ip === undefined || !Number.isInteger(n) || n < 0 || n > 32) return undefined;
-  return { ip, text: ipText, subnet: enclosingCidr(ip, n) };
-}
-
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -205,7 +191,7 @@ function selects(selector: string | undefined, labels: Readonly<Record<string, s
  */
 export function peersOf(inputs: BirdInputs): RenderedPeer[] {
   const self = inputs.nodes.find((n) => n.name === inputs.self);
-  const me = addr(self?.address);
+  const me = nodeAddress(self?.address);
   const defaultAs = inputs.config?.asNumber ?? DEFAULT_AS_NUMBER;
   const myAs = self?.asNumber ?? defaultAs;
   const myCluster = self?.routeReflectorClusterID;
@@ -215,8 +201,8 @@ export function peersOf(inputs: BirdInputs): RenderedPeer[] {
   const direct = (ip: number) => me !== undefined && cidrContains(me.subnet, ip) && ip !== me.ip;
   const others = inputs.nodes
     .filter((n) => n.name !== inputs.self)
-    .map((n) => ({ node: n, a: addr(n.address) }))
-    .filter((x): x is { node: BgpNode; a: Addr } => x.a !== undefined)
+    .map((n) => ({ node: n, a: nodeAddress(n.address) }))
+    .filter((x): x is { node: BgpNode; a: NodeAddr } => x.a !== undefined)
     .sort((x, y) => x.a.ip - y.a.ip || cmp(x.node.name, y.node.name));
   const byAddress = new Map(others.map((o) => [o.a.text, o.node]));
   const reflection = (
@@ -346,7 +332,7 @@ const SEVERITY: Record<string, { log: string; debug: string }> = {
  */
 export function renderBird(inputs: BirdInputs): RenderedBird {
   const self = inputs.nodes.find((n) => n.name === inputs.self);
-  const me = addr(self?.address);
+  const me = nodeAddress(self?.address);
   if (me === undefined)
     throw new Error(`node ${inputs.self} has no underlay address (Node.spec.bgp.ipv4Address)`);
   const asNumber = self?.asNumber ?? inputs.config?.asNumber ?? DEFAULT_AS_NUMBER;

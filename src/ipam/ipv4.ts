@@ -87,6 +87,24 @@ export function enclosingCidr(ip: number, prefixLength: number): Cidr {
   return { base: ip - (ip % size), prefixLength };
 }
 
+/** An interface address `a.b.c.d[/n]` (a node's underlay address), parsed. */
+export interface InterfaceAddress {
+  readonly ip: number;
+  readonly text: string;
+  /** The subnet its prefix length gives (/32 when it has none). */
+  readonly subnet: Cidr;
+}
+
+/** undefined when `address` is absent or not `a.b.c.d[/0-32]`. */
+export function parseInterfaceAddress(address: string | undefined): InterfaceAddress | undefined {
+  if (address === undefined) return undefined;
+  const [ipText = '', prefix = '32'] = address.split('/');
+  const ip = tryParseIp(ipText);
+  const len = Number(prefix);
+  if (ip === undefined || !Number.isInteger(len) || len < 0 || len > 32) return undefined;
+  return { ip, text: ipText, subnet: enclosingCidr(ip, len) };
+}
+
 export function compareCidrs(a: Cidr, b: Cidr): number {
   return a.base - b.base || a.prefixLength - b.prefixLength;
 }
