@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { birdPaths } from '../../src/bgp/bird.js';
+import { birdc, blockOf, kernelRoutes, until } from '../helpers/bgp.js';
 import {
   ClusterLab,
   destroyClusterLab,
@@ -40,42 +41,8 @@ function labId(): string {
   return `rr${randomBytes(2).toString('hex')}`;
 }
 
-function blockOf(ip: string): string {
-  const o = ip.split('.').map(Number);
-  return `${o[0]}.${o[1]}.${o[2]}.${o[3]! & 0xc0}/26`;
-}
-
 function esc(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-}
-
-/** `ip -j route show proto <proto>` in a namespace, as "prefix via gw[,gw…]". */
-async function kernelRoutes(netns: string, proto: string): Promise<string[]> {
-  const { stdout } = await exec('nsenter', [
-    `--net=${netns}`,
-    '--',
-    'ip',
-    '-j',
-    'route',
-    'show',
-    'proto',
-    proto,
-  ]);
-  return (
-    JSON.parse(stdout || '[]') as {
-      dst: string;
-      gateway?: string;
-      nexthops?: { gateway?: string }[];
-    }[]
-  ).map((r) => {
-    const gws = r.gateway !== undefined ? [r.gateway] : (r.nexthops ?? []).map((n) => n.gateway);
-    return `${r.dst.includes('/') ? r.dst : `${r.dst}/32`} via ${[...new Set(gws)].join(',')}`;
-  });
-}
-
-async function birdc(lab: ClusterLab, node: ClusterNode, ...args: string[]): Promise<string> {
-  const { stdout } = await exec('birdc', ['-s', birdPaths(lab.bgpRunDir, node.name).ctl, ...args]);
-  return stdout;
 }
 
 /** The BGP protocols of `birdc show protocols`: name → info column. */
@@ -87,19 +54,6 @@ async function bgpProtocols(lab: ClusterLab, node: ClusterNode): Promise<Map<str
     if (x !== null) m.set(x[1]!, `${x[2]} ${x[3]!.trim()}`);
   }
   return m;
-}
-
-async function until(
-  what: string,
-  ok: () => Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await ok()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function processesOf(id: string): string[] {

@@ -26,6 +26,7 @@ import {
   type ClusterNode,
 } from '../../src/lab/cluster/cluster-lab.js';
 import { birdPaths } from '../../src/bgp/bird.js';
+import { birdc, blockOf, kernelRoutes, until } from '../helpers/bgp.js';
 
 const exec = promisify(execFile);
 const HOLD = 6;
@@ -35,34 +36,8 @@ function labId(): string {
   return `bg${randomBytes(2).toString('hex')}`;
 }
 
-function blockOf(ip: string): string {
-  const o = ip.split('.').map(Number);
-  return `${o[0]}.${o[1]}.${o[2]}.${o[3]! & 0xc0}/26`;
-}
-
-async function birdRoutes(node: ClusterNode): Promise<string[]> {
-  const { stdout } = await exec('nsenter', [
-    `--net=${node.netns}`,
-    '--',
-    'ip',
-    '-j',
-    'route',
-    'show',
-    'proto',
-    'bird',
-  ]);
-  return (JSON.parse(stdout || '[]') as { dst: string; gateway?: string }[]).map(
-    (r) => `${r.dst.includes('/') ? r.dst : `${r.dst}/32`} via ${r.gateway ?? '?'}`,
-  );
-}
-
 function paths(lab: ClusterLab, node: ClusterNode) {
   return birdPaths(lab.bgpRunDir, node.name);
-}
-
-async function birdc(lab: ClusterLab, node: ClusterNode, ...args: string[]): Promise<string> {
-  const { stdout } = await exec('birdc', ['-s', paths(lab, node).ctl, ...args]);
-  return stdout;
 }
 
 function birdPid(lab: ClusterLab, node: ClusterNode): number | undefined {
@@ -71,20 +46,6 @@ function birdPid(lab: ClusterLab, node: ClusterNode): number | undefined {
     return existsSync(`/proc/${pid}`) ? pid : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** Polls every 100 ms until `ok`; returns the elapsed ms, throws after `timeoutMs`. */
-async function until(
-  what: string,
-  ok: () => Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await ok()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -154,7 +115,7 @@ describe('BGP node mesh with BIRD: 3 nodes, ipipMode Never', () => {
       blocks.push(block);
       const more = await until(`block ${block} of node ${i} in the other kernels`, async () => {
         const routes = await Promise.all(
-          l.nodes.filter((_, j) => j !== i).map((n) => birdRoutes(n)),
+          l.nodes.filter((_, j) => j !== i).map((n) => kernelRoutes(n.netns, 'bird')),
         );
         return routes.every((r) => r.includes(`${block} via ${l.nodes[i]!.underlayIp}`));
       });
@@ -165,7 +126,7 @@ describe('BGP node mesh with BIRD: 3 nodes, ipipMode Never', () => {
         `start; a new block, from CNI ADD called to in both other kernels: ${perBlock.join('; ')}`,
     );
     for (const [i, n] of l.nodes.entries()) {
-      const routes = await birdRoutes(n);
+      const routes = await kernelRoutes(n.netns, 'bird');
       // Only the other nodes' blocks (its own is a local blackhole in BIRD, not in the kernel).
       expect(routes.sort()).toEqual(
         blocks
@@ -301,11 +262,11 @@ describe('BGP node mesh with BIRD: 3 nodes, ipipMode Never', () => {
     const l = lab!;
     const [n0, n1, n2] = l.nodes as [ClusterNode, ClusterNode, ClusterNode];
     const gone = async () =>
-      (await Promise.all([n0, n1].map(birdRoutes))).every(
+      (await Promise.all([n0, n1].map((n) => kernelRoutes(n.netns, 'bird')))).every(
         (r) => !r.some((x) => x.startsWith(blocks[2]!)),
       );
     const back = async () =>
-      (await Promise.all([n0, n1].map(birdRoutes))).every((r) =>
+      (await Promise.all([n0, n1].map((n) => kernelRoutes(n.netns, 'bird')))).every((r) =>
         r.includes(`${blocks[2]} via ${n2.underlayIp}`),
       );
     // Its agent would start it again at once: stop the agent first (BIRD runs on).
@@ -329,11 +290,11 @@ describe('BGP node mesh with BIRD: 3 nodes, ipipMode Never', () => {
     const l = lab!;
     const [n0, n1, n2] = l.nodes as [ClusterNode, ClusterNode, ClusterNode];
     const gone = async () =>
-      (await Promise.all([n0, n1].map(birdRoutes))).every(
+      (await Promise.all([n0, n1].map((n) => kernelRoutes(n.netns, 'bird')))).every(
         (r) => !r.some((x) => x.startsWith(blocks[2]!)),
       );
     const back = async () =>
-      (await Promise.all([n0, n1].map(birdRoutes))).every((r) =>
+      (await Promise.all([n0, n1].map((n) => kernelRoutes(n.netns, 'bird')))).every((r) =>
         r.includes(`${blocks[2]} via ${n2.underlayIp}`),
       );
     await until('block of n2 present', back, 30_000);
@@ -364,7 +325,7 @@ describe('BGP node mesh with BIRD: 3 nodes, ipipMode Never', () => {
     const ms = await until(
       'routes of the deleted node withdrawn',
       async () =>
-        (await Promise.all([n0, n1].map(birdRoutes))).every(
+        (await Promise.all([n0, n1].map((n) => kernelRoutes(n.netns, 'bird')))).every(
           (r) => !r.some((x) => x.endsWith(`via ${n2.underlayIp}`)),
         ),
       20_000,
@@ -444,7 +405,10 @@ describe('BGP with ipipMode Always: 2 nodes', () => {
     const l = lab!;
     const [n0, n1] = l.nodes as [ClusterNode, ClusterNode];
     await until('blocks learned', async () => {
-      const [r0, r1] = await Promise.all([birdRoutes(n0), birdRoutes(n1)]);
+      const [r0, r1] = await Promise.all([
+        kernelRoutes(n0.netns, 'bird'),
+        kernelRoutes(n1.netns, 'bird'),
+      ]);
       return (
         r0.includes(`${blocks[1]} via ${n1.underlayIp}`) &&
         r1.includes(`${blocks[0]} via ${n0.underlayIp}`)
