@@ -32,6 +32,7 @@ import {
   type ClusterPod,
 } from '../../src/lab/cluster/cluster-lab.js';
 import { createNetns } from '../../src/plumbing/index.js';
+import { capture } from '../helpers/capture.js';
 
 const exec = promisify(execFile);
 const EXT_IP = '192.168.231.200';
@@ -97,35 +98,6 @@ class PeerServer {
 }
 
 /** tcpdump in `ns` on `dev`; stop() returns one line per packet. */
-async function capture(ns: string, dev: string, filter: string): Promise<() => Promise<string[]>> {
-  const child = spawn(
-    'nsenter',
-    [`--net=${ns}`, '--', 'tcpdump', '-i', dev, '-nn', '-t', '-q', '-l', '-U', filter],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 10_000);
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-      if (err.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  return async () => {
-    await new Promise((r) => setTimeout(r, 200));
-    child.kill('SIGINT');
-    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
-    return out.split('\n').filter((l) => l.trim() !== '');
-  };
-}
 
 async function eventually<T>(get: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000) {
   const deadline = Date.now() + ms;

@@ -25,6 +25,7 @@ import {
   destroyClusterLab,
   type ClusterPod,
 } from '../../src/lab/cluster/cluster-lab.js';
+import { capture } from '../helpers/capture.js';
 
 const exec = promisify(execFile);
 const NODE_PORT = 9090;
@@ -93,36 +94,6 @@ async function peerServer(
     });
   });
   return { peers, child };
-}
-
-async function capture(ns: string, dev: string, filter: string): Promise<() => Promise<string[]>> {
-  const child = spawn(
-    'nsenter',
-    [`--net=${ns}`, '--', 'tcpdump', '-i', dev, '-nn', '-t', '-q', '-l', '-U', filter],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 10_000);
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-      if (err.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  return async () => {
-    await new Promise((r) => setTimeout(r, 200));
-    child.kill('SIGINT');
-    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
-    return out.split('\n').filter((l) => l.trim() !== '');
-  };
 }
 
 async function eventually<T>(get: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15_000) {
