@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * compat.h — the kernel and libbpf headers every program needs, plus what Debian's
- * 6.1 UAPI headers lack. Nothing tortie-specific lives here.
+ * compat.h — the kernel UAPI and libbpf headers every program needs, plus what Debian's
+ * 6.1 UAPI headers lack. Nothing tortie-specific lives here. No glibc header may be
+ * reached from here, directly or through a UAPI header (check-deps.sh refuses the build):
+ * that is why ICMP comes from icmp.h and not <linux/icmp.h>.
  */
 #ifndef TORTIE_COMPAT_H
 #define TORTIE_COMPAT_H
@@ -10,12 +12,12 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
-#include <linux/icmp.h>
 #include <linux/pkt_cls.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+#include "icmp.h"
 
 #ifndef IPPROTO_UDPLITE
 #define IPPROTO_UDPLITE 136

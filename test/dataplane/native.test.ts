@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { addonPath, isNativeError, native } from '../../src/native/index.js';
+import { compileBpf } from '../helpers/bpf-build.js';
 import type { BpfMap, BpfObject, NativeError } from '../../src/native/types.js';
 
 const RUN = randomBytes(3).toString('hex');
@@ -37,21 +38,7 @@ let rejected = '';
 const opened: { close(): void }[] = [];
 
 function compile(name: string): string {
-  const out = join(buildDir, `${name}.o`);
-  execFileSync('clang', [
-    '-O2',
-    '-g',
-    '-target',
-    'bpf',
-    '-Wall',
-    '-Werror',
-    '-I/usr/include/x86_64-linux-gnu',
-    '-c',
-    join(FIXTURES, `${name}.c`),
-    '-o',
-    out,
-  ]);
-  return out;
+  return compileBpf(join(FIXTURES, `${name}.c`), join(buildDir, `${name}.o`));
 }
 
 /** Opens (and remembers, for afterAll) an object. */
