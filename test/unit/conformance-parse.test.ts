@@ -168,7 +168,11 @@ describe('a case file', () => {
             },
             { actions: ['none'], probe: { port: 81 }, expect: { matrix: DENY_X_MATRIX } },
             {
-              actions: [{ action: 'delete-policy', policy: 'x/deny-ingress' }],
+              actions: [
+                { op: 'delete-policy', policy: 'x/deny-ingress' },
+                { action: 'delete-policy', policy: 'x/deny-ingress' },
+                { type: 'delete-policy', policy: 'x/deny-ingress' },
+              ],
               policies: [],
               probe: { port: 80 },
               expect: { default: true },
@@ -184,7 +188,12 @@ describe('a case file', () => {
       'cases[0].steps[1]',
       'cases[0].steps[2]',
     ]);
-    expect(steps[2]!.actions).toEqual([{ kind: 'delete-policy', policy: 'x/deny-ingress' }]);
+    // `op` is the format's key; `action` and `type` are read the same way.
+    expect(steps[2]!.actions).toEqual([
+      { kind: 'delete-policy', policy: 'x/deny-ingress' },
+      { kind: 'delete-policy', policy: 'x/deny-ingress' },
+      { kind: 'delete-policy', policy: 'x/deny-ingress' },
+    ]);
   });
 
   it('podLabels and namespaceLabels replace the model maps they name; actions carry labels forward otherwise', () => {
@@ -402,6 +411,36 @@ describe('a malformed case file is refused with the JSON path of the value', () 
           },
         ]),
       'cases[0].steps[0].actions[0].pod: required field is missing',
+    ],
+    [
+      'an action object naming no op',
+      () =>
+        file([
+          {
+            id: 's',
+            steps: [
+              { actions: [{ policy: 'x/p' }], probe: { port: 80 }, expect: { default: true } },
+            ],
+          },
+        ]),
+      'cases[0].steps[0].actions[0].op: required field is missing',
+    ],
+    [
+      'op and action that disagree',
+      () =>
+        file([
+          {
+            id: 's',
+            steps: [
+              {
+                actions: [{ op: 'create-policy', action: 'delete-policy', policy: 'x/p' }],
+                probe: { port: 80 },
+                expect: { default: true },
+              },
+            ],
+          },
+        ]),
+      'cases[0].steps[0].actions[0].action: says delete-policy but op says create-policy',
     ],
     [
       'an unknown action',

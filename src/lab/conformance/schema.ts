@@ -162,7 +162,9 @@ const ACTION_KINDS = [
   'none',
 ] as const;
 
+// The case format names an action by `op`; files written by hand may say `action` or `type`.
 const actionObject = z.object({
+  op: z.enum(ACTION_KINDS).optional(),
   action: z.enum(ACTION_KINDS).optional(),
   type: z.enum(ACTION_KINDS).optional(),
   policy: z.string().optional(),
@@ -473,8 +475,12 @@ function toAction(a: z.infer<typeof actionShape>, at: JsonPath, model: Model): A
     }
     return { kind: a };
   }
-  const kind = a.action ?? a.type;
-  if (kind === undefined) refuse([...at, 'action'], 'required field is missing');
+  const named = (['op', 'action', 'type'] as const).filter((k) => a[k] !== undefined);
+  if (named.length === 0) refuse([...at, 'op'], 'required field is missing');
+  const kind = a[named[0]!]!;
+  for (const k of named.slice(1)) {
+    if (a[k] !== kind) refuse([...at, k], `says ${a[k]} but ${named[0]} says ${kind}`);
+  }
   const policy = a.policy ?? a.name;
   switch (kind) {
     case 'set-pod-labels':
