@@ -6,33 +6,48 @@ cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 echo "== system packages"
+# Packages whose daemons Debian starts on install: tortie runs its own etcd, BIRD and FRR (the
+# lab starts them in its namespaces, the agent runs BIRD per node), never the packages'
+# services. An etcd started by its package listens on 127.0.0.1:2379 without authentication, so
+# none may start even for a moment: while installing, a policy-rc.d (the Debian way) forbids
+# service starts, unless the machine already has one of its own.
+DAEMONS="etcd bird frr"
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# tortie install.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+  chmod +x "$policy"
+  own_policy=1
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   clang llvm libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
-  make g++ python3 iproute2 iputils-ping procps util-linux \
-  etcd-server podman runc containernetworking-plugins busybox-static tcpdump iptables ipset bird2 frr sockperf iperf3 wrk >/dev/null
+  make g++ python3 iproute2 iputils-ping procps util-linux psmisc openssl \
+  etcd-server podman runc containernetworking-plugins busybox-static tcpdump iptables ipset \
+  bird2 frr sockperf iperf3 wrk >/dev/null
+if [ "$own_policy" = 1 ]; then rm -f "$policy"; trap - EXIT; fi
 echo "clang $(clang --version | head -1 | sed 's/.*version //'), libbpf $(dpkg-query -W -f='${Version}' libbpf-dev), kernel $(uname -r)"
 
-# FRR is only the lab's ToR router, run by the lab in its own namespace: never as a service.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now frr >/dev/null 2>&1 || true; fi
+# Keep the packages' services off for good, boot included. systemd stops only its own unit
+# (never a lab's etcd or BIRD); init scripts would stop every process of the name, so without
+# systemd the services are only disabled (the policy-rc.d above kept them from starting).
+for d in $DAEMONS; do
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now "$d" >/dev/null 2>&1 || true
+  elif command -v systemctl >/dev/null 2>&1; then
+    systemctl disable "$d" >/dev/null 2>&1 || true
+  fi
+  if [ -x "/etc/init.d/$d" ]; then update-rc.d "$d" disable >/dev/null 2>&1 || true; fi
+done
 
 echo "== bpffs"
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 echo "== npm ci"
-# npm ci insists that the lockfile list every platform's optional packages (rollup's
-# native binaries). The registry mirror this project's machines use serves only the
-# linux-x64 ones, so a lockfile made here cannot list the others and npm ci refuses it.
-# npm install from the same lockfile installs exactly the locked versions.
-if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/tortie-npm-ci.err; then
-  if grep -q 'Missing: @rollup/' /tmp/tortie-npm-ci.err; then
-    echo "npm ci refused the lockfile for other platforms' optional packages; installing from it with npm install"
-    npm install --no-audit --no-fund --loglevel=error
-  else
-    cat /tmp/tortie-npm-ci.err >&2
-    exit 1
-  fi
-fi
+# Exactly the locked tree; a lockfile npm ci refuses is a bug of the checkout, not a reason to
+# rewrite it here.
+npm ci --no-audit --no-fund --loglevel=error
 
 echo "== build"
 npm run build
