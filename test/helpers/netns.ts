@@ -8,14 +8,35 @@
  *
  * Commands run through `nsenter --net=PATH`, which (unlike `ip netns exec`) keeps the
  * host's mounts, /sys/fs/bpf included.
+ *
+ * Every run id is registered with its owner (./run-registry.ts) before it names anything,
+ * so that a later run removes what this one leaves behind if it is killed
+ * (./leftovers.ts), and never touches it while it runs. Whatever a test names — lab ids,
+ * etcd members, temp dirs — takes an id from here (`newRunId`, `newLabId`) to be covered.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createNetns, deleteNetns, netnsPath } from '../../src/plumbing/index.js';
+import { registerRun } from './run-registry.js';
 
-/** A fresh id for one test run: 6 random hex digits. */
+/**
+ * A fresh id for one test run: 6 random hex digits, registered as owned by this test
+ * run. Names must keep at least its first five digits (`runMark`).
+ */
 export function newRunId(): string {
-  return randomBytes(3).toString('hex');
+  const runId = randomBytes(3).toString('hex');
+  registerRun(runId);
+  return runId;
+}
+
+/**
+ * A registered lab id (1-8 lower-case letters or digits, what ClusterLab and the
+ * conformance labs take): `<tag><run id>`, cut to 8 characters. The tag (at most 3
+ * letters) tells the test file; the run id's digits tie the lab to this run.
+ */
+export function newLabId(tag: string): string {
+  if (!/^[a-z]{1,3}$/.test(tag)) throw new Error(`lab id tag "${tag}": use 1-3 lower-case letters`);
+  return `${tag}${newRunId()}`.slice(0, 8);
 }
 
 /** `tortie-t<runId>`: the prefix of every namespace a run creates. */
