@@ -50,6 +50,8 @@ export interface IpamOptions {
    * for releases (default true). Other instances and processes still race in etcd.
    */
   localQueue?: boolean;
+  /** The clock allocation times and ages are read from (default: the system's). */
+  now?: () => Date;
 }
 
 export class Ipam {
@@ -67,7 +69,7 @@ export class Ipam {
       keys: new IpamKeys(prefix),
       cas: { maxRetries, timeoutMs },
       strictAffinity: opts.strictAffinity ?? false,
-      now: () => new Date(),
+      now: opts.now ?? (() => new Date()),
     };
     this.lanes = opts.localQueue === false ? undefined : new Lanes();
   }

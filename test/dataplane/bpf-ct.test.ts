@@ -607,10 +607,20 @@ function fragmentFrames(datagram: Buffer, chunk: number): Buffer[] {
   return fragmentIpv4(datagram, chunk).map((d) => ethernet(d));
 }
 
-describe('conntrack expiry (tiny timeouts)', () => {
+describe('conntrack expiry', () => {
+  // The timeout is set by the test and long: no pause of a slow machine between two
+  // packets comes near it. Idle time is made by moving the entry's timestamps into the
+  // past through the map, so whether a flow has expired is decided by the test, not by
+  // how long the test took.
+  const TIMEOUT_MS = 600_000;
+  const TIMEOUT_NS = BigInt(TIMEOUT_MS) * 1_000_000n;
+  const dnsFlow = flowKey(POD, PEER, 5353, 53, PROTO.UDP);
+  const query = frame({ src: POD, dst: PEER }, udp({ sport: 5353, dport: 53 }));
+  const answer = frame({ src: PEER, dst: POD }, udp({ sport: 53, dport: 5353 }));
+
   let h: BpfHarness;
   beforeAll(() => {
-    h = new BpfHarness({ ctTimeoutsMs: { other: 100, syn: 100 } });
+    h = new BpfHarness({ ctTimeoutsMs: { other: TIMEOUT_MS } });
   });
   afterAll(() => {
     h?.close();
@@ -620,28 +630,50 @@ describe('conntrack expiry (tiny timeouts)', () => {
     seedPolicy(h);
   });
 
-  it('judges a flow again as new once its entry has been idle past the timeout', async () => {
-    const query = frame({ src: POD, dst: PEER }, udp({ sport: 5353, dport: 53 }));
-    const answer = frame({ src: PEER, dst: POD }, udp({ sport: 53, dport: 5353 }));
+  /**
+   * Makes the flow `ns` more idle (and older) than it is. The kernel's clock counts from
+   * boot, so on a young machine the result can be "before boot": written modulo 2^64, the
+   * program's unsigned `now - last_seen` still comes out as the real idle time plus `ns`.
+   */
+  function age(ns: bigint): void {
+    const e = h.dp.views.ct.lookup(dnsFlow);
+    expect(e, 'the flow is tracked').not.toBeNull();
+    h.dp.views.ct.update(dnsFlow, {
+      ...e!,
+      created_ns: BigInt.asUintN(64, e!.created_ns - ns),
+      last_seen_ns: BigInt.asUintN(64, e!.last_seen_ns - ns),
+    });
+  }
+
+  it('judges a flow again as new once its entry has been idle past the timeout', () => {
     expect(h.run('fromPod', query).retval).toBe(TcAction.OK);
     expect(h.run('toPod', answer).retval).toBe(TcAction.OK);
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(h.metric(EP, Reason.PASS_CT_REPLY, Dir.TO_POD).packets).toBe(1n);
+    age(TIMEOUT_NS + 1n);
     // Expired: the answer is a new flow for the ingress set, which denies UDP.
     expect(h.run('toPod', answer).retval).toBe(TcAction.SHOT);
     expect(h.metric(EP, Reason.DROP_POLICY, Dir.TO_POD).packets).toBe(1n);
+    expect(h.metric(EP, Reason.PASS_CT_REPLY, Dir.TO_POD).packets).toBe(1n);
     // And the query opens it again.
     expect(h.run('fromPod', query).retval).toBe(TcAction.OK);
     expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(2n);
   });
 
-  it('keeps a flow alive while packets keep coming within the timeout', async () => {
-    const query = frame({ src: POD, dst: PEER }, udp({ sport: 5353, dport: 53 }));
+  it('keeps a flow alive while packets keep coming within the timeout', () => {
     h.run('fromPod', query);
+    // Four gaps of three quarters of the timeout each: three timeouts since the flow
+    // opened, never a whole one since its last packet.
     for (let i = 0; i < 4; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 40));
+      const before = h.dp.views.ct.lookup(dnsFlow)!.last_seen_ns;
+      age((TIMEOUT_NS * 3n) / 4n);
       expect(h.run('fromPod', query).retval).toBe(TcAction.OK);
+      // The packet refreshed the entry: its last-seen time is now, not before where it
+      // was (compared modulo 2^64, as the program does).
+      const after = h.dp.views.ct.lookup(dnsFlow)!.last_seen_ns;
+      expect(BigInt.asIntN(64, after - before)).toBeGreaterThanOrEqual(0n);
     }
     expect(h.metric(EP, Reason.PASS_CT_ESTABLISHED, Dir.FROM_POD).packets).toBe(4n);
+    expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(1n);
   });
 });
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Histogram, renderMetrics } from '../../src/agent/metrics.js';
 import {
   EndpointNotProgrammedError,
@@ -21,9 +21,12 @@ const status = (revision: string): EndpointStatus => ({
   programmedAt: '2025-01-01T00:00:00Z',
 });
 
-/** A store whose one key appears after `afterCalls` reads; `failFirst` reads throw. */
+/**
+ * A store whose one key holds `value(n)` at its n-th read (from 0), so what the agent
+ * reports changes after a number of reads, not after a time; `failFirst` reads throw.
+ */
 function fakeStore(
-  value: () => EndpointStatus | undefined,
+  value: (read: number) => EndpointStatus | undefined,
   failFirst = 0,
 ): StatusReader & { reads: string[] } {
   const reads: string[] = [];
@@ -35,8 +38,9 @@ function fakeStore(
       kv: {
         range: async (req) => {
           reads.push(Buffer.from(req.key as Buffer).toString());
-          if (n++ < failFirst) throw new Error('14 UNAVAILABLE: connect ECONNREFUSED');
-          const v = value();
+          const read = n++;
+          if (read < failFirst) throw new Error('14 UNAVAILABLE: connect ECONNREFUSED');
+          const v = value(read);
           return {
             header: { revision: '1' },
             kvs:
@@ -66,64 +70,88 @@ describe('endpoint status keys', () => {
 });
 
 describe('waitForEndpointProgrammed (what CNI ADD calls)', () => {
+  // Waits that should succeed get a deadline no slow machine reaches; the store changes by
+  // reads. Waits that should time out run on a fake clock the test moves.
+  const NEVER_MS = 600_000;
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** Settles `p` into a value the test can look at synchronously. */
+  function track<T>(p: Promise<T>): { settled: boolean; error: unknown } {
+    const t = { settled: false, error: undefined as unknown };
+    p.then(
+      () => (t.settled = true),
+      (e: unknown) => {
+        t.settled = true;
+        t.error = e;
+      },
+    );
+    return t;
+  }
+
   it('resolves once the agent reports the endpoint programmed', async () => {
-    let present: EndpointStatus | undefined;
-    setTimeout(() => (present = status('12')), 60);
-    const store = fakeStore(() => present);
+    const store = fakeStore((read) => (read >= 3 ? status('12') : undefined));
     const s = await waitForEndpointProgrammed(store, {
       node: 'n1',
       namespace: 'prod',
       name: 'web-0',
-      timeoutMs: 2000,
+      timeoutMs: NEVER_MS,
     });
     expect(s.revision).toBe('12');
     expect(store.reads[0]).toBe('/t/status/endpoints/n1/prod/web-0');
-    expect(store.reads.length).toBeGreaterThan(1);
+    expect(store.reads.length).toBe(4);
   });
 
   it("a status for an older revision of the endpoint (the same name's previous pod) does not count", async () => {
-    let current = status('12');
-    setTimeout(() => (current = status('20')), 80);
-    const s = await waitForEndpointProgrammed(
-      fakeStore(() => current),
-      {
-        node: 'n1',
-        namespace: 'prod',
-        name: 'web-0',
-        revision: '15',
-        timeoutMs: 2000,
-      },
-    );
+    const store = fakeStore((read) => status(read >= 3 ? '20' : '12'));
+    const s = await waitForEndpointProgrammed(store, {
+      node: 'n1',
+      namespace: 'prod',
+      name: 'web-0',
+      revision: '15',
+      timeoutMs: NEVER_MS,
+    });
     expect(s.revision).toBe('20');
+    expect(store.reads.length).toBe(4);
   });
 
-  it('fails closed: rejects after the timeout, saying why', async () => {
-    const t0 = Date.now();
-    const err = await waitForEndpointProgrammed(
-      fakeStore(() => undefined),
-      {
+  it('fails closed: rejects when the timeout has passed, not before, saying why', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const store = fakeStore(() => undefined);
+    const wait = track(
+      waitForEndpointProgrammed(store, {
         node: 'n1',
         namespace: 'prod',
         name: 'web-0',
         timeoutMs: 150,
-      },
-    ).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(EndpointNotProgrammedError);
-    expect((err as Error).message).toMatch(
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(149);
+    expect(wait.settled).toBe(false);
+    expect(store.reads.length).toBeGreaterThan(1); // it kept asking meanwhile
+    await vi.advanceTimersByTimeAsync(1);
+    expect(wait.settled).toBe(true);
+    expect(wait.error).toBeInstanceOf(EndpointNotProgrammedError);
+    expect((wait.error as Error).message).toMatch(
       /endpoint prod\/web-0 was not programmed by the agent of node n1 within 150 ms/,
     );
-    expect(Date.now() - t0).toBeLessThan(1000);
-    const stale = await waitForEndpointProgrammed(
-      fakeStore(() => status('3')),
-      {
-        node: 'n1',
-        namespace: 'prod',
-        name: 'web-0',
-        revision: '9',
-        timeoutMs: 100,
-      },
-    ).catch((e: unknown) => e);
-    expect((stale as Error).message).toMatch(/reports revision 3, not yet 9/);
+
+    const stale = track(
+      waitForEndpointProgrammed(
+        fakeStore(() => status('3')),
+        {
+          node: 'n1',
+          namespace: 'prod',
+          name: 'web-0',
+          revision: '9',
+          timeoutMs: 100,
+        },
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(100);
+    expect(stale.settled).toBe(true);
+    expect((stale.error as Error).message).toMatch(/reports revision 3, not yet 9/);
   });
 
   it('etcd errors while waiting are retried until the deadline', async () => {
@@ -133,20 +161,25 @@ describe('waitForEndpointProgrammed (what CNI ADD calls)', () => {
         node: 'n1',
         namespace: 'prod',
         name: 'web-0',
-        timeoutMs: 2000,
+        timeoutMs: NEVER_MS,
       },
     );
     expect(s.programmed).toBe(true);
-    const err = await waitForEndpointProgrammed(
-      fakeStore(() => status('5'), 1000),
-      {
+
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const failing = fakeStore(() => status('5'), Infinity);
+    const err = track(
+      waitForEndpointProgrammed(failing, {
         node: 'n1',
         namespace: 'prod',
         name: 'web-0',
         timeoutMs: 100,
-      },
-    ).catch((e: unknown) => e);
-    expect((err as Error).message).toMatch(/etcd did not answer \(14 UNAVAILABLE/);
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(100);
+    expect(err.settled).toBe(true);
+    expect(failing.reads.length).toBeGreaterThan(1);
+    expect((err.error as Error).message).toMatch(/etcd did not answer \(14 UNAVAILABLE/);
   });
 });
 

@@ -4,15 +4,12 @@
  * reflectors with `routeReflectorClusterID` — seen from a reflector (sessions to every
  * other node: clients `rr client` + cluster id, the other reflector plain iBGP with the
  * same cluster id) and from a client (sessions to the reflectors only). Parsed by BIRD
- * itself (`bird -p`) when installed; the role read back from `show protocols all`.
+ * itself (`bird -p`, required: package bird2); the role read back from `show protocols all`.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseProtocols } from '../../src/bgp/bird.js';
 import { peersOf, renderBird, type BgpNode, type BirdInputs } from '../../src/bgp/render.js';
+import { birdParses } from '../helpers/bird-config.js';
 
 const CLUSTER = '224.0.0.1';
 
@@ -39,20 +36,6 @@ const rrInputs = (self: string, extra: Partial<BirdInputs> = {}): BirdInputs => 
   uplink: 'ul',
   ...extra,
 });
-
-function birdParses(text: string): void {
-  if (!existsSync('/usr/sbin/bird')) return;
-  const dir = mkdtempSync(join(tmpdir(), 'tortie-bgp-rr-'));
-  try {
-    writeFileSync(join(dir, 'bird.conf'), text);
-    execFileSync('/usr/sbin/bird', ['-p', '-c', join(dir, 'bird.conf')], { stdio: 'pipe' });
-  } catch (e) {
-    const err = e as { stderr?: Buffer };
-    throw new Error(`bird -p refused the config: ${err.stderr?.toString() ?? String(e)}\n${text}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** The lines of one protocol block. */
 function block(text: string, name: string): string {

@@ -1,12 +1,8 @@
 /**
  * The BIRD configuration renderer: sessions from the mesh and BGPPeers, what is
- * originated, filters, determinism. When /usr/sbin/bird exists the text is also parsed by
- * BIRD itself (`bird -p`: parse only, no privileges, nothing started).
+ * originated, filters, determinism. The text is also parsed by BIRD itself (`bird -p`:
+ * parse only, no privileges, nothing started; required: package bird2).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   originated,
@@ -16,6 +12,7 @@ import {
   sessionType,
   type BirdInputs,
 } from '../../src/bgp/render.js';
+import { birdParses } from '../helpers/bird-config.js';
 
 const nodes = [
   { name: 'n0', address: '192.168.231.1/24', labels: { rack: 'a' } },
@@ -45,20 +42,6 @@ const base: BirdInputs = {
   ],
   uplink: 'ul',
 };
-
-function birdParses(text: string): void {
-  if (!existsSync('/usr/sbin/bird')) return;
-  const dir = mkdtempSync(join(tmpdir(), 'tortie-bgp-render-'));
-  try {
-    writeFileSync(join(dir, 'bird.conf'), text);
-    execFileSync('/usr/sbin/bird', ['-p', '-c', join(dir, 'bird.conf')], { stdio: 'pipe' });
-  } catch (e) {
-    const err = e as { stderr?: Buffer };
-    throw new Error(`bird -p refused the config: ${err.stderr?.toString() ?? String(e)}\n${text}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe('session names', () => {
   it('are derived from type, address and port', () => {

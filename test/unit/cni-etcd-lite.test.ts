@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:net';
 import { CompareResult, CompareTarget, Etcd3 as GrpcEtcd3, type ICompare } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   EtcdGatewayClient,
   GRPCDeadlineExceededError,
@@ -92,19 +92,32 @@ describe('the JSON-gateway etcd client', () => {
     await expect(closed.kv.range({ key: key('a') })).rejects.toBeInstanceOf(GRPCUnavailableError);
     closed.close();
 
-    // A server that accepts and never answers: the deadline ends the call.
+    // A server that accepts and never answers: the deadline ends the call when the clock
+    // (a fake one the test moves) reaches it, and not before.
     const silent: Server = createServer(() => undefined);
+    const connected = new Promise<void>((resolve) => silent.once('connection', () => resolve()));
     const port = await new Promise<number>((resolve) =>
       silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)),
     );
     const stuck = new EtcdGatewayClient({ hosts: [`http://127.0.0.1:${port}`] });
-    const started = Date.now();
-    await expect(
-      stuck.kv.range({ key: key('a') }, { deadline: Date.now() + 300 }),
-    ).rejects.toBeInstanceOf(GRPCDeadlineExceededError);
-    expect(Date.now() - started).toBeLessThan(2000);
-    stuck.close();
-    silent.close();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const call = stuck.kv.range({ key: key('a') }, { deadline: Date.now() + 300 });
+      let settled = false;
+      call.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      await connected; // the request is with the server
+      await vi.advanceTimersByTimeAsync(299);
+      expect(settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      await expect(call).rejects.toBeInstanceOf(GRPCDeadlineExceededError);
+    } finally {
+      vi.useRealTimers();
+      stuck.close();
+      silent.close();
+    }
   });
 
   it('tries the next endpoint when one refuses connections', async () => {

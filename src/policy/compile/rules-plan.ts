@@ -107,6 +107,8 @@ export class RulesPlan {
 export class RuleCache {
   private entries = new Map<string, { planned: PlannedRule; entities: string | undefined }>();
   private used = new Map<string, { planned: PlannedRule; entities: string | undefined }>();
+  /** Rules resolved so far (every other request was answered from the cache). */
+  planned = 0;
 
   plan(
     rule: Rule,
@@ -122,6 +124,7 @@ export class RuleCache {
     let entry = this.used.get(key) ?? this.entries.get(key);
     if (entry === undefined || (entry.entities !== undefined && entry.entities !== world.key)) {
       const planned = planRule(rule, index, opts, world, ruleIds);
+      this.planned++;
       entry = {
         planned,
         entities: dependsOnEntities(rule, opts.direction) ? world.key : undefined,

@@ -103,6 +103,8 @@ interface Node {
 export class ClassTable {
   private entries = new Map<number, ClassFunction[]>();
   private used = new Map<number, ClassFunction[]>();
+  /** Functions created so far (every other one was found again). */
+  created = 0;
 
   intern(pieces: Piece<VerdictCode>[]): ClassFunction {
     const hash = hashPieces(pieces);
@@ -115,6 +117,7 @@ export class ClassTable {
     else {
       checkCover(pieces);
       cls = new Decision(pieces);
+      this.created++;
     }
     if (bucket === undefined) this.used.set(hash, [cls]);
     else bucket.push(cls);

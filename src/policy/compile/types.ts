@@ -72,6 +72,22 @@ export interface Delta {
   readonly l4Deletes: readonly PolL4Entry[];
 }
 
+/**
+ * What one update computed anew rather than reused from the previous one: an update
+ * should cost what changed, not what exists (tests hold the compiler to this by these
+ * counts, which do not depend on the machine's speed).
+ */
+export interface CompileWork {
+  /** (Endpoint, direction) programs whose set was swept and emitted. */
+  readonly setsCompiled: number;
+  /** Programs whose set was found by fingerprint, from this update or the last. */
+  readonly setsReused: number;
+  /** Rules resolved against the world (the others came from the rule cache). */
+  readonly rulesPlanned: number;
+  /** l4 functions (classes) created by the sweeps (the others were found again). */
+  readonly classesCreated: number;
+}
+
 export interface PolicyCompilerOptions {
   /** Address-stage entries one set may need (default 65,536). */
   readonly maxEntriesPerSet?: number;
