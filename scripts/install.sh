@@ -52,6 +52,11 @@ npm ci --no-audit --no-fund --loglevel=error
 echo "== build"
 npm run build
 
+# Every program the repo runs and every kernel feature it uses, checked for real: a missing
+# one is named with its package or kernel option here, not found later as a lab timeout.
+echo "== checksystem"
+node dist/src/cli/main.js node checksystem --for all
+
 # `tortie` on the PATH for the user of this checkout (not in CI, whose clone is temporary).
 if [ -z "${CI:-}" ]; then
   chmod +x dist/src/cli/main.js

@@ -5,9 +5,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { AgentFlags, AgentStatus, NodeStatus } from '../agent/index.js';
+import { parseParts } from '../preflight/report.js';
+import type { Part } from '../preflight/requirements.js';
 import { datastoreFrom, resolveConnection, UsageError, type GlobalOptions } from './context.js';
 
 interface RunOptions {
@@ -212,6 +214,30 @@ export function registerNodeCommands(program: Command): void {
         await ds.close();
       }
     });
+
+  node
+    .command('checksystem')
+    .description(
+      'check that every program tortie runs is installed and the kernel does what tortie asks of it (exit 1 when something core or --for needs is missing)',
+    )
+    .option(
+      '--for <parts>',
+      'parts whose needs are errors, not warnings: lab, tests, bench, build or all, comma-separated (core always; default lab)',
+      partsArg,
+    )
+    .option('--json', 'print JSON', false)
+    .action(async (o: { for?: Part[]; json: boolean }) => {
+      const { checkSystem, formatReport } = await import('../preflight/index.js');
+      const report = await checkSystem(o.for === undefined ? {} : { required: o.for });
+      console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
+      if (!report.ok) process.exitCode = 1;
+    });
+}
+
+function partsArg(value: string): Part[] {
+  const parts = parseParts(value);
+  if (parts instanceof Error) throw new InvalidArgumentError(parts.message);
+  return parts;
 }
 
 const PEER_TYPE = { mesh: 'node-to-node mesh', global: 'global', node: 'node specific' } as const;

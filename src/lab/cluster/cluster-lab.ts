@@ -46,6 +46,7 @@ import { invokePlugin } from '../../cni/invoke.js';
 import { Datastore } from '../../datastore/index.js';
 import { removePins } from '../../loader/index.js';
 import { createNetns, deleteNetns, netnsPath } from '../../plumbing/index.js';
+import { preflightLab } from '../../preflight/index.js';
 import { attachEtcd, etcdClusterState, pidAlive, startEtcd, type EtcdCluster } from '../etcd.js';
 import { PodProcess } from '../pod-handle.js';
 import { AgentProcess, type AgentProcessOptions } from './agent-process.js';
@@ -341,6 +342,9 @@ export class ClusterLab {
       );
     if (lab.dataplane === 'bpf' && opts.encap === 'vxlan')
       throw new Error("encap 'vxlan' is for dataplane 'iptables' (the BPF dataplane does IPIP)");
+    // The kernel part of `tortie node checksystem`, before anything is made: a missing
+    // feature is refused here, named with its config option, not met deep in the lab.
+    await preflightLab(`lab ${opts.id}`);
     if (persist) {
       mkdirSync(LABS_DIR, { recursive: true });
       try {
