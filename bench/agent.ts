@@ -39,6 +39,10 @@ export interface AgentBenchOptions {
   policies: number;
   burst: number;
   dataplanes: ('bpf' | 'iptables')[];
+  /** Seconds left to the agent after the sync before idle is measured (default 3). */
+  settleSeconds?: number;
+  /** Seconds idle CPU is measured over (default 5). */
+  idleSeconds?: number;
   json: boolean;
   out?: string;
   id?: string;
@@ -75,6 +79,8 @@ export interface AgentResult {
 
 const NS = 'bench';
 const APPS = 50;
+export const DEFAULT_SETTLE_SECONDS = 3;
+export const DEFAULT_IDLE_SECONDS = 5;
 
 function ip(base: number, i: number): string {
   const n = base + i;
@@ -143,6 +149,9 @@ function nsExec(netns: string, argv: string[], input?: string): Promise<string> 
     c.on('close', (code) =>
       code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')}: ${err.trim()}`)),
     );
+    // A command that reads no input may be gone before its stdin is closed (EPIPE, which
+    // unhandled would kill the benchmark and leave its lab): its exit code tells.
+    c.stdin.on('error', () => undefined);
     c.stdin.end(input ?? '');
   });
 }
@@ -204,10 +213,10 @@ async function measureOne(
         };
     } else dataplaneCheck = 'programmed (agent reported the revision)';
     progress(`${dataplane}: synced in ${syncSeconds.toFixed(1)} s; idle`);
-    await sleep(3000);
+    await sleep((o.settleSeconds ?? DEFAULT_SETTLE_SECONDS) * 1000);
     const i0 = procUsage(pid);
     const ti = performance.now();
-    await sleep(5000);
+    await sleep((o.idleSeconds ?? DEFAULT_IDLE_SECONDS) * 1000);
     const i1 = procUsage(pid);
     const idleCpuPercent =
       ((i1.cpuSeconds - i0.cpuSeconds) / ((performance.now() - ti) / 1000)) * 100;
@@ -258,6 +267,8 @@ export async function measureAgent(
   progress: (s: string) => void,
 ): Promise<AgentResult> {
   const started = performance.now();
+  const settleSeconds = o.settleSeconds ?? DEFAULT_SETTLE_SECONDS;
+  const idleSeconds = o.idleSeconds ?? DEFAULT_IDLE_SECONDS;
   const rows: AgentRow[] = [];
   for (const d of o.dataplanes) rows.push(await measureOne(o, d, progress));
   const r: AgentResult = {
@@ -270,11 +281,14 @@ export async function measureAgent(
       policies: o.policies,
       burst: o.burst,
       dataplanes: o.dataplanes,
+      settleSeconds,
+      idleSeconds,
     },
     setup:
       `${o.endpoints} WorkloadEndpoints in the store: ${o.veths} on the agent's node with a real veth each (pair made in the node namespace, no pod namespace), ` +
       `${o.endpoints - o.veths} on 20 other nodes (store only); ${o.rules} ingress rules in ${o.policies} NetworkPolicies (half /32 sources, half label selectors); ` +
-      `one agent process (tortie node run), CPU from /proc/<pid>/stat utime+stime, memory VmRSS from /proc/<pid>/status`,
+      `one agent process (tortie node run), CPU from /proc/<pid>/stat utime+stime, memory VmRSS from /proc/<pid>/status; ` +
+      `idle: over ${idleSeconds} s, from ${settleSeconds} s after the sync`,
     rows,
     elapsedSeconds: (performance.now() - started) / 1000,
     files: [],

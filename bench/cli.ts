@@ -19,6 +19,20 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError(`"${value}" is not a number of seconds (0 or more)`);
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError(`"${value}" is not a whole number of seconds (0 or more)`);
+  return n;
+}
+
 function ruleCounts(list: string): number[] {
   return list.split(',').map((r) => {
     const n = Number(r);
@@ -72,6 +86,11 @@ export function registerBenchSuite(bench: Command): void {
     .option('--cross-only', 'only the cross-node half (--rules ignored)', false)
     .option('--runs <n>', 'runs per cell (median and spread reported)', positiveInt, 3)
     .option('--duration <s>', 'seconds per measurement', positiveInt, 2)
+    .option(
+      '--warmup <s>',
+      'seconds of wrk before each run of a cell, not counted (default 1; 0: none)',
+      nonNegativeInt,
+    )
     .option('--out <dir>', 'write pod-to-pod.json and SVG charts here')
     .option('--json', 'print the results as one JSON document', false)
     .action(
@@ -84,6 +103,7 @@ export function registerBenchSuite(bench: Command): void {
         crossOnly: boolean;
         runs: number;
         duration: number;
+        warmup?: number;
         out?: string;
         json: boolean;
       }) => {
@@ -136,6 +156,12 @@ export function registerBenchSuite(bench: Command): void {
     .option('--policies <n>', 'policies the rules are spread over', positiveInt, 100)
     .option('--burst <n>', 'policy changes in the burst', positiveInt, 100)
     .option(
+      '--settle <s>',
+      'seconds after the sync before idle is measured (default 3)',
+      nonNegativeNumber,
+    )
+    .option('--idle <s>', 'seconds idle CPU is measured over (default 5)', positiveNumber)
+    .option(
       '--dataplanes <list>',
       'bpf, iptables',
       listOf('--dataplanes', ['bpf', 'iptables'] as const),
@@ -150,12 +176,15 @@ export function registerBenchSuite(bench: Command): void {
         rules: number;
         policies: number;
         burst: number;
+        settle?: number;
+        idle?: number;
         dataplanes: ('bpf' | 'iptables')[];
         out?: string;
         json: boolean;
       }) => {
         const { runAgentBench } = await import('./agent.js');
-        await runAgentBench({ ...o, ...out(o) });
+        const { settle, idle, ...rest } = o;
+        await runAgentBench({ ...rest, settleSeconds: settle, idleSeconds: idle, ...out(o) });
       },
     );
 

@@ -58,6 +58,8 @@ export interface PodToPodOptions {
   runs: number;
   /** Seconds per measurement. */
   duration: number;
+  /** Seconds of wrk before each run of a cell, not counted (default 1; 0: none). */
+  warmup?: number;
   /** Rule counts across nodes (empty: the cross-node half is skipped). */
   crossRules: number[];
   crossModes: CrossMode[];
@@ -103,6 +105,8 @@ export interface PodToPodResult {
   elapsedSeconds: number;
   files: string[];
 }
+
+export const DEFAULT_WARMUP_SECONDS = 1;
 
 /** Compiles bench/conn-server.c once (cached by source mtime) and returns the binary. */
 export function connServerBinary(): string {
@@ -222,8 +226,13 @@ interface Samples {
 }
 
 /** One run of each tool after a short warm-up; appends to `s`. */
-async function measureOnce(lab: PodPair, opts: { duration: number }, s: Samples): Promise<void> {
-  await wrk(lab, 1); // warm-up (sockperf warms up on its own)
+async function measureOnce(
+  lab: PodPair,
+  opts: { duration: number; warmup?: number },
+  s: Samples,
+): Promise<void> {
+  const warmup = opts.warmup ?? DEFAULT_WARMUP_SECONDS;
+  if (warmup > 0) await wrk(lab, warmup); // sockperf warms up on its own
   const rr = await sockperf(lab, opts.duration);
   s.rate.push(rr.rate);
   s.p50.push(rr.p50Us);
@@ -273,7 +282,7 @@ interface PolicedLab extends PodPair {
 async function measurePlan(
   lab: PolicedLab,
   plan: readonly Entry[],
-  opts: { runs: number; duration: number },
+  opts: { runs: number; duration: number; warmup?: number },
   progress: (s: string) => void,
   label: string,
 ): Promise<Cell[]> {
@@ -432,6 +441,7 @@ export async function measurePodToPod(
       modes: opts.crossOnly ? [] : opts.modes,
       runs: opts.runs,
       duration: opts.duration,
+      warmup: opts.warmup ?? DEFAULT_WARMUP_SECONDS,
       crossRules: opts.crossRules,
       crossModes: opts.crossModes,
     },

@@ -1,28 +1,65 @@
 /**
- * `tortie bench pod-to-pod` at tiny sizes: the JSON shape, positive finite figures, the
- * charts — and that the bpf and iptables modes of its lab really enforce the policy it
- * measures (allowing rule first or last: the client passes; without it: blocked), so the
- * benchmark cannot silently measure an unpoliced path.
+ * `tortie bench pod-to-pod` at a tiny size: 0 rules, one run of 1 s per tool, no warm-up,
+ * on one node (baseline, bpf, iptables) and across nodes (baseline, bpf, bpf-ipip,
+ * iptables: one 2-node lab each). Its tables have every metric with a filled row, its
+ * JSON (--out) every cell with positive, finite figures and a passed enforcement check,
+ * its charts are written, and its labs are gone. The dataplanes' speed stays with
+ * `npm run bench`.
  *
- * Across nodes (--cross-only, 0 rules): every mode's lab (bench/cross-lab.ts) gives finite
- * positive figures, the policed ones pass the enforcement check, nothing is left behind.
+ * Also, without measuring: the bpf and iptables modes of its same-node lab really enforce
+ * the policy it measures (allowing rule first or last: the client passes; without it:
+ * blocked), so the benchmark cannot silently measure an unpoliced path.
  *
  * Needs root, sockperf, iperf3, wrk, cc and `npm run build`. Lab ids start with "bn"
  * (same node) and "bx" (across nodes).
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { benchId } from '../../bench/common.js';
 import { BenchLab } from '../../bench/lab.js';
 import type { PodToPodResult } from '../../bench/pod-to-pod.js';
-import { benchJson, positiveFinite } from '../helpers/bench-cli.js';
+import {
+  bench,
+  benchTraces,
+  exclusiveBenchRuns,
+  header,
+  leftSince,
+  outDir,
+  positiveFinite,
+} from '../helpers/bench-cli.js';
 
-const out = mkdtempSync(join(tmpdir(), 'tortie-bench-p2p-'));
-afterAll(() => rmSync(out, { recursive: true, force: true }));
+const METRICS = [
+  'TCP request/response rate (per second, higher is better)',
+  'request/response round trip p50 (µs, lower is better)',
+  'request/response round trip p99 (µs, lower is better)',
+  'TCP stream throughput (Gbit/s, higher is better)',
+  'new TCP connections per second (higher is better)',
+];
 
-describe('bench pod-to-pod', () => {
+/** Every metric's table in `section`: its columns, one row "0 last" with every cell filled. */
+function expectTables(section: string, modes: string[], ratios: string[]): void {
+  const lines = section.split('\n');
+  for (const title of METRICS) {
+    const at = lines.indexOf(`${title}; median of 1 runs ± spread (max − min)`);
+    expect(at, `${title}:\n${section}`).toBeGreaterThanOrEqual(0);
+    expect(lines[at + 1]).toMatch(header('rules', 'allow', ...modes, ...ratios));
+    const row = lines[at + 2]!.trim().split(/\s+/);
+    expect(row.slice(0, 2), title).toEqual(['0', 'last']);
+    const figures = row.slice(2, 2 + 2 * modes.length);
+    for (let i = 0; i < modes.length; i++) {
+      expect(Number(figures[2 * i]!.replace(/,/g, '')), `${title}: ${modes[i]}`).toBeGreaterThan(0);
+      expect(figures[2 * i + 1]).toMatch(/^±0(\.0+)?$/); // one run: no spread
+    }
+    expect(row.slice(2 + 2 * modes.length), title).toHaveLength(ratios.length);
+    for (const r of row.slice(2 + 2 * modes.length)) expect(r).toMatch(/^\d+\.\d\dx$/);
+    expect(lines[at + 3], title).toBe('');
+  }
+}
+
+describe('tortie bench pod-to-pod', () => {
+  exclusiveBenchRuns();
+
   it('enforces the measured policy in bpf and iptables mode', async () => {
     const lab = await BenchLab.create(benchId());
     try {
@@ -42,92 +79,68 @@ describe('bench pod-to-pod', () => {
     }
   });
 
-  it('prints one JSON document with every mode and positive figures', async () => {
-    const r = await benchJson<PodToPodResult>([
-      'pod-to-pod',
-      '--rules',
-      '0,100',
-      '--cross-rules',
-      'none',
-      '--runs',
-      '1',
-      '--duration',
-      '1',
-      '--out',
-      out,
-    ]);
-    expect(r.benchmark).toBe('pod-to-pod');
-    expect(r.machine.cores).toBeGreaterThan(0);
-    const keys = r.cells.map((c) => `${c.mode}/${c.rules}/${c.placement}`).sort();
-    expect(keys).toEqual(
-      [
-        'baseline/0/last',
-        'baseline/100/last',
-        'bpf/0/last',
-        'bpf/100/first',
-        'bpf/100/last',
-        'iptables/0/last',
-        'iptables/100/first',
-        'iptables/100/last',
-      ].sort(),
-    );
-    for (const c of r.cells) {
-      for (const s of [c.rr.rate, c.rr.p50Us, c.rr.p99Us, c.stream.gbps, c.conn.rate]) {
-        expect(s.runs).toHaveLength(1);
-        expect(positiveFinite(s.median), `${c.mode} ${c.rules}: ${JSON.stringify(s)}`).toBe(true);
-      }
-      if (c.mode !== 'baseline')
-        expect(c.enforcement).toEqual({ allowedWithRule: true, blockedWithoutRule: true });
-    }
-    for (const f of ['pod-to-pod.json', 'pod-to-pod-rr.svg', 'pod-to-pod-conn.svg']) {
-      expect(existsSync(join(out, f))).toBe(true);
-    }
-    expect(readFileSync(join(out, 'pod-to-pod-rr.svg'), 'utf8')).toMatch(/^<svg [^]*<\/svg>\n$/);
-  }, 300_000);
-
-  it('measures across nodes: every mode, positive figures, the policy enforced', async () => {
-    const crossOut = join(out, 'cross');
-    const r = await benchJson<PodToPodResult>(
+  it('same node and across nodes: tables, JSON and charts with every mode', async () => {
+    const out = outDir('p2p');
+    const before = benchTraces();
+    const r = await bench(
       [
         'pod-to-pod',
-        '--cross-only',
-        '--cross-rules',
-        '0',
-        '--runs',
-        '1',
-        '--duration',
-        '1',
-        '--out',
-        crossOut,
+        ...['--rules', '0', '--cross-rules', '0'],
+        ...['--runs', '1', '--duration', '1', '--warmup', '0', '--out', out],
       ],
-      400_000,
+      180_000,
     );
-    expect(r.cells).toEqual([]);
-    expect(r.crossNodeLabs.map((l) => [l.mode, l.error])).toEqual([
+    expect(r.code, r.stderr).toBe(0);
+    expect(leftSince(before)).toEqual([]);
+
+    const [same, cross] = r.stdout.split(
+      '\n== across nodes (client on node 0, server on node 1)\n',
+    );
+    expect(same).toContain('\n== same node\n');
+    expectTables(same!, ['baseline', 'bpf', 'iptables'], ['bpf/base', 'bpf/ipt']);
+    expect(same).toContain(
+      'enforcement check (without the allowing rule the client is blocked, with it it passes): every bpf/iptables cell',
+    );
+    expect(cross, r.stdout).toBeDefined();
+    expectTables(
+      cross!,
+      ['baseline', 'bpf', 'iptables', 'bpf-ipip'],
+      ['bpf/base', 'bpf/ipt', 'ipip/base'],
+    );
+    expect(cross).toContain('every bpf/iptables/bpf-ipip cell');
+
+    const doc = JSON.parse(readFileSync(join(out, 'pod-to-pod.json'), 'utf8')) as PodToPodResult;
+    expect(doc.benchmark).toBe('pod-to-pod');
+    expect(doc.topology).toBe('same-node and cross-node');
+    expect(doc.machine.cores).toBeGreaterThan(0);
+    expect(doc.options).toMatchObject({ rules: [0], crossRules: [0], runs: 1, duration: 1 });
+    expect(doc.crossNodeLabs.map((l) => [l.mode, l.error])).toEqual([
       ['baseline', undefined],
       ['bpf', undefined],
       ['bpf-ipip', undefined],
       ['iptables', undefined],
     ]);
-    const keys = r.crossNodeCells.map((c) => `${c.mode}/${c.rules}/${c.placement}`).sort();
-    expect(keys).toEqual(
-      ['baseline/0/last', 'bpf/0/last', 'bpf-ipip/0/last', 'iptables/0/last'].sort(),
-    );
-    for (const c of r.crossNodeCells) {
+    const key = (c: PodToPodResult['cells'][number]) => `${c.mode}/${c.rules}/${c.placement}`;
+    expect(doc.cells.map(key)).toEqual(['baseline/0/last', 'bpf/0/last', 'iptables/0/last']);
+    expect(doc.crossNodeCells.map(key)).toEqual([
+      'baseline/0/last',
+      'bpf/0/last',
+      'bpf-ipip/0/last',
+      'iptables/0/last',
+    ]);
+    for (const c of [...doc.cells, ...doc.crossNodeCells]) {
       for (const s of [c.rr.rate, c.rr.p50Us, c.rr.p99Us, c.stream.gbps, c.conn.rate]) {
         expect(s.runs).toHaveLength(1);
-        expect(positiveFinite(s.median), `${c.mode} ${c.rules}: ${JSON.stringify(s)}`).toBe(true);
+        expect(positiveFinite(s.median), `${key(c)}: ${JSON.stringify(s)}`).toBe(true);
       }
       // At 0 rules the check is: a policy selecting the server with no ingress rule blocks
       // the client; without it, the client passes.
       if (c.mode !== 'baseline')
-        expect(c.enforcement, c.mode).toEqual({ allowedWithRule: true, blockedWithoutRule: true });
+        expect(c.enforcement, key(c)).toEqual({ allowedWithRule: true, blockedWithoutRule: true });
     }
-    expect(existsSync(join(crossOut, 'pod-to-pod-cross-rr.svg'))).toBe(true);
-    // Nothing of the cross-node labs is left (their namespaces are "tortie-bx…").
-    const left = existsSync('/run/netns')
-      ? readdirSync('/run/netns').filter((n) => n.startsWith('tortie-bx'))
-      : [];
-    expect(left).toEqual([]);
-  }, 450_000);
+
+    for (const set of ['pod-to-pod', 'pod-to-pod-cross'])
+      for (const m of ['rr', 'p50', 'p99', 'stream', 'conn'])
+        expect(readFileSync(join(out, `${set}-${m}.svg`), 'utf8')).toMatch(/^<svg [^]*<\/svg>\n?$/);
+  }, 240_000);
 });
