@@ -39,6 +39,15 @@ export function registerCniCommands(program: Command): void {
       'nodename in the conflist (default: the hostname when the plugin runs)',
     )
     .option('--etcd-endpoints <urls>', 'etcd endpoints for the conflist, comma-separated')
+    .option(
+      '--etcd-ca-cert <file>',
+      "etcd_ca_cert_file in the conflist: the CA of etcd's server certificate (https:// endpoints)",
+    )
+    .option(
+      '--etcd-cert <file>',
+      "etcd_cert_file in the conflist: the plugin's etcd client certificate (with --etcd-key)",
+    )
+    .option('--etcd-key <file>', 'etcd_key_file in the conflist: the key of --etcd-cert')
     .option('--cni-version <version>', 'cniVersion of the conflist', '1.0.0')
     .option('--mtu <n>', 'pod interface MTU in the conflist', mtu)
     .option(
@@ -46,32 +55,39 @@ export function registerCniCommands(program: Command): void {
       "agent_wait_ms in the conflist: how long ADD waits for the node's agent to program the pod (fails closed after it; 0 = no agent, do not wait)",
       waitMs,
     )
-    .action(
-      async (o: {
+    .action(async (_: unknown, cmd: Command) => {
+      // The etcd options share their names with tortie's global ones (same meaning), which
+      // the root command parses wherever they stand: take them from either.
+      const o = cmd.optsWithGlobals<{
         binDir: string;
         confDir?: string;
         network: string;
         node?: string;
         etcdEndpoints?: string;
+        etcdCaCert?: string;
+        etcdCert?: string;
+        etcdKey?: string;
         cniVersion: string;
         mtu?: number;
         agentWaitMs?: number;
-      }) => {
-        const { installCni } = await import('../cni/install.js');
-        const installed = await installCni({
-          binDir: o.binDir,
-          network: o.network,
-          cniVersion: o.cniVersion,
-          ...(o.confDir === undefined ? {} : { confDir: o.confDir }),
-          ...(o.node === undefined ? {} : { node: o.node }),
-          ...(o.etcdEndpoints === undefined ? {} : { etcdEndpoints: o.etcdEndpoints }),
-          ...(o.mtu === undefined ? {} : { mtu: o.mtu }),
-          ...(o.agentWaitMs === undefined ? {} : { agentWaitMs: o.agentWaitMs }),
-        });
-        console.log(`installed ${installed.shim}`);
-        if (installed.conflist) console.log(`wrote ${installed.conflist}`);
-      },
-    );
+      }>();
+      const { installCni } = await import('../cni/install.js');
+      const installed = await installCni({
+        binDir: o.binDir,
+        network: o.network,
+        cniVersion: o.cniVersion,
+        ...(o.confDir === undefined ? {} : { confDir: o.confDir }),
+        ...(o.node === undefined ? {} : { node: o.node }),
+        ...(o.etcdEndpoints === undefined ? {} : { etcdEndpoints: o.etcdEndpoints }),
+        ...(o.etcdCaCert === undefined ? {} : { etcdCaCertFile: o.etcdCaCert }),
+        ...(o.etcdCert === undefined ? {} : { etcdCertFile: o.etcdCert }),
+        ...(o.etcdKey === undefined ? {} : { etcdKeyFile: o.etcdKey }),
+        ...(o.mtu === undefined ? {} : { mtu: o.mtu }),
+        ...(o.agentWaitMs === undefined ? {} : { agentWaitMs: o.agentWaitMs }),
+      });
+      console.log(`installed ${installed.shim}`);
+      if (installed.conflist) console.log(`wrote ${installed.conflist}`);
+    });
 
   cni
     .command('codes')

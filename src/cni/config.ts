@@ -7,6 +7,9 @@
  *   {
  *     "cniVersion": "1.1.0", "name": "tortie", "type": "tortie",
  *     "etcd_endpoints": "http://127.0.0.1:2379",        // or "datastore": {"endpoints": [...], "prefix": "/tortie"}
+ *     "etcd_ca_cert_file": "/etc/tortie/pki/etcd-ca.pem", // TLS (Calico's names): https:// endpoints only;
+ *     "etcd_cert_file": "/etc/tortie/pki/cni.pem",       //   certificate and key together, files the
+ *     "etcd_key_file": "/etc/tortie/pki/cni-key.pem",    //   plugin can read
  *     "nodename": "node-1",                             // default: this machine's hostname
  *     "ipam": {"type": "tortie-ipam", "pools": ["default-pool", "10.65.0.0/16"]},
  *     "mtu": 1450,
@@ -18,6 +21,7 @@
  *     "runtimeConfig": {"tortie": {...as args.tortie}}
  *   }
  */
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { CniCode, CniError } from './errors.js';
@@ -46,10 +50,19 @@ export interface ValidAttachment {
   ifname: string;
 }
 
+/** TLS files for etcd (absolute paths, checked readable): what src/datastore's `tls` takes. */
+export interface EtcdTlsFiles {
+  /** etcd_ca_cert_file: the CA that signed etcd's server certificate (default: system roots). */
+  ca?: string;
+  /** etcd_cert_file and etcd_key_file: the plugin's client certificate and its key. */
+  cert?: string;
+  key?: string;
+}
+
 export interface NetworkConfig {
   cniVersion: CniVersion;
   name: string;
-  datastore: { endpoints: string[]; prefix?: string };
+  datastore: { endpoints: string[]; prefix?: string; tls?: EtcdTlsFiles };
   nodename: string;
   /** ipam.pools: IPPool names or CIDRs the pod may take an address from, in order. */
   pools?: string[];
@@ -88,6 +101,14 @@ const absolutePath = z
   .string()
   .regex(/^\/[^\s"'#\\]*$/, 'must be an absolute path without spaces or quotes');
 
+/** A file the plugin reads: absolute, since the runtime runs it from a directory of its own. */
+const absoluteFile = z
+  .string()
+  .regex(
+    /^\/./,
+    'must be an absolute path (the runtime runs the plugin from a directory of its own)',
+  );
+
 const endpointUrl = z.string().refine((value) => {
   try {
     const url = new URL(value);
@@ -110,6 +131,9 @@ const schema = z
       errorMap: () => ({ message: `must be "${PLUGIN_TYPE}"` }),
     }),
     etcd_endpoints: z.string().optional(),
+    etcd_ca_cert_file: absoluteFile.optional(),
+    etcd_cert_file: absoluteFile.optional(),
+    etcd_key_file: absoluteFile.optional(),
     datastore: z
       .object({
         endpoints: z.union([z.array(endpointUrl).min(1), z.string()]),
@@ -231,7 +255,11 @@ export function parseNetworkConfig(
   const config: NetworkConfig = {
     cniVersion,
     name: c.name,
-    datastore: datastoreOf(c.etcd_endpoints, c.datastore),
+    datastore: datastoreOf(c.etcd_endpoints, c.datastore, {
+      ca: c.etcd_ca_cert_file,
+      cert: c.etcd_cert_file,
+      key: c.etcd_key_file,
+    }),
     nodename: c.nodename ?? defaultNodeName(),
     dns: dnsOf(c.dns),
     agentWaitMs: c.agent_wait_ms ?? DEFAULT_AGENT_WAIT_MS,
@@ -254,6 +282,7 @@ export function parseNetworkConfig(
 function datastoreOf(
   etcdEndpoints: string | undefined,
   datastore: { endpoints: string[] | string; prefix?: string | undefined } | undefined,
+  tlsFiles: { ca: string | undefined; cert: string | undefined; key: string | undefined },
 ): NetworkConfig['datastore'] {
   if (etcdEndpoints !== undefined && datastore !== undefined) {
     invalid('give either etcd_endpoints or datastore.endpoints, not both');
@@ -272,7 +301,70 @@ function datastoreOf(
       invalid(`${field}: ${JSON.stringify(endpoint)} is not an http:// or https:// URL`);
     }
   }
-  return datastore?.prefix === undefined ? { endpoints } : { endpoints, prefix: datastore.prefix };
+  const tls = tlsOf(tlsFiles, field, endpoints);
+  return {
+    endpoints,
+    ...(datastore?.prefix === undefined ? {} : { prefix: datastore.prefix }),
+    ...(tls === undefined ? {} : { tls }),
+  };
+}
+
+const TLS_FIELDS = {
+  ca: 'etcd_ca_cert_file',
+  cert: 'etcd_cert_file',
+  key: 'etcd_key_file',
+} as const;
+
+/**
+ * etcd_ca_cert_file / etcd_cert_file / etcd_key_file: certificate and key together, every
+ * endpoint https:// (certificates are never sent, nor the server checked, over http://),
+ * every file a readable regular file now — a typo must fail here, named, not as an
+ * unreachable etcd.
+ */
+function tlsOf(
+  files: { ca: string | undefined; cert: string | undefined; key: string | undefined },
+  endpointsField: string,
+  endpoints: string[],
+): EtcdTlsFiles | undefined {
+  const given = (Object.keys(TLS_FIELDS) as (keyof typeof TLS_FIELDS)[]).filter(
+    (k) => files[k] !== undefined,
+  );
+  if (given.length === 0) return undefined;
+  if ((files.cert === undefined) !== (files.key === undefined)) {
+    invalid(
+      files.cert === undefined
+        ? 'etcd_key_file is given without etcd_cert_file: give the client certificate and its key together'
+        : 'etcd_cert_file is given without etcd_key_file: give the client certificate and its key together',
+    );
+  }
+  const plain = endpoints.filter((e) => !e.startsWith('https://'));
+  if (plain.length > 0) {
+    invalid(
+      `${given.map((k) => TLS_FIELDS[k]).join(', ')} need https:// etcd endpoints, but ${endpointsField} has ${plain.join(', ')}: use https:// (etcd serving TLS) or leave the TLS files out`,
+    );
+  }
+  const out: EtcdTlsFiles = {};
+  for (const k of given) {
+    const path = files[k]!;
+    const problem = unreadable(path);
+    if (problem !== undefined) invalid(`${TLS_FIELDS[k]}: ${path} ${problem}`);
+    out[k] = path;
+  }
+  return out;
+}
+
+/** Why `path` is not a readable regular file, or undefined when it is. */
+function unreadable(path: string): string | undefined {
+  try {
+    if (!statSync(path).isFile()) return 'is not a regular file';
+    accessSync(path, fsConstants.R_OK);
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'does not exist';
+    if (code === 'EACCES') return 'is not readable by the plugin';
+    return `cannot be read (${code ?? (e as Error).message})`;
+  }
 }
 
 function dnsOf(dns: DnsConfig | undefined): DnsConfig {

@@ -40,6 +40,9 @@ export async function openEtcdBackend(
   const connectOptions = {
     endpoints: options.endpoints,
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    // etcd_ca_cert_file / etcd_cert_file / etcd_key_file: read by src/datastore, handed to
+    // either client as `credentials` (the gateway one puts them on its https agent).
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
     timeoutMs: ETCD_TIMEOUT_MS,
   };
   let store: Datastore<EtcdKvClient>;

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { packagePath } from '../util/package-root.js';
 
 export interface InstallOptions {
@@ -19,6 +19,10 @@ export interface InstallOptions {
   node?: string;
   /** etcd endpoints for the conflist (comma-separated). */
   etcdEndpoints?: string;
+  /** etcd TLS files for the conflist (`etcd_ca_cert_file`, `etcd_cert_file`, `etcd_key_file`). */
+  etcdCaCertFile?: string;
+  etcdCertFile?: string;
+  etcdKeyFile?: string;
   /** cniVersion of the conflist (default 1.0.0, which podman 4 and containerd 1.6+ speak). */
   cniVersion?: string;
   mtu?: number;
@@ -50,14 +54,12 @@ export async function installCni(opts: InstallOptions): Promise<Installed> {
     if (!opts.etcdEndpoints) {
       throw new Error('a conflist needs the etcd endpoints: give --etcd-endpoints');
     }
-    await mkdir(opts.confDir, { recursive: true });
     const network = opts.network ?? 'tortie';
+    const content = conflistFor({ ...opts, network });
+    await checkWithPlugin(content);
+    await mkdir(opts.confDir, { recursive: true });
     const conflist = join(opts.confDir, `10-${network}.conflist`);
-    await writeAtomically(
-      conflist,
-      JSON.stringify(conflistFor({ ...opts, network }), null, 2) + '\n',
-      0o644,
-    );
+    await writeAtomically(conflist, JSON.stringify(content, null, 2) + '\n', 0o644);
     installed.conflist = conflist;
   }
   return installed;
@@ -83,10 +85,33 @@ export function conflistFor(opts: InstallOptions & { network: string }): Record<
     etcd_endpoints: opts.etcdEndpoints,
     ipam: { type: 'tortie-ipam' },
   };
+  if (opts.etcdCaCertFile !== undefined) plugin.etcd_ca_cert_file = absolute(opts.etcdCaCertFile);
+  if (opts.etcdCertFile !== undefined) plugin.etcd_cert_file = absolute(opts.etcdCertFile);
+  if (opts.etcdKeyFile !== undefined) plugin.etcd_key_file = absolute(opts.etcdKeyFile);
   if (opts.node !== undefined) plugin.nodename = opts.node;
   if (opts.mtu !== undefined) plugin.mtu = opts.mtu;
   if (opts.agentWaitMs !== undefined) plugin.agent_wait_ms = opts.agentWaitMs;
   return { cniVersion: opts.cniVersion ?? '1.0.0', name: opts.network, plugins: [plugin] };
+}
+
+/** The runtime runs the plugin from a directory of its own: paths in the conflist are absolute. */
+function absolute(path: string): string {
+  return resolve(path);
+}
+
+/**
+ * The conflist goes through the plugin's own validation before it is written: a runtime
+ * must never be handed a config every call of the plugin refuses (an http:// endpoint
+ * with TLS files, a certificate without its key, a file that is not there).
+ */
+async function checkWithPlugin(conflist: Record<string, unknown>): Promise<void> {
+  const { parseNetworkConfig } = await import('./config.js');
+  const [plugin] = conflist.plugins as Record<string, unknown>[];
+  try {
+    parseNetworkConfig({ cniVersion: conflist.cniVersion, name: conflist.name, ...plugin }, 'ADD');
+  } catch (e) {
+    throw new Error(`not writing the conflist: ${(e as Error).message}`);
+  }
 }
 
 function shellQuote(text: string): string {

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { registerCniCommands } from '../../src/cli/cni.js';
+import { addGlobalOptions } from '../../src/cli/context.js';
 import { builtPluginPath, installCni } from '../../src/cni/install.js';
 
 const dir = mkdtempSync(join(tmpdir(), "tortie-cni-install-it's-"));
@@ -107,6 +108,63 @@ describe('cni install', () => {
       cniVersion: '1.0.0',
       supportedVersions: expect.arrayContaining(['1.1.0']),
     });
+  });
+
+  it("writes Calico's etcd TLS fields as absolute paths, from its own or tortie's global etcd options", async () => {
+    const pki = join(dir, 'pki');
+    mkdirSync(pki);
+    for (const n of ['ca.pem', 'cni.pem', 'cni-key.pem']) writeFileSync(join(pki, n), 'pem\n');
+    const program = new Command().exitOverride();
+    // As in bin/tortie: the root command has --etcd-endpoints and the TLS options too.
+    addGlobalOptions(program);
+    registerCniCommands(program);
+    const conf = join(dir, 'tls.d');
+    await program.parseAsync(
+      [
+        'cni',
+        'install',
+        '--bin-dir',
+        join(dir, 'tls-bin'),
+        '--conf-dir',
+        conf,
+        '--node',
+        'node-1',
+        '--etcd-endpoints',
+        'https://10.0.0.1:2379',
+        '--etcd-ca-cert',
+        join(pki, 'ca.pem'),
+        '--etcd-cert',
+        join(pki, 'cni.pem'),
+        '--etcd-key',
+        join(pki, 'cni-key.pem'),
+      ],
+      { from: 'user' },
+    );
+    expect(JSON.parse(readFileSync(join(conf, '10-tortie.conflist'), 'utf8')).plugins[0]).toEqual({
+      type: 'tortie',
+      etcd_endpoints: 'https://10.0.0.1:2379',
+      etcd_ca_cert_file: join(pki, 'ca.pem'),
+      etcd_cert_file: join(pki, 'cni.pem'),
+      etcd_key_file: join(pki, 'cni-key.pem'),
+      ipam: { type: 'tortie-ipam' },
+      nodename: 'node-1',
+    });
+  });
+
+  it('refuses to write a conflist the plugin would refuse: TLS files with an http:// endpoint', async () => {
+    const conf = join(dir, 'bad.d');
+    await expect(
+      installCni({
+        binDir: join(dir, 'bad-bin'),
+        confDir: conf,
+        node: 'node-1',
+        etcdEndpoints: 'http://10.0.0.1:2379',
+        etcdCaCertFile: join(dir, 'pki', 'ca.pem'),
+      }),
+    ).rejects.toThrow(
+      'not writing the conflist: network config: etcd_ca_cert_file need https:// etcd endpoints, but etcd_endpoints has http://10.0.0.1:2379',
+    );
+    expect(existsSync(conf)).toBe(false);
   });
 
   it('refuses an --agent-wait-ms that is not a whole number of milliseconds, naming it', async () => {

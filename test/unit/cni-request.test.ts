@@ -2,7 +2,10 @@
  * The parts of a CNI request that need no datastore: environment, CNI_ARGS, network
  * config, identity and endpoint names, pool selection, result shapes per version.
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseCniArgs } from '../../src/cni/cni-args.js';
 import { decodeConfig, parseNetworkConfig } from '../../src/cni/config.js';
 import { parseCniEnv } from '../../src/cni/env.js';
@@ -96,6 +99,72 @@ describe('network config', () => {
       'ADD',
     );
     expect(b.datastore).toEqual({ endpoints: ['http://c:3'], prefix: '/run-1' });
+  });
+
+  describe("etcd TLS files (Calico's etcd_ca_cert_file, etcd_cert_file, etcd_key_file)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tortie-cni-tls-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const [ca, cert, key] = ['ca.pem', 'cni.pem', 'cni-key.pem'].map((n) => {
+      writeFileSync(join(dir, n), '-----BEGIN X-----\n');
+      return join(dir, n);
+    }) as [string, string, string];
+    const tls = {
+      ...base,
+      etcd_endpoints: 'https://10.0.0.1:2379,https://10.0.0.2:2379',
+      etcd_ca_cert_file: ca,
+      etcd_cert_file: cert,
+      etcd_key_file: key,
+    };
+
+    it('reach the datastore settings with https:// endpoints', () => {
+      expect(parseNetworkConfig(tls, 'ADD').datastore).toEqual({
+        endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
+        tls: { ca, cert, key },
+      });
+      const { etcd_cert_file: _c, etcd_key_file: _k, ...caOnly } = tls;
+      expect(parseNetworkConfig(caOnly, 'DEL').datastore.tls).toEqual({ ca });
+    });
+
+    it('without them there is no TLS setting at all', () => {
+      expect(parseNetworkConfig(base, 'ADD').datastore).not.toHaveProperty('tls');
+    });
+
+    it('an http:// endpoint with TLS files is refused, naming the fields and the endpoint', () => {
+      const err = cniError(() =>
+        parseNetworkConfig(
+          { ...tls, etcd_endpoints: 'https://10.0.0.1:2379,http://10.0.0.2:2379' },
+          'ADD',
+        ),
+      );
+      expect(err.code).toBe(7);
+      expect(err.details).toBe(
+        'network config: etcd_ca_cert_file, etcd_cert_file, etcd_key_file need https:// etcd endpoints, but etcd_endpoints has http://10.0.0.2:2379: use https:// (etcd serving TLS) or leave the TLS files out',
+      );
+    });
+
+    it('a certificate without its key, or a key without its certificate, is refused', () => {
+      const { etcd_key_file: _k, ...noKey } = tls;
+      expect(cniError(() => parseNetworkConfig(noKey, 'ADD')).details).toMatch(
+        /etcd_cert_file is given without etcd_key_file/,
+      );
+      const { etcd_cert_file: _c, ...noCert } = tls;
+      expect(cniError(() => parseNetworkConfig(noCert, 'ADD')).details).toMatch(
+        /etcd_key_file is given without etcd_cert_file/,
+      );
+    });
+
+    it('a file that is missing, a directory or a relative path is named', () => {
+      const missing = join(dir, 'nope.pem');
+      const e1 = cniError(() => parseNetworkConfig({ ...tls, etcd_key_file: missing }, 'ADD'));
+      expect(e1.code).toBe(7);
+      expect(e1.details).toBe(`network config: etcd_key_file: ${missing} does not exist`);
+      expect(
+        cniError(() => parseNetworkConfig({ ...tls, etcd_ca_cert_file: dir }, 'ADD')).details,
+      ).toBe(`network config: etcd_ca_cert_file: ${dir} is not a regular file`);
+      expect(
+        cniError(() => parseNetworkConfig({ ...tls, etcd_cert_file: 'cni.pem' }, 'ADD')).details,
+      ).toMatch(/etcd_cert_file: must be an absolute path/);
+    });
   });
 
   it('agent_wait_ms: default 10000, 0 turns the wait off, negative or fractional refused', () => {
