@@ -2,7 +2,7 @@
  * The persistent multi-node lab (src/lab/cluster/), built and driven by separate
  * commands, like kind or minikube:
  *
- *   tortie lab up [--id lab] [--nodes 3] [--encap ipip] [--etcd-members 1]
+ *   tortie lab up [--id lab] [--nodes 3] [--encap ipip] [--etcd-members 1] [--etcd-tls]
  *   tortie lab pod add NS/NAME --node 0 [--labels app=web] [--servers tcp:80,udp:80]
  *   tortie lab pod del NS/NAME          tortie lab pod list [--json]
  *   tortie lab exec NS/NAME -- CMD ARGS...
@@ -222,6 +222,11 @@ export function registerClusterCommands(lab: Command): void {
     )
     .option('--etcd-members <n>', 'etcd members: 1 or 3', etcdMembers, 1 as const)
     .option(
+      '--etcd-tls',
+      "etcd serves https only and requires client certificates (--client-cert-auth); a CA, server and client certificate are made in the lab's state dir (tls/) and used by the agents, the CNI plugin and the lab's tortie.yaml",
+      false,
+    )
+    .option(
       '--routing <mode>',
       'static (agents route from IPAM) or bgp (BIRD per node, a node mesh over the underlay)',
       routingMode,
@@ -239,6 +244,7 @@ export function registerClusterCommands(lab: Command): void {
           nodes: number;
           encap: 'ipip' | 'none' | 'vxlan';
           etcdMembers: 1 | 3;
+          etcdTls: boolean;
           routing: 'static' | 'bgp';
           dataplane: 'bpf' | 'iptables';
           tor: boolean;
@@ -285,6 +291,7 @@ export function registerClusterCommands(lab: Command): void {
             encap: o.encap,
             etcdMembers: o.etcdMembers,
             persist: true,
+            ...(o.etcdTls ? { etcdTls: true } : {}),
             ...(o.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
             ...(o.routing === 'bgp' ? { routing: 'bgp' as const } : {}),
             ...(o.tor ? { tor: true } : {}),
@@ -313,6 +320,11 @@ export function registerClusterCommands(lab: Command): void {
               ]),
             ]),
             `etcd     ${state.etcd.endpoints.join(',')} (prefix ${state.etcdPrefix})`,
+            ...(state.etcd.tls === undefined
+              ? []
+              : [
+                  `tls      client certificates required: CA ${state.etcd.tls.ca}, client ${state.etcd.tls.clientCert} (key ${state.etcd.tls.clientKey})`,
+                ]),
             `state    ${state.stateDir}/state.json`,
             ...(l.tor === undefined
               ? []
@@ -652,7 +664,7 @@ export function registerClusterCommands(lab: Command): void {
           endpoint: m.clientUrl,
           pid: m.pid ?? null,
           running: m.pid !== undefined,
-          healthy: await etcdHealthy(m.clientUrl, 1000),
+          healthy: await etcdHealthy(m.clientUrl, 1000, l.etcdTls),
           log: m.logFile ?? null,
         })),
       );
@@ -664,7 +676,12 @@ export function registerClusterCommands(lab: Command): void {
       else {
         try {
           const ds = await withTimeout(
-            Datastore.connect({ endpoints: healthy, prefix: state.etcdPrefix, timeoutMs: 3000 }),
+            Datastore.connect({
+              endpoints: healthy,
+              prefix: state.etcdPrefix,
+              timeoutMs: 3000,
+              ...l.clientTls(),
+            }),
             5000,
             'etcd',
           );

@@ -3,6 +3,10 @@
  * 3-member cluster on loopback, free ports, a private data directory, stopped and
  * removed on demand. Nothing here talks to anything but 127.0.0.1.
  *
+ * With `{ tls }` (files from ./etcd-tls.ts) the members serve https only and require a
+ * client certificate signed by the lab's CA (`--client-cert-auth`), and their peer links
+ * are TLS with certificates too (`--peer-client-cert-auth`).
+ *
  * Two ways to run the members:
  *   - attached (default, for tests): children of this process, output kept in memory;
  *   - detached (`{ detached: true }`, for a lab that outlives the command that built it):
@@ -21,9 +25,11 @@ import {
   readFileSync,
   rmSync,
 } from 'node:fs';
+import https from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { EtcdTlsFiles } from './etcd-tls.js';
 
 export interface EtcdMember {
   name: string;
@@ -54,6 +60,8 @@ export interface EtcdCluster {
   /** `--initial-cluster` and `--initial-cluster-token`: what a restart needs. */
   readonly initialCluster?: string;
   readonly token?: string;
+  /** Members serve TLS and require client certificates (`--client-cert-auth`). */
+  readonly tls?: EtcdTlsFiles;
 }
 
 export interface StartEtcdOptions {
@@ -61,6 +69,8 @@ export interface StartEtcdOptions {
   readonly detached?: boolean;
   /** Data directory (created); default a new `$TMP/tortie-etcd-<id>-…`. */
   readonly baseDir?: string;
+  /** Serve https only, with these files, requiring client certificates (and on peer links). */
+  readonly tls?: EtcdTlsFiles;
 }
 
 /** Everything needed to find and drive a detached cluster from another process. */
@@ -76,6 +86,8 @@ export interface EtcdClusterState {
     readonly logFile: string;
     readonly pid?: number;
   }[];
+  /** The members run with `--client-cert-auth` and these files. */
+  readonly tls?: EtcdTlsFiles;
 }
 
 /** A TCP port nobody listens on right now (the kernel picks it). */
@@ -105,8 +117,16 @@ export function findEtcdPid(name: string): number | undefined {
   return undefined;
 }
 
-/** Is the member's client URL answering /health with health "true"? */
-export async function etcdHealthy(clientUrl: string, timeoutMs = 500): Promise<boolean> {
+/**
+ * Is the member's client URL answering /health with health "true"? A member run with
+ * `--client-cert-auth` answers only a client with a certificate: give `tls`.
+ */
+export async function etcdHealthy(
+  clientUrl: string,
+  timeoutMs = 500,
+  tls?: EtcdTlsFiles,
+): Promise<boolean> {
+  if (tls !== undefined) return httpsHealthy(clientUrl, timeoutMs, tls);
   try {
     const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
     return res.ok && ((await res.json()) as { health?: string }).health === 'true';
@@ -115,18 +135,56 @@ export async function etcdHealthy(clientUrl: string, timeoutMs = 500): Promise<b
   }
 }
 
+function httpsHealthy(clientUrl: string, timeoutMs: number, tls: EtcdTlsFiles): Promise<boolean> {
+  return new Promise((resolve) => {
+    let ca: Buffer, cert: Buffer, key: Buffer;
+    try {
+      [ca, cert, key] = [tls.ca, tls.clientCert, tls.clientKey].map((f) => readFileSync(f)) as [
+        Buffer,
+        Buffer,
+        Buffer,
+      ];
+    } catch {
+      resolve(false);
+      return;
+    }
+    const request = https.get(
+      `${clientUrl}/health`,
+      { ca, cert, key, timeout: timeoutMs, agent: false },
+      (response) => {
+        let body = '';
+        response.on('data', (c: Buffer) => (body += c.toString()));
+        response.on('error', () => resolve(false));
+        response.on('end', () => {
+          try {
+            resolve(
+              response.statusCode === 200 &&
+                (JSON.parse(body) as { health?: string }).health === 'true',
+            );
+          } catch {
+            resolve(false);
+          }
+        });
+      },
+    );
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolve(false));
+  });
+}
+
 async function waitHealthy(
   clientUrl: string,
   timeoutMs: number,
   exited: () => string | undefined,
   log: () => string,
+  tls?: EtcdTlsFiles,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const why = exited();
     if (why !== undefined)
       throw new Error(`etcd exited with ${why} before it was healthy:\n${log().slice(-2000)}`);
-    if (await etcdHealthy(clientUrl)) return;
+    if (await etcdHealthy(clientUrl, 500, tls)) return;
     await sleep(100);
   }
   throw new Error(
@@ -139,8 +197,23 @@ function memberArgs(
   cluster: string,
   state: 'new' | 'existing',
   token: string,
+  tls: EtcdTlsFiles | undefined,
 ): string[] {
+  const secure =
+    tls === undefined
+      ? []
+      : [
+          `--cert-file=${tls.serverCert}`,
+          `--key-file=${tls.serverKey}`,
+          `--trusted-ca-file=${tls.ca}`,
+          '--client-cert-auth',
+          `--peer-cert-file=${tls.serverCert}`,
+          `--peer-key-file=${tls.serverKey}`,
+          `--peer-trusted-ca-file=${tls.ca}`,
+          '--peer-client-cert-auth',
+        ];
   return [
+    ...secure,
     `--name=${m.name}`,
     `--data-dir=${m.dataDir}`,
     `--listen-client-urls=${m.clientUrl}`,
@@ -163,11 +236,17 @@ function readTail(file: string | undefined, n = 20000): string {
 }
 
 /** Starts a detached member (output appended to its log file); returns its pid. */
-function launchDetached(m: EtcdMember, cluster: string, state: 'new' | 'existing', token: string) {
+function launchDetached(
+  m: EtcdMember,
+  cluster: string,
+  state: 'new' | 'existing',
+  token: string,
+  tls: EtcdTlsFiles | undefined,
+) {
   const logFile = m.logFile!;
   const fd = openSync(logFile, 'a');
   try {
-    const child = spawn('etcd', memberArgs(m, cluster, state, token), {
+    const child = spawn('etcd', memberArgs(m, cluster, state, token, tls), {
       detached: true,
       stdio: ['ignore', fd, fd],
     });
@@ -185,6 +264,7 @@ function detachedCluster(
   ms: EtcdMember[],
   initial: string,
   token: string,
+  tls: EtcdTlsFiles | undefined,
 ): EtcdCluster {
   const find = (name: string) => {
     const m = ms.find((x) => x.name === name);
@@ -199,6 +279,7 @@ function detachedCluster(
     detached: true,
     initialCluster: initial,
     token,
+    ...(tls === undefined ? {} : { tls }),
     async kill(name) {
       const m = find(name);
       await stopPid(m.pid, 'SIGKILL');
@@ -207,12 +288,13 @@ function detachedCluster(
     async restart(name) {
       const m = find(name);
       if (pidAlive(m.pid)) return;
-      launchDetached(m, initial, 'existing', token);
+      launchDetached(m, initial, 'existing', token, tls);
       await waitHealthy(
         m.clientUrl,
         20_000,
         () => (pidAlive(m.pid) ? undefined : 'an error (see its log)'),
         () => readTail(m.logFile),
+        tls,
       );
     },
     async stop() {
@@ -238,12 +320,14 @@ export async function startEtcd(
     base = options.baseDir;
   } else base = mkdtempSync(join(tmpdir(), `tortie-etcd-${id}-`));
   const ms: EtcdMember[] = [];
+  const tls = options.tls;
+  const scheme = tls === undefined ? 'http' : 'https';
   for (let i = 0; i < members; i++) {
     const name = `tortie-${id}-etcd${i}`;
     ms.push({
       name,
-      clientUrl: `http://127.0.0.1:${await freePort()}`,
-      peerUrl: `http://127.0.0.1:${await freePort()}`,
+      clientUrl: `${scheme}://127.0.0.1:${await freePort()}`,
+      peerUrl: `${scheme}://127.0.0.1:${await freePort()}`,
       dataDir: join(base, `m${i}`),
       ...(options.detached ? { logFile: join(base, `${name}.log`) } : {}),
     });
@@ -251,9 +335,9 @@ export async function startEtcd(
   const initial = ms.map((m) => `${m.name}=${m.peerUrl}`).join(',');
   const token = `tortie-${id}`;
   if (options.detached) {
-    const cluster = detachedCluster(base, ms, initial, token);
+    const cluster = detachedCluster(base, ms, initial, token, tls);
     try {
-      for (const m of ms) launchDetached(m, initial, 'new', token);
+      for (const m of ms) launchDetached(m, initial, 'new', token, tls);
       await Promise.all(
         ms.map((m) =>
           waitHealthy(
@@ -261,6 +345,7 @@ export async function startEtcd(
             20_000,
             () => (pidAlive(m.pid) ? undefined : 'an error (see its log)'),
             () => readTail(m.logFile),
+            tls,
           ),
         ),
       );
@@ -272,7 +357,7 @@ export async function startEtcd(
   }
   const logs = new Map<string, string>();
   const launch = (m: EtcdMember, state: 'new' | 'existing') => {
-    const p = spawn('etcd', memberArgs(m, initial, state, token), {
+    const p = spawn('etcd', memberArgs(m, initial, state, token, tls), {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     logs.set(m.name, '');
@@ -295,7 +380,9 @@ export async function startEtcd(
   try {
     for (const m of ms) launch(m, 'new');
     await Promise.all(
-      ms.map((m) => waitHealthy(m.clientUrl, 20_000, exitOf(m.process!), () => logs.get(m.name)!)),
+      ms.map((m) =>
+        waitHealthy(m.clientUrl, 20_000, exitOf(m.process!), () => logs.get(m.name)!, tls),
+      ),
     );
   } catch (e) {
     await stopAll();
@@ -308,6 +395,7 @@ export async function startEtcd(
     detached: false,
     initialCluster: initial,
     token,
+    ...(tls === undefined ? {} : { tls }),
     async kill(name) {
       const m = ms.find((x) => x.name === name);
       if (!m) throw new Error(`no etcd member ${name}`);
@@ -319,7 +407,7 @@ export async function startEtcd(
       if (!m) throw new Error(`no etcd member ${name}`);
       if (m.process) return;
       const p = launch(m, 'existing');
-      await waitHealthy(m.clientUrl, 20_000, exitOf(p), () => logs.get(m.name)!);
+      await waitHealthy(m.clientUrl, 20_000, exitOf(p), () => logs.get(m.name)!, tls);
     },
     stop: stopAll,
   };
@@ -333,6 +421,7 @@ export function etcdClusterState(c: EtcdCluster): EtcdClusterState {
     baseDir: c.baseDir,
     initialCluster: c.initialCluster,
     token: c.token,
+    ...(c.tls === undefined ? {} : { tls: c.tls }),
     members: c.members.map((m) => ({
       name: m.name,
       clientUrl: m.clientUrl,
@@ -361,7 +450,7 @@ export function attachEtcd(state: EtcdClusterState): EtcdCluster {
       ...(pid === undefined ? {} : { pid }),
     };
   });
-  return detachedCluster(state.baseDir, ms, state.initialCluster, state.token);
+  return detachedCluster(state.baseDir, ms, state.initialCluster, state.token, state.tls);
 }
 
 async function stopProcess(

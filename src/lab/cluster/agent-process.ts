@@ -26,6 +26,8 @@ export interface AgentProcessOptions {
   readonly pinRoot: string;
   readonly etcdEndpoints: readonly string[];
   readonly etcdPrefix: string;
+  /** `--etcd-ca-cert`, `--etcd-cert`, `--etcd-key`: etcd requires client certificates. */
+  readonly etcdTls?: { readonly ca: string; readonly cert: string; readonly key: string };
   /** JSON log lines are appended here (kept across restarts). */
   readonly logFile: string;
   readonly heartbeatTtlSeconds?: number;
@@ -104,6 +106,16 @@ export class AgentProcess {
       o.etcdEndpoints.join(','),
       '--etcd-prefix',
       o.etcdPrefix,
+      ...(o.etcdTls === undefined
+        ? []
+        : [
+            '--etcd-ca-cert',
+            o.etcdTls.ca,
+            '--etcd-cert',
+            o.etcdTls.cert,
+            '--etcd-key',
+            o.etcdTls.key,
+          ]),
       // No /etc/tortie/agent.yaml of the machine leaks into a lab node.
       '--agent-config',
       '/dev/null',

@@ -48,6 +48,7 @@ import { removePins } from '../../loader/index.js';
 import { createNetns, deleteNetns, netnsPath } from '../../plumbing/index.js';
 import { preflightLab } from '../../preflight/index.js';
 import { attachEtcd, etcdClusterState, pidAlive, startEtcd, type EtcdCluster } from '../etcd.js';
+import { clientTls, makeEtcdCertificates, type EtcdTlsFiles } from '../etcd-tls.js';
 import { PodProcess } from '../pod-handle.js';
 import { AgentProcess, type AgentProcessOptions } from './agent-process.js';
 import {
@@ -114,6 +115,14 @@ export interface ClusterUpOptions {
    * 'none' or 'vxlan', not 'ipip').
    */
   readonly dataplane?: 'bpf' | 'iptables';
+  /**
+   * etcd with TLS client certificates (`tortie lab up --etcd-tls`): a CA, a server and a
+   * client certificate made at start (./etcd-tls.ts) in the lab's state dir (`tls/`) or a
+   * temp dir; the members serve https only with `--client-cert-auth`; the agents, the CNI
+   * config (`etcd_ca_cert_file`, …) and the lab's tortie.yaml use the client certificate.
+   * Default false.
+   */
+  readonly etcdTls?: boolean;
 }
 
 /** The lab's external router (`tor: true`). */
@@ -294,6 +303,8 @@ export class ClusterLab {
   tor: LabTor | undefined;
   /** The agents' dataplane. */
   dataplane: 'bpf' | 'iptables' = 'bpf';
+  /** etcd requires client certificates; these are the lab's (`etcdTls: true`). */
+  etcdTls: EtcdTlsFiles | undefined;
 
   private constructor(
     readonly id: string,
@@ -304,7 +315,7 @@ export class ClusterLab {
   ) {}
 
   get description(): string {
-    return `${this.nodes.length} nodes, ${this.dataplane === 'iptables' ? 'iptables' : 'BPF'} dataplane, agents + etcd, encap ${this.encap}${this.routing === 'bgp' ? ', BGP (BIRD node mesh)' : ''}${this.tor === undefined ? '' : `, ToR ${this.tor.ip} (FRR, AS ${this.tor.asNumber})`}`;
+    return `${this.nodes.length} nodes, ${this.dataplane === 'iptables' ? 'iptables' : 'BPF'} dataplane, agents + etcd, encap ${this.encap}${this.routing === 'bgp' ? ', BGP (BIRD node mesh)' : ''}${this.tor === undefined ? '' : `, ToR ${this.tor.ip} (FRR, AS ${this.tor.asNumber})`}${this.etcdTls === undefined ? '' : ', etcd TLS with client certificates'}`;
   }
 
   /** Builds the whole lab; on any failure removes what it made and throws. */
@@ -370,16 +381,26 @@ export class ClusterLab {
       for (let i = 0; i < opts.nodes; i++) {
         lab.nodes.push(await plumbNode(opts.id, i, ulPath, lab.underlayPrefix));
       }
-      // etcd, the pool.
+      // etcd (its certificates first, with etcdTls), the pool.
+      if (opts.etcdTls === true)
+        lab.etcdTls = await makeEtcdCertificates(
+          persist
+            ? join(labDir(opts.id), 'tls')
+            : mkdtempSync(join(tmpdir(), `tortie-cluster-${opts.id}-tls-`)),
+          opts.id,
+        );
+      const tls = lab.etcdTls === undefined ? {} : { tls: lab.etcdTls };
       lab.etcd = persist
         ? await startEtcd(opts.id, opts.etcdMembers ?? 1, {
             detached: true,
             baseDir: join(labDir(opts.id), 'etcd'),
+            ...tls,
           })
-        : await startEtcd(opts.id, opts.etcdMembers ?? 1);
+        : await startEtcd(opts.id, opts.etcdMembers ?? 1, tls);
       lab.store = await Datastore.connect({
         endpoints: lab.etcd.endpoints,
         prefix: names.etcdPrefix,
+        ...lab.clientTls(),
       });
       await lab.store.apply([
         {
@@ -438,6 +459,13 @@ export class ClusterLab {
             'etcdEndpoints:',
             ...lab.etcd.endpoints.map((e) => `  - ${e}`),
             `etcdPrefix: ${names.etcdPrefix}`,
+            ...(lab.etcdTls === undefined
+              ? []
+              : [
+                  `etcdCACert: ${lab.etcdTls.ca}`,
+                  `etcdCert: ${lab.etcdTls.clientCert}`,
+                  `etcdKey: ${lab.etcdTls.clientKey}`,
+                ]),
             '',
           ].join('\n'),
         );
@@ -473,6 +501,7 @@ export class ClusterLab {
     lab.workDir = state.workDir;
     lab.createdAt = state.createdAt;
     lab.etcd = attachEtcd(state.etcd);
+    lab.etcdTls = state.etcd.tls;
     // The state file predates routing: a lab whose nodes run BIRD has its run dir.
     if (existsSync(lab.bgpRunDir)) lab.routing = 'bgp';
     if (existsSync(join(lab.workDir, 'tor')) && labNetns(id).includes(`tortie-${id}-tor`))
@@ -493,6 +522,7 @@ export class ClusterLab {
       lab.store = await Datastore.connect({
         endpoints: lab.etcd.endpoints,
         prefix: state.etcdPrefix,
+        ...lab.clientTls(),
       });
     }
     return lab;
@@ -503,6 +533,11 @@ export class ClusterLab {
     return join(this.workDir, 'bird');
   }
 
+  /** `{ tls }` for src/datastore when etcd requires client certificates, else nothing. */
+  clientTls(): { tls?: { ca: string; cert: string; key: string } } {
+    return this.etcdTls === undefined ? {} : { tls: clientTls(this.etcdTls) };
+  }
+
   private agentOptions(n: ClusterNode, logFile?: string): AgentProcessOptions {
     return {
       nodeName: n.name,
@@ -511,6 +546,7 @@ export class ClusterLab {
       pinRoot: n.pinRoot,
       etcdEndpoints: this.etcd!.endpoints,
       etcdPrefix: clusterNames(this.id).etcdPrefix,
+      ...(this.etcdTls === undefined ? {} : { etcdTls: clientTls(this.etcdTls) }),
       logFile:
         logFile ??
         (this.persistent
@@ -657,6 +693,7 @@ export class ClusterLab {
         endpoints: this.etcd!.endpoints,
         prefix: clusterNames(this.id).etcdPrefix,
         timeoutMs: 3000,
+        ...this.clientTls(),
       },
       pinRoot: node.pinRoot,
       nodeNetns: node.netns,
@@ -795,6 +832,13 @@ export class ClusterLab {
       name: NETWORK,
       type: 'tortie',
       datastore: { endpoints: this.etcd!.endpoints, prefix: clusterNames(this.id).etcdPrefix },
+      ...(this.etcdTls === undefined
+        ? {}
+        : {
+            etcd_ca_cert_file: this.etcdTls.ca,
+            etcd_cert_file: this.etcdTls.clientCert,
+            etcd_key_file: this.etcdTls.clientKey,
+          }),
       nodename: node.name,
       host_netns: node.netns,
       mtu: this.encap === 'ipip' ? 1480 : this.encap === 'vxlan' ? 1450 : 1500,

@@ -6,6 +6,8 @@
  *   /run/tortie/labs/<id>/tortie.yaml   a CLI config for the lab (`TORTIE_CONFIG=…`)
  *   /run/tortie/labs/<id>/bin/          the installed CNI shim
  *   /run/tortie/labs/<id>/etcd/         etcd data and logs (<member>.log)
+ *   /run/tortie/labs/<id>/tls/          etcd's CA, server and client certificates (--etcd-tls;
+ *                                       `etcd.tls` in this file names them)
  *   /run/tortie/labs/<id>/logs/         agent logs (agent-<node>.log)
  *   /run/tortie/labs/<id>/lock          held while a command changes the lab
  *
