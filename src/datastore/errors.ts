@@ -103,6 +103,15 @@ export function fromEtcdError(e: unknown, endpoints: readonly string[]): Error {
     });
   }
   const why = name === 'BrokenCircuitError' ? 'every endpoint failed recently' : tidy(msg);
+  if (/certificate|unknown ca|alert handshake failure/i.test(msg)) {
+    // etcd refused the TLS handshake (no or a wrong client certificate), or we refused its.
+    return new DatastoreError(
+      'unavailable',
+      `etcd at ${where} refused the TLS handshake, or this client refused etcd's certificate (${why}): etcd run with --client-cert-auth needs a client certificate signed by its CA (--etcd-cert and --etcd-key; in a CNI config etcd_cert_file and etcd_key_file), and the client needs the CA of etcd's certificate (--etcd-ca-cert; etcd_ca_cert_file)`,
+      [],
+      { cause: e },
+    );
+  }
   return new DatastoreError(
     'unavailable',
     `etcd at ${where} is unavailable (${why}): check the endpoints and that etcd runs with quorum`,
