@@ -46,17 +46,21 @@ export async function installCni(opts: InstallOptions): Promise<Installed> {
   if (!existsSync(main)) {
     throw new Error(`${main} does not exist: build tortie first (npm run build:ts)`);
   }
-  await mkdir(opts.binDir, { recursive: true });
-  const shim = join(opts.binDir, PLUGIN_BINARY);
-  await writeAtomically(shim, shimScript(opts.nodePath ?? process.execPath, main), 0o755);
-  const installed: Installed = { shim };
+  // A conflist the plugin would refuse stops the install before anything is written.
+  const network = opts.network ?? 'tortie';
+  let content: Record<string, unknown> | undefined;
   if (opts.confDir !== undefined) {
     if (!opts.etcdEndpoints) {
       throw new Error('a conflist needs the etcd endpoints: give --etcd-endpoints');
     }
-    const network = opts.network ?? 'tortie';
-    const content = conflistFor({ ...opts, network });
+    content = conflistFor({ ...opts, network });
     await checkWithPlugin(content);
+  }
+  await mkdir(opts.binDir, { recursive: true });
+  const shim = join(opts.binDir, PLUGIN_BINARY);
+  await writeAtomically(shim, shimScript(opts.nodePath ?? process.execPath, main), 0o755);
+  const installed: Installed = { shim };
+  if (opts.confDir !== undefined && content !== undefined) {
     await mkdir(opts.confDir, { recursive: true });
     const conflist = join(opts.confDir, `10-${network}.conflist`);
     await writeAtomically(conflist, JSON.stringify(content, null, 2) + '\n', 0o644);

@@ -165,6 +165,7 @@ describe('cni install', () => {
       'not writing the conflist: network config: etcd_ca_cert_file need https:// etcd endpoints, but etcd_endpoints has http://10.0.0.1:2379',
     );
     expect(existsSync(conf)).toBe(false);
+    expect(existsSync(join(dir, 'bad-bin'))).toBe(false);
   });
 
   it('refuses an --agent-wait-ms that is not a whole number of milliseconds, naming it', async () => {
