@@ -148,6 +148,8 @@ export interface AgentStatus {
   readonly routeError: string | undefined;
   readonly uplink: { ip: string; ifindex: number } | { error: string } | undefined;
   readonly knownNodes: readonly string[];
+  /** Nodes whose heartbeat the agent sees in the store (a change is reconciled at once). */
+  readonly liveNodes: readonly string[];
   /** natOutgoing: rules in the node's TORTIE-NAT-OUTGOING chain, and the last failure. */
   readonly nat: { readonly rules: number; readonly error: string | undefined };
   readonly lastReconcile: ReconcileRecord | undefined;
@@ -1524,6 +1526,9 @@ export class Agent {
       routeError: this.routeError ?? this.encapError,
       uplink: this.uplinkError !== undefined ? { error: this.uplinkError } : this.uplink,
       knownNodes: this.knownNodes,
+      liveNodes: [...(this.heartbeats?.snapshot.keys() ?? [])]
+        .map((k) => k.slice(nodeStatusPrefix(this.ds?.prefix ?? '').length))
+        .sort(),
       nat: {
         rules: this.natSynced?.rules ? this.natSynced.rules.split('\n').length : 0,
         error: this.natError,

@@ -306,7 +306,7 @@ describe('bad usage exits 2 with a message', () => {
 });
 
 describe('an unreachable etcd', () => {
-  it('fails the command with exit 1 and a clear message within seconds, as a real process', async () => {
+  it('fails the command with exit 1 and a clear message naming the refusal, as a real process', async () => {
     const script = join(dir, 'tortie-cli.ts');
     const src = resolve('src/cli');
     await writeFile(
@@ -326,7 +326,6 @@ try {
 }
 `,
     );
-    const started = Date.now();
     const r = await new Promise<Outcome>((done) => {
       const child = spawn(
         resolve('node_modules/.bin/vite-node'),
@@ -346,8 +345,9 @@ try {
     expect(r.err).toContain(
       'tortie: etcd at http://127.0.0.1:1 is unavailable (cannot connect: ECONNREFUSED 127.0.0.1:1)',
     );
+    // The refusal ended the command (named above), not a deadline it waited out.
+    expect(r.err).not.toContain('DEADLINE_EXCEEDED');
     expect(r.err).not.toContain('    at ');
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
 

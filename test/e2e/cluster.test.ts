@@ -24,7 +24,7 @@ async function eventually<T>(
   what: string,
   get: () => Promise<T>,
   ok: (v: T) => boolean,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -44,7 +44,7 @@ describe.each(['ipip', 'none'] as const)('a 2-node cluster lab, encap %s', (enca
     lab = await ClusterLab.up({ id, nodes: 2, encap });
     await lab.createNamespace('x');
     for (const p of PODS) await lab.addPod(p);
-  }, 60_000);
+  }, 300_000);
 
   afterAll(async () => {
     await lab?.down().catch(() => undefined);
@@ -55,7 +55,7 @@ describe.each(['ipip', 'none'] as const)('a 2-node cluster lab, encap %s', (enca
       ...readdirSync(tmpdir()).filter((n) => n.includes(`-${id}-`)),
     ];
     if (left.length > 0) throw new Error(`left behind: ${left.join(', ')}`);
-  }, 30_000);
+  }, 120_000);
 
   it('every pod reaches every other, across nodes too (TCP)', async () => {
     const m = await eventually(
@@ -65,7 +65,7 @@ describe.each(['ipip', 'none'] as const)('a 2-node cluster lab, encap %s', (enca
     );
     expect(Object.keys(m)).toHaveLength(12);
     expect(Object.entries(m).filter(([, v]) => !v)).toEqual([]);
-  }, 30_000);
+  }, 120_000);
 
   it('a NetworkPolicy isolating one pod changes exactly its incoming column', async () => {
     await lab!.store!.apply([
@@ -84,5 +84,5 @@ describe.each(['ipip', 'none'] as const)('a 2-node cluster lab, encap %s', (enca
       (x) => Object.entries(x).every(([k, v]) => v === expected(k)),
     );
     expect(Object.entries(m).filter(([k, v]) => v !== expected(k))).toEqual([]);
-  }, 30_000);
+  }, 120_000);
 });

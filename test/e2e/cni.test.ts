@@ -143,6 +143,17 @@ async function podAddresses(netns: string): Promise<string[]> {
   );
 }
 
+/** Range calls the (one-member) etcd has answered so far, from its /metrics: every read is one. */
+async function rangesAnswered(): Promise<number> {
+  const text = await (await fetch(`${etcd!.endpoints[0]}/metrics`)).text();
+  const m =
+    /^grpc_server_handled_total\{grpc_code="OK",grpc_method="Range",grpc_service="etcdserverpb\.KV",grpc_type="unary"\} (\d+)$/m.exec(
+      text,
+    );
+  if (m === null) throw new Error('etcd /metrics counts no Range calls');
+  return Number(m[1]);
+}
+
 async function nodeLinks(node: string): Promise<string[]> {
   return (await ipJson<Link[]>(nodes[node]?.path, ['link', 'show'])).map((l) => l.ifname);
 }
@@ -541,20 +552,29 @@ describe('no unprotected window: ADD waits for the agent (agent_wait_ms)', () =>
     const containerId = 'gate-none-1';
     const name = endpointName('node-a', 'k8s', ns, 'none', 'eth0');
     const before = await nodeLinks('node-a');
-    const started = Date.now();
-    const add = await plugin({
+    let done = false;
+    const adding = plugin({
       command: 'ADD',
       containerId,
       netns: pod.path,
       args: `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=none`,
-      config: netConfig('node-a', { agent_wait_ms: 1500 }),
+      config: netConfig('node-a', { agent_wait_ms: 3000 }),
+    }).finally(() => {
+      done = true;
     });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    // It waited: its endpoint was stored while it had not returned yet.
+    let storedWhileWaiting = false;
+    while (!done && !storedWhileWaiting) {
+      storedWhileWaiting =
+        (await (store as Datastore).get('WorkloadEndpoint', name, ns)) !== undefined && !done;
+    }
+    const add = await adding;
+    expect(storedWhileWaiting, 'ADD returned without waiting with its endpoint stored').toBe(true);
     expectError(
       add,
       11,
       new RegExp(
-        `endpoint ${ns}/${name} was not programmed by the agent of node node-a within 1500 ms.*rolled back: deleted endpoint ${ns}/${name}, removed the veth, released 10\\.70\\.`,
+        `endpoint ${ns}/${name} was not programmed by the agent of node node-a within 3000 ms.*rolled back: deleted endpoint ${ns}/${name}, removed the veth, released 10\\.70\\.`,
       ),
     );
     expect(await ipam.addressesOf(`${NETWORK}.${containerId}`)).toEqual([]);
@@ -602,7 +622,12 @@ describe('no unprotected window: ADD waits for the agent (agent_wait_ms)', () =>
       if (revision === undefined) await new Promise((r) => setTimeout(r, 20));
     }
     expect(revision, 'ADD ended before writing its endpoint').toBeDefined();
-    await new Promise((r) => setTimeout(r, 300));
+    // Evidence that ADD read the old report and went on waiting: etcd answered several more
+    // reads (its polls of the status; nothing else reads now) and ADD has not returned.
+    const reads = await rangesAnswered();
+    while (!done && (await rangesAnswered()) < reads + 3) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect(done, 'ADD returned before the agent reported the endpoint').toBe(false);
     await etcd3.put(statusKey(name)).value(status(revision!));
     const add = await adding;
@@ -727,7 +752,7 @@ describe('3 nodes × 100 concurrent ADDs', () => {
 
   it(
     "hands out 300 distinct pool addresses from blocks affine to each pod's node; DEL of all leaves no allocation",
-    { timeout: 300_000 },
+    { timeout: 900_000 },
     async () => {
       const config = (node: string): Record<string, unknown> =>
         netConfig(node, { args: { tortie: { namespace: 'scale' } } });
@@ -803,7 +828,7 @@ describe('kill -9 of plugin processes during ADDs', () => {
 
   it(
     'leaves as leaks exactly the handles without an endpoint; gc releases them and no live address',
-    { timeout: 120_000 },
+    { timeout: 300_000 },
     async () => {
       const config = netConfig('node-b', { args: { tortie: { namespace: 'chaos' } } });
       const AT_ONCE = 3;

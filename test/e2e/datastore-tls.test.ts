@@ -1,6 +1,7 @@
 /**
  * etcd over TLS with client certificates: certificates made here with openssl, an etcd
  * member started here (https on loopback, --client-cert-auth), stopped in afterAll.
+ * Needs the Debian packages openssl and etcd-server: a missing one fails, naming it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datastoreFrom } from '../../src/cli/context.js';
 import { Datastore, isDatastoreError } from '../../src/datastore/index.js';
 import { freePort } from '../../src/lab/etcd.js';
+import { requireCommand } from './tools.js';
 
 const run = randomBytes(3).toString('hex');
 let dir: string;
@@ -18,8 +20,11 @@ let etcd: ChildProcess | undefined;
 let endpoint: string;
 const file = (name: string) => join(dir, name);
 
+let opensslPath = 'openssl';
+
 function openssl(args: string[]): void {
-  const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+  const r = spawnSync(opensslPath, args, { cwd: dir, encoding: 'utf8' });
+  if (r.error) throw new Error(`openssl ${args.join(' ')}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
 }
 
@@ -59,11 +64,16 @@ async function certificate(name: string, extensions: string): Promise<void> {
   ]);
 }
 
-async function waitUntilServing(tls: { ca: string; cert: string; key: string }): Promise<void> {
-  const ds = await Datastore.connect({ endpoints: [endpoint], tls, timeoutMs: 1000 });
+/** Until the member answers a TLS client (it is starting); fails at once if it exited. */
+async function waitUntilServing(
+  tls: { ca: string; cert: string; key: string },
+  output: () => string,
+): Promise<void> {
+  const ds = await Datastore.connect({ endpoints: [endpoint], tls, timeoutMs: 5000 });
   try {
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 90_000;
     for (;;) {
+      if (etcd?.exitCode !== null) throw new Error(`etcd exited: ${output().slice(-2000)}`);
       try {
         await ds.list('Tier');
         return;
@@ -80,6 +90,8 @@ async function waitUntilServing(tls: { ca: string; cert: string; key: string }):
 const tls = () => ({ ca: file('ca.pem'), cert: file('client.pem'), key: file('client.key') });
 
 beforeAll(async () => {
+  opensslPath = requireCommand('openssl', 'openssl');
+  const etcdPath = requireCommand('etcd', 'etcd-server');
   dir = await mkdtemp(join(tmpdir(), `tortie-tls-${run}-`));
   openssl([
     'req',
@@ -103,7 +115,7 @@ beforeAll(async () => {
   const [client, peer] = [await freePort(), await freePort()];
   endpoint = `https://127.0.0.1:${client}`;
   etcd = spawn(
-    'etcd',
+    etcdPath,
     [
       `--name=tls-${run}`,
       `--data-dir=${file('data')}`,
@@ -118,9 +130,11 @@ beforeAll(async () => {
       '--client-cert-auth',
       '--log-level=error',
     ],
-    { stdio: 'ignore' },
+    { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  await waitUntilServing(tls());
+  let etcdErr = '';
+  etcd.stderr!.on('data', (d: Buffer) => (etcdErr += d.toString()));
+  await waitUntilServing(tls(), () => etcdErr);
 });
 
 afterAll(async () => {

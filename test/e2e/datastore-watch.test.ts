@@ -97,7 +97,7 @@ class Recorder {
   async until(
     what: string,
     done: (events: readonly WatchEvent[]) => boolean,
-    timeoutMs = 15_000,
+    timeoutMs = 60_000, // a bound for giving up only: the events end the wait
   ): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!done(this.events)) {

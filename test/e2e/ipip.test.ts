@@ -45,8 +45,23 @@ function np(namespace: string, name: string, spec: object): Resource {
 // ---- capturing on the underlay ---------------------------------------------------------
 
 interface Capture {
+  /**
+   * Until the lines printed so far satisfy `ok`: tcpdump prints a packet a while after it
+   * passed, so a test waits for what it expects to see before stopping the capture (the
+   * bound is only for giving up).
+   */
+  until(what: string, ok: (lines: string[]) => boolean, timeoutMs?: number): Promise<void>;
   /** Stops tcpdump and returns one line per packet (`-nn -t -q`). */
   stop(): Promise<string[]>;
+}
+
+/** Polls until `ok` holds; the bound only decides when to give up (a failure). */
+async function until(what: string, ok: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** tcpdump on `dev` in `ns`, resolved once it is listening. */
@@ -61,7 +76,7 @@ async function capture(ns: TestNetns, dev: string, filter: string): Promise<Capt
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 60_000);
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       err += d;
       if (err.includes('listening on')) {
@@ -74,14 +89,21 @@ async function capture(ns: TestNetns, dev: string, filter: string): Promise<Capt
       reject(new Error(`tcpdump exited ${String(code)}: ${err.trim()}`));
     });
   });
+  const lines = () => out.split('\n').filter((l) => l.trim() !== '');
   return {
+    async until(what, ok, timeoutMs) {
+      await until(`the capture on ${dev} shows ${what}`, () => ok(lines()), timeoutMs).catch(
+        (e: unknown) => {
+          throw new Error(`${(e as Error).message}; it shows:\n${lines().join('\n')}`);
+        },
+      );
+    },
     async stop() {
-      await new Promise((r) => setTimeout(r, 200)); // let the last packets reach the buffer
       child.kill('SIGINT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
       await exited;
       clearTimeout(timer);
-      return out.split('\n').filter((l) => l.trim() !== '');
+      return lines();
     },
   };
 }
@@ -95,9 +117,10 @@ const PLAIN = /^IP (10\.88\.\d+\.\d+)[.:\s].* > (10\.88\.\d+\.\d+)[.:]/;
 // ---- traffic -------------------------------------------------------------------------------
 
 async function reach(from: TwoNodePod, to: TwoNodePod, protocol: 'tcp' | 'udp'): Promise<boolean> {
-  // Two tries: the first packet to a new neighbour may wait for ARP on the underlay.
+  // Two tries: the first packet to a new neighbour may wait for ARP on the underlay. Each
+  // waits long enough for a loaded machine (an answer ends it at once).
   for (let i = 0; i < 2; i++) {
-    if (await from.process.probe(protocol, to.ip, 80, 1500)) return true;
+    if (await from.process.probe(protocol, to.ip, 80, 5000)) return true;
   }
   return false;
 }
@@ -165,9 +188,15 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     const cap = await capture(l.nodes.a.ns, 'ul', 'ip proto 4 or net 10.88.0.0/16');
     expect(await reach(a1, b1, 'tcp')).toBe(true);
     expect(await reach(a1, b1, 'udp')).toBe(true);
+    const encapsulatedIn = (lines: string[]) =>
+      lines.map((l) => ENCAPSULATED.exec(l)).filter((m) => m !== null);
+    await cap.until('8 encapsulated packets, both ways', (lines) => {
+      const e = encapsulatedIn(lines);
+      return e.length >= 8 && new Set(e.map((m) => m[1])).size === 2;
+    });
     const lines = await cap.stop();
 
-    const encapsulated = lines.map((l) => ENCAPSULATED.exec(l)).filter((m) => m !== null);
+    const encapsulated = encapsulatedIn(lines);
     const directions = new Set(encapsulated.map((m) => `${m[1]} > ${m[2]}: ${m[3]} > ${m[4]}`));
     // TCP handshake, data and teardown plus the UDP exchange, in both directions.
     expect(encapsulated.length).toBeGreaterThanOrEqual(8);
@@ -184,11 +213,16 @@ describe('two nodes, pods across IPIP done in BPF', () => {
   });
 
   it('a TCP stream much larger than the MTU crosses intact (segments fit the tunnel)', async () => {
-    const opened = await a1.process.request({ op: 'open', host: b1.ip, port: 80, timeoutMs: 3000 });
+    const opened = await a1.process.request({
+      op: 'open',
+      host: b1.ip,
+      port: 80,
+      timeoutMs: 30_000,
+    });
     expect(opened.ok).toBe(true);
     const conn = opened.ok ? opened.conn! : 0;
     const data = 'tortie-ipip-'.repeat(40_000); // 480 kB
-    const echoed = await a1.process.request({ op: 'send', conn, data, timeoutMs: 20_000 });
+    const echoed = await a1.process.request({ op: 'send', conn, data, timeoutMs: 120_000 });
     await a1.process.request({ op: 'close', conn });
     expect(echoed.ok).toBe(true);
     expect(echoed.ok && echoed.echo === data).toBe(true);
@@ -201,14 +235,23 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     const encapBefore = l.count('a', 0, 'PASS_ENCAP', 'to-uplink');
     const cap = await capture(l.nodes.a.ns, 'ul', 'ip proto 4 or net 10.88.0.0/16');
     for (const protocol of ['tcp', 'udp'] as const) {
-      expect(await node.probe(protocol, b1.ip, 80, 1500), protocol).toBe(true);
+      expect(await node.probe(protocol, b1.ip, 80, 5000), protocol).toBe(true);
     }
-    const lines = await cap.stop();
-    const out = lines.filter(
-      (line) =>
-        line.startsWith(`IP ${NODE_A} > ${NODE_B}: IP ${NODE_A}.`) && line.includes(` > ${B1}.80:`),
+    const outIn = (lines: string[]) =>
+      lines.filter(
+        (line) =>
+          line.startsWith(`IP ${NODE_A} > ${NODE_B}: IP ${NODE_A}.`) &&
+          line.includes(` > ${B1}.80:`),
+      );
+    const backIn = (lines: string[]) =>
+      lines.filter((line) => line.startsWith(`IP ${B1}.80 > ${NODE_A}.`));
+    await cap.until(
+      '3 packets out in IPIP and 2 back plain',
+      (lines) => outIn(lines).length >= 3 && backIn(lines).length >= 2,
     );
-    const back = lines.filter((line) => line.startsWith(`IP ${B1}.80 > ${NODE_A}.`));
+    const lines = await cap.stop();
+    const out = outIn(lines);
+    const back = backIn(lines);
     expect(out.length).toBeGreaterThanOrEqual(3);
     expect(back.length).toBeGreaterThanOrEqual(2);
     expect(l.count('a', 0, 'PASS_ENCAP', 'to-uplink') - encapBefore).toBeGreaterThanOrEqual(3n);
@@ -227,6 +270,13 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     const atUplink = await capture(l.nodes.b.ns, 'ul', `ip proto 4 and src host ${OUTSIDER}`);
     const atPod = await capture(b1.ns, b1.network.podIfName, 'udp port 5555');
     await sendIpip(outsider, NODE_B, inner, 5);
+    // Evidence that all 5 arrived and were decided: the uplink's drop counter, and the
+    // capture there. Only then is "nothing reached b1" worth asserting.
+    await until(
+      'the 5 forged packets counted as dropped on B',
+      () => l.count('b', 0, 'DROP_IPIP_UNKNOWN_SOURCE', 'from-uplink') - dropsBefore >= 5n,
+    );
+    await atUplink.until('the 5 forged packets', (lines) => lines.length >= 5);
     const arrived = await atUplink.stop();
     const delivered = await atPod.stop();
 
@@ -246,7 +296,10 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     );
     const atPodFromPod = await capture(b1.ns, b1.network.podIfName, 'udp port 5555');
     await sendIpip(a1.ns, NODE_B, podForged, 3);
-    await new Promise((r) => setTimeout(r, 300));
+    await until(
+      "the pod's 3 forged packets counted as dropped on B",
+      () => l.count('b', 0, 'DROP_IPIP_UNKNOWN_SOURCE', 'from-uplink') - dropsBefore >= 8n,
+    );
     expect(await atPodFromPod.stop()).toEqual([]);
     expect(l.count('b', 0, 'DROP_IPIP_UNKNOWN_SOURCE', 'from-uplink') - dropsBefore).toBe(8n);
     expect(l.count('b', b1.epId, 'PASS_POLICY', 'to-pod')).toBe(b1Before);
@@ -260,6 +313,7 @@ describe('two nodes, pods across IPIP done in BPF', () => {
         `udp and src host ${A1} and src port 5555`,
       );
       await sendIpip(outsider, NODE_B, inner, 1);
+      await atPodAgain.until('the packet delivered to b1', (lines) => lines.length >= 1);
       expect(await atPodAgain.stop()).toHaveLength(1);
       expect(l.count('b', b1.epId, 'PASS_POLICY', 'to-pod') - b1Before).toBe(1n);
       expect(l.count('b', 0, 'DROP_IPIP_UNKNOWN_SOURCE', 'from-uplink') - dropsBefore).toBe(8n);
@@ -320,15 +374,18 @@ describe('two nodes, pods across IPIP done in BPF', () => {
       expect(await reach(a1, b1, 'tcp')).toBe(true);
       expect(await reach(a1, b1, 'udp')).toBe(true);
       expect(await reach(b2, a1, 'tcp')).toBe(true);
+      const plainIn = (lines: string[]) =>
+        new Set(
+          lines
+            .map((line) => PLAIN.exec(line))
+            .filter((m) => m !== null)
+            .map((m) => `${m[1]} > ${m[2]}`),
+        );
+      await cap.until('plain packets of all 4 directions', (lines) => plainIn(lines).size >= 4);
       const lines = await cap.stop();
 
       expect(lines.filter((line) => ENCAPSULATED.test(line) || line.includes('ipip'))).toEqual([]);
-      const plain = new Set(
-        lines
-          .map((line) => PLAIN.exec(line))
-          .filter((m) => m !== null)
-          .map((m) => `${m[1]} > ${m[2]}`),
-      );
+      const plain = plainIn(lines);
       expect(plain).toEqual(
         new Set([`${A1} > ${B1}`, `${B1} > ${A1}`, `${B2} > ${A1}`, `${A1} > ${B2}`]),
       );

@@ -111,8 +111,11 @@ function leftovers(id: string, pids: number[]): string[] {
 
 type Matrix = Record<string, boolean>;
 
+/** Per probe: long enough for a loaded machine (an answer ends a probe at once). */
+const PROBE_TIMEOUT = ['--timeout-ms', '5000'];
+
 async function probe(id: string): Promise<{ pods: { key: string; ip: string }[]; matrix: Matrix }> {
-  const r = ok(await tortie(['lab', 'probe', '--id', id, '--json']), 'lab probe');
+  const r = ok(await tortie(['lab', 'probe', '--id', id, '--json', ...PROBE_TIMEOUT]), 'lab probe');
   const doc = JSON.parse(r.stdout) as {
     lab: string;
     port: number;
@@ -124,8 +127,11 @@ async function probe(id: string): Promise<{ pods: { key: string; ip: string }[];
   return doc;
 }
 
-/** Polls `lab probe --json` until the matrix equals `want` (or the time is up); returns the last. */
-async function probeUntil(id: string, want: Matrix, timeoutMs = 8000): Promise<Matrix> {
+/**
+ * Polls `lab probe --json` until the matrix equals `want` (or the time is up, a bound only
+ * for giving up); returns the last.
+ */
+async function probeUntil(id: string, want: Matrix, timeoutMs = 90_000): Promise<Matrix> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { matrix } = await probe(id);
@@ -232,9 +238,9 @@ describe('tortie lab: a persistent 2-node lab driven by separate commands', () =
   it('lab probe --json: every pod reaches every other', async () => {
     const m = await probeUntil(id, ALL);
     expect(m).toEqual(ALL);
-    const table = ok(await tortie(['lab', 'probe', '--id', id]), 'lab probe');
+    const table = ok(await tortie(['lab', 'probe', '--id', id, ...PROBE_TIMEOUT]), 'lab probe');
     expect(table.stdout).toContain('6 reachable, 0 blocked');
-  }, 60_000);
+  }, 240_000);
 
   it('a NetworkPolicy applied with TORTIE_CONFIG changes exactly the pairs into x/b', async () => {
     const file = join(work, 'isolate-b.yaml');
@@ -253,7 +259,7 @@ describe('tortie lab: a persistent 2-node lab driven by separate commands', () =
     ok(await tortie(['apply', '-f', file], { TORTIE_CONFIG: config }), 'apply');
     const m = await probeUntil(id, ISOLATED);
     expect(m).toEqual(ISOLATED);
-  }, 60_000);
+  }, 240_000);
 
   it("lab exec runs in the pod's namespace and passes the exit code on", async () => {
     const ip = readLabState(id).pods.find((p) => p.key === 'x/a')!.ip;
@@ -290,7 +296,9 @@ describe('tortie lab: a persistent 2-node lab driven by separate commands', () =
     const s = readLabState(id);
     const victim = s.etcd.members[0]!;
     process.kill(victim.pid!, 'SIGKILL');
-    for (let i = 0; i < 100 && alive(victim.pid!); i++) await new Promise((r) => setTimeout(r, 20));
+    // Gone once the kernel has reaped it (the bound is only for giving up).
+    const deadline = Date.now() + 60_000;
+    while (alive(victim.pid!) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(alive(victim.pid!)).toBe(false);
     const { matrix } = await probe(id);
     expect(matrix).toEqual(ISOLATED);
@@ -311,7 +319,7 @@ describe('tortie lab: a persistent 2-node lab driven by separate commands', () =
     ]);
     expect(doc.nodes.every((n) => n.ready)).toBe(true);
     before = s;
-  }, 60_000);
+  }, 180_000);
 
   it('lab down removes everything; a second down finds nothing', async () => {
     const s = before ?? readLabState(id);

@@ -77,9 +77,15 @@ describe('tortie lab demo (the quick start)', () => {
   }, 180_000);
 
   it('leaves the lab up: the next steps it prints work, and a second demo refuses without --replace', async () => {
-    const probe = await tortie(['lab', 'probe', '--id', id, '--json']);
-    expect(probe.code, probe.stderr).toBe(0);
-    const m = (JSON.parse(probe.stdout) as { matrix: Record<string, boolean> }).matrix;
+    // A probe that times out is no verdict on a loaded machine: probe again (the bound is
+    // only for giving up) until the allowed pair answers; the denied one never does.
+    let m: Record<string, boolean> = {};
+    const probeDeadline = Date.now() + 90_000;
+    do {
+      const probe = await tortie(['lab', 'probe', '--id', id, '--json']);
+      expect(probe.code, probe.stderr).toBe(0);
+      m = (JSON.parse(probe.stdout) as { matrix: Record<string, boolean> }).matrix;
+    } while (m['shop/api -> shop/db'] !== true && Date.now() < probeDeadline);
     expect(Object.keys(m)).toHaveLength(30);
     expect(m['dev/scratch -> ops/monitor']).toBe(false);
     expect(m['shop/api -> shop/db']).toBe(true);
@@ -100,7 +106,7 @@ describe('tortie lab demo (the quick start)', () => {
       let out = '';
       mon.stdout.on('data', (d: Buffer) => (out += d.toString()));
       await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error('monitor did not start')), 15_000);
+        const t = setTimeout(() => reject(new Error('monitor did not start')), 60_000);
         mon.stderr.on('data', (d: Buffer) => {
           if (d.toString().includes('streaming events')) {
             clearTimeout(t);
@@ -121,7 +127,7 @@ describe('tortie lab demo (the quick start)', () => {
         monitorIp!,
       ]);
       expect(ping.code).not.toBe(0);
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 60_000;
       const event = () =>
         out
           .split('\n')
@@ -144,7 +150,7 @@ describe('tortie lab demo (the quick start)', () => {
     const again = await tortie(['lab', 'demo', '--id', id]);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain(`tortie lab down --id ${id}`);
-  }, 120_000);
+  }, 300_000);
 
   it('lab down removes it all', async () => {
     const down = await tortie(['lab', 'down', '--id', id]);

@@ -9,7 +9,15 @@
  * the real registry names this test run as their owner should it be killed itself.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +63,24 @@ function exited(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null
     ? Promise.resolve()
     : new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Until `child` runs `program` (its /proc command line): it has exec'd, set up before. */
+async function execed(child: ChildProcess, program: string): Promise<void> {
+  const deadline = Date.now() + 60_000; // a bound for giving up only
+  for (;;) {
+    let argv0 = '';
+    try {
+      argv0 = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')[0]!;
+    } catch {
+      /* not there yet, or gone: checked below */
+    }
+    if (argv0 === program || argv0.endsWith(`/${program}`)) return;
+    if (!alive(child)) throw new Error(`${program} (pid ${child.pid}) exited before it ran`);
+    if (Date.now() > deadline)
+      throw new Error(`pid ${child.pid} does not run ${program}: ${argv0}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 function alive(child: ChildProcess): boolean {
@@ -112,8 +138,9 @@ async function makeRun(runId: string): Promise<FakeRun> {
   writeFileSync(join(run.tmp, 'member'), 'data\n');
   mkdirSync(run.lab, { recursive: true });
   writeFileSync(join(run.lab, 'state.json'), '{}\n');
-  // Let the spawned processes exec before anyone reads their namespace or command line.
-  await new Promise((r) => setTimeout(r, 300));
+  // The process inside is in the namespace once nsenter has exec'd sleep: spawn returns
+  // once nsenter runs (as the daemon does, its command line its own from then on).
+  await execed(run.inside, 'sleep');
   return run;
 }
 
@@ -145,7 +172,7 @@ let report: LeftoverReport;
 beforeAll(async () => {
   // An owner that has exited.
   const gone = spawn('sleep', ['60'], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 50));
+  await execed(gone, 'sleep');
   const goneOwner = processOwner(gone.pid!);
   gone.kill('SIGKILL');
   await exited(gone);
@@ -153,7 +180,7 @@ beforeAll(async () => {
   const me = processOwner();
   const reusedOwner: RunOwner = { ...me, start: me.start - 1 };
   liveOwner = spawn('sleep', ['600'], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 50));
+  await execed(liveOwner, 'sleep');
 
   const deadId = await freshRunId([]);
   const liveId = await freshRunId([deadId]);

@@ -48,7 +48,7 @@ class Monitor {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`monitor did not start: ${m.stderr}`)),
-        15_000,
+        60_000,
       );
       child.stderr!.setEncoding('utf8').on('data', (d: string) => {
         m.stderr += d;
@@ -69,21 +69,25 @@ class Monitor {
     if (this.child.exitCode !== null) return this.child.exitCode;
     const exited = new Promise<number | null>((r) => this.child.once('exit', (c) => r(c)));
     this.child.kill('SIGTERM');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    // A last resort only (then the exit code is not 0): SIGTERM must end it by itself.
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
     const code = await exited;
     clearTimeout(t);
     return code;
   }
 }
 
-/** Probes until the monitor printed a row matching `match` (or the deadline). */
+/**
+ * Probes until the monitor printed a row matching `match` (or the deadline, generous for
+ * a loaded machine: a row that comes ends the wait at once).
+ */
 async function denyAndWatch(
   m: Monitor,
   from: ClusterPod,
   to: ClusterPod,
   match: (r: MonitorRow) => boolean,
 ): Promise<{ reached: boolean; row: MonitorRow | undefined }> {
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 60_000;
   let reached = false;
   for (;;) {
     if (await from.process.probe('tcp', to.ip, 80, 500)) reached = true;
@@ -144,6 +148,7 @@ describe('tortie monitor names drop events live', () => {
   }, 60_000);
 
   it('a denied connection across nodes: both pods by name, the reason, the endpoint and the rule', async () => {
+    const probedFrom = Date.now();
     const { reached, row } = await denyAndWatch(
       monitor!,
       a0,
@@ -168,8 +173,10 @@ describe('tortie monitor names drop events live', () => {
     });
     expect(row!.rule).toMatch(/deny-a/);
     expect(row!.rule).not.toMatch(/^rule \d/);
-    expect(Date.now() - Date.parse(row!.time)).toBeLessThan(30_000);
-  }, 30_000);
+    // Stamped with the drop's own time (the kernel's clock): one of this test's probes.
+    expect(Date.parse(row!.time)).toBeGreaterThanOrEqual(probedFrom);
+    expect(Date.parse(row!.time)).toBeLessThanOrEqual(Date.now());
+  }, 90_000);
 
   it('a denied connection on the same node: dropped at the sender’s veth, named the same way', async () => {
     const { reached, row } = await denyAndWatch(
@@ -187,18 +194,20 @@ describe('tortie monitor names drop events live', () => {
       dst: `x/iso (${iso.ip})`,
     });
     expect(row!.rule).toMatch(/deny-a/);
-  }, 30_000);
+  }, 90_000);
 
   it('a pod created after the monitor started is named too (the store is watched)', async () => {
     const late = await lab!.addPod({ namespace: 'x', name: 'late', labels: { app: 'a' }, node: 1 });
+    // Until a drop of its names it: the first ones may come before the monitor's watch
+    // has the new pod (then by address only), which is not what this asks.
     const { row } = await denyAndWatch(
       monitor!,
       late,
       iso,
-      (r) => r.srcIp === late.ip && r.dstIp === iso.ip,
+      (r) => r.srcIp === late.ip && r.dstIp === iso.ip && r.srcName === 'x/late',
     );
     expect(row).toMatchObject({ src: `x/late (${late.ip})`, dst: `x/iso (${iso.ip})` });
-  }, 40_000);
+  }, 100_000);
 
   it('stops on SIGTERM', async () => {
     expect(await monitor!.stop()).toBe(0);

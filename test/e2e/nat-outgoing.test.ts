@@ -69,7 +69,7 @@ class PeerServer {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`peer server in ${ns} did not start`)),
-        10_000,
+        60_000,
       );
       child.stdout!.setEncoding('utf8').on('data', (d: string) => {
         buf += d;
@@ -108,9 +108,12 @@ async function eventually<T>(get: () => Promise<T>, ok: (v: T) => boolean, ms = 
   }
 }
 
-/** One TCP connection attempt (two tries: the first may wait for ARP). */
+/**
+ * One TCP connection attempt (two tries: the first may wait for ARP), each waiting long
+ * enough for a loaded machine (an answer ends it at once).
+ */
 async function connects(from: ClusterPod, ip: string, port: number): Promise<boolean> {
-  for (let i = 0; i < 2; i++) if (await from.process.probe('tcp', ip, port, 1500)) return true;
+  for (let i = 0; i < 2; i++) if (await from.process.probe('tcp', ip, port, 5000)) return true;
   return false;
 }
 
@@ -180,7 +183,7 @@ describe.each(['ipip', 'none'] as const)('natOutgoing, encap %s', (encap) => {
     await destroyClusterLab(id);
     const left = readdirSync('/run/netns').filter((n) => n.startsWith(`tortie-${id}-`));
     if (left.length > 0) throw new Error(`left behind: ${left.join(', ')}`);
-  }, 60_000);
+  }, 120_000);
 
   it('natOutgoing true: the external server sees the node address of the pod', async () => {
     await setNat(true);
@@ -199,7 +202,7 @@ describe.each(['ipip', 'none'] as const)('natOutgoing, encap %s', (encap) => {
       new Set([lab!.nodes[0]!.underlayIp, lab!.nodes[1]!.underlayIp]),
     );
     expect(extServer!.peers).not.toContain(a0.ip);
-  }, 40_000);
+  }, 120_000);
 
   it('pod to pod is never NATed, on the same node or across nodes', async () => {
     podServer!.peers.length = 0;
@@ -212,7 +215,7 @@ describe.each(['ipip', 'none'] as const)('natOutgoing, encap %s', (encap) => {
       same.stop();
     }
     expect(podServer!.peers).toEqual([b0.ip]);
-  }, 30_000);
+  }, 120_000);
 
   it('a restarted agent adopts the chain (not rewritten: counters kept) and NAT keeps working', async () => {
     const masqCounter = async () => {
@@ -249,7 +252,7 @@ describe.each(['ipip', 'none'] as const)('natOutgoing, encap %s', (encap) => {
     expect(await connects(a0, EXT_IP, EXT_PORT)).toBe(true);
     expect(extServer!.peers).toEqual([node.underlayIp]);
     expect(await masqCounter()).toBeGreaterThan(before);
-  }, 40_000);
+  }, 120_000);
 
   it('natOutgoing false: chain removed, the server sees the pod address, and without a route back it cannot answer', async () => {
     await setNat(false);
@@ -282,5 +285,5 @@ describe.each(['ipip', 'none'] as const)('natOutgoing, encap %s', (encap) => {
     } finally {
       await nsExec(ext, 'ip', ['route', 'del', lab!.podCidr]);
     }
-  }, 40_000);
+  }, 120_000);
 });

@@ -32,7 +32,7 @@ const NODE_PORT = 9090;
 
 async function nsExec(ns: string, file: string, args: string[]): Promise<string> {
   const { stdout } = await exec('nsenter', [`--net=${ns}`, '--', file, ...args], {
-    timeout: 20_000,
+    timeout: 60_000,
   });
   return stdout;
 }
@@ -46,10 +46,13 @@ async function nsOk(ns: string, file: string, args: string[]): Promise<boolean> 
   }
 }
 
-/** ping from a namespace (two tries: ARP on the first). */
+/**
+ * ping from a namespace (two tries: ARP on the first), each waiting long enough for a
+ * loaded machine (an answer ends it at once).
+ */
 const ping = async (ns: string, ip: string) =>
-  (await nsOk(ns, 'ping', ['-c', '1', '-W', '2', ip])) ||
-  nsOk(ns, 'ping', ['-c', '1', '-W', '2', ip]);
+  (await nsOk(ns, 'ping', ['-c', '1', '-W', '10', ip])) ||
+  nsOk(ns, 'ping', ['-c', '1', '-W', '10', ip]);
 
 /** A TCP connection from a namespace that gets its bytes echoed (the pods' servers echo). */
 async function tcp(ns: string, ip: string, port: number): Promise<boolean> {
@@ -58,7 +61,7 @@ async function tcp(ns: string, ip: string, port: number): Promise<boolean> {
     "s.on('connect', () => s.write('hello'));",
     "s.on('data', (d) => process.exit(String(d).includes('hello') ? 0 : 3));",
     "s.on('error', () => process.exit(1));",
-    'setTimeout(() => process.exit(2), 2000);',
+    'setTimeout(() => process.exit(2), 10000);',
   ].join('\n');
   for (let i = 0; i < 2; i++) {
     if (await nsOk(ns, process.execPath, ['-e', script, ip, String(port)])) return true;
@@ -83,7 +86,7 @@ async function peerServer(
   });
   const peers: string[] = [];
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server did not start')), 10_000);
+    const timer = setTimeout(() => reject(new Error('server did not start')), 60_000);
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       for (const line of d.split('\n')) {
         if (line === 'listening') {
@@ -96,7 +99,8 @@ async function peerServer(
   return { peers, child };
 }
 
-async function eventually<T>(get: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15_000) {
+/** Until `ok` holds (the bound only decides when to give up); returns the last value. */
+async function eventually<T>(get: () => Promise<T> | T, ok: (v: T) => boolean, ms = 60_000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await get();
@@ -181,18 +185,18 @@ describe.each([
       expect(ipipAny).toEqual([]);
       expect(lines.some((l) => l.startsWith(`IP ${n0}`) && l.includes(` > ${p1.ip}`))).toBe(true);
     }
-  }, 30_000);
+  }, 120_000);
 
   it("a pod on node 0 reaches node 1's underlay address", async () => {
     server!.peers.length = 0;
     let ok = false;
     for (let i = 0; i < 2 && !ok; i++)
-      ok = await p0.process.probe('tcp', lab!.nodes[1]!.underlayIp, NODE_PORT, 1500);
+      ok = await p0.process.probe('tcp', lab!.nodes[1]!.underlayIp, NODE_PORT, 5000);
     expect(ok).toBe(true);
     // The pool has no natOutgoing: node 1 sees the pod's own address and routes the reply
     // back over its route to node 0's block.
     expect(server!.peers).toContain(p0.ip);
-  }, 20_000);
+  }, 120_000);
 
   if (mode === 'Always') {
     it('CrossSubnet with both nodes in one subnet: plain routes, no protocol-4 packet on the underlay', async () => {
@@ -224,8 +228,8 @@ describe.each([
       const stopIpip = await capture(ulNs(), bridgePort(), 'ip proto 4');
       const stopPlain = await capture(ulNs(), bridgePort(), `net ${lab!.podCidr}`);
       const results = {
-        podToPod: await p0.process.probe('tcp', p1.ip, 80, 1500),
-        podToPodBack: await p1.process.probe('tcp', p0.ip, 80, 1500),
+        podToPod: await p0.process.probe('tcp', p1.ip, 80, 5000),
+        podToPodBack: await p1.process.probe('tcp', p0.ip, 80, 5000),
         nodeToPodTcp: await tcp(n0.netns, p1.ip, 80),
         nodeToPodPing: await ping(n0.netns, p1.ip),
       };
@@ -242,6 +246,6 @@ describe.each([
       expect(
         plain.some((l) => l.startsWith(`IP ${n0.underlayIp}`) && l.includes(`> ${p1.ip}`)),
       ).toBe(true);
-    }, 40_000);
+    }, 120_000);
   }
 });

@@ -192,7 +192,7 @@ describe('one node, real packets, Kubernetes NetworkPolicy', () => {
       op: 'open',
       host: server.ip,
       port: 80,
-      timeoutMs: 1000,
+      timeoutMs: 10_000, // long enough for a loaded machine: the connection ends the wait
     });
     expect(opened.ok).toBe(true);
     const conn = opened.ok ? opened.conn! : 0;
@@ -200,7 +200,7 @@ describe('one node, real packets, Kubernetes NetworkPolicy', () => {
       op: 'send',
       conn,
       data: 'before',
-      timeoutMs: 1000,
+      timeoutMs: 10_000,
     });
     expect(first).toMatchObject({ ok: true, echo: 'before' });
 

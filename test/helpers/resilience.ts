@@ -7,6 +7,8 @@
  *     was still in flight when ping was interrupted.
  *   - startStream: a long-lived TCP connection through the pod's own PodProcess, one small
  *     message every few ms, each echo checked; any error, reset or timeout is recorded.
+ *   - waitForTraffic: until the ping and the streams have gone on by a number of answers
+ *     (count-based evidence that traffic crossed whatever happened meanwhile).
  *   - startUdpTool: a small Node program (no lab code) that counts UDP datagrams received
  *     on a port, by source address, and/or sends datagrams to a list of targets every few
  *     ms, trying again whatever the kernel answers (no route, no address yet…).
@@ -28,11 +30,14 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Polls `check` until it holds; throws naming `what` after `timeoutMs`. */
+/**
+ * Polls `check` until it holds; throws naming `what` after `timeoutMs` (a bound that only
+ * decides when to give up, generous for a loaded machine: a check that holds ends it).
+ */
 export async function eventually(
   what: string,
   check: () => Promise<boolean> | boolean,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
   everyMs = 200,
 ): Promise<number> {
   const t0 = Date.now();
@@ -54,7 +59,8 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-async function killAndWait(child: ChildProcess, signal: NodeJS.Signals, graceMs = 3000) {
+/** `signal`, then SIGKILL only as a last resort (a tool that ignores it fails its checks). */
+async function killAndWait(child: ChildProcess, signal: NodeJS.Signals, graceMs = 30_000) {
   const done = exited(child);
   try {
     child.kill(signal);
@@ -86,6 +92,8 @@ export interface PingHandle {
   stop(): Promise<PingSummary>;
   /** Replies seen so far. */
   repliesSoFar(): number;
+  /** What ping printed so far (stdout and stderr). */
+  outputSoFar(): string;
 }
 
 /**
@@ -115,6 +123,7 @@ export function startPing(netns: string, dst: string, intervalS = 0.008): PingHa
   return {
     child,
     repliesSoFar: () => seqs.size,
+    outputSoFar: () => out,
     async stop() {
       await killAndWait(child, 'SIGINT');
       await closed;
@@ -171,7 +180,8 @@ export interface StreamHandle {
 /**
  * Opens a TCP connection from `from` to host:port (an echo server) and sends a short
  * message every `periodMs`, one at a time, requiring each echo exactly within
- * `timeoutMs`. Stops at the first error (a reset or a timeout breaks the stream).
+ * `timeoutMs` (long enough for a loaded machine: a lost segment shows as a loss of the
+ * pings beside it, a reset as an error). Stops at the first error.
  */
 export async function startStream(
   from: PodProcess,
@@ -179,9 +189,9 @@ export async function startStream(
   port: number,
   tag: string,
   periodMs = 20,
-  timeoutMs = 3000,
+  timeoutMs = 10_000,
 ): Promise<StreamHandle> {
-  const opened = await from.request({ op: 'open', host, port, timeoutMs: 5000 });
+  const opened = await from.request({ op: 'open', host, port, timeoutMs: 30_000 });
   if (!opened.ok || opened.conn === undefined)
     throw new Error(`open ${tag} to ${host}:${port}: ${opened.ok ? 'no conn' : opened.error}`);
   const conn = opened.conn;
@@ -217,6 +227,53 @@ export async function startStream(
       return stats;
     },
   };
+}
+
+// ---------------------------------------------------------------- traffic progress
+
+/** How far a ping and some streams have got: answers and echoes so far. */
+export interface TrafficProgress {
+  readonly replies: number;
+  readonly echoed: readonly number[];
+}
+
+export function trafficProgress(
+  ping: PingHandle,
+  streams: readonly StreamHandle[],
+): TrafficProgress {
+  return { replies: ping.repliesSoFar(), echoed: streams.map((s) => s.stats.echoed) };
+}
+
+/**
+ * Until the ping has `n` more answers and every stream `n` more echoes than at `since`:
+ * positive, count-based evidence that traffic went on across whatever happened in between
+ * (a restart, an outage). Fails at once when a stream broke or ping ended; `timeoutMs` is
+ * only the bound for giving up.
+ */
+export async function waitForTraffic(
+  ping: PingHandle,
+  streams: readonly StreamHandle[],
+  since: TrafficProgress,
+  n: number,
+  what: string,
+  timeoutMs = 120_000,
+): Promise<TrafficProgress> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = trafficProgress(ping, streams);
+    if (now.replies >= since.replies + n && now.echoed.every((e, i) => e >= since.echoed[i]! + n))
+      return now;
+    const broken = streams.find((s) => s.stats.errors.length > 0);
+    if (broken) throw new Error(`${what}: a TCP stream broke: ${broken.stats.errors.join('; ')}`);
+    if (ping.child.exitCode !== null || ping.child.signalCode !== null)
+      throw new Error(`${what}: ping ended: ${ping.outputSoFar().slice(-2000)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${what}: not ${n} more answers within ${timeoutMs} ms ` +
+          `(ping ${since.replies} -> ${now.replies}, streams ${since.echoed.join('/')} -> ${now.echoed.join('/')})`,
+      );
+    await sleep(50);
+  }
 }
 
 // ---------------------------------------------------------------- UDP counter / sender
@@ -290,7 +347,7 @@ export async function startUdpTool(netns: string, cfg: UdpToolConfig): Promise<U
     new Promise<string>((resolve, reject) => {
       const t = setTimeout(
         () => reject(new Error(`udp tool in ${netns}: no answer ${stderr}`)),
-        5000,
+        30_000,
       );
       waiters.push((l) => {
         clearTimeout(t);
@@ -313,7 +370,7 @@ export async function startUdpTool(netns: string, cfg: UdpToolConfig): Promise<U
       const r = child.exitCode === null ? await report().catch(() => last) : last;
       const done = exited(child);
       child.stdin!.end();
-      const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+      const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
       await done;
       clearTimeout(t);
       return r;
@@ -352,7 +409,7 @@ export async function startCapture(
       if (child.exitCode !== null) throw new Error(`tcpdump exited: ${stderr}`);
       return /listening on/.test(stderr);
     },
-    10_000,
+    60_000,
     20,
   );
   return {
@@ -382,7 +439,7 @@ export async function etcdLeader(
       const res = await fetch(`${m.clientUrl}/v3/maintenance/status`, {
         method: 'POST',
         body: '{}',
-        signal: AbortSignal.timeout(2000),
+        signal: AbortSignal.timeout(10_000),
       });
       const s = (await res.json()) as { leader?: string; header?: { member_id?: string } };
       if (s.leader !== undefined && s.leader === s.header?.member_id)
@@ -427,7 +484,7 @@ export async function stopGroup(child: ChildProcess, signal: NodeJS.Signals = 'S
     } catch {
       /* gone */
     }
-  }, 3000);
+  }, 30_000);
   await done;
   clearTimeout(t);
 }
