@@ -20,6 +20,7 @@ import { spawn } from 'node:child_process';
 import { ClusterLab, destroyClusterLab } from '../src/lab/cluster/cluster-lab.js';
 import { barChart } from './chart.js';
 import {
+  benchId,
   fmt,
   machine,
   onInterrupt,
@@ -30,7 +31,6 @@ import {
   writeText,
   type Machine,
 } from './common.js';
-import { randomBytes } from 'node:crypto';
 
 export interface AgentBenchOptions {
   endpoints: number;
@@ -173,7 +173,7 @@ async function measureOne(
   dataplane: 'bpf' | 'iptables',
   progress: (s: string) => void,
 ): Promise<AgentRow> {
-  const id = o.id ?? `bn${randomBytes(3).toString('hex')}`;
+  const id = o.id ?? benchId();
   const before = process.env.TORTIE_DATAPLANE;
   process.env.TORTIE_DATAPLANE = dataplane; // the agent process inherits it
   let lab: ClusterLab | undefined;

@@ -19,7 +19,6 @@
  *
  *   node dist/bench/cni.js [--pods 100] [--json] [--grpc]
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,6 +30,7 @@ import { invokePlugin, type PluginOutcome } from '../src/cni/invoke.js';
 import { startEtcd, type EtcdCluster } from '../src/lab/etcd.js';
 import { createNetns, deleteNetns } from '../src/plumbing/index.js';
 import { runCommand } from '../src/plumbing/command.js';
+import { benchHex } from './common.js';
 
 export interface CniBenchOptions {
   pods: number;
@@ -76,7 +76,7 @@ export async function runCniBench(options: CniBenchOptions): Promise<CniBenchRes
       `${builtPluginPath()} is missing: build first (npx tsc -p tsconfig.build.json)`,
     );
   }
-  const id = randomBytes(3).toString('hex');
+  const id = benchHex();
   const names: string[] = [];
   const newNetns = async (role: string): Promise<string> => {
     const name = `tortie-b${id}-${role}`;

@@ -58,9 +58,32 @@ export function machine(): Machine {
   };
 }
 
-/** A fresh per-run lab id: "bn" + hex, short enough for every lab's naming rules. */
+/**
+ * An environment variable: a run id (5 or more hex digits) that every id this process
+ * makes starts with. The tests set it to a run id registered as theirs
+ * (test/helpers/bench-cli.ts), so that what a killed test run's benchmark left behind is
+ * found by its name and removed by the next run.
+ */
+export const BENCH_RUN_ENV = 'TORTIE_BENCH_RUN';
+
+let idsMade = 0;
+
+/**
+ * Six hex digits for a fresh per-run id: random, or with TORTIE_BENCH_RUN set its first
+ * five digits and a sixth counting the ids of this process (it wraps after 16: a bench
+ * removes a lab before it builds the next).
+ */
+export function benchHex(): string {
+  const run = process.env[BENCH_RUN_ENV];
+  if (run === undefined || run === '') return randomBytes(3).toString('hex');
+  if (!/^[0-9a-f]{5,}$/.test(run))
+    throw new Error(`${BENCH_RUN_ENV}=${run}: not a run id (5 or more lower-case hex digits)`);
+  return `${run.slice(0, 5)}${(idsMade++ % 16).toString(16)}`;
+}
+
+/** A fresh per-run lab id: "bn" + 6 hex digits, short enough for every lab's naming rules. */
 export function benchId(): string {
-  return `bn${randomBytes(3).toString('hex')}`;
+  return `bn${benchHex()}`;
 }
 
 /** CPU to pin a role to: client and server on different cores where there are two. */

@@ -36,7 +36,6 @@
  *   tortie bench convergence [--nodes 3,6,10] [--topologies mesh,rr] [--runs 3] [--json]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +59,7 @@ import { native } from '../src/native/index.js';
 import type { BpfMap } from '../src/native/types.js';
 import { createNetns } from '../src/plumbing/index.js';
 import { percentile } from './cni.js';
+import { benchHex } from './common.js';
 
 const exec = promisify(execFile);
 
@@ -338,7 +338,7 @@ async function runOnce(
   timeoutMs: number,
   progress: (s: string) => void,
 ): Promise<ConvergenceRun> {
-  const id = `cv${randomBytes(3).toString('hex')}`;
+  const id = `cv${benchHex()}`;
   let lab: ClusterLab | undefined;
   const watches: Watch[] = [];
   try {

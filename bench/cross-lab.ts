@@ -22,13 +22,12 @@
  * which keeps every etcd write far below its request size limit. Policies of an earlier,
  * larger cell are not deleted but rewritten to select no pod.
  */
-import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ClusterLab, destroyClusterLab, type ClusterPod } from '../src/lab/cluster/cluster-lab.js';
 import { destroyNodeLab, labNames, NodeLab, type LabPod } from '../src/lab/node-lab.js';
 import { createNetns } from '../src/plumbing/index.js';
-import { onInterrupt, sleep } from './common.js';
+import { benchHex, onInterrupt, sleep } from './common.js';
 import { peerIp, PORTS, type PolicySpec, type ProgramReport } from './lab.js';
 
 const run = promisify(execFile);
@@ -47,7 +46,7 @@ const BASE = {
 
 /** A fresh per-run id for the cross-node labs: "bx" + 5 hex (a letter is added per mode). */
 export function crossBenchId(): string {
-  return `bx${randomBytes(3).toString('hex').slice(0, 5)}`;
+  return `bx${benchHex().slice(0, 5)}`;
 }
 
 /** What the measurements need of a lab: where the client and server run. */

@@ -13,7 +13,6 @@
  *  - establishedNs: a packet of a tracked flow (conntrack hit), default timeouts.
  * Both instances share the pinned maps, so they see the same compiled policy.
  */
-import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
 import { NodeDataplane } from '../src/dataplane/node-dataplane.js';
 import { loadDataplane, removePins } from '../src/loader/index.js';
@@ -21,6 +20,7 @@ import { TcAction } from '../src/maps/enums.js';
 import { native } from '../src/native/index.js';
 import type { Endpoint, Policy, Rule, World } from '../src/policy/model.js';
 import { frame, tcp, TCP } from '../src/util/packets.js';
+import { benchHex } from './common.js';
 
 export interface VerdictBenchOptions {
   rules: number[];
@@ -136,7 +136,7 @@ export async function measureVerdicts(
   opts: Omit<VerdictBenchOptions, 'json'>,
   progress: (s: string) => void,
 ): Promise<VerdictRow[]> {
-  const pinRoot = `/sys/fs/bpf/tortie-bench-${randomBytes(3).toString('hex')}`;
+  const pinRoot = `/sys/fs/bpf/tortie-bench-${benchHex()}`;
   const rows: VerdictRow[] = [];
   // 100,000 rules of distinct /32 peers need 100,000 address entries in one set: raise the
   // per-set budget to what the maps hold.

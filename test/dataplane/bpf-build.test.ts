@@ -12,8 +12,10 @@ import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { BPF_DIR, bpfCflags } from '../helpers/bpf-build.js';
+import { newRunId } from '../helpers/netns.js';
 
 const GLIBC = /(^|\/)(features\.h|gnu\/stubs[^/]*\.h|sys\/[^/]+\.h|bits\/[^/]+\.h)$/;
+const runId = newRunId();
 const scratch: string[] = [];
 
 afterAll(() => {
@@ -35,7 +37,7 @@ function dependencies(source: string, cwd: string): string[] {
 
 /** A copy of bpf/ (sources only) with one line added to lib/compat.h. */
 function scratchCopy(extraInclude: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tortie-bpf-build-'));
+  const dir = mkdtempSync(join(tmpdir(), `tortie-bpf-build-${runId}-`));
   scratch.push(dir);
   cpSync(BPF_DIR, dir, {
     recursive: true,

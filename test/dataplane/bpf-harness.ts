@@ -7,7 +7,6 @@
  * Root only. Call close() in afterAll: it releases the object and removes the pins.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -30,6 +29,7 @@ import {
 } from '../../src/maps/index.js';
 import { native, packageRoot } from '../../src/native/index.js';
 import type { BpfMap, RingBuffer } from '../../src/native/types.js';
+import { newRunId, runPrefix } from '../helpers/netns.js';
 
 export const LOOPBACK = 1;
 /** The pod-veth programs (what the malformed-input table drives). */
@@ -50,8 +50,8 @@ export function buildObject(): void {
 }
 
 export class BpfHarness {
-  readonly runId = randomBytes(3).toString('hex');
-  readonly pinRoot = `/sys/fs/bpf/tortie-t${this.runId}`;
+  readonly runId = newRunId();
+  readonly pinRoot = `/sys/fs/bpf/${runPrefix(this.runId)}`;
   readonly dp: Dataplane;
   private readonly ring: RingBuffer;
   private queued: EventRecord[] = [];

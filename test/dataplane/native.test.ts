@@ -5,7 +5,6 @@
  * bpffs directory of its own — all named with a per-run id and removed in afterAll.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -15,17 +14,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { addonPath, isNativeError, native } from '../../src/native/index.js';
 import { compileBpf } from '../helpers/bpf-build.js';
+import { newRunId, runLinkName, runPrefix } from '../helpers/netns.js';
 import type { BpfMap, BpfObject, NativeError } from '../../src/native/types.js';
 
-const RUN = randomBytes(3).toString('hex');
-const PREFIX = `tortie-t${RUN}`;
+const RUN = newRunId();
+const PREFIX = runPrefix(RUN);
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'bpf');
 const BPFFS = `/sys/fs/bpf/${PREFIX}`;
 const NETNS = `${PREFIX}-native`;
 // A veth pair inside our namespace (this kernel has no dummy driver); IFNAMSIZ allows
 // 15 characters. Programs are attached to the first end.
-const LINK = `t${RUN}a`;
-const PEER = `t${RUN}b`;
+const LINK = runLinkName(RUN, 'a');
+const PEER = runLinkName(RUN, 'b');
 
 const TC_ACT_SHOT = 2;
 const XDP_DROP = 1;

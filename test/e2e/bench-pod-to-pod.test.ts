@@ -16,7 +16,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { benchId } from '../../bench/common.js';
 import { BenchLab } from '../../bench/lab.js';
 import type { PodToPodResult } from '../../bench/pod-to-pod.js';
 import {
@@ -28,6 +27,7 @@ import {
   outDir,
   positiveFinite,
 } from '../helpers/bench-cli.js';
+import { newLabId } from '../helpers/netns.js';
 
 const METRICS = [
   'TCP request/response rate (per second, higher is better)',
@@ -61,7 +61,7 @@ describe('tortie bench pod-to-pod', () => {
   exclusiveBenchRuns();
 
   it('enforces the measured policy in bpf and iptables mode', async () => {
-    const lab = await BenchLab.create(benchId());
+    const lab = await BenchLab.create(newLabId('bn'));
     try {
       expect(await lab.probe()).toBe(true); // baseline
       for (const mode of ['bpf', 'iptables'] as const) {

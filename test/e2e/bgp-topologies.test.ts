@@ -18,7 +18,6 @@
  * (node status runs the CLI).
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +25,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { birdPaths } from '../../src/bgp/bird.js';
 import { birdc, blockOf, kernelRoutes, until } from '../helpers/bgp.js';
+import { newLabId } from '../helpers/netns.js';
 import {
   ClusterLab,
   destroyClusterLab,
@@ -36,10 +36,6 @@ import {
 const exec = promisify(execFile);
 const MAIN = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const CLUSTER_ID = '224.0.0.1';
-
-function labId(): string {
-  return `rr${randomBytes(2).toString('hex')}`;
-}
 
 function esc(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -105,7 +101,7 @@ async function nodeStatus(lab: ClusterLab, id: string, node: ClusterNode): Promi
 }
 
 describe('route reflectors: 6 nodes, 2 reflectors, no mesh', () => {
-  const id = labId();
+  const id = newLabId('rr');
   let lab: ClusterLab | undefined;
   const pods: ClusterPod[] = [];
   let t0 = 0;
@@ -347,7 +343,7 @@ describe('route reflectors: 6 nodes, 2 reflectors, no mesh', () => {
 });
 
 describe('an external router (FRR ToR): 3 nodes, ipipMode Never', () => {
-  const id = labId();
+  const id = newLabId('rr');
   let lab: ClusterLab | undefined;
   const pods: ClusterPod[] = [];
 

@@ -13,8 +13,7 @@
  *
  * Needs root, /usr/sbin/bird, and `npm run build` first (the agents are `tortie node run`).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,14 +26,12 @@ import {
 } from '../../src/lab/cluster/cluster-lab.js';
 import { birdPaths } from '../../src/bgp/bird.js';
 import { birdc, blockOf, kernelRoutes, until } from '../helpers/bgp.js';
+import { capture } from '../helpers/capture.js';
+import { newLabId } from '../helpers/netns.js';
 
 const exec = promisify(execFile);
 const HOLD = 6;
 const MAIN = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
-
-function labId(): string {
-  return `bg${randomBytes(2).toString('hex')}`;
-}
 
 function paths(lab: ClusterLab, node: ClusterNode) {
   return birdPaths(lab.bgpRunDir, node.name);
@@ -90,7 +87,7 @@ async function cleanUp(lab: ClusterLab | undefined, id: string): Promise<void> {
 }
 
 describe('BGP node mesh with BIRD: 3 nodes, ipipMode Never', () => {
-  const id = labId();
+  const id = newLabId('bg');
   let lab: ClusterLab | undefined;
   const blocks: string[] = [];
   let upMs = 0;
@@ -364,47 +361,8 @@ describe('BGP node mesh with BIRD: 3 nodes, ipipMode Never', () => {
   }, 300_000);
 });
 
-/** tcpdump in `nsPath` on `dev`, resolved once it listens. */
-async function capture(nsPath: string, dev: string, filter: string) {
-  const child: ChildProcess = spawn(
-    'nsenter',
-    [`--net=${nsPath}`, '--', 'tcpdump', '-i', dev, '-nn', '-t', '-q', '-l', '-U', filter],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 60_000);
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-      if (err.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`tcpdump exited ${String(code)}: ${err.trim()}`));
-    });
-  });
-  const lines = () => out.split('\n').filter((l) => l.trim() !== '');
-  return {
-    /** Lines printed so far (tcpdump prints a packet a while after it passed). */
-    lines,
-    async stop(): Promise<string[]> {
-      child.kill('SIGINT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-      return lines();
-    },
-  };
-}
-
 describe('BGP with ipipMode Always: 2 nodes', () => {
-  const id = labId();
+  const id = newLabId('bg');
   let lab: ClusterLab | undefined;
   const blocks: string[] = [];
 
@@ -471,8 +429,7 @@ describe('BGP with ipipMode Always: 2 nodes', () => {
       // Probes that wait long enough for a loaded machine: an answer ends each at once.
       ok = await l.probe('x/q0', 'x/q1', 80, 'tcp', 10_000);
       ok = (await l.probe('x/q1', 'x/q0', 80, 'tcp', 10_000)) && ok;
-      if (ok)
-        await until('the IPIP packets in the capture', async () => cap.lines().some(encapsulated));
+      if (ok) await cap.until('the IPIP packets', (lines) => lines.some(encapsulated));
     } finally {
       const lines = await cap.stop();
       console.log(

@@ -23,6 +23,7 @@ import {
   type SystemReport,
 } from '../../src/preflight/index.js';
 import { packageRoot } from '../../src/util/package-root.js';
+import { newRunId } from '../helpers/netns.js';
 
 const MAIN = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 const isRoot = process.getuid?.() === 0;
@@ -68,9 +69,10 @@ function checkNamespaces(): string[] {
  * A PATH of one directory holding a link to every program of the table found on this
  * machine's PATH, except `without`.
  */
+const runId = newRunId();
 const pathDirs: string[] = [];
 function pathWithout(...without: string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tortie-checksystem-path-'));
+  const dir = mkdtempSync(join(tmpdir(), `tortie-checksystem-${runId}-path-`));
   pathDirs.push(dir);
   for (const { command } of COMMANDS) {
     if (command.startsWith('/') || without.includes(command)) continue;

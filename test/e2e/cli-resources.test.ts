@@ -5,7 +5,6 @@
  * with exit 1 and a clear message within seconds.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,8 +14,9 @@ import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { addGlobalOptions } from '../../src/cli/context.js';
 import { registerResourceCommands } from '../../src/cli/resources.js';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
+import { newRunId } from '../helpers/netns.js';
 
-const run = randomBytes(3).toString('hex');
+const run = newRunId();
 let cluster: EtcdCluster;
 let dir: string;
 let n = 0;

@@ -7,11 +7,11 @@
  *
  * Needs root and `npx tsc -p tsconfig.build.json` first (the plugin and pod process).
  */
-import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterLab, destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
+import { newLabId } from '../helpers/netns.js';
 
 const PODS = [
   { namespace: 'x', name: 'a0', labels: { app: 'a' }, node: 0 },
@@ -37,7 +37,7 @@ async function eventually<T>(
 // Both modes: with ipipMode Never the pods' packets go to the host stack and follow the
 // kernel routes the agents keep (`<block> via <node> dev ul proto 177`).
 describe.each(['ipip', 'none'] as const)('a 2-node cluster lab, encap %s', (encap) => {
-  const id = `c${randomBytes(3).toString('hex')}`;
+  const id = newLabId('c');
   let lab: ClusterLab | undefined;
 
   beforeAll(async () => {
@@ -68,7 +68,7 @@ describe.each(['ipip', 'none'] as const)('a 2-node cluster lab, encap %s', (enca
   }, 120_000);
 
   it('a NetworkPolicy isolating one pod changes exactly its incoming column', async () => {
-    await lab!.store!.apply([
+    const [written] = await lab!.store!.apply([
       {
         apiVersion: 'networking.k8s.io/v1',
         kind: 'NetworkPolicy',
@@ -76,7 +76,7 @@ describe.each(['ipip', 'none'] as const)('a 2-node cluster lab, encap %s', (enca
         spec: { podSelector: { matchLabels: { app: 'iso' } }, policyTypes: ['Ingress'] },
       },
     ]);
-    await lab!.waitForDataplane();
+    await lab!.waitForRevision(written!.resource.metadata.resourceVersion!);
     const expected = (key: string) => !key.endsWith('-> x/iso');
     const m = await eventually(
       'iso isolated',

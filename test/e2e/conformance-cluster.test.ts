@@ -87,7 +87,7 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
 describe('NetworkPolicy conformance on 2 nodes (BPF, IPIP)', () => {
   let lab: ClusterConformanceLab | undefined;
   let session: ConformanceSession | undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'tortie-cf-cases-'));
+  const dir = mkdtempSync(join(tmpdir(), `tortie-cf-${runId}-cases-`));
 
   beforeAll(async () => {
     lab = await ClusterConformanceLab.create({ id: ids.main, nodes: 2, encap: 'ipip' });

@@ -3,12 +3,12 @@
  * a watcher whose member is killed catches up on what the others wrote meanwhile, and
  * without quorum calls fail at their deadline instead of hanging.
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
 import { Datastore, DatastoreError, type WatchEvent } from '../../src/datastore/index.js';
+import { newRunId } from '../helpers/netns.js';
 
-const run = randomBytes(3).toString('hex');
+const run = newRunId();
 const prefix = `/tortie-cluster-${run}`;
 let cluster: EtcdCluster;
 const stores: Datastore[] = [];

@@ -4,7 +4,6 @@
  * Needs the Debian packages openssl and etcd-server: a missing one fails, naming it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datastoreFrom } from '../../src/cli/context.js';
 import { Datastore, isDatastoreError } from '../../src/datastore/index.js';
 import { freePort } from '../../src/lab/etcd.js';
-import { requireCommand } from './tools.js';
+import { requireCommand } from '../helpers/tools.js';
+import { newRunId } from '../helpers/netns.js';
 
-const run = randomBytes(3).toString('hex');
+const run = newRunId();
 let dir: string;
 let etcd: ChildProcess | undefined;
 let endpoint: string;
@@ -90,8 +90,8 @@ async function waitUntilServing(
 const tls = () => ({ ca: file('ca.pem'), cert: file('client.pem'), key: file('client.key') });
 
 beforeAll(async () => {
-  opensslPath = requireCommand('openssl', 'openssl');
-  const etcdPath = requireCommand('etcd', 'etcd-server');
+  opensslPath = requireCommand('openssl');
+  const etcdPath = requireCommand('etcd');
   dir = await mkdtemp(join(tmpdir(), `tortie-tls-${run}-`));
   openssl([
     'req',

@@ -3,7 +3,6 @@
  * restarted, resume after a cut connection (a TCP proxy in front of etcd that the test
  * cuts while another client writes), and resync after a real compaction.
  */
-import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
@@ -14,8 +13,9 @@ import {
   type WatchEvent,
   type WatchStatus,
 } from '../../src/datastore/index.js';
+import { newRunId } from '../helpers/netns.js';
 
-const run = randomBytes(3).toString('hex');
+const run = newRunId();
 let cluster: EtcdCluster;
 let prefix: string;
 let n = 0;

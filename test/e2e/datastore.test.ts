@@ -3,7 +3,6 @@
  * refusals leave the store byte-for-byte unchanged, multi-object calls are all or
  * nothing, optimistic concurrency, server-owned metadata, reads, deletes and labels.
  */
-import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
@@ -21,8 +20,9 @@ import {
   readSnapshot,
 } from '../../src/datastore/txn.js';
 import { INVALID_CASES, VALID_EXAMPLES } from '../unit/datastore-cases.js';
+import { newRunId } from '../helpers/netns.js';
 
-const run = randomBytes(3).toString('hex');
+const run = newRunId();
 let cluster: EtcdCluster;
 let ds: Datastore;
 let prefix: string;

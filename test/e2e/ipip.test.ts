@@ -12,13 +12,12 @@
  * is dropped, with its reason counted; and the receiver's policy still decides for a
  * sender on the other node.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Namespace } from '../../src/policy/model.js';
 import { parseResource, type Resource } from '../../src/policy/resources.js';
 import { ipv4, udp } from '../../src/util/packets.js';
+import { capture } from '../helpers/capture.js';
 import { execInOk, type TestNetns } from '../helpers/netns.js';
 import { TwoNodes, UNDERLAY_PREFIX, type TwoNodePod } from '../helpers/two-nodes.js';
 
@@ -42,18 +41,7 @@ function np(namespace: string, name: string, spec: object): Resource {
   });
 }
 
-// ---- capturing on the underlay ---------------------------------------------------------
-
-interface Capture {
-  /**
-   * Until the lines printed so far satisfy `ok`: tcpdump prints a packet a while after it
-   * passed, so a test waits for what it expects to see before stopping the capture (the
-   * bound is only for giving up).
-   */
-  until(what: string, ok: (lines: string[]) => boolean, timeoutMs?: number): Promise<void>;
-  /** Stops tcpdump and returns one line per packet (`-nn -t -q`). */
-  stop(): Promise<string[]>;
-}
+// ---- waiting ---------------------------------------------------------------------------
 
 /** Polls until `ok` holds; the bound only decides when to give up (a failure). */
 async function until(what: string, ok: () => boolean, timeoutMs = 60_000): Promise<void> {
@@ -62,50 +50,6 @@ async function until(what: string, ok: () => boolean, timeoutMs = 60_000): Promi
     if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** tcpdump on `dev` in `ns`, resolved once it is listening. */
-async function capture(ns: TestNetns, dev: string, filter: string): Promise<Capture> {
-  const child: ChildProcess = spawn(
-    'nsenter',
-    [`--net=${ns.path}`, '--', 'tcpdump', '-i', dev, '-nn', '-t', '-q', '-l', '-U', filter],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 60_000);
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-      if (err.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`tcpdump exited ${String(code)}: ${err.trim()}`));
-    });
-  });
-  const lines = () => out.split('\n').filter((l) => l.trim() !== '');
-  return {
-    async until(what, ok, timeoutMs) {
-      await until(`the capture on ${dev} shows ${what}`, () => ok(lines()), timeoutMs).catch(
-        (e: unknown) => {
-          throw new Error(`${(e as Error).message}; it shows:\n${lines().join('\n')}`);
-        },
-      );
-    },
-    async stop() {
-      child.kill('SIGINT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-      return lines();
-    },
-  };
 }
 
 /** Outer "IP a > b: IP c > d: ..." — tcpdump prints an IPIP packet's inner header after its outer one. */
@@ -185,7 +129,7 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     const encapBefore = l.count('a', a1.epId, 'PASS_ENCAP', 'to-uplink');
     const decapBefore = l.count('b', 0, 'PASS_DECAP', 'from-uplink');
 
-    const cap = await capture(l.nodes.a.ns, 'ul', 'ip proto 4 or net 10.88.0.0/16');
+    const cap = await capture(l.nodes.a.ns.path, 'ul', 'ip proto 4 or net 10.88.0.0/16');
     expect(await reach(a1, b1, 'tcp')).toBe(true);
     expect(await reach(a1, b1, 'udp')).toBe(true);
     const encapsulatedIn = (lines: string[]) =>
@@ -233,7 +177,7 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     const l = lab!;
     const node = await l.nodeProber('a');
     const encapBefore = l.count('a', 0, 'PASS_ENCAP', 'to-uplink');
-    const cap = await capture(l.nodes.a.ns, 'ul', 'ip proto 4 or net 10.88.0.0/16');
+    const cap = await capture(l.nodes.a.ns.path, 'ul', 'ip proto 4 or net 10.88.0.0/16');
     for (const protocol of ['tcp', 'udp'] as const) {
       expect(await node.probe(protocol, b1.ip, 80, 5000), protocol).toBe(true);
     }
@@ -267,8 +211,8 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     const dropsBefore = l.count('b', 0, 'DROP_IPIP_UNKNOWN_SOURCE', 'from-uplink');
     const b1Before = l.count('b', b1.epId, 'PASS_POLICY', 'to-pod');
 
-    const atUplink = await capture(l.nodes.b.ns, 'ul', `ip proto 4 and src host ${OUTSIDER}`);
-    const atPod = await capture(b1.ns, b1.network.podIfName, 'udp port 5555');
+    const atUplink = await capture(l.nodes.b.ns.path, 'ul', `ip proto 4 and src host ${OUTSIDER}`);
+    const atPod = await capture(b1.ns.path, b1.network.podIfName, 'udp port 5555');
     await sendIpip(outsider, NODE_B, inner, 5);
     // Evidence that all 5 arrived and were decided: the uplink's drop counter, and the
     // capture there. Only then is "nothing reached b1" worth asserting.
@@ -294,7 +238,7 @@ describe('two nodes, pods across IPIP done in BPF', () => {
       { src: B2, dst: B1 },
       udp({ sport: 5555, dport: 80, payload: Buffer.from('forged by a pod') }),
     );
-    const atPodFromPod = await capture(b1.ns, b1.network.podIfName, 'udp port 5555');
+    const atPodFromPod = await capture(b1.ns.path, b1.network.podIfName, 'udp port 5555');
     await sendIpip(a1.ns, NODE_B, podForged, 3);
     await until(
       "the pod's 3 forged packets counted as dropped on B",
@@ -308,7 +252,7 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     l.nodes.b.dp.setKnownNodes([NODE_A, OUTSIDER]);
     try {
       const atPodAgain = await capture(
-        b1.ns,
+        b1.ns.path,
         b1.network.podIfName,
         `udp and src host ${A1} and src port 5555`,
       );
@@ -370,7 +314,7 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     await l.setIpip(false);
     try {
       const routedBefore = l.count('a', a1.epId, 'PASS_HOST_ROUTE', 'to-uplink');
-      const cap = await capture(l.nodes.a.ns, 'ul', 'ip proto 4 or net 10.88.0.0/16');
+      const cap = await capture(l.nodes.a.ns.path, 'ul', 'ip proto 4 or net 10.88.0.0/16');
       expect(await reach(a1, b1, 'tcp')).toBe(true);
       expect(await reach(a1, b1, 'udp')).toBe(true);
       expect(await reach(b2, a1, 'tcp')).toBe(true);

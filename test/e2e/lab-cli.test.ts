@@ -12,13 +12,13 @@
  * Needs root and `npm run build` first. Lab ids start with "la".
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
 import type { LabState } from '../../src/lab/cluster/state.js';
+import { newLabId, newRunId } from '../helpers/netns.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -55,11 +55,6 @@ function tortie(
 function ok(r: Run, what: string): Run {
   if (r.code !== 0) throw new Error(`${what}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
   return r;
-}
-
-function newId(): string {
-  // "la" + 4 lower-case letters/digits (other engineers' labs use other prefixes)
-  return `la${randomBytes(3).toString('hex').slice(0, 4)}`;
 }
 
 function readLabState(id: string): LabState {
@@ -154,7 +149,7 @@ const ALL: Matrix = Object.fromEntries(PAIRS.map((p) => [p, true]));
 const ISOLATED: Matrix = Object.fromEntries(PAIRS.map((p) => [p, !p.endsWith('-> x/b')]));
 
 const ids: string[] = [];
-const work = mkdtempSync(join(tmpdir(), 'tortie-labcli-test-'));
+const work = mkdtempSync(join(tmpdir(), `tortie-labcli-${newRunId()}-`));
 
 beforeAll(() => {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first`);
@@ -172,7 +167,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe('tortie lab: a persistent 2-node lab driven by separate commands', () => {
-  const id = newId();
+  const id = newLabId('la');
   ids.push(id);
   const config = `/run/tortie/labs/${id}/tortie.yaml`;
   let before: LabState | undefined;
@@ -332,7 +327,7 @@ describe('tortie lab: a persistent 2-node lab driven by separate commands', () =
 });
 
 describe('tortie lab down after a crash (no state file)', () => {
-  const id = newId();
+  const id = newLabId('la');
   ids.push(id);
 
   it('removes the whole lab by its names', async () => {

@@ -8,14 +8,14 @@
  * Needs root and `npm run build` first. Lab ids start with "qs".
  */
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
+import { newLabId } from '../helpers/netns.js';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
-const id = `qs${randomBytes(2).toString('hex')}`;
+const id = newLabId('qs');
 
 function tortie(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { ...process.env };

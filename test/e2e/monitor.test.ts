@@ -13,7 +13,6 @@
  * heartbeat). A pod added after the monitor started is named too (the store is watched).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MonitorRow } from '../../src/cli/inspect.js';
@@ -24,6 +23,7 @@ import {
   type ClusterPod,
 } from '../../src/lab/cluster/cluster-lab.js';
 import { packagePath } from '../../src/util/package-root.js';
+import { newLabId } from '../helpers/netns.js';
 
 class Monitor {
   readonly rows: MonitorRow[] = [];
@@ -98,7 +98,7 @@ async function denyAndWatch(
 }
 
 describe('tortie monitor names drop events live', () => {
-  const id = `mdm${randomBytes(2).toString('hex')}`;
+  const id = newLabId('mdm');
   let lab: ClusterLab | undefined;
   let monitor: Monitor | undefined;
   let a0: ClusterPod;
@@ -111,7 +111,7 @@ describe('tortie monitor names drop events live', () => {
     a0 = await lab.addPod({ namespace: 'x', name: 'a0', labels: { app: 'a' }, node: 0 });
     b1 = await lab.addPod({ namespace: 'x', name: 'b1', labels: { app: 'a' }, node: 1 });
     iso = await lab.addPod({ namespace: 'x', name: 'iso', labels: { app: 'iso' }, node: 1 });
-    await lab.store!.apply([
+    const [written] = await lab.store!.apply([
       {
         apiVersion: 'tortie.io/v1',
         kind: 'NetworkPolicy',
@@ -126,7 +126,7 @@ describe('tortie monitor names drop events live', () => {
         },
       },
     ]);
-    await lab.waitForDataplane();
+    await lab.waitForRevision(written!.resource.metadata.resourceVersion!);
     monitor = await Monitor.start([
       'monitor',
       '--pin-root',

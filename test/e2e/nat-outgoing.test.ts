@@ -19,7 +19,6 @@
  * Everything lives in the lab's namespaces; destroyClusterLab(id) removes it.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +32,7 @@ import {
 } from '../../src/lab/cluster/cluster-lab.js';
 import { createNetns } from '../../src/plumbing/index.js';
 import { capture } from '../helpers/capture.js';
+import { newLabId } from '../helpers/netns.js';
 
 const exec = promisify(execFile);
 const EXT_IP = '192.168.231.200';
@@ -97,8 +97,6 @@ class PeerServer {
   }
 }
 
-/** tcpdump in `ns` on `dev`; stop() returns one line per packet. */
-
 async function eventually<T>(get: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000) {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -118,7 +116,7 @@ async function connects(from: ClusterPod, ip: string, port: number): Promise<boo
 }
 
 describe.each(['ipip', 'none'] as const)('natOutgoing, encap %s', (encap) => {
-  const id = `mdn${randomBytes(2).toString('hex')}`;
+  const id = newLabId('mdn');
   let lab: ClusterLab | undefined;
   let ext: string;
   let extServer: PeerServer | undefined;
@@ -264,13 +262,14 @@ describe.each(['ipip', 'none'] as const)('natOutgoing, encap %s', (encap) => {
       expect(t).not.toContain(NAT_CHAIN);
     }
     extServer!.peers.length = 0;
-    const stop = await capture(
+    const cap = await capture(
       ext,
       'eth0',
       `tcp dst port ${EXT_PORT} and tcp[tcpflags] & tcp-syn != 0`,
     );
     const ok = await connects(a0, EXT_IP, EXT_PORT);
-    const syns = await stop();
+    await cap.until('the SYNs of the attempt', (lines) => lines.length > 0);
+    const syns = await cap.stop();
     // The SYN arrives from the pod's own address; the SYN-ACK has no route: no connection.
     expect(ok).toBe(false);
     expect(syns.length).toBeGreaterThan(0);

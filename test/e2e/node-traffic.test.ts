@@ -15,7 +15,6 @@
  * (test/unit/agent-host-routes.test.ts): the lab has one underlay subnet.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +25,7 @@ import {
   type ClusterPod,
 } from '../../src/lab/cluster/cluster-lab.js';
 import { capture } from '../helpers/capture.js';
+import { newLabId } from '../helpers/netns.js';
 
 const exec = promisify(execFile);
 const NODE_PORT = 9090;
@@ -120,7 +120,7 @@ describe.each([
   ['ipip', 'Always'],
   ['none', 'Never'],
 ] as const)('traffic from and to the node itself, encap %s (ipipMode %s)', (encap, mode) => {
-  const id = `mdt${randomBytes(2).toString('hex')}`;
+  const id = newLabId('mdt');
   let lab: ClusterLab | undefined;
   let p0: ClusterPod;
   let p1: ClusterPod;
@@ -165,18 +165,40 @@ describe.each([
 
   it('node 0 reaches the pod on node 1 and the pod on node 0 (ping and TCP)', async () => {
     const ns = lab!.nodes[0]!.netns;
-    const stop = await capture(ulNs(), bridgePort(), `ip proto 4 or net ${lab!.podCidr}`);
-    const results = {
-      pingRemote: await ping(ns, p1.ip),
-      tcpRemote: await tcp(ns, p1.ip, 80),
-      pingLocal: await ping(ns, p0.ip),
-      tcpLocal: await tcp(ns, p0.ip, 80),
-    };
-    const lines = await stop();
-    expect(results).toEqual({ pingRemote: true, tcpRemote: true, pingLocal: true, tcpLocal: true });
     const n0 = lab!.nodes[0]!.underlayIp;
     const n1 = lab!.nodes[1]!.underlayIp;
-    const encapsulated = lines.filter((l) => l.startsWith(`IP ${n0} > ${n1}: IP ${n0}`));
+    const encapsulatedIn = (ls: string[]) =>
+      ls.filter((l) => l.startsWith(`IP ${n0} > ${n1}: IP ${n0}`));
+    // The pod on node 1 answers node 0 plain in both modes: once its answers to the ping
+    // and to the TCP connection are printed, so is every packet that went before them.
+    const answered = (ls: string[]) =>
+      ls.some((l) => l.startsWith(`IP ${p1.ip} > ${n0}: ICMP echo reply`)) &&
+      ls.some((l) => l.startsWith(`IP ${p1.ip}.80 > ${n0}.`));
+    const cap = await capture(ulNs(), bridgePort(), `ip proto 4 or net ${lab!.podCidr}`);
+    let lines: string[] = [];
+    try {
+      const results = {
+        pingRemote: await ping(ns, p1.ip),
+        tcpRemote: await tcp(ns, p1.ip, 80),
+        pingLocal: await ping(ns, p0.ip),
+        tcpLocal: await tcp(ns, p0.ip, 80),
+      };
+      expect(results).toEqual({
+        pingRemote: true,
+        tcpRemote: true,
+        pingLocal: true,
+        tcpLocal: true,
+      });
+      await cap.until(
+        mode === 'Always'
+          ? "node 1's pod answering node 0, and 3 packets out in IPIP"
+          : "node 1's pod answering node 0",
+        (ls) => answered(ls) && (mode === 'Never' || encapsulatedIn(ls).length >= 3),
+      );
+    } finally {
+      lines = await cap.stop();
+    }
+    const encapsulated = encapsulatedIn(lines);
     const ipipAny = lines.filter((l) => / ipip|: IP \d/.test(l));
     if (mode === 'Always') {
       // Out in IPIP from the node's own address; the replies come back plain.
@@ -225,22 +247,38 @@ describe.each([
       );
       expect(kernel.flatMap((r) => r.metrics ?? []).filter((m) => m.mtu !== undefined)).toEqual([]);
 
-      const stopIpip = await capture(ulNs(), bridgePort(), 'ip proto 4');
-      const stopPlain = await capture(ulNs(), bridgePort(), `net ${lab!.podCidr}`);
-      const results = {
-        podToPod: await p0.process.probe('tcp', p1.ip, 80, 5000),
-        podToPodBack: await p1.process.probe('tcp', p0.ip, 80, 5000),
-        nodeToPodTcp: await tcp(n0.netns, p1.ip, 80),
-        nodeToPodPing: await ping(n0.netns, p1.ip),
-      };
-      const ipip = await stopIpip();
-      const plain = await stopPlain();
-      expect(results).toEqual({
-        podToPod: true,
-        podToPodBack: true,
-        nodeToPodTcp: true,
-        nodeToPodPing: true,
-      });
+      // One capture for both kinds, so that the packet waited for below (the answer to the
+      // last probe) proves every packet before it printed, IPIP or plain.
+      const cap = await capture(ulNs(), bridgePort(), `ip proto 4 or net ${lab!.podCidr}`);
+      let lines: string[] = [];
+      try {
+        const results = {
+          podToPod: await p0.process.probe('tcp', p1.ip, 80, 5000),
+          podToPodBack: await p1.process.probe('tcp', p0.ip, 80, 5000),
+          nodeToPodTcp: await tcp(n0.netns, p1.ip, 80),
+          nodeToPodPing: await ping(n0.netns, p1.ip),
+        };
+        expect(results).toEqual({
+          podToPod: true,
+          podToPodBack: true,
+          nodeToPodTcp: true,
+          nodeToPodPing: true,
+        });
+        await cap.until("the answer to node 0's ping, the last probe", (ls) =>
+          ls.some((l) => l.startsWith(`IP ${p1.ip} > ${n0.underlayIp}: ICMP echo reply`)),
+        );
+      } finally {
+        lines = await cap.stop();
+      }
+      // Between the two node addresses only IPIP passes the filter: everything else it
+      // takes has a pod address in its outer header.
+      const n1 = lab!.nodes[1]!.underlayIp;
+      const ipip = lines.filter(
+        (l) =>
+          l.startsWith(`IP ${n0.underlayIp} > ${n1}:`) ||
+          l.startsWith(`IP ${n1} > ${n0.underlayIp}:`),
+      );
+      const plain = lines.filter((l) => !ipip.includes(l));
       expect(ipip).toEqual([]);
       expect(plain.some((l) => l.startsWith(`IP ${p0.ip}`) && l.includes(`> ${p1.ip}`))).toBe(true);
       expect(

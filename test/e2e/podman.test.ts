@@ -31,7 +31,7 @@ import { Ipam } from '../../src/ipam/index.js';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
 import { TestNetnsSet, execIn, ipJson, type TestNetns } from '../helpers/netns.js';
 import { addUplink, assertDistBuilt, inCidr } from '../fixtures/cni/harness.js';
-import { requireCommand, requirePackagedProgram } from './tools.js';
+import { requireCommand, requirePackagedProgram } from '../helpers/tools.js';
 
 const run = new TestNetnsSet();
 const NETWORK = `tortie-t${run.runId}`;
@@ -131,12 +131,12 @@ describe('podman with the tortie CNI plugin', () => {
 
   beforeAll(async () => {
     assertDistBuilt();
-    requireCommand('podman', 'podman');
-    requireCommand('conmon', 'conmon');
-    requireCommand('runc', 'runc');
-    requireCommand('tar', 'tar');
+    requireCommand('podman');
+    requireCommand('conmon');
+    requireCommand('runc');
+    requireCommand('tar');
     // The image is this one binary: it must be the static one (no libc in the image).
-    const busybox = requirePackagedProgram('busybox-static', 'busybox');
+    const busybox = requirePackagedProgram('/bin/busybox');
     podmanOk(['--version']);
     podmanFound = true;
     etcd = await startEtcd(`p${run.runId}`);

@@ -21,7 +21,6 @@
  * step waits for its evidence (answers counted, a log line, a revision programmed), and
  * "nothing got through" is asserted next to counts that show the attempts were made.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +37,7 @@ import {
   type ClusterNode,
 } from '../../src/lab/cluster/cluster-lab.js';
 import { createNetns } from '../../src/plumbing/index.js';
-import { execIn } from '../helpers/netns.js';
+import { execIn, newLabId } from '../helpers/netns.js';
 import {
   etcdLeader,
   eventually,
@@ -63,10 +62,6 @@ const UDP_PORT = 7777;
 /** Bounds for an agent to start or a lab to come up: only for giving up, never a verdict. */
 const AGENT_START_MS = 120_000;
 const LAB_UP_MS = 300_000;
-
-function labId(): string {
-  return `rs${randomBytes(3).toString('hex')}`;
-}
 
 function k8sPolicy(namespace: string, name: string, spec: object) {
   return {
@@ -223,7 +218,7 @@ async function staysReady(lab: ClusterLab, n: number): Promise<void> {
 // ==========================================================================================
 
 describe('resilience on a 2-node lab, 1 etcd member', () => {
-  const id = labId();
+  const id = newLabId('rs');
   let lab: ClusterLab | undefined;
 
   beforeAll(async () => {
@@ -695,7 +690,7 @@ async function privateCni(lab: ClusterLab): Promise<{
 // ==========================================================================================
 
 describe('a 2-node lab on a 3-member etcd: the leader killed', () => {
-  const id = labId();
+  const id = newLabId('rs');
   let lab: ClusterLab | undefined;
 
   beforeAll(async () => {

@@ -1,6 +1,9 @@
 /**
  * Runs `tortie bench ...` as a user does — the built CLI (`npm run build` first), without
  * the caller's TORTIE_* environment — for the benchmarks' smoke tests (test/e2e/bench-*).
+ * Only TORTIE_BENCH_RUN is set: a run id registered as this test run's (./netns.ts), which
+ * every lab id, pin root and temp dir of the bench then carries, so that a killed run's
+ * are removed by the next (./leftovers.ts).
  * Also: what a benchmark run left behind on the machine, and the lock that keeps two
  * test runs' benchmarks from running at the same time.
  */
@@ -9,6 +12,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, onTestFinished } from 'vitest';
+import { BENCH_RUN_ENV } from '../../bench/common.js';
+import { newRunId } from './netns.js';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 
@@ -24,9 +29,10 @@ export interface BenchRun {
  * that exit.
  */
 export function bench(args: readonly string[], timeoutMs = 90_000): Promise<BenchRun> {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('TORTIE_')),
-  );
+  const env = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TORTIE_'))),
+    [BENCH_RUN_ENV]: newRunId(),
+  };
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -52,9 +58,9 @@ export async function benchJson<T>(args: readonly string[], timeoutMs?: number):
   }
 }
 
-/** A fresh directory for a bench's --out (`$TMP/tortie-bench-<name>-…`), removed when the test ends. */
+/** A fresh directory for a bench's --out (`$TMP/tortie-bench-<name>-<run id>-…`), removed when the test ends. */
 export function outDir(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `tortie-bench-${name}-`));
+  const dir = mkdtempSync(join(tmpdir(), `tortie-bench-${name}-${newRunId()}-`));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }

@@ -17,15 +17,17 @@ import { Datastore, type EtcdKvClient } from '../../src/datastore/index.js';
 import { Cas } from '../../src/ipam/cas.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { freePort, startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
+import { newRunId } from '../helpers/netns.js';
 
 let etcd: EtcdCluster | undefined;
 let grpc: GrpcEtcd3;
 let lite: EtcdGatewayClient;
-const prefix = `/lite-${Math.random().toString(16).slice(2, 8)}`;
+const run = newRunId();
+const prefix = `/lite-${run}`;
 const key = (k: string): Buffer => Buffer.from(`${prefix}/${k}`);
 
 beforeAll(async () => {
-  etcd = await startEtcd(`lite${Math.random().toString(16).slice(2, 8)}`);
+  etcd = await startEtcd(`lite${run}`);
   grpc = new GrpcEtcd3({ hosts: etcd.endpoints });
   lite = new EtcdGatewayClient({ hosts: etcd.endpoints });
 });

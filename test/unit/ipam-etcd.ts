@@ -3,9 +3,9 @@
  * test, every client closed and the server stopped in afterAll (also after failures).
  */
 import { Etcd3 } from 'etcd3';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll } from 'vitest';
 import { type EtcdCluster, startEtcd } from '../../src/lab/etcd.js';
+import { newRunId } from '../helpers/netns.js';
 
 export interface IpamEtcd {
   /** A new client (as a separate process would have); closed in afterAll. */
@@ -15,7 +15,7 @@ export interface IpamEtcd {
 }
 
 export function useEtcd(name: string): IpamEtcd {
-  const run = randomBytes(3).toString('hex');
+  const run = newRunId();
   const clients: Etcd3[] = [];
   let cluster: EtcdCluster | undefined;
   let n = 0;

@@ -923,16 +923,10 @@ export class ClusterLab {
     return Object.fromEntries(pairs.map(([a, b]) => [`${a} -> ${b}`, out[`${a} -> ${b}`]!]));
   }
 
-  /** Waits until every agent has no reconcile pending (after the watch delivered the change). */
-  async waitForDataplane(): Promise<void> {
-    await new Promise((r) => setTimeout(r, 300));
-    await Promise.all(this.nodes.map((n) => n.agent?.idle()));
-  }
-
   /**
    * Waits until every node's agent (inline or process) has programmed a model holding
    * every change up to store `revision` — e.g. the highest resourceVersion an apply
-   * returned. Exact, unlike waitForDataplane.
+   * returned.
    */
   async waitForRevision(revision: string | bigint, timeoutMs = 30_000): Promise<void> {
     await Promise.all(
