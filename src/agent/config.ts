@@ -387,7 +387,8 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     if (typeof p.value === 'boolean') return p.value;
     const text = String(p.value).toLowerCase();
     if (text === 'true') return true;
-    if (text !== 'false') problems.push(`${p.where}: ${JSON.stringify(p.value)} is not true or false`);
+    if (text !== 'false')
+      problems.push(`${p.where}: ${JSON.stringify(p.value)} is not true or false`);
     return false;
   }
   const allowIPIPPacketsFromWorkloads = bool(

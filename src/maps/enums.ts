@@ -78,7 +78,7 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
   DROP_WORKLOAD_ENCAP:
     'pod sent IPIP or VXLAN itself (allowIPIPPacketsFromWorkloads / allowVXLANPacketsFromWorkloads off)',
   DROP_IPIP_INNER_SPOOF:
-    "decapsulated packet whose source is neither the sending node nor in a block routed to it",
+    'decapsulated packet whose source is neither the sending node nor in a block routed to it',
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(

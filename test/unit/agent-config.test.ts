@@ -65,7 +65,11 @@ describe('agent configuration', () => {
     });
     expect(f.allowIPIPPacketsFromWorkloads).toBe(true);
     expect(() =>
-      resolveAgentConfig({ hostname: 'h', env: {}, flags: { allowIpipPacketsFromWorkloads: 'yes' } }),
+      resolveAgentConfig({
+        hostname: 'h',
+        env: {},
+        flags: { allowIpipPacketsFromWorkloads: 'yes' },
+      }),
     ).toThrow(/--allow-ipip-packets-from-workloads: "yes" is not true or false/);
   });
 

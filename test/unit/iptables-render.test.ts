@@ -225,7 +225,10 @@ describe('iptables renderer', () => {
     expect(spelled(open, endpointChainName('tora', 'egress'))[1]).toBe(
       '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
     );
-    const port = render(world([security, webIngress]), locals, { allowIPIPPacketsFromWorkloads: true, vxlanPort: 8472 });
+    const port = render(world([security, webIngress]), locals, {
+      allowIPIPPacketsFromWorkloads: true,
+      vxlanPort: 8472,
+    });
     expect(spelled(port, endpointChainName('tora', 'egress'))[1]).toBe(
       '-p udp -m multiport --dports 8472 -j DROP',
     );
@@ -237,7 +240,9 @@ describe('iptables renderer', () => {
 
   it('accepts VXLAN only from the nodes in tortie-all-vxlan-net when given the sources', () => {
     expect(spelled(rs, 'tortie-INPUT')[0]).not.toContain('4789');
-    const withNodes = render(world([security, webIngress]), locals, { vxlanSources: ['192.0.2.12', '192.0.2.2'] });
+    const withNodes = render(world([security, webIngress]), locals, {
+      vxlanSources: ['192.0.2.12', '192.0.2.2'],
+    });
     expect(spelled(withNodes, 'tortie-INPUT')[0]).toBe(
       '-p udp -m multiport --dports 4789 -m set ! --match-set tortie-all-vxlan-net src -j DROP',
     );
