@@ -716,7 +716,6 @@ describe('forged tunnels (issue 11)', () => {
           sport: 0,
           dport: 0,
           proto: IPPROTO_IPIP,
-          pad: [0, 0, 0],
         },
         {
           created_ns: 0n,
