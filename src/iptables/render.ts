@@ -113,8 +113,8 @@ export interface RenderOptions extends WorkloadEncapSettings {
   readonly vxlanSources?: readonly string[];
 }
 
-/** The ipset of the nodes VXLAN is accepted from (Calico's cali40all-vxlan-net). */
-export const SET_VXLAN_SOURCES = 'tortie-all-vxlan-net';
+/** The ipset of the nodes VXLAN is accepted from (Calico's cali40all-vxlan-net); kind 'v'. */
+export const SET_VXLAN_SOURCES = 'tortie-v-vxlan-nodes';
 
 /** What the iptables dataplane cannot express: it refuses the whole render. */
 export class IptablesUnsupportedError extends Error {

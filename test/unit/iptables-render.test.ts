@@ -238,16 +238,16 @@ describe('iptables renderer', () => {
     );
   });
 
-  it('accepts VXLAN only from the nodes in tortie-all-vxlan-net when given the sources', () => {
+  it('accepts VXLAN only from the nodes in tortie-v-vxlan-nodes when given the sources', () => {
     expect(spelled(rs, 'tortie-INPUT')[0]).not.toContain('4789');
     const withNodes = render(world([security, webIngress]), locals, {
       vxlanSources: ['192.0.2.12', '192.0.2.2'],
     });
     expect(spelled(withNodes, 'tortie-INPUT')[0]).toBe(
-      '-p udp -m multiport --dports 4789 -m set ! --match-set tortie-all-vxlan-net src -j DROP',
+      '-p udp -m multiport --dports 4789 -m set ! --match-set tortie-v-vxlan-nodes src -j DROP',
     );
-    expect(withNodes.sets.get('tortie-all-vxlan-net')).toEqual({
-      name: 'tortie-all-vxlan-net',
+    expect(withNodes.sets.get('tortie-v-vxlan-nodes')).toEqual({
+      name: 'tortie-v-vxlan-nodes',
       type: 'hash:net',
       members: ['192.0.2.2', '192.0.2.12'],
     });
