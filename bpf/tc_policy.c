@@ -4,17 +4,19 @@
  * the node's uplink.
  *
  *   tortie_from_pod    (pod veth, tc ingress: the pod sends)   parse, anti-spoofing,
- *                      conntrack, sender's egress policy, route: a local pod gets the
+ *                      no tunnel traffic of its own (IPIP, VXLAN), conntrack, sender's egress policy, route: a local pod gets the
  *                      receiver's ingress policy and a redirect straight into it; a
  *                      remote block routed with IPIP is encapsulated and redirected
  *                      to the uplink; anything else goes to the host stack.
  *   tortie_to_pod      (pod veth, tc egress: the pod receives what the host stack
  *                      delivers) parse, destination check, conntrack, receiver's
  *                      ingress policy.
- *   tortie_from_uplink (uplink, tc ingress) IPIP from a known node is decapsulated
- *                      and goes to its pod as a local delivery would (receiver's
- *                      ingress policy, redirect into the pod); IPIP from anyone else
- *                      is dropped; everything else passes untouched.
+ *   tortie_from_uplink (uplink, tc ingress) IPIP from a known node is decapsulated;
+ *                      an inner packet from that node's own address or blocks goes
+ *                      to its pod as a local delivery would (receiver's ingress
+ *                      policy, redirect into the pod); IPIP from anyone else, or
+ *                      carrying another node's source, is dropped; everything else
+ *                      passes untouched.
  *   tortie_to_uplink   (uplink, tc egress) what the node itself sends to a remote
  *                      block routed with IPIP is encapsulated; everything else
  *                      (pods' packets encapsulated already, the node's own traffic)
@@ -39,6 +41,7 @@
 #include "lib/route.h"
 #include "lib/node.h"
 #include "lib/ipip.h"
+#include "lib/workload_encap.h"
 #include "lib/finish.h"
 
 static __always_inline void ctx_init(struct pkt_ctx *ctx, struct __sk_buff *skb, __u8 dir,
@@ -82,6 +85,9 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 		return drop_packet(ctx, TORTIE_DROP_SPOOF);
 	if (pkt->frag == FRAG_LATER && !frag_restore_ports(pkt))
 		return drop_packet(ctx, TORTIE_DROP_FRAG_NO_FIRST);
+	reason = workload_encap_check4(pkt);
+	if (reason != TORTIE_REASON_NONE)
+		return drop_packet(ctx, reason);
 	port = bpf_ntohs(pkt->dport);
 
 	ct = ct_lookup4(pkt, now, &flow, &reply);
@@ -327,6 +333,7 @@ int tortie_from_uplink(struct __sk_buff *skb)
 {
 	struct pkt_ctx ctx = {};
 	__u32 outer_len = 0;
+	__be32 outer_saddr;
 	__u8 reason;
 
 	ctx_init(&ctx, skb, TORTIE_DIR_FROM_UPLINK, NULL);
@@ -335,6 +342,7 @@ int tortie_from_uplink(struct __sk_buff *skb)
 		return pass_packet(&ctx, reason, TC_ACT_OK);
 	if (reason != TORTIE_REASON_NONE)
 		return drop_packet(&ctx, reason);
+	outer_saddr = ctx.pkt.saddr;
 	if (ipip_decap4(skb, outer_len) < 0)
 		return drop_packet(&ctx, TORTIE_DROP_DECAP_FAILED);
 
@@ -345,6 +353,8 @@ int tortie_from_uplink(struct __sk_buff *skb)
 		reason = TORTIE_DROP_MALFORMED;
 	if (reason != TORTIE_REASON_NONE)
 		return drop_packet(&ctx, reason);
+	if (!ipip_inner_source_ok(outer_saddr, ctx.pkt.saddr))
+		return drop_packet(&ctx, TORTIE_DROP_IPIP_INNER_SPOOF);
 	return from_uplink4(skb, &ctx);
 }
 

@@ -313,7 +313,12 @@ enum tortie_reason {
 	TORTIE_DROP_ENCAP_MTU = 78,     /* packet + outer header would exceed the uplink MTU */
 	TORTIE_DROP_ENCAP_FAILED = 79,  /* the kernel refused to add the outer header */
 	TORTIE_DROP_DECAP_FAILED = 80,  /* the kernel refused to remove the outer header */
-	TORTIE_REASON_MAX = 81,
+	TORTIE_DROP_WORKLOAD_ENCAP = 81,/* a pod sent IPIP or VXLAN itself (Calico's
+					 * allowIPIPPacketsFromWorkloads / allowVXLANPacketsFromWorkloads
+					 * off, the default) */
+	TORTIE_DROP_IPIP_INNER_SPOOF = 82, /* decapsulated packet whose source is neither the
+					 * sending node nor inside a block routed to it */
+	TORTIE_REASON_MAX = 83,
 };
 
 /*

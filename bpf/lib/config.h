@@ -21,4 +21,17 @@ volatile const __u64 tortie_cfg_ct_established_timeout_ns = 6 * 3600 * NSEC_PER_
 volatile const __u64 tortie_cfg_ct_closing_timeout_ns = 10 * NSEC_PER_SEC; /* CLOSING and CLOSED */
 volatile const __u64 tortie_cfg_ct_other_timeout_ns = 60 * NSEC_PER_SEC;   /* UDP, ICMP, ... */
 
+/*
+ * Pods may not send tunnel traffic themselves (Calico's FelixConfiguration
+ * allowIPIPPacketsFromWorkloads / allowVXLANPacketsFromWorkloads, both false by
+ * default): a pod's IPIP (protocol 4), or UDP to the VXLAN port, is dropped in
+ * tortie_from_pod as TORTIE_DROP_WORKLOAD_ENCAP unless its setting is 1. Otherwise a
+ * pod could hand another node a tunnelled packet with any inner source, its outer
+ * source made a node's by the node's own masquerade (natOutgoing).
+ */
+volatile const __u32 tortie_cfg_allow_ipip_from_workloads = 0;
+volatile const __u32 tortie_cfg_allow_vxlan_from_workloads = 0;
+/* The VXLAN UDP destination port that counts as tunnel traffic (host byte order). */
+volatile const __u32 tortie_cfg_vxlan_port = 4789;
+
 #endif /* TORTIE_CONFIG_H */

@@ -304,6 +304,30 @@ static __always_inline __u8 ipip_classify4(struct __sk_buff *skb, struct packet 
 	return TORTIE_REASON_NONE;
 }
 
+/*
+ * Whether the node at outer_saddr may send an inner packet from inner_saddr: its own
+ * address (the node's own traffic: tortie_to_uplink encapsulates what the node sends
+ * with its underlay address as source, the kernel route's `src`), or an address this
+ * node routes to it — the longest match in tortie_routes is a REMOTE_BLOCK whose
+ * next_hop is that node. Longest match matters: a /32 another node borrowed out of the
+ * sender's block is routed to the borrower, so the block's owner cannot claim it.
+ *
+ * Without this, "from a known node" would say nothing about the inner packet: a pod
+ * on a node that forwards (and masquerades, natOutgoing) tunnel traffic could have its
+ * node carry a packet with any source — another node's pod, this node itself — past
+ * the outer check, to be judged by the source it claims.
+ */
+static __always_inline int ipip_inner_source_ok(__be32 outer_saddr, __be32 inner_saddr)
+{
+	const struct tortie_route *route;
+
+	if (inner_saddr == outer_saddr)
+		return 1;
+	route = route_lookup4(inner_saddr);
+	return route && route->type == TORTIE_ROUTE_REMOTE_BLOCK &&
+	       route->next_hop == outer_saddr;
+}
+
 /* Strips the outer header checked by ipip_classify4; 0 or a negative error. */
 static __always_inline long ipip_decap4(struct __sk_buff *skb, __u32 outer_len)
 {

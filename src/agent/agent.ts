@@ -65,7 +65,7 @@ import { Histogram, RECONCILE_BUCKETS, renderMetrics, type MetricFamily } from '
 import { buildWorld, ClusterModel, WATCHED_KINDS, type ModelProblem } from './model.js';
 import { natRules, syncNat } from './nat.js';
 import { StatusReporter } from './reporter.js';
-import { VXLAN_DEVICE, VXLAN_MTU, VxlanDevice } from './vxlan.js';
+import { VXLAN_DEVICE, VXLAN_MTU, VXLAN_PORT, VxlanDevice } from './vxlan.js';
 import {
   BIRD_ROUTE_PROTO,
   desiredKernelRoutes,
@@ -306,9 +306,12 @@ export class Agent {
     const log = options.log ?? createLogger(config.nodeName, config.logLevel);
     if (config.dataplane === 'iptables') {
       // No BPF object: chains and ipsets in the node's namespace, a previous run's adopted.
-      const ipt = await IptablesDataplane.open(
-        config.nodeNetns === undefined ? {} : { netns: config.nodeNetns },
-      );
+      const ipt = await IptablesDataplane.open({
+        ...(config.nodeNetns === undefined ? {} : { netns: config.nodeNetns }),
+        allowIPIPPacketsFromWorkloads: config.allowIPIPPacketsFromWorkloads,
+        allowVXLANPacketsFromWorkloads: config.allowVXLANPacketsFromWorkloads,
+        vxlanPort: VXLAN_PORT,
+      });
       const agent = new Agent(config, undefined, log, ipt);
       try {
         await agent.begin();
@@ -321,7 +324,12 @@ export class Agent {
     const dataplane = NodeDataplane.open({
       pinRoot: config.pinRoot,
       ...(config.nodeNetns === undefined ? {} : { nodeNetns: config.nodeNetns }),
-      ...(options.dataplane === undefined ? {} : { config: options.dataplane }),
+      config: {
+        allowIPIPPacketsFromWorkloads: config.allowIPIPPacketsFromWorkloads,
+        allowVXLANPacketsFromWorkloads: config.allowVXLANPacketsFromWorkloads,
+        vxlanPort: VXLAN_PORT,
+        ...options.dataplane,
+      },
     });
     let agent: Agent | undefined;
     try {
@@ -846,7 +854,10 @@ export class Agent {
     const t0 = performance.now();
     let report;
     try {
-      report = await ipt.program(world, eps);
+      // VXLAN is accepted from the other nodes only (tortie-INPUT, docs/iptables.md).
+      report = await ipt.program(world, eps, {
+        vxlanSources: knownNodeAddresses(this.routeInputs()),
+      });
     } catch (e) {
       this.iptErrors++;
       this.iptError = (e as Error).message;

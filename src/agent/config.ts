@@ -23,6 +23,10 @@
  *   --bgp-run-dir         TORTIE_BGP_RUN_DIR           bgpRunDir       (/run/tortie/bird)
  *   --bgp-hold-time       TORTIE_BGP_HOLD_TIME         bgpHoldTimeSeconds (BIRD's default)
  *   --dataplane           TORTIE_DATAPLANE             dataplane       (bpf | iptables; default bpf)
+ *   --allow-ipip-packets-from-workloads   TORTIE_ALLOW_IPIP_PACKETS_FROM_WORKLOADS
+ *                                                      allowIPIPPacketsFromWorkloads  (false)
+ *   --allow-vxlan-packets-from-workloads  TORTIE_ALLOW_VXLAN_PACKETS_FROM_WORKLOADS
+ *                                                      allowVXLANPacketsFromWorkloads (false)
  *   --agent-config        TORTIE_AGENT_CONFIG          (the file itself: /etc/tortie/agent.yaml)
  */
 import { hostname } from 'node:os';
@@ -80,6 +84,15 @@ export interface AgentConfig {
    * ipsets (src/iptables) in the node's namespace; no BPF object is loaded.
    */
   readonly dataplane: DataplaneMode;
+  /**
+   * Calico's FelixConfiguration fields of the same names (read from here until tortie
+   * has FelixConfiguration): whether pods may send IPIP (protocol 4) / UDP to the
+   * VXLAN port themselves. Default false in both dataplanes: such a packet is dropped
+   * where the pod sends it (BPF: DROP_WORKLOAD_ENCAP; iptables: the from-workload
+   * chain).
+   */
+  readonly allowIPIPPacketsFromWorkloads: boolean;
+  readonly allowVXLANPacketsFromWorkloads: boolean;
 }
 
 /** Settings as the command line gives them (strings, or undefined when not given). */
@@ -105,6 +118,8 @@ export interface AgentFlags {
   bgpRunDir?: string;
   bgpHoldTime?: string;
   dataplane?: string;
+  allowIpipPacketsFromWorkloads?: string;
+  allowVxlanPacketsFromWorkloads?: string;
 }
 
 export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
@@ -129,6 +144,8 @@ export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
   bgpRunDir: 'TORTIE_BGP_RUN_DIR',
   bgpHoldTime: 'TORTIE_BGP_HOLD_TIME',
   dataplane: 'TORTIE_DATAPLANE',
+  allowIpipPacketsFromWorkloads: 'TORTIE_ALLOW_IPIP_PACKETS_FROM_WORKLOADS',
+  allowVxlanPacketsFromWorkloads: 'TORTIE_ALLOW_VXLAN_PACKETS_FROM_WORKLOADS',
 };
 
 export const CONFIG_FILE_ENV = 'TORTIE_AGENT_CONFIG';
@@ -157,6 +174,8 @@ export const agentConfigFileSchema = z
     bgpRunDir: z.string().optional(),
     bgpHoldTimeSeconds: z.number().int().optional(),
     dataplane: z.string().optional(),
+    allowIPIPPacketsFromWorkloads: z.boolean().optional(),
+    allowVXLANPacketsFromWorkloads: z.boolean().optional(),
   })
   .strict();
 
@@ -362,6 +381,25 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
       ),
       'bpf' as const);
 
+  function bool(flag: keyof AgentFlags, fileValue: boolean | undefined): boolean {
+    const p = pick(flag, fileValue);
+    if (p === undefined) return false;
+    if (typeof p.value === 'boolean') return p.value;
+    const text = String(p.value).toLowerCase();
+    if (text === 'true') return true;
+    if (text !== 'false')
+      problems.push(`${p.where}: ${JSON.stringify(p.value)} is not true or false`);
+    return false;
+  }
+  const allowIPIPPacketsFromWorkloads = bool(
+    'allowIpipPacketsFromWorkloads',
+    file.allowIPIPPacketsFromWorkloads,
+  );
+  const allowVXLANPacketsFromWorkloads = bool(
+    'allowVxlanPacketsFromWorkloads',
+    file.allowVXLANPacketsFromWorkloads,
+  );
+
   // etcd
   const ep = pick('etcdEndpoints', file.etcdEndpoints);
   const endpoints =
@@ -411,6 +449,8 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     bgpRunDir,
     bgpHoldTimeSeconds,
     dataplane,
+    allowIPIPPacketsFromWorkloads,
+    allowVXLANPacketsFromWorkloads,
   };
 }
 
@@ -431,6 +471,10 @@ function fileKey(flag: keyof AgentFlags): string {
       return 'reportIntervalSeconds';
     case 'bgpHoldTime':
       return 'bgpHoldTimeSeconds';
+    case 'allowIpipPacketsFromWorkloads':
+      return 'allowIPIPPacketsFromWorkloads';
+    case 'allowVxlanPacketsFromWorkloads':
+      return 'allowVXLANPacketsFromWorkloads';
     default:
       return flag;
   }

@@ -27,6 +27,8 @@ interface RunOptions {
   debounceMs?: string;
   routing?: string;
   dataplane?: string;
+  allowIpipPacketsFromWorkloads?: string;
+  allowVxlanPacketsFromWorkloads?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
   agentConfig?: string;
@@ -88,6 +90,14 @@ export function registerNodeCommands(program: Command): void {
       'bpf (tc programs and maps) or iptables (Felix-style chains and ipsets; encapsulation Never or VXLAN) (env TORTIE_DATAPLANE; default bpf)',
     )
     .option(
+      '--allow-ipip-packets-from-workloads <bool>',
+      "let pods send IPIP (protocol 4) themselves, as Calico's FelixConfiguration field (env TORTIE_ALLOW_IPIP_PACKETS_FROM_WORKLOADS; default false)",
+    )
+    .option(
+      '--allow-vxlan-packets-from-workloads <bool>',
+      'let pods send UDP to the VXLAN port (4789) themselves (env TORTIE_ALLOW_VXLAN_PACKETS_FROM_WORKLOADS; default false)',
+    )
+    .option(
       '--bgp-run-dir <dir>',
       "BIRD's config, socket, pid file and log, named with the node (env TORTIE_BGP_RUN_DIR; default /run/tortie/bird)",
     )
@@ -147,6 +157,8 @@ export function registerNodeCommands(program: Command): void {
           'bgpRunDir',
           'bgpHoldTime',
           'dataplane',
+          'allowIpipPacketsFromWorkloads',
+          'allowVxlanPacketsFromWorkloads',
         ]),
         ...pick(globals, ['etcdEndpoints', 'etcdPrefix', 'etcdCaCert', 'etcdCert', 'etcdKey']),
       };

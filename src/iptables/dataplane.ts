@@ -120,9 +120,17 @@ export class IptablesDataplane {
     return this.last;
   }
 
-  /** Renders `world` for `locals` and writes what differs from the last state. */
-  async program(world: World, locals: readonly IptablesEndpoint[]): Promise<ApplyReport> {
-    return this.write(render(world, locals, this.opts));
+  /**
+   * Renders `world` for `locals` and writes what differs from the last state. `extra`
+   * adds what changes while the node runs (the VXLAN sources) to the options given at
+   * open.
+   */
+  async program(
+    world: World,
+    locals: readonly IptablesEndpoint[],
+    extra: Partial<RenderOptions> = {},
+  ): Promise<ApplyReport> {
+    return this.write(render(world, locals, { ...this.opts, ...extra }));
   }
 
   async write(ruleset: Ruleset): Promise<ApplyReport> {

@@ -7,7 +7,9 @@
  *                            → accept when the accept mark is set
  *   INPUT   → tortie-INPUT   → (-i tor+) tortie-wl-to-host → from-wl-dispatch, then accept
  *
- * An endpoint chain: anti-spoofing (from the workload), conntrack (established/related
+ * An endpoint chain: anti-spoofing and no tunnel traffic (from the workload: IPIP and
+ * UDP to the VXLAN port dropped unless allowIPIPPacketsFromWorkloads /
+ * allowVXLANPacketsFromWorkloads, as Felix does; src/policy/guards.ts), conntrack (established/related
  * accepted, invalid dropped), marks cleared, then per applicable tier: clear the pass
  * mark, jump to each policy chain while the pass mark is clear and return as soon as the
  * accept mark is set, drop at the end of a Deny tier unless a policy passed; then the
@@ -45,6 +47,12 @@ import {
   type World,
 } from '../policy/model.js';
 import { parseSelector } from '../policy/selector.js';
+import {
+  DEFAULT_VXLAN_PORT,
+  IPPROTO_IPIP,
+  IPPROTO_UDP,
+  type WorkloadEncapSettings,
+} from '../policy/guards.js';
 import { ALL_ADDRESSES, cidrsToSet, formatAddress } from '../policy/compile/addresses.js';
 import { normalize, type IntervalSet } from '../policy/compile/intervals.js';
 import { endpointLabels, WorldIndex, type RuleOwner } from '../policy/compile/world-index.js';
@@ -89,7 +97,7 @@ export interface Ruleset {
   readonly hooks: readonly { readonly builtin: 'FORWARD' | 'INPUT'; readonly chain: string }[];
 }
 
-export interface RenderOptions {
+export interface RenderOptions extends WorkloadEncapSettings {
   /** Host-side veth names share this prefix (src/plumbing: `tor`). */
   readonly ifacePrefix?: string;
   /**
@@ -97,7 +105,16 @@ export interface RenderOptions {
    * (Felix's DefaultEndpointToHostAction): Accept (default) or Drop.
    */
   readonly endpointToHost?: 'Accept' | 'Drop';
+  /**
+   * The underlay addresses VXLAN is accepted from (the other nodes). When given,
+   * tortie-INPUT drops UDP to the VXLAN port from any other source before the kernel's
+   * vxlan device sees it (set SET_VXLAN_SOURCES). Undefined: no such rule.
+   */
+  readonly vxlanSources?: readonly string[];
 }
+
+/** The ipset of the nodes VXLAN is accepted from (Calico's cali40all-vxlan-net); kind 'v'. */
+export const SET_VXLAN_SOURCES = 'tortie-v-vxlan-nodes';
 
 /** What the iptables dataplane cannot express: it refuses the whole render. */
 export class IptablesUnsupportedError extends Error {
@@ -256,7 +273,28 @@ export function render(
     { matches: [{ ...anyIface, dir: 'out' }], target: { k: 'jump', chain: CHAIN_TO_WL } },
     { matches: [markIs(MARK_ACCEPT)], target: ACCEPT, comment: 'policy accepted' },
   ]);
+  const vxlanPort = opts.vxlanPort ?? DEFAULT_VXLAN_PORT;
+  if (opts.vxlanSources !== undefined) {
+    b.sets.set(SET_VXLAN_SOURCES, {
+      name: SET_VXLAN_SOURCES,
+      type: 'hash:net',
+      members: [...new Set(opts.vxlanSources)].sort(compareAddresses),
+    });
+  }
   b.chains.set(CHAIN_INPUT, [
+    ...(opts.vxlanSources === undefined
+      ? []
+      : [
+          {
+            matches: [
+              { k: 'proto', not: false, proto: IPPROTO_UDP },
+              { k: 'multiport', not: false, ranges: [[vxlanPort, vxlanPort]] },
+              { k: 'set', not: true, name: SET_VXLAN_SOURCES, flags: 'src' },
+            ],
+            target: DROP,
+            comment: 'VXLAN from a host that is not a node',
+          } satisfies IptRule,
+        ]),
     { matches: [], target: { k: 'set-mark', value: 0, mask: MARK_ALL }, comment: 'clear marks' },
     { matches: [{ ...anyIface, dir: 'in' }], target: { k: 'goto', chain: CHAIN_WL_TO_HOST } },
   ]);
@@ -284,7 +322,8 @@ export function render(
   ]);
 
   for (const local of sorted) {
-    for (const direction of ['ingress', 'egress'] as const) endpointChain(b, local, direction);
+    for (const direction of ['ingress', 'egress'] as const)
+      endpointChain(b, local, direction, opts);
   }
   return {
     chains: b.chains,
@@ -310,7 +349,12 @@ function checkLocals(locals: readonly IptablesEndpoint[]): void {
   }
 }
 
-function endpointChain(b: Builder, local: IptablesEndpoint, direction: Direction): void {
+function endpointChain(
+  b: Builder,
+  local: IptablesEndpoint,
+  direction: Direction,
+  opts: RenderOptions,
+): void {
   const { endpoint } = local;
   const rules: IptRule[] = [];
   if (direction === 'egress') {
@@ -319,6 +363,25 @@ function endpointChain(b: Builder, local: IptablesEndpoint, direction: Direction
       target: DROP,
       comment: 'anti-spoofing',
     });
+    // Before conntrack: no tracked flow carries a pod's tunnel traffic either.
+    if (opts.allowVXLANPacketsFromWorkloads !== true) {
+      const port = opts.vxlanPort ?? DEFAULT_VXLAN_PORT;
+      rules.push({
+        matches: [
+          { k: 'proto', not: false, proto: IPPROTO_UDP },
+          { k: 'multiport', not: false, ranges: [[port, port]] },
+        ],
+        target: DROP,
+        comment: 'VXLAN from a workload',
+      });
+    }
+    if (opts.allowIPIPPacketsFromWorkloads !== true) {
+      rules.push({
+        matches: [{ k: 'proto', not: false, proto: IPPROTO_IPIP }],
+        target: DROP,
+        comment: 'IPIP from a workload',
+      });
+    }
   }
   rules.push(
     { matches: [{ k: 'ctstate', states: ['RELATED', 'ESTABLISHED'] }], target: ACCEPT },
@@ -656,4 +719,10 @@ function namedPortMatch(b: Builder, names: readonly string[], not: boolean): Mat
     addSet(b, { name, type: 'hash:ip,port', members: [...members].sort() });
   }
   return { k: 'set', not, name, flags: 'dst,dst' };
+}
+
+/** Dotted IPv4 addresses in numeric order (as `ipset save` lists a set's members). */
+function compareAddresses(a: string, b: string): number {
+  const n = (t: string) => t.split('.').reduce((v, o) => v * 256 + Number(o), 0);
+  return n(a) - n(b);
 }

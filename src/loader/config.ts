@@ -21,7 +21,19 @@ export interface DataplaneConfig {
   readonly traceVerdicts?: boolean;
   /** Conntrack idle timeouts in milliseconds; unset ones keep their defaults. */
   readonly ctTimeoutsMs?: Partial<CtTimeoutsMs>;
+  /**
+   * Let pods send IPIP (protocol 4) themselves (Calico's FelixConfiguration field of
+   * the same name). Default false: a pod's IPIP is dropped as DROP_WORKLOAD_ENCAP.
+   */
+  readonly allowIPIPPacketsFromWorkloads?: boolean;
+  /** Let pods send UDP to the VXLAN port. Default false (DROP_WORKLOAD_ENCAP). */
+  readonly allowVXLANPacketsFromWorkloads?: boolean;
+  /** The VXLAN UDP port the guard above watches. Default 4789. */
+  readonly vxlanPort?: number;
 }
+
+/** The VXLAN port when none is configured (IANA's, Calico's default). */
+export const DEFAULT_VXLAN_PORT = 4789;
 
 export const DEFAULT_CT_TIMEOUTS_MS: CtTimeoutsMs = {
   syn: 60_000,
@@ -57,6 +69,13 @@ function timeoutNs(which: keyof CtTimeoutsMs, ms: number): bigint {
   return BigInt(Math.round(ms * 1_000_000));
 }
 
+function vxlanPort(port: number | undefined): number {
+  if (port === undefined) return DEFAULT_VXLAN_PORT;
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`vxlanPort must be a UDP port (1..65535), got ${String(port)}`);
+  return port;
+}
+
 /** The globals to set for this configuration (every one, defaults included). */
 export function configGlobals(config: DataplaneConfig = {}): GlobalSetting[] {
   const t = { ...DEFAULT_CT_TIMEOUTS_MS, ...config.ctTimeoutsMs };
@@ -70,5 +89,14 @@ export function configGlobals(config: DataplaneConfig = {}): GlobalSetting[] {
     },
     { name: 'tortie_cfg_ct_closing_timeout_ns', value: u64(timeoutNs('closing', t.closing)) },
     { name: 'tortie_cfg_ct_other_timeout_ns', value: u64(timeoutNs('other', t.other)) },
+    {
+      name: 'tortie_cfg_allow_ipip_from_workloads',
+      value: u32(config.allowIPIPPacketsFromWorkloads === true ? 1 : 0),
+    },
+    {
+      name: 'tortie_cfg_allow_vxlan_from_workloads',
+      value: u32(config.allowVXLANPacketsFromWorkloads === true ? 1 : 0),
+    },
+    { name: 'tortie_cfg_vxlan_port', value: u32(vxlanPort(config.vxlanPort)) },
   ];
 }

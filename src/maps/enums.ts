@@ -36,12 +36,14 @@ export const Reason = {
   DROP_ENCAP_MTU: 78,
   DROP_ENCAP_FAILED: 79,
   DROP_DECAP_FAILED: 80,
+  DROP_WORKLOAD_ENCAP: 81,
+  DROP_IPIP_INNER_SPOOF: 82,
 } as const;
 export type Reason = ValueOf<typeof Reason>;
 export type ReasonName = keyof typeof Reason;
 
 /** TORTIE_REASON_MAX: every reason is below it. */
-export const REASON_MAX = 81;
+export const REASON_MAX = 83;
 
 /** What each reason means, for humans (CLI, monitor, docs). */
 export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
@@ -73,6 +75,10 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
   DROP_ENCAP_MTU: 'packet plus the 20-byte IPIP header exceeds the uplink MTU',
   DROP_ENCAP_FAILED: 'the kernel refused to add the IPIP header',
   DROP_DECAP_FAILED: 'the kernel refused to remove the IPIP header',
+  DROP_WORKLOAD_ENCAP:
+    'pod sent IPIP or VXLAN itself (allowIPIPPacketsFromWorkloads / allowVXLANPacketsFromWorkloads off)',
+  DROP_IPIP_INNER_SPOOF:
+    'decapsulated packet whose source is neither the sending node nor in a block routed to it',
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(

@@ -613,3 +613,248 @@ describe('IPIP in BPF', () => {
     });
   });
 });
+
+/*
+ * Issue 11, attack 1: a pod sends IPIP at another node's underlay address; its node's
+ * natOutgoing masquerade makes the outer source a known node, and the receiver would
+ * judge the inner packet by the source it claims. Two guards: the sender's node drops a
+ * pod's tunnel traffic (DROP_WORKLOAD_ENCAP, unless allowIPIPPacketsFromWorkloads /
+ * allowVXLANPacketsFromWorkloads), and the receiver accepts an inner source only from
+ * the node it belongs to (DROP_IPIP_INNER_SPOOF).
+ */
+const THIRD = '192.0.2.3'; // a third node, owning THIRD_BLOCK
+const THIRD_BLOCK = { addr: '10.3.0.0', bits: 26 };
+const THIRD_POD = '10.3.0.7';
+const BORROWED = '10.2.0.20'; // inside REMOTE_BLOCK, borrowed by THIRD
+
+function seedThirdNode(h: BpfHarness): void {
+  h.dp.views.nodes.update(ipToU32(THIRD), { flags: 0 });
+  for (const [addr, bits] of [
+    [THIRD_BLOCK.addr, THIRD_BLOCK.bits],
+    [BORROWED, 32],
+  ] as const) {
+    h.dp.views.routes.update(
+      { prefixlen: bits, addr: ipToU32(addr) },
+      {
+        type: RouteType.REMOTE_BLOCK,
+        ifindex: 0,
+        next_hop: ipToU32(THIRD),
+        flags: RouteFlags.IPIP,
+      },
+    );
+  }
+}
+
+/** The sender's policy allows everything: whatever drops a packet, it is not policy. */
+function allowAllEgress(h: BpfHarness): void {
+  h.policyClass(1, [{ action: 'allow', ruleId: 105 }]);
+}
+
+/** What a pod crafts: IPIP to another node's underlay address, any inner packet. */
+const podIpip = (innerSrc: string, innerDst = POD): Buffer =>
+  ethernet(
+    ipv4(
+      { src: POD, dst: OTHER },
+      rawL4(IPPROTO_IPIP, ipv4({ src: innerSrc, dst: innerDst }, udp({ sport: 5, dport: 7 }))),
+    ),
+  );
+
+/** What a pod crafts for VXLAN: UDP to the VXLAN port at another node. */
+const podUdp = (dport: number): Buffer =>
+  ethernet(ipv4({ src: POD, dst: OTHER }, udp({ sport: 40000, dport })));
+
+describe('forged tunnels (issue 11)', () => {
+  let h: BpfHarness;
+  beforeAll(() => {
+    h = new BpfHarness();
+  });
+  afterAll(() => {
+    h?.close();
+  });
+  beforeEach(() => {
+    h.reset();
+    seedSender(h);
+    allowAllEgress(h);
+    seedNode(h);
+    remoteRoute(h, true);
+    seedReceiver(h);
+    seedThirdNode(h);
+  });
+
+  describe('a pod sending tunnel traffic itself (tortie_from_pod)', () => {
+    it('drops IPIP from a pod as DROP_WORKLOAD_ENCAP, before policy and conntrack, naming the pod', () => {
+      for (const innerSrc of [REMOTE_POD, OTHER, THIRD_POD]) {
+        expect(h.run('fromPod', podIpip(innerSrc)).retval).toBe(TcAction.SHOT);
+      }
+      expect(h.metric(EP, Reason.DROP_WORKLOAD_ENCAP, Dir.FROM_POD).packets).toBe(3n);
+      expect(h.metricKeys()).toEqual([`${EP}:${Reason.DROP_WORKLOAD_ENCAP}:${Dir.FROM_POD}`]);
+      expect(h.events()[0]).toMatchObject({
+        type: EventType.DROP,
+        reason: Reason.DROP_WORKLOAD_ENCAP,
+        ep_id: EP,
+        dir: Dir.FROM_POD,
+        saddr: ipToU32(POD),
+        daddr: ipToU32(OTHER),
+        proto: IPPROTO_IPIP,
+      });
+      expect(h.dp.views.ct.entries()).toEqual([]);
+    });
+
+    it('drops UDP to the VXLAN port (4789) from a pod; other UDP ports pass', () => {
+      expect(h.run('fromPod', podUdp(4789)).retval).toBe(TcAction.SHOT);
+      expect(h.metric(EP, Reason.DROP_WORKLOAD_ENCAP, Dir.FROM_POD).packets).toBe(1n);
+      expect(h.run('fromPod', podUdp(4790)).retval).toBe(TcAction.OK);
+      expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(1n);
+    });
+
+    it('a tracked flow does not carry it either', () => {
+      // A flow opened while tunnel traffic was allowed (another object) is still cut.
+      h.dp.views.ct.update(
+        {
+          saddr: ipToU32(POD),
+          daddr: ipToU32(OTHER),
+          sport: 0,
+          dport: 0,
+          proto: IPPROTO_IPIP,
+        },
+        {
+          created_ns: 0n,
+          last_seen_ns: 0n,
+          src_ifindex: LOOPBACK,
+          dst_ifindex: 0,
+          src_rev: 1,
+          dst_rev: 0,
+          rule_id: 105,
+          state: 2,
+          flags: 0,
+          reserved: 0,
+        },
+      );
+      expect(h.run('fromPod', podIpip(REMOTE_POD)).retval).toBe(TcAction.SHOT);
+      expect(h.metric(EP, Reason.DROP_WORKLOAD_ENCAP, Dir.FROM_POD).packets).toBe(1n);
+    });
+  });
+
+  describe('decapsulation: the inner source must belong to the sending node (tortie_from_uplink)', () => {
+    const expectSpoof = (outerSrc: string, innerSrc: string, innerDst = POD): void => {
+      const input = ipip(ipv4({ src: innerSrc, dst: innerDst }, syn()), { src: outerSrc });
+      const { retval } = h.run('fromUplink', input);
+      expect({ outerSrc, innerSrc, retval }).toEqual({ outerSrc, innerSrc, retval: TcAction.SHOT });
+    };
+
+    it("drops an inner source of another node's block, of this node, of a local pod or of the outside world (DROP_IPIP_INNER_SPOOF)", () => {
+      const forged = [THIRD_POD, THIRD, NODE, POD, '203.0.113.9'];
+      for (const innerSrc of forged) expectSpoof(OTHER, innerSrc);
+      // ...also when the inner packet is for the node itself.
+      h.dp.views.routes.update(
+        { prefixlen: 32, addr: ipToU32(NODE) },
+        { type: RouteType.HOST, ifindex: 0, next_hop: 0, flags: 0 },
+      );
+      expectSpoof(OTHER, THIRD_POD, NODE);
+      expect(h.metric(0, Reason.DROP_IPIP_INNER_SPOOF, Dir.FROM_UPLINK).packets).toBe(
+        BigInt(forged.length + 1),
+      );
+      const events = h.events();
+      expect(events[0]).toMatchObject({
+        type: EventType.DROP,
+        reason: Reason.DROP_IPIP_INNER_SPOOF,
+        ep_id: 0,
+        dir: Dir.FROM_UPLINK,
+        // After the strip, events name the inner packet: the claimed source.
+        saddr: ipToU32(THIRD_POD),
+        daddr: ipToU32(POD),
+        proto: PROTO.TCP,
+      });
+      expect(h.dp.views.ct.entries()).toEqual([]);
+      expect(h.metric(RECEIVER_EP, Reason.PASS_POLICY, Dir.TO_POD).packets).toBe(0n);
+    });
+
+    it("delivers the owning node's packet (control): the same receiver, the same policy", () => {
+      const { retval } = h.run('fromUplink', ipip(inbound(syn())));
+      expect(retval).toBe(TcAction.REDIRECT);
+      expect(h.metric(RECEIVER_EP, Reason.PASS_POLICY, Dir.TO_POD).packets).toBe(1n);
+      expect(h.metric(0, Reason.DROP_IPIP_INNER_SPOOF, Dir.FROM_UPLINK).packets).toBe(0n);
+    });
+
+    it("delivers the sending node's own traffic (inner source = its underlay address, what tortie_to_uplink sends)", () => {
+      // The receiver lets the other node in on TCP 80.
+      h.policySet(20, [
+        { cidr: `${OTHER}/32`, classId: 2 },
+        { cidr: '0.0.0.0/0', classId: 4 },
+      ]);
+      // Made as the other node makes it: its own packet, encapsulated on its uplink.
+      const other = new BpfHarness();
+      try {
+        other.dp.views.nodeCfg.update(0, { underlay_ip: ipToU32(OTHER), uplink_ifindex: LOOPBACK });
+        other.dp.views.routes.update(
+          { prefixlen: 24, addr: ipToU32('10.1.0.0') },
+          {
+            type: RouteType.REMOTE_BLOCK,
+            ifindex: 0,
+            next_hop: ipToU32(NODE),
+            flags: RouteFlags.IPIP,
+          },
+        );
+        const sent = ethernet(ipv4({ src: OTHER, dst: POD, df: true }, syn()), {
+          src: OTHER_MAC,
+          dst: UPLINK_MAC,
+        });
+        const out = other.run('toUplink', sent);
+        expect(out.retval).toBe(TcAction.OK);
+        expect(readOuter(out.data)).toMatchObject({ src: OTHER, dst: NODE, proto: IPPROTO_IPIP });
+
+        expect(h.run('fromUplink', out.data).retval).toBe(TcAction.REDIRECT);
+        expect(h.metric(RECEIVER_EP, Reason.PASS_POLICY, Dir.TO_POD).packets).toBe(1n);
+      } finally {
+        other.close();
+      }
+    });
+
+    it('a /32 borrowed out of a block belongs to the borrower, not to the block owner', () => {
+      expectSpoof(OTHER, BORROWED);
+      expect(h.metric(0, Reason.DROP_IPIP_INNER_SPOOF, Dir.FROM_UPLINK).packets).toBe(1n);
+      // From the borrower it is that node's pod: judged by the receiver's policy (which
+      // denies it: only REMOTE_POD is let in), not dropped as a spoof.
+      h.run('fromUplink', ipip(ipv4({ src: BORROWED, dst: POD }, syn()), { src: THIRD }));
+      expect(h.metric(0, Reason.DROP_IPIP_INNER_SPOOF, Dir.FROM_UPLINK).packets).toBe(1n);
+      expect(h.metric(RECEIVER_EP, Reason.DROP_POLICY, Dir.TO_POD).packets).toBe(1n);
+      // And THIRD's block from THIRD: the same.
+      h.run('fromUplink', ipip(ipv4({ src: THIRD_POD, dst: POD }, syn()), { src: THIRD }));
+      expect(h.metric(0, Reason.DROP_IPIP_INNER_SPOOF, Dir.FROM_UPLINK).packets).toBe(1n);
+      expect(h.metric(RECEIVER_EP, Reason.DROP_POLICY, Dir.TO_POD).packets).toBe(2n);
+    });
+  });
+});
+
+describe('forged tunnels with allowIPIPPacketsFromWorkloads / allowVXLANPacketsFromWorkloads on', () => {
+  let h: BpfHarness;
+  beforeAll(() => {
+    h = new BpfHarness({
+      allowIPIPPacketsFromWorkloads: true,
+      allowVXLANPacketsFromWorkloads: true,
+    });
+  });
+  afterAll(() => {
+    h?.close();
+  });
+  beforeEach(() => {
+    h.reset();
+    seedSender(h);
+    allowAllEgress(h);
+    seedNode(h);
+    remoteRoute(h, true);
+  });
+
+  it("a pod's IPIP and VXLAN go to policy and, allowed, to the host stack like any packet to an outside address", () => {
+    expect(h.run('fromPod', podIpip(REMOTE_POD)).retval).toBe(TcAction.OK);
+    expect(h.run('fromPod', podUdp(4789)).retval).toBe(TcAction.OK);
+    expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(2n);
+    expect(h.metric(EP, Reason.DROP_WORKLOAD_ENCAP, Dir.FROM_POD).packets).toBe(0n);
+  });
+
+  it('policy still decides them', () => {
+    h.policyClass(1, [{ action: 'deny', ruleId: 106 }]);
+    expect(h.run('fromPod', podIpip(REMOTE_POD)).retval).toBe(TcAction.SHOT);
+    expect(h.metric(EP, Reason.DROP_POLICY, Dir.FROM_POD).packets).toBe(1n);
+  });
+});

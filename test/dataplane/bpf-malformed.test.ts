@@ -363,6 +363,20 @@ const ROWS: readonly Row[] = [
     reason: 'PASS_POLICY',
   },
   {
+    name: 'IPIP (protocol 4) from a pod',
+    prog: 'fromPod',
+    frame: out(rawL4(4)),
+    verdict: 'SHOT',
+    reason: 'DROP_WORKLOAD_ENCAP',
+  },
+  {
+    name: 'UDP to the VXLAN port (4789) from a pod',
+    prog: 'fromPod',
+    frame: out(udp({ sport: 40000, dport: 4789 })),
+    verdict: 'SHOT',
+    reason: 'DROP_WORKLOAD_ENCAP',
+  },
+  {
     name: 'protocol 253 (experimental)',
     prog: 'fromPod',
     frame: out(rawL4(253)),

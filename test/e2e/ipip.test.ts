@@ -232,35 +232,48 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     expect(l.count('b', b1.epId, 'PASS_POLICY', 'to-pod')).toBe(b1Before);
 
     // A pod may try the same: a1 tunnels a packet with b2's address forged as its
-    // source at node B. Its own node forwards it (to the node address, not a pod), and
-    // B drops it like the outsider's: the outer source is no node.
+    // source at node B. Its own node drops it where a1 sends it: pods do not send IPIP
+    // (allowIPIPPacketsFromWorkloads is off), whatever the outer addresses say.
     const podForged = ipv4(
       { src: B2, dst: B1 },
       udp({ sport: 5555, dport: 80, payload: Buffer.from('forged by a pod') }),
     );
+    const podDropsBefore = l.count('a', a1.epId, 'DROP_WORKLOAD_ENCAP', 'from-pod');
     const atPodFromPod = await capture(b1.ns.path, b1.network.podIfName, 'udp port 5555');
     await sendIpip(a1.ns, NODE_B, podForged, 3);
     await until(
-      "the pod's 3 forged packets counted as dropped on B",
-      () => l.count('b', 0, 'DROP_IPIP_UNKNOWN_SOURCE', 'from-uplink') - dropsBefore >= 8n,
+      'three DROP_WORKLOAD_ENCAP for a1 on A',
+      () => l.count('a', a1.epId, 'DROP_WORKLOAD_ENCAP', 'from-pod') - podDropsBefore === 3n,
     );
     expect(await atPodFromPod.stop()).toEqual([]);
-    expect(l.count('b', 0, 'DROP_IPIP_UNKNOWN_SOURCE', 'from-uplink') - dropsBefore).toBe(8n);
+    expect(l.count('b', 0, 'DROP_IPIP_UNKNOWN_SOURCE', 'from-uplink') - dropsBefore).toBe(5n);
     expect(l.count('b', b1.epId, 'PASS_POLICY', 'to-pod')).toBe(b1Before);
 
-    // Control: the same packet from a host B knows as a node is decapsulated and delivered.
+    // Control: from a host B knows as a node, IPIP is decapsulated — and delivered when
+    // the inner source is that node's (its own address); a1's address, which B routes to
+    // node A, is refused from it as DROP_IPIP_INNER_SPOOF.
     l.nodes.b.dp.setKnownNodes([NODE_A, OUTSIDER]);
     try {
+      const spoofBefore = l.count('b', 0, 'DROP_IPIP_INNER_SPOOF', 'from-uplink');
+      await sendIpip(outsider, NODE_B, inner, 1);
+      await until(
+        'DROP_IPIP_INNER_SPOOF on B',
+        () => l.count('b', 0, 'DROP_IPIP_INNER_SPOOF', 'from-uplink') - spoofBefore === 1n,
+      );
+      const own = ipv4(
+        { src: OUTSIDER, dst: B1 },
+        udp({ sport: 5555, dport: 80, payload: Buffer.from('from a node') }),
+      );
       const atPodAgain = await capture(
         b1.ns.path,
         b1.network.podIfName,
-        `udp and src host ${A1} and src port 5555`,
+        `udp and src host ${OUTSIDER} and src port 5555`,
       );
-      await sendIpip(outsider, NODE_B, inner, 1);
+      await sendIpip(outsider, NODE_B, own, 1);
       await atPodAgain.until('the packet delivered to b1', (lines) => lines.length >= 1);
       expect(await atPodAgain.stop()).toHaveLength(1);
       expect(l.count('b', b1.epId, 'PASS_POLICY', 'to-pod') - b1Before).toBe(1n);
-      expect(l.count('b', 0, 'DROP_IPIP_UNKNOWN_SOURCE', 'from-uplink') - dropsBefore).toBe(8n);
+      expect(l.count('b', 0, 'DROP_IPIP_UNKNOWN_SOURCE', 'from-uplink') - dropsBefore).toBe(5n);
     } finally {
       l.nodes.b.dp.setKnownNodes([NODE_A]);
     }

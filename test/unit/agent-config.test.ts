@@ -43,6 +43,36 @@ describe('agent configuration', () => {
     expect(c.etcd.prefix).toBe('/lab');
   });
 
+  it("pods' tunnel traffic: refused by default, allowed by flag, environment or file (Calico's names)", () => {
+    const d = resolveAgentConfig({ hostname: 'h', env: {} });
+    expect([d.allowIPIPPacketsFromWorkloads, d.allowVXLANPacketsFromWorkloads]).toEqual([
+      false,
+      false,
+    ]);
+    const c = resolveAgentConfig({
+      hostname: 'h',
+      flags: { allowIpipPacketsFromWorkloads: 'true' },
+      env: { TORTIE_ALLOW_VXLAN_PACKETS_FROM_WORKLOADS: 'TRUE' },
+    });
+    expect([c.allowIPIPPacketsFromWorkloads, c.allowVXLANPacketsFromWorkloads]).toEqual([
+      true,
+      true,
+    ]);
+    const f = resolveAgentConfig({
+      hostname: 'h',
+      env: {},
+      file: parseAgentConfigFile('allowIPIPPacketsFromWorkloads: true\n', 'agent.yaml', parseYaml),
+    });
+    expect(f.allowIPIPPacketsFromWorkloads).toBe(true);
+    expect(() =>
+      resolveAgentConfig({
+        hostname: 'h',
+        env: {},
+        flags: { allowIpipPacketsFromWorkloads: 'yes' },
+      }),
+    ).toThrow(/--allow-ipip-packets-from-workloads: "yes" is not true or false/);
+  });
+
   it('an empty environment variable counts as unset', () => {
     const c = resolveAgentConfig({
       hostname: 'h',

@@ -8,6 +8,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { evaluate } from '../../src/policy/evaluate.js';
+import { workloadEncapDrop, type WorkloadEncapSettings } from '../../src/policy/guards.js';
 import type { Direction, Packet, World } from '../../src/policy/model.js';
 import { parseAddress, parseCidr } from '../../src/policy/compile/addresses.js';
 import {
@@ -123,12 +124,18 @@ function disagreements(
   locals: readonly IptablesEndpoint[],
   rs: Ruleset,
   packets: readonly { ifindex: number; direction: Direction; packet: Packet }[],
+  settings: WorkloadEncapSettings = {},
 ): string[] {
   const problems: string[] = [];
   for (const pc of packets) {
     const local = locals.find((l) => l.iface === `tor${pc.ifindex}`);
     if (local === undefined) continue;
-    const want = evaluate(world, local.endpoint, pc.direction, pc.packet);
+    // A pod's own tunnel traffic is dropped before policy (a guard, not a rule): no
+    // policy chain runs, so nothing is logged.
+    const want =
+      pc.direction === 'egress' && workloadEncapDrop(pc.packet, settings) !== undefined
+        ? { action: 'deny' as const, logged: false }
+        : evaluate(world, local.endpoint, pc.direction, pc.packet);
     const got = judge(rs, local.iface, pc.direction, pc.packet);
     if (got.action !== want.action || got.logged !== want.logged) {
       problems.push(
@@ -168,6 +175,42 @@ describe('rendered iptables chains decide exactly as the reference evaluator', (
     expect(allowed).toBeGreaterThan(judged / 10);
     expect(judged - allowed).toBeGreaterThan(judged / 10);
     expect(logged).toBeGreaterThan(judged / 100);
+  });
+
+  it("drops a pod's IPIP and VXLAN before policy unless the node allows them, and agrees either way", () => {
+    const encap = (p: Packet): Packet[] => [
+      { ...p, protocol: 4, sport: 0, dport: 0 },
+      { ...p, protocol: 17, dport: 4789 },
+    ];
+    let dropped = 0;
+    let allowedWhenOn = 0;
+    for (let seed = FIRST_SEED; seed < FIRST_SEED + 200; seed++) {
+      const c = randomCase(seed);
+      const locals = asLocals(c.locals);
+      const packets = c.packets.flatMap((pc) =>
+        encap(pc.packet).map((packet) => ({ ...pc, packet })),
+      );
+      for (const settings of [
+        {},
+        { allowIPIPPacketsFromWorkloads: true, allowVXLANPacketsFromWorkloads: true },
+      ]) {
+        const rs = render(c.world, locals, settings);
+        const problems = disagreements(`seed ${seed}`, c.world, locals, rs, packets, settings);
+        expect(problems.slice(0, 5), `randomCase(${seed}) ${JSON.stringify(settings)}`).toEqual([]);
+        for (const pc of packets) {
+          if (pc.direction !== 'egress') continue;
+          const local = locals.find((l) => l.iface === `tor${pc.ifindex}`)!;
+          const got = judge(rs, local.iface, 'egress', pc.packet);
+          if (Object.keys(settings).length === 0) {
+            expect(got.action).toBe('deny');
+            dropped++;
+          } else if (got.action === 'allow') allowedWhenOn++;
+        }
+      }
+    }
+    // Allowed, the same packets reach policy, which lets some of them through.
+    expect(dropped).toBeGreaterThan(100);
+    expect(allowedWhenOn).toBeGreaterThan(0);
   });
 
   it('agrees through chains of edits, and each plan rewrites exactly the chains whose rules changed', () => {

@@ -212,6 +212,47 @@ describe('iptables renderer', () => {
     expect(spelled(rs, endpointChainName('tora', 'egress'))[0]).toBe('! -s 10.66.0.10/32 -j DROP');
   });
 
+  it("drops a pod's VXLAN and IPIP right after anti-spoofing, before conntrack, unless allowed", () => {
+    expect(spelled(rs, endpointChainName('tora', 'egress')).slice(1, 4)).toEqual([
+      '-p udp -m multiport --dports 4789 -j DROP',
+      '-p 4 -j DROP',
+      '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    ]);
+    const open = render(world([security, webIngress]), locals, {
+      allowIPIPPacketsFromWorkloads: true,
+      allowVXLANPacketsFromWorkloads: true,
+    });
+    expect(spelled(open, endpointChainName('tora', 'egress'))[1]).toBe(
+      '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    );
+    const port = render(world([security, webIngress]), locals, {
+      allowIPIPPacketsFromWorkloads: true,
+      vxlanPort: 8472,
+    });
+    expect(spelled(port, endpointChainName('tora', 'egress'))[1]).toBe(
+      '-p udp -m multiport --dports 8472 -j DROP',
+    );
+    // Ingress chains have no such rule: a pod may receive whatever policy allows.
+    expect(spelled(rs, endpointChainName('tora', 'ingress'))[0]).toBe(
+      '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    );
+  });
+
+  it('accepts VXLAN only from the nodes in tortie-v-vxlan-nodes when given the sources', () => {
+    expect(spelled(rs, 'tortie-INPUT')[0]).not.toContain('4789');
+    const withNodes = render(world([security, webIngress]), locals, {
+      vxlanSources: ['192.0.2.12', '192.0.2.2'],
+    });
+    expect(spelled(withNodes, 'tortie-INPUT')[0]).toBe(
+      '-p udp -m multiport --dports 4789 -m set ! --match-set tortie-v-vxlan-nodes src -j DROP',
+    );
+    expect(withNodes.sets.get('tortie-v-vxlan-nodes')).toEqual({
+      name: 'tortie-v-vxlan-nodes',
+      type: 'hash:net',
+      members: ['192.0.2.2', '192.0.2.12'],
+    });
+  });
+
   it('splits more than 15 ports into several multiport rules (a range counts two)', () => {
     const ports = Array.from({ length: 20 }, (_, i) => ({
       kind: 'range' as const,
