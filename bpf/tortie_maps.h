@@ -313,7 +313,10 @@ enum tortie_reason {
 	TORTIE_DROP_ENCAP_MTU = 78,     /* packet + outer header would exceed the uplink MTU */
 	TORTIE_DROP_ENCAP_FAILED = 79,  /* the kernel refused to add the outer header */
 	TORTIE_DROP_DECAP_FAILED = 80,  /* the kernel refused to remove the outer header */
-	TORTIE_REASON_MAX = 81,
+	TORTIE_DROP_TO_LOOPBACK = 81,   /* pod sent to 127.0.0.0/8, whatever route_localnet says */
+	TORTIE_DROP_ENDPOINT_TO_HOST = 82, /* pod's new flow to an address of this node, after its
+					 * egress policy allowed it (defaultEndpointToHostAction Drop) */
+	TORTIE_REASON_MAX = 83,
 };
 
 /*

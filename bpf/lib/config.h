@@ -21,4 +21,15 @@ volatile const __u64 tortie_cfg_ct_established_timeout_ns = 6 * 3600 * NSEC_PER_
 volatile const __u64 tortie_cfg_ct_closing_timeout_ns = 10 * NSEC_PER_SEC; /* CLOSING and CLOSED */
 volatile const __u64 tortie_cfg_ct_other_timeout_ns = 60 * NSEC_PER_SEC;   /* UDP, ICMP, ... */
 
+/*
+ * A pod's new flow to an address of this node (a TORTIE_ROUTE_HOST route), once the
+ * sender's egress policy allowed it: Felix's defaultEndpointToHostAction. Accept and
+ * Return both hand the packet to the host stack (tortie has no host endpoint policy yet
+ * for Return to continue with); Drop drops it as TORTIE_DROP_ENDPOINT_TO_HOST.
+ */
+#define TORTIE_HOST_ACTION_DROP 0
+#define TORTIE_HOST_ACTION_ACCEPT 1
+#define TORTIE_HOST_ACTION_RETURN 2
+volatile const __u32 tortie_cfg_endpoint_to_host_action = TORTIE_HOST_ACTION_DROP;
+
 #endif /* TORTIE_CONFIG_H */

@@ -21,6 +21,32 @@ export interface DataplaneConfig {
   readonly traceVerdicts?: boolean;
   /** Conntrack idle timeouts in milliseconds; unset ones keep their defaults. */
   readonly ctTimeoutsMs?: Partial<CtTimeoutsMs>;
+  /**
+   * A pod's new flow to an address of the node, after its egress policy allowed it
+   * (Felix's defaultEndpointToHostAction). Default Drop, as Calico's. Return behaves as
+   * Accept: tortie has no host endpoint policy to return to yet.
+   */
+  readonly endpointToHostAction?: EndpointToHostAction;
+}
+
+export const ENDPOINT_TO_HOST_ACTIONS = ['Drop', 'Accept', 'Return'] as const;
+export type EndpointToHostAction = (typeof ENDPOINT_TO_HOST_ACTIONS)[number];
+
+/** bpf/lib/config.h's TORTIE_HOST_ACTION_*. */
+const HOST_ACTION_VALUE: Readonly<Record<EndpointToHostAction, number>> = {
+  Drop: 0,
+  Accept: 1,
+  Return: 2,
+};
+
+function hostAction(action: EndpointToHostAction | undefined): number {
+  const value = HOST_ACTION_VALUE[action ?? 'Drop'];
+  if (value === undefined) {
+    throw new Error(
+      `endpointToHostAction must be one of ${ENDPOINT_TO_HOST_ACTIONS.join(', ')}, got ${String(action)}`,
+    );
+  }
+  return value;
 }
 
 export const DEFAULT_CT_TIMEOUTS_MS: CtTimeoutsMs = {
@@ -70,5 +96,9 @@ export function configGlobals(config: DataplaneConfig = {}): GlobalSetting[] {
     },
     { name: 'tortie_cfg_ct_closing_timeout_ns', value: u64(timeoutNs('closing', t.closing)) },
     { name: 'tortie_cfg_ct_other_timeout_ns', value: u64(timeoutNs('other', t.other)) },
+    {
+      name: 'tortie_cfg_endpoint_to_host_action',
+      value: u32(hostAction(config.endpointToHostAction)),
+    },
   ];
 }

@@ -36,12 +36,14 @@ export const Reason = {
   DROP_ENCAP_MTU: 78,
   DROP_ENCAP_FAILED: 79,
   DROP_DECAP_FAILED: 80,
+  DROP_TO_LOOPBACK: 81,
+  DROP_ENDPOINT_TO_HOST: 82,
 } as const;
 export type Reason = ValueOf<typeof Reason>;
 export type ReasonName = keyof typeof Reason;
 
 /** TORTIE_REASON_MAX: every reason is below it. */
-export const REASON_MAX = 81;
+export const REASON_MAX = 83;
 
 /** What each reason means, for humans (CLI, monitor, docs). */
 export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
@@ -73,6 +75,9 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
   DROP_ENCAP_MTU: 'packet plus the 20-byte IPIP header exceeds the uplink MTU',
   DROP_ENCAP_FAILED: 'the kernel refused to add the IPIP header',
   DROP_DECAP_FAILED: 'the kernel refused to remove the IPIP header',
+  DROP_TO_LOOPBACK: 'pod sent to 127.0.0.0/8 (never allowed, whatever route_localnet says)',
+  DROP_ENDPOINT_TO_HOST:
+    "pod's new flow to an address of the node (defaultEndpointToHostAction Drop)",
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(
