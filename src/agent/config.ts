@@ -23,6 +23,8 @@
  *   --bgp-run-dir         TORTIE_BGP_RUN_DIR           bgpRunDir       (/run/tortie/bird)
  *   --bgp-hold-time       TORTIE_BGP_HOLD_TIME         bgpHoldTimeSeconds (BIRD's default)
  *   --dataplane           TORTIE_DATAPLANE             dataplane       (bpf | iptables; default bpf)
+ *   --default-endpoint-to-host-action  TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION
+ *                                                      defaultEndpointToHostAction (Drop | Accept | Return; Drop)
  *   --agent-config        TORTIE_AGENT_CONFIG          (the file itself: /etc/tortie/agent.yaml)
  */
 import { hostname } from 'node:os';
@@ -40,6 +42,10 @@ export type RoutingMode = (typeof ROUTING_MODES)[number];
 
 export const DATAPLANE_MODES = ['bpf', 'iptables'] as const;
 export type DataplaneMode = (typeof DATAPLANE_MODES)[number];
+
+/** Felix's DefaultEndpointToHostAction values (the loader's, repeated to keep this module pure). */
+export const ENDPOINT_TO_HOST_ACTIONS = ['Drop', 'Accept', 'Return'] as const;
+export type EndpointToHostAction = (typeof ENDPOINT_TO_HOST_ACTIONS)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -80,6 +86,12 @@ export interface AgentConfig {
    * ipsets (src/iptables) in the node's namespace; no BPF object is loaded.
    */
   readonly dataplane: DataplaneMode;
+  /**
+   * A pod's new flow to an address of this node, once its egress policy allowed it
+   * (Felix's defaultEndpointToHostAction): Drop (default, as Calico), Accept, or Return
+   * (to the host's own rules; tortie has no host endpoint policy yet, so as Accept).
+   */
+  readonly defaultEndpointToHostAction: EndpointToHostAction;
 }
 
 /** Settings as the command line gives them (strings, or undefined when not given). */
@@ -105,6 +117,7 @@ export interface AgentFlags {
   bgpRunDir?: string;
   bgpHoldTime?: string;
   dataplane?: string;
+  defaultEndpointToHostAction?: string;
 }
 
 export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
@@ -129,6 +142,7 @@ export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
   bgpRunDir: 'TORTIE_BGP_RUN_DIR',
   bgpHoldTime: 'TORTIE_BGP_HOLD_TIME',
   dataplane: 'TORTIE_DATAPLANE',
+  defaultEndpointToHostAction: 'TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION',
 };
 
 export const CONFIG_FILE_ENV = 'TORTIE_AGENT_CONFIG';
@@ -157,6 +171,7 @@ export const agentConfigFileSchema = z
     bgpRunDir: z.string().optional(),
     bgpHoldTimeSeconds: z.number().int().optional(),
     dataplane: z.string().optional(),
+    defaultEndpointToHostAction: z.string().optional(),
   })
   .strict();
 
@@ -362,6 +377,16 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
       ),
       'bpf' as const);
 
+  const hostActionText = str('defaultEndpointToHostAction', file.defaultEndpointToHostAction);
+  const defaultEndpointToHostAction =
+    hostActionText === undefined
+      ? ('Drop' as const)
+      : (ENDPOINT_TO_HOST_ACTIONS.find((a) => a.toLowerCase() === hostActionText.toLowerCase()) ??
+        (problems.push(
+          `defaultEndpointToHostAction ${JSON.stringify(hostActionText)} is not one of ${ENDPOINT_TO_HOST_ACTIONS.join(', ')}`,
+        ),
+        'Drop' as const));
+
   // etcd
   const ep = pick('etcdEndpoints', file.etcdEndpoints);
   const endpoints =
@@ -411,6 +436,7 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     bgpRunDir,
     bgpHoldTimeSeconds,
     dataplane,
+    defaultEndpointToHostAction,
   };
 }
 

@@ -27,6 +27,7 @@ interface RunOptions {
   debounceMs?: string;
   routing?: string;
   dataplane?: string;
+  defaultEndpointToHostAction?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
   agentConfig?: string;
@@ -88,6 +89,10 @@ export function registerNodeCommands(program: Command): void {
       'bpf (tc programs and maps) or iptables (Felix-style chains and ipsets; encapsulation Never or VXLAN) (env TORTIE_DATAPLANE; default bpf)',
     )
     .option(
+      '--default-endpoint-to-host-action <action>',
+      "a pod's new flow to an address of this node, after its egress policy: Drop, Accept or Return (Felix's setting; env TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION; default Drop)",
+    )
+    .option(
       '--bgp-run-dir <dir>',
       "BIRD's config, socket, pid file and log, named with the node (env TORTIE_BGP_RUN_DIR; default /run/tortie/bird)",
     )
@@ -147,6 +152,7 @@ export function registerNodeCommands(program: Command): void {
           'bgpRunDir',
           'bgpHoldTime',
           'dataplane',
+          'defaultEndpointToHostAction',
         ]),
         ...pick(globals, ['etcdEndpoints', 'etcdPrefix', 'etcdCaCert', 'etcdCert', 'etcdKey']),
       };
