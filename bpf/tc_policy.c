@@ -39,6 +39,7 @@
 #include "lib/ct_policy.h"
 #include "lib/frag.h"
 #include "lib/route.h"
+#include "lib/host.h"
 #include "lib/node.h"
 #include "lib/ipip.h"
 #include "lib/workload_encap.h"
@@ -117,6 +118,8 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 		sides.rule_id = d.rule_id;
 		reason = TORTIE_PASS_POLICY;
 	}
+	if (is_new && endpoint_to_host4(pkt) != TORTIE_REASON_NONE)
+		return drop_packet(ctx, TORTIE_DROP_ENDPOINT_TO_HOST);
 	reason = frag_pass_reason(pkt, reason);
 
 	route = route_lookup4(pkt->daddr);
@@ -299,6 +302,8 @@ int tortie_from_pod(struct __sk_buff *skb)
 		return pass_packet(&ctx, reason, TC_ACT_OK);
 	if (reason != TORTIE_REASON_NONE)
 		return drop_packet(&ctx, reason);
+	if (ipv4_is_loopback(ctx.pkt.daddr))
+		return drop_packet(&ctx, TORTIE_DROP_TO_LOOPBACK);
 	if (!ep)
 		return drop_packet(&ctx, TORTIE_DROP_NO_ENDPOINT);
 	return from_pod4(skb, &ctx, ep);

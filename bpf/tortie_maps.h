@@ -318,7 +318,10 @@ enum tortie_reason {
 					 * off, the default) */
 	TORTIE_DROP_IPIP_INNER_SPOOF = 82, /* decapsulated packet whose source is neither the
 					 * sending node nor inside a block routed to it */
-	TORTIE_REASON_MAX = 83,
+	TORTIE_DROP_TO_LOOPBACK = 83,   /* pod sent to 127.0.0.0/8, whatever route_localnet says */
+	TORTIE_DROP_ENDPOINT_TO_HOST = 84, /* pod's new flow to an address of this node, after its
+					 * egress policy allowed it (defaultEndpointToHostAction Drop) */
+	TORTIE_REASON_MAX = 85,
 };
 
 /*

@@ -34,4 +34,15 @@ volatile const __u32 tortie_cfg_allow_vxlan_from_workloads = 0;
 /* The VXLAN UDP destination port that counts as tunnel traffic (host byte order). */
 volatile const __u32 tortie_cfg_vxlan_port = 4789;
 
+/*
+ * A pod's new flow to an address of this node (a TORTIE_ROUTE_HOST route), once the
+ * sender's egress policy allowed it: Felix's defaultEndpointToHostAction. Accept and
+ * Return both hand the packet to the host stack (tortie has no host endpoint policy yet
+ * for Return to continue with); Drop drops it as TORTIE_DROP_ENDPOINT_TO_HOST.
+ */
+#define TORTIE_HOST_ACTION_DROP 0
+#define TORTIE_HOST_ACTION_ACCEPT 1
+#define TORTIE_HOST_ACTION_RETURN 2
+volatile const __u32 tortie_cfg_endpoint_to_host_action = TORTIE_HOST_ACTION_DROP;
+
 #endif /* TORTIE_CONFIG_H */

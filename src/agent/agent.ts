@@ -57,6 +57,7 @@ import {
   applyKernelRoutes,
   detectNodeAddress,
   findAddressInterface,
+  listNodeAddresses,
   listKernelRoutes,
   listLinks,
 } from './links.js';
@@ -224,6 +225,8 @@ export class Agent {
   private warnedNoRouteApi = false;
   private unresolvedShown = '';
   private uplink: { ip: string; ifindex: number } | undefined;
+  /** The node addresses last written as host routes (programHostAddresses). */
+  private hostAddressesKey: string | undefined;
   private uplinkError: string | undefined;
   private routeError: string | undefined;
   private routeErrors = 0;
@@ -311,6 +314,7 @@ export class Agent {
         allowIPIPPacketsFromWorkloads: config.allowIPIPPacketsFromWorkloads,
         allowVXLANPacketsFromWorkloads: config.allowVXLANPacketsFromWorkloads,
         vxlanPort: VXLAN_PORT,
+        endpointToHost: config.defaultEndpointToHostAction,
       });
       const agent = new Agent(config, undefined, log, ipt);
       try {
@@ -329,6 +333,7 @@ export class Agent {
         allowVXLANPacketsFromWorkloads: config.allowVXLANPacketsFromWorkloads,
         vxlanPort: VXLAN_PORT,
         ...options.dataplane,
+        endpointToHostAction: config.defaultEndpointToHostAction,
       },
     });
     let agent: Agent | undefined;
@@ -782,6 +787,8 @@ export class Agent {
         this.later(2000, () => this.debouncer.trigger());
       }
       await this.programUplink(liveIfindexes);
+      if (this.stopped) return;
+      await this.programHostAddresses();
       if (this.stopped) return;
       // BGP: BIRD's configuration from the store (started, reloaded or left alone).
       if (this.bird !== undefined) {
@@ -1366,6 +1373,27 @@ export class Agent {
       if (msg !== this.uplinkError)
         this.log.error({ err: msg }, 'cannot set up the uplink (retried)');
       this.uplinkError = msg;
+    }
+  }
+
+  /**
+   * The node's own addresses as host routes of the BPF dataplane: how tortie_from_pod
+   * tells a pod's packet for the node (defaultEndpointToHostAction) from one it routes.
+   * Read every reconcile (an address can come and go under the agent); the map is
+   * written only when the list changed. A failure is logged and retried; the previous
+   * list stays in force.
+   */
+  private async programHostAddresses(): Promise<void> {
+    if (this.bpf === undefined) return; // iptables mode: INPUT sees the node's addresses itself
+    try {
+      const ips = await listNodeAddresses(this.config.nodeNetns);
+      const key = ips.join(',');
+      if (key === this.hostAddressesKey) return;
+      const r = this.bpf.setHostAddresses(ips);
+      this.hostAddressesKey = key;
+      if (r.added + r.removed > 0) this.log.info({ addresses: ips }, 'host addresses programmed');
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'cannot program the host addresses (retried)');
     }
   }
 

@@ -27,6 +27,8 @@
  *                                                      allowIPIPPacketsFromWorkloads  (false)
  *   --allow-vxlan-packets-from-workloads  TORTIE_ALLOW_VXLAN_PACKETS_FROM_WORKLOADS
  *                                                      allowVXLANPacketsFromWorkloads (false)
+ *   --default-endpoint-to-host-action  TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION
+ *                                                      defaultEndpointToHostAction (Drop | Accept | Return; Drop)
  *   --agent-config        TORTIE_AGENT_CONFIG          (the file itself: /etc/tortie/agent.yaml)
  */
 import { hostname } from 'node:os';
@@ -44,6 +46,10 @@ export type RoutingMode = (typeof ROUTING_MODES)[number];
 
 export const DATAPLANE_MODES = ['bpf', 'iptables'] as const;
 export type DataplaneMode = (typeof DATAPLANE_MODES)[number];
+
+/** Felix's DefaultEndpointToHostAction values (the loader's, repeated to keep this module pure). */
+export const ENDPOINT_TO_HOST_ACTIONS = ['Drop', 'Accept', 'Return'] as const;
+export type EndpointToHostAction = (typeof ENDPOINT_TO_HOST_ACTIONS)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -93,6 +99,12 @@ export interface AgentConfig {
    */
   readonly allowIPIPPacketsFromWorkloads: boolean;
   readonly allowVXLANPacketsFromWorkloads: boolean;
+  /**
+   * A pod's new flow to an address of this node, once its egress policy allowed it
+   * (Felix's defaultEndpointToHostAction): Drop (default, as Calico), Accept, or Return
+   * (to the host's own rules; tortie has no host endpoint policy yet, so as Accept).
+   */
+  readonly defaultEndpointToHostAction: EndpointToHostAction;
 }
 
 /** Settings as the command line gives them (strings, or undefined when not given). */
@@ -120,6 +132,7 @@ export interface AgentFlags {
   dataplane?: string;
   allowIpipPacketsFromWorkloads?: string;
   allowVxlanPacketsFromWorkloads?: string;
+  defaultEndpointToHostAction?: string;
 }
 
 export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
@@ -146,6 +159,7 @@ export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
   dataplane: 'TORTIE_DATAPLANE',
   allowIpipPacketsFromWorkloads: 'TORTIE_ALLOW_IPIP_PACKETS_FROM_WORKLOADS',
   allowVxlanPacketsFromWorkloads: 'TORTIE_ALLOW_VXLAN_PACKETS_FROM_WORKLOADS',
+  defaultEndpointToHostAction: 'TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION',
 };
 
 export const CONFIG_FILE_ENV = 'TORTIE_AGENT_CONFIG';
@@ -176,6 +190,7 @@ export const agentConfigFileSchema = z
     dataplane: z.string().optional(),
     allowIPIPPacketsFromWorkloads: z.boolean().optional(),
     allowVXLANPacketsFromWorkloads: z.boolean().optional(),
+    defaultEndpointToHostAction: z.string().optional(),
   })
   .strict();
 
@@ -399,6 +414,15 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     'allowVxlanPacketsFromWorkloads',
     file.allowVXLANPacketsFromWorkloads,
   );
+  const hostActionText = str('defaultEndpointToHostAction', file.defaultEndpointToHostAction);
+  const defaultEndpointToHostAction =
+    hostActionText === undefined
+      ? ('Drop' as const)
+      : (ENDPOINT_TO_HOST_ACTIONS.find((a) => a.toLowerCase() === hostActionText.toLowerCase()) ??
+        (problems.push(
+          `defaultEndpointToHostAction ${JSON.stringify(hostActionText)} is not one of ${ENDPOINT_TO_HOST_ACTIONS.join(', ')}`,
+        ),
+        'Drop' as const));
 
   // etcd
   const ep = pick('etcdEndpoints', file.etcdEndpoints);
@@ -451,6 +475,7 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     dataplane,
     allowIPIPPacketsFromWorkloads,
     allowVXLANPacketsFromWorkloads,
+    defaultEndpointToHostAction,
   };
 }
 

@@ -44,6 +44,25 @@ export async function detectNodeAddress(
   return undefined;
 }
 
+/**
+ * Every IPv4 address of the namespace, on any interface, sorted: what the node's INPUT
+ * chain would get a pod's packet for (the BPF dataplane's host routes). Loopback
+ * addresses are included as found; the caller decides.
+ */
+export async function listNodeAddresses(nodeNetns: string | undefined): Promise<string[]> {
+  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
+    '-json',
+    'address',
+    'show',
+  ]);
+  const addrs = ipAddrsSchema.parse(entries(stdout));
+  const out = new Set<string>();
+  for (const a of addrs) {
+    for (const info of a.addr_info) if (info.family === 'inet' && info.local) out.add(info.local);
+  }
+  return [...out].sort();
+}
+
 /** The ifindex of the interface holding `ip` in the namespace; undefined when none does. */
 export async function findAddressInterface(
   nodeNetns: string | undefined,

@@ -29,6 +29,7 @@ interface RunOptions {
   dataplane?: string;
   allowIpipPacketsFromWorkloads?: string;
   allowVxlanPacketsFromWorkloads?: string;
+  defaultEndpointToHostAction?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
   agentConfig?: string;
@@ -98,6 +99,10 @@ export function registerNodeCommands(program: Command): void {
       'let pods send UDP to the VXLAN port (4789) themselves (env TORTIE_ALLOW_VXLAN_PACKETS_FROM_WORKLOADS; default false)',
     )
     .option(
+      '--default-endpoint-to-host-action <action>',
+      "a pod's new flow to an address of this node, after its egress policy: Drop, Accept or Return (Felix's setting; env TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION; default Drop)",
+    )
+    .option(
       '--bgp-run-dir <dir>',
       "BIRD's config, socket, pid file and log, named with the node (env TORTIE_BGP_RUN_DIR; default /run/tortie/bird)",
     )
@@ -159,6 +164,7 @@ export function registerNodeCommands(program: Command): void {
           'dataplane',
           'allowIpipPacketsFromWorkloads',
           'allowVxlanPacketsFromWorkloads',
+          'defaultEndpointToHostAction',
         ]),
         ...pick(globals, ['etcdEndpoints', 'etcdPrefix', 'etcdCaCert', 'etcdCert', 'etcdKey']),
       };

@@ -176,6 +176,40 @@ export class NodeDataplane {
     return syncKnownNodes(this.dp.views.nodes, ips);
   }
 
+  /**
+   * The node's own addresses (every IPv4 address of the node namespace): each becomes a
+   * /32 TORTIE_ROUTE_HOST route, which is how tortie_from_pod knows a pod's new flow is
+   * for the node (defaultEndpointToHostAction). A difference against the map: host
+   * routes not in `ips` go, the others are written. 127.0.0.0/8 is left out (pods'
+   * packets there are dropped before any route is looked up). Returns what changed.
+   */
+  setHostAddresses(ips: readonly string[]): { added: number; removed: number } {
+    const want = new Set(ips.filter((ip) => !ip.startsWith('127.')).map(ipToU32));
+    const routes = this.dp.views.routes;
+    let removed = 0;
+    for (const [k, v] of routes.entries()) {
+      if (v.type !== RouteType.HOST || k.prefixlen !== 32) continue;
+      if (want.delete(k.addr)) continue; // present already
+      if (routes.delete(k)) removed++;
+    }
+    for (const addr of want) {
+      routes.update(
+        { prefixlen: 32, addr },
+        { type: RouteType.HOST, ifindex: 0, next_hop: 0, flags: 0 },
+      );
+    }
+    return { added: want.size, removed };
+  }
+
+  /** The addresses setHostAddresses wrote, sorted. */
+  hostAddresses(): string[] {
+    return this.dp.views.routes
+      .entries()
+      .filter(([k, v]) => v.type === RouteType.HOST && k.prefixlen === 32)
+      .map(([k]) => u32ToIp(k.addr))
+      .sort();
+  }
+
   knownNodes(): string[] {
     return this.dp.views.nodes
       .entries()

@@ -5,7 +5,8 @@
  *   FORWARD → tortie-FORWARD → tortie-from-wl-dispatch (-i veth → tortie-fw-<veth>)
  *                            → tortie-to-wl-dispatch   (-o veth → tortie-tw-<veth>)
  *                            → accept when the accept mark is set
- *   INPUT   → tortie-INPUT   → (-i tor+) tortie-wl-to-host → from-wl-dispatch, then accept
+ *   INPUT   → tortie-INPUT   → (-i tor+) tortie-wl-to-host → loopback dropped,
+ *                              from-wl-dispatch, then the endpoint-to-host action
  *
  * An endpoint chain: anti-spoofing and no tunnel traffic (from the workload: IPIP and
  * UDP to the VXLAN port dropped unless allowIPIPPacketsFromWorkloads /
@@ -101,10 +102,11 @@ export interface RenderOptions extends WorkloadEncapSettings {
   /** Host-side veth names share this prefix (src/plumbing: `tor`). */
   readonly ifacePrefix?: string;
   /**
-   * What happens to a pod's packet to the node itself once its egress policy allowed it
-   * (Felix's DefaultEndpointToHostAction): Accept (default) or Drop.
+   * What happens to a pod's new flow to the node itself once its egress policy allowed
+   * it (Felix's DefaultEndpointToHostAction): Drop (default, as Calico), Accept, or Return
+   * (back to INPUT, the host's own rules).
    */
-  readonly endpointToHost?: 'Accept' | 'Drop';
+  readonly endpointToHost?: 'Drop' | 'Accept' | 'Return';
   /**
    * The underlay addresses VXLAN is accepted from (the other nodes). When given,
    * tortie-INPUT drops UDP to the VXLAN port from any other source before the kernel's
@@ -298,11 +300,18 @@ export function render(
     { matches: [], target: { k: 'set-mark', value: 0, mask: MARK_ALL }, comment: 'clear marks' },
     { matches: [{ ...anyIface, dir: 'in' }], target: { k: 'goto', chain: CHAIN_WL_TO_HOST } },
   ]);
+  const hostAction = opts.endpointToHost ?? 'Drop';
   b.chains.set(CHAIN_WL_TO_HOST, [
+    // Reachable only with route_localnet=1 (kube-proxy's setting): never a pod's business.
+    {
+      matches: [{ k: 'addr', dir: 'dst', not: false, cidr: '127.0.0.0/8' }],
+      target: DROP,
+      comment: 'pod to loopback',
+    },
     { matches: [], target: { k: 'jump', chain: CHAIN_FROM_WL } },
     {
       matches: [],
-      target: opts.endpointToHost === 'Drop' ? DROP : ACCEPT,
+      target: hostAction === 'Accept' ? ACCEPT : hostAction === 'Return' ? RETURN : DROP,
       comment: 'endpoint to host',
     },
   ]);

@@ -2,7 +2,7 @@
  * What the reference evaluator says a lab's reachability matrix must be: the oracle the
  * demos and the e2e tests hold the observed matrix to.
  */
-import { judgePacket } from '../policy/evaluate.js';
+import { judgePacket, type EndpointToHostAction } from '../policy/evaluate.js';
 import type { Endpoint, World } from '../policy/model.js';
 import type { NodeLab } from './node-lab.js';
 
@@ -49,6 +49,37 @@ export function predictPairs(
       );
       out.set(`${from.key} -> ${to.key}`, allowed);
     }
+  }
+  return out;
+}
+
+/**
+ * Each pod's new TCP/UDP flow to an address of its own node (`nodeIp`), judged by
+ * evaluate(): the pod's egress, then the node's defaultEndpointToHostAction. A pod with no
+ * endpoint in `world` has no egress policy: the action alone decides.
+ */
+export function predictToHost(
+  world: World,
+  pods: readonly PredictPod[],
+  nodeIp: string,
+  protocol: 'tcp' | 'udp',
+  port: number,
+  action: EndpointToHostAction,
+): Matrix {
+  const out: Matrix = new Map();
+  for (const from of pods) {
+    const packet = {
+      saddr: from.ip,
+      daddr: nodeIp,
+      protocol: protocol === 'tcp' ? 6 : 17,
+      sport: 40000,
+      dport: port,
+    };
+    const allowed =
+      from.endpoint === undefined
+        ? action !== 'Drop'
+        : judgePacket(world, packet, { sender: from.endpoint, toHost: action }).allowed;
+    out.set(`${from.key} -> node ${nodeIp}`, allowed);
   }
   return out;
 }

@@ -30,6 +30,32 @@ export interface DataplaneConfig {
   readonly allowVXLANPacketsFromWorkloads?: boolean;
   /** The VXLAN UDP port the guard above watches. Default 4789. */
   readonly vxlanPort?: number;
+  /**
+   * A pod's new flow to an address of the node, after its egress policy allowed it
+   * (Felix's defaultEndpointToHostAction). Default Drop, as Calico's. Return behaves as
+   * Accept: tortie has no host endpoint policy to return to yet.
+   */
+  readonly endpointToHostAction?: EndpointToHostAction;
+}
+
+export const ENDPOINT_TO_HOST_ACTIONS = ['Drop', 'Accept', 'Return'] as const;
+export type EndpointToHostAction = (typeof ENDPOINT_TO_HOST_ACTIONS)[number];
+
+/** bpf/lib/config.h's TORTIE_HOST_ACTION_*. */
+const HOST_ACTION_VALUE: Readonly<Record<EndpointToHostAction, number>> = {
+  Drop: 0,
+  Accept: 1,
+  Return: 2,
+};
+
+function hostAction(action: EndpointToHostAction | undefined): number {
+  const value = HOST_ACTION_VALUE[action ?? 'Drop'];
+  if (value === undefined) {
+    throw new Error(
+      `endpointToHostAction must be one of ${ENDPOINT_TO_HOST_ACTIONS.join(', ')}, got ${String(action)}`,
+    );
+  }
+  return value;
 }
 
 /** The VXLAN port when none is configured (IANA's, Calico's default). */
@@ -98,5 +124,9 @@ export function configGlobals(config: DataplaneConfig = {}): GlobalSetting[] {
       value: u32(config.allowVXLANPacketsFromWorkloads === true ? 1 : 0),
     },
     { name: 'tortie_cfg_vxlan_port', value: u32(vxlanPort(config.vxlanPort)) },
+    {
+      name: 'tortie_cfg_endpoint_to_host_action',
+      value: u32(hostAction(config.endpointToHostAction)),
+    },
   ];
 }

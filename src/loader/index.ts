@@ -14,8 +14,10 @@ export {
 export {
   configGlobals,
   DEFAULT_CT_TIMEOUTS_MS,
+  ENDPOINT_TO_HOST_ACTIONS,
   type CtTimeoutsMs,
   type DataplaneConfig,
+  type EndpointToHostAction,
 } from './config.js';
 export {
   loadDataplane,

@@ -38,12 +38,14 @@ export const Reason = {
   DROP_DECAP_FAILED: 80,
   DROP_WORKLOAD_ENCAP: 81,
   DROP_IPIP_INNER_SPOOF: 82,
+  DROP_TO_LOOPBACK: 83,
+  DROP_ENDPOINT_TO_HOST: 84,
 } as const;
 export type Reason = ValueOf<typeof Reason>;
 export type ReasonName = keyof typeof Reason;
 
 /** TORTIE_REASON_MAX: every reason is below it. */
-export const REASON_MAX = 83;
+export const REASON_MAX = 85;
 
 /** What each reason means, for humans (CLI, monitor, docs). */
 export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
@@ -79,6 +81,9 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
     'pod sent IPIP or VXLAN itself (allowIPIPPacketsFromWorkloads / allowVXLANPacketsFromWorkloads off)',
   DROP_IPIP_INNER_SPOOF:
     'decapsulated packet whose source is neither the sending node nor in a block routed to it',
+  DROP_TO_LOOPBACK: 'pod sent to 127.0.0.0/8 (never allowed, whatever route_localnet says)',
+  DROP_ENDPOINT_TO_HOST:
+    "pod's new flow to an address of the node (defaultEndpointToHostAction Drop)",
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(

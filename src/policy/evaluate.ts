@@ -135,6 +135,13 @@ export function evaluate(
   return { ...profilesDefault, logged };
 }
 
+/**
+ * Felix's defaultEndpointToHostAction: what a pod's new flow to its own node gets once
+ * the pod's egress policy allowed it. Drop is Calico's default; Return hands it to the
+ * host's own rules (host endpoints), which tortie does not have yet: it allows, as Accept.
+ */
+export type EndpointToHostAction = 'Drop' | 'Accept' | 'Return';
+
 export interface PacketJudgement {
   /** True when every local judge allowed the packet (vacuously true with none). */
   readonly allowed: boolean;
@@ -142,23 +149,43 @@ export interface PacketJudgement {
   readonly egress?: Verdict;
   /** The receiver's ingress verdict, when the receiver is a local endpoint. */
   readonly ingress?: Verdict;
+  /** For a packet to the sender's own node: the action that followed an allowing egress. */
+  readonly toHost?: EndpointToHostAction;
 }
 
-/** A packet's fate: the egress policy of a local sender AND the ingress policy of a local receiver. */
+/**
+ * A packet's fate: the egress policy of a local sender AND the ingress policy of a local
+ * receiver. `toHost` says the destination is an address of the sender's own node (no
+ * receiver then): after the sender's egress allowed it, that action decides — Drop
+ * denies, Accept and Return allow. Egress still comes first, so a denied packet is the
+ * policy's verdict (as Felix: the from-workload chain, then the action).
+ */
 export function judgePacket(
   world: World,
   packet: Packet,
-  ends: { readonly sender?: Endpoint; readonly receiver?: Endpoint },
+  ends: {
+    readonly sender?: Endpoint;
+    readonly receiver?: Endpoint;
+    readonly toHost?: EndpointToHostAction;
+  },
 ): PacketJudgement {
+  if (ends.toHost !== undefined && (ends.sender === undefined || ends.receiver !== undefined))
+    throw new Error(
+      'judgePacket: toHost needs a sender and no receiver (the node is the receiver)',
+    );
   const egress =
     ends.sender === undefined ? undefined : evaluate(world, ends.sender, 'egress', packet);
   const ingress =
     ends.receiver === undefined ? undefined : evaluate(world, ends.receiver, 'ingress', packet);
-  const allowed = egress?.action !== 'deny' && ingress?.action !== 'deny';
+  const allowed =
+    egress?.action !== 'deny' &&
+    ingress?.action !== 'deny' &&
+    (ends.toHost === undefined || ends.toHost !== 'Drop');
   return {
     allowed,
     ...(egress === undefined ? {} : { egress }),
     ...(ingress === undefined ? {} : { ingress }),
+    ...(ends.toHost === undefined || egress?.action === 'deny' ? {} : { toHost: ends.toHost }),
   };
 }
 

@@ -120,6 +120,7 @@ describe('compiled BPF maps decide exactly as the reference evaluator', () => {
     let allowed = 0;
     let redirected = 0;
     let guarded = 0;
+    let loopback = 0;
     const failures: string[] = [];
     for (let seed = FIRST_SEED; packets < CASES && failures.length === 0; seed++) {
       // Let vitest's worker talk to its parent now and then (a long synchronous loop starves it).
@@ -169,6 +170,15 @@ describe('compiled BPF maps decide exactly as the reference evaluator', () => {
             failures.push(`${where}: tunnel traffic from a pod reached policy`);
           if (o.retval !== TcAction.SHOT)
             failures.push(`${where}: tc verdict ${o.retval}, expected ${TcAction.SHOT}`);
+        } else if (pc.packet.daddr.startsWith('127.')) {
+          // Outside policy (docs/policy-semantics.md): a pod's packet to 127.0.0.0/8 is
+          // dropped before any policy decision, whatever the evaluator would say.
+          const o = run('fromPod', pc.packet);
+          if (o.decisions.length > 0 || o.retval !== TcAction.SHOT)
+            failures.push(
+              `${where}: to loopback, tc verdict ${o.retval} after ${o.decisions.length} decisions (expected a drop before policy)`,
+            );
+          loopback++;
         } else {
           const o = run('fromPod', pc.packet);
           failures.push(...same(where, o.decisions[0], first));
@@ -192,7 +202,8 @@ describe('compiled BPF maps decide exactly as the reference evaluator', () => {
     console.log(
       `differential: ${packets} packets over ${worlds} worlds (${bigWorlds} with a 10,000-rule policy): ` +
         `${allowed} passed, ${packets - allowed} dropped, ${redirected} delivered locally, ` +
-        `${guarded} tunnel packets from pods dropped before policy`,
+        `${guarded} tunnel packets from pods dropped before policy, ` +
+        `${loopback} to 127.0.0.0/8`,
     );
     expect(failures.slice(0, 10)).toEqual([]);
     // The generator must exercise both outcomes, or agreement would prove little.

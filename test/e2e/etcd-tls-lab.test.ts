@@ -8,10 +8,11 @@
  *
  * The attack as reported: a pod talking to etcd's client port. In the lab etcd listens on
  * 127.0.0.1 of the machine's namespace, which no pod can reach (checked). Production runs
- * it on a node address (Calico's etcd deployments), which pods can reach: here a relay in
- * node 1's namespace puts etcd's port on that node's underlay address, port 2379, and the
- * pod on node 1 tries to read every key and to delete the NetworkPolicy, over plain HTTP
- * and over TLS without a certificate. Both fail, the policy stays enforced; the same
+ * it on a node address (Calico's etcd deployments), which pods of other nodes can reach
+ * (their own node's addresses they cannot: defaultEndpointToHostAction Drop): here a relay
+ * in node 0's namespace puts etcd's port on that node's underlay address, port 2379, and
+ * the pod on node 1 tries to read every key and to delete the NetworkPolicy, over plain
+ * HTTP and over TLS without a certificate. Both fail, the policy stays enforced; the same
  * request with the client certificate succeeds (so it is the certificate that decides).
  *
  * Needs root and `npm run build` first. Lab ids start with "et".
@@ -311,7 +312,7 @@ describe('a lab with etcd TLS client certificates (tortie lab up --etcd-tls)', (
     let policyKey: string;
 
     beforeAll(async () => {
-      // node 1's namespace: <underlay address>:2379 → unix socket → etcd on 127.0.0.1.
+      // node 0's namespace: <underlay address>:2379 → unix socket → etcd on 127.0.0.1.
       const sock = join(work, 'relay.sock');
       relayUnix = createServer((c) => {
         const up = createConnection(etcdPort(), '127.0.0.1');
@@ -320,7 +321,9 @@ describe('a lab with etcd TLS client certificates (tortie lab up --etcd-tls)', (
         up.on('error', () => c.destroy());
       });
       await new Promise<void>((r) => relayUnix!.listen(sock, r));
-      const node = state.nodes.find((n) => n.name === state.pods[1]!.node)!;
+      // The other node: a pod's own node drops its new flows to the node's addresses
+      // (defaultEndpointToHostAction Drop), so the attack comes across the cluster.
+      const node = state.nodes.find((n) => n.name !== state.pods[1]!.node)!;
       nodeIp = node.underlayIp;
       const script = [
         "const net = require('node:net');",

@@ -73,6 +73,31 @@ describe('agent configuration', () => {
     ).toThrow(/--allow-ipip-packets-from-workloads: "yes" is not true or false/);
   });
 
+  it("defaultEndpointToHostAction: Calico's Drop unless flag, environment or file says Accept or Return", () => {
+    expect(resolveAgentConfig({ hostname: 'h', env: {} }).defaultEndpointToHostAction).toBe('Drop');
+    expect(
+      resolveAgentConfig({
+        hostname: 'h',
+        flags: { defaultEndpointToHostAction: 'accept' },
+        env: { TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION: 'Return' },
+      }).defaultEndpointToHostAction,
+    ).toBe('Accept');
+    expect(
+      resolveAgentConfig({
+        hostname: 'h',
+        env: {},
+        file: { defaultEndpointToHostAction: 'RETURN' },
+      }).defaultEndpointToHostAction,
+    ).toBe('Return');
+    expect(() =>
+      resolveAgentConfig({
+        hostname: 'h',
+        env: {},
+        flags: { defaultEndpointToHostAction: 'Allow' },
+      }),
+    ).toThrow(/defaultEndpointToHostAction "Allow" is not one of Drop, Accept, Return/);
+  });
+
   it('an empty environment variable counts as unset', () => {
     const c = resolveAgentConfig({
       hostname: 'h',

@@ -1023,6 +1023,27 @@ describe('judgePacket', () => {
     expect(toOutside.allowed).toBe(false);
     expect(toOutside.ingress).toBeUndefined();
   });
+
+  it("a pod's packet to its own node: egress first, then the endpoint-to-host action", () => {
+    const NODE = '192.168.7.1';
+    const toNode = (sender: Endpoint, toHost: 'Drop' | 'Accept' | 'Return') =>
+      judgePacket(w, tcp(sender.ip, NODE, 22), { sender, toHost });
+    // devWeb: no policy selects it, its namespace profile allows all egress.
+    expect(toNode(devWeb, 'Drop')).toMatchObject({
+      allowed: false,
+      egress: { action: 'allow' },
+      toHost: 'Drop',
+    });
+    expect(toNode(devWeb, 'Accept')).toMatchObject({ allowed: true, toHost: 'Accept' });
+    expect(toNode(devWeb, 'Return')).toMatchObject({ allowed: true, toHost: 'Return' });
+    // web's egress allows only db: the policy decides, the action never gets a say.
+    const denied = toNode(web, 'Accept');
+    expect(denied).toMatchObject({ allowed: false, egress: { action: 'deny' } });
+    expect(denied.toHost).toBeUndefined();
+    expect(() => judgePacket(w, tcp(web.ip, db.ip, 1), { receiver: db, toHost: 'Drop' })).toThrow(
+      /toHost needs a sender/,
+    );
+  });
 });
 
 describe('scale', () => {

@@ -131,6 +131,22 @@ describe('iptables renderer', () => {
     expect(spelled(rs, 'tortie-from-wl-dispatch')[0]).toBe('-i tora -g tortie-fw-tora');
   });
 
+  it("sends a pod's traffic to the node through its egress policy, then the endpoint-to-host action; loopback never", () => {
+    expect(spelled(rs, 'tortie-INPUT')).toEqual([
+      '-j MARK --set-xmark 0x0/0x70000',
+      '-i tor+ -g tortie-wl-to-host',
+    ]);
+    const wlToHost = (action?: 'Drop' | 'Accept' | 'Return') =>
+      spelled(
+        render(world([security, webIngress]), locals, action ? { endpointToHost: action } : {}),
+        'tortie-wl-to-host',
+      );
+    expect(wlToHost()).toEqual(['-d 127.0.0.0/8 -j DROP', '-j tortie-from-wl-dispatch', '-j DROP']);
+    expect(wlToHost('Drop')).toEqual(wlToHost());
+    expect(wlToHost('Accept')[2]).toBe('-j ACCEPT');
+    expect(wlToHost('Return')[2]).toBe('-j RETURN');
+  });
+
   it('lays out an endpoint chain as Felix does: conntrack, tiers with the pass mark, profiles, drop', () => {
     const pi = policyChainName('security', security, 'ingress');
     const web = policyChainName('default', webIngress, 'ingress');

@@ -27,7 +27,7 @@ export const agentConfigurationSpec = z
     metricsPort: port.optional(),
     bpfLogLevel: z.enum(['Off', 'Info', 'Debug']).optional(),
     mtu: intIn(576, 65535).optional(),
-    defaultEndpointToHostAction: z.enum(['Drop', 'Accept']).optional(),
+    defaultEndpointToHostAction: z.enum(['Drop', 'Accept', 'Return']).optional(),
     reportingIntervalSeconds: intIn(1, 86400).optional(),
   })
   .strict()

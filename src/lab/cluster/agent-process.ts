@@ -42,6 +42,8 @@ export interface AgentProcessOptions {
   readonly bgpHoldTimeSeconds?: number;
   /** `--dataplane` (absent: the agent's default, bpf). */
   readonly dataplane?: 'bpf' | 'iptables';
+  /** `--default-endpoint-to-host-action` (absent: the agent's default, Drop). */
+  readonly endpointToHostAction?: 'Drop' | 'Accept' | 'Return';
   /** `--labels k=v,…`: labels the agent merges into its Node (absent: none given). */
   readonly labels?: Readonly<Record<string, string>>;
 }
@@ -121,6 +123,9 @@ export class AgentProcess {
       '/dev/null',
       ...(o.routing === undefined ? [] : ['--routing', o.routing]),
       ...(o.dataplane === undefined ? [] : ['--dataplane', o.dataplane]),
+      ...(o.endpointToHostAction === undefined
+        ? []
+        : ['--default-endpoint-to-host-action', o.endpointToHostAction]),
       ...(o.bgpRunDir === undefined ? [] : ['--bgp-run-dir', o.bgpRunDir]),
       ...(o.bgpHoldTimeSeconds === undefined
         ? []

@@ -116,6 +116,12 @@ export interface ClusterUpOptions {
    */
   readonly dataplane?: 'bpf' | 'iptables';
   /**
+   * The agents' defaultEndpointToHostAction (`--default-endpoint-to-host-action`): what a
+   * pod's new flow to its own node gets after its egress policy. Default: the agent's, Drop.
+   * Nothing the lab itself does needs pods to reach their node.
+   */
+  readonly endpointToHostAction?: 'Drop' | 'Accept' | 'Return';
+  /**
    * etcd with TLS client certificates (`tortie lab up --etcd-tls`): a CA, a server and a
    * client certificate made at start (./etcd-tls.ts) in the lab's state dir (`tls/`) or a
    * temp dir; the members serve https only with `--client-cert-auth`; the agents, the CNI
@@ -303,6 +309,8 @@ export class ClusterLab {
   tor: LabTor | undefined;
   /** The agents' dataplane. */
   dataplane: 'bpf' | 'iptables' = 'bpf';
+  /** The agents' defaultEndpointToHostAction; undefined: the agents' default (Drop). */
+  endpointToHostAction: 'Drop' | 'Accept' | 'Return' | undefined;
   /** etcd requires client certificates; these are the lab's (`etcdTls: true`). */
   etcdTls: EtcdTlsFiles | undefined;
 
@@ -347,6 +355,7 @@ export class ClusterLab {
     lab.routing = opts.routing ?? 'static';
     lab.bgpHoldTimeSeconds = opts.bgpHoldTimeSeconds ?? 6;
     lab.dataplane = opts.dataplane ?? 'bpf';
+    lab.endpointToHostAction = opts.endpointToHostAction;
     if (lab.dataplane === 'iptables' && opts.encap === 'ipip')
       throw new Error(
         "dataplane iptables cannot encapsulate IPIP (the kernel here has no ipip module): use encap 'none' or 'vxlan'",
@@ -497,6 +506,7 @@ export class ClusterLab {
     const lab = new ClusterLab(id, state.encap, state.underlay, state.podCidr, false);
     lab.persistent = true;
     lab.dataplane = state.dataplane ?? 'bpf';
+    lab.endpointToHostAction = state.endpointToHostAction;
     lab.shim = state.cniShim;
     lab.workDir = state.workDir;
     lab.createdAt = state.createdAt;
@@ -554,6 +564,9 @@ export class ClusterLab {
           : join(this.workDir, `agent-${n.name}.log`)),
       ...AGENT_TIMING,
       ...(this.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
+      ...(this.endpointToHostAction === undefined
+        ? {}
+        : { endpointToHostAction: this.endpointToHostAction }),
       ...(this.routing === 'bgp'
         ? {
             routing: 'bgp' as const,
@@ -573,6 +586,9 @@ export class ClusterLab {
       createdAt: this.createdAt,
       encap: this.encap,
       ...(this.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
+      ...(this.endpointToHostAction === undefined
+        ? {}
+        : { endpointToHostAction: this.endpointToHostAction }),
       underlay: this.underlayPrefix,
       podCidr: this.podCidr,
       stateDir: labDir(this.id),
@@ -701,6 +717,9 @@ export class ClusterLab {
       healthPort: 0,
       ...AGENT_TIMING,
       ...(this.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
+      ...(this.endpointToHostAction === undefined
+        ? {}
+        : { defaultEndpointToHostAction: this.endpointToHostAction }),
       ...(labels === undefined ? {} : { labels: { ...labels } }),
       ...(this.routing === 'bgp'
         ? {

@@ -62,6 +62,8 @@ export interface LabState {
   readonly encap: 'ipip' | 'none' | 'vxlan';
   /** The agents' dataplane (absent: bpf). */
   readonly dataplane?: 'bpf' | 'iptables';
+  /** The agents' defaultEndpointToHostAction (absent: theirs, Drop). */
+  readonly endpointToHostAction?: 'Drop' | 'Accept' | 'Return';
   readonly underlay: string;
   readonly podCidr: string;
   readonly stateDir: string;
