@@ -229,11 +229,17 @@ struct tortie_verdict {
 struct tortie_ct_key {
 	__be32 saddr;       /* the flow's original sender */
 	__be32 daddr;
-	__be16 sport;       /* ICMP echo: the identifier in both ports */
+	__be16 sport;       /* ICMP query: the identifier in both ports */
 	__be16 dport;
 	__u8 proto;
-	__u8 pad[3];
+	__u8 icmp_query;    /* ICMP query: the request type (8 echo, 13 timestamp, 15 info,
+			     * 17 address mask), | TORTIE_CT_ICMP_REPLY in a reply's own
+			     * tuple; 0 for everything else. A reply matches only a request
+			     * of its own type, and a request never matches as a reply. */
+	__u8 pad[2];
 };
+
+#define TORTIE_CT_ICMP_REPLY 0x80
 
 enum tortie_ct_state {
 	TORTIE_CT_NONE = 0,
@@ -318,7 +324,9 @@ enum tortie_reason {
 					 * off, the default) */
 	TORTIE_DROP_IPIP_INNER_SPOOF = 82, /* decapsulated packet whose source is neither the
 					 * sending node nor inside a block routed to it */
-	TORTIE_REASON_MAX = 83,
+	TORTIE_DROP_CT_TCP_NOT_SYN = 83, /* TCP segment of no tracked flow without a bare SYN:
+					 * only a SYN opens a flow (no mid-stream pick-up) */
+	TORTIE_REASON_MAX = 84,
 };
 
 /*

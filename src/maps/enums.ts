@@ -38,12 +38,13 @@ export const Reason = {
   DROP_DECAP_FAILED: 80,
   DROP_WORKLOAD_ENCAP: 81,
   DROP_IPIP_INNER_SPOOF: 82,
+  DROP_CT_TCP_NOT_SYN: 83,
 } as const;
 export type Reason = ValueOf<typeof Reason>;
 export type ReasonName = keyof typeof Reason;
 
 /** TORTIE_REASON_MAX: every reason is below it. */
-export const REASON_MAX = 83;
+export const REASON_MAX = 84;
 
 /** What each reason means, for humans (CLI, monitor, docs). */
 export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
@@ -79,6 +80,7 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
     'pod sent IPIP or VXLAN itself (allowIPIPPacketsFromWorkloads / allowVXLANPacketsFromWorkloads off)',
   DROP_IPIP_INNER_SPOOF:
     'decapsulated packet whose source is neither the sending node nor in a block routed to it',
+  DROP_CT_TCP_NOT_SYN: 'TCP segment of no tracked flow that is not a bare SYN (only a SYN opens a flow)',
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(

@@ -100,12 +100,14 @@ const flowKey = (
   sport: number,
   dport: number,
   proto: number,
+  icmpQuery = 0,
 ): CtKey => ({
   saddr: ipToU32(saddr),
   daddr: ipToU32(daddr),
   sport,
   dport,
   proto,
+  icmp_query: icmpQuery,
 });
 const webFlow = flowKey(POD, PEER, 40000, 80, PROTO.TCP);
 
@@ -237,11 +239,34 @@ describe('conntrack and policy', () => {
     });
   });
 
-  it('judges a packet without conntrack entry by policy whatever its TCP flags (loose pick-up)', () => {
+  it('drops a TCP segment of no tracked flow that is not a bare SYN as CT_TCP_NOT_SYN, before policy', () => {
+    // Egress allows TCP 80: only the bare SYN opens the flow, and nothing else is judged.
+    for (const flags of [
+      TCP.ACK,
+      TCP.SYN | TCP.ACK,
+      TCP.ACK | TCP.PSH,
+      TCP.FIN | TCP.ACK,
+      TCP.RST,
+      TCP.SYN | TCP.FIN,
+      TCP.SYN | TCP.RST,
+    ])
+      expect(h.run('fromPod', tcpOut(80, flags)).retval, `flags ${flags}`).toBe(TcAction.SHOT);
+    expect(h.metric(EP, Reason.DROP_CT_TCP_NOT_SYN, Dir.FROM_POD).packets).toBe(7n);
+    expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(0n);
+    expect(h.events()[0]).toMatchObject({
+      reason: Reason.DROP_CT_TCP_NOT_SYN,
+      rule_id: 0,
+      action: Action.NONE,
+    });
+    expect(h.dp.views.ct.entries()).toEqual([]);
+    // The same towards the pod: ingress allows TCP 80, but an ACK opens nothing.
+    expect(h.run('toPod', tcpIn(50000, 80, TCP.ACK)).retval).toBe(TcAction.SHOT);
+    expect(h.metric(EP, Reason.DROP_CT_TCP_NOT_SYN, Dir.TO_POD).packets).toBe(1n);
+    // The control: the SYN is judged and opens the flow, and then its ACKs pass.
+    expect(h.run('fromPod', tcpOut(80, TCP.SYN)).retval).toBe(TcAction.OK);
     expect(h.run('fromPod', tcpOut(80, TCP.ACK)).retval).toBe(TcAction.OK);
-    expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(1n);
-    expect(h.dp.views.ct.lookup(webFlow)?.state).toBe(CtState.ESTABLISHED);
-    expect(h.run('fromPod', tcpOut(81, TCP.ACK)).retval).toBe(TcAction.SHOT);
+    expect(h.dp.views.ct.lookup(webFlow)?.state).toBe(CtState.SYN_SENT);
+    expect(h.metric(EP, Reason.PASS_CT_ESTABLISHED, Dir.FROM_POD).packets).toBe(1n);
   });
 
   it('follows TCP to CLOSED on FINs both ways, and treats a new SYN on a closed flow as a new flow', () => {
@@ -266,7 +291,9 @@ describe('conntrack and policy', () => {
     const reply = frame({ src: POD, dst: PEER }, icmpEcho({ id: 0x1234, reply: true }));
     const otherReply = frame({ src: POD, dst: PEER }, icmpEcho({ id: 0x9999, reply: true }));
     expect(h.run('toPod', request).retval).toBe(TcAction.OK);
-    expect(h.dp.views.ct.lookup(flowKey(PEER, POD, 0x1234, 0x1234, PROTO.ICMP))).not.toBeNull();
+    expect(
+      h.dp.views.ct.lookup(flowKey(PEER, POD, 0x1234, 0x1234, PROTO.ICMP, ICMP.ECHO)),
+    ).not.toBeNull();
     expect(h.run('fromPod', reply).retval).toBe(TcAction.OK);
     expect(h.metric(EP, Reason.PASS_CT_REPLY, Dir.FROM_POD).packets).toBe(1n);
     // Egress class 1 has no ICMP rule: an untracked echo reply is judged and denied.
@@ -312,8 +339,9 @@ describe('conntrack and policy', () => {
     ]);
   });
 
-  it('passes an ICMP error from a router on the path (time exceeded) about a tracked flow', () => {
+  it('passes an ICMP error from a router on the path (a known node) about a tracked flow', () => {
     openWebFlow(h);
+    h.dp.views.nodes.update(ipToU32('192.0.2.1'), { flags: 0 });
     const sent = ipv4(
       { src: POD, dst: PEER, ttl: 1 },
       tcp({ sport: 40000, dport: 80, flags: TCP.ACK }),
@@ -366,9 +394,11 @@ describe('conntrack and policy', () => {
         { reason: Reason.DROP_POLICY_REVOKED, rule_id: 201, ep_id: EP, dir: Dir.FROM_POD },
       ]);
       expect(h.dp.views.ct.lookup(webFlow)).toBeNull();
-      // Forgotten: the next reply is judged as a new flow by ingress (TCP 80 → port 40000: denied).
+      // Forgotten, and the peer's next segment cannot open it again the other way:
+      // without SYN it opens nothing.
       expect(h.run('toPod', tcpIn(80, 40000, TCP.ACK)).retval).toBe(TcAction.SHOT);
-      expect(h.metric(EP, Reason.DROP_POLICY, Dir.TO_POD).packets).toBe(1n);
+      expect(h.metric(EP, Reason.DROP_CT_TCP_NOT_SYN, Dir.TO_POD).packets).toBe(1n);
+      expect(h.dp.views.ct.entries()).toEqual([]);
     });
 
     it('keeps a flow the changed policy still allows, storing the new revision', () => {
