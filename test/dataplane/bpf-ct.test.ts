@@ -23,6 +23,7 @@ import {
   icmpPort,
   ipToU32,
   Reason,
+  RouteType,
   TcAction,
   type CtKey,
 } from '../../src/maps/index.js';
@@ -32,6 +33,7 @@ import {
   frame,
   ICMP,
   icmpEcho,
+  icmp,
   icmpError,
   ipv4,
   PROTO,
@@ -364,6 +366,95 @@ describe('conntrack and policy', () => {
     );
     expect(h.run('fromPod', wrongWay).retval).toBe(TcAction.SHOT);
     expect(h.metric(EP, Reason.PASS_CT_RELATED, Dir.FROM_POD).packets).toBe(0n);
+  });
+
+  describe('ICMP', () => {
+    const idSeq = (id: number): Buffer => {
+      const b = Buffer.alloc(4);
+      b.writeUInt16BE(id, 0);
+      b.writeUInt16BE(1, 2);
+      return b;
+    };
+    const query = (src: string, dst: string, type: number, id: number): Buffer =>
+      frame({ src, dst }, icmp({ type, rest: idSeq(id) }));
+
+    it('matches a query reply only to a request of its own type, and never takes a request the other way as a reply', () => {
+      // The pod pings its peer; its ingress denies every ICMP from the peer.
+      h.policyClass(1, [
+        { proto: PROTO.ICMP, port: icmpPort(ICMP.ECHO, 0), action: 'allow', ruleId: 107 },
+      ]);
+      h.policyClass(3, [
+        { proto: PROTO.ICMP, port: icmpPort(ICMP.ECHO, 0), action: 'deny', ruleId: 396 },
+      ]);
+      expect(h.run('fromPod', query(POD, PEER, ICMP.ECHO, 0x4242)).retval).toBe(TcAction.OK);
+      expect(
+        h.dp.views.ct.lookup(flowKey(POD, PEER, 0x4242, 0x4242, PROTO.ICMP, ICMP.ECHO)),
+      ).not.toBeNull();
+      // The control: the echo reply passes as the reply of the ping.
+      expect(h.run('toPod', query(PEER, POD, ICMP.ECHO_REPLY, 0x4242)).retval).toBe(TcAction.OK);
+      expect(h.metric(EP, Reason.PASS_CT_REPLY, Dir.TO_POD).packets).toBe(1n);
+      h.events();
+      // The peer's own requests with the same identifier are new flows, judged by ingress.
+      expect(h.run('toPod', query(PEER, POD, ICMP.ECHO, 0x4242)).retval).toBe(TcAction.SHOT);
+      expect(h.run('toPod', query(PEER, POD, ICMP.TIMESTAMP, 0x4242)).retval).toBe(TcAction.SHOT);
+      // A reply of another type answers no request of the pod's.
+      expect(h.run('toPod', query(PEER, POD, ICMP.TIMESTAMP_REPLY, 0x4242)).retval).toBe(
+        TcAction.SHOT,
+      );
+      expect(h.events().map((e) => [e.reason, e.rule_id])).toEqual([
+        [Reason.DROP_POLICY, 396],
+        [Reason.DROP_POLICY, 399],
+        [Reason.DROP_POLICY, 399],
+      ]);
+      expect(h.metric(EP, Reason.PASS_CT_REPLY, Dir.TO_POD).packets).toBe(1n);
+    });
+
+    it('lets an untracked query reply that policy allows through without opening a flow', () => {
+      h.policyClass(1, [
+        { proto: PROTO.ICMP, port: icmpPort(ICMP.ECHO_REPLY, 0), action: 'allow', ruleId: 108 },
+      ]);
+      expect(h.run('fromPod', query(POD, PEER, ICMP.ECHO_REPLY, 0x77)).retval).toBe(TcAction.OK);
+      expect(h.dp.views.ct.entries()).toEqual([]);
+      // So the peer's echo request with that identifier is judged (class 3 allows echo).
+      expect(h.run('toPod', query(PEER, POD, ICMP.ECHO, 0x77)).retval).toBe(TcAction.OK);
+      expect(h.metric(EP, Reason.PASS_POLICY, Dir.TO_POD).packets).toBe(1n);
+    });
+
+    describe('errors about a tracked flow', () => {
+      const sent = ipv4({ src: POD, dst: PEER }, tcp({ sport: 40000, dport: 80, flags: TCP.ACK }));
+      const errorFrom = (src: string, type: number, code: number): Buffer =>
+        frame({ src, dst: POD }, icmpError({ type, code, quoted: sent, mtu: 1200 }));
+      const ERRORS: [string, number, number][] = [
+        ['port unreachable', ICMP.DEST_UNREACH, UNREACH.PORT],
+        ['fragmentation needed', ICMP.DEST_UNREACH, 4],
+        ['time exceeded', ICMP.TIME_EXCEEDED, 0],
+        ['redirect', ICMP.REDIRECT, 1],
+      ];
+
+      it.each(ERRORS)('judges %s from a third party by policy, not as related', (_, type, code) => {
+        openWebFlow(h);
+        expect(h.run('toPod', errorFrom(STRANGER, type, code)).retval).toBe(TcAction.SHOT);
+        expect(h.events()).toMatchObject([
+          { reason: Reason.DROP_POLICY, rule_id: 201, dport: icmpPort(type, code) },
+        ]);
+        expect(h.metric(EP, Reason.PASS_CT_RELATED, Dir.TO_POD).packets).toBe(0n);
+      });
+
+      it.each(ERRORS)(
+        'passes %s as related from the peer, this node or a known node',
+        (_, type, code) => {
+          openWebFlow(h);
+          h.dp.views.routes.update(
+            { prefixlen: 32, addr: ipToU32('192.0.2.10') },
+            { type: RouteType.HOST, ifindex: 0, next_hop: 0, flags: 0 },
+          );
+          h.dp.views.nodes.update(ipToU32('192.0.2.20'), { flags: 0 });
+          for (const src of [PEER, '192.0.2.10', '169.254.1.1', '192.0.2.20'])
+            expect(h.run('toPod', errorFrom(src, type, code)).retval, src).toBe(TcAction.OK);
+          expect(h.metric(EP, Reason.PASS_CT_RELATED, Dir.TO_POD).packets).toBe(4n);
+        },
+      );
+    });
   });
 
   describe('revocation', () => {
