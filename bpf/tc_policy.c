@@ -107,8 +107,9 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 				ct->rule_id = d.rule_id;
 			reason = TORTIE_PASS_POLICY;
 		}
-	} else if (ct_is_related4(pkt, now)) {
-		reason = TORTIE_PASS_CT_RELATED;
+	} else if ((reason = ct_untracked4(pkt, now)) != TORTIE_REASON_NONE) {
+		if (reason_is_drop(reason))
+			return drop_packet(ctx, reason);
 	} else {
 		if (!policy_can_egress4(ctx, ep, pkt->daddr, pkt->proto, port, &d))
 			return drop_by_policy(ctx, ep->id, TORTIE_DIR_FROM_POD, &d);
@@ -224,8 +225,9 @@ static __always_inline __u8 judge_to_pod4(struct pkt_ctx *ctx, const struct tort
 			reason = TORTIE_PASS_POLICY;
 		}
 		ct_refresh4(ct, pkt, reply, now);
-	} else if (ct_is_related4(pkt, now)) {
-		reason = TORTIE_PASS_CT_RELATED;
+	} else if ((reason = ct_untracked4(pkt, now)) != TORTIE_REASON_NONE) {
+		if (reason_is_drop(reason))
+			return reason;
 	} else {
 		if (!policy_can_ingress4(ctx, ep, pkt->saddr, pkt->proto, port, &d))
 			return blame_policy(ctx, ep->id, TORTIE_DIR_TO_POD, &d);

@@ -229,11 +229,17 @@ struct tortie_verdict {
 struct tortie_ct_key {
 	__be32 saddr;       /* the flow's original sender */
 	__be32 daddr;
-	__be16 sport;       /* ICMP echo: the identifier in both ports */
+	__be16 sport;       /* ICMP query: the identifier in both ports */
 	__be16 dport;
 	__u8 proto;
-	__u8 pad[3];
+	__u8 icmp_query;    /* ICMP query: the request type (8 echo, 13 timestamp, 15 info,
+			     * 17 address mask), | TORTIE_CT_ICMP_REPLY in a reply's own
+			     * tuple; 0 for everything else. A reply matches only a request
+			     * of its own type, and a request never matches as a reply. */
+	__u8 pad[2];
 };
+
+#define TORTIE_CT_ICMP_REPLY 0x80
 
 enum tortie_ct_state {
 	TORTIE_CT_NONE = 0,
@@ -321,7 +327,9 @@ enum tortie_reason {
 	TORTIE_DROP_TO_LOOPBACK = 83,   /* pod sent to 127.0.0.0/8, whatever route_localnet says */
 	TORTIE_DROP_ENDPOINT_TO_HOST = 84, /* pod's new flow to an address of this node, after its
 					 * egress policy allowed it (defaultEndpointToHostAction Drop) */
-	TORTIE_REASON_MAX = 85,
+	TORTIE_DROP_CT_TCP_NOT_SYN = 85, /* TCP segment of no tracked flow without a bare SYN:
+					 * only a SYN opens a flow (no mid-stream pick-up) */
+	TORTIE_REASON_MAX = 86,
 };
 
 /*

@@ -12,12 +12,17 @@
 #include "compat.h"
 #include "config.h"
 #include "maps.h"
+#include "node.h"
 #include "packet.h"
+#include "parse.h"
+#include "route.h"
 
 /*
  * The conntrack tuple of a packet. ICMP query messages use their identifier as both
- * ports (so a reply's reversed tuple is the request's tuple); other ICMP messages and
- * protocols without ports use 0.
+ * ports and carry their query tag (icmp_query_tag: the request type, marked in a
+ * reply), so a reply's reversed tuple is the tuple of the request it answers — and only
+ * of a request of that type, sent the other way; other ICMP messages and protocols
+ * without ports use 0.
  */
 static __always_inline void ct_tuple_of(const struct packet *pkt, struct tortie_ct_key *key)
 {
@@ -25,7 +30,11 @@ static __always_inline void ct_tuple_of(const struct packet *pkt, struct tortie_
 	key->daddr = pkt->daddr;
 	key->proto = pkt->proto;
 	key->sport = pkt->sport;
-	key->dport = pkt->proto == IPPROTO_ICMP ? pkt->sport : pkt->dport;
+	key->dport = pkt->dport;
+	if (pkt->proto == IPPROTO_ICMP) {
+		key->dport = pkt->sport;
+		key->icmp_query = icmp_query_tag(bpf_ntohs(pkt->dport) >> 8);
+	}
 }
 
 static __always_inline void ct_reverse(const struct tortie_ct_key *key, struct tortie_ct_key *rev)
@@ -35,6 +44,7 @@ static __always_inline void ct_reverse(const struct tortie_ct_key *key, struct t
 	rev->sport = key->dport;
 	rev->dport = key->sport;
 	rev->proto = key->proto;
+	rev->icmp_query = key->icmp_query ? key->icmp_query ^ TORTIE_CT_ICMP_REPLY : 0;
 }
 
 static __always_inline __u64 ct_timeout_of(const struct tortie_ct_entry *e, __u8 proto)
@@ -60,6 +70,16 @@ static __always_inline int tcp_is_syn_only(const struct packet *pkt)
 {
 	return pkt->proto == IPPROTO_TCP &&
 	       (pkt->tcp_flags & (TCP_FLAG_SYN_BIT | TCP_FLAG_ACK_BIT)) == TCP_FLAG_SYN_BIT;
+}
+
+/*
+ * Whether a TCP segment may open a flow: a bare SYN (no ACK, RST or FIN). Anything
+ * else belongs to a flow that must already be tracked.
+ */
+static __always_inline int tcp_opens_flow(const struct packet *pkt)
+{
+	return (pkt->tcp_flags & (TCP_FLAG_SYN_BIT | TCP_FLAG_ACK_BIT | TCP_FLAG_RST_BIT |
+				  TCP_FLAG_FIN_BIT)) == TCP_FLAG_SYN_BIT;
 }
 
 /*
@@ -91,9 +111,32 @@ static __always_inline struct tortie_ct_entry *ct_lookup4(const struct packet *p
 	return NULL;
 }
 
+/* The address pods use as their gateway (onlink default route). */
+#define TORTIE_POD_GATEWAY bpf_htonl(0xa9fe0101) /* 169.254.1.1 */
+
+/*
+ * Who may plausibly send an ICMP error about a flow: the quoted packet's destination
+ * (the flow's peer, answering), or a router on the path — this node (any address
+ * tortie_routes holds as HOST, or the pods' gateway 169.254.1.1) or a known node
+ * (tortie_nodes: the underlay address a remote node's own packets carry). Anyone else
+ * quoting a live flow is a third party, and its error is judged by policy.
+ */
+static __always_inline int ct_error_source_plausible4(const struct packet *pkt)
+{
+	struct tortie_route *route;
+
+	if (pkt->saddr == pkt->inner.daddr || pkt->saddr == TORTIE_POD_GATEWAY)
+		return 1;
+	if (node_is_known(pkt->saddr))
+		return 1;
+	route = route_lookup4(pkt->saddr);
+	return route && route->type == TORTIE_ROUTE_HOST;
+}
+
 /*
  * An ICMP error is related when the header it quotes belongs to a live flow, in
- * either direction, and it travels back to that quoted packet's sender.
+ * either direction, it travels back to that quoted packet's sender, and it comes from
+ * the flow's peer or a router on the path (ct_error_source_plausible4).
  */
 static __always_inline int ct_is_related4(const struct packet *pkt, __u64 now)
 {
@@ -101,6 +144,8 @@ static __always_inline int ct_is_related4(const struct packet *pkt, __u64 now)
 	struct tortie_ct_entry *e;
 
 	if (!pkt->has_inner || pkt->inner.saddr != pkt->daddr)
+		return 0;
+	if (!ct_error_source_plausible4(pkt))
 		return 0;
 	e = bpf_map_lookup_elem(&tortie_ct, &pkt->inner);
 	if (e && !ct_is_expired(e, pkt->inner.proto, now))
@@ -111,8 +156,30 @@ static __always_inline int ct_is_related4(const struct packet *pkt, __u64 now)
 }
 
 /*
- * The TCP state a flow starts in. Like Linux conntrack's default (loose pick-up), a
- * flow can start mid-stream: whatever packet policy allowed first opens it.
+ * A packet that found no live flow: TORTIE_PASS_CT_RELATED for a related ICMP error,
+ * TORTIE_DROP_CT_TCP_NOT_SYN for a TCP segment that is not a bare SYN, else
+ * TORTIE_REASON_NONE (a new flow: judge it by policy).
+ *
+ * Why no mid-stream pick-up: when a flow is revoked its entry goes, and the peer's
+ * next segment (an ACK, data, a retransmit) would otherwise be judged as a new flow the
+ * other way — by the other side's policy, which may well allow it — and from then on
+ * the revoked side's packets would pass as its replies. Only a SYN, judged by the
+ * policy of the side that sends it, opens a flow. Established flows survive an agent
+ * restart (the conntrack map is pinned and adopted); a flow whose entry expired or was
+ * evicted must reconnect, as under Calico's BPF dataplane.
+ */
+static __always_inline __u8 ct_untracked4(const struct packet *pkt, __u64 now)
+{
+	if (ct_is_related4(pkt, now))
+		return TORTIE_PASS_CT_RELATED;
+	if (pkt->proto == IPPROTO_TCP && pkt->frag != FRAG_LATER && !tcp_opens_flow(pkt))
+		return TORTIE_DROP_CT_TCP_NOT_SYN;
+	return TORTIE_REASON_NONE;
+}
+
+/*
+ * The TCP state a flow starts in: SYN_SENT for the bare SYN that opens a TCP flow
+ * (ct_untracked4 lets no other segment get here from the pod paths).
  */
 static __always_inline __u8 ct_initial_state(const struct packet *pkt, __u8 *flags)
 {
@@ -156,6 +223,9 @@ static __always_inline void ct_create4(const struct tortie_ct_key *flow, const s
 		.rule_id = sides->rule_id,
 	};
 
+	/* A query reply answers a request this node never tracked: it opens nothing. */
+	if (flow->icmp_query & TORTIE_CT_ICMP_REPLY)
+		return;
 	e.state = ct_initial_state(pkt, &e.flags);
 	bpf_map_update_elem(&tortie_ct, flow, &e, BPF_ANY);
 }

@@ -49,6 +49,34 @@ static __always_inline int proto_has_ports(__u8 proto)
 }
 
 /*
+ * The conntrack tag of an ICMP query message (tortie_ct_key.icmp_query): a request is
+ * its own type, a reply the type of the request it answers with TORTIE_CT_ICMP_REPLY
+ * added; anything else 0. Reversing a tuple flips the reply bit, so an echo reply's
+ * reversed tuple is its echo request's, while a request sent back the other way (or a
+ * reply to another request type) finds nothing.
+ */
+static __always_inline __u8 icmp_query_tag(__u8 type)
+{
+	switch (type) {
+	case ICMP_ECHO:
+	case ICMP_TIMESTAMP:
+	case ICMP_INFO_REQUEST:
+	case ICMP_ADDRESS:
+		return type;
+	case ICMP_ECHOREPLY:
+		return ICMP_ECHO | TORTIE_CT_ICMP_REPLY;
+	case ICMP_TIMESTAMPREPLY:
+		return ICMP_TIMESTAMP | TORTIE_CT_ICMP_REPLY;
+	case ICMP_INFO_REPLY:
+		return ICMP_INFO_REQUEST | TORTIE_CT_ICMP_REPLY;
+	case ICMP_ADDRESSREPLY:
+		return ICMP_ADDRESS | TORTIE_CT_ICMP_REPLY;
+	default:
+		return 0;
+	}
+}
+
+/*
  * The header quoted by an ICMP error, as a conntrack tuple. Best effort: anything
  * that does not parse leaves has_inner 0 and the error is judged like any packet.
  * avail: bytes of the outer datagram from the quote on (tot_len based).
@@ -84,6 +112,7 @@ static __always_inline void parse_icmp_quote(struct packet *pkt, void *quote, __
 		if (icmp_is_query(icmp->type)) {
 			pkt->inner.sport = icmp->un.echo.id;
 			pkt->inner.dport = icmp->un.echo.id;
+			pkt->inner.icmp_query = icmp_query_tag(icmp->type);
 		}
 	}
 	pkt->inner.saddr = iph->saddr;

@@ -40,12 +40,13 @@ export const Reason = {
   DROP_IPIP_INNER_SPOOF: 82,
   DROP_TO_LOOPBACK: 83,
   DROP_ENDPOINT_TO_HOST: 84,
+  DROP_CT_TCP_NOT_SYN: 85,
 } as const;
 export type Reason = ValueOf<typeof Reason>;
 export type ReasonName = keyof typeof Reason;
 
 /** TORTIE_REASON_MAX: every reason is below it. */
-export const REASON_MAX = 85;
+export const REASON_MAX = 86;
 
 /** What each reason means, for humans (CLI, monitor, docs). */
 export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
@@ -84,6 +85,8 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
   DROP_TO_LOOPBACK: 'pod sent to 127.0.0.0/8 (never allowed, whatever route_localnet says)',
   DROP_ENDPOINT_TO_HOST:
     "pod's new flow to an address of the node (defaultEndpointToHostAction Drop)",
+  DROP_CT_TCP_NOT_SYN:
+    'TCP segment of no tracked flow that is not a bare SYN (only a SYN opens a flow)',
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(

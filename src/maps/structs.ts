@@ -89,7 +89,8 @@ export const ctKeyCodec = defineStruct('tortie_ct_key', [
   ['sport', 'be16'],
   ['dport', 'be16'],
   ['proto', 'u8'],
-  ['pad', { pad: 3 }],
+  ['icmp_query', 'u8'],
+  ['pad', { pad: 2 }],
 ] as const);
 export type CtKey = CodecValue<typeof ctKeyCodec>;
 

@@ -11,6 +11,10 @@
  *     UDP to the VXLAN port, is dropped where the pod sends it (BPF:
  *     DROP_WORKLOAD_ENCAP; iptables: the pod's from-workload chain), so it can never
  *     reach another node as tunnel traffic that a masquerading node made its own.
+ *   - only a SYN opens a TCP flow: a segment that belongs to no tracked flow and is not
+ *     a bare SYN (no ACK, FIN or RST) is dropped (BPF: DROP_CT_TCP_NOT_SYN), in both
+ *     directions, before policy. Otherwise a peer whose flow was revoked could open it
+ *     again the other way with its next ACK, judged by its own (allowing) policy.
  */
 import type { Packet } from './model.js';
 
@@ -44,4 +48,21 @@ export function workloadEncapDrop(
   )
     return 'vxlan';
   return undefined;
+}
+
+export const IPPROTO_TCP = 6;
+/** TCP header flag bits. */
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_ACK = 0x10;
+
+/**
+ * Whether a packet that finds no tracked flow is dropped for not being a bare SYN.
+ * flags: the TCP header's flags byte.
+ */
+export function tcpNotSynDrop(packet: Pick<Packet, 'protocol'>, flags: number): boolean {
+  return (
+    packet.protocol === IPPROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) !== TCP_SYN
+  );
 }

@@ -23,6 +23,7 @@ import {
   icmpPort,
   ipToU32,
   Reason,
+  RouteType,
   TcAction,
   type CtKey,
 } from '../../src/maps/index.js';
@@ -32,6 +33,7 @@ import {
   frame,
   ICMP,
   icmpEcho,
+  icmp,
   icmpError,
   ipv4,
   PROTO,
@@ -100,12 +102,14 @@ const flowKey = (
   sport: number,
   dport: number,
   proto: number,
+  icmpQuery = 0,
 ): CtKey => ({
   saddr: ipToU32(saddr),
   daddr: ipToU32(daddr),
   sport,
   dport,
   proto,
+  icmp_query: icmpQuery,
 });
 const webFlow = flowKey(POD, PEER, 40000, 80, PROTO.TCP);
 
@@ -237,11 +241,34 @@ describe('conntrack and policy', () => {
     });
   });
 
-  it('judges a packet without conntrack entry by policy whatever its TCP flags (loose pick-up)', () => {
+  it('drops a TCP segment of no tracked flow that is not a bare SYN as CT_TCP_NOT_SYN, before policy', () => {
+    // Egress allows TCP 80: only the bare SYN opens the flow, and nothing else is judged.
+    for (const flags of [
+      TCP.ACK,
+      TCP.SYN | TCP.ACK,
+      TCP.ACK | TCP.PSH,
+      TCP.FIN | TCP.ACK,
+      TCP.RST,
+      TCP.SYN | TCP.FIN,
+      TCP.SYN | TCP.RST,
+    ])
+      expect(h.run('fromPod', tcpOut(80, flags)).retval, `flags ${flags}`).toBe(TcAction.SHOT);
+    expect(h.metric(EP, Reason.DROP_CT_TCP_NOT_SYN, Dir.FROM_POD).packets).toBe(7n);
+    expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(0n);
+    expect(h.events()[0]).toMatchObject({
+      reason: Reason.DROP_CT_TCP_NOT_SYN,
+      rule_id: 0,
+      action: Action.NONE,
+    });
+    expect(h.dp.views.ct.entries()).toEqual([]);
+    // The same towards the pod: ingress allows TCP 80, but an ACK opens nothing.
+    expect(h.run('toPod', tcpIn(50000, 80, TCP.ACK)).retval).toBe(TcAction.SHOT);
+    expect(h.metric(EP, Reason.DROP_CT_TCP_NOT_SYN, Dir.TO_POD).packets).toBe(1n);
+    // The control: the SYN is judged and opens the flow, and then its ACKs pass.
+    expect(h.run('fromPod', tcpOut(80, TCP.SYN)).retval).toBe(TcAction.OK);
     expect(h.run('fromPod', tcpOut(80, TCP.ACK)).retval).toBe(TcAction.OK);
-    expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(1n);
-    expect(h.dp.views.ct.lookup(webFlow)?.state).toBe(CtState.ESTABLISHED);
-    expect(h.run('fromPod', tcpOut(81, TCP.ACK)).retval).toBe(TcAction.SHOT);
+    expect(h.dp.views.ct.lookup(webFlow)?.state).toBe(CtState.SYN_SENT);
+    expect(h.metric(EP, Reason.PASS_CT_ESTABLISHED, Dir.FROM_POD).packets).toBe(1n);
   });
 
   it('follows TCP to CLOSED on FINs both ways, and treats a new SYN on a closed flow as a new flow', () => {
@@ -266,7 +293,9 @@ describe('conntrack and policy', () => {
     const reply = frame({ src: POD, dst: PEER }, icmpEcho({ id: 0x1234, reply: true }));
     const otherReply = frame({ src: POD, dst: PEER }, icmpEcho({ id: 0x9999, reply: true }));
     expect(h.run('toPod', request).retval).toBe(TcAction.OK);
-    expect(h.dp.views.ct.lookup(flowKey(PEER, POD, 0x1234, 0x1234, PROTO.ICMP))).not.toBeNull();
+    expect(
+      h.dp.views.ct.lookup(flowKey(PEER, POD, 0x1234, 0x1234, PROTO.ICMP, ICMP.ECHO)),
+    ).not.toBeNull();
     expect(h.run('fromPod', reply).retval).toBe(TcAction.OK);
     expect(h.metric(EP, Reason.PASS_CT_REPLY, Dir.FROM_POD).packets).toBe(1n);
     // Egress class 1 has no ICMP rule: an untracked echo reply is judged and denied.
@@ -312,8 +341,9 @@ describe('conntrack and policy', () => {
     ]);
   });
 
-  it('passes an ICMP error from a router on the path (time exceeded) about a tracked flow', () => {
+  it('passes an ICMP error from a router on the path (a known node) about a tracked flow', () => {
     openWebFlow(h);
+    h.dp.views.nodes.update(ipToU32('192.0.2.1'), { flags: 0 });
     const sent = ipv4(
       { src: POD, dst: PEER, ttl: 1 },
       tcp({ sport: 40000, dport: 80, flags: TCP.ACK }),
@@ -336,6 +366,95 @@ describe('conntrack and policy', () => {
     );
     expect(h.run('fromPod', wrongWay).retval).toBe(TcAction.SHOT);
     expect(h.metric(EP, Reason.PASS_CT_RELATED, Dir.FROM_POD).packets).toBe(0n);
+  });
+
+  describe('ICMP', () => {
+    const idSeq = (id: number): Buffer => {
+      const b = Buffer.alloc(4);
+      b.writeUInt16BE(id, 0);
+      b.writeUInt16BE(1, 2);
+      return b;
+    };
+    const query = (src: string, dst: string, type: number, id: number): Buffer =>
+      frame({ src, dst }, icmp({ type, rest: idSeq(id) }));
+
+    it('matches a query reply only to a request of its own type, and never takes a request the other way as a reply', () => {
+      // The pod pings its peer; its ingress denies every ICMP from the peer.
+      h.policyClass(1, [
+        { proto: PROTO.ICMP, port: icmpPort(ICMP.ECHO, 0), action: 'allow', ruleId: 107 },
+      ]);
+      h.policyClass(3, [
+        { proto: PROTO.ICMP, port: icmpPort(ICMP.ECHO, 0), action: 'deny', ruleId: 396 },
+      ]);
+      expect(h.run('fromPod', query(POD, PEER, ICMP.ECHO, 0x4242)).retval).toBe(TcAction.OK);
+      expect(
+        h.dp.views.ct.lookup(flowKey(POD, PEER, 0x4242, 0x4242, PROTO.ICMP, ICMP.ECHO)),
+      ).not.toBeNull();
+      // The control: the echo reply passes as the reply of the ping.
+      expect(h.run('toPod', query(PEER, POD, ICMP.ECHO_REPLY, 0x4242)).retval).toBe(TcAction.OK);
+      expect(h.metric(EP, Reason.PASS_CT_REPLY, Dir.TO_POD).packets).toBe(1n);
+      h.events();
+      // The peer's own requests with the same identifier are new flows, judged by ingress.
+      expect(h.run('toPod', query(PEER, POD, ICMP.ECHO, 0x4242)).retval).toBe(TcAction.SHOT);
+      expect(h.run('toPod', query(PEER, POD, ICMP.TIMESTAMP, 0x4242)).retval).toBe(TcAction.SHOT);
+      // A reply of another type answers no request of the pod's.
+      expect(h.run('toPod', query(PEER, POD, ICMP.TIMESTAMP_REPLY, 0x4242)).retval).toBe(
+        TcAction.SHOT,
+      );
+      expect(h.events().map((e) => [e.reason, e.rule_id])).toEqual([
+        [Reason.DROP_POLICY, 396],
+        [Reason.DROP_POLICY, 399],
+        [Reason.DROP_POLICY, 399],
+      ]);
+      expect(h.metric(EP, Reason.PASS_CT_REPLY, Dir.TO_POD).packets).toBe(1n);
+    });
+
+    it('lets an untracked query reply that policy allows through without opening a flow', () => {
+      h.policyClass(1, [
+        { proto: PROTO.ICMP, port: icmpPort(ICMP.ECHO_REPLY, 0), action: 'allow', ruleId: 108 },
+      ]);
+      expect(h.run('fromPod', query(POD, PEER, ICMP.ECHO_REPLY, 0x77)).retval).toBe(TcAction.OK);
+      expect(h.dp.views.ct.entries()).toEqual([]);
+      // So the peer's echo request with that identifier is judged (class 3 allows echo).
+      expect(h.run('toPod', query(PEER, POD, ICMP.ECHO, 0x77)).retval).toBe(TcAction.OK);
+      expect(h.metric(EP, Reason.PASS_POLICY, Dir.TO_POD).packets).toBe(1n);
+    });
+
+    describe('errors about a tracked flow', () => {
+      const sent = ipv4({ src: POD, dst: PEER }, tcp({ sport: 40000, dport: 80, flags: TCP.ACK }));
+      const errorFrom = (src: string, type: number, code: number): Buffer =>
+        frame({ src, dst: POD }, icmpError({ type, code, quoted: sent, mtu: 1200 }));
+      const ERRORS: [string, number, number][] = [
+        ['port unreachable', ICMP.DEST_UNREACH, UNREACH.PORT],
+        ['fragmentation needed', ICMP.DEST_UNREACH, 4],
+        ['time exceeded', ICMP.TIME_EXCEEDED, 0],
+        ['redirect', ICMP.REDIRECT, 1],
+      ];
+
+      it.each(ERRORS)('judges %s from a third party by policy, not as related', (_, type, code) => {
+        openWebFlow(h);
+        expect(h.run('toPod', errorFrom(STRANGER, type, code)).retval).toBe(TcAction.SHOT);
+        expect(h.events()).toMatchObject([
+          { reason: Reason.DROP_POLICY, rule_id: 201, dport: icmpPort(type, code) },
+        ]);
+        expect(h.metric(EP, Reason.PASS_CT_RELATED, Dir.TO_POD).packets).toBe(0n);
+      });
+
+      it.each(ERRORS)(
+        'passes %s as related from the peer, this node or a known node',
+        (_, type, code) => {
+          openWebFlow(h);
+          h.dp.views.routes.update(
+            { prefixlen: 32, addr: ipToU32('192.0.2.10') },
+            { type: RouteType.HOST, ifindex: 0, next_hop: 0, flags: 0 },
+          );
+          h.dp.views.nodes.update(ipToU32('192.0.2.20'), { flags: 0 });
+          for (const src of [PEER, '192.0.2.10', '169.254.1.1', '192.0.2.20'])
+            expect(h.run('toPod', errorFrom(src, type, code)).retval, src).toBe(TcAction.OK);
+          expect(h.metric(EP, Reason.PASS_CT_RELATED, Dir.TO_POD).packets).toBe(4n);
+        },
+      );
+    });
   });
 
   describe('revocation', () => {
@@ -366,9 +485,11 @@ describe('conntrack and policy', () => {
         { reason: Reason.DROP_POLICY_REVOKED, rule_id: 201, ep_id: EP, dir: Dir.FROM_POD },
       ]);
       expect(h.dp.views.ct.lookup(webFlow)).toBeNull();
-      // Forgotten: the next reply is judged as a new flow by ingress (TCP 80 → port 40000: denied).
+      // Forgotten, and the peer's next segment cannot open it again the other way:
+      // without SYN it opens nothing.
       expect(h.run('toPod', tcpIn(80, 40000, TCP.ACK)).retval).toBe(TcAction.SHOT);
-      expect(h.metric(EP, Reason.DROP_POLICY, Dir.TO_POD).packets).toBe(1n);
+      expect(h.metric(EP, Reason.DROP_CT_TCP_NOT_SYN, Dir.TO_POD).packets).toBe(1n);
+      expect(h.dp.views.ct.entries()).toEqual([]);
     });
 
     it('keeps a flow the changed policy still allows, storing the new revision', () => {

@@ -716,6 +716,7 @@ describe('forged tunnels (issue 11)', () => {
           sport: 0,
           dport: 0,
           proto: IPPROTO_IPIP,
+          icmp_query: 0,
         },
         {
           created_ns: 0n,

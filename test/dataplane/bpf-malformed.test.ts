@@ -233,7 +233,7 @@ const ROWS: readonly Row[] = [
   {
     name: 'TCP with 40 bytes of options (data offset 15)',
     prog: 'fromPod',
-    frame: out(tcp({ sport: 1, dport: 80, options: nops(40) })),
+    frame: out(tcp({ sport: 1, dport: 80, flags: TCP.SYN, options: nops(40) })),
     verdict: 'OK',
     reason: 'PASS_POLICY',
   },

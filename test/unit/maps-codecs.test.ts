@@ -73,8 +73,22 @@ describe('struct codecs', () => {
       sport: 40000,
       dport: 80,
       proto: 6,
+      icmp_query: 0,
     });
-    expect(key.toString('hex')).toBe('0a000001' + '0a000002' + '9c40' + '0050' + '06' + '000000');
+    expect(key.toString('hex')).toBe(
+      '0a000001' + '0a000002' + '9c40' + '0050' + '06' + '00' + '0000',
+    );
+    const echo = ctKeyCodec.encode({
+      saddr: ipToU32('10.0.0.1'),
+      daddr: ipToU32('10.0.0.2'),
+      sport: 0x1234,
+      dport: 0x1234,
+      proto: 1,
+      icmp_query: 8,
+    });
+    expect(echo.toString('hex')).toBe(
+      '0a000001' + '0a000002' + '1234' + '1234' + '01' + '08' + '0000',
+    );
   });
 
   it('writes the l4 tail of a policy key big-endian, so prefixes cover port ranges', () => {
