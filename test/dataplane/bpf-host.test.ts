@@ -119,9 +119,13 @@ describe('a pod to an address of its node, defaultEndpointToHostAction Drop (the
         dport: 22,
       }),
     ]);
-    // Every packet of the would-be flow meets the same door (no entry was written).
-    expect(h().run('fromPod', fromPod(NODE, 22, TCP.ACK)).retval).toBe(TcAction.SHOT);
+    // No entry was written: the SYN sent again meets the same door, and a segment without
+    // SYN opens nothing either (dropped earlier, before policy: only a SYN opens a flow).
+    expect(h().run('fromPod', fromPod(NODE, 22)).retval).toBe(TcAction.SHOT);
     expect(h().metric(EP, Reason.DROP_ENDPOINT_TO_HOST, Dir.FROM_POD).packets).toBe(2n);
+    expect(h().run('fromPod', fromPod(NODE, 22, TCP.ACK)).retval).toBe(TcAction.SHOT);
+    expect(h().metric(EP, Reason.DROP_CT_TCP_NOT_SYN, Dir.FROM_POD).packets).toBe(1n);
+    expect(h().dp.views.ct.entries()).toEqual([]);
   });
 
   it('lets the egress policy speak first: a denied packet is a policy drop', () => {
