@@ -25,6 +25,13 @@
  * the lines received more than 100 ms after the delete returned (the issue's figure).
  * Controls: before the delete every client's lines arrive; after it, the dataplane counted
  * the revocation.
+ *
+ * Before "Conntrack: only a bare SYN opens a TCP flow" (this file run on 9d50673, its own
+ * build): 50/50 "after" lines arrived in three cases — same node with the client's ingress
+ * open, and across nodes either way (the client's node still holds the client→server
+ * entry, so the server's segment passes there as a reply, whatever the client's
+ * ingress); 0/50 only on the same node with the client's ingress denied. After: 0/50 in
+ * all four, the client's packets dropped as DROP_CT_TCP_NOT_SYN after the revocation.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
