@@ -28,8 +28,12 @@
  * Every wait is on a condition (a counter, a message that arrives); the bounds only say
  * when to give up.
  *
- * Counts before the conntrack change (af3ac0c; this file run on 9d50673, its own build)
- * and after: see the commit that records them.
+ * Before the conntrack change (af3ac0c; this file run on 9d50673, its own build): every
+ * error of the third pods reached T — 40/40 from M0 and 40/40 from M1, 10 of each type,
+ * counted as PASS_CT_RELATED, DROP_POLICY +0 — and 10/10 echo and 10/10 timestamp
+ * requests of P with the ping's id reached T, DROP_POLICY +0. After: 0/40, 0/40, 0/10,
+ * 0/10, each counted as DROP_POLICY (40, 40, 20); the controls unchanged (P's 40/40
+ * errors reach T as PASS_CT_RELATED, T's pings are answered).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
