@@ -146,7 +146,7 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 			sides.rule_id = d.rule_id;
 		}
 		if (is_new)
-			ct_create4(&flow, pkt, &sides, now);
+			ct_create4(&flow, pkt, &sides, now, ep->id);
 		else if (ct)
 			ct_refresh4(ct, pkt, reply, now);
 		frag_remember_first(pkt);
@@ -166,7 +166,7 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 	}
 
 	if (is_new)
-		ct_create4(&flow, pkt, &sides, now);
+		ct_create4(&flow, pkt, &sides, now, ep->id);
 	else if (ct)
 		ct_refresh4(ct, pkt, reply, now);
 	frag_remember_first(pkt);
@@ -234,7 +234,7 @@ static __always_inline __u8 judge_to_pod4(struct pkt_ctx *ctx, const struct tort
 		sides.dst_ifindex = ifindex;
 		sides.dst_rev = ep->policy_rev;
 		sides.rule_id = d.rule_id;
-		ct_create4(&flow, pkt, &sides, now);
+		ct_create4(&flow, pkt, &sides, now, ep->id);
 		reason = TORTIE_PASS_POLICY;
 	}
 	frag_remember_first(pkt);

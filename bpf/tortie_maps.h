@@ -28,6 +28,7 @@
 #define TORTIE_MAX_CT 262144         /* conntrack flows (LRU) */
 #define TORTIE_MAX_FRAGS 8192        /* first fragments awaiting their followers (LRU) */
 #define TORTIE_MAX_METRICS 65536     /* (endpoint, reason, direction) counters */
+#define TORTIE_MAX_CT_NEW TORTIE_MAX_IFACES /* per-endpoint conntrack-created counters */
 #define TORTIE_MAX_NODES 16384       /* other nodes IPIP is accepted from */
 #define TORTIE_EVENTS_BYTES (1 << 20) /* ring buffer for drop/verdict events */
 
@@ -268,6 +269,17 @@ struct tortie_ct_entry {
 	__u8 flags;         /* enum tortie_ct_flags */
 	__u16 reserved;
 };
+
+/*
+ * ---- tortie_ct_new: PERCPU_HASH, key __u32 ep_id, value __u64 ------------------
+ *
+ * Conntrack entries created, per endpoint that caused them: the sender for a flow a
+ * local pod opens (tortie_from_pod), the receiver for a flow that reaches a local pod
+ * from elsewhere (tortie_to_pod, decapsulated delivery). Only counted when the insert
+ * succeeded. Never decremented: tortie_ct is an LRU and evicts silently, so a live
+ * count per endpoint could not be kept exact; a monotonic per-CPU counter is exact and
+ * costs one lookup and an add per new flow. Key 0 when the map is full.
+ */
 
 /* ---- fragments: LRU_HASH, first fragment's ports for its followers ------------- */
 

@@ -206,12 +206,41 @@ struct ct_sides {
 	__u32 rule_id;
 };
 
+static __always_inline int __ct_count_new(__u32 ep_id)
+{
+	__u64 *n = bpf_map_lookup_elem(&tortie_ct_new, &ep_id);
+
+	if (!n) {
+		__u64 zero = 0;
+
+		/* EEXIST: another CPU created it first; look up again either way. */
+		bpf_map_update_elem(&tortie_ct_new, &ep_id, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&tortie_ct_new, &ep_id);
+		if (!n)
+			return -1;
+	}
+	*n += 1; /* per-CPU value: no other CPU writes it */
+	return 0;
+}
+
 /*
- * Record a new flow. A failed insert (memory pressure; the LRU never runs full) is
- * not a reason to drop a packet policy allowed: the next packet is judged again.
+ * Count one created entry for ep_id (tortie_ct_new). When that map is full the entry
+ * counts under 0, so the node's total stays exact.
+ */
+static __always_inline void ct_count_new(__u32 ep_id)
+{
+	if (__ct_count_new(ep_id) == 0 || ep_id == 0)
+		return;
+	__ct_count_new(0);
+}
+
+/*
+ * Record a new flow, counted for ep_id (the endpoint that caused it: the local sender,
+ * else the local receiver). A failed insert (memory pressure; the LRU never runs full)
+ * is not a reason to drop a packet policy allowed: the next packet is judged again.
  */
 static __always_inline void ct_create4(const struct tortie_ct_key *flow, const struct packet *pkt,
-				       const struct ct_sides *sides, __u64 now)
+				       const struct ct_sides *sides, __u64 now, __u32 ep_id)
 {
 	struct tortie_ct_entry e = {
 		.created_ns = now,
@@ -227,7 +256,8 @@ static __always_inline void ct_create4(const struct tortie_ct_key *flow, const s
 	if (flow->icmp_query & TORTIE_CT_ICMP_REPLY)
 		return;
 	e.state = ct_initial_state(pkt, &e.flags);
-	bpf_map_update_elem(&tortie_ct, flow, &e, BPF_ANY);
+	if (bpf_map_update_elem(&tortie_ct, flow, &e, BPF_ANY) == 0)
+		ct_count_new(ep_id);
 }
 
 /* A packet of a tracked flow went through: keep the flow alive, follow TCP's state. */

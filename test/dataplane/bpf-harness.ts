@@ -113,6 +113,7 @@ export class BpfHarness {
       m.polL4,
       m.polDflt,
       m.ct,
+      m.ctNew,
       m.frags,
       m.metrics,
       m.nodes,
