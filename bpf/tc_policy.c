@@ -121,6 +121,9 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 	}
 	if (is_new && endpoint_to_host4(pkt) != TORTIE_REASON_NONE)
 		return drop_packet(ctx, TORTIE_DROP_ENDPOINT_TO_HOST);
+	/* A flow that will take an entry is charged to its sender's budget (off by default). */
+	if (is_new && !(flow.icmp_query & TORTIE_CT_ICMP_REPLY) && !ct_budget_take(ep->id, now))
+		return drop_packet(ctx, TORTIE_DROP_CT_BUDGET);
 	reason = frag_pass_reason(pkt, reason);
 
 	route = route_lookup4(pkt->daddr);

@@ -224,6 +224,39 @@ static __always_inline int __ct_count_new(__u32 ep_id)
 }
 
 /*
+ * Whether the sending pod ep_id may open one more flow now (tortie_cfg_ct_budget_*):
+ * 1 yes (and the budget is charged), 0 no. GCRA: *tat is when the bucket would be full
+ * again; a flow is admitted while tat lies at most (burst - 1) intervals ahead of now,
+ * and each admitted flow moves tat one interval on. O(1): one lookup, one write.
+ *
+ * Two CPUs charging the same pod at the same instant may both read the old tat and
+ * admit one flow each for one interval's charge: at most one flow more per CPU, never
+ * fewer. Not worth an atomic: the budget bounds churn, it is not a quota.
+ */
+static __always_inline int ct_budget_take(__u32 ep_id, __u64 now)
+{
+	__u64 interval = tortie_cfg_ct_budget_interval_ns;
+	__u64 slack, start, *tat;
+
+	if (interval == 0)
+		return 1;
+	slack = interval * (tortie_cfg_ct_budget_burst - 1);
+	tat = bpf_map_lookup_elem(&tortie_ct_rate, &ep_id);
+	if (!tat) {
+		__u64 next = now + interval;
+
+		/* A first flow (or a budget the LRU evicted): a full bucket, one flow charged. */
+		bpf_map_update_elem(&tortie_ct_rate, &ep_id, &next, BPF_ANY);
+		return 1;
+	}
+	start = *tat > now ? *tat : now;
+	if (start - now > slack)
+		return 0;
+	*tat = start + interval;
+	return 1;
+}
+
+/*
  * Count one created entry for ep_id (tortie_ct_new). When that map is full the entry
  * counts under 0, so the node's total stays exact.
  */

@@ -102,6 +102,14 @@ struct {
 	__type(value, __u64);
 } tortie_ct_new SEC(".maps");
 
+/* New-flow budgets of sending pods (see tortie_maps.h); empty while the budget is off. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TORTIE_MAX_CT_BUDGET);
+	__type(key, __u32);   /* endpoint id */
+	__type(value, __u64); /* the bucket's theoretical arrival time, ns */
+} tortie_ct_rate SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TORTIE_MAX_FRAGS);

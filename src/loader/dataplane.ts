@@ -74,6 +74,8 @@ export interface DataplaneViews {
   readonly ct: TypedMap<CtKey, CtEntry>;
   /** Conntrack entries created, by endpoint id (0: unknown, or the map full). */
   readonly ctNew: PerCpuMap<number, bigint>;
+  /** New-flow budgets of sending pods (empty while the budget is off). */
+  readonly ctBudget: TypedMap<number, bigint>;
   readonly frags: TypedMap<FragKey, FragVal>;
   readonly metrics: PerCpuMap<MetricsKey, MetricsVal>;
   readonly evLost: PerCpuMap<number, bigint>;
@@ -152,6 +154,7 @@ function viewsOf(maps: DataplaneMaps): DataplaneViews {
     polDflt: new TypedMap(maps.polDflt, MAPS.polDflt),
     ct: new TypedMap(maps.ct, MAPS.ct),
     ctNew: new PerCpuMap(maps.ctNew, MAPS.ctNew),
+    ctBudget: new TypedMap(maps.ctBudget, MAPS.ctBudget),
     frags: new TypedMap(maps.frags, MAPS.frags),
     metrics: new PerCpuMap(maps.metrics, MAPS.metrics),
     evLost: new PerCpuMap(maps.evLost, MAPS.evLost),

@@ -65,6 +65,8 @@ export const MAPS = {
   ct: spec('tortie_ct', 'lru_hash', ctKeyCodec, ctEntryCodec),
   // Conntrack entries created, per endpoint id (never decremented: see tortie_maps.h).
   ctNew: spec('tortie_ct_new', 'percpu_hash', u32Codec, u64Codec, true),
+  // New-flow budgets of sending pods, when on: endpoint id -> GCRA arrival time (ns).
+  ctBudget: spec('tortie_ct_rate', 'lru_hash', u32Codec, u64Codec),
   frags: spec('tortie_frags', 'lru_hash', fragKeyCodec, fragValCodec),
   metrics: spec('tortie_metrics', 'percpu_hash', metricsKeyCodec, metricsValCodec, true),
   evLost: spec('tortie_ev_lost', 'percpu_array', u32Codec, u64Codec, true),

@@ -12,7 +12,15 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { conntrackPressure } from '../../src/dataplane/node-dataplane.js';
-import { ipToU32, MAPS, TcAction, type CtEntry, type CtKey } from '../../src/maps/index.js';
+import {
+  Dir,
+  ipToU32,
+  MAPS,
+  Reason,
+  TcAction,
+  type CtEntry,
+  type CtKey,
+} from '../../src/maps/index.js';
 import { frame, icmpEcho, PROTO, TCP, tcp } from '../../src/util/packets.js';
 import { BpfHarness, LOOPBACK } from './bpf-harness.js';
 
@@ -188,5 +196,51 @@ describe('conntrack pressure', () => {
     console.log(
       `conntrack count: ${n} entries; count() ${(t1 - t0).toFixed(1)} ms, entries() ${(t2 - t1).toFixed(1)} ms`,
     );
+  });
+});
+
+describe('the new-flow budget (ctNewFlowBudget: 1 flow an hour, bursts of 5)', () => {
+  let h: BpfHarness;
+  beforeAll(() => {
+    h = new BpfHarness({ ctNewFlowBudget: { perSecond: 1 / 3600, burst: 5 } });
+  });
+  afterAll(() => {
+    h?.close();
+  });
+  beforeEach(() => {
+    h.reset();
+    seed(h);
+  });
+
+  it('a pod opens its burst, then its next new flow drops as DROP_CT_BUDGET and leaves no entry', () => {
+    for (let i = 0; i < 5; i++)
+      expect(h.run('fromPod', synOut(30000 + i)).retval).toBe(TcAction.OK);
+    expect(h.run('fromPod', synOut(30005)).retval).toBe(TcAction.SHOT);
+    expect(h.metric(EP, Reason.DROP_CT_BUDGET, Dir.FROM_POD).packets).toBe(1n);
+    expect(h.events().map((e) => e.reason)).toEqual([Reason.DROP_CT_BUDGET]);
+    expect(created(h, EP)).toBe(5n);
+    expect(h.dp.maps.ct.count()).toBe(5);
+  });
+
+  it('its tracked flows, replies that open nothing and flows it receives are not charged', () => {
+    for (let i = 0; i < 5; i++) h.run('fromPod', synOut(30000 + i));
+    expect(h.run('fromPod', synOut(30000)).retval).toBe(TcAction.OK); // tracked
+    const reply = frame({ src: POD, dst: PEER }, icmpEcho({ id: 9, reply: true }));
+    expect(h.run('fromPod', reply).retval).toBe(TcAction.OK);
+    expect(h.run('toPod', synIn(50000)).retval).toBe(TcAction.OK);
+    expect(h.metric(EP, Reason.DROP_CT_BUDGET, Dir.FROM_POD).packets).toBe(0n);
+    expect(created(h, EP)).toBe(6n);
+  });
+
+  it('the budget is per pod: another endpoint still opens flows when one has spent its own', () => {
+    for (let i = 0; i < 6; i++) h.run('fromPod', synOut(30000 + i));
+    expect(h.metric(EP, Reason.DROP_CT_BUDGET, Dir.FROM_POD).packets).toBe(1n);
+    // Endpoint 8 on the same interface (test runs have only loopback): its own bucket.
+    h.endpoint(LOOPBACK, { ip: POD, id: 8, egressSet: 10, ingressSet: 20 });
+    for (let i = 0; i < 5; i++)
+      expect(h.run('fromPod', synOut(40000 + i)).retval).toBe(TcAction.OK);
+    expect(h.run('fromPod', synOut(40005)).retval).toBe(TcAction.SHOT);
+    expect(created(h, 8)).toBe(5n);
+    expect(h.metric(8, Reason.DROP_CT_BUDGET, Dir.FROM_POD).packets).toBe(1n);
   });
 });

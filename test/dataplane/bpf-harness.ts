@@ -114,6 +114,7 @@ export class BpfHarness {
       m.polDflt,
       m.ct,
       m.ctNew,
+      m.ctBudget,
       m.frags,
       m.metrics,
       m.nodes,
