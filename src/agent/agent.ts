@@ -335,6 +335,9 @@ export class Agent {
         allowIPIPPacketsFromWorkloads: config.allowIPIPPacketsFromWorkloads,
         allowVXLANPacketsFromWorkloads: config.allowVXLANPacketsFromWorkloads,
         vxlanPort: VXLAN_PORT,
+        ...(config.ctNewFlowBudget === undefined
+          ? {}
+          : { ctNewFlowBudget: config.ctNewFlowBudget }),
         ...options.dataplane,
         endpointToHostAction: config.defaultEndpointToHostAction,
       },

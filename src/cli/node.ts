@@ -31,6 +31,8 @@ interface RunOptions {
   allowIpipPacketsFromWorkloads?: string;
   allowVxlanPacketsFromWorkloads?: string;
   defaultEndpointToHostAction?: string;
+  ctNewFlowsPerSecond?: string;
+  ctNewFlowBurst?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
   agentConfig?: string;
@@ -104,6 +106,14 @@ export function registerNodeCommands(program: Command): void {
       "a pod's new flow to an address of this node, after its egress policy: Drop, Accept or Return (Felix's setting; env TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION; default Drop)",
     )
     .option(
+      '--ct-new-flows-per-second <n>',
+      "each pod's new-flow budget: new flows beyond it drop as DROP_CT_BUDGET (env TORTIE_CT_NEW_FLOWS_PER_SECOND; default none)",
+    )
+    .option(
+      '--ct-new-flow-burst <n>',
+      'new flows a pod may open at once within its budget (env TORTIE_CT_NEW_FLOW_BURST; default the rate rounded up)',
+    )
+    .option(
       '--bgp-run-dir <dir>',
       "BIRD's config, socket, pid file and log, named with the node (env TORTIE_BGP_RUN_DIR; default /run/tortie/bird)",
     )
@@ -166,6 +176,8 @@ export function registerNodeCommands(program: Command): void {
           'allowIpipPacketsFromWorkloads',
           'allowVxlanPacketsFromWorkloads',
           'defaultEndpointToHostAction',
+          'ctNewFlowsPerSecond',
+          'ctNewFlowBurst',
         ]),
         ...pick(globals, ['etcdEndpoints', 'etcdPrefix', 'etcdCaCert', 'etcdCert', 'etcdKey']),
       };
