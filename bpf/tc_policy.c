@@ -121,6 +121,9 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 	}
 	if (is_new && endpoint_to_host4(pkt) != TORTIE_REASON_NONE)
 		return drop_packet(ctx, TORTIE_DROP_ENDPOINT_TO_HOST);
+	/* A flow that will take an entry is charged to its sender's budget (off by default). */
+	if (is_new && !(flow.icmp_query & TORTIE_CT_ICMP_REPLY) && !ct_budget_take(ep->id, now))
+		return drop_packet(ctx, TORTIE_DROP_CT_BUDGET);
 	reason = frag_pass_reason(pkt, reason);
 
 	route = route_lookup4(pkt->daddr);
@@ -146,7 +149,7 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 			sides.rule_id = d.rule_id;
 		}
 		if (is_new)
-			ct_create4(&flow, pkt, &sides, now);
+			ct_create4(&flow, pkt, &sides, now, ep->id);
 		else if (ct)
 			ct_refresh4(ct, pkt, reply, now);
 		frag_remember_first(pkt);
@@ -166,7 +169,7 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 	}
 
 	if (is_new)
-		ct_create4(&flow, pkt, &sides, now);
+		ct_create4(&flow, pkt, &sides, now, ep->id);
 	else if (ct)
 		ct_refresh4(ct, pkt, reply, now);
 	frag_remember_first(pkt);
@@ -234,7 +237,7 @@ static __always_inline __u8 judge_to_pod4(struct pkt_ctx *ctx, const struct tort
 		sides.dst_ifindex = ifindex;
 		sides.dst_rev = ep->policy_rev;
 		sides.rule_id = d.rule_id;
-		ct_create4(&flow, pkt, &sides, now);
+		ct_create4(&flow, pkt, &sides, now, ep->id);
 		reason = TORTIE_PASS_POLICY;
 	}
 	frag_remember_first(pkt);

@@ -28,6 +28,8 @@
 #define TORTIE_MAX_CT 262144         /* conntrack flows (LRU) */
 #define TORTIE_MAX_FRAGS 8192        /* first fragments awaiting their followers (LRU) */
 #define TORTIE_MAX_METRICS 65536     /* (endpoint, reason, direction) counters */
+#define TORTIE_MAX_CT_NEW TORTIE_MAX_IFACES /* per-endpoint conntrack-created counters */
+#define TORTIE_MAX_CT_BUDGET TORTIE_MAX_IFACES /* per-endpoint new-flow budgets (LRU) */
 #define TORTIE_MAX_NODES 16384       /* other nodes IPIP is accepted from */
 #define TORTIE_EVENTS_BYTES (1 << 20) /* ring buffer for drop/verdict events */
 
@@ -269,6 +271,26 @@ struct tortie_ct_entry {
 	__u16 reserved;
 };
 
+/*
+ * ---- tortie_ct_new: PERCPU_HASH, key __u32 ep_id, value __u64 ------------------
+ *
+ * Conntrack entries created, per endpoint that caused them: the sender for a flow a
+ * local pod opens (tortie_from_pod), the receiver for a flow that reaches a local pod
+ * from elsewhere (tortie_to_pod, decapsulated delivery). Only counted when the insert
+ * succeeded. Never decremented: tortie_ct is an LRU and evicts silently, so a live
+ * count per endpoint could not be kept exact; a monotonic per-CPU counter is exact and
+ * costs one lookup and an add per new flow. Key 0 when the map is full.
+ */
+
+/*
+ * ---- tortie_ct_rate: LRU_HASH, key __u32 ep_id, value __u64 ------------------
+ *
+ * The new-flow budget of each sending pod, when tortie_cfg_ct_budget_interval_ns is set
+ * (off by default): the value is the bucket's "theoretical arrival time" (GCRA, a token
+ * bucket in one number), see ct_budget_take in ct.h. An LRU so that the budgets of
+ * endpoints long gone make room by themselves; an evicted budget starts full again.
+ */
+
 /* ---- fragments: LRU_HASH, first fragment's ports for its followers ------------- */
 
 struct tortie_frag_key {
@@ -329,7 +351,9 @@ enum tortie_reason {
 					 * egress policy allowed it (defaultEndpointToHostAction Drop) */
 	TORTIE_DROP_CT_TCP_NOT_SYN = 85, /* TCP segment of no tracked flow without a bare SYN:
 					 * only a SYN opens a flow (no mid-stream pick-up) */
-	TORTIE_REASON_MAX = 86,
+	TORTIE_DROP_CT_BUDGET = 86,     /* the sender's new-flow budget is spent (off by default:
+					 * tortie_cfg_ct_budget_interval_ns) */
+	TORTIE_REASON_MAX = 87,
 };
 
 /*

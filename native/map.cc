@@ -111,6 +111,7 @@ Napi::Function BpfMapWrap::Define(Napi::Env env) {
                          InstanceMethod<&BpfMapWrap::UpdateBatch>("updateBatch"),
                          InstanceMethod<&BpfMapWrap::DeleteBatch>("deleteBatch"),
                          InstanceMethod<&BpfMapWrap::Entries>("entries"),
+                         InstanceMethod<&BpfMapWrap::Count>("count"),
                          InstanceMethod<&BpfMapWrap::Pin>("pin"),
                          InstanceMethod<&BpfMapWrap::Close>("close"),
                      });
@@ -419,6 +420,57 @@ Napi::Value BpfMapWrap::Entries(const Napi::CallbackInfo& info) {
   result.Set("keys", keys);
   result.Set("values", values);
   return result;
+}
+
+// The number of entries, without handing any to JavaScript. The hash family answers
+// BPF_MAP_LOOKUP_BATCH (one syscall per kChunk entries, copied into a scratch buffer
+// that is thrown away); other types, or a kernel without it, walk get_next_key. A count
+// of a map that changes while it is read is a sample, not a snapshot: an entry added or
+// evicted meanwhile may or may not be in it.
+Napi::Value BpfMapWrap::Count(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = RequireFd(env, "count");
+  Layout layout = CurrentLayout();
+  size_t value_bytes = ValueBytes(env, layout);
+  LogScope scope;
+  if (HasBatchDelete(layout.type)) {
+    constexpr __u32 kChunk = 4096;
+    std::vector<uint8_t> keys(static_cast<size_t>(kChunk) * layout.key_size);
+    std::vector<uint8_t> values(static_cast<size_t>(kChunk) * value_bytes);
+    std::vector<uint8_t> in_batch(layout.key_size), out_batch(layout.key_size);
+    uint64_t total = 0;
+    bool first = true;
+    for (;;) {
+      LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
+      __u32 n = kChunk;
+      int rc = bpf_map_lookup_batch(fd, first ? nullptr : in_batch.data(), out_batch.data(),
+                                    keys.data(), values.data(), &n, &opts);
+      int err = rc == 0 ? 0 : errno;
+      if (rc != 0 && err != ENOENT) {
+        if (first && IsUnsupported(err)) break;  // no batch ops here: walk below
+        ThrowErrno(env, err, Where(layout.name, "bpf_map_lookup_batch"));
+      }
+      total += n;
+      if (err == ENOENT) return Napi::Number::New(env, static_cast<double>(total));
+      first = false;
+      in_batch.swap(out_batch);
+    }
+  }
+  std::vector<uint8_t> key(layout.key_size), next(layout.key_size);
+  uint64_t total = 0;
+  const uint64_t max_steps = (static_cast<uint64_t>(layout.max_entries) + 1) * 16 + 1024;
+  for (bool first = true;; first = false) {
+    if (bpf_map_get_next_key(fd, first ? nullptr : key.data(), next.data()) != 0) {
+      if (errno == ENOENT) break;
+      ThrowErrno(env, errno, Where(layout.name, "bpf_map_get_next_key"));
+    }
+    key.swap(next);
+    if (++total > max_steps) {
+      ThrowWithCode(env, EAGAIN, "count(map " + layout.name +
+                                     "): the map kept changing while it was read; try again");
+    }
+  }
+  return Napi::Number::New(env, static_cast<double>(total));
 }
 
 void BpfMapWrap::Pin(const Napi::CallbackInfo& info) {

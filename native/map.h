@@ -46,6 +46,7 @@ class BpfMapWrap : public Napi::ObjectWrap<BpfMapWrap> {
   Napi::Value UpdateBatch(const Napi::CallbackInfo& info);
   Napi::Value DeleteBatch(const Napi::CallbackInfo& info);
   Napi::Value Entries(const Napi::CallbackInfo& info);
+  Napi::Value Count(const Napi::CallbackInfo& info);
   void Pin(const Napi::CallbackInfo& info);
   void Close(const Napi::CallbackInfo& info);
 

@@ -22,6 +22,16 @@ volatile const __u64 tortie_cfg_ct_closing_timeout_ns = 10 * NSEC_PER_SEC; /* CL
 volatile const __u64 tortie_cfg_ct_other_timeout_ns = 60 * NSEC_PER_SEC;   /* UDP, ICMP, ... */
 
 /*
+ * New-flow budget per sending pod (docs/dataplane.md, "Conntrack capacity and
+ * fairness"): a pod may open one new flow every interval, and a burst of that many at
+ * once; the flow beyond is dropped as TORTIE_DROP_CT_BUDGET and creates no entry.
+ * Interval 0 = off (the default): the verifier prunes the check. The loader keeps the
+ * burst at 1 or more.
+ */
+volatile const __u64 tortie_cfg_ct_budget_interval_ns = 0;
+volatile const __u32 tortie_cfg_ct_budget_burst = 1;
+
+/*
  * Pods may not send tunnel traffic themselves (Calico's FelixConfiguration
  * allowIPIPPacketsFromWorkloads / allowVXLANPacketsFromWorkloads, both false by
  * default): a pod's IPIP (protocol 4), or UDP to the VXLAN port, is dropped in

@@ -206,12 +206,74 @@ struct ct_sides {
 	__u32 rule_id;
 };
 
+static __always_inline int __ct_count_new(__u32 ep_id)
+{
+	__u64 *n = bpf_map_lookup_elem(&tortie_ct_new, &ep_id);
+
+	if (!n) {
+		__u64 zero = 0;
+
+		/* EEXIST: another CPU created it first; look up again either way. */
+		bpf_map_update_elem(&tortie_ct_new, &ep_id, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&tortie_ct_new, &ep_id);
+		if (!n)
+			return -1;
+	}
+	*n += 1; /* per-CPU value: no other CPU writes it */
+	return 0;
+}
+
 /*
- * Record a new flow. A failed insert (memory pressure; the LRU never runs full) is
- * not a reason to drop a packet policy allowed: the next packet is judged again.
+ * Whether the sending pod ep_id may open one more flow now (tortie_cfg_ct_budget_*):
+ * 1 yes (and the budget is charged), 0 no. GCRA: *tat is when the bucket would be full
+ * again; a flow is admitted while tat lies at most (burst - 1) intervals ahead of now,
+ * and each admitted flow moves tat one interval on. O(1): one lookup, one write.
+ *
+ * Two CPUs charging the same pod at the same instant may both read the old tat and
+ * admit one flow each for one interval's charge: at most one flow more per CPU, never
+ * fewer. Not worth an atomic: the budget bounds churn, it is not a quota.
+ */
+static __always_inline int ct_budget_take(__u32 ep_id, __u64 now)
+{
+	__u64 interval = tortie_cfg_ct_budget_interval_ns;
+	__u64 slack, start, *tat;
+
+	if (interval == 0)
+		return 1;
+	slack = interval * (tortie_cfg_ct_budget_burst - 1);
+	tat = bpf_map_lookup_elem(&tortie_ct_rate, &ep_id);
+	if (!tat) {
+		__u64 next = now + interval;
+
+		/* A first flow (or a budget the LRU evicted): a full bucket, one flow charged. */
+		bpf_map_update_elem(&tortie_ct_rate, &ep_id, &next, BPF_ANY);
+		return 1;
+	}
+	start = *tat > now ? *tat : now;
+	if (start - now > slack)
+		return 0;
+	*tat = start + interval;
+	return 1;
+}
+
+/*
+ * Count one created entry for ep_id (tortie_ct_new). When that map is full the entry
+ * counts under 0, so the node's total stays exact.
+ */
+static __always_inline void ct_count_new(__u32 ep_id)
+{
+	if (__ct_count_new(ep_id) == 0 || ep_id == 0)
+		return;
+	__ct_count_new(0);
+}
+
+/*
+ * Record a new flow, counted for ep_id (the endpoint that caused it: the local sender,
+ * else the local receiver). A failed insert (memory pressure; the LRU never runs full)
+ * is not a reason to drop a packet policy allowed: the next packet is judged again.
  */
 static __always_inline void ct_create4(const struct tortie_ct_key *flow, const struct packet *pkt,
-				       const struct ct_sides *sides, __u64 now)
+				       const struct ct_sides *sides, __u64 now, __u32 ep_id)
 {
 	struct tortie_ct_entry e = {
 		.created_ns = now,
@@ -227,7 +289,8 @@ static __always_inline void ct_create4(const struct tortie_ct_key *flow, const s
 	if (flow->icmp_query & TORTIE_CT_ICMP_REPLY)
 		return;
 	e.state = ct_initial_state(pkt, &e.flags);
-	bpf_map_update_elem(&tortie_ct, flow, &e, BPF_ANY);
+	if (bpf_map_update_elem(&tortie_ct, flow, &e, BPF_ANY) == 0)
+		ct_count_new(ep_id);
 }
 
 /* A packet of a tracked flow went through: keep the flow alive, follow TCP's state. */

@@ -94,6 +94,22 @@ struct {
 	__type(value, struct tortie_ct_entry);
 } tortie_ct SEC(".maps");
 
+/* Conntrack entries created per endpoint (see tortie_maps.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, TORTIE_MAX_CT_NEW);
+	__type(key, __u32); /* endpoint id; 0 = unknown or map full */
+	__type(value, __u64);
+} tortie_ct_new SEC(".maps");
+
+/* New-flow budgets of sending pods (see tortie_maps.h); empty while the budget is off. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TORTIE_MAX_CT_BUDGET);
+	__type(key, __u32);   /* endpoint id */
+	__type(value, __u64); /* the bucket's theoretical arrival time, ns */
+} tortie_ct_rate SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TORTIE_MAX_FRAGS);

@@ -25,7 +25,7 @@ import { Bird, type BgpSession } from '../bgp/bird.js';
 import { renderBird, type BgpTimers } from '../bgp/render.js';
 import { Datastore, type ResourceWatcher, type WatchEvent } from '../datastore/index.js';
 import { applyDelta } from '../dataplane/apply.js';
-import { NodeDataplane } from '../dataplane/node-dataplane.js';
+import { NodeDataplane, type ConntrackPressure } from '../dataplane/node-dataplane.js';
 import { IpamKeys } from '../ipam/keys.js';
 import { affinityNode, ordinalAddress, parseBlock } from '../ipam/records.js';
 import type { DataplaneConfig } from '../loader/index.js';
@@ -62,6 +62,7 @@ import {
   listLinks,
 } from './links.js';
 import { createLogger } from './log.js';
+import { conntrackFamilies, conntrackSummary, type ConntrackSummary } from './conntrack.js';
 import { Histogram, RECONCILE_BUCKETS, renderMetrics, type MetricFamily } from './metrics.js';
 import { buildWorld, ClusterModel, WATCHED_KINDS, type ModelProblem } from './model.js';
 import { natRules, syncNat } from './nat.js';
@@ -157,6 +158,8 @@ export interface AgentStatus {
   readonly reconciles: { ok: number; failed: number };
   readonly problems: readonly ModelProblem[];
   readonly drops: Record<string, number>;
+  /** tortie_ct's fill and its biggest creators (BPF dataplane only). */
+  readonly conntrack?: ConntrackSummary;
   /** Only with `routing: bgp`. */
   readonly bgp?: BgpStatus;
 }
@@ -332,6 +335,9 @@ export class Agent {
         allowIPIPPacketsFromWorkloads: config.allowIPIPPacketsFromWorkloads,
         allowVXLANPacketsFromWorkloads: config.allowVXLANPacketsFromWorkloads,
         vxlanPort: VXLAN_PORT,
+        ...(config.ctNewFlowBudget === undefined
+          ? {}
+          : { ctNewFlowBudget: config.ctNewFlowBudget }),
         ...options.dataplane,
         endpointToHostAction: config.defaultEndpointToHostAction,
       },
@@ -1534,6 +1540,7 @@ export class Agent {
         : {}),
       routes: this.desired.length,
       drops: this.drops(),
+      ...this.conntrackField(),
       ...(this.bird === undefined ? {} : { bgp: { sessions: this.sessions } }),
     };
   }
@@ -1576,6 +1583,7 @@ export class Agent {
       reconciles: { ok: this.okCount, failed: this.failCount },
       problems: this.problems,
       drops: this.drops(),
+      ...this.conntrackField(),
       ...(this.bird === undefined ? {} : { bgp: this.bgpStatus()! }),
     };
   }
@@ -1714,9 +1722,9 @@ export class Agent {
   private bpfMapMetrics(families: MetricFamily[]): void {
     const maps = this.dataplane.dp.maps;
     const occupancy: { map: string; entries: number; capacity: number }[] = [];
-    const count = (role: 'ifaces' | 'routes' | 'ct' | 'frags') => {
+    const count = (role: 'ifaces' | 'routes' | 'frags') => {
       try {
-        return maps[role].entries().keys.length;
+        return maps[role].count();
       } catch {
         return 0;
       }
@@ -1728,11 +1736,11 @@ export class Agent {
         return 0;
       }
     };
-    const ct = count('ct');
+    const ct = this.conntrack();
     for (const role of ['ifaces', 'routes', 'ct', 'frags'] as const) {
       occupancy.push({
         map: maps[role].info().name,
-        entries: role === 'ct' ? ct : count(role),
+        entries: role === 'ct' ? (ct?.entries ?? 0) : count(role),
         capacity: cap(role),
       });
     }
@@ -1770,12 +1778,32 @@ export class Agent {
         value: o.capacity === 0 ? 0 : o.entries / o.capacity,
       })),
     });
-    families.push({
-      name: 'tortie_conntrack_entries',
-      help: 'Tracked flows in tortie_ct.',
-      type: 'gauge',
-      samples: [{ value: ct }],
-    });
+    if (ct !== undefined) families.push(...conntrackFamilies(ct, this.endpointNames()));
+  }
+
+  /** tortie_ct's fill and who fills it; undefined without BPF maps (or once closed). */
+  private conntrack(): ConntrackPressure | undefined {
+    if (this.bpf === undefined) return undefined;
+    try {
+      return this.dataplane.conntrack();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Endpoint id → `namespace/name` of the endpoints this agent programs. */
+  private endpointNames(): Map<number, string> {
+    return new Map(this.locals.map((l) => [l.id, l.endpoint.key]));
+  }
+
+  private conntrackField(): { conntrack?: ConntrackSummary } {
+    const c = this.conntrackSummary();
+    return c === undefined ? {} : { conntrack: c };
+  }
+
+  private conntrackSummary(): ConntrackSummary | undefined {
+    const ct = this.conntrack();
+    return ct === undefined ? undefined : conntrackSummary(ct, this.endpointNames());
   }
 
   /** iptables mode: chains, sets and write errors. */

@@ -29,6 +29,9 @@
  *                                                      allowVXLANPacketsFromWorkloads (false)
  *   --default-endpoint-to-host-action  TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION
  *                                                      defaultEndpointToHostAction (Drop | Accept | Return; Drop)
+ *   --ct-new-flows-per-second  TORTIE_CT_NEW_FLOWS_PER_SECOND
+ *                                                      ctNewFlowsPerSecond (a pod's new-flow budget; none)
+ *   --ct-new-flow-burst   TORTIE_CT_NEW_FLOW_BURST     ctNewFlowBurst  (the rate rounded up)
  *   --agent-config        TORTIE_AGENT_CONFIG          (the file itself: /etc/tortie/agent.yaml)
  */
 import { hostname } from 'node:os';
@@ -105,6 +108,11 @@ export interface AgentConfig {
    * (to the host's own rules; tortie has no host endpoint policy yet, so as Accept).
    */
   readonly defaultEndpointToHostAction: EndpointToHostAction;
+  /**
+   * New-flow budget per sending pod (docs/dataplane.md, "Conntrack capacity and
+   * fairness"): undefined (the default) = none.
+   */
+  readonly ctNewFlowBudget?: { readonly perSecond: number; readonly burst?: number };
 }
 
 /** Settings as the command line gives them (strings, or undefined when not given). */
@@ -133,6 +141,8 @@ export interface AgentFlags {
   allowIpipPacketsFromWorkloads?: string;
   allowVxlanPacketsFromWorkloads?: string;
   defaultEndpointToHostAction?: string;
+  ctNewFlowsPerSecond?: string;
+  ctNewFlowBurst?: string;
 }
 
 export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
@@ -160,6 +170,8 @@ export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
   allowIpipPacketsFromWorkloads: 'TORTIE_ALLOW_IPIP_PACKETS_FROM_WORKLOADS',
   allowVxlanPacketsFromWorkloads: 'TORTIE_ALLOW_VXLAN_PACKETS_FROM_WORKLOADS',
   defaultEndpointToHostAction: 'TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION',
+  ctNewFlowsPerSecond: 'TORTIE_CT_NEW_FLOWS_PER_SECOND',
+  ctNewFlowBurst: 'TORTIE_CT_NEW_FLOW_BURST',
 };
 
 export const CONFIG_FILE_ENV = 'TORTIE_AGENT_CONFIG';
@@ -191,6 +203,8 @@ export const agentConfigFileSchema = z
     allowIPIPPacketsFromWorkloads: z.boolean().optional(),
     allowVXLANPacketsFromWorkloads: z.boolean().optional(),
     defaultEndpointToHostAction: z.string().optional(),
+    ctNewFlowsPerSecond: z.number().optional(),
+    ctNewFlowBurst: z.number().int().optional(),
   })
   .strict();
 
@@ -370,6 +384,31 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
       'info' as const);
   const heartbeatTtlSeconds = int('heartbeatTtl', file.heartbeatTtlSeconds, 10, 2, 3600);
   const reportIntervalSeconds = int('reportInterval', file.reportIntervalSeconds, 10, 1, 86400);
+  const ctNewFlowBudget = (() => {
+    const rate = pick('ctNewFlowsPerSecond', file.ctNewFlowsPerSecond);
+    const burst = pick('ctNewFlowBurst', file.ctNewFlowBurst);
+    if (rate === undefined) {
+      if (burst !== undefined)
+        problems.push(`${burst.where}: a burst needs a rate (ctNewFlowsPerSecond)`);
+      return undefined;
+    }
+    const perSecond = typeof rate.value === 'number' ? rate.value : Number(rate.value);
+    if (!Number.isFinite(perSecond) || perSecond <= 0 || perSecond > 1e9) {
+      problems.push(
+        `${rate.where}: ${JSON.stringify(rate.value)} is not a number of new flows per second (above 0, at most 1e9)`,
+      );
+      return undefined;
+    }
+    if (burst === undefined) return { perSecond };
+    const b = typeof burst.value === 'number' ? burst.value : Number(burst.value);
+    if (!Number.isInteger(b) || b < 1 || b > 4294967295) {
+      problems.push(
+        `${burst.where}: ${JSON.stringify(burst.value)} is not a number of flows (1 or more)`,
+      );
+      return undefined;
+    }
+    return { perSecond, burst: b };
+  })();
   const debounceMs = int('debounceMs', file.debounceMs, 20, 0, 60_000);
 
   // routing
@@ -476,6 +515,7 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     allowIPIPPacketsFromWorkloads,
     allowVXLANPacketsFromWorkloads,
     defaultEndpointToHostAction,
+    ...(ctNewFlowBudget === undefined ? {} : { ctNewFlowBudget }),
   };
 }
 

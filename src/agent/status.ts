@@ -13,6 +13,7 @@
  */
 import type { BgpSession } from '../bgp/bird.js';
 import type { EtcdKv } from '../datastore/client.js';
+import type { ConntrackSummary } from './conntrack.js';
 
 export function statusPrefix(prefix: string): string {
   return `${prefix.replace(/\/+$/, '')}/status/`;
@@ -94,6 +95,8 @@ export interface NodeStatus {
   readonly routes: number;
   /** Dropped packets by reason since the maps were created. */
   readonly drops: Readonly<Record<string, number>>;
+  /** tortie_ct's fill and its biggest creators (BPF dataplane only; agent/conntrack.ts). */
+  readonly conntrack?: ConntrackSummary;
   /** With `routing: bgp`: BIRD's BGP sessions. */
   readonly bgp?: { readonly sessions: readonly BgpSession[] };
 }

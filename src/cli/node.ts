@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { AgentFlags, AgentStatus, NodeStatus } from '../agent/index.js';
+import type { ConntrackSummary } from '../agent/conntrack.js';
 import { parseParts } from '../preflight/report.js';
 import type { Part } from '../preflight/requirements.js';
 import { datastoreFrom, resolveConnection, UsageError, type GlobalOptions } from './context.js';
@@ -30,6 +31,8 @@ interface RunOptions {
   allowIpipPacketsFromWorkloads?: string;
   allowVxlanPacketsFromWorkloads?: string;
   defaultEndpointToHostAction?: string;
+  ctNewFlowsPerSecond?: string;
+  ctNewFlowBurst?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
   agentConfig?: string;
@@ -103,6 +106,14 @@ export function registerNodeCommands(program: Command): void {
       "a pod's new flow to an address of this node, after its egress policy: Drop, Accept or Return (Felix's setting; env TORTIE_DEFAULT_ENDPOINT_TO_HOST_ACTION; default Drop)",
     )
     .option(
+      '--ct-new-flows-per-second <n>',
+      "each pod's new-flow budget: new flows beyond it drop as DROP_CT_BUDGET (env TORTIE_CT_NEW_FLOWS_PER_SECOND; default none)",
+    )
+    .option(
+      '--ct-new-flow-burst <n>',
+      'new flows a pod may open at once within its budget (env TORTIE_CT_NEW_FLOW_BURST; default the rate rounded up)',
+    )
+    .option(
       '--bgp-run-dir <dir>',
       "BIRD's config, socket, pid file and log, named with the node (env TORTIE_BGP_RUN_DIR; default /run/tortie/bird)",
     )
@@ -165,6 +176,8 @@ export function registerNodeCommands(program: Command): void {
           'allowIpipPacketsFromWorkloads',
           'allowVxlanPacketsFromWorkloads',
           'defaultEndpointToHostAction',
+          'ctNewFlowsPerSecond',
+          'ctNewFlowBurst',
         ]),
         ...pick(globals, ['etcdEndpoints', 'etcdPrefix', 'etcdCaCert', 'etcdCert', 'etcdKey']),
       };
@@ -300,6 +313,18 @@ async function fetchLive(url: string): Promise<AgentStatus | undefined> {
   }
 }
 
+/** tortie_ct's fill and who fills it (docs/dataplane.md, "Conntrack capacity and fairness"). */
+export function conntrackLines(ct: ConntrackSummary | undefined): string[] {
+  if (ct === undefined) return [];
+  const pct = ct.capacity === 0 ? 0 : (100 * ct.entries) / ct.capacity;
+  const lines = [
+    `conntrack         ${ct.entries} of ${ct.capacity} entries (${pct.toFixed(1)}%), ${ct.created} created, ${ct.removed} removed (evicted, revoked, expired and reused)`,
+  ];
+  for (const c of ct.topCreators)
+    lines.push(`  ${c.endpoint.padEnd(40)}${String(c.created).padStart(12)} created`);
+  return lines;
+}
+
 function ago(iso: string | undefined): string {
   if (!iso) return 'never';
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
@@ -345,6 +370,7 @@ function renderStatus(
     const rows = Object.entries(drops).sort((a, b) => b[1] - a[1]);
     lines.push(`drops             ${rows.length === 0 ? 'none' : ''}`);
     for (const [reason, n] of rows) lines.push(`  ${reason.padEnd(24)}${String(n).padStart(12)}`);
+    lines.push(...conntrackLines(live?.conntrack ?? hb.conntrack));
     const sessions = live?.bgp?.sessions ?? hb.bgp?.sessions;
     if (sessions !== undefined) {
       lines.push('');

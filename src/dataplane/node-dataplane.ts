@@ -62,6 +62,46 @@ export interface CounterRow {
   bytes: bigint;
 }
 
+/**
+ * How full conntrack is and who fills it (docs/dataplane.md, "Conntrack capacity and
+ * fairness"). `created` counts since tortie_ct_new was created (it is pinned with
+ * tortie_ct, so an agent restart keeps both).
+ */
+export interface ConntrackPressure {
+  /** Entries in tortie_ct now, live or expired-but-not-yet-reused (a sample: see count()). */
+  entries: number;
+  capacity: number;
+  /** Entries created, summed over endpoints. */
+  created: bigint;
+  /** created − entries: evicted by the LRU, revoked, replaced after expiry or deleted. */
+  removed: bigint;
+  /** Entries created per endpoint id (0: no endpoint known, or tortie_ct_new full). */
+  byEndpoint: { epId: number; created: bigint }[];
+  /** Milliseconds the count of tortie_ct took. */
+  countMs: number;
+}
+
+/** Count tortie_ct (batch lookup) and sum tortie_ct_new over CPUs. */
+export function conntrackPressure(dp: Dataplane): ConntrackPressure {
+  const t0 = performance.now();
+  const entries = dp.maps.ct.count();
+  const countMs = performance.now() - t0;
+  const byEndpoint = dp.views.ctNew
+    .entriesSum()
+    .map(([epId, created]) => ({ epId, created }))
+    .sort((a, b) => a.epId - b.epId);
+  const created = byEndpoint.reduce((sum, e) => sum + e.created, 0n);
+  const removed = created - BigInt(entries);
+  return {
+    entries,
+    capacity: dp.maps.ct.info().maxEntries,
+    created,
+    removed: removed > 0n ? removed : 0n,
+    byEndpoint,
+    countMs,
+  };
+}
+
 export interface DataplaneEvent {
   type: 'drop' | 'verdict' | 'log';
   epId: number;
@@ -274,6 +314,10 @@ export class NodeDataplane {
       .sort(
         (a, b) => a.epId - b.epId || a.reason.localeCompare(b.reason) || a.dir.localeCompare(b.dir),
       );
+  }
+
+  conntrack(): ConntrackPressure {
+    return conntrackPressure(this.dp);
   }
 
   decodeEvent(buf: Buffer): DataplaneEvent {

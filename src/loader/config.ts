@@ -36,6 +36,13 @@ export interface DataplaneConfig {
    * Accept: tortie has no host endpoint policy to return to yet.
    */
   readonly endpointToHostAction?: EndpointToHostAction;
+  /**
+   * New-flow budget per sending pod: `perSecond` new flows on average, `burst` at once
+   * (default: perSecond rounded up, at least 1); the flow beyond is dropped as
+   * DROP_CT_BUDGET. Unset (the default): no budget. docs/dataplane.md, "Conntrack
+   * capacity and fairness".
+   */
+  readonly ctNewFlowBudget?: { readonly perSecond: number; readonly burst?: number };
 }
 
 export const ENDPOINT_TO_HOST_ACTIONS = ['Drop', 'Accept', 'Return'] as const;
@@ -102,9 +109,32 @@ function vxlanPort(port: number | undefined): number {
   return port;
 }
 
+/** tortie_cfg_ct_budget_interval_ns and _burst: 0 and 1 when there is no budget. */
+function ctBudget(budget: DataplaneConfig['ctNewFlowBudget']): {
+  intervalNs: bigint;
+  burst: number;
+} {
+  if (budget === undefined) return { intervalNs: 0n, burst: 1 };
+  const { perSecond } = budget;
+  if (!(typeof perSecond === 'number' && perSecond > 0 && perSecond <= 1e9))
+    throw new Error(
+      `ctNewFlowBudget.perSecond must be above 0 and at most 1e9, got ${String(perSecond)}`,
+    );
+  const burst = budget.burst ?? Math.max(1, Math.ceil(perSecond));
+  if (!Number.isInteger(burst) || burst < 1 || burst > 0xffffffff)
+    throw new Error(
+      `ctNewFlowBudget.burst must be a whole number of flows, 1 or more, got ${String(burst)}`,
+    );
+  const intervalNs = BigInt(Math.max(1, Math.round(1e9 / perSecond)));
+  if (intervalNs * BigInt(burst) >= 1n << 63n)
+    throw new Error(`ctNewFlowBudget: burst ${burst} at ${perSecond}/s spans more than 2^63 ns`);
+  return { intervalNs, burst };
+}
+
 /** The globals to set for this configuration (every one, defaults included). */
 export function configGlobals(config: DataplaneConfig = {}): GlobalSetting[] {
   const t = { ...DEFAULT_CT_TIMEOUTS_MS, ...config.ctTimeoutsMs };
+  const budget = ctBudget(config.ctNewFlowBudget);
   return [
     { name: 'tortie_cfg_drop_events', value: u32(config.dropEvents === false ? 0 : 1) },
     { name: 'tortie_cfg_trace_verdicts', value: u32(config.traceVerdicts === true ? 1 : 0) },
@@ -128,5 +158,7 @@ export function configGlobals(config: DataplaneConfig = {}): GlobalSetting[] {
       name: 'tortie_cfg_endpoint_to_host_action',
       value: u32(hostAction(config.endpointToHostAction)),
     },
+    { name: 'tortie_cfg_ct_budget_interval_ns', value: u64(budget.intervalNs) },
+    { name: 'tortie_cfg_ct_budget_burst', value: u32(budget.burst) },
   ];
 }

@@ -72,6 +72,10 @@ export interface DataplaneViews {
   readonly polL4: TypedMap<PolL4Key, VerdictValue>;
   readonly polDflt: TypedMap<number, VerdictValue>;
   readonly ct: TypedMap<CtKey, CtEntry>;
+  /** Conntrack entries created, by endpoint id (0: unknown, or the map full). */
+  readonly ctNew: PerCpuMap<number, bigint>;
+  /** New-flow budgets of sending pods (empty while the budget is off). */
+  readonly ctBudget: TypedMap<number, bigint>;
   readonly frags: TypedMap<FragKey, FragVal>;
   readonly metrics: PerCpuMap<MetricsKey, MetricsVal>;
   readonly evLost: PerCpuMap<number, bigint>;
@@ -149,6 +153,8 @@ function viewsOf(maps: DataplaneMaps): DataplaneViews {
     polL4: new TypedMap(maps.polL4, MAPS.polL4),
     polDflt: new TypedMap(maps.polDflt, MAPS.polDflt),
     ct: new TypedMap(maps.ct, MAPS.ct),
+    ctNew: new PerCpuMap(maps.ctNew, MAPS.ctNew),
+    ctBudget: new TypedMap(maps.ctBudget, MAPS.ctBudget),
     frags: new TypedMap(maps.frags, MAPS.frags),
     metrics: new PerCpuMap(maps.metrics, MAPS.metrics),
     evLost: new PerCpuMap(maps.evLost, MAPS.evLost),

@@ -63,6 +63,10 @@ export const MAPS = {
   polL4: spec('tortie_pol_l4', 'lpm_trie', polL4KeyCodec, verdictCodec),
   polDflt: spec('tortie_pol_dflt', 'hash', u32Codec, verdictCodec),
   ct: spec('tortie_ct', 'lru_hash', ctKeyCodec, ctEntryCodec),
+  // Conntrack entries created, per endpoint id (never decremented: see tortie_maps.h).
+  ctNew: spec('tortie_ct_new', 'percpu_hash', u32Codec, u64Codec, true),
+  // New-flow budgets of sending pods, when on: endpoint id -> GCRA arrival time (ns).
+  ctBudget: spec('tortie_ct_rate', 'lru_hash', u32Codec, u64Codec),
   frags: spec('tortie_frags', 'lru_hash', fragKeyCodec, fragValCodec),
   metrics: spec('tortie_metrics', 'percpu_hash', metricsKeyCodec, metricsValCodec, true),
   evLost: spec('tortie_ev_lost', 'percpu_array', u32Codec, u64Codec, true),

@@ -41,12 +41,13 @@ export const Reason = {
   DROP_TO_LOOPBACK: 83,
   DROP_ENDPOINT_TO_HOST: 84,
   DROP_CT_TCP_NOT_SYN: 85,
+  DROP_CT_BUDGET: 86,
 } as const;
 export type Reason = ValueOf<typeof Reason>;
 export type ReasonName = keyof typeof Reason;
 
 /** TORTIE_REASON_MAX: every reason is below it. */
-export const REASON_MAX = 86;
+export const REASON_MAX = 87;
 
 /** What each reason means, for humans (CLI, monitor, docs). */
 export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
@@ -87,6 +88,8 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
     "pod's new flow to an address of the node (defaultEndpointToHostAction Drop)",
   DROP_CT_TCP_NOT_SYN:
     'TCP segment of no tracked flow that is not a bare SYN (only a SYN opens a flow)',
+  DROP_CT_BUDGET:
+    "the sending pod's new-flow budget is spent (ctNewFlowBudget; off by default)",
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(

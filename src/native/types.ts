@@ -51,6 +51,11 @@ export interface BpfMap {
   deleteBatch(keys: Buffer): number;
   /** Every entry, in map order. */
   entries(): { keys: Buffer[]; values: Buffer[] };
+  /**
+   * How many entries the map holds, none copied to JavaScript (batch lookup for the hash
+   * family, else a key walk). A map that changes meanwhile gives a sample, not a snapshot.
+   */
+  count(): number;
   /** Pin this map at `path`. */
   pin(path: string): void;
   close(): void;

@@ -113,6 +113,8 @@ export class BpfHarness {
       m.polL4,
       m.polDflt,
       m.ct,
+      m.ctNew,
+      m.ctBudget,
       m.frags,
       m.metrics,
       m.nodes,

@@ -18,6 +18,7 @@ import {
   agentConfig,
   waitForEndpointProgrammed,
   type AgentConfig,
+  type AgentStatus,
 } from '../../src/agent/index.js';
 import { Datastore } from '../../src/datastore/index.js';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
@@ -28,7 +29,7 @@ import { RouteFlags, RouteType } from '../../src/maps/enums.js';
 import { u32Codec } from '../../src/maps/structs.js';
 import { native } from '../../src/native/index.js';
 import { createPodNetwork } from '../../src/plumbing/index.js';
-import { execIn, newRunId, TestNetnsSet, type TestNetns } from '../helpers/netns.js';
+import { execIn, execInOk, newRunId, TestNetnsSet, type TestNetns } from '../helpers/netns.js';
 import { pingVerdict, startPing, type PingSummary } from '../helpers/resilience.js';
 
 const run = promisify(execFile);
@@ -292,6 +293,29 @@ describe('the node agent: store → dataplane on one node', () => {
     // The Node is registered with its address; its heartbeat is in etcd.
     const n = await ds!.get('Node', nodeName);
     expect(n?.spec.bgp?.ipv4Address).toBe('10.99.0.1/24');
+  });
+
+  it('/metrics and /status count the conntrack entries a pod creates: N new flows, N more', async () => {
+    const created = async (): Promise<number> => {
+      const text = await (await fetch(`${agent!.healthUrl}/metrics`)).text();
+      const m = /tortie_conntrack_created_total\{endpoint="x\/a",endpoint_id="\d+"\} (\d+)/.exec(
+        text,
+      );
+      expect(text).toMatch(/tortie_conntrack_capacity 262144/);
+      return m === null ? 0 : Number(m[1]);
+    };
+    const before = await created();
+    // N datagrams, each from a new socket (a new source port) to its own port: N new flows.
+    const n = 40;
+    await execInOk(pods.a!.ns.path, 'bash', [
+      '-c',
+      `for i in $(seq 1 ${n}); do echo x > /dev/udp/${ipB}/$((20000 + i)); done`,
+    ]);
+    expect((await created()) - before).toBe(n);
+    const status = (await (await fetch(`${agent!.healthUrl}/status`)).json()) as AgentStatus;
+    expect(status.conntrack!.capacity).toBe(262144);
+    expect(status.conntrack!.entries).toBeGreaterThanOrEqual(n);
+    expect(status.conntrack!.topCreators[0]).toEqual({ endpoint: 'x/a', created: before + n });
   });
 
   it('a NetworkPolicy applied with the Datastore changes what the pods can reach', async () => {

@@ -125,6 +125,27 @@ describe('agent configuration', () => {
     ).toBe('10.0.0.1/24');
   });
 
+  it('the new-flow budget: none by default; a rate (and burst) by flag, environment or file; nonsense named', () => {
+    expect(resolveAgentConfig({ hostname: 'h', env: {} }).ctNewFlowBudget).toBeUndefined();
+    expect(
+      resolveAgentConfig({
+        hostname: 'h',
+        flags: { ctNewFlowsPerSecond: '100' },
+        env: { TORTIE_CT_NEW_FLOW_BURST: '1000' },
+      }).ctNewFlowBudget,
+    ).toEqual({ perSecond: 100, burst: 1000 });
+    expect(
+      resolveAgentConfig({ hostname: 'h', env: {}, file: { ctNewFlowsPerSecond: 0.5 } })
+        .ctNewFlowBudget,
+    ).toEqual({ perSecond: 0.5 });
+    expect(() =>
+      resolveAgentConfig({ hostname: 'h', env: {}, flags: { ctNewFlowsPerSecond: 'lots' } }),
+    ).toThrow(/--ct-new-flows-per-second: "lots" is not a number of new flows per second/);
+    expect(() =>
+      resolveAgentConfig({ hostname: 'h', env: { TORTIE_CT_NEW_FLOW_BURST: '5' } }),
+    ).toThrow(/TORTIE_CT_NEW_FLOW_BURST: a burst needs a rate/);
+  });
+
   it('every bad setting is named with where it came from, all at once', () => {
     let err: unknown;
     try {
