@@ -88,8 +88,7 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
     "pod's new flow to an address of the node (defaultEndpointToHostAction Drop)",
   DROP_CT_TCP_NOT_SYN:
     'TCP segment of no tracked flow that is not a bare SYN (only a SYN opens a flow)',
-  DROP_CT_BUDGET:
-    "the sending pod's new-flow budget is spent (ctNewFlowBudget; off by default)",
+  DROP_CT_BUDGET: "the sending pod's new-flow budget is spent (ctNewFlowBudget; off by default)",
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(
