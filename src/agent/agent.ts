@@ -77,6 +77,7 @@ import {
   diffRoutes,
   TORTIE_ROUTE_PROTO,
   knownNodeAddresses,
+  vxlanInnerSources,
   type DesiredRoute,
   type KernelRoute,
   type RouteBlock,
@@ -868,8 +869,11 @@ export class Agent {
     let report;
     try {
       // VXLAN is accepted from the other nodes only (tortie-INPUT, docs/iptables.md).
+      // VXLAN's inner source must be routed to the sending node (tortie-vxlan-in).
+      const inputs = this.routeInputs();
       report = await ipt.program(world, eps, {
-        vxlanSources: knownNodeAddresses(this.routeInputs()),
+        vxlanSources: knownNodeAddresses(inputs),
+        vxlanInnerSources: vxlanInnerSources(inputs),
       });
     } catch (e) {
       this.iptErrors++;

@@ -41,6 +41,7 @@ export {
   desiredRoutes,
   diffRoutes,
   knownNodeAddresses,
+  vxlanInnerSources,
   type DesiredRoute,
   type RouteInputs,
 } from './routes.js';

@@ -138,6 +138,23 @@ export function knownNodeAddresses(inputs: Pick<RouteInputs, 'self' | 'nodes'>):
     .sort();
 }
 
+/**
+ * Per other live node (its underlay address), the inner sources its VXLAN may carry:
+ * the blocks and borrowed /32s routed to it, and its underlay address (its vxlan device's
+ * VTEP address, the source of its node-originated traffic to pods). The iptables
+ * dataplane binds decapsulated sources to the sending node with it (tortie-vxlan-in).
+ */
+export function vxlanInnerSources(inputs: RouteInputs): { source: string; cidrs: string[] }[] {
+  const byNode = new Map<string, { source: string; cidrs: string[] }>();
+  for (const n of inputs.nodes) {
+    if (!n.alive || n.name === inputs.self) continue;
+    const a = nodeAddress(n.address);
+    if (a !== undefined) byNode.set(n.name, { source: a.text, cidrs: [`${a.text}/32`] });
+  }
+  for (const r of desiredRoutes(inputs)) byNode.get(r.node)?.cidrs.push(r.cidr);
+  return [...byNode.values()].sort((x, y) => compareCidrText(x.source + '/32', y.source + '/32'));
+}
+
 export interface RouteDiff {
   /** New routes and routes whose next hop or encapsulation changed. */
   readonly set: readonly DesiredRoute[];

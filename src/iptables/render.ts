@@ -57,6 +57,7 @@ import {
 import { ALL_ADDRESSES, cidrsToSet, formatAddress } from '../policy/compile/addresses.js';
 import { normalize, type IntervalSet } from '../policy/compile/intervals.js';
 import { endpointLabels, WorldIndex, type RuleOwner } from '../policy/compile/world-index.js';
+import { cidrWithin, formatCidr, tryParseCidr } from '../ipam/ipv4.js';
 import { MULTIPORT_MAX, protoName, type IptRule, type Match, type Target } from './rules.js';
 
 /** Felix's bits: accept, pass and a scratch bit, in the mark's 0x70000 (Felix's default band). */
@@ -113,7 +114,24 @@ export interface RenderOptions extends WorkloadEncapSettings {
    * vxlan device sees it (set SET_VXLAN_SOURCES). Undefined: no such rule.
    */
   readonly vxlanSources?: readonly string[];
+  /**
+   * Per other node, the inner sources its VXLAN may carry: `source` is its underlay
+   * address (the outer source), `cidrs` the blocks and borrowed /32s routed to it and its
+   * own address (what its vxlan device sends node-originated traffic from). When given,
+   * tortie-INPUT sends UDP to the VXLAN port through CHAIN_VXLAN_IN, which returns a
+   * packet only when the longest of all nodes' prefixes holding its inner source (read
+   * with u32 before decapsulation) is the sender's, and drops everything else.
+   */
+  readonly vxlanInnerSources?: readonly VxlanPeer[];
 }
+
+export interface VxlanPeer {
+  readonly source: string;
+  readonly cidrs: readonly string[];
+}
+
+/** The inner-source check of VXLAN (anti-spoofing across nodes), from tortie-INPUT. */
+export const CHAIN_VXLAN_IN = 'tortie-vxlan-in';
 
 /** The ipset of the nodes VXLAN is accepted from (Calico's cali40all-vxlan-net); kind 'v'. */
 export const SET_VXLAN_SOURCES = 'tortie-v-vxlan-nodes';
@@ -297,9 +315,24 @@ export function render(
             comment: 'VXLAN from a host that is not a node',
           } satisfies IptRule,
         ]),
+    ...(opts.vxlanInnerSources === undefined
+      ? []
+      : [
+          {
+            matches: [
+              { k: 'proto', not: false, proto: IPPROTO_UDP },
+              { k: 'multiport', not: false, ranges: [[vxlanPort, vxlanPort]] },
+            ],
+            target: { k: 'jump', chain: CHAIN_VXLAN_IN },
+            comment: 'VXLAN inner source bound to the sending node',
+          } satisfies IptRule,
+        ]),
     { matches: [], target: { k: 'set-mark', value: 0, mask: MARK_ALL }, comment: 'clear marks' },
     { matches: [{ ...anyIface, dir: 'in' }], target: { k: 'goto', chain: CHAIN_WL_TO_HOST } },
   ]);
+  if (opts.vxlanInnerSources !== undefined) {
+    b.chains.set(CHAIN_VXLAN_IN, vxlanInnerSourceRules(opts.vxlanInnerSources));
+  }
   const hostAction = opts.endpointToHost ?? 'Drop';
   b.chains.set(CHAIN_WL_TO_HOST, [
     // Reachable only with route_localnet=1 (kube-proxy's setting): never a pod's business.
@@ -342,6 +375,52 @@ export function render(
       { builtin: 'INPUT', chain: CHAIN_INPUT },
     ],
   };
+}
+
+/**
+ * CHAIN_VXLAN_IN: per sending node (by outer source), its own prefixes (RETURN) and the
+ * other nodes' prefixes nested inside them (DROP: a /32 borrowed from its block by
+ * another node), longest first — so the longest prefix holding the inner source decides,
+ * as the routes do — then DROP for anything else.
+ */
+export function vxlanInnerSourceRules(peers: readonly VxlanPeer[]): IptRule[] {
+  const owned = peers.map((p) => ({
+    source: p.source,
+    cidrs: [...new Set(p.cidrs)].map((c) => {
+      const cidr = tryParseCidr(c.includes('/') ? c : `${c}/32`);
+      if (cidr === undefined) throw new IptablesUnsupportedError(`not an IPv4 CIDR: ${c}`);
+      return cidr;
+    }),
+  }));
+  owned.sort((x, y) => compareAddresses(x.source, y.source));
+  const rules: IptRule[] = [];
+  for (const peer of owned) {
+    const own = new Set(peer.cidrs.map(formatCidr));
+    const entries = peer.cidrs.map((cidr) => ({ cidr, mine: true }));
+    for (const other of owned) {
+      if (other === peer) continue;
+      for (const cidr of other.cidrs) {
+        if (own.has(formatCidr(cidr))) continue;
+        if (!peer.cidrs.some((c) => cidrWithin(cidr, c) && c.prefixLength < cidr.prefixLength))
+          continue;
+        own.add(formatCidr(cidr));
+        entries.push({ cidr, mine: false });
+      }
+    }
+    entries.sort((x, y) => y.cidr.prefixLength - x.cidr.prefixLength || x.cidr.base - y.cidr.base);
+    for (const e of entries) {
+      rules.push({
+        matches: [
+          { k: 'addr', dir: 'src', not: false, cidr: `${peer.source}/32` },
+          { k: 'vxlan-inner-src', cidr: formatCidr(e.cidr) },
+        ],
+        target: e.mine ? RETURN : DROP,
+        ...(e.mine ? {} : { comment: 'inner source routed to another node' }),
+      });
+    }
+  }
+  rules.push({ matches: [], target: DROP, comment: 'VXLAN inner source not routed to the sender' });
+  return rules;
 }
 
 function checkLocals(locals: readonly IptablesEndpoint[]): void {

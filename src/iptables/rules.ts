@@ -29,6 +29,12 @@ export type Match =
       readonly ranges: readonly (readonly [number, number])[];
     }
   | { readonly k: 'mark'; readonly value: number; readonly mask: number }
+  /**
+   * The inner IPv4 source of a VXLAN packet (UDP, outer header of any length) within
+   * `cidr`, read by the u32 match before the kernel's vxlan device decapsulates it:
+   * outer IHL → UDP header, + 8 (UDP) + 8 (VXLAN) + 14 (inner Ethernet) + 12 = 42.
+   */
+  | { readonly k: 'vxlan-inner-src'; readonly cidr: string }
   | { readonly k: 'ctstate'; readonly states: readonly ('ESTABLISHED' | 'RELATED' | 'INVALID')[] };
 
 export type Target =
@@ -63,6 +69,22 @@ function hex(n: number): string {
   return `0x${n.toString(16)}`;
 }
 
+/** Bytes from the UDP header to a VXLAN packet's inner IPv4 source (8 + 8 + 14 + 12). */
+export const VXLAN_INNER_SRC_OFFSET = 42;
+
+/** An IPv4 CIDR as u32's `&mask=value` (u32 matches ranges by mask only). */
+export function cidrValueMask(cidr: string): [value: number, mask: number] {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:\/(\d+))?$/.exec(cidr);
+  const octets = m?.slice(1, 5).map(Number);
+  const len = m?.[5] === undefined ? 32 : Number(m[5]);
+  if (m === null || octets!.some((o) => o > 255) || len > 32) {
+    throw new Error(`not an IPv4 CIDR: ${cidr}`);
+  }
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const addr = octets!.reduce((a, o) => a * 256 + o, 0);
+  return [(addr & mask) >>> 0, mask];
+}
+
 function bang(not: boolean): string {
   return not ? '! ' : '';
 }
@@ -94,6 +116,10 @@ function spellMatch(m: Match, protoOfRule: number | undefined): string {
       return `-m mark --mark ${hex(m.value)}/${hex(m.mask)}`;
     case 'ctstate':
       return `-m conntrack --ctstate ${m.states.join(',')}`;
+    case 'vxlan-inner-src': {
+      const [value, mask] = cidrValueMask(m.cidr);
+      return `-m u32 --u32 ${quote(`0>>22&0x3C@${VXLAN_INNER_SRC_OFFSET}&${hex(mask)}=${hex(value)}`)}`;
+    }
   }
 }
 

@@ -82,6 +82,8 @@ function judge(
       }
       case 'mark':
         return (mark & m.mask) === m.value;
+      case 'vxlan-inner-src':
+        throw new Error('no VXLAN matches inside endpoint chains');
     }
   };
   const run = (name: string, depth: number): 'ACCEPT' | 'DROP' | 'RETURN' => {
