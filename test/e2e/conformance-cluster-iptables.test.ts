@@ -123,6 +123,21 @@ describe('NetworkPolicy conformance on 2 nodes (iptables dataplane, VXLAN)', () 
       const share = (all.crossNodeProbes ?? 0) / all.probes;
       expect(share).toBeGreaterThanOrEqual(0.35);
       expect(share).toBeLessThanOrEqual(0.65);
+
+      // VXLAN's inner sources are checked (tortie-vxlan-in): the cross-node probes passed
+      // through its RETURN rules, and its final DROP refused none of them.
+      for (const n of lab!.lab.nodes) {
+        const { stdout } = await runIn(n.netns, 'iptables-nft-save', ['-c', '-t', 'filter']);
+        const lines = stdout.split('\n').filter((l) => / -A tortie-vxlan-in /.test(l));
+        const count = (l: string) => Number(/^\[(\d+):/.exec(l)?.[1] ?? NaN);
+        const returned = lines.filter((l) => l.endsWith('-j RETURN')).map(count);
+        expect(returned.length, lines.join('\n')).toBeGreaterThan(0);
+        expect(
+          returned.reduce((x, y) => x + y, 0),
+          lines.join('\n'),
+        ).toBeGreaterThan(0);
+        expect(count(lines[lines.length - 1]!), lines.join('\n')).toBe(0);
+      }
     },
   );
 
