@@ -71,6 +71,8 @@ export interface StartEtcdOptions {
   readonly baseDir?: string;
   /** Serve https only, with these files, requiring client certificates (and on peer links). */
   readonly tls?: EtcdTlsFiles;
+  /** Where member ports come from; default `freePort` (tests hand out a taken one). */
+  readonly port?: () => Promise<number>;
 }
 
 /** Everything needed to find and drive a detached cluster from another process. */
@@ -308,11 +310,32 @@ function detachedCluster(
 /**
  * Starts `members` (1 or 3) etcd members on loopback and resolves once all are healthy.
  * `id` names the members and the data directory so concurrent runs never collide.
+ *
+ * The ports come from `freePort()`, which only knows they were free a moment ago: until
+ * etcd binds them, any process may take one (another listener, or an outgoing
+ * connection's ephemeral source port, which is the same range). etcd then exits with
+ * "address already in use", and the members start again on fresh ports.
  */
 export async function startEtcd(
   id: string,
   members: 1 | 3 = 1,
   options: StartEtcdOptions = {},
+): Promise<EtcdCluster> {
+  const attempts = 5;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcdOnce(id, members, options);
+    } catch (e) {
+      const taken = e instanceof Error && /address already in use/.test(e.message);
+      if (!taken || attempt >= attempts) throw e;
+    }
+  }
+}
+
+async function startEtcdOnce(
+  id: string,
+  members: 1 | 3,
+  options: StartEtcdOptions,
 ): Promise<EtcdCluster> {
   let base: string;
   if (options.baseDir !== undefined) {
@@ -321,13 +344,14 @@ export async function startEtcd(
   } else base = mkdtempSync(join(tmpdir(), `tortie-etcd-${id}-`));
   const ms: EtcdMember[] = [];
   const tls = options.tls;
+  const port = options.port ?? freePort;
   const scheme = tls === undefined ? 'http' : 'https';
   for (let i = 0; i < members; i++) {
     const name = `tortie-${id}-etcd${i}`;
     ms.push({
       name,
-      clientUrl: `${scheme}://127.0.0.1:${await freePort()}`,
-      peerUrl: `${scheme}://127.0.0.1:${await freePort()}`,
+      clientUrl: `${scheme}://127.0.0.1:${await port()}`,
+      peerUrl: `${scheme}://127.0.0.1:${await port()}`,
       dataDir: join(base, `m${i}`),
       ...(options.detached ? { logFile: join(base, `${name}.log`) } : {}),
     });
