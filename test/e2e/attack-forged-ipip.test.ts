@@ -20,7 +20,7 @@
  * Every wait is on a condition (a counter, a datagram that arrives); the bounds only say
  * when to give up. Everything lives in the lab's namespaces.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,77 +34,35 @@ import {
 } from '../../src/lab/cluster/cluster-lab.js';
 import { Dir, Reason } from '../../src/maps/index.js';
 import { newLabId } from '../helpers/netns.js';
+import { runPython, udpRecorder, type NsScript } from '../helpers/pod-scripts.js';
+import { until } from '../helpers/wait.js';
 
 const UDP_PORT = 9911;
 const FORGED = 20;
 
 /** A UDP server in `netns` that records the source address of every datagram. */
 class UdpRecorder {
-  readonly sources: string[] = [];
-  private constructor(private readonly child: ChildProcess) {}
+  private constructor(
+    private readonly received: string[],
+    private readonly server: NsScript,
+  ) {}
 
   static async start(netns: string, port: number): Promise<UdpRecorder> {
-    const script = [
-      'import socket, sys',
-      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
-      `s.bind(("0.0.0.0", ${port}))`,
-      'print("listening", flush=True)',
-      'while True:',
-      '    data, addr = s.recvfrom(65535)',
-      '    print("from", addr[0], data.decode(errors="replace"), flush=True)',
-    ].join('\n');
-    const child = spawn('nsenter', [`--net=${netns}`, '--', 'python3', '-c', script], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const rec = new UdpRecorder(child);
-    let buf = '';
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`UDP recorder in ${netns}: no start`)),
-        20_000,
-      );
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        buf += d;
-        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (line === 'listening') {
-            clearTimeout(timer);
-            resolve();
-          } else if (line.startsWith('from ')) rec.sources.push(line.slice(5));
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`UDP recorder in ${netns} exited ${String(code)}`));
-      });
-    });
-    return rec;
+    const { received, server } = await udpRecorder(netns, port);
+    return new UdpRecorder(received, server);
   }
 
   /** Datagrams whose payload is `tag` (each line is "<source> <payload>"). */
   tagged(tag: string): string[] {
-    return this.sources.filter((l) => l.endsWith(` ${tag}`)).map((l) => l.split(' ')[0]!);
+    return this.received.filter((l) => l.endsWith(` ${tag}`)).map((l) => l.split(' ')[0]!);
   }
 
   stop(): void {
-    this.child.kill('SIGKILL');
+    this.server.stop();
   }
 }
 
-/** Runs python3 in `netns`; resolves when it exits 0. */
-function python(netns: string, script: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('nsenter', [`--net=${netns}`, '--', 'python3', '-c', script], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.once('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`python3 exited ${String(code)}: ${err}`)),
-    );
-  });
-}
+const python = (netns: string, script: string): Promise<void> => runPython(netns, script);
 
 /**
  * From the pod `from`: `count` IPIP packets (a raw socket with the outer header written
@@ -152,22 +110,6 @@ function sendUdp(from: ClusterPod, to: string, tag: string): Promise<void> {
       `s.sendto(${JSON.stringify(tag)}.encode(), (${JSON.stringify(to)}, ${UDP_PORT}))`,
     ].join('\n'),
   );
-}
-
-/** Polls until `ok` holds (after `refresh`); the bound only decides when to give up. */
-async function until(
-  what: string,
-  ok: () => boolean,
-  timeoutMs = 20_000,
-  refresh: () => Promise<void> = async () => undefined,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await refresh();
-    if (ok()) return;
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const exec = promisify(execFile);
@@ -235,15 +177,7 @@ describe('forged IPIP from a pod, IPIP pool with natOutgoing (issue 11)', () => 
     nodeB = lab.nodes[1]!;
     server = await UdpRecorder.start(b0.netns, UDP_PORT);
     // natOutgoing is what makes the attack reach B: wait until A's agent wrote it.
-    let nat = '';
-    await until(
-      'MASQUERADE on A',
-      () => nat.includes('-j MASQUERADE'),
-      30_000,
-      async () => {
-        nat = await natTable(nodeA);
-      },
-    );
+    await until('MASQUERADE on A', async () => (await natTable(nodeA)).includes('-j MASQUERADE'));
   }, 120_000);
 
   afterAll(async () => {

@@ -35,7 +35,6 @@
  * 0/10, each counted as DROP_POLICY (40, 40, 20); the controls unchanged (P's 40/40
  * errors reach T as PASS_CT_RELATED, T's pings are answered).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -46,6 +45,8 @@ import {
 } from '../../src/lab/cluster/cluster-lab.js';
 import { Reason } from '../../src/maps/index.js';
 import { newLabId } from '../helpers/netns.js';
+import { runPython, startPython, type NsScript } from '../helpers/pod-scripts.js';
+import { until } from '../helpers/wait.js';
 
 const FLOW_SPORT = 40011;
 const FLOW_DPORT = 9913;
@@ -86,20 +87,8 @@ const PY_LIB = [
 ];
 
 /** Runs python3 in `netns` (PY_LIB first); resolves when it exits 0. */
-function python(netns: string, lines: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'nsenter',
-      [`--net=${netns}`, '--', 'python3', '-c', [...PY_LIB, ...lines].join('\n')],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.once('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`python3 exited ${String(code)}: ${err}`)),
-    );
-  });
-}
+const python = (netns: string, lines: string[]): Promise<void> =>
+  runPython(netns, [...PY_LIB, ...lines].join('\n'));
 
 interface Got {
   readonly src: string;
@@ -112,7 +101,7 @@ interface Got {
 /** A raw ICMP socket in `netns`: records every ICMP message that carries "tag:<word>". */
 class IcmpRecorder {
   readonly got: Got[] = [];
-  private constructor(private readonly child: ChildProcess) {}
+  private server: NsScript | undefined;
 
   static async start(netns: string): Promise<IcmpRecorder> {
     const script = [
@@ -127,40 +116,20 @@ class IcmpRecorder {
       '    ident = struct.unpack("!H", m[4:6])[0] if len(m) >= 6 else 0',
       '    print("icmp %s %d %d %d %s" % (a[0], m[0], m[1], ident, t.group(1).decode()), flush=True)',
     ].join('\n');
-    const child = spawn('nsenter', [`--net=${netns}`, '--', 'python3', '-c', script], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const rec = new IcmpRecorder(child);
-    let buf = '';
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`ICMP recorder in ${netns}: no start`)),
-        20_000,
-      );
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        buf += d;
-        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (line === 'listening') {
-            clearTimeout(timer);
-            resolve();
-          } else if (line.startsWith('icmp ')) {
-            const [, src, type, code, ident, tag] = line.split(' ');
-            rec.got.push({
-              src: src!,
-              type: Number(type),
-              code: Number(code),
-              id: Number(ident),
-              tag: tag!,
-            });
-          }
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`ICMP recorder in ${netns} exited ${String(code)}`));
-      });
+    const rec = new IcmpRecorder();
+    rec.server = await startPython(netns, script, {
+      ready: 'listening',
+      onLine: (line) => {
+        if (!line.startsWith('icmp ')) return;
+        const [, src, type, code, ident, tag] = line.split(' ');
+        rec.got.push({
+          src: src!,
+          type: Number(type),
+          code: Number(code),
+          id: Number(ident),
+          tag: tag!,
+        });
+      },
     });
     return rec;
   }
@@ -170,7 +139,7 @@ class IcmpRecorder {
   }
 
   stop(): void {
-    this.child.kill('SIGKILL');
+    this.server?.stop();
   }
 }
 
@@ -217,15 +186,6 @@ function sendQuery(
     `    m = icmp(${type}, 0, struct.pack("!HH", ${PING_ID}, seq), body)`,
     `    send(${JSON.stringify(to.ip)}, ip(${JSON.stringify(from.ip)}, ${JSON.stringify(to.ip)}, 1, m))`,
   ]);
-}
-
-/** Polls until `ok` holds; the bound only decides when to give up. */
-async function until(what: string, ok: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Packets the lab's dataplanes counted under `reason`, every node, endpoint, direction. */

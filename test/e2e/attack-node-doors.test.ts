@@ -23,7 +23,7 @@
  * address, BPF and iptables alike. After: 0/3 to 127.0.0.1 everywhere; 0/3 to the node
  * under Drop, 3/3 under Accept.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +36,7 @@ import {
 import { snapshotModel } from '../../src/lab/cluster/predict.js';
 import { predictToHost } from '../../src/lab/predict.js';
 import { newLabId } from '../helpers/netns.js';
+import { recordingTcpServer, type NsScript } from '../helpers/pod-scripts.js';
 
 const exec = promisify(execFile);
 const LOOPBACK_PORT = 9099;
@@ -49,36 +50,6 @@ async function nsExec(ns: string, file: string, args: string[]): Promise<string>
   return stdout;
 }
 
-/** A TCP server in `ns` on host:port that echoes and records each peer it accepted. */
-async function recordingServer(
-  ns: string,
-  host: string,
-  port: number,
-): Promise<{ peers: string[]; child: ChildProcess }> {
-  const script = [
-    "const net = require('node:net');",
-    'net.createServer((c) => {',
-    "  process.stdout.write('peer ' + c.remoteAddress.replace(/^::ffff:/, '') + '\\n');",
-    "  c.pipe(c); c.on('error', () => {});",
-    `}).listen(${port}, '${host}', () => process.stdout.write('listening\\n'));`,
-  ].join('\n');
-  const child = spawn('nsenter', [`--net=${ns}`, '--', process.execPath, '-e', script], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const peers: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`server on ${host}:${port} exited ${code}`)));
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      for (const line of d.split('\n')) {
-        if (line === 'listening') resolve();
-        else if (line.startsWith('peer ')) peers.push(line.slice(5));
-      }
-    });
-  });
-  return { peers, child };
-}
-
-/** kube-proxy's setting on the node: route_localnet=1 on all and on every pod veth. */
 async function routeLocalnetOnNode(nodeNs: string): Promise<void> {
   const links = JSON.parse(await nsExec(nodeNs, 'ip', ['-j', 'link', 'show'])) as {
     ifname: string;
@@ -145,8 +116,8 @@ describe.each(VARIANTS)("a pod at its node's doors: $name", (v) => {
   const id = newLabId('nd');
   let lab: ClusterLab | undefined;
   let pod: ClusterPod;
-  let loopServer: { peers: string[]; child: ChildProcess } | undefined;
-  let nodeServer: { peers: string[]; child: ChildProcess } | undefined;
+  let loopServer: { peers: string[]; server: NsScript } | undefined;
+  let nodeServer: { peers: string[]; server: NsScript } | undefined;
   const node = () => lab!.nodes[0]!;
   const drops = (reason: string): number =>
     v.dataplane === 'bpf' ? (node().agent!.status().drops[reason] ?? 0) : 0;
@@ -161,15 +132,15 @@ describe.each(VARIANTS)("a pod at its node's doors: $name", (v) => {
     });
     await lab.createNamespace('x');
     pod = await lab.addPod({ namespace: 'x', name: 'attacker', labels: { app: 'a' }, node: 0 });
-    loopServer = await recordingServer(node().netns, '127.0.0.1', LOOPBACK_PORT);
-    nodeServer = await recordingServer(node().netns, '0.0.0.0', NODE_PORT);
+    loopServer = await recordingTcpServer(node().netns, LOOPBACK_PORT, '127.0.0.1');
+    nodeServer = await recordingTcpServer(node().netns, NODE_PORT);
     await routeLocalnetOnNode(node().netns);
     await loopbackViaGateway(pod.netns);
   }, 120_000);
 
   afterAll(async () => {
-    loopServer?.child.kill('SIGKILL');
-    nodeServer?.child.kill('SIGKILL');
+    loopServer?.server.stop();
+    nodeServer?.server.stop();
     await lab?.down().catch(() => undefined);
     await destroyClusterLab(id);
     const left = readdirSync('/run/netns').filter((n) => n.startsWith(`tortie-${id}-`));

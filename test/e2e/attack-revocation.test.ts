@@ -33,7 +33,6 @@
  * ingress); 0/50 only on the same node with the client's ingress denied. After: 0/50 in
  * all four, the client's packets dropped as DROP_CT_TCP_NOT_SYN after the revocation.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -44,6 +43,8 @@ import {
 } from '../../src/lab/cluster/cluster-lab.js';
 import { Reason } from '../../src/maps/index.js';
 import { newLabId } from '../helpers/netns.js';
+import { startPython, type NsScript } from '../helpers/pod-scripts.js';
+import { until } from '../helpers/wait.js';
 
 const PORT = 7011;
 const AFTER_LINES = 50;
@@ -77,18 +78,6 @@ const CLIENT_DENY = k8sPolicy('x', 'client-ingress-deny', {
   policyTypes: ['Ingress'],
 });
 
-/** Lines of a child's stdout, one callback each. */
-function onLines(child: ChildProcess, fn: (line: string) => void): void {
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      fn(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-}
-
 interface Received {
   readonly peer: string;
   readonly atMs: number;
@@ -98,7 +87,7 @@ interface Received {
 /** A TCP line server in `netns`: records every line (peer, receive time), talks back. */
 class LineServer {
   readonly lines: Received[] = [];
-  private constructor(private readonly child: ChildProcess) {}
+  private server: NsScript | undefined;
 
   static async start(netns: string, port: number): Promise<LineServer> {
     const script = [
@@ -135,21 +124,14 @@ class LineServer {
       '    c, a = s.accept()',
       '    threading.Thread(target=serve, args=(c, a), daemon=True).start()',
     ].join('\n');
-    const child = spawn('nsenter', [`--net=${netns}`, '--', 'python3', '-c', script], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const srv = new LineServer(child);
-    await new Promise<void>((resolve, reject) => {
-      child.once('exit', (code) =>
-        reject(new Error(`line server in ${netns} exited ${String(code)}`)),
-      );
-      onLines(child, (line) => {
-        if (line === 'listening') resolve();
-        else if (line.startsWith('line ')) {
-          const [, peer, at, ...text] = line.split(' ');
-          srv.lines.push({ peer: peer!, atMs: Number(at) * 1000, text: text.join(' ') });
-        }
-      });
+    const srv = new LineServer();
+    srv.server = await startPython(netns, script, {
+      ready: 'listening',
+      onLine: (line) => {
+        if (!line.startsWith('line ')) return;
+        const [, peer, at, ...text] = line.split(' ');
+        srv.lines.push({ peer: peer!, atMs: Number(at) * 1000, text: text.join(' ') });
+      },
     });
     return srv;
   }
@@ -159,7 +141,7 @@ class LineServer {
   }
 
   stop(): void {
-    this.child.kill('SIGKILL');
+    this.server?.stop();
   }
 }
 
@@ -169,12 +151,8 @@ class LineServer {
  * is acknowledged or 3 more retransmissions happened, prints "done ..." and exits.
  */
 class StreamClient {
-  connected = false;
   done: string | undefined;
-  private readonly exited: Promise<number | null>;
-  private constructor(private readonly child: ChildProcess) {
-    this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
-  }
+  private script: NsScript | undefined;
 
   static async start(netns: string, host: string, port: number): Promise<StreamClient> {
     const script = [
@@ -211,45 +189,28 @@ class StreamClient {
       '    time.sleep(0.01)',
       'print("done before=%d outq=%d retrans=%d" % (n, outq(s), info(s) - r0), flush=True)',
     ].join('\n');
-    const child = spawn('nsenter', [`--net=${netns}`, '--', 'python3', '-c', script], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const c = new StreamClient(child);
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    await new Promise<void>((resolve, reject) => {
-      child.once('exit', (code) =>
-        reject(new Error(`client in ${netns} exited ${String(code)}: ${err}`)),
-      );
-      onLines(child, (line) => {
-        if (line === 'connected') {
-          c.connected = true;
-          resolve();
-        } else if (line.startsWith('done ')) c.done = line.slice(5);
-      });
+    const c = new StreamClient();
+    c.script = await startPython(netns, script, {
+      ready: 'connected',
+      stdin: true,
+      onLine: (line) => {
+        if (line.startsWith('done ')) c.done = line.slice(5);
+      },
     });
     return c;
   }
 
   /** Tells it to send the "after" lines; resolves with its "done" line. */
   async mark(): Promise<string> {
-    this.child.stdin!.write('mark\n');
-    const code = await this.exited;
-    if (code !== 0 || this.done === undefined) throw new Error(`client exited ${String(code)}`);
+    this.script!.send('mark');
+    const code = await this.script!.exited;
+    if (code !== 0 || this.done === undefined)
+      throw new Error(`client exited ${String(code)}: ${this.script!.errors}`);
     return this.done;
   }
 
   stop(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
-  }
-}
-
-/** Polls until `ok` holds; the bound only decides when to give up. */
-async function until(what: string, ok: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    this.script?.stop();
   }
 }
 

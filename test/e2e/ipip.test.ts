@@ -20,6 +20,7 @@ import { ipv4, udp } from '../../src/util/packets.js';
 import { capture } from '../helpers/capture.js';
 import { execInOk, type TestNetns } from '../helpers/netns.js';
 import { TwoNodes, UNDERLAY_PREFIX, type TwoNodePod } from '../helpers/two-nodes.js';
+import { until } from '../helpers/wait.js';
 
 const NAMESPACES: Namespace[] = [
   { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } },
@@ -42,15 +43,6 @@ function np(namespace: string, name: string, spec: object): Resource {
 }
 
 // ---- waiting ---------------------------------------------------------------------------
-
-/** Polls until `ok` holds; the bound only decides when to give up (a failure). */
-async function until(what: string, ok: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Outer "IP a > b: IP c > d: ..." — tcpdump prints an IPIP packet's inner header after its outer one. */
 const ENCAPSULATED =

@@ -9,12 +9,13 @@
  * that node's own address); n3's /32 borrowed from n2's block is refused to n2; the
  * drops are counted on tortie-vxlan-in's rules (iptables-save -c).
  */
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vxlanInnerSources, type RouteInputs } from '../../src/agent/routes.js';
 import { CHAIN_VXLAN_IN, IptablesDataplane, runIn } from '../../src/iptables/index.js';
 import type { World } from '../../src/policy/model.js';
 import { execInOk, newRunId, TestNetnsSet, type TestNetns } from '../helpers/netns.js';
+import { startPython } from '../helpers/pod-scripts.js';
+import { eventually } from '../helpers/wait.js';
 
 const EMPTY: World = {
   endpoints: [],
@@ -61,18 +62,14 @@ const CASES: [string, string, boolean][] = [
   ['192.0.2.9', '10.88.0.65', false], // not a node (the known-nodes rule)
 ];
 
-// Prints "outer inner" per datagram on port 4789 until 1.5 s pass without one.
+// Prints "outer inner" per datagram on port 4789 until it is stopped.
 const LISTENER = `
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 4789))
-s.settimeout(1.5)
 print("ready", flush=True)
 while True:
-    try:
-        data, (src, _) = s.recvfrom(2048)
-    except socket.timeout:
-        break
+    data, (src, _) = s.recvfrom(2048)
     print(src, socket.inet_ntoa(data[8 + 14 + 12:8 + 14 + 16]), flush=True)
 `;
 
@@ -123,7 +120,7 @@ afterAll(async () => {
 describe('tortie-vxlan-in on a real kernel', () => {
   it(
     'lets VXLAN through only with an inner source routed to its sending node',
-    { timeout: 60_000 },
+    { timeout: 120_000 },
     async () => {
       const dp = await IptablesDataplane.open({ netns: rx.path });
       await dp.program(EMPTY, [], {
@@ -131,38 +128,41 @@ describe('tortie-vxlan-in on a real kernel', () => {
         vxlanInnerSources: vxlanInnerSources(inputs),
       });
 
-      const listener = spawn('nsenter', [`--net=${rx.path}`, '--', 'python3', '-c', LISTENER], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      const done = new Promise<number | null>((resolve) => listener.on('close', resolve));
-      await new Promise<void>((resolve, reject) => {
-        listener.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-          out += chunk;
-          if (out.includes('ready')) resolve();
-        });
-        listener.on('error', reject);
-        void done.then(() => reject(new Error(`listener ended early: ${out}`)));
+      const heard: string[] = [];
+      const listener = await startPython(rx.path, LISTENER, {
+        ready: 'ready',
+        onLine: (l) => heard.push(l),
       });
       for (const [outer, inner] of CASES) {
         await execInOk(tx.path, 'python3', ['-c', SENDER, outer, inner]);
       }
-      expect(await done).toBe(0);
-      const received = out
-        .split('\n')
-        .filter((l) => l !== '' && l !== 'ready')
-        .sort();
       const expected = CASES.filter(([, , ok]) => ok)
         .map(([o, i]) => `${o} ${i}`)
         .sort();
-      expect(received).toEqual(expected);
 
-      // The drops are counted on tortie-vxlan-in: one on the borrowed /32's rule for n2,
-      // four on the final DROP (n2: own block, other node, no block; n3: n2's block).
-      const { stdout } = await runIn(rx.path, 'iptables-nft-save', ['-c', '-t', 'filter']);
-      const lines = stdout.split('\n').filter((l) => l.includes(`-A ${CHAIN_VXLAN_IN} `));
+      // Every datagram is either heard or counted as dropped on tortie-vxlan-in (one on
+      // the borrowed /32's rule for n2, four on the final DROP — n2: own block, other
+      // node, no block; n3: n2's block): wait until all are accounted for, then compare.
+      const rules = async () => {
+        const { stdout } = await runIn(rx.path, 'iptables-nft-save', ['-c', '-t', 'filter']);
+        return stdout.split('\n').filter((l) => l.includes(`-A ${CHAIN_VXLAN_IN} `));
+      };
       const count = (l: string) => Number(/^\[(\d+):/.exec(l)?.[1]);
-      const borrowed = lines.find((l) => l.includes('-s 192.0.2.2/32') && / -j DROP$/.test(l));
+      const borrowedOf = (lines: string[]) =>
+        lines.find((l) => l.includes('-s 192.0.2.2/32') && / -j DROP$/.test(l));
+      const lines = await eventually(rules, (ls) => {
+        const b = borrowedOf(ls);
+        return (
+          b !== undefined &&
+          count(b) >= 1 &&
+          count(ls[ls.length - 1]!) >= 4 &&
+          expected.every((e) => heard.includes(e))
+        );
+      });
+      listener.stop();
+      expect(heard.filter((l) => l !== '').sort()).toEqual(expected);
+
+      const borrowed = borrowedOf(lines);
       expect(borrowed, lines.join('\n')).toBeDefined();
       expect(count(borrowed!)).toBe(1);
       const last = lines[lines.length - 1]!;

@@ -33,6 +33,7 @@ import {
 import { createNetns } from '../../src/plumbing/index.js';
 import { capture } from '../helpers/capture.js';
 import { newLabId } from '../helpers/netns.js';
+import { eventually } from '../helpers/wait.js';
 
 const exec = promisify(execFile);
 const EXT_IP = '192.168.231.200';
@@ -94,15 +95,6 @@ class PeerServer {
 
   stop(): void {
     this.child.kill('SIGKILL');
-  }
-}
-
-async function eventually<T>(get: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v) || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

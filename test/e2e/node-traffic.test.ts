@@ -14,7 +14,7 @@
  * The cross-subnet half (encapsulate when the peer is in another subnet) is a unit test
  * (test/unit/agent-host-routes.test.ts): the lab has one underlay subnet.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +26,8 @@ import {
 } from '../../src/lab/cluster/cluster-lab.js';
 import { capture } from '../helpers/capture.js';
 import { newLabId } from '../helpers/netns.js';
+import { recordingTcpServer, type NsScript } from '../helpers/pod-scripts.js';
+import { eventually } from '../helpers/wait.js';
 
 const exec = promisify(execFile);
 const NODE_PORT = 9090;
@@ -69,46 +71,6 @@ async function tcp(ns: string, ip: string, port: number): Promise<boolean> {
   return false;
 }
 
-/** A TCP server in `ns` recording peers and echoing. */
-async function peerServer(
-  ns: string,
-  port: number,
-): Promise<{ peers: string[]; child: ChildProcess }> {
-  const script = [
-    "const net = require('node:net');",
-    'net.createServer((c) => {',
-    "  process.stdout.write('peer ' + c.remoteAddress.replace(/^::ffff:/, '') + '\\n');",
-    "  c.pipe(c); c.on('error', () => {});",
-    `}).listen(${port}, '0.0.0.0', () => process.stdout.write('listening\\n'));`,
-  ].join('\n');
-  const child = spawn('nsenter', [`--net=${ns}`, '--', process.execPath, '-e', script], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const peers: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server did not start')), 60_000);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      for (const line of d.split('\n')) {
-        if (line === 'listening') {
-          clearTimeout(timer);
-          resolve();
-        } else if (line.startsWith('peer ')) peers.push(line.slice(5));
-      }
-    });
-  });
-  return { peers, child };
-}
-
-/** Until `ok` holds (the bound only decides when to give up); returns the last value. */
-async function eventually<T>(get: () => Promise<T> | T, ok: (v: T) => boolean, ms = 60_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v) || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 interface KernelRouteJson {
   dst: string;
   gateway?: string;
@@ -124,7 +86,7 @@ describe.each([
   let lab: ClusterLab | undefined;
   let p0: ClusterPod;
   let p1: ClusterPod;
-  let server: { peers: string[]; child: ChildProcess } | undefined;
+  let server: { peers: string[]; server: NsScript } | undefined;
   const bridgePort = () => `t${id}p0`.slice(0, 15);
   const ulNs = () => `/run/netns/${clusterNames(id).underlay}`;
 
@@ -133,11 +95,11 @@ describe.each([
     await lab.createNamespace('x');
     p0 = await lab.addPod({ namespace: 'x', name: 'p0', labels: { app: 'p' }, node: 0 });
     p1 = await lab.addPod({ namespace: 'x', name: 'p1', labels: { app: 'p' }, node: 1 });
-    server = await peerServer(lab.nodes[1]!.netns, NODE_PORT);
+    server = await recordingTcpServer(lab.nodes[1]!.netns, NODE_PORT);
   }, 90_000);
 
   afterAll(async () => {
-    server?.child.kill('SIGKILL');
+    server?.server.stop();
     await lab?.down().catch(() => undefined);
     await destroyClusterLab(id);
     const left = readdirSync('/run/netns').filter((n) => n.startsWith(`tortie-${id}-`));
