@@ -6,8 +6,9 @@
  */
 import { createServer, type Server } from 'node:net';
 import { CompareResult, CompareTarget, Etcd3 as GrpcEtcd3, type ICompare } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import {
+  classifyEtcdError,
   EtcdRefusedError,
   EtcdTimeoutError,
   EtcdUnavailableError,
@@ -202,5 +203,40 @@ describe('the JSON-gateway etcd client', () => {
       tx.put(`${prefix}/huge`, huge);
       await expect(tx.commit()).rejects.toMatchObject({ name: 'IpamError', kind: 'invalid' });
     }
+  });
+
+  it('gives each failure etcd reports the same kind as etcd3 does: future, compacted, too many ops', async () => {
+    // A fresh etcd3 client: the one above has its circuit breaker open after the huge request.
+    const grpc = new GrpcEtcd3({ hosts: (etcd as EtcdCluster).endpoints });
+    onTestFinished(() => grpc.close());
+    const kindFrom = async (call: (c: EtcdKvClient) => Promise<unknown>) => {
+      const kinds: Array<string | undefined> = [];
+      for (const client of [grpc, lite] as EtcdKvClient[]) {
+        const e = await call(client).then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+        kinds.push(classifyEtcdError(e)?.kind);
+      }
+      return kinds;
+    };
+    expect(await kindFrom((c) => c.kv.range({ key: key('c'), revision: '99999999' }))).toEqual([
+      'future-revision',
+      'future-revision',
+    ]);
+    const first = await grpc.kv.put({ key: key('c'), value: Buffer.from('1') });
+    const last = await grpc.kv.put({ key: key('c'), value: Buffer.from('2') });
+    // This etcd is the test's own: compacting its history touches no one else.
+    await grpc.kv.compact({ revision: last.header.revision, physical: true });
+    expect(
+      await kindFrom((c) => c.kv.range({ key: key('c'), revision: first.header.revision })),
+    ).toEqual(['compacted', 'compacted']);
+    const ops = Array.from({ length: 200 }, (_, i) => ({
+      request_put: { key: key(`many/${i}`), value: Buffer.from('x') },
+    }));
+    expect(await kindFrom((c) => c.kv.txn({ success: ops }))).toEqual([
+      'too-many-ops',
+      'too-many-ops',
+    ]);
   });
 });
