@@ -95,6 +95,14 @@ export function fromEtcdError(e: unknown, endpoints: readonly string[]): Error {
         [],
         options,
       );
+    case 'auth':
+      // etcd runs with authentication on and does not let this client's user do this.
+      return new DatastoreError(
+        'unavailable',
+        `etcd at ${where} refused this client's credentials (${why}): with etcd's authentication on, the client's user (with --client-cert-auth, the CN of its certificate) needs a role that may read and write tortie's prefix`,
+        [],
+        options,
+      );
     default:
       return new DatastoreError(
         'unavailable',

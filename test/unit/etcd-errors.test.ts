@@ -265,7 +265,7 @@ describe("what the datastore makes of an etcd failure's kind", () => {
     ['future-revision', 'invalid', /that revision is in the future/],
     ['too-many-ops', 'invalid', /--max-txn-ops.*split the input/],
     ['too-large', 'invalid', /--max-request-bytes.*split the input/],
-    ['auth', 'unavailable', /is unavailable/],
+    ['auth', 'unavailable', /refused this client's credentials .*a role that may read and write/s],
   ];
   const sample = (kind: EtcdFailureKind): Error =>
     ETCD3_CASES.find(([, e]) => classifyEtcdError(e)?.kind === kind)![1];
