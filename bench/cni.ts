@@ -15,7 +15,7 @@
  * the reference's figures and measured apart (`nsenterP50Ms`).
  *
  * With `grpc`, a third row times tortie on the `etcd3` gRPC client it would load without
- * its JSON-gateway substitute (src/cni/etcd-lite), to show what that substitute buys.
+ * its JSON-gateway substitute (src/datastore/etcd/gateway.ts), to show what that substitute buys.
  *
  *   node dist/bench/cni.js [--pods 100] [--json] [--grpc]
  */

@@ -1,15 +1,21 @@
 /**
  * CniBackend over the real store: src/datastore for pools, nodes and endpoints, src/ipam
- * for addresses, both on one etcd client. Their errors are classified here: etcd not
- * answering becomes DatastoreUnavailable (CNI code 11), IPAM refusals IpamFailure.
+ * for addresses, both on one etcd client. Their errors are mapped here, by the kinds the
+ * datastore and IPAM gave them (neither reads etcd's messages here): etcd not answering
+ * becomes DatastoreUnavailable (CNI code 11), IPAM refusals IpamFailure.
  *
- * The client is the JSON-gateway one (./etcd-lite/client.ts), passed to the datastore
+ * The client is the JSON-gateway one (src/datastore/etcd/gateway.ts), passed to the datastore
  * and IPAM: loading the `etcd3` package (gRPC) would be by far the largest part of the
  * plugin's startup. With `grpc` the datastore loads and uses `etcd3` instead. This module
  * is imported only when a command needs the store.
  */
 import { EndpointNotProgrammedError, waitForEndpointProgrammed } from '../agent/status.js';
-import { Datastore, isDatastoreError, type EtcdKvClient } from '../datastore/index.js';
+import {
+  Datastore,
+  EtcdGatewayClient,
+  isDatastoreError,
+  type EtcdKvClient,
+} from '../datastore/index.js';
 import { Ipam, isIpamError } from '../ipam/index.js';
 import {
   DatastoreUnavailable,
@@ -21,7 +27,6 @@ import {
   type EndpointSpec,
 } from './backend.js';
 import type { NetworkConfig } from './config.js';
-import { EtcdGatewayClient } from './etcd-lite/client.js';
 import type { PoolSpec } from './pools.js';
 
 /** Which etcd client the plugin uses: the JSON-gateway one, or the `etcd3` package's. */

@@ -2,6 +2,7 @@
  * Datastore errors: one class with a closed set of kinds, so callers (the CLI, the IPAM
  * engine, the agent) can branch on what went wrong, and messages a user can act on.
  */
+import { classifyEtcdError } from './etcd/errors.js';
 
 export type DatastoreErrorKind =
   'invalid' | 'not-found' | 'already-exists' | 'conflict' | 'unavailable';
@@ -47,75 +48,67 @@ export function detail(object: string, path: string, reason: string, index?: num
 
 // --- etcd errors ----------------------------------------------------------------------
 
-/** gRPC's message without its boilerplate: "14 UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:1". */
-function tidy(msg: string): string {
-  const refused = /connect (E[A-Z]+ \S+:\d+)/.exec(msg);
-  if (refused) return `cannot connect: ${refused[1]}`;
-  return msg.replace(/\.?\s*Resolution note:.*$/s, '').replace(/Error: /g, '');
-}
-
 /**
- * Turns what the etcd client threw into a DatastoreError. Transport failures, deadlines,
- * lost quorum and open circuit breakers are `unavailable`: for a write that means the
- * outcome is unknown, so read again before retrying by hand. Anything that did not come
- * from etcd (a bug) is returned as it is, not disguised as an outage.
+ * Turns what the etcd client threw into a DatastoreError, by its kind (classifyEtcdError).
+ * etcd's limits and a revision in the future are `invalid`, a compacted revision a
+ * `conflict`; transport failures, deadlines, lost quorum, open circuit breakers and every
+ * other etcd failure are `unavailable`: for a write that means the outcome is unknown, so
+ * read again before retrying by hand. Anything that did not come from etcd (a bug) is
+ * returned as it is, not disguised as an outage.
  */
 export function fromEtcdError(e: unknown, endpoints: readonly string[]): Error {
   if (e instanceof DatastoreError) return e;
-  if (!(e instanceof Error)) return new Error(String(e));
-  const msg = e.message;
-  const name = e.constructor?.name ?? e.name;
-  const fromEtcd =
-    name.startsWith('GRPC') ||
-    name.startsWith('Etcd') ||
-    name === 'BrokenCircuitError' ||
-    name === 'ClientClosedError' ||
-    name === 'ClientRuntimeError';
-  if (!fromEtcd) return e;
+  const etcd = classifyEtcdError(e);
+  if (etcd === undefined) return e instanceof Error ? e : new Error(String(e));
   const where = endpoints.join(',');
-  if (msg.includes('too many operations in txn request')) {
-    return new DatastoreError(
-      'invalid',
-      `too many objects for one transaction (etcd's --max-txn-ops, 128 by default): split the input`,
-      [],
-      { cause: e },
-    );
+  const why = etcd.detail;
+  const options = { cause: e };
+  switch (etcd.kind) {
+    case 'too-many-ops':
+      return new DatastoreError(
+        'invalid',
+        `too many objects for one transaction (etcd's --max-txn-ops, 128 by default): split the input`,
+        [],
+        options,
+      );
+    case 'too-large':
+      return new DatastoreError(
+        'invalid',
+        'the request is larger than etcd accepts (--max-request-bytes): split the input',
+        [],
+        options,
+      );
+    case 'compacted':
+      return new DatastoreError(
+        'conflict',
+        `etcd no longer has that revision (compacted): ${why}`,
+        [],
+        options,
+      );
+    case 'future-revision':
+      return new DatastoreError('invalid', `that revision is in the future: ${why}`, [], options);
+    case 'tls':
+      // etcd refused the TLS handshake (no or a wrong client certificate), or we refused its.
+      return new DatastoreError(
+        'unavailable',
+        `etcd at ${where} refused the TLS handshake, or this client refused etcd's certificate (${why}): etcd run with --client-cert-auth needs a client certificate signed by its CA (--etcd-cert and --etcd-key; in a CNI config etcd_cert_file and etcd_key_file), and the client needs the CA of etcd's certificate (--etcd-ca-cert; etcd_ca_cert_file)`,
+        [],
+        options,
+      );
+    case 'auth':
+      // etcd runs with authentication on and does not let this client's user do this.
+      return new DatastoreError(
+        'unavailable',
+        `etcd at ${where} refused this client's credentials (${why}): with etcd's authentication on, the client's user (with --client-cert-auth, the CN of its certificate) needs a role that may read and write tortie's prefix`,
+        [],
+        options,
+      );
+    default:
+      return new DatastoreError(
+        'unavailable',
+        `etcd at ${where} is unavailable (${why}): check the endpoints and that etcd runs with quorum`,
+        [],
+        options,
+      );
   }
-  if (msg.includes('request is too large')) {
-    return new DatastoreError(
-      'invalid',
-      'the request is larger than etcd accepts (--max-request-bytes): split the input',
-      [],
-      { cause: e },
-    );
-  }
-  if (msg.includes('required revision has been compacted')) {
-    return new DatastoreError(
-      'conflict',
-      `etcd no longer has that revision (compacted): ${tidy(msg)}`,
-      [],
-      { cause: e },
-    );
-  }
-  if (msg.includes('required revision is a future revision')) {
-    return new DatastoreError('invalid', `that revision is in the future: ${tidy(msg)}`, [], {
-      cause: e,
-    });
-  }
-  const why = name === 'BrokenCircuitError' ? 'every endpoint failed recently' : tidy(msg);
-  if (/certificate|unknown ca|alert handshake failure/i.test(msg)) {
-    // etcd refused the TLS handshake (no or a wrong client certificate), or we refused its.
-    return new DatastoreError(
-      'unavailable',
-      `etcd at ${where} refused the TLS handshake, or this client refused etcd's certificate (${why}): etcd run with --client-cert-auth needs a client certificate signed by its CA (--etcd-cert and --etcd-key; in a CNI config etcd_cert_file and etcd_key_file), and the client needs the CA of etcd's certificate (--etcd-ca-cert; etcd_ca_cert_file)`,
-      [],
-      { cause: e },
-    );
-  }
-  return new DatastoreError(
-    'unavailable',
-    `etcd at ${where} is unavailable (${why}): check the endpoints and that etcd runs with quorum`,
-    [],
-    { cause: e },
-  );
 }

@@ -9,15 +9,24 @@ export {
   type DatastoreErrorKind,
   type ErrorDetail,
 } from './errors.js';
-export type { ConnectOptions, DatastoreTls, PemSource } from './connect.js';
+export type { ConnectOptions, DatastoreTls, PemSource } from './etcd/connect.js';
 export type {
   EtcdCallOptions,
   EtcdClientFactory,
   EtcdKv,
   EtcdKvClient,
   EtcdWatchClient,
-} from './client.js';
-export { DEFAULT_TIMEOUT_MS } from './connect.js';
+} from './etcd/client.js';
+export { DEFAULT_TIMEOUT_MS } from './etcd/connect.js';
+export {
+  classifyEtcdError,
+  EtcdCallError,
+  EtcdRefusedError,
+  EtcdTimeoutError,
+  EtcdUnavailableError,
+  type EtcdFailureKind,
+} from './etcd/errors.js';
+export { EtcdGatewayClient } from './etcd/gateway.js';
 export {
   DEFAULT_PREFIX,
   KIND_NAMES,

@@ -4,10 +4,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
-import type { EtcdClientFactory, EtcdKvClient, EtcdWatchClient } from './client.js';
+import type { EtcdClientFactory, EtcdKvClient, EtcdWatchClient } from './etcd/client.js';
 import { labelKeyProblem, labelValueProblem } from '../policy/fields.js';
 import { decodeKeyValue, encodeResource, type ResourceOf, type StoredResource } from './codec.js';
-import { createEtcdClient, DEFAULT_TIMEOUT_MS, type ConnectOptions } from './connect.js';
+import { createEtcdClient, DEFAULT_TIMEOUT_MS, type ConnectOptions } from './etcd/connect.js';
 import { DatastoreError, detail, fromEtcdError, type ErrorDetail } from './errors.js';
 import {
   DEFAULT_PREFIX,

@@ -4,7 +4,7 @@
  * read has changed since.
  */
 import type { ICompare, IKeyValue, IRequestOp } from 'etcd3';
-import type { EtcdCallOptions, EtcdKvClient } from './client.js';
+import type { EtcdCallOptions, EtcdKvClient } from './etcd/client.js';
 
 /** Call options (a deadline) as the etcd client takes them. */
 export type CallOptions = EtcdCallOptions;

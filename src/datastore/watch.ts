@@ -14,8 +14,9 @@
  * the last response header and can skip events in a large catch-up).
  */
 import type { IKeyValue, IWatchResponse } from 'etcd3';
-import type { EtcdWatchClient } from './client.js';
+import type { EtcdWatchClient } from './etcd/client.js';
 import { decodeKeyValue, type StoredResource } from './codec.js';
+import { classifyEtcdError } from './etcd/errors.js';
 import { DatastoreError, fromEtcdError } from './errors.js';
 import { kindPrefix, parseResourceKey, resourcesPrefix, type KindName } from './kinds.js';
 import { prefixEnd, readSnapshot, type CallOptions } from './txn.js';
@@ -188,7 +189,7 @@ export class ResourceWatcher {
       );
       kvs = res.kvs;
     } catch (e) {
-      if (/compacted/.test((e as Error).message)) {
+      if (classifyEtcdError(e)?.kind === 'compacted') {
         throw new DatastoreError(
           'conflict',
           `watch: revision ${revision} has been compacted away; list again and watch from the list's revision`,

@@ -6,7 +6,8 @@
  * transaction from scratch again (fresh reads) after a lost race, with jittered backoff.
  */
 import type { ICompare, IKeyValue, IRequestOp } from 'etcd3';
-import type { EtcdKv, EtcdKvClient } from '../datastore/client.js';
+import type { EtcdKv, EtcdKvClient } from '../datastore/etcd/client.js';
+import { classifyEtcdError, type EtcdFailureKind } from '../datastore/etcd/errors.js';
 import { IpamError } from './errors.js';
 
 export interface KeyValue {
@@ -56,21 +57,24 @@ function prefixEnd(prefix: string): Buffer {
   return Buffer.from([0]);
 }
 
-/**
- * The etcd client's errors for etcd refusing a request (not failing to answer it), by
- * class name: etcd3 and the clients standing in for it each have their own classes of
- * these names (etcd3 spells "Exhasted" so).
- */
-const REFUSALS: ReadonlySet<string> = new Set([
-  'GRPCInvalidArgumentError',
-  'GRPCOutOfRangeError',
-  'GRPCResourceExhastedError',
+/** etcd refusing the request (not failing to answer it): IPAM `invalid`. */
+const REFUSALS: ReadonlySet<EtcdFailureKind> = new Set<EtcdFailureKind>([
+  'invalid',
+  'too-many-ops',
+  'too-large',
+  'exhausted',
+  'compacted',
+  'future-revision',
 ]);
 
-/** etcd's own failures as IPAM errors: refusals are `invalid`, the rest `unavailable`. */
+/**
+ * etcd's own failures as IPAM errors: refusals are `invalid`, the rest `unavailable`
+ * (also what is no etcd failure at all: the call's outcome is unknown either way).
+ */
 function etcdFailure(e: unknown, doing: string): IpamError {
   const msg = e instanceof Error ? e.message : String(e);
-  if (e instanceof Error && REFUSALS.has(e.constructor?.name ?? e.name)) {
+  const kind = classifyEtcdError(e)?.kind;
+  if (kind !== undefined && REFUSALS.has(kind)) {
     return new IpamError('invalid', `etcd refused ${doing}: ${msg}`, { cause: e });
   }
   return new IpamError('unavailable', `etcd unavailable while ${doing}: ${msg}`, { cause: e });

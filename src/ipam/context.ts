@@ -1,5 +1,5 @@
 /** What every IPAM operation needs: the etcd client, the key layout and the settings. */
-import type { EtcdKvClient } from '../datastore/client.js';
+import type { EtcdKvClient } from '../datastore/etcd/client.js';
 import { type Cas, type CasOptions, runCas } from './cas.js';
 import type { IpamKeys } from './keys.js';
 

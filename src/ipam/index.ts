@@ -5,7 +5,7 @@
  * the KV calls of src/datastore/client.ts (a type, shared so that one client carries both),
  * e.g. the `etcd3` package's or the CNI plugin's JSON-gateway one.
  */
-import type { EtcdKvClient } from '../datastore/client.js';
+import type { EtcdKvClient } from '../datastore/etcd/client.js';
 import {
   type AssignIpRequest,
   type Assignment,

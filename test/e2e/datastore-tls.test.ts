@@ -1,148 +1,52 @@
 /**
- * etcd over TLS with client certificates: certificates made here with openssl, an etcd
- * member started here (https on loopback, --client-cert-auth), stopped in afterAll.
- * Needs the Debian packages openssl and etcd-server: a missing one fails, naming it.
+ * etcd over TLS with client certificates: the lab's certificates (src/lab/etcd-tls.ts,
+ * made with openssl) and an etcd member started by the lab's startEtcd (https on
+ * loopback, --client-cert-auth; fresh ports when one is taken before etcd binds it),
+ * stopped in afterAll. Needs the Debian packages openssl and etcd-server: a missing one
+ * fails, naming it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datastoreFrom } from '../../src/cli/context.js';
 import { Datastore, isDatastoreError } from '../../src/datastore/index.js';
-import { freePort } from '../../src/lab/etcd.js';
+import { freePort, startEtcd } from '../../src/lab/etcd.js';
+import { clientTls, makeEtcdCertificates, type EtcdTlsFiles } from '../../src/lab/etcd-tls.js';
 import { requireCommand } from '../helpers/tools.js';
 import { newRunId } from '../helpers/netns.js';
 
 const run = newRunId();
 let dir: string;
-let etcd: ChildProcess | undefined;
+let stopEtcd: (() => Promise<void>) | undefined;
 let endpoint: string;
 const file = (name: string) => join(dir, name);
 
-let opensslPath = 'openssl';
+let files: EtcdTlsFiles;
+const tls = () => clientTls(files);
 
-function openssl(args: string[]): void {
-  const r = spawnSync(opensslPath, args, { cwd: dir, encoding: 'utf8' });
-  if (r.error) throw new Error(`openssl ${args.join(' ')}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
+/** A member serving https with the lab's certificates, its ports from `port`. */
+async function startTlsEtcd(
+  id: string,
+  port: () => Promise<number> = freePort,
+): Promise<{ endpoint: string; stop: () => Promise<void> }> {
+  const cluster = await startEtcd(id, 1, { tls: files, port });
+  return { endpoint: cluster.endpoints[0]!, stop: () => cluster.stop() };
 }
-
-/** A CA, and a certificate it signs for `name` with these X.509 extensions. */
-async function certificate(name: string, extensions: string): Promise<void> {
-  await writeFile(file(`${name}.ext`), `${extensions}\n`);
-  openssl([
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    `/CN=${name}`,
-  ]);
-  openssl([
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    `${name}.pem`,
-    '-days',
-    '1',
-    '-extfile',
-    `${name}.ext`,
-  ]);
-}
-
-/** Until the member answers a TLS client (it is starting); fails at once if it exited. */
-async function waitUntilServing(
-  tls: { ca: string; cert: string; key: string },
-  output: () => string,
-): Promise<void> {
-  const ds = await Datastore.connect({ endpoints: [endpoint], tls, timeoutMs: 5000 });
-  try {
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      if (etcd?.exitCode !== null) throw new Error(`etcd exited: ${output().slice(-2000)}`);
-      try {
-        await ds.list('Tier');
-        return;
-      } catch (e) {
-        if (Date.now() > deadline) throw e;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
-  } finally {
-    await ds.close();
-  }
-}
-
-const tls = () => ({ ca: file('ca.pem'), cert: file('client.pem'), key: file('client.key') });
 
 beforeAll(async () => {
-  opensslPath = requireCommand('openssl');
-  const etcdPath = requireCommand('etcd');
+  requireCommand('openssl');
+  requireCommand('etcd');
   dir = await mkdtemp(join(tmpdir(), `tortie-tls-${run}-`));
-  openssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=tortie-test-ca',
-  ]);
-  await certificate('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth');
-  await certificate('client', 'extendedKeyUsage=clientAuth');
-  const [client, peer] = [await freePort(), await freePort()];
-  endpoint = `https://127.0.0.1:${client}`;
-  etcd = spawn(
-    etcdPath,
-    [
-      `--name=tls-${run}`,
-      `--data-dir=${file('data')}`,
-      `--listen-client-urls=${endpoint}`,
-      `--advertise-client-urls=${endpoint}`,
-      `--listen-peer-urls=http://127.0.0.1:${peer}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
-      `--initial-cluster=tls-${run}=http://127.0.0.1:${peer}`,
-      `--cert-file=${file('server.pem')}`,
-      `--key-file=${file('server.key')}`,
-      `--trusted-ca-file=${file('ca.pem')}`,
-      '--client-cert-auth',
-      '--log-level=error',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let etcdErr = '';
-  etcd.stderr!.on('data', (d: Buffer) => (etcdErr += d.toString()));
-  await waitUntilServing(tls(), () => etcdErr);
+  files = await makeEtcdCertificates(join(dir, 'certs'), `tls${run}`);
+  const member = await startTlsEtcd(`tls${run}`);
+  endpoint = member.endpoint;
+  stopEtcd = member.stop;
 });
 
 afterAll(async () => {
-  if (etcd && etcd.exitCode === null) {
-    const exited = new Promise((r) => etcd!.once('exit', r));
-    etcd.kill('SIGTERM');
-    await exited;
-  }
+  await stopEtcd?.();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -172,9 +76,9 @@ describe('etcd with TLS client certificates', () => {
     const ds = await datastoreFrom({
       config,
       etcdEndpoints: endpoint.replace('https://', ''), // no scheme: TLS settings make it https
-      etcdCaCert: file('ca.pem'),
-      etcdCert: file('client.pem'),
-      etcdKey: file('client.key'),
+      etcdCaCert: files.ca,
+      etcdCert: files.clientCert,
+      etcdKey: files.clientKey,
       etcdPrefix: `/tls-${run}`,
     });
     try {
@@ -187,7 +91,7 @@ describe('etcd with TLS client certificates', () => {
   it('without a client certificate the server refuses: unavailable, within the deadline', async () => {
     const ds = await Datastore.connect({
       endpoints: [endpoint],
-      tls: { ca: file('ca.pem') },
+      tls: { ca: files.ca },
       timeoutMs: 2000,
     });
     try {
@@ -195,6 +99,40 @@ describe('etcd with TLS client certificates', () => {
       expect(isDatastoreError(e, 'unavailable')).toBe(true);
     } finally {
       await ds.close();
+    }
+  });
+
+  it('a member whose port is taken before it binds starts on fresh ports', async () => {
+    // The first port handed out is one this test listens on, as another process might.
+    // Clients that reached it (the first attempt's) are ended, or close() waits for them.
+    const held: Socket[] = [];
+    const holder = createServer((socket) => held.push(socket));
+    const taken = await new Promise<number>((resolve) =>
+      holder.listen(0, '127.0.0.1', () => resolve((holder.address() as AddressInfo).port)),
+    );
+    const handedOut: number[] = [];
+    const port = async (): Promise<number> => {
+      const p = handedOut.length === 0 ? taken : await freePort();
+      handedOut.push(p);
+      return p;
+    };
+    try {
+      const member = await startTlsEtcd(`tls2${run}`, port);
+      try {
+        expect(handedOut[0]).toBe(taken);
+        expect(member.endpoint).not.toContain(`:${taken}`);
+        const ds = await Datastore.connect({ endpoints: [member.endpoint], tls: tls() });
+        try {
+          expect(await ds.list('Tier')).toEqual([]);
+        } finally {
+          await ds.close();
+        }
+      } finally {
+        await member.stop();
+      }
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((r) => holder.close(r));
     }
   });
 

@@ -23,7 +23,8 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdGatewayClient, GRPCUnavailableError } from '../../src/cni/etcd-lite/client.js';
+import { EtcdUnavailableError } from '../../src/datastore/etcd/errors.js';
+import { EtcdGatewayClient } from '../../src/datastore/etcd/gateway.js';
 import { invokePlugin } from '../../src/cni/invoke.js';
 import { Datastore, isDatastoreError } from '../../src/datastore/index.js';
 import { ClusterLab, destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
@@ -225,7 +226,7 @@ describe('a lab with etcd TLS client certificates (tortie lab up --etcd-tls)', (
       const e = await gateway.kv
         .range({ key: Buffer.from('\0'), range_end: Buffer.from('\0') })
         .catch((x: unknown) => x);
-      expect(e).toBeInstanceOf(GRPCUnavailableError);
+      expect(e).toBeInstanceOf(EtcdUnavailableError);
     } finally {
       gateway.close();
     }

@@ -1,18 +1,19 @@
 /**
- * The plugin's JSON-gateway etcd client against a real etcd, side by side with the
- * `etcd3` package it stands in for: the same requests must give the same answers, errors
- * of the same class names, and the datastore and IPAM must work on it when it is passed
- * to them.
+ * The datastore's JSON-gateway etcd client (the CNI plugin's) against a real etcd, side
+ * by side with the `etcd3` package it stands in for: the same requests must give the same
+ * answers, failures classified alike, and the datastore and IPAM must work on it when it
+ * is passed to them.
  */
 import { createServer, type Server } from 'node:net';
 import { CompareResult, CompareTarget, Etcd3 as GrpcEtcd3, type ICompare } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import {
-  EtcdGatewayClient,
-  GRPCDeadlineExceededError,
-  GRPCOutOfRangeError,
-  GRPCUnavailableError,
-} from '../../src/cni/etcd-lite/client.js';
+  classifyEtcdError,
+  EtcdRefusedError,
+  EtcdTimeoutError,
+  EtcdUnavailableError,
+} from '../../src/datastore/etcd/errors.js';
+import { EtcdGatewayClient } from '../../src/datastore/etcd/gateway.js';
 import { Datastore, type EtcdKvClient } from '../../src/datastore/index.js';
 import { Cas } from '../../src/ipam/cas.js';
 import { Ipam } from '../../src/ipam/index.js';
@@ -82,16 +83,18 @@ describe('the JSON-gateway etcd client', () => {
     expect(lDel.deleted).toBe(gDel.deleted);
   });
 
-  it('throws the etcd3 error class for etcd refusals, unreachable endpoints and deadlines', async () => {
-    await expect(lite.kv.range({ key: key('a'), revision: '99999999' })).rejects.toBeInstanceOf(
-      GRPCOutOfRangeError,
-    );
+  it('throws its own etcd errors, of their kind, for etcd refusals, unreachable endpoints and deadlines', async () => {
+    const future = lite.kv.range({ key: key('a'), revision: '99999999' });
+    await expect(future).rejects.toBeInstanceOf(EtcdRefusedError);
+    await expect(future).rejects.toMatchObject({ kind: 'future-revision', status: 11 });
     await expect(lite.kv.range({ key: key('a'), revision: '99999999' })).rejects.toThrow(
       /11 OUT_OF_RANGE: .*future revision/,
     );
 
     const closed = new EtcdGatewayClient({ hosts: [`http://127.0.0.1:${await freePort()}`] });
-    await expect(closed.kv.range({ key: key('a') })).rejects.toBeInstanceOf(GRPCUnavailableError);
+    const refused = closed.kv.range({ key: key('a') });
+    await expect(refused).rejects.toBeInstanceOf(EtcdUnavailableError);
+    await expect(refused).rejects.toMatchObject({ kind: 'unavailable', status: 14 });
     closed.close();
 
     // A server that accepts and never answers: the deadline ends the call when the clock
@@ -114,7 +117,7 @@ describe('the JSON-gateway etcd client', () => {
       await vi.advanceTimersByTimeAsync(299);
       expect(settled).toBe(false);
       await vi.advanceTimersByTimeAsync(1);
-      await expect(call).rejects.toBeInstanceOf(GRPCDeadlineExceededError);
+      await expect(call).rejects.toBeInstanceOf(EtcdTimeoutError);
     } finally {
       vi.useRealTimers();
       stuck.close();
@@ -200,5 +203,40 @@ describe('the JSON-gateway etcd client', () => {
       tx.put(`${prefix}/huge`, huge);
       await expect(tx.commit()).rejects.toMatchObject({ name: 'IpamError', kind: 'invalid' });
     }
+  });
+
+  it('gives each failure etcd reports the same kind as etcd3 does: future, compacted, too many ops', async () => {
+    // A fresh etcd3 client: the one above has its circuit breaker open after the huge request.
+    const grpc = new GrpcEtcd3({ hosts: (etcd as EtcdCluster).endpoints });
+    onTestFinished(() => grpc.close());
+    const kindFrom = async (call: (c: EtcdKvClient) => Promise<unknown>) => {
+      const kinds: Array<string | undefined> = [];
+      for (const client of [grpc, lite] as EtcdKvClient[]) {
+        const e = await call(client).then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+        kinds.push(classifyEtcdError(e)?.kind);
+      }
+      return kinds;
+    };
+    expect(await kindFrom((c) => c.kv.range({ key: key('c'), revision: '99999999' }))).toEqual([
+      'future-revision',
+      'future-revision',
+    ]);
+    const first = await grpc.kv.put({ key: key('c'), value: Buffer.from('1') });
+    const last = await grpc.kv.put({ key: key('c'), value: Buffer.from('2') });
+    // This etcd is the test's own: compacting its history touches no one else.
+    await grpc.kv.compact({ revision: last.header.revision, physical: true });
+    expect(
+      await kindFrom((c) => c.kv.range({ key: key('c'), revision: first.header.revision })),
+    ).toEqual(['compacted', 'compacted']);
+    const ops = Array.from({ length: 200 }, (_, i) => ({
+      request_put: { key: key(`many/${i}`), value: Buffer.from('x') },
+    }));
+    expect(await kindFrom((c) => c.kv.txn({ success: ops }))).toEqual([
+      'too-many-ops',
+      'too-many-ops',
+    ]);
   });
 });

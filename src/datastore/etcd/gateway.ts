@@ -1,19 +1,20 @@
 /**
- * An etcd client for src/datastore and src/ipam (the EtcdKvClient of
- * src/datastore/client.ts: the raw KV service, `close()`; no watch) spoken over etcd's
- * JSON gateway (`POST /v3/kv/…`, part of every etcd 3.4 client URL) with node:http.
+ * An etcd client over etcd's JSON gateway (`POST /v3/kv/…`, part of every etcd 3.4 client
+ * URL) with node:http: the EtcdKvClient of ./client.ts (the raw KV service, `close()`; no
+ * watch) for the datastore and IPAM.
  *
  * Why: the CNI plugin is a short-lived process per call, and loading `etcd3` (gRPC,
  * HTTP/2, and protobuf definitions parsed at load) costs ~260 ms of CPU — more than half
  * of an ADD. This module loads in a few ms. The plugin passes it to the datastore and
- * IPAM (etcd-backend.ts); it imports nothing from `etcd3` but types.
+ * IPAM (src/cni/etcd-backend.ts); it imports nothing from `etcd3` but types.
  *
  * It takes `etcd3`'s constructor options (hosts, credentials, defaultCallOptions; the
  * gRPC-specific rest is ignored). Requests and responses have the shapes `etcd3`'s raw
  * client gives (its proto-loader options: keepCase, longs and enums as strings, defaults
- * filled, bytes as Buffers), and failures are errors of classes named as etcd3's
- * (GRPCUnavailableError, …), which is how the datastore and IPAM classify them. `put` and
- * `deleteRange` are beyond what they use, kept for tests and tools.
+ * filled, bytes as Buffers). Failures are tortie's own etcd errors (./errors.ts), their
+ * kind read from etcd's status code and sentence; messages are worded as etcd3's
+ * ("14 UNAVAILABLE: …"). `put` and `deleteRange` are beyond what the datastore and IPAM
+ * use, kept for tests and tools.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -29,52 +30,18 @@ import type {
   ITxnRequest,
   ITxnResponse,
 } from 'etcd3';
-import type { EtcdCallOptions, EtcdKvClient } from '../../datastore/client.js';
+import type { EtcdCallOptions, EtcdKvClient } from './client.js';
+import { EtcdCallError, etcdError, failureKind, grpcStatusName, GrpcStatus } from './errors.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
-export class GRPCGenericError extends Error {}
-export class GRPCCancelledError extends GRPCGenericError {}
-export class GRPCUnknownError extends GRPCGenericError {}
-export class GRPCInvalidArgumentError extends GRPCGenericError {}
-export class GRPCDeadlineExceededError extends GRPCGenericError {}
-export class GRPCNotFoundError extends GRPCGenericError {}
-export class GRPCAlreadyExistsError extends GRPCGenericError {}
-export class GRPCPermissionDeniedError extends GRPCGenericError {}
-export class GRPCResourceExhastedError extends GRPCGenericError {}
-export class GRPCFailedPreconditionError extends GRPCGenericError {}
-export class GRPCAbortedError extends GRPCGenericError {}
-export class GRPCOutOfRangeError extends GRPCGenericError {}
-export class GRPCNotImplementedError extends GRPCGenericError {}
-export class GRPCInternalError extends GRPCGenericError {}
-export class GRPCUnavailableError extends GRPCGenericError {}
-export class GRPCDataLossError extends GRPCGenericError {}
-export class GRPCUnauthenticatedError extends GRPCGenericError {}
-export class ClientClosedError extends Error {}
-
-/** gRPC status code → [name used in messages, error class]. */
-const STATUS: Record<number, [string, new (message: string) => Error]> = {
-  1: ['CANCELLED', GRPCCancelledError],
-  2: ['UNKNOWN', GRPCUnknownError],
-  3: ['INVALID_ARGUMENT', GRPCInvalidArgumentError],
-  4: ['DEADLINE_EXCEEDED', GRPCDeadlineExceededError],
-  5: ['NOT_FOUND', GRPCNotFoundError],
-  6: ['ALREADY_EXISTS', GRPCAlreadyExistsError],
-  7: ['PERMISSION_DENIED', GRPCPermissionDeniedError],
-  8: ['RESOURCE_EXHAUSTED', GRPCResourceExhastedError],
-  9: ['FAILED_PRECONDITION', GRPCFailedPreconditionError],
-  10: ['ABORTED', GRPCAbortedError],
-  11: ['OUT_OF_RANGE', GRPCOutOfRangeError],
-  12: ['UNIMPLEMENTED', GRPCNotImplementedError],
-  13: ['INTERNAL', GRPCInternalError],
-  14: ['UNAVAILABLE', GRPCUnavailableError],
-  15: ['DATA_LOSS', GRPCDataLossError],
-  16: ['UNAUTHENTICATED', GRPCUnauthenticatedError],
-};
-
-function grpcError(code: number, message: string): Error {
-  const [name, ErrorClass] = STATUS[code] ?? ['UNKNOWN', GRPCUnknownError];
-  return new ErrorClass(`${code} ${name}: ${message}`);
+/**
+ * The error for a gRPC status and message as etcd's gateway answers them ({code, message}),
+ * worded as etcd3 words its: "11 OUT_OF_RANGE: etcdserver: …".
+ */
+export function gatewayError(status: number, message: string): EtcdCallError {
+  const text = `${status} ${grpcStatusName(status)}: ${message}`;
+  return etcdError(failureKind(status, message), text, { status });
 }
 
 const RESULTS = ['EQUAL', 'GREATER', 'LESS', 'NOT_EQUAL'];
@@ -252,7 +219,7 @@ export class EtcdGatewayClient implements EtcdKvClient {
 
   /** One KV call: `body` is the request as gateway JSON. */
   private async call(context: CallContext, body: unknown, options?: EtcdCallOptions): Promise<any> {
-    if (this.closed) throw new ClientClosedError('tried to call a closed etcd client');
+    if (this.closed) throw etcdError('closed', 'tried to call a closed etcd client');
     const json = JSON.stringify(body);
     const deadline = this.deadlineOf(context, options);
     const path = `/v3/kv/${context.method.toLowerCase()}`;
@@ -265,7 +232,10 @@ export class EtcdGatewayClient implements EtcdKvClient {
         last = err;
       }
     }
-    throw grpcError(14, `No connection established. Last error: ${last?.message ?? 'no endpoint'}`);
+    throw gatewayError(
+      GrpcStatus.UNAVAILABLE,
+      `No connection established. Last error: ${last?.message ?? 'no endpoint'}`,
+    );
   }
 
   private post(
@@ -302,8 +272,8 @@ export class EtcdGatewayClient implements EtcdKvClient {
               json = text === '' ? {} : JSON.parse(text);
             } catch {
               reject(
-                grpcError(
-                  13,
+                gatewayError(
+                  GrpcStatus.INTERNAL,
                   `etcd answered ${path} with ${response.statusCode}: ${text.slice(0, 200)}`,
                 ),
               );
@@ -312,8 +282,8 @@ export class EtcdGatewayClient implements EtcdKvClient {
             if (response.statusCode === 200 && json.error === undefined) resolve(json);
             else
               reject(
-                grpcError(
-                  Number(json.code ?? 2),
+                gatewayError(
+                  Number(json.code ?? GrpcStatus.UNKNOWN),
                   String(json.message ?? json.error ?? `HTTP ${response.statusCode}`),
                 ),
               );
@@ -323,7 +293,11 @@ export class EtcdGatewayClient implements EtcdKvClient {
       const timer =
         timeoutMs === undefined
           ? undefined
-          : setTimeout(() => request.destroy(grpcError(4, 'Deadline exceeded')), timeoutMs);
+          : setTimeout(
+              () =>
+                request.destroy(gatewayError(GrpcStatus.DEADLINE_EXCEEDED, 'Deadline exceeded')),
+              timeoutMs,
+            );
       request.on('socket', (socket) => {
         // A reused keep-alive socket is connected already: the request may reach etcd.
         if (!socket.connecting) sent = true;
@@ -331,11 +305,11 @@ export class EtcdGatewayClient implements EtcdKvClient {
       });
       request.on('error', (err) => {
         clearTimeout(timer);
-        if (err instanceof GRPCGenericError) reject(err);
+        if (err instanceof EtcdCallError) reject(err);
         // Not connected at all: safe to try another endpoint; after that, the outcome is unknown.
         else if (!sent && (err as NodeJS.ErrnoException).code !== undefined)
           reject(new ConnectError(err.message));
-        else reject(grpcError(14, err.message));
+        else reject(gatewayError(GrpcStatus.UNAVAILABLE, err.message));
       });
       request.end(body);
     });

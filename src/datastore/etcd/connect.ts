@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Etcd3, IOptions } from 'etcd3';
 import type { EtcdClientFactory, EtcdKvClient } from './client.js';
-import { DatastoreError } from './errors.js';
+import { DatastoreError } from '../errors.js';
 
 /** PEM material: a Buffer is the content, a string is a file path. */
 export type PemSource = string | Buffer;
