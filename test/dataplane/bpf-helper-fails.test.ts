@@ -221,3 +221,38 @@ describe('bpf_skb_store_bytes fails (no header field can be written)', () => {
     expect(h.metric(RECEIVER_EP, Reason.PASS_POLICY, Dir.TO_POD).packets).toBe(1n);
   });
 });
+
+describe('bpf_skb_adjust_room of a kernel before 6.3 (BPF_F_ADJ_ROOM_DECAP_L3_IPV4 unknown, refused)', () => {
+  let h: BpfHarness;
+  beforeAll(() => {
+    h = failing('ADJUST_ROOM_BEFORE_6_3');
+  });
+  beforeEach(() => seed(h));
+
+  it('still strips the outer header of IPIP and delivers the inner packet', () => {
+    const input = tunnelled();
+    const { retval, data } = h.run('fromUplink', input);
+
+    expect(retval).toBe(TcAction.REDIRECT);
+    expect(data.length).toBe(input.length - 20);
+    expect(readIpv4(data)).toMatchObject({
+      src: REMOTE_POD,
+      dst: LOCAL_POD,
+      ttl: 62,
+      checksumOk: true,
+    });
+    expect(h.metricKeys().sort()).toEqual(
+      [
+        key(0, Reason.PASS_DECAP, Dir.FROM_UPLINK),
+        key(RECEIVER_EP, Reason.PASS_POLICY, Dir.TO_POD),
+      ].sort(),
+    );
+  });
+
+  it("still encapsulates a pod's packet (the encapsulation flag is older)", () => {
+    const { retval, data } = h.run('fromPod', fromPod(REMOTE_POD));
+
+    expect(retval).toBe(TcAction.REDIRECT);
+    expect(readIpv4(data)).toMatchObject({ src: NODE, dst: OTHER, proto: IPPROTO_IPIP });
+  });
+});
