@@ -46,10 +46,13 @@ struct sctp_common_hdr {
 #define NSEC_PER_SEC 1000000000ULL
 
 /*
- * bpf_skb_adjust_room flag of kernel 6.3+ (the running kernel has it): the packet that
- * remains after the outer header is removed is IPv4. Named apart from the UAPI enum so
- * newer headers do not clash.
+ * bpf_skb_adjust_room flag of kernel 6.3+: the packet that remains after the outer
+ * header is removed is IPv4. Older kernels refuse it (ipip_decap4 copes). Named apart
+ * from the UAPI enum so newer headers do not clash.
  */
 #define TORTIE_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+
+/* What a helper returns for an argument it does not accept (no errno.h here). */
+#define TORTIE_EINVAL 22
 
 #endif /* TORTIE_COMPAT_H */

@@ -328,11 +328,23 @@ static __always_inline int ipip_inner_source_ok(__be32 outer_saddr, __be32 inner
 	       route->next_hop == outer_saddr;
 }
 
-/* Strips the outer header checked by ipip_classify4; 0 or a negative error. */
+/*
+ * Strips the outer header checked by ipip_classify4; 0 or a negative error.
+ *
+ * BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (kernel 6.3+) tells the kernel the remaining packet is
+ * IPv4. A kernel before 6.3 does not know the flag and refuses the call with -EINVAL
+ * before it changes anything; for IPv4 in IPv4 the flag only restates what skb->protocol
+ * says already, so the header is stripped again without it. On 6.3+ the first call
+ * does the work and the fallback is never taken.
+ */
 static __always_inline long ipip_decap4(struct __sk_buff *skb, __u32 outer_len)
 {
-	return bpf_skb_adjust_room(skb, -(__s32)outer_len, BPF_ADJ_ROOM_MAC,
-				   TORTIE_ADJ_ROOM_DECAP_L3_IPV4);
+	long rc = bpf_skb_adjust_room(skb, -(__s32)outer_len, BPF_ADJ_ROOM_MAC,
+				      TORTIE_ADJ_ROOM_DECAP_L3_IPV4);
+
+	if (rc == -TORTIE_EINVAL)
+		rc = bpf_skb_adjust_room(skb, -(__s32)outer_len, BPF_ADJ_ROOM_MAC, 0);
+	return rc;
 }
 
 #endif /* TORTIE_IPIP_H */

@@ -18,21 +18,32 @@ static __always_inline struct tortie_route *route_lookup4(__be32 daddr)
 
 /*
  * The node is a router: a packet it forwards loses one from its TTL, and the header
- * checksum follows (the TTL shares a 16-bit word with the protocol). The caller makes
- * sure ttl > 1. Returns 0, or -1 when the kernel refused the rewrite.
+ * checksum follows (RFC 1624, eqn. 3; the TTL shares a 16-bit word with the protocol).
+ * TTL, protocol and checksum are written in one store, so a refused write leaves the
+ * header as it came: never a checksum for a TTL that was not written, which the host
+ * stack (where a packet goes when this fails) would drop without a word. The caller
+ * makes sure ttl > 1. Returns 0, or -1 when the kernel refused the read or the write.
  */
 static __always_inline int ipv4_ttl_decrement(struct __sk_buff *skb, __u8 ttl, __u8 proto)
 {
-	__u32 ttl_off = ETH_HLEN + offsetof(struct iphdr, ttl);
-	__u32 csum_off = ETH_HLEN + offsetof(struct iphdr, check);
+	struct {
+		__u8 ttl;
+		__u8 protocol;
+		__sum16 check;
+	} hdr;
+	__u32 off = ETH_HLEN + offsetof(struct iphdr, ttl);
 	__be16 old_word = bpf_htons(((__u16)ttl << 8) | proto);
 	__be16 new_word = bpf_htons(((__u16)(ttl - 1) << 8) | proto);
-	__u8 new_ttl = ttl - 1;
+	__u32 sum;
 
-	if (bpf_l3_csum_replace(skb, csum_off, old_word, new_word, sizeof(__u16)) < 0 ||
-	    bpf_skb_store_bytes(skb, ttl_off, &new_ttl, sizeof(new_ttl), 0) < 0)
+	if (bpf_skb_load_bytes(skb, off, &hdr, sizeof(hdr)) < 0)
 		return -1;
-	return 0;
+	sum = (__u16)~hdr.check + (__u16)~old_word + new_word;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	hdr.ttl = ttl - 1;
+	hdr.check = (__sum16)~sum;
+	return bpf_skb_store_bytes(skb, off, &hdr, sizeof(hdr), 0) < 0 ? -1 : 0;
 }
 
 /*

@@ -56,9 +56,13 @@ export class BpfHarness {
   private readonly ring: RingBuffer;
   private queued: EventRecord[] = [];
 
-  constructor(config: DataplaneConfig = {}) {
-    // TORTIE_TEST_BPF_OBJECT: run the suite against another build (e.g. a mutant).
-    const objectPath = process.env.TORTIE_TEST_BPF_OBJECT;
+  /**
+   * options.objectPath: another object with the same programs and maps (a test
+   * fixture built from tc_policy.c); else TORTIE_TEST_BPF_OBJECT, which runs the suite
+   * against another build (e.g. a mutant); else bpf/tc_policy.o, built first.
+   */
+  constructor(config: DataplaneConfig = {}, options: { objectPath?: string } = {}) {
+    const objectPath = options.objectPath ?? process.env.TORTIE_TEST_BPF_OBJECT;
     if (objectPath === undefined) buildObject();
     this.dp = loadDataplane({
       pinRoot: this.pinRoot,

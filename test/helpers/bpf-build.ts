@@ -21,8 +21,11 @@ export function bpfCflags(): string[] {
   return flags;
 }
 
-/** Compiles one BPF C file to an object with the project's flags. */
-export function compileBpf(source: string, out: string): string {
-  execFileSync('clang', [...bpfCflags(), '-c', source, '-o', out]);
+/**
+ * Compiles one BPF C file to an object with the project's flags, plus `-D` for each of
+ * `defines` (a fixture's variant, e.g. which kernel helper fails).
+ */
+export function compileBpf(source: string, out: string, defines: readonly string[] = []): string {
+  execFileSync('clang', [...bpfCflags(), ...defines.map((d) => `-D${d}`), '-c', source, '-o', out]);
   return out;
 }
