@@ -174,7 +174,10 @@ export class BpfPolicyManager implements PolicyManager {
     const n = this.port.deleteEndpoints(stale);
     if (stale.length > 0)
       this.log.info({ ifindexes: stale }, 'removed pinned endpoints that are not local any more');
-    this.pinnedCleanup = setTimeout(() => {
+    // Armed once, by the first good compilation (the endpoints switched then). A second
+    // timer would orphan the first, and an orphan that outlives a readopt deletes the
+    // sets the readopt adopted: every live endpoint's.
+    this.pinnedCleanup ??= setTimeout(() => {
       this.pinnedCleanup = undefined;
       this.cleanPinnedPolicy();
     }, PINNED_CLEANUP_DELAY_MS);
