@@ -32,6 +32,7 @@ export class RevisionWaits {
    */
   wait(want: bigint, timeoutMs: number, late: () => string): Promise<void> {
     if (this.programmed >= want) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new Error(`${this.node}: agent stopped`));
     return new Promise((resolve, reject) => {
       const check = () => {
         if (this.programmed < want && !this.stopped) return;
