@@ -156,6 +156,8 @@ export class Agent {
   private etcdOk = false;
   private stopped = false;
   private address: string | undefined;
+  /** Why the node address could not be detected (undefined: given, found, or none there). */
+  private addressProblem: string | undefined;
   private locals: LocalEndpointInfo[] = [];
   private unresolved: UnresolvedEndpoint[] = [];
   private problems: ModelProblem[] = [];
@@ -283,6 +285,8 @@ export class Agent {
     const found = await nodeAddress(c.ipv4Address, () => this.netns.detectNodeAddress());
     this.address = found.address;
     if (found.problem !== undefined) this.log.warn({ err: found.cause }, found.problem);
+    // A detection that failed stays visible in /status (errors.address), with its cause.
+    if (found.cause !== undefined) this.addressProblem = found.problem;
     this.ds = await Datastore.connect(c.etcd);
     const prefix = this.ds.prefix;
     this.reporter = new StatusReporter({
@@ -856,7 +860,14 @@ export class Agent {
       drops: parts.drops ?? {},
       ...(parts.conntrack === undefined ? {} : { conntrack: parts.conntrack }),
       ...(parts.bgp === undefined ? {} : { bgp: parts.bgp }),
-      ...(parts.errors === undefined ? {} : { errors: parts.errors }),
+      ...(parts.errors === undefined && this.addressProblem === undefined
+        ? {}
+        : {
+            errors: {
+              ...parts.errors,
+              ...(this.addressProblem === undefined ? {} : { address: this.addressProblem }),
+            },
+          }),
     };
   }
 

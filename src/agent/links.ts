@@ -146,7 +146,19 @@ export async function nodeAddress(
   detect: () => Promise<string | undefined>,
 ): Promise<{ address: string | undefined; problem?: string; cause?: string }> {
   if (given !== undefined) return { address: given };
-  const address = await detect().catch(() => undefined);
+  let address: string | undefined;
+  try {
+    address = await detect();
+  } catch (e) {
+    const cause = (e as Error).message;
+    return {
+      address: undefined,
+      problem:
+        `no underlay address given (--ip), and it could not be detected: ${cause}; ` +
+        'other nodes cannot route to this one',
+      cause,
+    };
+  }
   if (address !== undefined) return { address };
   return {
     address: undefined,
