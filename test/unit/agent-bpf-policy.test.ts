@@ -149,9 +149,9 @@ describe('bpf-policy manager (in memory)', () => {
     const dp = new SoftPolicyDataplane();
     const m = new BpfPolicyManager(softContext(captureLogger().log), dp);
     dp.counterRows = [
-      { epId: 1, reason: 'DROP_POLICY', dropped: true, dir: 'ingress', packets: 3n, bytes: 300n },
-      { epId: 2, reason: 'DROP_POLICY', dropped: true, dir: 'egress', packets: 2n, bytes: 200n },
-      { epId: 1, reason: 'PASS_POLICY', dropped: false, dir: 'egress', packets: 9n, bytes: 900n },
+      { epId: 1, reason: 'DROP_POLICY', dropped: true, dir: 'to-pod', packets: 3n, bytes: 300n },
+      { epId: 2, reason: 'DROP_POLICY', dropped: true, dir: 'from-pod', packets: 2n, bytes: 200n },
+      { epId: 1, reason: 'PASS_POLICY', dropped: false, dir: 'from-pod', packets: 9n, bytes: 900n },
     ];
     expect(m.status().drops).toEqual({ DROP_POLICY: 5 });
     expect(m.status().errors).toBeUndefined();
