@@ -225,8 +225,13 @@ export class BgpManager implements Manager, RouteSource {
       if (this.pollError !== undefined) this.log.info('BGP poll works again');
       this.pollError = undefined;
     } catch (e) {
+      // At warn, once per different failure (it repeats every second while it lasts).
       const msg = (e as Error).message;
-      this.log.debug({ err: msg }, 'BGP poll failed');
+      if (msg !== this.pollError)
+        this.log.warn(
+          { err: msg, config: bird.paths.conf },
+          'BGP poll failed: sessions and learned routes are stale (retried every second)',
+        );
       this.pollError = msg;
     } finally {
       this.polling = false;
