@@ -49,12 +49,12 @@ import {
   type BgpStatus,
   type Manager,
   type ManagerContext,
-  type MetricsOut,
   type Snapshot,
   type StatusPart,
   type Tally,
 } from './manager.js';
-import { chooseManagers, mergeStatus, type Dataplane, type ManagerSet } from './managers/index.js';
+import { collectMetrics, mergeStatus, metricsErrorsFamily } from './compose.js';
+import { chooseManagers, type Dataplane, type ManagerSet } from './managers/index.js';
 import { Histogram, RECONCILE_BUCKETS, renderMetrics, type MetricFamily } from './metrics.js';
 import { buildWorld, ClusterModel, WATCHED_KINDS, type ModelProblem } from './model.js';
 import { RevisionWaits } from './revision-waits.js';
@@ -876,24 +876,13 @@ export class Agent {
    * that throws is left out, logged, and shown as tortie_agent_metrics_errors{part}.
    */
   metrics(): string {
-    const failed = new Map<string, string>();
-    const out: MetricsOut = {
-      families: [],
-      histograms: [],
-      part: (name, read) => {
-        try {
-          read();
-        } catch (e) {
-          failed.set(name, (e as Error).message);
-        }
-      },
-    };
-    for (const m of this.managers) out.part(m.name, () => m.metrics(out));
+    const out = collectMetrics(this.managers);
+    const failed = out.failed;
     for (const [part, message] of failed) this.notePartError(`metrics ${part}`, message);
     for (const part of this.partErrors.keys())
       if (part.startsWith('metrics ') && !failed.has(part.slice(8)))
         this.notePartError(part, undefined);
-    const parts = mergeStatus(this.managers);
+    const routes = this.set.routeCounts();
     const families: MetricFamily[] = [
       ...out.families,
       {
@@ -911,8 +900,8 @@ export class Agent {
         help: 'Routes this agent keeps: local endpoint /32s, and remote blocks/addresses wanted.',
         type: 'gauge',
         samples: [
-          { labels: { type: 'local' }, value: parts.localRoutes ?? 0 },
-          { labels: { type: 'remote' }, value: parts.routes?.length ?? 0 },
+          { labels: { type: 'local' }, value: routes.local },
+          { labels: { type: 'remote' }, value: routes.remote },
         ],
       },
       {
@@ -952,12 +941,7 @@ export class Agent {
           { labels: { what: 'ready' }, value: this.readyz().ok ? 1 : 0 },
         ],
       },
-      {
-        name: 'tortie_agent_metrics_errors',
-        help: 'Parts of this scrape that could not be read (left out; the log says why): 1 per failing part.',
-        type: 'gauge',
-        samples: [...failed.keys()].sort().map((part) => ({ labels: { part }, value: 1 })),
-      },
+      metricsErrorsFamily(failed),
     ];
     return renderMetrics(families, [
       {

@@ -85,8 +85,6 @@ export interface StatusPart {
   readonly drops?: Record<string, number>;
   readonly conntrack?: ConntrackSummary;
   readonly bgp?: BgpStatus;
-  /** Local routes held (the local-routes manager). */
-  readonly localRoutes?: number;
   /** Parts of this status that could not be read, by part: the message. */
   readonly errors?: Readonly<Record<string, string>>;
 }

@@ -16,7 +16,7 @@ import type { IptablesDataplane } from '../../iptables/index.js';
 import { readPinnedRoutes } from '../adopt.js';
 import type { AgentConfig } from '../config.js';
 import type { NodeNetns } from '../links.js';
-import type { Manager, ManagerContext, PolicyManager, StatusPart } from '../manager.js';
+import type { Manager, ManagerContext, PolicyManager } from '../manager.js';
 import { syncNat } from '../nat.js';
 import { RouteMonitor } from '../route-monitor.js';
 import { VxlanDevice } from '../vxlan.js';
@@ -38,6 +38,8 @@ export interface ManagerSet {
   readonly endpointIdSeed: ReadonlyMap<number, number>;
   /** What was adopted from a previous agent, for the start line. */
   readonly adopted: Record<string, number>;
+  /** Routes kept, for tortie_agent_routes: local /32s and remote routes wanted. */
+  routeCounts(): { local: number; remote: number };
   /** BIRD's sessions for the heartbeat (undefined: no BGP). */
   readonly bgp: BgpManager | undefined;
 }
@@ -87,9 +89,11 @@ export function chooseManagers(
       ctx.log,
       (localIp, dev) => new VxlanDevice(config.nodeNetns, localIp, dev),
     );
+    const remote = new RemoteRoutesManager(ctx, source, undefined);
     return {
-      managers: [policy, new RemoteRoutesManager(ctx, source, undefined), ...tail(encap)],
+      managers: [policy, remote, ...tail(encap)],
       policy,
+      routeCounts: () => ({ local: 0, remote: remote.wantedCount }),
       endpointIdSeed: new Map(),
       adopted: policy.adopted(),
       bgp,
@@ -98,15 +102,18 @@ export function chooseManagers(
   const dp = dataplane.dp;
   const policy = new BpfPolicyManager(ctx, policyMapsPort(dp));
   const pinned = readPinnedRoutes(dp.dp.views.routes.entries());
+  const local = new LocalRoutesManager(dp, pinned.local);
+  const remote = new RemoteRoutesManager(ctx, source, dp, pinned.remote);
   return {
     managers: [
       policy,
-      new LocalRoutesManager(dp, pinned.local),
-      new RemoteRoutesManager(ctx, source, dp, pinned.remote),
+      local,
+      remote,
       new UplinkManager(ctx, dp, netns),
       ...tail(plainKernelRoutes),
     ],
     policy,
+    routeCounts: () => ({ local: local.size, remote: remote.wantedCount }),
     endpointIdSeed: policy.endpointIdSeed(),
     adopted: {
       ...policy.adopted(),
@@ -115,26 +122,4 @@ export function chooseManagers(
     },
     bgp,
   };
-}
-
-/**
- * The managers' status parts merged, in list order (a later part's field wins). A part
- * that throws is left out and named in `errors`; the others are served.
- */
-export function mergeStatus(managers: readonly Manager[]): StatusPart {
-  let out: StatusPart = {};
-  const errors: Record<string, string> = {};
-  for (const m of managers) {
-    let part: StatusPart;
-    try {
-      part = m.status();
-    } catch (e) {
-      errors[m.name] = (e as Error).message;
-      continue;
-    }
-    Object.assign(errors, part.errors);
-    out = { ...out, ...part };
-  }
-  const { errors: _drop, ...rest } = out;
-  return Object.keys(errors).length === 0 ? rest : { ...rest, errors };
 }

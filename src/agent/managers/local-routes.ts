@@ -48,11 +48,11 @@ export class LocalRoutesManager implements Manager {
   }
 
   status(): StatusPart {
-    return { localRoutes: this.routes.size };
+    return {};
   }
 
   metrics(_out: MetricsOut): void {
-    // Counted in tortie_agent_routes{type="local"} (the agent's family, from status()).
+    // Counted in tortie_agent_routes{type="local"} (the agent's family: routeCounts).
   }
 
   stop(): void {}

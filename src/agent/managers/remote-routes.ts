@@ -60,8 +60,9 @@ export class RemoteRoutesManager implements Manager {
     this.programmed = new Map(pinned);
   }
 
-  get size(): number {
-    return this.programmed.size;
+  /** Remote routes wanted by the last pass. */
+  get wantedCount(): number {
+    return this.wanted.length;
   }
 
   async reconcile(pass: Pass): Promise<ManagerResult> {
@@ -120,7 +121,7 @@ export class RemoteRoutesManager implements Manager {
   }
 
   metrics(_out: MetricsOut): void {
-    // Counted in tortie_agent_routes{type="remote"} (the agent's family, from status()).
+    // Counted in tortie_agent_routes{type="remote"} (the agent's family: routeCounts).
   }
 
   stop(): void {}
