@@ -261,7 +261,9 @@ import {
   readPinnedPolicy,
 } from '../../src/agent/adopt.js';
 import type { NodeNetns } from '../../src/agent/links.js';
-import type { ManagerContext, Tally } from '../../src/agent/manager.js';
+import type { ManagerContext, Snapshot, Tally } from '../../src/agent/manager.js';
+import { ClusterModel } from '../../src/agent/model.js';
+import type { LocalEndpointInfo } from '../../src/agent/endpoints.js';
 import type { MapRole, PolicyMapsPort } from '../../src/agent/managers/bpf-policy.js';
 import type { KernelRoute } from '../../src/agent/routes.js';
 
@@ -514,4 +516,64 @@ export function softContext(
     programmed: () => programmed,
   };
   return ctx;
+}
+
+/** A snapshot with nothing in it but what the test gives. */
+export function softSnapshot(over: Partial<Snapshot> = {}): Snapshot {
+  return {
+    world: {
+      endpoints: [],
+      namespaces: [],
+      networkSets: [],
+      tiers: [],
+      profiles: [],
+      policies: [],
+    },
+    model: new ClusterModel(),
+    locals: [],
+    links: new Map(),
+    routes: { self: 'node-a', nodes: [], blocks: [], pools: [] },
+    address: undefined,
+    ...over,
+  };
+}
+
+/** A local endpoint as resolveLocalEndpoints gives it. */
+export function softLocal(
+  name: string,
+  ip: string,
+  ifindex: number,
+  id = ifindex,
+): LocalEndpointInfo {
+  return {
+    endpoint: {
+      key: `x/${name}`,
+      namespace: 'x',
+      name,
+      ip,
+      labels: { app: name },
+      profiles: ['kns.x'],
+      ports: [],
+    },
+    ifindex,
+    id,
+    interfaceName: `tor${ifindex}`,
+    wep: { metadata: { resourceVersion: '1' } } as LocalEndpointInfo['wep'],
+  };
+}
+
+/** An IPPool put into a model. */
+export function putPool(model: ClusterModel, name: string, spec: Record<string, unknown>): void {
+  model.apply({
+    type: 'put',
+    kind: 'IPPool',
+    resource: {
+      apiVersion: 'tortie.io/v1',
+      kind: 'IPPool',
+      metadata: { name, resourceVersion: '3' },
+      spec,
+    } as never,
+    revision: '3',
+    synthetic: false,
+  });
 }
