@@ -9,7 +9,7 @@ import {
   softSnapshot,
 } from '../helpers/softdataplane.js';
 
-const inputs = (ipipMode: string): RouteInputs => ({
+const inputs = (ipipMode: 'Always' | 'Never'): RouteInputs => ({
   self: 'node-a',
   nodes: [
     { name: 'node-a', address: '192.0.2.1/24', alive: true },
