@@ -264,15 +264,13 @@ export class Agent {
     const c = this.config;
     this.log.info(
       {
-        ...(this.iptables === undefined ? { pinRoot: c.pinRoot } : { dataplane: 'iptables' }),
+        ...this.set.lines.startFields,
         nodeNetns: c.nodeNetns,
         etcd: c.etcd.endpoints,
         adopted: this.set.adopted,
         managers: this.managers.map((m) => m.name),
       },
-      this.iptables === undefined
-        ? 'agent starting: dataplane loaded, pinned state adopted (nothing is written before the first sync)'
-        : 'agent starting: iptables dataplane, existing chains and sets adopted (nothing is written before the first sync)',
+      this.set.lines.starting,
     );
     this.ops = await startOpsServer(c.healthHost, c.healthPort, {
       healthz: () => this.healthz(),
@@ -354,12 +352,8 @@ export class Agent {
       this.ops?.close(),
     ]);
     await this.ds?.close();
-    this.bpf?.close();
-    this.log.info(
-      this.bpf === undefined
-        ? 'agent stopped (iptables chains left in place)'
-        : 'agent stopped (dataplane left running on its pins)',
-    );
+    this.set.close();
+    this.log.info(this.set.lines.stopped);
   }
 
   /** Runs a reconcile now (after one in progress) and waits for it. */
@@ -531,7 +525,7 @@ export class Agent {
   }
 
   /** What one reconcile works from: the model, the node's links, the route inputs. */
-  private async snapshot(): Promise<Snapshot> {
+  private async snapshot(): Promise<{ snapshot: Snapshot; unresolved: UnresolvedEndpoint[] }> {
     const built = buildWorld(this.model);
     this.reportProblems(built.problems);
     const links = await this.netns.listLinks();
@@ -541,8 +535,7 @@ export class Agent {
       links,
       this.endpointIds,
     );
-    this.unresolvedNow = unresolved;
-    return {
+    const snapshot: Snapshot = {
       world: built.world,
       model: this.model,
       locals,
@@ -550,10 +543,8 @@ export class Agent {
       routes: this.routeInputs(),
       address: this.address,
     };
+    return { snapshot, unresolved };
   }
-
-  /** Endpoints resolveLocalEndpoints could not place, from the snapshot being reconciled. */
-  private unresolvedNow: UnresolvedEndpoint[] = [];
 
   private async reconcile(): Promise<void> {
     if (this.stopped) return;
@@ -571,10 +562,10 @@ export class Agent {
     let deletes = 0;
     try {
       const modelRev = BigInt(this.model.revision);
-      const snapshot = await this.snapshot();
+      const { snapshot, unresolved } = await this.snapshot();
       if (this.stopped) return;
       const pass = newPass(snapshot);
-      pass.unresolved.push(...this.unresolvedNow);
+      pass.unresolved.push(...unresolved);
       let retryMs: number | undefined;
       for (const m of this.managers) {
         const r = await m.reconcile(pass);

@@ -40,6 +40,14 @@ export interface ManagerSet {
   readonly adopted: Record<string, number>;
   /** Routes kept, for tortie_agent_routes: local /32s and remote routes wanted. */
   routeCounts(): { local: number; remote: number };
+  /** The start line's message and its mode-specific fields, and the stop line's. */
+  readonly lines: {
+    readonly starting: string;
+    readonly startFields: Record<string, unknown>;
+    readonly stopped: string;
+  };
+  /** Releases the dataplane object (what is programmed stays). */
+  close(): void;
   /** BIRD's sessions for the heartbeat (undefined: no BGP). */
   readonly bgp: BgpManager | undefined;
 }
@@ -94,6 +102,13 @@ export function chooseManagers(
       managers: [policy, remote, ...tail(encap)],
       policy,
       routeCounts: () => ({ local: 0, remote: remote.wantedCount }),
+      lines: {
+        starting:
+          'agent starting: iptables dataplane, existing chains and sets adopted (nothing is written before the first sync)',
+        startFields: { dataplane: 'iptables' },
+        stopped: 'agent stopped (iptables chains left in place)',
+      },
+      close: () => undefined,
       endpointIdSeed: new Map(),
       adopted: policy.adopted(),
       bgp,
@@ -114,6 +129,13 @@ export function chooseManagers(
     ],
     policy,
     routeCounts: () => ({ local: local.size, remote: remote.wantedCount }),
+    lines: {
+      starting:
+        'agent starting: dataplane loaded, pinned state adopted (nothing is written before the first sync)',
+      startFields: { pinRoot: config.pinRoot },
+      stopped: 'agent stopped (dataplane left running on its pins)',
+    },
+    close: () => dp.close(),
     endpointIdSeed: policy.endpointIdSeed(),
     adopted: {
       ...policy.adopted(),
