@@ -16,6 +16,23 @@ import {
   type PolAddrEntry,
   type PolL4Entry,
 } from '../../src/policy/compile/index.js';
+import { pino, type Logger } from 'pino';
+import { applyDelta } from '../../src/dataplane/apply.js';
+import type { ConntrackPressure, CounterRow } from '../../src/dataplane/node-dataplane.js';
+import { MAPS } from '../../src/maps/catalog.js';
+import { u32Codec } from '../../src/maps/structs.js';
+import type { BpfMap } from '../../src/native/types.js';
+import {
+  deletePinnedEndpoints,
+  deletePinnedPolicy,
+  readPinnedPolicy,
+} from '../../src/agent/adopt.js';
+import type { NodeNetns } from '../../src/agent/links.js';
+import type { ManagerContext, Snapshot, Tally } from '../../src/agent/manager.js';
+import { ClusterModel } from '../../src/agent/model.js';
+import type { LocalEndpointInfo } from '../../src/agent/endpoints.js';
+import type { MapRole, PolicyMapsPort } from '../../src/agent/managers/bpf-policy.js';
+import type { KernelRoute } from '../../src/agent/routes.js';
 
 export interface MapVerdict {
   readonly action: 1 | 2;
@@ -248,24 +265,6 @@ export class SoftMaps implements PolicyMaps {
 // encodings (so the adopt code reads and deletes what the apply code wrote), the routes
 // map, the node namespace's links/addresses/routes, BIRD and the NAT chain. Failures are
 // injected by setting `fail*` to an Error.
-
-import { pino, type Logger } from 'pino';
-import { applyDelta } from '../../src/dataplane/apply.js';
-import type { ConntrackPressure, CounterRow } from '../../src/dataplane/node-dataplane.js';
-import { MAPS } from '../../src/maps/catalog.js';
-import { u32Codec } from '../../src/maps/structs.js';
-import type { BpfMap } from '../../src/native/types.js';
-import {
-  deletePinnedEndpoints,
-  deletePinnedPolicy,
-  readPinnedPolicy,
-} from '../../src/agent/adopt.js';
-import type { NodeNetns } from '../../src/agent/links.js';
-import type { ManagerContext, Snapshot, Tally } from '../../src/agent/manager.js';
-import { ClusterModel } from '../../src/agent/model.js';
-import type { LocalEndpointInfo } from '../../src/agent/endpoints.js';
-import type { MapRole, PolicyMapsPort } from '../../src/agent/managers/bpf-policy.js';
-import type { KernelRoute } from '../../src/agent/routes.js';
 
 /** A BPF map in memory: the batch calls the apply and adopt code use, keyed by raw bytes. */
 export class SoftBpfMap {
