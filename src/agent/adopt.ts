@@ -29,6 +29,9 @@ import { MAPS } from '../maps/catalog.js';
 import type { Delta, EndpointEntry, PolAddrEntry, PolL4Entry } from '../policy/compile/index.js';
 import type { EndpointValue } from '../maps/structs.js';
 import { u32Codec } from '../maps/structs.js';
+import { u32ToIp } from '../maps/addr.js';
+import { RouteFlags, RouteType } from '../maps/enums.js';
+import type { DesiredRoute } from './routes.js';
 
 const U32_MAX = 0xffffffff;
 
@@ -197,4 +200,39 @@ export function deletePinnedPolicy(
     if (keys.length > 0) n += maps[role].deleteBatch(Buffer.concat(keys));
   }
   return n;
+}
+
+/** What a previous agent left in the routes map: local /32s and remote routes. */
+export function readPinnedRoutes(routes: Iterable<[RouteKeyView, RouteValueView]>): {
+  local: Map<string, number>;
+  remote: Map<string, DesiredRoute>;
+} {
+  const local = new Map<string, number>();
+  const remote = new Map<string, DesiredRoute>();
+  for (const [k, v] of routes) {
+    const ip = u32ToIp(k.addr);
+    if (v.type === RouteType.LOCAL_EP && k.prefixlen === 32) local.set(ip, v.ifindex);
+    else if (v.type === RouteType.REMOTE_BLOCK) {
+      const cidr = `${ip}/${k.prefixlen}`;
+      remote.set(cidr, {
+        cidr,
+        node: '',
+        nextHop: u32ToIp(v.next_hop),
+        ipip: (v.flags & RouteFlags.IPIP) !== 0,
+        vxlan: (v.flags & RouteFlags.VXLAN) !== 0,
+      });
+    }
+  }
+  return { local, remote };
+}
+
+interface RouteKeyView {
+  readonly prefixlen: number;
+  readonly addr: number;
+}
+interface RouteValueView {
+  readonly type: number;
+  readonly ifindex: number;
+  readonly next_hop: number;
+  readonly flags: number;
 }

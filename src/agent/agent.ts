@@ -1,10 +1,14 @@
 /**
- * The per-node agent: keeps the BPF dataplane equal to the store.
+ * The per-node agent: keeps the node's dataplane equal to the store.
  *
  *   etcd ──watch──► ClusterModel ─┐
- *   ipam blocks ──follow──────────┼─► reconcile (debounced) ─► policy maps, attachments,
- *   node heartbeats ──follow──────┘                             local and remote routes
- *                                                            ─► endpoint status, heartbeat
+ *   ipam blocks ──follow──────────┼─► reconcile (debounced) ─► Snapshot ─► managers, in order
+ *   node heartbeats ──follow──────┘                             ─► endpoint status, heartbeat
+ *
+ * The agent owns the lifecycle, the store sync, the snapshot and the revision waits; what
+ * is programmed is the managers' (./manager.ts, ./managers/): BPF policy or iptables
+ * policy, local and remote routes, the uplink, BIRD, kernel routes, natOutgoing — chosen
+ * once from the mode. /status and /metrics are their parts composed.
  *
  * Invariants:
  *  - Nothing is written to the dataplane before the first full sync (resources, blocks
@@ -20,30 +24,14 @@
  *    closed), and the failure is logged, counted and shown in /status.
  */
 import type { Logger } from 'pino';
-import { RouteMonitor } from './route-monitor.js';
-import { Bird, type BgpSession } from '../bgp/bird.js';
-import { renderBird, type BgpTimers } from '../bgp/render.js';
 import { Datastore, type ResourceWatcher, type WatchEvent } from '../datastore/index.js';
-import { applyDelta } from '../dataplane/apply.js';
-import { NodeDataplane, type ConntrackPressure } from '../dataplane/node-dataplane.js';
+import { NodeDataplane } from '../dataplane/node-dataplane.js';
+import { IptablesDataplane } from '../iptables/index.js';
 import { IpamKeys } from '../ipam/keys.js';
 import { affinityNode, ordinalAddress, parseBlock } from '../ipam/records.js';
 import type { DataplaneConfig } from '../loader/index.js';
-import { u32ToIp } from '../maps/addr.js';
-import { RouteFlags, RouteType } from '../maps/enums.js';
-import { PolicyCompiler, type CompiledState } from '../policy/compile/index.js';
-import type { World } from '../policy/model.js';
-import { endpointChainName, IptablesDataplane, type IptablesEndpoint } from '../iptables/index.js';
-import {
-  deletePinnedEndpoints,
-  deletePinnedPolicy,
-  IdSpace,
-  pinnedEntryCount,
-  readPinnedPolicy,
-  staleEndpoints,
-  type PinnedPolicy,
-} from './adopt.js';
 import type { AgentConfig } from './config.js';
+import type { ConntrackSummary } from './conntrack.js';
 import { Debouncer } from './debounce.js';
 import {
   EndpointIds,
@@ -53,60 +41,34 @@ import {
 } from './endpoints.js';
 import { PrefixFollower } from './follow.js';
 import { startOpsServer, type OpsServer, type Probe } from './http.js';
-import {
-  applyKernelRoutes,
-  detectNodeAddress,
-  findAddressInterface,
-  listNodeAddresses,
-  listKernelRoutes,
-  listLinks,
-} from './links.js';
+import { StatusReporter } from './reporter.js';
+import { nodeAddress, nodeNetns, type NodeNetns } from './links.js';
 import { createLogger } from './log.js';
-import { conntrackFamilies, conntrackSummary, type ConntrackSummary } from './conntrack.js';
+import {
+  newPass,
+  type BgpStatus,
+  type Manager,
+  type ManagerContext,
+  type Snapshot,
+  type StatusPart,
+  type Tally,
+} from './manager.js';
+import { collectMetrics, mergeStatus, metricsErrorsFamily } from './compose.js';
+import { chooseManagers, type Dataplane, type ManagerSet } from './managers/index.js';
 import { Histogram, RECONCILE_BUCKETS, renderMetrics, type MetricFamily } from './metrics.js';
 import { buildWorld, ClusterModel, WATCHED_KINDS, type ModelProblem } from './model.js';
-import { natRules, syncNat } from './nat.js';
-import { StatusReporter } from './reporter.js';
-import { VXLAN_DEVICE, VXLAN_MTU, VXLAN_PORT, VxlanDevice } from './vxlan.js';
-import {
-  BIRD_ROUTE_PROTO,
-  desiredKernelRoutes,
-  desiredRoutes,
-  learnedRoutes,
-  diffKernelRoutes,
-  diffRoutes,
-  TORTIE_ROUTE_PROTO,
-  knownNodeAddresses,
-  vxlanInnerSources,
-  type DesiredRoute,
-  type KernelRoute,
-  type RouteBlock,
-  type RouteInputs,
-} from './routes.js';
+import { RevisionWaits } from './revision-waits.js';
+import type { DesiredRoute, RouteBlock, RouteInputs } from './routes.js';
 import {
   endpointStatusKey,
   nodeStatusPrefix,
   type EndpointStatus,
   type NodeStatus,
 } from './status.js';
+import { VXLAN_PORT } from './vxlan.js';
 
-/** What NodeDataplane offers for remote routes (added by the IPIP work; used when present). */
-interface RemoteRouteApi {
-  setRemoteRoute(cidr: string, nextHop: string, opts: { ipip: boolean }): void;
-  deleteRoute(cidr: string): unknown;
-  setKnownNodes(ips: readonly string[]): unknown;
-}
+export type { BgpStatus } from './manager.js';
 
-/** This node on the underlay (the IPIP work; used when present). */
-interface UplinkApi {
-  setNodeConfig(cfg: { underlayIp: string; uplinkIfindex: number }): void;
-  attachUplink(ifindex: number): void;
-}
-
-/** Old pinned sets go this long after the endpoints switched away from them. */
-const PINNED_CLEANUP_DELAY_MS = 250;
-/** With BGP routing: how often the learned kernel routes and BIRD's sessions are read. */
-const BGP_POLL_MS = 1000;
 /** A reconcile running longer than this makes /healthz fail. */
 const STUCK_RECONCILE_MS = 60_000;
 
@@ -163,40 +125,28 @@ export interface AgentStatus {
   readonly conntrack?: ConntrackSummary;
   /** Only with `routing: bgp`. */
   readonly bgp?: BgpStatus;
-}
-
-/** BIRD as the agent sees it (`routing: bgp`). */
-export interface BgpStatus {
-  readonly routing: 'bgp';
-  /** BIRD's pid (undefined: not running). */
-  readonly birdPid: number | undefined;
-  readonly configFile: string;
-  readonly socket: string;
-  readonly sessions: readonly BgpSession[];
-  /** Routes BIRD installed in the node's kernel (`proto bird`). */
-  readonly learned: readonly KernelRoute[];
-  readonly error: string | undefined;
-  /** Peers the renderer left out, and why. */
-  readonly problems: readonly string[];
+  /** Only when a part of this status could not be read: part → why (docs/agent.md). */
+  readonly errors?: Readonly<Record<string, string>>;
 }
 
 export class Agent {
   readonly log: Logger;
   private readonly model = new ClusterModel();
-  private compiler = new PolicyCompiler();
-  private ids: IdSpace;
   private readonly endpointIds: EndpointIds;
   private readonly debouncer: Debouncer;
   private readonly histogram = new Histogram(RECONCILE_BUCKETS);
   private readonly startedAt = new Date();
+  private readonly netns: NodeNetns;
+  private readonly set: ManagerSet;
+  private readonly managers: readonly Manager[];
+  private readonly tally: Tally = { routeErrors: 0 };
+  private readonly revisions: RevisionWaits;
   private ds: Datastore | undefined;
   private watcher: ResourceWatcher | undefined;
   private blocks: PrefixFollower | undefined;
   private heartbeats: PrefixFollower | undefined;
   private reporter: StatusReporter | undefined;
   private ops: OpsServer | undefined;
-  private pinned: PinnedPolicy | undefined;
-  private pinnedCleanup: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private retryTimers = new Set<NodeJS.Timeout>();
   private resourcesSynced = false;
@@ -206,97 +156,50 @@ export class Agent {
   private etcdOk = false;
   private stopped = false;
   private address: string | undefined;
-  private compiled: CompiledState | undefined;
+  /** Why the node address could not be detected (undefined: given, found, or none there). */
+  private addressProblem: string | undefined;
   private locals: LocalEndpointInfo[] = [];
   private unresolved: UnresolvedEndpoint[] = [];
   private problems: ModelProblem[] = [];
-  private readonly attached = new Set<number>();
-  /** Local /32 → ifindex, as in the routes map. */
-  private localRoutes = new Map<string, number>();
-  /** Remote routes as in the routes map. */
-  private remoteRoutes = new Map<string, DesiredRoute>();
-  private desired: DesiredRoute[] = [];
-  private knownNodes: string[] = [];
-  private knownNodesSet: string | undefined;
   private aliveNodes = '';
-  /** The store revision of the model the last successful reconcile programmed. */
-  private programmedRev = 0n;
-  private revWaiters = new Set<() => void>();
   private reconcileStarted: number | undefined;
   private last: ReconcileRecord | undefined;
   private okCount = 0;
   private failCount = 0;
-  private warnedNoRouteApi = false;
   private unresolvedShown = '';
-  private uplink: { ip: string; ifindex: number } | undefined;
-  /** The node addresses last written as host routes (programHostAddresses). */
-  private hostAddressesKey: string | undefined;
-  private uplinkError: string | undefined;
-  private routeError: string | undefined;
-  private routeErrors = 0;
-  /** natOutgoing: the chain's rules last synced (undefined: not yet), when, and the last error. */
-  private natSynced: { rules: string; at: number } | undefined;
-  private natError: string | undefined;
-  private natErrors = 0;
-  /** BGP routing: this node's BIRD, what it learned, its sessions, the last failure. */
-  private bird: Bird | undefined;
-  private bgpTimer: NodeJS.Timeout | undefined;
-  /** BGP routing: BIRD's kernel routes as they change (reads at once, not at the next poll). */
-  private routeMonitor: RouteMonitor | undefined;
-  private bgpPolling = false;
-  private learned: KernelRoute[] = [];
-  private learnedKey = '';
-  private bgpSoon: NodeJS.Timeout | undefined;
-  private bgpRepoll = false;
-  private sessions: BgpSession[] = [];
-  private bgpError: string | undefined;
-  private bgpProblems: string[] = [];
-  private birdGoneLogged = false;
-
-  /** iptables mode: what is programmed per endpoint (ifindex → policyRev), and figures. */
-  private iptRevs = new Map<number, number>();
-  private iptGeneration = 0;
-  private iptErrors = 0;
-  private iptError: string | undefined;
-  private iptChains = 0;
-  private iptSets = 0;
-  private readonly iptHistogram = new Histogram(RECONCILE_BUCKETS);
-  /** iptables mode: the VXLAN device (made when a route wants it), and a refused encap. */
-  private vxlan: VxlanDevice | undefined;
-  private encapError: string | undefined;
+  /** Parts of /metrics or the heartbeat that failed, as last logged (part → message). */
+  private readonly partErrors = new Map<string, string>();
 
   private constructor(
     readonly config: AgentConfig,
-    private readonly bpf: NodeDataplane | undefined,
+    dataplane: Dataplane,
     log: Logger,
-    /** The iptables dataplane (`dataplane: iptables`); undefined in BPF mode. */
-    readonly iptables?: IptablesDataplane,
   ) {
     this.log = log;
-    if (bpf !== undefined) {
-      this.pinned = readPinnedPolicy(bpf.dp.maps);
-      this.ids = IdSpace.above(this.pinned);
-      this.endpointIds = new EndpointIds(
-        new Map([...this.pinned.endpoints].map(([ifindex, e]) => [ifindex, e.id])),
-      );
-      this.seedRoutes();
-    } else {
-      this.ids = new IdSpace(0, 0, 0);
-      this.endpointIds = new EndpointIds(new Map());
-    }
-    if (config.routing === 'bgp') {
-      this.bird = new Bird({
-        node: config.nodeName,
-        runDir: config.bgpRunDir,
-        netns: config.nodeNetns,
-      });
-    }
+    this.bpf = dataplane.kind === 'bpf' ? dataplane.dp : undefined;
+    this.iptables = dataplane.kind === 'iptables' ? dataplane.ipt : undefined;
+    this.revisions = new RevisionWaits(config.nodeName);
+    this.netns = nodeNetns(config.nodeNetns);
+    const ctx: ManagerContext = {
+      node: config.nodeName,
+      log,
+      tally: this.tally,
+      trigger: () => this.debouncer.trigger(),
+      programmed: () => this.programmedOnce,
+    };
+    this.set = chooseManagers(config, dataplane, ctx, this.netns);
+    this.managers = this.set.managers;
+    this.endpointIds = new EndpointIds(new Map(this.set.endpointIdSeed));
     this.debouncer = new Debouncer(() => this.reconcile(), {
       quietMs: config.debounceMs,
       maxDelayMs: config.maxDelayMs,
       onError: (e) => this.log.error({ err: (e as Error).message }, 'reconcile crashed'),
     });
   }
+
+  private readonly bpf: NodeDataplane | undefined;
+  /** The iptables dataplane (`dataplane: iptables`); undefined in BPF mode. */
+  readonly iptables: IptablesDataplane | undefined;
 
   /** The BPF dataplane (throws in iptables mode, which loads none). */
   get dataplane(): NodeDataplane {
@@ -320,7 +223,7 @@ export class Agent {
         vxlanPort: VXLAN_PORT,
         endpointToHost: config.defaultEndpointToHostAction,
       });
-      const agent = new Agent(config, undefined, log, ipt);
+      const agent = new Agent(config, { kind: 'iptables', ipt }, log);
       try {
         await agent.begin();
         return agent;
@@ -345,7 +248,7 @@ export class Agent {
     });
     let agent: Agent | undefined;
     try {
-      agent = new Agent(config, dataplane, log);
+      agent = new Agent(config, { kind: 'bpf', dp: dataplane }, log);
       await agent.begin();
       return agent;
     } catch (e) {
@@ -359,32 +262,16 @@ export class Agent {
 
   private async begin(): Promise<void> {
     const c = this.config;
-    if (this.iptables !== undefined) {
-      const held = this.iptables.current();
-      this.log.info(
-        {
-          dataplane: 'iptables',
-          nodeNetns: c.nodeNetns,
-          etcd: c.etcd.endpoints,
-          adopted: { chains: held.chains.size, sets: held.sets.size },
-        },
-        'agent starting: iptables dataplane, existing chains and sets adopted (nothing is written before the first sync)',
-      );
-    } else
-      this.log.info(
-        {
-          pinRoot: c.pinRoot,
-          nodeNetns: c.nodeNetns,
-          etcd: c.etcd.endpoints,
-          adopted: {
-            endpoints: this.pinned!.endpoints.size,
-            policyEntries: pinnedEntryCount(this.pinned!),
-            localRoutes: this.localRoutes.size,
-            remoteRoutes: this.remoteRoutes.size,
-          },
-        },
-        'agent starting: dataplane loaded, pinned state adopted (nothing is written before the first sync)',
-      );
+    this.log.info(
+      {
+        ...this.set.lines.startFields,
+        nodeNetns: c.nodeNetns,
+        etcd: c.etcd.endpoints,
+        adopted: this.set.adopted,
+        managers: this.managers.map((m) => m.name),
+      },
+      this.set.lines.starting,
+    );
     this.ops = await startOpsServer(c.healthHost, c.healthPort, {
       healthz: () => this.healthz(),
       readyz: () => this.readyz(),
@@ -393,12 +280,11 @@ export class Agent {
       rules: () => this.ruleTable(),
     });
     this.log.info({ url: this.ops.url }, 'serving /healthz, /readyz, /metrics, /status, /rules');
-    this.address = c.ipv4Address ?? (await detectNodeAddress(c.nodeNetns).catch(() => undefined));
-    if (this.address === undefined) {
-      this.log.warn(
-        'no underlay address given (--ip) or found: other nodes cannot route to this one',
-      );
-    }
+    const found = await nodeAddress(c.ipv4Address, () => this.netns.detectNodeAddress());
+    this.address = found.address;
+    if (found.problem !== undefined) this.log.warn({ err: found.cause }, found.problem);
+    // A detection that failed stays visible in /status (errors.address), with its cause.
+    if (found.cause !== undefined) this.addressProblem = found.problem;
     this.ds = await Datastore.connect(c.etcd);
     const prefix = this.ds.prefix;
     this.reporter = new StatusReporter({
@@ -436,52 +322,27 @@ export class Agent {
     void this.register(0);
     void this.startWatch(0);
     this.resyncTimer = setInterval(() => this.debouncer.trigger(), c.resyncIntervalMs);
-    if (this.bird !== undefined) {
-      this.log.info(
-        { runDir: c.bgpRunDir, birdPid: this.bird.pid() },
-        this.bird.pid() === undefined
-          ? 'routing: bgp (BIRD is started at the first sync)'
-          : 'routing: bgp (a running BIRD is adopted)',
-      );
-      this.bgpTimer = setInterval(() => void this.pollBgp(), BGP_POLL_MS);
-      this.routeMonitor = new RouteMonitor({
-        nodeNetns: c.nodeNetns,
-        match: 'proto bird',
-        onChange: () => this.pollBgpSoon(),
-        onProblem: (message) => this.log.warn({ err: message }, 'route monitor (retried)'),
-      });
-      this.routeMonitor.start();
-    }
-  }
-
-  /** A learned route changed: read them now (coalesced; pollBgp skips while one runs). */
-  private pollBgpSoon(): void {
-    if (this.bgpSoon !== undefined) return;
-    this.bgpSoon = setTimeout(() => {
-      this.bgpSoon = undefined;
-      void this.pollBgp();
-    }, 5);
+    for (const m of this.managers) m.start?.();
   }
 
   /**
    * Stops following the store and releases the dataplane object. Attachments, pins and
    * the lease stay: a new agent adopts the first two, and the heartbeat lives until its
-   * TTL, so a restart is invisible to other nodes.
+   * TTL, so a restart is invisible to other nodes. Pending revision waits reject.
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.revisions.stop();
     clearInterval(this.resyncTimer);
-    clearInterval(this.bgpTimer);
-    clearTimeout(this.bgpSoon);
-    this.routeMonitor?.stop();
     for (const t of this.retryTimers) clearTimeout(t);
     await this.debouncer.stop();
-    for (const w of [...this.revWaiters]) w();
-    if (this.pinnedCleanup !== undefined) {
-      clearTimeout(this.pinnedCleanup);
-      this.pinnedCleanup = undefined;
-      this.cleanPinnedPolicy();
+    for (const m of this.managers) {
+      try {
+        await m.stop();
+      } catch (e) {
+        this.log.error({ manager: m.name, err: (e as Error).message }, 'stopping a manager failed');
+      }
     }
     await Promise.all([
       this.watcher?.cancel(),
@@ -491,12 +352,8 @@ export class Agent {
       this.ops?.close(),
     ]);
     await this.ds?.close();
-    this.bpf?.close();
-    this.log.info(
-      this.bpf === undefined
-        ? 'agent stopped (iptables chains left in place)'
-        : 'agent stopped (dataplane left running on its pins)',
-    );
+    this.set.close();
+    this.log.info(this.set.lines.stopped);
   }
 
   /** Runs a reconcile now (after one in progress) and waits for it. */
@@ -511,38 +368,27 @@ export class Agent {
 
   /** The store revision whose model the last successful reconcile programmed (0: none yet). */
   get programmedRevision(): bigint {
-    return this.programmedRev;
+    return this.revisions.revision;
   }
 
   /**
    * Resolves once a reconcile of a model holding every change up to store revision
-   * `revision` (of the kinds the agent watches) has completed; rejects after `timeoutMs`.
+   * `revision` (of the kinds the agent watches) has completed; rejects after `timeoutMs`,
+   * and at once when the agent is stopped (or stops while waiting).
    */
   waitForRevision(revision: string | bigint, timeoutMs = 30_000): Promise<void> {
     const want = BigInt(revision);
-    if (this.programmedRev >= want) return Promise.resolve();
     // The model has it already but nothing is scheduled (a change that changed nothing).
-    if (BigInt(this.model.revision) >= want) this.debouncer.trigger();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.programmedRev < want && !this.stopped) return;
-        clearTimeout(timer);
-        this.revWaiters.delete(check);
-        if (this.programmedRev >= want) resolve();
-        else reject(new Error(`${this.config.nodeName}: agent stopped`));
-      };
-      const timer = setTimeout(() => {
-        this.revWaiters.delete(check);
-        reject(
-          new Error(
-            `${this.config.nodeName}: store revision ${want} not programmed within ${timeoutMs} ms ` +
-              `(model at ${this.model.revision}, programmed ${this.programmedRev}` +
-              `${this.last?.error === undefined ? '' : `, last reconcile failed: ${this.last.error}`})`,
-          ),
-        );
-      }, timeoutMs);
-      this.revWaiters.add(check);
-    });
+    if (!this.stopped && this.revisions.revision < want && BigInt(this.model.revision) >= want)
+      this.debouncer.trigger();
+    return this.revisions.wait(
+      want,
+      timeoutMs,
+      () =>
+        `${this.config.nodeName}: store revision ${want} not programmed within ${timeoutMs} ms ` +
+        `(model at ${this.model.revision}, programmed ${this.revisions.revision}` +
+        `${this.last?.error === undefined ? '' : `, last reconcile failed: ${this.last.error}`})`,
+    );
   }
 
   /** Resolves once the endpoint statuses written so far are in etcd. */
@@ -555,7 +401,7 @@ export class Agent {
    * its own compiler, so NodeDataplane.ruleRef does not know these ids.
    */
   ruleRef(ruleId: number): string | undefined {
-    return ruleId === 0 ? undefined : this.compiled?.rules.get(ruleId);
+    return ruleId === 0 ? undefined : this.set.policy.rules().get(ruleId);
   }
 
   get healthUrl(): string | undefined {
@@ -678,6 +524,28 @@ export class Agent {
     return this.resourcesSynced && this.blocks?.synced === true && this.heartbeats?.synced === true;
   }
 
+  /** What one reconcile works from: the model, the node's links, the route inputs. */
+  private async snapshot(): Promise<{ snapshot: Snapshot; unresolved: UnresolvedEndpoint[] }> {
+    const built = buildWorld(this.model);
+    this.reportProblems(built.problems);
+    const links = await this.netns.listLinks();
+    const { locals, unresolved } = resolveLocalEndpoints(
+      this.config.nodeName,
+      built.endpoints.values(),
+      links,
+      this.endpointIds,
+    );
+    const snapshot: Snapshot = {
+      world: built.world,
+      model: this.model,
+      locals,
+      links,
+      routes: this.routeInputs(),
+      address: this.address,
+    };
+    return { snapshot, unresolved };
+  }
+
   private async reconcile(): Promise<void> {
     if (this.stopped) return;
     if (!this.fullySynced()) {
@@ -694,137 +562,28 @@ export class Agent {
     let deletes = 0;
     try {
       const modelRev = BigInt(this.model.revision);
-      const built = buildWorld(this.model);
-      this.reportProblems(built.problems);
-      const links = await listLinks(this.config.nodeNetns);
+      const { snapshot, unresolved } = await this.snapshot();
       if (this.stopped) return;
-      const { locals, unresolved } = resolveLocalEndpoints(
-        this.config.nodeName,
-        built.endpoints.values(),
-        links,
-        this.endpointIds,
-      );
-      let attachedLocals: LocalEndpointInfo[] = [];
-      const liveIfindexes = new Set(links.values());
-      if (this.iptables !== undefined) {
-        // iptables mode: chains for every resolved endpoint; a veth in no dispatch chain
-        // is dropped, so a new one is fail-closed until this write is in.
-        const w = await this.programIptables(this.iptables, built.world, locals);
-        writes += w;
-        attachedLocals = locals;
-        if (this.stopped) return;
-      } else {
-        // Attach first: a new veth is fail-closed (no entry: every packet dropped) from here.
-        for (const l of locals) {
-          if (!this.attached.has(l.ifindex)) {
-            try {
-              this.dataplane.attach(l.ifindex);
-              this.attached.add(l.ifindex);
-            } catch (e) {
-              unresolved.push({
-                key: l.endpoint.key,
-                interfaceName: l.interfaceName,
-                reason: (e as Error).message,
-              });
-              continue;
-            }
-          }
-          attachedLocals.push(l);
-        }
-        for (const i of this.attached) if (!liveIfindexes.has(i)) this.attached.delete(i);
-
-        // Policy: compile, shift above what is pinned, apply in the delta's safe order.
-        const { state, delta } = this.compiler.update(built.world, attachedLocals);
-        let stats;
-        try {
-          stats = applyDelta(this.dataplane.dp.maps, this.ids.delta(delta));
-        } catch (e) {
-          // The compiler committed a state the maps do not hold: start over as a restart
-          // does, beside what is there now.
-          this.readopt();
-          throw e;
-        }
-        writes += stats.writes;
-        deletes += stats.deletes;
-        this.compiled = state;
-        if (this.pinned !== undefined) deletes += this.retirePinned(state);
-
-        // Local routes: a /32 per local endpoint into its veth.
-        const wantLocal = new Map(attachedLocals.map((l) => [l.endpoint.ip, l.ifindex]));
-        for (const [ip, ifindex] of wantLocal) {
-          if (this.localRoutes.get(ip) !== ifindex) {
-            this.dataplane.setLocalRoute(ip, ifindex);
-            writes++;
-          }
-        }
-        for (const ip of this.localRoutes.keys()) {
-          if (!wantLocal.has(ip)) {
-            this.dataplane.deleteLocalRoute(ip);
-            deletes++;
-          }
-        }
-        this.localRoutes = wantLocal;
-      }
-
-      // Remote routes.
-      const inputs = this.routeInputs();
-      if (this.bird === undefined) this.desired = desiredRoutes(inputs);
-      else {
-        // BGP: the route map follows what BIRD installed in the kernel.
-        try {
-          this.learned = await listKernelRoutes(this.config.nodeNetns, BIRD_ROUTE_PROTO);
-          this.learnedKey = JSON.stringify(this.learned);
-        } catch (e) {
-          this.log.warn({ err: (e as Error).message }, 'cannot read the learned routes');
-        }
-        if (this.stopped) return;
-        this.desired = learnedRoutes(this.learned, inputs);
-      }
-      this.knownNodes = knownNodeAddresses(inputs);
-      // Routing problems do not hold back local policy (nor the endpoints' status).
-      try {
-        const r = this.programRemoteRoutes();
-        writes += r.writes;
-        deletes += r.deletes;
-        this.routeError = undefined;
-      } catch (e) {
-        this.routeError = (e as Error).message;
-        this.routeErrors++;
-        this.log.error({ err: this.routeError }, 'programming remote routes failed (retried)');
-        this.later(2000, () => this.debouncer.trigger());
-      }
-      await this.programUplink(liveIfindexes);
-      if (this.stopped) return;
-      await this.programHostAddresses();
-      if (this.stopped) return;
-      // BGP: BIRD's configuration from the store (started, reloaded or left alone).
-      if (this.bird !== undefined) {
-        await this.programBird(inputs, links);
+      const pass = newPass(snapshot);
+      pass.unresolved.push(...unresolved);
+      let retryMs: number | undefined;
+      for (const m of this.managers) {
+        const r = await m.reconcile(pass);
+        writes += r.writes ?? 0;
+        deletes += r.deletes ?? 0;
+        if (r.retryMs !== undefined) retryMs = Math.min(retryMs ?? r.retryMs, r.retryMs);
         if (this.stopped) return;
       }
-      // Kernel routes for the remote blocks (plain mode: they carry the pods' packets).
-      try {
-        const r = await this.programKernelRoutes(links);
-        writes += r.writes;
-        deletes += r.deletes;
-      } catch (e) {
-        this.routeError = (e as Error).message;
-        this.routeErrors++;
-        this.log.error({ err: this.routeError }, 'programming kernel routes failed (retried)');
-        this.later(2000, () => this.debouncer.trigger());
-      }
-      // natOutgoing: the node's netfilter chain (nothing to do with the maps).
-      await this.programNat();
-      if (this.stopped) return;
+      if (retryMs !== undefined) this.later(retryMs, () => this.debouncer.trigger());
 
-      this.locals = attachedLocals;
-      this.unresolved = unresolved;
-      this.endpointIds.retain(new Set(locals.map((l) => l.endpoint.key)));
-      if (unresolved.length > 0) {
-        const shown = JSON.stringify(unresolved);
+      this.locals = pass.programmed;
+      this.unresolved = pass.unresolved;
+      this.endpointIds.retain(new Set(snapshot.locals.map((l) => l.endpoint.key)));
+      if (pass.unresolved.length > 0) {
+        const shown = JSON.stringify(pass.unresolved);
         if (shown !== this.unresolvedShown) {
           this.log.warn(
-            { unresolved },
+            { unresolved: pass.unresolved },
             'local endpoints without a usable interface (not programmed; retried every second)',
           );
         }
@@ -835,90 +594,18 @@ export class Agent {
       }
       if (!this.programmedOnce) {
         // Labs and scripts wait for this line: the dataplane equals the store once.
-        this.log.info({ endpoints: locals.length }, 'first sync programmed');
+        this.log.info({ endpoints: snapshot.locals.length }, 'first sync programmed');
       }
       this.programmedOnce = true;
       this.reporter?.setEndpoints(this.endpointStatuses());
       this.record(t0, true, undefined, writes, deletes);
-      if (modelRev > this.programmedRev) this.programmedRev = modelRev;
-      for (const w of [...this.revWaiters]) w();
+      this.revisions.reached(modelRev);
     } catch (e) {
       this.record(t0, false, (e as Error).message, writes, deletes);
       this.later(2000, () => this.debouncer.trigger());
     } finally {
       this.reconcileStarted = undefined;
     }
-  }
-
-  /**
-   * iptables mode: renders the world for the resolved local endpoints and writes what
-   * changed (IptablesDataplane: ipset restore, iptables-restore --noflush). Only once it
-   * returned do the endpoints count as programmed (their status follows). An endpoint's
-   * policyRev is the write generation at which its own chains last changed.
-   */
-  private async programIptables(
-    ipt: IptablesDataplane,
-    world: World,
-    locals: readonly LocalEndpointInfo[],
-  ): Promise<number> {
-    const eps: IptablesEndpoint[] = locals.map((l) => ({
-      endpoint: l.endpoint,
-      iface: l.interfaceName,
-    }));
-    const t0 = performance.now();
-    let report;
-    try {
-      // VXLAN is accepted from the other nodes only (tortie-INPUT, docs/iptables.md).
-      // VXLAN's inner source must be routed to the sending node (tortie-vxlan-in).
-      const inputs = this.routeInputs();
-      report = await ipt.program(world, eps, {
-        vxlanSources: knownNodeAddresses(inputs),
-        vxlanInnerSources: vxlanInnerSources(inputs),
-      });
-    } catch (e) {
-      this.iptErrors++;
-      this.iptError = (e as Error).message;
-      throw e;
-    }
-    this.iptError = undefined;
-    this.iptHistogram.observe((performance.now() - t0) / 1000);
-    const held = ipt.current();
-    this.iptChains = held.chains.size;
-    this.iptSets = held.sets.size;
-    const written = new Set(report.writtenChains);
-    const changed = written.size + report.writtenSets.length + report.deletedChains.length > 0;
-    if (changed) this.iptGeneration++;
-    const revs = new Map<number, number>();
-    for (const l of locals) {
-      const own =
-        written.has(endpointChainName(l.interfaceName, 'ingress')) ||
-        written.has(endpointChainName(l.interfaceName, 'egress'));
-      const before = this.iptRevs.get(l.ifindex);
-      revs.set(l.ifindex, own || before === undefined ? Math.max(1, this.iptGeneration) : before);
-    }
-    this.iptRevs = revs;
-    if (changed) {
-      this.log.info(
-        {
-          ms: Math.round(report.ms * 10) / 10,
-          writtenChains: report.writtenChains.length,
-          deletedChains: report.deletedChains.length,
-          writtenSets: report.writtenSets.length,
-          deletedSets: report.deletedSets.length,
-          chains: this.iptChains,
-          sets: this.iptSets,
-        },
-        'iptables programmed',
-      );
-    }
-    return written.size + report.writtenSets.length;
-  }
-
-  /** The policyRev an endpoint is programmed at (undefined: not programmed). */
-  private endpointRev(l: LocalEndpointInfo): number | undefined {
-    if (this.iptables !== undefined) return this.iptRevs.get(l.ifindex);
-    const e = this.compiled?.endpoints.get(l.ifindex);
-    return e === undefined ? undefined : this.ids.rev(e.policyRev);
   }
 
   private record(
@@ -965,62 +652,12 @@ export class Agent {
     this.problems = [...problems];
   }
 
-  /**
-   * After the first compilation is in: the pinned endpoints that are not local any more
-   * go now, the previous agent's sets and classes a moment later (see ./adopt.ts).
-   */
-  private retirePinned(state: CompiledState): number {
-    const pinned = this.pinned!;
-    const stale = staleEndpoints(pinned, new Set(state.endpoints.keys()));
-    const n = deletePinnedEndpoints(this.dataplane.dp.maps, stale);
-    if (stale.length > 0)
-      this.log.info({ ifindexes: stale }, 'removed pinned endpoints that are not local any more');
-    this.pinnedCleanup = setTimeout(() => {
-      this.pinnedCleanup = undefined;
-      this.cleanPinnedPolicy();
-    }, PINNED_CLEANUP_DELAY_MS);
-    return n;
-  }
-
-  /** Forget the compiler's state and adopt the maps as they are (after a failed write). */
-  private readopt(): void {
-    clearTimeout(this.pinnedCleanup);
-    this.pinnedCleanup = undefined;
-    this.compiler = new PolicyCompiler();
-    this.pinned = readPinnedPolicy(this.dataplane.dp.maps);
-    this.ids = IdSpace.above(this.pinned);
-    this.compiled = undefined;
-    this.log.warn(
-      { policyEntries: pinnedEntryCount(this.pinned) },
-      'writing the policy maps failed: the next reconcile rebuilds beside what they hold',
-    );
-  }
-
-  private cleanPinnedPolicy(): void {
-    const pinned = this.pinned;
-    if (pinned === undefined) return;
-    this.pinned = undefined;
-    try {
-      const n = deletePinnedPolicy(this.dataplane.dp.maps, pinned);
-      if (n > 0)
-        this.log.info(
-          { entries: n },
-          "removed the previous agent's policy entries (every endpoint has switched)",
-        );
-    } catch (e) {
-      this.log.error(
-        { err: (e as Error).message },
-        "removing the previous agent's policy entries failed",
-      );
-    }
-  }
-
   private endpointStatuses(): Map<string, EndpointStatus> {
     const out = new Map<string, EndpointStatus>();
     const prefix = this.ds!.prefix;
     const now = new Date().toISOString();
     for (const l of this.locals) {
-      const rev = this.endpointRev(l);
+      const rev = this.set.policy.endpointRev(l);
       if (rev === undefined) continue;
       out.set(
         endpointStatusKey(prefix, this.config.nodeName, l.endpoint.namespace, l.endpoint.name),
@@ -1080,370 +717,6 @@ export class Agent {
     return { self: this.config.nodeName, nodes, blocks, pools };
   }
 
-  private routeApi(): RemoteRouteApi | undefined {
-    if (this.bpf === undefined) return undefined;
-    const dp = this.bpf as unknown as Partial<RemoteRouteApi>;
-    return typeof dp.setRemoteRoute === 'function' && typeof dp.deleteRoute === 'function'
-      ? (dp as RemoteRouteApi)
-      : undefined;
-  }
-
-  private programRemoteRoutes(): { writes: number; deletes: number } {
-    const api = this.routeApi();
-    if (this.bpf === undefined) return { writes: 0, deletes: 0 }; // iptables: kernel routes only
-    if (api === undefined) {
-      if (!this.warnedNoRouteApi && this.desired.length > 0) {
-        this.warnedNoRouteApi = true;
-        this.log.warn(
-          { routes: this.desired.length },
-          'this dataplane cannot program remote routes yet (NodeDataplane.setRemoteRoute is missing): computed, not written',
-        );
-      }
-      return { writes: 0, deletes: 0 };
-    }
-    const diff = diffRoutes(this.remoteRoutes, this.desired);
-    // New and changed routes first, then withdrawals: a moved block is never unrouted.
-    for (const r of diff.set) {
-      api.setRemoteRoute(r.cidr, r.nextHop, { ipip: r.ipip });
-      this.remoteRoutes.set(r.cidr, r);
-    }
-    for (const cidr of diff.remove) {
-      api.deleteRoute(cidr);
-      this.remoteRoutes.delete(cidr);
-    }
-    const known = this.knownNodes.join(',');
-    if (typeof api.setKnownNodes === 'function' && known !== this.knownNodesSet) {
-      api.setKnownNodes(this.knownNodes);
-      this.knownNodesSet = known;
-    }
-    if (diff.set.length + diff.remove.length > 0) {
-      this.log.info(
-        {
-          set: diff.set.map((r) => `${r.cidr} via ${r.nextHop}${r.ipip ? ' (ipip)' : ''}`),
-          withdrawn: diff.remove,
-        },
-        'remote routes',
-      );
-    }
-    return { writes: diff.set.length, deletes: diff.remove.length };
-  }
-
-  /**
-   * Kernel routes in the node's namespace for every remote route: `<cidr> via <node> dev
-   * <uplink> proto 177`, with `mtu 1480` under IPIP (the node's own traffic, encapsulated
-   * by tortie_to_uplink). Diffed against the routes with tortie's protocol that are
-   * present; other routes are never touched. Skipped while the uplink is unknown.
-   */
-  private async programKernelRoutes(
-    links: ReadonlyMap<string, number>,
-  ): Promise<{ writes: number; deletes: number }> {
-    if (this.address === undefined) return { writes: 0, deletes: 0 };
-    const ip = this.address.split('/')[0]!;
-    const ifindex =
-      this.uplink?.ip === ip
-        ? this.uplink.ifindex
-        : await findAddressInterface(this.config.nodeNetns, ip);
-    const dev = [...links].find(([, i]) => i === ifindex)?.[0];
-    // BGP: BIRD's kernel protocol installs the remote routes; tortie's own (left by static
-    // routing) are withdrawn.
-    const wanted = this.bird === undefined ? this.desired : [];
-    if (dev === undefined) {
-      if (wanted.length === 0) return { writes: 0, deletes: 0 };
-      throw new Error(`no interface holds the node address ${ip}: no kernel routes`);
-    }
-    let desiredKernel = desiredKernelRoutes(wanted, dev, undefined, ip);
-    if (this.iptables !== undefined) desiredKernel = await this.iptablesEncap(wanted, dev, ip);
-    const present = await listKernelRoutes(this.config.nodeNetns, TORTIE_ROUTE_PROTO);
-    const lines = diffKernelRoutes(present, desiredKernel);
-    if (lines.length === 0) return { writes: 0, deletes: 0 };
-    await applyKernelRoutes(this.config.nodeNetns, lines, dev);
-    this.log.info({ lines }, 'kernel routes');
-    const removed = lines.filter((l) => l.startsWith('route del')).length;
-    return { writes: lines.length - removed, deletes: removed };
-  }
-
-  /**
-   * iptables mode: the kernel routes. Plain (`Never`) routes go out of the uplink as in BPF
-   * mode; VXLAN routes go `via <peer VTEP> dev vxlan.tortie onlink` (./vxlan.ts) after the
-   * device, its FDB entries and neighbours are in place; IPIP routes are refused (the
-   * kernel here has no ipip module, and iptables mode has no BPF encapsulation): left
-   * out, logged, and reported in /status as routeError.
-   */
-  private async iptablesEncap(
-    wanted: readonly DesiredRoute[],
-    dev: string,
-    ip: string,
-  ): Promise<KernelRoute[]> {
-    const ipip = wanted.filter((r) => r.ipip);
-    const refused =
-      ipip.length === 0
-        ? undefined
-        : `dataplane iptables cannot encapsulate IPIP (no ipip module, no BPF): ` +
-          `${ipip.length} route(s) left out (${ipip
-            .slice(0, 3)
-            .map((r) => r.cidr)
-            .join(', ')}${ipip.length > 3 ? ', …' : ''}); use ipipMode Never with ` +
-          `vxlanMode Always, or Never`;
-    if (refused !== this.encapError && refused !== undefined)
-      this.log.error({ err: refused }, 'IP pool encapsulation refused');
-    this.encapError = refused;
-    const usable = wanted.filter((r) => !r.ipip);
-    const vx = usable.filter((r) => r.vxlan);
-    if (vx.length > 0) {
-      this.vxlan ??= new VxlanDevice(this.config.nodeNetns, ip, dev);
-      if (await this.vxlan.ensureDevice())
-        this.log.info({ device: VXLAN_DEVICE, local: ip }, 'VXLAN device created');
-      const n = await this.vxlan.syncPeers(vx.map((r) => ({ ip: r.nextHop })));
-      if (n > 0)
-        this.log.info(
-          { peers: [...new Set(vx.map((r) => r.nextHop))] },
-          'VXLAN FDB and neighbours',
-        );
-    }
-    return usable.map((r) =>
-      r.vxlan
-        ? {
-            cidr: r.cidr,
-            via: r.nextHop,
-            dev: VXLAN_DEVICE,
-            mtu: VXLAN_MTU,
-            src: ip,
-            onlink: true,
-          }
-        : { cidr: r.cidr, via: r.nextHop, dev, mtu: undefined, src: ip },
-    );
-  }
-
-  /**
-   * BGP routing: renders BIRD's configuration from the store (./../bgp/render.ts) and
-   * makes BIRD run it — started when none runs (also after it died), reloaded when the
-   * text changed, left alone otherwise. A failure is logged and retried; it holds back
-   * nothing else (the route map keeps following what the kernel has).
-   */
-  private async programBird(
-    inputs: RouteInputs,
-    links: ReadonlyMap<string, number>,
-  ): Promise<void> {
-    const bird = this.bird!;
-    const c = this.config;
-    try {
-      const stored = this.model.list('Node');
-      const nodes = stored.map((n) => ({
-        name: n.metadata.name,
-        address:
-          n.metadata.name === c.nodeName
-            ? (n.spec.bgp?.ipv4Address ?? this.address)
-            : n.spec.bgp?.ipv4Address,
-        asNumber: n.spec.bgp?.asNumber,
-        labels: n.metadata.labels ?? {},
-        routeReflectorClusterID: n.spec.bgp?.routeReflectorClusterID,
-      }));
-      if (!nodes.some((n) => n.name === c.nodeName))
-        nodes.push({
-          name: c.nodeName,
-          address: this.address,
-          asNumber: c.asNumber,
-          labels: {},
-          routeReflectorClusterID: undefined,
-        });
-      const hold = c.bgpHoldTimeSeconds;
-      const timers: BgpTimers | undefined =
-        hold === undefined
-          ? undefined
-          : {
-              holdTime: hold,
-              startDelayTime: 1,
-              connectRetryTime: Math.max(1, Math.floor(hold / 3)),
-              errorWaitTime: [1, hold],
-            };
-      const uplink =
-        this.uplink === undefined
-          ? undefined
-          : [...links].find(([, i]) => i === this.uplink!.ifindex)?.[0];
-      const rendered = renderBird({
-        self: c.nodeName,
-        nodes,
-        config: this.model.get('BGPConfiguration', 'default')?.spec,
-        nodeConfig: this.model.get('BGPConfiguration', `node.${c.nodeName}`)?.spec,
-        peers: this.model.list('BGPPeer').map((p) => ({ name: p.metadata.name, spec: p.spec })),
-        pools: inputs.pools,
-        blocks: inputs.blocks,
-        uplink,
-        logFile: bird.paths.log,
-        timers,
-      });
-      if (rendered.problems.join('\n') !== this.bgpProblems.join('\n'))
-        for (const p of rendered.problems) this.log.error({ problem: p }, 'BGP peer left out');
-      this.bgpProblems = [...rendered.problems];
-      const result = await bird.apply(rendered.text);
-      if (result !== 'unchanged') {
-        this.log.info(
-          {
-            result,
-            birdPid: bird.pid(),
-            config: bird.paths.conf,
-            peers: rendered.peers.map((p) => p.name),
-            originated: rendered.originated,
-          },
-          result === 'started' ? 'BIRD started' : 'BIRD reconfigured',
-        );
-        this.birdGoneLogged = false;
-        void this.pollBgp();
-      }
-      this.bgpError = undefined;
-    } catch (e) {
-      const msg = (e as Error).message;
-      if (msg !== this.bgpError)
-        this.log.error({ err: msg }, 'BIRD configuration failed (retried)');
-      this.bgpError = msg;
-      this.routeErrors++;
-      this.later(2000, () => this.debouncer.trigger());
-    }
-  }
-
-  /**
-   * BGP routing, every second: the learned routes (a change triggers a reconcile, which
-   * refills the route map), BIRD's sessions (for /status and the heartbeat), and whether
-   * BIRD still runs (if not, a reconcile starts it again).
-   */
-  private async pollBgp(): Promise<void> {
-    const bird = this.bird;
-    if (bird === undefined || this.stopped) return;
-    if (this.bgpPolling) {
-      this.bgpRepoll = true;
-      return;
-    }
-    this.bgpPolling = true;
-    try {
-      const learned = await listKernelRoutes(this.config.nodeNetns, BIRD_ROUTE_PROTO);
-      const key = JSON.stringify(learned);
-      if (key !== this.learnedKey && this.programmedOnce) {
-        this.learnedKey = key;
-        this.debouncer.trigger();
-      }
-      this.sessions = await bird.sessions();
-      if (bird.pid() === undefined && this.programmedOnce) {
-        if (!this.birdGoneLogged)
-          this.log.warn({ config: bird.paths.conf }, 'BIRD is not running: starting it again');
-        this.birdGoneLogged = true;
-        this.debouncer.trigger();
-      }
-    } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'BGP poll failed');
-    } finally {
-      this.bgpPolling = false;
-      // A change seen while this read ran gets one more read.
-      if (this.bgpRepoll && !this.stopped) {
-        this.bgpRepoll = false;
-        this.pollBgpSoon();
-      }
-    }
-  }
-
-  /** BGP routing: BIRD's state for /status. */
-  private bgpStatus(): BgpStatus | undefined {
-    const bird = this.bird;
-    if (bird === undefined) return undefined;
-    return {
-      routing: 'bgp',
-      birdPid: bird.pid(),
-      configFile: bird.paths.conf,
-      socket: bird.paths.ctl,
-      sessions: this.sessions,
-      learned: this.learned,
-      error: this.bgpError,
-      problems: this.bgpProblems,
-    };
-  }
-
-  /**
-   * The uplink: the interface of the node namespace holding the node's underlay address
-   * gets the uplink programs (decapsulation, the node's own traffic to remote pods), and
-   * the dataplane learns the address and the interface. Done at the first reconcile (a
-   * restarted agent replaces the previous agent's programs) and again when the interface
-   * changes. A failure is reported and retried; it does not hold back policy.
-   */
-  private async programUplink(liveIfindexes: ReadonlySet<number>): Promise<void> {
-    if (this.bpf === undefined) return; // iptables mode: no uplink programs
-    const dp = this.bpf as unknown as Partial<UplinkApi>;
-    if (typeof dp.setNodeConfig !== 'function' || typeof dp.attachUplink !== 'function') return;
-    if (this.address === undefined) return;
-    const ip = this.address.split('/')[0]!;
-    if (this.uplink?.ip === ip && liveIfindexes.has(this.uplink.ifindex)) return;
-    try {
-      const ifindex = await findAddressInterface(this.config.nodeNetns, ip);
-      if (ifindex === undefined) throw new Error(`no interface holds the node address ${ip}`);
-      dp.attachUplink.call(this.dataplane, ifindex);
-      dp.setNodeConfig.call(this.dataplane, { underlayIp: ip, uplinkIfindex: ifindex });
-      this.uplink = { ip, ifindex };
-      this.uplinkError = undefined;
-      this.log.info({ underlayIp: ip, uplinkIfindex: ifindex }, 'uplink programs attached');
-    } catch (e) {
-      const msg = (e as Error).message;
-      if (msg !== this.uplinkError)
-        this.log.error({ err: msg }, 'cannot set up the uplink (retried)');
-      this.uplinkError = msg;
-    }
-  }
-
-  /**
-   * The node's own addresses as host routes of the BPF dataplane: how tortie_from_pod
-   * tells a pod's packet for the node (defaultEndpointToHostAction) from one it routes.
-   * Read every reconcile (an address can come and go under the agent); the map is
-   * written only when the list changed. A failure is logged and retried; the previous
-   * list stays in force.
-   */
-  private async programHostAddresses(): Promise<void> {
-    if (this.bpf === undefined) return; // iptables mode: INPUT sees the node's addresses itself
-    try {
-      const ips = await listNodeAddresses(this.config.nodeNetns);
-      const key = ips.join(',');
-      if (key === this.hostAddressesKey) return;
-      const r = this.bpf.setHostAddresses(ips);
-      this.hostAddressesKey = key;
-      if (r.added + r.removed > 0) this.log.info({ addresses: ips }, 'host addresses programmed');
-    } catch (e) {
-      this.log.error({ err: (e as Error).message }, 'cannot program the host addresses (retried)');
-    }
-  }
-
-  /**
-   * natOutgoing (./nat.ts): keeps the TORTIE-NAT-OUTGOING chain of the node's `nat` table
-   * equal to the pools. Read and diffed when the pools changed, and at most every 10 s
-   * otherwise (someone may have flushed it). A failure is logged, counted and retried; it
-   * does not hold back policy or routes.
-   */
-  private async programNat(): Promise<void> {
-    const rules = natRules(
-      this.model.list('IPPool').map((p) => ({
-        name: p.metadata.name,
-        cidr: p.spec.cidr,
-        natOutgoing: p.spec.natOutgoing,
-      })),
-    );
-    const key = rules.join('\n');
-    const last = this.natSynced;
-    if (last !== undefined && last.rules === key && Date.now() - last.at < 10_000) return;
-    try {
-      const plan = await syncNat(this.config.nodeNetns, rules);
-      this.natSynced = { rules: key, at: Date.now() };
-      this.natError = undefined;
-      if (plan !== undefined) this.log.info({ rules }, 'natOutgoing chain written');
-    } catch (e) {
-      const msg = (e as Error).message;
-      this.natSynced = undefined;
-      this.natErrors++;
-      if (rules.length === 0 && /ENOENT|No such file|not found|could not be started/i.test(msg)) {
-        // No iptables on this node and no pool wants NAT: nothing to do.
-        this.natSynced = { rules: key, at: Date.now() };
-        return;
-      }
-      if (msg !== this.natError) this.log.error({ err: msg }, 'natOutgoing chain failed (retried)');
-      this.natError = msg;
-      this.later(2000, () => this.debouncer.trigger());
-    }
-  }
-
   /**
    * The rule table for `tortie monitor` (GET /rules): every rule id this agent's compiler
    * has handed out → its rule ref. Ids are this agent's: a restarted agent numbers anew,
@@ -1451,31 +724,13 @@ export class Agent {
    */
   ruleTable(): { node: string; pid: number; startedAt: string; rules: Record<string, string> } {
     const rules: Record<string, string> = {};
-    for (const [id, ref] of this.compiled?.rules ?? []) rules[String(id)] = ref;
+    for (const [id, ref] of this.set.policy.rules()) rules[String(id)] = ref;
     return {
       node: this.config.nodeName,
       pid: process.pid,
       startedAt: this.startedAt.toISOString(),
       rules,
     };
-  }
-
-  /** What a previous agent left in the routes map: local /32s and remote routes. */
-  private seedRoutes(): void {
-    for (const [k, v] of this.dataplane.dp.views.routes.entries()) {
-      const ip = u32ToIp(k.addr);
-      if (v.type === RouteType.LOCAL_EP && k.prefixlen === 32) this.localRoutes.set(ip, v.ifindex);
-      else if (v.type === RouteType.REMOTE_BLOCK) {
-        const cidr = `${ip}/${k.prefixlen}`;
-        this.remoteRoutes.set(cidr, {
-          cidr,
-          node: '',
-          nextHop: u32ToIp(v.next_hop),
-          ipip: (v.flags & RouteFlags.IPIP) !== 0,
-          vxlan: (v.flags & RouteFlags.VXLAN) !== 0,
-        });
-      }
-    }
   }
 
   // --- operations ---------------------------------------------------------------------
@@ -1503,20 +758,29 @@ export class Agent {
     return { ok: false, detail: 'etcd unreachable and nothing programmed yet' };
   }
 
-  private drops(): Record<string, number> {
-    const out: Record<string, number> = {};
-    try {
-      for (const c of this.dataplane.counters()) {
-        if (c.dropped) out[c.reason] = (out[c.reason] ?? 0) + Number(c.packets);
-      }
-    } catch {
-      /* closed */
+  /** The managers' parts; a part that could not be read is logged once per message. */
+  private parts(): StatusPart {
+    const parts = mergeStatus(this.managers);
+    for (const [part, message] of Object.entries(parts.errors ?? {}))
+      this.notePartError(part, message);
+    return parts;
+  }
+
+  /** Logs a part of /status, /metrics or the heartbeat that failed (once per message). */
+  private notePartError(part: string, message: string | undefined): void {
+    if (message === undefined) {
+      if (this.partErrors.delete(part)) this.log.info({ part }, 'status part readable again');
+      return;
     }
-    return out;
+    if (this.partErrors.get(part) === message) return;
+    this.partErrors.set(part, message);
+    this.log.warn({ part, err: message }, 'status part cannot be read (left out, retried)');
   }
 
   private nodeStatus(): NodeStatus {
     const last = this.last;
+    const parts = this.parts();
+    const sessions = this.set.bgp?.bgpSessions();
     return {
       node: this.config.nodeName,
       ...(this.address === undefined ? {} : { ipv4Address: this.address }),
@@ -1529,7 +793,7 @@ export class Agent {
       ready: this.readyz().ok,
       endpoints: {
         local: this.locals.length + this.unresolved.length,
-        programmed: this.locals.filter((l) => this.endpointRev(l) !== undefined).length,
+        programmed: this.locals.filter((l) => this.set.policy.endpointRev(l) !== undefined).length,
         unresolved: this.unresolved.length,
       },
       ...(last
@@ -1542,14 +806,15 @@ export class Agent {
             },
           }
         : {}),
-      routes: this.desired.length,
-      drops: this.drops(),
-      ...this.conntrackField(),
-      ...(this.bird === undefined ? {} : { bgp: { sessions: this.sessions } }),
+      routes: parts.routes?.length ?? 0,
+      drops: parts.drops ?? {},
+      ...(parts.conntrack === undefined ? {} : { conntrack: parts.conntrack }),
+      ...(sessions === undefined ? {} : { bgp: { sessions } }),
     };
   }
 
   status(): AgentStatus {
+    const parts = this.parts();
     return {
       node: this.config.nodeName,
       ipv4Address: this.address,
@@ -1558,7 +823,7 @@ export class Agent {
       etcdConnected: this.etcdOk && this.watchConnected,
       healthUrl: this.ops?.url,
       lease: this.reporter?.connectedLease,
-      programmedRevision: String(this.programmedRev),
+      programmedRevision: String(this.revisions.revision),
       endpoints: this.locals.map((l) => {
         return {
           key: l.endpoint.key,
@@ -1566,269 +831,116 @@ export class Agent {
           ifindex: l.ifindex,
           id: l.id,
           ip: l.endpoint.ip,
-          policyRev: this.endpointRev(l) ?? 0,
+          policyRev: this.set.policy.endpointRev(l) ?? 0,
           revision: l.wep.metadata.resourceVersion ?? '0',
         };
       }),
       unresolved: this.unresolved,
-      routes: this.desired,
-      remoteRoutesProgrammed: this.routeApi() !== undefined,
-      routeError: this.routeError ?? this.encapError,
-      uplink: this.uplinkError !== undefined ? { error: this.uplinkError } : this.uplink,
-      knownNodes: this.knownNodes,
+      routes: parts.routes ?? [],
+      remoteRoutesProgrammed: parts.remoteRoutesProgrammed ?? false,
+      routeError: parts.kernelRouteError ?? parts.remoteRouteError ?? parts.encapError,
+      uplink: parts.uplink,
+      knownNodes: parts.knownNodes ?? [],
       liveNodes: [...(this.heartbeats?.snapshot.keys() ?? [])]
         .map((k) => k.slice(nodeStatusPrefix(this.ds?.prefix ?? '').length))
         .sort(),
-      nat: {
-        rules: this.natSynced?.rules ? this.natSynced.rules.split('\n').length : 0,
-        error: this.natError,
-      },
+      nat: parts.nat ?? { rules: 0, error: undefined },
       lastReconcile: this.last,
       reconciles: { ok: this.okCount, failed: this.failCount },
       problems: this.problems,
-      drops: this.drops(),
-      ...this.conntrackField(),
-      ...(this.bird === undefined ? {} : { bgp: this.bgpStatus()! }),
+      drops: parts.drops ?? {},
+      ...(parts.conntrack === undefined ? {} : { conntrack: parts.conntrack }),
+      ...(parts.bgp === undefined ? {} : { bgp: parts.bgp }),
+      ...(parts.errors === undefined && this.addressProblem === undefined
+        ? {}
+        : {
+            errors: {
+              ...parts.errors,
+              ...(this.addressProblem === undefined ? {} : { address: this.addressProblem }),
+            },
+          }),
     };
   }
 
+  /**
+   * /metrics: the managers' families, then the agent's. Each part is read on its own: one
+   * that throws is left out, logged, and shown as tortie_agent_metrics_errors{part}.
+   */
   metrics(): string {
-    const families: MetricFamily[] = [];
-    const counters = (() => {
-      try {
-        return this.dataplane.counters();
-      } catch {
-        return [];
-      }
-    })();
-    const byReason = new Map<
-      string,
-      { reason: string; dir: string; dropped: boolean; packets: bigint; bytes: bigint }
-    >();
-    for (const c of counters) {
-      const k = `${c.reason}/${c.dir}`;
-      const agg = byReason.get(k) ?? {
-        reason: c.reason,
-        dir: c.dir,
-        dropped: c.dropped,
-        packets: 0n,
-        bytes: 0n,
-      };
-      agg.packets += c.packets;
-      agg.bytes += c.bytes;
-      byReason.set(k, agg);
-    }
-    const rows = [...byReason.values()].sort((a, b) =>
-      a.reason + a.dir < b.reason + b.dir ? -1 : 1,
-    );
-    families.push({
-      name: 'tortie_dataplane_packets_total',
-      help: 'Packets judged by the BPF programs, by reason (PASS_* allowed, DROP_* dropped) and direction.',
-      type: 'counter',
-      samples: rows.map((r) => ({
-        labels: { reason: r.reason, dir: r.dir, verdict: r.dropped ? 'drop' : 'allow' },
-        value: r.packets,
-      })),
-    });
-    families.push({
-      name: 'tortie_dataplane_bytes_total',
-      help: 'Bytes judged by the BPF programs, by reason and direction.',
-      type: 'counter',
-      samples: rows.map((r) => ({
-        labels: { reason: r.reason, dir: r.dir, verdict: r.dropped ? 'drop' : 'allow' },
-        value: r.bytes,
-      })),
-    });
-
-    if (this.bpf !== undefined) this.bpfMapMetrics(families);
-    else this.iptablesMetrics(families);
-    families.push({
-      name: 'tortie_agent_endpoints',
-      help: 'Workload endpoints: local to this node and programmed, local without a usable interface, and in the whole cluster.',
-      type: 'gauge',
-      samples: [
-        { labels: { state: 'programmed' }, value: this.locals.length },
-        { labels: { state: 'unresolved' }, value: this.unresolved.length },
-        { labels: { state: 'cluster' }, value: this.model.list('WorkloadEndpoint').length },
-      ],
-    });
-    families.push({
-      name: 'tortie_agent_routes',
-      help: 'Routes this agent keeps: local endpoint /32s, and remote blocks/addresses wanted.',
-      type: 'gauge',
-      samples: [
-        { labels: { type: 'local' }, value: this.localRoutes.size },
-        { labels: { type: 'remote' }, value: this.desired.length },
-      ],
-    });
-    families.push({
-      name: 'tortie_agent_reconciles_total',
-      help: 'Reconciles by result.',
-      type: 'counter',
-      samples: [
-        { labels: { result: 'ok' }, value: this.okCount },
-        { labels: { result: 'failed' }, value: this.failCount },
-      ],
-    });
-    families.push({
-      name: 'tortie_agent_route_errors_total',
-      help: 'Failures to program remote routes (local policy is not held back by them).',
-      type: 'counter',
-      samples: [{ value: this.routeErrors }],
-    });
-    families.push({
-      name: 'tortie_agent_nat_errors_total',
-      help: 'Failures to write the natOutgoing chain (TORTIE-NAT-OUTGOING) in the node namespace.',
-      type: 'counter',
-      samples: [{ value: this.natErrors }],
-    });
-    families.push({
-      name: 'tortie_agent_last_reconcile_timestamp_seconds',
-      help: 'When the last reconcile finished (Unix time).',
-      type: 'gauge',
-      samples: [{ value: this.last ? this.last.at.getTime() / 1000 : 0 }],
-    });
-    families.push({
-      name: 'tortie_agent_model_problems',
-      help: 'Stored resources left out of the policy model because they do not convert.',
-      type: 'gauge',
-      samples: [{ value: this.problems.length }],
-    });
-    families.push({
-      name: 'tortie_agent_up',
-      help: 'State of the agent: synced with etcd at least once, etcd reachable now, ready.',
-      type: 'gauge',
-      samples: [
-        { labels: { what: 'synced' }, value: this.everSynced ? 1 : 0 },
-        { labels: { what: 'etcd' }, value: this.etcdOk && this.watchConnected ? 1 : 0 },
-        { labels: { what: 'ready' }, value: this.readyz().ok ? 1 : 0 },
-      ],
-    });
+    const out = collectMetrics(this.managers);
+    const failed = out.failed;
+    for (const [part, message] of failed) this.notePartError(`metrics ${part}`, message);
+    for (const part of this.partErrors.keys())
+      if (part.startsWith('metrics ') && !failed.has(part.slice(8)))
+        this.notePartError(part, undefined);
+    const routes = this.set.routeCounts();
+    const families: MetricFamily[] = [
+      ...out.families,
+      {
+        name: 'tortie_agent_endpoints',
+        help: 'Workload endpoints: local to this node and programmed, local without a usable interface, and in the whole cluster.',
+        type: 'gauge',
+        samples: [
+          { labels: { state: 'programmed' }, value: this.locals.length },
+          { labels: { state: 'unresolved' }, value: this.unresolved.length },
+          { labels: { state: 'cluster' }, value: this.model.list('WorkloadEndpoint').length },
+        ],
+      },
+      {
+        name: 'tortie_agent_routes',
+        help: 'Routes this agent keeps: local endpoint /32s, and remote blocks/addresses wanted.',
+        type: 'gauge',
+        samples: [
+          { labels: { type: 'local' }, value: routes.local },
+          { labels: { type: 'remote' }, value: routes.remote },
+        ],
+      },
+      {
+        name: 'tortie_agent_reconciles_total',
+        help: 'Reconciles by result.',
+        type: 'counter',
+        samples: [
+          { labels: { result: 'ok' }, value: this.okCount },
+          { labels: { result: 'failed' }, value: this.failCount },
+        ],
+      },
+      {
+        name: 'tortie_agent_route_errors_total',
+        help: 'Failures to program remote routes (local policy is not held back by them).',
+        type: 'counter',
+        samples: [{ value: this.tally.routeErrors }],
+      },
+      {
+        name: 'tortie_agent_last_reconcile_timestamp_seconds',
+        help: 'When the last reconcile finished (Unix time).',
+        type: 'gauge',
+        samples: [{ value: this.last ? this.last.at.getTime() / 1000 : 0 }],
+      },
+      {
+        name: 'tortie_agent_model_problems',
+        help: 'Stored resources left out of the policy model because they do not convert.',
+        type: 'gauge',
+        samples: [{ value: this.problems.length }],
+      },
+      {
+        name: 'tortie_agent_up',
+        help: 'State of the agent: synced with etcd at least once, etcd reachable now, ready.',
+        type: 'gauge',
+        samples: [
+          { labels: { what: 'synced' }, value: this.everSynced ? 1 : 0 },
+          { labels: { what: 'etcd' }, value: this.etcdOk && this.watchConnected ? 1 : 0 },
+          { labels: { what: 'ready' }, value: this.readyz().ok ? 1 : 0 },
+        ],
+      },
+      metricsErrorsFamily(failed),
+    ];
     return renderMetrics(families, [
       {
         name: 'tortie_agent_reconcile_duration_seconds',
         help: 'Time from the start of a reconcile to the maps written.',
         histogram: this.histogram,
       },
-      ...(this.iptables === undefined
-        ? []
-        : [
-            {
-              name: 'tortie_iptables_program_duration_seconds',
-              help: 'Time to write a policy change with ipset restore and iptables-restore --noflush.',
-              histogram: this.iptHistogram,
-            },
-          ]),
+      ...out.histograms,
     ]);
-  }
-
-  /** BPF mode: map occupancy and conntrack entries. */
-  private bpfMapMetrics(families: MetricFamily[]): void {
-    const maps = this.dataplane.dp.maps;
-    const occupancy: { map: string; entries: number; capacity: number }[] = [];
-    const count = (role: 'ifaces' | 'routes' | 'frags') => {
-      try {
-        return maps[role].count();
-      } catch {
-        return 0;
-      }
-    };
-    const cap = (role: keyof typeof maps) => {
-      try {
-        return maps[role].info().maxEntries;
-      } catch {
-        return 0;
-      }
-    };
-    const ct = this.conntrack();
-    for (const role of ['ifaces', 'routes', 'ct', 'frags'] as const) {
-      occupancy.push({
-        map: maps[role].info().name,
-        entries: role === 'ct' ? (ct?.entries ?? 0) : count(role),
-        capacity: cap(role),
-      });
-    }
-    const pol = { polIp32: 0, polAddr: 0, polPort: 0, polL4: 0, polDflt: 0 };
-    if (this.compiled) {
-      for (const e of this.compiled.addr.values()) pol[e.bits === 32 ? 'polIp32' : 'polAddr']++;
-      for (const e of this.compiled.l4.values())
-        pol[e.bits === 24 ? 'polPort' : e.bits === 0 ? 'polDflt' : 'polL4']++;
-    }
-    if (this.pinned) {
-      for (const role of Object.keys(pol) as (keyof typeof pol)[])
-        pol[role] += this.pinned.keys[role].length;
-    }
-    for (const role of Object.keys(pol) as (keyof typeof pol)[]) {
-      occupancy.push({ map: maps[role].info().name, entries: pol[role], capacity: cap(role) });
-    }
-    families.push({
-      name: 'tortie_bpf_map_entries',
-      help: 'Entries in each BPF map (policy maps: as compiled).',
-      type: 'gauge',
-      samples: occupancy.map((o) => ({ labels: { map: o.map }, value: o.entries })),
-    });
-    families.push({
-      name: 'tortie_bpf_map_capacity',
-      help: 'max_entries of each BPF map.',
-      type: 'gauge',
-      samples: occupancy.map((o) => ({ labels: { map: o.map }, value: o.capacity })),
-    });
-    families.push({
-      name: 'tortie_bpf_map_pressure_ratio',
-      help: 'Entries over capacity of each BPF map (1 = full: writes fail, policy fails closed).',
-      type: 'gauge',
-      samples: occupancy.map((o) => ({
-        labels: { map: o.map },
-        value: o.capacity === 0 ? 0 : o.entries / o.capacity,
-      })),
-    });
-    if (ct !== undefined) families.push(...conntrackFamilies(ct, this.endpointNames()));
-  }
-
-  /** tortie_ct's fill and who fills it; undefined without BPF maps (or once closed). */
-  private conntrack(): ConntrackPressure | undefined {
-    if (this.bpf === undefined) return undefined;
-    try {
-      return this.dataplane.conntrack();
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Endpoint id → `namespace/name` of the endpoints this agent programs. */
-  private endpointNames(): Map<number, string> {
-    return new Map(this.locals.map((l) => [l.id, l.endpoint.key]));
-  }
-
-  private conntrackField(): { conntrack?: ConntrackSummary } {
-    const c = this.conntrackSummary();
-    return c === undefined ? {} : { conntrack: c };
-  }
-
-  private conntrackSummary(): ConntrackSummary | undefined {
-    const ct = this.conntrack();
-    return ct === undefined ? undefined : conntrackSummary(ct, this.endpointNames());
-  }
-
-  /** iptables mode: chains, sets and write errors. */
-  private iptablesMetrics(families: MetricFamily[]): void {
-    families.push({
-      name: 'tortie_iptables_chains',
-      help: 'tortie chains in the filter table of the node namespace.',
-      type: 'gauge',
-      samples: [{ value: this.iptChains }],
-    });
-    families.push({
-      name: 'tortie_iptables_ipsets',
-      help: 'tortie ipsets in the node namespace.',
-      type: 'gauge',
-      samples: [{ value: this.iptSets }],
-    });
-    families.push({
-      name: 'tortie_iptables_errors_total',
-      help: 'Failed ipset/iptables-restore writes (the next reconcile re-reads the kernel).',
-      type: 'counter',
-      samples: [{ value: this.iptErrors }],
-    });
   }
 }

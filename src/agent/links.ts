@@ -114,3 +114,54 @@ export async function applyKernelRoutes(
     })),
   );
 }
+
+/** The node namespace's interfaces, addresses and routes, as the managers ask for them. */
+export interface NodeNetns {
+  detectNodeAddress(): Promise<string | undefined>;
+  listLinks(): Promise<Map<string, number>>;
+  findAddressInterface(ip: string): Promise<number | undefined>;
+  listNodeAddresses(): Promise<string[]>;
+  listKernelRoutes(proto: number): Promise<KernelRoute[]>;
+  applyKernelRoutes(lines: readonly string[], dev: string): Promise<void>;
+}
+
+/** NodeNetns over `ip` in the namespace (undefined: the agent's own). */
+export function nodeNetns(netns: string | undefined): NodeNetns {
+  return {
+    detectNodeAddress: () => detectNodeAddress(netns),
+    listLinks: () => listLinks(netns),
+    findAddressInterface: (ip) => findAddressInterface(netns, ip),
+    listNodeAddresses: () => listNodeAddresses(netns),
+    listKernelRoutes: (proto) => listKernelRoutes(netns, proto),
+    applyKernelRoutes: (lines, dev) => applyKernelRoutes(netns, lines, dev),
+  };
+}
+
+/**
+ * The node's underlay address: the one given (`--ip`), else the one found. `problem` says
+ * what the user should know when there is none (and `cause` why detection failed).
+ */
+export async function nodeAddress(
+  given: string | undefined,
+  detect: () => Promise<string | undefined>,
+): Promise<{ address: string | undefined; problem?: string; cause?: string }> {
+  if (given !== undefined) return { address: given };
+  let address: string | undefined;
+  try {
+    address = await detect();
+  } catch (e) {
+    const cause = (e as Error).message;
+    return {
+      address: undefined,
+      problem:
+        `no underlay address given (--ip), and it could not be detected: ${cause}; ` +
+        'other nodes cannot route to this one',
+      cause,
+    };
+  }
+  if (address !== undefined) return { address };
+  return {
+    address: undefined,
+    problem: 'no underlay address given (--ip) or found: other nodes cannot route to this one',
+  };
+}

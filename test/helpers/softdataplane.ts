@@ -16,6 +16,23 @@ import {
   type PolAddrEntry,
   type PolL4Entry,
 } from '../../src/policy/compile/index.js';
+import { pino, type Logger } from 'pino';
+import { applyDelta } from '../../src/dataplane/apply.js';
+import type { ConntrackPressure, CounterRow } from '../../src/dataplane/node-dataplane.js';
+import { MAPS } from '../../src/maps/catalog.js';
+import { u32Codec } from '../../src/maps/structs.js';
+import type { BpfMap } from '../../src/native/types.js';
+import {
+  deletePinnedEndpoints,
+  deletePinnedPolicy,
+  readPinnedPolicy,
+} from '../../src/agent/adopt.js';
+import type { NodeNetns } from '../../src/agent/links.js';
+import type { ManagerContext, Snapshot, Tally } from '../../src/agent/manager.js';
+import { ClusterModel } from '../../src/agent/model.js';
+import type { LocalEndpointInfo } from '../../src/agent/endpoints.js';
+import type { MapRole, PolicyMapsPort } from '../../src/agent/managers/bpf-policy.js';
+import type { KernelRoute } from '../../src/agent/routes.js';
 
 export interface MapVerdict {
   readonly action: 1 | 2;
@@ -240,4 +257,322 @@ export class SoftMaps implements PolicyMaps {
     }
     return this.cached.maps;
   }
+}
+
+// --- the agent's managers, in memory -------------------------------------------------
+//
+// Ports of src/agent/managers/* over in-memory state: BPF maps that keep the real
+// encodings (so the adopt code reads and deletes what the apply code wrote), the routes
+// map, the node namespace's links/addresses/routes, BIRD and the NAT chain. Failures are
+// injected by setting `fail*` to an Error.
+
+/** A BPF map in memory: the batch calls the apply and adopt code use, keyed by raw bytes. */
+export class SoftBpfMap {
+  readonly data = new Map<string, Buffer>();
+  constructor(
+    readonly name: string,
+    private readonly keySize: number,
+    private readonly valueSize: number,
+    readonly maxEntries = 1024,
+  ) {}
+  updateBatch(keys: Buffer, values: Buffer): number {
+    const n = keys.length / this.keySize;
+    for (let i = 0; i < n; i++) {
+      const k = keys.subarray(i * this.keySize, (i + 1) * this.keySize);
+      this.data.set(
+        k.toString('hex'),
+        Buffer.from(values.subarray(i * this.valueSize, (i + 1) * this.valueSize)),
+      );
+    }
+    return n;
+  }
+  deleteBatch(keys: Buffer): number {
+    let n = 0;
+    for (let i = 0; i < keys.length / this.keySize; i++) {
+      if (this.data.delete(keys.subarray(i * this.keySize, (i + 1) * this.keySize).toString('hex')))
+        n++;
+    }
+    return n;
+  }
+  entries(): { keys: Buffer[]; values: Buffer[] } {
+    return {
+      keys: [...this.data.keys()].map((k) => Buffer.from(k, 'hex')),
+      values: [...this.data.values()],
+    };
+  }
+  count(): number {
+    return this.data.size;
+  }
+}
+
+const POLICY_MAPS = ['polIp32', 'polAddr', 'polPort', 'polL4', 'polDflt'] as const;
+
+/** The policy maps and tortie_ifaces in memory, as BpfPolicyManager's port. */
+export class SoftPolicyDataplane implements PolicyMapsPort {
+  readonly maps = {
+    ifaces: new SoftBpfMap('tortie_ifaces', MAPS.ifaces.key.size, MAPS.ifaces.value.size),
+    polIp32: new SoftBpfMap('tortie_pol_ip32', MAPS.polIp32.key.size, MAPS.polIp32.value.size),
+    polAddr: new SoftBpfMap('tortie_pol_addr', MAPS.polAddr.key.size, MAPS.polAddr.value.size),
+    polPort: new SoftBpfMap('tortie_pol_port', MAPS.polPort.key.size, MAPS.polPort.value.size),
+    polL4: new SoftBpfMap('tortie_pol_l4', MAPS.polL4.key.size, MAPS.polL4.value.size),
+    polDflt: new SoftBpfMap('tortie_pol_dflt', MAPS.polDflt.key.size, MAPS.polDflt.value.size),
+  };
+  readonly others = {
+    routes: new SoftBpfMap('tortie_routes', 8, 16),
+    ct: new SoftBpfMap('tortie_ct', 16, 16, 4096),
+    frags: new SoftBpfMap('tortie_frags', 8, 8),
+  };
+  readonly attached = new Set<number>();
+  /** Set to make the next writes, attaches or reads fail. */
+  failApply: Error | undefined;
+  failAttach: Error | undefined;
+  failCounters: Error | undefined;
+  failConntrack: Error | undefined;
+  failMap: { role: MapRole; error: Error } | undefined;
+  counterRows: CounterRow[] = [];
+
+  private get bpfMaps() {
+    return this.maps as unknown as Record<keyof typeof this.maps, BpfMap>;
+  }
+
+  attach(ifindex: number): void {
+    if (this.failAttach) throw this.failAttach;
+    this.attached.add(ifindex);
+  }
+  readPinned() {
+    return readPinnedPolicy(this.bpfMaps);
+  }
+  apply(delta: Parameters<PolicyMapsPort['apply']>[0]) {
+    if (this.failApply) throw this.failApply;
+    return applyDelta(this.bpfMaps as never, delta);
+  }
+  deleteEndpoints(ifindexes: readonly number[]): number {
+    return deletePinnedEndpoints(this.bpfMaps, ifindexes);
+  }
+  deletePolicy(pinned: Parameters<PolicyMapsPort['deletePolicy']>[0]): number {
+    return deletePinnedPolicy(this.bpfMaps, pinned);
+  }
+  counters(): CounterRow[] {
+    if (this.failCounters) throw this.failCounters;
+    return this.counterRows;
+  }
+  conntrack(): ConntrackPressure {
+    if (this.failConntrack) throw this.failConntrack;
+    return {
+      entries: this.others.ct.count(),
+      capacity: this.others.ct.maxEntries,
+      created: 0n,
+      removed: 0n,
+      byEndpoint: [],
+      countMs: 0,
+    };
+  }
+  mapInfo(role: MapRole): { name: string; capacity: number } {
+    if (this.failMap?.role === role) throw this.failMap.error;
+    const m =
+      role in this.maps
+        ? this.maps[role as keyof typeof this.maps]
+        : this.others[role as keyof typeof this.others];
+    return { name: m.name, capacity: m.maxEntries };
+  }
+  mapCount(role: 'ifaces' | 'routes' | 'frags'): number {
+    if (this.failMap?.role === role) throw this.failMap.error;
+    return role === 'ifaces' ? this.maps.ifaces.count() : this.others[role].count();
+  }
+
+  /** ifindex → the endpoint entry tortie_ifaces holds. */
+  endpoints() {
+    const e = this.maps.ifaces.entries();
+    return new Map(
+      e.keys.map((k, i) => [u32Codec.decode(k), MAPS.ifaces.value.decode(e.values[i]!)]),
+    );
+  }
+
+  /** Set ids some endpoint points at that have no entry in the address maps (drops: no policy). */
+  danglingSets(): number[] {
+    const present = new Set<number>();
+    for (const k of this.maps.polIp32.entries().keys)
+      present.add(MAPS.polIp32.key.decode(k).set_id);
+    for (const k of this.maps.polAddr.entries().keys)
+      present.add(MAPS.polAddr.key.decode(k).set_id);
+    const out = new Set<number>();
+    for (const e of this.endpoints().values())
+      for (const s of [e.ingress_set, e.egress_set]) if (!present.has(s)) out.add(s);
+    return [...out].sort((a, b) => a - b);
+  }
+
+  policyEntries(): number {
+    return POLICY_MAPS.reduce((n, r) => n + this.maps[r].count(), 0);
+  }
+}
+
+/** The routes map's local and remote entries, the uplink and host addresses, in memory. */
+export class SoftRoutesMap {
+  readonly local = new Map<string, number>();
+  readonly remote = new Map<string, { nextHop: string; ipip: boolean }>();
+  knownNodes: readonly string[] = [];
+  uplinks: number[] = [];
+  nodeConfig: { underlayIp: string; uplinkIfindex: number } | undefined;
+  hostAddresses: readonly string[] = [];
+  failRemote: Error | undefined;
+  writes = 0;
+
+  setLocalRoute(ip: string, ifindex: number): void {
+    this.writes++;
+    this.local.set(ip, ifindex);
+  }
+  deleteLocalRoute(ip: string): boolean {
+    return this.local.delete(ip);
+  }
+  setRemoteRoute(cidr: string, nextHop: string, opts: { ipip: boolean }): void {
+    if (this.failRemote) throw this.failRemote;
+    this.writes++;
+    this.remote.set(cidr, { nextHop, ipip: opts.ipip });
+  }
+  deleteRoute(cidr: string): boolean {
+    return this.remote.delete(cidr) || this.local.delete(cidr.replace(/\/32$/, ''));
+  }
+  setKnownNodes(ips: readonly string[]): void {
+    this.knownNodes = [...ips];
+  }
+  attachUplink(ifindex: number): void {
+    this.uplinks.push(ifindex);
+  }
+  setNodeConfig(cfg: { underlayIp: string; uplinkIfindex: number }): void {
+    this.nodeConfig = cfg;
+  }
+  setHostAddresses(ips: readonly string[]): { added: number; removed: number } {
+    const before = new Set(this.hostAddresses);
+    const added = ips.filter((ip) => !before.has(ip)).length;
+    const removed = [...before].filter((ip) => !ips.includes(ip)).length;
+    this.hostAddresses = [...ips];
+    return { added, removed };
+  }
+}
+
+/** The node namespace: links, addresses (ifindex → ips) and routes by protocol. */
+export class SoftNetns implements NodeNetns {
+  readonly links = new Map<string, number>();
+  readonly addresses = new Map<number, string[]>();
+  readonly routes = new Map<number, KernelRoute[]>();
+  readonly applied: string[][] = [];
+  failDetect: Error | undefined;
+  failRoutes: Error | undefined;
+
+  async detectNodeAddress(): Promise<string | undefined> {
+    if (this.failDetect) throw this.failDetect;
+    for (const ips of this.addresses.values()) if (ips[0] !== undefined) return `${ips[0]}/24`;
+    return undefined;
+  }
+  async listLinks(): Promise<Map<string, number>> {
+    return new Map(this.links);
+  }
+  async findAddressInterface(ip: string): Promise<number | undefined> {
+    for (const [ifindex, ips] of this.addresses) if (ips.includes(ip)) return ifindex;
+    return undefined;
+  }
+  async listNodeAddresses(): Promise<string[]> {
+    return [...this.addresses.values()].flat().sort();
+  }
+  async listKernelRoutes(proto: number): Promise<KernelRoute[]> {
+    if (this.failRoutes) throw this.failRoutes;
+    return [...(this.routes.get(proto) ?? [])];
+  }
+  async applyKernelRoutes(lines: readonly string[]): Promise<void> {
+    this.applied.push([...lines]);
+  }
+}
+
+/** Log lines as objects (level as pino's label), for tests that read what was logged. */
+export function captureLogger(): {
+  log: Logger;
+  lines: { level: string; msg: string; [k: string]: unknown }[];
+} {
+  const lines: { level: string; msg: string }[] = [];
+  const log = pino(
+    { level: 'debug', formatters: { level: (label) => ({ level: label }) } },
+    {
+      write: (line: string) => void lines.push(JSON.parse(line) as { level: string; msg: string }),
+    },
+  );
+  return { log, lines };
+}
+
+/** A ManagerContext whose triggers are counted. */
+export function softContext(
+  log: Logger,
+  programmed = true,
+): ManagerContext & {
+  triggers: number;
+  tally: Tally;
+} {
+  const ctx = {
+    node: 'node-a',
+    log,
+    tally: { routeErrors: 0 },
+    triggers: 0,
+    trigger: () => void ctx.triggers++,
+    programmed: () => programmed,
+  };
+  return ctx;
+}
+
+/** A snapshot with nothing in it but what the test gives. */
+export function softSnapshot(over: Partial<Snapshot> = {}): Snapshot {
+  return {
+    world: {
+      endpoints: [],
+      namespaces: [],
+      networkSets: [],
+      tiers: [],
+      profiles: [],
+      policies: [],
+    },
+    model: new ClusterModel(),
+    locals: [],
+    links: new Map(),
+    routes: { self: 'node-a', nodes: [], blocks: [], pools: [] },
+    address: undefined,
+    ...over,
+  };
+}
+
+/** A local endpoint as resolveLocalEndpoints gives it. */
+export function softLocal(
+  name: string,
+  ip: string,
+  ifindex: number,
+  id = ifindex,
+): LocalEndpointInfo {
+  return {
+    endpoint: {
+      key: `x/${name}`,
+      namespace: 'x',
+      name,
+      ip,
+      labels: { app: name },
+      profiles: ['kns.x'],
+      ports: [],
+    },
+    ifindex,
+    id,
+    interfaceName: `tor${ifindex}`,
+    wep: { metadata: { resourceVersion: '1' } } as LocalEndpointInfo['wep'],
+  };
+}
+
+/** An IPPool put into a model. */
+export function putPool(model: ClusterModel, name: string, spec: Record<string, unknown>): void {
+  model.apply({
+    type: 'put',
+    kind: 'IPPool',
+    resource: {
+      apiVersion: 'tortie.io/v1',
+      kind: 'IPPool',
+      metadata: { name, resourceVersion: '3' },
+      spec,
+    } as never,
+    revision: '3',
+    synthetic: false,
+  });
 }

@@ -1,0 +1,274 @@
+/**
+ * BGP routing (`routing: bgp`): this node's BIRD, configured from the store
+ * (../../bgp/render.ts) — started when none runs (also after it died), reloaded when the
+ * text changed, left alone otherwise; the routes BIRD installed in the kernel (`proto
+ * bird`), which the remote-routes manager follows (this manager is its RouteSource); and
+ * BIRD's sessions, read every second and whenever the route monitor sees a learned route
+ * change.
+ *
+ * A failure is logged (at warn or error, once per different message), shown in /status
+ * and retried; it holds back nothing else (the route map keeps following the kernel).
+ */
+import type { Logger } from 'pino';
+import type { ApplyResult, BgpSession, BirdPaths } from '../../bgp/bird.js';
+import { renderBird, type BgpTimers } from '../../bgp/render.js';
+import type { NodeNetns } from '../links.js';
+import type {
+  BgpStatus,
+  ManagerContext,
+  ManagerResult,
+  Manager,
+  MetricsOut,
+  Pass,
+  StatusPart,
+} from '../manager.js';
+import {
+  BIRD_ROUTE_PROTO,
+  learnedRoutes,
+  type DesiredRoute,
+  type KernelRoute,
+  type RouteInputs,
+} from '../routes.js';
+import type { RouteSource } from './remote-routes.js';
+
+/** How often the learned kernel routes and BIRD's sessions are read. */
+export const BGP_POLL_MS = 1000;
+
+/** BIRD as this manager drives it (../../bgp/bird.ts's Bird). */
+export interface BirdPort {
+  readonly paths: BirdPaths;
+  pid(): number | undefined;
+  apply(text: string): Promise<ApplyResult>;
+  sessions(): Promise<BgpSession[]>;
+}
+
+/** Something that calls back when BIRD's kernel routes change (../route-monitor.ts). */
+export interface Watcher {
+  start(): void;
+  stop(): void;
+}
+
+export interface BgpOptions {
+  readonly bird: BirdPort;
+  readonly netns: NodeNetns;
+  /** The route monitor, given its callbacks. */
+  readonly monitor: (onChange: () => void, onProblem: (message: string) => void) => Watcher;
+  readonly asNumber: number | undefined;
+  readonly holdTimeSeconds: number | undefined;
+  readonly runDir: string;
+}
+
+export class BgpManager implements Manager, RouteSource {
+  readonly name = 'bgp';
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private soon: NodeJS.Timeout | undefined;
+  private monitor: Watcher | undefined;
+  private polling = false;
+  private repoll = false;
+  private stopped = false;
+  private learned: KernelRoute[] = [];
+  private learnedKey = '';
+  private sessions: BgpSession[] = [];
+  private error: string | undefined;
+  private problems: string[] = [];
+  private birdGoneLogged = false;
+  /** The last poll failure logged (undefined: the last poll worked). */
+  private pollError: string | undefined;
+
+  constructor(
+    private readonly ctx: ManagerContext,
+    private readonly opts: BgpOptions,
+  ) {
+    this.log = ctx.log;
+  }
+
+  start(): void {
+    const bird = this.opts.bird;
+    this.log.info(
+      { runDir: this.opts.runDir, birdPid: bird.pid() },
+      bird.pid() === undefined
+        ? 'routing: bgp (BIRD is started at the first sync)'
+        : 'routing: bgp (a running BIRD is adopted)',
+    );
+    this.timer = setInterval(() => void this.poll(), BGP_POLL_MS);
+    this.monitor = this.opts.monitor(
+      () => this.pollSoon(),
+      (message) => this.log.warn({ err: message }, 'route monitor (retried)'),
+    );
+    this.monitor.start();
+  }
+
+  /** RouteSource: the route map follows what BIRD installed in the kernel. */
+  async wanted(inputs: RouteInputs): Promise<DesiredRoute[]> {
+    try {
+      this.learned = await this.opts.netns.listKernelRoutes(BIRD_ROUTE_PROTO);
+      this.learnedKey = JSON.stringify(this.learned);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'cannot read the learned routes');
+    }
+    return learnedRoutes(this.learned, inputs);
+  }
+
+  async reconcile(pass: Pass): Promise<ManagerResult> {
+    const bird = this.opts.bird;
+    const { model, address, routes: inputs, links } = pass.snapshot;
+    const self = this.ctx.node;
+    try {
+      const nodes = model.list('Node').map((n) => ({
+        name: n.metadata.name,
+        address:
+          n.metadata.name === self ? (n.spec.bgp?.ipv4Address ?? address) : n.spec.bgp?.ipv4Address,
+        asNumber: n.spec.bgp?.asNumber,
+        labels: n.metadata.labels ?? {},
+        routeReflectorClusterID: n.spec.bgp?.routeReflectorClusterID,
+      }));
+      if (!nodes.some((n) => n.name === self))
+        nodes.push({
+          name: self,
+          address,
+          asNumber: this.opts.asNumber,
+          labels: {},
+          routeReflectorClusterID: undefined,
+        });
+      const hold = this.opts.holdTimeSeconds;
+      const timers: BgpTimers | undefined =
+        hold === undefined
+          ? undefined
+          : {
+              holdTime: hold,
+              startDelayTime: 1,
+              connectRetryTime: Math.max(1, Math.floor(hold / 3)),
+              errorWaitTime: [1, hold],
+            };
+      const uplink =
+        pass.uplink === undefined
+          ? undefined
+          : [...links].find(([, i]) => i === pass.uplink!.ifindex)?.[0];
+      const rendered = renderBird({
+        self,
+        nodes,
+        config: model.get('BGPConfiguration', 'default')?.spec,
+        nodeConfig: model.get('BGPConfiguration', `node.${self}`)?.spec,
+        peers: model.list('BGPPeer').map((p) => ({ name: p.metadata.name, spec: p.spec })),
+        pools: inputs.pools,
+        blocks: inputs.blocks,
+        uplink,
+        logFile: bird.paths.log,
+        timers,
+      });
+      if (rendered.problems.join('\n') !== this.problems.join('\n'))
+        for (const p of rendered.problems) this.log.error({ problem: p }, 'BGP peer left out');
+      this.problems = [...rendered.problems];
+      const result = await bird.apply(rendered.text);
+      if (result !== 'unchanged') {
+        this.log.info(
+          {
+            result,
+            birdPid: bird.pid(),
+            config: bird.paths.conf,
+            peers: rendered.peers.map((p) => p.name),
+            originated: rendered.originated,
+          },
+          result === 'started' ? 'BIRD started' : 'BIRD reconfigured',
+        );
+        this.birdGoneLogged = false;
+        void this.poll();
+      }
+      this.error = undefined;
+      return {};
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (msg !== this.error) this.log.error({ err: msg }, 'BIRD configuration failed (retried)');
+      this.error = msg;
+      this.ctx.tally.routeErrors++;
+      return { retryMs: 2000 };
+    }
+  }
+
+  /** A learned route changed: read them now (coalesced; poll skips while one runs). */
+  private pollSoon(): void {
+    if (this.soon !== undefined || this.stopped) return;
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      void this.poll();
+    }, 5);
+  }
+
+  /**
+   * Every second: the learned routes (a change triggers a reconcile, which refills the
+   * route map), BIRD's sessions (for /status and the heartbeat), and whether BIRD still
+   * runs (if not, a reconcile starts it again).
+   */
+  async poll(): Promise<void> {
+    if (this.stopped) return;
+    if (this.polling) {
+      this.repoll = true;
+      return;
+    }
+    this.polling = true;
+    const bird = this.opts.bird;
+    try {
+      const learned = await this.opts.netns.listKernelRoutes(BIRD_ROUTE_PROTO);
+      const key = JSON.stringify(learned);
+      if (key !== this.learnedKey && this.ctx.programmed()) {
+        this.learnedKey = key;
+        this.ctx.trigger();
+      }
+      this.sessions = await bird.sessions();
+      if (bird.pid() === undefined && this.ctx.programmed()) {
+        if (!this.birdGoneLogged)
+          this.log.warn({ config: bird.paths.conf }, 'BIRD is not running: starting it again');
+        this.birdGoneLogged = true;
+        this.ctx.trigger();
+      }
+      if (this.pollError !== undefined) this.log.info('BGP poll works again');
+      this.pollError = undefined;
+    } catch (e) {
+      // At warn, once per different failure (it repeats every second while it lasts).
+      const msg = (e as Error).message;
+      if (msg !== this.pollError)
+        this.log.warn(
+          { err: msg, config: bird.paths.conf },
+          'BGP poll failed: sessions and learned routes are stale (retried every second)',
+        );
+      this.pollError = msg;
+    } finally {
+      this.polling = false;
+      // A change seen while this read ran gets one more read.
+      if (this.repoll && !this.stopped) {
+        this.repoll = false;
+        this.pollSoon();
+      }
+    }
+  }
+
+  /** For the heartbeat. */
+  bgpSessions(): readonly BgpSession[] {
+    return this.sessions;
+  }
+
+  status(): StatusPart {
+    const bird = this.opts.bird;
+    const bgp: BgpStatus = {
+      routing: 'bgp',
+      birdPid: bird.pid(),
+      configFile: bird.paths.conf,
+      socket: bird.paths.ctl,
+      sessions: this.sessions,
+      learned: this.learned,
+      error: this.error,
+      problems: this.problems,
+    };
+    return { bgp };
+  }
+
+  metrics(_out: MetricsOut): void {}
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    clearTimeout(this.soon);
+    this.monitor?.stop();
+  }
+}
