@@ -12,7 +12,7 @@
  * works over the CNI's light etcd client as well as over `etcd3`.
  */
 import type { BgpSession } from '../bgp/bird.js';
-import type { EtcdKv } from '../datastore/client.js';
+import type { EtcdKv } from '../datastore/index.js';
 import type { ConntrackSummary } from './conntrack.js';
 
 export function statusPrefix(prefix: string): string {
