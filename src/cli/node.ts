@@ -5,12 +5,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { AgentFlags, AgentStatus, NodeStatus } from '../agent/index.js';
 import type { ConntrackSummary } from '../agent/conntrack.js';
-import { parseParts } from '../preflight/report.js';
 import type { Part } from '../preflight/requirements.js';
+import { parts } from './args.js';
 import { datastoreFrom, resolveConnection, UsageError, type GlobalOptions } from './context.js';
 
 interface RunOptions {
@@ -254,7 +254,7 @@ export function registerNodeCommands(program: Command): void {
     .option(
       '--for <parts>',
       'parts whose needs are errors, not warnings: lab, tests, bench, build or all, comma-separated (core always; default lab)',
-      partsArg,
+      parts,
     )
     .option('--json', 'print JSON', false)
     .action(async (o: { for?: Part[]; json: boolean }) => {
@@ -263,12 +263,6 @@ export function registerNodeCommands(program: Command): void {
       console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
       if (!report.ok) process.exitCode = 1;
     });
-}
-
-function partsArg(value: string): Part[] {
-  const parts = parseParts(value);
-  if (parts instanceof Error) throw new InvalidArgumentError(parts.message);
-  return parts;
 }
 
 const PEER_TYPE = { mesh: 'node-to-node mesh', global: 'global', node: 'node specific' } as const;
