@@ -4,7 +4,8 @@
  * binding).
  */
 import type { Command } from 'commander';
-import { datastoreFrom, UsageError, type GlobalOptions } from './context.js';
+import { datastoreFrom, type GlobalOptions } from './context.js';
+import { UsageError } from './usage.js';
 import { formatTable } from './table.js';
 
 export function registerInspectCommands(program: Command): void {

@@ -30,7 +30,8 @@ import {
   port,
   protocol,
 } from './args.js';
-import { UsageError } from './context.js';
+import { UsageError } from './usage.js';
+import { formatMatrix } from '../util/matrix.js';
 import { formatTable } from './table.js';
 import type { ClusterLab } from '../lab/cluster/cluster-lab.js';
 
@@ -533,19 +534,13 @@ export function registerClusterCommands(lab: Command): void {
           );
           return;
         }
-        const short = pods.map((_, i) => String(i));
         console.log(
           `lab ${o.id}, ${o.protocol}/${o.port}, ${o.timeoutMs} ms timeout: rows from, columns to (. reachable, X blocked)`,
         );
         console.log(
-          formatTable(
-            ['', 'FROM \\ TO', ...short],
-            pods.map((a, i) => [
-              short[i]!,
-              a,
-              ...pods.map((b) => (a === b ? '-' : matrix[`${a} -> ${b}`] ? '.' : 'X')),
-            ]),
-          ),
+          formatMatrix(pods, (a, b) => (a === b ? '-' : matrix[`${a} -> ${b}`] ? '.' : 'X'), {
+            columns: 'numbers',
+          }),
         );
         const blocked = Object.values(matrix).filter((v) => !v).length;
         console.log(`${Object.keys(matrix).length - blocked} reachable, ${blocked} blocked`);

@@ -18,7 +18,7 @@ import {
   nodeCount,
   regex,
 } from './args.js';
-import { UsageError } from './context.js';
+import { UsageError } from './usage.js';
 
 export interface ConformanceCommandOptions {
   cases: string[];

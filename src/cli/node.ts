@@ -11,7 +11,8 @@ import type { AgentFlags, AgentStatus, NodeStatus } from '../agent/index.js';
 import type { ConntrackSummary } from '../agent/conntrack.js';
 import type { Part } from '../preflight/requirements.js';
 import { parts } from './args.js';
-import { datastoreFrom, resolveConnection, UsageError, type GlobalOptions } from './context.js';
+import { datastoreFrom, resolveConnection, type GlobalOptions } from './context.js';
+import { UsageError } from './usage.js';
 
 interface RunOptions {
   nodeName?: string;

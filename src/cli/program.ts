@@ -2,14 +2,13 @@
  * The `tortie` program: every command of src/cli on one root command, and how a run
  * ends. The entry (bin/tortie.ts) adds `tortie bench` from bench/ and runs it.
  *
- * Exit codes: 0 done; 1 the command failed (its message, never a stack trace); 2 a usage
- * mistake. Every usage mistake ends in `failUsage`: "error: <message>" on stderr, exit 2 —
- * whether commander finds it (an unknown option, a parser's InvalidArgumentError) or an
- * action does (a UsageError, or an InvalidArgumentError thrown in the action).
+ * Exit codes: 0 done; 1 the command failed ("tortie: <message>", never a stack trace);
+ * 2 a usage mistake ("error: <message>", usage.ts) — whether commander finds it (an
+ * unknown option, a parser's InvalidArgumentError) or an action does.
  */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { registerCniCommands } from './cni.js';
-import { addGlobalOptions, UsageError, type GlobalOptions } from './context.js';
+import { addGlobalOptions, type GlobalOptions } from './context.js';
 import { registerInspectCommands } from './inspect-commands.js';
 import { ipamConnection } from './ipam-connect.js';
 import { registerIpamCommands } from './ipam.js';
@@ -17,6 +16,7 @@ import { registerClusterCommands } from './lab-cluster.js';
 import { registerDemoCommand, registerLabCommands } from './lab.js';
 import { registerNodeCommands } from './node.js';
 import { registerResourceCommands } from './resources.js';
+import { failUsage, isUsageMistake } from './usage.js';
 
 /** The root command with every command of src/cli. */
 export function buildProgram(): Command {
@@ -39,18 +39,6 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerInspectCommands(program);
   return program;
-}
-
-/** A usage mistake found by an action: commander's error (message on stderr), exit 2. */
-export function failUsage(cmd: Command, message: string): never {
-  cmd.error(`error: ${message}`, { exitCode: 2, code: 'tortie.usage' });
-}
-
-/** A mistake in how the command was called, not a failure of what it did. */
-export function isUsageMistake(e: unknown): e is Error {
-  // InvalidArgumentError reaches here only when an action threw it: commander turns those
-  // of option parsers into its own (printed) error.
-  return e instanceof UsageError || e instanceof InvalidArgumentError;
 }
 
 /**
