@@ -19,7 +19,7 @@ import {
   type ClusterNode,
   type ClusterPod,
 } from '../../src/lab/cluster/cluster-lab.js';
-import { runIn } from '../../src/iptables/index.js';
+import { runIn } from '../../src/plumbing/netns.js';
 import { newLabId } from '../helpers/netns.js';
 
 const UDP_PORT = 9912;
