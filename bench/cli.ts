@@ -4,7 +4,7 @@
  * one JSON document with --json; --out writes the JSON results and SVG charts. A bench's
  * code is loaded only when it runs.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import {
   intIn,
   listOf,
@@ -19,6 +19,16 @@ const rules = ruleCounts(100_000);
 /** Rule counts, or "none". */
 const rulesOrNone = (value: string): number[] => (value === 'none' ? [] : rules(value));
 
+/** A list of rule counts with its default shown as typed (0,100,…). */
+function ruleList(
+  flags: string,
+  description: string,
+  parse: (value: string) => number[],
+  defaults: number[],
+): Option {
+  return new Option(flags, description).argParser(parse).default(defaults, defaults.join(','));
+}
+
 const out = (o: { out?: string }) => (o.out === undefined ? {} : { out: o.out });
 
 export function registerBenchCommands(program: Command): Command {
@@ -28,11 +38,13 @@ export function registerBenchCommands(program: Command): Command {
     .description(
       'ns per packet (BPF_PROG_TEST_RUN) for a new and an established flow, 0 to 100,000 rules',
     )
-    .option(
-      '--rules <list>',
-      'comma-separated rule counts (default 0,100,1000,10000,100000)',
-      rules,
-      [0, 100, 1000, 10_000, 100_000],
+    .addOption(
+      ruleList(
+        '--rules <list>',
+        'comma-separated rule counts',
+        rules,
+        [0, 100, 1000, 10_000, 100_000],
+      ),
     )
     .option('--repeat <n>', 'test-run repeat count', positiveInt, 100_000)
     .option('--runs <n>', 'runs per cell (the median is reported)', positiveInt, 5)
@@ -103,11 +115,8 @@ export function registerBenchCommands(program: Command): Command {
     .description(
       'pod to pod on one node and across two nodes, baseline (kernel) / bpf / iptables (and bpf with IPIP across nodes) side by side: request/response rate and p50/p99, stream throughput, new connections per second',
     )
-    .option(
-      '--rules <list>',
-      'comma-separated rule counts (default 0,100,1000,10000)',
-      rules,
-      [0, 100, 1000, 10_000],
+    .addOption(
+      ruleList('--rules <list>', 'comma-separated rule counts', rules, [0, 100, 1000, 10_000]),
     )
     .option(
       '--placements <list>',
@@ -121,11 +130,13 @@ export function registerBenchCommands(program: Command): Command {
       listOf('--modes', ['baseline', 'bpf', 'iptables'] as const),
       ['baseline', 'bpf', 'iptables'],
     )
-    .option(
-      '--cross-rules <list>',
-      'rule counts across nodes (client on node 0, server on node 1 of a 2-node lab); "none": skip (default 0,100,1000,10000)',
-      rulesOrNone,
-      [0, 100, 1000, 10_000],
+    .addOption(
+      ruleList(
+        '--cross-rules <list>',
+        'rule counts across nodes (client on node 0, server on node 1 of a 2-node lab); "none": skip',
+        rulesOrNone,
+        [0, 100, 1000, 10_000],
+      ),
     )
     .option(
       '--cross-modes <list>',
@@ -170,11 +181,13 @@ export function registerBenchCommands(program: Command): Command {
     .description(
       'one policy change at N rules until a probe sees it enforced, bpf vs iptables (p50/p99)',
     )
-    .option(
-      '--rules <list>',
-      'comma-separated rule counts in place (default 0,100,1000,10000)',
-      rules,
-      [0, 100, 1000, 10_000],
+    .addOption(
+      ruleList(
+        '--rules <list>',
+        'comma-separated rule counts in place',
+        rules,
+        [0, 100, 1000, 10_000],
+      ),
     )
     .option('--modes <list>', 'bpf, iptables', listOf('--modes', ['bpf', 'iptables'] as const), [
       'bpf',

@@ -11,6 +11,7 @@ import type { AgentFlags, AgentStatus, NodeStatus } from '../agent/index.js';
 import type { ConntrackSummary } from '../agent/conntrack.js';
 import type { Part } from '../preflight/requirements.js';
 import { parts } from './args.js';
+import { formatTable } from './table.js';
 import { datastoreFrom, resolveConnection, type GlobalOptions } from './context.js';
 import { UsageError } from './usage.js';
 
@@ -377,17 +378,22 @@ function renderStatus(
   }
   if (endpoints.length > 0) {
     lines.push('');
-    lines.push(
-      `${'ENDPOINT'.padEnd(40)}${'IP'.padEnd(16)}${'IFACE'.padEnd(17)}${'ID'.padStart(6)}  REV`,
-    );
-    for (const ep of endpoints.sort((a, b) =>
+    const sorted = [...endpoints].sort((a, b) =>
       `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`),
-    )) {
-      const s = ep.status;
-      lines.push(
-        `${`${ep.namespace}/${ep.name}`.padEnd(40)}${s.ip.padEnd(16)}${s.interfaceName.padEnd(17)}${String(s.endpointId).padStart(6)}  ${s.policyRev}`,
-      );
-    }
+    );
+    lines.push(
+      formatTable(
+        ['ENDPOINT', 'IP', 'IFACE', 'ID', 'REV'],
+        sorted.map(({ namespace, name, status: s }) => [
+          `${namespace}/${name}`,
+          s.ip,
+          s.interfaceName,
+          String(s.endpointId),
+          String(s.policyRev),
+        ]),
+        { align: ['left', 'left', 'left', 'right', 'left'] },
+      ),
+    );
   }
   return lines.join('\n');
 }
