@@ -1,65 +1,123 @@
 /**
- * The `tortie bench` commands of the benchmark suite (pod-to-pod, update, agent, all),
- * registered on the `bench` command of src/cli/main.ts. Each prints tables, or one JSON
- * document with --json; --out writes the JSON results and SVG charts.
+ * `tortie bench …`: the benchmarks register themselves here, on the program the entry
+ * (bin/tortie.ts) builds from src/cli — src/ never imports bench/. Each prints tables, or
+ * one JSON document with --json; --out writes the JSON results and SVG charts. A bench's
+ * code is loaded only when it runs.
  */
-import { InvalidArgumentError, type Command } from 'commander';
+import { Option, type Command } from 'commander';
+import {
+  intIn,
+  listOf,
+  positiveInt,
+  positiveNumber,
+  ruleCounts,
+  seconds,
+  wholeSeconds,
+} from '../src/cli/args.js';
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new InvalidArgumentError(`"${value}" is not a positive integer`);
-  return n;
-}
+const rules = ruleCounts(100_000);
+/** Rule counts, or "none". */
+const rulesOrNone = (value: string): number[] => (value === 'none' ? [] : rules(value));
 
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new InvalidArgumentError(`"${value}" is not a positive number`);
-  return n;
-}
-
-function nonNegativeNumber(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
-    throw new InvalidArgumentError(`"${value}" is not a number of seconds (0 or more)`);
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 0)
-    throw new InvalidArgumentError(`"${value}" is not a whole number of seconds (0 or more)`);
-  return n;
-}
-
-function ruleCounts(list: string): number[] {
-  return list.split(',').map((r) => {
-    const n = Number(r);
-    if (!Number.isInteger(n) || n < 0 || n > 100_000)
-      throw new InvalidArgumentError(`--rules: "${r}" is not a rule count (0 to 100000)`);
-    return n;
-  });
-}
-
-function listOf<T extends string>(what: string, allowed: readonly T[]) {
-  return (value: string): T[] =>
-    value.split(',').map((x) => {
-      if (!(allowed as readonly string[]).includes(x))
-        throw new InvalidArgumentError(`${what}: "${x}" is not one of ${allowed.join(', ')}`);
-      return x as T;
-    });
+/** A list of rule counts with its default shown as typed (0,100,…). */
+function ruleList(
+  flags: string,
+  description: string,
+  parse: (value: string) => number[],
+  defaults: number[],
+): Option {
+  return new Option(flags, description).argParser(parse).default(defaults, defaults.join(','));
 }
 
 const out = (o: { out?: string }) => (o.out === undefined ? {} : { out: o.out });
 
-export function registerBenchSuite(bench: Command): void {
+export function registerBenchCommands(program: Command): Command {
+  const bench = program.command('bench').description('benchmarks (tables; --json for machines)');
+  bench
+    .command('verdict')
+    .description(
+      'ns per packet (BPF_PROG_TEST_RUN) for a new and an established flow, 0 to 100,000 rules',
+    )
+    .addOption(
+      ruleList(
+        '--rules <list>',
+        'comma-separated rule counts',
+        rules,
+        [0, 100, 1000, 10_000, 100_000],
+      ),
+    )
+    .option('--repeat <n>', 'test-run repeat count', positiveInt, 100_000)
+    .option('--runs <n>', 'runs per cell (the median is reported)', positiveInt, 5)
+    .option('--json', 'print {"rows": [...]} as JSON', false)
+    .action(async (o: { rules: number[]; repeat: number; runs: number; json: boolean }) => {
+      const { runVerdictBench } = await import('./verdict.js');
+      await runVerdictBench(o);
+    });
+
+  bench
+    .command('cni')
+    .description(
+      'CNI ADD/DEL latency p50/p99: tortie beside the reference bridge + host-local plugins',
+    )
+    .option('--pods <n>', 'pods to add and delete', positiveInt, 100)
+    .option(
+      '--grpc',
+      "use the etcd3 gRPC client in tortie's plugin instead of the JSON gateway one",
+      false,
+    )
+    .option('--json', 'print the results as JSON', false)
+    .action(async (o: { pods: number; grpc: boolean; json: boolean }) => {
+      const { runCniBench } = await import('./cni.js');
+      await runCniBench(o);
+    });
+
+  bench
+    .command('convergence')
+    .description(
+      'BGP convergence when a node joins (every other node has its block), node mesh vs route reflectors',
+    )
+    .option(
+      '--nodes <list>',
+      'comma-separated lab sizes N (N - 1 nodes, then node N joins)',
+      (v: string) => v.split(',').map(intIn(3, 50, 'a lab size')),
+      [3, 6, 10],
+    )
+    .option(
+      '--topologies <list>',
+      'comma-separated: mesh, rr',
+      listOf('--topologies', ['mesh', 'rr'] as const),
+      ['mesh', 'rr'] as ('mesh' | 'rr')[],
+    )
+    .option('--runs <n>', 'runs per cell (each on a fresh lab)', positiveInt, 3)
+    .option('--timeout <ms>', 'per wait (lab converged, join converged)', positiveInt, 30_000)
+    .option('--json', 'print the results as one JSON document', false)
+    .action(
+      async (o: {
+        nodes: number[];
+        topologies: ('mesh' | 'rr')[];
+        runs: number;
+        timeout: number;
+        json: boolean;
+      }) => {
+        const { runConvergenceBench } = await import('./convergence.js');
+        await runConvergenceBench({
+          nodes: o.nodes,
+          topologies: o.topologies,
+          runs: o.runs,
+          json: o.json,
+          timeoutMs: o.timeout,
+        });
+      },
+    );
+
   bench
     .command('pod-to-pod')
     .description(
       'pod to pod on one node and across two nodes, baseline (kernel) / bpf / iptables (and bpf with IPIP across nodes) side by side: request/response rate and p50/p99, stream throughput, new connections per second',
     )
-    .option('--rules <list>', 'comma-separated rule counts', '0,100,1000,10000')
+    .addOption(
+      ruleList('--rules <list>', 'comma-separated rule counts', rules, [0, 100, 1000, 10_000]),
+    )
     .option(
       '--placements <list>',
       'where the allowing rule is: last, first',
@@ -72,10 +130,13 @@ export function registerBenchSuite(bench: Command): void {
       listOf('--modes', ['baseline', 'bpf', 'iptables'] as const),
       ['baseline', 'bpf', 'iptables'],
     )
-    .option(
-      '--cross-rules <list>',
-      'rule counts across nodes (client on node 0, server on node 1 of a 2-node lab); "none": skip',
-      '0,100,1000,10000',
+    .addOption(
+      ruleList(
+        '--cross-rules <list>',
+        'rule counts across nodes (client on node 0, server on node 1 of a 2-node lab); "none": skip',
+        rulesOrNone,
+        [0, 100, 1000, 10_000],
+      ),
     )
     .option(
       '--cross-modes <list>',
@@ -89,16 +150,16 @@ export function registerBenchSuite(bench: Command): void {
     .option(
       '--warmup <s>',
       'seconds of wrk before each run of a cell, not counted (default 1; 0: none)',
-      nonNegativeInt,
+      wholeSeconds,
     )
     .option('--out <dir>', 'write pod-to-pod.json and SVG charts here')
     .option('--json', 'print the results as one JSON document', false)
     .action(
       async (o: {
-        rules: string;
+        rules: number[];
         placements: ('last' | 'first')[];
         modes: ('baseline' | 'bpf' | 'iptables')[];
-        crossRules: string;
+        crossRules: number[];
         crossModes: ('baseline' | 'bpf' | 'bpf-ipip' | 'iptables')[];
         crossOnly: boolean;
         runs: number;
@@ -110,8 +171,6 @@ export function registerBenchSuite(bench: Command): void {
         const { runPodToPodBench } = await import('./pod-to-pod.js');
         await runPodToPodBench({
           ...o,
-          rules: ruleCounts(o.rules),
-          crossRules: o.crossRules === 'none' ? [] : ruleCounts(o.crossRules),
           ...out(o),
         });
       },
@@ -122,7 +181,14 @@ export function registerBenchSuite(bench: Command): void {
     .description(
       'one policy change at N rules until a probe sees it enforced, bpf vs iptables (p50/p99)',
     )
-    .option('--rules <list>', 'comma-separated rule counts in place', '0,100,1000,10000')
+    .addOption(
+      ruleList(
+        '--rules <list>',
+        'comma-separated rule counts in place',
+        rules,
+        [0, 100, 1000, 10_000],
+      ),
+    )
     .option('--modes <list>', 'bpf, iptables', listOf('--modes', ['bpf', 'iptables'] as const), [
       'bpf',
       'iptables',
@@ -133,7 +199,7 @@ export function registerBenchSuite(bench: Command): void {
     .option('--json', 'print the results as one JSON document', false)
     .action(
       async (o: {
-        rules: string;
+        rules: number[];
         modes: ('bpf' | 'iptables')[];
         changes: number;
         periodMs: number;
@@ -141,7 +207,7 @@ export function registerBenchSuite(bench: Command): void {
         json: boolean;
       }) => {
         const { runUpdateBench } = await import('./update.js');
-        await runUpdateBench({ ...o, rules: ruleCounts(o.rules), ...out(o) });
+        await runUpdateBench({ ...o, ...out(o) });
       },
     );
 
@@ -155,11 +221,7 @@ export function registerBenchSuite(bench: Command): void {
     .option('--rules <n>', 'rules over all policies', positiveInt, 10_000)
     .option('--policies <n>', 'policies the rules are spread over', positiveInt, 100)
     .option('--burst <n>', 'policy changes in the burst', positiveInt, 100)
-    .option(
-      '--settle <s>',
-      'seconds after the sync before idle is measured (default 3)',
-      nonNegativeNumber,
-    )
+    .option('--settle <s>', 'seconds after the sync before idle is measured (default 3)', seconds)
     .option('--idle <s>', 'seconds idle CPU is measured over (default 5)', positiveNumber)
     .option(
       '--dataplanes <list>',
@@ -208,4 +270,5 @@ export function registerBenchSuite(bench: Command): void {
         await runAllBenches(o);
       },
     );
+  return bench;
 }

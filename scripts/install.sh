@@ -55,11 +55,11 @@ npm run build
 # Every program the repo runs and every kernel feature it uses, checked for real: a missing
 # one is named with its package or kernel option here, not found later as a lab timeout.
 echo "== checksystem"
-node dist/src/cli/main.js node checksystem --for all
+node dist/bin/tortie.js node checksystem --for all
 
 # `tortie` on the PATH for the user of this checkout (not in CI, whose clone is temporary).
 if [ -z "${CI:-}" ]; then
-  chmod +x dist/src/cli/main.js
-  ln -sf "$PWD/dist/src/cli/main.js" /usr/local/bin/tortie
+  chmod +x dist/bin/tortie.js
+  ln -sf "$PWD/dist/bin/tortie.js" /usr/local/bin/tortie
   echo "tortie -> $(readlink /usr/local/bin/tortie)"
 fi

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
 echo
-exec node dist/src/cli/main.js lab demo --id demo --replace "$@"
+exec node dist/bin/tortie.js lab demo --id demo --replace "$@"

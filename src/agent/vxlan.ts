@@ -15,7 +15,7 @@
  * extra allocation and every agent computes every peer's entries alone. The node's own
  * packets to remote pods leave with `src` = its underlay address.
  */
-import { runIn } from '../iptables/index.js';
+import { runIn } from '../plumbing/netns.js';
 
 export const VXLAN_DEVICE = 'vxlan.tortie';
 export const VXLAN_VNI = 4096;

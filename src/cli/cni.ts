@@ -1,25 +1,8 @@
 /**
  * `tortie cni …`: install the CNI plugin, list its error codes.
  */
-import { InvalidArgumentError, type Command } from 'commander';
-
-function mtu(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 68 || n > 65535) {
-    throw new InvalidArgumentError(`"${value}" is not an MTU (an integer from 68 to 65535)`);
-  }
-  return n;
-}
-
-function waitMs(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 600_000) {
-    throw new InvalidArgumentError(
-      `"${value}" is not a wait in milliseconds (an integer from 0 to 600000; 0 = do not wait)`,
-    );
-  }
-  return n;
-}
+import type { Command } from 'commander';
+import { mtu, waitMs } from './args.js';
 
 export function registerCniCommands(program: Command): void {
   const cni = program

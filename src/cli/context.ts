@@ -16,16 +16,12 @@ import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { Datastore, isDatastoreError, type ConnectOptions } from '../datastore/index.js';
+import { UsageError } from './usage.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/tortie/tortie.yaml';
 /** Names the config file when --config is not given (e.g. a lab's, from `tortie lab up`). */
 export const CONFIG_ENV = 'TORTIE_CONFIG';
 export const DEFAULT_ENDPOINTS = ['http://127.0.0.1:2379'];
-
-/** A mistake in how the command was called or configured: exit 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
 
 export interface GlobalOptions {
   etcdEndpoints?: string;

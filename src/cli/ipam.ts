@@ -4,7 +4,7 @@
  * command opens it once and closes the etcd client when done. `check` exits 1 when it
  * finds a problem.
  */
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import type { Etcd3 } from 'etcd3';
 import {
   type BlockInfo,
@@ -15,7 +15,9 @@ import {
   Ipam,
   IpamError,
 } from '../ipam/index.js';
-import { tryParseCidr, tryParseIp } from '../ipam/ipv4.js';
+import { tryParseCidr } from '../ipam/ipv4.js';
+import { ipAddresses, oneOf, seconds } from './args.js';
+import { formatTable as table } from './table.js';
 
 export interface IpamConnection {
   etcd: Etcd3;
@@ -27,19 +29,6 @@ export interface IpamConnection {
 
 type Connect = () => Promise<IpamConnection>;
 
-function graceSeconds(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
-    throw new InvalidArgumentError(`"${value}" is not a number of seconds >= 0`);
-  return n;
-}
-
-function ipAddress(value: string, previous: string[] = []): string[] {
-  if (tryParseIp(value) === undefined)
-    throw new InvalidArgumentError(`"${value}" is not an IPv4 address`);
-  return [...previous, value];
-}
-
 async function withIpam<T>(
   connect: Connect,
   run: (ipam: Ipam, conn: IpamConnection) => Promise<T>,
@@ -50,19 +39,6 @@ async function withIpam<T>(
   } finally {
     conn.etcd.close();
   }
-}
-
-/** Rows as left-aligned columns under a header. */
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [header, ...rows]
-    .map((r) =>
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2)))
-        .join('')
-        .trimEnd(),
-    )
-    .join('\n');
 }
 
 export function formatAge(ms: number): string {
@@ -209,13 +185,11 @@ export function registerIpamCommands(program: Command, connect: Connect): void {
     .option(
       '--grace <seconds>',
       `addresses younger than this are not leaks (an ADD may be in flight)`,
-      graceSeconds,
+      seconds,
       DEFAULT_GRACE_MS / 1000,
     )
-    .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (o: { grace: number; output: string }) => {
-      if (o.output !== 'text' && o.output !== 'json')
-        throw new InvalidArgumentError(`output format "${o.output}": use text or json`);
+    .option('-o, --output <format>', 'text or json', oneOf('text', 'json'), 'text' as const)
+    .action(async (o: { grace: number; output: 'text' | 'json' }) => {
       const report = await withIpam(connect, async (ip, conn) =>
         ip.check({
           handles: await conn.liveHandles(),
@@ -230,7 +204,7 @@ export function registerIpamCommands(program: Command, connect: Connect): void {
   ipam
     .command('release')
     .description('release addresses whoever holds them (for addresses whose endpoint is gone)')
-    .requiredOption('--ip <ip>', 'address to release (repeatable)', ipAddress)
+    .requiredOption('--ip <ip>', 'address to release (repeatable)', ipAddresses)
     .action(async (o: { ip: string[] }) => {
       const released = await withIpam(connect, (ip) => ip.releaseIps(o.ip));
       for (const a of released) console.log(`released ${a}`);
@@ -250,7 +224,7 @@ export function registerIpamCommands(program: Command, connect: Connect): void {
     .option(
       '--grace <seconds>',
       'never release an address younger than this',
-      graceSeconds,
+      seconds,
       DEFAULT_GRACE_MS / 1000,
     )
     .action(async (o: { grace: number }) => {

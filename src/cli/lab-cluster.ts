@@ -17,104 +17,34 @@
  */
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
+import {
+  clusterId,
+  dataplane,
+  encap,
+  intIn,
+  labels,
+  nodeCount,
+  oneOf,
+  podKey,
+  port,
+  protocol,
+} from './args.js';
+import { UsageError } from './usage.js';
+import { formatMatrix } from '../util/matrix.js';
+import { formatTable } from './table.js';
 import type { ClusterLab } from '../lab/cluster/cluster-lab.js';
 
 const DEFAULT_ID = 'lab';
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
-function clusterId(value: string): string {
-  if (!/^[a-z0-9]{1,8}$/.test(value))
-    throw new InvalidArgumentError(`"${value}": use 1-8 lower-case letters or digits`);
-  return value;
-}
-
-function intIn(min: number, max: number, what = 'a whole number') {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max)
-      throw new InvalidArgumentError(`"${value}": give ${what}, ${min}-${max}`);
-    return n;
-  };
-}
-
-function routingMode(value: string): 'static' | 'bgp' {
-  if (value !== 'static' && value !== 'bgp')
-    throw new InvalidArgumentError('routing is static or bgp');
-  return value;
-}
-
-function encapOrVxlan(value: string): 'ipip' | 'none' | 'vxlan' {
-  if (value === 'vxlan') return value;
-  return encap(value);
-}
-
-function labDataplane(value: string): 'bpf' | 'iptables' {
-  if (value !== 'bpf' && value !== 'iptables')
-    throw new InvalidArgumentError(`"${value}": use bpf or iptables`);
-  return value;
-}
-
-function encap(value: string): 'ipip' | 'none' {
-  if (value !== 'ipip' && value !== 'none')
-    throw new InvalidArgumentError(`"${value}": ipip or none`);
-  return value;
-}
-
-function etcdMembers(value: string): 1 | 3 {
-  if (value !== '1' && value !== '3') throw new InvalidArgumentError(`"${value}": 1 or 3`);
-  return Number(value) as 1 | 3;
-}
-
-function protocol(value: string): 'tcp' | 'udp' {
-  if (value !== 'tcp' && value !== 'udp') throw new InvalidArgumentError(`"${value}": tcp or udp`);
-  return value;
-}
-
-/** NS/NAME, both DNS labels (lower-case letters, digits, '-'). */
-function podKey(value: string): { namespace: string; name: string; key: string } {
-  const [namespace, name, ...rest] = value.split('/');
-  if (
-    rest.length > 0 ||
-    namespace === undefined ||
-    name === undefined ||
-    !DNS_LABEL.test(namespace) ||
-    !DNS_LABEL.test(name)
-  )
-    throw new InvalidArgumentError(
-      `"${value}": give NAMESPACE/NAME, each 1-63 lower-case letters, digits or '-' (e.g. default/web)`,
-    );
-  return { namespace, name, key: `${namespace}/${name}` };
-}
-
-const LABEL_KEY =
-  /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
-
-function labels(value: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of value.split(',').map((s) => s.trim())) {
-    if (item === '') continue;
-    const eq = item.indexOf('=');
-    const k = eq < 0 ? item : item.slice(0, eq);
-    const v = eq < 0 ? undefined : item.slice(eq + 1);
-    if (v === undefined || !LABEL_KEY.test(k) || !LABEL_VALUE.test(v))
-      throw new InvalidArgumentError(
-        `"${item}": give key=value (Kubernetes label syntax), comma-separated, e.g. app=web,tier=front`,
-      );
-    out[k] = v;
-  }
-  return out;
-}
-
-async function servers(value: string): Promise<string> {
+/** --servers, checked by the pod process's own parser (loaded only for `pod add`). */
+async function checkServers(value: string): Promise<void> {
   const { parseServers } = await import('../lab/pod-process.js');
   try {
     parseServers(value);
   } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
+    throw new UsageError(`--servers: ${(e as Error).message}`);
   }
-  return value;
 }
 
 function idHint(id: string): string {
@@ -129,27 +59,10 @@ function resolveNode(lab: ClusterLab, ref: string): string {
   else if (/^n\d+$/.test(ref)) name = names.find((n) => n === `${lab.id}-${ref}`);
   else name = names.find((n) => n === ref);
   if (name === undefined)
-    throw new InvalidArgumentError(
+    throw new UsageError(
       `--node "${ref}": lab ${lab.id} has nodes ${names.map((n, i) => `${i} (${n})`).join(', ')}`,
     );
   return name;
-}
-
-/** A usage mistake found in the action: printed by commander, exit 2. */
-function usage(cmd: Command, e: unknown): never {
-  cmd.error(`error: ${(e as Error).message}`, { exitCode: 2, code: 'tortie.usage' });
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]! + 2)))
-        .join('')
-        .trimEnd(),
-    )
-    .join('\n');
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -174,7 +87,12 @@ export function registerClusterCommands(lab: Command): void {
     )
     .option('--id <id>', 'lab id, 1-8 lower-case letters or digits', clusterId, 'demo')
     .option('--nodes <n>', 'node count (3 or more)', intIn(3, 50), 3)
-    .option('--encap <mode>', 'ipip or none (IPPool ipipMode Always / Never)', encap, 'ipip')
+    .option(
+      '--encap <mode>',
+      'ipip or none (IPPool ipipMode Always / Never)',
+      oneOf('ipip', 'none'),
+      'ipip' as const,
+    )
     .option('--replace', 'remove a lab with this id first', false)
     .option('--policies <file>', 'policies to apply (default examples/lab-policies.yaml)')
     .action(
@@ -207,20 +125,25 @@ export function registerClusterCommands(lab: Command): void {
       clusterId,
       DEFAULT_ID,
     )
-    .option('--nodes <n>', 'node count', intIn(1, 50), 3)
+    .option('--nodes <n>', 'node count', nodeCount, 3)
     .option(
       '--encap <mode>',
       'ipip, none or vxlan (IPPool ipipMode Always / Never / vxlanMode Always; vxlan with --dataplane iptables; default ipip, none with iptables)',
-      encapOrVxlan,
+      encap,
       'ipip',
     )
     .option(
       '--dataplane <mode>',
       'bpf (default) or iptables: the agents run --dataplane iptables (encap none or vxlan)',
-      labDataplane,
+      dataplane,
       'bpf' as const,
     )
-    .option('--etcd-members <n>', 'etcd members: 1 or 3', etcdMembers, 1 as const)
+    .option(
+      '--etcd-members <n>',
+      'etcd members: 1 or 3',
+      (v: string) => Number(oneOf('1', '3')(v)) as 1 | 3,
+      1 as const,
+    )
     .option(
       '--etcd-tls',
       "etcd serves https only and requires client certificates (--client-cert-auth); a CA, server and client certificate are made in the lab's state dir (tls/) and used by the agents, the CNI plugin and the lab's tortie.yaml",
@@ -229,7 +152,7 @@ export function registerClusterCommands(lab: Command): void {
     .option(
       '--routing <mode>',
       'static (agents route from IPAM) or bgp (BIRD per node, a node mesh over the underlay)',
-      routingMode,
+      oneOf('static', 'bgp'),
       'static' as const,
     )
     .option(
@@ -251,11 +174,18 @@ export function registerClusterCommands(lab: Command): void {
         },
         cmd: Command,
       ) => {
-        if (o.tor && o.routing !== 'bgp')
-          throw new InvalidArgumentError('--tor needs --routing bgp');
+        if (o.tor && o.routing !== 'bgp') throw new UsageError('--tor needs --routing bgp');
         // iptables has no IPIP: its default is plain routing.
         if (o.dataplane === 'iptables' && cmd.getOptionValueSource('encap') === 'default')
           o.encap = 'none';
+        if (o.dataplane === 'iptables' && o.encap === 'ipip')
+          throw new UsageError(
+            '--dataplane iptables cannot encapsulate IPIP (the kernel here has no ipip module): use --encap none or vxlan',
+          );
+        if (o.dataplane === 'bpf' && o.encap === 'vxlan')
+          throw new UsageError(
+            '--encap vxlan is for --dataplane iptables (the BPF dataplane does IPIP)',
+          );
         const { ClusterLab, destroyClusterLab, labPresence } =
           await import('../lab/cluster/cluster-lab.js');
         const present = labPresence(o.id);
@@ -310,15 +240,10 @@ export function registerClusterCommands(lab: Command): void {
         console.log(
           [
             `lab ${o.id} is up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${l.description}`,
-            table([
+            formatTable(
               ['NODE', 'UNDERLAY', 'AGENT PID', 'PIN ROOT'],
-              ...state.nodes.map((n) => [
-                n.name,
-                n.underlayIp,
-                String(n.agentPid ?? '-'),
-                n.pinRoot,
-              ]),
-            ]),
+              state.nodes.map((n) => [n.name, n.underlayIp, String(n.agentPid ?? '-'), n.pinRoot]),
+            ),
             `etcd     ${state.etcd.endpoints.join(',')} (prefix ${state.etcdPrefix})`,
             ...(state.etcd.tls === undefined
               ? []
@@ -396,9 +321,9 @@ export function registerClusterCommands(lab: Command): void {
         return;
       }
       console.log(
-        table([
+        formatTable(
           ['ID', 'NODES', 'PODS', 'ETCD', 'ENCAP', 'CREATED', 'CONFIG'],
-          ...labs.map((l) =>
+          labs.map((l) =>
             l.problem
               ? [l.id, '-', '-', '-', '-', '-', l.problem]
               : [
@@ -411,7 +336,7 @@ export function registerClusterCommands(lab: Command): void {
                   l.config!,
                 ],
           ),
-        ]),
+        ),
       );
     });
 
@@ -435,27 +360,17 @@ export function registerClusterCommands(lab: Command): void {
       async (
         p: { namespace: string; name: string; key: string },
         o: { id: string; node: string; labels: Record<string, string>; servers: string },
-        cmd: Command,
       ) => {
-        try {
-          await servers(o.servers);
-        } catch (e) {
-          usage(cmd, new Error(`--servers: ${(e as Error).message}`));
-        }
+        await checkServers(o.servers);
         const { ClusterLab } = await import('../lab/cluster/cluster-lab.js');
         const { withLabLock } = await import('../lab/cluster/state.js');
         // The lab is read under the lock: another `pod add` may have just saved.
         const added = await withLabLock(o.id, async () => {
           const fresh = await ClusterLab.open(o.id);
           try {
-            let node: string;
-            try {
-              node = resolveNode(fresh, o.node);
-            } catch (e) {
-              usage(cmd, e);
-            }
+            const node = resolveNode(fresh, o.node);
             if (fresh.pods.some((x) => x.key === p.key))
-              usage(cmd, new Error(`pod ${p.key} already exists in lab ${o.id}`));
+              throw new UsageError(`pod ${p.key} already exists in lab ${o.id}`);
             return await fresh.addPod({
               namespace: p.namespace,
               name: p.name,
@@ -477,18 +392,15 @@ export function registerClusterCommands(lab: Command): void {
     .description('delete a pod: CNI DEL, its process, its namespace')
     .argument('<pod>', 'NAMESPACE/NAME', podKey)
     .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
-    .action(async (p: { key: string }, o: { id: string }, cmd: Command) => {
+    .action(async (p: { key: string }, o: { id: string }) => {
       const { ClusterLab } = await import('../lab/cluster/cluster-lab.js');
       const { withLabLock } = await import('../lab/cluster/state.js');
       await withLabLock(o.id, async () => {
         const l = await ClusterLab.open(o.id, { connect: false });
         try {
           if (!l.pods.some((x) => x.key === p.key))
-            usage(
-              cmd,
-              new Error(
-                `lab ${o.id} has no pod ${p.key} (pods: ${l.pods.map((x) => x.key).join(', ') || 'none'})`,
-              ),
+            throw new UsageError(
+              `lab ${o.id} has no pod ${p.key} (pods: ${l.pods.map((x) => x.key).join(', ') || 'none'})`,
             );
           await l.removePod(p.key);
         } finally {
@@ -526,9 +438,9 @@ export function registerClusterCommands(lab: Command): void {
         return;
       }
       console.log(
-        table([
+        formatTable(
           ['POD', 'NODE', 'IP', 'LABELS', 'SERVERS', 'PROCESS'],
-          ...pods.map((x) => [
+          pods.map((x) => [
             x.key,
             x.node,
             x.ip,
@@ -538,7 +450,7 @@ export function registerClusterCommands(lab: Command): void {
             x.servers || '-',
             `${x.pid ?? '-'} ${x.alive ? 'running' : 'DOWN'}`,
           ]),
-        ]),
+        ),
       );
     });
 
@@ -549,18 +461,15 @@ export function registerClusterCommands(lab: Command): void {
     .argument('<command...>', 'the command and its arguments, after "--"')
     .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
     .usage('[--id ID] NAMESPACE/NAME -- COMMAND [ARGS...]')
-    .action(async (p: { key: string }, argv: string[], o: { id: string }, cmd: Command) => {
+    .action(async (p: { key: string }, argv: string[], o: { id: string }) => {
       const { readState } = await import('../lab/cluster/state.js');
       const state = readState(o.id);
       if (!state)
-        usage(cmd, new Error(`no lab "${o.id}" (build one with tortie lab up --id ${o.id})`));
+        throw new UsageError(`no lab "${o.id}" (build one with tortie lab up --id ${o.id})`);
       const target = state.pods.find((x) => x.key === p.key);
       if (!target)
-        usage(
-          cmd,
-          new Error(
-            `lab ${o.id} has no pod ${p.key} (pods: ${state.pods.map((x) => x.key).join(', ') || 'none'})`,
-          ),
+        throw new UsageError(
+          `lab ${o.id} has no pod ${p.key} (pods: ${state.pods.map((x) => x.key).join(', ') || 'none'})`,
         );
       const code = await new Promise<number>((resolve, reject) => {
         const child = spawn('nsenter', [`--net=${target.netns}`, '--', ...argv], {
@@ -582,7 +491,7 @@ export function registerClusterCommands(lab: Command): void {
       'the reachability matrix: a connection from every pod to every other (rows from, columns to)',
     )
     .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
-    .option('--port <port>', 'destination port', intIn(1, 65535, 'a port'), 80)
+    .option('--port <port>', 'destination port', port, 80)
     .option('--protocol <p>', 'tcp or udp', protocol, 'tcp' as const)
     .option('--timeout-ms <ms>', 'per probe', intIn(50, 60_000, 'milliseconds'), 500)
     .option(
@@ -625,19 +534,13 @@ export function registerClusterCommands(lab: Command): void {
           );
           return;
         }
-        const short = pods.map((_, i) => String(i));
         console.log(
           `lab ${o.id}, ${o.protocol}/${o.port}, ${o.timeoutMs} ms timeout: rows from, columns to (. reachable, X blocked)`,
         );
         console.log(
-          table([
-            ['', 'FROM \\ TO', ...short],
-            ...pods.map((a, i) => [
-              short[i]!,
-              a,
-              ...pods.map((b) => (a === b ? '-' : matrix[`${a} -> ${b}`] ? '.' : 'X')),
-            ]),
-          ]),
+          formatMatrix(pods, (a, b) => (a === b ? '-' : matrix[`${a} -> ${b}`] ? '.' : 'X'), {
+            columns: 'numbers',
+          }),
         );
         const blocked = Object.values(matrix).filter((v) => !v).length;
         console.log(`${Object.keys(matrix).length - blocked} reachable, ${blocked} blocked`);
@@ -755,9 +658,9 @@ export function registerClusterCommands(lab: Command): void {
       );
       if (storeError) console.log(`agent reports unavailable: ${storeError}`);
       console.log(
-        table([
+        formatTable(
           ['NODE', 'UNDERLAY', 'AGENT', 'READY', 'SYNCED', 'ENDPOINTS', 'HEARTBEAT'],
-          ...nodes.map((n) => [
+          nodes.map((n) => [
             n.name,
             n.underlayIp,
             n.agentRunning ? `pid ${n.agentPid}` : 'DOWN',
@@ -766,28 +669,28 @@ export function registerClusterCommands(lab: Command): void {
             n.endpointsProgrammed === null ? '-' : `${n.endpointsProgrammed}/${n.endpointsLocal}`,
             n.heartbeatAt ?? '-',
           ]),
-        ]),
+        ),
       );
       console.log('');
       console.log(
-        table([
+        formatTable(
           ['ETCD MEMBER', 'ENDPOINT', 'PROCESS', 'HEALTH'],
-          ...etcd.map((m) => [
+          etcd.map((m) => [
             m.name,
             m.endpoint,
             m.running ? `pid ${m.pid}` : 'DOWN',
             m.healthy ? 'healthy' : 'UNHEALTHY',
           ]),
-        ]),
+        ),
       );
       console.log('');
       if (pods.length === 0) console.log('no pods');
       else
         console.log(
-          table([
+          formatTable(
             ['POD', 'NODE', 'IP', 'PROCESS'],
-            ...pods.map((x) => [x.key, x.node, x.ip, x.running ? `pid ${x.pid}` : 'DOWN']),
-          ]),
+            pods.map((x) => [x.key, x.node, x.ip, x.running ? `pid ${x.pid}` : 'DOWN']),
+          ),
         );
     });
 }

@@ -7,7 +7,18 @@
  * case failed.
  */
 import { randomBytes } from 'node:crypto';
-import { Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
+import {
+  CLUSTER_ID_MAX,
+  collect,
+  encap,
+  dataplane,
+  intIn,
+  labId,
+  nodeCount,
+  regex,
+} from './args.js';
+import { UsageError } from './usage.js';
 
 export interface ConformanceCommandOptions {
   cases: string[];
@@ -22,51 +33,6 @@ export interface ConformanceCommandOptions {
   encap?: 'ipip' | 'none' | 'vxlan';
   /** The dataplane under test (default bpf); iptables: the one-node lab by default, or --nodes 2+. */
   dataplane?: 'bpf' | 'iptables';
-}
-
-/** Cluster lab ids are shorter: they name etcd members and links (see clusterNames). */
-const CLUSTER_ID_MAX = 8;
-
-function labId(value: string): string {
-  if (!/^[a-z0-9]{1,12}$/.test(value))
-    throw new InvalidArgumentError(`"${value}": use 1-12 lower-case letters or digits`);
-  return value;
-}
-
-function regex(value: string): RegExp {
-  try {
-    return new RegExp(value);
-  } catch (e) {
-    throw new InvalidArgumentError(
-      `"${value}" is not a regular expression: ${(e as Error).message}`,
-    );
-  }
-}
-
-function milliseconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 50 || n > 60_000)
-    throw new InvalidArgumentError(`"${value}": give milliseconds, 50-60000`);
-  return n;
-}
-
-function nodeCount(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isInteger(n) || n < 1 || n > 50)
-    throw new InvalidArgumentError(`"${value}": give a number of nodes, 1-50`);
-  return n;
-}
-
-function encapMode(value: string): 'ipip' | 'none' | 'vxlan' {
-  if (value !== 'ipip' && value !== 'none' && value !== 'vxlan')
-    throw new InvalidArgumentError(`"${value}": use ipip, none or vxlan`);
-  return value;
-}
-
-function dataplaneName(value: string): 'bpf' | 'iptables' {
-  if (value !== 'bpf' && value !== 'iptables')
-    throw new InvalidArgumentError(`"${value}": use bpf or iptables`);
-  return value;
 }
 
 /** Refuses combinations the single options cannot see; undefined when they are fine. */
@@ -84,10 +50,6 @@ export function conformanceOptionsProblem(o: ConformanceCommandOptions): string 
   return undefined;
 }
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
 /**
  * Runs the files on a fresh one-node lab and prints the results; resolves with the exit
  * code (0: nothing failed). The lab is removed at the end, on an error, and on SIGINT /
@@ -98,7 +60,7 @@ export async function runConformanceCommand(
   out: (line: string) => void = (l) => console.log(l),
 ): Promise<number> {
   const problem = conformanceOptionsProblem(o);
-  if (problem !== undefined) throw new InvalidArgumentError(problem);
+  if (problem !== undefined) throw new UsageError(problem);
   const conformance = await import('../lab/conformance/index.js');
   const files = conformance.loadCaseFiles(o.cases);
   const nodes = o.nodes ?? (o.dataplane === 'iptables' ? 1 : 2);
@@ -184,12 +146,12 @@ export function registerLabCommands(program: Command): void {
     .option(
       '--encap <mode>',
       'between nodes: ipip, none or vxlan (default ipip; with --dataplane iptables: none, or vxlan)',
-      encapMode,
+      encap,
     )
     .option(
       '--dataplane <name>',
       'bpf (default) or iptables (the Felix-style iptables dataplane: the one-node lab, or agents with --dataplane iptables with --nodes 2 or more)',
-      dataplaneName,
+      dataplane,
     )
     .option(
       '--id <id>',
@@ -200,7 +162,7 @@ export function registerLabCommands(program: Command): void {
     .option(
       '--timeout <ms>',
       'probe timeout (a disagreeing cell is probed again with twice that)',
-      milliseconds,
+      intIn(50, 60_000, 'milliseconds'),
       1000,
     )
     .option(
@@ -208,10 +170,37 @@ export function registerLabCommands(program: Command): void {
       "answer every probe with the reference evaluator instead of a lab (no root, no packets): checks case files against tortie's stated semantics",
       false,
     )
-    .action(async (o: ConformanceCommandOptions, cmd: Command) => {
-      // Combinations no single option can check: refused as a bad argument (exit 2).
-      const problem = conformanceOptionsProblem(o);
-      if (problem !== undefined) cmd.error(`error: ${problem}`, { exitCode: 2 });
+    .action(async (o: ConformanceCommandOptions) => {
+      // Combinations no single option can check are a usage mistake (exit 2), refused by
+      // runConformanceCommand before anything runs.
       process.exitCode = await runConformanceCommand(o);
+    });
+}
+
+/** `tortie demo`: the one-node lab with Kubernetes NetworkPolicies (src/lab/demo.ts). */
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description(
+      'one node, six pods in two namespaces, Kubernetes NetworkPolicies: the reachability matrix before and after',
+    )
+    .option('--id <id>', 'lab id (names of namespaces and the bpffs root)', labId)
+    .option('--keep', 'leave the lab up to explore it (remove it with --down)', false)
+    .option('--down', 'remove the lab with this --id', false)
+    .option('--policies <file>', 'YAML of policies to apply instead of examples/demo-policies.yaml')
+    .action(async (o: { id?: string; keep: boolean; down: boolean; policies?: string }) => {
+      if (o.down && o.id === undefined)
+        throw new UsageError('--down needs the --id of the lab to remove');
+      const { runDemo, downDemo } = await import('../lab/demo.js');
+      if (o.down) {
+        await downDemo(o.id!);
+        console.log(`lab ${o.id} removed`);
+        return;
+      }
+      process.exitCode = await runDemo({
+        id: o.id ?? randomBytes(3).toString('hex'),
+        keep: o.keep,
+        policies: o.policies,
+      });
     });
 }

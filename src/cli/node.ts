@@ -5,13 +5,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { AgentFlags, AgentStatus, NodeStatus } from '../agent/index.js';
 import type { ConntrackSummary } from '../agent/conntrack.js';
-import { parseParts } from '../preflight/report.js';
 import type { Part } from '../preflight/requirements.js';
-import { datastoreFrom, resolveConnection, UsageError, type GlobalOptions } from './context.js';
+import { parts } from './args.js';
+import { formatTable } from './table.js';
+import { datastoreFrom, resolveConnection, type GlobalOptions } from './context.js';
+import { UsageError } from './usage.js';
 
 interface RunOptions {
   nodeName?: string;
@@ -254,7 +256,7 @@ export function registerNodeCommands(program: Command): void {
     .option(
       '--for <parts>',
       'parts whose needs are errors, not warnings: lab, tests, bench, build or all, comma-separated (core always; default lab)',
-      partsArg,
+      parts,
     )
     .option('--json', 'print JSON', false)
     .action(async (o: { for?: Part[]; json: boolean }) => {
@@ -263,12 +265,6 @@ export function registerNodeCommands(program: Command): void {
       console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
       if (!report.ok) process.exitCode = 1;
     });
-}
-
-function partsArg(value: string): Part[] {
-  const parts = parseParts(value);
-  if (parts instanceof Error) throw new InvalidArgumentError(parts.message);
-  return parts;
 }
 
 const PEER_TYPE = { mesh: 'node-to-node mesh', global: 'global', node: 'node specific' } as const;
@@ -382,17 +378,22 @@ function renderStatus(
   }
   if (endpoints.length > 0) {
     lines.push('');
-    lines.push(
-      `${'ENDPOINT'.padEnd(40)}${'IP'.padEnd(16)}${'IFACE'.padEnd(17)}${'ID'.padStart(6)}  REV`,
-    );
-    for (const ep of endpoints.sort((a, b) =>
+    const sorted = [...endpoints].sort((a, b) =>
       `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`),
-    )) {
-      const s = ep.status;
-      lines.push(
-        `${`${ep.namespace}/${ep.name}`.padEnd(40)}${s.ip.padEnd(16)}${s.interfaceName.padEnd(17)}${String(s.endpointId).padStart(6)}  ${s.policyRev}`,
-      );
-    }
+    );
+    lines.push(
+      formatTable(
+        ['ENDPOINT', 'IP', 'IFACE', 'ID', 'REV'],
+        sorted.map(({ namespace, name, status: s }) => [
+          `${namespace}/${name}`,
+          s.ip,
+          s.interfaceName,
+          String(s.endpointId),
+          String(s.policyRev),
+        ]),
+        { align: ['left', 'left', 'left', 'right', 'left'] },
+      ),
+    );
   }
   return lines.join('\n');
 }

@@ -5,22 +5,17 @@
  */
 import { stringify as toYaml } from 'yaml';
 import { KINDS, type KindName, type StoredResource } from '../datastore/index.js';
+import { formatTable } from './table.js';
 
 export const OUTPUT_FORMATS = ['table', 'wide', 'yaml', 'json'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
-/** Columns padded to their widest cell, three spaces apart; no trailing spaces. */
+/** Columns padded to their widest cell, three spaces apart (kubectl's); a final newline. */
 export function renderTable(
   headers: readonly string[],
   rows: readonly (readonly string[])[],
 ): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('   ')
-      .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+  return formatTable(headers, rows, { gap: 3 }) + '\n';
 }
 
 /** kubectl's age: 45s, 12m, 5h, 3d. */

@@ -7,7 +7,6 @@
  *   label KIND NAME key=value... key- [--overwrite] [-n NS]
  *
  * Exit codes: 0 done, 1 refused or failed (a message, never a stack trace), 2 bad usage.
- * The lead wires these into src/cli/main.ts with registerResourceCommands(program).
  */
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
@@ -22,7 +21,8 @@ import {
   type WriteResult,
 } from '../datastore/index.js';
 import { kindSpellings } from '../datastore/kinds.js';
-import { datastoreFrom, UsageError, type GlobalOptions } from './context.js';
+import { datastoreFrom, type GlobalOptions } from './context.js';
+import { failUsage, isUsageMistake, UsageError } from './usage.js';
 import { formatResources, OUTPUT_FORMATS, type OutputFormat } from './output.js';
 import { ManifestError, parseManifest, type ManifestObject } from '../datastore/manifest.js';
 
@@ -44,15 +44,15 @@ export const processIo: CliIo = {
 };
 
 /**
- * Runs an action: a UsageError becomes commander's error (message on stderr, exit 2);
+ * Runs an action: a usage mistake ends in failUsage (message on stderr, exit 2) — also in
+ * a program that registers only these commands, without program.ts's runProgram;
  * anything else propagates for the caller to print (exit 1).
  */
 export async function runAction(cmd: Command, action: () => Promise<void>): Promise<void> {
   try {
     await action();
   } catch (e) {
-    if (e instanceof UsageError)
-      cmd.error(`error: ${e.message}`, { exitCode: 2, code: 'tortie.usage' });
+    if (isUsageMistake(e)) failUsage(cmd, e.message);
     throw e;
   }
 }

@@ -8,7 +8,8 @@
  * nothing references any more destroyed. The last written state is kept in memory; on
  * open, `iptables-save` and `ipset save` are read to adopt what a previous run left.
  */
-import { spawn } from 'node:child_process';
+import { CommandError } from '../plumbing/command.js';
+import { runIn } from '../plumbing/netns.js';
 import type { World } from '../policy/model.js';
 import { render, type IptablesEndpoint, type RenderOptions, type Ruleset } from './render.js';
 import {
@@ -37,40 +38,31 @@ interface Result {
   readonly stdout: string;
 }
 
-/** Runs a command in `netns` (nsenter --net), feeding `input` on stdin. */
-export function runIn(
+/**
+ * Runs an iptables/ipset program in `netns` (plumbing's runIn), feeding `input` on stdin;
+ * a failure is an IptablesCommandError that quotes the input it refused.
+ */
+async function run(
   netns: string | undefined,
   command: string,
   args: readonly string[],
   input = '',
 ): Promise<Result> {
-  const [file, argv] =
-    netns === undefined ? [command, [...args]] : ['nsenter', [`--net=${netns}`, command, ...args]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, argv, { stdio: [input === '' ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (e) => reject(new IptablesCommandError(`${command}: ${e.message}`)));
-    child.on('close', (code) => {
-      if (code === 0) resolve({ stdout });
-      else {
-        reject(
-          new IptablesCommandError(
-            `${command} ${args.join(' ')} exited ${code}: ${stderr.trim() || stdout.trim()}` +
-              (input === '' ? '' : `\n--- input ---\n${input}`),
-          ),
-        );
-      }
+  try {
+    // A restore of tens of thousands of rules takes seconds; 10 minutes is a hang.
+    return await runIn(netns, command, args, { stdin: input, timeoutMs: RESTORE_TIMEOUT_MS });
+  } catch (e) {
+    const said =
+      e instanceof CommandError && e.exitCode !== null
+        ? `${command} ${args.join(' ')} exited ${e.exitCode}: ${e.stderr.trim() || e.stdout.trim()}`
+        : `${command}: ${(e as Error).message}`;
+    throw new IptablesCommandError(said + (input === '' ? '' : `\n--- input ---\n${input}`), {
+      cause: e,
     });
-    if (child.stdin !== null) {
-      // A command that fails early closes its stdin: its exit status tells why.
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(input);
-    }
-  });
+  }
 }
+
+const RESTORE_TIMEOUT_MS = 10 * 60_000;
 
 export interface ApplyReport {
   readonly writtenChains: readonly string[];
@@ -104,8 +96,8 @@ export class IptablesDataplane {
 
   /** Reads what the kernel holds (after a crash, or to check the memory's view). */
   async resync(): Promise<KernelState> {
-    const saved = await runIn(this.opts.netns, this.cmd('save'), ['-t', 'filter']);
-    const sets = await runIn(this.opts.netns, 'ipset', ['save']);
+    const saved = await run(this.opts.netns, this.cmd('save'), ['-t', 'filter']);
+    const sets = await run(this.opts.netns, 'ipset', ['save']);
     this.state = { ...parseIptablesSave(saved.stdout), sets: parseIpsetSave(sets.stdout) };
     return this.state;
   }
@@ -138,10 +130,10 @@ export class IptablesDataplane {
     const p: Plan = plan(ruleset, this.state);
     try {
       if (p.ipsetBefore !== '')
-        await runIn(this.opts.netns, 'ipset', ['restore', '-exist'], p.ipsetBefore);
+        await run(this.opts.netns, 'ipset', ['restore', '-exist'], p.ipsetBefore);
       if (p.iptables !== '')
-        await runIn(this.opts.netns, this.cmd('restore'), ['--noflush', '-w', '5'], p.iptables);
-      if (p.ipsetAfter !== '') await runIn(this.opts.netns, 'ipset', ['restore'], p.ipsetAfter);
+        await run(this.opts.netns, this.cmd('restore'), ['--noflush', '-w', '5'], p.iptables);
+      if (p.ipsetAfter !== '') await run(this.opts.netns, 'ipset', ['restore'], p.ipsetAfter);
     } catch (e) {
       // Part of it may have been applied: read back what the kernel really holds.
       await this.resync().catch(() => undefined);
@@ -170,9 +162,9 @@ export class IptablesDataplane {
     for (const chain of this.state.chains.keys()) lines.push(`:${chain} - [0:0]`);
     for (const chain of this.state.chains.keys()) lines.push(`-X ${chain}`);
     lines.push('COMMIT', '');
-    await runIn(this.opts.netns, this.cmd('restore'), ['--noflush', '-w', '5'], lines.join('\n'));
+    await run(this.opts.netns, this.cmd('restore'), ['--noflush', '-w', '5'], lines.join('\n'));
     const sets = [...this.state.sets.keys()].map((s) => `destroy ${s}`);
-    if (sets.length > 0) await runIn(this.opts.netns, 'ipset', ['restore'], sets.join('\n') + '\n');
+    if (sets.length > 0) await run(this.opts.netns, 'ipset', ['restore'], sets.join('\n') + '\n');
     this.state = EMPTY_STATE;
     this.last = undefined;
   }

@@ -5,7 +5,6 @@
 export {
   IptablesCommandError,
   IptablesDataplane,
-  runIn,
   type ApplyReport,
   type IptablesBackend,
   type IptablesDataplaneOptions,

@@ -189,10 +189,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   bpftool map dump pinned ${pinRoot}/tortie_ifaces
   bpftool map dump pinned ${pinRoot}/tortie_pol_port | head -40     # exact (class, proto/port) -> verdict
   bpftool map dump pinned ${pinRoot}/tortie_ct
-  node dist/src/cli/main.js bpf counters --pin-root ${pinRoot}
-  node dist/src/cli/main.js monitor --pin-root ${pinRoot}     # live drops
+  node dist/bin/tortie.js bpf counters --pin-root ${pinRoot}
+  node dist/bin/tortie.js monitor --pin-root ${pinRoot}     # live drops
   nsenter --net=/run/netns/tortie-${opts.id}-ops-debug ping -c1 10.65.0.10
-Remove it with: node dist/src/cli/main.js demo --down --id ${opts.id}`);
+Remove it with: node dist/bin/tortie.js demo --down --id ${opts.id}`);
     } else {
       log(`\nRemoving the lab (run with --keep to leave it up and look around with bpftool).`);
     }

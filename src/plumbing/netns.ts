@@ -105,16 +105,28 @@ export function runIpIn(
   return runIn(target, 'ip', args, options);
 }
 
-/** Runs any program in the namespace (through nsenter unless it is the current one). */
+/** A namespace as callers hold it: a target, a path, or undefined for the caller's own. */
+export type NetnsRef = NetnsTarget | string | undefined;
+
+/**
+ * Runs any program in the namespace (through nsenter unless it is the current one) and
+ * collects its output; every failure is a CommandError (command.ts). This is the one
+ * helper that runs a command in a namespace. `input` is what the program reads on stdin
+ * (a string, or with a timeout in CommandOptions).
+ */
 export function runIn(
-  target: NetnsTarget,
+  where: NetnsRef,
   file: string,
   args: readonly string[],
-  options?: CommandOptions,
+  input?: CommandOptions | string,
 ): Promise<CommandResult> {
+  const target = typeof where === 'string' ? otherNetns(where) : (where ?? CURRENT);
+  const options = typeof input === 'string' ? { stdin: input } : input;
   if (target.kind === 'current') return runCommand(file, args, options);
   return runCommand('nsenter', [`--net=${target.path}`, '--', file, ...args], options);
 }
+
+const CURRENT: NetnsTarget = { kind: 'current' };
 
 function commandFailure(err: unknown, step: string): PlumbingError {
   const stderr = err instanceof CommandError ? err.stderr.trim() : undefined;

@@ -18,7 +18,7 @@ import {
   type ClusterNode,
   type ClusterPod,
 } from '../../src/lab/cluster/cluster-lab.js';
-import { runIn } from '../../src/iptables/index.js';
+import { runIn } from '../../src/plumbing/netns.js';
 import { newLabId } from '../helpers/netns.js';
 import { startPython } from '../helpers/pod-scripts.js';
 import { eventually } from '../helpers/wait.js';

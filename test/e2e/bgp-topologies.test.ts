@@ -34,7 +34,7 @@ import {
 } from '../../src/lab/cluster/cluster-lab.js';
 
 const exec = promisify(execFile);
-const MAIN = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const MAIN = join(process.cwd(), 'dist', 'bin', 'tortie.js');
 const CLUSTER_ID = '224.0.0.1';
 
 function esc(s: string): string {

@@ -31,7 +31,7 @@ import { newLabId } from '../helpers/netns.js';
 
 const exec = promisify(execFile);
 const HOLD = 6;
-const MAIN = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const MAIN = join(process.cwd(), 'dist', 'bin', 'tortie.js');
 
 function paths(lab: ClusterLab, node: ClusterNode) {
   return birdPaths(lab.bgpRunDir, node.name);

@@ -25,7 +25,7 @@ import {
 import { packageRoot } from '../../src/util/package-root.js';
 import { newRunId } from '../helpers/netns.js';
 
-const MAIN = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+const MAIN = join(packageRoot(), 'dist', 'bin', 'tortie.js');
 const isRoot = process.getuid?.() === 0;
 
 interface Run {

@@ -1,6 +1,6 @@
 /**
  * The resource commands end to end against a real etcd: a program built here the way
- * src/cli/main.ts builds it (global options + resource commands, exit codes 0/1/2),
+ * src/cli/program.ts builds it (global options + resource commands, exit codes 0/1/2),
  * output captured. One test runs a real process to show an unreachable etcd ends it
  * with exit 1 and a clear message within seconds.
  */
@@ -27,7 +27,7 @@ interface Outcome {
   err: string;
 }
 
-/** Runs `tortie ARGS` in-process, with main.ts's exit-code rules. */
+/** Runs `tortie ARGS` in-process, with program.ts.s exit-code rules. */
 async function tortie(args: string[], stdin = ''): Promise<Outcome> {
   let out = '';
   let err = '';

@@ -164,7 +164,7 @@ function tortieCli(args: string[]): { status: number | null; stdout: string; std
   const r = spawnSync(
     process.execPath,
     [
-      join(REPO, 'dist/src/cli/main.js'),
+      join(REPO, 'dist/bin/tortie.js'),
       '--etcd-endpoints',
       etcd!.endpoints.join(','),
       '--etcd-prefix',

@@ -22,7 +22,7 @@ import {
   type RunOptions,
   type RunResult,
 } from '../../src/lab/conformance/index.js';
-import { runIn } from '../../src/iptables/index.js';
+import { runIn } from '../../src/plumbing/netns.js';
 import { newRunId } from '../helpers/netns.js';
 
 const runId = newRunId().slice(0, 5);

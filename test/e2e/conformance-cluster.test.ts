@@ -65,10 +65,10 @@ function crossShare(r: { probes: number; crossNodeProbes?: number }): number {
   return (r.crossNodeProbes ?? 0) / r.probes;
 }
 
-/** Runs `node dist/src/cli/main.js ARGS`; resolves with its exit code and output. */
+/** Runs `node dist/bin/tortie.js ARGS`; resolves with its exit code and output. */
 function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['dist/src/cli/main.js', ...args], {
+    const child = spawn(process.execPath, ['dist/bin/tortie.js', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -169,7 +169,7 @@ describe('NetworkPolicy conformance on 2 nodes (BPF, IPIP)', () => {
     'the CLI: `lab conformance --nodes 2 --cases FILE --json` exits 0 with the cases passed',
     { timeout: 120_000 },
     async () => {
-      expect(existsSync('dist/src/cli/main.js'), 'run `npm run build` first').toBe(true);
+      expect(existsSync('dist/bin/tortie.js'), 'run `npm run build` first').toBe(true);
       // A small file: the shared model and its first two TCP/UDP cases.
       const raw = JSON.parse(readFileSync('test/conformance/01-isolation.json', 'utf8')) as {
         cases: { id: string; requires?: string[] }[];

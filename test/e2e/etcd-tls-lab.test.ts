@@ -32,7 +32,7 @@ import type { LabState } from '../../src/lab/cluster/state.js';
 import { newLabId } from '../helpers/netns.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const MAIN = join(ROOT, 'dist', 'bin', 'tortie.js');
 
 interface Run {
   code: number;

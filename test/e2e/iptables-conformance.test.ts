@@ -21,7 +21,8 @@ import {
   IptablesConformanceLab,
   runIptablesConformance,
 } from '../../src/lab/conformance/iptables-lab.js';
-import { endpointChainName, runIn } from '../../src/iptables/index.js';
+import { endpointChainName } from '../../src/iptables/index.js';
+import { runIn } from '../../src/plumbing/netns.js';
 import { newRunId } from '../helpers/netns.js';
 
 const runId = newRunId();

@@ -11,7 +11,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vxlanInnerSources, type RouteInputs } from '../../src/agent/routes.js';
-import { CHAIN_VXLAN_IN, IptablesDataplane, runIn } from '../../src/iptables/index.js';
+import { CHAIN_VXLAN_IN, IptablesDataplane } from '../../src/iptables/index.js';
+import { runIn } from '../../src/plumbing/netns.js';
 import type { World } from '../../src/policy/model.js';
 import { execInOk, newRunId, TestNetnsSet, type TestNetns } from '../helpers/netns.js';
 import { startPython } from '../helpers/pod-scripts.js';

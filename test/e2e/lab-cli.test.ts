@@ -21,7 +21,7 @@ import type { LabState } from '../../src/lab/cluster/state.js';
 import { newLabId, newRunId } from '../helpers/netns.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const MAIN = join(ROOT, 'dist', 'bin', 'tortie.js');
 
 interface Run {
   code: number;

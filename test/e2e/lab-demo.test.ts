@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
 import { newLabId } from '../helpers/netns.js';
 
-const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
+const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'bin', 'tortie.js');
 const id = newLabId('qs');
 
 function tortie(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -3,7 +3,7 @@
  * x/iso (node 1), and a tortie NetworkPolicy denying TCP from app=a pods into x/iso. The
  * monitor runs as its own process on node 1's pin root with the lab's etcd:
  *
- *   node dist/src/cli/main.js monitor --pin-root <node 1 pin root> --json \
+ *   node dist/bin/tortie.js monitor --pin-root <node 1 pin root> --json \
  *     --etcd-endpoints <lab etcd> --etcd-prefix /tortie-<id>
  *
  * A denied connection from x/a0 (across nodes: dropped on node 1's uplink after
@@ -31,7 +31,7 @@ class Monitor {
   private constructor(readonly child: ChildProcess) {}
 
   static async start(args: string[]): Promise<Monitor> {
-    const child = spawn(process.execPath, [packagePath('dist', 'src', 'cli', 'main.js'), ...args], {
+    const child = spawn(process.execPath, [packagePath('dist', 'bin', 'tortie.js'), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const m = new Monitor(child);

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, onTestFinished } from 'vitest';
 import { BENCH_RUN_ENV } from '../../bench/common.js';
 import { newRunId } from './netns.js';
 
-const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
+const MAIN = join(import.meta.dirname, '..', '..', 'dist', 'bin', 'tortie.js');
 
 export interface BenchRun {
   code: number;

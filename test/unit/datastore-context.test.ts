@@ -4,12 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  addGlobalOptions,
-  resolveConnection,
-  UsageError,
-  type GlobalOptions,
-} from '../../src/cli/context.js';
+import { addGlobalOptions, resolveConnection, type GlobalOptions } from '../../src/cli/context.js';
+import { UsageError } from '../../src/cli/usage.js';
 
 let dir: string;
 let configPath: string;

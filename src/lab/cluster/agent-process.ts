@@ -78,7 +78,7 @@ export class AgentProcess {
   async start(wait: AgentWait = 'ready', timeoutMs = 30_000): Promise<number> {
     if (this.pid !== undefined)
       throw new Error(`agent of ${this.options.nodeName} is already running (pid ${this.pid})`);
-    const main = packagePath('dist', 'src', 'cli', 'main.js');
+    const main = packagePath('dist', 'bin', 'tortie.js');
     if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
     const o = this.options;
     const from = existsSync(o.logFile) ? statSync(o.logFile).size : 0;
