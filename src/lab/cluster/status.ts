@@ -7,11 +7,11 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { readNodeStatus } from '../../agent/status.js';
 import { Datastore } from '../../datastore/index.js';
-import { etcdHealthy, type EtcdCluster } from '../etcd.js';
+import { etcdHealthy } from '../etcd.js';
 import type { EtcdTlsFiles } from '../etcd-tls.js';
-import type { AgentProcess } from './agent-process.js';
+import type { ClusterLab } from './cluster-lab.js';
 import { clusterNames } from './names.js';
-import { isPodProcess, type ClusterPod } from './pods.js';
+import { isPodProcess } from './pods.js';
 import { labDir, stateFile } from './state.js';
 import type { LabTor } from './tor.js';
 
@@ -66,20 +66,6 @@ export function describeLab(d: LabDescription): string {
   ].join(', ');
 }
 
-/** What `labStatus` reads: a (reopened) lab's parts. */
-export interface LabParts {
-  readonly nodes: readonly {
-    readonly name: string;
-    readonly underlayIp: string;
-    readonly process?: AgentProcess;
-  }[];
-  readonly pods: readonly ClusterPod[];
-  readonly etcd: EtcdCluster;
-  readonly etcdPrefix: string;
-  readonly etcdTls: EtcdTlsFiles | undefined;
-  clientTls(): { tls?: { ca: string; cert: string; key: string } };
-}
-
 export interface LabStatus {
   /** Every agent running and ready, every etcd member healthy, every pod running. */
   readonly ok: boolean;
@@ -122,7 +108,9 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  * The health of a lab's parts: each agent process (running; ready, synced and endpoints
  * from its own report in etcd), each etcd member (running, /health), each pod process.
  */
-export async function labStatus(lab: LabParts): Promise<LabStatus> {
+export async function labStatus(lab: ClusterLab): Promise<LabStatus> {
+  if (lab.etcd === undefined)
+    throw new Error(`lab ${lab.id}: no etcd to ask (not built or opened)`);
   const etcd = await Promise.all(
     lab.etcd.members.map(async (m) => ({
       name: m.name,
@@ -143,7 +131,7 @@ export async function labStatus(lab: LabParts): Promise<LabStatus> {
       const ds = await withTimeout(
         Datastore.connect({
           endpoints: healthy,
-          prefix: lab.etcdPrefix,
+          prefix: clusterNames(lab.id).etcdPrefix,
           timeoutMs: 3000,
           ...lab.clientTls(),
         }),
