@@ -3,11 +3,14 @@
  * process: what the conformance and attack tests read directly) or as a process
  * (`tortie node run`, ./agent-process.ts: what persistent labs and restart checks need).
  * The lab waits for revisions and stops agents through the handle, never by asking which
- * kind it holds. Both kinds start from the same settings (./agent-settings.ts).
+ * kind it holds. Both kinds start from the same settings (./agent-settings.ts). A lab
+ * node (`ClusterNode`) holds its agent's handle; its `agent` / `process` are views of it.
  */
 import { Agent, silentLogger } from '../../agent/index.js';
+import { cmdline, otherPids, pidAlive } from '../../util/proc.js';
 import { AgentProcess } from './agent-process.js';
 import { inlineAgentConfig, type LabAgentSettings } from './agent-settings.js';
+import type { PlumbedNode } from './underlay.js';
 
 export interface LabAgent {
   readonly kind: 'inline' | 'process';
@@ -62,6 +65,60 @@ export async function startLabAgent(
     throw e;
   }
   return p;
+}
+
+export interface ClusterNode {
+  readonly name: string;
+  readonly netns: string; // path
+  readonly underlayIp: string;
+  readonly pinRoot: string;
+  /** The node's agent, inline or a process (undefined: none started). */
+  handle: LabAgent | undefined;
+  /** The in-process agent ('inline' labs); setting it replaces the handle. */
+  agent?: Agent;
+  /** The agent process ('process' labs); setting it replaces the handle. */
+  process?: AgentProcess;
+}
+
+/** A node: its place on the underlay and its agent's handle. */
+export class LabNode implements ClusterNode {
+  readonly name: string;
+  readonly netns: string;
+  readonly underlayIp: string;
+  readonly pinRoot: string;
+  handle: LabAgent | undefined;
+
+  constructor(p: PlumbedNode) {
+    this.name = p.name;
+    this.netns = p.netns;
+    this.underlayIp = p.underlayIp;
+    this.pinRoot = p.pinRoot;
+  }
+
+  get agent(): Agent | undefined {
+    return this.handle instanceof InlineLabAgent ? this.handle.agent : undefined;
+  }
+
+  set agent(a: Agent | undefined) {
+    this.handle = a === undefined ? undefined : new InlineLabAgent(a);
+  }
+
+  get process(): AgentProcess | undefined {
+    return this.handle instanceof AgentProcess ? this.handle : undefined;
+  }
+
+  set process(p: AgentProcess | undefined) {
+    this.handle = p;
+  }
+}
+
+/** The live agent process (`tortie node run … --pin-root <pinRoot>`), if any. */
+export function findAgentPid(pinRoot: string): number | undefined {
+  return otherPids().find((pid) => {
+    const args = cmdline(pid);
+    const i = args.indexOf('--pin-root');
+    return i >= 0 && args[i + 1] === pinRoot && args.includes('run') && pidAlive(pid);
+  });
 }
 
 export { AgentProcess, type AgentProcessOptions } from './agent-process.js';

@@ -9,11 +9,13 @@
  * or a process; own pin root, own node namespace, `--ip` its underlay address), pods
  * plumbed by the real CNI plugin. This file is the front; the parts are
  *
+ *   ./options.ts    what `up` takes, and the checks before anything is made
  *   ./names.ts      every name, from the lab id
  *   ./underlay.ts   the bridge namespace, node namespaces and their uplinks
  *   ./tor.ts        the FRR top-of-rack router (`tor: true`)
  *   ./agent-settings.ts, ./agents.ts, ./agent-process.ts
- *                   one builder of agent settings; one handle for inline and process agents
+ *                   one builder of agent settings; one handle for inline and process
+ *                   agents, held by each node
  *   ./pods.ts       CNI calls, pod handles, probes
  *   ./teardown.ts   removal by name, also of a build still running
  *   ./status.ts     description, presence, health
@@ -29,18 +31,18 @@ import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { Agent } from '../../agent/index.js';
 import { installCni } from '../../cni/install.js';
 import { Datastore } from '../../datastore/index.js';
 import { removePins } from '../../loader/index.js';
 import { deleteNetns, netnsPath } from '../../plumbing/netns.js';
 import { preflightLab } from '../../preflight/index.js';
-import { cmdline, otherPids, pidAlive, signalPid } from '../../util/proc.js';
+import { pidAlive, signalPid } from '../../util/proc.js';
 import { attachEtcd, etcdClusterState, startEtcd, type EtcdCluster } from '../etcd.js';
 import { clientTls, makeEtcdCertificates, type EtcdTlsFiles } from '../etcd-tls.js';
 import type { PodProcess } from '../pod-handle.js';
 import { labAgentSettings, type LabAgentSettings } from './agent-settings.js';
-import { AgentProcess, InlineLabAgent, startLabAgent, type LabAgent } from './agents.js';
+import { AgentProcess, findAgentPid, LabNode, startLabAgent, type ClusterNode } from './agents.js';
+import { checkUpOptions, type ClusterUpOptions, type Encap } from './options.js';
 import { clusterNames, nodeName } from './names.js';
 import {
   createPod,
@@ -54,7 +56,6 @@ import {
   type ClusterPodSpec,
 } from './pods.js';
 import {
-  configFile,
   DEFAULT_BGP_HOLD_TIME_SECONDS,
   LABS_DIR,
   labDir,
@@ -62,141 +63,23 @@ import {
   labState,
   readState,
   stateFile,
-  writeAtomically,
+  writeLabConfig,
   writeState,
   type LabSettings,
   type LabState,
 } from './state.js';
 import { describeLab, LabExistsError, labNetns, LabNotFoundError, labPresence } from './status.js';
 import { checkBuild, destroyClusterLab, teardownOf, trackBuild } from './teardown.js';
-import { checkTorInstalled, startTor, type LabTor } from './tor.js';
-import { createUnderlay, plumbNode, type PlumbedNode } from './underlay.js';
+import { startTor, type LabTor } from './tor.js';
+import { createUnderlay, plumbNode } from './underlay.js';
 
 export { NETWORK, clusterNames, podNetnsName } from './names.js';
 export { isPodProcess, type ClusterPod, type ClusterPodSpec } from './pods.js';
 export { LabExistsError, LabNotFoundError, labPresence } from './status.js';
 export { destroyClusterLab, LabBuildStoppedError } from './teardown.js';
 export { TOR_AS_NUMBER, TOR_HOST, type LabTor } from './tor.js';
-export type { LabAgent } from './agents.js';
-
-/** 'vxlan' (pool vxlanMode Always, the kernel's vxlan device) needs dataplane 'iptables'. */
-export type Encap = 'ipip' | 'none' | 'vxlan';
-
-export interface ClusterUpOptions {
-  /** 1-8 lower-case letters or digits; names everything the lab makes. */
-  readonly id: string;
-  readonly nodes: number;
-  readonly encap: Encap;
-  /** The underlay /24 (first three octets); default 192.168.231. Only inside the lab's namespaces. */
-  readonly underlay?: string;
-  /** The pod pool; default 10.231.0.0/16 with /26 blocks. */
-  readonly podCidr?: string;
-  /** Log the agents (JSON lines on stdout); default silent. */
-  readonly verbose?: boolean;
-  /**
-   * 'inline' (default): one Agent object per node in this process. 'process': one
-   * `tortie node run` process per node (AgentProcess), logs in the lab's work dir — what
-   * restart and kill -9 checks need.
-   */
-  readonly agents?: 'inline' | 'process';
-  /** etcd members on loopback: 1 (default) or 3 (a quorum, as production runs it). */
-  readonly etcdMembers?: 1 | 3;
-  /**
-   * Keep the lab after this process ends (what `tortie lab up` does): etcd detached,
-   * agents as processes ('inline' is refused), pod processes detached once `close()`
-   * lets go, everything named in /run/tortie/labs/<id>/state.json. Default false.
-   */
-  readonly persist?: boolean;
-  /**
-   * 'static' (default): the agents compute remote routes from IPAM. 'bgp': every agent
-   * runs BIRD in its node namespace (files under the lab's work dir, `bird/`), a node
-   * mesh over the underlay; routes come from what BIRD learns.
-   */
-  readonly routing?: 'static' | 'bgp';
-  /** BGP hold time of the lab's BIRDs (routing 'bgp'); default 6 s (keepalive 2 s). */
-  readonly bgpHoldTimeSeconds?: number;
-  /**
-   * An external router (a top-of-rack) on the underlay (routing 'bgp'): namespace
-   * `tortie-<id>-tor`, address `<underlay>.250`, FRR (zebra + bgpd, Debian package `frr`)
-   * in AS 64999 accepting a session from every underlay address (`bgp listen range`), its
-   * files under the lab's work dir (`tor/`). The lab stores a global BGPPeer `tor`
-   * (`peerIP` .250, `asNumber` 64999): every node peers with it. Default false.
-   */
-  readonly tor?: boolean;
-  /**
-   * The agents' dataplane: 'bpf' (default) or 'iptables' (`--dataplane iptables`; encap
-   * 'none' or 'vxlan', not 'ipip').
-   */
-  readonly dataplane?: 'bpf' | 'iptables';
-  /**
-   * The agents' defaultEndpointToHostAction (`--default-endpoint-to-host-action`): what a
-   * pod's new flow to its own node gets after its egress policy. Default: the agent's, Drop.
-   * Nothing the lab itself does needs pods to reach their node.
-   */
-  readonly endpointToHostAction?: 'Drop' | 'Accept' | 'Return';
-  /**
-   * etcd with TLS client certificates (`tortie lab up --etcd-tls`): a CA, a server and a
-   * client certificate made at start (./etcd-tls.ts) in the lab's state dir (`tls/`) or a
-   * temp dir; the members serve https only with `--client-cert-auth`; the agents, the CNI
-   * config (`etcd_ca_cert_file`, …) and the lab's tortie.yaml use the client certificate.
-   * Default false.
-   */
-  readonly etcdTls?: boolean;
-}
-
-export interface ClusterNode {
-  readonly name: string;
-  readonly netns: string; // path
-  readonly underlayIp: string;
-  readonly pinRoot: string;
-  /** The node's agent, inline or a process (undefined: none started). */
-  handle: LabAgent | undefined;
-  /** The in-process agent ('inline' labs); setting it replaces the handle. */
-  agent?: Agent;
-  /** The agent process ('process' labs); setting it replaces the handle. */
-  process?: AgentProcess;
-}
-
-/** A node: its place on the underlay and its agent's handle. */
-class LabNode implements ClusterNode {
-  readonly name: string;
-  readonly netns: string;
-  readonly underlayIp: string;
-  readonly pinRoot: string;
-  handle: LabAgent | undefined;
-
-  constructor(p: PlumbedNode) {
-    this.name = p.name;
-    this.netns = p.netns;
-    this.underlayIp = p.underlayIp;
-    this.pinRoot = p.pinRoot;
-  }
-
-  get agent(): Agent | undefined {
-    return this.handle instanceof InlineLabAgent ? this.handle.agent : undefined;
-  }
-
-  set agent(a: Agent | undefined) {
-    this.handle = a === undefined ? undefined : new InlineLabAgent(a);
-  }
-
-  get process(): AgentProcess | undefined {
-    return this.handle instanceof AgentProcess ? this.handle : undefined;
-  }
-
-  set process(p: AgentProcess | undefined) {
-    this.handle = p;
-  }
-}
-
-/** The live agent process (`tortie node run … --pin-root <pinRoot>`), if any. */
-export function findAgentPid(pinRoot: string): number | undefined {
-  return otherPids().find((pid) => {
-    const args = cmdline(pid);
-    const i = args.indexOf('--pin-root');
-    return i >= 0 && args[i + 1] === pinRoot && args.includes('run') && pidAlive(pid);
-  });
-}
+export { findAgentPid, type ClusterNode, type LabAgent } from './agents.js';
+export type { ClusterUpOptions, Encap } from './options.js';
 
 export class ClusterLab {
   readonly nodes: ClusterNode[] = [];
@@ -368,28 +251,9 @@ export class ClusterLab {
     );
     if (persist) {
       step();
-      this.writeConfig();
+      writeLabConfig(id, this.etcd.endpoints, this.etcdTls);
       this.save();
     }
-  }
-
-  /** The lab's CLI config (`TORTIE_CONFIG`) of a persistent lab. */
-  private writeConfig(): void {
-    const tls = this.etcdTls;
-    writeAtomically(
-      configFile(this.id),
-      [
-        `# tortie CLI config of lab ${this.id} (written by tortie lab up)`,
-        `#   export TORTIE_CONFIG=${configFile(this.id)}`,
-        'etcdEndpoints:',
-        ...this.etcd!.endpoints.map((e) => `  - ${e}`),
-        `etcdPrefix: ${clusterNames(this.id).etcdPrefix}`,
-        ...(tls === undefined
-          ? []
-          : [`etcdCACert: ${tls.ca}`, `etcdCert: ${tls.clientCert}`, `etcdKey: ${tls.clientKey}`]),
-        '',
-      ].join('\n'),
-    );
   }
 
   /**
@@ -692,21 +556,4 @@ export class ClusterLab {
     await this.etcd?.stop().catch(() => undefined);
     await destroyClusterLab(this.id);
   }
-}
-
-/** Refuses options that cannot make a lab, before anything is made. */
-function checkUpOptions(opts: ClusterUpOptions): void {
-  if (opts.nodes < 1 || opts.nodes > 50) throw new Error('nodes: 1 to 50');
-  if (opts.tor === true && opts.routing !== 'bgp')
-    throw new Error("tor: the external router peers over BGP: use routing 'bgp'");
-  if (opts.tor === true) checkTorInstalled();
-  if ((opts.persist ?? false) && opts.agents === 'inline')
-    throw new Error('a persistent lab runs its agents as processes: leave agents unset');
-  const dataplane = opts.dataplane ?? 'bpf';
-  if (dataplane === 'iptables' && opts.encap === 'ipip')
-    throw new Error(
-      "dataplane iptables cannot encapsulate IPIP (the kernel here has no ipip module): use encap 'none' or 'vxlan'",
-    );
-  if (dataplane === 'bpf' && opts.encap === 'vxlan')
-    throw new Error("encap 'vxlan' is for dataplane 'iptables' (the BPF dataplane does IPIP)");
 }

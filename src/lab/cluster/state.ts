@@ -193,6 +193,28 @@ export function writeAtomically(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
+/** The lab's CLI config (`export TORTIE_CONFIG=<configFile(id)>`): its etcd, prefix, TLS files. */
+export function writeLabConfig(
+  id: string,
+  endpoints: readonly string[],
+  tls: EtcdTlsFiles | undefined,
+): void {
+  writeAtomically(
+    configFile(id),
+    [
+      `# tortie CLI config of lab ${id} (written by tortie lab up)`,
+      `#   export TORTIE_CONFIG=${configFile(id)}`,
+      'etcdEndpoints:',
+      ...endpoints.map((e) => `  - ${e}`),
+      `etcdPrefix: ${clusterNames(id).etcdPrefix}`,
+      ...(tls === undefined
+        ? []
+        : [`etcdCACert: ${tls.ca}`, `etcdCert: ${tls.clientCert}`, `etcdKey: ${tls.clientKey}`]),
+      '',
+    ].join('\n'),
+  );
+}
+
 export function writeState(state: LabState): void {
   writeAtomically(stateFile(state.id), stateText(state));
 }
