@@ -31,6 +31,11 @@ const STARTED_MSG = 'serving /healthz';
 export class AgentProcess implements LabAgent {
   readonly kind = 'process' as const;
   private pidValue: number | undefined;
+  /**
+   * Not started, or stopped with `stop()` since: nothing will program a revision until
+   * `start()` (an agent that crashed is not "stopped": a restart may follow).
+   */
+  private stopped = true;
 
   constructor(readonly options: AgentProcessOptions) {}
 
@@ -42,7 +47,10 @@ export class AgentProcess implements LabAgent {
   /** Adopt an agent started earlier (by another process) from its pid. */
   static adopt(options: AgentProcessOptions, pid: number | undefined): AgentProcess {
     const a = new AgentProcess(options);
-    if (pid !== undefined && alive(pid)) a.pidValue = pid;
+    if (pid !== undefined && alive(pid)) {
+      a.pidValue = pid;
+      a.stopped = false;
+    }
     return a;
   }
 
@@ -68,6 +76,7 @@ export class AgentProcess implements LabAgent {
       child.unref();
       if (child.pid === undefined) throw new Error(`could not start the agent of ${o.nodeName}`);
       this.pidValue = child.pid;
+      this.stopped = false;
     } finally {
       closeSync(fd);
     }
@@ -108,6 +117,7 @@ export class AgentProcess implements LabAgent {
    */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 6000): Promise<void> {
     const pid = this.pid;
+    this.stopped = true;
     if (pid === undefined) return;
     try {
       process.kill(pid, signal);
@@ -139,10 +149,15 @@ export class AgentProcess implements LabAgent {
 
   /**
    * Resolves once the running agent has programmed a model holding every change up to
-   * store `revision` (its /status `programmedRevision`); throws after `timeoutMs`.
+   * store `revision` (its /status `programmedRevision`); throws after `timeoutMs`, and at
+   * once when the agent is stopped (not started, or `stop()` since).
    */
   async waitForRevision(revision: string | bigint, timeoutMs = 30_000): Promise<void> {
     const want = BigInt(revision);
+    if (this.stopped)
+      throw new Error(
+        `agent of ${this.options.nodeName} is stopped: store revision ${want} cannot be programmed (start it first)`,
+      );
     const deadline = Date.now() + timeoutMs;
     let seen = 'nothing';
     for (;;) {

@@ -28,18 +28,27 @@ export interface LabAgent {
 /** An `Agent` running in this process. */
 export class InlineLabAgent implements LabAgent {
   readonly kind = 'inline' as const;
+  /** `stop()` was called: nothing will program a revision any more. */
+  private stopped = false;
   constructor(readonly agent: Agent) {}
 
   waitForRevision(revision: string | bigint, timeoutMs?: number): Promise<void> {
+    if (this.stopped)
+      return Promise.reject(
+        new Error(
+          `agent of ${this.agent.config.nodeName} is stopped: store revision ${String(revision)} cannot be programmed (start it first)`,
+        ),
+      );
     return this.agent.waitForRevision(revision, timeoutMs);
   }
 
   stop(): Promise<void> {
+    this.stopped = true;
     return this.agent.stop();
   }
 
   kill(): Promise<void> {
-    return this.agent.stop();
+    return this.stop();
   }
 }
 
