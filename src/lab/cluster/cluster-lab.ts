@@ -244,11 +244,15 @@ export class ClusterLab {
     // One agent per node.
     const kind = persist ? 'process' : (opts.agents ?? 'inline');
     step();
-    await Promise.all(
+    // Every start settles before the build ends (a failed one must leave no other running
+    // unseen by the teardown); the first failure is the build's.
+    const started = await Promise.allSettled(
       this.nodes.map(async (n) => {
         n.handle = await startLabAgent(kind, this.agentSettings(n), this.verbose);
       }),
     );
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
     if (persist) {
       step();
       writeLabConfig(id, this.etcd.endpoints, this.etcdTls);
