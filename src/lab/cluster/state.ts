@@ -11,6 +11,11 @@
  *   /run/tortie/labs/<id>/logs/         agent logs (agent-<node>.log)
  *   /run/tortie/labs/<id>/lock          held while a command changes the lab
  *
+ * The state file keeps every setting a reopened lab runs with (`labSettings`: encap,
+ * dataplane, endpoint-to-host action, routing, BGP hold time, the ToR, etcd TLS), so that
+ * `ClusterLab.open` in another process uses them instead of guessing; a state file from
+ * before routing, hold time and ToR were kept still loads, as its reader found them.
+ *
  * Everything a lab made carries its id in its name as well, so `destroyClusterLab(id)`
  * removes a lab whose state file is gone (a crash half way).
  */

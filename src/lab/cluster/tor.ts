@@ -18,9 +18,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createNetns, netnsPath } from '../../plumbing/netns.js';
+import { createNetns, netnsPath, otherNetns, runIn } from '../../plumbing/netns.js';
 import { clusterNames } from './names.js';
-import { inNetns, joinUnderlay } from './underlay.js';
+import { joinUnderlay, STEP_TIMEOUT } from './underlay.js';
 
 const exec = promisify(execFile);
 
@@ -118,13 +118,13 @@ export async function startTor(
     '--log',
     `file:${f(`${name}.log`)}`,
   ];
-  await inNetns(path, `${FRR_DIR}/zebra`, daemon('zebra'));
+  await runIn(otherNetns(path), `${FRR_DIR}/zebra`, daemon('zebra'), STEP_TIMEOUT);
   // bgpd hands its routes to zebra over this socket: wait for it.
   const deadline = Date.now() + 5000;
   while (!existsSync(f('zserv.api'))) {
     if (Date.now() > deadline) throw new Error(`ToR: zebra did not open ${f('zserv.api')}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  await inNetns(path, `${FRR_DIR}/bgpd`, daemon('bgpd'));
+  await runIn(otherNetns(path), `${FRR_DIR}/bgpd`, daemon('bgpd'), STEP_TIMEOUT);
   return tor;
 }

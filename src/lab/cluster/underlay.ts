@@ -7,29 +7,16 @@
 import { createNetns, deleteNetns, otherNetns, runIn } from '../../plumbing/netns.js';
 import { clusterNames, nodeName } from './names.js';
 
-/** Runs `file args` in the namespace at `path` (what the lab's plumbing steps do). */
-export async function inNetns(
-  path: string,
-  file: string,
-  args: readonly string[],
-  stdin?: string,
-): Promise<string> {
-  const { stdout } = await runIn(otherNetns(path), file, args, {
-    timeoutMs: 20_000,
-    ...(stdin === undefined ? {} : { stdin }),
-  });
-  return stdout;
-}
+/** How long one plumbing command may take (`ip`, `sysctl` in a lab namespace). */
+export const STEP_TIMEOUT = { timeoutMs: 20_000 } as const;
 
 /** Creates the underlay namespace with its bridge; returns its path. */
 export async function createUnderlay(id: string): Promise<string> {
   const path = await createNetns(clusterNames(id).underlay);
-  await inNetns(
-    path,
-    'ip',
-    ['-batch', '-'],
-    'link set lo up\nlink add br0 type bridge\nlink set br0 up\n',
-  );
+  await runIn(otherNetns(path), 'ip', ['-batch', '-'], {
+    ...STEP_TIMEOUT,
+    stdin: 'link set lo up\nlink add br0 type bridge\nlink set br0 up\n',
+  });
   return path;
 }
 
@@ -46,31 +33,19 @@ export async function joinUnderlay(
   ip: string,
   defaultRoute: boolean,
 ): Promise<void> {
-  await inNetns(ulPath, 'ip', [
-    'link',
-    'add',
-    port,
-    'type',
-    'veth',
-    'peer',
-    'name',
-    'ul',
-    'netns',
-    member,
-  ]);
-  await inNetns(ulPath, 'ip', ['link', 'set', port, 'master', 'br0', 'up']);
-  await inNetns(
-    memberPath,
-    'ip',
-    ['-batch', '-'],
-    [
-      'link set lo up',
-      `addr add ${ip}/24 dev ul`,
-      'link set ul up',
-      ...(defaultRoute ? ['route add default dev ul'] : []),
-    ].join('\n') + '\n',
-  );
-  await inNetns(memberPath, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+  const ul = otherNetns(ulPath);
+  const m = otherNetns(memberPath);
+  const link = ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'ul', 'netns', member];
+  await runIn(ul, 'ip', link, STEP_TIMEOUT);
+  await runIn(ul, 'ip', ['link', 'set', port, 'master', 'br0', 'up'], STEP_TIMEOUT);
+  const up = [
+    'link set lo up',
+    `addr add ${ip}/24 dev ul`,
+    'link set ul up',
+    ...(defaultRoute ? ['route add default dev ul'] : []),
+  ];
+  await runIn(m, 'ip', ['-batch', '-'], { ...STEP_TIMEOUT, stdin: up.join('\n') + '\n' });
+  await runIn(m, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1'], STEP_TIMEOUT);
 }
 
 /** A node's place on the underlay (what plumbNode made). */
