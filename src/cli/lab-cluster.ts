@@ -65,20 +65,6 @@ function resolveNode(lab: ClusterLab, ref: string): string {
   return name;
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export function registerClusterCommands(lab: Command): void {
   lab
     .command('demo')
@@ -555,82 +541,11 @@ export function registerClusterCommands(lab: Command): void {
     .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
     .option('--json', 'print JSON', false)
     .action(async (o: { id: string; json: boolean }) => {
-      const { ClusterLab, isPodProcess } = await import('../lab/cluster/cluster-lab.js');
-      const { etcdHealthy } = await import('../lab/etcd.js');
-      const { readNodeStatus } = await import('../agent/status.js');
-      const { Datastore } = await import('../datastore/index.js');
+      const { ClusterLab } = await import('../lab/cluster/cluster-lab.js');
+      const { labStatus } = await import('../lab/cluster/status.js');
       const l = await ClusterLab.open(o.id, { connect: false });
       const state = l.state();
-      const etcd = await Promise.all(
-        l.etcd!.members.map(async (m) => ({
-          name: m.name,
-          endpoint: m.clientUrl,
-          pid: m.pid ?? null,
-          running: m.pid !== undefined,
-          healthy: await etcdHealthy(m.clientUrl, 1000, l.etcdTls),
-          log: m.logFile ?? null,
-        })),
-      );
-      // The agents' own reports (heartbeat, readiness, endpoints programmed), from etcd.
-      let reports = new Map<string, Awaited<ReturnType<typeof readNodeStatus>>>();
-      let storeError: string | undefined;
-      const healthy = etcd.filter((m) => m.healthy).map((m) => m.endpoint);
-      if (healthy.length === 0) storeError = 'no etcd member is healthy';
-      else {
-        try {
-          const ds = await withTimeout(
-            Datastore.connect({
-              endpoints: healthy,
-              prefix: state.etcdPrefix,
-              timeoutMs: 3000,
-              ...l.clientTls(),
-            }),
-            5000,
-            'etcd',
-          );
-          try {
-            reports = new Map(
-              await Promise.all(
-                l.nodes.map(
-                  async (n) =>
-                    [n.name, await withTimeout(readNodeStatus(ds, n.name), 5000, 'etcd')] as const,
-                ),
-              ),
-            );
-          } finally {
-            await ds.close();
-          }
-        } catch (e) {
-          storeError = (e as Error).message;
-        }
-      }
-      const nodes = l.nodes.map((n) => {
-        const r = reports.get(n.name);
-        return {
-          name: n.name,
-          underlayIp: n.underlayIp,
-          agentPid: n.process?.pid ?? null,
-          agentRunning: n.process?.pid !== undefined,
-          ready: r?.ready ?? false,
-          synced: r?.synced ?? false,
-          endpointsProgrammed: r?.endpoints.programmed ?? null,
-          endpointsLocal: r?.endpoints.local ?? null,
-          heartbeatAt: r?.heartbeatAt ?? null,
-          log: n.process?.options.logFile ?? null,
-        };
-      });
-      const pods = l.pods.map((x) => ({
-        key: x.key,
-        node: x.node,
-        ip: x.ip,
-        pid: x.pid ?? null,
-        running: x.pid !== undefined && isPodProcess(x.pid),
-      }));
-      const ok =
-        storeError === undefined &&
-        nodes.every((n) => n.agentRunning && n.ready) &&
-        etcd.every((m) => m.healthy) &&
-        pods.every((x) => x.running);
+      const { ok, storeError, nodes, etcd, pods } = await labStatus(l);
       process.exitCode = ok ? 0 : 1;
       if (o.json) {
         console.log(

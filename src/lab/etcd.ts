@@ -13,7 +13,7 @@
  *     own process group, output appended to `<member>.log` in the data directory, found
  *     again later by pid or by name (`attachEtcd(etcdClusterState(cluster))`).
  */
-import { pidAlive, stopPid } from '../util/proc.js';
+import { cmdline, otherPids, pidAlive, stopPid } from '../util/proc.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
   closeSync,
@@ -21,7 +21,6 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
   rmSync,
 } from 'node:fs';
@@ -107,16 +106,7 @@ export function freePort(): Promise<number> {
 
 /** The pid of a live etcd process started with `--name=<name>`, if any. */
 export function findEtcdPid(name: string): number | undefined {
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (args.includes(`--name=${name}`) && pidAlive(Number(d))) return Number(d);
-    } catch {
-      // gone
-    }
-  }
-  return undefined;
+  return otherPids().find((pid) => cmdline(pid).includes(`--name=${name}`) && pidAlive(pid));
 }
 
 /**

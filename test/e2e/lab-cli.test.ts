@@ -1,6 +1,7 @@
 /**
  * The persistent lab through the built CLI, every step a separate `tortie` process:
- * `lab up` (2 nodes, 3 etcd members) returns and the lab keeps running; `lab pod add`
+ * `lab up` (2 nodes, 3 etcd members) returns and the lab keeps running, its settings in
+ * the state file (a reopened lab reads them there, not from the machine); `lab pod add`
  * puts three pods on the two nodes; `lab probe --json` sees the full mesh; a
  * NetworkPolicy applied with `tortie apply -f` (TORTIE_CONFIG = the lab's config)
  * changes exactly the expected pairs; `lab exec` runs in a pod's namespace with its exit
@@ -12,11 +13,19 @@
  * Needs root and `npm run build` first. Lab ids start with "la".
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
+import { ClusterLab, destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
 import type { LabState } from '../../src/lab/cluster/state.js';
 import { newLabId, newRunId } from '../helpers/netns.js';
 
@@ -186,6 +195,25 @@ describe('tortie lab: a persistent 2-node lab driven by separate commands', () =
     expect(labPids(s).filter((p) => !alive(p))).toEqual([]);
     expect(readFileSync(config, 'utf8')).toContain(`etcdPrefix: /tortie-${id}`);
   }, 120_000);
+
+  it('a reopened lab takes its settings from the state file, not from what lies in its work dir', async () => {
+    const s = readLabState(id);
+    expect({ routing: s.routing, bgpHoldTimeSeconds: s.bgpHoldTimeSeconds, tor: s.tor }).toEqual({
+      routing: 'static',
+      bgpHoldTimeSeconds: 6,
+      tor: undefined,
+    });
+    // What a reader without these fields took for "its nodes run BIRD".
+    const bird = join(s.workDir, 'bird');
+    mkdirSync(bird);
+    try {
+      const l = await ClusterLab.open(id, { connect: false });
+      await l.close();
+      expect({ routing: l.routing, tor: l.tor }).toEqual({ routing: 'static', tor: undefined });
+    } finally {
+      rmSync(bird, { recursive: true });
+    }
+  });
 
   it('refuses a second lab up with the same id, and bad arguments', async () => {
     const again = await tortie(['lab', 'up', '--id', id]);

@@ -16,45 +16,26 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { packagePath } from '../../util/package-root.js';
+import { pidAlive } from '../../util/proc.js';
+import { nodeRunArgs, type LabAgentSettings } from './agent-settings.js';
+import type { LabAgent } from './agents.js';
 
-export interface AgentProcessOptions {
-  readonly nodeName: string;
-  /** Path of the node's network namespace (e.g. /run/netns/tortie-x-n0). */
-  readonly nodeNetns: string;
-  /** The node's underlay address with prefix length, e.g. 192.168.231.1/24. */
-  readonly ipv4Address: string;
-  readonly pinRoot: string;
-  readonly etcdEndpoints: readonly string[];
-  readonly etcdPrefix: string;
-  /** `--etcd-ca-cert`, `--etcd-cert`, `--etcd-key`: etcd requires client certificates. */
-  readonly etcdTls?: { readonly ca: string; readonly cert: string; readonly key: string };
-  /** JSON log lines are appended here (kept across restarts). */
-  readonly logFile: string;
-  readonly heartbeatTtlSeconds?: number;
-  readonly reportIntervalSeconds?: number;
-  readonly debounceMs?: number;
-  readonly logLevel?: 'debug' | 'info' | 'warn';
-  /** `--routing` (absent: the agent's default, static). */
-  readonly routing?: 'static' | 'bgp';
-  /** `--bgp-run-dir`: where the node's BIRD keeps its files. */
-  readonly bgpRunDir?: string;
-  /** `--bgp-hold-time` in seconds. */
-  readonly bgpHoldTimeSeconds?: number;
-  /** `--dataplane` (absent: the agent's default, bpf). */
-  readonly dataplane?: 'bpf' | 'iptables';
-  /** `--default-endpoint-to-host-action` (absent: the agent's default, Drop). */
-  readonly endpointToHostAction?: 'Drop' | 'Accept' | 'Return';
-  /** `--labels k=v,…`: labels the agent merges into its Node (absent: none given). */
-  readonly labels?: Readonly<Record<string, string>>;
-}
+/** What the process runs with (./agent-settings.ts builds it). */
+export type AgentProcessOptions = LabAgentSettings;
 
 export type AgentWait = 'ready' | 'started' | 'none';
 
 const READY_MSG = 'first sync programmed';
 const STARTED_MSG = 'serving /healthz';
 
-export class AgentProcess {
+export class AgentProcess implements LabAgent {
+  readonly kind = 'process' as const;
   private pidValue: number | undefined;
+  /**
+   * Not started, or stopped with `stop()` since: nothing will program a revision until
+   * `start()` (an agent that crashed is not "stopped": a restart may follow).
+   */
+  private stopped = true;
 
   constructor(readonly options: AgentProcessOptions) {}
 
@@ -66,7 +47,10 @@ export class AgentProcess {
   /** Adopt an agent started earlier (by another process) from its pid. */
   static adopt(options: AgentProcessOptions, pid: number | undefined): AgentProcess {
     const a = new AgentProcess(options);
-    if (pid !== undefined && alive(pid)) a.pidValue = pid;
+    if (pid !== undefined && alive(pid)) {
+      a.pidValue = pid;
+      a.stopped = false;
+    }
     return a;
   }
 
@@ -82,63 +66,7 @@ export class AgentProcess {
     if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
     const o = this.options;
     const from = existsSync(o.logFile) ? statSync(o.logFile).size : 0;
-    const args = [
-      main,
-      'node',
-      'run',
-      '--node-name',
-      o.nodeName,
-      '--ip',
-      o.ipv4Address,
-      '--pin-root',
-      o.pinRoot,
-      '--node-netns',
-      o.nodeNetns,
-      '--health-port',
-      '0',
-      '--heartbeat-ttl',
-      String(o.heartbeatTtlSeconds ?? 5),
-      '--report-interval',
-      String(o.reportIntervalSeconds ?? 1),
-      '--debounce-ms',
-      String(o.debounceMs ?? 10),
-      '--log-level',
-      o.logLevel ?? 'info',
-      '--etcd-endpoints',
-      o.etcdEndpoints.join(','),
-      '--etcd-prefix',
-      o.etcdPrefix,
-      ...(o.etcdTls === undefined
-        ? []
-        : [
-            '--etcd-ca-cert',
-            o.etcdTls.ca,
-            '--etcd-cert',
-            o.etcdTls.cert,
-            '--etcd-key',
-            o.etcdTls.key,
-          ]),
-      // No /etc/tortie/agent.yaml of the machine leaks into a lab node.
-      '--agent-config',
-      '/dev/null',
-      ...(o.routing === undefined ? [] : ['--routing', o.routing]),
-      ...(o.dataplane === undefined ? [] : ['--dataplane', o.dataplane]),
-      ...(o.endpointToHostAction === undefined
-        ? []
-        : ['--default-endpoint-to-host-action', o.endpointToHostAction]),
-      ...(o.bgpRunDir === undefined ? [] : ['--bgp-run-dir', o.bgpRunDir]),
-      ...(o.bgpHoldTimeSeconds === undefined
-        ? []
-        : ['--bgp-hold-time', String(o.bgpHoldTimeSeconds)]),
-      ...(o.labels === undefined || Object.keys(o.labels).length === 0
-        ? []
-        : [
-            '--labels',
-            Object.entries(o.labels)
-              .map(([k, v]) => `${k}=${v}`)
-              .join(','),
-          ]),
-    ];
+    const args = [main, ...nodeRunArgs(o)];
     const fd = openSync(o.logFile, 'a');
     try {
       const child = spawn(process.execPath, args, {
@@ -148,6 +76,7 @@ export class AgentProcess {
       child.unref();
       if (child.pid === undefined) throw new Error(`could not start the agent of ${o.nodeName}`);
       this.pidValue = child.pid;
+      this.stopped = false;
     } finally {
       closeSync(fd);
     }
@@ -188,6 +117,7 @@ export class AgentProcess {
    */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 6000): Promise<void> {
     const pid = this.pid;
+    this.stopped = true;
     if (pid === undefined) return;
     try {
       process.kill(pid, signal);
@@ -219,10 +149,15 @@ export class AgentProcess {
 
   /**
    * Resolves once the running agent has programmed a model holding every change up to
-   * store `revision` (its /status `programmedRevision`); throws after `timeoutMs`.
+   * store `revision` (its /status `programmedRevision`); throws after `timeoutMs`, and at
+   * once when the agent is stopped (not started, or `stop()` since).
    */
   async waitForRevision(revision: string | bigint, timeoutMs = 30_000): Promise<void> {
     const want = BigInt(revision);
+    if (this.stopped)
+      throw new Error(
+        `agent of ${this.options.nodeName} is stopped: store revision ${want} cannot be programmed (start it first)`,
+      );
     const deadline = Date.now() + timeoutMs;
     let seen = 'nothing';
     for (;;) {
@@ -246,6 +181,11 @@ export class AgentProcess {
     }
   }
 
+  /** Stops it at once (SIGKILL): what a failed build does. */
+  kill(): Promise<void> {
+    return this.stop('SIGKILL');
+  }
+
   /** stop(signal) then start(wait): a restart on the same pins. */
   async restart(signal: NodeJS.Signals = 'SIGTERM', wait: AgentWait = 'ready'): Promise<number> {
     await this.stop(signal);
@@ -253,16 +193,9 @@ export class AgentProcess {
   }
 }
 
-/** true while `pid` exists and is not a zombie. */
+/** true while `pid` exists and is not a zombie (src/util/proc.ts's pidAlive). */
 export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // state is the field after the parenthesised command name
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
+  return pidAlive(pid);
 }
 
 function tail(s: string, n = 3000): string {

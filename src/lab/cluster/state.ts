@@ -11,6 +11,11 @@
  *   /run/tortie/labs/<id>/logs/         agent logs (agent-<node>.log)
  *   /run/tortie/labs/<id>/lock          held while a command changes the lab
  *
+ * The state file keeps every setting a reopened lab runs with (`labSettings`: encap,
+ * dataplane, endpoint-to-host action, routing, BGP hold time, the ToR, etcd TLS), so that
+ * `ClusterLab.open` in another process uses them instead of guessing; a state file from
+ * before routing, hold time and ToR were kept still loads, as its reader found them.
+ *
  * Everything a lab made carries its id in its name as well, so `destroyClusterLab(id)`
  * removes a lab whose state file is gone (a crash half way).
  */
@@ -26,8 +31,11 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { pidAlive } from '../../util/proc.js';
 import type { EtcdClusterState } from '../etcd.js';
-import { pidAlive } from '../etcd.js';
+import type { EtcdTlsFiles } from '../etcd-tls.js';
+import { clusterNames } from './names.js';
+import { torOf, type LabTor } from './tor.js';
 
 export const LABS_DIR = '/run/tortie/labs';
 export const STATE_VERSION = 1;
@@ -66,6 +74,15 @@ export interface LabState {
   readonly endpointToHostAction?: 'Drop' | 'Accept' | 'Return';
   readonly underlay: string;
   readonly podCidr: string;
+  /**
+   * How the agents route. Written by every tortie that has this field; absent in an older
+   * state file, whose reader guesses it (and the two below) as that tortie did.
+   */
+  readonly routing?: 'static' | 'bgp';
+  /** The BIRDs' BGP hold time in seconds (routing 'bgp'). */
+  readonly bgpHoldTimeSeconds?: number;
+  /** The lab's external router (`tor: true`); absent: none. */
+  readonly tor?: LabTor;
   readonly stateDir: string;
   readonly workDir: string;
   readonly configFile: string;
@@ -74,6 +91,92 @@ export interface LabState {
   readonly nodes: LabNodeState[];
   readonly etcd: EtcdClusterState & { readonly endpoints: string[] };
   readonly pods: LabPodState[];
+}
+
+/** What a reopened lab runs with: its settings, from the state file. */
+export interface LabSettings {
+  readonly encap: 'ipip' | 'none' | 'vxlan';
+  readonly underlay: string;
+  readonly podCidr: string;
+  readonly dataplane: 'bpf' | 'iptables';
+  readonly endpointToHostAction: 'Drop' | 'Accept' | 'Return' | undefined;
+  readonly routing: 'static' | 'bgp';
+  readonly bgpHoldTimeSeconds: number;
+  readonly tor: LabTor | undefined;
+  readonly etcdTls: EtcdTlsFiles | undefined;
+}
+
+/** The BGP hold time of a lab's BIRDs unless told otherwise (keepalive a third of it). */
+export const DEFAULT_BGP_HOLD_TIME_SECONDS = 6;
+
+/**
+ * What an older state file (without `routing`) cannot say, as that tortie's reader found
+ * it on the machine: does the lab's work dir have a `bird/` run dir (its nodes run BIRD),
+ * and is there a ToR (a `tor/` dir and the ToR's namespace)?
+ */
+export interface LegacyClues {
+  readonly birdRunDir: boolean;
+  readonly tor: boolean;
+}
+
+/** The settings a state file keeps; `legacy` answers for a state file from before them. */
+export function labSettings(state: LabState, legacy: () => LegacyClues): LabSettings {
+  const common = {
+    encap: state.encap,
+    underlay: state.underlay,
+    podCidr: state.podCidr,
+    dataplane: state.dataplane ?? 'bpf',
+    endpointToHostAction: state.endpointToHostAction,
+    bgpHoldTimeSeconds: state.bgpHoldTimeSeconds ?? DEFAULT_BGP_HOLD_TIME_SECONDS,
+    etcdTls: state.etcd.tls,
+  } as const;
+  if (state.routing !== undefined) return { ...common, routing: state.routing, tor: state.tor };
+  const clues = legacy();
+  return {
+    ...common,
+    routing: clues.birdRunDir ? 'bgp' : 'static',
+    tor: clues.tor ? torOf(state.id, state.underlay, state.workDir) : undefined,
+  };
+}
+
+/** What a lab's state is made of (`labState`). */
+export interface LabStateParts {
+  readonly id: string;
+  readonly createdAt: string;
+  readonly settings: LabSettings;
+  readonly workDir: string;
+  readonly cniShim: string;
+  readonly nodes: readonly LabNodeState[];
+  readonly etcd: LabState['etcd'];
+  readonly pods: readonly LabPodState[];
+}
+
+/** The state file's content: every setting (`labSettings` reads them back) and every part. */
+export function labState(p: LabStateParts): LabState {
+  const s = p.settings;
+  return {
+    version: STATE_VERSION,
+    id: p.id,
+    createdAt: p.createdAt,
+    encap: s.encap,
+    ...(s.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
+    ...(s.endpointToHostAction === undefined
+      ? {}
+      : { endpointToHostAction: s.endpointToHostAction }),
+    underlay: s.underlay,
+    podCidr: s.podCidr,
+    routing: s.routing,
+    bgpHoldTimeSeconds: s.bgpHoldTimeSeconds,
+    ...(s.tor === undefined ? {} : { tor: s.tor }),
+    stateDir: labDir(p.id),
+    workDir: p.workDir,
+    configFile: configFile(p.id),
+    cniShim: p.cniShim,
+    etcdPrefix: clusterNames(p.id).etcdPrefix,
+    nodes: [...p.nodes],
+    etcd: { ...p.etcd, ...(s.etcdTls === undefined ? {} : { tls: s.etcdTls }) },
+    pods: [...p.pods],
+  };
 }
 
 export function labDir(id: string): string {
@@ -95,8 +198,30 @@ export function writeAtomically(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
+/** The lab's CLI config (`export TORTIE_CONFIG=<configFile(id)>`): its etcd, prefix, TLS files. */
+export function writeLabConfig(
+  id: string,
+  endpoints: readonly string[],
+  tls: EtcdTlsFiles | undefined,
+): void {
+  writeAtomically(
+    configFile(id),
+    [
+      `# tortie CLI config of lab ${id} (written by tortie lab up)`,
+      `#   export TORTIE_CONFIG=${configFile(id)}`,
+      'etcdEndpoints:',
+      ...endpoints.map((e) => `  - ${e}`),
+      `etcdPrefix: ${clusterNames(id).etcdPrefix}`,
+      ...(tls === undefined
+        ? []
+        : [`etcdCACert: ${tls.ca}`, `etcdCert: ${tls.clientCert}`, `etcdKey: ${tls.clientKey}`]),
+      '',
+    ].join('\n'),
+  );
+}
+
 export function writeState(state: LabState): void {
-  writeAtomically(stateFile(state.id), JSON.stringify(state, null, 2) + '\n');
+  writeAtomically(stateFile(state.id), stateText(state));
 }
 
 /** The lab's state, or undefined when it has no state file. */
@@ -109,6 +234,16 @@ export function readState(id: string): LabState | undefined {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
+  return parseState(text, id, file);
+}
+
+/** The text of a state file (what `writeState` writes). */
+export function stateText(state: LabState): string {
+  return JSON.stringify(state, null, 2) + '\n';
+}
+
+/** A state file's text as the state of lab `id`; throws what to do when it is not one. */
+export function parseState(text: string, id: string, file = stateFile(id)): LabState {
   let state: LabState;
   try {
     state = JSON.parse(text) as LabState;
