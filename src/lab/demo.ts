@@ -9,6 +9,7 @@ import { NodeDataplane } from '../dataplane/node-dataplane.js';
 import type { LocalEndpoint } from '../policy/compile/index.js';
 import type { Namespace } from '../policy/model.js';
 import { parseResource, worldFrom, type Resource } from '../policy/resources.js';
+import { formatMatrix } from '../util/matrix.js';
 import { packagePath } from '../util/package-root.js';
 import { destroyNodeLab, NodeLab, type LabPodSpec } from './node-lab.js';
 import { predictMatrix, type Matrix } from './predict.js';
@@ -73,22 +74,17 @@ export function drawMatrix(
   observed: Matrix,
   predicted?: Matrix,
 ): { text: string; wrong: number } {
-  const w = Math.max(...keys.map((k) => k.length)) + 1;
-  const lines = [title, ' '.repeat(w) + keys.map((k) => k.padStart(w)).join('')];
   let wrong = 0;
-  for (const from of keys) {
-    const cells = keys.map((to) => {
-      if (from === to) return '.'.padStart(w);
-      const pair = `${from} -> ${to}`;
-      const o = observed.get(pair) ?? false;
-      const p = predicted?.get(pair);
-      const differs = p !== undefined && p !== o;
-      if (differs) wrong++;
-      return `${differs ? '!' : ''}${o ? 'yes' : '-'}`.padStart(w);
-    });
-    lines.push(from.padEnd(w) + cells.join(''));
-  }
-  return { text: lines.join('\n'), wrong };
+  const table = formatMatrix(keys, (from, to) => {
+    if (from === to) return '.';
+    const pair = `${from} -> ${to}`;
+    const o = observed.get(pair) ?? false;
+    const p = predicted?.get(pair);
+    const differs = p !== undefined && p !== o;
+    if (differs) wrong++;
+    return `${differs ? '!' : ''}${o ? 'yes' : '-'}`;
+  });
+  return { text: `${title}\n${table}`, wrong };
 }
 
 export async function runDemo(opts: DemoOptions): Promise<number> {

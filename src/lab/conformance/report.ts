@@ -8,6 +8,7 @@
  *     "passed": N, "failed": N, "skipped": N, "probes": N,
  *     "crossNodeProbes"?: N }     (labs with several nodes: probes between pods on different nodes)
  */
+import { formatMatrix } from '../../util/matrix.js';
 import type { CaseResult, RunResult, StepResult } from './run.js';
 
 const LEGEND =
@@ -25,19 +26,16 @@ export function drawWrongCells(
   selfIgnored: boolean,
   indent = '      ',
 ): string {
-  const w = Math.max(...pods.map((p) => p.length)) + 1;
   const byCell = new Map(wrong.map(([f, t, , observed]) => [`${f} ${t}`, observed]));
-  const lines = [indent + ' '.repeat(w) + pods.map((p) => p.padStart(w)).join('')];
-  for (const from of pods) {
-    const cells = pods.map((to) => {
+  return formatMatrix(
+    pods,
+    (from, to) => {
       const observed = byCell.get(`${from} ${to}`);
-      const c =
-        observed !== undefined ? (observed ? '1' : '0') : selfIgnored && from === to ? '-' : '.';
-      return c.padStart(w);
-    });
-    lines.push(indent + from.padEnd(w) + cells.join(''));
-  }
-  return lines.join('\n');
+      if (observed !== undefined) return observed ? '1' : '0';
+      return selfIgnored && from === to ? '-' : '.';
+    },
+    { indent },
+  );
 }
 
 function stepLabel(c: CaseResult, s: StepResult, i: number): string {
