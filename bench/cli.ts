@@ -4,9 +4,8 @@
  * one JSON document with --json; --out writes the JSON results and SVG charts. A bench's
  * code is loaded only when it runs.
  */
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import {
-  intIn,
   listOf,
   positiveInt,
   positiveNumber,
@@ -79,7 +78,13 @@ export function registerBenchCommands(program: Command): Command {
     .option(
       '--nodes <list>',
       'comma-separated lab sizes N (N - 1 nodes, then node N joins)',
-      (v: string) => v.split(',').map(intIn(3, 50, 'a lab size')),
+      (v: string) =>
+        v.split(',').map((x) => {
+          const n = Number(x);
+          if (!/^\d+$/.test(x.trim()) || n < 3 || n > 50)
+            throw new InvalidArgumentError(`--nodes: "${x}" is not a lab size (3 to 50)`);
+          return n;
+        }),
       [3, 6, 10],
     )
     .option(

@@ -18,7 +18,7 @@ import { destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
 import { execInOk, newLabId } from '../helpers/netns.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const MAIN = join(ROOT, 'dist', 'bin', 'tortie.js');
 
 const ids: string[] = [];
 
