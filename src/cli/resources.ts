@@ -7,7 +7,7 @@
  *   get KIND [NAME...] [-n NS | -A] [-l SELECTOR]
  *       [-o table|wide|yaml|json|jsonpath=TEMPLATE|custom-columns=HEADER:PATH,...]
  *   label KIND NAME key=value... key- [--overwrite] [-n NS]  |  label KIND NAME KEY... --remove
- *   patch, version (verbs.ts)
+ *   patch, version (verbs.ts); datastore export|import (datastore-transfer.ts)
  *
  * `-f DIR` reads every .yaml, .yml and .json file under DIR, at any depth, by path.
  * `--allow-version-mismatch` is accepted everywhere for calicoctl's scripts.
@@ -23,6 +23,7 @@ import {
 } from '../datastore/index.js';
 import { kindSpellings } from '../datastore/kinds.js';
 import { parseSelector, SelectorError } from '../policy/selector.js';
+import { registerDatastoreCommands } from './datastore-transfer.js';
 import { dryRun, validRefs } from './dry-run.js';
 import { formatResources, isTableFormat, outputFormat, type OutputFormat } from './output.js';
 import {
@@ -373,6 +374,7 @@ export function registerResourceCommands(program: Command, io: CliIo = processIo
   labelCommand(program, io);
   validateCommand(program, io);
   registerVerbCommands(program, io);
+  registerDatastoreCommands(program, io);
   for (const name of RESOURCE_COMMANDS)
     acceptVersionMismatch(program.commands.find((c) => c.name() === name)!);
   return program;

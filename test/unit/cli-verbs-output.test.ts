@@ -12,7 +12,13 @@ import type { StoredResource } from '../../src/datastore/index.js';
 const pool = (name: string, cidr: string, labels?: Record<string, string>): StoredResource => ({
   apiVersion: 'tortie.io/v1',
   kind: 'IPPool',
-  metadata: { name, ...(labels === undefined ? {} : { labels }), resourceVersion: '7' },
+  metadata: {
+    name,
+    uid: 'u',
+    creationTimestamp: '2026-01-01T00:00:00Z',
+    ...(labels === undefined ? {} : { labels }),
+    resourceVersion: '7',
+  },
   spec: { cidr, blockSize: 26, natOutgoing: true },
 });
 
