@@ -175,7 +175,7 @@ export function explain(e: unknown, manifests: readonly ManifestObject[], verb: 
   });
   return new DatastoreError(
     e.kind,
-    `${verb} refused, nothing was written:\n${lines.join('\n')}`,
+    `${verb === 'validate' ? 'not valid' : `${verb} refused, nothing was written`}:\n${lines.join('\n')}`,
     e.details,
     { cause: e },
   );

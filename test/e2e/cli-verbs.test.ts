@@ -13,9 +13,9 @@ import { parse as parseYaml } from 'yaml';
 import { Datastore } from '../../src/datastore/index.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
+import { TORTIE_CLI as CLI } from '../helpers/cli.js';
 import { newRunId } from '../helpers/netns.js';
 
-const CLI = resolve('dist/bin/tortie.js');
 const run = newRunId();
 let cluster: EtcdCluster;
 let dir: string;
@@ -27,12 +27,16 @@ interface Outcome {
   err: string;
 }
 
+/** `tortie ARGS` as its own process (runTortie's, with stdin), without TORTIE_* from the environment. */
 function cli(args: string[], stdin?: string): Promise<Outcome> {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('TORTIE_')),
+  );
   return new Promise((done) => {
     const child = execFile(
       process.execPath,
       [CLI, ...args],
-      { cwd: resolve('.'), env: { ...process.env, TORTIE_ETCD_ENDPOINTS: '' } },
+      { cwd: resolve('.'), env, timeout: 60_000 },
       (error, out, err) =>
         done({
           code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1,
