@@ -5,10 +5,46 @@
  */
 import { stringify as toYaml } from 'yaml';
 import { KINDS, type KindName, type StoredResource } from '../datastore/index.js';
+import { InvalidArgumentError } from 'commander';
+import { formatCustomColumns, parseCustomColumns, type CustomColumn } from './custom-columns.js';
+import { executeTemplate, parseTemplate, type Template } from './jsonpath.js';
 import { formatTable } from './table.js';
 
 export const OUTPUT_FORMATS = ['table', 'wide', 'yaml', 'json'] as const;
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+export type OutputFormat =
+  | (typeof OUTPUT_FORMATS)[number]
+  | { readonly jsonpath: Template }
+  | { readonly customColumns: readonly CustomColumn[] };
+
+/**
+ * The value of `-o`: table, wide, yaml, json, `jsonpath=TEMPLATE` or
+ * `custom-columns=HEADER:PATH,...` (kubectl's and calicoctl's spellings).
+ */
+export function outputFormat(value: string): OutputFormat {
+  if ((OUTPUT_FORMATS as readonly string[]).includes(value))
+    return value as (typeof OUTPUT_FORMATS)[number];
+  const eq = value.indexOf('=');
+  const name = eq < 0 ? value : value.slice(0, eq);
+  const arg = eq < 0 ? '' : value.slice(eq + 1);
+  if (name === 'jsonpath') {
+    if (arg === '')
+      throw new InvalidArgumentError(`give a template: -o jsonpath='{.metadata.name}'`);
+    return { jsonpath: parseTemplate(arg) };
+  }
+  if (name === 'custom-columns') return { customColumns: parseCustomColumns(arg) };
+  throw new InvalidArgumentError(
+    `"${value}": use table, wide, yaml, json, jsonpath=TEMPLATE or custom-columns=HEADER:PATH,...`,
+  );
+}
+
+/** Whether the format is a table (an empty result is said on stderr, as kubectl does). */
+export function isTableFormat(format: OutputFormat): boolean {
+  return (
+    format === 'table' ||
+    format === 'wide' ||
+    (typeof format === 'object' && 'customColumns' in format)
+  );
+}
 
 /** Columns padded to their widest cell, three spaces apart (kubectl's); a final newline. */
 export function renderTable(
@@ -230,14 +266,20 @@ export function formatResources(
   items: readonly StoredResource[],
   options: FormatOptions,
 ): string {
-  switch (options.format) {
+  const format = options.format;
+  if (typeof format === 'object') {
+    if ('jsonpath' in format)
+      return executeTemplate(format.jsonpath, asDocument(kind, items, options));
+    return formatCustomColumns(format.customColumns, items);
+  }
+  switch (format) {
     case 'json':
       return JSON.stringify(asDocument(kind, items, options), null, 2) + '\n';
     case 'yaml':
       return toYaml(asDocument(kind, items, options));
     case 'table':
     case 'wide': {
-      const columns = [...COLUMNS[kind][options.format === 'wide' ? 'wide' : 'table']];
+      const columns = [...COLUMNS[kind][format === 'wide' ? 'wide' : 'table']];
       if (options.allNamespaces && KINDS[kind].namespaced)
         columns.unshift(['NAMESPACE', (r) => r.metadata.namespace ?? '']);
       return renderTable(

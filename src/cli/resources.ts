@@ -1,141 +1,54 @@
 /**
  * The resource commands of `tortie`, as calicoctl and kubectl spell them:
  *
- *   apply|create|replace -f FILE|-        (YAML or JSON, many documents; one transaction)
- *   delete -f FILE|-  |  delete KIND NAME... [-n NS]
- *   get KIND [NAME...] [-n NS | -A] [-o table|wide|yaml|json]
- *   label KIND NAME key=value... key- [--overwrite] [-n NS]
+ *   apply|create|replace -f FILE|DIR|- [--dry-run]   (YAML or JSON, many documents; one transaction)
+ *   validate -f FILE|DIR|-                 (check every object; needs no store)
+ *   delete -f FILE|DIR|-  |  delete KIND NAME... [-n NS]
+ *   get KIND [NAME...] [-n NS | -A] [-l SELECTOR]
+ *       [-o table|wide|yaml|json|jsonpath=TEMPLATE|custom-columns=HEADER:PATH,...]
+ *   label KIND NAME key=value... key- [--overwrite] [-n NS]  |  label KIND NAME KEY... --remove
+ *   patch, version (verbs.ts); datastore export|import (datastore-transfer.ts)
+ *
+ * `-f DIR` reads every .yaml, .yml and .json file under DIR, at any depth, by path.
+ * `--allow-version-mismatch` is accepted everywhere for calicoctl's scripts.
  *
  * Exit codes: 0 done, 1 refused or failed (a message, never a stack trace), 2 bad usage.
  */
-import { readFile } from 'node:fs/promises';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import {
-  Datastore,
   DatastoreError,
   describeRef,
-  findKind,
-  kindOfObject,
-  type KindInfo,
   type StoredResource,
   type WriteResult,
 } from '../datastore/index.js';
 import { kindSpellings } from '../datastore/kinds.js';
-import { datastoreFrom, type GlobalOptions } from './context.js';
-import { failUsage, isUsageMistake, UsageError } from './usage.js';
-import { formatResources, OUTPUT_FORMATS, type OutputFormat } from './output.js';
-import { ManifestError, parseManifest, type ManifestObject } from '../datastore/manifest.js';
+import { parseSelector, SelectorError } from '../policy/selector.js';
+import { registerDatastoreCommands } from './datastore-transfer.js';
+import { dryRun, validRefs } from './dry-run.js';
+import { formatResources, isTableFormat, outputFormat, type OutputFormat } from './output.js';
+import {
+  acceptVersionMismatch,
+  collect,
+  explain,
+  processIo,
+  readManifests,
+  refOf,
+  resolveKind,
+  runAction,
+  withStore,
+  type CliIo,
+} from './resource-common.js';
+import { UsageError } from './usage.js';
+import { registerVerbCommands } from './verbs.js';
+import type { ManifestObject } from '../datastore/manifest.js';
 
-/** Where the commands write and read; tests pass their own. */
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-  readStdin(): Promise<string>;
-}
-
-export const processIo: CliIo = {
-  out: (text) => void process.stdout.write(text),
-  err: (text) => void process.stderr.write(text),
-  readStdin: async () => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
-  },
-};
-
-/**
- * Runs an action: a usage mistake ends in failUsage (message on stderr, exit 2) — also in
- * a program that registers only these commands, without program.ts's runProgram;
- * anything else propagates for the caller to print (exit 1).
- */
-export async function runAction(cmd: Command, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (e) {
-    if (isUsageMistake(e)) failUsage(cmd, e.message);
-    throw e;
-  }
-}
-
-function resolveKind(spelling: string): KindInfo {
-  const info = findKind(spelling);
-  if (info === undefined) {
-    throw new UsageError(
-      `unknown resource kind ${JSON.stringify(spelling)} (known: ${kindSpellings().join(', ')})`,
-    );
-  }
-  return info;
-}
-
-async function withStore<T>(cmd: Command, fn: (ds: Datastore) => Promise<T>): Promise<T> {
-  const ds = await datastoreFrom(cmd.optsWithGlobals<GlobalOptions>());
-  try {
-    return await fn(ds);
-  } finally {
-    await ds.close();
-  }
-}
-
-// --- manifests ------------------------------------------------------------------------
-
-async function readManifests(files: readonly string[], io: CliIo): Promise<ManifestObject[]> {
-  if (files.length === 0) throw new UsageError('give the objects with -f FILE (or -f - for stdin)');
-  const out: ManifestObject[] = [];
-  for (const file of files) {
-    let text: string;
-    if (file === '-') {
-      text = await io.readStdin();
-    } else {
-      try {
-        text = await readFile(file, 'utf8');
-      } catch (e) {
-        throw new UsageError(
-          `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-        );
-      }
-    }
-    try {
-      out.push(...parseManifest(text, file));
-    } catch (e) {
-      if (e instanceof ManifestError) throw new Error(`${e.message}; nothing was written`);
-      throw e;
-    }
-  }
-  if (out.length === 0) throw new Error(`no objects in ${files.join(', ')}; nothing was written`);
-  return out;
-}
-
-/** A refused call's details, each line pointing at its document. */
-function explain(e: unknown, manifests: readonly ManifestObject[], verb: string): unknown {
-  if (!(e instanceof DatastoreError) || e.details.length === 0 || e.kind === 'unavailable')
-    return e;
-  const lines = e.details.map((d) => {
-    const source = manifests[d.index ?? 0]?.source;
-    return `  ${source === undefined ? '' : `${source}: `}${d.message}`;
-  });
-  return new DatastoreError(
-    e.kind,
-    `${verb} refused, nothing was written:\n${lines.join('\n')}`,
-    e.details,
-    { cause: e },
-  );
-}
+export { processIo, runAction, type CliIo } from './resource-common.js';
 
 const VERB_WORDS: Record<'apply' | 'create' | 'replace', Record<WriteResult['action'], string>> = {
   apply: { created: 'created', updated: 'configured', unchanged: 'unchanged', deleted: 'deleted' },
   create: { created: 'created', updated: 'configured', unchanged: 'unchanged', deleted: 'deleted' },
   replace: { created: 'created', updated: 'replaced', unchanged: 'unchanged', deleted: 'deleted' },
 };
-
-function refOf(r: StoredResource): string {
-  const kind = kindOfObject(r.apiVersion, r.kind)?.name;
-  if (kind === undefined) return `${r.kind} ${r.metadata.name}`;
-  return describeRef({ kind, name: r.metadata.name, namespace: r.metadata.namespace });
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 // --- commands -------------------------------------------------------------------------
 
@@ -148,10 +61,31 @@ function writeCommand(
   program
     .command(verb)
     .description(description)
-    .option('-f, --filename <file>', 'YAML or JSON file, "-" for stdin; repeatable', collect, [])
-    .action(async (opts: { filename: string[] }, cmd: Command) =>
+    .option(
+      '-f, --filename <file>',
+      'YAML or JSON file, directory (recursive) or "-" for stdin; repeatable',
+      collect,
+      [],
+    )
+    .option('--dry-run', 'validate and say what would happen to each object; write nothing', false)
+    .action(async (opts: { filename: string[]; dryRun: boolean }, cmd: Command) =>
       runAction(cmd, async () => {
         const manifests = await readManifests(opts.filename, io);
+        if (opts.dryRun) {
+          const planned = await withStore(cmd, async (ds) => {
+            try {
+              return await dryRun(
+                ds,
+                verb,
+                manifests.map((m) => m.object),
+              );
+            } catch (e) {
+              throw explain(e, manifests, `${verb} (dry run)`);
+            }
+          });
+          for (const p of planned) io.out(`${p.ref} ${VERB_WORDS[verb][p.action]} (dry run)\n`);
+          return;
+        }
         const results = await withStore(cmd, async (ds) => {
           try {
             return await ds[verb](manifests.map((m) => m.object));
@@ -164,13 +98,42 @@ function writeCommand(
     );
 }
 
+function validateCommand(program: Command, io: CliIo): void {
+  program
+    .command('validate')
+    .description('check the objects of files or directories; needs no store, writes nothing')
+    .option(
+      '-f, --filename <file>',
+      'YAML or JSON file, directory (recursive) or "-" for stdin; repeatable',
+      collect,
+      [],
+    )
+    .action(async (opts: { filename: string[] }, cmd: Command) =>
+      runAction(cmd, async () => {
+        const manifests = await readManifests(opts.filename, io);
+        let refs: string[];
+        try {
+          refs = validRefs(manifests.map((m) => m.object));
+        } catch (e) {
+          throw explain(e, manifests, 'validate');
+        }
+        for (const ref of refs) io.out(`${ref} valid\n`);
+      }),
+    );
+}
+
 function deleteCommand(program: Command, io: CliIo): void {
   program
     .command('delete')
     .description('delete the objects of a file, or KIND NAME...; all or nothing')
     .argument('[kind]', 'kind of the objects (ippool, policy, gnp, ...)')
     .argument('[names...]', 'names of the objects')
-    .option('-f, --filename <file>', 'YAML or JSON file, "-" for stdin; repeatable', collect, [])
+    .option(
+      '-f, --filename <file>',
+      'YAML or JSON file, directory (recursive) or "-" for stdin; repeatable',
+      collect,
+      [],
+    )
     .option('-n, --namespace <ns>', 'namespace of namespaced kinds', 'default')
     .option('--skip-not-found', 'succeed for objects that do not exist', false)
     .action(
@@ -223,14 +186,26 @@ function getCommand(program: Command, io: CliIo): void {
     .argument('[names...]', 'only these objects')
     .option('-n, --namespace <ns>', 'namespace of namespaced kinds (default "default")')
     .option('-A, --all-namespaces', 'every namespace', false)
-    .addOption(
-      new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'),
+    .option(
+      '-l, --selector <selector>',
+      "only objects whose labels match (Calico syntax: app == 'web')",
+    )
+    .option(
+      '-o, --output <format>',
+      'table, wide, yaml, json, jsonpath=TEMPLATE or custom-columns=HEADER:PATH,...',
+      outputFormat,
+      'table' as OutputFormat,
     )
     .action(
       async (
         kind: string,
         names: string[],
-        opts: { namespace?: string; allNamespaces: boolean; output: OutputFormat },
+        opts: {
+          namespace?: string;
+          allNamespaces: boolean;
+          selector?: string;
+          output: OutputFormat;
+        },
         cmd: Command,
       ) =>
         runAction(cmd, async () => {
@@ -239,17 +214,25 @@ function getCommand(program: Command, io: CliIo): void {
             throw new UsageError('give -n NAMESPACE or -A, not both');
           if (opts.allNamespaces && names.length > 0)
             throw new UsageError('-A lists every namespace; it takes no names');
+          if (opts.selector !== undefined && names.length > 0)
+            throw new UsageError('-l selects among all objects; it takes no names');
+          const selector = selectorOf(opts.selector);
           const namespace =
             info.namespaced && !opts.allNamespaces ? (opts.namespace ?? 'default') : undefined;
           await withStore(cmd, async (ds) => {
             if (names.length === 0) {
-              const { items, revision } = await ds.listWithRevision(
+              const listed = await ds.listWithRevision(
                 info.name,
                 namespace === undefined ? {} : { namespace },
               );
-              if (items.length === 0 && (opts.output === 'table' || opts.output === 'wide')) {
+              const { revision } = listed;
+              const items =
+                selector === undefined
+                  ? listed.items
+                  : listed.items.filter((r) => selector.matches(r.metadata.labels ?? {}));
+              if (items.length === 0 && isTableFormat(opts.output)) {
                 io.err(
-                  `No ${info.plural} found${namespace === undefined ? '' : ` in namespace ${namespace}`}.\n`,
+                  `No ${info.plural} found${namespace === undefined ? '' : ` in namespace ${namespace}`}${selector === undefined ? '' : ` matching ${selector.source}`}.\n`,
                 );
                 return;
               }
@@ -284,6 +267,17 @@ function getCommand(program: Command, io: CliIo): void {
     );
 }
 
+/** The `-l` selector, parsed; a bad one is a usage mistake that says where. */
+function selectorOf(text: string | undefined): ReturnType<typeof parseSelector> | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseSelector(text);
+  } catch (e) {
+    if (e instanceof SelectorError) throw new UsageError(`-l: ${e.message}`);
+    throw e;
+  }
+}
+
 /** `key=value` sets, `key-` removes. */
 export function parseLabelArgs(args: readonly string[]): Record<string, string | null> {
   const changes: Record<string, string | null> = {};
@@ -302,26 +296,41 @@ export function parseLabelArgs(args: readonly string[]): Record<string, string |
   return changes;
 }
 
+/** With --remove: each argument is a key (`key-` allowed too); `key=value` is a mistake. */
+export function parseRemovedKeys(args: readonly string[]): Record<string, null> {
+  const changes: Record<string, null> = {};
+  for (const arg of args) {
+    const key = arg.endsWith('-') && arg.length > 1 ? arg.slice(0, -1) : arg;
+    if (key.includes('='))
+      throw new UsageError(
+        `${JSON.stringify(arg)}: with --remove give only label keys (e.g. --remove app), not key=value`,
+      );
+    changes[key] = null;
+  }
+  return changes;
+}
+
 function labelCommand(program: Command, io: CliIo): void {
   program
     .command('label')
-    .description('set (key=value) or remove (key-) labels of one object')
+    .description('set (key=value) or remove (key-, or KEY --remove) labels of one object')
     .argument('<kind>', 'kind of the object')
     .argument('<name>', 'name of the object')
-    .argument('<labels...>', 'key=value to set, key- to remove')
+    .argument('<labels...>', 'key=value to set, key- to remove (with --remove: the keys)')
     .option('-n, --namespace <ns>', 'namespace of namespaced kinds', 'default')
     .option('--overwrite', 'allow changing the value of an existing label', false)
+    .option('--remove', "remove the labels named (calicoctl's spelling of key-)", false)
     .action(
       async (
         kind: string,
         name: string,
         labelArgs: string[],
-        opts: { namespace: string; overwrite: boolean },
+        opts: { namespace: string; overwrite: boolean; remove: boolean },
         cmd: Command,
       ) =>
         runAction(cmd, async () => {
           const info = resolveKind(kind);
-          const changes = parseLabelArgs(labelArgs);
+          const changes = opts.remove ? parseRemovedKeys(labelArgs) : parseLabelArgs(labelArgs);
           const result = await withStore(cmd, (ds) =>
             ds.label(info.name, name, info.namespaced ? opts.namespace : undefined, changes, {
               overwrite: opts.overwrite,
@@ -334,8 +343,24 @@ function labelCommand(program: Command, io: CliIo): void {
     );
 }
 
-/** Adds apply, create, replace, delete, get and label to the program. */
+const RESOURCE_COMMANDS = [
+  'apply',
+  'create',
+  'replace',
+  'delete',
+  'get',
+  'label',
+  'validate',
+  'patch',
+  'version',
+] as const;
+
+/**
+ * Adds apply, create, replace, validate, delete, get, label, patch and version to the
+ * program, and `--allow-version-mismatch` to it and to each of them.
+ */
 export function registerResourceCommands(program: Command, io: CliIo = processIo): Command {
+  acceptVersionMismatch(program);
   writeCommand(program, 'apply', 'create or update the objects of a file; all or nothing', io);
   writeCommand(program, 'create', 'create the objects of a file; refused if any exists', io);
   writeCommand(
@@ -347,5 +372,10 @@ export function registerResourceCommands(program: Command, io: CliIo = processIo
   deleteCommand(program, io);
   getCommand(program, io);
   labelCommand(program, io);
+  validateCommand(program, io);
+  registerVerbCommands(program, io);
+  registerDatastoreCommands(program, io);
+  for (const name of RESOURCE_COMMANDS)
+    acceptVersionMismatch(program.commands.find((c) => c.name() === name)!);
   return program;
 }
