@@ -19,7 +19,7 @@
  * endpoints without the label, as in Calico and Kubernetes.
  */
 import type { Labels } from './model.js';
-import { describe, tokenize, TokenizeError, type Token } from './selector/tokenize.js';
+import { describeAt, tokenize, TokenizeError, type Token } from './selector/tokenize.js';
 
 export { MAX_LABEL_LENGTH } from './selector/tokenize.js';
 
@@ -168,18 +168,22 @@ class Parser {
     if (!this.eat('{'))
       this.fail(`expected a set "{...}" after "${op}" but found ${this.describeNext()}`);
     const values: string[] = [];
+    let afterValue = false;
     while (this.peek().kind === 'string') {
       values.push(this.next().value!);
-      if (!this.eat(',')) break;
+      afterValue = !this.eat(',');
+      if (afterValue) break;
     }
-    if (!this.eat('}'))
-      this.fail(`expected a quoted value, "," or "}" but found ${this.describeNext()}`);
+    if (!this.eat('}')) {
+      const expected = afterValue ? '"," or "}"' : 'a quoted value or "}"';
+      this.fail(`expected ${expected} but found ${this.describeNext()}`);
+    }
     return values;
   }
 
   private describeNext(): string {
     const token = this.peek();
-    return token.kind === 'eof' ? 'the end' : describe(this.text, token.position);
+    return token.kind === 'eof' ? 'the end' : describeAt(this.text, token.position);
   }
 
   private fail(reason: string): never {
@@ -188,7 +192,7 @@ class Parser {
 
   /** Fails at `token`, naming what was found there. */
   private failAt(token: Token, reason: string): never {
-    const found = token.kind === 'eof' ? 'the end' : describe(this.text, token.position);
+    const found = token.kind === 'eof' ? 'the end' : describeAt(this.text, token.position);
     throw new SelectorError(this.text, token.position, `${reason} but found ${found}`);
   }
 }

@@ -96,7 +96,7 @@ export function tokenize(text: string): Token[] {
     const start = pos;
     while (isLabelChar(text[pos])) pos++;
     const label = text.slice(start, pos);
-    if (label === '') fail(start, `expected ${what} but found ${describe(text, start)}`);
+    if (label === '') fail(start, `expected ${what} but found ${describeAt(text, start)}`);
     if (label.length > MAX_LABEL_LENGTH)
       fail(start, `label is ${label.length} characters long; the limit is ${MAX_LABEL_LENGTH}`);
     return label;
@@ -121,7 +121,7 @@ export function tokenize(text: string): Token[] {
     pos += name.length + 1;
     skipSpace();
     if (text[pos] !== ')')
-      fail(pos, `expected ")" after "${name}(" but found ${describe(text, pos)}`);
+      fail(pos, `expected ")" after "${name}(" but found ${describeAt(text, pos)}`);
     pos++;
     tokens.push({ kind, position: start });
     return true;
@@ -176,7 +176,7 @@ export function tokenize(text: string): Token[] {
       if (op === undefined)
         fail(
           start,
-          `expected an operator (==, !=, in, not in, contains, starts with, ends with) after label "${tokens.at(-1)!.value!}" but found ${describe(text, start)}`,
+          `expected an operator (==, !=, in, not in, contains, starts with, ends with) after label "${tokens.at(-1)!.value!}" but found ${describeAt(text, start)}`,
         );
       tokens.push({ kind: op![0], position: start });
       continue;
@@ -187,7 +187,7 @@ export function tokenize(text: string): Token[] {
       const key = readLabel('a label key inside has(');
       skipSpace();
       if (text[pos] !== ')')
-        fail(pos, `expected ")" after the label key of has( but found ${describe(text, pos)}`);
+        fail(pos, `expected ")" after the label key of has( but found ${describeAt(text, pos)}`);
       pos++;
       tokens.push({ kind: 'has', value: key, position: start });
       continue;
@@ -199,7 +199,7 @@ export function tokenize(text: string): Token[] {
 }
 
 /** How an error names what it found at a position. */
-export function describe(text: string, position: number): string {
+export function describeAt(text: string, position: number): string {
   if (position >= text.length) return 'the end';
   return JSON.stringify(text[position]);
 }
