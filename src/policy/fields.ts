@@ -86,10 +86,21 @@ export const labels = z.record(z.string(), z.string()).superRefine((record, ctx)
 
 // --- selectors and nets ---------------------------------------------------------------
 
-/** A selector expression; the canonical spelling is kept. */
+/**
+ * A selector expression; the canonical spelling is kept. `global()` parses (as in
+ * Calico) but is refused here: Calico gives it a meaning only in a rule's
+ * namespaceSelector, and tortie's policy does not implement that meaning yet.
+ */
 export const selector = z.string().transform((text, ctx) => {
   try {
-    return parseSelector(text).canonical;
+    const parsed = parseSelector(text);
+    if (parsed.usesGlobal) {
+      return fail(
+        ctx,
+        `selector ${JSON.stringify(text)}: global() is not supported yet (in Calico it means "non-namespaced peers" in a rule's namespaceSelector only)`,
+      );
+    }
+    return parsed.canonical;
   } catch (err) {
     if (err instanceof SelectorError) return fail(ctx, err.message);
     throw err;

@@ -1,25 +1,37 @@
 /**
- * Calico's label selector grammar: parse, canonicalise, match.
+ * Calico's label selector grammar: parse, canonicalise, match. The tokens are Calico's
+ * (see ./selector/tokenize.ts: space and tab only, labels up to 512 characters, the
+ * one-word `startswith`/`endswith`/`notin`); the grammar over them is:
  *
  *   expr    := and ('||' and)*
  *   and     := unary ('&&' unary)*
- *   unary   := '!' unary | primary
- *   primary := '(' expr ')' | 'all()' | 'has(' key ')' | key op
- *   op      := '==' value | '!=' value | 'in' set | 'not in' set
- *            | 'contains' value | 'starts with' value | 'ends with' value
- *   set     := '{' [value (',' value)*] '}'
- *   value   := '"' chars '"' | "'" chars "'"          (no escapes, as in Calico)
+ *   unary   := '!'* primary                       (each '!' flips; `!!x` is x)
+ *   primary := '(' expr ')' | 'all()' | 'global()' | 'has(' key ')' | key op
+ *   op      := '==' string | '!=' string | 'contains' string
+ *            | 'starts with' string | 'ends with' string
+ *            | 'in' set | 'not in' set
+ *   set     := '{' [string (',' string)* [',']] '}'   (a trailing comma is allowed)
  *
- * The empty selector means all(). A missing label never equals a value, so `k != "v"`
- * and `k not in {...}` match endpoints without the label, as in Calico and Kubernetes.
+ * The empty selector means all(). `global()` matches every label set, as Calico's parser
+ * does; its meaning in a rule's namespaceSelector (non-namespaced peers only) is not
+ * implemented by tortie's policy, so policy fields refuse it (see `usesGlobal`).
+ * A missing label never equals a value, so `k != "v"` and `k not in {...}` match
+ * endpoints without the label, as in Calico and Kubernetes.
  */
 import type { Labels } from './model.js';
+import { describeAt, tokenize, TokenizeError, type Token } from './selector/tokenize.js';
+
+export { MAX_LABEL_LENGTH } from './selector/tokenize.js';
 
 export interface Selector {
   /** The text as given. */
   readonly source: string;
   /** A normalised spelling: equal for selectors that differ only in spelling. */
   readonly canonical: string;
+  /** Calico's own canonical spelling (`String()` in libcalico-go), as calicoctl prints it. */
+  readonly calicoForm: string;
+  /** Whether `global()` appears: it has a meaning only in a rule's namespaceSelector. */
+  readonly usesGlobal: boolean;
   matches(labels: Labels): boolean;
 }
 
@@ -35,33 +47,59 @@ export class SelectorError extends Error {
   }
 }
 
+type ValueOp = '==' | '!=' | 'contains' | 'starts with' | 'ends with';
+type SetOp = 'in' | 'not in';
+
 type Node =
-  | { readonly op: 'all' }
+  | { readonly op: 'all' | 'global' }
   | { readonly op: 'has'; readonly key: string }
-  | {
-      readonly op: '==' | '!=' | 'contains' | 'starts with' | 'ends with';
-      readonly key: string;
-      readonly value: string;
-    }
-  | { readonly op: 'in' | 'not in'; readonly key: string; readonly values: readonly string[] }
+  | { readonly op: ValueOp; readonly key: string; readonly value: string }
+  | { readonly op: SetOp; readonly key: string; readonly values: readonly string[] }
   | { readonly op: '!'; readonly operand: Node }
   | { readonly op: '&&' | '||'; readonly operands: readonly Node[] };
 
-const KEY_CHAR = /[A-Za-z0-9_./-]/;
-const WORD_CHAR = /[A-Za-z0-9_./-]/;
+const VALUE_OPS: ReadonlySet<string> = new Set<ValueOp>([
+  '==',
+  '!=',
+  'contains',
+  'starts with',
+  'ends with',
+]);
 
 class Parser {
-  private pos = 0;
+  private readonly tokens: Token[];
+  private at = 0;
 
-  constructor(private readonly text: string) {}
+  constructor(private readonly text: string) {
+    try {
+      this.tokens = tokenize(text);
+    } catch (err) {
+      if (err instanceof TokenizeError) throw new SelectorError(text, err.position, err.reason);
+      throw err;
+    }
+  }
 
   parse(): Node {
-    this.skipSpace();
-    if (this.pos === this.text.length) return { op: 'all' };
+    if (this.peek().kind === 'eof') return { op: 'all' };
     const node = this.parseOr();
-    this.skipSpace();
-    if (this.pos < this.text.length) this.fail(`unexpected ${this.describeHere()}`);
+    if (this.peek().kind !== 'eof') this.fail(`unexpected ${this.describeNext()}`);
     return node;
+  }
+
+  private peek(): Token {
+    return this.tokens[this.at]!;
+  }
+
+  private next(): Token {
+    const token = this.tokens[this.at]!;
+    if (token.kind !== 'eof') this.at++;
+    return token;
+  }
+
+  private eat(kind: Token['kind']): boolean {
+    if (this.peek().kind !== kind) return false;
+    this.at++;
+    return true;
   }
 
   private parseOr(): Node {
@@ -76,134 +114,86 @@ class Parser {
     return operands.length === 1 ? operands[0]! : { op: '&&', operands };
   }
 
+  /** As Calico: a run of `!` flips once per `!`, so an even run negates nothing. */
   private parseUnary(): Node {
-    this.skipSpace();
-    if (this.text[this.pos] === '!' && this.text[this.pos + 1] !== '=') {
-      this.pos++;
-      return { op: '!', operand: this.parseUnary() };
-    }
-    return this.parsePrimary();
+    let negated = false;
+    while (this.eat('!')) negated = !negated;
+    const node = this.parsePrimary();
+    return negated ? { op: '!', operand: node } : node;
   }
 
   private parsePrimary(): Node {
-    this.skipSpace();
-    if (this.eat('(')) {
-      const inner = this.parseOr();
-      this.expect(')', 'expected ")"');
-      return inner;
-    }
-    const start = this.pos;
-    const word = this.readKey();
-    if (word === '')
-      this.fail(
-        `expected a label key, "has(", "all()", "!" or "(" but found ${this.describeHere()}`,
-      );
-    this.skipSpace();
-    if (this.text[this.pos] === '(') {
-      if (word === 'all') {
-        this.pos++;
-        this.expect(')', 'expected ")" after "all("');
+    const token = this.peek();
+    this.next();
+    switch (token.kind) {
+      case '(': {
+        const inner = this.parseOr();
+        if (!this.eat(')')) this.fail(`expected ")" but found ${this.describeNext()}`);
+        return inner;
+      }
+      case 'all()':
         return { op: 'all' };
-      }
-      if (word === 'has') {
-        this.pos++;
-        this.skipSpace();
-        const key = this.readKey();
-        if (key === '') this.fail('expected a label key inside has()');
-        this.expect(')', 'expected ")" after the label key of has(');
-        return { op: 'has', key };
-      }
-      this.pos = start;
-      this.fail(`unknown function "${word}()"`);
+      case 'global()':
+        return { op: 'global' };
+      case 'has':
+        return { op: 'has', key: token.value! };
+      case 'label':
+        return this.parseComparison(token.value!);
+      default:
+        return this.failAt(token, 'expected a label key, "has(", "all()", "global()", "!" or "("');
     }
-    return this.parseComparison(word);
   }
 
   private parseComparison(key: string): Node {
-    this.skipSpace();
-    if (this.eat('==')) return { op: '==', key, value: this.readValue() };
-    if (this.eat('!=')) return { op: '!=', key, value: this.readValue() };
-    if (this.eatWord('in')) return { op: 'in', key, values: this.readSet() };
-    if (this.eatWord('not')) {
-      if (!this.eatWord('in')) this.fail('expected "in" after "not"');
-      return { op: 'not in', key, values: this.readSet() };
+    const op = this.peek();
+    this.next();
+    if (VALUE_OPS.has(op.kind)) {
+      return { op: op.kind as ValueOp, key, value: this.readString(`after "${op.kind}"`) };
     }
-    if (this.eatWord('contains')) return { op: 'contains', key, value: this.readValue() };
-    if (this.eatWord('starts')) {
-      if (!this.eatWord('with')) this.fail('expected "with" after "starts"');
-      return { op: 'starts with', key, value: this.readValue() };
+    if (op.kind === 'in' || op.kind === 'not in') {
+      return { op: op.kind, key, values: this.readSet(op.kind) };
     }
-    if (this.eatWord('ends')) {
-      if (!this.eatWord('with')) this.fail('expected "with" after "ends"');
-      return { op: 'ends with', key, value: this.readValue() };
-    }
-    return this.fail(
-      `expected an operator (==, !=, in, not in, contains, starts with, ends with) after label "${key}" but found ${this.describeHere()}`,
-    );
+    return this.failAt(op, `expected an operator after label "${key}"`);
   }
 
-  private readSet(): string[] {
-    this.expect('{', 'expected "{"');
+  private readString(where: string): string {
+    const token = this.peek();
+    if (token.kind !== 'string')
+      this.fail(`expected a quoted value ${where} but found ${this.describeNext()}`);
+    this.at++;
+    return token.value!;
+  }
+
+  private readSet(op: SetOp): string[] {
+    if (!this.eat('{'))
+      this.fail(`expected a set "{...}" after "${op}" but found ${this.describeNext()}`);
     const values: string[] = [];
-    this.skipSpace();
-    if (this.eat('}')) return values;
-    for (;;) {
-      values.push(this.readValue());
-      if (this.eat('}')) return values;
-      this.expect(',', 'expected "," or "}"');
+    let afterValue = false;
+    while (this.peek().kind === 'string') {
+      values.push(this.next().value!);
+      afterValue = !this.eat(',');
+      if (afterValue) break;
     }
+    if (!this.eat('}')) {
+      const expected = afterValue ? '"," or "}"' : 'a quoted value or "}"';
+      this.fail(`expected ${expected} but found ${this.describeNext()}`);
+    }
+    return values;
   }
 
-  private readValue(): string {
-    this.skipSpace();
-    const quote = this.text[this.pos];
-    if (quote !== '"' && quote !== "'") return this.fail('expected a quoted value');
-    const end = this.text.indexOf(quote, this.pos + 1);
-    if (end < 0) return this.fail(`unterminated string (missing closing ${quote})`);
-    const value = this.text.slice(this.pos + 1, end);
-    this.pos = end + 1;
-    return value;
-  }
-
-  private readKey(): string {
-    const start = this.pos;
-    while (this.pos < this.text.length && KEY_CHAR.test(this.text[this.pos]!)) this.pos++;
-    return this.text.slice(start, this.pos);
-  }
-
-  private skipSpace(): void {
-    while (this.pos < this.text.length && /\s/.test(this.text[this.pos]!)) this.pos++;
-  }
-
-  /** Consumes `token` (after optional space) if it comes next. */
-  private eat(token: string): boolean {
-    this.skipSpace();
-    if (!this.text.startsWith(token, this.pos)) return false;
-    this.pos += token.length;
-    return true;
-  }
-
-  /** Like eat, but the word must not run on into a longer word ("inside" is not "in"). */
-  private eatWord(word: string): boolean {
-    this.skipSpace();
-    if (!this.text.startsWith(word, this.pos)) return false;
-    const next = this.text[this.pos + word.length];
-    if (next !== undefined && WORD_CHAR.test(next)) return false;
-    this.pos += word.length;
-    return true;
-  }
-
-  private expect(token: string, reason: string): void {
-    if (!this.eat(token)) this.fail(`${reason} but found ${this.describeHere()}`);
-  }
-
-  private describeHere(): string {
-    if (this.pos >= this.text.length) return 'the end';
-    return JSON.stringify(this.text[this.pos]);
+  private describeNext(): string {
+    const token = this.peek();
+    return token.kind === 'eof' ? 'the end' : describeAt(this.text, token.position);
   }
 
   private fail(reason: string): never {
-    throw new SelectorError(this.text, this.pos, reason);
+    throw new SelectorError(this.text, this.peek().position, reason);
+  }
+
+  /** Fails at `token`, naming what was found there. */
+  private failAt(token: Token, reason: string): never {
+    const found = token.kind === 'eof' ? 'the end' : describeAt(this.text, token.position);
+    throw new SelectorError(this.text, token.position, `${reason} but found ${found}`);
   }
 }
 
@@ -217,6 +207,8 @@ function quote(value: string): string {
 function normalise(node: Node): Node {
   switch (node.op) {
     case '!':
+      // `!!x` is x: the printed form of a double negation would re-parse as x anyway.
+      if (node.operand.op === '!') return normalise(node.operand.operand);
       return { op: '!', operand: normalise(node.operand) };
     case '&&':
     case '||': {
@@ -241,6 +233,8 @@ function print(node: Node): string {
   switch (node.op) {
     case 'all':
       return 'all()';
+    case 'global':
+      return 'global()';
     case 'has':
       return `has(${node.key})`;
     case 'in':
@@ -249,7 +243,10 @@ function print(node: Node): string {
     case '!': {
       const inner = print(node.operand);
       const bare =
-        node.operand.op === 'has' || node.operand.op === 'all' || node.operand.op === '!';
+        node.operand.op === 'has' ||
+        node.operand.op === 'all' ||
+        node.operand.op === 'global' ||
+        node.operand.op === '!';
       return bare ? `!${inner}` : `!(${inner})`;
     }
     case '&&':
@@ -258,6 +255,53 @@ function print(node: Node): string {
       return node.operands.map(print).join(' || ');
     default:
       return `${node.key} ${node.op} ${quote(node.value)}`;
+  }
+}
+
+/** Byte order of the UTF-8 encodings, as Go sorts strings. */
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/**
+ * Calico's spelling (libcalico-go's `Selector.String()`): every && and || group in
+ * parentheses, `!` written straight before its operand, set members sorted and
+ * de-duplicated, nothing else reordered.
+ */
+function printCalico(node: Node): string {
+  switch (node.op) {
+    case 'all':
+      return 'all()';
+    case 'global':
+      return 'global()';
+    case 'has':
+      return `has(${node.key})`;
+    case 'in':
+    case 'not in': {
+      const values = [...new Set(node.values)].sort(compareBytes);
+      return `${node.key} ${node.op} {${values.map(quote).join(', ')}}`;
+    }
+    case '!':
+      return `!${printCalico(node.operand)}`;
+    case '&&':
+    case '||':
+      return `(${node.operands.map(printCalico).join(` ${node.op} `)})`;
+    default:
+      return `${node.key} ${node.op} ${quote(node.value)}`;
+  }
+}
+
+function usesGlobal(node: Node): boolean {
+  switch (node.op) {
+    case 'global':
+      return true;
+    case '!':
+      return usesGlobal(node.operand);
+    case '&&':
+    case '||':
+      return node.operands.some(usesGlobal);
+    default:
+      return false;
   }
 }
 
@@ -274,6 +318,7 @@ function label(labels: Labels, key: string): string | undefined {
 function compile(node: Node): Matcher {
   switch (node.op) {
     case 'all':
+    case 'global':
       return () => true;
     case 'has': {
       const { key } = node;
@@ -341,6 +386,8 @@ function build(text: string): Selector {
   return Object.freeze({
     source: text,
     canonical: print(normalise(tree)),
+    calicoForm: printCalico(tree),
+    usesGlobal: usesGlobal(tree),
     matches: matcher,
   });
 }

@@ -5,6 +5,7 @@ import {
   parseSelector,
   SelectorError,
 } from '../../src/policy/selector.js';
+import { selector as selectorField } from '../../src/policy/fields.js';
 
 const m = (text: string, labels: Record<string, string>): boolean =>
   parseSelector(text).matches(labels);
@@ -51,7 +52,7 @@ describe('selector operators', () => {
   });
 
   it('all() and the empty selector match everything', () => {
-    for (const text of ['all()', '', '   ', ' all ( ) ']) {
+    for (const text of ['all()', '', '   ', ' all( ) ', 'global()']) {
       expect(m(text, {})).toBe(true);
       expect(m(text, { a: 'b' })).toBe(true);
     }
@@ -142,17 +143,25 @@ describe('selector quoting and whitespace', () => {
     expect(m(`msg == "it's && ok"`, { msg: "it's && ok" })).toBe(true);
   });
 
-  it('whitespace around tokens is optional, including newlines and tabs', () => {
+  it('whitespace around tokens is optional, and only spaces and tabs are whitespace', () => {
     expect(m('a=="1"&&(b!="2"||has(c))', { a: '1' })).toBe(true);
-    expect(m('\ta ==\n"1"  ', { a: '1' })).toBe(true);
+    expect(m('\ta ==\t"1"  ', { a: '1' })).toBe(true);
     expect(m('a in{"1"}', { a: '1' })).toBe(true);
+    expect(errorOf('\ta ==\n"1"').position).toBe(5);
+    expect(errorOf('a == "1"\r\n').position).toBe(8);
+  });
+
+  it('a value may hold a newline: strings end only at their closing quote', () => {
+    expect(m('a == "x\ny"', { a: 'x\ny' })).toBe(true);
   });
 });
 
 describe('selector errors', () => {
   it('names the selector, what was expected and the position', () => {
     const err = errorOf('a == ');
-    expect(err.message).toBe('selector "a == ": expected a quoted value at position 5');
+    expect(err.message).toBe(
+      'selector "a == ": expected a quoted value after "==" but found the end at position 5',
+    );
     expect(err.position).toBe(5);
     expect(err.selector).toBe('a == ');
   });
@@ -169,12 +178,18 @@ describe('selector errors', () => {
     ['a == "b" &&', 11],
     ['a == "b" ||| c == "d"', 11],
     ['a in {"x" "y"}', 10],
-    ['a in {"x",}', 10],
+    ['a in {"x",,}', 10],
+    ['a in {,}', 6],
     ['a in "x"', 5],
-    ['a not "x"', 6],
-    ['a starts "x"', 9],
-    ['a ends "x"', 7],
-    ['global()', 0],
+    ['a not "x"', 2],
+    ['a starts "x"', 2],
+    ['a ends "x"', 2],
+    ['has (a)', 4],
+    ['all ()', 4],
+    ['global ()', 7],
+    ['global(x)', 7],
+    [`${'k'.repeat(513)} == "v"`, 0],
+    [`has(${'k'.repeat(513)})`, 4],
     ['a', 1],
     ['a inside {"x"}', 2],
     ['!', 1],
@@ -195,9 +210,12 @@ describe('selector errors', () => {
 describe('selector canonical form', () => {
   it.each([
     ['a=="1"', "a == '1'", '  a   ==   "1"  '],
-    ['', 'all()', ' all ( ) '],
+    ['', 'all()', ' all( ) ', '\t(all())'],
     ['b == "2" && a == "1"', 'a == "1" && b == "2"', '(a == "1") && ((b == "2"))'],
-    ['x in {"b", "a", "a"}', "x in {'a','b'}"],
+    ['x in {"b", "a", "a"}', "x in {'a','b'}", 'x in {"a", "b",}'],
+    ['a starts with "x"', 'a startswith "x"', 'a starts \t with "x"'],
+    ['a not in {"x"}', 'a notin {"x"}', 'a not\tin {"x"}'],
+    ['!a in {"x"}', '!!!a in {"x"}', '!(!(!(a in {"x"})))'],
     ['a == "1" && (b == "2" && c == "3")', '(a == "1" && b == "2") && c == "3"'],
     ['has(a) || has(b)', 'has(b) || has(a)', '(has(a)) || has(b)'],
   ])('is equal for equivalent spellings of %j', (...spellings) => {
@@ -335,5 +353,17 @@ describe('labelSelectorToSelector (Kubernetes label selectors)', () => {
         matchExpressions: [{ key: 'a', operator: 'Exists', values: ['x'] }],
       }),
     ).toThrow(/operator Exists takes no values/);
+  });
+});
+
+describe('selector fields of resources', () => {
+  it('refuse global(), which Calico gives a meaning only in a rule namespaceSelector', () => {
+    expect(parseSelector('global()').usesGlobal).toBe(true);
+    expect(parseSelector('!has(a) || global()').usesGlobal).toBe(true);
+    expect(parseSelector('all()').usesGlobal).toBe(false);
+    const result = selectorField.safeParse('global()');
+    expect(result.success).toBe(false);
+    expect(result.error?.issues[0]?.message).toContain('global() is not supported yet');
+    expect(selectorField.parse('a startswith "x"')).toBe('a starts with "x"');
   });
 });
