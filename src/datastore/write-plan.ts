@@ -177,7 +177,8 @@ export function planWrites(input: PlanInput): Plan {
     const action: WriteAction =
       current === undefined
         ? 'created'
-        : encodeResource(current) === value
+        : // The same object stored under another spelling of its apiVersion is unchanged.
+          encodeResource({ ...current, apiVersion: resource.apiVersion }) === value
           ? 'unchanged'
           : 'updated';
     writes.push({ index, action, resource, value });
