@@ -84,14 +84,10 @@ function guard(
   }
   if (mode === 'create') return undefined;
   const { resourceVersion, uid } = o.metadata;
-  if (resourceVersion !== undefined) {
-    if (current === undefined) {
-      return refuse(
-        'conflict',
-        'metadata.resourceVersion',
-        `is ${resourceVersion} but the object no longer exists (it was deleted)`,
-      );
-    }
+  // As calicoctl: `apply` of an object that does not exist creates it, whatever
+  // resourceVersion it carries (an export applied to an empty store is created); the
+  // version guards only an object that is there. (`replace` of a missing one is refused above.)
+  if (resourceVersion !== undefined && current !== undefined) {
     if (current.metadata.resourceVersion !== resourceVersion) {
       return refuse(
         'conflict',
