@@ -252,3 +252,29 @@ describe('nearest', () => {
     expect(didYouMean('x', [])).toBe('');
   });
 });
+
+describe('the envelope', () => {
+  it('an unknown top-level field of a policy is reported once, with the nearest name', () => {
+    expect(
+      problems({
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'GlobalNetworkPolicy',
+        metadata: { name: 'g' },
+        specs: {},
+      }),
+    ).toEqual(['GlobalNetworkPolicy g: specs: unknown field (did you mean spec?)']);
+  });
+
+  it('status, written by Calico controllers, is accepted on every kind', () => {
+    for (const kind of ['KubeControllersConfiguration', 'Tier', 'IPPool']) {
+      const v = validateObject({
+        apiVersion: 'projectcalico.org/v3',
+        kind,
+        metadata: { name: 'default' },
+        spec: kind === 'IPPool' ? { cidr: '10.9.0.0/16' } : {},
+        status: { environmentVars: { LOG_LEVEL: 'Info' } },
+      });
+      expect(v.ok, JSON.stringify(v)).toBe(true);
+    }
+  });
+});

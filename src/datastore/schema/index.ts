@@ -250,8 +250,11 @@ export function validateObject(obj: unknown, index?: number): Validation {
   const { info } = identified;
   const record = obj as Record<string, unknown>;
   const who = label(info, record);
-  const toDetails = (problems: Refusal[]): ErrorDetail[] =>
-    problems.map((p) => detail(who, p.path, p.reason, index));
+  // The envelope and the policy parser may both see one unknown top-level field: once each.
+  const toDetails = (problems: Refusal[]): ErrorDetail[] => {
+    const byId = new Map(problems.map((p) => [`${p.path}\u0000${p.reason}`, p]));
+    return [...byId.values()].map((p) => detail(who, p.path, p.reason, index));
+  };
   const schema = SCHEMAS[info.name];
   if (schema !== undefined) {
     const result = validateSchemaKind(info, schema, record);
