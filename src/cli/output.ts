@@ -207,6 +207,18 @@ const COLUMNS: Record<KindName, KindColumns> = {
     ],
   },
   Namespace: { table: [name, ageColumn], wide: [name, ageColumn, labels] },
+  IPReservation: { table: [name], wide: [name, field('CIDRS', 'reservedCIDRs')] },
+  IPAMConfiguration: {
+    table: [name],
+    wide: [name, field('STRICTAFFINITY', 'strictAffinity'), field('MAXBLOCKS', 'maxBlocksPerHost')],
+  },
+  BGPFilter: { table: [name], wide: [name] },
+  FelixConfiguration: { table: [name], wide: [name] },
+  KubeControllersConfiguration: { table: [name], wide: [name] },
+  ClusterInformation: { table: [name], wide: [name] },
+  StagedNetworkPolicy: { table: [name], wide: [name, ...policyWide] },
+  StagedGlobalNetworkPolicy: { table: [name], wide: [name, ...policyWide] },
+  StagedKubernetesNetworkPolicy: { table: [name], wide: [name] },
 };
 
 /** kubectl's rendering of a LabelSelector: "app=web,tier in (a,b)", "<none>" for {}. */

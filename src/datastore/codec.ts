@@ -2,13 +2,16 @@
  * The stored form of a resource: JSON `{apiVersion, kind, metadata, spec}` with
  * `metadata.{name, namespace?, uid, creationTimestamp, labels?, annotations?}`.
  * `metadata.resourceVersion` is not stored: it is the key's mod_revision, filled in on
- * read.
+ * read. An object stored under another spelling of its kind's apiVersion (tortie.io/v1,
+ * crd.projectcalico.org/v1) is read as the kind's own (projectcalico.org/v3).
  */
 import type { IKeyValue } from 'etcd3';
 import { DatastoreError } from './errors.js';
 import { kindOfObject, parseResourceKey, type KindName } from './kinds.js';
 import type { AgentConfigurationSpec } from './schema/agent.js';
-import type { BGPConfigurationSpec, BGPPeerSpec } from './schema/bgp.js';
+import type { BGPConfigurationSpec, BGPFilterSpec, BGPPeerSpec } from './schema/bgp.js';
+import type { FelixConfigurationSpec } from './schema/calico-config.js';
+import type { IPAMConfigurationSpec, IPReservationSpec } from './schema/ipam.js';
 import type { HostEndpointSpec, WorkloadEndpointSpec } from './schema/endpoints.js';
 import type { IPPoolSpec } from './schema/ippool.js';
 import type { NodeSpec } from './schema/node.js';
@@ -48,6 +51,15 @@ export interface SpecOf {
   GlobalNetworkSet: Record<string, unknown>;
   K8sNetworkPolicy: Record<string, unknown>;
   Namespace: Record<string, unknown>;
+  IPReservation: IPReservationSpec;
+  IPAMConfiguration: IPAMConfigurationSpec;
+  BGPFilter: BGPFilterSpec;
+  FelixConfiguration: FelixConfigurationSpec;
+  KubeControllersConfiguration: Record<string, unknown>;
+  ClusterInformation: Record<string, unknown>;
+  StagedNetworkPolicy: Record<string, unknown>;
+  StagedGlobalNetworkPolicy: Record<string, unknown>;
+  StagedKubernetesNetworkPolicy: Record<string, unknown>;
 }
 
 export type ResourceOf<K extends KindName> = StoredResource<SpecOf[K]>;
@@ -102,7 +114,9 @@ export function decodeKeyValue(
   return {
     kind: ref.kind,
     resource: {
-      apiVersion: obj.apiVersion!,
+      // Read under any spelling the kind accepts (tortie.io/v1 as tortie stored it before);
+      // every reader sees the one it is written and printed under (projectcalico.org/v3).
+      apiVersion: kindInfo.apiVersion,
       kind: obj.kind!,
       metadata: {
         name: meta.name,

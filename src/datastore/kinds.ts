@@ -9,7 +9,17 @@
 
 export const DEFAULT_PREFIX = '/tortie';
 
+/** tortie's own group: its own kinds, and the Calico kinds as tortie wrote them before. */
 export const TORTIE_API_VERSION = 'tortie.io/v1';
+
+/** Calico's API group: the Calico kinds are read and written under it. */
+export const CALICO_API_VERSION = 'projectcalico.org/v3';
+
+/** The CRD form Calico users meet on Kubernetes (`kubectl get ippools.crd.projectcalico.org`). */
+export const CALICO_CRD_API_VERSION = 'crd.projectcalico.org/v1';
+
+/** Every apiVersion a Calico kind is read under; the first is the one written. */
+const CALICO_VERSIONS = [CALICO_API_VERSION, CALICO_CRD_API_VERSION, TORTIE_API_VERSION] as const;
 
 /**
  * A kind as the API names it. Two kinds share the object kind "NetworkPolicy"; the
@@ -30,12 +40,23 @@ export type KindName =
   | 'BGPPeer'
   | 'AgentConfiguration'
   | 'K8sNetworkPolicy'
-  | 'Namespace';
+  | 'Namespace'
+  | 'IPReservation'
+  | 'IPAMConfiguration'
+  | 'BGPFilter'
+  | 'FelixConfiguration'
+  | 'KubeControllersConfiguration'
+  | 'ClusterInformation'
+  | 'StagedNetworkPolicy'
+  | 'StagedGlobalNetworkPolicy'
+  | 'StagedKubernetesNetworkPolicy';
 
 export interface KindInfo {
   readonly name: KindName;
-  /** The object's `apiVersion` and `kind` fields. */
+  /** The object's `apiVersion` as tortie writes and prints it, and its `kind` field. */
   readonly apiVersion: string;
+  /** Every `apiVersion` an object of this kind is read under (`apiVersion` first). */
+  readonly apiVersions: readonly string[];
   readonly kind: string;
   readonly plural: string;
   readonly namespaced: boolean;
@@ -48,10 +69,10 @@ function info(
   plural: string,
   namespaced: boolean,
   aliases: string[] = [],
-  apiVersion = TORTIE_API_VERSION,
+  apiVersions: readonly string[] = CALICO_VERSIONS,
   kind: string = name,
 ): KindInfo {
-  return { name, apiVersion, kind, plural, namespaced, aliases };
+  return { name, apiVersion: apiVersions[0]!, apiVersions, kind, plural, namespaced, aliases };
 }
 
 export const KINDS: Readonly<Record<KindName, KindInfo>> = {
@@ -84,10 +105,14 @@ export const KINDS: Readonly<Record<KindName, KindInfo>> = {
     'bgpconfigs',
   ]),
   BGPPeer: info('BGPPeer', 'bgppeers', false, ['bgpp', 'bgpps']),
-  AgentConfiguration: info('AgentConfiguration', 'agentconfigurations', false, [
-    'agentconfig',
-    'agentconfigs',
-  ]),
+  // tortie's own kind (Calico's counterpart is FelixConfiguration): tortie.io/v1 only.
+  AgentConfiguration: info(
+    'AgentConfiguration',
+    'agentconfigurations',
+    false,
+    ['agentconfig', 'agentconfigs'],
+    [TORTIE_API_VERSION],
+  ),
   K8sNetworkPolicy: info(
     'K8sNetworkPolicy',
     'k8snetworkpolicies',
@@ -99,10 +124,43 @@ export const KINDS: Readonly<Record<KindName, KindInfo>> = {
       'kubernetesnetworkpolicy',
       'kubernetesnetworkpolicies',
     ],
-    'networking.k8s.io/v1',
+    ['networking.k8s.io/v1'],
     'NetworkPolicy',
   ),
-  Namespace: info('Namespace', 'namespaces', false, ['ns'], 'v1', 'Namespace'),
+  Namespace: info('Namespace', 'namespaces', false, ['ns'], ['v1'], 'Namespace'),
+  IPReservation: info('IPReservation', 'ipreservations', false, ['ipres']),
+  IPAMConfiguration: info('IPAMConfiguration', 'ipamconfigurations', false, [
+    'ipamconfig',
+    'ipamconfigs',
+  ]),
+  BGPFilter: info('BGPFilter', 'bgpfilters', false),
+  FelixConfiguration: info('FelixConfiguration', 'felixconfigurations', false, [
+    'felixconfig',
+    'felixconfigs',
+  ]),
+  KubeControllersConfiguration: info(
+    'KubeControllersConfiguration',
+    'kubecontrollersconfigurations',
+    false,
+    ['kubecontrollersconfig', 'kcc'],
+  ),
+  ClusterInformation: info('ClusterInformation', 'clusterinformations', false, [
+    'clusterinfo',
+    'clusterinfos',
+  ]),
+  StagedNetworkPolicy: info('StagedNetworkPolicy', 'stagednetworkpolicies', true, ['snp']),
+  StagedGlobalNetworkPolicy: info(
+    'StagedGlobalNetworkPolicy',
+    'stagedglobalnetworkpolicies',
+    false,
+    ['sgnp'],
+  ),
+  StagedKubernetesNetworkPolicy: info(
+    'StagedKubernetesNetworkPolicy',
+    'stagedkubernetesnetworkpolicies',
+    true,
+    ['sknp'],
+  ),
 };
 
 export const KIND_NAMES = Object.keys(KINDS) as KindName[];
@@ -128,11 +186,20 @@ export function findKind(spelling: string): KindInfo | undefined {
   return bySpelling.get(spelling.toLowerCase());
 }
 
-/** The kind of an object from its `apiVersion` and `kind` fields. */
+/**
+ * The kind of an object from its `apiVersion` and `kind` fields: a Calico kind under
+ * `projectcalico.org/v3`, `crd.projectcalico.org/v1` or (as tortie stored it before)
+ * `tortie.io/v1`.
+ */
 export function kindOfObject(apiVersion: string, kind: string): KindInfo | undefined {
   return KIND_NAMES.map((k) => KINDS[k]).find(
-    (i) => i.apiVersion === apiVersion && i.kind === kind,
+    (i) => i.kind === kind && i.apiVersions.includes(apiVersion),
   );
+}
+
+/** Every apiVersion some kind is read under, for error messages. */
+export function knownApiVersions(): string[] {
+  return [...new Set(KIND_NAMES.flatMap((k) => KINDS[k].apiVersions))];
 }
 
 /** Every spelling findKind accepts, for help and error messages. */

@@ -389,7 +389,7 @@ export class Datastore<C extends EtcdKvClient = Etcd3> {
     objects.forEach((o, i) => {
       const v = validateObject(o, objects.length > 1 ? i : undefined);
       if (v.ok) valid.push(v.object);
-      else refused.push(v.detail);
+      else refused.push(...v.details);
     });
     if (refused.length > 0) throw DatastoreError.fromDetails('invalid', refused);
     return valid;

@@ -84,14 +84,10 @@ function guard(
   }
   if (mode === 'create') return undefined;
   const { resourceVersion, uid } = o.metadata;
-  if (resourceVersion !== undefined) {
-    if (current === undefined) {
-      return refuse(
-        'conflict',
-        'metadata.resourceVersion',
-        `is ${resourceVersion} but the object no longer exists (it was deleted)`,
-      );
-    }
+  // As calicoctl: `apply` of an object that does not exist creates it, whatever
+  // resourceVersion it carries (an export applied to an empty store is created); the
+  // version guards only an object that is there. (`replace` of a missing one is refused above.)
+  if (resourceVersion !== undefined && current !== undefined) {
     if (current.metadata.resourceVersion !== resourceVersion) {
       return refuse(
         'conflict',
@@ -177,7 +173,8 @@ export function planWrites(input: PlanInput): Plan {
     const action: WriteAction =
       current === undefined
         ? 'created'
-        : encodeResource(current) === value
+        : // The same object stored under another spelling of its apiVersion is unchanged.
+          encodeResource({ ...current, apiVersion: resource.apiVersion }) === value
           ? 'unchanged'
           : 'updated';
     writes.push({ index, action, resource, value });

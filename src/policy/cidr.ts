@@ -19,7 +19,11 @@ const PREFIX = /^(0|[1-9]\d?)$/;
 
 export function parseCidr(text: string): CidrResult {
   const shown = JSON.stringify(text);
-  if (text.includes(':')) return { ok: false, reason: `${shown} is IPv6; tortie is IPv4 only` };
+  if (text.includes(':'))
+    return {
+      ok: false,
+      reason: `${shown} is IPv6: dual stack is not yet supported (tortie is IPv4 only)`,
+    };
   const slash = text.split('/');
   if (slash.length > 2) return { ok: false, reason: `${shown} is not a CIDR (more than one "/")` };
   const [address = '', prefix = '32'] = slash;

@@ -152,7 +152,10 @@ export const protocol = z.unknown().transform((value, ctx): number => {
     const name = PROTOCOL_NAMES.find((n) => n.toLowerCase() === value.toLowerCase());
     if (name !== undefined) return PROTOCOLS[name];
     if (value.toLowerCase() === 'icmpv6')
-      return fail(ctx, 'protocol ICMPv6 is IPv6; tortie is IPv4 only');
+      return fail(
+        ctx,
+        'protocol ICMPv6 is IPv6: dual stack is not yet supported (tortie is IPv4 only)',
+      );
   }
   return fail(
     ctx,

@@ -203,13 +203,23 @@ export interface ConvertedK8sSpec {
   readonly egress: readonly Rule[];
 }
 
-export const k8sNetworkPolicySpec = z
+const k8sSpecFields = {
+  podSelector: labelSelector,
+  policyTypes: uniqueList(z.enum(['Ingress', 'Egress'])).optional(),
+  ingress: z.array(ingressRule).optional(),
+  egress: z.array(egressRule).optional(),
+};
+
+/** Calico's StagedKubernetesNetworkPolicy: a Kubernetes spec plus `stagedAction`; never enforced. */
+export const stagedKubernetesNetworkPolicySpec = z
   .object({
-    podSelector: labelSelector,
-    policyTypes: uniqueList(z.enum(['Ingress', 'Egress'])).optional(),
-    ingress: z.array(ingressRule).optional(),
-    egress: z.array(egressRule).optional(),
+    ...k8sSpecFields,
+    stagedAction: z.enum(['Set', 'Delete', 'Learn', 'Ignore']).optional(),
   })
+  .strict();
+
+export const k8sNetworkPolicySpec = z
+  .object(k8sSpecFields)
   .strict()
   .transform((spec): ConvertedK8sSpec => {
     const ingress = spec.ingress ?? [];

@@ -2,11 +2,12 @@
  * Policy resources at the edge: validate user objects (zod, strict specs) and convert
  * them into the model types of src/policy/model.ts.
  *
- * Kinds: tortie.io/v1 NetworkPolicy, GlobalNetworkPolicy, Tier, Profile, NetworkSet,
- * GlobalNetworkSet; networking.k8s.io/v1 NetworkPolicy; v1 Namespace.
+ * Kinds: projectcalico.org/v3 NetworkPolicy, GlobalNetworkPolicy, Tier, Profile,
+ * NetworkSet, GlobalNetworkSet (also read under crd.projectcalico.org/v1 and tortie's
+ * former tortie.io/v1); networking.k8s.io/v1 NetworkPolicy; v1 Namespace.
  */
 import { z } from 'zod';
-import { errorMap, formatPath } from '../util/zod-issues.js';
+import { allRefusals, errorMap, type Refusal } from '../util/zod-issues.js';
 import {
   DEFAULT_TIER,
   DEFAULT_TIER_ORDER,
@@ -47,23 +48,43 @@ export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 // --- errors ---------------------------------------------------------------------------
 
-/** A refused resource: `path` names the field (`spec.ingress[0].action`), `reason` says why. */
+/**
+ * A refused resource: `path` names the field (`spec.ingress[0].action`), `reason` says
+ * why; `problems` lists every problem of the object (the first is `path`/`reason`).
+ */
 export class ResourceError extends Error {
   override readonly name = 'ResourceError';
+  readonly problems: readonly Refusal[];
   constructor(
     readonly path: string,
     readonly reason: string,
+    problems?: readonly Refusal[],
   ) {
-    super(`${path === '' ? 'resource' : path}: ${reason}`);
+    const all = problems ?? [{ path, reason }];
+    super(all.map((p) => `${p.path === '' ? 'resource' : p.path}: ${p.reason}`).join('; '));
+    this.problems = all;
   }
 }
 
-function toResourceError(issue: z.ZodIssue): ResourceError {
-  if (issue.code === z.ZodIssueCode.unrecognized_keys) {
-    return new ResourceError(formatPath([...issue.path, issue.keys[0]!]), 'unknown field');
-  }
-  return new ResourceError(formatPath(issue.path), issue.message);
+function toResourceError(error: z.ZodError, schema: z.ZodTypeAny): ResourceError {
+  const problems = allRefusals(error, schema);
+  return new ResourceError(problems[0]!.path, problems[0]!.reason, problems);
 }
+
+// --- API versions ---------------------------------------------------------------------
+
+/** The apiVersion tortie writes Calico's kinds under. */
+export const CALICO = 'projectcalico.org/v3';
+
+/**
+ * The spellings a Calico kind is read under: Calico's own, its CRD group on Kubernetes,
+ * and tortie.io/v1 (what tortie wrote before, so nothing stored is lost).
+ */
+export const CALICO_API_VERSIONS: readonly string[] = [
+  CALICO,
+  'crd.projectcalico.org/v1',
+  'tortie.io/v1',
+];
 
 // --- the converted resources ----------------------------------------------------------
 
@@ -81,13 +102,13 @@ interface Base<A extends string, K extends string> {
 }
 
 export type Resource =
-  | (Base<'tortie.io/v1', 'NetworkPolicy'> & { readonly policy: Policy })
-  | (Base<'tortie.io/v1', 'GlobalNetworkPolicy'> & { readonly policy: Policy })
+  | (Base<typeof CALICO, 'NetworkPolicy'> & { readonly policy: Policy })
+  | (Base<typeof CALICO, 'GlobalNetworkPolicy'> & { readonly policy: Policy })
   | (Base<'networking.k8s.io/v1', 'NetworkPolicy'> & { readonly policy: Policy })
-  | (Base<'tortie.io/v1', 'Tier'> & { readonly tier: Tier })
-  | (Base<'tortie.io/v1', 'Profile'> & { readonly profile: Profile })
-  | (Base<'tortie.io/v1', 'NetworkSet'> & { readonly networkSet: NetworkSet })
-  | (Base<'tortie.io/v1', 'GlobalNetworkSet'> & { readonly networkSet: NetworkSet })
+  | (Base<typeof CALICO, 'Tier'> & { readonly tier: Tier })
+  | (Base<typeof CALICO, 'Profile'> & { readonly profile: Profile })
+  | (Base<typeof CALICO, 'NetworkSet'> & { readonly networkSet: NetworkSet })
+  | (Base<typeof CALICO, 'GlobalNetworkSet'> & { readonly networkSet: NetworkSet })
   | (Base<'v1', 'Namespace'> & { readonly namespace: Namespace });
 
 // --- metadata -------------------------------------------------------------------------
@@ -126,6 +147,13 @@ function notPrefixed(prefix: string, why: string) {
 
 const policyTypes = uniqueList(z.enum(['Ingress', 'Egress']));
 
+/** A flag tortie cannot honour yet: `false` is accepted, `true` refused with why. */
+function notYet(why: string) {
+  return z.boolean().superRefine((v, ctx) => {
+    if (v) fail(ctx, why);
+  });
+}
+
 const policySpecFields = {
   tier: dnsLabel.optional(),
   order: order.optional(),
@@ -133,11 +161,50 @@ const policySpecFields = {
   types: policyTypes.optional(),
   ingress: rules.optional(),
   egress: rules.optional(),
+  serviceAccountSelector: z
+    .string()
+    .superRefine((s, ctx) => {
+      if (s.trim() !== '')
+        fail(
+          ctx,
+          'serviceAccountSelector is not yet supported (endpoints carry no service account)',
+        );
+    })
+    .optional(),
+  // Calico's hint for its own dataplane (AssumeNeededOnEveryNode): no meaning for tortie.
+  performanceHints: z.array(z.enum(['AssumeNeededOnEveryNode'])).optional(),
 };
 
 const networkPolicySpec = z.object(policySpecFields).strict();
 const globalNetworkPolicySpec = z
-  .object({ ...policySpecFields, namespaceSelector: selector.optional() })
+  .object({
+    ...policySpecFields,
+    namespaceSelector: selector.optional(),
+    doNotTrack: notYet(
+      'doNotTrack policies are not yet supported (tortie applies policy after connection tracking)',
+    ).optional(),
+    preDNAT: notYet(
+      'preDNAT policies are not yet supported (tortie applies policy after DNAT)',
+    ).optional(),
+    // Host endpoints' forwarded traffic; stored (host endpoint policy is Calico's meaning).
+    applyOnForward: z.boolean().optional(),
+  })
+  .strict();
+
+/** Staged policies (Calico's preview of a policy change): validated as the policy, never enforced. */
+const STAGED_ACTIONS = ['Set', 'Delete', 'Learn', 'Ignore'] as const;
+export const stagedNetworkPolicySpec = z
+  .object({ ...networkPolicySpec.shape, stagedAction: z.enum(STAGED_ACTIONS).optional() })
+  .strict();
+export const stagedGlobalNetworkPolicySpec = z
+  .object({
+    ...policySpecFields,
+    namespaceSelector: selector.optional(),
+    doNotTrack: z.boolean().optional(),
+    preDNAT: z.boolean().optional(),
+    applyOnForward: z.boolean().optional(),
+    stagedAction: z.enum(STAGED_ACTIONS).optional(),
+  })
   .strict();
 
 type PolicySpec = z.infer<typeof globalNetworkPolicySpec>;
@@ -177,14 +244,22 @@ const tierSpec = z
   .object({ order: order.optional(), defaultAction: z.enum(['Deny', 'Pass']).optional() })
   .strict();
 
-const profileSpec = z.object({ ingress: rules.optional(), egress: rules.optional() }).strict();
+const profileSpec = z
+  .object({
+    ingress: rules.optional(),
+    egress: rules.optional(),
+    // Stored; not yet applied to the profile's endpoints (docs/calico-compat.md).
+    labelsToApply: labels.optional(),
+  })
+  .strict();
 
 const networkSetSpec = z.object({ nets: z.array(cidr).optional() }).strict();
 
 // --- kinds ----------------------------------------------------------------------------
 
-const TORTIE = 'tortie.io/v1';
+const TORTIE = CALICO;
 
+/** A Calico kind's envelope; `status` (written by Calico's controllers) is accepted and dropped. */
 function tortieEnvelope<M extends z.ZodTypeAny, S extends z.ZodTypeAny>(
   kind: string,
   metadata: M,
@@ -192,10 +267,11 @@ function tortieEnvelope<M extends z.ZodTypeAny, S extends z.ZodTypeAny>(
 ) {
   return z
     .object({
-      apiVersion: z.literal(TORTIE),
+      apiVersion: z.string(),
       kind: z.literal(kind),
       metadata,
       spec: spec.default({}),
+      status: z.unknown().optional(),
     })
     .strict();
 }
@@ -334,20 +410,21 @@ export function parseResource(obj: unknown): Resource {
   if (typeof apiVersion !== 'string')
     throw new ResourceError('apiVersion', 'required field is missing');
   if (typeof kind !== 'string') throw new ResourceError('kind', 'required field is missing');
-  const schema = kinds[`${apiVersion}/${kind}`];
+  const group = CALICO_API_VERSIONS.includes(apiVersion) ? CALICO : apiVersion;
+  const schema = kinds[`${group}/${kind}`];
   if (schema === undefined) {
-    const known = Object.keys(kinds).filter((k) => k.startsWith(`${apiVersion}/`));
+    const known = Object.keys(kinds).filter((k) => k.startsWith(`${group}/`));
     if (known.length === 0) {
       throw new ResourceError('apiVersion', `unknown apiVersion ${JSON.stringify(apiVersion)}`);
     }
-    const names = known.map((k) => k.slice(apiVersion.length + 1)).join(', ');
+    const names = known.map((k) => k.slice(group.length + 1)).join(', ');
     throw new ResourceError(
       'kind',
       `unknown kind ${JSON.stringify(kind)} for ${apiVersion} (expected one of ${names})`,
     );
   }
   const result = schema.safeParse(obj, { errorMap });
-  if (!result.success) throw toResourceError(result.error.issues[0]!);
+  if (!result.success) throw toResourceError(result.error, schema);
   return result.data;
 }
 

@@ -20,7 +20,8 @@ const action = z.unknown().transform((value, ctx): Rule['action'] => {
 
 const ipVersion = z.unknown().transform((value, ctx): 4 => {
   if (value === 4) return 4;
-  if (value === 6) return fail(ctx, 'ipVersion 6 is not supported; tortie is IPv4 only');
+  if (value === 6)
+    return fail(ctx, 'ipVersion 6: dual stack is not yet supported (tortie is IPv4 only)');
   return fail(ctx, `ipVersion must be 4, got ${JSON.stringify(value)}`);
 });
 
@@ -34,6 +35,13 @@ const icmp = z
     m.code === undefined ? { type: m.type } : { type: m.type, code: m.code },
   );
 
+/** A field tortie refuses whenever it is given, saying why. */
+function refused(why: string) {
+  return z.unknown().superRefine((v, ctx) => {
+    if (v !== undefined) fail(ctx, why);
+  });
+}
+
 const entity = z
   .object({
     nets: z.array(cidr).optional(),
@@ -43,6 +51,12 @@ const entity = z
     namespaceSelector: selector.optional(),
     ports: z.array(portMatch).optional(),
     notPorts: z.array(portMatch).optional(),
+    serviceAccounts: refused(
+      'serviceAccounts matches are not yet supported (endpoints carry no service account)',
+    ),
+    services: refused(
+      'services matches are not supported (tortie has no Kubernetes Service endpoints to resolve)',
+    ),
   })
   .strict();
 
@@ -68,6 +82,14 @@ export const rule = z
     notICMP: icmp.optional(),
     source: entity.optional(),
     destination: entity.optional(),
+    // Calico keeps rule annotations for people reading the policy; they do not match anything.
+    metadata: z
+      .object({ annotations: z.record(z.string(), z.string()).optional() })
+      .strict()
+      .optional(),
+    http: refused(
+      'http matches are not supported (they need an application-layer proxy; tortie matches L3/L4 only)',
+    ),
   })
   .strict()
   .transform((r, ctx): Rule => {

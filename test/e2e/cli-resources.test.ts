@@ -166,8 +166,9 @@ describe('apply, get, delete', () => {
     await t(['apply', '-f', await file('m2.yaml', MANIFEST)]);
     const yamlOut = await t(['get', 'pool', 'default-pool', '-o', 'yaml']);
     const one = parseYaml(yamlOut.out);
+    // Applied as tortie.io/v1, printed as Calico's own apiVersion.
     expect(one).toMatchObject({
-      apiVersion: 'tortie.io/v1',
+      apiVersion: 'projectcalico.org/v3',
       kind: 'IPPool',
       metadata: {
         name: 'default-pool',
@@ -178,7 +179,7 @@ describe('apply, get, delete', () => {
     });
     const list = JSON.parse((await t(['get', 'policies', '-A', '-o', 'json'])).out);
     expect(list).toMatchObject({
-      apiVersion: 'tortie.io/v1',
+      apiVersion: 'projectcalico.org/v3',
       kind: 'NetworkPolicyList',
       metadata: { resourceVersion: expect.any(String) },
     });
@@ -367,5 +368,113 @@ describe('manifests', () => {
     const r = await t(['apply', '-f', '-'], `${MANIFEST}---\nkind: [unclosed\n`);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/stdin document 5: not valid YAML or JSON at line \d+, column \d+/);
+  });
+});
+
+/** A calicoctl export (`calicoctl get ippool,gnp -o yaml` shape): ObjectMeta and defaults included. */
+const CALICO_EXPORT = `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  creationTimestamp: "2024-03-01T10:00:00Z"
+  name: default-ipv4-ippool
+  resourceVersion: "1234"
+  uid: 0b5a8f1e-1111-4e2b-9c1d-2f9e3a7d0c01
+spec:
+  allowedUses:
+  - Workload
+  - Tunnel
+  assignmentMode: Automatic
+  blockSize: 26
+  cidr: 10.66.0.0/16
+  disableBGPExport: false
+  ipipMode: Always
+  natOutgoing: true
+  nodeSelector: all()
+  vxlanMode: Never
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  creationTimestamp: "2024-03-01T10:00:00Z"
+  name: allow-tcp-6379
+  resourceVersion: "1240"
+  uid: 0b5a8f1e-2222-4e2b-9c1d-2f9e3a7d0c01
+spec:
+  selector: role == 'database'
+  types:
+  - Ingress
+  ingress:
+  - action: Allow
+    metadata:
+      annotations:
+        from: frontend
+    protocol: TCP
+    source:
+      selector: role == 'frontend'
+    destination:
+      ports:
+      - 6379
+---
+apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkSet
+metadata:
+  name: office
+  labels:
+    role: office
+spec:
+  nets:
+  - 198.51.100.0/28
+`;
+
+describe('Calico documents', () => {
+  it('a calicoctl export applies to an empty store as written (its resourceVersion notwithstanding) and prints as projectcalico.org/v3', async () => {
+    const t = store();
+    const applied = await t(['apply', '-f', '-'], CALICO_EXPORT);
+    expect(applied).toEqual({
+      code: 0,
+      out: 'IPPool default-ipv4-ippool created\nGlobalNetworkPolicy allow-tcp-6379 created\nGlobalNetworkSet office created\n',
+      err: '',
+    });
+    const pool = parseYaml((await t(['get', 'ippool', 'default-ipv4-ippool', '-o', 'yaml'])).out);
+    expect(pool).toMatchObject({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'IPPool',
+      spec: { cidr: '10.66.0.0/16', allowedUses: ['Workload', 'Tunnel'], natOutgoing: true },
+    });
+    // The store gave it its own identity and version, not the export's.
+    expect(pool.metadata.uid).not.toBe('0b5a8f1e-1111-4e2b-9c1d-2f9e3a7d0c01');
+    const sets = parseYaml((await t(['get', 'gns', '-o', 'yaml'])).out);
+    expect(sets).toMatchObject({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'GlobalNetworkSetList',
+    });
+
+    // What get printed goes back in unchanged.
+    const exported = (await t(['get', 'gnp', 'allow-tcp-6379', '-o', 'yaml'])).out;
+    expect((await t(['apply', '-f', '-'], exported)).out).toBe(
+      'GlobalNetworkPolicy allow-tcp-6379 unchanged\n',
+    );
+    // Into an empty store again: created, not refused for its resourceVersion.
+    expect((await t(['delete', 'gnp', 'allow-tcp-6379'])).code).toBe(0);
+    expect((await t(['apply', '-f', '-'], exported)).out).toBe(
+      'GlobalNetworkPolicy allow-tcp-6379 created\n',
+    );
+  });
+
+  it('a refused object lists every problem, each with the nearest field name, and nothing is written', async () => {
+    const t = store();
+    const r = await t(
+      ['apply', '-f', '-'],
+      CALICO_EXPORT.replace('natOutgoing: true', 'natOutGoing: true').replace(
+        'blockSize: 26',
+        'blockSize: 33',
+      ),
+    );
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      'IPPool default-ipv4-ippool: spec.natOutGoing: unknown field (did you mean natOutgoing?)',
+    );
+    expect(r.err).toContain('IPPool default-ipv4-ippool: spec.blockSize: 33 is out of range 20-32');
+    expect((await t(['get', 'gnp'])).err).toBe('No globalnetworkpolicies found.\n');
   });
 });

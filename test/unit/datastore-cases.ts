@@ -55,9 +55,9 @@ export const INVALID_CASES: readonly InvalidCase[] = [
   },
   {
     name: 'unknown apiVersion',
-    object: { ...pool({}), apiVersion: 'projectcalico.org/v3' },
+    object: { ...pool({}), apiVersion: 'projectcalico.org/v2' },
     path: 'apiVersion',
-    reason: 'unknown apiVersion',
+    reason: 'unknown apiVersion "projectcalico.org/v2" (did you mean projectcalico.org/v3?)',
   },
   {
     name: 'kind missing',
@@ -73,9 +73,9 @@ export const INVALID_CASES: readonly InvalidCase[] = [
   },
   {
     name: 'unknown top-level field',
-    object: { ...pool({}), status: {} },
-    path: 'status',
-    reason: 'unknown field',
+    object: { ...pool({}), specs: {} },
+    path: 'specs',
+    reason: 'unknown field (did you mean spec?)',
   },
   {
     name: 'metadata missing',
@@ -345,10 +345,10 @@ export const INVALID_CASES: readonly InvalidCase[] = [
   },
   // --- BGP ----------------------------------------------------------------------------
   {
-    name: 'BGPConfiguration with a bad name',
-    object: obj('BGPConfiguration', { name: 'mine' }, {}),
+    name: 'IPAMConfiguration with a name other than default',
+    object: obj('IPAMConfiguration', { name: 'mine' }, {}),
     path: 'metadata.name',
-    reason: 'must be "default" or "node.<node name>"',
+    reason: 'the IPAMConfiguration must be called "default"',
   },
   {
     name: 'BGPConfiguration per node sets the AS',
@@ -566,4 +566,25 @@ export const VALID_EXAMPLES: readonly Record<string, unknown>[] = [
     spec: { podSelector: {}, policyTypes: ['Ingress'] },
   },
   { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'prod', labels: { team: 'a' } } },
+  obj('IPReservation', { name: 'keep-out' }, { reservedCIDRs: ['10.80.0.0/28', '10.80.1.1'] }),
+  obj('IPAMConfiguration', { name: 'default' }, { strictAffinity: true, maxBlocksPerHost: 4 }),
+  obj(
+    'BGPFilter',
+    { name: 'no-small' },
+    { exportV4: [{ action: 'Reject', matchOperator: 'In', cidr: '10.80.0.0/16' }] },
+  ),
+  obj('FelixConfiguration', { name: 'default' }, { bpfEnabled: true, logSeverityScreen: 'Info' }),
+  obj('KubeControllersConfiguration', { name: 'default' }, { logSeverityScreen: 'Info' }),
+  obj('ClusterInformation', { name: 'default' }, { datastoreReady: true }),
+  obj(
+    'StagedNetworkPolicy',
+    { name: 'web-next', namespace: 'prod' },
+    { stagedAction: 'Set', selector: 'app == "web"', ingress: [{ action: 'Allow' }] },
+  ),
+  obj('StagedGlobalNetworkPolicy', { name: 'deny-next' }, { stagedAction: 'Set', order: 2000 }),
+  obj(
+    'StagedKubernetesNetworkPolicy',
+    { name: 'deny-next', namespace: 'prod' },
+    { stagedAction: 'Set', podSelector: {}, policyTypes: ['Ingress'] },
+  ),
 ];

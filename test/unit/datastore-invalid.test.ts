@@ -68,6 +68,9 @@ describe('well-formed resources', () => {
       vxlanMode: 'Never',
       natOutgoing: false,
       disabled: false,
+      disableBGPExport: false,
+      allowedUses: ['Workload', 'Tunnel'],
+      assignmentMode: 'Automatic',
       nodeSelector: 'all()',
     });
   });
@@ -142,19 +145,23 @@ describe('well-formed resources', () => {
     expect(r.ok && r.object.metadata).toMatchObject({ uid: 'u-1', resourceVersion: '42' });
   });
 
-  it('Kubernetes objects may carry Kubernetes-only metadata; tortie objects may not', () => {
-    expect(
-      validateObject({
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: { name: 'p', generation: 2 },
-      }).ok,
-    ).toBe(true);
+  it('every kind may carry Kubernetes ObjectMeta fields; a field outside it is refused with the nearest name', () => {
+    for (const apiVersion of ['v1', 'tortie.io/v1', 'projectcalico.org/v3']) {
+      const kind = apiVersion === 'v1' ? 'Namespace' : 'Tier';
+      const r = validateObject({
+        apiVersion,
+        kind,
+        metadata: { name: 'p', generation: 2, finalizers: ['x'], selfLink: 's' },
+      });
+      expect(r.ok, JSON.stringify(r)).toBe(true);
+    }
     const r = validateObject({
-      apiVersion: 'tortie.io/v1',
+      apiVersion: 'projectcalico.org/v3',
       kind: 'Tier',
-      metadata: { name: 't', generation: 2 },
+      metadata: { name: 't', lables: { a: 'b' } },
     });
-    expect(r.ok ? '' : r.detail.path).toBe('metadata.generation');
+    expect(r.ok ? '' : r.detail.message).toBe(
+      'Tier t: metadata.lables: unknown field (did you mean labels?)',
+    );
   });
 });

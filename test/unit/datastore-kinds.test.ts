@@ -50,6 +50,15 @@ describe('keys', () => {
       AgentConfiguration: 'agentconfigurations',
       K8sNetworkPolicy: 'k8snetworkpolicies',
       Namespace: 'namespaces',
+      IPReservation: 'ipreservations',
+      IPAMConfiguration: 'ipamconfigurations',
+      BGPFilter: 'bgpfilters',
+      FelixConfiguration: 'felixconfigurations',
+      KubeControllersConfiguration: 'kubecontrollersconfigurations',
+      ClusterInformation: 'clusterinformations',
+      StagedNetworkPolicy: 'stagednetworkpolicies',
+      StagedGlobalNetworkPolicy: 'stagedglobalnetworkpolicies',
+      StagedKubernetesNetworkPolicy: 'stagedkubernetesnetworkpolicies',
     });
   });
 

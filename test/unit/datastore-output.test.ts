@@ -92,7 +92,7 @@ describe('documents', () => {
       formatResources('IPPool', [pool('a', '10.0.0.0/16')], { format: 'json', revision: '9' }),
     );
     expect(list).toEqual({
-      apiVersion: 'tortie.io/v1',
+      apiVersion: 'projectcalico.org/v3',
       kind: 'IPPoolList',
       metadata: { resourceVersion: '9' },
       items: [pool('a', '10.0.0.0/16')],

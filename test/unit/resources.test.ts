@@ -81,7 +81,7 @@ describe('parseResource refuses invalid objects, naming the field', () => {
       'kind',
       /unknown kind "HostEndpoint"/,
     ],
-    ['an unknown top-level field', { ...tnp({}), status: {} }, 'status', /unknown field/],
+    ['an unknown top-level field', { ...tnp({}), specs: {} }, 'specs', /unknown field/],
     // metadata
     [
       'a name that is not a DNS name',
@@ -191,15 +191,27 @@ describe('parseResource refuses invalid objects, naming the field', () => {
     ],
     [
       'an unknown rule field',
+      ingressRule({ destinaton: {} }),
+      'spec.ingress[0].destinaton',
+      /^unknown field \(did you mean destination\?\)$/,
+    ],
+    [
+      'an http match',
       ingressRule({ http: { methods: ['GET'] } }),
       'spec.ingress[0].http',
-      /unknown field/,
+      /http matches are not supported/,
+    ],
+    [
+      'a serviceAccounts match',
+      ingressRule({ source: { serviceAccounts: { names: ['api'] } } }),
+      'spec.ingress[0].source.serviceAccounts',
+      /not yet supported/,
     ],
     [
       'ipVersion 6',
       ingressRule({ ipVersion: 6 }),
       'spec.ingress[0].ipVersion',
-      /ipVersion 6 is not supported/,
+      /ipVersion 6: dual stack is not yet supported/,
     ],
     [
       'an unknown protocol name',

@@ -5,10 +5,15 @@
  */
 import { z } from 'zod';
 import { fail } from '../../policy/fields.js';
+import { errorMap } from '../../util/zod-issues.js';
 import {
   asNumber,
+  DUAL_STACK,
   dnsSubdomain,
+  duration,
+  intIn,
   ipv4Address,
+  ipv6Only,
   isIPv4,
   networkCidr,
   port,
@@ -21,6 +26,36 @@ export const BGP_LOG_SEVERITIES = ['Debug', 'Info', 'Warning', 'Error', 'Fatal']
 
 const serviceCidrs = z.array(z.object({ cidr: networkCidr }).strict());
 
+/** A Kubernetes SecretKeySelector: where a BGP password is kept (docs/calico-compat.md). */
+const secretKeyRef = z
+  .object({ name: z.string().min(1), key: z.string().min(1), optional: z.boolean().optional() })
+  .strict();
+
+/**
+ * Calico's password form. Refused for now: tortie has no Kubernetes Secrets to look the
+ * key up in, and a session silently left without its MD5 key would never come up.
+ */
+const bgpPassword = z
+  .object({ secretKeyRef: secretKeyRef.optional() })
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.secretKeyRef !== undefined)
+      fail(
+        ctx,
+        'secretKeyRef is not yet supported (tortie has no Kubernetes Secrets); give the key itself as the password string',
+        ['secretKeyRef'],
+      );
+  });
+
+/** A standard (aa:nn) or large (aa:nn:mm) BGP community. */
+const communityValue = z.string().superRefine((text, ctx) => {
+  const parts = text.split(':');
+  const ok =
+    (parts.length === 2 || parts.length === 3) &&
+    parts.every((p) => /^\d+$/.test(p) && Number(p) <= (parts.length === 2 ? 65535 : 4294967295));
+  if (!ok) fail(ctx, `${JSON.stringify(text)} is not a BGP community (aa:nn or aa:nn:mm)`);
+});
+
 const bgpConfigurationFields = z
   .object({
     asNumber: asNumber.optional(),
@@ -30,6 +65,20 @@ const bgpConfigurationFields = z
     serviceClusterIPs: serviceCidrs.optional(),
     serviceExternalIPs: serviceCidrs.optional(),
     serviceLoadBalancerIPs: serviceCidrs.optional(),
+    serviceLoadBalancerAggregation: z.enum(['Enabled', 'Disabled']).optional(),
+    communities: z
+      .array(z.object({ name: z.string().min(1), value: communityValue }).strict())
+      .optional(),
+    prefixAdvertisements: z
+      .array(z.object({ cidr: networkCidr, communities: z.array(z.string()).optional() }).strict())
+      .optional(),
+    nodeMeshPassword: bgpPassword.optional(),
+    nodeMeshMaxRestartTime: duration.optional(),
+    bindMode: z.enum(['None', 'NodeIP']).optional(),
+    ignoredInterfaces: z.array(z.string()).optional(),
+    programClusterRoutes: z.enum(['Enabled', 'Disabled']).optional(),
+    localWorkloadPeeringIPV4: ipv4Address.optional(),
+    localWorkloadPeeringIPV6: ipv6Only,
   })
   .strict();
 
@@ -46,7 +95,7 @@ export type BGPConfigurationSpec = z.output<typeof bgpConfigurationFields>;
 /** The spec schema for the configuration called `name`. */
 export function bgpConfigurationSpec(name: string) {
   return bgpConfigurationFields.transform((spec, ctx): BGPConfigurationSpec => {
-    if (name !== 'default') {
+    if (name.startsWith('node.')) {
       for (const field of CLUSTER_WIDE) {
         if (spec[field] !== undefined) {
           fail(ctx, `only the "default" BGPConfiguration may set ${field}`, [field]);
@@ -54,6 +103,8 @@ export function bgpConfigurationSpec(name: string) {
       }
       return spec;
     }
+    // As Calico: a name other than "default" and "node.<name>" is stored and has no effect.
+    if (name !== 'default') return spec;
     return {
       ...spec,
       asNumber: spec.asNumber ?? DEFAULT_AS_NUMBER,
@@ -65,6 +116,10 @@ export function bgpConfigurationSpec(name: string) {
 
 /** "a.b.c.d" or "a.b.c.d:port". */
 const peerIP = z.string().superRefine((text, ctx) => {
+  if (text.includes(':') && !/^[\d.]+:\d+$/.test(text)) {
+    fail(ctx, `${JSON.stringify(text)} is IPv6: ${DUAL_STACK}`);
+    return;
+  }
   const m = /^([^:]+)(?::(\d+))?$/.exec(text);
   const portNumber = m?.[2] === undefined ? 179 : Number(m[2]);
   if (m === null || !isIPv4(m[1]!) || portNumber < 1 || portNumber > 65535) {
@@ -82,14 +137,35 @@ export const bgpPeerSpec = z
     node: dnsSubdomain.optional(),
     nodeSelector: selector.optional(),
     peerSelector: selector.optional(),
+    // tortie's own spelling: the key itself. Calico's: {secretKeyRef} (docs/calico-compat.md).
     password: z
-      .string()
-      .superRefine((p, ctx) => {
-        if (p.length === 0 || p.length > 80)
-          fail(ctx, 'a BGP password has 1-80 characters (TCP MD5 key)');
+      .unknown()
+      .transform((p, ctx): string | undefined => {
+        if (p === undefined) return undefined;
+        if (typeof p === 'string') {
+          if (p.length === 0 || p.length > 80)
+            fail(ctx, 'a BGP password has 1-80 characters (TCP MD5 key)');
+          return p;
+        }
+        const calico = bgpPassword.safeParse(p, { errorMap });
+        if (!calico.success)
+          for (const issue of calico.error.issues) ctx.addIssue({ ...issue, path: issue.path });
+        return undefined;
       })
       .optional(),
-    sourceAddress: ipv4Address.optional(),
+    // Calico: "UseNodeIP" (the default) or "None"; tortie's own spelling: an address.
+    sourceAddress: z.union([z.enum(['UseNodeIP', 'None']), ipv4Address]).optional(),
+    localASNumber: asNumber.optional(),
+    keepOriginalNextHop: z.boolean().optional(),
+    nextHopMode: z.enum(['Auto', 'Self', 'Keep']).optional(),
+    maxRestartTime: duration.optional(),
+    keepaliveTime: duration.optional(),
+    numAllowedLocalASNumbers: intIn(1, 10).optional(),
+    ttlSecurity: intIn(0, 255).optional(),
+    reachableBy: ipv4Address.optional(),
+    filters: z.array(dnsSubdomain).optional(),
+    localWorkloadSelector: selector.optional(),
+    reversePeering: z.enum(['Auto', 'Manual']).optional(),
   })
   .strict()
   .superRefine((spec, ctx) => {
@@ -113,3 +189,60 @@ export const bgpPeerSpec = z
   });
 
 export type BGPPeerSpec = z.output<typeof bgpPeerSpec>;
+
+// --- BGPFilter ------------------------------------------------------------------------
+
+const asPath = z.array(z.union([asNumber, z.string()]));
+
+const bgpFilterRuleV4 = z
+  .object({
+    action: z.enum(['Accept', 'Reject']),
+    cidr: networkCidr.optional(),
+    prefixLength: z
+      .object({ min: intIn(0, 32).optional(), max: intIn(0, 32).optional() })
+      .strict()
+      .optional(),
+    matchOperator: z.enum(['Equal', 'NotEqual', 'In', 'NotIn']).optional(),
+    source: z.enum(['RemotePeers']).optional(),
+    interface: z.string().optional(),
+    peerType: z.enum(['eBGP', 'iBGP']).optional(),
+    communities: z
+      .object({ values: z.array(communityValue) })
+      .strict()
+      .optional(),
+    asPathPrefix: asPath.optional(),
+    priority: intIn(1, 2147483646).optional(),
+    operations: z
+      .array(
+        z
+          .object({
+            addCommunity: z.object({ value: communityValue }).strict().optional(),
+            prependASPath: z.object({ prefix: asPath }).strict().optional(),
+            setPriority: z
+              .object({ value: intIn(1, 2147483646) })
+              .strict()
+              .optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+  })
+  .strict()
+  .superRefine((rule, ctx) => {
+    if ((rule.cidr === undefined) !== (rule.matchOperator === undefined))
+      fail(ctx, 'cidr and matchOperator go together', [
+        rule.cidr === undefined ? 'cidr' : 'matchOperator',
+      ]);
+  });
+
+/** BGPFilter: import and export rules for BGP peers (IPv4; the V6 lists are refused). */
+export const bgpFilterSpec = z
+  .object({
+    exportV4: z.array(bgpFilterRuleV4).optional(),
+    importV4: z.array(bgpFilterRuleV4).optional(),
+    exportV6: ipv6Only,
+    importV6: ipv6Only,
+  })
+  .strict();
+
+export type BGPFilterSpec = z.output<typeof bgpFilterSpec>;

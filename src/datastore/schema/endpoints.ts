@@ -43,6 +43,14 @@ export const workloadEndpointSpec = z
     ipNetworks: uniqueNames(hostNetwork, 'address').default([]),
     profiles: profileNames.default([]),
     ports: endpointPorts.default([]),
+    // Written by Calico's CNI plugin and kube-controllers; stored (docs/calico-compat.md).
+    pod: omitEmpty(z.string()),
+    serviceAccountName: omitEmpty(z.string()),
+    ipNATs: z
+      .array(z.object({ internalIP: ipv4Address, externalIP: ipv4Address }).strict())
+      .optional(),
+    allowSpoofedSourcePrefixes: z.array(z.string()).optional(),
+    qosControls: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 

@@ -15,6 +15,15 @@ import {
 
 export { dnsLabel, dnsSubdomain, labels, selector } from '../../policy/fields.js';
 
+/** How every IPv6 field is refused. */
+export const DUAL_STACK = 'dual stack is not yet supported (tortie is IPv4 only)';
+
+/** An IPv6-only field (`ipv6Address`, `exportV6`…): refused whenever it is given. */
+export const ipv6Only = z.unknown().superRefine((v, ctx) => {
+  if (v !== undefined && v !== '' && !(Array.isArray(v) && v.length === 0))
+    fail(ctx, `an IPv6 field: ${DUAL_STACK}`);
+});
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
@@ -47,7 +56,7 @@ export function isIPv4(text: string): boolean {
 /** A dotted-quad IPv4 address. */
 export const ipv4Address = z.string().superRefine((text, ctx) => {
   if (text.includes(':') && !text.includes('.'))
-    fail(ctx, `${JSON.stringify(text)} is IPv6; tortie is IPv4 only`);
+    fail(ctx, `${JSON.stringify(text)} is IPv6: ${DUAL_STACK}`);
   else if (!isIPv4(text))
     fail(ctx, `${JSON.stringify(text)} is not an IPv4 address (expected a.b.c.d)`);
 });
@@ -146,6 +155,9 @@ export const endpointPort = z
       })
       .default('TCP'),
     port,
+    // Kubernetes hostPort mapping, as Calico's CNI plugin writes it; stored.
+    hostPort: intIn(0, 65535).optional(),
+    hostIP: z.string().optional(),
   })
   .strict();
 
@@ -163,6 +175,12 @@ export const annotations = z.record(z.string(), z.string()).superRefine((record,
     const problem = labelKeyProblem(key);
     if (problem !== undefined) fail(ctx, problem.replace('label key', 'annotation key'), [key]);
   }
+});
+
+/** A Go duration as Calico's fields take them: "90s", "1m30s", "500ms", "2h". */
+export const duration = z.string().superRefine((text, ctx) => {
+  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text) && text !== '0')
+    fail(ctx, `${JSON.stringify(text)} is not a duration (such as "90s", "5m" or "1h30m")`);
 });
 
 /** A selector that defaults to all(). */

@@ -1,25 +1,43 @@
 /**
  * Validation of one user object of any kind. Policy kinds go through
- * src/policy/resources.ts (their rules live there); the infrastructure kinds have their
- * schemas in this folder. The result is what the store writes: identity, metadata and
- * the spec to keep.
+ * src/policy/resources.ts (their rules live there); the other kinds have their schemas
+ * in this folder. The result is what the store writes: identity, metadata and the spec
+ * to keep. A refused object carries every problem found in it, not only the first.
+ *
+ * Calico's kinds are read under projectcalico.org/v3, crd.projectcalico.org/v1 and
+ * tortie.io/v1 (src/datastore/kinds.ts); which one an object came under makes no
+ * difference to what is stored.
  */
 import { z } from 'zod';
-import { parseResource, ResourceError } from '../../policy/resources.js';
+import {
+  parseResource,
+  ResourceError,
+  stagedGlobalNetworkPolicySpec,
+  stagedNetworkPolicySpec,
+} from '../../policy/resources.js';
+import { stagedKubernetesNetworkPolicySpec } from '../../policy/k8s.js';
+import { didYouMean } from '../../util/nearest.js';
 import { detail, type ErrorDetail } from '../errors.js';
 import {
   describeRef,
   KIND_NAMES,
   KINDS,
   kindOfObject,
+  knownApiVersions,
   type KindInfo,
   type KindName,
 } from '../kinds.js';
 import { agentConfigurationSpec } from './agent.js';
-import { bgpConfigurationSpec, bgpPeerSpec } from './bgp.js';
+import { bgpConfigurationSpec, bgpFilterSpec, bgpPeerSpec } from './bgp.js';
+import {
+  clusterInformationSpec,
+  felixConfigurationSpec,
+  kubeControllersConfigurationSpec,
+} from './calico-config.js';
 import { hostEndpointSpec, workloadEndpointSpec } from './endpoints.js';
 import { defaultOrNodeName, dnsSubdomain } from './fields.js';
-import { parseWith } from './issues.js';
+import { ipamConfigurationName, ipamConfigurationSpec, ipReservationSpec } from './ipam.js';
+import { parseWith, type Refusal } from './issues.js';
 import { ipPoolSpec } from './ippool.js';
 import { metadataSchema, type InputMetadata } from './metadata.js';
 import { nodeSpec } from './node.js';
@@ -35,33 +53,80 @@ export interface ValidObject {
 
 export type Validation =
   | { readonly ok: true; readonly object: ValidObject }
-  | { readonly ok: false; readonly detail: ErrorDetail };
+  | {
+      readonly ok: false;
+      /** The first problem. */
+      readonly detail: ErrorDetail;
+      /** Every problem of the object (the first is `detail`). */
+      readonly details: readonly ErrorDetail[];
+    };
 
 type SpecSchema = z.ZodType<unknown, z.ZodTypeDef, unknown>;
 
-interface InfraKind {
+interface SchemaKind {
   readonly name: z.ZodType<string, z.ZodTypeDef, unknown>;
   /** Whether an object without `spec` is refused. */
   readonly specRequired: boolean;
   readonly spec: (name: string) => SpecSchema;
+  /** Store the spec as the user wrote it (validated, not converted): the staged policies. */
+  readonly asGiven?: boolean;
 }
 
-const INFRA: Partial<Record<KindName, InfraKind>> = {
+/** `default`, as Calico's singletons are named. */
+const anyName = z.string().min(1);
+
+const SCHEMAS: Partial<Record<KindName, SchemaKind>> = {
   IPPool: { name: dnsSubdomain, specRequired: true, spec: () => ipPoolSpec },
   HostEndpoint: { name: dnsSubdomain, specRequired: true, spec: () => hostEndpointSpec },
   WorkloadEndpoint: { name: dnsSubdomain, specRequired: true, spec: () => workloadEndpointSpec },
   Node: { name: dnsSubdomain, specRequired: false, spec: () => nodeSpec },
-  BGPConfiguration: { name: defaultOrNodeName, specRequired: false, spec: bgpConfigurationSpec },
+  BGPConfiguration: { name: dnsSubdomain, specRequired: false, spec: bgpConfigurationSpec },
   BGPPeer: { name: dnsSubdomain, specRequired: true, spec: () => bgpPeerSpec },
+  BGPFilter: { name: dnsSubdomain, specRequired: false, spec: () => bgpFilterSpec },
   AgentConfiguration: {
     name: defaultOrNodeName,
     specRequired: false,
     spec: () => agentConfigurationSpec,
   },
+  IPReservation: { name: dnsSubdomain, specRequired: true, spec: () => ipReservationSpec },
+  IPAMConfiguration: {
+    name: ipamConfigurationName,
+    specRequired: false,
+    spec: () => ipamConfigurationSpec,
+  },
+  FelixConfiguration: {
+    name: dnsSubdomain,
+    specRequired: false,
+    spec: () => felixConfigurationSpec,
+  },
+  KubeControllersConfiguration: {
+    name: anyName,
+    specRequired: false,
+    spec: () => kubeControllersConfigurationSpec,
+  },
+  ClusterInformation: { name: anyName, specRequired: false, spec: () => clusterInformationSpec },
+  StagedNetworkPolicy: {
+    name: dnsSubdomain,
+    specRequired: false,
+    spec: () => stagedNetworkPolicySpec,
+    asGiven: true,
+  },
+  StagedGlobalNetworkPolicy: {
+    name: dnsSubdomain,
+    specRequired: false,
+    spec: () => stagedGlobalNetworkPolicySpec,
+    asGiven: true,
+  },
+  StagedKubernetesNetworkPolicy: {
+    name: dnsSubdomain,
+    specRequired: false,
+    spec: () => stagedKubernetesNetworkPolicySpec,
+    asGiven: true,
+  },
 };
 
-const ENVELOPE_KEYS = new Set(['apiVersion', 'kind', 'metadata', 'spec']);
-const K8S_ENVELOPE_KEYS = new Set([...ENVELOPE_KEYS, 'status']);
+/** `status` is written by Calico's controllers; accepted on every kind and dropped. */
+const ENVELOPE_KEYS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -73,6 +138,10 @@ function label(info: KindInfo, obj: Record<string, unknown>): string {
   const name = typeof m.name === 'string' && m.name !== '' ? m.name : '(no name)';
   const namespace = typeof m.namespace === 'string' ? m.namespace : 'default';
   return describeRef({ kind: info.name, name, ...(info.namespaced ? { namespace } : {}) });
+}
+
+function refused(details: ErrorDetail[]): Validation {
+  return { ok: false, detail: details[0]!, details };
 }
 
 function identify(obj: unknown, index?: number): { info: KindInfo } | { refused: ErrorDetail } {
@@ -93,13 +162,14 @@ function identify(obj: unknown, index?: number): { info: KindInfo } | { refused:
     return { refused: detail('object', 'kind', 'required field is missing', index) };
   const info = kindOfObject(apiVersion, kind);
   if (info !== undefined) return { info };
-  const known = KIND_NAMES.map((k) => KINDS[k]).filter((i) => i.apiVersion === apiVersion);
+  const known = KIND_NAMES.map((k) => KINDS[k]).filter((i) => i.apiVersions.includes(apiVersion));
   if (known.length === 0) {
-    const versions = [...new Set(KIND_NAMES.map((k) => KINDS[k].apiVersion))].join(', ');
-    const reason = `unknown apiVersion ${JSON.stringify(apiVersion)} (expected one of ${versions})`;
+    const versions = knownApiVersions();
+    const reason = `unknown apiVersion ${JSON.stringify(apiVersion)}${didYouMean(apiVersion, versions)} (expected one of ${versions.join(', ')})`;
     return { refused: detail('object', 'apiVersion', reason, index) };
   }
-  const reason = `unknown kind ${JSON.stringify(kind)} for ${apiVersion} (expected one of ${known.map((i) => i.kind).join(', ')})`;
+  const kinds = known.map((i) => i.kind);
+  const reason = `unknown kind ${JSON.stringify(kind)} for ${apiVersion}${didYouMean(kind, kinds)} (expected one of ${kinds.join(', ')})`;
   return { refused: detail('object', 'kind', reason, index) };
 }
 
@@ -108,77 +178,90 @@ function prefixed(prefix: string, path: string): string {
   return path.startsWith('[') ? `${prefix}${path}` : `${prefix}.${path}`;
 }
 
+function envelopeProblems(obj: Record<string, unknown>): Refusal[] {
+  return Object.keys(obj)
+    .filter((key) => !ENVELOPE_KEYS.includes(key))
+    .map((key) => ({ path: key, reason: `unknown field${didYouMean(key, ENVELOPE_KEYS)}` }));
+}
+
 function validatePolicyKind(
   info: KindInfo,
   obj: Record<string, unknown>,
-  who: string,
-  index?: number,
-): Validation {
+): Refusal[] | InputMetadata {
+  const problems = envelopeProblems(obj);
   const meta = parseWith(metadataSchema(info, z.string()), obj.metadata);
   if (!meta.ok)
-    return {
-      ok: false,
-      detail: detail(who, prefixed('metadata', meta.refusal.path), meta.refusal.reason, index),
-    };
-  const m = meta.value;
+    problems.push(...meta.refusals.map((r) => ({ ...r, path: prefixed('metadata', r.path) })));
   try {
+    const m = meta.ok ? meta.value : undefined;
     parseResource({
-      ...obj,
-      metadata: {
-        name: m.name,
-        ...(m.namespace === undefined ? {} : { namespace: m.namespace }),
-        labels: m.labels,
-      },
+      apiVersion: obj.apiVersion,
+      kind: obj.kind,
+      metadata:
+        m === undefined
+          ? obj.metadata
+          : {
+              name: m.name,
+              ...(m.namespace === undefined ? {} : { namespace: m.namespace }),
+              labels: m.labels,
+            },
+      ...(obj.spec === undefined ? {} : { spec: obj.spec }),
     });
   } catch (e) {
-    if (e instanceof ResourceError)
-      return { ok: false, detail: detail(who, e.path, e.reason, index) };
-    throw e;
+    if (!(e instanceof ResourceError)) throw e;
+    // Metadata problems were found above, in the words of the metadata schema.
+    const rest = e.problems.filter((p) => meta.ok || !p.path.startsWith('metadata'));
+    problems.push(...rest);
   }
-  const spec = isRecord(obj.spec) ? obj.spec : {};
-  return { ok: true, object: { info, metadata: m, spec } };
+  return problems.length > 0 || !meta.ok ? problems : meta.value;
 }
 
-function validateInfraKind(
+function validateSchemaKind(
   info: KindInfo,
-  kind: InfraKind,
+  kind: SchemaKind,
   obj: Record<string, unknown>,
-  who: string,
-  index?: number,
-): Validation {
-  const refuse = (path: string, reason: string): Validation => ({
-    ok: false,
-    detail: detail(who, path, reason, index),
-  });
-  for (const key of Object.keys(obj))
-    if (!ENVELOPE_KEYS.has(key)) return refuse(key, 'unknown field');
-  if (obj.metadata === undefined) return refuse('metadata', 'required field is missing');
+): Refusal[] | ValidObject {
+  const problems = envelopeProblems(obj);
+  if (obj.metadata === undefined) {
+    problems.push({ path: 'metadata', reason: 'required field is missing' });
+    return problems;
+  }
   const meta = parseWith(metadataSchema(info, kind.name), obj.metadata);
-  if (!meta.ok) return refuse(prefixed('metadata', meta.refusal.path), meta.refusal.reason);
-  if (obj.spec === undefined && kind.specRequired)
-    return refuse('spec', 'required field is missing');
-  const spec = parseWith(kind.spec(meta.value.name), obj.spec ?? {});
-  if (!spec.ok) return refuse(prefixed('spec', spec.refusal.path), spec.refusal.reason);
-  return {
-    ok: true,
-    object: { info, metadata: meta.value, spec: spec.value as Record<string, unknown> },
-  };
+  if (!meta.ok)
+    problems.push(...meta.refusals.map((r) => ({ ...r, path: prefixed('metadata', r.path) })));
+  if (obj.spec === undefined && kind.specRequired) {
+    problems.push({ path: 'spec', reason: 'required field is missing' });
+    return problems;
+  }
+  const name =
+    isRecord(obj.metadata) && typeof obj.metadata.name === 'string' ? obj.metadata.name : '';
+  const spec = parseWith(kind.spec(name), obj.spec ?? {});
+  if (!spec.ok)
+    problems.push(...spec.refusals.map((r) => ({ ...r, path: prefixed('spec', r.path) })));
+  if (problems.length > 0 || !meta.ok || !spec.ok) return problems;
+  const kept = kind.asGiven ? (obj.spec ?? {}) : spec.value;
+  return { info, metadata: meta.value, spec: kept as Record<string, unknown> };
 }
 
-/** Validates one object; `index` (its place in a multi-object call) goes into the detail. */
+/** Validates one object; `index` (its place in a multi-object call) goes into the details. */
 export function validateObject(obj: unknown, index?: number): Validation {
   const identified = identify(obj, index);
-  if ('refused' in identified) return { ok: false, detail: identified.refused };
+  if ('refused' in identified) return refused([identified.refused]);
   const { info } = identified;
   const record = obj as Record<string, unknown>;
   const who = label(info, record);
-  const infra = INFRA[info.name];
-  if (infra !== undefined) return validateInfraKind(info, infra, record, who, index);
-  if (info.apiVersion !== 'tortie.io/v1') {
-    for (const key of Object.keys(record)) {
-      if (!K8S_ENVELOPE_KEYS.has(key))
-        return { ok: false, detail: detail(who, key, 'unknown field', index) };
-    }
+  // The envelope and the policy parser may both see one unknown top-level field: once each.
+  const toDetails = (problems: Refusal[]): ErrorDetail[] => {
+    const byId = new Map(problems.map((p) => [`${p.path}\u0000${p.reason}`, p]));
+    return [...byId.values()].map((p) => detail(who, p.path, p.reason, index));
+  };
+  const schema = SCHEMAS[info.name];
+  if (schema !== undefined) {
+    const result = validateSchemaKind(info, schema, record);
+    return Array.isArray(result) ? refused(toDetails(result)) : { ok: true, object: result };
   }
-  return validatePolicyKind(info, record, who, index);
+  const result = validatePolicyKind(info, record);
+  if (Array.isArray(result)) return refused(toDetails(result));
+  const spec = isRecord(record.spec) ? record.spec : {};
+  return { ok: true, object: { info, metadata: result, spec } };
 }

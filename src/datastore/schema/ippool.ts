@@ -1,11 +1,14 @@
 /**
  * IPPool: a range pods take addresses from, carved into per-node blocks of
- * `blockSize` (a /26 by default, as Calico). Stored with every default filled in, so
- * IPAM never guesses.
+ * `blockSize` (a /26 by default, as Calico). Stored with every default filled in, as
+ * calicoctl stores them (so an exported pool carries them all), and so IPAM never guesses.
  */
 import { z } from 'zod';
 import { fail } from '../../policy/fields.js';
-import { intIn, networkCidr, selectorOrAll } from './fields.js';
+import { intIn, networkCidr, selector, selectorOrAll, uniqueNames } from './fields.js';
+
+export const ALLOWED_USES = ['Workload', 'Tunnel', 'LoadBalancer'] as const;
+export const ASSIGNMENT_MODES = ['Automatic', 'Manual'] as const;
 
 export const ENCAP_MODES = ['Always', 'CrossSubnet', 'Never'] as const;
 export type EncapMode = (typeof ENCAP_MODES)[number];
@@ -20,7 +23,11 @@ export const ipPoolSpec = z
     vxlanMode: z.enum(ENCAP_MODES).default('Never'),
     natOutgoing: z.boolean().default(false),
     disabled: z.boolean().default(false),
+    disableBGPExport: z.boolean().default(false),
     nodeSelector: selectorOrAll,
+    namespaceSelector: selector.optional(),
+    allowedUses: uniqueNames(z.enum(ALLOWED_USES), 'use').default(['Workload', 'Tunnel']),
+    assignmentMode: z.enum(ASSIGNMENT_MODES).default('Automatic'),
   })
   .strict()
   .superRefine((spec, ctx) => {

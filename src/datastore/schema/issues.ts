@@ -1,32 +1,26 @@
 /**
- * zod issues → one (path, reason) pair per refusal, in the words src/policy/resources.ts
- * uses ("required field is missing", "unknown field", "33 is out of range 20-32").
+ * zod issues → (path, reason) pairs, one per problem, in the words src/policy/resources.ts
+ * uses ("required field is missing", "unknown field (did you mean natOutgoing?)",
+ * "33 is out of range 20-32"). Every problem of an object is reported, not only the first.
  */
-import { z } from 'zod';
-import { errorMap, formatPath } from '../../util/zod-issues.js';
+import {
+  allRefusals,
+  errorMap,
+  formatPath,
+  refusalsOf,
+  type Refusal,
+} from '../../util/zod-issues.js';
+import type { z } from 'zod';
 
-export { errorMap, formatPath };
+export { allRefusals, errorMap, formatPath, refusalsOf, type Refusal };
 
-export interface Refusal {
-  /** "spec.blockSize", "metadata.labels[\"a b\"]", "" for the whole object. */
-  readonly path: string;
-  readonly reason: string;
-}
-
-export function refusalOf(issue: z.ZodIssue): Refusal {
-  if (issue.code === z.ZodIssueCode.unrecognized_keys) {
-    return { path: formatPath([...issue.path, issue.keys[0]!]), reason: 'unknown field' };
-  }
-  return { path: formatPath(issue.path), reason: issue.message };
-}
-
-/** Parses with the shared error map; the first issue becomes the refusal. */
+/** Parses with the shared error map; a failure carries every problem found. */
 export function parseWith<T>(
   schema: z.ZodType<T, z.ZodTypeDef, unknown>,
   value: unknown,
-): { ok: true; value: T } | { ok: false; refusal: Refusal } {
+): { ok: true; value: T } | { ok: false; refusals: Refusal[] } {
   const result = schema.safeParse(value, { errorMap });
   return result.success
     ? { ok: true, value: result.data }
-    : { ok: false, refusal: refusalOf(result.error.issues[0]!) };
+    : { ok: false, refusals: allRefusals(result.error, schema) };
 }

@@ -1,9 +1,10 @@
 /**
- * Object metadata at the edge. Strict: a field outside this list is refused.
- * `uid`, `resourceVersion` and `creationTimestamp` are accepted (objects read back with
- * `get -o yaml` carry them); the store owns them: `resourceVersion` becomes the
- * optimistic-concurrency guard, `uid` must match the stored object, the timestamp is
- * ignored.
+ * Object metadata at the edge. Strict: a field outside Kubernetes' ObjectMeta is refused
+ * (with the nearest name). `uid`, `resourceVersion` and `creationTimestamp` are accepted
+ * (objects read back with `get -o yaml` or exported by calicoctl carry them); the store
+ * owns them: `resourceVersion` becomes the optimistic-concurrency guard, `uid` must match
+ * the stored object, the timestamp is ignored. The other ObjectMeta fields (generation,
+ * ownerReferences, finalizers…) are accepted and dropped: nothing in tortie acts on them.
  */
 import { z } from 'zod';
 import type { KindInfo } from '../kinds.js';
@@ -19,8 +20,10 @@ export interface InputMetadata {
   readonly resourceVersion?: string;
 }
 
-/** Kubernetes ObjectMeta fields that Kubernetes objects may carry; accepted and dropped. */
+/** Kubernetes ObjectMeta fields that objects may carry; accepted and dropped. */
 const K8S_ONLY = {
+  deletionTimestamp: z.unknown().optional(),
+  deletionGracePeriodSeconds: z.unknown().optional(),
   generation: z.unknown().optional(),
   managedFields: z.unknown().optional(),
   selfLink: z.unknown().optional(),
@@ -39,7 +42,7 @@ const resourceVersion = z.string().superRefine((v, ctx) => {
  * string: src/policy/resources.ts checks their names).
  */
 export function metadataSchema(
-  info: KindInfo,
+  info: Pick<KindInfo, 'kind' | 'namespaced'>,
   name: z.ZodType<string, z.ZodTypeDef, unknown> = dnsSubdomain,
 ) {
   const namespace = info.namespaced
@@ -55,7 +58,7 @@ export function metadataSchema(
     uid: z.string().min(1).optional(),
     resourceVersion: resourceVersion.optional(),
     creationTimestamp: z.string().optional(),
-    ...(info.apiVersion === 'tortie.io/v1' ? {} : K8S_ONLY),
+    ...K8S_ONLY,
   };
   return z
     .object(fields)
