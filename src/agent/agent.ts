@@ -66,6 +66,7 @@ import {
   type NodeStatus,
 } from './status.js';
 import { VXLAN_PORT } from './vxlan.js';
+import { packageVersion } from '../util/package-root.js';
 
 export type { BgpStatus } from './manager.js';
 
@@ -783,6 +784,7 @@ export class Agent {
     const sessions = this.set.bgp?.bgpSessions();
     return {
       node: this.config.nodeName,
+      version: packageVersion(),
       ...(this.address === undefined ? {} : { ipv4Address: this.address }),
       pid: process.pid,
       startedAt: this.startedAt.toISOString(),

@@ -71,6 +71,8 @@ export interface EndpointStatus {
 /** The value of a node heartbeat key. */
 export interface NodeStatus {
   readonly node: string;
+  /** The agent's version (`v<package.json version>`), for `tortie version`. */
+  readonly version?: string;
   readonly ipv4Address?: string;
   readonly pid: number;
   readonly startedAt: string;

@@ -9,10 +9,9 @@
  * the merge (unless the patch itself names a resourceVersion: then the conflict is the
  * answer). The merged object is validated as `replace` validates it: nothing half written.
  */
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { DatastoreError, describeRef, type Datastore } from '../datastore/index.js';
-import { packagePath } from '../util/package-root.js';
+import { packageVersion } from '../util/package-root.js';
 import { mergePatch, parseMergePatch } from './merge-patch.js';
 import { refOf, resolveKind, runAction, withStore, type CliIo } from './resource-common.js';
 import { UsageError } from './usage.js';
@@ -103,16 +102,15 @@ async function patchWithRetry(
 
 /** The client's version: tortie's package.json. */
 export function clientVersion(): string {
-  const pj = JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version?: string };
-  return `v${pj.version ?? 'unknown'}`;
+  return packageVersion();
 }
 
 /**
  * The cluster's side of `version`. tortie keeps no ClusterInformation: the cluster is
  * the etcd it stores in and the agents heartbeating into it, so this reports etcd's
  * server version (etcd's status call) and the agents whose heartbeats are in the store,
- * with the version each reports (agents today do not put one in their heartbeat: then
- * "not reported").
+ * with the version each reports in its heartbeat ("not reported" by agents older than
+ * the field).
  */
 async function clusterLines(ds: Datastore): Promise<[string, string][]> {
   const { readNodeStatuses } = await import('../agent/status.js');
@@ -128,7 +126,7 @@ async function clusterLines(ds: Datastore): Promise<[string, string][]> {
   ]);
   const versions = new Map<string, string[]>();
   for (const a of agents) {
-    const v = (a as { version?: unknown }).version;
+    const v = a.version;
     const key = typeof v === 'string' && v !== '' ? v : 'not reported';
     versions.set(key, [...(versions.get(key) ?? []), a.node]);
   }
@@ -156,7 +154,7 @@ function versionCommand(program: Command, io: CliIo): void {
     .action(async (opts: { client: boolean }, cmd: Command) =>
       runAction(cmd, async () => {
         const say = (lines: readonly [string, string][]) =>
-          io.out(lines.map(([k, v]) => `${k.padEnd(16)}${v}\n`).join(''));
+          io.out(lines.map(([k, v]) => `${k.padEnd(19)}${v}\n`).join(''));
         say([['Client Version:', clientVersion()]]);
         if (!opts.client) say(await withStore(cmd, clusterLines));
       }),

@@ -32,3 +32,16 @@ export function packageRoot(): string {
 export function packagePath(...parts: string[]): string {
   return join(packageRoot(), ...parts);
 }
+
+let version: string | undefined;
+
+/** tortie's version as `v<package.json version>` (the CLI's and every agent's heartbeat's). */
+export function packageVersion(): string {
+  if (version === undefined) {
+    const pj = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as {
+      version?: string;
+    };
+    version = `v${pj.version ?? 'unknown'}`;
+  }
+  return version;
+}

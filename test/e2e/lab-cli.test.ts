@@ -316,6 +316,16 @@ describe('tortie lab: a persistent 2-node lab driven by separate commands', () =
     expect(doc.pods.map((p) => p.running)).toEqual([true, true, true]);
   }, 30_000);
 
+  it("tortie version: the client's version and the cluster's, from the agents' heartbeats", async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    const r = ok(await tortie(['version'], { TORTIE_CONFIG: config }), 'version');
+    expect(r.stdout).toMatch(new RegExp(`^Client Version:\\s+v${version}$`, 'm'));
+    expect(r.stdout, r.stdout).toMatch(new RegExp(`^Cluster Version:\\s+v${version}$`, 'm'));
+    expect(r.stdout).toContain(`2 (v${version}: ${id}-n0, ${id}-n1)`);
+  }, 30_000);
+
   it('one etcd member killed: the pods see no change, tortie get still works, status says so', async () => {
     const s = readLabState(id);
     const victim = s.etcd.members[0]!;
