@@ -87,7 +87,8 @@ build_calicoctl() {
 
   local go gover
   go="$(find_go)"
-  gover="$(GOTOOLCHAIN=local "$go" env GOVERSION)" || die "$go does not run"
+  gover="$(GOTOOLCHAIN=local "$go" env GOVERSION)" ||
+    die "$go does not run: install Go >= $CALICO_GO_MIN (see docs/peers.md)"
   version_ge "${gover#go}" "$CALICO_GO_MIN" ||
     die "$go is $gover; calicoctl $CALICO_RELEASE needs Go >= $CALICO_GO_MIN (see docs/peers.md)"
 
