@@ -138,6 +138,13 @@ afterAll(async () => {
 });
 
 describe('calicoctl against a real etcd', () => {
+  it('refuses `version` on an empty store: no ClusterInformation default yet', async () => {
+    const r = await runCalicoctl(['version']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`^Client Version: +${CALICOCTL_RELEASE}$`, 'm'));
+    expect(r.stderr).toContain('resource does not exist: ClusterInformation(default)');
+  });
+
   it('applies Calico documents and reads them back as written', async () => {
     const file = join(dir, 'documents.yaml');
     await writeFile(file, DOCUMENTS);
@@ -156,9 +163,7 @@ describe('calicoctl against a real etcd', () => {
     expect(np).toContain('namespace: prod');
   });
 
-  // On an empty store `calicoctl version` fails (exit 1: "Unable to retrieve Cluster Version
-  // or Type: resource does not exist: ClusterInformation(default)"); the first write through
-  // calicoctl's client creates ClusterInformation default, after which it succeeds.
+  // The first write through calicoctl's client created ClusterInformation default.
   it('reports its pinned client version once the store is initialised', async () => {
     const out = await calicoctlOk(['version']);
     expect(out).toMatch(new RegExp(`^Client Version: +${CALICOCTL_RELEASE}$`, 'm'));
