@@ -103,6 +103,16 @@ export const COMMANDS: readonly CommandRequirement[] = [
   cmd('flock', 'util-linux', ['tests'], 'bench e2e tests (one bench at a time)'),
   cmd('cat', 'coreutils', ['tests'], 'bench e2e tests (the flock holder)'),
   cmd('true', 'coreutils', ['bench', 'tests'], 'bench cni (nsenter cost)'),
+  // Peer programs the tests drive tortie with, built by scripts/build-peers.sh (docs/peers.md).
+  // Go >= 1.23.8 for calicoctl v3.28.5: the project's machines have Go 1.26 in /usr/local/go
+  // (on PATH); Debian 12's golang-go is 1.19, too old (docs/peers.md says how to get one).
+  cmd(
+    'go',
+    'golang-go',
+    ['tests'],
+    'scripts/build-peers.sh: builds calicoctl for the calicoctl e2e (needs Go >= 1.23.8)',
+  ),
+  cmd('sha256sum', 'coreutils', ['tests'], 'scripts/build-peers.sh (the cached binary check)'),
   // The benchmarks (and the e2e tests that run them at tiny sizes).
   cmd('sockperf', 'sockperf', ['bench', 'tests'], 'bench pod-to-pod'),
   cmd('iperf3', 'iperf3', ['bench', 'tests'], 'bench pod-to-pod'),

@@ -1,0 +1,200 @@
+/**
+ * calicoctl as a real client: the calicoctl of a pinned Calico release (built from Calico's Go
+ * module by scripts/build-peers.sh, cached outside the repo; see docs/peers.md) against a real
+ * etcd started by the lab's startEtcd. It applies Calico documents, reads them back, and what
+ * it wrote to etcd is recorded in test/fixtures/calico-etcd/layout.json: Calico's own etcd
+ * layout (keys and stored JSON), the reference for storing Calico kinds the way Calico does.
+ * The volatile fields (uid, creationTimestamp, resourceVersion, clusterGUID) are masked.
+ *
+ * Needs etcd (etcd-server) and, for a cold cache, Go (scripts/build-peers.sh names what to
+ * install): a missing one fails the test, never skips it.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { Etcd3 } from 'etcd3';
+import { format, resolveConfig } from 'prettier';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
+import { newRunId } from '../helpers/netns.js';
+import { calicoctlBinary, CALICOCTL_RELEASE, PEER_BUILD_TIMEOUT_MS } from '../helpers/peers.js';
+import { requireCommand } from '../helpers/tools.js';
+
+const run = newRunId();
+let calicoctl = '';
+let cluster: EtcdCluster | undefined;
+let etcd: Etcd3 | undefined;
+let dir = '';
+
+// Calico documents as a Calico user writes them (the shapes of Calico's documentation:
+// a GlobalNetworkPolicy, a namespaced NetworkPolicy, an IPPool, a Node).
+const DOCUMENTS = `apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: allow-tcp-6379
+spec:
+  selector: role == 'database'
+  types:
+  - Ingress
+  ingress:
+  - action: Allow
+    protocol: TCP
+    source:
+      selector: role == 'frontend'
+    destination:
+      ports:
+      - 6379
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata:
+  name: allow-dns
+  namespace: prod
+spec:
+  selector: all()
+  types:
+  - Egress
+  egress:
+  - action: Allow
+    protocol: UDP
+    destination:
+      ports:
+      - 53
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: pool-a
+spec:
+  cidr: 10.244.0.0/16
+  ipipMode: Always
+  natOutgoing: true
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata:
+  name: node-a
+spec:
+  bgp:
+    ipv4Address: 192.0.2.10/24
+`;
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runCalicoctl(args: string[]): Promise<Ran> {
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    DATASTORE_TYPE: 'etcdv3',
+    ETCD_ENDPOINTS: cluster!.endpoints.join(','),
+  };
+  return new Promise((resolve) => {
+    execFile(calicoctl, args, { env, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function calicoctlOk(args: string[]): Promise<string> {
+  const r = await runCalicoctl(args);
+  expect(r.code, `calicoctl ${args.join(' ')}: ${r.stderr}${r.stdout}`).toBe(0);
+  return r.stdout;
+}
+
+/** Fields that differ on every run (clusterGUID: ClusterInformation's random id). */
+const VOLATILE = ['uid', 'creationTimestamp', 'resourceVersion', 'clusterGUID'];
+
+/** The stored object with the fields that differ on every run masked. */
+function masked(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(masked);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    out[k] = VOLATILE.includes(k) ? `<${k}>` : masked(v);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  requireCommand('etcd');
+  calicoctl = await calicoctlBinary();
+  dir = await mkdtemp(join(tmpdir(), `tortie-calicoctl-${run}-`));
+  cluster = await startEtcd(`cc${run}`, 1);
+  etcd = new Etcd3({ hosts: cluster.endpoints });
+}, PEER_BUILD_TIMEOUT_MS);
+
+afterAll(async () => {
+  etcd?.close();
+  await cluster?.stop();
+  if (dir !== '') await rm(dir, { recursive: true, force: true });
+});
+
+describe('calicoctl against a real etcd', () => {
+  it('refuses `version` on an empty store: no ClusterInformation default yet', async () => {
+    const r = await runCalicoctl(['version']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`^Client Version: +${CALICOCTL_RELEASE}$`, 'm'));
+    expect(r.stderr).toContain('resource does not exist: ClusterInformation(default)');
+  });
+
+  it('applies Calico documents and reads them back as written', async () => {
+    const file = join(dir, 'documents.yaml');
+    await writeFile(file, DOCUMENTS);
+    expect(await calicoctlOk(['apply', '-f', file])).toContain(
+      'Successfully applied 4 resource(s)',
+    );
+
+    const gnp = await calicoctlOk(['get', 'globalnetworkpolicy', 'allow-tcp-6379', '-o', 'yaml']);
+    expect(gnp).toContain('apiVersion: projectcalico.org/v3');
+    expect(gnp).toContain("selector: role == 'database'");
+    const pool = await calicoctlOk(['get', 'ippool', 'pool-a', '-o', 'yaml']);
+    // calicoctl stores its defaults in every pool it writes.
+    for (const line of ['blockSize: 26', 'nodeSelector: all()', 'vxlanMode: Never', '- Workload'])
+      expect(pool).toContain(line);
+    const np = await calicoctlOk(['get', 'networkpolicy', '-n', 'prod', 'allow-dns', '-o', 'yaml']);
+    expect(np).toContain('namespace: prod');
+  });
+
+  // The first write through calicoctl's client created ClusterInformation default.
+  it('reports its pinned client version once the store is initialised', async () => {
+    const out = await calicoctlOk(['version']);
+    expect(out).toMatch(new RegExp(`^Client Version: +${CALICOCTL_RELEASE}$`, 'm'));
+  });
+
+  it('lists the node it was given', async () => {
+    const out = await calicoctlOk(['get', 'nodes']);
+    expect(
+      out
+        .trim()
+        .split('\n')
+        .map((l) => l.trim()),
+    ).toEqual(['NAME', 'node-a']);
+  });
+
+  it("writes Calico's etcd layout: one JSON object a key under /calico/resources/v3", async () => {
+    const all = await etcd!.getAll().prefix('/calico/').strings();
+    const layout = Object.fromEntries(
+      Object.keys(all)
+        .sort()
+        .map((key) => [key, masked(JSON.parse(all[key]!))]),
+    );
+    expect(
+      Object.keys(layout).every((k) => k.startsWith('/calico/resources/v3/projectcalico.org/')),
+    ).toBe(true);
+    // Formatted as the repository's prettier formats it, so the file passes `npm run lint`.
+    const fixture = fileURLToPath(new URL('../fixtures/calico-etcd/layout.json', import.meta.url));
+    const text = await format(JSON.stringify(layout), {
+      ...(await resolveConfig(fixture)),
+      filepath: fixture,
+    });
+    await expect(text).toMatchFileSnapshot(fixture);
+  });
+});
