@@ -12,45 +12,13 @@ import { u32Codec } from '../../src/maps/structs.js';
 import type { BpfMap } from '../../src/native/types.js';
 import { PolicyCompiler } from '../../src/policy/compile/index.js';
 import type { Endpoint, World } from '../../src/policy/model.js';
+import { SoftBpfMap } from '../helpers/softdataplane.js';
 import { namespaceProfile } from '../../src/policy/resources.js';
 
-/** A BPF map in memory: enough of BpfMap for the apply and adopt code. */
-class FakeMap {
-  readonly data = new Map<string, Buffer>();
-  constructor(
-    private readonly keySize: number,
-    private readonly valueSize: number,
-  ) {}
-  updateBatch(keys: Buffer, values: Buffer): number {
-    const n = keys.length / this.keySize;
-    for (let i = 0; i < n; i++) {
-      const k = keys.subarray(i * this.keySize, (i + 1) * this.keySize);
-      this.data.set(
-        k.toString('hex'),
-        Buffer.from(values.subarray(i * this.valueSize, (i + 1) * this.valueSize)),
-      );
-    }
-    return n;
-  }
-  deleteBatch(keys: Buffer): number {
-    let n = 0;
-    for (let i = 0; i < keys.length / this.keySize; i++) {
-      if (this.data.delete(keys.subarray(i * this.keySize, (i + 1) * this.keySize).toString('hex')))
-        n++;
-    }
-    return n;
-  }
-  entries(): { keys: Buffer[]; values: Buffer[] } {
-    return {
-      keys: [...this.data.keys()].map((k) => Buffer.from(k, 'hex')),
-      values: [...this.data.values()],
-    };
-  }
-}
-
+/** The policy maps and tortie_ifaces in memory (the agent's soft dataplane's maps). */
 function fakeMaps() {
   const m = (spec: { key: { size: number }; value: { size: number } }) =>
-    new FakeMap(spec.key.size, spec.value.size) as unknown as BpfMap & FakeMap;
+    new SoftBpfMap('soft', spec.key.size, spec.value.size) as unknown as BpfMap & SoftBpfMap;
   return {
     ifaces: m(MAPS.ifaces),
     polIp32: m(MAPS.polIp32),
