@@ -31,6 +31,7 @@ import { native } from '../../src/native/index.js';
 import { createPodNetwork } from '../../src/plumbing/index.js';
 import { execIn, execInOk, newRunId, TestNetnsSet, type TestNetns } from '../helpers/netns.js';
 import { pingVerdict, startPing, type PingSummary } from '../helpers/resilience.js';
+import { k8sPolicy } from '../helpers/k8s.js';
 
 const run = promisify(execFile);
 const runId = newRunId();
@@ -128,22 +129,13 @@ function wep(pod: Pod, labels: Record<string, string>) {
   };
 }
 
-function k8sPolicy(name: string, spec: object) {
-  return {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name, namespace: 'x' },
-    spec,
-  };
-}
-
 /** b admits only pods labelled app=a: a → b works through an allow rule, not by default. */
-const ONLY_A_TO_B = k8sPolicy('b-from-a', {
+const ONLY_A_TO_B = k8sPolicy('x', 'b-from-a', {
   podSelector: { matchLabels: { app: 'b' } },
   policyTypes: ['Ingress'],
   ingress: [{ from: [{ podSelector: { matchLabels: { app: 'a' } } }] }],
 });
-const DENY_B = k8sPolicy('deny-b', {
+const DENY_B = k8sPolicy('x', 'deny-b', {
   podSelector: { matchLabels: { app: 'b' } },
   policyTypes: ['Ingress'],
 });

@@ -45,19 +45,11 @@ import { Reason } from '../../src/maps/index.js';
 import { newLabId } from '../helpers/netns.js';
 import { startPython, type NsScript } from '../helpers/pod-scripts.js';
 import { until } from '../helpers/wait.js';
+import { k8sPolicy } from '../helpers/k8s.js';
 
 const PORT = 7011;
 const AFTER_LINES = 50;
 const INTERVAL_S = 0.02;
-
-function k8sPolicy(namespace: string, name: string, spec: object) {
-  return {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name, namespace },
-    spec,
-  };
-}
 
 const SERVER_DENY = k8sPolicy('x', 'server-default-deny', {
   podSelector: { matchLabels: { app: 'server' } },

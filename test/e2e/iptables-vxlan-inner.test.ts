@@ -10,44 +10,12 @@
  * drops are counted on tortie-vxlan-in's rules (iptables-save -c).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { vxlanInnerSources, type RouteInputs } from '../../src/agent/routes.js';
+import { vxlanInnerSources } from '../../src/agent/routes.js';
 import { CHAIN_VXLAN_IN, IptablesDataplane } from '../../src/iptables/index.js';
 import { runIn } from '../../src/plumbing/netns.js';
-import type { World } from '../../src/policy/model.js';
 import { execInOk, newRunId, TestNetnsSet, type TestNetns } from '../helpers/netns.js';
 import { startPython } from '../helpers/pod-scripts.js';
 import { eventually } from '../helpers/wait.js';
-
-const EMPTY: World = {
-  endpoints: [],
-  namespaces: [],
-  networkSets: [],
-  tiers: [],
-  policies: [],
-  profiles: [],
-};
-
-const inputs: RouteInputs = {
-  self: 'n1',
-  nodes: [
-    { name: 'n1', address: '192.0.2.1/24', alive: true },
-    { name: 'n2', address: '192.0.2.2/24', alive: true },
-    { name: 'n3', address: '192.0.2.3/24', alive: true },
-  ],
-  blocks: [
-    { cidr: '10.88.0.0/26', affinity: 'n1', allocations: [] },
-    {
-      cidr: '10.88.0.64/26',
-      affinity: 'n2',
-      allocations: [
-        { ip: '10.88.0.65', node: 'n2' },
-        { ip: '10.88.0.70', node: 'n3' },
-      ],
-    },
-    { cidr: '10.88.0.128/26', affinity: 'n3', allocations: [] },
-  ],
-  pools: [{ cidr: '10.88.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }],
-};
 
 /** [outer source, inner source, whether it must reach port 4789] */
 const CASES: [string, string, boolean][] = [
@@ -87,6 +55,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((outer, 0))
 s.sendto(vxlan + eth + ip + udp, ("192.0.2.1", 4789))
 `;
+import { EMPTY, inputs } from '../helpers/vxlan-world.js';
 
 const run = new TestNetnsSet(newRunId());
 let rx: TestNetns;

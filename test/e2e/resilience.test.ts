@@ -56,21 +56,13 @@ import {
   type TrafficProgress,
   type UdpTool,
 } from '../helpers/resilience.js';
+import { k8sPolicy } from '../helpers/k8s.js';
 
 const OUTAGE_S = Number(process.env.TORTIE_OUTAGE_S ?? 30);
 const UDP_PORT = 7777;
 /** Bounds for an agent to start or a lab to come up: only for giving up, never a verdict. */
 const AGENT_START_MS = 120_000;
 const LAB_UP_MS = 300_000;
-
-function k8sPolicy(namespace: string, name: string, spec: object) {
-  return {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name, namespace },
-    spec,
-  };
-}
 
 const DENY_B = k8sPolicy('x', 'deny-b', {
   podSelector: { matchLabels: { app: 'b' } },

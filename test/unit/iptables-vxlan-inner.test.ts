@@ -5,7 +5,6 @@
  * chain's verdict against the routes' longest-prefix owner of the inner source.
  */
 import fc from 'fast-check';
-import type { World } from '../../src/policy/model.js';
 import { describe, expect, it } from 'vitest';
 import { desiredRoutes, vxlanInnerSources, type RouteInputs } from '../../src/agent/routes.js';
 import {
@@ -17,37 +16,7 @@ import {
 } from '../../src/iptables/index.js';
 import { cidrValueMask } from '../../src/iptables/rules.js';
 import { cidrContains, parseIp, tryParseCidr } from '../../src/ipam/ipv4.js';
-
-const EMPTY: World = {
-  endpoints: [],
-  namespaces: [],
-  networkSets: [],
-  tiers: [],
-  policies: [],
-  profiles: [],
-};
-
-const inputs: RouteInputs = {
-  self: 'n1',
-  nodes: [
-    { name: 'n1', address: '192.0.2.1/24', alive: true },
-    { name: 'n2', address: '192.0.2.2/24', alive: true },
-    { name: 'n3', address: '192.0.2.3/24', alive: true },
-  ],
-  blocks: [
-    { cidr: '10.88.0.0/26', affinity: 'n1', allocations: [] },
-    {
-      cidr: '10.88.0.64/26',
-      affinity: 'n2',
-      allocations: [
-        { ip: '10.88.0.65', node: 'n2' },
-        { ip: '10.88.0.70', node: 'n3' },
-      ],
-    },
-    { cidr: '10.88.0.128/26', affinity: 'n3', allocations: [] },
-  ],
-  pools: [{ cidr: '10.88.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }],
-};
+import { EMPTY, inputs } from '../helpers/vxlan-world.js';
 
 /** The chain's verdict for a packet from `outer` with inner source `inner`. */
 function verdict(rules: readonly IptRule[], outer: string, inner: string): string {
