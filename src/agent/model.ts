@@ -9,8 +9,9 @@ import { PROTOCOLS } from '../policy/model.js';
 import { parseResource, worldFrom, type Resource } from '../policy/resources.js';
 
 /**
- * The kinds the agent watches: every policy input, plus Nodes and IPPools for routes, and
- * BGPConfiguration and BGPPeer for BIRD's configuration (routing: bgp).
+ * The kinds the agent watches: every policy input, plus Nodes and IPPools for routes,
+ * BGPConfiguration and BGPPeer for BIRD's configuration (routing: bgp), and
+ * FelixConfiguration and AgentConfiguration for its own settings (./felix-config.ts).
  */
 export const POLICY_KINDS = [
   'NetworkPolicy',
@@ -30,6 +31,8 @@ export const WATCHED_KINDS: readonly KindName[] = [
   'IPPool',
   'BGPConfiguration',
   'BGPPeer',
+  'FelixConfiguration',
+  'AgentConfiguration',
 ];
 
 function refKey(name: string, namespace: string | undefined): string {
