@@ -570,7 +570,9 @@ export class Agent {
   }
 
   /** What one reconcile works from: the model, the node's links, the route inputs. */
-  private async snapshot(): Promise<{ snapshot: Snapshot; unresolved: UnresolvedEndpoint[] }> {
+  private async snapshot(
+    settings: Snapshot['settings'],
+  ): Promise<{ snapshot: Snapshot; unresolved: UnresolvedEndpoint[] }> {
     const built = buildWorld(this.model);
     this.reportProblems(built.problems);
     const links = await this.netns.listLinks();
@@ -587,6 +589,7 @@ export class Agent {
       links,
       routes: this.routeInputs(),
       address: this.address,
+      settings,
     };
     return { snapshot, unresolved };
   }
@@ -607,8 +610,8 @@ export class Agent {
     let deletes = 0;
     try {
       const modelRev = BigInt(this.model.revision);
-      this.applyStoredConfig();
-      const { snapshot, unresolved } = await this.snapshot();
+      const settings = this.applyStoredConfig();
+      const { snapshot, unresolved } = await this.snapshot(settings);
       if (this.stopped) return;
       const pass = newPass(snapshot);
       pass.unresolved.push(...unresolved);
@@ -658,7 +661,7 @@ export class Agent {
    * FelixConfiguration and AgentConfiguration as the model holds them: the live settings
    * applied now (so a revision wait covers them), the rest reported.
    */
-  private applyStoredConfig(): void {
+  private applyStoredConfig(): Snapshot['settings'] {
     const layers: ConfigLayer[] = [
       ...this.model.list('FelixConfiguration').map((r) => ({
         kind: 'FelixConfiguration' as const,
@@ -678,6 +681,10 @@ export class Agent {
     if (live.reportIntervalSeconds !== undefined)
       this.reporter?.setReportInterval(live.reportIntervalSeconds);
     this.configReport = report;
+    const settings = {
+      natOutgoingAddress: live.natOutgoingAddress,
+      natPortRange: live.natPortRange,
+    };
     const shown = JSON.stringify(report);
     if (shown !== this.configShown) {
       this.configShown = shown;
@@ -694,6 +701,7 @@ export class Agent {
           : 'configuration from the datastore',
       );
     }
+    return settings;
   }
 
   private record(

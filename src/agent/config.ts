@@ -74,6 +74,8 @@ export const CLUSTER_SETTINGS = [
   'allowIPIPPacketsFromWorkloads',
   'allowVXLANPacketsFromWorkloads',
   'traceVerdicts',
+  'natOutgoingAddress',
+  'natPortRange',
 ] as const;
 export type ClusterSetting = (typeof CLUSTER_SETTINGS)[number];
 
@@ -151,6 +153,13 @@ export interface AgentConfig {
    * No flag: only the datastore sets it (a load-time constant, so at the next start).
    */
   readonly traceVerdicts: boolean;
+  /**
+   * natOutgoing SNATs to this address instead of MASQUERADE (Felix's natOutgoingAddress);
+   * undefined: MASQUERADE. No flag: the datastore's only, applied live.
+   */
+  readonly natOutgoingAddress: string | undefined;
+  /** natOutgoing's source ports, `min-max` (Felix's natPortRange); undefined: the kernel's. */
+  readonly natPortRange: string | undefined;
   /**
    * The cluster settings given here rather than taken from a default, and where (e.g.
    * `--log-level`, `TORTIE_LOG_LEVEL`, `/etc/tortie/agent.yaml: logLevel`): these win over
@@ -567,6 +576,8 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     defaultEndpointToHostAction,
     ...(ctNewFlowBudget === undefined ? {} : { ctNewFlowBudget }),
     traceVerdicts: false,
+    natOutgoingAddress: undefined,
+    natPortRange: undefined,
     localSettings,
   };
 }

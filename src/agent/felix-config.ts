@@ -36,6 +36,8 @@ import { VXLAN_PORT, VXLAN_VNI } from './vxlan.js';
 export const LIVE_SETTINGS: ReadonlySet<ClusterSetting> = new Set<ClusterSetting>([
   'logLevel',
   'reportIntervalSeconds',
+  'natOutgoingAddress',
+  'natPortRange',
 ]);
 
 export type ClusterValues = { -readonly [S in ClusterSetting]?: AgentConfig[S] };
@@ -133,6 +135,34 @@ const traceVerdicts = (raw: unknown): Parsed => {
   return 'value' in p ? { value: p.value === 'Debug' } : p;
 };
 
+function ipv4(raw: unknown): Parsed {
+  if (typeof raw !== 'string') return { problem: 'not an IPv4 address' };
+  const parts = raw.split('.');
+  return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255)
+    ? { value: raw }
+    : { problem: raw.includes(':') ? 'IPv6: tortie runs IPv4 only' : 'not an IPv4 address' };
+}
+
+/** Calico's numorstring.Port: a port, or `min:max` (also `min-max`); as `min-max`. */
+function portRange(raw: unknown): Parsed {
+  const m =
+    typeof raw === 'number'
+      ? [String(raw), String(raw)]
+      : typeof raw === 'string'
+        ? /^(\d+)(?:[:-](\d+))?$/.exec(raw)?.slice(1)
+        : undefined;
+  const lo = Number(m?.[0]);
+  const hi = Number(m?.[1] ?? m?.[0]);
+  return m !== undefined &&
+    Number.isInteger(lo) &&
+    Number.isInteger(hi) &&
+    lo >= 1 &&
+    lo <= hi &&
+    hi <= 65535
+    ? { value: `${lo}-${hi}` }
+    : { problem: 'not a port range such as 32768:65535' };
+}
+
 // --- the field tables ------------------------------------------------------------------
 
 /** Felix fields with a tortie setting. */
@@ -163,6 +193,8 @@ export const FELIX_MAPPINGS: Readonly<Record<string, Mapping>> = {
   allowIPIPPacketsFromWorkloads: { setting: 'allowIPIPPacketsFromWorkloads', parse: bool },
   allowVXLANPacketsFromWorkloads: { setting: 'allowVXLANPacketsFromWorkloads', parse: bool },
   bpfLogLevel: { setting: 'traceVerdicts', parse: traceVerdicts },
+  natOutgoingAddress: { setting: 'natOutgoingAddress', parse: ipv4 },
+  natPortRange: { setting: 'natPortRange', parse: portRange },
 };
 
 /** Felix fields where tortie has one value. */

@@ -111,6 +111,21 @@ describe('FelixConfiguration default and node.<name>', () => {
     ]);
   });
 
+  it('natOutgoingAddress and natPortRange as Calico writes them', () => {
+    expect(
+      settle(felix('default', { natOutgoingAddress: '192.168.1.5', natPortRange: '32768:65535' }))
+        .values,
+    ).toEqual({ natOutgoingAddress: '192.168.1.5', natPortRange: '32768-65535' });
+    expect(settle(felix('default', { natPortRange: 5000 })).values).toEqual({
+      natPortRange: '5000-5000',
+    });
+    expect(
+      settle(felix('default', { natOutgoingAddress: 'fd00::1', natPortRange: '9:1' })).invalid.map(
+        (i) => i.problem,
+      ),
+    ).toEqual(['IPv6: tortie runs IPv4 only', 'not a port range such as 32768:65535']);
+  });
+
   it('empty strings are unset (Felix omitempty)', () => {
     expect(settle(felix('default', { bpfLogLevel: '', logSeverityScreen: '' })).values).toEqual({});
   });
@@ -151,7 +166,12 @@ describe('precedence over the local settings', () => {
       9300,
     ]);
     const { live, report } = liveSettings(flagged, running, store);
-    expect(live).toEqual({ logLevel: 'warn', reportIntervalSeconds: 5 });
+    expect(live).toEqual({
+      logLevel: 'warn',
+      reportIntervalSeconds: 5,
+      natOutgoingAddress: undefined,
+      natPortRange: undefined,
+    });
     expect(report.applied).toEqual({});
     expect(report.overridden.map((o) => `${o.setting}: ${o.by}`)).toEqual([
       'logLevel: --log-level',
@@ -275,7 +295,12 @@ describe('every Felix field', () => {
       JSON.stringify(groups.fixed),
     );
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(FELIX_FIELDS.length);
-    expect(groups.live).toEqual(['logSeverityScreen', 'reportingInterval']);
+    expect(groups.live).toEqual([
+      'logSeverityScreen',
+      'natOutgoingAddress',
+      'natPortRange',
+      'reportingInterval',
+    ]);
     expect(felixFieldGroup('bpfEnabled')).toBe('restart');
     expect(felixFieldGroup('failsafeInboundHostPorts')).toBe('not implemented');
   });
