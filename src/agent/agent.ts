@@ -688,6 +688,7 @@ export class Agent {
     const shown = JSON.stringify(report);
     if (shown !== this.configShown) {
       this.configShown = shown;
+      this.reporter?.reportNow(); // the heartbeat carries the report (tortie node status)
       this.log.info(
         {
           sources: report.sources,
@@ -1060,7 +1061,18 @@ async function readStartConfig(
       ...config.etcd,
       timeoutMs: Math.min(config.etcd.timeoutMs ?? START_CONFIG_READ_MS, START_CONFIG_READ_MS),
     });
-    const layers = await readConfigLayers(ds, config.nodeName);
+    const store = ds;
+    let timer: NodeJS.Timeout | undefined;
+    // A hard bound too: a client still dialling must not hold the start back.
+    const layers = await Promise.race([
+      readConfigLayers(store, config.nodeName),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${START_CONFIG_READ_MS} ms`)),
+          START_CONFIG_READ_MS,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
     return storeSettings(layers);
   } catch (e) {
     log.warn(
