@@ -684,6 +684,7 @@ export class Agent {
     const settings = {
       natOutgoingAddress: live.natOutgoingAddress,
       natPortRange: live.natPortRange,
+      ipipMtu: live.ipipMtu,
     };
     const shown = JSON.stringify(report);
     if (shown !== this.configShown) {

@@ -76,6 +76,7 @@ export const CLUSTER_SETTINGS = [
   'traceVerdicts',
   'natOutgoingAddress',
   'natPortRange',
+  'ipipMtu',
 ] as const;
 export type ClusterSetting = (typeof CLUSTER_SETTINGS)[number];
 
@@ -160,6 +161,11 @@ export interface AgentConfig {
   readonly natOutgoingAddress: string | undefined;
   /** natOutgoing's source ports, `min-max` (Felix's natPortRange); undefined: the kernel's. */
   readonly natPortRange: string | undefined;
+  /**
+   * The MTU of the node's own routes to IPIP-encapsulated blocks (Felix's ipipMTU: tortie
+   * has no tunl0 device, the encapsulation is BPF's); undefined: 1480. Live.
+   */
+  readonly ipipMtu: number | undefined;
   /**
    * The cluster settings given here rather than taken from a default, and where (e.g.
    * `--log-level`, `TORTIE_LOG_LEVEL`, `/etc/tortie/agent.yaml: logLevel`): these win over
@@ -578,6 +584,7 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     traceVerdicts: false,
     natOutgoingAddress: undefined,
     natPortRange: undefined,
+    ipipMtu: undefined,
     localSettings,
   };
 }

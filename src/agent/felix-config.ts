@@ -38,6 +38,7 @@ export const LIVE_SETTINGS: ReadonlySet<ClusterSetting> = new Set<ClusterSetting
   'reportIntervalSeconds',
   'natOutgoingAddress',
   'natPortRange',
+  'ipipMtu',
 ]);
 
 export type ClusterValues = { -readonly [S in ClusterSetting]?: AgentConfig[S] };
@@ -195,6 +196,7 @@ export const FELIX_MAPPINGS: Readonly<Record<string, Mapping>> = {
   bpfLogLevel: { setting: 'traceVerdicts', parse: traceVerdicts },
   natOutgoingAddress: { setting: 'natOutgoingAddress', parse: ipv4 },
   natPortRange: { setting: 'natPortRange', parse: portRange },
+  ipipMTU: { setting: 'ipipMtu', parse: intIn(576, 65515) },
 };
 
 /** Felix fields where tortie has one value. */

@@ -45,6 +45,8 @@ export interface Snapshot {
   readonly settings?: {
     readonly natOutgoingAddress?: string | undefined;
     readonly natPortRange?: string | undefined;
+    /** The MTU of the node's IPIP routes (undefined: IPIP_ROUTE_MTU). */
+    readonly ipipMtu?: number | undefined;
   };
 }
 

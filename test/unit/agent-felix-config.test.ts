@@ -171,6 +171,7 @@ describe('precedence over the local settings', () => {
       reportIntervalSeconds: 5,
       natOutgoingAddress: undefined,
       natPortRange: undefined,
+      ipipMtu: undefined,
     });
     expect(report.applied).toEqual({});
     expect(report.overridden.map((o) => `${o.setting}: ${o.by}`)).toEqual([
@@ -296,6 +297,7 @@ describe('every Felix field', () => {
     );
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(FELIX_FIELDS.length);
     expect(groups.live).toEqual([
+      'ipipMTU',
       'logSeverityScreen',
       'natOutgoingAddress',
       'natPortRange',
