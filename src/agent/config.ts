@@ -1,6 +1,8 @@
 /**
  * The agent's configuration: flags over environment (`TORTIE_*`) over a YAML file over
- * built-in defaults, setting by setting. `resolveAgentConfig` is pure (the CLI reads the
+ * built-in defaults, setting by setting. The datastore's FelixConfiguration and
+ * AgentConfiguration fit between the file and the defaults for CLUSTER_SETTINGS
+ * (./felix-config.ts; localSettings says which were given here). `resolveAgentConfig` is pure (the CLI reads the
  * file and hands over process.env), so the precedence is unit-tested.
  *
  *   flag                  env                          file key
