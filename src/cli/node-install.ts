@@ -215,11 +215,6 @@ export async function nodeInstallPlan(input: NodeInstallInput): Promise<PlannedF
       );
     }
   }
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(input.network)) {
-    throw new UsageError(
-      `--network ${JSON.stringify(input.network)}: letters, digits, '_', '.', '-' (a CNI network name)`,
-    );
-  }
 
   const envText = [
     '# tortie agent settings, written by `tortie node install` (docs/bare-metal.md).',

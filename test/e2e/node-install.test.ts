@@ -171,6 +171,33 @@ describe('tortie node install: the files', () => {
     expect(existsSync(root)).toBe(false);
   });
 
+  it('the agent and the plugin get the same etcd; a setting the agent refuses writes nothing', () => {
+    const r = tortie([...base, '--etcd-prefix', '/calico-x', '--dry-run']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('TORTIE_ETCD_PREFIX=/calico-x');
+    const conflist = /^(\{\n[\s\S]*?\n\})$/m.exec(
+      r.stdout.slice(r.stdout.indexOf('10-tortie.conflist')),
+    );
+    expect(JSON.parse(conflist![1]!)).toMatchObject({
+      plugins: [
+        {
+          datastore: { endpoints: ['http://10.0.0.9:2379'], prefix: '/calico-x' },
+          nodename: 'node-1',
+        },
+      ],
+    });
+    for (const [args, message] of [
+      [['--ip', '10.0.0.300/24'], '"10.0.0.300/24" is not an IPv4 address'],
+      [['--labels', 'rack=a b'], '--labels "rack=a b": only letters, digits and'],
+      [['--network', 'my net'], 'not writing the conflist: network config: name'],
+    ] as const) {
+      const bad = tortie([...base, ...args]);
+      expect(bad.code, bad.stdout).toBe(2);
+      expect(bad.stderr).toContain(message);
+    }
+    expect(existsSync(root)).toBe(false);
+  });
+
   it('writes the files; a second install changes nothing', () => {
     const first = tortie(base);
     expect(first.code, first.stderr).toBe(0);
