@@ -270,7 +270,8 @@ export function agentUnit(o: { nodePath: string; mainPath: string; pinRoot: stri
     '[Unit]',
     "Description=tortie agent: this node's eBPF dataplane, kept equal to the etcd store",
     'Wants=network-online.target',
-    'After=network-online.target',
+    // After this host's etcd when it runs one (an ordering on an absent unit is ignored).
+    'After=network-online.target etcd.service',
     `RequiresMountsFor=${bpffs}`,
     // Keep restarting: a node without its agent stops following the store.
     'StartLimitIntervalSec=0',

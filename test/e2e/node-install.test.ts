@@ -206,7 +206,7 @@ describe('tortie node install: the files', () => {
     const unit = parseUnit(readFileSync(join(root, written[1]!), 'utf8'));
     expect(unit.get('Service')?.get('Restart')).toEqual(['always']);
     expect(unit.get('Service')?.get('LimitMEMLOCK')).toEqual(['infinity']);
-    expect(unit.get('Unit')?.get('After')).toEqual(['network-online.target']);
+    expect(unit.get('Unit')?.get('After')).toEqual(['network-online.target etcd.service']);
     expect(unit.get('Unit')?.get('RequiresMountsFor')).toEqual(['/sys/fs/bpf']);
     const again = tortie(base);
     expect(again.code, again.stderr).toBe(0);
@@ -463,7 +463,7 @@ describe('the unit as written runs the agent on a node, and podman runs pods on 
     const argv = splitCommandLine(execStart!);
     expect(argv.slice(-2)).toEqual(['node', 'run']);
 
-    // etcd first: the agent fails without it, and Restart=always is systemd's, not ours.
+    // etcd answers before the agent starts, as After=etcd.service orders them on a host.
     await until('etcd answers on the node', () => onNode(['get', 'ippools']).status === 0);
     const log = openSync(agentLog, 'a');
     agent = spawn('nsenter', [`--net=${node.path}`, '--', ...argv], {
