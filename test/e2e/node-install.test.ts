@@ -233,6 +233,21 @@ describe('tortie node install: the files', () => {
     expect(readFileSync(envPath, 'utf8')).toContain('TORTIE_ROUTING=bgp');
   });
 
+  it('docs/bare-metal.md shows the unit as install writes it', () => {
+    const docs = readFileSync(join(REPO, 'docs', 'bare-metal.md'), 'utf8');
+    const shown = /```ini\n([\s\S]*?)```/.exec(docs)?.[1];
+    const unit = readFileSync(join(root, written[1]!), 'utf8')
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('\n')
+      // The page's checkout is /opt/tortie, its Node NodeSource's.
+      .replace(
+        `ExecStart=${process.execPath} ${MAIN} `,
+        'ExecStart=/usr/bin/node /opt/tortie/dist/bin/tortie.js ',
+      );
+    expect(shown).toBe(unit);
+  });
+
   it('systemd-analyze verify accepts the unit as written', () => {
     const analyze = requireCommand('systemd-analyze');
     const r = spawnSync(analyze, ['verify', join(root, written[1]!)], { encoding: 'utf8' });
