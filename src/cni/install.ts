@@ -79,7 +79,7 @@ export function builtPluginPath(): string {
 export function shimScript(nodePath: string, mainPath: string): string {
   return [
     '#!/bin/sh',
-    '# tortie CNI plugin, installed by `tortie cni install`.',
+    '# tortie CNI plugin, installed by `tortie cni install` or `tortie node install`.',
     `exec ${shellQuote(nodePath)} ${shellQuote(mainPath)} "$@"`,
     '',
   ].join('\n');
