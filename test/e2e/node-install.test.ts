@@ -17,7 +17,7 @@
  * busybox rootfs (`--rootfs`: nothing is pulled), which get pool addresses and are
  * programmed by the agent; once one is labelled (`tortie label workloadendpoint`), a
  * NetworkPolicy selecting it, applied with `tortie apply`, drops ping to it and lets TCP
- * 8080 through. systemd itself is not booted: what it does beyond starting
+ * 8080 through; bpftool and `tortie bpf counters` show it as the page says. systemd itself is not booted: what it does beyond starting
  * those two command lines (ordering, restarts, limits) is checked by systemd-analyze only.
  *
  * Needs root, `npm run build`, and the Debian packages systemd, etcd-server, podman,
@@ -550,6 +550,14 @@ describe('the unit as written runs the agent on a node, and podman runs pods on 
       ]);
       expect(inCidr(ip, pool), `${role}: ${ip}`).toBe(true);
     }
+    // The page's bpftool check: the endpoints by ifindex in the agent's pins.
+    const dump = spawnSync(
+      requireCommand('bpftool'),
+      ['-j', 'map', 'dump', 'pinned', `${pinRoot}/tortie_ifaces`],
+      { encoding: 'utf8' },
+    );
+    expect(dump.status, dump.stderr).toBe(0);
+    expect((JSON.parse(dump.stdout) as unknown[]).length).toBeGreaterThanOrEqual(2);
     const programmed = status().endpoints as { name: string; status: { ip: string } }[];
     expect(programmed.map((e) => e.name).sort()).toEqual(
       ['a', 'b'].map((r) => endpointName(nodeName, 'cni', 'default', container(r), 'eth0')).sort(),
@@ -609,5 +617,8 @@ describe('the unit as written runs the agent on a node, and podman runs pods on 
     expect(ping('b', ipA)).toBe(0);
     const text = onNode(['node', 'status']);
     expect(text.stdout).toMatch(/^ +DROP_POLICY +[1-9]\d*$/m);
+    const counters = onNode(['bpf', 'counters', '--pin-root', pinRoot]);
+    expect(counters.status, counters.stderr).toBe(0);
+    expect(counters.stdout).toContain('DROP_POLICY');
   });
 });
