@@ -233,6 +233,23 @@ describe('tortie node install: the files', () => {
     expect(readFileSync(envPath, 'utf8')).toContain('TORTIE_ROUTING=bgp');
   });
 
+  it("the environment file reads the same in sh (the docs' set -a; . FILE) as in systemd", () => {
+    const file = join(root, written[0]!);
+    const sh = spawnSync('sh', ['-c', 'set -a; . "$1"; set +a; env', 'sh', file], {
+      encoding: 'utf8',
+      env: { PATH: SYSTEMD_PATH },
+    });
+    expect(sh.status, sh.stderr).toBe(0);
+    const fromSh = Object.fromEntries(
+      sh.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('TORTIE_'))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    expect(fromSh).toEqual(parseEnvironmentFile(readFileSync(file, 'utf8')));
+    expect(Object.keys(fromSh).length).toBeGreaterThanOrEqual(2);
+  });
+
   it('docs/bare-metal.md shows the unit as install writes it', () => {
     const docs = readFileSync(join(REPO, 'docs', 'bare-metal.md'), 'utf8');
     const shown = /```ini\n([\s\S]*?)```/.exec(docs)?.[1];
