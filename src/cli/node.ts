@@ -12,6 +12,7 @@ import type { ConntrackSummary } from '../agent/conntrack.js';
 import type { Part } from '../preflight/requirements.js';
 import { parts } from './args.js';
 import { formatTable } from './table.js';
+import { registerNodeInstallCommands } from './node-install.js';
 import { datastoreFrom, resolveConnection, type GlobalOptions } from './context.js';
 import { UsageError } from './usage.js';
 
@@ -265,6 +266,8 @@ export function registerNodeCommands(program: Command): void {
       console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
       if (!report.ok) process.exitCode = 1;
     });
+
+  registerNodeInstallCommands(node);
 }
 
 const PEER_TYPE = { mesh: 'node-to-node mesh', global: 'global', node: 'node specific' } as const;
