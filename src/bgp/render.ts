@@ -565,7 +565,9 @@ export function renderBird(inputs: BirdInputs): RenderedBird {
     L.push('# BGPPeer reachableBy: the peer address through its gateway (next-hop resolution).');
     L.push('protocol static tortie_reachable {');
     L.push('  ipv4;');
-    for (const p of reachable) L.push(`  route ${p.ip}/32 via ${p.spec!.reachableBy!};`);
+    // One route per address (sessions to two ports of one peer share it).
+    const routes = new Map(reachable.map((p) => [p.ip, p.spec!.reachableBy!]));
+    for (const [ip, via] of routes) L.push(`  route ${ip}/32 via ${via};`);
     L.push('}');
     L.push('');
   }
@@ -610,9 +612,16 @@ export function renderBird(inputs: BirdInputs): RenderedBird {
     const password = passwords.get(p.name);
     if (password !== undefined) L.push(`  password ${quote(password)};`);
     const restart = spec === undefined ? meshRestart : spec.maxRestartTime;
-    if (restart !== undefined) L.push(`  graceful restart time ${durationSeconds(restart)};`);
-    if (spec?.keepaliveTime !== undefined && t.holdTime === undefined)
-      L.push(`  keepalive time ${Math.max(1, durationSeconds(spec.keepaliveTime))};`);
+    // The restart time travels in 12 bits of the graceful restart capability.
+    if (restart !== undefined)
+      L.push(`  graceful restart time ${Math.min(4095, durationSeconds(restart))};`);
+    if (spec?.keepaliveTime !== undefined && t.holdTime === undefined) {
+      const keepalive = Math.min(21845, Math.max(1, durationSeconds(spec.keepaliveTime)));
+      // BIRD refuses a keepalive longer than the hold time (240 s by default): the hold
+      // time grows to three keepalives then, as BGP's own ratio.
+      if (keepalive > 240) L.push(`  hold time ${keepalive * 3};`);
+      L.push(`  keepalive time ${keepalive};`);
+    }
     if (spec?.numAllowedLocalASNumbers !== undefined)
       L.push(`  allow local as ${spec.numAllowedLocalASNumbers};`);
     if (p.role !== undefined) L.push(`  description ${quote(ROLE_DESCRIPTION[p.role])};`);

@@ -328,6 +328,20 @@ describe('BGPPeer session options', () => {
       '  };',
     ]);
     expect(block('Global_10_0_0_2')).not.toContain('next hop keep');
+    // A keepalive beyond BIRD's default hold time takes the hold time along.
+    const slow = renderBird({
+      ...base,
+      peers: [
+        {
+          name: 'slow',
+          spec: { peerIP: '10.0.0.1', asNumber: 65001, keepaliveTime: '5m', maxRestartTime: '2h' },
+        },
+      ],
+    });
+    expect(slow.text).toContain(
+      '  graceful restart time 4095;\n  hold time 900;\n  keepalive time 300;',
+    );
+    birdParses(slow.text);
     expect(r.text).toContain('  route 10.0.0.1/32 via 192.168.231.254;');
     birdParses(r.text);
   });
