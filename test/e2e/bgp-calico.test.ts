@@ -22,11 +22,26 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterLab, destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
 import { labBgpSecretsDir } from '../../src/lab/cluster/agent-settings.js';
+import { clusterNames } from '../../src/lab/cluster/names.js';
 import { birdc, blockOf, kernelRoutes, until } from '../helpers/bgp.js';
 import { newLabId } from '../helpers/netns.js';
 
 const exec = promisify(execFile);
 const API = 'projectcalico.org/v3';
+const MAIN = join(process.cwd(), 'dist', 'bin', 'tortie.js');
+
+/** `tortie node status --node <name>` as a user runs it (needs `npm run build`). */
+async function nodeStatus(lab: ClusterLab, node: string): Promise<string> {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('TORTIE_')),
+  );
+  const args = [MAIN, '--etcd-endpoints', lab.etcd!.endpoints.join(',')];
+  args.push('--etcd-prefix', clusterNames(lab.id).etcdPrefix, 'node', 'status', '--node', node);
+  const r = await exec(process.execPath, args, { env }).catch((e: { stdout?: string }) => ({
+    stdout: e.stdout ?? '',
+  }));
+  return r.stdout;
+}
 
 /** BIRD's `show protocols` line of `name` on node `i` (state and info columns). */
 async function protocol(lab: ClusterLab, i: number, name: string): Promise<string> {
@@ -223,6 +238,9 @@ describe('Calico BGP resources with BIRD: 2 nodes', () => {
       throw new Error(`${e.message}: ${JSON.stringify(l.nodes[1]!.agent!.status().bgp)}`);
     });
     expect(await protocol(l, 1, session(1))).toBe('');
+    expect(await nodeStatus(l, l.nodes[1]!.name)).toContain(
+      `  not applied: BGPPeer to-n0: password secret bgp-n1 key password: ${join(dir, 'bgp-n1', 'password')} does not exist: session ${session(1)} not started`,
+    );
     // A different password on n1: both sessions configured, the kernel refuses the segments.
     const before = await md5Failures(l.nodes[0]!.netns);
     writeSecret('bgp-n1', 'another-password\n');
