@@ -24,6 +24,7 @@ import {
   type SecretValue,
 } from '../../src/bgp/render.js';
 import { readSecret, readSecrets } from '../../src/bgp/secrets.js';
+import { AgentConfigError, resolveAgentConfig } from '../../src/agent/config.js';
 import type { BGPConfigurationSpec, BGPPeerSpec } from '../../src/datastore/index.js';
 import type { BGPFilterSpec } from '../../src/datastore/schema/bgp.js';
 import { validateObject } from '../../src/datastore/schema/index.js';
@@ -422,5 +423,28 @@ describe('secretKeyRef passwords', () => {
       'BGPPeer good: password secret bgp-secrets key rr-password: not found: session Global_10_0_0_1 not started',
     ]);
     expect(secretId(ref)).toBe('bgp-secrets/rr-password');
+  });
+
+  it('the directory is the agent setting bgpSecretsDir (flag over env over file)', () => {
+    expect(resolveAgentConfig({ hostname: 'h', env: {} }).bgpSecretsDir).toBe(
+      '/etc/tortie/secrets',
+    );
+    expect(
+      resolveAgentConfig({
+        hostname: 'h',
+        env: { TORTIE_BGP_SECRETS_DIR: '/srv/env' },
+        file: { bgpSecretsDir: '/srv/file' },
+      }).bgpSecretsDir,
+    ).toBe('/srv/env');
+    expect(
+      resolveAgentConfig({
+        hostname: 'h',
+        flags: { bgpSecretsDir: '/srv/flag' },
+        env: { TORTIE_BGP_SECRETS_DIR: '/srv/env' },
+      }).bgpSecretsDir,
+    ).toBe('/srv/flag');
+    expect(() =>
+      resolveAgentConfig({ hostname: 'h', env: {}, flags: { bgpSecretsDir: 'relative' } }),
+    ).toThrow(AgentConfigError);
   });
 });
