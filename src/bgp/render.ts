@@ -11,10 +11,15 @@
  *                        encapsulates); imports nothing
  *   protocol static      the node's affine blocks (one blackhole route per block: blocks
  *                        are advertised aggregated) and the /32s it borrowed elsewhere
- *   filter               BGP exports only prefixes inside an IP pool
+ *   tortie_export        BGP exports only prefixes inside an IP pool (not those of pools
+ *                        with disableBGPExport), with prefixAdvertisements' communities
+ *   BGPFilter functions  one per filter and direction (./filters.ts), called by the
+ *                        BGPPeers naming them before tortie_export's rules
  *   protocol bgp         a session per peer: the node mesh, then BGPPeers; on a route
  *                        reflector (Node routeReflectorClusterID) `rr client` + `rr cluster
- *                        id` towards its clients (peersOf explains the roles)
+ *                        id` towards its clients (peersOf explains the roles); passwords
+ *                        (secretKeyRef ones as the agent read them, ./secrets.ts) and the
+ *                        BGPPeer session options (docs/bgp.md, "Calico's BGP fields")
  *
  * Sessions are named after their peer (`Mesh_192_168_231_2`, `Global_10_0_0_1`,
  * `Node_10_0_0_1`), so a reload (`birdc configure`) restarts only the sessions whose
