@@ -10,7 +10,7 @@ import { parseResource, worldFrom, type Resource } from '../policy/resources.js'
 
 /**
  * The kinds the agent watches: every policy input, plus Nodes and IPPools for routes, and
- * BGPConfiguration and BGPPeer for BIRD's configuration (routing: bgp).
+ * BGPConfiguration, BGPPeer and BGPFilter for BIRD's configuration (routing: bgp).
  */
 export const POLICY_KINDS = [
   'NetworkPolicy',
@@ -30,6 +30,7 @@ export const WATCHED_KINDS: readonly KindName[] = [
   'IPPool',
   'BGPConfiguration',
   'BGPPeer',
+  'BGPFilter',
 ];
 
 function refKey(name: string, namespace: string | undefined): string {

@@ -38,6 +38,7 @@ interface RunOptions {
   ctNewFlowBurst?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
+  bgpSecretsDir?: string;
   agentConfig?: string;
 }
 
@@ -125,6 +126,10 @@ export function registerNodeCommands(program: Command): void {
       "BGP hold time in seconds (env TORTIE_BGP_HOLD_TIME; default BIRD's)",
     )
     .option(
+      '--bgp-secrets-dir <dir>',
+      'BGP passwords given as secretKeyRef: <dir>/<name>/<key>, mode 0600 (env TORTIE_BGP_SECRETS_DIR; default /etc/tortie/secrets)',
+    )
+    .option(
       '--agent-config <file>',
       'agent config file (env TORTIE_AGENT_CONFIG; default /etc/tortie/agent.yaml, read if present)',
     )
@@ -175,6 +180,7 @@ export function registerNodeCommands(program: Command): void {
           'routing',
           'bgpRunDir',
           'bgpHoldTime',
+          'bgpSecretsDir',
           'dataplane',
           'allowIpipPacketsFromWorkloads',
           'allowVxlanPacketsFromWorkloads',
@@ -377,6 +383,8 @@ function renderStatus(
         `BGP sessions (BIRD${live?.bgp?.birdPid === undefined ? '' : ` pid ${live.bgp.birdPid}`})${live?.bgp?.error ? `: ${live.bgp.error}` : ''}`,
       );
       lines.push(...sessionTable(sessions));
+      for (const p of live?.bgp?.problems ?? []) lines.push(`  not applied: ${p}`);
+      for (const p of live?.bgp?.notImplemented ?? []) lines.push(`  not implemented: ${p}`);
     }
   }
   if (endpoints.length > 0) {
