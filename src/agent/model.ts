@@ -111,11 +111,14 @@ export function wepToEndpoint(
   const ip = endpointIp(wep);
   if (ip === undefined) return undefined;
   const namespace = wep.metadata.namespace ?? 'default';
-  const ports: NamedPort[] = (wep.spec.ports ?? []).map((p) => ({
-    name: p.name,
-    protocol: PROTOCOLS[(p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP'],
-    port: p.port,
-  }));
+  // An unnamed port (a host-port mapping) is no named port: Calico leaves it out too.
+  const ports: NamedPort[] = (wep.spec.ports ?? [])
+    .filter((p) => p.name !== undefined && p.name !== '')
+    .map((p) => ({
+      name: p.name,
+      protocol: PROTOCOLS[(p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP'],
+      port: p.port,
+    }));
   const profiles =
     wep.spec.profiles && wep.spec.profiles.length > 0
       ? [...wep.spec.profiles]

@@ -282,6 +282,16 @@ const profileSpec = z
 
 const networkSetSpec = z.object({ nets: z.array(cidr).optional() }).strict();
 
+/** The spec schema of each Calico policy kind, by kind (the case of field names is read against it). */
+export const CALICO_POLICY_SPECS: Readonly<Record<string, z.ZodTypeAny>> = {
+  NetworkPolicy: networkPolicySpec,
+  GlobalNetworkPolicy: globalNetworkPolicySpec,
+  Tier: tierSpec,
+  Profile: profileSpec,
+  NetworkSet: networkSetSpec,
+  GlobalNetworkSet: networkSetSpec,
+};
+
 // --- kinds ----------------------------------------------------------------------------
 
 const TORTIE = CALICO;

@@ -10,6 +10,7 @@ import {
   hostNetwork,
   interfaceName,
   ipv4Address,
+  ipv6Only,
   mac,
   profileNames,
   uniqueNames,
@@ -46,6 +47,8 @@ export const workloadEndpointSpec = z
     // Written by Calico's CNI plugin and kube-controllers; stored (docs/calico-compat.md).
     pod: omitEmpty(z.string()),
     serviceAccountName: omitEmpty(z.string()),
+    ipv4Gateway: omitEmpty(ipv4Address),
+    ipv6Gateway: ipv6Only,
     ipNATs: z
       .array(z.object({ internalIP: ipv4Address, externalIP: ipv4Address }).strict())
       .optional(),

@@ -138,13 +138,19 @@ export function uniqueNames<T extends z.ZodTypeAny>(item: T, what = 'entry') {
 
 export const profileNames = uniqueNames(dnsSubdomain, 'profile');
 
-/** A named port of an endpoint: Calico's {name, protocol, port}. */
+/**
+ * A port of an endpoint: Calico's {name, protocol, port}. The name may be empty (Calico's
+ * CNI plugin writes unnamed ports for host-port mappings): such a port is no named port.
+ */
 export const endpointPort = z
   .object({
-    name: z.string().superRefine((n, ctx) => {
-      const problem = portNameProblem(n);
-      if (problem !== undefined) fail(ctx, problem);
-    }),
+    name: z
+      .string()
+      .superRefine((n, ctx) => {
+        const problem = n === '' ? undefined : portNameProblem(n);
+        if (problem !== undefined) fail(ctx, problem);
+      })
+      .default(''),
     protocol: z
       .string()
       .transform((p, ctx) => {
@@ -157,13 +163,24 @@ export const endpointPort = z
     port,
     // Kubernetes hostPort mapping, as Calico's CNI plugin writes it; stored.
     hostPort: intIn(0, 65535).optional(),
-    hostIP: z.string().optional(),
+    hostIP: z
+      .string()
+      .superRefine((ip, ctx) => {
+        if (ip !== '' && !isIPv4(ip))
+          fail(
+            ctx,
+            ip.includes(':')
+              ? `${JSON.stringify(ip)} is IPv6: ${DUAL_STACK}`
+              : `${JSON.stringify(ip)} is not an IPv4 address (expected a.b.c.d)`,
+          );
+      })
+      .optional(),
   })
   .strict();
 
 export const endpointPorts = z.array(endpointPort).superRefine((ports, ctx) => {
   ports.forEach((p, i) => {
-    if (ports.findIndex((q) => q.name === p.name) !== i) {
+    if (p.name !== '' && ports.findIndex((q) => q.name === p.name) !== i) {
       fail(ctx, `port name ${JSON.stringify(p.name)} is used twice`, [i, 'name']);
     }
   });
