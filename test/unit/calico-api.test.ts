@@ -184,6 +184,72 @@ describe('every problem, with the nearest name', () => {
     ]);
   });
 
+  it('field names inside rules are matched in any case too; label keys and values are kept', () => {
+    const v = validateObject({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'GlobalNetworkPolicy',
+      metadata: { name: 'g' },
+      spec: {
+        Ingress: [
+          {
+            Action: 'Allow',
+            Source: { Selector: "App == 'X'", ServiceAccounts: { Names: ['api'] } },
+          },
+        ],
+      },
+    });
+    expect(v.ok).toBe(true);
+    if (!v.ok) return;
+    expect(v.object.spec).toEqual({
+      ingress: [
+        {
+          action: 'Allow',
+          source: { selector: "App == 'X'", serviceAccounts: { names: ['api'] } },
+        },
+      ],
+    });
+    expect(v.object.warnings.map((w) => w.split(': ')[1])).toEqual([
+      'spec.Ingress',
+      'spec.ingress[0].Action',
+      'spec.ingress[0].Source',
+      'spec.ingress[0].source.Selector',
+      'spec.ingress[0].source.ServiceAccounts',
+      'spec.ingress[0].source.serviceAccounts.Names',
+    ]);
+  });
+
+  it('Kubernetes ObjectMeta fields on Calico kinds are accepted and not stored', () => {
+    const meta = {
+      generateName: 'web-',
+      ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'web-0', uid: 'u' }],
+      finalizers: ['x/y'],
+      managedFields: [{ manager: 'kubectl' }],
+      deletionTimestamp: '2026-01-01T00:00:00Z',
+      deletionGracePeriodSeconds: 30,
+      generation: 3,
+      selfLink: '/x',
+      creationTimestamp: null,
+    };
+    for (const [kind, spec] of [
+      ['GlobalNetworkPolicy', {}],
+      ['IPPool', { cidr: '10.1.0.0/16' }],
+    ] as const) {
+      const v = validateObject({
+        apiVersion: 'projectcalico.org/v3',
+        kind,
+        metadata: { name: 'o', ...meta },
+        spec,
+      });
+      expect(v.ok, kind).toBe(true);
+      if (v.ok)
+        expect(Object.keys(v.object.metadata).sort(), kind).toEqual([
+          'annotations',
+          'labels',
+          'name',
+        ]);
+    }
+  });
+
   it('a field given twice in different cases, or in a kind calicoctl does not read, stays an error', () => {
     expect(
       problems({
