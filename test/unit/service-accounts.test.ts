@@ -5,7 +5,12 @@
  * reference evaluator, and the same verdicts from the compiled maps (soft dataplane).
  */
 import { describe, expect, it } from 'vitest';
-import { buildWorld, ClusterModel } from '../../src/agent/model.js';
+import {
+  buildWorld,
+  ClusterModel,
+  wepToEndpoint,
+  type WorkloadEndpoint,
+} from '../../src/agent/model.js';
 import type { KindName, StoredResource } from '../../src/datastore/index.js';
 import { PolicyCompiler, type LocalEndpoint } from '../../src/policy/compile/index.js';
 import { evaluate } from '../../src/policy/evaluate.js';
@@ -226,6 +231,33 @@ function reach(resources: readonly StoredResource[], to: keyof typeof IP): Recor
 function gnp(name: string, spec: object): StoredResource {
   return stored('GlobalNetworkPolicy', name, undefined, spec);
 }
+
+describe('a WorkloadEndpoint as the policy model sees it', () => {
+  it("carries its account's label and its profiles' labels; an unnamed host-port port is no named port", () => {
+    const w = pod('web', 'api', IP.api, { app: 'api' }, 'api');
+    const withPorts = {
+      ...w,
+      spec: {
+        ...w.spec,
+        ports: [
+          { name: '', protocol: 'TCP', port: 8080, hostPort: 80, hostIP: '0.0.0.0' },
+          { name: 'http', protocol: 'TCP', port: 8080 },
+        ],
+      },
+    };
+    const e = wepToEndpoint(withPorts as WorkloadEndpoint, (p) =>
+      p === 'ksa.web.api' ? { 'pcsa.role': 'backend' } : undefined,
+    )!;
+    expect(e.labels).toEqual({
+      app: 'api',
+      'projectcalico.org/serviceaccount': 'api',
+      'pcsa.role': 'backend',
+      'pcsa.projectcalico.org/name': 'api',
+    });
+    expect(e.profiles).toEqual(['kns.web', 'ksa.web.api']);
+    expect(e.ports).toEqual([{ name: 'http', protocol: 6, port: 8080 }]);
+  });
+});
 
 describe('service accounts in policy: evaluator and compiled maps agree', () => {
   it('source.serviceAccounts.names admits the pods running as those accounts', () => {

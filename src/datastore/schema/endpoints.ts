@@ -7,6 +7,7 @@ import { fail } from '../../policy/fields.js';
 import {
   dnsSubdomain,
   endpointPorts,
+  workloadEndpointPorts,
   hostNetwork,
   interfaceName,
   ipv4Address,
@@ -43,7 +44,7 @@ export const workloadEndpointSpec = z
     mac: omitEmpty(mac),
     ipNetworks: uniqueNames(hostNetwork, 'address').default([]),
     profiles: profileNames.default([]),
-    ports: endpointPorts.default([]),
+    ports: workloadEndpointPorts.default([]),
     // Written by Calico's CNI plugin and kube-controllers; stored (docs/calico-compat.md).
     pod: omitEmpty(z.string()),
     serviceAccountName: omitEmpty(z.string()),
