@@ -24,6 +24,7 @@
  *   --routing             TORTIE_ROUTING               routing         (static | bgp; default static)
  *   --bgp-run-dir         TORTIE_BGP_RUN_DIR           bgpRunDir       (/run/tortie/bird)
  *   --bgp-hold-time       TORTIE_BGP_HOLD_TIME         bgpHoldTimeSeconds (BIRD's default)
+ *   --bgp-secrets-dir     TORTIE_BGP_SECRETS_DIR       bgpSecretsDir   (/etc/tortie/secrets)
  *   --dataplane           TORTIE_DATAPLANE             dataplane       (bpf | iptables; default bpf)
  *   --allow-ipip-packets-from-workloads   TORTIE_ALLOW_IPIP_PACKETS_FROM_WORKLOADS
  *                                                      allowIPIPPacketsFromWorkloads  (false)
@@ -46,6 +47,8 @@ export const DEFAULT_HEALTH_PORT = 9099;
 export const DEFAULT_ETCD_ENDPOINTS = ['http://127.0.0.1:2379'];
 
 export const DEFAULT_BGP_RUN_DIR = '/run/tortie/bird';
+/** BGPPeer password.secretKeyRef {name, key} → <dir>/<name>/<key> (src/bgp/secrets.ts). */
+export const DEFAULT_BGP_SECRETS_DIR = '/etc/tortie/secrets';
 export const ROUTING_MODES = ['static', 'bgp'] as const;
 export type RoutingMode = (typeof ROUTING_MODES)[number];
 
@@ -126,6 +129,8 @@ export interface AgentConfig {
   readonly bgpRunDir: string;
   /** BGP hold time in seconds (short in labs); undefined: BIRD's default. */
   readonly bgpHoldTimeSeconds: number | undefined;
+  /** Where BGP passwords given as secretKeyRef are read (src/bgp/secrets.ts). */
+  readonly bgpSecretsDir: string;
   /**
    * 'bpf' (default): the tc programs and policy maps. 'iptables': Felix-style chains and
    * ipsets (src/iptables) in the node's namespace; no BPF object is loaded.
@@ -198,6 +203,7 @@ export interface AgentFlags {
   routing?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
+  bgpSecretsDir?: string;
   dataplane?: string;
   allowIpipPacketsFromWorkloads?: string;
   allowVxlanPacketsFromWorkloads?: string;
@@ -227,6 +233,7 @@ export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
   routing: 'TORTIE_ROUTING',
   bgpRunDir: 'TORTIE_BGP_RUN_DIR',
   bgpHoldTime: 'TORTIE_BGP_HOLD_TIME',
+  bgpSecretsDir: 'TORTIE_BGP_SECRETS_DIR',
   dataplane: 'TORTIE_DATAPLANE',
   allowIpipPacketsFromWorkloads: 'TORTIE_ALLOW_IPIP_PACKETS_FROM_WORKLOADS',
   allowVxlanPacketsFromWorkloads: 'TORTIE_ALLOW_VXLAN_PACKETS_FROM_WORKLOADS',
@@ -260,6 +267,7 @@ export const agentConfigFileSchema = z
     routing: z.string().optional(),
     bgpRunDir: z.string().optional(),
     bgpHoldTimeSeconds: z.number().int().optional(),
+    bgpSecretsDir: z.string().optional(),
     dataplane: z.string().optional(),
     allowIPIPPacketsFromWorkloads: z.boolean().optional(),
     allowVXLANPacketsFromWorkloads: z.boolean().optional(),
@@ -489,6 +497,9 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
   const bgpRunDir = str('bgpRunDir', file.bgpRunDir) ?? DEFAULT_BGP_RUN_DIR;
   if (!bgpRunDir.startsWith('/'))
     problems.push(`BGP run dir ${JSON.stringify(bgpRunDir)} must be an absolute path`);
+  const bgpSecretsDir = str('bgpSecretsDir', file.bgpSecretsDir) ?? DEFAULT_BGP_SECRETS_DIR;
+  if (!bgpSecretsDir.startsWith('/'))
+    problems.push(`BGP secrets dir ${JSON.stringify(bgpSecretsDir)} must be an absolute path`);
   const bgpHoldTimeSeconds =
     pick('bgpHoldTime', file.bgpHoldTimeSeconds) === undefined
       ? undefined
@@ -578,6 +589,7 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     routing,
     bgpRunDir,
     bgpHoldTimeSeconds,
+    bgpSecretsDir,
     dataplane,
     allowIPIPPacketsFromWorkloads,
     allowVXLANPacketsFromWorkloads,

@@ -110,8 +110,10 @@ export interface BgpStatus {
   /** Routes BIRD installed in the node's kernel (`proto bird`). */
   readonly learned: readonly KernelRoute[];
   readonly error: string | undefined;
-  /** Peers the renderer left out, and why. */
+  /** What BIRD runs differently from the store (peers, filter rules left out), and why. */
   readonly problems: readonly string[];
+  /** BGP fields stored and not acted on. */
+  readonly notImplemented?: readonly string[];
 }
 
 export interface HistogramFamily {
