@@ -1,6 +1,8 @@
 /**
  * The agent's configuration: flags over environment (`TORTIE_*`) over a YAML file over
- * built-in defaults, setting by setting. `resolveAgentConfig` is pure (the CLI reads the
+ * built-in defaults, setting by setting. The datastore's FelixConfiguration and
+ * AgentConfiguration fit between the file and the defaults for CLUSTER_SETTINGS
+ * (./felix-config.ts; localSettings says which were given here). `resolveAgentConfig` is pure (the CLI reads the
  * file and hands over process.env), so the precedence is unit-tested.
  *
  *   flag                  env                          file key
@@ -60,6 +62,42 @@ export type EndpointToHostAction = (typeof ENDPOINT_TO_HOST_ACTIONS)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * The settings the datastore may also give (FelixConfiguration, AgentConfiguration;
+ * ./felix-config.ts maps their fields onto these). A setting given here, by flag,
+ * environment, file or the caller of agentConfig(), wins over the datastore (as Felix's
+ * environment and config file win over its datastore configuration).
+ */
+export const CLUSTER_SETTINGS = [
+  'logLevel',
+  'reportIntervalSeconds',
+  'heartbeatTtlSeconds',
+  'dataplane',
+  'healthHost',
+  'healthPort',
+  'defaultEndpointToHostAction',
+  'allowIPIPPacketsFromWorkloads',
+  'allowVXLANPacketsFromWorkloads',
+  'traceVerdicts',
+  'natOutgoingAddress',
+  'natPortRange',
+  'ipipMtu',
+] as const;
+export type ClusterSetting = (typeof CLUSTER_SETTINGS)[number];
+
+/** Which flag gives each cluster setting (traceVerdicts has none: the datastore's only). */
+const SETTING_OF_FLAG: Partial<Record<keyof AgentFlags, ClusterSetting>> = {
+  logLevel: 'logLevel',
+  reportInterval: 'reportIntervalSeconds',
+  heartbeatTtl: 'heartbeatTtlSeconds',
+  dataplane: 'dataplane',
+  healthHost: 'healthHost',
+  healthPort: 'healthPort',
+  defaultEndpointToHostAction: 'defaultEndpointToHostAction',
+  allowIpipPacketsFromWorkloads: 'allowIPIPPacketsFromWorkloads',
+  allowVxlanPacketsFromWorkloads: 'allowVXLANPacketsFromWorkloads',
+};
+
 export interface AgentConfig {
   readonly nodeName: string;
   /** The node's underlay address with its prefix length (Node.spec.bgp.ipv4Address); undefined: detect it. */
@@ -118,6 +156,29 @@ export interface AgentConfig {
    * fairness"): undefined (the default) = none.
    */
   readonly ctNewFlowBudget?: { readonly perSecond: number; readonly burst?: number };
+  /**
+   * Verdict events on the ring buffer (`tortie monitor`): Felix's `bpfLogLevel: Debug`.
+   * No flag: only the datastore sets it (a load-time constant, so at the next start).
+   */
+  readonly traceVerdicts: boolean;
+  /**
+   * natOutgoing SNATs to this address instead of MASQUERADE (Felix's natOutgoingAddress);
+   * undefined: MASQUERADE. No flag: the datastore's only, applied live.
+   */
+  readonly natOutgoingAddress: string | undefined;
+  /** natOutgoing's source ports, `min-max` (Felix's natPortRange); undefined: the kernel's. */
+  readonly natPortRange: string | undefined;
+  /**
+   * The MTU of the node's own routes to IPIP-encapsulated blocks (Felix's ipipMTU: tortie
+   * has no tunl0 device, the encapsulation is BPF's); undefined: 1480. Live.
+   */
+  readonly ipipMtu: number | undefined;
+  /**
+   * The cluster settings given here rather than taken from a default, and where (e.g.
+   * `--log-level`, `TORTIE_LOG_LEVEL`, `/etc/tortie/agent.yaml: logLevel`): these win over
+   * the datastore's FelixConfiguration and AgentConfiguration.
+   */
+  readonly localSettings: Readonly<Partial<Record<ClusterSetting, string>>>;
 }
 
 /** Settings as the command line gives them (strings, or undefined when not given). */
@@ -277,19 +338,25 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
   const file = sources.file ?? {};
   const fileName = sources.fileName ?? 'the config file';
   const problems: string[] = [];
+  const localSettings: Partial<Record<ClusterSetting, string>> = {};
 
   /** The winning raw value of a setting and where it came from. */
   function pick<T>(
     flag: keyof AgentFlags,
     fileValue: T | undefined,
   ): { value: string | T; origin: Origin; where: string } | undefined {
-    const f = flags[flag];
-    if (f !== undefined) return { value: f, origin: 'flag', where: `--${kebab(flag)}` };
-    const e = env[ENV_NAMES[flag]];
-    if (e !== undefined && e !== '') return { value: e, origin: 'env', where: ENV_NAMES[flag] };
-    if (fileValue !== undefined)
-      return { value: fileValue, origin: 'file', where: `${fileName}: ${fileKey(flag)}` };
-    return undefined;
+    const found = ((): { value: string | T; origin: Origin; where: string } | undefined => {
+      const f = flags[flag];
+      if (f !== undefined) return { value: f, origin: 'flag', where: `--${kebab(flag)}` };
+      const e = env[ENV_NAMES[flag]];
+      if (e !== undefined && e !== '') return { value: e, origin: 'env', where: ENV_NAMES[flag] };
+      if (fileValue !== undefined)
+        return { value: fileValue, origin: 'file', where: `${fileName}: ${fileKey(flag)}` };
+      return undefined;
+    })();
+    const setting = SETTING_OF_FLAG[flag];
+    if (found !== undefined && setting !== undefined) localSettings[setting] = found.where;
+    return found;
   }
 
   function str(flag: keyof AgentFlags, fileValue: string | undefined): string | undefined {
@@ -528,6 +595,11 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     allowVXLANPacketsFromWorkloads,
     defaultEndpointToHostAction,
     ...(ctNewFlowBudget === undefined ? {} : { ctNewFlowBudget }),
+    traceVerdicts: false,
+    natOutgoingAddress: undefined,
+    natPortRange: undefined,
+    ipipMtu: undefined,
+    localSettings,
   };
 }
 
@@ -582,10 +654,17 @@ export function parseAgentConfigFile(
   return parsed.data;
 }
 
-/** Partial configs for tests and the lab: defaults filled in, nothing read from the machine. */
+/**
+ * Partial configs for tests and the lab: defaults filled in, nothing read from the
+ * machine. A cluster setting given here counts as given locally (it wins over the
+ * datastore's configuration), unless `localSettings` says otherwise.
+ */
 export function agentConfig(
   overrides: Partial<AgentConfig> & { nodeName: string; etcd: ConnectOptions },
 ): AgentConfig {
   const base = resolveAgentConfig({ hostname: overrides.nodeName, env: {} });
-  return { ...base, ...overrides };
+  const localSettings: Partial<Record<ClusterSetting, string>> = {};
+  for (const s of CLUSTER_SETTINGS)
+    if (overrides[s] !== undefined) localSettings[s] = "the agent's options";
+  return { ...base, localSettings, ...overrides };
 }

@@ -38,6 +38,16 @@ export interface Snapshot {
   readonly routes: RouteInputs;
   /** The node's underlay address, `a.b.c.d/n` (undefined: none given or found). */
   readonly address: string | undefined;
+  /**
+   * The live settings in force for this pass (FelixConfiguration over the local ones,
+   * ./felix-config.ts); absent: the defaults.
+   */
+  readonly settings?: {
+    readonly natOutgoingAddress?: string | undefined;
+    readonly natPortRange?: string | undefined;
+    /** The MTU of the node's IPIP routes (undefined: IPIP_ROUTE_MTU). */
+    readonly ipipMtu?: number | undefined;
+  };
 }
 
 /** One reconcile as it goes: the snapshot, and what earlier managers handed on. */

@@ -10,8 +10,9 @@ import { parseResource, worldFrom, type Resource } from '../policy/resources.js'
 import { endpointLabels } from '../policy/service-accounts.js';
 
 /**
- * The kinds the agent watches: every policy input, plus Nodes and IPPools for routes, and
- * BGPConfiguration, BGPPeer and BGPFilter for BIRD's configuration (routing: bgp).
+ * The kinds the agent watches: every policy input, plus Nodes and IPPools for routes,
+ * BGPConfiguration, BGPPeer and BGPFilter for BIRD's configuration (routing: bgp), and
+ * FelixConfiguration and AgentConfiguration for its own settings (./felix-config.ts).
  */
 export const POLICY_KINDS = [
   'NetworkPolicy',
@@ -32,6 +33,8 @@ export const WATCHED_KINDS: readonly KindName[] = [
   'BGPConfiguration',
   'BGPPeer',
   'BGPFilter',
+  'FelixConfiguration',
+  'AgentConfiguration',
 ];
 
 function refKey(name: string, namespace: string | undefined): string {

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { AgentFlags, AgentStatus, NodeStatus } from '../agent/index.js';
 import type { ConntrackSummary } from '../agent/conntrack.js';
+import { configLines } from '../agent/status.js';
 import type { Part } from '../preflight/requirements.js';
 import { parts } from './args.js';
 import { formatTable } from './table.js';
@@ -376,6 +377,7 @@ function renderStatus(
     lines.push(`drops             ${rows.length === 0 ? 'none' : ''}`);
     for (const [reason, n] of rows) lines.push(`  ${reason.padEnd(24)}${String(n).padStart(12)}`);
     lines.push(...conntrackLines(live?.conntrack ?? hb.conntrack));
+    lines.push(...configLines(live?.config ?? hb.config));
     const sessions = live?.bgp?.sessions ?? hb.bgp?.sessions;
     if (sessions !== undefined) {
       lines.push('');

@@ -161,8 +161,8 @@ export function nodeRunArgs(s: LabAgentSettings): string[] {
     String(s.reportIntervalSeconds),
     '--debounce-ms',
     String(s.debounceMs),
-    '--log-level',
-    s.logLevel ?? 'info',
+    // No --log-level unless asked: as inline agents, FelixConfiguration may set it.
+    ...(s.logLevel === undefined ? [] : ['--log-level', s.logLevel]),
     '--etcd-endpoints',
     s.etcdEndpoints.join(','),
     '--etcd-prefix',
