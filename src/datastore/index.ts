@@ -28,7 +28,10 @@ export {
 } from './etcd/errors.js';
 export { EtcdGatewayClient } from './etcd/gateway.js';
 export {
+  CALICO_GROUP,
   DEFAULT_PREFIX,
+  LEGACY_PREFIX,
+  TORTIE_GROUP,
   KIND_NAMES,
   KINDS,
   PLURALS,
@@ -37,9 +40,14 @@ export {
   findKind,
   kindOfObject,
   kindPrefix,
+  legacyKindPrefix,
+  parseLegacyResourceKey,
   parseResourceKey,
   resourceKey,
   resourcesPrefix,
+  shownName,
+  storedName,
+  tortieKeysPrefix,
   type KeyRef,
   type KindInfo,
   type KindName,
@@ -47,6 +55,7 @@ export {
 export {
   decodeKeyValue,
   encodeResource,
+  storedSpec,
   type ObjectMeta,
   type ResourceOf,
   type SpecOf,
