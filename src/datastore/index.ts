@@ -84,3 +84,10 @@ export {
   type AgentConfigurationSpec,
 } from './schema/agent.js';
 export { cidrsOverlap } from './invariants.js';
+export {
+  CLUSTER_INFO_NAME,
+  ensureClusterInformation,
+  newClusterInformation,
+  TORTIE_CLUSTER_TYPE,
+} from './cluster-info.js';
+export { findLegacyLayout, legacyPrefixes, migrateHint, type LegacyFinding } from './legacy.js';
