@@ -80,17 +80,20 @@ const POLICY_KINDS: ReadonlySet<KindName> = new Set([
   'StagedGlobalNetworkPolicy',
 ]);
 
+/** A rule with `source` and `destination` present, in the place Calico's Rule struct has them. */
 function withEntities(rules: unknown): unknown {
   if (!Array.isArray(rules)) return rules;
-  return rules.map((r: unknown) =>
-    typeof r === 'object' && r !== null && !Array.isArray(r)
-      ? {
-          ...r,
-          source: (r as Record<string, unknown>).source ?? {},
-          destination: (r as Record<string, unknown>).destination ?? {},
-        }
-      : r,
-  );
+  return rules.map((r: unknown) => {
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) return r;
+    const { source, destination, http, metadata, ...head } = r as Record<string, unknown>;
+    return {
+      ...head,
+      source: source ?? {},
+      destination: destination ?? {},
+      ...(http === undefined ? {} : { http }),
+      ...(metadata === undefined ? {} : { metadata }),
+    };
+  });
 }
 
 function policyTypes(spec: Record<string, unknown>): string[] {
