@@ -207,6 +207,8 @@ describe('calicoctl against a real etcd', () => {
     const ds = Datastore.fromClient(etcd!, { prefix });
     await ds.apply(parseAllDocuments(DOCUMENTS).map((d) => d.toJS() as unknown));
     expect(await ensureClusterInformation(ds)).toBe(true);
+    // Once: the next agent finds it and leaves it as it is.
+    expect(await ensureClusterInformation(ds)).toBe(false);
     const all = await etcd!.getAll().prefix(`${prefix}/`).strings();
     const tortie = Object.fromEntries(
       Object.keys(all)
