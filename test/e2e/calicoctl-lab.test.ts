@@ -1,7 +1,8 @@
 /**
  * calicoctl as a real client of a tortie lab: the pinned calicoctl (scripts/build-peers.sh,
- * docs/peers.md) pointed at the lab's etcd (ETCD_ENDPOINTS, DATASTORE_TYPE=etcdv3; the lab
- * keeps Calico's layout under /calico). What calicoctl writes, tortie's agents enforce
+ * docs/peers.md) pointed at the lab's etcd (ETCD_ENDPOINTS, DATASTORE_TYPE=etcdv3 and the
+ * client certificate in ETCD_CA_CERT_FILE/ETCD_CERT_FILE/ETCD_KEY_FILE: the lab runs etcd
+ * with --etcd-tls; it keeps Calico's layout under /calico). What calicoctl writes, tortie's agents enforce
  * (probed from pod to pod before and after); what tortie writes, calicoctl shows.
  *
  *   calicoctl version, get nodes, get workloadendpoints   read what tortie's agents and CNI wrote
@@ -120,7 +121,12 @@ const wepName = (pod: string) => {
 
 beforeAll(async () => {
   calicoctlPath = await calicoctlBinary();
-  ok(await runTortie(['lab', 'up', '--id', id, '--nodes', '2'], {}, 180_000), 'lab up');
+  // etcd with client certificates, as a production etcd runs: calicoctl gets them from its
+  // ETCD_*_FILE variables, tortie from the lab's tortie.yaml.
+  ok(
+    await runTortie(['lab', 'up', '--id', id, '--nodes', '2', '--etcd-tls'], {}, 180_000),
+    'lab up',
+  );
   const labState = () =>
     JSON.parse(readFileSync(`/run/tortie/labs/${id}/state.json`, 'utf8')) as LabState;
   state = labState();
