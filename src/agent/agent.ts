@@ -24,7 +24,14 @@
  *    closed), and the failure is logged, counted and shown in /status.
  */
 import type { Logger } from 'pino';
-import { Datastore, type ResourceWatcher, type WatchEvent } from '../datastore/index.js';
+import {
+  Datastore,
+  ensureClusterInformation,
+  findLegacyLayout,
+  migrateHint,
+  type ResourceWatcher,
+  type WatchEvent,
+} from '../datastore/index.js';
 import { NodeDataplane } from '../dataplane/node-dataplane.js';
 import { IptablesDataplane } from '../iptables/index.js';
 import { IpamKeys } from '../ipam/keys.js';
@@ -480,12 +487,17 @@ export class Agent {
 
   // --- registration -------------------------------------------------------------------
 
-  /** Writes this node's Node (address, AS number, labels), merged into what is stored. */
+  /**
+   * Writes this node's Node (address, AS number, labels), merged into what is stored;
+   * first the store's ClusterInformation, if it has none (as Calico's node agent does).
+   */
   private async register(attempt: number): Promise<void> {
     if (this.stopped) return;
     const ds = this.ds!;
     const c = this.config;
     try {
+      if (await ensureClusterInformation(ds))
+        this.log.info('store initialised (ClusterInformation default)');
       const existing = await ds.get('Node', c.nodeName);
       const bgp = {
         ...(existing?.spec.bgp ?? {}),
@@ -512,6 +524,7 @@ export class Agent {
         { action: res?.action, ipv4Address: bgp.ipv4Address, asNumber: bgp.asNumber },
         'node registered',
       );
+      void this.noteLegacyLayout();
     } catch (e) {
       this.noteEtcd(false);
       const delay = Math.min(250 * 2 ** attempt, 5000);
@@ -520,6 +533,19 @@ export class Agent {
         'cannot register the node yet',
       );
       this.later(delay, () => void this.register(attempt + 1));
+    }
+  }
+
+  /** Says which command moves a store left in tortie's old layout (the agent would see nothing of it). */
+  private async noteLegacyLayout(): Promise<void> {
+    try {
+      const ds = this.ds!;
+      const found = await findLegacyLayout(ds.etcd, ds.prefix, {
+        deadline: Date.now() + ds.timeoutMs,
+      });
+      if (found !== undefined) this.log.warn({ kinds: found.kinds }, migrateHint(found, ds.prefix));
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'could not look for an old-layout store');
     }
   }
 

@@ -15,7 +15,7 @@
  *   --health-host         TORTIE_HEALTH_HOST           healthHost      (127.0.0.1)
  *   --health-port         TORTIE_HEALTH_PORT           healthPort      (9099; 0 = any free)
  *   --etcd-endpoints      TORTIE_ETCD_ENDPOINTS        etcdEndpoints   (http://127.0.0.1:2379)
- *   --etcd-prefix         TORTIE_ETCD_PREFIX           etcdPrefix      (/tortie)
+ *   --etcd-prefix         TORTIE_ETCD_PREFIX           etcdPrefix      (/calico)
  *   --etcd-ca-cert/...    TORTIE_ETCD_CA_CERT/...      etcdCACert, etcdCert, etcdKey
  *   --log-level           TORTIE_LOG_LEVEL             logLevel        (info)
  *   --heartbeat-ttl       TORTIE_HEARTBEAT_TTL         heartbeatTtlSeconds (10)

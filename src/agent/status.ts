@@ -1,8 +1,11 @@
 /**
  * What the agent reports in etcd, beside the resources, and how others read it:
  *
- *   ${prefix}/status/nodes/<node>                          the node's heartbeat (lease-bound)
- *   ${prefix}/status/endpoints/<node>/<namespace>/<name>   an endpoint is programmed (lease-bound)
+ *   ${prefix}/tortie/status/nodes/<node>                          the node's heartbeat (lease-bound)
+ *   ${prefix}/tortie/status/endpoints/<node>/<namespace>/<name>   an endpoint is programmed (lease-bound)
+ *
+ * (under `${prefix}/tortie/`, where tortie keeps what Calico has no key for: see
+ * src/datastore/kinds.ts)
  *
  * Both live on the agent's lease: when an agent stops heartbeating for a TTL, its node
  * counts as gone (routes to it are withdrawn) and its endpoint reports disappear.
@@ -12,12 +15,12 @@
  * works over the CNI's light etcd client as well as over `etcd3`.
  */
 import type { BgpSession } from '../bgp/bird.js';
-import type { EtcdKv } from '../datastore/index.js';
+import { tortieKeysPrefix, type EtcdKv } from '../datastore/index.js';
 import type { ConntrackSummary } from './conntrack.js';
 import type { ConfigReport } from './felix-config.js';
 
 export function statusPrefix(prefix: string): string {
-  return `${prefix.replace(/\/+$/, '')}/status/`;
+  return `${tortieKeysPrefix(prefix)}status/`;
 }
 
 export function nodeStatusPrefix(prefix: string): string {
@@ -41,7 +44,7 @@ export function endpointStatusKey(
   return `${endpointStatusPrefix(prefix, node)}${namespace}/${name}`;
 }
 
-/** `${prefix}/status/endpoints/<node>/<ns>/<name>` → its parts; undefined for other keys. */
+/** `${prefix}/tortie/status/endpoints/<node>/<ns>/<name>` → its parts; undefined for other keys. */
 export function parseEndpointStatusKey(
   prefix: string,
   key: string,

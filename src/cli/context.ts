@@ -44,7 +44,7 @@ export function addGlobalOptions(program: Command): Command {
     .addOption(
       new Option(
         '--etcd-prefix <prefix>',
-        'key prefix of tortie data in etcd (default /tortie)',
+        'key prefix of the data in etcd (default /calico, as Calico)',
       ).env('TORTIE_ETCD_PREFIX'),
     )
     .addOption(

@@ -28,6 +28,7 @@ import {
 import type { ManifestObject } from '../datastore/manifest.js';
 import { guardedWrite, modEquals, putOp, readSnapshot } from '../datastore/txn.js';
 import { IpamKeys } from '../ipam/keys.js';
+import { registerMigrateCommand } from './datastore-migrate.js';
 import { validateAll } from './dry-run.js';
 import {
   acceptVersionMismatch,
@@ -218,7 +219,7 @@ export async function importStore(
 export function registerDatastoreCommands(program: Command, io: CliIo): void {
   const datastore = program
     .command('datastore')
-    .description('the whole store: export it as manifests, import them again');
+    .description('the whole store: export it as manifests, import them again, migrate it');
   datastore
     .command('export')
     .description('every resource and the IPAM records, as YAML documents (or a JSON list)')
@@ -254,5 +255,6 @@ export function registerDatastoreCommands(program: Command, io: CliIo): void {
         );
       }),
     );
+  registerMigrateCommand(datastore, io);
   for (const c of [datastore, ...datastore.commands]) acceptVersionMismatch(c);
 }

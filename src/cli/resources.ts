@@ -20,6 +20,8 @@ import {
   describeRef,
   type StoredResource,
   type WriteResult,
+  findLegacyLayout,
+  migrateHint,
 } from '../datastore/index.js';
 import { kindSpellings } from '../datastore/kinds.js';
 import { validationWarnings } from '../datastore/schema/index.js';
@@ -243,6 +245,14 @@ function getCommand(program: Command, io: CliIo): void {
                 io.err(
                   `No ${info.plural} found${namespace === undefined ? '' : ` in namespace ${namespace}`}${selector === undefined ? '' : ` matching ${selector.source}`}.\n`,
                 );
+                // An empty kind may be a store still in tortie's old layout: say how to move it.
+                const old = await findLegacyLayout(
+                  ds.etcd,
+                  ds.prefix,
+                  { deadline: Date.now() + ds.timeoutMs },
+                  [info.name],
+                );
+                if (old !== undefined) io.err(`Note: ${migrateHint(old, ds.prefix)}\n`);
                 return;
               }
               io.out(

@@ -6,7 +6,7 @@
  *
  *   {
  *     "cniVersion": "1.1.0", "name": "tortie", "type": "tortie",
- *     "etcd_endpoints": "http://127.0.0.1:2379",        // or "datastore": {"endpoints": [...], "prefix": "/tortie"}
+ *     "etcd_endpoints": "http://127.0.0.1:2379",        // or "datastore": {"endpoints": [...], "prefix": "/calico"}
  *     "etcd_ca_cert_file": "/etc/tortie/pki/etcd-ca.pem", // TLS (Calico's names): https:// endpoints only;
  *     "etcd_cert_file": "/etc/tortie/pki/cni.pem",       //   certificate and key together, files the
  *     "etcd_key_file": "/etc/tortie/pki/cni-key.pem",    //   plugin can read

@@ -102,7 +102,9 @@ class EtcdBackend implements CniBackend {
           apiVersion: API_VERSION,
           kind: 'WorkloadEndpoint',
           metadata: { name: e.name, namespace: e.namespace, labels: e.labels },
-          spec: e.spec,
+          // Calico names a Kubernetes pod's endpoint by `pod` (its client refuses an update
+          // of a k8s endpoint without one, e.g. `calicoctl label`): written as Calico's CNI does.
+          spec: e.spec.orchestrator === 'k8s' ? { ...e.spec, pod: e.spec.workload } : e.spec,
         },
       ]),
     );

@@ -28,7 +28,10 @@ export {
 } from './etcd/errors.js';
 export { EtcdGatewayClient } from './etcd/gateway.js';
 export {
+  CALICO_GROUP,
   DEFAULT_PREFIX,
+  LEGACY_PREFIX,
+  TORTIE_GROUP,
   KIND_NAMES,
   KINDS,
   PLURALS,
@@ -37,9 +40,14 @@ export {
   findKind,
   kindOfObject,
   kindPrefix,
+  legacyKindPrefix,
+  parseLegacyResourceKey,
   parseResourceKey,
   resourceKey,
   resourcesPrefix,
+  shownName,
+  storedName,
+  tortieKeysPrefix,
   type KeyRef,
   type KindInfo,
   type KindName,
@@ -47,6 +55,7 @@ export {
 export {
   decodeKeyValue,
   encodeResource,
+  storedSpec,
   type ObjectMeta,
   type ResourceOf,
   type SpecOf,
@@ -75,3 +84,10 @@ export {
   type AgentConfigurationSpec,
 } from './schema/agent.js';
 export { cidrsOverlap } from './invariants.js';
+export {
+  CLUSTER_INFO_NAME,
+  ensureClusterInformation,
+  newClusterInformation,
+  TORTIE_CLUSTER_TYPE,
+} from './cluster-info.js';
+export { findLegacyLayout, legacyPrefixes, migrateHint, type LegacyFinding } from './legacy.js';

@@ -1,13 +1,39 @@
 /**
- * The resource kinds the datastore holds and where they live in etcd:
+ * The resource kinds the datastore holds and where they live in etcd. The Calico kinds
+ * live where Calico's etcd datastore (libcalico-go's etcdv3 backend) keeps them, so
+ * calicoctl and tortie read and write the same objects in the same etcd:
  *
- *   `${prefix}/resources/<plural>/<namespace>/<name>`   namespaced kinds
- *   `${prefix}/resources/<plural>/<name>`               cluster kinds
+ *   `${prefix}/resources/v3/projectcalico.org/<plural>/<namespace>/<name>`   namespaced
+ *   `${prefix}/resources/v3/projectcalico.org/<plural>/<name>`               cluster-wide
+ *
+ * each one JSON object `{kind, apiVersion, metadata, spec[, status]}` (./codec.ts). The
+ * prefix is "/calico" (Calico's, fixed in its clients); tests and labs may use their own.
+ *
+ * NetworkPolicy and GlobalNetworkPolicy (and their staged forms) are stored under the
+ * name Calico's client (v3.28, the release tortie is tested against) gives them: the
+ * user's name with `default.` in front (`allow-dns` → `default.allow-dns`), in the key
+ * and in `metadata.name`; names starting `knp.` or `ossg.` are kept as they are. Readers
+ * see the name as the user wrote it, as `calicoctl get` shows it (storedName/shownName).
+ *
+ * tortie's own kinds, which Calico has no etcd form for (AgentConfiguration, the
+ * Kubernetes NetworkPolicy, Namespace), live beside them in a group calicoctl never lists:
+ *
+ *   `${prefix}/resources/v3/tortie.io/<plural>/[<namespace>/]<name>`
+ *
+ * and tortie's keys that are not resources (agent heartbeats and endpoint reports) under
+ * `${prefix}/tortie/` (tortieKeysPrefix). IPAM records are src/ipam's (`${prefix}/ipam/`).
+ *
+ * Before this layout tortie kept every kind at `${prefix}/resources/<plural>/…` under
+ * the prefix "/tortie"; `tortie datastore migrate` moves such a store (legacyKindPrefix).
  *
  * Other parts (IPAM, agent, BGP) read these keys directly; this file is the contract.
  */
 
-export const DEFAULT_PREFIX = '/tortie';
+/** Calico's etcd prefix; tortie's default. */
+export const DEFAULT_PREFIX = '/calico';
+
+/** The prefix tortie used before it stored Calico's layout (`datastore migrate` reads it). */
+export const LEGACY_PREFIX = '/tortie';
 
 /** tortie's own group: its own kinds, and the Calico kinds as tortie wrote them before. */
 export const TORTIE_API_VERSION = 'tortie.io/v1';
@@ -62,7 +88,23 @@ export interface KindInfo {
   readonly namespaced: boolean;
   /** Extra spellings the CLI accepts (lower case), besides name and plural. */
   readonly aliases: readonly string[];
+  /** The key segment after `resources/v3/`: Calico's group, or tortie's for its own kinds. */
+  readonly group: typeof CALICO_GROUP | typeof TORTIE_GROUP;
+  /** Stored under Calico's tiered policy name (`default.<name>`); see storedName. */
+  readonly tieredName: boolean;
 }
+
+/** The key group of the Calico kinds, as Calico's etcd datastore names it. */
+export const CALICO_GROUP = 'projectcalico.org';
+/** The key group of tortie's own kinds (no Calico counterpart in etcd). */
+export const TORTIE_GROUP = 'tortie.io';
+
+const TIERED: ReadonlySet<string> = new Set([
+  'NetworkPolicy',
+  'GlobalNetworkPolicy',
+  'StagedNetworkPolicy',
+  'StagedGlobalNetworkPolicy',
+]);
 
 function info(
   name: KindName,
@@ -72,7 +114,17 @@ function info(
   apiVersions: readonly string[] = CALICO_VERSIONS,
   kind: string = name,
 ): KindInfo {
-  return { name, apiVersion: apiVersions[0]!, apiVersions, kind, plural, namespaced, aliases };
+  return {
+    name,
+    apiVersion: apiVersions[0]!,
+    apiVersions,
+    kind,
+    plural,
+    namespaced,
+    aliases,
+    group: apiVersions.includes(CALICO_API_VERSION) ? CALICO_GROUP : TORTIE_GROUP,
+    tieredName: TIERED.has(name),
+  };
 }
 
 export const KINDS: Readonly<Record<KindName, KindInfo>> = {
@@ -213,9 +265,36 @@ function normalisePrefix(prefix: string): string {
   return prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
 }
 
-/** `${prefix}/resources/` : every resource key starts with it. */
+/** `${prefix}/resources/v3/` : every resource key starts with it. */
 export function resourcesPrefix(prefix: string = DEFAULT_PREFIX): string {
-  return `${normalisePrefix(prefix)}/resources/`;
+  return `${normalisePrefix(prefix)}/resources/v3/`;
+}
+
+/** `${prefix}/tortie/` : tortie's keys that are not resources (agent status). */
+export function tortieKeysPrefix(prefix: string = DEFAULT_PREFIX): string {
+  return `${normalisePrefix(prefix)}/tortie/`;
+}
+
+/** Names Calico's client stores as they are (Kubernetes policies, Calico's own). */
+const UNTIERED_NAME = /^(knp|ossg)\./;
+
+/**
+ * The name a kind's object is stored under: for the policy kinds Calico's tiered name
+ * (`allow-dns` → `default.allow-dns`, as libcalico-go v3.28 stores it), else the name.
+ */
+export function storedName(kind: KindName, name: string): string {
+  return KINDS[kind].tieredName && !UNTIERED_NAME.test(name) ? `default.${name}` : name;
+}
+
+/**
+ * The name as users write and see it, from a stored one: `default.` taken off a policy
+ * name (as `calicoctl get` shows it). A policy Calico stored without it (another tier's
+ * `<tier>.<name>` in Calico 3.29 and later) is shown as stored.
+ */
+export function shownName(kind: KindName, stored: string): string {
+  return KINDS[kind].tieredName && stored.startsWith('default.')
+    ? stored.slice('default.'.length)
+    : stored;
 }
 
 /** The prefix of one kind, optionally narrowed to one namespace (namespaced kinds). */
@@ -224,13 +303,15 @@ export function kindPrefix(
   namespace?: string,
   prefix: string = DEFAULT_PREFIX,
 ): string {
-  const base = `${resourcesPrefix(prefix)}${KINDS[kind].plural}/`;
-  return KINDS[kind].namespaced && namespace !== undefined ? `${base}${namespace}/` : base;
+  const i = KINDS[kind];
+  const base = `${resourcesPrefix(prefix)}${i.group}/${i.plural}/`;
+  return i.namespaced && namespace !== undefined ? `${base}${namespace}/` : base;
 }
 
 /**
- * The etcd key of one object. Namespaced kinds need a namespace (callers default it to
- * "default" as kubectl does); cluster kinds take none.
+ * The etcd key of one object, by the name users write (stored under storedName).
+ * Namespaced kinds need a namespace (callers default it to "default" as kubectl does);
+ * cluster kinds take none.
  */
 export function resourceKey(
   kind: KindName,
@@ -243,32 +324,63 @@ export function resourceKey(
     if (namespace === undefined || namespace === '') {
       throw new Error(`resourceKey: ${kind} is namespaced; give a namespace`);
     }
-    return `${resourcesPrefix(prefix)}${i.plural}/${namespace}/${name}`;
+    return `${kindPrefix(kind, namespace, prefix)}${storedName(kind, name)}`;
   }
-  return `${resourcesPrefix(prefix)}${i.plural}/${name}`;
+  return `${kindPrefix(kind, undefined, prefix)}${storedName(kind, name)}`;
 }
 
 export interface KeyRef {
   readonly kind: KindName;
+  /** As users write it (shownName of the key's last segment). */
   readonly name: string;
   readonly namespace?: string;
 }
 
-const byPlural = new Map(KIND_NAMES.map((k) => [KINDS[k].plural, KINDS[k]]));
+const byGroupPlural = new Map(KIND_NAMES.map((k) => [`${KINDS[k].group}/${KINDS[k].plural}`, k]));
 
-/** The inverse of resourceKey; undefined for a key that is not a resource key. */
+function refOf(kind: KindName, parts: readonly string[]): KeyRef | undefined {
+  if (KINDS[kind].namespaced) {
+    if (parts.length !== 2 || parts[0] === '' || parts[1] === '') return undefined;
+    return { kind, namespace: parts[0]!, name: shownName(kind, parts[1]!) };
+  }
+  if (parts.length !== 1 || parts[0] === '') return undefined;
+  return { kind, name: shownName(kind, parts[0]!) };
+}
+
+/**
+ * The inverse of resourceKey; undefined for a key that is not a resource key of a kind
+ * tortie knows (Calico's block affinities, for one, live beside them).
+ */
 export function parseResourceKey(key: string, prefix: string = DEFAULT_PREFIX): KeyRef | undefined {
   const base = resourcesPrefix(prefix);
   if (!key.startsWith(base)) return undefined;
   const parts = key.slice(base.length).split('/');
-  const i = byPlural.get(parts[0] ?? '');
-  if (i === undefined) return undefined;
-  if (i.namespaced) {
-    if (parts.length !== 3 || parts[1] === '' || parts[2] === '') return undefined;
-    return { kind: i.name, namespace: parts[1]!, name: parts[2]! };
-  }
-  if (parts.length !== 2 || parts[1] === '') return undefined;
-  return { kind: i.name, name: parts[1]! };
+  const kind = byGroupPlural.get(`${parts[0]}/${parts[1]}`);
+  return kind === undefined ? undefined : refOf(kind, parts.slice(2));
+}
+
+// --- the layout before this one (tortie datastore migrate) --------------------------------
+
+/** `${prefix}/resources/<plural>/` : where tortie kept a kind before (every kind, no group). */
+export function legacyKindPrefix(kind: KindName, prefix: string = LEGACY_PREFIX): string {
+  return `${normalisePrefix(prefix)}/resources/${KINDS[kind].plural}/`;
+}
+
+const byPlural = new Map(KIND_NAMES.map((k) => [KINDS[k].plural, k]));
+
+/** A key of the old layout → its kind and (unprefixed) name; undefined for other keys. */
+export function parseLegacyResourceKey(
+  key: string,
+  prefix: string = LEGACY_PREFIX,
+): KeyRef | undefined {
+  const base = `${normalisePrefix(prefix)}/resources/`;
+  if (!key.startsWith(base)) return undefined;
+  const parts = key.slice(base.length).split('/');
+  const kind = byPlural.get(parts[0] ?? '');
+  if (kind === undefined) return undefined;
+  const ref = refOf(kind, parts.slice(1));
+  // Old keys hold the name as written: no tier prefix to take off.
+  return ref === undefined ? undefined : { ...ref, name: parts[parts.length - 1]! };
 }
 
 /** "IPPool default", "NetworkPolicy prod/web": how messages name an object. */

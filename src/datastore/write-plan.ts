@@ -4,7 +4,7 @@
  * the Datastore reads, plans, then writes everything in one guarded transaction.
  */
 import type { StoredResource } from './codec.js';
-import { encodeResource } from './codec.js';
+import { encodeResource, storedSpec } from './codec.js';
 import { detail, type DatastoreErrorKind, type ErrorDetail } from './errors.js';
 import { describeRef } from './kinds.js';
 import type { ValidObject } from './schema/index.js';
@@ -124,7 +124,9 @@ function storedForm(
       labels,
       annotations,
     },
-    spec: o.spec,
+    spec: storedSpec(o.info.name, o.spec),
+    // What Calico's components reported stays (tortie writes no status of its own).
+    ...(current?.status === undefined ? {} : { status: current.status }),
   };
 }
 

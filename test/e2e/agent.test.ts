@@ -536,7 +536,7 @@ describe('the node agent: store → dataplane on one node', () => {
     await eventually(
       'c status removed',
       async () =>
-        (await ds!.etcd.get(`${prefix}/status/endpoints/${nodeName}/x/c`).string()) === null,
+        (await ds!.etcd.get(`${prefix}/tortie/status/endpoints/${nodeName}/x/c`).string()) === null,
     );
   });
 
@@ -567,7 +567,7 @@ describe('the node agent: store → dataplane on one node', () => {
     // The ghost's heartbeat, under a lease nobody keeps alive: long enough that it cannot
     // lapse before the agent has seen it, however slow the machine.
     const lease = ds!.etcd.lease(60, { autoKeepAlive: false });
-    await lease.put(`${prefix}/status/nodes/ghost`).value('{}');
+    await lease.put(`${prefix}/tortie/status/nodes/ghost`).value('{}');
     await eventually("the agent sees the ghost's heartbeat", () =>
       agent!.status().liveNodes.includes('ghost'),
     );
@@ -589,7 +589,7 @@ describe('the node agent: store → dataplane on one node', () => {
     // Its agent is down: the heartbeat lapses and the route stays — the node's dataplane
     // still forwards. The lease ends now (revoked: to a watcher exactly what its expiry
     // does, the key deleted with it) rather than after its TTL.
-    const key = `${prefix}/status/nodes/ghost`;
+    const key = `${prefix}/tortie/status/nodes/ghost`;
     await lease.revoke();
     await eventually(
       'the heartbeat is gone',

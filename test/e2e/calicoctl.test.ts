@@ -10,15 +10,17 @@
  * install): a missing one fails the test, never skips it.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { Etcd3 } from 'etcd3';
 import { format, resolveConfig } from 'prettier';
+import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { Datastore, ensureClusterInformation } from '../../src/datastore/index.js';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
 import { newRunId } from '../helpers/netns.js';
 import { calicoctlBinary, CALICOCTL_RELEASE, PEER_BUILD_TIMEOUT_MS } from '../helpers/peers.js';
@@ -197,4 +199,67 @@ describe('calicoctl against a real etcd', () => {
     });
     await expect(text).toMatchFileSnapshot(fixture);
   });
+
+  it('tortie stores the same documents under the same keys, as the same JSON', async () => {
+    // tortie's own store under another prefix of the same etcd: apply the documents, then
+    // initialise the store as an agent does (ClusterInformation default).
+    const prefix = `/tortie-${run}`;
+    const ds = Datastore.fromClient(etcd!, { prefix });
+    await ds.apply(parseAllDocuments(DOCUMENTS).map((d) => d.toJS() as unknown));
+    expect(await ensureClusterInformation(ds)).toBe(true);
+    // Once: the next agent finds it and leaves it as it is.
+    expect(await ensureClusterInformation(ds)).toBe(false);
+    const all = await etcd!.getAll().prefix(`${prefix}/`).strings();
+    const tortie = Object.fromEntries(
+      Object.keys(all)
+        .sort()
+        .map((key) => [`/calico${key.slice(prefix.length)}`, masked(JSON.parse(all[key]!))]),
+    );
+    const fixture = JSON.parse(
+      await readFile(
+        fileURLToPath(new URL('../fixtures/calico-etcd/layout.json', import.meta.url)),
+        'utf8',
+      ),
+    ) as Record<string, unknown>;
+    expect(Object.keys(tortie)).toEqual(Object.keys(fixture));
+    // Where tortie's stored JSON is not calicoctl's, and why; nothing else may differ.
+    expect(differences(tortie, fixture)).toEqual(KNOWN_DIFFERENCES);
+  });
 });
+
+/**
+ * Fields tortie stores that calicoctl v3.28.5 does not, each for a reason: Calico's reader
+ * ignores fields it does not know, so calicoctl reads tortie's objects the same way.
+ */
+const KNOWN_DIFFERENCES = [
+  // tortie's agent names the cluster type it runs ("Cluster Type" in calicoctl version).
+  '/calico/resources/v3/projectcalico.org/clusterinformations/default spec.clusterType: tortie has "tortie", calicoctl has nothing',
+  // Calico 3.29 and later store the pool's assignmentMode; 3.28.5 predates the field.
+  '/calico/resources/v3/projectcalico.org/ippools/pool-a spec.assignmentMode: tortie has "Automatic", calicoctl has nothing',
+  // Calico's Go struct omits these when false (omitempty); tortie stores its defaults.
+  '/calico/resources/v3/projectcalico.org/ippools/pool-a spec.disableBGPExport: tortie has false, calicoctl has nothing',
+  '/calico/resources/v3/projectcalico.org/ippools/pool-a spec.disabled: tortie has false, calicoctl has nothing',
+];
+
+/** Every leaf where two stored layouts differ, as one line each (key, path, both values). */
+function differences(ours: Record<string, unknown>, theirs: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const walk = (key: string, path: string, a: unknown, b: unknown): void => {
+    const isObj = (v: unknown): v is Record<string, unknown> =>
+      typeof v === 'object' && v !== null && !Array.isArray(v);
+    if (isObj(a) && isObj(b)) {
+      for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort())
+        walk(key, path === '' ? k : `${path}.${k}`, a[k], b[k]);
+      return;
+    }
+    if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
+      a.forEach((v, i) => walk(key, `${path}[${i}]`, v, b[i]));
+      return;
+    }
+    if (JSON.stringify(a) === JSON.stringify(b)) return;
+    const shown = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
+    out.push(`${key} ${path}: tortie has ${shown(a)}, calicoctl has ${shown(b)}`);
+  };
+  for (const key of Object.keys(theirs)) walk(key, '', ours[key], theirs[key]);
+  return out;
+}

@@ -547,7 +547,8 @@ describe('requests the store or the kernel refuse', () => {
 
 describe('no unprotected window: ADD waits for the agent (agent_wait_ms)', () => {
   const ns = 'gate';
-  const statusKey = (name: string): string => `${PREFIX}/status/endpoints/node-a/${ns}/${name}`;
+  const statusKey = (name: string): string =>
+    `${PREFIX}/tortie/status/endpoints/node-a/${ns}/${name}`;
 
   it('no agent: 11 after the wait, naming node and endpoint, and nothing left behind', async () => {
     const pod = await run.create('gate-none');

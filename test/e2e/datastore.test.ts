@@ -10,6 +10,7 @@ import {
   Datastore,
   DatastoreError,
   isDatastoreError,
+  kindPrefix,
   resourceKey,
   type StoredResource,
 } from '../../src/datastore/index.js';
@@ -92,15 +93,19 @@ describe('refused objects leave the store unchanged', () => {
 });
 
 describe('writes', () => {
-  it('stores one object of every kind under <prefix>/resources/<plural>/[<namespace>/]<name>', async () => {
+  it("stores one object of every kind in Calico's layout: <prefix>/resources/v3/<group>/<plural>/[<namespace>/]<name>", async () => {
     const results = await ds.apply(VALID_EXAMPLES);
     expect(results.map((r) => r.action)).toEqual(VALID_EXAMPLES.map(() => 'created'));
     const keys = (await dump()).map((l) => l.split(' ')[0]);
-    expect(keys).toContain(`${prefix}/resources/ippools/pool-ok`);
-    expect(keys).toContain(`${prefix}/resources/networkpolicies/prod/web`);
-    expect(keys).toContain(`${prefix}/resources/k8snetworkpolicies/prod/deny-ingress`);
-    expect(keys).toContain(`${prefix}/resources/workloadendpoints/prod/node--1-cni-abc-eth0`);
-    expect(keys).toContain(`${prefix}/resources/namespaces/prod`);
+    const calico = `${prefix}/resources/v3/projectcalico.org`;
+    expect(keys).toContain(`${calico}/ippools/pool-ok`);
+    // Policy names carry Calico's tier prefix in the store.
+    expect(keys).toContain(`${calico}/networkpolicies/prod/default.web`);
+    expect(keys).toContain(`${calico}/workloadendpoints/prod/node--1-cni-abc-eth0`);
+    // tortie's own kinds: beside Calico's, in a group calicoctl never lists.
+    const tortie = `${prefix}/resources/v3/tortie.io`;
+    expect(keys).toContain(`${tortie}/k8snetworkpolicies/prod/deny-ingress`);
+    expect(keys).toContain(`${tortie}/namespaces/prod`);
     expect(keys).toContain(resourceKey('AgentConfiguration', 'node.node-1', undefined, prefix));
     expect(keys).toHaveLength(VALID_EXAMPLES.length);
   });
@@ -240,7 +245,7 @@ describe('optimistic concurrency', () => {
 
 describe('pools', () => {
   it('the pool guard holds while no pool changed, and fails once one appears after the read', async () => {
-    const pools = `${prefix}/resources/ippools/`;
+    const pools = kindPrefix('IPPool', undefined, prefix);
     await ds.apply(pool('a', '10.1.0.0/16'));
     const snap = await readSnapshot(ds.etcd, { prefixes: [pools] }, {});
     await ds.apply(tier('unrelated', 1));

@@ -194,7 +194,8 @@ describe('tortie lab: a persistent 2-node lab driven by separate commands', () =
     expect(s.etcd.members).toHaveLength(3);
     // The command is gone; what it started is not.
     expect(labPids(s).filter((p) => !alive(p))).toEqual([]);
-    expect(readFileSync(config, 'utf8')).toContain(`etcdPrefix: /tortie-${id}`);
+    // Each lab runs its own etcd, so it keeps Calico's prefix (calicoctl looks there).
+    expect(readFileSync(config, 'utf8')).toContain('etcdPrefix: /calico\n');
   }, 120_000);
 
   it('a reopened lab takes its settings from the state file, not from what lies in its work dir', async () => {

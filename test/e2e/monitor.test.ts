@@ -4,7 +4,7 @@
  * monitor runs as its own process on node 1's pin root with the lab's etcd:
  *
  *   node dist/bin/tortie.js monitor --pin-root <node 1 pin root> --json \
- *     --etcd-endpoints <lab etcd> --etcd-prefix /tortie-<id>
+ *     --etcd-endpoints <lab etcd> --etcd-prefix /calico (the lab's)
  *
  * A denied connection from x/a0 (across nodes: dropped on node 1's uplink after
  * decapsulation) and one from x/b1 (same node: dropped at b1's veth) each produce a JSON

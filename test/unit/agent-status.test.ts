@@ -57,15 +57,15 @@ function fakeStore(
 }
 
 describe('endpoint status keys', () => {
-  it('live under <prefix>/status/endpoints/<node>/<namespace>/<name>', () => {
+  it('live under <prefix>/tortie/status/endpoints/<node>/<namespace>/<name>', () => {
     const key = endpointStatusKey('/tortie', 'n1', 'prod', 'web-0');
-    expect(key).toBe('/tortie/status/endpoints/n1/prod/web-0');
+    expect(key).toBe('/tortie/tortie/status/endpoints/n1/prod/web-0');
     expect(parseEndpointStatusKey('/tortie', key)).toEqual({
       node: 'n1',
       namespace: 'prod',
       name: 'web-0',
     });
-    expect(parseEndpointStatusKey('/tortie', '/tortie/status/nodes/n1')).toBeUndefined();
+    expect(parseEndpointStatusKey('/tortie', '/tortie/tortie/status/nodes/n1')).toBeUndefined();
   });
 });
 
@@ -99,7 +99,7 @@ describe('waitForEndpointProgrammed (what CNI ADD calls)', () => {
       timeoutMs: NEVER_MS,
     });
     expect(s.revision).toBe('12');
-    expect(store.reads[0]).toBe('/t/status/endpoints/n1/prod/web-0');
+    expect(store.reads[0]).toBe('/t/tortie/status/endpoints/n1/prod/web-0');
     expect(store.reads.length).toBe(4);
   });
 

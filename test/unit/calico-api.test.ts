@@ -73,7 +73,7 @@ describe('apiVersion', () => {
     };
     const { kind, resource } = decodeKeyValue(
       {
-        key: Buffer.from('/t/resources/tiers/sec'),
+        key: Buffer.from('/t/resources/v3/projectcalico.org/tiers/sec'),
         value: Buffer.from(JSON.stringify(old)),
         mod_revision: '7',
       },

@@ -7,25 +7,79 @@ import {
   cidrsOverlap,
   findKind,
   kindOfObject,
+  legacyKindPrefix,
+  parseLegacyResourceKey,
   parseResourceKey,
   resourceKey,
+  shownName,
+  storedName,
+  tortieKeysPrefix,
 } from '../../src/datastore/index.js';
 import { prefixEnd } from '../../src/datastore/txn.js';
 
 describe('keys', () => {
-  it('namespaced kinds live under <prefix>/resources/<plural>/<namespace>/<name>', () => {
-    expect(resourceKey('NetworkPolicy', 'web', 'prod')).toBe(
-      '/tortie/resources/networkpolicies/prod/web',
+  it("namespaced Calico kinds live where Calico's etcd datastore keeps them", () => {
+    expect(resourceKey('NetworkSet', 'web', 'prod')).toBe(
+      '/calico/resources/v3/projectcalico.org/networksets/prod/web',
     );
     expect(resourceKey('WorkloadEndpoint', 'n1-k8s-pod-eth0', 'default', '/lab1')).toBe(
-      '/lab1/resources/workloadendpoints/default/n1-k8s-pod-eth0',
+      '/lab1/resources/v3/projectcalico.org/workloadendpoints/default/n1-k8s-pod-eth0',
     );
   });
 
-  it('cluster kinds live under <prefix>/resources/<plural>/<name>', () => {
-    expect(resourceKey('IPPool', 'default')).toBe('/tortie/resources/ippools/default');
+  it('cluster-wide Calico kinds live under <prefix>/resources/v3/projectcalico.org/<plural>/<name>', () => {
+    expect(resourceKey('IPPool', 'default')).toBe(
+      '/calico/resources/v3/projectcalico.org/ippools/default',
+    );
+  });
+
+  it("tortie's own kinds live beside them under the tortie.io group", () => {
     expect(resourceKey('K8sNetworkPolicy', 'deny', 'prod')).toBe(
-      '/tortie/resources/k8snetworkpolicies/prod/deny',
+      '/calico/resources/v3/tortie.io/k8snetworkpolicies/prod/deny',
+    );
+    expect(resourceKey('AgentConfiguration', 'default')).toBe(
+      '/calico/resources/v3/tortie.io/agentconfigurations/default',
+    );
+    expect(resourceKey('Namespace', 'prod')).toBe('/calico/resources/v3/tortie.io/namespaces/prod');
+    expect(tortieKeysPrefix('/p/')).toBe('/p/tortie/');
+  });
+
+  it("policy names are stored as Calico's client stores them: default. in front, read back without", () => {
+    expect(resourceKey('GlobalNetworkPolicy', 'allow-tcp-6379')).toBe(
+      '/calico/resources/v3/projectcalico.org/globalnetworkpolicies/default.allow-tcp-6379',
+    );
+    expect(resourceKey('NetworkPolicy', 'allow-dns', 'prod')).toBe(
+      '/calico/resources/v3/projectcalico.org/networkpolicies/prod/default.allow-dns',
+    );
+    expect(storedName('StagedGlobalNetworkPolicy', 'a.b')).toBe('default.a.b');
+    // Kubernetes policies and Calico's own keep their names, as in Calico's client.
+    expect(storedName('NetworkPolicy', 'knp.default.x')).toBe('knp.default.x');
+    expect(storedName('GlobalNetworkPolicy', 'ossg.x')).toBe('ossg.x');
+    // Other kinds are stored as named.
+    expect(storedName('IPPool', 'default.x')).toBe('default.x');
+    expect(shownName('GlobalNetworkPolicy', 'default.a.b')).toBe('a.b');
+    // A name Calico 3.29+ stored in another tier is shown as stored.
+    expect(shownName('GlobalNetworkPolicy', 'sec.a')).toBe('sec.a');
+    expect(parseResourceKey(resourceKey('NetworkPolicy', 'web', 'prod'))).toEqual({
+      kind: 'NetworkPolicy',
+      namespace: 'prod',
+      name: 'web',
+    });
+  });
+
+  it("the layout before Calico's is still parsed (tortie datastore migrate reads it)", () => {
+    expect(legacyKindPrefix('NetworkPolicy')).toBe('/tortie/resources/networkpolicies/');
+    expect(parseLegacyResourceKey('/tortie/resources/networkpolicies/prod/web')).toEqual({
+      kind: 'NetworkPolicy',
+      namespace: 'prod',
+      name: 'web',
+    });
+    expect(parseLegacyResourceKey('/old/resources/ippools/a', '/old')).toEqual({
+      kind: 'IPPool',
+      name: 'a',
+    });
+    expect(parseLegacyResourceKey('/tortie/resources/v3/projectcalico.org/ippools/a')).toBe(
+      undefined,
     );
   });
 
@@ -71,10 +125,17 @@ describe('keys', () => {
         ...(ns ? { namespace: ns } : {}),
       });
     }
-    expect(parseResourceKey('/p/resources/ippools/a/b', '/p')).toBeUndefined();
-    expect(parseResourceKey('/p/resources/networkpolicies/a', '/p')).toBeUndefined();
-    expect(parseResourceKey('/p/ipam/blocks/x', '/p')).toBeUndefined();
-    expect(parseResourceKey('/other/resources/ippools/a', '/p')).toBeUndefined();
+    const calico = '/p/resources/v3/projectcalico.org';
+    expect(parseResourceKey(`${calico}/ippools/a/b`, '/p')).toBeUndefined();
+    expect(parseResourceKey(`${calico}/networkpolicies/a`, '/p')).toBeUndefined();
+    // A kind of Calico's that tortie does not keep, and a kind in the wrong group.
+    expect(parseResourceKey(`${calico}/blockaffinities/n1-10-0-0-0-26`, '/p')).toBeUndefined();
+    expect(parseResourceKey('/p/resources/v3/tortie.io/ippools/a', '/p')).toBeUndefined();
+    expect(parseResourceKey('/p/resources/ippools/a', '/p')).toBeUndefined();
+    expect(parseResourceKey('/p/ipam/v2/handle/x', '/p')).toBeUndefined();
+    expect(parseResourceKey('/other/resources/v3/projectcalico.org/ippools/a', '/p')).toBe(
+      undefined,
+    );
   });
 
   it('a prefix range ends right after its last possible key', () => {

@@ -90,6 +90,6 @@ describe('lab agent settings', () => {
     expect(sameLocal(fromArgs)).toEqual(sameLocal(inline));
     expect(inline.etcd.timeoutMs).toBe(LAB_AGENT_ETCD_TIMEOUT_MS);
     expect(inline.healthPort).toBe(0);
-    expect(inline.etcd.prefix).toBe('/tortie-as1');
+    expect(inline.etcd.prefix).toBe('/calico');
   });
 });

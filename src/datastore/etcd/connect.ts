@@ -21,7 +21,7 @@ export interface DatastoreTls {
 export interface ConnectOptions {
   /** e.g. ["http://127.0.0.1:2379"]; a bare host:port gets http:// (https:// with tls). */
   readonly endpoints: readonly string[];
-  /** Key prefix of everything tortie stores; default "/tortie". */
+  /** Key prefix of everything tortie stores; default "/calico" (Calico's). */
   readonly prefix?: string;
   readonly tls?: DatastoreTls;
   /** Deadline of every call, in ms; default 5000. */

@@ -7,10 +7,12 @@
  *                tortie-<id>-tor (ToR), tortie-<id>-p-<ns>-<pod> (pods)
  *   links        t<id>p<i>, t<id>tor (the bridge ports, in the underlay namespace)
  *   bpffs        /sys/fs/bpf/tortie-<id>-n<i> (each node's pin root)
- *   etcd         members tortie-<id>-etcd<i>, key prefix /tortie-<id>
+ *   etcd         members tortie-<id>-etcd<i>, key prefix /calico (the lab's etcd is its own,
+ *                so it holds Calico's layout where calicoctl looks for it)
  *   temp dirs    $TMP/tortie-cluster-<id>-…, $TMP/tortie-etcd-<id>-…
  *   BIRD, FRR    files bird-<id>-n<i>.*, tortie-<id>-tor-*
  */
+import { DEFAULT_PREFIX } from '../../datastore/kinds.js';
 
 /** The CNI network name of every lab. */
 export const NETWORK = 'tortie-lab';
@@ -58,7 +60,7 @@ export function clusterNames(id: string): ClusterNames {
     nodePort: (i) => `t${id}p${i}`.slice(0, 15),
     pinRoot: (i) => `/sys/fs/bpf/${prefix}n${i}`,
     pinRootPrefix: `/sys/fs/bpf/${prefix}n`,
-    etcdPrefix: `/tortie-${id}`,
+    etcdPrefix: DEFAULT_PREFIX,
     etcdMember: `${prefix}etcd`,
     tor: `${prefix}tor`,
     torPort: `t${id}tor`.slice(0, 15),
