@@ -12,6 +12,8 @@ import {
   parseAffinity,
   parseBlock,
   parseHandle,
+  parseStoredConfig,
+  type StoredIpamConfig,
 } from './records.js';
 
 export interface Snapshot {
@@ -19,6 +21,8 @@ export interface Snapshot {
   readonly blocks: { key: string; mod: string; cidr: Cidr; block: BlockRecord }[];
   readonly handles: { key: string; name: string; record: HandleRecord }[];
   readonly affinities: { key: string; node: string; cidr: Cidr; record: AffinityRecord }[];
+  /** The `ipam/v2/config` record, when there is one. */
+  config?: StoredIpamConfig;
   readonly corrupt: { key: string; reason: string }[];
 }
 
@@ -32,13 +36,11 @@ export async function readSnapshot(tx: Cas, keys: IpamKeys): Promise<Snapshot> {
       const handle = keys.handleName(key);
       const aff = keys.affinityOf(key);
       if (cidr) snap.blocks.push({ key, mod, cidr, block: parseBlock(key, value, cidr) });
-      else if (handle) {
-        const record = parseHandle(key, value);
-        if (record.handle !== handle)
-          throw new Error(`handle record ${key} names handle ${record.handle}`);
-        snap.handles.push({ key, name: handle, record });
-      } else if (aff) snap.affinities.push({ key, ...aff, record: parseAffinity(key, value) });
-      else throw new Error(`${key} is not a block, handle or affinity key`);
+      else if (handle)
+        snap.handles.push({ key, name: handle, record: parseHandle(key, value, handle) });
+      else if (aff) snap.affinities.push({ key, ...aff, record: parseAffinity(key, value) });
+      else if (key === keys.config) snap.config = parseStoredConfig(key, value);
+      else throw new Error(`${key} is not a block, handle, affinity or config key`);
     } catch (e) {
       snap.corrupt.push({ key, reason: (e as Error).message });
     }
