@@ -36,7 +36,7 @@ describe('compare-and-swap transactions', () => {
     await fresh.get([`${p}/a`, `${p}/absent`]);
     fresh.put(`${p}/b`, 'x');
     expect(await fresh.commit()).toBe(true);
-    expect(await client.get(`${p}/b`).string()).toBe('"x"');
+    expect(await client.get(`${p}/b`).string()).toBe('x');
   });
 
   it('a key read as absent fails the commit once it exists', async () => {
@@ -90,7 +90,7 @@ describe('compare-and-swap transactions', () => {
       return attempts;
     });
     expect(result).toBe(2);
-    expect(await client.get(`${p}/k`).string()).toBe('"mine"');
+    expect(await client.get(`${p}/k`).string()).toBe('mine');
 
     const e = await runCas(client, opts, 'always losing', async (tx) => {
       await tx.get([`${p}/k`]);
