@@ -26,11 +26,15 @@ export interface Snapshot {
   readonly corrupt: { key: string; reason: string }[];
 }
 
+const IPV6 = /^(assignment|host\/[^/]+)\/ipv6\//;
+
 export async function readSnapshot(tx: Cas, keys: IpamKeys): Promise<Snapshot> {
   const { revision, lists } = await tx.read([], [{ prefix: keys.root }]);
   const kvs = lists[0]!;
   const snap: Snapshot = { revision, blocks: [], handles: [], affinities: [], corrupt: [] };
   for (const { key, value, mod } of kvs) {
+    // A Calico cluster's IPv6 blocks and affinities: not tortie's (IPv4 only), left alone.
+    if (IPV6.test(key.slice(keys.root.length))) continue;
     try {
       const cidr = keys.blockCidr(key);
       const handle = keys.handleName(key);

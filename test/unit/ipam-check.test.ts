@@ -119,6 +119,9 @@ describe('check and gc', () => {
       .put(`${root}/host/n9/ipv4/block/10.40.0.240-28`)
       .value(JSON.stringify({ state: 'confirmed', deleted: false }));
     await client.put(`${root}/assignment/ipv4/block/10.40.0.128-28`).value('{not json');
+    // A Calico cluster's IPv6 records are not tortie's, and no inconsistency.
+    await client.put(`${root}/assignment/ipv6/block/fd00::-122`).value('{}');
+    await client.put(`${root}/host/n1/ipv6/block/fd00::-122`).value('{}');
     const r = await ipam.check({ handles: new Set(['a']), graceMs: 0 });
     expect(r.inconsistencies.map((i) => i.kind).sort()).toEqual([
       'affinity-without-block',
