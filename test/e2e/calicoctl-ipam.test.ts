@@ -279,4 +279,20 @@ describe("calicoctl ipam on tortie's IPAM records", () => {
     expect(await ipam!.addressesOf(p.handle)).toEqual([p.ip]);
     expect(await calicoOk(['ipam', 'show', `--ip=${p.ip}`])).toContain(`IP ${p.ip} is in use`);
   });
+
+  it("calicoctl ipam configure --strictaffinity=true: tortie's IPAM no longer lends alpha's addresses", async () => {
+    const alpha = (await ipam!.blocks()).find((b) => b.affinity === 'alpha' && b.free > 0)!;
+    const base = alpha.cidr.split('/')[0]!.split('.').map(Number);
+    const ip = `${base.slice(0, 3).join('.')}.${base[3]! + 6}`;
+    await calicoOk(['ipam', 'configure', '--strictaffinity=true']);
+    const shown = tableRows(await calicoOk(['ipam', 'show', '--show-configuration']));
+    expect(shown).toContainEqual(['StrictAffinity', 'true']);
+    const e = await ipam!
+      .assignIp({ handle: `${run}-strict`, node: 'delta', pools: [POOL], ip })
+      .then(
+        () => undefined,
+        (err: unknown) => err as Error,
+      );
+    expect(e?.message).toContain('strict affinity forbids borrowing it for delta');
+  });
 });
