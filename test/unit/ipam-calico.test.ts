@@ -57,7 +57,7 @@ describe("Calico's records", () => {
   });
 
   it('refuses a block whose ordinal is both free and allocated, naming the key', () => {
-    const text = fixture('block.json').replace('"unallocated":[4,', '"unallocated":[0,');
+    const text = fixture('block.json').replace('"unallocated": [4,', '"unallocated": [0,');
     expect(() => parseBlock(KEY, text, cidr)).toThrow(
       `stored block ${KEY} lists ordinal 0 as both free and allocated`,
     );
