@@ -13,7 +13,59 @@ export class JsonSyntaxError extends Error {
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const INTEGER = /^-?(?:0|[1-9]\d*)$/;
 
+/** A run of 16 digits or more: a candidate for an integer past 2^53. */
+const DIGITS = /-?\d{16,}/g;
+const BOUNDARY = /[\w.+-]/;
+
+/** True when the `"` at `q` ends or starts a string (it is not escaped). */
+function unescapedQuote(text: string, q: number): boolean {
+  let backslashes = 0;
+  for (let i = q - 1; i >= 0 && text[i] === '\\'; i--) backslashes++;
+  return backslashes % 2 === 0;
+}
+
+/**
+ * Fast path (JSON.parse does the work): each integer literal past 2^53 is found (runs of
+ * digits, outside strings by the count of quotes before them), quoted with the escape
+ * \u0000 in front, the text given to JSON.parse, and the marked strings made bigints. A
+ * text that already holds the escape \u0000 goes the slow way (a string of its own could
+ * then look marked).
+ */
 export function parseJson(text: string): unknown {
+  if (text.includes('\\u0000')) return parseJsonSlowly(text);
+  let out = '';
+  let copied = 0;
+  let scanned = 0;
+  let inString = false;
+  for (const m of text.matchAll(DIGITS)) {
+    const at = m.index;
+    for (let q = text.indexOf('"', scanned); q !== -1 && q < at; q = text.indexOf('"', q + 1)) {
+      if (unescapedQuote(text, q)) inString = !inString;
+      scanned = q + 1;
+    }
+    const end = at + m[0].length;
+    if (
+      inString ||
+      BOUNDARY.test(text[at - 1] ?? '') ||
+      BOUNDARY.test(text[end] ?? '') ||
+      Number.isSafeInteger(Number(m[0]))
+    )
+      continue;
+    out += `${text.slice(copied, at)}"\\u0000${m[0]}"`;
+    copied = end;
+  }
+  try {
+    if (copied === 0) return JSON.parse(text);
+    return JSON.parse(out + text.slice(copied), (_k, v: unknown) =>
+      typeof v === 'string' && v.startsWith('\u0000') ? BigInt(v.slice(1)) : v,
+    );
+  } catch {
+    return parseJsonSlowly(text); // for its error message, with the offset
+  }
+}
+
+/** The reference parser, character by character: what parseJson's fast path must agree with. */
+export function parseJsonSlowly(text: string): unknown {
   let at = 0;
   const fail = (what: string): never => {
     throw new JsonSyntaxError(`${what} at offset ${at}`);

@@ -25,7 +25,7 @@
 import { z } from 'zod';
 import { IpamError } from './errors.js';
 import { type Cidr, cidrSize, formatCidr, formatIp } from './ipv4.js';
-import { JsonSyntaxError, parseJson, stringifyJson } from './json.js';
+import { JsonSyntaxError, parseJson } from './json.js';
 
 /** A uint64 as stored: a number, or a bigint when past 2^53. */
 const seqSchema = z.union([
@@ -200,16 +200,18 @@ export function encodeBlock(b: BlockRecord, cidr: Cidr): string {
     slots[a.ordinal] = i;
     seqs[String(a.ordinal)] = a.seq;
   }
-  return stringifyJson({
+  // JSON.stringify for all but the 64-bit numbers, which are spliced in as digits.
+  const head = JSON.stringify({
     cidr: b.cidr,
     affinity: b.affinity,
     allocations: slots,
     unallocated: b.unallocated,
     attributes,
-    sequenceNumber: b.seq,
-    sequenceNumberForAllocation: seqs,
-    deleted: b.deleted,
   });
+  const perAllocation = Object.entries(seqs)
+    .map(([o, n]) => `"${o}":${n.toString()}`)
+    .join(',');
+  return `${head.slice(0, -1)},"sequenceNumber":${b.seq.toString()},"sequenceNumberForAllocation":{${perAllocation}},"deleted":${String(b.deleted)}}`;
 }
 
 export function parseHandle(key: string, text: string, handle: string): HandleRecord {

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { selectPools, type PoolSpec } from '../../src/cni/pools.js';
 import { checkConfig, DEFAULT_CONFIG, effectiveConfig } from '../../src/ipam/config.js';
 import { parseCidr } from '../../src/ipam/ipv4.js';
-import { parseJson, stringifyJson } from '../../src/ipam/json.js';
+import { parseJson, parseJsonSlowly, stringifyJson } from '../../src/ipam/json.js';
 import { IpamKeys } from '../../src/ipam/keys.js';
 import { convertLegacyIpam } from '../../src/ipam/legacy.js';
 import { exportRecord, importRecords } from '../../src/ipam/transfer.js';
