@@ -30,9 +30,19 @@ import { IptablesDataplane } from '../iptables/index.js';
 import { IpamKeys } from '../ipam/keys.js';
 import { affinityNode, allocationNode, ordinalAddress, parseBlock } from '../ipam/records.js';
 import type { DataplaneConfig } from '../loader/index.js';
-import type { AgentConfig } from './config.js';
+import type { AgentConfig, LogLevel } from './config.js';
 import type { ConntrackSummary } from './conntrack.js';
 import { Debouncer } from './debounce.js';
+import {
+  liveSettings,
+  orderLayers,
+  readConfigLayers,
+  startingConfig,
+  storeSettings,
+  type ConfigLayer,
+  type ConfigReport,
+  type StoreSettings,
+} from './felix-config.js';
 import {
   EndpointIds,
   resolveLocalEndpoints,
@@ -128,7 +138,15 @@ export interface AgentStatus {
   readonly bgp?: BgpStatus;
   /** Only when a part of this status could not be read: part → why (docs/agent.md). */
   readonly errors?: Readonly<Record<string, string>>;
+  /**
+   * FelixConfiguration and AgentConfiguration as this agent takes them: applied, waiting
+   * for a restart, overridden locally, not implemented, unusable (./felix-config.ts).
+   */
+  readonly config: ConfigReport;
 }
+
+/** Read deadline of the configuration objects at start (etcd down: start without them). */
+const START_CONFIG_READ_MS = 2000;
 
 export class Agent {
   readonly log: Logger;
@@ -170,6 +188,11 @@ export class Agent {
   private unresolvedShown = '';
   /** Parts of /metrics or the heartbeat that failed, as last logged (part → message). */
   private readonly partErrors = new Map<string, string>();
+  /** The local settings (flags, env, file; defaults) the datastore's are weighed against. */
+  private baseline: AgentConfig;
+  /** What the datastore's configuration means for this agent now. */
+  private configReport: ConfigReport;
+  private configShown = '';
 
   private constructor(
     readonly config: AgentConfig,
@@ -177,6 +200,8 @@ export class Agent {
     log: Logger,
   ) {
     this.log = log;
+    this.baseline = config;
+    this.configReport = liveSettings(config, config, storeSettings([])).report;
     this.bpf = dataplane.kind === 'bpf' ? dataplane.dp : undefined;
     this.iptables = dataplane.kind === 'iptables' ? dataplane.ipt : undefined;
     this.revisions = new RevisionWaits(config.nodeName);
@@ -213,8 +238,26 @@ export class Agent {
    * Loads the dataplane (adopting its pins), serves /healthz etc., and starts following
    * the store in the background: resolves at once, also when etcd is unreachable.
    */
-  static async start(config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
-    const log = options.log ?? createLogger(config.nodeName, config.logLevel);
+  static async start(local: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
+    const log = options.log ?? createLogger(local.nodeName, local.logLevel);
+    // A caller's logger keeps its own level unless the level was given locally.
+    const baseline: AgentConfig =
+      options.log !== undefined && local.localSettings.logLevel === undefined
+        ? { ...local, logLevel: options.log.level as LogLevel }
+        : local;
+    const stored = await readStartConfig(baseline, log);
+    const config = stored === undefined ? baseline : startingConfig(baseline, stored);
+    if (log.level !== config.logLevel) log.level = config.logLevel;
+    const made = await Agent.open(config, options, log);
+    made.baseline = baseline;
+    return made;
+  }
+
+  private static async open(
+    config: AgentConfig,
+    options: AgentOptions,
+    log: Logger,
+  ): Promise<Agent> {
     if (config.dataplane === 'iptables') {
       // No BPF object: chains and ipsets in the node's namespace, a previous run's adopted.
       const ipt = await IptablesDataplane.open({
@@ -243,6 +286,7 @@ export class Agent {
         ...(config.ctNewFlowBudget === undefined
           ? {}
           : { ctNewFlowBudget: config.ctNewFlowBudget }),
+        ...(config.traceVerdicts ? { traceVerdicts: true } : {}),
         ...options.dataplane,
         endpointToHostAction: config.defaultEndpointToHostAction,
       },
@@ -526,7 +570,9 @@ export class Agent {
   }
 
   /** What one reconcile works from: the model, the node's links, the route inputs. */
-  private async snapshot(): Promise<{ snapshot: Snapshot; unresolved: UnresolvedEndpoint[] }> {
+  private async snapshot(
+    settings: Snapshot['settings'],
+  ): Promise<{ snapshot: Snapshot; unresolved: UnresolvedEndpoint[] }> {
     const built = buildWorld(this.model);
     this.reportProblems(built.problems);
     const links = await this.netns.listLinks();
@@ -543,6 +589,7 @@ export class Agent {
       links,
       routes: this.routeInputs(),
       address: this.address,
+      settings,
     };
     return { snapshot, unresolved };
   }
@@ -563,7 +610,8 @@ export class Agent {
     let deletes = 0;
     try {
       const modelRev = BigInt(this.model.revision);
-      const { snapshot, unresolved } = await this.snapshot();
+      const settings = this.applyStoredConfig();
+      const { snapshot, unresolved } = await this.snapshot(settings);
       if (this.stopped) return;
       const pass = newPass(snapshot);
       pass.unresolved.push(...unresolved);
@@ -607,6 +655,55 @@ export class Agent {
     } finally {
       this.reconcileStarted = undefined;
     }
+  }
+
+  /**
+   * FelixConfiguration and AgentConfiguration as the model holds them: the live settings
+   * applied now (so a revision wait covers them), the rest reported.
+   */
+  private applyStoredConfig(): Snapshot['settings'] {
+    const layers: ConfigLayer[] = [
+      ...this.model.list('FelixConfiguration').map((r) => ({
+        kind: 'FelixConfiguration' as const,
+        name: r.metadata.name,
+        spec: (r.spec ?? {}) as Record<string, unknown>,
+      })),
+      ...this.model.list('AgentConfiguration').map((r) => ({
+        kind: 'AgentConfiguration' as const,
+        name: r.metadata.name,
+        spec: (r.spec ?? {}) as Record<string, unknown>,
+      })),
+    ];
+    const store = storeSettings(orderLayers(this.config.nodeName, layers));
+    const { live, report } = liveSettings(this.baseline, this.config, store);
+    if (live.logLevel !== undefined && live.logLevel !== this.log.level)
+      this.log.level = live.logLevel;
+    if (live.reportIntervalSeconds !== undefined)
+      this.reporter?.setReportInterval(live.reportIntervalSeconds);
+    this.configReport = report;
+    const settings = {
+      natOutgoingAddress: live.natOutgoingAddress,
+      natPortRange: live.natPortRange,
+      ipipMtu: live.ipipMtu,
+    };
+    const shown = JSON.stringify(report);
+    if (shown !== this.configShown) {
+      this.configShown = shown;
+      this.reporter?.reportNow(); // the heartbeat carries the report (tortie node status)
+      this.log.info(
+        {
+          sources: report.sources,
+          applied: report.applied,
+          restartNeeded: report.restartNeeded,
+          notImplemented: report.notImplemented,
+          invalid: report.invalid,
+        },
+        report.restartNeeded.length > 0
+          ? 'configuration from the datastore (some settings take effect at the next start)'
+          : 'configuration from the datastore',
+      );
+    }
+    return settings;
   }
 
   private record(
@@ -812,6 +909,7 @@ export class Agent {
       drops: parts.drops ?? {},
       ...(parts.conntrack === undefined ? {} : { conntrack: parts.conntrack }),
       ...(sessions === undefined ? {} : { bgp: { sessions } }),
+      config: this.configReport,
     };
   }
 
@@ -861,6 +959,7 @@ export class Agent {
               ...(this.addressProblem === undefined ? {} : { address: this.addressProblem }),
             },
           }),
+      config: this.configReport,
     };
   }
 
@@ -944,5 +1043,45 @@ export class Agent {
       },
       ...out.histograms,
     ]);
+  }
+}
+
+/**
+ * The node's configuration objects, read once before the dataplane is chosen, so the
+ * settings that take a restart are the datastore's from the first start. etcd not
+ * answering within START_CONFIG_READ_MS: start on the local settings (the watch reports
+ * later what would need a restart).
+ */
+async function readStartConfig(
+  config: AgentConfig,
+  log: Logger,
+): Promise<StoreSettings | undefined> {
+  let ds: Datastore | undefined;
+  try {
+    ds = await Datastore.connect({
+      ...config.etcd,
+      timeoutMs: Math.min(config.etcd.timeoutMs ?? START_CONFIG_READ_MS, START_CONFIG_READ_MS),
+    });
+    const store = ds;
+    let timer: NodeJS.Timeout | undefined;
+    // A hard bound too: a client still dialling must not hold the start back.
+    const layers = await Promise.race([
+      readConfigLayers(store, config.nodeName),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${START_CONFIG_READ_MS} ms`)),
+          START_CONFIG_READ_MS,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+    return storeSettings(layers);
+  } catch (e) {
+    log.warn(
+      { err: (e as Error).message },
+      'cannot read FelixConfiguration/AgentConfiguration at start: starting on the local settings',
+    );
+    return undefined;
+  } finally {
+    await ds?.close().catch(() => undefined);
   }
 }

@@ -1,6 +1,8 @@
 /**
  * The agent's configuration: flags over environment (`TORTIE_*`) over a YAML file over
- * built-in defaults, setting by setting. `resolveAgentConfig` is pure (the CLI reads the
+ * built-in defaults, setting by setting. The datastore's FelixConfiguration and
+ * AgentConfiguration fit between the file and the defaults for CLUSTER_SETTINGS
+ * (./felix-config.ts; localSettings says which were given here). `resolveAgentConfig` is pure (the CLI reads the
  * file and hands over process.env), so the precedence is unit-tested.
  *
  *   flag                  env                          file key
@@ -22,6 +24,7 @@
  *   --routing             TORTIE_ROUTING               routing         (static | bgp; default static)
  *   --bgp-run-dir         TORTIE_BGP_RUN_DIR           bgpRunDir       (/run/tortie/bird)
  *   --bgp-hold-time       TORTIE_BGP_HOLD_TIME         bgpHoldTimeSeconds (BIRD's default)
+ *   --bgp-secrets-dir     TORTIE_BGP_SECRETS_DIR       bgpSecretsDir   (/etc/tortie/secrets)
  *   --dataplane           TORTIE_DATAPLANE             dataplane       (bpf | iptables; default bpf)
  *   --allow-ipip-packets-from-workloads   TORTIE_ALLOW_IPIP_PACKETS_FROM_WORKLOADS
  *                                                      allowIPIPPacketsFromWorkloads  (false)
@@ -44,6 +47,8 @@ export const DEFAULT_HEALTH_PORT = 9099;
 export const DEFAULT_ETCD_ENDPOINTS = ['http://127.0.0.1:2379'];
 
 export const DEFAULT_BGP_RUN_DIR = '/run/tortie/bird';
+/** BGPPeer password.secretKeyRef {name, key} → <dir>/<name>/<key> (src/bgp/secrets.ts). */
+export const DEFAULT_BGP_SECRETS_DIR = '/etc/tortie/secrets';
 export const ROUTING_MODES = ['static', 'bgp'] as const;
 export type RoutingMode = (typeof ROUTING_MODES)[number];
 
@@ -56,6 +61,42 @@ export type EndpointToHostAction = (typeof ENDPOINT_TO_HOST_ACTIONS)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * The settings the datastore may also give (FelixConfiguration, AgentConfiguration;
+ * ./felix-config.ts maps their fields onto these). A setting given here, by flag,
+ * environment, file or the caller of agentConfig(), wins over the datastore (as Felix's
+ * environment and config file win over its datastore configuration).
+ */
+export const CLUSTER_SETTINGS = [
+  'logLevel',
+  'reportIntervalSeconds',
+  'heartbeatTtlSeconds',
+  'dataplane',
+  'healthHost',
+  'healthPort',
+  'defaultEndpointToHostAction',
+  'allowIPIPPacketsFromWorkloads',
+  'allowVXLANPacketsFromWorkloads',
+  'traceVerdicts',
+  'natOutgoingAddress',
+  'natPortRange',
+  'ipipMtu',
+] as const;
+export type ClusterSetting = (typeof CLUSTER_SETTINGS)[number];
+
+/** Which flag gives each cluster setting (traceVerdicts has none: the datastore's only). */
+const SETTING_OF_FLAG: Partial<Record<keyof AgentFlags, ClusterSetting>> = {
+  logLevel: 'logLevel',
+  reportInterval: 'reportIntervalSeconds',
+  heartbeatTtl: 'heartbeatTtlSeconds',
+  dataplane: 'dataplane',
+  healthHost: 'healthHost',
+  healthPort: 'healthPort',
+  defaultEndpointToHostAction: 'defaultEndpointToHostAction',
+  allowIpipPacketsFromWorkloads: 'allowIPIPPacketsFromWorkloads',
+  allowVxlanPacketsFromWorkloads: 'allowVXLANPacketsFromWorkloads',
+};
 
 export interface AgentConfig {
   readonly nodeName: string;
@@ -88,6 +129,8 @@ export interface AgentConfig {
   readonly bgpRunDir: string;
   /** BGP hold time in seconds (short in labs); undefined: BIRD's default. */
   readonly bgpHoldTimeSeconds: number | undefined;
+  /** Where BGP passwords given as secretKeyRef are read (src/bgp/secrets.ts). */
+  readonly bgpSecretsDir: string;
   /**
    * 'bpf' (default): the tc programs and policy maps. 'iptables': Felix-style chains and
    * ipsets (src/iptables) in the node's namespace; no BPF object is loaded.
@@ -113,6 +156,29 @@ export interface AgentConfig {
    * fairness"): undefined (the default) = none.
    */
   readonly ctNewFlowBudget?: { readonly perSecond: number; readonly burst?: number };
+  /**
+   * Verdict events on the ring buffer (`tortie monitor`): Felix's `bpfLogLevel: Debug`.
+   * No flag: only the datastore sets it (a load-time constant, so at the next start).
+   */
+  readonly traceVerdicts: boolean;
+  /**
+   * natOutgoing SNATs to this address instead of MASQUERADE (Felix's natOutgoingAddress);
+   * undefined: MASQUERADE. No flag: the datastore's only, applied live.
+   */
+  readonly natOutgoingAddress: string | undefined;
+  /** natOutgoing's source ports, `min-max` (Felix's natPortRange); undefined: the kernel's. */
+  readonly natPortRange: string | undefined;
+  /**
+   * The MTU of the node's own routes to IPIP-encapsulated blocks (Felix's ipipMTU: tortie
+   * has no tunl0 device, the encapsulation is BPF's); undefined: 1480. Live.
+   */
+  readonly ipipMtu: number | undefined;
+  /**
+   * The cluster settings given here rather than taken from a default, and where (e.g.
+   * `--log-level`, `TORTIE_LOG_LEVEL`, `/etc/tortie/agent.yaml: logLevel`): these win over
+   * the datastore's FelixConfiguration and AgentConfiguration.
+   */
+  readonly localSettings: Readonly<Partial<Record<ClusterSetting, string>>>;
 }
 
 /** Settings as the command line gives them (strings, or undefined when not given). */
@@ -137,6 +203,7 @@ export interface AgentFlags {
   routing?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
+  bgpSecretsDir?: string;
   dataplane?: string;
   allowIpipPacketsFromWorkloads?: string;
   allowVxlanPacketsFromWorkloads?: string;
@@ -166,6 +233,7 @@ export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
   routing: 'TORTIE_ROUTING',
   bgpRunDir: 'TORTIE_BGP_RUN_DIR',
   bgpHoldTime: 'TORTIE_BGP_HOLD_TIME',
+  bgpSecretsDir: 'TORTIE_BGP_SECRETS_DIR',
   dataplane: 'TORTIE_DATAPLANE',
   allowIpipPacketsFromWorkloads: 'TORTIE_ALLOW_IPIP_PACKETS_FROM_WORKLOADS',
   allowVxlanPacketsFromWorkloads: 'TORTIE_ALLOW_VXLAN_PACKETS_FROM_WORKLOADS',
@@ -199,6 +267,7 @@ export const agentConfigFileSchema = z
     routing: z.string().optional(),
     bgpRunDir: z.string().optional(),
     bgpHoldTimeSeconds: z.number().int().optional(),
+    bgpSecretsDir: z.string().optional(),
     dataplane: z.string().optional(),
     allowIPIPPacketsFromWorkloads: z.boolean().optional(),
     allowVXLANPacketsFromWorkloads: z.boolean().optional(),
@@ -269,19 +338,25 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
   const file = sources.file ?? {};
   const fileName = sources.fileName ?? 'the config file';
   const problems: string[] = [];
+  const localSettings: Partial<Record<ClusterSetting, string>> = {};
 
   /** The winning raw value of a setting and where it came from. */
   function pick<T>(
     flag: keyof AgentFlags,
     fileValue: T | undefined,
   ): { value: string | T; origin: Origin; where: string } | undefined {
-    const f = flags[flag];
-    if (f !== undefined) return { value: f, origin: 'flag', where: `--${kebab(flag)}` };
-    const e = env[ENV_NAMES[flag]];
-    if (e !== undefined && e !== '') return { value: e, origin: 'env', where: ENV_NAMES[flag] };
-    if (fileValue !== undefined)
-      return { value: fileValue, origin: 'file', where: `${fileName}: ${fileKey(flag)}` };
-    return undefined;
+    const found = ((): { value: string | T; origin: Origin; where: string } | undefined => {
+      const f = flags[flag];
+      if (f !== undefined) return { value: f, origin: 'flag', where: `--${kebab(flag)}` };
+      const e = env[ENV_NAMES[flag]];
+      if (e !== undefined && e !== '') return { value: e, origin: 'env', where: ENV_NAMES[flag] };
+      if (fileValue !== undefined)
+        return { value: fileValue, origin: 'file', where: `${fileName}: ${fileKey(flag)}` };
+      return undefined;
+    })();
+    const setting = SETTING_OF_FLAG[flag];
+    if (found !== undefined && setting !== undefined) localSettings[setting] = found.where;
+    return found;
   }
 
   function str(flag: keyof AgentFlags, fileValue: string | undefined): string | undefined {
@@ -422,6 +497,9 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
   const bgpRunDir = str('bgpRunDir', file.bgpRunDir) ?? DEFAULT_BGP_RUN_DIR;
   if (!bgpRunDir.startsWith('/'))
     problems.push(`BGP run dir ${JSON.stringify(bgpRunDir)} must be an absolute path`);
+  const bgpSecretsDir = str('bgpSecretsDir', file.bgpSecretsDir) ?? DEFAULT_BGP_SECRETS_DIR;
+  if (!bgpSecretsDir.startsWith('/'))
+    problems.push(`BGP secrets dir ${JSON.stringify(bgpSecretsDir)} must be an absolute path`);
   const bgpHoldTimeSeconds =
     pick('bgpHoldTime', file.bgpHoldTimeSeconds) === undefined
       ? undefined
@@ -511,11 +589,17 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     routing,
     bgpRunDir,
     bgpHoldTimeSeconds,
+    bgpSecretsDir,
     dataplane,
     allowIPIPPacketsFromWorkloads,
     allowVXLANPacketsFromWorkloads,
     defaultEndpointToHostAction,
     ...(ctNewFlowBudget === undefined ? {} : { ctNewFlowBudget }),
+    traceVerdicts: false,
+    natOutgoingAddress: undefined,
+    natPortRange: undefined,
+    ipipMtu: undefined,
+    localSettings,
   };
 }
 
@@ -570,10 +654,17 @@ export function parseAgentConfigFile(
   return parsed.data;
 }
 
-/** Partial configs for tests and the lab: defaults filled in, nothing read from the machine. */
+/**
+ * Partial configs for tests and the lab: defaults filled in, nothing read from the
+ * machine. A cluster setting given here counts as given locally (it wins over the
+ * datastore's configuration), unless `localSettings` says otherwise.
+ */
 export function agentConfig(
   overrides: Partial<AgentConfig> & { nodeName: string; etcd: ConnectOptions },
 ): AgentConfig {
   const base = resolveAgentConfig({ hostname: overrides.nodeName, env: {} });
-  return { ...base, ...overrides };
+  const localSettings: Partial<Record<ClusterSetting, string>> = {};
+  for (const s of CLUSTER_SETTINGS)
+    if (overrides[s] !== undefined) localSettings[s] = "the agent's options";
+  return { ...base, localSettings, ...overrides };
 }

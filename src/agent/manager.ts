@@ -38,6 +38,16 @@ export interface Snapshot {
   readonly routes: RouteInputs;
   /** The node's underlay address, `a.b.c.d/n` (undefined: none given or found). */
   readonly address: string | undefined;
+  /**
+   * The live settings in force for this pass (FelixConfiguration over the local ones,
+   * ./felix-config.ts); absent: the defaults.
+   */
+  readonly settings?: {
+    readonly natOutgoingAddress?: string | undefined;
+    readonly natPortRange?: string | undefined;
+    /** The MTU of the node's IPIP routes (undefined: IPIP_ROUTE_MTU). */
+    readonly ipipMtu?: number | undefined;
+  };
 }
 
 /** One reconcile as it goes: the snapshot, and what earlier managers handed on. */
@@ -100,8 +110,10 @@ export interface BgpStatus {
   /** Routes BIRD installed in the node's kernel (`proto bird`). */
   readonly learned: readonly KernelRoute[];
   readonly error: string | undefined;
-  /** Peers the renderer left out, and why. */
+  /** What BIRD runs differently from the store (peers, filter rules left out), and why. */
   readonly problems: readonly string[];
+  /** BGP fields stored and not acted on. */
+  readonly notImplemented?: readonly string[];
 }
 
 export interface HistogramFamily {

@@ -4,13 +4,15 @@
  * into the policy World and this node's endpoints.
  */
 import type { KindName, ResourceOf, StoredResource, WatchEvent } from '../datastore/index.js';
-import type { Endpoint, NamedPort, World } from '../policy/model.js';
+import type { Endpoint, Labels, NamedPort, World } from '../policy/model.js';
 import { PROTOCOLS } from '../policy/model.js';
 import { parseResource, worldFrom, type Resource } from '../policy/resources.js';
+import { endpointLabels } from '../policy/service-accounts.js';
 
 /**
- * The kinds the agent watches: every policy input, plus Nodes and IPPools for routes, and
- * BGPConfiguration and BGPPeer for BIRD's configuration (routing: bgp).
+ * The kinds the agent watches: every policy input, plus Nodes and IPPools for routes,
+ * BGPConfiguration, BGPPeer and BGPFilter for BIRD's configuration (routing: bgp), and
+ * FelixConfiguration and AgentConfiguration for its own settings (./felix-config.ts).
  */
 export const POLICY_KINDS = [
   'NetworkPolicy',
@@ -30,6 +32,9 @@ export const WATCHED_KINDS: readonly KindName[] = [
   'IPPool',
   'BGPConfiguration',
   'BGPPeer',
+  'BGPFilter',
+  'FelixConfiguration',
+  'AgentConfiguration',
 ];
 
 function refKey(name: string, namespace: string | undefined): string {
@@ -98,29 +103,47 @@ export function endpointIp(wep: WorkloadEndpoint): string | undefined {
 
 /**
  * The policy model's view of a WorkloadEndpoint: key `namespace/name`, its first /32,
- * metadata labels, profiles (default: the namespace's `kns.` profile, as the CNI writes
+ * the labels selectors see (metadata labels, the service-account label, what its profiles'
+ * labelsToApply give: `labelsToApply` looks a profile's up), profiles (default: the namespace's `kns.` profile, as the CNI writes
  * it), named ports with protocol numbers. undefined when it has no IPv4 address (nothing
  * to match on).
  */
-export function wepToEndpoint(wep: WorkloadEndpoint): Endpoint | undefined {
+export function wepToEndpoint(
+  wep: WorkloadEndpoint,
+  labelsToApply: (profile: string) => Labels | undefined = () => undefined,
+): Endpoint | undefined {
   const ip = endpointIp(wep);
   if (ip === undefined) return undefined;
   const namespace = wep.metadata.namespace ?? 'default';
-  const ports: NamedPort[] = (wep.spec.ports ?? []).map((p) => ({
-    name: p.name,
-    protocol: PROTOCOLS[(p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP'],
-    port: p.port,
-  }));
+  // An unnamed port (a host-port mapping) is no named port: Calico leaves it out too.
+  const ports: NamedPort[] = (wep.spec.ports ?? [])
+    .filter((p) => p.name !== undefined && p.name !== '')
+    .map((p) => ({
+      name: p.name,
+      protocol: PROTOCOLS[(p.protocol ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP'],
+      port: p.port,
+    }));
+  const profiles =
+    wep.spec.profiles && wep.spec.profiles.length > 0
+      ? [...wep.spec.profiles]
+      : [`kns.${namespace}`];
+  const labels = endpointLabels(
+    {
+      labels: wep.metadata.labels ?? {},
+      ...(wep.spec.serviceAccountName === undefined
+        ? {}
+        : { serviceAccountName: wep.spec.serviceAccountName }),
+      profiles,
+    },
+    labelsToApply,
+  );
   return {
     key: `${namespace}/${wep.metadata.name}`,
     namespace,
     name: wep.metadata.name,
     ip,
-    labels: { ...(wep.metadata.labels ?? {}) },
-    profiles:
-      wep.spec.profiles && wep.spec.profiles.length > 0
-        ? [...wep.spec.profiles]
-        : [`kns.${namespace}`],
+    labels,
+    profiles,
     ports,
   };
 }
@@ -181,10 +204,14 @@ export function buildWorld(model: ClusterModel): BuiltWorld {
       }
     }
   }
+  const profileLabels = new Map<string, Labels>();
+  for (const r of resources)
+    if (r.kind === 'Profile' && r.profile.labelsToApply !== undefined)
+      profileLabels.set(r.profile.name, r.profile.labelsToApply);
   const endpoints = new Map<string, { endpoint: Endpoint; wep: WorkloadEndpoint }>();
   const byIp = new Map<string, string>();
   for (const wep of model.list('WorkloadEndpoint').sort(byKey)) {
-    const endpoint = wepToEndpoint(wep);
+    const endpoint = wepToEndpoint(wep, (profile) => profileLabels.get(profile));
     if (endpoint === undefined) continue;
     const other = byIp.get(endpoint.ip);
     if (other !== undefined) {

@@ -34,8 +34,28 @@ export interface NatPool {
   readonly natOutgoing: boolean;
 }
 
+/**
+ * How the source is rewritten (Felix's natOutgoingAddress and natPortRange): by default
+ * MASQUERADE to the address of the interface the packet leaves by; with an address,
+ * SNAT to it; with a port range, only source ports in it.
+ */
+export interface NatOptions {
+  /** An IPv4 address (the agent validated it). */
+  readonly toAddress?: string;
+  /** `min-max`. */
+  readonly portRange?: string;
+}
+
+/** The target of a natOutgoing rule, as iptables-save prints it (ports only with tcp/udp). */
+function natTarget(opts: NatOptions, withPorts: boolean): string {
+  const ports = withPorts ? opts.portRange : undefined;
+  if (opts.toAddress !== undefined)
+    return `-j SNAT --to-source ${opts.toAddress}${ports === undefined ? '' : `:${ports}`}`;
+  return ports === undefined ? '-j MASQUERADE' : `-j MASQUERADE --to-ports ${ports}`;
+}
+
 /** The chain's rules (`-A TORTIE-NAT-OUTGOING …` lines, as iptables-save prints them); [] = no chain. */
-export function natRules(pools: readonly NatPool[]): string[] {
+export function natRules(pools: readonly NatPool[], opts: NatOptions = {}): string[] {
   const valid = pools
     .filter((p) => tryParseCidr(p.cidr) !== undefined && /^[A-Za-z0-9.:_-]+$/.test(p.name))
     .sort((a, b) => (a.cidr < b.cidr ? -1 : a.cidr > b.cidr ? 1 : a.name < b.name ? -1 : 1));
@@ -47,11 +67,15 @@ export function natRules(pools: readonly NatPool[]): string[] {
     seen.add(p.cidr);
     ret.push(`-A ${NAT_CHAIN} -d ${p.cidr} -m comment --comment "tortie pool ${p.name}" -j RETURN`);
   }
+  // A port range needs a protocol with ports: TCP and UDP get it, the rest none (as Felix).
+  const protocols = opts.portRange === undefined ? [''] : ['-p tcp ', '-p udp ', ''];
   const masq = valid
     .filter((p) => p.natOutgoing)
-    .map(
-      (p) =>
-        `-A ${NAT_CHAIN} -s ${p.cidr} -m comment --comment "tortie pool ${p.name}" -j MASQUERADE`,
+    .flatMap((p) =>
+      protocols.map(
+        (proto) =>
+          `-A ${NAT_CHAIN} -s ${p.cidr} ${proto}-m comment --comment "tortie pool ${p.name}" ${natTarget(opts, proto !== '')}`,
+      ),
     );
   return [...ret, ...[...new Set(masq)]];
 }

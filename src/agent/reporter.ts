@@ -57,8 +57,24 @@ export class StatusReporter {
   start(): void {
     const keepMs = Math.max(500, (this.o.ttlSeconds * 1000) / 3);
     this.keepTimer = setInterval(() => void this.keepalive(), keepMs);
-    this.reportTimer = setInterval(() => this.schedule(true), this.o.reportIntervalSeconds * 1000);
+    this.intervalSeconds = this.o.reportIntervalSeconds;
+    this.reportTimer = setInterval(() => this.schedule(true), this.intervalSeconds * 1000);
     this.schedule(true);
+  }
+
+  private intervalSeconds = 0;
+
+  /** The heartbeat's report interval from now on (FelixConfiguration reportingInterval). */
+  setReportInterval(seconds: number): void {
+    if (this.stopped || this.reportTimer === undefined || seconds === this.intervalSeconds) return;
+    this.intervalSeconds = seconds;
+    clearInterval(this.reportTimer);
+    this.reportTimer = setInterval(() => this.schedule(true), seconds * 1000);
+  }
+
+  /** The heartbeat's report interval in force. */
+  get reportIntervalSeconds(): number {
+    return this.intervalSeconds;
   }
 
   /** The programmed endpoints' statuses, by key; written (and stale ones deleted) soon. */

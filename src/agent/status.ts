@@ -14,6 +14,7 @@
 import type { BgpSession } from '../bgp/bird.js';
 import type { EtcdKv } from '../datastore/index.js';
 import type { ConntrackSummary } from './conntrack.js';
+import type { ConfigReport } from './felix-config.js';
 
 export function statusPrefix(prefix: string): string {
   return `${prefix.replace(/\/+$/, '')}/status/`;
@@ -101,6 +102,11 @@ export interface NodeStatus {
   readonly conntrack?: ConntrackSummary;
   /** With `routing: bgp`: BIRD's BGP sessions. */
   readonly bgp?: { readonly sessions: readonly BgpSession[] };
+  /**
+   * FelixConfiguration and AgentConfiguration as the agent takes them: what is applied,
+   * what waits for a restart, what is not implemented (`tortie node status` lists it).
+   */
+  readonly config?: ConfigReport;
 }
 
 export interface WaitOptions {
@@ -257,4 +263,28 @@ export async function readNodeStatuses(ds: StatusReader): Promise<NodeStatus[]> 
     }
   }
   return out;
+}
+
+/** `tortie node status`'s lines for the datastore's configuration (NodeStatus.config). */
+export function configLines(report: ConfigReport | undefined): string[] {
+  if (report === undefined) return [];
+  if (report.sources.length === 0)
+    return ['configuration     no FelixConfiguration or AgentConfiguration (local settings only)'];
+  const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+  const lines = [`configuration     ${report.sources.join(', ')}`];
+  for (const [setting, a] of Object.entries(report.applied))
+    lines.push(`  applied         ${setting} ${show(a.value)} (${a.from})`);
+  if (report.fixed.length > 0)
+    lines.push(`  applied         ${report.fixed.join(', ')} (tortie's own value)`);
+  for (const r of report.restartNeeded)
+    lines.push(
+      `  RESTART NEEDED  ${r.setting}: running ${show(r.running)}, configured ${show(r.configured)} (${r.from})`,
+    );
+  for (const o of report.overridden)
+    lines.push(`  overridden      ${o.setting}: ${o.by} wins over ${o.from}`);
+  for (const i of report.invalid)
+    lines.push(`  not applicable  ${i.field} ${show(i.value)}: ${i.problem}`);
+  if (report.notImplemented.length > 0)
+    lines.push(`  not implemented ${report.notImplemented.join(', ')} (accepted, ignored)`);
+  return lines;
 }

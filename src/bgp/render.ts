@@ -11,17 +11,34 @@
  *                        encapsulates); imports nothing
  *   protocol static      the node's affine blocks (one blackhole route per block: blocks
  *                        are advertised aggregated) and the /32s it borrowed elsewhere
- *   filter               BGP exports only prefixes inside an IP pool
+ *   tortie_export        BGP exports only prefixes inside an IP pool (not those of pools
+ *                        with disableBGPExport), with prefixAdvertisements' communities
+ *   BGPFilter functions  one per filter and direction (./filters.ts), called by the
+ *                        BGPPeers naming them before tortie_export's rules
  *   protocol bgp         a session per peer: the node mesh, then BGPPeers; on a route
  *                        reflector (Node routeReflectorClusterID) `rr client` + `rr cluster
- *                        id` towards its clients (peersOf explains the roles)
+ *                        id` towards its clients (peersOf explains the roles); passwords
+ *                        (secretKeyRef ones as the agent read them, ./secrets.ts) and the
+ *                        BGPPeer session options (docs/bgp.md, "Calico's BGP fields")
  *
  * Sessions are named after their peer (`Mesh_192_168_231_2`, `Global_10_0_0_1`,
  * `Node_10_0_0_1`), so a reload (`birdc configure`) restarts only the sessions whose
  * lines changed. Everything is sorted: the same store renders the same text.
  */
 import type { BGPConfigurationSpec, BGPPeerSpec, EncapMode } from '../datastore/index.js';
-import { DEFAULT_AS_NUMBER } from '../datastore/schema/bgp.js';
+import {
+  DEFAULT_AS_NUMBER,
+  isCommunity,
+  type BgpPassword,
+  type SecretKeyRef,
+} from '../datastore/schema/bgp.js';
+import {
+  communityTerm,
+  filterFunctionName,
+  hasRules,
+  renderFilterFunctions,
+  type NamedFilter,
+} from './filters.js';
 import {
   cidrContains,
   cidrWithin,
@@ -42,6 +59,8 @@ export interface BgpNode {
   readonly labels?: Readonly<Record<string, string>>;
   /** Node.spec.bgp.routeReflectorClusterID: the node is a route reflector of that cluster. */
   readonly routeReflectorClusterID?: string | undefined;
+  /** The port its BIRD listens on (BGPConfiguration listenPort; undefined: 179). */
+  readonly listenPort?: number | undefined;
 }
 
 export interface BgpBlock {
@@ -54,6 +73,17 @@ export interface BgpPool {
   readonly cidr: string;
   readonly ipipMode: EncapMode;
   readonly vxlanMode: EncapMode;
+  /** IPPool disableBGPExport: the pool's prefixes are never sent to a peer. */
+  readonly disableBGPExport?: boolean | undefined;
+}
+
+/** A secretKeyRef password as the agent found it (./secrets.ts), or why it could not. */
+export type SecretValue =
+  { readonly value: string } | { readonly problem: string; readonly missing?: boolean };
+
+/** The key of a secretKeyRef in BirdInputs.secrets. */
+export function secretId(ref: SecretKeyRef): string {
+  return `${ref.name}/${ref.key}`;
 }
 
 export interface BgpTimers {
@@ -76,6 +106,10 @@ export interface BirdInputs {
   /** BGPConfiguration "node.<self>", when stored. */
   readonly nodeConfig?: BGPConfigurationSpec | undefined;
   readonly peers: readonly { readonly name: string; readonly spec: BGPPeerSpec }[];
+  /** The BGPFilters (BGPPeer `filters` name them). */
+  readonly filters?: readonly NamedFilter[] | undefined;
+  /** secretKeyRef passwords, by secretId. A reference not in here is not found. */
+  readonly secrets?: ReadonlyMap<string, SecretValue> | undefined;
   readonly pools: readonly BgpPool[];
   readonly blocks: readonly BgpBlock[];
   /** The interface holding the node's address (protocol direct is limited to it). */
@@ -113,9 +147,11 @@ export interface RenderedPeer {
   readonly asNumber: number;
   /** The Node (mesh, peerSelector) or the BGPPeer it comes from. */
   readonly source: string;
-  readonly password: string | undefined;
+  readonly password: BgpPassword | undefined;
   /** The peer is in the node's subnet: a directly connected session. */
   readonly direct: boolean;
+  /** The BGPPeer's session options (undefined: a mesh session). */
+  readonly spec?: BGPPeerSpec | undefined;
   /** Route reflection on this session (iBGP with a reflector on either side). */
   readonly role?: ReflectionRole | undefined;
   /** The cluster id written on the session (this node reflects). */
@@ -129,8 +165,13 @@ export interface RenderedBird {
   readonly peers: readonly RenderedPeer[];
   /** What the static protocol originates (blocks, borrowed /32s), sorted. */
   readonly originated: readonly string[];
-  /** Peers left out, and why (e.g. a password BIRD cannot take). */
+  /**
+   * What is not as configured, and why: peers left out (a password BIRD cannot take, a
+   * secret not found), filter rules left out, fields stored but not implemented.
+   */
   readonly problems: readonly string[];
+  /** Fields stored and not acted on (node status lists them). */
+  readonly notImplemented: readonly string[];
 }
 
 const PREFIX: Record<SessionType, string> = { mesh: 'Mesh', global: 'Global', node: 'Node' };
@@ -222,18 +263,20 @@ export function peersOf(inputs: BirdInputs): RenderedPeer[] {
     const key = `${p.ip}:${p.port ?? 179}`;
     if (taken.has(key) || (me !== undefined && p.ip === me.text)) return;
     taken.add(key);
-    out.push({ ...p, ...(p.port === undefined ? reflection(p.ip, p.asNumber) : {}) });
+    const nodePort = byAddress.get(p.ip)?.listenPort;
+    const toNode = p.port === undefined || p.port === nodePort;
+    out.push({ ...p, ...(toNode ? reflection(p.ip, p.asNumber) : {}) });
   };
   if (mesh) {
     for (const { node, a } of others) {
       add({
-        name: sessionName('mesh', a.text),
+        name: sessionName('mesh', a.text, node.listenPort),
         type: 'mesh',
         ip: a.text,
-        port: undefined,
+        port: node.listenPort === 179 ? undefined : node.listenPort,
         asNumber: node.asNumber ?? defaultAs,
         source: `Node ${node.name}`,
-        password: undefined,
+        password: inputs.config?.nodeMeshPassword,
         direct: direct(a.ip),
       });
     }
@@ -270,6 +313,7 @@ export function peersOf(inputs: BirdInputs): RenderedPeer[] {
         source: `BGPPeer ${name}`,
         password: spec.password,
         direct: direct(ip),
+        spec,
       });
     } else if (spec.peerSelector !== undefined) {
       // Forward: this node is selected, peer with the Nodes peerSelector picks. Reverse:
@@ -280,14 +324,15 @@ export function peersOf(inputs: BirdInputs): RenderedPeer[] {
         const rev = reverse && appliesTo(spec, node.name, node.labels ?? {});
         if (!fwd && !rev) continue;
         add({
-          name: sessionName(type, a.text),
+          name: sessionName(type, a.text, node.listenPort),
           type,
           ip: a.text,
-          port: undefined,
+          port: node.listenPort === 179 ? undefined : node.listenPort,
           asNumber: node.asNumber ?? defaultAs,
           source: `BGPPeer ${name} (Node ${node.name}${fwd ? '' : ', reverse'})`,
           password: spec.password,
           direct: direct(a.ip),
+          spec,
         });
       }
     }
@@ -326,6 +371,82 @@ const SEVERITY: Record<string, { log: string; debug: string }> = {
   Fatal: { log: '{ fatal, bug }', debug: 'off' },
 };
 
+const DURATION_UNIT: Record<string, number> = {
+  ns: 1e-9,
+  us: 1e-6,
+  µs: 1e-6,
+  ms: 1e-3,
+  s: 1,
+  m: 60,
+  h: 3600,
+};
+
+/** A Go duration ("2m", "1h30m", "90s", "0") in whole seconds, rounded (as Calico). */
+export function durationSeconds(text: string): number {
+  let total = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
+    total += Number(m[1]) * DURATION_UNIT[m[2]!]!;
+  return Math.round(total);
+}
+
+/** BGPConfiguration fields tortie stores without acting on them, and why. */
+const NOT_IMPLEMENTED: readonly (readonly [keyof BGPConfigurationSpec, string])[] = [
+  ['serviceClusterIPs', 'tortie has no Services yet: not advertised'],
+  ['serviceExternalIPs', 'tortie has no Services yet: not advertised'],
+  ['serviceLoadBalancerIPs', 'tortie has no Services yet: not advertised'],
+  ['serviceLoadBalancerAggregation', 'tortie has no Services yet'],
+  ['localWorkloadPeeringIPV4', 'tortie has no workload BGP peering'],
+  ['programClusterRoutes', 'BIRD always programs the learned routes under routing bgp'],
+];
+
+/** The password of a session, or why it cannot be had (the session is left out then). */
+function passwordOf(
+  p: RenderedPeer,
+  secrets: ReadonlyMap<string, SecretValue> | undefined,
+): { value: string | undefined } | { problem: string } {
+  if (p.password === undefined) return { value: undefined };
+  if (typeof p.password === 'string')
+    return quotable(p.password)
+      ? { value: p.password }
+      : { problem: 'the password holds " \\ or a line break, which BIRD cannot take' };
+  const ref = p.password.secretKeyRef;
+  const where = `password secret ${ref.name} key ${ref.key}`;
+  const found = secrets?.get(secretId(ref)) ?? { problem: 'not found', missing: true };
+  if ('problem' in found) {
+    // Kubernetes' optional: a missing secret means no password.
+    if (ref.optional === true && found.missing === true) return { value: undefined };
+    return { problem: `${where}: ${found.problem}` };
+  }
+  return quotable(found.value)
+    ? { value: found.value }
+    : { problem: `${where} holds " \\ or a line break, which BIRD cannot take` };
+}
+
+/** The communities prefixAdvertisements attach, as BIRD statements per prefix. */
+function advertisements(
+  config: BGPConfigurationSpec | undefined,
+  nodeConfig: BGPConfigurationSpec | undefined,
+): { cidr: string; adds: string[] }[] {
+  // As Calico: the node's list replaces the default's.
+  const own = nodeConfig?.prefixAdvertisements !== undefined ? nodeConfig : config;
+  const named = new Map<string, string>();
+  for (const c of [...(config?.communities ?? []), ...(own?.communities ?? [])])
+    named.set(c.name, c.value);
+  return (own?.prefixAdvertisements ?? [])
+    .map((adv) => ({
+      cidr: tryParseCidr(adv.cidr),
+      adds: (adv.communities ?? [])
+        .map((c) => (isCommunity(c) ? c : named.get(c)))
+        .filter((v): v is string => v !== undefined)
+        .map((v) => {
+          const t = communityTerm(v);
+          return `${t.attribute}.add(${t.term});`;
+        }),
+    }))
+    .filter((x): x is { cidr: Cidr; adds: string[] } => x.cidr !== undefined)
+    .map((x) => ({ cidr: formatCidr(x.cidr), adds: x.adds }));
+}
+
 /**
  * The configuration text of node `inputs.self`. Throws when the node has no usable
  * underlay address (no router id, nothing to peer from).
@@ -335,10 +456,13 @@ export function renderBird(inputs: BirdInputs): RenderedBird {
   const me = nodeAddress(self?.address);
   if (me === undefined)
     throw new Error(`node ${inputs.self} has no underlay address (Node.spec.bgp.ipv4Address)`);
-  const asNumber = self?.asNumber ?? inputs.config?.asNumber ?? DEFAULT_AS_NUMBER;
+  const config = inputs.config;
+  const nodeConfig = inputs.nodeConfig;
+  const asNumber = self?.asNumber ?? config?.asNumber ?? DEFAULT_AS_NUMBER;
   const severity =
-    SEVERITY[inputs.nodeConfig?.logSeverityScreen ?? inputs.config?.logSeverityScreen ?? 'Info'] ??
+    SEVERITY[nodeConfig?.logSeverityScreen ?? config?.logSeverityScreen ?? 'Info'] ??
     SEVERITY.Info!;
+  const listenPort = nodeConfig?.listenPort ?? config?.listenPort;
   const pools = inputs.pools
     .map((p) => ({ pool: p, cidr: tryParseCidr(p.cidr) }))
     .filter((p): p is { pool: BgpPool; cidr: Cidr } => p.cidr !== undefined)
@@ -347,16 +471,32 @@ export function renderBird(inputs: BirdInputs): RenderedBird {
   const inPool = (c: Cidr) => pools.some((p) => cidrWithin(c, p.cidr));
   const statics = originated(inputs.self, inputs.blocks).filter((o) => inPool(o.cidr));
   const problems: string[] = [];
+  const filters = new Map((inputs.filters ?? []).map((f) => [f.name, f.spec]));
+  const functions = renderFilterFunctions(inputs.filters ?? []);
+  problems.push(...functions.problems);
+  const passwords = new Map<string, string | undefined>();
   const peers = peersOf(inputs).filter((p) => {
-    if (p.password === undefined || quotable(p.password)) return true;
-    problems.push(
-      `${p.source}: the password holds " \\ or a line break, which BIRD cannot take: session ${p.name} left out`,
-    );
-    return false;
+    const pw = passwordOf(p, inputs.secrets);
+    if ('problem' in pw) {
+      problems.push(`${p.source}: ${pw.problem}: session ${p.name} not started`);
+      return false;
+    }
+    passwords.set(p.name, pw.value);
+    return true;
   });
+  const notImplemented: string[] = [];
+  for (const [which, spec] of [
+    ['default', config],
+    [`node.${inputs.self}`, nodeConfig],
+  ] as const)
+    for (const [field, why] of NOT_IMPLEMENTED)
+      if (spec?.[field] !== undefined)
+        notImplemented.push(`BGPConfiguration ${which} ${field}: stored, ${why}`);
   const mtu = inputs.ipipMtu ?? 1480;
   const encapAlways = pools.filter((p) => p.pool.ipipMode === 'Always');
   const encapCross = pools.filter((p) => p.pool.ipipMode === 'CrossSubnet');
+  const exported = pools.filter((p) => p.pool.disableBGPExport !== true);
+  const unexported = pools.filter((p) => p.pool.disableBGPExport === true);
   const t = inputs.timers ?? {};
 
   const L: string[] = [];
@@ -366,15 +506,25 @@ export function renderBird(inputs: BirdInputs): RenderedBird {
   L.push('timeformat protocol iso long;');
   if (inputs.logFile !== undefined) L.push(`log ${quote(inputs.logFile)} ${severity.log};`);
   L.push('');
-  L.push('# What BGP may carry: prefixes inside an IP pool, nothing else.');
-  L.push('filter tortie_export {');
-  if (pools.length === 0) L.push('  reject;');
-  else {
-    L.push(`  if net ~ ${poolSet(pools)} then accept;`);
-    L.push('  reject;');
-  }
+  L.push('# What BGP may carry: prefixes inside an IP pool that exports over BGP, nothing else;');
+  L.push('# with the communities of prefixAdvertisements.');
+  L.push('function tortie_export_to_peers() {');
+  if (unexported.length > 0)
+    L.push(`  if net ~ ${poolSet(unexported)} then reject; # IPPool disableBGPExport`);
+  for (const adv of advertisements(config, nodeConfig))
+    if (adv.adds.length > 0) L.push(`  if net ~ ${adv.cidr} then { ${adv.adds.join(' ')} }`);
+  if (exported.length > 0) L.push(`  if net ~ ${poolSet(exported)} then accept;`);
+  L.push('  reject;');
   L.push('}');
   L.push('');
+  L.push('filter tortie_export {');
+  L.push('  tortie_export_to_peers();');
+  L.push('}');
+  L.push('');
+  if (functions.lines.length > 0) {
+    L.push('# BGPFilters: called by the sessions of the BGPPeers that name them.');
+    L.push(...functions.lines);
+  }
   L.push('# Into the kernel: routes learned over BGP only (never the own blackholes).');
   L.push('filter tortie_to_kernel {');
   L.push('  if source != RTS_BGP then reject;');
@@ -392,10 +542,13 @@ export function renderBird(inputs: BirdInputs): RenderedBird {
   L.push('}');
   L.push('');
   if (inputs.uplink !== undefined) {
+    const ignored = (config?.ignoredInterfaces ?? []).filter(quotable);
     L.push('# The uplink only: resolves next hops of multihop sessions; exported nowhere.');
     L.push('protocol direct tortie_direct {');
     L.push('  ipv4 { import all; export none; };');
-    L.push(`  interface ${quote(inputs.uplink)};`);
+    L.push(
+      `  interface ${[...ignored.map((i) => `-${quote(i)}`), quote(inputs.uplink)].join(', ')};`,
+    );
     L.push('}');
     L.push('');
   }
@@ -412,8 +565,23 @@ export function renderBird(inputs: BirdInputs): RenderedBird {
   for (const s of statics) L.push(`  route ${s.text} blackhole;`);
   L.push('}');
   L.push('');
+  const reachable = peers.filter((p) => p.spec?.reachableBy !== undefined);
+  if (reachable.length > 0) {
+    L.push('# BGPPeer reachableBy: the peer address through its gateway (next-hop resolution).');
+    L.push('protocol static tortie_reachable {');
+    L.push('  ipv4;');
+    // One route per address (sessions to two ports of one peer share it).
+    const routes = new Map(reachable.map((p) => [p.ip, p.spec!.reachableBy!]));
+    for (const [ip, via] of routes) L.push(`  route ${ip}/32 via ${via};`);
+    L.push('}');
+    L.push('');
+  }
   L.push('template bgp tortie_bgp {');
-  L.push(`  local ${me.text} as ${asNumber};`);
+  L.push(
+    `  local ${me.text}${listenPort === undefined ? '' : ` port ${listenPort}`} as ${asNumber};`,
+  );
+  // BindMode NodeIP: the listening socket is bound to the node's address only.
+  if (config?.bindMode === 'NodeIP') L.push('  strict bind on;');
   L.push(`  debug ${severity.debug};`);
   if (t.holdTime !== undefined) {
     L.push(`  hold time ${t.holdTime};`);
@@ -425,18 +593,68 @@ export function renderBird(inputs: BirdInputs): RenderedBird {
     L.push(`  error wait time ${t.errorWaitTime[0]}, ${t.errorWaitTime[1]};`);
   L.push('  ipv4 { import all; export filter tortie_export; };');
   L.push('}');
+  const meshRestart = config?.nodeMeshMaxRestartTime;
   for (const p of peers) {
+    const spec = p.spec;
+    const localAs = spec?.localASNumber ?? asNumber;
+    const sameAs = p.asNumber === localAs;
     L.push('');
     L.push(
       `# ${p.type} peer: ${p.source}${p.role === undefined ? '' : ` (${ROLE_DESCRIPTION[p.role]})`}`,
     );
     L.push(`protocol bgp ${p.name} from tortie_bgp {`);
     L.push(`  neighbor ${p.ip}${p.port === undefined ? '' : ` port ${p.port}`} as ${p.asNumber};`);
-    L.push(p.direct ? '  direct;' : '  multihop;');
-    if (p.password !== undefined) L.push(`  password ${quote(p.password)};`);
+    if (spec?.localASNumber !== undefined) L.push(`  local as ${spec.localASNumber};`);
+    const ttl = spec?.ttlSecurity ?? 0;
+    if (ttl > 0) {
+      // As Calico: GTSM, and the peer at most that many hops away.
+      L.push('  ttl security on;');
+      L.push(`  multihop ${ttl};`);
+    } else L.push(p.direct ? '  direct;' : '  multihop;');
+    const source = spec?.sourceAddress;
+    if (source !== undefined && source !== 'UseNodeIP' && source !== 'None')
+      L.push(`  source address ${source};`);
+    const password = passwords.get(p.name);
+    if (password !== undefined) L.push(`  password ${quote(password)};`);
+    const restart = spec === undefined ? meshRestart : spec.maxRestartTime;
+    // The restart time travels in 12 bits of the graceful restart capability.
+    if (restart !== undefined)
+      L.push(`  graceful restart time ${Math.min(4095, durationSeconds(restart))};`);
+    if (spec?.keepaliveTime !== undefined && t.holdTime === undefined) {
+      const keepalive = Math.min(21845, Math.max(1, durationSeconds(spec.keepaliveTime)));
+      // BIRD refuses a keepalive longer than the hold time (240 s by default): the hold
+      // time grows to three keepalives then, as BGP's own ratio.
+      if (keepalive > 240) L.push(`  hold time ${keepalive * 3};`);
+      L.push(`  keepalive time ${keepalive};`);
+    }
+    if (spec?.numAllowedLocalASNumbers !== undefined)
+      L.push(`  allow local as ${spec.numAllowedLocalASNumbers};`);
     if (p.role !== undefined) L.push(`  description ${quote(ROLE_DESCRIPTION[p.role])};`);
     if (p.role === 'rr-client') L.push('  rr client;');
     if (p.clusterId !== undefined) L.push(`  rr cluster id ${p.clusterId};`);
+    const channel: string[] = [];
+    const named = (spec?.filters ?? []).filter((f) => {
+      if (filters.has(f)) return true;
+      problems.push(`${p.source}: BGPFilter ${f} does not exist (ignored, as Calico does)`);
+      return false;
+    });
+    const calls = (dir: 'import' | 'export') =>
+      named
+        .filter((f) => hasRules(filters.get(f)!, dir))
+        .map((f) => `${filterFunctionName(f, dir)}(${sameAs});`);
+    const imports = calls('import');
+    const exports = calls('export');
+    if (imports.length > 0)
+      channel.push(`    import filter { ${[...imports, 'accept;'].join(' ')} };`);
+    if (exports.length > 0)
+      channel.push(
+        `    export filter { ${[...exports, 'tortie_export_to_peers();', 'reject;'].join(' ')} };`,
+      );
+    // keepOriginalNextHop: eBGP peers only (as Calico); nextHopMode says it for any peer.
+    if (spec?.nextHopMode === 'Self') channel.push('    next hop self;');
+    else if (spec?.nextHopMode === 'Keep' || (spec?.keepOriginalNextHop === true && !sameAs))
+      channel.push('    next hop keep;');
+    if (channel.length > 0) L.push('  ipv4 {', ...channel, '  };');
     L.push('}');
   }
   L.push('');
@@ -446,7 +664,8 @@ export function renderBird(inputs: BirdInputs): RenderedBird {
     asNumber,
     peers,
     originated: statics.map((s) => s.text),
-    problems,
+    problems: [...new Set(problems)],
+    notImplemented,
   };
 }
 

@@ -9,9 +9,11 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { AgentFlags, AgentStatus, NodeStatus } from '../agent/index.js';
 import type { ConntrackSummary } from '../agent/conntrack.js';
+import { configLines } from '../agent/status.js';
 import type { Part } from '../preflight/requirements.js';
 import { parts } from './args.js';
 import { formatTable } from './table.js';
+import { registerNodeInstallCommands } from './node-install.js';
 import { datastoreFrom, resolveConnection, type GlobalOptions } from './context.js';
 import { UsageError } from './usage.js';
 
@@ -37,6 +39,7 @@ interface RunOptions {
   ctNewFlowBurst?: string;
   bgpRunDir?: string;
   bgpHoldTime?: string;
+  bgpSecretsDir?: string;
   agentConfig?: string;
 }
 
@@ -124,6 +127,10 @@ export function registerNodeCommands(program: Command): void {
       "BGP hold time in seconds (env TORTIE_BGP_HOLD_TIME; default BIRD's)",
     )
     .option(
+      '--bgp-secrets-dir <dir>',
+      'BGP passwords given as secretKeyRef: <dir>/<name>/<key>, mode 0600 (env TORTIE_BGP_SECRETS_DIR; default /etc/tortie/secrets)',
+    )
+    .option(
       '--agent-config <file>',
       'agent config file (env TORTIE_AGENT_CONFIG; default /etc/tortie/agent.yaml, read if present)',
     )
@@ -174,6 +181,7 @@ export function registerNodeCommands(program: Command): void {
           'routing',
           'bgpRunDir',
           'bgpHoldTime',
+          'bgpSecretsDir',
           'dataplane',
           'allowIpipPacketsFromWorkloads',
           'allowVxlanPacketsFromWorkloads',
@@ -265,6 +273,8 @@ export function registerNodeCommands(program: Command): void {
       console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
       if (!report.ok) process.exitCode = 1;
     });
+
+  registerNodeInstallCommands(node);
 }
 
 const PEER_TYPE = { mesh: 'node-to-node mesh', global: 'global', node: 'node specific' } as const;
@@ -367,6 +377,7 @@ function renderStatus(
     lines.push(`drops             ${rows.length === 0 ? 'none' : ''}`);
     for (const [reason, n] of rows) lines.push(`  ${reason.padEnd(24)}${String(n).padStart(12)}`);
     lines.push(...conntrackLines(live?.conntrack ?? hb.conntrack));
+    lines.push(...configLines(live?.config ?? hb.config));
     const sessions = live?.bgp?.sessions ?? hb.bgp?.sessions;
     if (sessions !== undefined) {
       lines.push('');
@@ -374,6 +385,8 @@ function renderStatus(
         `BGP sessions (BIRD${live?.bgp?.birdPid === undefined ? '' : ` pid ${live.bgp.birdPid}`})${live?.bgp?.error ? `: ${live.bgp.error}` : ''}`,
       );
       lines.push(...sessionTable(sessions));
+      for (const p of live?.bgp?.problems ?? []) lines.push(`  not applied: ${p}`);
+      for (const p of live?.bgp?.notImplemented ?? []) lines.push(`  not implemented: ${p}`);
     }
   }
   if (endpoints.length > 0) {

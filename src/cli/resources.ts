@@ -22,6 +22,7 @@ import {
   type WriteResult,
 } from '../datastore/index.js';
 import { kindSpellings } from '../datastore/kinds.js';
+import { validationWarnings } from '../datastore/schema/index.js';
 import { parseSelector, SelectorError } from '../policy/selector.js';
 import { registerDatastoreCommands } from './datastore-transfer.js';
 import { dryRun, validRefs } from './dry-run.js';
@@ -49,6 +50,11 @@ const VERB_WORDS: Record<'apply' | 'create' | 'replace', Record<WriteResult['act
   create: { created: 'created', updated: 'configured', unchanged: 'unchanged', deleted: 'deleted' },
   replace: { created: 'created', updated: 'replaced', unchanged: 'unchanged', deleted: 'deleted' },
 };
+
+/** What accepted objects carry that the user should know (field names read in another case, fields not enforced yet). */
+function warn(io: CliIo, manifests: readonly ManifestObject[]): void {
+  for (const w of validationWarnings(manifests.map((m) => m.object))) io.err(`Warning: ${w}\n`);
+}
 
 // --- commands -------------------------------------------------------------------------
 
@@ -83,6 +89,7 @@ function writeCommand(
               throw explain(e, manifests, `${verb} (dry run)`);
             }
           });
+          warn(io, manifests);
           for (const p of planned) io.out(`${p.ref} ${VERB_WORDS[verb][p.action]} (dry run)\n`);
           return;
         }
@@ -93,6 +100,7 @@ function writeCommand(
             throw explain(e, manifests, verb);
           }
         });
+        warn(io, manifests);
         for (const r of results) io.out(`${refOf(r.resource)} ${VERB_WORDS[verb][r.action]}\n`);
       }),
     );
@@ -117,6 +125,7 @@ function validateCommand(program: Command, io: CliIo): void {
         } catch (e) {
           throw explain(e, manifests, 'validate');
         }
+        warn(io, manifests);
         for (const ref of refs) io.out(`${ref} valid\n`);
       }),
     );

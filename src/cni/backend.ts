@@ -18,6 +18,8 @@ export interface EndpointSpec {
   ipNetworks: string[];
   profiles: string[];
   ports: unknown[];
+  /** As Calico's CNI plugin writes it; the endpoint then also lists `ksa.<namespace>.<account>`. */
+  serviceAccountName?: string;
 }
 
 export interface EndpointRecord {

@@ -16,7 +16,8 @@
  *     "host_netns": "/run/netns/node-1",                // the node's namespace (labs); default: the plugin's own
  *     "dns": {"nameservers": ["10.96.0.10"]},
  *     "agent_wait_ms": 10000,                           // wait for the agent to program the pod; 0: don't
- *     "args": {"tortie": {"namespace": "web", "name": "frontend", "labels": {"app": "web"}},
+ *     "args": {"tortie": {"namespace": "web", "name": "frontend", "labels": {"app": "web"},
+ *                         "serviceAccount": "frontend"},
  *              "cni": {"labels": [{"key": "app", "value": "web"}]}},
  *     "runtimeConfig": {"tortie": {...as args.tortie}}
  *   }
@@ -38,11 +39,13 @@ export interface DnsConfig {
   options?: string[];
 }
 
-/** Identity a runtime passes in the config: namespace, pod name, labels. */
+/** Identity a runtime passes in the config: namespace, pod name, labels, service account. */
 export interface IdentityOverrides {
   namespace?: string;
   name?: string;
   labels: Record<string, string>;
+  /** The pod's service account (Kubernetes' serviceAccountName), in its namespace. */
+  serviceAccount?: string;
 }
 
 export interface ValidAttachment {
@@ -87,6 +90,8 @@ export const DEFAULT_AGENT_WAIT_MS = 10_000;
 
 const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+/** A Kubernetes service account name: a DNS subdomain. */
+const SERVICE_ACCOUNT = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 const labelsMap = z.record(z.string(), z.string());
 const identity = z
@@ -94,6 +99,7 @@ const identity = z
     namespace: z.string().min(1).optional(),
     name: z.string().min(1).optional(),
     labels: labelsMap.optional(),
+    serviceAccount: z.string().min(1).optional(),
   })
   .passthrough();
 
@@ -399,6 +405,14 @@ function identityOf(
   const name = runtimeConfig?.tortie?.name ?? args?.tortie?.name;
   if (namespace !== undefined) out.namespace = namespace;
   if (name !== undefined) out.name = name;
+  const serviceAccount = runtimeConfig?.tortie?.serviceAccount ?? args?.tortie?.serviceAccount;
+  if (serviceAccount !== undefined) {
+    if (serviceAccount.length > 253 || !SERVICE_ACCOUNT.test(serviceAccount))
+      invalid(
+        `serviceAccount ${JSON.stringify(serviceAccount)} is not a service account name (DNS labels of lower-case letters, digits and "-", joined by ".")`,
+      );
+    out.serviceAccount = serviceAccount;
+  }
   return out;
 }
 

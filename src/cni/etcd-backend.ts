@@ -232,6 +232,9 @@ function toRecord(r: {
       ipNetworks: spec.ipNetworks ?? [],
       profiles: spec.profiles ?? [],
       ports: spec.ports ?? [],
+      ...(spec.serviceAccountName === undefined
+        ? {}
+        : { serviceAccountName: spec.serviceAccountName }),
     },
   };
 }

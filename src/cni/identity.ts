@@ -28,6 +28,8 @@ export interface WorkloadIdentity {
   endpoint: string;
   node: string;
   labels: Record<string, string>;
+  /** The pod's service account, when the runtime named one. */
+  serviceAccount?: string;
   /** The WorkloadEndpoint's metadata.name. */
   endpointName: string;
 }
@@ -53,6 +55,7 @@ export function workloadIdentity(input: {
     endpoint: input.ifName,
     node: input.node,
     labels: { ...overrides.labels },
+    ...(overrides.serviceAccount === undefined ? {} : { serviceAccount: overrides.serviceAccount }),
     endpointName: endpointName(input.node, orchestrator, namespace, workload, input.ifName),
   };
 }

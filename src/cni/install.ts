@@ -19,6 +19,8 @@ export interface InstallOptions {
   node?: string;
   /** etcd endpoints for the conflist (comma-separated). */
   etcdEndpoints?: string;
+  /** The store's key prefix (`datastore.prefix`; default: the plugin's). */
+  etcdPrefix?: string;
   /** etcd TLS files for the conflist (`etcd_ca_cert_file`, `etcd_cert_file`, `etcd_key_file`). */
   etcdCaCertFile?: string;
   etcdCertFile?: string;
@@ -77,7 +79,7 @@ export function builtPluginPath(): string {
 export function shimScript(nodePath: string, mainPath: string): string {
   return [
     '#!/bin/sh',
-    '# tortie CNI plugin, installed by `tortie cni install`.',
+    '# tortie CNI plugin, installed by `tortie cni install` or `tortie node install`.',
     `exec ${shellQuote(nodePath)} ${shellQuote(mainPath)} "$@"`,
     '',
   ].join('\n');
@@ -86,7 +88,15 @@ export function shimScript(nodePath: string, mainPath: string): string {
 export function conflistFor(opts: InstallOptions & { network: string }): Record<string, unknown> {
   const plugin: Record<string, unknown> = {
     type: PLUGIN_BINARY,
-    etcd_endpoints: opts.etcdEndpoints,
+    // A prefix needs the `datastore` form; endpoints alone keep Calico's field name.
+    ...(opts.etcdPrefix === undefined
+      ? { etcd_endpoints: opts.etcdEndpoints }
+      : {
+          datastore: {
+            endpoints: (opts.etcdEndpoints ?? '').split(',').filter((e) => e !== ''),
+            prefix: opts.etcdPrefix,
+          },
+        }),
     ipam: { type: 'tortie-ipam' },
   };
   if (opts.etcdCaCertFile !== undefined) plugin.etcd_ca_cert_file = absolute(opts.etcdCaCertFile);
@@ -108,7 +118,7 @@ function absolute(path: string): string {
  * must never be handed a config every call of the plugin refuses (an http:// endpoint
  * with TLS files, a certificate without its key, a file that is not there).
  */
-async function checkWithPlugin(conflist: Record<string, unknown>): Promise<void> {
+export async function checkWithPlugin(conflist: Record<string, unknown>): Promise<void> {
   const { parseNetworkConfig } = await import('./config.js');
   const [plugin] = conflist.plugins as Record<string, unknown>[];
   try {

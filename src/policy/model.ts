@@ -30,6 +30,10 @@ export interface Endpoint {
   readonly name: string;
   /** Dotted quad. */
   readonly ip: string;
+  /**
+   * The labels selectors see: its own, the service-account label, and what its profiles'
+   * labelsToApply give it (endpointLabels in ./service-accounts.ts builds them).
+   */
   readonly labels: Labels;
   /** Profile names, in evaluation order. */
   readonly profiles: readonly string[];
@@ -111,6 +115,8 @@ export interface Profile {
   readonly name: string;
   readonly ingress: readonly Rule[];
   readonly egress: readonly Rule[];
+  /** Labels the profile gives the endpoints that list it (their own labels win). */
+  readonly labelsToApply?: Labels;
 }
 
 /** Everything a verdict can depend on. */

@@ -33,6 +33,7 @@ import {
   uniqueList,
 } from './fields.js';
 import { rules } from './rules.js';
+import { andSelectors, serviceAccountLabelSelector } from './service-accounts.js';
 import {
   K8S_POLICY_ORDER,
   K8S_POLICY_PREFIX,
@@ -103,7 +104,11 @@ interface Base<A extends string, K extends string> {
 
 export type Resource =
   | (Base<typeof CALICO, 'NetworkPolicy'> & { readonly policy: Policy })
-  | (Base<typeof CALICO, 'GlobalNetworkPolicy'> & { readonly policy: Policy })
+  | (Base<typeof CALICO, 'GlobalNetworkPolicy'> & {
+      readonly policy: Policy;
+      /** doNotTrack or preDNAT: applies to host endpoints only, never to pods. */
+      readonly hostEndpointsOnly?: 'doNotTrack' | 'preDNAT';
+    })
   | (Base<'networking.k8s.io/v1', 'NetworkPolicy'> & { readonly policy: Policy })
   | (Base<typeof CALICO, 'Tier'> & { readonly tier: Tier })
   | (Base<typeof CALICO, 'Profile'> & { readonly profile: Profile })
@@ -147,13 +152,6 @@ function notPrefixed(prefix: string, why: string) {
 
 const policyTypes = uniqueList(z.enum(['Ingress', 'Egress']));
 
-/** A flag tortie cannot honour yet: `false` is accepted, `true` refused with why. */
-function notYet(why: string) {
-  return z.boolean().superRefine((v, ctx) => {
-    if (v) fail(ctx, why);
-  });
-}
-
 const policySpecFields = {
   tier: dnsLabel.optional(),
   order: order.optional(),
@@ -161,35 +159,54 @@ const policySpecFields = {
   types: policyTypes.optional(),
   ingress: rules.optional(),
   egress: rules.optional(),
-  serviceAccountSelector: z
-    .string()
-    .superRefine((s, ctx) => {
-      if (s.trim() !== '')
-        fail(
-          ctx,
-          'serviceAccountSelector is not yet supported (endpoints carry no service account)',
-        );
-    })
-    .optional(),
+  // Endpoints whose service account's labels match (./service-accounts.ts); "" is none.
+  serviceAccountSelector: z.preprocess((v) => (v === '' ? undefined : v), selector.optional()),
   // Calico's hint for its own dataplane (AssumeNeededOnEveryNode): no meaning for tortie.
   performanceHints: z.array(z.enum(['AssumeNeededOnEveryNode'])).optional(),
 };
 
 const networkPolicySpec = z.object(policySpecFields).strict();
+/**
+ * Calico's rules for untracked and pre-DNAT policies (its validator and
+ * test/validation/globalnetworkpolicy_test.go): not both; pre-DNAT is ingress only; both
+ * need applyOnForward. Such policies apply to host endpoints only: stored, never enforced
+ * on pods (worldFrom leaves them out).
+ */
+function hostStageProblems(
+  spec: {
+    doNotTrack?: boolean;
+    preDNAT?: boolean;
+    applyOnForward?: boolean;
+    types?: readonly string[];
+    egress?: readonly unknown[];
+  },
+  ctx: z.RefinementCtx,
+): void {
+  if (spec.doNotTrack === true && spec.preDNAT === true)
+    fail(ctx, 'preDNAT and doNotTrack cannot both be true', ['preDNAT']);
+  if (spec.preDNAT === true) {
+    if ((spec.egress ?? []).length > 0)
+      fail(ctx, 'preDNAT policy cannot have any egress rules', ['egress']);
+    if ((spec.types ?? []).includes('Egress'))
+      fail(ctx, "preDNAT policy cannot have 'Egress' type", ['types']);
+  }
+  if ((spec.doNotTrack === true || spec.preDNAT === true) && spec.applyOnForward !== true)
+    fail(ctx, 'applyOnForward must be true if either preDNAT or doNotTrack is true', [
+      'applyOnForward',
+    ]);
+}
+
+const hostStageFields = {
+  doNotTrack: z.boolean().optional(),
+  preDNAT: z.boolean().optional(),
+  // Host endpoints' forwarded traffic; stored (host endpoint policy is Calico's meaning).
+  applyOnForward: z.boolean().optional(),
+};
+
 const globalNetworkPolicySpec = z
-  .object({
-    ...policySpecFields,
-    namespaceSelector: selector.optional(),
-    doNotTrack: notYet(
-      'doNotTrack policies are not yet supported (tortie applies policy after connection tracking)',
-    ).optional(),
-    preDNAT: notYet(
-      'preDNAT policies are not yet supported (tortie applies policy after DNAT)',
-    ).optional(),
-    // Host endpoints' forwarded traffic; stored (host endpoint policy is Calico's meaning).
-    applyOnForward: z.boolean().optional(),
-  })
-  .strict();
+  .object({ ...policySpecFields, namespaceSelector: selector.optional(), ...hostStageFields })
+  .strict()
+  .superRefine(hostStageProblems);
 
 /** Staged policies (Calico's preview of a policy change): validated as the policy, never enforced. */
 const STAGED_ACTIONS = ['Set', 'Delete', 'Learn', 'Ignore'] as const;
@@ -200,14 +217,17 @@ export const stagedGlobalNetworkPolicySpec = z
   .object({
     ...policySpecFields,
     namespaceSelector: selector.optional(),
-    doNotTrack: z.boolean().optional(),
-    preDNAT: z.boolean().optional(),
-    applyOnForward: z.boolean().optional(),
+    ...hostStageFields,
     stagedAction: z.enum(STAGED_ACTIONS).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine(hostStageProblems);
 
-type PolicySpec = z.infer<typeof globalNetworkPolicySpec>;
+type PolicySpec = z.infer<typeof networkPolicySpec> & {
+  namespaceSelector?: string;
+  doNotTrack?: boolean;
+  preDNAT?: boolean;
+};
 
 /**
  * `types` when absent, as Calico: Ingress when there are no egress rules; Egress alone
@@ -229,7 +249,14 @@ function toPolicy(metadata: ResourceMetadata, spec: PolicySpec): Policy {
     ...(metadata.namespace === undefined ? {} : { namespace: metadata.namespace }),
     tier: spec.tier ?? DEFAULT_TIER,
     ...(spec.order === undefined ? {} : { order: spec.order }),
-    selector: spec.selector ?? 'all()',
+    // As Calico: `(selector) && <serviceAccountSelector over pcsa. labels>`.
+    selector:
+      spec.serviceAccountSelector === undefined
+        ? (spec.selector ?? 'all()')
+        : andSelectors(
+            spec.selector ?? 'all()',
+            serviceAccountLabelSelector(spec.serviceAccountSelector),
+          )!,
     ...(spec.namespaceSelector === undefined ? {} : { namespaceSelector: spec.namespaceSelector }),
     types:
       spec.types !== undefined && spec.types.length > 0
@@ -248,12 +275,22 @@ const profileSpec = z
   .object({
     ingress: rules.optional(),
     egress: rules.optional(),
-    // Stored; not yet applied to the profile's endpoints (docs/calico-compat.md).
+    // Inherited by the endpoints that list the profile (./service-accounts.ts).
     labelsToApply: labels.optional(),
   })
   .strict();
 
 const networkSetSpec = z.object({ nets: z.array(cidr).optional() }).strict();
+
+/** The spec schema of each Calico policy kind, by kind (the case of field names is read against it). */
+export const CALICO_POLICY_SPECS: Readonly<Record<string, z.ZodTypeAny>> = {
+  NetworkPolicy: networkPolicySpec,
+  GlobalNetworkPolicy: globalNetworkPolicySpec,
+  Tier: tierSpec,
+  Profile: profileSpec,
+  NetworkSet: networkSetSpec,
+  GlobalNetworkSet: networkSetSpec,
+};
 
 // --- kinds ----------------------------------------------------------------------------
 
@@ -297,6 +334,8 @@ const kinds: Record<string, z.ZodType<Resource, z.ZodTypeDef, unknown>> = {
     kind: 'GlobalNetworkPolicy',
     metadata: r.metadata,
     policy: toPolicy(r.metadata, r.spec),
+    ...(r.spec.doNotTrack === true ? { hostEndpointsOnly: 'doNotTrack' as const } : {}),
+    ...(r.spec.preDNAT === true ? { hostEndpointsOnly: 'preDNAT' as const } : {}),
   })),
 
   [`${TORTIE}/Tier`]: tortieEnvelope('Tier', clusterMetadata('Tier', dnsLabel), tierSpec).transform(
@@ -326,7 +365,12 @@ const kinds: Record<string, z.ZodType<Resource, z.ZodTypeDef, unknown>> = {
     apiVersion: TORTIE,
     kind: 'Profile',
     metadata: r.metadata,
-    profile: { name: r.metadata.name, ingress: r.spec.ingress ?? [], egress: r.spec.egress ?? [] },
+    profile: {
+      name: r.metadata.name,
+      ingress: r.spec.ingress ?? [],
+      egress: r.spec.egress ?? [],
+      ...(r.spec.labelsToApply === undefined ? {} : { labelsToApply: r.spec.labelsToApply }),
+    },
   })),
 
   [`${TORTIE}/NetworkSet`]: tortieEnvelope(
@@ -461,6 +505,8 @@ export function worldFrom(resources: readonly Resource[], endpoints: readonly En
       case 'NetworkPolicy':
       case 'GlobalNetworkPolicy':
         once('policy', policyKey(r.policy));
+        // Untracked and pre-DNAT policies apply to host endpoints only (not enforced yet).
+        if (r.kind === 'GlobalNetworkPolicy' && r.hostEndpointsOnly !== undefined) break;
         policies.push(r.policy);
         break;
       case 'Tier':

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { PORT_PROTOCOLS, PROTOCOLS, type EntityMatch, type IcmpMatch, type Rule } from './model.js';
-import { cidr, fail, integerIn, portMatch, protocol, selector } from './fields.js';
+import { cidr, dnsSubdomain, fail, integerIn, portMatch, protocol, selector } from './fields.js';
+import { andSelectors, serviceAccountMatchSelector } from './service-accounts.js';
 
 const ACTIONS = ['Allow', 'Deny', 'Pass', 'Log'] as const;
 
@@ -42,6 +43,11 @@ function refused(why: string) {
   });
 }
 
+/** Calico's ServiceAccountMatch: service accounts by name and/or by their labels. */
+const serviceAccountMatch = z
+  .object({ names: z.array(dnsSubdomain).optional(), selector: selector.optional() })
+  .strict();
+
 const entity = z
   .object({
     nets: z.array(cidr).optional(),
@@ -51,22 +57,30 @@ const entity = z
     namespaceSelector: selector.optional(),
     ports: z.array(portMatch).optional(),
     notPorts: z.array(portMatch).optional(),
-    serviceAccounts: refused(
-      'serviceAccounts matches are not yet supported (endpoints carry no service account)',
-    ),
+    serviceAccounts: serviceAccountMatch.optional(),
     services: refused(
       'services matches are not supported (tortie has no Kubernetes Service endpoints to resolve)',
     ),
   })
   .strict();
 
-/** Drops absent fields and empty lists (an empty list constrains nothing). */
+/**
+ * Drops absent fields and empty lists (an empty list constrains nothing). A
+ * serviceAccounts match becomes part of the selector, as Calico compiles it:
+ * `(service accounts) && (selector)` (./service-accounts.ts).
+ */
 function entityMatch(e: z.infer<typeof entity> | undefined): EntityMatch {
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(e ?? {})) {
+  const { serviceAccounts, ...rest } = e ?? {};
+  for (const [key, value] of Object.entries(rest)) {
     if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
     out[key] = value;
   }
+  const selector = andSelectors(
+    serviceAccounts === undefined ? undefined : serviceAccountMatchSelector(serviceAccounts),
+    rest.selector,
+  );
+  if (selector !== undefined) out.selector = selector;
   return out as EntityMatch;
 }
 

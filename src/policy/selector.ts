@@ -375,6 +375,33 @@ function compile(node: Node): Matcher {
   }
 }
 
+// --- rewriting ------------------------------------------------------------------------
+
+function withPrefix(node: Node, prefix: string): Node {
+  switch (node.op) {
+    case 'all':
+    case 'global':
+      return node;
+    case '!':
+      return { op: '!', operand: withPrefix(node.operand, prefix) };
+    case '&&':
+    case '||':
+      return { op: node.op, operands: node.operands.map((n) => withPrefix(n, prefix)) };
+    default:
+      return { ...node, key: `${prefix}${node.key}` };
+  }
+}
+
+/**
+ * The selector with every label key prefixed (`k == "v"` → `pcsa.k == "v"`), in Calico's
+ * spelling: what libcalico-go's PrefixVisitor does to a service account selector.
+ * Throws SelectorError as parseSelector does.
+ */
+export function prefixSelectorKeys(text: string, prefix: string): string {
+  parseSelector(text); // the error, if any, names the text as written
+  return printCalico(withPrefix(new Parser(text).parse(), prefix));
+}
+
 // --- memoised entry point -------------------------------------------------------------
 
 const CACHE_LIMIT = 50_000;

@@ -103,6 +103,12 @@ export const COMMANDS: readonly CommandRequirement[] = [
   cmd('flock', 'util-linux', ['tests'], 'bench e2e tests (one bench at a time)'),
   cmd('cat', 'coreutils', ['tests'], 'bench e2e tests (the flock holder)'),
   cmd('true', 'coreutils', ['bench', 'tests'], 'bench cni (nsenter cost)'),
+  cmd(
+    'systemd-analyze',
+    'systemd',
+    ['tests'],
+    'node-install e2e (verifies the tortie-agent.service it writes)',
+  ),
   // Peer programs the tests drive tortie with, built by scripts/build-peers.sh (docs/peers.md).
   // Go >= 1.23.8 for calicoctl v3.28.5: the project's machines have Go 1.26 in /usr/local/go
   // (on PATH); Debian 12's golang-go is 1.19, too old (docs/peers.md says how to get one).

@@ -214,6 +214,32 @@ describe('-f DIR, --dry-run, validate', () => {
   });
 });
 
+describe('what apply warns about', () => {
+  it('a field spelt in another case is stored under its name; a doNotTrack policy is stored, not enforced', async () => {
+    const t = store();
+    const docs = [
+      'apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata:\n  name: admin\nspec:\n  Order: 100\n',
+      'apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata:\n  name: untracked\nspec:\n  doNotTrack: true\n  applyOnForward: true\n  ingress:\n  - action: Deny\n',
+    ].join('---\n');
+    const applied = await t(['apply', '-f', '-'], docs);
+    expect(applied.code).toBe(0);
+    expect(applied.out).toBe('Tier admin created\nGlobalNetworkPolicy untracked created\n');
+    expect(applied.err).toContain('Warning: Tier admin: spec.Order: read as order');
+    expect(applied.err).toContain(
+      'Warning: GlobalNetworkPolicy untracked: spec.doNotTrack: stored; host endpoints are not enforced yet',
+    );
+    const tier = JSON.parse((await t(['get', 'tier', 'admin', '-o', 'json'])).out);
+    expect(tier.spec).toEqual({ order: 100 });
+    const gnp = JSON.parse((await t(['get', 'gnp', 'untracked', '-o', 'json'])).out);
+    expect(gnp.spec).toMatchObject({ doNotTrack: true, applyOnForward: true });
+    const again = await t(['apply', '-f', '-'], docs);
+    expect(again.out).toBe('Tier admin unchanged\nGlobalNetworkPolicy untracked unchanged\n');
+    const checked = await cli(['validate', '-f', '-'], docs);
+    expect(checked.code).toBe(0);
+    expect(checked.err).toContain('spec.Order: read as order');
+  });
+});
+
 describe('patch', () => {
   it('merges a JSON merge patch into the stored object', async () => {
     const t = store();

@@ -274,7 +274,7 @@ describe('ADD, CHECK and DEL through the shim', () => {
       const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=rt;K8S_POD_NAME=pod-${version.replace(/\./g, '-')}`;
       const config = netConfig('node-a', {
         cniVersion: version,
-        args: { tortie: { labels: { app: 'rt' } } },
+        args: { tortie: { labels: { app: 'rt' }, serviceAccount: 'runner' } },
       });
       const call = { containerId, netns: pod.path, args, config };
 
@@ -299,7 +299,9 @@ describe('ADD, CHECK and DEL through the shim', () => {
         endpoint: 'eth0',
         interfaceName: hostVethName(`${NETWORK}/${containerId}/eth0`),
         ipNetworks: [`${ip}/32`],
-        profiles: ['kns.rt'],
+        // As Calico's CNI plugin writes a pod with a service account.
+        profiles: ['kns.rt', 'ksa.rt.runner'],
+        serviceAccountName: 'runner',
       });
       expect(await ipam.addressesOf(`${NETWORK}.${containerId}`)).toEqual([ip]);
 

@@ -98,6 +98,7 @@ function manager(bird = new SoftBird(), netns = new SoftNetns()) {
     asNumber: 64512,
     holdTimeSeconds: undefined,
     runDir: '/run/t',
+    secretsDir: '/nonexistent/tortie-secrets',
   });
   return { m, bird, netns, ctx, lines };
 }

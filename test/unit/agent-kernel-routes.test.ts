@@ -29,9 +29,14 @@ function netns(): SoftNetns {
   return n;
 }
 
-function pass(wanted: DesiredRoute[], address: string | null = '192.0.2.1/24'): Pass {
+function pass(
+  wanted: DesiredRoute[],
+  address: string | null = '192.0.2.1/24',
+  ipipMtu?: number,
+): Pass {
   const p = newPass(
     softSnapshot({
+      ...(ipipMtu === undefined ? {} : { settings: { ipipMtu } }),
       address: address ?? undefined,
       links: new Map([
         ['lo', 1],
@@ -74,6 +79,24 @@ describe('kernel-routes manager (in memory)', () => {
     expect(await m.reconcile(pass([route('10.0.1.0/26', '192.0.2.2', { ipip: true })]))).toEqual(
       {},
     );
+  });
+
+  it("FelixConfiguration ipipMTU (the pass's settings) changes the IPIP routes' mtu at once", async () => {
+    const n = netns();
+    const m = new KernelRoutesManager(softContext(captureLogger().log), {
+      netns: n,
+      shape: plainKernelRoutes,
+      withdrawOnly: false,
+    });
+    const wanted = [
+      route('10.0.1.0/26', '192.0.2.2', { ipip: true }),
+      route('10.0.2.0/26', '192.0.2.3'),
+    ];
+    await m.reconcile(pass(wanted, undefined, 1440));
+    expect(n.applied[0]).toEqual([
+      expect.stringMatching(/^route replace 10\.0\.1\.0\/26 .*mtu 1440/),
+      expect.not.stringMatching(/mtu/),
+    ]);
   });
 
   it('with BGP only withdraws what tortie installed', async () => {

@@ -28,6 +28,18 @@ function setup() {
 }
 
 describe('nat-outgoing manager (in memory)', () => {
+  it("the pass's settings (FelixConfiguration natOutgoingAddress) change the chain at once", async () => {
+    const { m, model, written } = setup();
+    putPool(model, 'p', { cidr: '10.0.0.0/16', natOutgoing: true });
+    await m.reconcile(newPass(softSnapshot({ model })));
+    expect(written.at(-1)!.at(-1)).toContain('-j MASQUERADE');
+    await m.reconcile(
+      newPass(softSnapshot({ model, settings: { natOutgoingAddress: '192.168.9.9' } })),
+    );
+    expect(written).toHaveLength(2);
+    expect(written.at(-1)!.at(-1)).toContain('-j SNAT --to-source 192.168.9.9');
+  });
+
   it('the chain follows the pools with natOutgoing; read again after the resync interval', async () => {
     const { m, model, written, advance } = setup();
     putPool(model, 'p', { cidr: '10.0.0.0/16', natOutgoing: true });

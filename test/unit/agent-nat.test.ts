@@ -27,6 +27,24 @@ describe('natOutgoing rules', () => {
     ]);
   });
 
+  it("natOutgoingAddress SNATs to it; natPortRange limits TCP's and UDP's source ports (as iptables-save prints them)", () => {
+    const nat = [pool('nat', '10.1.0.0/16', true)];
+    const comment = '-m comment --comment "tortie pool nat"';
+    expect(natRules(nat, { toAddress: '192.168.1.5' }).slice(1)).toEqual([
+      `-A ${NAT_CHAIN} -s 10.1.0.0/16 ${comment} -j SNAT --to-source 192.168.1.5`,
+    ]);
+    expect(natRules(nat, { portRange: '32768-65535' }).slice(1)).toEqual([
+      `-A ${NAT_CHAIN} -s 10.1.0.0/16 -p tcp ${comment} -j MASQUERADE --to-ports 32768-65535`,
+      `-A ${NAT_CHAIN} -s 10.1.0.0/16 -p udp ${comment} -j MASQUERADE --to-ports 32768-65535`,
+      `-A ${NAT_CHAIN} -s 10.1.0.0/16 ${comment} -j MASQUERADE`,
+    ]);
+    expect(natRules(nat, { toAddress: '192.168.1.5', portRange: '1024-2047' }).slice(1)).toEqual([
+      `-A ${NAT_CHAIN} -s 10.1.0.0/16 -p tcp ${comment} -j SNAT --to-source 192.168.1.5:1024-2047`,
+      `-A ${NAT_CHAIN} -s 10.1.0.0/16 -p udp ${comment} -j SNAT --to-source 192.168.1.5:1024-2047`,
+      `-A ${NAT_CHAIN} -s 10.1.0.0/16 ${comment} -j SNAT --to-source 192.168.1.5`,
+    ]);
+  });
+
   it('the order of the pools does not change the rules; bad CIDRs are left out', () => {
     const a = [pool('x', '10.1.0.0/16', true), pool('y', '10.9.0.0/24', false)];
     expect(natRules(a)).toEqual(natRules([...a].reverse()));

@@ -135,7 +135,7 @@ describe('renderBird', () => {
     expect(r.text).toContain('  neighbor 10.0.0.3 port 1790 as 65003;');
     expect(r.text).toContain('  password "secret";');
     expect(r.problems).toEqual([
-      'BGPPeer bad: the password holds " \\ or a line break, which BIRD cannot take: session Global_10_0_0_9 left out',
+      'BGPPeer bad: the password holds " \\ or a line break, which BIRD cannot take: session Global_10_0_0_9 not started',
     ]);
     // Not in the node's subnet: multihop.
     expect(r.text).toMatch(/neighbor 10\.0\.0\.1 as 65001;\n {2}multihop;/);

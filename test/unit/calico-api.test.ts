@@ -151,13 +151,133 @@ describe('every problem, with the nearest name', () => {
         apiVersion: 'projectcalico.org/v3',
         kind: 'IPPool',
         metadata: { name: 'p', lables: {} },
-        spec: { cidr: '10.0.0.0/16', natOutGoing: true, blockSize: 33 },
+        spec: { cidr: '10.0.0.0/16', natOutgoin: true, blockSize: 33 },
       }),
     ).toEqual([
       'IPPool p: metadata.lables: unknown field (did you mean labels?)',
       'IPPool p: spec.blockSize: 33 is out of range 20-32',
-      'IPPool p: spec.natOutGoing: unknown field (did you mean natOutgoing?)',
+      'IPPool p: spec.natOutgoin: unknown field (did you mean natOutgoing?)',
     ]);
+  });
+
+  it('a field spelt in another case is read as calicoctl reads it, with a warning naming the rewrite', () => {
+    const v = validateObject({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'IPPool',
+      Metadata: { Name: 'p', labels: { Keep: 'As-Is' } },
+      spec: { CIDR: '10.0.0.0/16', natOutGoing: true, ipipmode: 'Always' },
+    });
+    expect(v.ok).toBe(true);
+    if (!v.ok) return;
+    expect(v.object.metadata).toMatchObject({ name: 'p', labels: { Keep: 'As-Is' } });
+    expect(v.object.spec).toMatchObject({
+      cidr: '10.0.0.0/16',
+      natOutgoing: true,
+      ipipMode: 'Always',
+    });
+    expect(v.object.warnings).toEqual([
+      "IPPool p: Metadata: read as metadata (calicoctl's decoder ignores the case of field names; stored as metadata)",
+      "IPPool p: metadata.Name: read as name (calicoctl's decoder ignores the case of field names; stored as name)",
+      "IPPool p: spec.CIDR: read as cidr (calicoctl's decoder ignores the case of field names; stored as cidr)",
+      "IPPool p: spec.natOutGoing: read as natOutgoing (calicoctl's decoder ignores the case of field names; stored as natOutgoing)",
+      "IPPool p: spec.ipipmode: read as ipipMode (calicoctl's decoder ignores the case of field names; stored as ipipMode)",
+    ]);
+  });
+
+  it('field names inside rules are matched in any case too; label keys and values are kept', () => {
+    const v = validateObject({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'GlobalNetworkPolicy',
+      metadata: { name: 'g' },
+      spec: {
+        Ingress: [
+          {
+            Action: 'Allow',
+            Source: { Selector: "App == 'X'", ServiceAccounts: { Names: ['api'] } },
+          },
+        ],
+      },
+    });
+    expect(v.ok).toBe(true);
+    if (!v.ok) return;
+    expect(v.object.spec).toEqual({
+      ingress: [
+        {
+          action: 'Allow',
+          source: { selector: "App == 'X'", serviceAccounts: { names: ['api'] } },
+        },
+      ],
+    });
+    expect(v.object.warnings.map((w) => w.split(': ')[1])).toEqual([
+      'spec.Ingress',
+      'spec.ingress[0].Action',
+      'spec.ingress[0].Source',
+      'spec.ingress[0].source.Selector',
+      'spec.ingress[0].source.ServiceAccounts',
+      'spec.ingress[0].source.serviceAccounts.Names',
+    ]);
+  });
+
+  it('Kubernetes ObjectMeta fields on Calico kinds are accepted and not stored', () => {
+    const meta = {
+      generateName: 'web-',
+      ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'web-0', uid: 'u' }],
+      finalizers: ['x/y'],
+      managedFields: [{ manager: 'kubectl' }],
+      deletionTimestamp: '2026-01-01T00:00:00Z',
+      deletionGracePeriodSeconds: 30,
+      generation: 3,
+      selfLink: '/x',
+      creationTimestamp: null,
+    };
+    for (const [kind, spec] of [
+      ['GlobalNetworkPolicy', {}],
+      ['IPPool', { cidr: '10.1.0.0/16' }],
+    ] as const) {
+      const v = validateObject({
+        apiVersion: 'projectcalico.org/v3',
+        kind,
+        metadata: { name: 'o', ...meta },
+        spec,
+      });
+      expect(v.ok, kind).toBe(true);
+      if (v.ok)
+        expect(Object.keys(v.object.metadata).sort(), kind).toEqual([
+          'annotations',
+          'labels',
+          'name',
+        ]);
+    }
+  });
+
+  it('a field given twice in different cases, or in a kind calicoctl does not read, stays an error', () => {
+    expect(
+      problems({
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'Tier',
+        metadata: { name: 't' },
+        spec: { Order: 1, ORDER: 2 },
+      }),
+    ).toEqual([
+      'Tier t: spec.Order: unknown field (did you mean order?)',
+      'Tier t: spec.ORDER: unknown field (did you mean order?)',
+    ]);
+    expect(
+      problems({
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'Tier',
+        metadata: { name: 't' },
+        spec: { order: 1, Order: 2 },
+      }),
+    ).toEqual(['Tier t: spec.Order: unknown field (did you mean order?)']);
+    expect(
+      problems({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'k' },
+        spec: { PodSelector: {} },
+      }).join('\n'),
+    ).toMatch(/spec\.PodSelector: unknown field \(did you mean podSelector\?\)/);
   });
 
   it('a policy reports every bad rule', () => {
@@ -219,7 +339,7 @@ describe('every problem, with the nearest name', () => {
     for (const m of msgs) expect(m).toMatch(/dual stack is not yet supported/);
   });
 
-  it('http, services and serviceAccounts matches are refused with the reason', () => {
+  it('http and services matches are refused with the reason; serviceAccounts are accepted', () => {
     const rule = (r: Record<string, unknown>) =>
       problems({
         apiVersion: 'projectcalico.org/v3',
@@ -233,7 +353,12 @@ describe('every problem, with the nearest name', () => {
     expect(rule({ destination: { services: { name: 's' } } })[0]).toMatch(
       /services matches are not supported/,
     );
-    expect(rule({ source: { serviceAccounts: { names: ['a'] } } })[0]).toMatch(/not yet supported/);
+    expect(rule({ source: { services: { name: 's', namespace: 'n' } } })[0]).toMatch(
+      /services matches are not supported/,
+    );
+    expect(rule({ source: { serviceAccounts: { names: ['a'], selector: "k == 'v'" } } })).toEqual(
+      [],
+    );
   });
 });
 

@@ -202,6 +202,23 @@ describe('network config', () => {
     });
   });
 
+  it("takes the pod's service account from args.tortie or runtimeConfig.tortie (the latter wins)", () => {
+    const c = parseNetworkConfig(
+      {
+        ...base,
+        args: { tortie: { serviceAccount: 'from-args' } },
+        runtimeConfig: { tortie: { serviceAccount: 'frontend' } },
+      },
+      'ADD',
+    );
+    expect(c.identity).toEqual({ labels: {}, serviceAccount: 'frontend' });
+    const err = cniError(() =>
+      parseNetworkConfig({ ...base, args: { tortie: { serviceAccount: 'Not_A_Name' } } }, 'ADD'),
+    );
+    expect(err.code).toBe(7);
+    expect(err.details).toMatch(/serviceAccount "Not_A_Name" is not a service account name/);
+  });
+
   it('passes unknown top-level fields through (runtimes add their own)', () => {
     expect(() =>
       parseNetworkConfig({ ...base, capabilities: { portMappings: true } }, 'ADD'),

@@ -237,8 +237,8 @@ export const INVALID_CASES: readonly InvalidCase[] = [
   },
   {
     name: 'IPPool unknown spec field',
-    object: pool({ ipipmode: 'Always' }),
-    path: 'spec.ipipmode',
+    object: pool({ ipipMod: 'Always' }),
+    path: 'spec.ipipMod',
     reason: 'unknown field',
   },
   // --- WorkloadEndpoint ---------------------------------------------------------------

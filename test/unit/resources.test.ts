@@ -202,10 +202,10 @@ describe('parseResource refuses invalid objects, naming the field', () => {
       /http matches are not supported/,
     ],
     [
-      'a serviceAccounts match',
-      ingressRule({ source: { serviceAccounts: { names: ['api'] } } }),
-      'spec.ingress[0].source.serviceAccounts',
-      /not yet supported/,
+      'a service account name that is not a name',
+      ingressRule({ source: { serviceAccounts: { names: ['Not_A_Name'] } } }),
+      'spec.ingress[0].source.serviceAccounts.names[0]',
+      /is not a valid name/,
     ],
     [
       'ipVersion 6',

@@ -11,7 +11,10 @@
  */
 import type { Logger } from 'pino';
 import type { ApplyResult, BgpSession, BirdPaths } from '../../bgp/bird.js';
-import { renderBird, type BgpTimers } from '../../bgp/render.js';
+import { renderBird, type BgpTimers, type SecretValue } from '../../bgp/render.js';
+import { readSecrets } from '../../bgp/secrets.js';
+import type { SecretKeyRef } from '../../datastore/schema/bgp.js';
+import type { ClusterModel } from '../model.js';
 import type { NodeNetns } from '../links.js';
 import type {
   BgpStatus,
@@ -56,6 +59,24 @@ export interface BgpOptions {
   readonly asNumber: number | undefined;
   readonly holdTimeSeconds: number | undefined;
   readonly runDir: string;
+  /** BGP passwords given as secretKeyRef: `<secretsDir>/<name>/<key>` (../../bgp/secrets.ts). */
+  readonly secretsDir: string;
+}
+
+/** Every secretKeyRef the BGP resources name (BGPPeer password, nodeMeshPassword). */
+export function secretRefs(model: ClusterModel): SecretKeyRef[] {
+  const refs: SecretKeyRef[] = [];
+  const mesh = model.get('BGPConfiguration', 'default')?.spec.nodeMeshPassword;
+  if (mesh !== undefined) refs.push(mesh.secretKeyRef);
+  for (const p of model.list('BGPPeer'))
+    if (p.spec.password !== undefined && typeof p.spec.password !== 'string')
+      refs.push(p.spec.password.secretKeyRef);
+  return refs;
+}
+
+/** What was read, as one string (compared, never logged: it holds the passwords). */
+function secretsKey(secrets: ReadonlyMap<string, SecretValue>): string {
+  return JSON.stringify([...secrets]);
 }
 
 export class BgpManager implements Manager, RouteSource {
@@ -72,6 +93,9 @@ export class BgpManager implements Manager, RouteSource {
   private sessions: BgpSession[] = [];
   private error: string | undefined;
   private problems: string[] = [];
+  private notImplemented: string[] = [];
+  /** The secrets the last render used (refs and what was read), to notice a file change. */
+  private secretsSeen: { refs: SecretKeyRef[]; key: string } = { refs: [], key: '' };
   private birdGoneLogged = false;
   /** The last poll failure logged (undefined: the last poll worked). */
   private pollError: string | undefined;
@@ -145,21 +169,40 @@ export class BgpManager implements Manager, RouteSource {
         pass.uplink === undefined
           ? undefined
           : [...links].find(([, i]) => i === pass.uplink!.ifindex)?.[0];
+      const config = model.get('BGPConfiguration', 'default')?.spec;
+      // The port each node's BIRD listens on: its own BGPConfiguration, else the default's.
+      const withPorts = nodes.map((n) => ({
+        ...n,
+        listenPort:
+          model.get('BGPConfiguration', `node.${n.name}`)?.spec.listenPort ?? config?.listenPort,
+      }));
+      const refs = secretRefs(model);
+      const secrets = readSecrets(this.opts.secretsDir, refs);
+      this.secretsSeen = { refs, key: secretsKey(secrets) };
       const rendered = renderBird({
         self,
-        nodes,
-        config: model.get('BGPConfiguration', 'default')?.spec,
+        nodes: withPorts,
+        config,
         nodeConfig: model.get('BGPConfiguration', `node.${self}`)?.spec,
         peers: model.list('BGPPeer').map((p) => ({ name: p.metadata.name, spec: p.spec })),
-        pools: inputs.pools,
+        filters: model.list('BGPFilter').map((f) => ({ name: f.metadata.name, spec: f.spec })),
+        secrets,
+        pools: model.list('IPPool').map((p) => ({
+          cidr: p.spec.cidr,
+          ipipMode: p.spec.ipipMode,
+          vxlanMode: p.spec.vxlanMode,
+          disableBGPExport: p.spec.disableBGPExport,
+        })),
         blocks: inputs.blocks,
         uplink,
         logFile: bird.paths.log,
         timers,
       });
       if (rendered.problems.join('\n') !== this.problems.join('\n'))
-        for (const p of rendered.problems) this.log.error({ problem: p }, 'BGP peer left out');
+        for (const p of rendered.problems)
+          this.log.error({ problem: p }, 'BGP configuration not applied as written');
       this.problems = [...rendered.problems];
+      this.notImplemented = [...rendered.notImplemented];
       const result = await bird.apply(rendered.text);
       if (result !== 'unchanged') {
         this.log.info(
@@ -216,6 +259,14 @@ export class BgpManager implements Manager, RouteSource {
         this.ctx.trigger();
       }
       this.sessions = await bird.sessions();
+      // A password file changed (written, fixed, removed): render again.
+      const seen = this.secretsSeen;
+      if (
+        seen.refs.length > 0 &&
+        secretsKey(readSecrets(this.opts.secretsDir, seen.refs)) !== seen.key &&
+        this.ctx.programmed()
+      )
+        this.ctx.trigger();
       if (bird.pid() === undefined && this.ctx.programmed()) {
         if (!this.birdGoneLogged)
           this.log.warn({ config: bird.paths.conf }, 'BIRD is not running: starting it again');
@@ -259,6 +310,7 @@ export class BgpManager implements Manager, RouteSource {
       learned: this.learned,
       error: this.error,
       problems: this.problems,
+      notImplemented: this.notImplemented,
     };
     return { bgp };
   }

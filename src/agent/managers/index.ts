@@ -81,6 +81,7 @@ export function chooseManagers(
           asNumber: config.asNumber,
           holdTimeSeconds: config.bgpHoldTimeSeconds,
           runDir: config.bgpRunDir,
+          secretsDir: config.bgpSecretsDir,
         })
       : undefined;
   const source: RouteSource = bgp ?? storeRoutes;

@@ -31,14 +31,21 @@ import { VXLAN_DEVICE, VXLAN_MTU, type VxlanPeer } from '../vxlan.js';
 
 /** How the wanted routes become kernel routes (BPF: plain; iptables: VxlanEncap). */
 export interface KernelRouteShape {
-  routes(wanted: readonly DesiredRoute[], dev: string, ip: string): Promise<KernelRoute[]>;
+  /** `ipipMtu`: the MTU of IPIP routes (FelixConfiguration ipipMTU; default IPIP_ROUTE_MTU). */
+  routes(
+    wanted: readonly DesiredRoute[],
+    dev: string,
+    ip: string,
+    ipipMtu?: number,
+  ): Promise<KernelRoute[]>;
   /** A refused encapsulation, for /status (undefined: none). */
   readonly refused?: string | undefined;
 }
 
 /** BPF mode: the routes out of the uplink (IPIP is the BPF programs' job). */
 export const plainKernelRoutes: KernelRouteShape = {
-  routes: (wanted, dev, ip) => Promise.resolve(desiredKernelRoutes(wanted, dev, undefined, ip)),
+  routes: (wanted, dev, ip, ipipMtu) =>
+    Promise.resolve(desiredKernelRoutes(wanted, dev, ipipMtu, ip)),
 };
 
 /** vxlan.tortie, its FDB entries and neighbours (./../vxlan.ts's VxlanDevice). */
@@ -149,7 +156,7 @@ export class KernelRoutesManager implements Manager {
       if (wanted.length === 0) return {};
       throw new Error(`no interface holds the node address ${ip}: no kernel routes`);
     }
-    const desired = await this.opts.shape.routes(wanted, dev, ip);
+    const desired = await this.opts.shape.routes(wanted, dev, ip, pass.snapshot.settings?.ipipMtu);
     const present = await netns.listKernelRoutes(TORTIE_ROUTE_PROTO);
     const lines = diffKernelRoutes(present, desired);
     if (lines.length === 0) return {};

@@ -38,12 +38,19 @@ export class NatOutgoingManager implements Manager {
   }
 
   async reconcile(pass: Pass): Promise<ManagerResult> {
+    const settings = pass.snapshot.settings;
     const rules = natRules(
       pass.snapshot.model.list('IPPool').map((p) => ({
         name: p.metadata.name,
         cidr: p.spec.cidr,
         natOutgoing: p.spec.natOutgoing,
       })),
+      {
+        ...(settings?.natOutgoingAddress === undefined
+          ? {}
+          : { toAddress: settings.natOutgoingAddress }),
+        ...(settings?.natPortRange === undefined ? {} : { portRange: settings.natPortRange }),
+      },
     );
     const key = rules.join('\n');
     const last = this.synced;

@@ -20,6 +20,7 @@ import type { NetworkConfig } from '../config.js';
 import type { AttachmentEnv } from '../env.js';
 import { CniCode, CniError } from '../errors.js';
 import { backendError } from '../failures.js';
+import { serviceAccountProfileName } from '../../policy/service-accounts.js';
 import { workloadIdentity, type WorkloadIdentity } from '../identity.js';
 import { selectPools } from '../pools.js';
 import { guardPod, unguardPod } from '../guard.js';
@@ -217,8 +218,14 @@ function endpointRecord(
       interfaceName: net.hostIfName,
       mac: net.mac,
       ipNetworks: [`${net.ip}/32`],
-      profiles: [`kns.${who.namespace}`],
+      // As Calico's CNI plugin: the namespace's profile, then the service account's, whose
+      // labelsToApply carry the account's labels (src/policy/service-accounts.ts).
+      profiles:
+        who.serviceAccount === undefined
+          ? [`kns.${who.namespace}`]
+          : [`kns.${who.namespace}`, serviceAccountProfileName(who.namespace, who.serviceAccount)],
       ports: [],
+      ...(who.serviceAccount === undefined ? {} : { serviceAccountName: who.serviceAccount }),
     },
   };
 }

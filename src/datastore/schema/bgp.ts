@@ -26,34 +26,42 @@ export const BGP_LOG_SEVERITIES = ['Debug', 'Info', 'Warning', 'Error', 'Fatal']
 
 const serviceCidrs = z.array(z.object({ cidr: networkCidr }).strict());
 
-/** A Kubernetes SecretKeySelector: where a BGP password is kept (docs/calico-compat.md). */
+/**
+ * A Kubernetes SecretKeySelector: where a BGP password is kept. Without Kubernetes the
+ * agent reads it from a file, `<bgpSecretsDir>/<name>/<key>` (docs/bgp.md, "Passwords").
+ */
 const secretKeyRef = z
-  .object({ name: z.string().min(1), key: z.string().min(1), optional: z.boolean().optional() })
+  .object({
+    name: dnsSubdomain,
+    key: z
+      .string()
+      .regex(/^[-._a-zA-Z0-9]+$/, 'a Secret key has letters, digits, "-", "_" and "."')
+      .refine((k) => k !== '.' && k !== '..', 'a Secret key cannot be "." or ".."'),
+    optional: z.boolean().optional(),
+  })
   .strict();
 
-/**
- * Calico's password form. Refused for now: tortie has no Kubernetes Secrets to look the
- * key up in, and a session silently left without its MD5 key would never come up.
- */
-const bgpPassword = z
-  .object({ secretKeyRef: secretKeyRef.optional() })
-  .strict()
-  .superRefine((p, ctx) => {
-    if (p.secretKeyRef !== undefined)
-      fail(
-        ctx,
-        'secretKeyRef is not yet supported (tortie has no Kubernetes Secrets); give the key itself as the password string',
-        ['secretKeyRef'],
-      );
-  });
+export type SecretKeyRef = z.output<typeof secretKeyRef>;
+
+/** Calico's password form: `{ secretKeyRef: { name, key } }`. */
+const bgpPassword = z.object({ secretKeyRef }).strict();
+
+/** A BGP password: the key itself (tortie's own spelling) or Calico's secretKeyRef. */
+export type BgpPassword = string | { readonly secretKeyRef: SecretKeyRef };
+
+/** Whether `text` is a standard (aa:nn) or large (aa:nn:mm) BGP community. */
+export function isCommunity(text: string): boolean {
+  const parts = text.split(':');
+  return (
+    (parts.length === 2 || parts.length === 3) &&
+    parts.every((p) => /^\d+$/.test(p) && Number(p) <= (parts.length === 2 ? 65535 : 4294967295))
+  );
+}
 
 /** A standard (aa:nn) or large (aa:nn:mm) BGP community. */
 const communityValue = z.string().superRefine((text, ctx) => {
-  const parts = text.split(':');
-  const ok =
-    (parts.length === 2 || parts.length === 3) &&
-    parts.every((p) => /^\d+$/.test(p) && Number(p) <= (parts.length === 2 ? 65535 : 4294967295));
-  if (!ok) fail(ctx, `${JSON.stringify(text)} is not a BGP community (aa:nn or aa:nn:mm)`);
+  if (!isCommunity(text))
+    fail(ctx, `${JSON.stringify(text)} is not a BGP community (aa:nn or aa:nn:mm)`);
 });
 
 const bgpConfigurationFields = z
@@ -80,7 +88,19 @@ const bgpConfigurationFields = z
     localWorkloadPeeringIPV4: ipv4Address.optional(),
     localWorkloadPeeringIPV6: ipv6Only,
   })
-  .strict();
+  .strict()
+  .superRefine((spec, ctx) => {
+    // As Calico: an advertisement's community is a value or the name of one in `communities`.
+    const names = new Set((spec.communities ?? []).map((c) => c.name));
+    for (const [i, adv] of (spec.prefixAdvertisements ?? []).entries())
+      for (const [j, c] of (adv.communities ?? []).entries())
+        if (!names.has(c) && !isCommunity(c))
+          fail(
+            ctx,
+            `${JSON.stringify(c)} is neither a BGP community (aa:nn or aa:nn:mm) nor a name in communities`,
+            ['prefixAdvertisements', i, 'communities', j],
+          );
+  });
 
 const CLUSTER_WIDE = [
   'asNumber',
@@ -140,7 +160,7 @@ export const bgpPeerSpec = z
     // tortie's own spelling: the key itself. Calico's: {secretKeyRef} (docs/calico-compat.md).
     password: z
       .unknown()
-      .transform((p, ctx): string | undefined => {
+      .transform((p, ctx): BgpPassword | undefined => {
         if (p === undefined) return undefined;
         if (typeof p === 'string') {
           if (p.length === 0 || p.length > 80)
@@ -148,9 +168,11 @@ export const bgpPeerSpec = z
           return p;
         }
         const calico = bgpPassword.safeParse(p, { errorMap });
-        if (!calico.success)
+        if (!calico.success) {
           for (const issue of calico.error.issues) ctx.addIssue({ ...issue, path: issue.path });
-        return undefined;
+          return undefined;
+        }
+        return calico.data;
       })
       .optional(),
     // Calico: "UseNodeIP" (the default) or "None"; tortie's own spelling: an address.
@@ -204,7 +226,13 @@ const bgpFilterRuleV4 = z
       .optional(),
     matchOperator: z.enum(['Equal', 'NotEqual', 'In', 'NotIn']).optional(),
     source: z.enum(['RemotePeers']).optional(),
-    interface: z.string().optional(),
+    interface: z
+      .string()
+      .regex(
+        /^[a-zA-Z0-9_.*-]{1,15}$/,
+        'an interface name or pattern (letters, digits, "_.-*", at most 15)',
+      )
+      .optional(),
     peerType: z.enum(['eBGP', 'iBGP']).optional(),
     communities: z
       .object({ values: z.array(communityValue) })

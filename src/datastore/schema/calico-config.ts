@@ -13,7 +13,11 @@ import { didYouMean } from '../../util/nearest.js';
 
 /**
  * The field names of Calico's FelixConfigurationSpec (api/pkg/apis/projectcalico/v3/
- * felixconfig.go in projectcalico/calico at 87c15906f20c), as data.
+ * felixconfig.go in projectcalico/calico at 87c15906f20c), as data, plus the three that
+ * v3.28 (projectcalico/api v3.28.4) still has and later releases dropped
+ * (`bpfKubeProxyEndpointSlicesEnabled`, `iptablesLockFilePath`, `iptablesLockTimeout`):
+ * a v3.28 cluster's export must go in. What the agent does with each:
+ * src/agent/felix-config.ts.
  */
 export const FELIX_FIELDS: readonly string[] = [
   'allowIPIPPacketsFromWorkloads',
@@ -42,6 +46,7 @@ export const FELIX_FIELDS: readonly string[] = [
   'bpfIPFragTimeout',
   'bpfIPFragmentReassemblyEnabled',
   'bpfJITHardening',
+  'bpfKubeProxyEndpointSlicesEnabled',
   'bpfKubeProxyHealthzPort',
   'bpfKubeProxyIptablesCleanupEnabled',
   'bpfKubeProxyMinSyncPeriod',
@@ -113,7 +118,9 @@ export const FELIX_FIELDS: readonly string[] = [
   'iptablesBackend',
   'iptablesFilterAllowAction',
   'iptablesFilterDenyAction',
+  'iptablesLockFilePath',
   'iptablesLockProbeInterval',
+  'iptablesLockTimeout',
   'iptablesMangleAllowAction',
   'iptablesMarkMask',
   'iptablesNATOutgoingInterfaceFilter',
@@ -208,11 +215,28 @@ export const FELIX_FIELDS: readonly string[] = [
 
 const felixFields = new Set(FELIX_FIELDS);
 
-export const felixConfigurationSpec = z.record(z.string(), z.unknown()).superRefine((spec, ctx) => {
-  for (const key of Object.keys(spec)) {
-    if (!felixFields.has(key)) fail(ctx, `unknown field${didYouMean(key, FELIX_FIELDS)}`, [key]);
-  }
-});
+const byLowerCase = new Map(FELIX_FIELDS.map((f) => [f.toLowerCase(), f]));
+
+/**
+ * Field names are matched in any case, as calicoctl's decoder does (`LogSeverityScreen`),
+ * and stored in Calico's spelling; a name that is no field in any case is refused.
+ */
+export const felixConfigurationSpec = z
+  .record(z.string(), z.unknown())
+  .superRefine((spec, ctx) => {
+    for (const key of Object.keys(spec)) {
+      if (!felixFields.has(key) && !byLowerCase.has(key.toLowerCase()))
+        fail(ctx, `unknown field${didYouMean(key, FELIX_FIELDS)}`, [key]);
+    }
+  })
+  .transform((spec) =>
+    Object.fromEntries(
+      Object.entries(spec).map(([k, v]) => [
+        felixFields.has(k) ? k : (byLowerCase.get(k.toLowerCase()) ?? k),
+        v,
+      ]),
+    ),
+  );
 
 export type FelixConfigurationSpec = Record<string, unknown>;
 

@@ -7,9 +7,11 @@ import { fail } from '../../policy/fields.js';
 import {
   dnsSubdomain,
   endpointPorts,
+  workloadEndpointPorts,
   hostNetwork,
   interfaceName,
   ipv4Address,
+  ipv6Only,
   mac,
   profileNames,
   uniqueNames,
@@ -42,10 +44,12 @@ export const workloadEndpointSpec = z
     mac: omitEmpty(mac),
     ipNetworks: uniqueNames(hostNetwork, 'address').default([]),
     profiles: profileNames.default([]),
-    ports: endpointPorts.default([]),
+    ports: workloadEndpointPorts.default([]),
     // Written by Calico's CNI plugin and kube-controllers; stored (docs/calico-compat.md).
     pod: omitEmpty(z.string()),
     serviceAccountName: omitEmpty(z.string()),
+    ipv4Gateway: omitEmpty(ipv4Address),
+    ipv6Gateway: ipv6Only,
     ipNATs: z
       .array(z.object({ internalIP: ipv4Address, externalIP: ipv4Address }).strict())
       .optional(),

@@ -138,36 +138,67 @@ export function uniqueNames<T extends z.ZodTypeAny>(item: T, what = 'entry') {
 
 export const profileNames = uniqueNames(dnsSubdomain, 'profile');
 
-/** A named port of an endpoint: Calico's {name, protocol, port}. */
-export const endpointPort = z
-  .object({
-    name: z.string().superRefine((n, ctx) => {
-      const problem = portNameProblem(n);
-      if (problem !== undefined) fail(ctx, problem);
-    }),
-    protocol: z
-      .string()
-      .transform((p, ctx) => {
-        const up = p.toUpperCase();
-        return up === 'TCP' || up === 'UDP' || up === 'SCTP'
-          ? (up as 'TCP' | 'UDP' | 'SCTP')
-          : fail(ctx, `${JSON.stringify(p)} is not one of TCP, UDP, SCTP`);
-      })
-      .default('TCP'),
-    port,
-    // Kubernetes hostPort mapping, as Calico's CNI plugin writes it; stored.
-    hostPort: intIn(0, 65535).optional(),
-    hostIP: z.string().optional(),
+const portProtocol = z
+  .string()
+  .transform((p, ctx) => {
+    const up = p.toUpperCase();
+    return up === 'TCP' || up === 'UDP' || up === 'SCTP'
+      ? (up as 'TCP' | 'UDP' | 'SCTP')
+      : fail(ctx, `${JSON.stringify(p)} is not one of TCP, UDP, SCTP`);
   })
-  .strict();
+  .default('TCP');
 
-export const endpointPorts = z.array(endpointPort).superRefine((ports, ctx) => {
-  ports.forEach((p, i) => {
-    if (ports.findIndex((q) => q.name === p.name) !== i) {
-      fail(ctx, `port name ${JSON.stringify(p.name)} is used twice`, [i, 'name']);
-    }
+function portName(unnamed: boolean) {
+  const name = z.string().superRefine((n, ctx) => {
+    const problem = unnamed && n === '' ? undefined : portNameProblem(n);
+    if (problem !== undefined) fail(ctx, problem);
   });
-});
+  return unnamed ? name.default('') : name;
+}
+
+function portList<T extends z.ZodTypeAny>(item: T) {
+  return z.array(item).superRefine((ports, ctx) => {
+    ports.forEach((p: { name: string }, i) => {
+      if (p.name !== '' && ports.findIndex((q: { name: string }) => q.name === p.name) !== i) {
+        fail(ctx, `port name ${JSON.stringify(p.name)} is used twice`, [i, 'name']);
+      }
+    });
+  });
+}
+
+/** A named port of a host endpoint: Calico's {name, protocol, port}. */
+export const endpointPorts = portList(
+  z.object({ name: portName(false), protocol: portProtocol, port }).strict(),
+);
+
+/**
+ * A port of a workload endpoint: Calico's {name, protocol, port, hostPort, hostIP}. The
+ * name may be empty (Calico's CNI plugin writes unnamed ports for host-port mappings):
+ * such a port is no named port.
+ */
+export const workloadEndpointPorts = portList(
+  z
+    .object({
+      name: portName(true),
+      protocol: portProtocol,
+      port,
+      // Kubernetes hostPort mapping, as Calico's CNI plugin writes it; stored.
+      hostPort: intIn(0, 65535).optional(),
+      hostIP: z
+        .string()
+        .superRefine((ip, ctx) => {
+          if (ip !== '' && !isIPv4(ip))
+            fail(
+              ctx,
+              ip.includes(':')
+                ? `${JSON.stringify(ip)} is IPv6: ${DUAL_STACK}`
+                : `${JSON.stringify(ip)} is not an IPv4 address (expected a.b.c.d)`,
+            );
+        })
+        .optional(),
+    })
+    .strict(),
+);
 
 /** Annotations: qualified keys as labels have, any string values. */
 export const annotations = z.record(z.string(), z.string()).superRefine((record, ctx) => {

@@ -10,6 +10,8 @@
  */
 import { z } from 'zod';
 import {
+  CALICO,
+  CALICO_POLICY_SPECS,
   parseResource,
   ResourceError,
   stagedGlobalNetworkPolicySpec,
@@ -35,6 +37,7 @@ import {
   kubeControllersConfigurationSpec,
 } from './calico-config.js';
 import { hostEndpointSpec, workloadEndpointSpec } from './endpoints.js';
+import { canonicalFieldNames, type FieldRewrite } from './field-case.js';
 import { defaultOrNodeName, dnsSubdomain } from './fields.js';
 import { ipamConfigurationName, ipamConfigurationSpec, ipReservationSpec } from './ipam.js';
 import { parseWith, type Refusal } from './issues.js';
@@ -49,6 +52,11 @@ export interface ValidObject {
   readonly metadata: InputMetadata;
   /** What the store keeps as `spec`: defaults filled in for infrastructure kinds, as given for policy kinds. */
   readonly spec: Record<string, unknown>;
+  /**
+   * What the user should know although the object is accepted: field names read in
+   * another case (as calicoctl reads them), fields stored but not enforced yet.
+   */
+  readonly warnings: readonly string[];
 }
 
 export type Validation =
@@ -240,16 +248,73 @@ function validateSchemaKind(
     problems.push(...spec.refusals.map((r) => ({ ...r, path: prefixed('spec', r.path) })));
   if (problems.length > 0 || !meta.ok || !spec.ok) return problems;
   const kept = kind.asGiven ? (obj.spec ?? {}) : spec.value;
-  return { info, metadata: meta.value, spec: kept as Record<string, unknown> };
+  return { info, metadata: meta.value, spec: kept as Record<string, unknown>, warnings: [] };
+}
+
+/** Whether calicoctl reads this kind (so field names are matched in any case, as its decoder does). */
+function readByCalicoctl(info: KindInfo): boolean {
+  return info.apiVersions.includes(CALICO);
+}
+
+const ENVELOPE = z.object(Object.fromEntries(ENVELOPE_KEYS.map((k) => [k, z.unknown()])));
+
+/** The schema whose field names an object's names are matched against, in any case. */
+function caseSchema(info: KindInfo, obj: Record<string, unknown>): z.ZodTypeAny {
+  const kind = SCHEMAS[info.name];
+  const name =
+    isRecord(obj.metadata) && typeof obj.metadata.name === 'string' ? obj.metadata.name : '';
+  return ENVELOPE.extend({
+    metadata: metadataSchema(info, kind?.name ?? z.string()),
+    spec: kind !== undefined ? kind.spec(name) : (CALICO_POLICY_SPECS[info.kind] ?? z.unknown()),
+  });
+}
+
+/**
+ * The object with its field names in their canonical case, when calicoctl would read it
+ * so (Go's JSON decoder ignores case); `rewrites` says what was renamed.
+ */
+function canonicalCase(obj: unknown, rewrites: FieldRewrite[]): unknown {
+  if (!isRecord(obj)) return obj;
+  const envelope: FieldRewrite[] = [];
+  const folded = canonicalFieldNames(obj, ENVELOPE, [], envelope) as Record<string, unknown>;
+  const info =
+    typeof folded.apiVersion === 'string' && typeof folded.kind === 'string'
+      ? kindOfObject(folded.apiVersion, folded.kind)
+      : undefined;
+  if (info === undefined || !readByCalicoctl(info)) return obj;
+  const inner: FieldRewrite[] = [];
+  const out = canonicalFieldNames(folded, caseSchema(info, folded), [], inner);
+  rewrites.push(...envelope, ...inner);
+  return out;
+}
+
+/** Calico's untracked and pre-DNAT policies: stored, but they only ever apply to host endpoints. */
+function hostPolicyWarnings(info: KindInfo, spec: Record<string, unknown>): string[] {
+  if (info.name !== 'GlobalNetworkPolicy') return [];
+  return (['doNotTrack', 'preDNAT'] as const)
+    .filter((f) => spec[f] === true)
+    .map(
+      (f) =>
+        `spec.${f}: stored; host endpoints are not enforced yet (a ${f} policy applies to host endpoints only, never to pods)`,
+    );
 }
 
 /** Validates one object; `index` (its place in a multi-object call) goes into the details. */
-export function validateObject(obj: unknown, index?: number): Validation {
+export function validateObject(input: unknown, index?: number): Validation {
+  const rewrites: FieldRewrite[] = [];
+  const obj = canonicalCase(input, rewrites);
   const identified = identify(obj, index);
   if ('refused' in identified) return refused([identified.refused]);
   const { info } = identified;
   const record = obj as Record<string, unknown>;
   const who = label(info, record);
+  const warnings = (spec: Record<string, unknown>): string[] => [
+    ...rewrites.map(
+      (r) =>
+        `${who}: ${r.path}: read as ${r.to} (calicoctl's decoder ignores the case of field names; stored as ${r.to})`,
+    ),
+    ...hostPolicyWarnings(info, spec).map((w) => `${who}: ${w}`),
+  ];
   // The envelope and the policy parser may both see one unknown top-level field: once each.
   const toDetails = (problems: Refusal[]): ErrorDetail[] => {
     const byId = new Map(problems.map((p) => [`${p.path}\u0000${p.reason}`, p]));
@@ -258,10 +323,20 @@ export function validateObject(obj: unknown, index?: number): Validation {
   const schema = SCHEMAS[info.name];
   if (schema !== undefined) {
     const result = validateSchemaKind(info, schema, record);
-    return Array.isArray(result) ? refused(toDetails(result)) : { ok: true, object: result };
+    return Array.isArray(result)
+      ? refused(toDetails(result))
+      : { ok: true, object: { ...result, warnings: warnings(result.spec) } };
   }
   const result = validatePolicyKind(info, record);
   if (Array.isArray(result)) return refused(toDetails(result));
   const spec = isRecord(record.spec) ? record.spec : {};
-  return { ok: true, object: { info, metadata: result, spec } };
+  return { ok: true, object: { info, metadata: result, spec, warnings: warnings(spec) } };
+}
+
+/** The warnings of every object that validates (see ValidObject.warnings). */
+export function validationWarnings(objects: readonly unknown[]): string[] {
+  return objects.flatMap((o, i) => {
+    const v = validateObject(o, objects.length > 1 ? i : undefined);
+    return v.ok ? v.object.warnings : [];
+  });
 }

@@ -57,7 +57,8 @@ export function metadataSchema(
     annotations: annotations.optional(),
     uid: z.string().min(1).optional(),
     resourceVersion: resourceVersion.optional(),
-    creationTimestamp: z.string().optional(),
+    // calicoctl prints `null` for objects it has built in (projectcalico-default-allow).
+    creationTimestamp: z.string().nullable().optional(),
     ...K8S_ONLY,
   };
   return z

@@ -46,6 +46,8 @@ export interface LabAgentSettings {
   readonly bgpRunDir?: string;
   /** `--bgp-hold-time` in seconds. */
   readonly bgpHoldTimeSeconds?: number;
+  /** `--bgp-secrets-dir`: the lab's BGP passwords (`<bgpRunDir>/secrets`). */
+  readonly bgpSecretsDir?: string;
   /** `--dataplane` (absent: the agent's default, bpf). */
   readonly dataplane?: 'bpf' | 'iptables';
   /** `--default-endpoint-to-host-action` (absent: the agent's default, Drop). */
@@ -64,6 +66,11 @@ export interface LabAgentContext {
   readonly bgpHoldTimeSeconds: number;
   readonly dataplane: 'bpf' | 'iptables';
   readonly endpointToHostAction: 'Drop' | 'Accept' | 'Return' | undefined;
+}
+
+/** Where a lab's agents read BGP passwords (secretKeyRef): beside its BIRD files. */
+export function labBgpSecretsDir(bgpRunDir: string): string {
+  return `${bgpRunDir}/secrets`;
 }
 
 /** The one builder: the settings of node `node`'s agent in the lab `lab`. */
@@ -98,6 +105,7 @@ export function labAgentSettings(
           routing: 'bgp' as const,
           bgpRunDir: lab.bgpRunDir,
           bgpHoldTimeSeconds: lab.bgpHoldTimeSeconds,
+          bgpSecretsDir: labBgpSecretsDir(lab.bgpRunDir),
         }
       : {}),
   };
@@ -128,6 +136,7 @@ export function inlineAgentConfig(s: LabAgentSettings): ReturnType<typeof agentC
     ...(s.routing === undefined ? {} : { routing: s.routing }),
     ...(s.bgpRunDir === undefined ? {} : { bgpRunDir: s.bgpRunDir }),
     ...(s.bgpHoldTimeSeconds === undefined ? {} : { bgpHoldTimeSeconds: s.bgpHoldTimeSeconds }),
+    ...(s.bgpSecretsDir === undefined ? {} : { bgpSecretsDir: s.bgpSecretsDir }),
   });
 }
 
@@ -152,8 +161,8 @@ export function nodeRunArgs(s: LabAgentSettings): string[] {
     String(s.reportIntervalSeconds),
     '--debounce-ms',
     String(s.debounceMs),
-    '--log-level',
-    s.logLevel ?? 'info',
+    // No --log-level unless asked: as inline agents, FelixConfiguration may set it.
+    ...(s.logLevel === undefined ? [] : ['--log-level', s.logLevel]),
     '--etcd-endpoints',
     s.etcdEndpoints.join(','),
     '--etcd-prefix',
@@ -180,6 +189,7 @@ export function nodeRunArgs(s: LabAgentSettings): string[] {
     ...(s.bgpHoldTimeSeconds === undefined
       ? []
       : ['--bgp-hold-time', String(s.bgpHoldTimeSeconds)]),
+    ...(s.bgpSecretsDir === undefined ? [] : ['--bgp-secrets-dir', s.bgpSecretsDir]),
     ...(s.labels === undefined || Object.keys(s.labels).length === 0
       ? []
       : [
