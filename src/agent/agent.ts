@@ -35,7 +35,7 @@ import {
 import { NodeDataplane } from '../dataplane/node-dataplane.js';
 import { IptablesDataplane } from '../iptables/index.js';
 import { IpamKeys } from '../ipam/keys.js';
-import { affinityNode, ordinalAddress, parseBlock } from '../ipam/records.js';
+import { affinityNode, allocationNode, ordinalAddress, parseBlock } from '../ipam/records.js';
 import type { DataplaneConfig } from '../loader/index.js';
 import type { AgentConfig, LogLevel } from './config.js';
 import type { ConntrackSummary } from './conntrack.js';
@@ -826,7 +826,7 @@ export class Agent {
           affinity: affinityNode(b),
           allocations: b.allocations.map((a) => ({
             ip: ordinalAddress(cidr, a.ordinal),
-            node: a.node,
+            node: allocationNode(b, a) ?? '',
           })),
         });
       } catch (e) {

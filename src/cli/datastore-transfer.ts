@@ -7,15 +7,16 @@
  *   datastore import -f FILE|DIR|-    the same stream back; run it twice, nothing changes
  *
  * Exported resources carry no resourceVersion or uid (the importing store makes its own).
+ * IPAM records are Calico's (`<prefix>/ipam/v2/…`), keys relative to `<prefix>/ipam/v2/`
+ * (src/ipam/transfer.ts; an older export's v1 records are converted on import).
  * Import checks everything before it writes anything: every object valid, every IPAM
- * record either absent from the store or equal to the one given (a record that differs
- * refuses the import: IPAM state is never overwritten, only filled in). Then resources
+ * record valid and either absent from the store or equal to the one given (a record that
+ * differs refuses the import: IPAM state is never overwritten, only filled in). Then resources
  * are applied (one transaction per 100 objects: etcd's --max-txn-ops allows 128
  * operations) and missing IPAM records created, each guarded by "still absent".
  * IPAM records are written only into a store whose agents do not run yet: that is what
  * a migration or restore is.
  */
-import { isDeepStrictEqual } from 'node:util';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
@@ -28,6 +29,12 @@ import {
 import type { ManifestObject } from '../datastore/manifest.js';
 import { guardedWrite, modEquals, putOp, readSnapshot } from '../datastore/txn.js';
 import { IpamKeys } from '../ipam/keys.js';
+import {
+  canonicalRecord,
+  exportRecord,
+  importRecords,
+  type TransferRecord,
+} from '../ipam/transfer.js';
 import { registerMigrateCommand } from './datastore-migrate.js';
 import { validateAll } from './dry-run.js';
 import {
@@ -47,11 +54,8 @@ const APPLY_CHUNK = 100;
 /** IPAM records per transaction (a compare and a put each). */
 const IPAM_CHUNK = 60;
 
-interface IpamRecord {
-  /** The key below `<prefix>/ipam/v1/`, e.g. `blocks/10.65.0.0-26`. */
-  readonly key: string;
-  readonly value: unknown;
-}
+/** A record of the IPAMRecords document: the key below `<prefix>/ipam/v2/`, the value. */
+type IpamRecord = TransferRecord;
 
 function exportable(r: StoredResource): Record<string, unknown> {
   const metadata: Record<string, unknown> = { ...r.metadata };
@@ -64,7 +68,8 @@ function exportable(r: StoredResource): Record<string, unknown> {
 export async function exportStore(ds: Datastore): Promise<unknown[]> {
   const docs: unknown[] = [];
   for (const kind of KIND_NAMES) docs.push(...(await ds.list(kind)).map(exportable));
-  const root = new IpamKeys(ds.prefix).root;
+  const keys = new IpamKeys(ds.prefix);
+  const root = keys.root;
   const snap = await readSnapshot(
     ds.etcd,
     { prefixes: [root] },
@@ -72,16 +77,9 @@ export async function exportStore(ds: Datastore): Promise<unknown[]> {
       deadline: Date.now() + ds.timeoutMs,
     },
   );
-  const records: IpamRecord[] = (snap.prefixes.get(root) ?? []).map((kv) => {
-    const text = kv.value.toString();
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      value = text;
-    }
-    return { key: kv.key.toString().slice(root.length), value };
-  });
+  const records: IpamRecord[] = (snap.prefixes.get(root) ?? []).map((kv) =>
+    exportRecord(keys, kv.key.toString(), kv.value.toString()),
+  );
   docs.push({
     apiVersion: IPAM_API_VERSION,
     kind: IPAM_RECORDS_KIND,
@@ -113,13 +111,13 @@ function ipamRecordsOf(m: ManifestObject): IpamRecord[] {
       typeof r !== 'object' ||
       r === null ||
       typeof rec.key !== 'string' ||
-      !/^(blocks|handles|affinity)\/[^\s]+$/.test(rec.key) ||
+      !/^(assignment|handle|host|config|blocks|handles|affinity)(\/[^\s]+)?$/.test(rec.key) ||
       rec.key.split('/').some((s) => s === '' || s === '.' || s === '..') ||
       rec.value === undefined
     )
       throw new DatastoreError(
         'invalid',
-        `${m.source}: ${IPAM_RECORDS_KIND}: records[${i}]: give key (blocks/…, handles/… or affinity/…) and value`,
+        `${m.source}: ${IPAM_RECORDS_KIND}: records[${i}]: give key (assignment/ipv4/block/…, handle/…, host/…/ipv4/block/… or config) and value`,
       );
     return { key: rec.key, value: rec.value };
   });
@@ -145,30 +143,33 @@ export async function importStore(
   } catch (e) {
     throw explain(e, resources, 'import');
   }
-  const root = new IpamKeys(ds.prefix).root;
+  const keys = new IpamKeys(ds.prefix);
+  const root = keys.root;
+  let given: { key: string; text: string }[];
+  try {
+    given = importRecords(ds.prefix, records);
+  } catch (e) {
+    throw new DatastoreError(
+      'invalid',
+      `import refused, nothing was written: ${IPAM_RECORDS_KIND}: ${(e as Error).message}`,
+    );
+  }
   const call = () => ({ deadline: Date.now() + ds.timeoutMs });
   const snap = await readSnapshot(ds.etcd, { prefixes: [root] }, call());
   const stored = new Map(
     (snap.prefixes.get(root) ?? []).map((kv) => [kv.key.toString(), kv.value.toString()]),
   );
-  const missing: IpamRecord[] = [];
+  const missing: { key: string; text: string }[] = [];
   const differ: string[] = [];
   const seen = new Set<string>();
-  for (const r of records) {
-    if (seen.has(r.key)) differ.push(`${r.key}: given twice`);
+  for (const r of given) {
+    const shown = r.key.slice(root.length);
+    if (seen.has(r.key)) differ.push(`${shown}: given twice`);
     seen.add(r.key);
-    const have = stored.get(root + r.key);
+    const have = stored.get(r.key);
     if (have === undefined) missing.push(r);
-    else {
-      let parsed: unknown = have;
-      try {
-        parsed = JSON.parse(have);
-      } catch {
-        /* compared as text */
-      }
-      if (!isDeepStrictEqual(parsed, r.value))
-        differ.push(`${r.key}: the store holds another value`);
-    }
+    else if (!sameRecord(keys, r.key, have, r.text))
+      differ.push(`${shown}: the store holds another value`);
   }
   if (differ.length > 0)
     throw new DatastoreError(
@@ -197,8 +198,8 @@ export async function importStore(
     const chunk = missing.slice(i, i + IPAM_CHUNK);
     const res = await guardedWrite(
       ds.etcd,
-      chunk.map((r) => modEquals(root + r.key, '0')),
-      chunk.map((r) => putOp(root + r.key, JSON.stringify(r.value))),
+      chunk.map((r) => modEquals(r.key, '0')),
+      chunk.map((r) => putOp(r.key, r.text)),
       call(),
     );
     if (!res.succeeded)
@@ -214,6 +215,15 @@ export async function importStore(
     ipamWritten: missing.length,
     ipamUnchanged: records.length - missing.length,
   };
+}
+
+/** The stored record and the given one encode the same (a record that does not parse: as text). */
+function sameRecord(keys: IpamKeys, key: string, stored: string, text: string): boolean {
+  try {
+    return canonicalRecord(keys, key, stored) === text;
+  } catch {
+    return stored === text;
+  }
 }
 
 export function registerDatastoreCommands(program: Command, io: CliIo): void {

@@ -41,7 +41,8 @@ async function withIpam<T>(
   }
 }
 
-export function formatAge(ms: number): string {
+export function formatAge(ms: number | null): string {
+  if (ms === null) return 'unknown';
   const s = Math.max(0, Math.floor(ms / 1000));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;

@@ -33,7 +33,7 @@ export interface AssignRequest {
   handle: string;
   node: string;
   pools: PoolSpec[];
-  /** Recorded with the allocation: node, network, containerID, ifname, namespace, workload. */
+  /** Recorded with the allocation: node, network, containerID, ifname, namespace, workload, pod. */
   attrs: Record<string, string>;
 }
 

@@ -82,6 +82,8 @@ class EtcdBackend implements CniBackend {
       blockSize: p.spec.blockSize,
       disabled: p.spec.disabled,
       nodeSelector: p.spec.nodeSelector,
+      allowedUses: [...p.spec.allowedUses],
+      assignmentMode: p.spec.assignmentMode,
     }));
   }
 
@@ -139,8 +141,33 @@ class EtcdBackend implements CniBackend {
     return all.map(toRecord);
   }
 
+  /**
+   * IPReservations and the IPAMConfiguration are read on every assignment (live, as
+   * Calico's IPAM reads them): a reservation applied a moment ago already holds.
+   */
   async autoAssign(request: Parameters<CniBackend['autoAssign']>[0]): Promise<{ ip: string }> {
-    const { ip } = await this.guard(() => this.ipam.autoAssign(request));
+    const [reservations, config] = await this.guard(() =>
+      Promise.all([
+        this.store.list('IPReservation'),
+        this.store.get('IPAMConfiguration', 'default'),
+      ]),
+    );
+    const { ip } = await this.guard(() =>
+      this.ipam.autoAssign({
+        ...request,
+        use: 'Workload',
+        reserved: reservations.flatMap((r) => r.spec.reservedCIDRs),
+        ...(config
+          ? {
+              config: {
+                strictAffinity: config.spec.strictAffinity,
+                autoAllocateBlocks: config.spec.autoAllocateBlocks,
+                maxBlocksPerHost: config.spec.maxBlocksPerHost ?? 0,
+              },
+            }
+          : {}),
+      }),
+    );
     return { ip };
   }
 

@@ -2,9 +2,11 @@
  * Which IP pools a pod on this node may take its address from.
  *
  * Without `ipam.pools` in the network config: every enabled IPv4 pool whose nodeSelector
- * matches the node's labels, ordered by name. With it: exactly the named pools (by name or
- * CIDR), in the given order; naming an unknown, disabled, IPv6 or non-matching pool is an
- * error that says which and why (code 102), never a silent fallback to another pool.
+ * matches the node's labels, whose allowedUses include Workload and whose assignmentMode
+ * is Automatic, ordered by name. With it: exactly the named pools (by name or CIDR), in
+ * the given order, Manual ones included (that is what Manual is for, as in Calico);
+ * naming an unknown, disabled, IPv6, non-matching or non-Workload pool is an error that
+ * says which and why (code 102), never a silent fallback to another pool.
  */
 import { parseSelector } from '../policy/selector.js';
 import { CniCode, CniError } from './errors.js';
@@ -16,6 +18,10 @@ export interface PoolSpec {
   blockSize: number;
   disabled?: boolean;
   nodeSelector?: string;
+  /** Calico's default when absent: Workload and Tunnel. */
+  allowedUses?: string[];
+  /** "Automatic" (the default) or "Manual": used only when named in ipam.pools. */
+  assignmentMode?: string;
 }
 
 export function selectPools(
@@ -33,7 +39,10 @@ export function selectPools(
   const usable: PoolSpec[] = [];
   const reasons: string[] = [];
   for (const pool of [...pools].sort((a, b) => a.name.localeCompare(b.name))) {
-    const problem = unusableBecause(pool, node);
+    const problem =
+      pool.assignmentMode === 'Manual'
+        ? 'is Manual (assignmentMode): used only when named in ipam.pools'
+        : unusableBecause(pool, node);
     if (problem) reasons.push(`${pool.name} (${pool.cidr}) ${problem}`);
     else usable.push(pool);
   }
@@ -83,6 +92,9 @@ function unusableBecause(
 ): string | undefined {
   if (pool.cidr.includes(':')) return 'is IPv6 (tortie pods are IPv4 only)';
   if (pool.disabled) return 'is disabled';
+  const uses = pool.allowedUses ?? ['Workload', 'Tunnel'];
+  if (!uses.includes('Workload'))
+    return `is not for pods (allowedUses: ${uses.join(', ') || 'none'}; pods need Workload)`;
   const selector = pool.nodeSelector?.trim() ?? '';
   if (selector === '') return undefined;
   try {

@@ -5,11 +5,18 @@
  * transaction writing the block and the handle together (and, for a new block, its
  * affinity), so an address is never given twice and a handle always matches its blocks.
  *
+ * What Calico's IPAM honours is honoured here: IPReservations (a reserved address is never
+ * handed out, a wholly reserved block never claimed), the pools' allowedUses, and the
+ * IPAM configuration (config.ts): strictAffinity, autoAllocateBlocks (false: no new
+ * blocks) and maxBlocksPerHost (a node owning that many blocks claims no more; as in
+ * Calico, it then fails rather than borrow).
+ *
  * Claiming differs from Calico's on purpose: Calico writes a pending affinity, then the
  * block, then confirms the affinity, because its Kubernetes datastore has no multi-key
  * transaction. etcd has one, so block, affinity, allocation and handle appear together.
  */
 import { type Cas, type KeyValue, RetryCas } from './cas.js';
+import { type IpamConfig, blockLimit, checkConfig, effectiveConfig } from './config.js';
 import { type IpamContext, transact } from './context.js';
 import { IpamError } from './errors.js';
 import {
@@ -27,6 +34,8 @@ import { checkName } from './keys.js';
 import {
   type Pool,
   type PoolSpec,
+  type PoolUse,
+  allowsUse,
   describePools,
   enabledPools,
   parsePool,
@@ -37,22 +46,38 @@ import {
   type HandleRecord,
   affinityNode,
   allocationAt,
+  encodeAffinity,
+  encodeBlock,
+  encodeHandle,
   freeCount,
   freeOrdinal,
   handleWith,
+  heldIn,
   newBlock,
   ordinalAddress,
   parseBlock,
   parseHandle,
+  parseStoredConfig,
   withAllocation,
 } from './records.js';
+import { type Reservations, parseReservations } from './reservations.js';
 import { unclaimedBlock } from './block-choice.js';
 
 export interface AutoAssignRequest {
   handle: string;
   node: string;
   pools: PoolSpec[];
+  /** Secondary attributes of the allocation; "node" and "timestamp" are set by IPAM. */
   attrs?: Record<string, string>;
+  /** The reservedCIDRs of every IPReservation, read by the caller just now. */
+  reserved?: string[];
+  /** What the address is for: pools whose allowedUses lack it are not used (default Workload). */
+  use?: PoolUse;
+  /**
+   * The IPAMConfiguration "default" spec, when the caller has one; else the stored
+   * `ipam/v2/config` record, else the Ipam options (config.ts).
+   */
+  config?: Partial<IpamConfig>;
 }
 
 export interface AssignIpRequest extends AutoAssignRequest {
@@ -73,6 +98,8 @@ interface Who {
   attrs: Record<string, string>;
 }
 
+const USES: readonly PoolUse[] = ['Workload', 'Tunnel'];
+
 function checkAttrs(attrs: unknown): Record<string, string> {
   if (attrs === undefined) return {};
   if (typeof attrs !== 'object' || attrs === null || Array.isArray(attrs))
@@ -92,6 +119,37 @@ function checkWho(req: AutoAssignRequest): Who {
   };
 }
 
+function checkUse(use: unknown): PoolUse {
+  if (use === undefined) return 'Workload';
+  if (!USES.includes(use as PoolUse))
+    throw new IpamError('invalid', `use ${JSON.stringify(use)} is not one of ${USES.join(', ')}`);
+  return use as PoolUse;
+}
+
+/** What one assignment works with, checked before any etcd call. */
+interface Plan {
+  who: Who;
+  reservations: Reservations;
+  requested: IpamConfig | undefined;
+}
+
+function plan(req: AutoAssignRequest): Plan {
+  return {
+    who: checkWho(req),
+    reservations: parseReservations(req.reserved),
+    requested: req.config === undefined ? undefined : checkConfig(req.config),
+  };
+}
+
+/** The config in force: read with the transaction's first read (the record is compared at commit). */
+function configOf(ctx: IpamContext, p: Plan, stored: KeyValue | undefined): IpamConfig {
+  return effectiveConfig(
+    p.requested,
+    stored ? parseStoredConfig(stored.key, stored.value) : undefined,
+    ctx.defaults,
+  );
+}
+
 /** Stages the allocation of `ordinal` in `block` for `who`, and the handle's new record. */
 function stageAllocation(
   ctx: IpamContext,
@@ -102,8 +160,14 @@ function stageAllocation(
   who: Who,
   handle: HandleRecord | undefined,
 ): string {
-  tx.put(ctx.keys.block(cidr), withAllocation(block, cidr, ordinal, { ...who, at: ctx.now() }));
-  tx.put(ctx.keys.handle(who.handle), handleWith(handle, who.handle, formatCidr(cidr), ordinal));
+  tx.put(
+    ctx.keys.block(cidr),
+    encodeBlock(withAllocation(block, ordinal, { ...who, at: ctx.now() }), cidr),
+  );
+  tx.put(
+    ctx.keys.handle(who.handle),
+    encodeHandle(handleWith(handle, who.handle, formatCidr(cidr))),
+  );
   return ordinalAddress(cidr, ordinal);
 }
 
@@ -119,22 +183,8 @@ function stageNewBlock(
   // Creating the block key is the claim: only one claimant can find it absent. A stale
   // affinity record of this node for the same CIDR is simply overwritten.
   tx.expect(ctx.keys.block(cidr), '0');
-  tx.put(ctx.keys.affinity(who.node, cidr), {
-    node: who.node,
-    cidr: formatCidr(cidr),
-    claimedAt: ctx.now().toISOString(),
-  });
-  return stageAllocation(ctx, tx, cidr, newBlock(cidr, who.node), ordinal, who, handle);
-}
-
-async function readHandle(
-  ctx: IpamContext,
-  tx: Cas,
-  handle: string,
-): Promise<HandleRecord | undefined> {
-  const key = ctx.keys.handle(handle);
-  const [kv] = await tx.get([key]);
-  return kv ? parseHandle(key, kv.value) : undefined;
+  tx.put(ctx.keys.affinity(who.node, cidr), encodeAffinity('confirmed'));
+  return stageAllocation(ctx, tx, cidr, newBlock(cidr, who.node, ctx.now()), ordinal, who, handle);
 }
 
 function blockOf(ctx: IpamContext, kv: KeyValue): { cidr: Cidr; block: BlockRecord } | undefined {
@@ -149,52 +199,62 @@ async function heldAssignment(
   h: HandleRecord,
   node: string,
 ): Promise<Assignment | undefined> {
-  const first = Object.entries(h.blocks)
-    .filter(([, ords]) => ords.length > 0)
-    .map(([c, ords]) => ({
-      cidr: parseCidr(c, `handle ${h.handle}: block`),
-      ordinal: Math.min(...ords),
-    }))
-    .sort((a, b) => compareCidrs(a.cidr, b.cidr))[0];
-  if (!first) return undefined;
-  const [kv] = await tx.get([ctx.keys.block(first.cidr)]);
-  const block = kv ? blockOf(ctx, kv)?.block : undefined;
-  return {
-    ip: ordinalAddress(first.cidr, first.ordinal),
-    block: formatCidr(first.cidr),
-    borrowed: block ? affinityNode(block) !== node : false,
-  };
+  const cidrs = Object.entries(h.blocks)
+    .filter(([, n]) => n > 0)
+    .map(([c]) => parseCidr(c, `handle ${h.handle}: block`))
+    .sort(compareCidrs);
+  const kvs = await tx.get(cidrs.map((c) => ctx.keys.block(c)));
+  for (const kv of kvs) {
+    const found = kv && blockOf(ctx, kv);
+    const first = found && heldIn(found.block, h.handle)[0];
+    if (!found || !first) continue;
+    return {
+      ip: ordinalAddress(found.cidr, first.ordinal),
+      block: formatCidr(found.cidr),
+      borrowed: affinityNode(found.block) !== node,
+    };
+  }
+  return undefined;
+}
+
+/** The node's affine blocks in the pools, in the pools' order. */
+function affineCidrs(
+  ctx: IpamContext,
+  pools: Pool[],
+  node: string,
+  affinities: KeyValue[],
+): Cidr[] {
+  const rank = (c: Cidr) => pools.findIndex((p) => cidrWithin(c, p.cidr));
+  return affinities
+    .map((kv) => ctx.keys.affinityOf(kv.key))
+    .filter((a) => a !== undefined && a.node === node && rank(a.cidr) >= 0)
+    .map((a) => a!.cidr)
+    .sort((a, b) => rank(a) - rank(b) || compareCidrs(a, b));
 }
 
 /** Step 1: a free address in one of the node's own blocks, pools in the caller's order. */
 async function fromAffineBlocks(
   ctx: IpamContext,
   tx: Cas,
-  pools: Pool[],
-  who: Who,
+  p: Plan,
+  cidrs: Cidr[],
   h: HandleRecord | undefined,
-  affinities: KeyValue[],
 ): Promise<Assignment | undefined> {
-  const rank = (c: Cidr) => pools.findIndex((p) => cidrWithin(c, p.cidr));
-  const cidrs = affinities
-    .map((kv) => ctx.keys.affinityOf(kv.key))
-    .filter((a) => a !== undefined && a.node === who.node && rank(a.cidr) >= 0)
-    .map((a) => a!.cidr)
-    .sort((a, b) => rank(a) - rank(b) || compareCidrs(a, b));
   // Only the block used is compared: a full block that frees an address meanwhile
   // changes nothing here.
+  const usable = cidrs.filter((c) => !p.reservations.covers(c));
   const kvs = await tx.get(
-    cidrs.map((c) => ctx.keys.block(c)),
+    usable.map((c) => ctx.keys.block(c)),
     { compare: false },
   );
   for (const kv of kvs) {
     const found = kv && blockOf(ctx, kv);
-    if (!found || affinityNode(found.block) !== who.node) continue;
-    const ordinal = freeOrdinal(found.block, found.cidr);
+    if (!found || affinityNode(found.block) !== p.who.node) continue;
+    const ordinal = freeOrdinal(found.block, found.cidr, p.reservations.has);
     if (ordinal === undefined) continue;
     tx.expect(kv.key, kv.mod);
     return {
-      ip: stageAllocation(ctx, tx, found.cidr, found.block, ordinal, who, h),
+      ip: stageAllocation(ctx, tx, found.cidr, found.block, ordinal, p.who, h),
       block: formatCidr(found.cidr),
       borrowed: false,
     };
@@ -208,23 +268,24 @@ async function existingBlockCidrs(ctx: IpamContext, tx: Cas): Promise<Cidr[]> {
     .filter((c) => c !== undefined);
 }
 
-/** Step 2: claim a block no one has, affine to the node, and take its first address. */
+/** Step 2: claim a block no one has, affine to the node, and take its first free address. */
 async function fromNewBlock(
   ctx: IpamContext,
   tx: Cas,
+  p: Plan,
   pools: Pool[],
-  who: Who,
   h: HandleRecord | undefined,
 ): Promise<Assignment | undefined> {
   const existing = await existingBlockCidrs(ctx, tx);
   for (const pool of pools) {
-    const cidr = unclaimedBlock(pool, existing, who.node);
-    if (cidr)
-      return {
-        ip: stageNewBlock(ctx, tx, cidr, 0, who, h),
-        block: formatCidr(cidr),
-        borrowed: false,
-      };
+    const cidr = unclaimedBlock(pool, existing, p.who.node, p.reservations.covers);
+    if (!cidr) continue;
+    const ordinal = freeOrdinal(newBlock(cidr, null), cidr, p.reservations.has)!;
+    return {
+      ip: stageNewBlock(ctx, tx, cidr, ordinal, p.who, h),
+      block: formatCidr(cidr),
+      borrowed: false,
+    };
   }
   return undefined;
 }
@@ -233,8 +294,8 @@ async function fromNewBlock(
 async function fromOtherBlocks(
   ctx: IpamContext,
   tx: Cas,
+  p: Plan,
   pools: Pool[],
-  who: Who,
   h: HandleRecord | undefined,
   borrow: boolean,
 ): Promise<Assignment | { freeElsewhere: number }> {
@@ -247,16 +308,16 @@ async function fromOtherBlocks(
   let freeElsewhere = 0;
   for (const pool of pools) {
     for (const { kv, cidr, block } of blocks) {
-      if (!cidrWithin(cidr, pool.cidr) || affinityNode(block) === who.node) continue;
-      const ordinal = freeOrdinal(block, cidr);
+      if (!cidrWithin(cidr, pool.cidr) || affinityNode(block) === p.who.node) continue;
+      const ordinal = freeOrdinal(block, cidr, p.reservations.has);
       if (ordinal === undefined) continue;
       if (!borrow) {
-        freeElsewhere += freeCount(block, cidr);
+        freeElsewhere += freeCount(block, cidr, p.reservations.has);
         continue;
       }
       tx.expect(kv.key, kv.mod);
       return {
-        ip: stageAllocation(ctx, tx, cidr, block, ordinal, who, h),
+        ip: stageAllocation(ctx, tx, cidr, block, ordinal, p.who, h),
         block: formatCidr(cidr),
         borrowed: true,
       };
@@ -266,39 +327,56 @@ async function fromOtherBlocks(
 }
 
 export async function autoAssign(ctx: IpamContext, req: AutoAssignRequest): Promise<Assignment> {
-  const who = checkWho(req);
-  const pools = enabledPools(req.pools);
+  const p = plan(req);
+  const { who } = p;
+  const pools = enabledPools(req.pools, checkUse(req.use));
   return transact(ctx, `assigning an address to ${who.handle} on ${who.node}`, async (tx) => {
-    // The handle and the node's affinities in one read. The affinities are guarded: if the
-    // node claims another block meanwhile, this attempt starts again and uses it rather
-    // than claiming one more.
+    // The handle, the config and the node's affinities in one read. The affinities are
+    // guarded: if the node claims another block meanwhile, this attempt starts again and
+    // uses it rather than claiming one more.
     const hkey = ctx.keys.handle(who.handle);
     const read = await tx.read(
-      [hkey],
+      [hkey, ctx.keys.config],
       [{ prefix: ctx.keys.nodeAffinities(who.node), keysOnly: true, guard: true }],
     );
-    const hkv = read.values[0];
-    const h = hkv ? parseHandle(hkey, hkv.value) : undefined;
+    const [hkv, ckv] = read.values;
+    const config = configOf(ctx, p, ckv);
+    const h = hkv ? parseHandle(hkey, hkv.value, who.handle) : undefined;
     const held = h && (await heldAssignment(ctx, tx, h, who.node));
     if (held) return held;
-    const got =
-      (await fromAffineBlocks(ctx, tx, pools, who, h, read.lists[0]!)) ??
-      (await fromNewBlock(ctx, tx, pools, who, h));
-    if (got) return got;
-    const other = await fromOtherBlocks(ctx, tx, pools, who, h, !ctx.strictAffinity);
+    const owned = affineCidrs(ctx, pools, who.node, read.lists[0]!);
+    const affine = await fromAffineBlocks(ctx, tx, p, owned, h);
+    if (affine) return affine;
+    const limit = blockLimit(config);
+    if (owned.length >= limit) {
+      throw new IpamError(
+        'exhausted',
+        `no free address for ${who.handle} on node ${who.node}: its ${owned.length} blocks in pools ${describePools(pools)} are full and it may own no more than ${limit} (IPAMConfiguration maxBlocksPerHost${config.maxBlocksPerHost > 0 ? '' : " is 0: Calico's limit of 20 holds"})`,
+      );
+    }
+    if (config.autoAllocateBlocks) {
+      const fresh = await fromNewBlock(ctx, tx, p, pools, h);
+      if (fresh) return fresh;
+    }
+    const other = await fromOtherBlocks(ctx, tx, p, pools, h, !config.strictAffinity);
     if ('ip' in other) return other;
-    const why = ctx.strictAffinity
-      ? `node ${who.node}'s blocks are full, no block is left to claim, and strict affinity forbids borrowing (${other.freeElsewhere} addresses free in other nodes' blocks)`
-      : 'every block is claimed and full';
+    const noClaim = config.autoAllocateBlocks
+      ? 'no block is left to claim'
+      : 'autoAllocateBlocks is false, so no new block is claimed';
+    const why = config.strictAffinity
+      ? `node ${who.node}'s blocks are full, ${noClaim}, and strict affinity forbids borrowing (${other.freeElsewhere} addresses free in other nodes' blocks)`
+      : config.autoAllocateBlocks
+        ? 'every block is claimed and full'
+        : `${noClaim} and every existing block is full`;
     throw new IpamError(
       'exhausted',
-      `no free address for ${who.handle} on node ${who.node} in pools ${describePools(pools)}: ${why}`,
+      `no free address for ${who.handle} on node ${who.node} in pools ${describePools(pools)}${p.reservations.cidrs.length > 0 ? ' (reserved addresses excluded)' : ''}: ${why}`,
     );
   });
 }
 
 /** The pool for a requested address: an enabled one that holds it, or a `no-pool` error saying why not. */
-function poolFor(ip: string, specs: PoolSpec[]): Pool {
+function poolFor(ip: string, specs: PoolSpec[], use: PoolUse): Pool {
   const n = parseIp(ip);
   if (!Array.isArray(specs)) throw new IpamError('invalid', 'pools must be an array of pool specs');
   const all = specs.map(parsePool);
@@ -306,7 +384,14 @@ function poolFor(ip: string, specs: PoolSpec[]): Pool {
     all.filter((p) => !p.spec.disabled),
     n,
   );
-  if (pool) return pool;
+  if (pool) {
+    if (!allowsUse(pool.spec, use))
+      throw new IpamError(
+        'no-pool',
+        `${ip} is in pool ${pool.spec.name} (${pool.spec.cidr}), whose allowedUses do not include ${use}`,
+      );
+    return pool;
+  }
   const disabled = poolContaining(all, n);
   if (disabled)
     throw new IpamError(
@@ -320,11 +405,17 @@ function poolFor(ip: string, specs: PoolSpec[]): Pool {
 }
 
 export async function assignIp(ctx: IpamContext, req: AssignIpRequest): Promise<void> {
-  const who = checkWho(req);
-  const pool = poolFor(req.ip, req.pools);
+  const p = plan(req);
+  const { who } = p;
+  const pool = poolFor(req.ip, req.pools, checkUse(req.use));
   const ip = parseIp(req.ip);
+  if (p.reservations.has(ip))
+    throw new IpamError('conflict', `${req.ip} is reserved by an IPReservation`);
   return transact(ctx, `assigning ${req.ip} to ${who.handle}`, async (tx) => {
-    const h = await readHandle(ctx, tx, who.handle);
+    const hkey = ctx.keys.handle(who.handle);
+    const [hkv, ckv] = await tx.get([hkey, ctx.keys.config]);
+    const config = configOf(ctx, p, ckv);
+    const h = hkv ? parseHandle(hkey, hkv.value, who.handle) : undefined;
     // The block holding the address may predate a change of the pool's blockSize: look
     // for any existing block that holds it before working out a new one.
     const existing = await existingBlockCidrs(ctx, tx);
@@ -352,11 +443,19 @@ export async function assignIp(ctx: IpamContext, req: AssignIpRequest): Promise<
     if (!found) throw new RetryCas(); // released between the listing and the read
     const ordinal = ip - cidr.base;
     const taken = allocationAt(found.block, ordinal);
-    if (taken?.handle === who.handle) return; // already ours: nothing to do
+    if (taken && taken.handle === who.handle) return; // already ours: nothing to do
     if (taken)
-      throw new IpamError('conflict', `${req.ip} is already assigned to handle ${taken.handle}`);
+      throw new IpamError(
+        'conflict',
+        `${req.ip} is already assigned to handle ${taken.handle ?? '(none)'}`,
+      );
+    if (!found.block.unallocated.includes(ordinal))
+      throw new IpamError(
+        'conflict',
+        `${req.ip} is neither allocated nor free in block ${formatCidr(cidr)}; run ipam check`,
+      );
     const owner = affinityNode(found.block);
-    if (ctx.strictAffinity && owner !== who.node) {
+    if (config.strictAffinity && owner !== who.node) {
       throw new IpamError(
         'conflict',
         `${req.ip} is in block ${formatCidr(cidr)} of node ${owner ?? '(none)'}, and strict affinity forbids borrowing it for ${who.node}`,

@@ -224,9 +224,10 @@ export class Cas {
     return (await this.read([], [{ prefix, ...opts }])).lists[0]!;
   }
 
-  put(key: string, value: unknown): void {
+  /** Stages writing `text` (a record as records.ts encodes it) at `key`. */
+  put(key: string, text: string): void {
     this.writes.set(key, {
-      request_put: { key: Buffer.from(key), value: Buffer.from(JSON.stringify(value)) },
+      request_put: { key: Buffer.from(key), value: Buffer.from(text) },
     });
   }
 

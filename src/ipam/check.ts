@@ -11,7 +11,7 @@
  */
 import { type IpamContext, transact } from './context.js';
 import { type Cidr, cidrSize, compareCidrs, formatCidr, formatIp } from './ipv4.js';
-import { affinityNode, allocationAt } from './records.js';
+import { affinityNode, allocationNode, allocationTime, heldIn } from './records.js';
 import { type Snapshot, readSnapshot } from './snapshot.js';
 
 export interface LiveSet {
@@ -29,14 +29,16 @@ export interface LeakedAddress {
   ip: string;
   handle: string;
   block: string;
-  /** The node that asked for the address. */
+  /** The node that asked for the address ("" when neither it nor the block says). */
   node: string;
   /** The node the block is affine to, or null. */
   affinity: string | null;
-  allocatedAt: string;
-  ageMs: number;
-  /** The block's sequence number at allocation: gc frees only this very allocation. */
-  seq: number;
+  /** ISO time of the allocation; null when it has no readable "timestamp" attribute. */
+  allocatedAt: string | null;
+  /** null with allocatedAt: such an allocation is never old enough to be a leak. */
+  ageMs: number | null;
+  /** The block's sequence number at allocation (decimal): gc frees only this very allocation. */
+  seq: string;
   attrs: Record<string, string>;
 }
 
@@ -161,49 +163,55 @@ export function analyse(snap: Snapshot, live: LiveSet, now: Date): IpamReport {
         reason: 'empty-unaffine',
       });
     }
+    const counted = new Map<string, number>();
     for (const a of block.allocations) {
       const ip = formatIp(cidr.base + a.ordinal);
-      holders.set(ip, [...(holders.get(ip) ?? []), { block: name, handle: a.handle }]);
-      const record = handles.get(a.handle)?.record;
-      if (!record?.blocks[name]?.includes(a.ordinal)) {
-        report.inconsistencies.push({
-          kind: 'allocation-without-handle',
-          key,
-          handle: a.handle,
-          detail: `${ip} in block ${name} is allocated to handle ${a.handle}, ${record ? 'whose record does not list it' : 'which has no record'}`,
-        });
-      }
+      holders.set(ip, [...(holders.get(ip) ?? []), { block: name, handle: a.handle ?? '' }]);
+      // An allocation without a handle (Calico allows one) belongs to nobody tortie knows:
+      // never a leak, and no handle record to agree with.
+      if (a.handle === null) continue;
+      counted.set(a.handle, (counted.get(a.handle) ?? 0) + 1);
       if (live.handles.has(a.handle)) continue;
-      const ageMs = now.getTime() - Date.parse(a.allocatedAt);
+      const at = allocationTime(a);
+      const ageMs = at === undefined ? null : now.getTime() - at.getTime();
       const leak: LeakedAddress = {
         ip,
         handle: a.handle,
         block: name,
-        node: a.node,
+        node: allocationNode(block, a) ?? '',
         affinity: owner,
-        allocatedAt: a.allocatedAt,
+        allocatedAt: at === undefined ? null : at.toISOString(),
         ageMs,
-        seq: a.seq,
-        attrs: a.attrs,
+        seq: a.seq.toString(),
+        attrs: { ...a.attrs },
       };
-      (ageMs >= graceMs ? report.leaks : report.inGrace).push(leak);
+      (ageMs !== null && ageMs >= graceMs ? report.leaks : report.inGrace).push(leak);
+    }
+    for (const [handle, n] of counted) {
+      const listed = handles.get(handle)?.record.blocks[name] ?? 0;
+      if (listed >= n) continue;
+      const record = handles.get(handle);
+      report.inconsistencies.push({
+        kind: 'allocation-without-handle',
+        key,
+        handle,
+        detail: `${n} address${n === 1 ? '' : 'es'} of block ${name} ${n === 1 ? 'is' : 'are'} allocated to handle ${handle}, ${record ? `whose record counts ${listed}` : 'which has no record'}`,
+      });
     }
   }
 
   const blocks = new Map(snap.blocks.map((b) => [formatCidr(b.cidr), b.block]));
   for (const { key, name, record } of snap.handles) {
-    for (const [cidr, ordinals] of Object.entries(record.blocks)) {
+    for (const [cidr, n] of Object.entries(record.blocks)) {
       const block = blocks.get(cidr);
-      for (const o of ordinals) {
-        const holder = block && allocationAt(block, o)?.handle;
-        if (holder === name) continue;
-        report.inconsistencies.push({
-          kind: 'handle-without-allocation',
-          key,
-          handle: name,
-          detail: `handle ${name} lists ordinal ${o} of block ${cidr}, ${!block ? 'which does not exist' : holder ? `which is allocated to ${holder}` : 'which is free'}`,
-        });
-      }
+      const held = block ? heldIn(block, name).length : 0;
+      if (held >= n) continue;
+      report.inconsistencies.push({
+        kind: 'handle-without-allocation',
+        key,
+        handle: name,
+        detail: `handle ${name} counts ${n} address${n === 1 ? '' : 'es'} in block ${cidr}, ${!block ? 'which does not exist' : `which holds ${held} for it`}`,
+      });
     }
   }
 

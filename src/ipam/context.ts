@@ -1,14 +1,15 @@
 /** What every IPAM operation needs: the etcd client, the key layout and the settings. */
 import type { EtcdKvClient } from '../datastore/etcd/client.js';
 import { type Cas, type CasOptions, runCas } from './cas.js';
+import type { IpamConfig } from './config.js';
 import type { IpamKeys } from './keys.js';
 
 export interface IpamContext {
   readonly etcd: EtcdKvClient;
   readonly keys: IpamKeys;
   readonly cas: CasOptions;
-  /** Never borrow from another node's block: exhaust instead. */
-  readonly strictAffinity: boolean;
+  /** The config when neither the request nor the stored record gives one (config.ts). */
+  readonly defaults: IpamConfig;
   readonly now: () => Date;
 }
 

@@ -20,7 +20,9 @@ import {
 import { formatCidr, parseCidr, parseIp } from './ipv4.js';
 import {
   affinityNode,
-  allocationAt,
+  allocationTime,
+  encodeHandle,
+  heldIn,
   ordinalAddress,
   parseBlock,
   parseHandle,
@@ -43,12 +45,14 @@ async function releaseLeaksOfBlock(
     const now = ctx.now().getTime();
     const r = withoutAllocations(parseBlock(kv.key, kv.value, cidr), (a) => {
       const leak = wanted.get(a.ordinal);
+      const at = allocationTime(a);
       return (
         leak !== undefined &&
         a.handle === leak.handle &&
-        a.seq === leak.seq &&
+        a.seq.toString() === leak.seq &&
         !live.handles.has(a.handle) &&
-        now - Date.parse(a.allocatedAt) >= graceMs
+        at !== undefined &&
+        now - at.getTime() >= graceMs
       );
     });
     if (r.released.length === 0) return [];
@@ -94,20 +98,18 @@ async function repairHandle(ctx: IpamContext, handle: string): Promise<void> {
     const hkey = ctx.keys.handle(handle);
     const [hkv] = await tx.get([hkey]);
     if (!hkv) return;
-    const h = parseHandle(hkey, hkv.value);
+    const h = parseHandle(hkey, hkv.value, handle);
     const cidrs = Object.keys(h.blocks).map((c) => parseCidr(c, `handle ${handle}: block`));
     const kvs = await tx.get(cidrs.map((c) => ctx.keys.block(c)));
-    const blocks: Record<string, number[]> = {};
+    const blocks: Record<string, number> = {};
     cidrs.forEach((cidr, i) => {
       const kv = kvs[i];
-      const block = kv && parseBlock(kv.key, kv.value, cidr);
-      const held = (h.blocks[formatCidr(cidr)] ?? []).filter(
-        (o) => block && allocationAt(block, o)?.handle === handle,
-      );
-      if (held.length > 0) blocks[formatCidr(cidr)] = held;
+      const held = kv ? heldIn(parseBlock(kv.key, kv.value, cidr), handle).length : 0;
+      const n = Math.min(held, h.blocks[formatCidr(cidr)] ?? 0);
+      if (n > 0) blocks[formatCidr(cidr)] = n;
     });
     if (Object.keys(blocks).length === 0) tx.delete(hkey);
-    else tx.put(hkey, { handle, blocks });
+    else tx.put(hkey, encodeHandle({ handle, blocks }));
   });
 }
 

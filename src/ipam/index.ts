@@ -15,6 +15,7 @@ import {
 } from './assign.js';
 import { type BlockInfo, listBlocks } from './blocks.js';
 import { type IpamReport, type LiveSet, check } from './check.js';
+import { type IpamConfig, DEFAULT_CONFIG } from './config.js';
 import type { IpamContext } from './context.js';
 import { IpamError } from './errors.js';
 import { gc } from './gc.js';
@@ -36,9 +37,16 @@ export type {
 export { DEFAULT_GRACE_MS, analyse } from './check.js';
 export { IpamError, isIpamError, type IpamErrorKind } from './errors.js';
 export { IpamKeys } from './keys.js';
-export type { PoolSpec } from './pools.js';
+export type { PoolSpec, PoolUse } from './pools.js';
+export { type IpamConfig, DEFAULT_CONFIG, DEFAULT_MAX_BLOCKS } from './config.js';
+export { convertLegacyIpam, type LegacyConversion } from './legacy.js';
 
 export interface IpamOptions {
+  /**
+   * The IPAM configuration when neither a request nor the stored `ipam/v2/config` record
+   * gives one (config.ts); Calico's defaults otherwise.
+   */
+  config?: Partial<IpamConfig>;
   /** Never borrow an address from another node's block; fail with `exhausted` instead. */
   strictAffinity?: boolean;
   /** How often a change lost to a concurrent one is tried again (default 100). */
@@ -68,7 +76,11 @@ export class Ipam {
       etcd,
       keys: new IpamKeys(prefix),
       cas: { maxRetries, timeoutMs },
-      strictAffinity: opts.strictAffinity ?? false,
+      defaults: {
+        ...DEFAULT_CONFIG,
+        ...opts.config,
+        ...(opts.strictAffinity === undefined ? {} : { strictAffinity: opts.strictAffinity }),
+      },
       now: opts.now ?? (() => new Date()),
     };
     this.lanes = opts.localQueue === false ? undefined : new Lanes();

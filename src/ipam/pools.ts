@@ -13,6 +13,23 @@ export interface PoolSpec {
   disabled?: boolean;
   /** Informational: the caller has already decided whether the pool applies to the node. */
   nodeSelector?: string;
+  /** What the pool's addresses may be used for (Calico's default: Workload and Tunnel). */
+  allowedUses?: readonly string[];
+  /**
+   * Informational: "Manual" pools are used only when asked for by name; the caller has
+   * already decided (src/cni/pools.ts).
+   */
+  assignmentMode?: string;
+}
+
+/** What an address is for, as Calico's IPPool allowedUses names it. */
+export type PoolUse = 'Workload' | 'Tunnel';
+
+export const DEFAULT_ALLOWED_USES: readonly string[] = ['Workload', 'Tunnel'];
+
+/** True when the pool's allowedUses (Calico's default when absent) include `use`. */
+export function allowsUse(spec: PoolSpec, use: PoolUse): boolean {
+  return (spec.allowedUses ?? DEFAULT_ALLOWED_USES).includes(use);
 }
 
 export const MIN_BLOCK_SIZE = 20;
@@ -48,18 +65,21 @@ export function parsePool(spec: PoolSpec): Pool {
  * The enabled pools, parsed, in the caller's order. Every pool is checked (a bad
  * disabled pool is still a caller bug); `no-pool` when none is enabled.
  */
-export function enabledPools(specs: readonly PoolSpec[]): Pool[] {
+export function enabledPools(specs: readonly PoolSpec[], use: PoolUse = 'Workload'): Pool[] {
   if (!Array.isArray(specs)) throw new IpamError('invalid', 'pools must be an array of pool specs');
   const parsed = specs.map(parsePool);
   const enabled = parsed.filter((p) => !p.spec.disabled);
-  if (enabled.length === 0) {
+  const usable = enabled.filter((p) => allowsUse(p.spec, use));
+  if (usable.length === 0) {
     const why =
       parsed.length === 0
         ? 'no pools were given'
-        : `every pool is disabled (${describePools(parsed)})`;
+        : enabled.length === 0
+          ? `every pool is disabled (${describePools(parsed)})`
+          : `no enabled pool allows use ${use} (allowedUses of ${enabled.map((p) => `${p.spec.name}: ${(p.spec.allowedUses ?? DEFAULT_ALLOWED_USES).join(', ') || 'none'}`).join('; ')})`;
     throw new IpamError('no-pool', `no enabled IP pool to allocate from: ${why}`);
   }
-  return enabled;
+  return usable;
 }
 
 /** "a (10.0.0.0/24), b (10.1.0.0/24)" for error messages. */

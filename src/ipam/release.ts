@@ -23,7 +23,10 @@ import {
   type BlockRecord,
   type HandleRecord,
   affinityNode,
+  encodeBlock,
+  encodeHandle,
   handleWithout,
+  heldIn,
   isDisposable,
   ordinalAddress,
   parseBlock,
@@ -37,7 +40,7 @@ const byAddress = (a: string, b: string) => tryParseIp(a)! - tryParseIp(b)!;
 export function stageBlock(ctx: IpamContext, tx: Cas, cidr: Cidr, block: BlockRecord): void {
   const key = ctx.keys.block(cidr);
   if (isDisposable(block)) tx.delete(key);
-  else tx.put(key, block);
+  else tx.put(key, encodeBlock(block, cidr));
 }
 
 export async function releaseByHandle(ctx: IpamContext, handle: string): Promise<string[]> {
@@ -46,18 +49,15 @@ export async function releaseByHandle(ctx: IpamContext, handle: string): Promise
     const hkey = ctx.keys.handle(handle);
     const [hkv] = await tx.get([hkey]);
     if (!hkv) return [];
-    const h = parseHandle(hkey, hkv.value);
+    const h = parseHandle(hkey, hkv.value, handle);
     const cidrs = Object.keys(h.blocks).map((c) => parseCidr(c, `handle ${handle}: block`));
     const kvs = await tx.get(cidrs.map((c) => ctx.keys.block(c)));
     const released: string[] = [];
     cidrs.forEach((cidr, i) => {
       const kv = kvs[i];
       if (!kv) return; // a dangling reference: nothing to free there (ipam check reports it)
-      const mine = new Set(h.blocks[formatCidr(cidr)]);
-      const r = withoutAllocations(
-        parseBlock(kv.key, kv.value, cidr),
-        (a) => mine.has(a.ordinal) && a.handle === handle,
-      );
+      // The block says which of its addresses are the handle's (the handle only counts them).
+      const r = withoutAllocations(parseBlock(kv.key, kv.value, cidr), (a) => a.handle === handle);
       if (r.released.length === 0) return;
       stageBlock(ctx, tx, cidr, r.block);
       released.push(...r.released.map((a) => ordinalAddress(cidr, a.ordinal)));
@@ -79,21 +79,20 @@ export async function stageHandleUpdates(
   cidr: Cidr,
   released: readonly Allocation[],
 ): Promise<void> {
-  const names = [...new Set(released.map((a) => a.handle))];
+  const names = [...new Set(released.flatMap((a) => (a.handle === null ? [] : [a.handle])))];
   const unread = names.filter((n) => !handles.has(n));
   const kvs = await tx.get(unread.map((n) => ctx.keys.handle(n)));
   unread.forEach((n, i) => {
     const kv = kvs[i];
-    handles.set(n, kv ? parseHandle(kv.key, kv.value) : null);
+    handles.set(n, kv ? parseHandle(kv.key, kv.value, n) : null);
   });
   const block = formatCidr(cidr);
   for (const n of names) {
     const h = handles.get(n);
     if (!h) continue; // no record: nothing to update
-    const gone = new Set(released.filter((a) => a.handle === n).map((a) => a.ordinal));
-    const next = handleWithout(h, block, gone);
+    const next = handleWithout(h, block, released.filter((a) => a.handle === n).length);
     handles.set(n, next);
-    if (next) tx.put(ctx.keys.handle(n), next);
+    if (next) tx.put(ctx.keys.handle(n), encodeHandle(next));
     else tx.delete(ctx.keys.handle(n));
   }
 }
@@ -148,11 +147,16 @@ export async function addressesOf(ctx: IpamContext, handle: string): Promise<str
     const key = ctx.keys.handle(handle);
     const [kv] = await tx.get([key]);
     if (!kv) return [];
-    const h = parseHandle(key, kv.value);
-    return Object.entries(h.blocks)
-      .flatMap(([c, ords]) => {
-        const cidr = parseCidr(c, `handle ${handle}: block`);
-        return ords.map((o) => formatIp(cidr.base + o));
+    const h = parseHandle(key, kv.value, handle);
+    const cidrs = Object.keys(h.blocks).map((c) => parseCidr(c, `handle ${handle}: block`));
+    const kvs = await tx.get(cidrs.map((c) => ctx.keys.block(c)));
+    return cidrs
+      .flatMap((cidr, i) => {
+        const bkv = kvs[i];
+        if (!bkv) return [];
+        return heldIn(parseBlock(bkv.key, bkv.value, cidr), handle).map((a) =>
+          formatIp(cidr.base + a.ordinal),
+        );
       })
       .sort(byAddress);
   });

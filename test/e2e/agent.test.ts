@@ -555,13 +555,17 @@ describe('the node agent: store → dataplane on one node', () => {
         spec: { bgp: { ipv4Address: '10.99.0.2/24' } },
       },
     ]);
-    await ds!.etcd.put(`${prefix}/ipam/v1/blocks/10.200.0.0-26`).value(
+    // An empty block of the ghost's, as Calico's IPAM stores it.
+    await ds!.etcd.put(`${prefix}/ipam/v2/assignment/ipv4/block/10.200.0.0-26`).value(
       JSON.stringify({
         cidr: '10.200.0.0/26',
         affinity: 'host:ghost',
-        allocations: [],
-        nextOrdinal: 0,
-        seq: 0,
+        allocations: new Array(64).fill(null),
+        unallocated: Array.from({ length: 64 }, (_, i) => i),
+        attributes: [],
+        sequenceNumber: 0,
+        sequenceNumberForAllocation: {},
+        deleted: false,
       }),
     );
     // The ghost's heartbeat, under a lease nobody keeps alive: long enough that it cannot

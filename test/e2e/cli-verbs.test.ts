@@ -380,10 +380,11 @@ spec:
       docs.every((d) => d.metadata.resourceVersion === undefined && d.metadata.uid === undefined),
     ).toBe(true);
     const ipamDoc = docs.find((d) => d.kind === 'IPAMRecords');
+    // Calico's IPAM records (<prefix>/ipam/v2/…), keys relative to it.
     expect(ipamDoc.records.map((r: { key: string }) => r.key.split('/')[0]).sort()).toEqual([
-      'affinity',
-      'blocks',
-      'handles',
+      'assignment',
+      'handle',
+      'host',
     ]);
 
     const to = store();
@@ -414,23 +415,26 @@ spec:
 kind: IPAMRecords
 metadata: {name: ipam}
 records:
-  - key: handles/h1
+  - key: handle/h1
     value: ${JSON.stringify(value)}
 `;
-    expect((await t(['datastore', 'import', '-f', '-'], ipamDoc({ ips: ['10.0.0.1'] }))).code).toBe(
-      0,
-    );
+    const held = (n: number) => ({ block: { '10.70.0.0/26': n }, deleted: false });
+    expect((await t(['datastore', 'import', '-f', '-'], ipamDoc(held(1)))).code).toBe(0);
     const r = await t(
       ['datastore', 'import', '-f', '-'],
-      [pool('x', '10.70.0.0/16'), ipamDoc({ ips: ['10.0.0.2'] })].join('---\n'),
+      [pool('x', '10.70.0.0/16'), ipamDoc(held(2))].join('---\n'),
     );
     expect(r.code).toBe(1);
     expect(r.err).toContain('import refused, nothing was written');
-    expect(r.err).toContain('handles/h1: the store holds another value');
+    expect(r.err).toContain('handle/h1: the store holds another value');
+    // A record that is not one IPAM could read is refused, naming it.
+    const malformed = await t(['datastore', 'import', '-f', '-'], ipamDoc({ ips: ['10.0.0.2'] }));
+    expect(malformed.code).toBe(1);
+    expect(malformed.err).toContain('records[0] (handle/h1)');
     expect((await t(['get', 'ippools', '-o', 'json'])).out).toContain('"items": []');
     const bad = await t(
       ['datastore', 'import', '-f', '-'],
-      ipamDoc({}).replace('handles/h1', '../x'),
+      ipamDoc({}).replace('handle/h1', '../x'),
     );
     expect(bad.code).toBe(1);
     expect(bad.err).toContain('records[0]: give key');

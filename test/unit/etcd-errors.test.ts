@@ -302,7 +302,7 @@ describe("what IPAM makes of an etcd failure's kind", () => {
         'future-revision',
       ];
       const tx = new Cas(failing(error), 1000);
-      tx.put('/k', 1);
+      tx.put('/k', '1');
       const e = await tx.commit().catch((x: unknown) => x);
       expect(isIpamError(e, refusal.includes(kind) ? 'invalid' : 'unavailable')).toBe(true);
       expect((e as Error).cause).toBe(error);

@@ -36,7 +36,7 @@ describe('compare-and-swap transactions', () => {
     await fresh.get([`${p}/a`, `${p}/absent`]);
     fresh.put(`${p}/b`, 'x');
     expect(await fresh.commit()).toBe(true);
-    expect(await client.get(`${p}/b`).string()).toBe('"x"');
+    expect(await client.get(`${p}/b`).string()).toBe('x');
   });
 
   it('a key read as absent fails the commit once it exists', async () => {
@@ -44,7 +44,7 @@ describe('compare-and-swap transactions', () => {
     const p = etcd.prefix();
     const tx = new Cas(client.kv, 5000);
     await tx.get([`${p}/new`]);
-    tx.put(`${p}/other`, 1);
+    tx.put(`${p}/other`, '1');
     await client.put(`${p}/new`).value('someone else');
     expect(await tx.commit()).toBe(false);
   });
@@ -54,13 +54,13 @@ describe('compare-and-swap transactions', () => {
     const p = etcd.prefix();
     const tx = new Cas(client.kv, 5000);
     expect(await tx.list(`${p}/dir/`, { guard: true })).toEqual([]);
-    tx.put(`${p}/out`, 1);
+    tx.put(`${p}/out`, '1');
     await client.put(`${p}/elsewhere`).value('x');
     expect(await tx.commit()).toBe(true);
 
     const tx2 = new Cas(client.kv, 5000);
     await tx2.list(`${p}/dir/`, { guard: true });
-    tx2.put(`${p}/out`, 2);
+    tx2.put(`${p}/out`, '2');
     await client.put(`${p}/dir/new`).value('x');
     expect(await tx2.commit()).toBe(false);
   });
@@ -90,7 +90,7 @@ describe('compare-and-swap transactions', () => {
       return attempts;
     });
     expect(result).toBe(2);
-    expect(await client.get(`${p}/k`).string()).toBe('"mine"');
+    expect(await client.get(`${p}/k`).string()).toBe('mine');
 
     const e = await runCas(client, opts, 'always losing', async (tx) => {
       await tx.get([`${p}/k`]);

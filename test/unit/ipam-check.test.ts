@@ -48,7 +48,7 @@ describe('check and gc', () => {
         block: leaked.block,
         node: 'n1',
         affinity: 'n1',
-        attrs: { pod: 'web-1' },
+        attrs: expect.objectContaining({ pod: 'web-1', node: 'n1' }),
       }),
     ]);
     expect(r.leaks[0]!.ageMs).toBeGreaterThanOrEqual(0);
@@ -108,19 +108,20 @@ describe('check and gc', () => {
   it('reports records that disagree or do not parse, and gc repairs those it safely can', async () => {
     const { ipam, prefix, etcd: client } = fresh();
     const a = await ipam.autoAssign({ handle: 'a', node: 'n1', pools });
-    const root = `${prefix}/ipam/v1`;
-    // A handle record pointing at a free ordinal, one allocation with no handle record, a
-    // stale affinity and a record that is not JSON.
+    const root = `${prefix}/ipam/v2`;
+    // A handle record counting an address its block does not give it, one allocation with
+    // no handle record, a stale affinity and a record that is not JSON.
     await client
-      .put(`${root}/handles/ghost`)
-      .value(JSON.stringify({ handle: 'ghost', blocks: { [a.block]: [9] } }));
-    await client.delete().key(`${root}/handles/a`);
+      .put(`${root}/handle/ghost`)
+      .value(JSON.stringify({ block: { [a.block]: 1 }, deleted: false }));
+    await client.delete().key(`${root}/handle/a`);
     await client
-      .put(`${root}/affinity/n9/10.40.0.240-28`)
-      .value(
-        JSON.stringify({ node: 'n9', cidr: '10.40.0.240/28', claimedAt: new Date().toISOString() }),
-      );
-    await client.put(`${root}/blocks/10.40.0.128-28`).value('{not json');
+      .put(`${root}/host/n9/ipv4/block/10.40.0.240-28`)
+      .value(JSON.stringify({ state: 'confirmed', deleted: false }));
+    await client.put(`${root}/assignment/ipv4/block/10.40.0.128-28`).value('{not json');
+    // A Calico cluster's IPv6 records are not tortie's, and no inconsistency.
+    await client.put(`${root}/assignment/ipv6/block/fd00::-122`).value('{}');
+    await client.put(`${root}/host/n1/ipv6/block/fd00::-122`).value('{}');
     const r = await ipam.check({ handles: new Set(['a']), graceMs: 0 });
     expect(r.inconsistencies.map((i) => i.kind).sort()).toEqual([
       'affinity-without-block',
@@ -143,40 +144,27 @@ describe('check and gc', () => {
 
   it('reports overlapping blocks and every address allocated in both', async () => {
     const { ipam, prefix, etcd: client } = fresh();
-    const at = new Date().toISOString();
-    const alloc = (ordinal: number, handle: string) => ({
-      ordinal,
-      handle,
-      node: 'n1',
-      allocatedAt: at,
-      seq: 1,
-      attrs: {},
-    });
-    const root = `${prefix}/ipam/v1`;
-    await client.put(`${root}/blocks/10.40.0.0-28`).value(
+    // Two overlapping blocks, each with ordinal 5 allocated, in Calico's format.
+    const block = (cidr: string, size: number, handle: string) =>
       JSON.stringify({
-        cidr: '10.40.0.0/28',
+        cidr,
         affinity: null,
-        allocations: [alloc(5, 'x')],
-        nextOrdinal: 6,
-        seq: 1,
-      }),
-    );
-    await client.put(`${root}/blocks/10.40.0.0-29`).value(
-      JSON.stringify({
-        cidr: '10.40.0.0/29',
-        affinity: null,
-        allocations: [alloc(5, 'y')],
-        nextOrdinal: 6,
-        seq: 1,
-      }),
-    );
+        allocations: Array.from({ length: size }, (_, i) => (i === 5 ? 0 : null)),
+        unallocated: Array.from({ length: size }, (_, i) => i).filter((i) => i !== 5),
+        attributes: [{ handle_id: handle, secondary: { node: 'n1' } }],
+        sequenceNumber: 2,
+        sequenceNumberForAllocation: { '5': 1 },
+        deleted: false,
+      });
+    const root = `${prefix}/ipam/v2`;
     await client
-      .put(`${root}/handles/x`)
-      .value(JSON.stringify({ handle: 'x', blocks: { '10.40.0.0/28': [5] } }));
+      .put(`${root}/assignment/ipv4/block/10.40.0.0-28`)
+      .value(block('10.40.0.0/28', 16, 'x'));
     await client
-      .put(`${root}/handles/y`)
-      .value(JSON.stringify({ handle: 'y', blocks: { '10.40.0.0/29': [5] } }));
+      .put(`${root}/assignment/ipv4/block/10.40.0.0-29`)
+      .value(block('10.40.0.0/29', 8, 'y'));
+    await client.put(`${root}/handle/x`).value(JSON.stringify({ block: { '10.40.0.0/28': 1 } }));
+    await client.put(`${root}/handle/y`).value(JSON.stringify({ block: { '10.40.0.0/29': 1 } }));
     const r = await ipam.check({ handles: new Set(['x', 'y']) });
     expect(r.duplicates).toEqual([
       {

@@ -64,18 +64,27 @@ describe('pools', () => {
 
 describe('keys', () => {
   it('round-trips block and affinity keys under the prefix', () => {
-    const keys = new IpamKeys('/tortie/');
+    // Calico's etcd keys (libcalico-go lib/backend/model: BlockKey, BlockAffinityKey,
+    // IPAMHandleKey, IPAMConfigKey), under the caller's prefix.
+    const keys = new IpamKeys('/calico/');
     const c = parseCidr('10.1.2.64/26');
-    expect(keys.block(c)).toBe('/tortie/ipam/v1/blocks/10.1.2.64-26');
+    expect(keys.block(c)).toBe('/calico/ipam/v2/assignment/ipv4/block/10.1.2.64-26');
     expect(keys.blockCidr(keys.block(c))).toEqual(c);
     expect(keys.affinity('node-1.example', c)).toBe(
-      '/tortie/ipam/v1/affinity/node-1.example/10.1.2.64-26',
+      '/calico/ipam/v2/host/node-1.example/ipv4/block/10.1.2.64-26',
     );
     expect(keys.affinityOf(keys.affinity('node-1.example', c))).toEqual({
       node: 'node-1.example',
       cidr: c,
     });
-    expect(keys.handle('k8s-pod-network.abc')).toBe('/tortie/ipam/v1/handles/k8s-pod-network.abc');
+    expect(keys.handle('k8s-pod-network.abc')).toBe('/calico/ipam/v2/handle/k8s-pod-network.abc');
+    expect(keys.handleName(keys.handle('k8s-pod-network.abc'))).toBe('k8s-pod-network.abc');
+    expect(keys.config).toBe('/calico/ipam/v2/config');
+    // A node's affinities are listed with a trailing "/": node-1's never include node-10's.
+    expect(keys.affinity('node-10', c).startsWith(keys.nodeAffinities('node-1'))).toBe(false);
+    expect(keys.blockCidr(`${keys.blocks}10.1.2.64-26/x`)).toBeUndefined();
+    expect(keys.affinityOf(`${keys.affinities}n/ipv6/block/10.1.2.64-26`)).toBeUndefined();
+    expect(new IpamKeys('/tortie').root).toBe('/tortie/ipam/v2/');
   });
 });
 
@@ -122,7 +131,7 @@ describe('block records', () => {
               if (o === undefined) continue;
               expect(held.has(o)).toBe(false);
               held.add(o);
-              b = withAllocation(b, cidr, o, {
+              b = withAllocation(b, o, {
                 handle: `h${o}`,
                 node: 'n1',
                 attrs: {},
@@ -142,7 +151,7 @@ describe('block records', () => {
   it('hands out a released ordinal only after the rest of the block', () => {
     const cidr = parseCidr('10.0.0.0/30');
     let b = newBlock(cidr, null);
-    b = withAllocation(b, cidr, freeOrdinal(b, cidr)!, {
+    b = withAllocation(b, freeOrdinal(b, cidr)!, {
       handle: 'a',
       node: 'n',
       attrs: {},

@@ -92,6 +92,9 @@ export async function cmdAdd(
         namespace: who.namespace,
         workload: who.workload,
         endpoint: `${who.namespace}/${who.endpointName}`,
+        // Calico's CNI plugin names the pod (with its namespace) when there is one: what
+        // `calicoctl ipam check` and `ipam show --show-borrowed` report an address by.
+        ...(who.orchestrator === 'k8s' ? { pod: who.workload } : {}),
       },
     }));
   } catch (err) {
