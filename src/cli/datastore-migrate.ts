@@ -14,7 +14,8 @@
  * The old keys stay where they are (a rollback to the older tortie finds its store);
  * delete them once the new store serves (`etcdctl del --prefix /tortie/`).
  *
- * IPAM records change format as well (v1 → Calico's v2): convertLegacyIpamRecords.
+ * IPAM records change format as well (v1 → Calico's v2, under `<to>/ipam/v2/`):
+ * convertLegacyIpamRecords.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Command } from 'commander';
@@ -34,6 +35,7 @@ import {
   type StoredResource,
 } from '../datastore/index.js';
 import { guardedWrite, modEquals, putOp, readSnapshot } from '../datastore/txn.js';
+import { convertLegacyIpam } from '../ipam/legacy.js';
 import { UsageError } from './usage.js';
 import { runAction, withStore, type CliIo } from './resource-common.js';
 
@@ -54,22 +56,24 @@ interface Planned {
 }
 
 /**
- * TODO(ipam merge): the IPAM half. The ipam part's `convertLegacyIpam(kvs, {from, to})`
- * (src/ipam/legacy.ts on branch issue13b-ipam) turns `<from>/ipam/v1/…` records into
- * Calico's `<to>/ipam/v2/…` ones. Until it is on this branch, a store with old IPAM records
- * is refused here, before anything is written: moving its resources without its
- * allocations would let addresses in use be handed out again.
+ * The IPAM half: `<from>/ipam/v1/…` records in Calico's format under `<to>/ipam/v2/…`
+ * (convertLegacyIpam, src/ipam/legacy.ts). A record that does not convert refuses the
+ * migration, naming it, before anything is written: moving the resources without every
+ * allocation would let addresses in use be handed out again.
  */
 export function convertLegacyIpamRecords(
   kvs: readonly { key: string; value: string }[],
   from: string,
-  _to: string,
+  to: string,
 ): { key: string; value: string }[] {
   if (kvs.length === 0) return [];
-  throw new DatastoreError(
-    'invalid',
-    `migrate refused, nothing was written: ${from}/ipam/v1/ holds ${kvs.length} IPAM record(s) in tortie's old format, and this build cannot convert them to Calico's (${from}/ipam/v2/) yet; keep the old store (and the older tortie) until a build that converts IPAM records`,
-  );
+  const { records, skipped } = convertLegacyIpam(kvs, { from, to });
+  if (skipped.length > 0)
+    throw new DatastoreError(
+      'invalid',
+      `migrate refused, nothing was written: ${skipped.length} of the ${kvs.length} IPAM record(s) under ${from}/ipam/v1/ do not convert to Calico's format:\n  ${skipped.map((s) => s.reason).join('\n  ')}`,
+    );
+  return records;
 }
 
 function oldObjectProblem(key: string, reason: string): ErrorDetail {

@@ -2,7 +2,8 @@
  * `tortie datastore migrate` against a real etcd (one member, started here): a store in
  * tortie's layout before Calico's, written key by key as the older tortie wrote it, moves
  * into Calico's layout; the CLI and agent hint at the command until it has; twice changes
- * nothing; a differing object or old IPAM records refuse with nothing written.
+ * nothing; a differing object or an old IPAM record that does not convert refuses with
+ * nothing written.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
@@ -189,12 +190,62 @@ describe('tortie datastore migrate', () => {
     expect(await dump(to)).toEqual(before);
   });
 
-  it("refuses, writing nothing, while the old store's IPAM records cannot be converted", async () => {
+  it("moves the old store's IPAM records into Calico's ipam/v2 records, which IPAM then reads", async () => {
     const { from, to } = prefixes();
     await putAll(oldStore(from));
-    await ds.etcd.put(`${from}/ipam/v1/handles/h1`).value('{"handle":"h1","blocks":{}}');
+    await putAll({
+      [`${from}/ipam/v1/blocks/10.99.0.0-26`]: {
+        cidr: '10.99.0.0/26',
+        affinity: 'host:node-a',
+        allocations: [
+          {
+            ordinal: 3,
+            handle: 'h1',
+            node: 'node-a',
+            allocatedAt: '2026-12-01T10:00:00.000Z',
+            seq: 7,
+            attrs: { workload: 'web-1' },
+          },
+        ],
+        nextOrdinal: 4,
+        seq: 7,
+      },
+      [`${from}/ipam/v1/handles/h1`]: { handle: 'h1', blocks: { '10.99.0.0/26': [3] } },
+      [`${from}/ipam/v1/affinity/node-a/10.99.0.0-26`]: {
+        node: 'node-a',
+        cidr: '10.99.0.0/26',
+        claimedAt: '2026-12-01T09:00:00.000Z',
+      },
+    });
+
+    expect(await migrateStore(ds, from, to)).toEqual({ created: 5, unchanged: 0, ipamWritten: 3 });
+    const after = await dump(to);
+    const block = JSON.parse(after[`${to}/ipam/v2/assignment/ipv4/block/10.99.0.0-26`]!) as {
+      cidr: string;
+      affinity: string;
+      allocations: (number | null)[];
+      attributes: { handle_id: string; secondary: Record<string, string> }[];
+    };
+    expect(block.cidr).toBe('10.99.0.0/26');
+    expect(block.affinity).toBe('host:node-a');
+    const attr = block.attributes[block.allocations[3]!]!;
+    expect(attr.handle_id).toBe('h1');
+    expect(attr.secondary).toMatchObject({ node: 'node-a', pod: 'web-1' });
+    expect(JSON.parse(after[`${to}/ipam/v2/handle/h1`]!)).toMatchObject({
+      block: { '10.99.0.0/26': 1 },
+    });
+    expect(after).toHaveProperty([`${to}/ipam/v2/host/node-a/ipv4/block/10.99.0.0-26`]);
+    // Twice: nothing changes.
+    expect(await migrateStore(ds, from, to)).toEqual({ created: 0, unchanged: 5, ipamWritten: 0 });
+    expect(await dump(to)).toEqual(after);
+  });
+
+  it('refuses, writing nothing, an old IPAM record that does not convert, naming it', async () => {
+    const { from, to } = prefixes();
+    await putAll(oldStore(from));
+    await ds.etcd.put(`${from}/ipam/v1/handles/h1`).value('{"handle":"h2","blocks":{}}');
     await expect(migrateStore(ds, from, to)).rejects.toThrow(
-      /nothing was written.*1 IPAM record\(s\)/,
+      new RegExp(`nothing was written[^]*${from}/ipam/v1/handles/h1 names handle h2`),
     );
     expect(await dump(to)).toEqual({});
   });
