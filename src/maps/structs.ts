@@ -181,6 +181,7 @@ export const STRUCT_CODECS = [
   polIp32KeyCodec,
   polL4KeyCodec,
   polPortKeyCodec,
+  polSportKeyCodec,
   verdictCodec,
   ctKeyCodec,
   ctEntryCodec,

@@ -42,6 +42,8 @@ export interface MapVerdict {
   readonly flags: number;
   readonly ruleId: number;
   readonly classId: number;
+  /** The source-port class that decided (stage 3), if one did. */
+  readonly sportClass?: number;
 }
 
 export type Lookup =
@@ -112,7 +114,10 @@ export function lookup(
     for (let sbits = 16; sbits >= 0; sbits--) {
       const s = index.sport.get(`${e.ruleId}/${sbits}/${masked(sport, 16, sbits)}`);
       if (s !== undefined)
-        return { ok: true, verdict: { action: s.action, flags: s.flags, ruleId: s.ruleId, classId } };
+        return {
+          ok: true,
+          verdict: { action: s.action, flags: s.flags, ruleId: s.ruleId, classId, sportClass: e.ruleId },
+        };
     }
     return { ok: false, miss: `source-port class ${e.ruleId} has no entry for ${sport}` };
   }
