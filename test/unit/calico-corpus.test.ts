@@ -47,17 +47,8 @@ const IPV6 = new Set([
   'calicoctl-st/networkset-name2-rev1.yaml',
 ]);
 
-const SOURCE_PORTS = /source\.ports: source ports are not supported/;
-
 /** Refused on purpose, and why (the reason is matched against the message). */
 const REFUSED: Record<string, RegExp> = {
-  // Source ports need both dataplanes to match them: later work (docs/calico-compat.md).
-  'calicoctl-st/networkpolicy-name1-rev1.yaml': SOURCE_PORTS,
-  'calicoctl-st/networkpolicy-name3-rev1.yaml': SOURCE_PORTS,
-  'calicoctl-st/globalnetworkpolicy-name1-rev1.yaml': SOURCE_PORTS,
-  'calicoctl-st/profile-name1-rev1.yaml': SOURCE_PORTS,
-  'calicoctl-st/stagednetworkpolicy-name1-rev1.yaml': SOURCE_PORTS,
-  'calicoctl-st/stagedglobalnetworkpolicy-name1-rev1.yaml': SOURCE_PORTS,
   // Untracked policy is not enforced yet; refusing beats enforcing it with other semantics.
   'calicoctl-st/globalnetworkpolicy-name1-rev2.yaml': /doNotTrack policies are not yet supported/,
   'calicoctl-st/globalnetworkpolicy-tiered-name2-rev1.yaml':
