@@ -114,7 +114,11 @@ export function readPinnedPolicy(maps: Pick<DataplaneMaps, 'ifaces' | PolicyRole
   const port = maps.polPort.entries();
   keys.polPort = port.keys;
   port.keys.forEach((k, i) => {
-    maxClassId = Math.max(maxClassId, MAPS.polPort.key.decode(k).class_id, sportClass(port.values[i]!));
+    maxClassId = Math.max(
+      maxClassId,
+      MAPS.polPort.key.decode(k).class_id,
+      sportClass(port.values[i]!),
+    );
   });
   const l4 = maps.polL4.entries();
   keys.polL4 = l4.keys;
@@ -128,7 +132,8 @@ export function readPinnedPolicy(maps: Pick<DataplaneMaps, 'ifaces' | PolicyRole
   });
   const sport = maps.polSport.entries();
   keys.polSport = sport.keys;
-  for (const k of sport.keys) maxClassId = Math.max(maxClassId, MAPS.polSport.key.decode(k).class_id);
+  for (const k of sport.keys)
+    maxClassId = Math.max(maxClassId, MAPS.polSport.key.decode(k).class_id);
   return { endpoints, maxSetId, maxClassId, maxPolicyRev, keys };
 }
 

@@ -101,7 +101,10 @@ export const rule = z
         ['source', source],
         ['destination', destination],
       ] as const) {
-        if (match[field] !== undefined && (r.protocol === undefined || !PORT_PROTOCOLS.has(r.protocol))) {
+        if (
+          match[field] !== undefined &&
+          (r.protocol === undefined || !PORT_PROTOCOLS.has(r.protocol))
+        ) {
           fail(ctx, `${field} need protocol ${PORT_PROTOCOL_NAMES}`, [side, field]);
         }
       }

@@ -116,7 +116,13 @@ export function lookup(
       if (s !== undefined)
         return {
           ok: true,
-          verdict: { action: s.action, flags: s.flags, ruleId: s.ruleId, classId, sportClass: e.ruleId },
+          verdict: {
+            action: s.action,
+            flags: s.flags,
+            ruleId: s.ruleId,
+            classId,
+            sportClass: e.ruleId,
+          },
         };
     }
     return { ok: false, miss: `source-port class ${e.ruleId} has no entry for ${sport}` };
@@ -217,9 +223,12 @@ export function checkState(state: CompiledState): string[] {
   for (const [key, e] of state.sport) {
     if (key !== sportKey(e)) problems.push(`sport key ${key} holds ${JSON.stringify(e)}`);
     if (e.classId === 0 || e.ruleId === 0) problems.push(`sport entry with id 0: ${key}`);
-    if (masked(e.sport, 16, e.bits) !== e.sport) problems.push(`sport entry ${key} has host bits set`);
-    if (e.action !== 1 && e.action !== 2) problems.push(`sport entry ${key} has action ${e.action}`);
-    if (!state.rules.has(e.ruleId)) problems.push(`sport entry ${key} names unknown rule ${e.ruleId}`);
+    if (masked(e.sport, 16, e.bits) !== e.sport)
+      problems.push(`sport entry ${key} has host bits set`);
+    if (e.action !== 1 && e.action !== 2)
+      problems.push(`sport entry ${key} has action ${e.action}`);
+    if (!state.rules.has(e.ruleId))
+      problems.push(`sport entry ${key} names unknown rule ${e.ruleId}`);
     sportIds.add(e.classId);
     if (e.bits === 0) sportsWithDefault.add(e.classId);
   }
@@ -229,8 +238,10 @@ export function checkState(state: CompiledState): string[] {
     if (masked(e.l4, 24, e.bits) !== e.l4) problems.push(`l4 entry ${key} has host bits set`);
     if (e.action === 3) {
       referencedSports.add(e.ruleId);
-      if (!sportIds.has(e.ruleId)) problems.push(`l4 entry ${key} names absent source-port class ${e.ruleId}`);
-    } else if (!state.rules.has(e.ruleId)) problems.push(`l4 entry ${key} names unknown rule ${e.ruleId}`);
+      if (!sportIds.has(e.ruleId))
+        problems.push(`l4 entry ${key} names absent source-port class ${e.ruleId}`);
+    } else if (!state.rules.has(e.ruleId))
+      problems.push(`l4 entry ${key} names unknown rule ${e.ruleId}`);
     classIds.add(e.classId);
     if (e.bits === 0) classesWithDefault.add(e.classId);
   }
@@ -289,8 +300,7 @@ export class SoftMaps implements PolicyMaps {
       this.version++;
       onStep?.(stage);
     };
-    for (const e of delta.sportWrites)
-      step('sportWrites', () => this.sportMap.set(sportKey(e), e));
+    for (const e of delta.sportWrites) step('sportWrites', () => this.sportMap.set(sportKey(e), e));
     for (const e of delta.l4Writes) step('l4Writes', () => this.l4Map.set(l4Key(e), e));
     for (const e of delta.addrWrites) step('addrWrites', () => this.addrMap.set(addrKey(e), e));
     for (const e of delta.endpointWrites)

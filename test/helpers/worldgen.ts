@@ -640,7 +640,10 @@ function ruleSportArb(world: World): fc.Arbitrary<number> {
   const any = fc.integer({ min: 0, max: 65535 });
   return choices.size === 0
     ? any
-    : fc.oneof({ weight: 1, arbitrary: any }, { weight: 3, arbitrary: fc.constantFrom(...choices) });
+    : fc.oneof(
+        { weight: 1, arbitrary: any },
+        { weight: 3, arbitrary: fc.constantFrom(...choices) },
+      );
 }
 
 export function packetArb(generated: GeneratedWorld): fc.Arbitrary<PacketCase> {

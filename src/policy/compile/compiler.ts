@@ -41,7 +41,13 @@ import type {
 
 export class PolicyCompiler {
   private readonly limits: Required<PolicyCompilerOptions>;
-  private state: CompiledState = new Snapshot(new Map(), new Map(), new Map(), new Map(), new Map());
+  private state: CompiledState = new Snapshot(
+    new Map(),
+    new Map(),
+    new Map(),
+    new Map(),
+    new Map(),
+  );
   private sets = new Map<string, Named<SetContent>>();
   private classes = new Map<string, Named<ClassContent>>();
   /** Source-port classes: numbered from the class ids (one id space, one allocator). */

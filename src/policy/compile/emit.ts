@@ -98,7 +98,14 @@ function emitClass(cls: ClassFunction, limits: EntryLimits): ClassContent {
       entries: prefixes.map((p) => {
         if (p.result < 0) {
           const sportFingerprint = byTag.get(-p.result)!;
-          return { l4: p.value, bits: p.bits, action: ACTION_BY_SPORT, flags: 0, ruleId: 0, sportFingerprint };
+          return {
+            l4: p.value,
+            bits: p.bits,
+            action: ACTION_BY_SPORT,
+            flags: 0,
+            ruleId: 0,
+            sportFingerprint,
+          };
         }
         const { action, flags, ruleId } = decodeVerdict(p.result);
         return { l4: p.value, bits: p.bits, action, flags, ruleId };
@@ -112,7 +119,11 @@ function emitClass(cls: ClassFunction, limits: EntryLimits): ClassContent {
   }
   for (const sport of content.sports) {
     if (sport.entries.length > limits.maxEntriesPerClass) {
-      throw new BudgetExceeded('source-port class', sport.entries.length, limits.maxEntriesPerClass);
+      throw new BudgetExceeded(
+        'source-port class',
+        sport.entries.length,
+        limits.maxEntriesPerClass,
+      );
     }
   }
   return content;

@@ -198,12 +198,17 @@ export function sportRestriction(source: {
 
 export function sportNames(r: SportRestriction): string[] {
   const names = new Set<string>();
-  for (const m of [...(r.ports ?? []), ...(r.notPorts ?? [])]) if (m.kind === 'named') names.add(m.name);
+  for (const m of [...(r.ports ?? []), ...(r.notPorts ?? [])])
+    if (m.kind === 'named') names.add(m.name);
   return [...names];
 }
 
 /** The source ports a list matches for packets of `protocol`, names resolved on `held`. */
-function sportSet(list: readonly PortMatch[], protocol: number, held: readonly NamedPort[]): IntervalSet {
+function sportSet(
+  list: readonly PortMatch[],
+  protocol: number,
+  held: readonly NamedPort[],
+): IntervalSet {
   const pieces: Interval[] = [];
   for (const m of list) {
     if (m.kind === 'range') pieces.push([m.from, m.to]);

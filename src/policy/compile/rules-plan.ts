@@ -242,7 +242,8 @@ function planRule(
  */
 function ruleAtoms(r: RulePorts, local: readonly NamedPort[]): Atom[] {
   const parts = (peerPorts: readonly NamedPort[]) => {
-    const [dstPorts, srcPorts] = r.direction === 'ingress' ? [local, peerPorts] : [peerPorts, local];
+    const [dstPorts, srcPorts] =
+      r.direction === 'ingress' ? [local, peerPorts] : [peerPorts, local];
     return sportParts(restrictL4(r.base, r.restriction, dstPorts), r.sports, srcPorts);
   };
   if (r.holders === undefined) return atomsOf(r.peer, parts([]));
@@ -253,7 +254,9 @@ function ruleAtoms(r: RulePorts, local: readonly NamedPort[]): Atom[] {
     if (!contains(r.peer, holder.ip)) continue;
     const p = parts(holder.ports);
     if (p.length === 0) continue;
-    const key = p.map((x) => `${spell(x.l4)}/${x.sport === undefined ? '*' : spell(x.sport)}`).join('|');
+    const key = p
+      .map((x) => `${spell(x.l4)}/${x.sport === undefined ? '*' : spell(x.sport)}`)
+      .join('|');
     const entry = byParts.get(key) ?? { parts: p, ips: [] };
     entry.ips.push([holder.ip, holder.ip]);
     byParts.set(key, entry);
@@ -268,7 +271,8 @@ function atomsOf(
 ): Atom[] {
   const atoms: Atom[] = [];
   for (const { l4, sport } of parts) {
-    for (const atom of atomOrNone(addr, l4)) atoms.push(sport === undefined ? atom : { ...atom, sport });
+    for (const atom of atomOrNone(addr, l4))
+      atoms.push(sport === undefined ? atom : { ...atom, sport });
   }
   return atoms;
 }

@@ -336,7 +336,11 @@ class Sweep {
    * which the same moves match, each decided by a walk over the source ports of the
    * moves that match it (and every tier end), memoised by that list of moves.
    */
-  private walkWithSports(moves: readonly Move[], points: IntervalSet, region: IntervalSet): Piece<number>[] {
+  private walkWithSports(
+    moves: readonly Move[],
+    points: IntervalSet,
+    region: IntervalSet,
+  ): Piece<number>[] {
     const outside = new L4Walk(subtract(points, region));
     for (const move of moves) {
       if (outside.done) break;
@@ -346,7 +350,8 @@ class Sweep {
     const events: [x: number, move: number, delta: 1 | -1][] = [];
     moves.forEach((m, index) => {
       if (m.kind !== 'rule') return;
-      for (const [lo, hi] of intersect(m.l4, region)) events.push([lo, index, 1], [hi + 1, index, -1]);
+      for (const [lo, hi] of intersect(m.l4, region))
+        events.push([lo, index, 1], [hi + 1, index, -1]);
     });
     events.sort((x, y) => x[0] - y[0]);
     const memo = new Map<string, number>();
