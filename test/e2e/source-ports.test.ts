@@ -1,12 +1,15 @@
 /**
- * Source ports with real packets: three pods behind veths on one node, the real BPF
- * object on every host veth, Calico policies with source.ports / source.notPorts
- * (numbers, a range, a named port of the sending pod) compiled into its maps. A client
- * binds a chosen source port and talks to a pod's echo server: the exchange must
- * succeed exactly when the reference evaluator allows the packet at both ends.
+ * Source ports with real packets: three pods behind veths on one node, Calico policies
+ * with source.ports / source.notPorts (numbers, a range, a named port of the sending
+ * pod), enforced by either dataplane: the real BPF object on every host veth (the
+ * policy compiled into its maps), or the iptables chains and ipsets in the node
+ * namespace (multiport --sports, the named-port set matched src,src). A client binds a
+ * chosen source port and talks to a pod's echo server: the exchange must succeed
+ * exactly when the reference evaluator allows the packet at both ends.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeDataplane } from '../../src/dataplane/node-dataplane.js';
+import { IptablesDataplane } from '../../src/iptables/dataplane.js';
 import { NodeLab, type LabPod, type LabPodSpec } from '../../src/lab/node-lab.js';
 import type { LocalEndpoint } from '../../src/policy/compile/index.js';
 import { evaluate } from '../../src/policy/evaluate.js';
@@ -120,100 +123,111 @@ except (socket.timeout, ConnectionRefusedError, OSError):
   return out === 'ok';
 }
 
-describe('source ports, real packets through the BPF dataplane', () => {
-  let lab: NodeLab | undefined;
-  let dp: NodeDataplane | undefined;
-  let world: World | undefined;
-  const locals: LocalEndpoint[] = [];
+const CASES: [
+  what: string,
+  from: string,
+  protocol: 'tcp' | 'udp',
+  sport: number,
+  to: string,
+  allowed: boolean,
+][] = [
+  ['TCP from a source port in the admitted range', 'sp/client', 'tcp', 40005, 'sp/server', true],
+  ['TCP from the range’s last port', 'sp/client', 'tcp', 40009, 'sp/server', true],
+  ['TCP from just past the range', 'sp/client', 'tcp', 40010, 'sp/server', false],
+  [
+    'UDP from the client’s named port client-dns (41000)',
+    'sp/client',
+    'udp',
+    41000,
+    'sp/server',
+    true,
+  ],
+  ['UDP from another port', 'sp/client', 'udp', 41001, 'sp/server', false],
+  [
+    'UDP from 41000 of a pod that has no such named port',
+    'sp/open',
+    'udp',
+    41000,
+    'sp/server',
+    false,
+  ],
+  [
+    'TCP from the egress notPort 42000, to an unisolated pod',
+    'sp/client',
+    'tcp',
+    42000,
+    'sp/open',
+    false,
+  ],
+  ['TCP from 42001, to an unisolated pod', 'sp/client', 'tcp', 42001, 'sp/open', true],
+];
 
-  beforeAll(async () => {
-    lab = await NodeLab.create(`s${runId}`, NAMESPACES);
-    dp = NodeDataplane.open({ pinRoot, nodeNetns: lab.nodeNetns });
-    for (const [i, spec] of PODS.entries()) {
-      const pod = await lab.addPod(spec, ipOf(i));
-      if (pod.key === 'sp/client') pod.endpoint = { ...pod.endpoint, ports: [CLIENT_PORT] };
-      dp.attach(pod.network.hostIfindex);
-      dp.setLocalRoute(pod.ip, pod.network.hostIfindex);
-      locals.push({ endpoint: pod.endpoint, ifindex: pod.network.hostIfindex, id: i + 1 });
-    }
-    const nsResources: Resource[] = NAMESPACES.map((n) => ({
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: n.name, labels: n.labels },
-      namespace: n,
-    }));
-    world = worldFrom(
-      [...nsResources, ...POLICIES],
-      lab.pods.map((p) => p.endpoint),
-    );
-    dp.program(world, locals);
-  });
+for (const dataplane of ['bpf', 'iptables'] as const) {
+  describe(`source ports, real packets through the ${dataplane} dataplane`, () => {
+    let lab: NodeLab | undefined;
+    let dp: NodeDataplane | undefined;
+    let world: World | undefined;
+    const locals: LocalEndpoint[] = [];
 
-  afterAll(async () => {
-    dp?.destroy();
-    await lab?.destroy();
-  });
-
-  /** The evaluator's word: the sender's egress and the receiver's ingress both allow. */
-  function predicted(from: LabPod, protocol: 'tcp' | 'udp', sport: number, to: LabPod): boolean {
-    const packet: Packet = {
-      saddr: from.ip,
-      daddr: to.ip,
-      protocol: protocol === 'tcp' ? 6 : 17,
-      sport,
-      dport: 80,
-    };
-    return (
-      evaluate(world!, from.endpoint, 'egress', packet).action === 'allow' &&
-      evaluate(world!, to.endpoint, 'ingress', packet).action === 'allow'
-    );
-  }
-
-  const CASES: [
-    what: string,
-    from: string,
-    protocol: 'tcp' | 'udp',
-    sport: number,
-    to: string,
-    allowed: boolean,
-  ][] = [
-    ['TCP from a source port in the admitted range', 'sp/client', 'tcp', 40005, 'sp/server', true],
-    ['TCP from the range’s last port', 'sp/client', 'tcp', 40009, 'sp/server', true],
-    ['TCP from just past the range', 'sp/client', 'tcp', 40010, 'sp/server', false],
-    [
-      'UDP from the client’s named port client-dns (41000)',
-      'sp/client',
-      'udp',
-      41000,
-      'sp/server',
-      true,
-    ],
-    ['UDP from another port', 'sp/client', 'udp', 41001, 'sp/server', false],
-    [
-      'UDP from 41000 of a pod that has no such named port',
-      'sp/open',
-      'udp',
-      41000,
-      'sp/server',
-      false,
-    ],
-    [
-      'TCP from the egress notPort 42000, to an unisolated pod',
-      'sp/client',
-      'tcp',
-      42000,
-      'sp/open',
-      false,
-    ],
-    ['TCP from 42001, to an unisolated pod', 'sp/client', 'tcp', 42001, 'sp/open', true],
-  ];
-
-  for (const [what, from, protocol, sport, to, allowed] of CASES) {
-    it(`${what}: ${allowed ? 'passes' : 'is dropped'}`, async () => {
-      const a = lab!.pod(from);
-      const b = lab!.pod(to);
-      expect(predicted(a, protocol, sport, b)).toBe(allowed);
-      expect(await exchange(a, protocol, sport, b)).toBe(allowed);
+    beforeAll(async () => {
+      lab = await NodeLab.create(`${dataplane === 'bpf' ? 's' : 'i'}${runId}`, NAMESPACES);
+      if (dataplane === 'bpf') dp = NodeDataplane.open({ pinRoot, nodeNetns: lab.nodeNetns });
+      for (const [i, spec] of PODS.entries()) {
+        const pod = await lab.addPod(spec, ipOf(i));
+        if (pod.key === 'sp/client') pod.endpoint = { ...pod.endpoint, ports: [CLIENT_PORT] };
+        if (dp !== undefined) {
+          dp.attach(pod.network.hostIfindex);
+          dp.setLocalRoute(pod.ip, pod.network.hostIfindex);
+        }
+        locals.push({ endpoint: pod.endpoint, ifindex: pod.network.hostIfindex, id: i + 1 });
+      }
+      const nsResources: Resource[] = NAMESPACES.map((n) => ({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: n.name, labels: n.labels },
+        namespace: n,
+      }));
+      world = worldFrom(
+        [...nsResources, ...POLICIES],
+        lab.pods.map((p) => p.endpoint),
+      );
+      if (dp !== undefined) dp.program(world, locals);
+      else {
+        const ipt = await IptablesDataplane.open({ netns: lab.nodeNetns });
+        await ipt.program(
+          world,
+          lab.pods.map((p) => ({ endpoint: p.endpoint, iface: p.network.hostIfName })),
+        );
+      }
     });
-  }
-});
+
+    afterAll(async () => {
+      dp?.destroy();
+      await lab?.destroy();
+    });
+
+    /** The evaluator's word: the sender's egress and the receiver's ingress both allow. */
+    function predicted(from: LabPod, protocol: 'tcp' | 'udp', sport: number, to: LabPod): boolean {
+      const packet: Packet = {
+        saddr: from.ip,
+        daddr: to.ip,
+        protocol: protocol === 'tcp' ? 6 : 17,
+        sport,
+        dport: 80,
+      };
+      return (
+        evaluate(world!, from.endpoint, 'egress', packet).action === 'allow' &&
+        evaluate(world!, to.endpoint, 'ingress', packet).action === 'allow'
+      );
+    }
+
+    for (const [what, from, protocol, sport, to, allowed] of CASES) {
+      it(`${what}: ${allowed ? 'passes' : 'is dropped'}`, async () => {
+        const a = lab!.pod(from);
+        const b = lab!.pod(to);
+        expect(predicted(a, protocol, sport, b)).toBe(allowed);
+        expect(await exchange(a, protocol, sport, b)).toBe(allowed);
+      });
+    }
+  });
+}
