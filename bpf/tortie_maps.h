@@ -149,9 +149,10 @@ struct tortie_node_config {
  * and are tried longest first, so the first hit is the entry one LPM over the whole
  * table would return: the split changes the cost of a lookup, never its result.
  *
- * A decision is at most five lookups, two of them trie walks. A peer the policy names
- * as a /32 (every selected pod is one) costs one hash lookup in stage 1, and a port the
- * class names exactly one in stage 2, however many entries the maps hold. Only a peer
+ * A decision is at most five lookups, two of them trie walks (six and three where the
+ * source port decides, below). A peer the policy names as a /32 (every selected pod is
+ * one) costs one hash lookup in stage 1, and a port the class names exactly one in
+ * stage 2, however many entries the maps hold. Only a peer
  * matched by a shorter prefix, or a port decided by a range or by the class default,
  * walks a trie, and the tries hold only the prefixes and ranges. The price: a hash
  * lookup costs more than a walk of a near-empty trie, and a decision that falls through
