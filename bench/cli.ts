@@ -48,10 +48,23 @@ export function registerBenchCommands(program: Command): Command {
     .option('--repeat <n>', 'test-run repeat count', positiveInt, 100_000)
     .option('--runs <n>', 'runs per cell (the median is reported)', positiveInt, 5)
     .option('--json', 'print {"rows": [...]} as JSON', false)
-    .action(async (o: { rules: number[]; repeat: number; runs: number; json: boolean }) => {
-      const { runVerdictBench } = await import('./verdict.js');
-      await runVerdictBench(o);
-    });
+    .option(
+      '--source-ports',
+      'the admitting rule also matches the source port: the decision takes the third (source-port) stage',
+      false,
+    )
+    .action(
+      async (o: {
+        rules: number[];
+        repeat: number;
+        runs: number;
+        json: boolean;
+        sourcePorts: boolean;
+      }) => {
+        const { runVerdictBench } = await import('./verdict.js');
+        await runVerdictBench(o);
+      },
+    );
 
   bench
     .command('cni')

@@ -12,6 +12,11 @@
  *    every lookup finds the previous repeat's entry expired and judges afresh.
  *  - establishedNs: a packet of a tracked flow (conntrack hit), default timeouts.
  * Both instances share the pinned maps, so they see the same compiled policy.
+ *
+ * With `sourcePorts`, the admitting rule also names source ports (40000-40099, the
+ * measured packet's among them): its decision then takes the third stage (stage 2 says
+ * BY_SPORT, tortie_pol_sprt decides), the cost a source-port rule adds to the packets
+ * it concerns.
  */
 import { release } from 'node:os';
 import { NodeDataplane } from '../src/dataplane/node-dataplane.js';
@@ -27,6 +32,8 @@ export interface VerdictBenchOptions {
   repeat: number;
   runs: number;
   json: boolean;
+  /** The admitting rule matches source ports too (see the module comment). */
+  sourcePorts?: boolean;
 }
 
 export interface VerdictRow {
@@ -50,7 +57,10 @@ function peerIp(i: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
-export function benchWorld(ruleCount: number): { world: World; server: Endpoint } {
+export function benchWorld(
+  ruleCount: number,
+  sourcePorts = false,
+): { world: World; server: Endpoint } {
   const server: Endpoint = {
     key: 'bench/server',
     namespace: 'bench',
@@ -73,7 +83,10 @@ export function benchWorld(ruleCount: number): { world: World; server: Endpoint 
     rules.push({
       action: 'Allow',
       protocol: 6,
-      source: { nets: [`${CLIENT_IP}/32`] },
+      source: {
+        nets: [`${CLIENT_IP}/32`],
+        ...(sourcePorts ? { ports: [{ kind: 'range' as const, from: 40000, to: 40099 }] } : {}),
+      },
       destination: { ports: [{ kind: 'range', from: SERVER_PORT, to: SERVER_PORT }] },
     });
   }
@@ -160,10 +173,11 @@ export async function measureVerdicts(
     );
     for (const n of opts.rules) {
       progress(`compiling ${n} rules`);
-      const { world, server } = benchWorld(n);
+      const { world, server } = benchWorld(n, opts.sourcePorts ?? false);
       const stats = dp.program(world, [{ endpoint: server, ifindex: TEST_IFINDEX, id: 1 }]);
       const state = dp.compiled!;
-      progress(`measuring ${n} rules (${state.addr.size + state.l4.size} policy entries)`);
+      const entries = state.addr.size + state.l4.size + state.sport.size;
+      progress(`measuring ${n} rules (${entries} policy entries)`);
       dp.dp.views.ct.entries().forEach(([k]) => dp.dp.views.ct.delete(k));
       const fresh1 = measure(fresh.programs.toPod.fd, packet, opts.repeat, opts.runs);
       const est = measure(dp.dp.programs.toPod.fd, packet, opts.repeat, opts.runs);
@@ -173,7 +187,7 @@ export async function measureVerdicts(
         establishedNs: est.median,
         newFlowSpreadNs: fresh1.spread,
         establishedSpreadNs: est.spread,
-        mapEntries: state.addr.size + state.l4.size,
+        mapEntries: entries,
         compileMs: stats.compileMs,
       });
     }

@@ -25,6 +25,7 @@
 #define TORTIE_MAX_POL_L4 (1 << 20)  /* port stage, all classes: the tortie_pol_l4 LPM */
 #define TORTIE_MAX_POL_PORT TORTIE_MAX_POL_L4   /* its exact ports: tortie_pol_port */
 #define TORTIE_MAX_POL_DFLT TORTIE_MAX_POL_L4   /* its class defaults: tortie_pol_dflt */
+#define TORTIE_MAX_POL_SPORT (1 << 20) /* source-port stage, all its classes: tortie_pol_sprt */
 #define TORTIE_MAX_CT 262144         /* conntrack flows (LRU) */
 #define TORTIE_MAX_FRAGS 8192        /* first fragments awaiting their followers (LRU) */
 #define TORTIE_MAX_METRICS 65536     /* (endpoint, reason, direction) counters */
@@ -115,13 +116,15 @@ struct tortie_node_config {
 };
 
 /*
- * ---- policy: two stages, exact hashes before prefix tries ----------------------
+ * ---- policy: two stages (three with source ports), exact hashes before tries ----
  *
  * The compiler flattens every rule that applies to one endpoint in one direction into a
  * "policy set". A packet is judged in two stages, whatever the rule count:
  *
  *   1. address stage: (set_id, peer address) -> class_id
  *   2. port stage:    (class_id, proto, port) -> verdict
+ *   3. only where rules match source ports (see "Source ports" below):
+ *                     (sport_class_id, source port) -> verdict
  *
  * The peer is the source for ingress and the destination for egress. A class is the
  * set of peer addresses for which the set's decision over (proto, port) is the same
@@ -146,9 +149,10 @@ struct tortie_node_config {
  * and are tried longest first, so the first hit is the entry one LPM over the whole
  * table would return: the split changes the cost of a lookup, never its result.
  *
- * A decision is at most five lookups, two of them trie walks. A peer the policy names
- * as a /32 (every selected pod is one) costs one hash lookup in stage 1, and a port the
- * class names exactly one in stage 2, however many entries the maps hold. Only a peer
+ * A decision is at most five lookups, two of them trie walks (six and three where the
+ * source port decides, below). A peer the policy names as a /32 (every selected pod is
+ * one) costs one hash lookup in stage 1, and a port the class names exactly one in
+ * stage 2, however many entries the maps hold. Only a peer
  * matched by a shorter prefix, or a port decided by a range or by the class default,
  * walks a trie, and the tries hold only the prefixes and ranges. The price: a hash
  * lookup costs more than a walk of a near-empty trie, and a decision that falls through
@@ -168,6 +172,25 @@ struct tortie_node_config {
  * stage, so no split of a stage within budget overflows one of its maps. Entries are
  * allocated as they are written (BPF_F_NO_PREALLOC), but a hash map's bucket array is
  * allocated whole at creation: 16 MiB for 2^20 entries, 48 MiB for the three hashes.
+ *
+ * Source ports. A rule with source.ports / source.notPorts makes the decision at some
+ * (class, proto, port) points depend on the source port too. There, and only there,
+ * stage 2 answers TORTIE_ACT_BY_SPORT: its rule_id field names a source-port class
+ * (numbered from the class ids), and stage 3 looks the source port up in it:
+ *
+ *   stage  bits   map              type      key                             value
+ *   3      0..16  tortie_pol_sprt  LPM_TRIE  {48 + bits, sport_class, sport}  verdict
+ *
+ * One trie holds the whole stage (exact ports, ranges and each class's default, the
+ * 0-bit entry): the stage is reached only by packets whose (class, proto, port) a
+ * source-port rule decides, and a walk of its trie is bounded by the key's 64 bits,
+ * whatever the number of rules. Every other packet decides in stage 2 as before and
+ * pays nothing. Every source-port class has a 0-bit entry, so a miss means the compiler
+ * never wrote the class (fail closed, TORTIE_DROP_NO_POLICY), and a stage-3 verdict is
+ * always Allow or Deny (never another BY_SPORT). The source port is the policy's: the
+ * packet's for TCP, UDP, UDPLite and SCTP, 0 for every other protocol. A flow's
+ * replies never reach policy (conntrack), and revalidation judges the original
+ * direction with the flow's own source port.
  */
 
 struct tortie_pol_addr_key {
@@ -212,6 +235,7 @@ enum tortie_action {
 	TORTIE_ACT_NONE = 0,
 	TORTIE_ACT_ALLOW = 1,
 	TORTIE_ACT_DENY = 2,
+	TORTIE_ACT_BY_SPORT = 3, /* stage 2 only: rule_id is the source-port class (stage 3) */
 };
 
 enum tortie_verdict_flags {
@@ -223,7 +247,19 @@ struct tortie_verdict {
 	__u8 action;        /* enum tortie_action */
 	__u8 flags;         /* enum tortie_verdict_flags */
 	__u16 reserved;
-	__u32 rule_id;      /* the deciding rule (or default), resolved by the control plane */
+	__u32 rule_id;      /* the deciding rule (or default), resolved by the control plane;
+			     * TORTIE_ACT_BY_SPORT: the source-port class to look up */
+};
+
+/*
+ * tortie_pol_sprt (LPM_TRIE): stage 3. sport = the source port, big-endian in the low
+ * 16 bits of a 32-bit tail whose top 16 bits are 0; prefixlen = 48 + bits over the
+ * source port (48: the class default). Value struct tortie_verdict (Allow or Deny).
+ */
+struct tortie_pol_sport_key {
+	__u32 prefixlen;    /* 48 + bits: 48..64 */
+	__u32 class_id;     /* a source-port class */
+	__be32 sport;
 };
 
 /* ---- conntrack: LRU_HASH, forward tuple as key ---------------------------------- */

@@ -66,7 +66,7 @@ static __always_inline __u8 ct_revalidate4(struct pkt_ctx *ctx, struct tortie_ct
 	struct policy_decision d = {};
 	__u32 rule_id = e->rule_id;
 	int stale = 0;
-	__u16 port;
+	__u16 port, sport;
 
 	if (e->src_ifindex) {
 		src = endpoint_of(e->src_ifindex);
@@ -80,10 +80,12 @@ static __always_inline __u8 ct_revalidate4(struct pkt_ctx *ctx, struct tortie_ct
 		return TORTIE_REASON_NONE;
 
 	port = ct_flow_policy_port(flow, &ctx->pkt, reply);
+	/* The original sender's source port: the forward tuple's (read for port protocols only). */
+	sport = bpf_ntohs(flow->sport);
 	if (e->src_ifindex) {
 		if (!src)
 			goto revoke;
-		if (!policy_can_egress4(ctx, src, flow->daddr, flow->proto, port, &d)) {
+		if (!policy_can_egress4(ctx, src, flow->daddr, flow->proto, sport, port, &d)) {
 			ctx_blame(ctx, src->id, TORTIE_DIR_FROM_POD);
 			goto revoke_by_policy;
 		}
@@ -92,7 +94,7 @@ static __always_inline __u8 ct_revalidate4(struct pkt_ctx *ctx, struct tortie_ct
 	if (e->dst_ifindex) {
 		if (!dst)
 			goto revoke;
-		if (!policy_can_ingress4(ctx, dst, flow->saddr, flow->proto, port, &d)) {
+		if (!policy_can_ingress4(ctx, dst, flow->saddr, flow->proto, sport, port, &d)) {
 			ctx_blame(ctx, dst->id, TORTIE_DIR_TO_POD);
 			goto revoke_by_policy;
 		}

@@ -110,7 +110,8 @@ static __always_inline __u8 judge_sender4(struct pkt_ctx *ctx, const struct tort
 
 	if (!judge_needs_sender(j, ifindex))
 		return TORTIE_REASON_NONE;
-	if (!policy_can_egress4(ctx, ep, pkt->daddr, pkt->proto, bpf_ntohs(pkt->dport), &d))
+	if (!policy_can_egress4(ctx, ep, pkt->daddr, pkt->proto, bpf_ntohs(pkt->sport),
+				bpf_ntohs(pkt->dport), &d))
 		return blame_policy(ctx, ep->id, TORTIE_DIR_FROM_POD, &d);
 	if (j->ct) {
 		j->ct->src_ifindex = ifindex;
@@ -144,7 +145,8 @@ static __always_inline __u8 judge_receiver4(struct pkt_ctx *ctx, const struct to
 		ctx_blame(ctx, 0, TORTIE_DIR_TO_POD);
 		return TORTIE_DROP_NO_POLICY;
 	}
-	if (!policy_can_ingress4(ctx, ep, pkt->saddr, pkt->proto, bpf_ntohs(pkt->dport), &d))
+	if (!policy_can_ingress4(ctx, ep, pkt->saddr, pkt->proto, bpf_ntohs(pkt->sport),
+				 bpf_ntohs(pkt->dport), &d))
 		return blame_policy(ctx, ep->id, TORTIE_DIR_TO_POD, &d);
 	if (j->ct) {
 		j->ct->dst_ifindex = ifindex;

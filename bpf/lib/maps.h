@@ -87,6 +87,15 @@ struct {
 	__type(value, struct tortie_verdict);
 } tortie_pol_dflt SEC(".maps");
 
+/* Policy, source-port stage: every prefix of 0..16 bits (see tortie_maps.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, TORTIE_MAX_POL_SPORT);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tortie_pol_sport_key);
+	__type(value, struct tortie_verdict);
+} tortie_pol_sprt SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TORTIE_MAX_CT);

@@ -3,7 +3,8 @@
  * policy.h — judging a packet against an endpoint's policy set: two stages (address →
  * class, (proto, port) → verdict), each looked up longest prefix first across the maps
  * that hold it: exact hashes before the LPM tries, so the common entries cost O(1)
- * whatever the number of rules. The maps and why the split is exact are explained in
+ * whatever the number of rules; and, only where a rule matches source ports, a third
+ * (source port → verdict). The maps and why the split is exact are explained in
  * tortie_maps.h.
  */
 #ifndef TORTIE_POLICY_H
@@ -14,9 +15,11 @@
 #include "events.h"
 #include "maps.h"
 #include "packet.h"
+#include "parse.h"
 
 #define POL_ADDR_FULL_PREFIX 64 /* set_id (32) + address (32) */
 #define POL_L4_FULL_PREFIX 64   /* class_id (32) + zero byte (8) + proto (8) + port (16) */
+#define POL_SPORT_FULL_PREFIX 64 /* class_id (32) + zero (16) + source port (16) */
 
 struct policy_decision {
 	__u8 reason;   /* TORTIE_PASS_POLICY, TORTIE_DROP_POLICY or TORTIE_DROP_NO_POLICY */
@@ -66,13 +69,26 @@ static __always_inline struct tortie_verdict *policy_verdict_of(__u32 class_id, 
 	return bpf_map_lookup_elem(&tortie_pol_dflt, &class_id);
 }
 
+/* Stage 3: the verdict of source-port class class_id for the source port sport. */
+static __always_inline struct tortie_verdict *policy_sport_verdict_of(__u32 class_id, __u16 sport)
+{
+	struct tortie_pol_sport_key key = {
+		.prefixlen = POL_SPORT_FULL_PREFIX,
+		.class_id = class_id,
+		.sport = bpf_htonl(sport),
+	};
+
+	return bpf_map_lookup_elem(&tortie_pol_sprt, &key);
+}
+
 /*
- * A set id of 0, a miss in every map of either stage, or a verdict that is neither
+ * A set id of 0, a miss in every map of a stage, or a final verdict that is neither
  * Allow nor Deny all mean "the compiler has not written this" and fail closed as
- * NO_POLICY.
+ * NO_POLICY. sport is the policy's source port (0 for a protocol without ports); only
+ * a stage-2 TORTIE_ACT_BY_SPORT verdict reads it.
  */
-static __always_inline void policy_lookup4(__u32 set_id, __be32 peer, __u8 proto, __u16 port,
-					   struct policy_decision *d)
+static __always_inline void policy_lookup4(__u32 set_id, __be32 peer, __u8 proto, __u16 sport,
+					   __u16 port, struct policy_decision *d)
 {
 	struct tortie_pol_addr_val *class;
 	struct tortie_verdict *verdict;
@@ -90,6 +106,11 @@ static __always_inline void policy_lookup4(__u32 set_id, __be32 peer, __u8 proto
 	verdict = policy_verdict_of(class->class_id, bpf_htonl(((__u32)proto << 16) | port));
 	if (!verdict)
 		return;
+	if (verdict->action == TORTIE_ACT_BY_SPORT) {
+		verdict = policy_sport_verdict_of(verdict->rule_id, proto_has_ports(proto) ? sport : 0);
+		if (!verdict)
+			return;
+	}
 
 	d->action = verdict->action;
 	d->flags = verdict->flags;
@@ -110,22 +131,30 @@ static __always_inline void policy_report(const struct pkt_ctx *ctx, __u32 ep_id
 		event_emit(ctx, TORTIE_EVENT_LOG, ep_id, dir, d->reason, d->action, d->rule_id);
 }
 
-/* May ep send (proto, port) to daddr? The peer of an egress decision is the destination. */
+/*
+ * May ep send (proto, sport -> port) to daddr? The peer of an egress decision is the
+ * destination.
+ */
 static __always_inline int policy_can_egress4(const struct pkt_ctx *ctx,
 					      const struct tortie_endpoint *ep, __be32 daddr,
-					      __u8 proto, __u16 port, struct policy_decision *d)
+					      __u8 proto, __u16 sport, __u16 port,
+					      struct policy_decision *d)
 {
-	policy_lookup4(ep->egress_set, daddr, proto, port, d);
+	policy_lookup4(ep->egress_set, daddr, proto, sport, port, d);
 	policy_report(ctx, ep->id, TORTIE_DIR_FROM_POD, d);
 	return d->reason == TORTIE_PASS_POLICY;
 }
 
-/* May ep receive (proto, port) from saddr? The peer of an ingress decision is the source. */
+/*
+ * May ep receive (proto, sport -> port) from saddr? The peer of an ingress decision is
+ * the source.
+ */
 static __always_inline int policy_can_ingress4(const struct pkt_ctx *ctx,
 					       const struct tortie_endpoint *ep, __be32 saddr,
-					       __u8 proto, __u16 port, struct policy_decision *d)
+					       __u8 proto, __u16 sport, __u16 port,
+					       struct policy_decision *d)
 {
-	policy_lookup4(ep->ingress_set, saddr, proto, port, d);
+	policy_lookup4(ep->ingress_set, saddr, proto, sport, port, d);
 	policy_report(ctx, ep->id, TORTIE_DIR_TO_POD, d);
 	return d->reason == TORTIE_PASS_POLICY;
 }

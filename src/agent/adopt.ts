@@ -2,6 +2,7 @@
  * Restart without an unprotected window: adopting what a previous agent left pinned.
  *
  * The policy compiler starts empty in a new process, and hands out set and class ids
+ * (source-port classes are numbered among the class ids)
  * from 1. The pinned maps, though, are full of a previous agent's sets and classes under
  * those very ids, and live endpoints point at them. Writing the new compilation under
  * the same ids would mix new entries into sets that live endpoints are using, and leave
@@ -26,7 +27,14 @@
  */
 import type { DataplaneMaps } from '../loader/index.js';
 import { MAPS } from '../maps/catalog.js';
-import type { Delta, EndpointEntry, PolAddrEntry, PolL4Entry } from '../policy/compile/index.js';
+import {
+  ACTION_BY_SPORT,
+  type Delta,
+  type EndpointEntry,
+  type PolAddrEntry,
+  type PolL4Entry,
+  type PolSportEntry,
+} from '../policy/compile/index.js';
 import type { EndpointValue } from '../maps/structs.js';
 import { u32Codec } from '../maps/structs.js';
 import { u32ToIp } from '../maps/addr.js';
@@ -35,7 +43,7 @@ import type { DesiredRoute } from './routes.js';
 
 const U32_MAX = 0xffffffff;
 
-type PolicyRole = 'polIp32' | 'polAddr' | 'polPort' | 'polL4' | 'polDflt';
+type PolicyRole = 'polIp32' | 'polAddr' | 'polPort' | 'polL4' | 'polDflt' | 'polSport';
 
 /** Policy maps in the order their old entries are deleted: finest first, as applyDelta. */
 export const POLICY_DELETE_ORDER: readonly PolicyRole[] = [
@@ -44,6 +52,7 @@ export const POLICY_DELETE_ORDER: readonly PolicyRole[] = [
   'polPort',
   'polL4',
   'polDflt',
+  'polSport',
 ];
 
 export interface PinnedPolicy {
@@ -62,7 +71,7 @@ export function emptyPinnedPolicy(): PinnedPolicy {
     maxSetId: 0,
     maxClassId: 0,
     maxPolicyRev: 0,
-    keys: { polIp32: [], polAddr: [], polPort: [], polL4: [], polDflt: [] },
+    keys: { polIp32: [], polAddr: [], polPort: [], polL4: [], polDflt: [], polSport: [] },
   };
 }
 
@@ -97,15 +106,34 @@ export function readPinnedPolicy(maps: Pick<DataplaneMaps, 'ifaces' | PolicyRole
     maxSetId = Math.max(maxSetId, MAPS.polAddr.key.decode(k).set_id);
     maxClassId = Math.max(maxClassId, MAPS.polAddr.value.decode(addr.values[i]!).class_id);
   });
+  // A BY_SPORT verdict names a source-port class (class ids) in its rule id.
+  const sportClass = (value: Buffer): number => {
+    const v = MAPS.polPort.value.decode(value);
+    return v.action === ACTION_BY_SPORT ? v.rule_id : 0;
+  };
   const port = maps.polPort.entries();
   keys.polPort = port.keys;
-  for (const k of port.keys) maxClassId = Math.max(maxClassId, MAPS.polPort.key.decode(k).class_id);
+  port.keys.forEach((k, i) => {
+    maxClassId = Math.max(
+      maxClassId,
+      MAPS.polPort.key.decode(k).class_id,
+      sportClass(port.values[i]!),
+    );
+  });
   const l4 = maps.polL4.entries();
   keys.polL4 = l4.keys;
-  for (const k of l4.keys) maxClassId = Math.max(maxClassId, MAPS.polL4.key.decode(k).class_id);
+  l4.keys.forEach((k, i) => {
+    maxClassId = Math.max(maxClassId, MAPS.polL4.key.decode(k).class_id, sportClass(l4.values[i]!));
+  });
   const dflt = maps.polDflt.entries();
   keys.polDflt = dflt.keys;
-  for (const k of dflt.keys) maxClassId = Math.max(maxClassId, u32Codec.decode(k));
+  dflt.keys.forEach((k, i) => {
+    maxClassId = Math.max(maxClassId, u32Codec.decode(k), sportClass(dflt.values[i]!));
+  });
+  const sport = maps.polSport.entries();
+  keys.polSport = sport.keys;
+  for (const k of sport.keys)
+    maxClassId = Math.max(maxClassId, MAPS.polSport.key.decode(k).class_id);
   return { endpoints, maxSetId, maxClassId, maxPolicyRev, keys };
 }
 
@@ -148,18 +176,28 @@ export class IdSpace {
   }
 
   l4(e: PolL4Entry): PolL4Entry {
+    return {
+      ...e,
+      classId: this.cls(e.classId),
+      ruleId: e.action === ACTION_BY_SPORT ? this.cls(e.ruleId) : e.ruleId,
+    };
+  }
+
+  sport(e: PolSportEntry): PolSportEntry {
     return { ...e, classId: this.cls(e.classId) };
   }
 
   delta(d: Delta): Delta {
     if (this.setOffset === 0 && this.classOffset === 0 && this.revOffset === 0) return d;
     return {
+      sportWrites: d.sportWrites.map((e) => this.sport(e)),
       l4Writes: d.l4Writes.map((e) => this.l4(e)),
       addrWrites: d.addrWrites.map((e) => this.addr(e)),
       endpointWrites: d.endpointWrites.map((e) => this.endpoint(e)),
       endpointDeletes: d.endpointDeletes.map((e) => this.endpoint(e)),
       addrDeletes: d.addrDeletes.map((e) => this.addr(e)),
       l4Deletes: d.l4Deletes.map((e) => this.l4(e)),
+      sportDeletes: d.sportDeletes.map((e) => this.sport(e)),
     };
   }
 }

@@ -6,17 +6,30 @@
  * The compiler speaks of one prefix table per stage; each entry is stored in the map of
  * its stage that holds its prefix length (src/maps/policy-keys.ts: a /32 in the
  * tortie_pol_ip32 hash, an exact port in tortie_pol_port, a class default in
- * tortie_pol_dflt, the rest in the tries). Each (group, map) pair goes down in one
+ * tortie_pol_dflt, the rest in the tries; the source-port stage is one trie,
+ * tortie_pol_sprt, written before the classes that point at it and deleted after them). Each (group, map) pair goes down in one
  * batch call. The compiler never changes a live set or class in place (new content gets
  * new ids), so the order of the maps within a group does not matter for its deltas;
  * still, writes go coarse to fine (the tries, which hold every set's /0, and the class
  * defaults first) and deletes fine to coarse, so no set or class is ever found without
  * its /0 while other entries of it are present.
  */
-import type { Delta, EndpointEntry, PolAddrEntry, PolL4Entry } from '../policy/compile/index.js';
+import type {
+  Delta,
+  EndpointEntry,
+  PolAddrEntry,
+  PolL4Entry,
+  PolSportEntry,
+} from '../policy/compile/index.js';
 import { MAPS } from '../maps/catalog.js';
 import type { Codec } from '../maps/codec.js';
-import { polAddrSlot, polL4Slot, type PolAddrSlot, type PolL4Slot } from '../maps/policy-keys.js';
+import {
+  polAddrSlot,
+  polL4Slot,
+  polSportKey,
+  type PolAddrSlot,
+  type PolL4Slot,
+} from '../maps/policy-keys.js';
 import { endpointCodec, u32Codec, type PolAddrVal, type VerdictValue } from '../maps/structs.js';
 import type { BpfMap } from '../native/types.js';
 import { ipToU32, u32ToIp } from '../maps/addr.js';
@@ -31,6 +44,7 @@ export interface PolicyMaps {
   readonly polPort: BpfMap;
   readonly polL4: BpfMap;
   readonly polDflt: BpfMap;
+  readonly polSport: BpfMap;
 }
 
 export interface ApplyStats {
@@ -123,6 +137,24 @@ function l4Batches(entries: readonly PolL4Entry[], withValues: boolean): Batches
   return b;
 }
 
+function sportKeys(entries: readonly PolSportEntry[]): Buffer {
+  return concat(
+    entries.map((e) => polSportKey(e.classId, e.sport, e.bits)),
+    MAPS.polSport.key,
+  );
+}
+
+function writeSports(map: BpfMap, entries: readonly PolSportEntry[]): void {
+  if (entries.length === 0) return;
+  map.updateBatch(
+    sportKeys(entries),
+    concat(
+      entries.map((e) => ({ action: e.action, flags: e.flags, reserved: 0, rule_id: e.ruleId })),
+      MAPS.polSport.value,
+    ),
+  );
+}
+
 function ifindexKeys(entries: readonly EndpointEntry[]): Buffer {
   return Buffer.concat(entries.map((e) => u32Codec.encode(e.ifindex)));
 }
@@ -146,6 +178,7 @@ function writeEndpoints(map: BpfMap, entries: readonly EndpointEntry[]): void {
 }
 
 export function applyDelta(maps: PolicyMaps, delta: Delta): ApplyStats {
+  writeSports(maps.polSport, delta.sportWrites);
   l4Batches(delta.l4Writes, true).update(maps, L4_WRITE_ORDER);
   addrBatches(delta.addrWrites, true).update(maps, ADDR_WRITE_ORDER);
   writeEndpoints(maps.ifaces, delta.endpointWrites);
@@ -154,9 +187,18 @@ export function applyDelta(maps: PolicyMaps, delta: Delta): ApplyStats {
   }
   addrBatches(delta.addrDeletes, false).delete(maps, [...ADDR_WRITE_ORDER].reverse());
   l4Batches(delta.l4Deletes, false).delete(maps, [...L4_WRITE_ORDER].reverse());
+  if (delta.sportDeletes.length > 0) maps.polSport.deleteBatch(sportKeys(delta.sportDeletes));
   return {
-    writes: delta.l4Writes.length + delta.addrWrites.length + delta.endpointWrites.length,
-    deletes: delta.endpointDeletes.length + delta.addrDeletes.length + delta.l4Deletes.length,
+    writes:
+      delta.sportWrites.length +
+      delta.l4Writes.length +
+      delta.addrWrites.length +
+      delta.endpointWrites.length,
+    deletes:
+      delta.endpointDeletes.length +
+      delta.addrDeletes.length +
+      delta.l4Deletes.length +
+      delta.sportDeletes.length,
   };
 }
 

@@ -30,7 +30,9 @@
  *   - named ports (`tortie-p-…`, by identity: the names): hash:ip,port of
  *     (endpoint address, protocol:port) for every endpoint holding one of the names,
  *     matched on (daddr, protocol:dport) — the destination side's named ports, for
- *     ingress E's and for egress the peer's, as docs/policy-semantics.md says.
+ *     ingress E's and for egress the peer's, as docs/policy-semantics.md says; and on
+ *     (saddr, protocol:sport) for source named ports (Calico's ip,port set of the source
+ *     endpoints), the same set.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -581,15 +583,11 @@ function ruleListChain(b: Builder, rules: readonly Rule[], ctx: ListContext): Ip
 /**
  * One semantic rule as an OR of match lists (iptables rules with the same target). Only
  * `ports` makes more than one: numeric ports in chunks of multiport's 15, and named
- * ports in their set. An empty result: the rule can never match.
+ * ports in their set; with both destination and source ports, every pairing of a
+ * destination branch with a source branch. An empty result: the rule can never match.
  */
 function ruleBranches(b: Builder, rule: Rule, ctx: ListContext, index: number): Match[][] {
   const where = `${ctx.logTag} rule ${index}`;
-  if (present(rule.source.ports) || present(rule.source.notPorts)) {
-    throw new IptablesUnsupportedError(
-      `${where}: source.ports / source.notPorts are not supported (validation refuses them)`,
-    );
-  }
   const common: Match[] = [];
   // Protocol.
   if (rule.protocol !== undefined) {
@@ -609,13 +607,19 @@ function ruleBranches(b: Builder, rule: Rule, ctx: ListContext, index: number): 
     if (rule.notICMP !== undefined) common.push({ k: 'icmp', not: true, ...rule.notICMP });
   }
   const dst = rule.destination;
-  if (
-    (present(dst.ports) || present(dst.notPorts)) &&
-    (rule.protocol === undefined || !PORT_PROTOCOLS.has(rule.protocol))
-  ) {
-    throw new IptablesUnsupportedError(
-      `${where}: ports / notPorts need protocol TCP, UDP, SCTP or UDPLite in iptables (validation requires it)`,
-    );
+  const src = rule.source;
+  for (const [side, what] of [
+    [dst, 'ports / notPorts'],
+    [src, 'source ports / notPorts'],
+  ] as const) {
+    if (
+      (present(side.ports) || present(side.notPorts)) &&
+      (rule.protocol === undefined || !PORT_PROTOCOLS.has(rule.protocol))
+    ) {
+      throw new IptablesUnsupportedError(
+        `${where}: ${what} need protocol TCP, UDP, SCTP or UDPLite in iptables (validation requires it)`,
+      );
+    }
   }
   // Addresses.
   const [peerSide, localSide] =
@@ -624,20 +628,35 @@ function ruleBranches(b: Builder, rule: Rule, ctx: ListContext, index: number): 
   const localDir = ctx.direction === 'ingress' ? 'dst' : 'src';
   if (!peerMatches(b, peerSide, ctx.owner, peerDir, common)) return [];
   if (constrains(localSide)) common.push(localSetMatch(b, localSide, localDir));
-  // notPorts: every part must miss.
-  if (present(dst.notPorts)) {
-    const { numeric, names } = splitPorts(dst.notPorts);
-    for (const chunk of multiportChunks(numeric))
-      common.push({ k: 'multiport', not: true, ranges: chunk });
-    if (names.length > 0) common.push(namedPortMatch(b, names, true));
+  let branches: Match[][] = [common];
+  for (const [side, dir] of [
+    [dst, 'dst'],
+    [src, 'src'],
+  ] as const) {
+    // notPorts: every part must miss.
+    if (present(side.notPorts)) {
+      const { numeric, names } = splitPorts(side.notPorts);
+      const misses: Match[] = multiportChunks(numeric).map((chunk) => ({
+        k: 'multiport',
+        not: true,
+        side: dir,
+        ranges: chunk,
+      }));
+      if (names.length > 0) misses.push(namedPortMatch(b, names, true, dir));
+      branches = branches.map((m) => [...m, ...misses]);
+    }
+    if (present(side.ports)) {
+      const { numeric, names } = splitPorts(side.ports);
+      const hits: Match[] = multiportChunks(numeric).map((chunk) => ({
+        k: 'multiport',
+        not: false,
+        side: dir,
+        ranges: chunk,
+      }));
+      if (names.length > 0) hits.push(namedPortMatch(b, names, false, dir));
+      branches = branches.flatMap((m) => hits.map((hit) => [...m, hit]));
+    }
   }
-  if (!present(dst.ports)) return [common];
-  const { numeric, names } = splitPorts(dst.ports);
-  const branches: Match[][] = multiportChunks(numeric).map((chunk) => [
-    ...common,
-    { k: 'multiport', not: false, ranges: chunk },
-  ]);
-  if (names.length > 0) branches.push([...common, namedPortMatch(b, names, false)]);
   return branches;
 }
 
@@ -792,9 +811,15 @@ export function multiportChunks(
 /**
  * Named ports as a hash:ip,port set of (address, protocol:port) for every endpoint (the
  * first at each address, as the compiler's WorldIndex) holding one of `names`; matched
- * on (daddr, protocol:dport), so it names the destination endpoint's ports.
+ * on (daddr, protocol:dport) for destination ports, so it names the destination
+ * endpoint's ports, and on (saddr, protocol:sport) for source ports.
  */
-function namedPortMatch(b: Builder, names: readonly string[], not: boolean): Match {
+function namedPortMatch(
+  b: Builder,
+  names: readonly string[],
+  not: boolean,
+  dir: 'src' | 'dst' = 'dst',
+): Match {
   const name = setName('p', JSON.stringify(names));
   if (!b.sets.has(name)) {
     const members = new Set<string>();
@@ -806,7 +831,7 @@ function namedPortMatch(b: Builder, names: readonly string[], not: boolean): Mat
     }
     addSet(b, { name, type: 'hash:ip,port', members: [...members].sort() });
   }
-  return { k: 'set', not, name, flags: 'dst,dst' };
+  return { k: 'set', not, name, flags: dir === 'src' ? 'src,src' : 'dst,dst' };
 }
 
 /** Dotted IPv4 addresses in numeric order (as `ipset save` lists a set's members). */

@@ -19,12 +19,17 @@ export type Match =
       readonly k: 'set';
       readonly not: boolean;
       readonly name: string;
-      /** `src` / `dst`: the address; `dst,dst`: (daddr, protocol:dport) of a hash:ip,port set. */
-      readonly flags: 'src' | 'dst' | 'dst,dst';
+      /**
+       * `src` / `dst`: the address; `dst,dst` / `src,src`: (daddr, protocol:dport) /
+       * (saddr, protocol:sport) of a hash:ip,port set.
+       */
+      readonly flags: 'src' | 'dst' | 'dst,dst' | 'src,src';
     }
   | {
       readonly k: 'multiport';
       readonly not: boolean;
+      /** Which port: the destination's (`--dports`, the default) or the source's (`--sports`). */
+      readonly side?: 'src' | 'dst';
       /** At most 15 ports, a range counting as two (the kernel's limit). */
       readonly ranges: readonly (readonly [number, number])[];
     }
@@ -110,7 +115,7 @@ function spellMatch(m: Match, protoOfRule: number | undefined): string {
     case 'multiport': {
       if (protoOfRule === undefined) throw new Error('multiport needs a protocol match first');
       const ports = m.ranges.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}:${hi}`)).join(',');
-      return `-m multiport ${bang(m.not)}--dports ${ports}`;
+      return `-m multiport ${bang(m.not)}--${m.side === 'src' ? 's' : 'd'}ports ${ports}`;
     }
     case 'mark':
       return `-m mark --mark ${hex(m.value)}/${hex(m.mask)}`;

@@ -24,6 +24,7 @@ import type {
   PolIp32Key,
   PolL4Key,
   PolPortKey,
+  PolSportKey,
   RouteKey,
   RouteValue,
   VerdictValue,
@@ -71,6 +72,8 @@ export interface DataplaneViews {
   readonly polPort: TypedMap<PolPortKey, VerdictValue>;
   readonly polL4: TypedMap<PolL4Key, VerdictValue>;
   readonly polDflt: TypedMap<number, VerdictValue>;
+  /** Policy, source-port stage (one trie), reached through a BY_SPORT port-stage verdict. */
+  readonly polSport: TypedMap<PolSportKey, VerdictValue>;
   readonly ct: TypedMap<CtKey, CtEntry>;
   /** Conntrack entries created, by endpoint id (0: unknown, or the map full). */
   readonly ctNew: PerCpuMap<number, bigint>;
@@ -152,6 +155,7 @@ function viewsOf(maps: DataplaneMaps): DataplaneViews {
     polPort: new TypedMap(maps.polPort, MAPS.polPort),
     polL4: new TypedMap(maps.polL4, MAPS.polL4),
     polDflt: new TypedMap(maps.polDflt, MAPS.polDflt),
+    polSport: new TypedMap(maps.polSport, MAPS.polSport),
     ct: new TypedMap(maps.ct, MAPS.ct),
     ctNew: new PerCpuMap(maps.ctNew, MAPS.ctNew),
     ctBudget: new TypedMap(maps.ctBudget, MAPS.ctBudget),

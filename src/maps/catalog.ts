@@ -21,6 +21,7 @@ import {
   polIp32KeyCodec,
   polL4KeyCodec,
   polPortKeyCodec,
+  polSportKeyCodec,
   routeCodec,
   routeKeyCodec,
   u32Codec,
@@ -62,6 +63,8 @@ export const MAPS = {
   polPort: spec('tortie_pol_port', 'hash', polPortKeyCodec, verdictCodec),
   polL4: spec('tortie_pol_l4', 'lpm_trie', polL4KeyCodec, verdictCodec),
   polDflt: spec('tortie_pol_dflt', 'hash', u32Codec, verdictCodec),
+  // Source-port stage: one trie, reached only through a stage-2 BY_SPORT verdict.
+  polSport: spec('tortie_pol_sprt', 'lpm_trie', polSportKeyCodec, verdictCodec),
   ct: spec('tortie_ct', 'lru_hash', ctKeyCodec, ctEntryCodec),
   // Conntrack entries created, per endpoint id (never decremented: see tortie_maps.h).
   ctNew: spec('tortie_ct_new', 'percpu_hash', u32Codec, u64Codec, true),

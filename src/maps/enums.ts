@@ -106,7 +106,7 @@ export function isDrop(reason: number): boolean {
 }
 
 /** enum tortie_action */
-export const Action = { NONE: 0, ALLOW: 1, DENY: 2 } as const;
+export const Action = { NONE: 0, ALLOW: 1, DENY: 2, BY_SPORT: 3 } as const;
 export type Action = ValueOf<typeof Action>;
 
 /** enum tortie_verdict_flags */

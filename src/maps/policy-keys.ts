@@ -3,12 +3,15 @@
  * covers what, how (proto, port) packs into the l4 tail, and which map of its stage an
  * entry of a given prefix length is stored in.
  */
-import type { PolAddrKey, PolIp32Key, PolL4Key, PolPortKey } from './structs.js';
+import type { PolAddrKey, PolIp32Key, PolL4Key, PolPortKey, PolSportKey } from './structs.js';
 
 /** tortie_pol_addr_key.prefixlen = POL_ADDR_PREFIX_BASE + address bits (set_id always matched). */
 export const POL_ADDR_PREFIX_BASE = 32;
 /** tortie_pol_l4_key.prefixlen = POL_L4_PREFIX_BASE + bits over (proto, port) (class_id and the zero byte always matched). */
 export const POL_L4_PREFIX_BASE = 40;
+
+/** tortie_pol_sport_key.prefixlen = POL_SPORT_PREFIX_BASE + bits over the source port (class_id and 16 zero bits always matched). */
+export const POL_SPORT_PREFIX_BASE = 48;
 
 /** The policy "port" of an ICMP packet: (type << 8) | code. */
 export function icmpPort(type: number, code: number): number {
@@ -86,4 +89,17 @@ export function polL4Slot(classId: number, l4: number, bits: number): PolL4Slot 
   if (bits === POL_L4_DEFAULT_BITS) return { map: 'polDflt', key: key.class_id };
   if (bits !== POL_L4_EXACT_BITS) return { map: 'polL4', key };
   return { map: 'polPort', key: { class_id: key.class_id, l4: key.l4 } };
+}
+
+/** Stage-3 key for the first `bits` (0..16) of source port `sport`, in source-port class `classId`. */
+export function polSportKey(classId: number, sport: number, bits: number): PolSportKey {
+  if (!Number.isInteger(bits) || bits < 0 || bits > 16)
+    throw new Error(`source-port prefix length ${bits} is not 0..16`);
+  if (!Number.isInteger(sport) || sport < 0 || sport > 0xffff)
+    throw new Error(`source port ${sport} is not 0..65535`);
+  return {
+    prefixlen: POL_SPORT_PREFIX_BASE + bits,
+    class_id: classId,
+    sport: maskHigh(sport, bits, 16),
+  };
 }

@@ -75,6 +75,14 @@ export const polPortKeyCodec = defineStruct('tortie_pol_port_key', [
 ] as const);
 export type PolPortKey = CodecValue<typeof polPortKeyCodec>;
 
+/** tortie_pol_sprt key: the source-port stage (value: verdictCodec). */
+export const polSportKeyCodec = defineStruct('tortie_pol_sport_key', [
+  ['prefixlen', 'u32'],
+  ['class_id', 'u32'],
+  ['sport', 'be32'],
+] as const);
+export type PolSportKey = CodecValue<typeof polSportKeyCodec>;
+
 export const verdictCodec = defineStruct('tortie_verdict', [
   ['action', 'u8'],
   ['flags', 'u8'],
@@ -173,6 +181,7 @@ export const STRUCT_CODECS = [
   polIp32KeyCodec,
   polL4KeyCodec,
   polPortKeyCodec,
+  polSportKeyCodec,
   verdictCodec,
   ctKeyCodec,
   ctEntryCodec,

@@ -10,6 +10,7 @@ import {
   DEFAULT_TIER,
   DEFAULT_TIER_ORDER,
   NAMESPACE_LABEL,
+  PORT_PROTOCOLS,
   policyKey,
   type Direction,
   type Endpoint,
@@ -288,10 +289,8 @@ function ruleMatches(rule: Rule, owner: RuleOwner, ctx: Context): boolean {
   if (rule.notProtocol !== undefined && packet.protocol === rule.notProtocol) return false;
   if (rule.icmp !== undefined && !icmpMatches(rule.icmp, packet)) return false;
   if (rule.notICMP !== undefined && icmpMatches(rule.notICMP, packet)) return false;
-  if (present(rule.source.ports) || present(rule.source.notPorts)) {
-    throw new Error('source.ports / source.notPorts are not supported (validation refuses them)');
-  }
-  if (!destinationPortsMatch(rule.destination, ctx)) return false;
+  if (!portsMatch(rule.destination, 'destination', ctx)) return false;
+  if (!portsMatch(rule.source, 'source', ctx)) return false;
   const [peerSide, localSide] =
     ctx.direction === 'ingress' ? [rule.source, rule.destination] : [rule.destination, rule.source];
   return peerSideMatches(peerSide, owner, ctx) && localSideMatches(localSide, ctx);
@@ -310,25 +309,28 @@ function icmpMatches(match: IcmpMatch, packet: Packet): boolean {
   );
 }
 
-function destinationPortsMatch(destination: EntityMatch, ctx: Context): boolean {
-  if (present(destination.ports) && !destination.ports.some((p) => portMatches(p, ctx)))
-    return false;
-  if (present(destination.notPorts) && destination.notPorts.some((p) => portMatches(p, ctx)))
-    return false;
+/** A side's ports / notPorts against the packet's port on that side. */
+function portsMatch(side: EntityMatch, which: 'source' | 'destination', ctx: Context): boolean {
+  if (present(side.ports) && !side.ports.some((p) => portMatches(p, which, ctx))) return false;
+  if (present(side.notPorts) && side.notPorts.some((p) => portMatches(p, which, ctx))) return false;
   return true;
 }
 
-function portMatches(port: PortMatch, ctx: Context): boolean {
+function portMatches(port: PortMatch, which: 'source' | 'destination', ctx: Context): boolean {
   const { packet } = ctx;
-  if (port.kind === 'range') return port.from <= packet.dport && packet.dport <= port.to;
-  // A named port is resolved on the destination: E for ingress, the peer for egress.
-  const destination =
-    ctx.direction === 'ingress'
-      ? ctx.endpoint
-      : ctx.world.endpoints.find((e) => e.ip === packet.daddr);
+  // Policy sees port 0 for a protocol that carries none.
+  const carries = PORT_PROTOCOLS.has(packet.protocol);
+  const value = which === 'destination' ? packet.dport : carries ? packet.sport : 0;
+  if (port.kind === 'range') return port.from <= value && value <= port.to;
+  // A named port names a port of the endpoint on that side: E itself when that side is
+  // local (destination of ingress, source of egress), else the endpoint at the peer
+  // address (Calico: an ip,port set of the endpoints holding the name).
+  const local = (which === 'destination') === (ctx.direction === 'ingress');
+  const address = which === 'destination' ? packet.daddr : packet.saddr;
+  const holder = local ? ctx.endpoint : ctx.world.endpoints.find((e) => e.ip === address);
   return (
-    destination?.ports.some(
-      (np) => np.name === port.name && np.protocol === packet.protocol && np.port === packet.dport,
+    holder?.ports.some(
+      (np) => np.name === port.name && np.protocol === packet.protocol && np.port === value,
     ) ?? false
   );
 }

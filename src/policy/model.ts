@@ -66,7 +66,10 @@ export interface EntityMatch {
   readonly selector?: string;
   readonly notSelector?: string;
   readonly namespaceSelector?: string;
-  /** Destination side only (source ports are refused at validation). */
+  /**
+   * Destination side: the destination port. Source side: the source port (a named port
+   * there names a port of the source endpoint, as Calico resolves it).
+   */
   readonly ports?: readonly PortMatch[];
   readonly notPorts?: readonly PortMatch[];
 }
@@ -136,7 +139,7 @@ export interface Packet {
   readonly protocol: number;
   /** TCP/UDP/UDPLite/SCTP destination port; 0 otherwise. */
   readonly dport: number;
-  /** TCP/UDP/UDPLite/SCTP source port (not matched by policy; part of the flow). */
+  /** TCP/UDP/UDPLite/SCTP source port (matched by source.ports); policy sees 0 for others. */
   readonly sport: number;
   /** ICMP only. */
   readonly icmpType?: number;

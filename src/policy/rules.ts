@@ -109,18 +109,18 @@ export const rule = z
   .transform((r, ctx): Rule => {
     const source = entityMatch(r.source);
     const destination = entityMatch(r.destination);
+    // Calico's rule: ports on either side need a protocol that carries ports.
     for (const field of ['ports', 'notPorts'] as const) {
-      if (source[field] !== undefined) {
-        fail(ctx, `source ${field} are not supported (only destination ports can be matched)`, [
-          'source',
-          field,
-        ]);
-      }
-      if (
-        destination[field] !== undefined &&
-        (r.protocol === undefined || !PORT_PROTOCOLS.has(r.protocol))
-      ) {
-        fail(ctx, `${field} need protocol ${PORT_PROTOCOL_NAMES}`, ['destination', field]);
+      for (const [side, match] of [
+        ['source', source],
+        ['destination', destination],
+      ] as const) {
+        if (
+          match[field] !== undefined &&
+          (r.protocol === undefined || !PORT_PROTOCOLS.has(r.protocol))
+        ) {
+          fail(ctx, `${field} need protocol ${PORT_PROTOCOL_NAMES}`, [side, field]);
+        }
       }
     }
     for (const field of ['icmp', 'notICMP'] as const) {

@@ -116,6 +116,7 @@ export class BpfHarness {
       m.polPort,
       m.polL4,
       m.polDflt,
+      m.polSport,
       m.ct,
       m.ctNew,
       m.ctBudget,

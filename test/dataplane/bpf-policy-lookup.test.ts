@@ -18,6 +18,7 @@ import {
   ipToU32,
   l4Value,
   polL4Slot,
+  polSportKey,
   Reason,
   TcAction,
   type VerdictValue,
@@ -60,13 +61,11 @@ const allow = (ruleId: number): VerdictValue => ({
 const deny = (ruleId: number): VerdictValue => ({ ...allow(ruleId), action: Action.DENY });
 
 /** Judges one new flow from `peer` and returns what the program decided. */
-function judge(peer: string, proto: number, port: number) {
+function judge(peer: string, proto: number, port: number, sport = 40000) {
   clearMap(h.dp.maps.ct);
   h.events();
   const l4 =
-    proto === PROTO.TCP
-      ? tcp({ sport: 40000, dport: port, flags: TCP.SYN })
-      : udp({ sport: 40000, dport: port });
+    proto === PROTO.TCP ? tcp({ sport, dport: port, flags: TCP.SYN }) : udp({ sport, dport: port });
   const { retval } = h.run('toPod', frame({ src: peer, dst: POD }, l4));
   const verdict = h.events().find((e) => e.type === EventType.VERDICT);
   return { retval, reason: verdict?.reason, rule: verdict?.rule_id };
@@ -175,5 +174,52 @@ describe('port stage: the exact-port hash, then the trie, then the class default
       rule: 0,
     });
     expect(judge('192.0.2.1', PROTO.TCP, 1500).rule).toBe(53);
+  });
+});
+
+describe('source-port stage: reached only through a BY_SPORT verdict', () => {
+  const bySport = (sportClass: number): VerdictValue => ({
+    action: Action.BY_SPORT,
+    flags: 0,
+    reserved: 0,
+    rule_id: sportClass,
+  });
+  const sportEntry = (sportClass: number, sport: number, bits: number, v: VerdictValue) =>
+    h.dp.views.polSport.update(polSportKey(sportClass, sport, bits), v);
+
+  beforeEach(() => {
+    h.policySet(SET, [{ cidr: '0.0.0.0/0', classId: 5 }]);
+    // Class 5: TCP 80 depends on the source port (source-port class 9); the rest denied.
+    l4Entry(5, 0, 0, 0, deny(50));
+    l4Entry(5, PROTO.TCP, 80, 24, bySport(9));
+    // Source-port class 9: 40000 allowed by rule 91, 40000..40063 (6 bits) denied by 92,
+    // everything else allowed by 90.
+    sportEntry(9, 0, 0, allow(90));
+    sportEntry(9, 40000 & ~63, 10, deny(92));
+    sportEntry(9, 40000, 16, allow(91));
+  });
+
+  it.each([
+    [40000, TcAction.OK, 91, 'the exact source port'],
+    [40001, TcAction.SHOT, 92, 'the source-port prefix around it'],
+    [50000, TcAction.OK, 90, "the source-port class's default"],
+  ])('judges TCP 80 from source port %i as tc %i by rule %i: %s', (sport, retval, rule, _why) => {
+    expect(judge('192.0.2.1', PROTO.TCP, 80, sport)).toMatchObject({ retval, rule });
+  });
+
+  it('never reads the source port for a port the class decides itself', () => {
+    expect(judge('192.0.2.1', PROTO.TCP, 81, 40000)).toMatchObject({
+      retval: TcAction.SHOT,
+      rule: 50,
+    });
+  });
+
+  it('fails closed when the named source-port class has no entry', () => {
+    h.dp.views.polSport.delete(polSportKey(9, 0, 0));
+    expect(judge('192.0.2.1', PROTO.TCP, 80, 50000)).toEqual({
+      retval: TcAction.SHOT,
+      reason: Reason.DROP_NO_POLICY,
+      rule: 0,
+    });
   });
 });

@@ -17,7 +17,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeDataplane, type DataplaneEvent } from '../../src/dataplane/node-dataplane.js';
 import { ipToU32 } from '../../src/maps/addr.js';
-import { polAddrSlot, polL4Slot } from '../../src/maps/policy-keys.js';
+import { polAddrSlot, polL4Slot, polSportKey } from '../../src/maps/policy-keys.js';
 import { TcAction } from '../../src/maps/enums.js';
 import { native } from '../../src/native/index.js';
 import type { RingBuffer } from '../../src/native/types.js';
@@ -28,6 +28,7 @@ import type { Endpoint, Packet, Verdict } from '../../src/policy/model.js';
 import { newRunId } from '../helpers/netns.js';
 import { frame, icmp, rawL4, sctp, tcp, TCP, udp, type L4 } from '../../src/util/packets.js';
 import { randomCase } from '../helpers/worldgen.js';
+import { judge as softJudge } from '../helpers/softdataplane.js';
 
 const CASES = Number(process.env.TORTIE_DIFF_CASES ?? 100_000);
 const FIRST_SEED = Number(process.env.TORTIE_DIFF_SEED ?? 20261122);
@@ -133,6 +134,7 @@ describe('compiled BPF maps decide exactly as the reference evaluator', () => {
     let redirected = 0;
     let guarded = 0;
     let loopback = 0;
+    let bySport = 0;
     const failures: string[] = [];
     for (let seed = FIRST_SEED; packets < CASES && failures.length === 0; seed++) {
       // Let vitest's worker talk to its parent now and then (a long synchronous loop starves it).
@@ -167,6 +169,9 @@ describe('compiled BPF maps decide exactly as the reference evaluator', () => {
         });
         const where = `seed ${seed} packet ${JSON.stringify(pc.packet)} ${pc.direction} of ${local.endpoint.key}`;
         const first = evaluate(c.world, local.endpoint, pc.direction, pc.packet);
+        // Whether the compiled maps decide this packet in the source-port stage.
+        const soft = softJudge(state, pc.ifindex, pc.direction, pc.packet);
+        if (soft.ok && soft.raw.sportClass !== undefined) bySport++;
         if (tcpNotSynDrop(pc.packet, tcpFlagsOf(pc.packet))) {
           // A segment of no tracked flow without a bare SYN: dropped before any policy.
           const o = run(pc.direction === 'ingress' ? 'toPod' : 'fromPod', pc.packet);
@@ -223,12 +228,13 @@ describe('compiled BPF maps decide exactly as the reference evaluator', () => {
       `differential: ${packets} packets over ${worlds} worlds (${bigWorlds} with a 10,000-rule policy): ` +
         `${allowed} passed, ${packets - allowed} dropped, ${redirected} delivered locally, ` +
         `${guarded} tunnel packets from pods or TCP segments without SYN dropped before policy, ` +
-        `${loopback} to 127.0.0.0/8`,
+        `${loopback} to 127.0.0.0/8, ${bySport} first decisions through the source-port stage`,
     );
     expect(failures.slice(0, 10)).toEqual([]);
     // The generator must exercise both outcomes, or agreement would prove little.
     expect(allowed).toBeGreaterThan(packets / 10);
     expect(packets - allowed).toBeGreaterThan(packets / 10);
+    expect(bySport).toBeGreaterThan(packets / 1000);
   }, 1_800_000);
 
   it('leaves the pinned maps holding exactly the compiled state after a series of updates', () => {
@@ -251,6 +257,7 @@ describe('compiled BPF maps decide exactly as the reference evaluator', () => {
     collect('polPort', v.polPort.entries());
     collect('polL4', v.polL4.entries());
     collect('polDflt', v.polDflt.entries());
+    collect('polSport', v.polSport.entries());
     const expected = new Map<string, string>();
     for (const e of state.addr.values()) {
       const slot = polAddrSlot(e.setId, e.addr, e.bits);
@@ -262,7 +269,12 @@ describe('compiled BPF maps decide exactly as the reference evaluator', () => {
       const verdict = { action: e.action, flags: e.flags, reserved: 0, rule_id: e.ruleId };
       expected.set(`${slot.map} ${JSON.stringify(slot.key)}`, JSON.stringify(verdict));
     }
-    expect(stored.size).toBe(state.addr.size + state.l4.size);
+    for (const e of state.sport.values()) {
+      const key = polSportKey(e.classId, e.sport, e.bits);
+      const verdict = { action: e.action, flags: e.flags, reserved: 0, rule_id: e.ruleId };
+      expected.set(`polSport ${JSON.stringify(key)}`, JSON.stringify(verdict));
+    }
+    expect(stored.size).toBe(state.addr.size + state.l4.size + state.sport.size);
     expect(stored).toEqual(expected);
     const ifaces = new Map(dp.dp.views.ifaces.entries());
     for (const [ifindex, e] of state.endpoints) {

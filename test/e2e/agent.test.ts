@@ -144,7 +144,14 @@ function openPinned(name: string) {
   return native.openPinnedMap(join(pinRoot, name));
 }
 
-const POLICY_MAPS = [MAPS.polIp32, MAPS.polAddr, MAPS.polPort, MAPS.polL4, MAPS.polDflt];
+const POLICY_MAPS = [
+  MAPS.polIp32,
+  MAPS.polAddr,
+  MAPS.polPort,
+  MAPS.polL4,
+  MAPS.polDflt,
+  MAPS.polSport,
+];
 
 /** Entries in each pinned policy map, read from the kernel. */
 function pinnedPolicyCounts(): Record<string, number> {

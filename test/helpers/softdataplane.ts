@@ -1,7 +1,8 @@
 /**
- * An in-memory stand-in for the BPF policy maps: answers (set, peer, proto, port) →
- * verdict with the same two longest-prefix lookups tc_policy does, over a CompiledState
- * or over maps built by applying deltas one entry at a time.
+ * An in-memory stand-in for the BPF policy maps: answers (set, peer, proto, sport, port)
+ * → verdict with the same longest-prefix lookups tc_policy does (two stages, a third
+ * where stage 2 says the source port decides), over a CompiledState or over maps built
+ * by applying deltas one entry at a time.
  *
  * It reads the entries' fields, not the compiler's key strings, so a key that disagrees
  * with its entry cannot hide here (`checkKeys` finds it).
@@ -10,11 +11,13 @@ import type { Direction, Packet, Verdict } from '../../src/policy/model.js';
 import {
   addrKey,
   l4Key,
+  sportKey,
   type CompiledState,
   type Delta,
   type EndpointEntry,
   type PolAddrEntry,
   type PolL4Entry,
+  type PolSportEntry,
 } from '../../src/policy/compile/index.js';
 import { pino, type Logger } from 'pino';
 import { applyDelta } from '../../src/dataplane/apply.js';
@@ -35,10 +38,12 @@ import type { MapRole, PolicyMapsPort } from '../../src/agent/managers/bpf-polic
 import type { KernelRoute } from '../../src/agent/routes.js';
 
 export interface MapVerdict {
-  readonly action: 1 | 2;
+  readonly action: 1 | 2 | 3;
   readonly flags: number;
   readonly ruleId: number;
   readonly classId: number;
+  /** The source-port class that decided (stage 3), if one did. */
+  readonly sportClass?: number;
 }
 
 export type Lookup =
@@ -49,6 +54,7 @@ export type Lookup =
 export interface PolicyMaps {
   readonly addr: Iterable<PolAddrEntry>;
   readonly l4: Iterable<PolL4Entry>;
+  readonly sport: Iterable<PolSportEntry>;
   readonly endpoints: ReadonlyMap<number, EndpointEntry>;
 }
 
@@ -56,6 +62,7 @@ interface Index {
   /** `${setId}/${bits}/${addr}` → class id */
   readonly addr: Map<string, number>;
   readonly l4: Map<string, PolL4Entry>;
+  readonly sport: Map<string, PolSportEntry>;
 }
 
 function buildIndex(maps: PolicyMaps): Index {
@@ -63,7 +70,9 @@ function buildIndex(maps: PolicyMaps): Index {
   for (const e of maps.addr) addr.set(`${e.setId}/${e.bits}/${e.addr}`, e.classId);
   const l4 = new Map<string, PolL4Entry>();
   for (const e of maps.l4) l4.set(`${e.classId}/${e.bits}/${e.l4}`, e);
-  return { addr, l4 };
+  const sport = new Map<string, PolSportEntry>();
+  for (const e of maps.sport) sport.set(`${e.classId}/${e.bits}/${e.sport}`, e);
+  return { addr, l4, sport };
 }
 
 function masked(value: number, width: number, bits: number): number {
@@ -82,8 +91,14 @@ function indexOf(maps: PolicyMaps): Index {
   return index;
 }
 
-/** Stage 1 then stage 2, longest prefix first, as the kernel's LPM tries do. */
-export function lookup(maps: PolicyMaps, setId: number, peer: number, l4: number): Lookup {
+/** Stage 1 then stage 2 (then 3), longest prefix first, as the kernel's LPM tries do. */
+export function lookup(
+  maps: PolicyMaps,
+  setId: number,
+  peer: number,
+  l4: number,
+  sport = 0,
+): Lookup {
   const index = indexOf(maps);
   let classId: number | undefined;
   for (let bits = 32; bits >= 0 && classId === undefined; bits--) {
@@ -93,10 +108,31 @@ export function lookup(maps: PolicyMaps, setId: number, peer: number, l4: number
     return { ok: false, miss: `set ${setId} has no entry for peer ${peer}` };
   for (let bits = 24; bits >= 0; bits--) {
     const e = index.l4.get(`${classId}/${bits}/${masked(l4, 24, bits)}`);
-    if (e !== undefined)
+    if (e === undefined) continue;
+    if (e.action !== 3)
       return { ok: true, verdict: { action: e.action, flags: e.flags, ruleId: e.ruleId, classId } };
+    for (let sbits = 16; sbits >= 0; sbits--) {
+      const s = index.sport.get(`${e.ruleId}/${sbits}/${masked(sport, 16, sbits)}`);
+      if (s !== undefined)
+        return {
+          ok: true,
+          verdict: {
+            action: s.action,
+            flags: s.flags,
+            ruleId: s.ruleId,
+            classId,
+            sportClass: e.ruleId,
+          },
+        };
+    }
+    return { ok: false, miss: `source-port class ${e.ruleId} has no entry for ${sport}` };
   }
   return { ok: false, miss: `class ${classId} (set ${setId}) has no entry for l4 ${l4}` };
+}
+
+/** The source port as policy sees it: the packet's for TCP, UDP, UDPLite and SCTP, else 0. */
+export function sportOfPacket(packet: Packet): number {
+  return [6, 17, 132, 136].includes(packet.protocol) ? packet.sport : 0;
 }
 
 /** The peer address as the BPF program reads it: the dotted quad as a u32. */
@@ -133,7 +169,7 @@ export function judge(
   const setId = direction === 'ingress' ? ep.ingressSet : ep.egressSet;
   if (setId === 0) return { ok: false, miss: `endpoint ${ifindex} has no ${direction} set` };
   const peer = u32(direction === 'ingress' ? packet.saddr : packet.daddr);
-  const found = lookup(mapsOf(state), setId, peer, l4OfPacket(packet));
+  const found = lookup(mapsOf(state), setId, peer, l4OfPacket(packet), sportOfPacket(packet));
   if (!found.ok) return found;
   const rule = state.rules.get(found.verdict.ruleId);
   if (rule === undefined)
@@ -157,6 +193,7 @@ function mapsOf(state: CompiledState): PolicyMaps {
     maps = {
       addr: [...state.addr.values()],
       l4: [...state.l4.values()],
+      sport: [...state.sport.values()],
       endpoints: state.endpoints,
     };
     stateMaps.set(state, maps);
@@ -180,13 +217,38 @@ export function checkState(state: CompiledState): string[] {
     referencedClasses.add(e.classId);
     if (e.bits === 0) setsWithDefault.add(e.setId);
   }
+  const sportIds = new Set<number>();
+  const sportsWithDefault = new Set<number>();
+  const referencedSports = new Set<number>();
+  for (const [key, e] of state.sport) {
+    if (key !== sportKey(e)) problems.push(`sport key ${key} holds ${JSON.stringify(e)}`);
+    if (e.classId === 0 || e.ruleId === 0) problems.push(`sport entry with id 0: ${key}`);
+    if (masked(e.sport, 16, e.bits) !== e.sport)
+      problems.push(`sport entry ${key} has host bits set`);
+    if (e.action !== 1 && e.action !== 2)
+      problems.push(`sport entry ${key} has action ${e.action}`);
+    if (!state.rules.has(e.ruleId))
+      problems.push(`sport entry ${key} names unknown rule ${e.ruleId}`);
+    sportIds.add(e.classId);
+    if (e.bits === 0) sportsWithDefault.add(e.classId);
+  }
   for (const [key, e] of state.l4) {
     if (key !== l4Key(e)) problems.push(`l4 key ${key} holds ${JSON.stringify(e)}`);
     if (e.classId === 0 || e.ruleId === 0) problems.push(`l4 entry with id 0: ${key}`);
     if (masked(e.l4, 24, e.bits) !== e.l4) problems.push(`l4 entry ${key} has host bits set`);
-    if (!state.rules.has(e.ruleId)) problems.push(`l4 entry ${key} names unknown rule ${e.ruleId}`);
+    if (e.action === 3) {
+      referencedSports.add(e.ruleId);
+      if (!sportIds.has(e.ruleId))
+        problems.push(`l4 entry ${key} names absent source-port class ${e.ruleId}`);
+    } else if (!state.rules.has(e.ruleId))
+      problems.push(`l4 entry ${key} names unknown rule ${e.ruleId}`);
     classIds.add(e.classId);
     if (e.bits === 0) classesWithDefault.add(e.classId);
+  }
+  for (const id of sportIds) {
+    if (classIds.has(id)) problems.push(`id ${id} is both a class and a source-port class`);
+    if (!sportsWithDefault.has(id)) problems.push(`source-port class ${id} has no bits-0 entry`);
+    if (!referencedSports.has(id)) problems.push(`source-port class ${id} is not referenced`);
   }
   for (const id of setIds)
     if (!setsWithDefault.has(id)) problems.push(`set ${id} has no bits-0 entry`);
@@ -215,6 +277,7 @@ export function checkState(state: CompiledState): string[] {
 export class SoftMaps implements PolicyMaps {
   readonly addrMap = new Map<string, PolAddrEntry>();
   readonly l4Map = new Map<string, PolL4Entry>();
+  readonly sportMap = new Map<string, PolSportEntry>();
   readonly endpoints = new Map<number, EndpointEntry>();
   private version = 0;
   private cached: { version: number; maps: PolicyMaps } | undefined;
@@ -227,12 +290,17 @@ export class SoftMaps implements PolicyMaps {
     return this.l4Map.values();
   }
 
+  get sport(): Iterable<PolSportEntry> {
+    return this.sportMap.values();
+  }
+
   apply(delta: Delta, onStep?: (stage: keyof Delta) => void): void {
     const step = (stage: keyof Delta, change: () => void): void => {
       change();
       this.version++;
       onStep?.(stage);
     };
+    for (const e of delta.sportWrites) step('sportWrites', () => this.sportMap.set(sportKey(e), e));
     for (const e of delta.l4Writes) step('l4Writes', () => this.l4Map.set(l4Key(e), e));
     for (const e of delta.addrWrites) step('addrWrites', () => this.addrMap.set(addrKey(e), e));
     for (const e of delta.endpointWrites)
@@ -241,6 +309,8 @@ export class SoftMaps implements PolicyMaps {
       step('endpointDeletes', () => this.endpoints.delete(e.ifindex));
     for (const e of delta.addrDeletes) step('addrDeletes', () => this.addrMap.delete(addrKey(e)));
     for (const e of delta.l4Deletes) step('l4Deletes', () => this.l4Map.delete(l4Key(e)));
+    for (const e of delta.sportDeletes)
+      step('sportDeletes', () => this.sportMap.delete(sportKey(e)));
   }
 
   /** A frozen view for `lookup` (re-indexed after every change). */
@@ -251,6 +321,7 @@ export class SoftMaps implements PolicyMaps {
         maps: {
           addr: [...this.addrMap.values()],
           l4: [...this.l4Map.values()],
+          sport: [...this.sportMap.values()],
           endpoints: new Map(this.endpoints),
         },
       };
@@ -305,7 +376,7 @@ export class SoftBpfMap {
   }
 }
 
-const POLICY_MAPS = ['polIp32', 'polAddr', 'polPort', 'polL4', 'polDflt'] as const;
+const POLICY_MAPS = ['polIp32', 'polAddr', 'polPort', 'polL4', 'polDflt', 'polSport'] as const;
 
 /** The policy maps and tortie_ifaces in memory, as BpfPolicyManager's port. */
 export class SoftPolicyDataplane implements PolicyMapsPort {
@@ -316,6 +387,7 @@ export class SoftPolicyDataplane implements PolicyMapsPort {
     polPort: new SoftBpfMap('tortie_pol_port', MAPS.polPort.key.size, MAPS.polPort.value.size),
     polL4: new SoftBpfMap('tortie_pol_l4', MAPS.polL4.key.size, MAPS.polL4.value.size),
     polDflt: new SoftBpfMap('tortie_pol_dflt', MAPS.polDflt.key.size, MAPS.polDflt.value.size),
+    polSport: new SoftBpfMap('tortie_pol_sprt', MAPS.polSport.key.size, MAPS.polSport.value.size),
   };
   readonly others = {
     routes: new SoftBpfMap('tortie_routes', 8, 16),

@@ -202,7 +202,8 @@ const icmpArb: fc.Arbitrary<IcmpMatch> = fc.record(
   { requiredKeys: ['type'] },
 );
 
-function entityArb(withPorts: boolean): fc.Arbitrary<EntityMatch> {
+/** `ports` and `notPorts`: how often (percent) each is present. */
+function entityArb(ports: number, notPorts: number): fc.Arbitrary<EntityMatch> {
   return fc
     .record({
       nets: sometimes(cidrListArb, 20),
@@ -210,8 +211,8 @@ function entityArb(withPorts: boolean): fc.Arbitrary<EntityMatch> {
       selector: sometimes(fc.constantFrom(...SELECTORS), 20),
       notSelector: sometimes(fc.constantFrom(...SELECTORS), 8),
       namespaceSelector: sometimes(fc.constantFrom(...NAMESPACE_SELECTORS), 10),
-      ports: withPorts ? sometimes(portListArb, 50) : fc.constant(undefined),
-      notPorts: withPorts ? sometimes(portListArb, 20) : fc.constant(undefined),
+      ports: sometimes(portListArb, ports),
+      notPorts: sometimes(portListArb, notPorts),
     })
     .map(compact);
 }
@@ -233,18 +234,19 @@ export const ruleArb: fc.Arbitrary<Rule> = fc
     notProtocol: sometimes(fc.constantFrom(...RULE_PROTOCOLS), 10),
     icmp: sometimes(icmpArb, 50),
     notICMP: sometimes(icmpArb, 25),
-    destinationWithPorts: entityArb(true),
-    source: entityArb(false),
+    destinationWithPorts: entityArb(50, 20),
+    sourceWithPorts: entityArb(25, 10),
   })
-  .map(({ destinationWithPorts, icmp, notICMP, ...r }) => {
+  .map(({ destinationWithPorts, sourceWithPorts, icmp, notICMP, ...r }) => {
     // As validation demands: ports only with a port-carrying protocol, ICMP fields only with ICMP.
     const portProtocol = r.protocol !== undefined && PORT_PROTOCOL_LIST.includes(r.protocol);
     const { ports, notPorts, ...destination } = destinationWithPorts;
+    const { ports: sports, notPorts: notSports, ...source } = sourceWithPorts;
     return compact({
       ...r,
       icmp: r.protocol === 1 ? icmp : undefined,
       notICMP: r.protocol === 1 ? notICMP : undefined,
-      source: r.source,
+      source: portProtocol ? compact({ ...source, ports: sports, notPorts: notSports }) : source,
       destination: portProtocol ? compact({ ...destination, ports, notPorts }) : destination,
     }) as Rule;
   });
@@ -620,6 +622,30 @@ function ruleL4Arb(
   return choices.length === 0 ? l4Arb : fc.constantFrom(...choices);
 }
 
+/** Source ports the world's rules mention (range edges and named ports), so that they are hit often. */
+function ruleSportArb(world: World): fc.Arbitrary<number> {
+  const rules = [...world.policies.slice(0, 50), ...world.profiles].flatMap((p) => [
+    ...p.ingress.slice(0, 200),
+    ...p.egress.slice(0, 200),
+  ]);
+  const choices = new Set<number>();
+  for (const r of rules) {
+    for (const m of [...(r.source.ports ?? []), ...(r.source.notPorts ?? [])]) {
+      if (m.kind === 'range') {
+        for (const p of [m.from, m.to, Math.min(m.to + 1, 65535), Math.max(m.from - 1, 0)])
+          choices.add(p);
+      } else for (const np of NAMED_PORTS) if (np.name === m.name) choices.add(np.port);
+    }
+  }
+  const any = fc.integer({ min: 0, max: 65535 });
+  return choices.size === 0
+    ? any
+    : fc.oneof(
+        { weight: 1, arbitrary: any },
+        { weight: 3, arbitrary: fc.constantFrom(...choices) },
+      );
+}
+
 export function packetArb(generated: GeneratedWorld): fc.Arbitrary<PacketCase> {
   const { world, locals } = generated;
   return fc
@@ -628,7 +654,7 @@ export function packetArb(generated: GeneratedWorld): fc.Arbitrary<PacketCase> {
       direction: fc.constantFrom('ingress' as const, 'egress' as const),
       peer: peerArb(world),
       l4: fc.oneof(l4Arb, ruleL4Arb(world)),
-      sport: fc.integer({ min: 0, max: 65535 }),
+      sport: ruleSportArb(world),
     })
     .map(({ local, direction, peer, l4, sport }) => {
       const own = local.endpoint.ip;

@@ -26,6 +26,7 @@ function fakeMaps() {
     polPort: m(MAPS.polPort),
     polL4: m(MAPS.polL4),
     polDflt: m(MAPS.polDflt),
+    polSport: m(MAPS.polSport),
   };
 }
 
@@ -108,7 +109,8 @@ describe('adopting what a previous agent pinned', () => {
       m.polIp32.data.size +
       m.polDflt.data.size +
       m.polPort.data.size +
-      m.polL4.data.size;
+      m.polL4.data.size +
+      m.polSport.data.size;
     const sideBySide = total(maps);
     expect(staleEndpoints(pinned, new Set(state.endpoints.keys()))).toEqual([]);
     expect(deletePinnedPolicy(maps, pinned)).toBeGreaterThan(0);

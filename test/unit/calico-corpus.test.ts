@@ -47,17 +47,8 @@ const IPV6 = new Set([
   'calicoctl-st/networkset-name2-rev1.yaml',
 ]);
 
-const SOURCE_PORTS = /source\.ports: source ports are not supported/;
-
 /** Refused on purpose, and why (the reason is matched against the message). */
 const REFUSED: Record<string, RegExp> = {
-  // Source ports need both dataplanes to match them: later work (docs/calico-compat.md).
-  'calicoctl-st/networkpolicy-name1-rev1.yaml': SOURCE_PORTS,
-  'calicoctl-st/networkpolicy-name3-rev1.yaml': SOURCE_PORTS,
-  'calicoctl-st/globalnetworkpolicy-name1-rev1.yaml': SOURCE_PORTS,
-  'calicoctl-st/profile-name1-rev1.yaml': SOURCE_PORTS,
-  'calicoctl-st/stagednetworkpolicy-name1-rev1.yaml': SOURCE_PORTS,
-  'calicoctl-st/stagedglobalnetworkpolicy-name1-rev1.yaml': SOURCE_PORTS,
   // The sample's unquoted 25-digit container ID is a YAML number (and not exact as one).
   // The real calicoctl (v3.28.5) refuses it too: "error with field ContainerID =
   // '1.3374955569420314e+24' (Reason: failed to validate Field: ContainerID because of Tag:

@@ -1,6 +1,7 @@
 /**
  * The compiler against the reference evaluator: for random worlds and packets, the verdict
- * the compiled maps give (through the soft dataplane: two longest-prefix lookups, the rule
+ * the compiled maps give (through the soft dataplane: two longest-prefix lookups, a third
+ * where the source port decides, the rule
  * id resolved through the rules table) must equal `evaluate(...)` — action, deciding rule
  * and logged flag.
  *
@@ -73,6 +74,7 @@ describe('compiled maps decide exactly as the reference evaluator', () => {
     let allowed = 0;
     let byPolicy = 0;
     let logged = 0;
+    let bySport = 0;
     for (let seed = FIRST_SEED; seed < FIRST_SEED + FRESH_WORLDS; seed++) {
       const c = randomCase(seed);
       const { state } = new PolicyCompiler().update(c.world, c.locals);
@@ -85,10 +87,12 @@ describe('compiled maps decide exactly as the reference evaluator', () => {
         if (v.action === 'allow') allowed++;
         if (v.rule.startsWith('policy/')) byPolicy++;
         if (v.logged) logged++;
+        const got = judge(state, pc.ifindex, pc.direction, pc.packet);
+        if (got.ok && got.raw.sportClass !== undefined) bySport++;
       }
     }
     console.log(
-      `fresh: ${judged} verdicts, ${allowed} allowed, ${byPolicy} decided by a policy rule, ${logged} logged`,
+      `fresh: ${judged} verdicts, ${allowed} allowed, ${byPolicy} decided by a policy rule, ${logged} logged, ${bySport} through the source-port stage`,
     );
     expect(judged).toBeGreaterThanOrEqual(20_000);
     // Agreement proves little unless the cases reach every kind of outcome.
@@ -96,6 +100,7 @@ describe('compiled maps decide exactly as the reference evaluator', () => {
     expect(judged - allowed).toBeGreaterThan(judged / 10);
     expect(byPolicy).toBeGreaterThan(judged / 20);
     expect(logged).toBeGreaterThan(judged / 100);
+    expect(bySport).toBeGreaterThan(judged / 200);
   });
 
   it(`agrees through ${CHAINS} chains of ${EDITS_PER_CHAIN} edits on one incremental compiler, deltas included`, () => {

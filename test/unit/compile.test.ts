@@ -975,6 +975,7 @@ describe('compiled state', () => {
       const mid = {
         addr: maps.addrMap,
         l4: maps.l4Map,
+        sport: maps.sportMap,
         endpoints: maps.endpoints,
         rules: state.rules,
       };

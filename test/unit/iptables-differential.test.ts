@@ -62,11 +62,12 @@ function judge(
         const set = rs.sets.get(m.name);
         if (set === undefined) throw new Error(`no set ${m.name}`);
         let hit: boolean;
-        if (m.flags === 'dst,dst') {
+        if (m.flags === 'dst,dst' || m.flags === 'src,src') {
           if (set.type !== 'hash:ip,port') throw new Error(`${m.name} is ${set.type}`);
+          const [addr, port] = m.flags === 'dst,dst' ? [p.daddr, p.dport] : [p.saddr, p.sport];
           hit =
             PORT_PROTOCOLS.has(p.protocol) &&
-            set.members.includes(`${p.daddr},${protoName(p.protocol)}:${p.dport}`);
+            set.members.includes(`${addr},${protoName(p.protocol)}:${port}`);
         } else {
           if (set.type !== 'hash:net') throw new Error(`${m.name} is ${set.type}`);
           const addr = m.flags === 'src' ? p.saddr : p.daddr;
@@ -78,7 +79,8 @@ function judge(
         if (!PORT_PROTOCOLS.has(p.protocol)) throw new Error('multiport without a port protocol');
         const n = m.ranges.reduce((k, [lo, hi]) => k + (lo === hi ? 1 : 2), 0);
         if (n > 15) throw new Error(`multiport with ${n} ports`);
-        return m.ranges.some(([lo, hi]) => lo <= p.dport && p.dport <= hi) !== m.not;
+        const port = m.side === 'src' ? p.sport : p.dport;
+        return m.ranges.some(([lo, hi]) => lo <= port && port <= hi) !== m.not;
       }
       case 'mark':
         return (mark & m.mask) === m.value;

@@ -16,16 +16,19 @@ describe('map catalogue', () => {
     expect(new Set(PINNED_MAP_NAMES).size).toBe(PINNED_MAP_NAMES.length);
   });
 
-  it('keeps each policy stage in one exact hash and one trie (plus the class defaults)', () => {
+  it('keeps each policy stage in one exact hash and one trie (plus the class defaults), and the source-port stage in one trie', () => {
     const typeOf = (spec: MapSpec<unknown, unknown>) => `${spec.name}:${spec.typeName}`;
     expect(
-      [MAPS.polIp32, MAPS.polAddr, MAPS.polPort, MAPS.polL4, MAPS.polDflt].map(typeOf),
+      [MAPS.polIp32, MAPS.polAddr, MAPS.polPort, MAPS.polL4, MAPS.polDflt, MAPS.polSport].map(
+        typeOf,
+      ),
     ).toEqual([
       'tortie_pol_ip32:hash',
       'tortie_pol_addr:lpm_trie',
       'tortie_pol_port:hash',
       'tortie_pol_l4:lpm_trie',
       'tortie_pol_dflt:hash',
+      'tortie_pol_sprt:lpm_trie',
     ]);
   });
 });

@@ -10,6 +10,7 @@ import {
   polAddrSlot,
   polL4Key,
   polL4Slot,
+  polSportKey,
   u32ToIp,
 } from '../../src/maps/index.js';
 
@@ -73,6 +74,14 @@ describe('policy LPM keys', () => {
     expect(() => polL4Key(1, 0x1000000, 24)).toThrow(/not 24 bits/);
     expect(() => l4Value(256, 0)).toThrow(/protocol 256/);
     expect(() => l4Value(6, 65536)).toThrow(/port 65536/);
+  });
+
+  it('starts source-port prefixes at 48 (class and 16 zero bits) and clears bits beyond', () => {
+    expect(polSportKey(7, 40005, 16)).toEqual({ prefixlen: 64, class_id: 7, sport: 40005 });
+    expect(polSportKey(7, 40005, 8)).toEqual({ prefixlen: 56, class_id: 7, sport: 0x9c00 });
+    expect(polSportKey(7, 40005, 0)).toEqual({ prefixlen: 48, class_id: 7, sport: 0 });
+    expect(() => polSportKey(7, 0, 17)).toThrow(/source-port prefix length 17/);
+    expect(() => polSportKey(7, 65536, 16)).toThrow(/source port 65536/);
   });
 });
 

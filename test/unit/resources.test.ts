@@ -317,16 +317,16 @@ describe('parseResource refuses invalid objects, naming the field', () => {
       /need protocol/,
     ],
     [
-      'source ports',
-      ingressRule({ protocol: 'TCP', source: { ports: [1234] } }),
+      'source ports without a protocol',
+      ingressRule({ source: { ports: [1234] } }),
       'spec.ingress[0].source.ports',
-      /not supported/,
+      /need protocol TCP, UDP, SCTP or UDPLite/,
     ],
     [
-      'source notPorts',
-      tnp({ egress: [{ action: 'Deny', protocol: 'UDP', source: { notPorts: ['1:1023'] } }] }),
+      'source notPorts with protocol ICMP',
+      tnp({ egress: [{ action: 'Deny', protocol: 'ICMP', source: { notPorts: ['1:1023'] } }] }),
       'spec.egress[0].source.notPorts',
-      /not supported/,
+      /need protocol/,
     ],
     [
       'a CIDR with a prefix over 32',
@@ -847,6 +847,24 @@ describe('tortie resources', () => {
       ingressRule({ source: { nets: [], selector: 'all()' }, destination: { notNets: [] } }),
     );
     expect(p.ingress[0]).toEqual(allow({ source: { selector: 'all()' } }));
+  });
+
+  it('accepts source ports and notPorts (numbers, ranges, names) with a port protocol', () => {
+    const p = policyOf(
+      ingressRule({
+        protocol: 'UDP',
+        source: { ports: [53, '1000:2000', 'dns'], notPorts: [1500] },
+        destination: { ports: [53] },
+      }),
+    );
+    expect(p.ingress[0]!.source).toEqual({
+      ports: [
+        { kind: 'range', from: 53, to: 53 },
+        { kind: 'range', from: 1000, to: 2000 },
+        { kind: 'named', name: 'dns' },
+      ],
+      notPorts: [{ kind: 'range', from: 1500, to: 1500 }],
+    });
   });
 
   it('converts a GlobalNetworkPolicy with a namespaceSelector, without namespace', () => {

@@ -38,9 +38,18 @@ import type {
 export const PINNED_CLEANUP_DELAY_MS = 250;
 
 export type MapRole =
-  'ifaces' | 'routes' | 'ct' | 'frags' | 'polIp32' | 'polAddr' | 'polPort' | 'polL4' | 'polDflt';
+  | 'ifaces'
+  | 'routes'
+  | 'ct'
+  | 'frags'
+  | 'polIp32'
+  | 'polAddr'
+  | 'polPort'
+  | 'polL4'
+  | 'polDflt'
+  | 'polSport';
 
-const POLICY_ROLES = ['polIp32', 'polAddr', 'polPort', 'polL4', 'polDflt'] as const;
+const POLICY_ROLES = ['polIp32', 'polAddr', 'polPort', 'polL4', 'polDflt', 'polSport'] as const;
 
 /** The BPF side effects this manager needs (NodeDataplane; in memory in unit tests). */
 export interface PolicyMapsPort {
@@ -256,11 +265,12 @@ export class BpfPolicyManager implements PolicyManager {
     });
     // Each map on its own: one that cannot be read is left out (and counted), not all.
     const occupancy: { map: string; entries: number; capacity: number }[] = [];
-    const pol = { polIp32: 0, polAddr: 0, polPort: 0, polL4: 0, polDflt: 0 };
+    const pol = { polIp32: 0, polAddr: 0, polPort: 0, polL4: 0, polDflt: 0, polSport: 0 };
     if (this.compiled) {
       for (const e of this.compiled.addr.values()) pol[e.bits === 32 ? 'polIp32' : 'polAddr']++;
       for (const e of this.compiled.l4.values())
         pol[e.bits === 24 ? 'polPort' : e.bits === 0 ? 'polDflt' : 'polL4']++;
+      pol.polSport += this.compiled.sport.size;
     }
     if (this.pinned) {
       for (const role of POLICY_ROLES) pol[role] += this.pinned.keys[role].length;

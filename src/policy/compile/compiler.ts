@@ -1,6 +1,7 @@
 /**
- * The policy compiler: world → the entries of the two policy LPM maps and the endpoint
- * map (bpf/tortie_maps.h, the policy section: two stages and a verdict), incrementally.
+ * The policy compiler: world → the entries of the policy maps and the endpoint map
+ * (bpf/tortie_maps.h, the policy section: address, l4 and source-port stages),
+ * incrementally.
  *
  * Per local endpoint and direction: build the program (./build-program.ts), decide it
  * over the address space (./sweep.ts), emit prefixes (./emit.ts). Sets and classes are
@@ -11,7 +12,13 @@
 import type { Direction, Endpoint, World } from '../model.js';
 import { parseAddress } from './addresses.js';
 import { PlanCache, ProgramBuilder } from './build-program.js';
-import { BudgetExceeded, emitSet, type ClassContent, type SetContent } from './emit.js';
+import {
+  BudgetExceeded,
+  emitSet,
+  type ClassContent,
+  type SetContent,
+  type SportContent,
+} from './emit.js';
 import { LocalEndpointError, PolicyBudgetError, PolicyMapFullError } from './errors.js';
 import { IdAllocator } from './ids.js';
 import type { Program } from './program.js';
@@ -19,7 +26,7 @@ import { RuleIds } from './rule-ids.js';
 import { RuleCache } from './rules-plan.js';
 import { ClassTable, decideProgram } from './sweep.js';
 import { entityKey, WorldIndex } from './world-index.js';
-import { classEntries, setEntries, Snapshot, type Named } from './snapshot.js';
+import { classEntries, setEntries, Snapshot, sportEntries, type Named } from './snapshot.js';
 import type {
   CompiledState,
   CompileWork,
@@ -29,13 +36,22 @@ import type {
   PolAddrEntry,
   PolicyCompilerOptions,
   PolL4Entry,
+  PolSportEntry,
 } from './types.js';
 
 export class PolicyCompiler {
   private readonly limits: Required<PolicyCompilerOptions>;
-  private state: CompiledState = new Snapshot(new Map(), new Map(), new Map(), new Map());
+  private state: CompiledState = new Snapshot(
+    new Map(),
+    new Map(),
+    new Map(),
+    new Map(),
+    new Map(),
+  );
   private sets = new Map<string, Named<SetContent>>();
   private classes = new Map<string, Named<ClassContent>>();
+  /** Source-port classes: numbered from the class ids (one id space, one allocator). */
+  private sports = new Map<string, Named<SportContent>>();
   private setIds = new IdAllocator('policy set');
   private classIds = new IdAllocator('policy class');
   private readonly ruleIds = new RuleIds();
@@ -53,6 +69,7 @@ export class PolicyCompiler {
       maxEntriesPerClass: opts.maxEntriesPerClass ?? 65_536,
       maxAddrEntries: opts.maxAddrEntries ?? 1 << 20,
       maxL4Entries: opts.maxL4Entries ?? 1 << 20,
+      maxSportEntries: opts.maxSportEntries ?? 1 << 20,
     };
   }
 
@@ -99,6 +116,7 @@ export class PolicyCompiler {
     const classIds = this.classIds.clone();
     const sets = new Map<string, Named<SetContent>>();
     const classes = new Map<string, Named<ClassContent>>();
+    const sports = new Map<string, Named<SportContent>>();
     for (const { ingress, egress } of chosen) {
       for (const set of [ingress, egress]) {
         if (sets.has(set.fingerprint)) continue;
@@ -112,29 +130,44 @@ export class PolicyCompiler {
             cls.fingerprint,
             this.classes.get(cls.fingerprint) ?? { id: classIds.allocate(), content: cls },
           );
+          for (const sport of cls.sports) {
+            if (sports.has(sport.fingerprint)) continue;
+            sports.set(
+              sport.fingerprint,
+              this.sports.get(sport.fingerprint) ?? { id: classIds.allocate(), content: sport },
+            );
+          }
         }
       }
     }
-    this.checkMapSizes(sets, classes);
+    this.checkMapSizes(sets, classes, sports);
     const removedSets = [...this.sets.values()].filter((s) => !sets.has(s.content.fingerprint));
     const removedClasses = [...this.classes.values()].filter(
       (c) => !classes.has(c.content.fingerprint),
     );
+    const removedSports = [...this.sports.values()].filter(
+      (c) => !sports.has(c.content.fingerprint),
+    );
     // Only now, after every allocation of this update (see ./ids.ts).
     setIds.release(removedSets.map((s) => s.id));
-    classIds.release(removedClasses.map((c) => c.id));
+    classIds.release([...removedClasses, ...removedSports].map((c) => c.id));
 
     // 3. The delta (the new state is these sets, classes and endpoints).
     const delta = {
+      sportWrites: [] as PolSportEntry[],
       l4Writes: [] as PolL4Entry[],
       addrWrites: [] as PolAddrEntry[],
       endpointWrites: [] as EndpointEntry[],
       endpointDeletes: [] as EndpointEntry[],
       addrDeletes: [] as PolAddrEntry[],
       l4Deletes: [] as PolL4Entry[],
+      sportDeletes: [] as PolSportEntry[],
     };
+    for (const [fp, sport] of sports) {
+      if (!this.sports.has(fp)) for (const e of sportEntries(sport)) delta.sportWrites.push(e);
+    }
     for (const [fp, cls] of classes) {
-      if (!this.classes.has(fp)) for (const e of classEntries(cls)) delta.l4Writes.push(e);
+      if (!this.classes.has(fp)) for (const e of classEntries(cls, sports)) delta.l4Writes.push(e);
     }
     for (const [fp, set] of sets) {
       if (!this.sets.has(fp)) for (const e of setEntries(set, classes)) delta.addrWrites.push(e);
@@ -165,12 +198,16 @@ export class PolicyCompiler {
     }
     for (const set of removedSets)
       for (const e of setEntries(set, this.classes)) delta.addrDeletes.push(e);
-    for (const cls of removedClasses) for (const e of classEntries(cls)) delta.l4Deletes.push(e);
+    for (const cls of removedClasses)
+      for (const e of classEntries(cls, this.sports)) delta.l4Deletes.push(e);
+    for (const sport of removedSports)
+      for (const e of sportEntries(sport)) delta.sportDeletes.push(e);
 
     // 4. Commit.
-    this.state = new Snapshot(sets, classes, endpoints, this.ruleIds.table());
+    this.state = new Snapshot(sets, classes, sports, endpoints, this.ruleIds.table());
     this.sets = sets;
     this.classes = classes;
+    this.sports = sports;
     this.setIds = setIds;
     this.classIds = classIds;
     this.compiled = compiled;
@@ -209,6 +246,7 @@ export class PolicyCompiler {
   private checkMapSizes(
     sets: Map<string, Named<SetContent>>,
     classes: Map<string, Named<ClassContent>>,
+    sports: Map<string, Named<SportContent>>,
   ): void {
     let addrEntries = 0;
     for (const s of sets.values()) addrEntries += s.content.entries.length;
@@ -219,6 +257,11 @@ export class PolicyCompiler {
     for (const c of classes.values()) l4Entries += c.content.entries.length;
     if (l4Entries > this.limits.maxL4Entries) {
       throw new PolicyMapFullError('tortie_pol_l4', l4Entries, this.limits.maxL4Entries);
+    }
+    let sportEntryCount = 0;
+    for (const c of sports.values()) sportEntryCount += c.content.entries.length;
+    if (sportEntryCount > this.limits.maxSportEntries) {
+      throw new PolicyMapFullError('tortie_pol_sprt', sportEntryCount, this.limits.maxSportEntries);
     }
   }
 }

@@ -6,15 +6,34 @@
  */
 import { ADDRESS_BITS } from './addresses.js';
 import { fingerprint } from './fingerprint.js';
-import { L4_BITS } from './l4.js';
+import { L4_BITS, SPORT_BITS } from './l4.js';
 import { functionToPrefixes } from './prefixes.js';
-import type { ClassFunction, SetFunction } from './sweep.js';
-import { decodeVerdict, type MapAction } from './verdict.js';
+import type { ClassFunction, SetFunction, SportFunction } from './sweep.js';
+import { ACTION_BY_SPORT, decodeVerdict, type L4Action, type MapAction } from './verdict.js';
 
 export interface ClassContent {
   readonly fingerprint: string;
+  /**
+   * Action ACTION_BY_SPORT: the source port decides, by the source-port class
+   * `sportFingerprint` (its id goes in the rule id field).
+   */
   readonly entries: readonly {
     l4: number;
+    bits: number;
+    action: L4Action;
+    flags: number;
+    ruleId: number;
+    sportFingerprint?: string;
+  }[];
+  /** The source-port classes the entries name, each once. */
+  readonly sports: readonly SportContent[];
+}
+
+/** A source-port class: source-port prefixes (0..16 bits) → verdict. */
+export interface SportContent {
+  readonly fingerprint: string;
+  readonly entries: readonly {
+    sport: number;
     bits: number;
     action: MapAction;
     flags: number;
@@ -37,7 +56,7 @@ export interface EntryLimits {
 export class BudgetExceeded extends Error {
   override readonly name = 'BudgetExceeded';
   constructor(
-    readonly what: 'set' | 'class',
+    readonly what: 'set' | 'class' | 'source-port class',
     readonly entries: number,
     readonly limit: number,
   ) {
@@ -72,17 +91,58 @@ function emitClass(cls: ClassFunction, limits: EntryLimits): ClassContent {
   let content = emittedClasses.get(cls);
   if (content === undefined) {
     const prefixes = functionToPrefixes(cls.pieces, L4_BITS, (code) => code);
+    const sports = cls.sports.map(emitSport);
+    const byTag = new Map(cls.sports.map((f, i) => [f.tag, sports[i]!.fingerprint] as const));
     content = {
       fingerprint: cls.fingerprint,
       entries: prefixes.map((p) => {
+        if (p.result < 0) {
+          const sportFingerprint = byTag.get(-p.result)!;
+          return {
+            l4: p.value,
+            bits: p.bits,
+            action: ACTION_BY_SPORT,
+            flags: 0,
+            ruleId: 0,
+            sportFingerprint,
+          };
+        }
         const { action, flags, ruleId } = decodeVerdict(p.result);
         return { l4: p.value, bits: p.bits, action, flags, ruleId };
       }),
+      sports,
     };
     emittedClasses.set(cls, content);
   }
   if (content.entries.length > limits.maxEntriesPerClass) {
     throw new BudgetExceeded('class', content.entries.length, limits.maxEntriesPerClass);
+  }
+  for (const sport of content.sports) {
+    if (sport.entries.length > limits.maxEntriesPerClass) {
+      throw new BudgetExceeded(
+        'source-port class',
+        sport.entries.length,
+        limits.maxEntriesPerClass,
+      );
+    }
+  }
+  return content;
+}
+
+const emittedSports = new WeakMap<SportFunction, SportContent>();
+
+function emitSport(fn: SportFunction): SportContent {
+  let content = emittedSports.get(fn);
+  if (content === undefined) {
+    const prefixes = functionToPrefixes(fn.pieces, SPORT_BITS, (code) => code);
+    content = {
+      fingerprint: fn.fingerprint,
+      entries: prefixes.map((p) => {
+        const { action, flags, ruleId } = decodeVerdict(p.result);
+        return { sport: p.value, bits: p.bits, action, flags, ruleId };
+      }),
+    };
+    emittedSports.set(fn, content);
   }
   return content;
 }

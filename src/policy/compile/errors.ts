@@ -5,7 +5,7 @@
  */
 import type { Direction } from '../model.js';
 
-export type BudgetKind = 'set' | 'class';
+export type BudgetKind = 'set' | 'class' | 'source-port class';
 
 export class PolicyBudgetError extends Error {
   override readonly name = 'PolicyBudgetError';
@@ -24,7 +24,9 @@ export class PolicyBudgetError extends Error {
       `policy for endpoint ${endpoint} (${direction}) needs ${entries} ` +
         (budget === 'set'
           ? 'address entries in its policy set'
-          : 'port entries in one of its policy classes') +
+          : budget === 'class'
+            ? 'port entries in one of its policy classes'
+            : 'source-port entries in one of its source-port classes') +
         ` but the budget is ${limit} (maxEntriesPer${budget === 'set' ? 'Set' : 'Class'}); ` +
         'nothing was compiled: simplify the policies that select it or raise the budget',
     );
@@ -37,7 +39,7 @@ export class PolicyMapFullError extends Error {
   readonly kind = 'policy-map-full';
 
   constructor(
-    readonly map: 'tortie_pol_addr' | 'tortie_pol_l4',
+    readonly map: 'tortie_pol_addr' | 'tortie_pol_l4' | 'tortie_pol_sprt',
     readonly entries: number,
     readonly limit: number,
   ) {

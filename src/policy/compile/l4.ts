@@ -172,3 +172,86 @@ function named(names: readonly string[], ports: readonly NamedPort[]): IntervalS
   if (names.length === 0 || ports.length === 0) return [];
   return namedPortSet(ports.filter((np) => names.includes(np.name)));
 }
+
+// --- source ports ---------------------------------------------------------------------
+
+/** The source-port space of stage 3: 16 bits (policy sees 0 for a protocol without ports). */
+export const SPORT_BITS = 16;
+export const SPORT_MAX = 65535;
+export const ALL_SPORTS: IntervalSet = [[0, SPORT_MAX]];
+
+/** A rule's source.ports / source.notPorts as written (names resolve on the source endpoint). */
+export interface SportRestriction {
+  readonly ports?: readonly PortMatch[];
+  readonly notPorts?: readonly PortMatch[];
+}
+
+export function sportRestriction(source: {
+  ports?: readonly PortMatch[];
+  notPorts?: readonly PortMatch[];
+}): SportRestriction {
+  return {
+    ...(present(source.ports) ? { ports: source.ports } : {}),
+    ...(present(source.notPorts) ? { notPorts: source.notPorts } : {}),
+  };
+}
+
+export function sportNames(r: SportRestriction): string[] {
+  const names = new Set<string>();
+  for (const m of [...(r.ports ?? []), ...(r.notPorts ?? [])])
+    if (m.kind === 'named') names.add(m.name);
+  return [...names];
+}
+
+/** The source ports a list matches for packets of `protocol`, names resolved on `held`. */
+function sportSet(
+  list: readonly PortMatch[],
+  protocol: number,
+  held: readonly NamedPort[],
+): IntervalSet {
+  const pieces: Interval[] = [];
+  for (const m of list) {
+    if (m.kind === 'range') pieces.push([m.from, m.to]);
+    else
+      for (const np of held)
+        if (np.name === m.name && np.protocol === protocol) pieces.push([np.port, np.port]);
+  }
+  return normalize(pieces);
+}
+
+/**
+ * The l4 points `l4` of a rule split by what its source-port restriction demands there:
+ * a list of (l4, source ports) pairs, the source ports undefined where any will do. A
+ * named source port matches a packet of its own protocol only, so the l4 points of each
+ * protocol the names resolve to get their own pair (`sourcePorts`: the named ports of
+ * the source endpoint; empty when it is not a known endpoint).
+ */
+export function sportParts(
+  l4: IntervalSet,
+  r: SportRestriction,
+  sourcePorts: readonly NamedPort[],
+): { l4: IntervalSet; sport: IntervalSet | undefined }[] {
+  if (l4.length === 0) return [];
+  if (r.ports === undefined && r.notPorts === undefined) return [{ l4, sport: undefined }];
+  const names = sportNames(r);
+  const held = names.length === 0 ? [] : sourcePorts.filter((np) => names.includes(np.name));
+  const protocols = [...new Set(held.map((np) => np.protocol))].sort((a, b) => a - b);
+  const sportsFor = (protocol: number): IntervalSet => {
+    let set = r.ports === undefined ? ALL_SPORTS : sportSet(r.ports, protocol, held);
+    if (r.notPorts !== undefined) set = subtract(set, sportSet(r.notPorts, protocol, held));
+    return set;
+  };
+  const out: { l4: IntervalSet; sport: IntervalSet | undefined }[] = [];
+  const push = (points: IntervalSet, sport: IntervalSet): void => {
+    if (points.length === 0 || sport.length === 0) return;
+    const full = sport.length === 1 && sport[0]![0] === 0 && sport[0]![1] === SPORT_MAX;
+    out.push({ l4: points, sport: full ? undefined : sport });
+  };
+  let rest = l4;
+  for (const p of protocols) {
+    push(intersect(l4, protocolSet(p)), sportsFor(p));
+    rest = subtract(rest, protocolSet(p));
+  }
+  push(rest, sportsFor(-1));
+  return out;
+}

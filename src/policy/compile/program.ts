@@ -5,7 +5,7 @@
  *
  *   tier 1 rules…, end of tier 1, tier 2 rules…, end of tier 2, …, profile rules…, end
  *
- * A rule is a list of atoms: (peer addresses, l4 points) rectangles, any of which
+ * A rule is a list of atoms: (peer addresses, l4 points[, source ports]) boxes, any of which
  * matching means the rule matches. A rule that cannot match E (a false local-side
  * field, an empty address or l4 set) has no atoms or is left out. A tier end applies the
  * tier's defaultAction to whatever the tier left undecided; the profiles end like a tier
@@ -23,6 +23,8 @@ export interface Atom {
   readonly addrKey: string;
   /** (protocol << 16 | port) points. */
   readonly l4: IntervalSet;
+  /** Source ports (0..65535; 0 for a protocol without ports); undefined: any. */
+  readonly sport?: IntervalSet;
 }
 
 export interface RuleStep {

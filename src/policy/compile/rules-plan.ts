@@ -4,10 +4,11 @@
  * left to E — its local-side fields, and for ingress the named ports on E itself — is
  * filled in by `segment(E)`, which yields the rules' steps of E's program.
  *
- * Named ports are resolved on the destination side: for ingress that is E (a constant
- * per E); for egress it is the peer, so the rule is split by peer address — each peer
- * endpoint holding one of the names gets its own l4 set, every other address the set
- * with the names matching nothing.
+ * Named ports are resolved on their own side: destination ports on the destination,
+ * source ports (Calico: the source endpoint's container ports) on the source. On E's own
+ * side (ingress destination, egress source) they are a constant per E; on the peer's
+ * side the rule is split by peer address — each peer endpoint holding one of the names
+ * gets its own atoms, every other address the atoms with the names matching nothing.
  */
 import type { Direction, Endpoint, EntityMatch, NamedPort, Rule, RuleRef } from '../model.js';
 import { normalize, spell, subtract, contains, type IntervalSet } from './intervals.js';
@@ -17,7 +18,11 @@ import {
   restrictionNames,
   restrictL4,
   ruleBaseL4,
+  sportNames,
+  sportParts,
+  sportRestriction,
   type PortRestriction,
+  type SportRestriction,
 } from './l4.js';
 import { fingerprint } from './fingerprint.js';
 import type { Atom, RuleAction, RuleStep } from './program.js';
@@ -45,9 +50,18 @@ interface PlannedRule {
   readonly local: EntityMatch | undefined;
   /** The atoms and their fingerprint when they do not depend on E. */
   readonly fixed: { readonly atoms: readonly Atom[]; readonly key: string } | undefined;
+  readonly ports: RulePorts;
+}
+
+/** What a rule's atoms are made of, besides the named ports of E. */
+interface RulePorts {
+  readonly direction: Direction;
   readonly peer: IntervalSet;
   readonly base: IntervalSet;
   readonly restriction: PortRestriction;
+  readonly sports: SportRestriction;
+  /** The endpoints holding a name resolved on the peer's side; undefined when none is. */
+  readonly holders: readonly { ip: number; ports: readonly NamedPort[] }[] | undefined;
 }
 
 export class RulesPlan {
@@ -87,10 +101,7 @@ export class RulesPlan {
     for (const rule of this.rules) {
       if (rule.local !== undefined && !index.localSideMatches(rule.local, endpoint)) continue;
       let fixed = rule.fixed;
-      if (fixed === undefined) {
-        const l4 = restrictL4(rule.base, rule.restriction, endpoint.ports);
-        fixed = keyed(atomOrNone(rule.peer, l4));
-      }
+      if (fixed === undefined) fixed = keyed(ruleAtoms(rule.ports, endpoint.ports));
       if (fixed.atoms.length === 0) continue;
       steps.push({ kind: 'rule', action: rule.action, ruleId: rule.ruleId, atoms: fixed.atoms });
       parts.push(`${rule.ruleId}${rule.action[0]}${fixed.key}`);
@@ -164,14 +175,26 @@ function ruleKey(rule: Rule, prefix: string): string {
 
 function dependsOnEntities(rule: Rule, direction: Direction): boolean {
   const peerSide = direction === 'ingress' ? rule.source : rule.destination;
-  const peerNamedPorts =
-    direction === 'egress' && restrictionNames(portRestriction(rule.destination)).length > 0;
   return (
     peerSide.selector !== undefined ||
     peerSide.notSelector !== undefined ||
     peerSide.namespaceSelector !== undefined ||
-    peerNamedPorts
+    peerNames(rule, direction).length > 0
   );
+}
+
+/** The names of a rule resolved on E's side (ingress: destination; egress: source). */
+function localNames(rule: Rule, direction: Direction): string[] {
+  return direction === 'ingress'
+    ? restrictionNames(portRestriction(rule.destination))
+    : sportNames(sportRestriction(rule.source));
+}
+
+/** The names of a rule resolved on the peer's side (ingress: source; egress: destination). */
+function peerNames(rule: Rule, direction: Direction): string[] {
+  return direction === 'ingress'
+    ? sportNames(sportRestriction(rule.source))
+    : restrictionNames(portRestriction(rule.destination));
 }
 
 function planRule(
@@ -182,11 +205,6 @@ function planRule(
   ruleIds: RuleIds,
 ): PlannedRule {
   const ref = opts.refOf(index);
-  if (present(rule.source.ports) || present(rule.source.notPorts)) {
-    throw new Error(
-      `${ref}: source.ports / source.notPorts are not supported (validation refuses them)`,
-    );
-  }
   const [peerSide, localSide] =
     opts.direction === 'ingress'
       ? [rule.source, rule.destination]
@@ -197,45 +215,65 @@ function planRule(
     action = 'Deny';
     ruleId = opts.passDeniesBy;
   }
-  const peer = world.peerAddresses(peerSide, opts.owner);
-  const base = ruleBaseL4(rule);
-  const restriction = portRestriction(rule.destination);
-  const names = restrictionNames(restriction);
-  let fixed: PlannedRule['fixed'];
-  if (names.length === 0) fixed = keyed(atomOrNone(peer, restrictL4(base, restriction, [])));
-  else if (opts.direction === 'egress')
-    fixed = keyed(splitByPeerPorts(peer, base, restriction, world.portHolders(names)));
+  const names = peerNames(rule, opts.direction);
+  const ports: RulePorts = {
+    direction: opts.direction,
+    peer: world.peerAddresses(peerSide, opts.owner),
+    base: ruleBaseL4(rule),
+    restriction: portRestriction(rule.destination),
+    sports: sportRestriction(rule.source),
+    holders: names.length === 0 ? undefined : world.portHolders(names),
+  };
+  const fixed =
+    localNames(rule, opts.direction).length === 0 ? keyed(ruleAtoms(ports, [])) : undefined;
   return {
     action,
     ruleId,
     local: constrains(localSide) ? localSide : undefined,
     fixed,
-    peer,
-    base,
-    restriction,
+    ports,
   };
 }
 
-/** Egress named ports: one atom per distinct l4 set among the peers (see the module comment). */
-function splitByPeerPorts(
-  peer: IntervalSet,
-  base: IntervalSet,
-  restriction: PortRestriction,
-  holders: readonly { ip: number; ports: readonly NamedPort[] }[],
-): Atom[] {
-  const holderAddresses = normalize(holders.map((h) => [h.ip, h.ip] as const));
-  const atoms = atomOrNone(subtract(peer, holderAddresses), restrictL4(base, restriction, []));
-  const byL4 = new Map<string, { l4: IntervalSet; ips: [number, number][] }>();
-  for (const holder of holders) {
-    if (!contains(peer, holder.ip)) continue;
-    const l4 = restrictL4(base, restriction, holder.ports);
-    if (l4.length === 0) continue;
-    const key = spell(l4);
-    const entry = byL4.get(key) ?? { l4, ips: [] };
+/**
+ * A rule's atoms for an endpoint E with named ports `local`: the peer addresses, and per
+ * peer endpoint holding a name resolved on the peer's side, the (l4, source ports) the
+ * rule matches there; equal results share one atom (see the module comment).
+ */
+function ruleAtoms(r: RulePorts, local: readonly NamedPort[]): Atom[] {
+  const parts = (peerPorts: readonly NamedPort[]) => {
+    const [dstPorts, srcPorts] =
+      r.direction === 'ingress' ? [local, peerPorts] : [peerPorts, local];
+    return sportParts(restrictL4(r.base, r.restriction, dstPorts), r.sports, srcPorts);
+  };
+  if (r.holders === undefined) return atomsOf(r.peer, parts([]));
+  const holderAddresses = normalize(r.holders.map((h) => [h.ip, h.ip] as const));
+  const atoms = atomsOf(subtract(r.peer, holderAddresses), parts([]));
+  const byParts = new Map<string, { parts: ReturnType<typeof parts>; ips: [number, number][] }>();
+  for (const holder of r.holders) {
+    if (!contains(r.peer, holder.ip)) continue;
+    const p = parts(holder.ports);
+    if (p.length === 0) continue;
+    const key = p
+      .map((x) => `${spell(x.l4)}/${x.sport === undefined ? '*' : spell(x.sport)}`)
+      .join('|');
+    const entry = byParts.get(key) ?? { parts: p, ips: [] };
     entry.ips.push([holder.ip, holder.ip]);
-    byL4.set(key, entry);
+    byParts.set(key, entry);
   }
-  for (const { l4, ips } of byL4.values()) atoms.push(...atomOrNone(normalize(ips), l4));
+  for (const { parts: p, ips } of byParts.values()) atoms.push(...atomsOf(normalize(ips), p));
+  return atoms;
+}
+
+function atomsOf(
+  addr: IntervalSet,
+  parts: readonly { l4: IntervalSet; sport: IntervalSet | undefined }[],
+): Atom[] {
+  const atoms: Atom[] = [];
+  for (const { l4, sport } of parts) {
+    for (const atom of atomOrNone(addr, l4))
+      atoms.push(sport === undefined ? atom : { ...atom, sport });
+  }
   return atoms;
 }
 
@@ -244,7 +282,12 @@ function atomOrNone(addr: IntervalSet, l4: IntervalSet): Atom[] {
 }
 
 function keyed(atoms: readonly Atom[]): { atoms: readonly Atom[]; key: string } {
-  return { atoms, key: atoms.map((a) => `${a.addrKey}>${spell(a.l4)}`).join('|') };
+  return {
+    atoms,
+    key: atoms
+      .map((a) => `${a.addrKey}>${spell(a.l4)}${a.sport === undefined ? '' : `<${spell(a.sport)}`}`)
+      .join('|'),
+  };
 }
 
 function constrains(side: EntityMatch): boolean {

@@ -4,18 +4,23 @@
  * itself works set by set, so an update costs what changed, not what exists.
  */
 import type { RuleRef } from '../model.js';
-import type { ClassContent, SetContent } from './emit.js';
+import type { ClassContent, SetContent, SportContent } from './emit.js';
 import {
   addrKey,
   l4Key,
+  sportKey,
   type CompiledState,
   type EndpointEntry,
   type PolAddrEntry,
   type PolL4Entry,
+  type PolSportEntry,
 } from './types.js';
 
-/** A set's or class's content under its id, and its entries once built. */
-export interface Named<C, E = C extends SetContent ? PolAddrEntry : PolL4Entry> {
+/** A set's, class's or source-port class's content under its id, and its entries once built. */
+export interface Named<
+  C,
+  E = C extends SetContent ? PolAddrEntry : C extends ClassContent ? PolL4Entry : PolSportEntry,
+> {
   readonly id: number;
   readonly content: C;
   entries?: readonly E[];
@@ -35,16 +40,32 @@ export function setEntries(
   return set.entries;
 }
 
-export function classEntries(cls: Named<ClassContent>): readonly PolL4Entry[] {
+/** A class's l4 entries (built once: its id and its source-port classes' ids never change). */
+export function classEntries(
+  cls: Named<ClassContent>,
+  sports: ReadonlyMap<string, Named<SportContent>>,
+): readonly PolL4Entry[] {
   cls.entries ??= cls.content.entries.map((e) => ({
     classId: cls.id,
     l4: e.l4,
     bits: e.bits,
     action: e.action,
     flags: e.flags,
-    ruleId: e.ruleId,
+    ruleId: e.sportFingerprint === undefined ? e.ruleId : sports.get(e.sportFingerprint)!.id,
   }));
   return cls.entries;
+}
+
+export function sportEntries(sport: Named<SportContent>): readonly PolSportEntry[] {
+  sport.entries ??= sport.content.entries.map((e) => ({
+    classId: sport.id,
+    sport: e.sport,
+    bits: e.bits,
+    action: e.action,
+    flags: e.flags,
+    ruleId: e.ruleId,
+  }));
+  return sport.entries;
 }
 
 /**
@@ -55,10 +76,12 @@ export function classEntries(cls: Named<ClassContent>): readonly PolL4Entry[] {
 export class Snapshot implements CompiledState {
   private addrMap: Map<string, PolAddrEntry> | undefined;
   private l4Map: Map<string, PolL4Entry> | undefined;
+  private sportMap: Map<string, PolSportEntry> | undefined;
 
   constructor(
     private readonly sets: ReadonlyMap<string, Named<SetContent, PolAddrEntry>>,
     private readonly classes: ReadonlyMap<string, Named<ClassContent, PolL4Entry>>,
+    private readonly sports: ReadonlyMap<string, Named<SportContent, PolSportEntry>>,
     readonly endpoints: ReadonlyMap<number, EndpointEntry>,
     readonly rules: ReadonlyMap<number, RuleRef>,
   ) {}
@@ -76,8 +99,17 @@ export class Snapshot implements CompiledState {
     if (this.l4Map === undefined) {
       this.l4Map = new Map();
       for (const cls of this.classes.values())
-        for (const e of classEntries(cls)) this.l4Map.set(l4Key(e), e);
+        for (const e of classEntries(cls, this.sports)) this.l4Map.set(l4Key(e), e);
     }
     return this.l4Map;
+  }
+
+  get sport(): ReadonlyMap<string, PolSportEntry> {
+    if (this.sportMap === undefined) {
+      this.sportMap = new Map();
+      for (const s of this.sports.values())
+        for (const e of sportEntries(s)) this.sportMap.set(sportKey(e), e);
+    }
+    return this.sportMap;
   }
 }

@@ -20,11 +20,18 @@
  * rules × address pieces.
  *
  * Identical l4 functions become one class (by their fingerprint).
+ *
+ * Source ports: a rule restricted by source port matches a box (l4 points × source
+ * ports). Where such rules reach, the walk cuts the l4 points into pieces over which
+ * the same rules match, and walks each piece's moves over the source ports; a piece
+ * whose decision still varies with the source port gets a source-port function (a
+ * SportFunction, interned like classes) as its value instead of a verdict: stage 3.
+ * Programs without such rules take the one-dimensional walk alone.
  */
 import { ADDRESS_MAX } from './addresses.js';
-import { normalize, size, type IntervalSet } from './intervals.js';
+import { intersect, normalize, size, subtract, type IntervalSet } from './intervals.js';
 import { fingerprintNumbers } from './fingerprint.js';
-import { ALL_L4, L4_MAX } from './l4.js';
+import { ALL_L4, ALL_SPORTS, L4_MAX, SPORT_MAX } from './l4.js';
 import type { Piece } from './prefixes.js';
 import type { Program, RuleAction } from './program.js';
 import type { VerdictCode } from './verdict.js';
@@ -33,14 +40,31 @@ import { L4Walk } from './walk.js';
 export interface ClassFunction {
   /** Of the pieces: equal fingerprints, equal functions (computed on first use). */
   readonly fingerprint: string;
-  /** Cover [0, L4_MAX] in order; neighbours differ. */
+  /**
+   * Cover [0, L4_MAX] in order; neighbours differ. A value >= 0 is a verdict code; a
+   * negative value -t is decided by the source port: the SportFunction tagged t.
+   */
+  readonly pieces: readonly Piece<number>[];
+  /** The source-port functions the pieces name, each once. */
+  readonly sports: readonly SportFunction[];
+}
+
+/** A verdict as a function of the source port (stage 3). */
+export interface SportFunction {
+  /** Never reused for another function while the compiler lives. */
+  readonly tag: number;
+  readonly fingerprint: string;
+  /** Cover [0, SPORT_MAX] in order; neighbours differ. */
   readonly pieces: readonly Piece<VerdictCode>[];
 }
 
 class Decision implements ClassFunction {
   private fp: string | undefined;
 
-  constructor(readonly pieces: readonly Piece<VerdictCode>[]) {}
+  constructor(
+    readonly pieces: readonly Piece<number>[],
+    readonly sports: readonly SportFunction[],
+  ) {}
 
   get fingerprint(): string {
     if (this.fp === undefined) {
@@ -66,6 +90,8 @@ type Move =
       readonly action: RuleAction;
       readonly ruleId: number;
       readonly l4: IntervalSet;
+      /** Source ports; undefined: any. */
+      readonly sport: IntervalSet | undefined;
     }
   | {
       readonly step: number;
@@ -103,10 +129,15 @@ interface Node {
 export class ClassTable {
   private entries = new Map<number, ClassFunction[]>();
   private used = new Map<number, ClassFunction[]>();
+  /** The source-port functions, by the same rules (tags are never reused). */
+  private sportEntries = new Map<number, SportFunction[]>();
+  private sportUsed = new Map<number, SportFunction[]>();
+  private readonly byTag = new Map<number, SportFunction>();
+  private nextTag = 1;
   /** Functions created so far (every other one was found again). */
   created = 0;
 
-  intern(pieces: Piece<VerdictCode>[]): ClassFunction {
+  intern(pieces: Piece<number>[]): ClassFunction {
     const hash = hashPieces(pieces);
     const bucket = this.used.get(hash);
     const found = bucket?.find((cls) => samePieces(cls.pieces, pieces));
@@ -115,19 +146,59 @@ export class ClassTable {
     let cls: ClassFunction;
     if (old !== undefined) cls = old;
     else {
-      checkCover(pieces);
-      cls = new Decision(pieces);
+      checkCover(pieces, L4_MAX, 'l4 points');
+      const tags = [...new Set(pieces.filter((p) => p.value < 0).map((p) => -p.value))];
+      cls = new Decision(
+        pieces,
+        tags.map((t) => this.byTag.get(t)!),
+      );
       this.created++;
     }
     if (bucket === undefined) this.used.set(hash, [cls]);
     else bucket.push(cls);
+    for (const sport of cls.sports) this.keepSport(sport);
     return cls;
   }
 
-  /** Forgets every class not interned since the last call. */
+  /** The tag of the source-port function `pieces` (interned like a class). */
+  internSport(pieces: Piece<VerdictCode>[]): number {
+    const hash = hashPieces(pieces);
+    const found =
+      this.sportUsed.get(hash)?.find((f) => samePieces(f.pieces, pieces)) ??
+      this.sportEntries.get(hash)?.find((f) => samePieces(f.pieces, pieces));
+    if (found !== undefined) {
+      this.keepSport(found);
+      return found.tag;
+    }
+    checkCover(pieces, SPORT_MAX, 'source ports');
+    const numbers: number[] = [];
+    for (const p of pieces) numbers.push(p.lo, p.hi, p.value);
+    const fn: SportFunction = {
+      tag: this.nextTag++,
+      fingerprint: `s${fingerprintNumbers(numbers)}`,
+      pieces,
+    };
+    this.byTag.set(fn.tag, fn);
+    this.keepSport(fn);
+    return fn.tag;
+  }
+
+  private keepSport(fn: SportFunction): void {
+    const hash = hashPieces(fn.pieces);
+    const bucket = this.sportUsed.get(hash);
+    if (bucket === undefined) this.sportUsed.set(hash, [fn]);
+    else if (!bucket.includes(fn)) bucket.push(fn);
+  }
+
+  /** Forgets every class and source-port function not interned since the last call. */
   prune(): void {
     this.entries = this.used;
     this.used = new Map();
+    for (const bucket of this.sportEntries.values())
+      for (const fn of bucket)
+        if (!this.sportUsed.get(hashPieces(fn.pieces))?.includes(fn)) this.byTag.delete(fn.tag);
+    this.sportEntries = this.sportUsed;
+    this.sportUsed = new Map();
   }
 }
 
@@ -140,6 +211,8 @@ class Sweep {
   private readonly groups: Group[] = [];
   /** By the sorted ids of the active groups. */
   private readonly nodes = new Map<string, Node>();
+  /** Whether any rule of the program is restricted by source port. */
+  private hasSport = false;
 
   constructor(
     program: Program,
@@ -157,13 +230,16 @@ class Sweep {
       }
       for (const atom of step.atoms) {
         if (atom.addr.length === 0 || atom.l4.length === 0) continue;
+        if (atom.sport !== undefined && atom.sport.length === 0) continue;
         const move: Move = {
           step: index,
           kind: 'rule',
           action: step.action,
           ruleId: step.ruleId,
           l4: atom.l4,
+          sport: atom.sport,
         };
+        if (atom.sport !== undefined) this.hasSport = true;
         const [first] = atom.addr;
         if (atom.addr.length === 1 && first![0] === 0 && first![1] === ADDRESS_MAX) {
           this.universal.push(move);
@@ -230,7 +306,11 @@ class Sweep {
   }
 
   /** The walk, over `points`, of two step-ordered move lists merged (stably) into one. */
-  private walk(a: readonly Move[], b: readonly Move[], points: IntervalSet): Piece<VerdictCode>[] {
+  private walk(a: readonly Move[], b: readonly Move[], points: IntervalSet): Piece<number>[] {
+    if (this.hasSport) {
+      const region = this.sportRegion(a, b, points);
+      if (region.length > 0) return this.walkWithSports(mergeByStep(a, b), points, region);
+    }
     const walk = new L4Walk(points);
     let i = 0;
     let j = 0;
@@ -242,8 +322,81 @@ class Sweep {
     return walk.result();
   }
 
+  /** The points of `points` some source-port-restricted move of `a` or `b` matches. */
+  private sportRegion(a: readonly Move[], b: readonly Move[], points: IntervalSet): IntervalSet {
+    const reach: (readonly [number, number])[] = [];
+    for (const list of [a, b])
+      for (const m of list) if (m.kind === 'rule' && m.sport !== undefined) reach.push(...m.l4);
+    return reach.length === 0 ? [] : intersect(points, normalize(reach));
+  }
+
+  /**
+   * The walk where source ports matter: outside `region` the one-dimensional walk (the
+   * restricted moves do not reach there); inside it, the region cut into pieces over
+   * which the same moves match, each decided by a walk over the source ports of the
+   * moves that match it (and every tier end), memoised by that list of moves.
+   */
+  private walkWithSports(
+    moves: readonly Move[],
+    points: IntervalSet,
+    region: IntervalSet,
+  ): Piece<number>[] {
+    const outside = new L4Walk(subtract(points, region));
+    for (const move of moves) {
+      if (outside.done) break;
+      if (move.kind === 'end') outside.endTier(move.passes, move.ruleId);
+      else outside.rule(move.action, move.ruleId, move.l4);
+    }
+    const events: [x: number, move: number, delta: 1 | -1][] = [];
+    moves.forEach((m, index) => {
+      if (m.kind !== 'rule') return;
+      for (const [lo, hi] of intersect(m.l4, region))
+        events.push([lo, index, 1], [hi + 1, index, -1]);
+    });
+    events.sort((x, y) => x[0] - y[0]);
+    const memo = new Map<string, number>();
+    const inside: Piece<number>[] = [];
+    const active = new Set<number>();
+    let e = 0;
+    for (const [rlo, rhi] of region) {
+      let lo = rlo;
+      while (lo <= rhi) {
+        while (e < events.length && events[e]![0] <= lo) {
+          const [, index, delta] = events[e++]!;
+          if (delta === 1) active.add(index);
+          else active.delete(index);
+        }
+        const hi = Math.min(rhi, e < events.length ? events[e]![0] - 1 : rhi);
+        const ids = [...active].sort((x, y) => x - y);
+        const key = ids.join(',');
+        let value = memo.get(key);
+        if (value === undefined) {
+          value = this.sportValue(moves, ids);
+          memo.set(key, value);
+        }
+        inside.push({ lo, hi, value });
+        lo = hi + 1;
+      }
+    }
+    return mergePieces(outside.result(), inside);
+  }
+
+  /** The decision over the source ports of the moves `ids` (indices into `moves`) and every end. */
+  private sportValue(moves: readonly Move[], ids: readonly number[]): number {
+    const walk = new L4Walk(ALL_SPORTS);
+    const on = new Set(ids);
+    for (let index = 0; index < moves.length && !walk.done; index++) {
+      const m = moves[index]!;
+      if (m.kind === 'end') walk.endTier(m.passes, m.ruleId);
+      else if (on.has(index)) walk.rule(m.action, m.ruleId, m.sport ?? ALL_SPORTS);
+    }
+    const pieces = walk.result();
+    if (pieces.length === 1) return pieces[0]!.value;
+    return -this.table.internSport(pieces);
+  }
+
   /** One object per distinct function (see ClassTable). */
-  private intern(pieces: Piece<VerdictCode>[]): ClassFunction {
+  private intern(pieces: Piece<number>[]): ClassFunction {
     return this.table.intern(pieces);
   }
 
@@ -295,12 +448,12 @@ function mergeByStep(a: readonly Move[], b: readonly Move[]): Move[] {
  * linear merge.
  */
 function overlay(
-  base: readonly Piece<VerdictCode>[],
+  base: readonly Piece<number>[],
   region: IntervalSet,
-  inside: readonly Piece<VerdictCode>[],
-): Piece<VerdictCode>[] {
-  const out: Piece<VerdictCode>[] = [];
-  const emit = (lo: number, hi: number, value: VerdictCode): void => {
+  inside: readonly Piece<number>[],
+): Piece<number>[] {
+  const out: Piece<number>[] = [];
+  const emit = (lo: number, hi: number, value: number): void => {
     const last = out[out.length - 1];
     if (last !== undefined && last.value === value && last.hi + 1 === lo)
       out[out.length - 1] = { lo: last.lo, hi, value };
@@ -335,7 +488,20 @@ function overlay(
   return out;
 }
 
-function hashPieces(pieces: readonly Piece<VerdictCode>[]): number {
+/** Two sorted, disjoint piece lists as one, with equal touching neighbours merged. */
+function mergePieces(a: readonly Piece<number>[], b: readonly Piece<number>[]): Piece<number>[] {
+  const all = [...a, ...b].sort((x, y) => x.lo - y.lo);
+  const out: Piece<number>[] = [];
+  for (const p of all) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last.value === p.value && last.hi + 1 === p.lo)
+      out[out.length - 1] = { lo: last.lo, hi: p.hi, value: p.value };
+    else out.push(p);
+  }
+  return out;
+}
+
+function hashPieces(pieces: readonly Piece<number>[]): number {
   let h = 0x811c9dc5;
   for (const p of pieces) {
     h = Math.imul(h ^ (p.lo | 0), 0x01000193);
@@ -346,7 +512,7 @@ function hashPieces(pieces: readonly Piece<VerdictCode>[]): number {
   return h >>> 0;
 }
 
-function samePieces(a: readonly Piece<VerdictCode>[], b: readonly Piece<VerdictCode>[]): boolean {
+function samePieces(a: readonly Piece<number>[], b: readonly Piece<number>[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
@@ -356,12 +522,12 @@ function samePieces(a: readonly Piece<VerdictCode>[], b: readonly Piece<VerdictC
   return true;
 }
 
-/** A class must decide every l4 point: the program's last end guarantees it. */
-function checkCover(pieces: readonly Piece<VerdictCode>[]): void {
+/** A function must decide every point: the program's last end guarantees it. */
+function checkCover(pieces: readonly Piece<number>[], max: number, what: string): void {
   let next = 0;
   for (const p of pieces) {
-    if (p.lo !== next) throw new Error(`internal: l4 points ${next}..${p.lo - 1} left undecided`);
+    if (p.lo !== next) throw new Error(`internal: ${what} ${next}..${p.lo - 1} left undecided`);
     next = p.hi + 1;
   }
-  if (next !== L4_MAX + 1) throw new Error(`internal: l4 points from ${next} left undecided`);
+  if (next !== max + 1) throw new Error(`internal: ${what} from ${next} left undecided`);
 }

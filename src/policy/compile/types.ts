@@ -1,10 +1,10 @@
 /**
- * What the compiler produces: the entries of tortie_pol_addr, tortie_pol_l4 and
- * tortie_ifaces (bpf/tortie_maps.h) as plain values, the state they form and the delta
- * between two states.
+ * What the compiler produces: the entries of the three policy stages (address, l4,
+ * source port) and tortie_ifaces (bpf/tortie_maps.h) as plain values, the state they
+ * form and the delta between two states.
  */
 import type { Endpoint, RuleRef } from '../model.js';
-import type { MapAction } from './verdict.js';
+import type { L4Action, MapAction } from './verdict.js';
 
 export interface LocalEndpoint {
   readonly endpoint: Endpoint;
@@ -29,8 +29,22 @@ export interface PolL4Entry {
   readonly l4: number;
   /** 0..24 */
   readonly bits: number;
-  readonly action: MapAction;
+  /** ACTION_BY_SPORT: the source port decides, by source-port class `ruleId`. */
+  readonly action: L4Action;
   /** TORTIE_VERDICT_F_* (LOG = 1). */
+  readonly flags: number;
+  /** The deciding rule; for ACTION_BY_SPORT the source-port class id. */
+  readonly ruleId: number;
+}
+
+/** Stage 3: a source-port class's entry (ids share the class id space). */
+export interface PolSportEntry {
+  readonly classId: number;
+  /** u16 source port. */
+  readonly sport: number;
+  /** 0..16 */
+  readonly bits: number;
+  readonly action: MapAction;
   readonly flags: number;
   readonly ruleId: number;
 }
@@ -50,6 +64,8 @@ export interface CompiledState {
   readonly addr: ReadonlyMap<string, PolAddrEntry>;
   /** Keyed by `l4Key(entry)`. */
   readonly l4: ReadonlyMap<string, PolL4Entry>;
+  /** Keyed by `sportKey(entry)`. */
+  readonly sport: ReadonlyMap<string, PolSportEntry>;
   /** Keyed by ifindex. */
   readonly endpoints: ReadonlyMap<number, EndpointEntry>;
   /** Every rule id handed out → its ref. */
@@ -58,6 +74,8 @@ export interface CompiledState {
 
 /** The changes from one state to the next, in the order they must be applied. */
 export interface Delta {
+  /** Entries of new source-port classes: written before any class points at them. */
+  readonly sportWrites: readonly PolSportEntry[];
   /** Entries of new classes: written before anything points at them. */
   readonly l4Writes: readonly PolL4Entry[];
   /** Entries of new sets: written complete before any endpoint switches to them. */
@@ -70,6 +88,8 @@ export interface Delta {
   readonly addrDeletes: readonly PolAddrEntry[];
   /** Entries of classes no set uses any more. */
   readonly l4Deletes: readonly PolL4Entry[];
+  /** Entries of source-port classes no class uses any more. */
+  readonly sportDeletes: readonly PolSportEntry[];
 }
 
 /**
@@ -97,6 +117,8 @@ export interface PolicyCompilerOptions {
   readonly maxAddrEntries?: number;
   /** Entries tortie_pol_l4 holds (default TORTIE_MAX_POL_L4, 2^20). */
   readonly maxL4Entries?: number;
+  /** Entries tortie_pol_sprt holds (default TORTIE_MAX_POL_SPORT, 2^20). */
+  readonly maxSportEntries?: number;
 }
 
 export function addrKey(e: Pick<PolAddrEntry, 'setId' | 'addr' | 'bits'>): string {
@@ -105,4 +127,8 @@ export function addrKey(e: Pick<PolAddrEntry, 'setId' | 'addr' | 'bits'>): strin
 
 export function l4Key(e: Pick<PolL4Entry, 'classId' | 'l4' | 'bits'>): string {
   return `${e.classId}/${e.l4}/${e.bits}`;
+}
+
+export function sportKey(e: Pick<PolSportEntry, 'classId' | 'sport' | 'bits'>): string {
+  return `${e.classId}/${e.sport}/${e.bits}`;
 }

@@ -6,6 +6,12 @@
 export const ACTION_ALLOW = 1;
 export const ACTION_DENY = 2;
 export type MapAction = typeof ACTION_ALLOW | typeof ACTION_DENY;
+/**
+ * A stage-2 entry whose verdict depends on the source port: its rule id field names the
+ * source-port class that decides (stage 3, bpf/tortie_maps.h).
+ */
+export const ACTION_BY_SPORT = 3;
+export type L4Action = MapAction | typeof ACTION_BY_SPORT;
 export const FLAG_LOG = 1;
 
 export type VerdictCode = number;
