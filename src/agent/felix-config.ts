@@ -22,6 +22,7 @@
  * and the setting keeps its local or default value: a cluster's configuration is never
  * refused.
  */
+import { goDurationSeconds } from '../util/duration.js';
 import { FELIX_FIELDS } from '../datastore/schema/calico-config.js';
 import {
   CLUSTER_SETTINGS,
@@ -86,29 +87,10 @@ function intIn(min: number, max: number): (raw: unknown) => Parsed {
   };
 }
 
-const UNIT_SECONDS: Readonly<Record<string, number>> = {
-  ns: 1e-9,
-  us: 1e-6,
-  µs: 1e-6,
-  ms: 1e-3,
-  s: 1,
-  m: 60,
-  h: 3600,
-};
-
 /** A Go/Kubernetes duration ("30s", "1m30s", "1.5h", "0s") or a number of seconds. */
 export function durationSeconds(raw: unknown): number | undefined {
   if (typeof raw === 'number') return Number.isFinite(raw) && raw >= 0 ? raw : undefined;
-  if (typeof raw !== 'string') return undefined;
-  if (raw === '0') return 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
-  let end = 0;
-  for (let m = re.exec(raw); m !== null; m = re.exec(raw)) {
-    total += Number(m[1]) * UNIT_SECONDS[m[2]!]!;
-    end = re.lastIndex;
-  }
-  return end === raw.length && end > 0 ? total : undefined;
+  return typeof raw === 'string' ? goDurationSeconds(raw) : undefined;
 }
 
 /** Whole seconds in min..max (rounded up: tortie's intervals are whole seconds). */

@@ -50,6 +50,7 @@ import {
   type InterfaceAddress as NodeAddr,
 } from '../ipam/ipv4.js';
 import { parseSelector } from '../policy/selector.js';
+import { goDurationSeconds } from '../util/duration.js';
 
 export interface BgpNode {
   readonly name: string;
@@ -371,22 +372,10 @@ const SEVERITY: Record<string, { log: string; debug: string }> = {
   Fatal: { log: '{ fatal, bug }', debug: 'off' },
 };
 
-const DURATION_UNIT: Record<string, number> = {
-  ns: 1e-9,
-  us: 1e-6,
-  µs: 1e-6,
-  ms: 1e-3,
-  s: 1,
-  m: 60,
-  h: 3600,
-};
-
 /** A Go duration ("2m", "1h30m", "90s", "0") in whole seconds, rounded (as Calico). */
 export function durationSeconds(text: string): number {
-  let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
-    total += Number(m[1]) * DURATION_UNIT[m[2]!]!;
-  return Math.round(total);
+  // The schema let only durations through (src/datastore/schema/fields.ts).
+  return Math.round(goDurationSeconds(text) ?? 0);
 }
 
 /** BGPConfiguration fields tortie stores without acting on them, and why. */

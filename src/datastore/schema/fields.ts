@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { parseCidr } from '../../policy/cidr.js';
+import { goDurationSeconds } from '../../util/duration.js';
 import {
   dnsSubdomain,
   fail,
@@ -210,7 +211,7 @@ export const annotations = z.record(z.string(), z.string()).superRefine((record,
 
 /** A Go duration as Calico's fields take them: "90s", "1m30s", "500ms", "2h". */
 export const duration = z.string().superRefine((text, ctx) => {
-  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text) && text !== '0')
+  if (goDurationSeconds(text) === undefined)
     fail(ctx, `${JSON.stringify(text)} is not a duration (such as "90s", "5m" or "1h30m")`);
 });
 
