@@ -14,7 +14,6 @@
  * Needs etcd (etcd-server) and, for a cold cache, Go: a missing one fails the test, never
  * skips it.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +25,12 @@ import { endpointName } from '../../src/cni/identity.js';
 import { Ipam, type PoolSpec } from '../../src/ipam/index.js';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
 import { newRunId } from '../helpers/netns.js';
-import { calicoctlBinary, PEER_BUILD_TIMEOUT_MS } from '../helpers/peers.js';
+import {
+  calicoctlBinary,
+  PEER_BUILD_TIMEOUT_MS,
+  runCalicoctl,
+  type CalicoctlRun,
+} from '../helpers/peers.js';
 import { requireCommand } from '../helpers/tools.js';
 
 const run = newRunId();
@@ -51,18 +55,8 @@ interface Pod {
 }
 const pods: Pod[] = [];
 
-function calico(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    DATASTORE_TYPE: 'etcdv3',
-    ETCD_ENDPOINTS: cluster!.endpoints.join(','),
-  };
-  return new Promise((resolve) => {
-    execFile(calicoctl, args, { env, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
+function calico(args: string[]): Promise<CalicoctlRun> {
+  return runCalicoctl(calicoctl, cluster!, args);
 }
 
 async function calicoOk(args: string[]): Promise<string> {

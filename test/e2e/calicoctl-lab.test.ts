@@ -16,7 +16,6 @@
  * calicoctl built (or Go to build it): a missing one fails the file, never skips it. Lab
  * ids start with "ccl".
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +25,13 @@ import { ClusterLab, destroyClusterLab } from '../../src/lab/cluster/cluster-lab
 import type { LabState } from '../../src/lab/cluster/state.js';
 import { runTortie, type CliRun } from '../helpers/cli.js';
 import { newLabId } from '../helpers/netns.js';
-import { calicoctlBinary, CALICOCTL_RELEASE, PEER_BUILD_TIMEOUT_MS } from '../helpers/peers.js';
+import {
+  calicoctlBinary,
+  CALICOCTL_RELEASE,
+  PEER_BUILD_TIMEOUT_MS,
+  runCalicoctl,
+  type CalicoctlRun,
+} from '../helpers/peers.js';
 
 const id = newLabId('ccl');
 const work = mkdtempSync(join(tmpdir(), `tortie-ccl-${id}-`));
@@ -43,26 +48,8 @@ const tortie = (args: string[]) =>
   runTortie(args, { TORTIE_CONFIG: state?.configFile ?? '' }, 120_000);
 
 /** calicoctl against the lab's etcd, as a Calico user points it at an etcd cluster. */
-function calicoctl(args: string[]): Promise<CliRun> {
-  const tls = state.etcd.tls;
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    DATASTORE_TYPE: 'etcdv3',
-    ETCD_ENDPOINTS: state.etcd.endpoints.join(','),
-    ...(tls === undefined
-      ? {}
-      : {
-          ETCD_CA_CERT_FILE: tls.ca,
-          ETCD_CERT_FILE: tls.clientCert,
-          ETCD_KEY_FILE: tls.clientKey,
-        }),
-  };
-  return new Promise((resolve) => {
-    execFile(calicoctlPath, args, { env, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
+function calicoctl(args: string[]): Promise<CalicoctlRun> {
+  return runCalicoctl(calicoctlPath, state.etcd, args);
 }
 
 async function calicoctlOk(args: string[]): Promise<string> {

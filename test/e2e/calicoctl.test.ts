@@ -9,7 +9,6 @@
  * Needs etcd (etcd-server) and, for a cold cache, Go (scripts/build-peers.sh names what to
  * install): a missing one fails the test, never skips it.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +22,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Datastore, ensureClusterInformation } from '../../src/datastore/index.js';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
 import { newRunId } from '../helpers/netns.js';
-import { calicoctlBinary, CALICOCTL_RELEASE, PEER_BUILD_TIMEOUT_MS } from '../helpers/peers.js';
+import {
+  calicoctlBinary,
+  CALICOCTL_RELEASE,
+  PEER_BUILD_TIMEOUT_MS,
+  runCalicoctl,
+  type CalicoctlRun,
+} from '../helpers/peers.js';
 import { requireCommand } from '../helpers/tools.js';
 
 const run = newRunId();
@@ -85,28 +90,12 @@ spec:
     ipv4Address: 192.0.2.10/24
 `;
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runCalicoctl(args: string[]): Promise<Ran> {
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    DATASTORE_TYPE: 'etcdv3',
-    ETCD_ENDPOINTS: cluster!.endpoints.join(','),
-  };
-  return new Promise((resolve) => {
-    execFile(calicoctl, args, { env, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
+function calico(args: string[]): Promise<CalicoctlRun> {
+  return runCalicoctl(calicoctl, cluster!, args);
 }
 
 async function calicoctlOk(args: string[]): Promise<string> {
-  const r = await runCalicoctl(args);
+  const r = await calico(args);
   expect(r.code, `calicoctl ${args.join(' ')}: ${r.stderr}${r.stdout}`).toBe(0);
   return r.stdout;
 }
@@ -141,7 +130,7 @@ afterAll(async () => {
 
 describe('calicoctl against a real etcd', () => {
   it('refuses `version` on an empty store: no ClusterInformation default yet', async () => {
-    const r = await runCalicoctl(['version']);
+    const r = await calico(['version']);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(new RegExp(`^Client Version: +${CALICOCTL_RELEASE}$`, 'm'));
     expect(r.stderr).toContain('resource does not exist: ClusterInformation(default)');

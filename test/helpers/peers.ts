@@ -5,7 +5,7 @@
  * tests, so a CI run finds it cached). A build that cannot happen (no Go, Go too old, the
  * module proxy refusing) is a failure with the script's message, never a skip.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/build-peers.sh', import.meta.url));
@@ -37,6 +37,48 @@ export function calicoctlBinary(): Promise<string> {
             `scripts/build-peers.sh calicoctl failed (exit ${code}):\n${err.trim().split('\n').slice(-15).join('\n')}`,
           ),
         );
+    });
+  });
+}
+
+export interface CalicoctlRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Where calicoctl finds its etcd: endpoints, and the client certificate files if any. */
+export interface CalicoctlEtcd {
+  readonly endpoints: readonly string[];
+  readonly tls?: { readonly ca: string; readonly clientCert: string; readonly clientKey: string };
+}
+
+/**
+ * Runs calicoctl against an etcd as a Calico user points it at one (DATASTORE_TYPE=etcdv3,
+ * ETCD_ENDPOINTS, ETCD_*_FILE), with nothing else of the test's environment. Never rejects:
+ * the exit code is the caller's to judge (a refusal is what some tests look for).
+ */
+export function runCalicoctl(
+  bin: string,
+  etcd: CalicoctlEtcd,
+  args: readonly string[],
+): Promise<CalicoctlRun> {
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    DATASTORE_TYPE: 'etcdv3',
+    ETCD_ENDPOINTS: etcd.endpoints.join(','),
+    ...(etcd.tls === undefined
+      ? {}
+      : {
+          ETCD_CA_CERT_FILE: etcd.tls.ca,
+          ETCD_CERT_FILE: etcd.tls.clientCert,
+          ETCD_KEY_FILE: etcd.tls.clientKey,
+        }),
+  };
+  return new Promise((resolve) => {
+    execFile(bin, [...args], { env, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+      resolve({ code, stdout, stderr });
     });
   });
 }
