@@ -32,6 +32,7 @@ import {
   type ClusterNode,
   type ClusterPod,
 } from '../../src/lab/cluster/cluster-lab.js';
+import { clusterNames } from '../../src/lab/cluster/names.js';
 
 const exec = promisify(execFile);
 const MAIN = join(process.cwd(), 'dist', 'bin', 'tortie.js');
@@ -89,7 +90,7 @@ async function nodeStatus(lab: ClusterLab, id: string, node: ClusterNode): Promi
       '--etcd-endpoints',
       lab.etcd!.endpoints.join(','),
       '--etcd-prefix',
-      `/tortie-${id}`,
+      clusterNames(id).etcdPrefix,
       'node',
       'status',
       '--node',

@@ -24,6 +24,7 @@ import {
   destroyClusterLab,
   type ClusterNode,
 } from '../../src/lab/cluster/cluster-lab.js';
+import { clusterNames } from '../../src/lab/cluster/names.js';
 import { birdPaths } from '../../src/bgp/bird.js';
 import { birdc, blockOf, kernelRoutes, until } from '../helpers/bgp.js';
 import { capture } from '../helpers/capture.js';
@@ -201,7 +202,7 @@ describe('BGP node mesh with BIRD: 3 nodes, ipipMode Never', () => {
             '--etcd-endpoints',
             l.etcd!.endpoints.join(','),
             '--etcd-prefix',
-            `/tortie-${id}`,
+            clusterNames(id).etcdPrefix,
             'node',
             'status',
             '--node',

@@ -465,14 +465,14 @@ describe('Calico documents', () => {
     const t = store();
     const r = await t(
       ['apply', '-f', '-'],
-      CALICO_EXPORT.replace('natOutgoing: true', 'natOutGoing: true').replace(
+      CALICO_EXPORT.replace('natOutgoing: true', 'natOutgong: true').replace(
         'blockSize: 26',
         'blockSize: 33',
       ),
     );
     expect(r.code).toBe(1);
     expect(r.err).toContain(
-      'IPPool default-ipv4-ippool: spec.natOutGoing: unknown field (did you mean natOutgoing?)',
+      'IPPool default-ipv4-ippool: spec.natOutgong: unknown field (did you mean natOutgoing?)',
     );
     expect(r.err).toContain('IPPool default-ipv4-ippool: spec.blockSize: 33 is out of range 20-32');
     expect((await t(['get', 'gnp'])).err).toBe('No globalnetworkpolicies found.\n');
