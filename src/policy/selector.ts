@@ -206,10 +206,12 @@ function quote(value: string): string {
 /** Flattens nested &&/|| chains, sorts and de-duplicates their operands. */
 function normalise(node: Node): Node {
   switch (node.op) {
-    case '!':
+    case '!': {
       // `!!x` is x: the printed form of a double negation would re-parse as x anyway.
-      if (node.operand.op === '!') return normalise(node.operand.operand);
-      return { op: '!', operand: normalise(node.operand) };
+      // Checked after the operand is normalised: `!(!a && !a)` becomes `!!a` only then.
+      const operand = normalise(node.operand);
+      return operand.op === '!' ? operand.operand : { op: '!', operand };
+    }
     case '&&':
     case '||': {
       const flat: Node[] = [];
