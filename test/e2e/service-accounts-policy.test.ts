@@ -17,6 +17,7 @@ import { predictPairs, type Matrix } from '../../src/lab/predict.js';
 import type { LocalEndpoint } from '../../src/policy/compile/index.js';
 import type { World } from '../../src/policy/model.js';
 import { newRunId } from '../helpers/netns.js';
+import { storedResource } from '../helpers/stored.js';
 
 const runId = newRunId()
   .replace(/[^a-z0-9]/g, '')
@@ -36,19 +37,10 @@ function stored(
   spec: object,
   labels?: Record<string, string>,
 ): StoredResource {
-  return {
-    apiVersion: 'projectcalico.org/v3',
-    kind,
-    metadata: {
-      name,
-      ...(namespace === undefined ? {} : { namespace }),
-      uid: `uid-${name}`,
-      creationTimestamp: '2026-01-01T00:00:00Z',
-      resourceVersion: String(rev++),
-      ...(labels ? { labels } : {}),
-    },
-    spec: spec as Record<string, unknown>,
-  };
+  return storedResource(
+    { apiVersion: 'projectcalico.org/v3', kind, name, namespace, labels, resourceVersion: rev++ },
+    spec,
+  );
 }
 
 /** The pods' WorkloadEndpoints as Calico's CNI plugin (and tortie's) writes them. */

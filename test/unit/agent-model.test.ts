@@ -8,6 +8,7 @@ import {
 } from '../../src/agent/model.js';
 import type { KindName, StoredResource, WatchEvent } from '../../src/datastore/index.js';
 import { evaluate } from '../../src/policy/evaluate.js';
+import { storedResource } from '../helpers/stored.js';
 
 let rev = 10;
 function stored(
@@ -18,19 +19,10 @@ function stored(
   spec: object,
   labels?: Record<string, string>,
 ): StoredResource {
-  return {
-    apiVersion,
-    kind,
-    metadata: {
-      name,
-      ...(namespace === undefined ? {} : { namespace }),
-      uid: `uid-${name}`,
-      creationTimestamp: '2025-01-01T00:00:00Z',
-      resourceVersion: String(rev++),
-      ...(labels ? { labels } : {}),
-    },
-    spec: spec as Record<string, unknown>,
-  };
+  return storedResource(
+    { apiVersion, kind, name, namespace, labels, resourceVersion: rev++ },
+    spec,
+  );
 }
 
 function wep(

@@ -23,6 +23,7 @@ import {
   serviceAccountOfProfile,
 } from '../../src/policy/service-accounts.js';
 import { judge } from '../helpers/softdataplane.js';
+import { storedResource } from '../helpers/stored.js';
 
 const CALICO = 'projectcalico.org/v3';
 
@@ -117,19 +118,10 @@ function stored(
   spec: object,
   labels?: Record<string, string>,
 ): StoredResource {
-  return {
-    apiVersion: CALICO,
-    kind,
-    metadata: {
-      name,
-      ...(namespace === undefined ? {} : { namespace }),
-      uid: `uid-${name}`,
-      creationTimestamp: '2026-01-01T00:00:00Z',
-      resourceVersion: String(rev++),
-      ...(labels ? { labels } : {}),
-    },
-    spec: spec as Record<string, unknown>,
-  };
+  return storedResource(
+    { apiVersion: CALICO, kind, name, namespace, labels, resourceVersion: rev++ },
+    spec,
+  );
 }
 
 /** A pod's endpoint as Calico's CNI plugin writes it: kns. and ksa. profiles, the account in the spec. */
