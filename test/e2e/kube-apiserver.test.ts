@@ -31,7 +31,9 @@ async function whoami(kubeconfig: string): Promise<{ username: string; groups: s
 }
 
 beforeAll(async () => {
+  const started = Date.now();
   api = await startTestKubeApiserver();
+  console.log(`etcd + kube-apiserver ready in ${Date.now() - started} ms (certificates included)`);
 }, KUBE_START_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -72,7 +74,9 @@ describe('startKubeApiserver', () => {
       await api!.kubectlOk(['get', 'configmap', 'kept', '-n', 'default', '-o', 'json']),
     ) as { metadata: { uid: string; resourceVersion: string } };
     const oldPid = api!.state().apiserverPid;
+    const restarted = Date.now();
     await api!.restart();
+    console.log(`kube-apiserver restarted and ready in ${Date.now() - restarted} ms`);
     expect(api!.state().apiserverPid).not.toBe(oldPid);
     expect(pidAlive(oldPid)).toBe(false);
     expect(await api!.ready()).toBe(true);
