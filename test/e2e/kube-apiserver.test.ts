@@ -4,9 +4,11 @@
  * the objects, a detached one driven from its directory, and stop() leaving nothing.
  */
 import { existsSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { freePort } from '../../src/lab/etcd.js';
 import { attachKubeApiserver, KUBE_RELEASE } from '../../src/lab/kube/index.js';
 import { pidAlive } from '../../src/util/proc.js';
 import {
@@ -17,6 +19,9 @@ import {
 
 let api: KubeApiserver | undefined;
 let detached: KubeApiserver | undefined;
+let retried: KubeApiserver | undefined;
+let holder: Server | undefined;
+const held: Socket[] = [];
 
 /** Who a kubeconfig authenticates as: a SelfSubjectReview (what `kubectl auth whoami` sends,
  *  written out so that an older kubectl, such as Debian's, runs it too). */
@@ -39,6 +44,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await api?.stop();
   await detached?.stop();
+  await retried?.stop();
+  // The readiness polls connected to the held port: end them, or close() waits for them.
+  for (const s of held) s.destroy();
+  await new Promise<void>((r) => (holder ? holder.close(() => r()) : r()));
 }, 60_000);
 
 describe('startKubeApiserver', () => {
@@ -106,5 +115,28 @@ describe('startKubeApiserver', () => {
     expect(pidAlive(state.apiserverPid)).toBe(false);
     expect(pidAlive(state.etcdPid)).toBe(false);
     expect(existsSync(dir)).toBe(false);
+  });
+
+  it('starts the API server again on a fresh port when its port was taken before the bind', async () => {
+    holder = createServer((socket) => held.push(socket));
+    const taken = await new Promise<number>((resolve, reject) => {
+      holder!.once('error', reject);
+      holder!.listen(0, '127.0.0.1', () => {
+        const a = holder!.address();
+        resolve(typeof a === 'object' && a ? a.port : 0);
+      });
+    });
+    const handedOut: number[] = [];
+    // etcd's client and peer ports come first; the API server's (the third) is the held one.
+    const port = async (): Promise<number> => {
+      const p = handedOut.length === 2 ? taken : await freePort();
+      handedOut.push(p);
+      return p;
+    };
+    retried = await startTestKubeApiserver({ port });
+    expect(handedOut[2]).toBe(taken);
+    expect(handedOut.length).toBeGreaterThanOrEqual(4);
+    expect(retried.url).not.toBe(`https://127.0.0.1:${taken}`);
+    expect(await retried.ready()).toBe(true);
   });
 });

@@ -35,6 +35,7 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import https from 'node:https';
@@ -69,6 +70,9 @@ export interface StartKubeApiserverOptions {
   readonly readyTimeoutMs?: number;
   /** More kube-apiserver flags (`--flag=value`), after the lab's own. */
   readonly extraArgs?: readonly string[];
+  /** Where ports come from (etcd client, etcd peer, API server, in that order on each try);
+   *  default `freePort` (a test hands out a taken one). */
+  readonly port?: () => Promise<number>;
 }
 
 /** Everything `attachKubeApiserver` needs (also written to `<dir>/state.json`). */
@@ -188,9 +192,19 @@ interface Runtime {
 const etcdName = (id: string) => `tortie-kube-${id}-etcd`;
 const logOf = (rt: Runtime, what: 'etcd' | 'kube-apiserver') => join(rt.dir, `${what}.log`);
 
-function tail(file: string, n = 4000): string {
-  if (!existsSync(file)) return '';
-  const text = readFileSync(file, 'utf8');
+/** What a process logged: its log from byte `from` (where this run of it began), the end. */
+interface LogSpan {
+  readonly file: string;
+  readonly from: number;
+}
+
+function logSpan(file: string): LogSpan {
+  return { file, from: existsSync(file) ? statSync(file).size : 0 };
+}
+
+function tail(log: LogSpan, n = 4000): string {
+  if (!existsSync(log.file)) return '';
+  const text = readFileSync(log.file).subarray(log.from).toString('utf8');
   return text.length > n ? text.slice(-n) : text;
 }
 
@@ -319,7 +333,7 @@ async function waitFor(
   what: string,
   ok: () => Promise<boolean>,
   alive: () => boolean,
-  log: string,
+  log: LogSpan,
   timeoutMs: number,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -335,29 +349,26 @@ const addressTaken = (e: unknown) => e instanceof Error && /address already in u
 
 async function startEtcdProcess(rt: Runtime): Promise<void> {
   if (pidAlive(rt.etcdPid)) return;
-  rt.etcdPid = launch(rt, rt.binaries.etcd, etcdArgs(rt), logOf(rt, 'etcd'));
+  const log = logSpan(logOf(rt, 'etcd'));
+  rt.etcdPid = launch(rt, rt.binaries.etcd, etcdArgs(rt), log.file);
   await waitFor(
     `etcd ${rt.etcdUrl}`,
     () => etcdHealthy(rt.etcdUrl, 1000),
     () => pidAlive(rt.etcdPid),
-    logOf(rt, 'etcd'),
+    log,
     rt.readyTimeoutMs,
   );
 }
 
 async function startApiserverProcess(rt: Runtime): Promise<void> {
   if (pidAlive(rt.apiserverPid)) return;
-  rt.apiserverPid = launch(
-    rt,
-    rt.binaries.apiserver,
-    apiserverArgs(rt),
-    logOf(rt, 'kube-apiserver'),
-  );
+  const log = logSpan(logOf(rt, 'kube-apiserver'));
+  rt.apiserverPid = launch(rt, rt.binaries.apiserver, apiserverArgs(rt), log.file);
   await waitFor(
     `kube-apiserver https://127.0.0.1:${rt.port}`,
     () => apiReady(rt),
     () => pidAlive(rt.apiserverPid),
-    logOf(rt, 'kube-apiserver'),
+    log,
     rt.readyTimeoutMs,
   );
 }
@@ -554,9 +565,10 @@ export async function startKubeApiserver(
   const api0 = handle(rt);
   try {
     const certs = await makeKubeCertificates(dir, options.id);
+    const port = options.port ?? freePort;
     for (let attempt = 1; ; attempt++) {
-      rt.etcdUrl = `http://127.0.0.1:${await freePort()}`;
-      rt.etcdPeerUrl = `http://127.0.0.1:${await freePort()}`;
+      rt.etcdUrl = `http://127.0.0.1:${await port()}`;
+      rt.etcdPeerUrl = `http://127.0.0.1:${await port()}`;
       try {
         await startEtcdProcess(rt);
         break;
@@ -568,7 +580,7 @@ export async function startKubeApiserver(
       }
     }
     for (let attempt = 1; ; attempt++) {
-      rt.port = await freePort();
+      rt.port = await port();
       try {
         await startApiserverProcess(rt);
         break;
