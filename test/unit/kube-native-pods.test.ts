@@ -277,6 +277,20 @@ describe("the CNI plugin's writes", () => {
     );
   });
 
+  it("a put listing the pod's named ports in another order, without its host-port entries, is the plugin's", () => {
+    const [k, value] = putOf(wired(), (r) => ({
+      ...r,
+      spec: {
+        ...r.spec,
+        ports: [
+          { name: 'dns', protocol: 'UDP', port: 53 },
+          { name: 'http', protocol: 'TCP', port: 8080 },
+        ],
+      },
+    }));
+    expect('mergePatch' in PODS.fromPut(k, value, wired(), PREFIX)).toBe(true);
+  });
+
   it('a delete sets the address annotations to "" and keeps the container ID, as Calico\'s plugin does', () => {
     const p = wired({ podIP: '10.65.0.7' });
     const del = PODS.fromDelete(key, p, PREFIX);

@@ -15,6 +15,8 @@ export { NODES } from './nodes.js';
 export {
   PODS,
   parseWorkloadEndpointName,
+  podEndpointLabels,
+  podPorts,
   podToWorkloadEndpoint,
   workloadEndpointName,
 } from './pods.js';
