@@ -7,7 +7,6 @@
  * annotation patches, the agent's node annotation patch) are sent to the API server as
  * merge patches and read back; the pod's uid in a patch refuses a pod made again.
  */
-import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeResource, type StoredResource } from '../../src/datastore/index.js';
 import type { KubeObject } from '../../src/datastore/kubernetes/mapping.js';
@@ -18,26 +17,19 @@ import {
   PODS,
   SERVICE_ACCOUNTS,
 } from '../../src/datastore/kubernetes/native/index.js';
+import {
+  KUBE_START_TIMEOUT_MS,
+  startTestKubeApiserver,
+  type KubeApiserver,
+} from '../helpers/kube-api.js';
 import { decoded, validationProblems } from '../helpers/kube-native.js';
-import { startNativeTestApiserver, type NativeTestApiserver } from './kube-native-apiserver.js';
 
 const PREFIX = '/calico';
 
-let api: NativeTestApiserver;
+let api: KubeApiserver;
 
 function kubectl(args: readonly string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      'kubectl',
-      ['--kubeconfig', api.kubeconfig, ...args],
-      { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`kubectl ${args.join(' ')}: ${stderr || err.message}`));
-        else resolve(stdout);
-      },
-    );
-    if (input !== undefined) child.stdin?.end(input);
-  });
+  return api.kubectlOk(args, input === undefined ? {} : { input });
 }
 
 async function getObject(args: readonly string[]): Promise<KubeObject> {
@@ -107,7 +99,7 @@ spec:
 `;
 
 beforeAll(async () => {
-  api = await startNativeTestApiserver();
+  api = await startTestKubeApiserver();
   await kubectl(['apply', '-f', '-'], MANIFESTS);
   // No kubelet runs: write the node's address and the pod's as kubelet would.
   await patch(
@@ -120,7 +112,7 @@ beforeAll(async () => {
     { status: { phase: 'Running', podIP: '10.65.0.7', podIPs: [{ ip: '10.65.0.7' }] } },
     'status',
   );
-}, 180_000);
+}, KUBE_START_TIMEOUT_MS);
 
 afterAll(async () => {
   await api?.stop();
