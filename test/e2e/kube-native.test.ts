@@ -8,8 +8,9 @@
  * merge patches and read back; the pod's uid in a patch refuses a pod made again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeResource, type StoredResource } from '../../src/datastore/index.js';
-import type { KubeObject } from '../../src/datastore/kubernetes/mapping.js';
+import { buildWorld, ClusterModel } from '../../src/agent/model.js';
+import { encodeResource, type KindName, type StoredResource } from '../../src/datastore/index.js';
+import type { KeyMapping, KubeObject } from '../../src/datastore/kubernetes/mapping.js';
 import {
   NAMESPACES,
   NETWORK_POLICIES,
@@ -22,6 +23,8 @@ import {
   startTestKubeApiserver,
   type KubeApiserver,
 } from '../helpers/kube-api.js';
+import { evaluate } from '../../src/policy/evaluate.js';
+import { PROTOCOLS } from '../../src/policy/model.js';
 import { decoded, validationProblems } from '../helpers/kube-native.js';
 
 const PREFIX = '/calico';
@@ -82,6 +85,24 @@ spec:
         - {name: dns, containerPort: 53, protocol: UDP}
         - {containerPort: 9090}
 ---
+apiVersion: v1
+kind: Pod
+metadata: {name: front-0, namespace: prod, labels: {app: front}}
+spec:
+  nodeName: node-1
+  serviceAccountName: api
+  automountServiceAccountToken: false
+  containers: [{name: main, image: registry.invalid/front:1}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: other-0, namespace: prod, labels: {app: other}}
+spec:
+  nodeName: node-1
+  serviceAccountName: api
+  automountServiceAccountToken: false
+  containers: [{name: main, image: registry.invalid/other:1}]
+---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: allow-front, namespace: prod}
@@ -107,11 +128,17 @@ beforeAll(async () => {
     { status: { addresses: [{ type: 'InternalIP', address: '192.168.5.11' }] } },
     'status',
   );
-  await patch(
-    ['pod', '-n', 'prod', 'web-0'],
-    { status: { phase: 'Running', podIP: '10.65.0.7', podIPs: [{ ip: '10.65.0.7' }] } },
-    'status',
-  );
+  for (const [name, ip] of [
+    ['web-0', '10.65.0.7'],
+    ['front-0', '10.65.0.20'],
+    ['other-0', '10.65.0.30'],
+  ] as const) {
+    await patch(
+      ['pod', '-n', 'prod', name],
+      { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } },
+      'status',
+    );
+  }
 }, KUBE_START_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -177,6 +204,49 @@ describe('objects made with kubectl, as the mappings store them', () => {
       orchRefs: [{ nodeName: 'node-1', orchestrator: 'k8s' }],
     });
     expect(r.metadata.labels).toEqual({ zone: 'a' });
+  });
+});
+
+describe("the agent's model of what the API serves", () => {
+  it('enforces the NetworkPolicy on the pods as Kubernetes means it', async () => {
+    const model = new ClusterModel();
+    const feed = (mapping: KeyMapping, items: KubeObject[]) => {
+      for (const o of items) {
+        const entry = mapping.toKv(o, PREFIX);
+        if (entry === undefined) continue;
+        const { kind, resource } = decoded(entry, PREFIX, o.metadata.resourceVersion);
+        model.apply({
+          type: 'put',
+          kind: kind as KindName,
+          resource,
+          revision: o.metadata.resourceVersion!,
+          synthetic: true,
+        });
+      }
+    };
+    const list = async (args: readonly string[]) =>
+      (JSON.parse(await kubectl(['get', ...args, '-o', 'json'])) as { items: KubeObject[] }).items;
+    feed(NAMESPACES, await list(['namespaces']));
+    feed(SERVICE_ACCOUNTS, await list(['serviceaccounts', '-A']));
+    feed(NETWORK_POLICIES, await list(['networkpolicies', '-A']));
+    feed(PODS, await list(['pods', '-A']));
+    feed(NODES, await list(['nodes']));
+    const { world, endpoints, problems } = buildWorld(model);
+    expect(problems).toEqual([]);
+    expect(model.list('Node').map((n) => n.metadata.name)).toEqual(['node-1']);
+    const web = [...endpoints.values()].find((e) => e.endpoint.ip === '10.65.0.7')!.endpoint;
+    const to = (saddr: string, dport: number) => ({
+      saddr,
+      daddr: '10.65.0.7',
+      protocol: PROTOCOLS.TCP,
+      sport: 40000,
+      dport,
+    });
+    // From app=front in a namespace labelled env=prod, to the named port http (8080).
+    expect(evaluate(world, web, 'ingress', to('10.65.0.20', 8080)).action).toBe('allow');
+    expect(evaluate(world, web, 'ingress', to('10.65.0.20', 9005)).action).toBe('allow');
+    expect(evaluate(world, web, 'ingress', to('10.65.0.20', 9011)).action).toBe('deny');
+    expect(evaluate(world, web, 'ingress', to('10.65.0.30', 8080)).action).toBe('deny');
   });
 });
 
