@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
 import { KIND_NAMES, KINDS } from '../../src/datastore/kinds.js';
+import { installLabManifests, readManifests } from '../../src/lab/kube/index.js';
 import {
   KUBE_START_TIMEOUT_MS,
   startTestKubeApiserver,
@@ -226,4 +227,30 @@ describe('manifests/', () => {
     await api!.kubectlOk(['get', 'namespace', 'rbac-probe']);
     await api!.kubectlOk(['get', 'node', 'rbac-node']);
   });
+});
+
+describe('installLabManifests', () => {
+  let fresh: KubeApiserver | undefined;
+  afterAll(() => fresh?.stop(), 60_000);
+
+  it(
+    "on a fresh API server (the lab's way: server-side apply, no DaemonSet) is idempotent and hands out the node identity",
+    async () => {
+      fresh = await startTestKubeApiserver();
+      await fresh.ensureNamespace('rbac-probe');
+      const first = await installLabManifests(fresh);
+      const second = await installLabManifests(fresh);
+      for (const kubeconfig of [first.nodeKubeconfig, second.nodeKubeconfig]) {
+        const listed = await fresh.kubectl(['get', 'ipamblocks.crd.projectcalico.org'], {
+          kubeconfig,
+        });
+        expect(listed.code, listed.stderr).toBe(0);
+        const refused = await fresh.kubectl(['delete', 'namespace', 'rbac-probe'], { kubeconfig });
+        expect(refused.code).not.toBe(0);
+        expect(refused.stderr).toMatch(/Forbidden/);
+      }
+      expect(readManifests().map((o) => o.kind)).not.toContain('DaemonSet');
+    },
+    KUBE_START_TIMEOUT_MS,
+  );
 });

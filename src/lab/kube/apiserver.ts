@@ -145,8 +145,14 @@ export interface KubeApiserver {
   kubectl(args: readonly string[], options?: KubectlOptions): Promise<KubectlRun>;
   /** kubectl that must succeed: its stdout, or an error with its stderr. */
   kubectlOk(args: readonly string[], options?: KubectlOptions): Promise<string>;
-  /** A request to the API as the admin (JSON in and out). */
-  request<T = unknown>(method: string, path: string, body?: unknown): Promise<ApiResponse<T>>;
+  /** A request to the API as the admin: JSON out, the body sent as JSON with `contentType`
+   *  (default application/json; e.g. application/merge-patch+json, application/apply-patch+yaml). */
+  request<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+  ): Promise<ApiResponse<T>>;
   /** Creates a namespace and its `default` ServiceAccount when absent (no controller does). */
   ensureNamespace(name: string, labels?: Record<string, string>): Promise<void>;
   /** Creates a ServiceAccount when absent. */
@@ -272,6 +278,7 @@ function apiRequest<T>(
   method: string,
   path: string,
   body?: unknown,
+  contentType = 'application/json',
   timeoutMs = 30_000,
 ): Promise<ApiResponse<T>> {
   const c = kubeCertFiles(rt.dir);
@@ -290,7 +297,7 @@ function apiRequest<T>(
           accept: 'application/json',
           ...(payload === undefined
             ? {}
-            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+            : { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) }),
         },
       },
       (res) => {
@@ -319,7 +326,7 @@ function apiRequest<T>(
 
 async function apiReady(rt: Runtime): Promise<boolean> {
   try {
-    const r = await apiRequest<string>(rt, 'GET', '/readyz', undefined, 2000);
+    const r = await apiRequest<string>(rt, 'GET', '/readyz', undefined, undefined, 2000);
     return r.status === 200;
   } catch {
     return false;
@@ -469,7 +476,7 @@ function handle(rt: Runtime): KubeApiserver {
         throw new Error(`kubectl ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
       return r.stdout;
     },
-    request: (method, path, body) => apiRequest(rt, method, path, body),
+    request: (method, path, body, contentType) => apiRequest(rt, method, path, body, contentType),
     async ensureNamespace(name, labels) {
       const r = await apiRequest(rt, 'POST', '/api/v1/namespaces', {
         apiVersion: 'v1',

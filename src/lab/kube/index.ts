@@ -3,3 +3,4 @@ export * from './apiserver.js';
 export * from './binaries.js';
 export * from './certs.js';
 export * from './kubeconfig.js';
+export * from './manifests.js';
