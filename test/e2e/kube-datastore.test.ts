@@ -624,6 +624,43 @@ describe('the Kubernetes datastore on a real API server', () => {
     );
   }, 300_000);
 
+  it("etcd3's watch builder (the agent's prefix followers) sees IPAM blocks change", async () => {
+    const prefix = `${k.datastore.prefix}/ipam/v2/assignment/ipv4/block/`;
+    const listed = await k.kv.kv.range({
+      key: Buffer.from(prefix),
+      range_end: Buffer.from(`${prefix.slice(0, -1)}0`),
+      keys_only: true,
+    });
+    const w = await k.kv
+      .watch()
+      .prefix(prefix)
+      .startRevision((BigInt(listed.header.revision) + 1n).toString())
+      .create();
+    const puts: string[] = [];
+    const deletes: string[] = [];
+    w.on('put', (kv: { key: Buffer }) => puts.push(kv.key.toString()));
+    w.on('delete', (kv: { key: Buffer }) => deletes.push(kv.key.toString()));
+    try {
+      const ipam = new Ipam(k.kv, k.datastore.prefix);
+      const pools: PoolSpec[] = [{ name: 'kvw', cidr: '10.66.0.0/16', blockSize: 28 }];
+      const got = await ipam.autoAssign({
+        handle: 'k8s-pod-network.watched',
+        node: 'node-w',
+        pools,
+      });
+      await until('the follower saw the block written', () =>
+        puts.includes(`${prefix}${got.block.replace('/', '-')}`),
+      );
+      await ipam.releaseByHandle('k8s-pod-network.watched');
+      await ipam.releaseBlockAffinity('node-w');
+      await until('the follower saw the block deleted', () =>
+        deletes.includes(`${prefix}${got.block.replace('/', '-')}`),
+      );
+    } finally {
+      await w.cancel();
+    }
+  });
+
   it('IPAM on the API: 3 nodes × 30 concurrent assigns, no duplicates, all released clean', async () => {
     const perNode = 30;
     const pools: PoolSpec[] = [{ name: 'kvipam', cidr: '10.64.0.0/16', blockSize: 27 }];
