@@ -24,6 +24,7 @@ import { etcdError } from '../etcd/errors.js';
 import { DatastoreError } from '../errors.js';
 import { isKubeApiError } from './client.js';
 import { isCrdMapping } from './crds.js';
+import { modRevisionOf } from './native/index.js';
 import {
   checkRevision,
   header,
@@ -224,13 +225,16 @@ async function applyWrite(
   for (let attempt = 1; ; attempt++) {
     const fetch = needBefore || mod === undefined || !isCrdMapping(mapping) || w.kind === 'delete';
     const current = fetch ? await getCurrent(kv, mapping, ref, deadline) : undefined;
-    if (fetch && mod !== undefined && (current?.metadata.resourceVersion ?? '0') !== mod)
-      throw new Lost(w.key);
-    const rv = mod ?? current?.metadata.resourceVersion;
+    // The key's own mod revision: "0" also when the object exists but is not this key's
+    // (a pod without an address has no endpoint key yet).
+    const held = fetch ? modRevisionOf(mapping, w.key, current, kv.prefix) : mod;
+    if (fetch && mod !== undefined && held !== mod) throw new Lost(w.key);
+    // The precondition sent: the version of the object as read (or as the compare says).
+    const rv = fetch ? current?.metadata.resourceVersion : mod === '0' ? undefined : mod;
     const exists = fetch ? current !== undefined : mod !== '0';
     try {
       if (w.kind === 'delete') {
-        if (current === undefined)
+        if (current === undefined || held === '0')
           return { mapping, ref, key: w.key, before: undefined, after: undefined };
         const d = mapping.fromDelete(w.key, current, kv.prefix);
         if ('refused' in d) throw refusal(`${w.key}: ${d.refused}`);
@@ -253,7 +257,10 @@ async function applyWrite(
       const p = mapping.fromPut(w.key, w.value, current, kv.prefix);
       if ('refused' in p) throw refusal(`${w.key}: ${p.refused}`);
       if ('mergePatch' in p) {
-        if (!exists) throw new Lost(w.key);
+        if (!exists)
+          throw refusal(
+            `${w.key}: ${resource.kind} ${ref.namespace === undefined ? '' : `${ref.namespace}/`}${ref.name} does not exist`,
+          );
         const after = await kv.api.mergePatch(
           resource,
           ref.name,
