@@ -273,6 +273,13 @@ async function applyWrite(
         );
         return { mapping, ref, key: w.key, before: current, after };
       }
+      if (current !== undefined && held === '0') {
+        // The object this key names holds another key (handles differing only in case
+        // share Calico's lower-case name): writing it would overwrite that one.
+        throw refusal(
+          `${w.key}: the object ${resource.plural}/${ref.name} already holds ${mapping.toKv(current, kv.prefix)?.key ?? 'another key'}`,
+        );
+      }
       if (!exists) {
         let after: KubeObject;
         try {
