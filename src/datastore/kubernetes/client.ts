@@ -216,6 +216,11 @@ export class KubeClient {
     this.agent.destroy();
   }
 
+  /** close() was called: watches stop instead of resuming. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** `/apis/<group>/<version>[/namespaces/<ns>]/<plural>[/<name>]` (`/api/v1/...` for core). */
   static path(r: KubeResource, namespace?: string, name?: string): string {
     const base = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;
@@ -425,6 +430,10 @@ export class KubeClient {
     void this.headers()
       .then((headers) => {
         if (done) return;
+        if (this.closed) {
+          finish('the Kubernetes client is closed');
+          return;
+        }
         req = mod.request(url, { method: 'GET', headers, agent: this.agent }, (res) => {
           const status = res.statusCode ?? 0;
           if (status < 200 || status >= 300) {

@@ -97,6 +97,10 @@ class ResourceFeed {
 
   private onEnd(why: string): void {
     if (this.stopped) return;
+    if (this.kv.api.isClosed) {
+      this.stream.canceledBy('the Kubernetes client was closed');
+      return;
+    }
     this.handle = undefined;
     const delay = this.backoff * (0.5 + Math.random() / 2);
     this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
