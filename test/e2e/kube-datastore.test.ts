@@ -446,6 +446,41 @@ describe('the Kubernetes datastore on a real API server', () => {
     );
   }, 300_000);
 
+  it("with the node's ServiceAccount (manifests/' ClusterRole): IPAM and status work, a pool write is refused naming the role", async () => {
+    await a.kubectlOk(['apply', '-f', 'manifests/10-rbac.yaml']);
+    const kubeconfig = await a.serviceAccountKubeconfig('kube-system', 'tortie-node');
+    const node = await connectKubernetesDatastore({ kubeconfig });
+    try {
+      const ipam = new Ipam(node.kv, node.datastore.prefix);
+      const pools: PoolSpec[] = [{ name: 'kvsa', cidr: '10.67.0.0/16', blockSize: 28 }];
+      const got = await ipam.autoAssign({ handle: 'k8s-pod-network.sa', node: 'node-sa', pools });
+      expect(await ipam.addressesOf('k8s-pod-network.sa')).toEqual([got.ip]);
+      expect(await ipam.releaseByHandle('k8s-pod-network.sa')).toEqual([got.ip]);
+      expect(await ipam.releaseBlockAffinity('node-sa')).toEqual([got.block]);
+      // A status record, written and read back as the agent and the CNI plugin do.
+      const key = `${node.datastore.prefix}/tortie/status/nodes/node-sa`;
+      await node.kv.kv.txn({
+        success: [
+          { request_put: { key: Buffer.from(key), value: Buffer.from('{"node":"node-sa"}') } },
+        ],
+      });
+      const read = await node.kv.kv.range({ key: Buffer.from(key) });
+      expect(read.kvs[0]?.value.toString()).toBe('{"node":"node-sa"}');
+      await node.kv.kv.txn({ success: [{ request_delete_range: { key: Buffer.from(key) } }] });
+
+      const refused = await node.datastore.apply(pool('kv-sa-pool', '10.68.0.0/16')).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isDatastoreError(refused) && refused.message).toMatch(
+        /refused this client.*ClusterRole/,
+      );
+    } finally {
+      await node.datastore.close();
+      node.kv.close();
+    }
+  });
+
   it("etcd3's watch builder (the agent's prefix followers) sees IPAM blocks change", async () => {
     const prefix = `${k.datastore.prefix}/ipam/v2/assignment/ipv4/block/`;
     const listed = await k.kv.kv.range({
