@@ -4,6 +4,8 @@
  * (native ranges win), etcd's range answer (limit, more, count), and the CRD manifests.
  * The calls against a real API server are test/e2e/kube-datastore.test.ts.
  */
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parseBigJson, stringifyBigJson } from '../../src/datastore/kubernetes/bigjson.js';
 import {
@@ -254,6 +256,26 @@ describe('the mapping table', () => {
       spec: { group: 'tortie.io', scope: 'Cluster' },
     });
     expect(crds.length).toBe(new Set(CRD_MAPPINGS.map((m) => m.resource.plural)).size);
+  });
+});
+
+describe('manifests/', () => {
+  it("installs a CRD for every resource the datastore uses, with the mapping's group, kind and scope", () => {
+    const installed = new Map<string, { group: string; scope: string; names: { kind: string } }>();
+    for (const file of ['manifests/00-crds-calico.yaml', 'manifests/01-crds-tortie.yaml'])
+      for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+        const o = doc.toJS() as { kind?: string; metadata?: { name: string }; spec?: never };
+        if (o?.kind === 'CustomResourceDefinition' && o.metadata && o.spec)
+          installed.set(o.metadata.name, o.spec);
+      }
+    for (const m of CRD_MAPPINGS) {
+      const r = m.resource;
+      expect(installed.get(`${r.plural}.${r.group}`), `${r.plural}.${r.group}`).toMatchObject({
+        group: r.group,
+        scope: r.namespaced ? 'Namespaced' : 'Cluster',
+        names: { kind: r.kind },
+      });
+    }
   });
 });
 
