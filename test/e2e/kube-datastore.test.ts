@@ -1,37 +1,31 @@
 /**
- * The Kubernetes datastore against a real kube-apiserver 1.34 and its etcd 3.6, started by
- * this file: tortie's store (apply/get/list/label/delete of Calico kinds as
- * crd.projectcalico.org objects), resourceVersion conflicts, watches (changes, an API
- * server restart, 410 Gone forced by compacting etcd behind a stopped API server), and
- * IPAM through the emulated etcd client under concurrency.
- *
- * The binaries: TORTIE_KUBE_APISERVER / TORTIE_KUBE_ETCD (default /tmp/kas/kube-apiserver,
- * /tmp/etcdb/etcd as built by scripts/build-peers.sh). A missing one fails naming it.
- * (Until src/lab/kube's launcher is on main, the start is here: CA, admin client
- * certificate, serving certificate and service-account key made with openssl.)
+ * The Kubernetes datastore against a real kube-apiserver 1.34 and its etcd 3.6 (the lab's
+ * launcher, test/helpers/kube-api.ts) with the CRDs of manifests/: tortie's store
+ * (apply/get/list/label/delete of Calico kinds as crd.projectcalico.org objects),
+ * resourceVersion conflicts, a multi-key write undone, watches (changes, an API server
+ * restart, 410 Gone forced by compacting etcd behind a stopped API server), etcd3's watch
+ * builder, and IPAM through the emulated etcd client under concurrency.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   connectKubernetesDatastore,
-  crdManifests,
   type KubernetesDatastore,
 } from '../../src/datastore/kubernetes/index.js';
 import { KubeClient } from '../../src/datastore/kubernetes/client.js';
 import { isDatastoreError, type WatchEvent } from '../../src/datastore/index.js';
 import { Ipam, type PoolSpec } from '../../src/ipam/index.js';
-import { newRunId } from '../helpers/netns.js';
+import {
+  KUBE_START_TIMEOUT_MS,
+  startTestKubeApiserver,
+  testKubeBinaries,
+  type KubeApiserver,
+} from '../helpers/kube-api.js';
 import { until } from '../helpers/wait.js';
-
-const exec = promisify(execFile);
-const APISERVER = process.env.TORTIE_KUBE_APISERVER ?? '/tmp/kas/kube-apiserver';
-const ETCD = process.env.TORTIE_KUBE_ETCD ?? '/tmp/etcdb/etcd';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -44,265 +38,96 @@ function freePort(): Promise<number> {
   });
 }
 
-async function openssl(dir: string, args: string[]): Promise<void> {
-  await exec('openssl', args, { cwd: dir });
+/** An admin kubeconfig for an API server at `url` with the lab's certificates. */
+function writeKubeconfig(path: string, url: string, certs: KubeApiserver['certs']): void {
+  writeFileSync(
+    path,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- name: c',
+      `  cluster: {server: "${url}", certificate-authority: "${certs.ca}"}`,
+      'users:',
+      '- name: admin',
+      `  user: {client-certificate: "${certs.adminCert}", client-key: "${certs.adminKey}"}`,
+      'contexts:',
+      '- name: admin',
+      '  context: {cluster: c, user: admin}',
+      'current-context: admin',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
 }
 
-interface ApiServer {
-  readonly port: number;
-  readonly kubeconfig: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/** etcd once; API servers on it (each restartable on its own port). */
-class Cluster {
-  readonly dir: string;
-  etcdUrl = '';
-  private etcd: ChildProcess | undefined;
-  private readonly servers: ApiServer[] = [];
-
-  constructor(readonly id: string) {
-    this.dir = join(tmpdir(), `tortie-kvds-${id}`);
-  }
-
-  async start(): Promise<void> {
-    for (const [what, file] of [
-      ['kube-apiserver (scripts/build-peers.sh, or TORTIE_KUBE_APISERVER)', APISERVER],
-      ['etcd 3.6 (scripts/build-peers.sh, or TORTIE_KUBE_ETCD)', ETCD],
-    ] as const)
-      if (!existsSync(file)) throw new Error(`${file} is missing: build ${what}`);
-    mkdirSync(this.dir, { recursive: true });
-    const d = this.dir;
-    await openssl(d, [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=tortie-test-ca',
-    ]);
-    await openssl(d, [
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      'admin.key',
-      '-out',
-      'admin.csr',
-      '-subj',
-      '/O=system:masters/CN=admin',
-    ]);
-    await openssl(d, [
-      'x509',
-      '-req',
-      '-in',
-      'admin.csr',
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      'admin.crt',
-      '-days',
-      '2',
-    ]);
-    writeFileSync(join(d, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-    await openssl(d, [
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      'server.key',
-      '-out',
-      'server.csr',
-      '-subj',
-      '/CN=kube-apiserver',
-    ]);
-    await openssl(d, [
-      'x509',
-      '-req',
-      '-in',
-      'server.csr',
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      'server.crt',
-      '-days',
-      '2',
-      '-extfile',
-      'san.ext',
-    ]);
-    await openssl(d, ['genrsa', '-out', 'sa.key', '2048']);
-    await openssl(d, ['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
-    const [client, peer] = [await freePort(), await freePort()];
-    this.etcdUrl = `http://127.0.0.1:${client}`;
-    this.etcd = spawn(
-      ETCD,
-      [
-        '--name',
-        'kvds',
-        '--data-dir',
-        join(d, 'etcd'),
-        '--listen-client-urls',
-        this.etcdUrl,
-        '--advertise-client-urls',
-        this.etcdUrl,
-        '--listen-peer-urls',
-        `http://127.0.0.1:${peer}`,
-        '--initial-advertise-peer-urls',
-        `http://127.0.0.1:${peer}`,
-        '--initial-cluster',
-        `kvds=http://127.0.0.1:${peer}`,
-        '--log-level',
-        'warn',
-      ],
-      { stdio: 'ignore' },
-    );
-    const e = new Etcd3({ hosts: this.etcdUrl });
-    try {
-      await until('etcd answers', async () => (await e.maintenance.status(), true), 60_000, 100);
-    } finally {
-      e.close();
-    }
-  }
-
-  /** An API server on this etcd; started. */
-  async apiServer(name: string): Promise<ApiServer> {
-    const port = await freePort();
-    const d = this.dir;
-    const kubeconfig = join(d, `${name}.kubeconfig`);
-    writeFileSync(
-      kubeconfig,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        'clusters:',
-        `- name: c`,
-        `  cluster: {server: "https://127.0.0.1:${port}", certificate-authority: ca.crt}`,
-        'users:',
-        `- name: admin`,
-        `  user: {client-certificate: admin.crt, client-key: admin.key}`,
-        'contexts:',
-        `- name: admin`,
-        `  context: {cluster: c, user: admin}`,
-        'current-context: admin',
-        '',
-      ].join('\n'),
-    );
-    let proc: ChildProcess | undefined;
-    const args = [
-      `--etcd-servers=${this.etcdUrl}`,
+/**
+ * A second kube-apiserver on the lab's etcd (the launcher runs one): the 410 test changes
+ * objects through it while the first one is down.
+ */
+async function secondApiServer(
+  first: KubeApiserver,
+): Promise<{ kubeconfig: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const c = first.certs;
+  const kubeconfig = join(first.dir, 'second.kubeconfig');
+  writeKubeconfig(kubeconfig, `https://127.0.0.1:${port}`, c);
+  const proc: ChildProcess = spawn(
+    (await testKubeBinaries()).apiserver,
+    [
+      `--etcd-servers=${first.etcdUrl}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
       `--secure-port=${port}`,
-      `--tls-cert-file=${join(d, 'server.crt')}`,
-      `--tls-private-key-file=${join(d, 'server.key')}`,
-      `--cert-dir=${join(d, `${name}-certs`)}`,
-      `--client-ca-file=${join(d, 'ca.crt')}`,
+      `--tls-cert-file=${c.serverCert}`,
+      `--tls-private-key-file=${c.serverKey}`,
+      `--cert-dir=${join(first.dir, 'second-certs')}`,
+      `--client-ca-file=${c.ca}`,
       '--service-account-issuer=https://kubernetes.default.svc',
-      `--service-account-key-file=${join(d, 'sa.pub')}`,
-      `--service-account-signing-key-file=${join(d, 'sa.key')}`,
+      `--service-account-key-file=${c.saPub}`,
+      `--service-account-signing-key-file=${c.saKey}`,
       '--authorization-mode=RBAC',
       '--service-cluster-ip-range=10.96.0.0/24',
       '--profiling=false',
-      '--v=0',
-    ];
-    const server: ApiServer = {
-      port,
-      kubeconfig,
-      start: async () => {
-        proc = spawn(APISERVER, args, { stdio: 'ignore' });
-        const p = proc;
-        const api = new KubeClient({
-          server: `https://127.0.0.1:${port}`,
-          ca: await readBuf(join(d, 'ca.crt')),
-          cert: await readBuf(join(d, 'admin.crt')),
-          key: await readBuf(join(d, 'admin.key')),
-          source: 'test',
-        });
-        try {
-          await until(
-            `kube-apiserver on ${port} ready`,
-            async () => {
-              if (p.exitCode !== null) throw new Error(`kube-apiserver exited (${p.exitCode})`);
-              await api.request('GET', '/readyz');
-              return true;
-            },
-            120_000,
-            200,
-          );
-        } finally {
-          api.close();
-        }
-      },
-      stop: async () => {
-        const p = proc;
-        proc = undefined;
-        if (!p || p.exitCode !== null) return;
-        const exited = new Promise((r) => p.once('exit', r));
-        p.kill('SIGTERM');
-        await exited;
-      },
-    };
-    this.servers.push(server);
-    await server.start();
-    return server;
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.servers) await s.stop();
-    const e = this.etcd;
-    if (e && e.exitCode === null) {
-      const exited = new Promise((r) => e.once('exit', r));
-      e.kill('SIGTERM');
-      await exited;
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-async function readBuf(path: string): Promise<Buffer> {
-  const { readFile } = await import('node:fs/promises');
-  return readFile(path);
-}
-
-/** The CRDs of crdManifests(), created and established. */
-async function installCrds(kubeconfig: string): Promise<void> {
+    ],
+    { stdio: 'ignore' },
+  );
   const api = await KubeClient.connect({ kubeconfig });
   try {
-    for (const crd of crdManifests())
-      await api.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
-        body: crd,
-      });
-    for (const crd of crdManifests()) {
-      const name = (crd.metadata as { name: string }).name;
-      await until(`CRD ${name} established`, async () => {
-        const got = await api.request<{
-          status?: { conditions?: { type: string; status: string }[] };
-        }>('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
-        return (
-          got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ===
-          true
-        );
-      });
-    }
+    await until(
+      `the second kube-apiserver on ${port} ready`,
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`kube-apiserver exited (${proc.exitCode})`);
+        await api.request('GET', '/readyz');
+        return true;
+      },
+      180_000,
+      200,
+    );
   } finally {
     api.close();
   }
+  return {
+    kubeconfig,
+    stop: async () => {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** The CRDs of manifests/ (as users install them), applied and established. */
+async function installCrds(api: KubeApiserver): Promise<void> {
+  await api.kubectlOk([
+    'apply',
+    '-f',
+    'manifests/00-crds-calico.yaml',
+    '-f',
+    'manifests/01-crds-tortie.yaml',
+  ]);
+  await api.kubectlOk(['wait', '--for=condition=Established', '--timeout=120s', 'crd', '--all']);
 }
 
 const pool = (name: string, cidr: string, labels?: Record<string, string>) => ({
@@ -326,28 +151,26 @@ function follower() {
 }
 
 describe('the Kubernetes datastore on a real API server', () => {
-  const cluster = new Cluster(newRunId());
-  let a: ApiServer;
+  let a: KubeApiserver;
   let k: KubernetesDatastore;
 
   beforeAll(async () => {
-    await cluster.start();
-    a = await cluster.apiServer('a');
-    await installCrds(a.kubeconfig);
-    k = await connectKubernetesDatastore({ kubeconfig: a.kubeconfig });
-  }, 300_000);
+    a = await startTestKubeApiserver();
+    await installCrds(a);
+    k = await connectKubernetesDatastore({ kubeconfig: a.adminKubeconfig });
+  }, KUBE_START_TIMEOUT_MS);
 
   afterAll(async () => {
     await k?.datastore.close();
     k?.kv.close();
-    await cluster.stop();
+    await a?.stop();
   }, 120_000);
 
   it('refuses to connect when the CRDs are missing, naming them', async () => {
     // A prefix does not matter for CRDs: check against a server that has none yet is
     // simulated by asking for resources of a group nobody installed.
     const { missingResources } = await import('../../src/datastore/kubernetes/connect.js');
-    const api = await KubeClient.connect({ kubeconfig: a.kubeconfig });
+    const api = await KubeClient.connect({ kubeconfig: a.adminKubeconfig });
     try {
       const missing = await missingResources(api, [
         ...k.kv.mappings,
@@ -382,7 +205,7 @@ describe('the Kubernetes datastore on a real API server', () => {
     expect(got?.metadata.uid).toBe(created!.resource.metadata.uid);
 
     // The object as kubectl sees it: Calico's CRD shape.
-    const api = await KubeClient.connect({ kubeconfig: a.kubeconfig });
+    const api = await KubeClient.connect({ kubeconfig: a.adminKubeconfig });
     try {
       const raw = await api.request<RawObject>(
         'GET',
@@ -403,7 +226,23 @@ describe('the Kubernetes datastore on a real API server', () => {
     const [same] = await ds.apply(pool('kv-pool-1', '10.70.0.0/16', { env: 'test' }));
     expect(same!.action).toBe('unchanged');
 
-    // A policy: stored as Calico's KDD stores it (default.<name>), read back as written.
+    // A policy: stored as Calico's KDD stores it (default.<name>), read back as written;
+    // in a namespace that must exist, as on any Kubernetes cluster.
+    const policy = {
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'allow-dns', namespace: 'prod' },
+      spec: { selector: 'all()' },
+    };
+    await expect(ds.apply(policy)).rejects.toThrow(/namespaces "prod" not found/);
+    const admin = await KubeClient.connect({ kubeconfig: a.adminKubeconfig });
+    try {
+      await admin.request('POST', '/api/v1/namespaces', {
+        body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'prod' } },
+      });
+    } finally {
+      admin.close();
+    }
     await ds.apply({
       apiVersion: 'projectcalico.org/v3',
       kind: 'NetworkPolicy',
@@ -416,7 +255,7 @@ describe('the Kubernetes datastore on a real API server', () => {
     expect(
       (await ds.list('NetworkPolicy', { namespace: 'prod' })).map((p) => p.metadata.name),
     ).toEqual(['allow-dns']);
-    const api2 = await KubeClient.connect({ kubeconfig: a.kubeconfig });
+    const api2 = await KubeClient.connect({ kubeconfig: a.adminKubeconfig });
     try {
       const raw = await api2.request<RawObject>(
         'GET',
@@ -531,8 +370,7 @@ describe('the Kubernetes datastore on a real API server', () => {
         ),
       ).toEqual(['synced', 'put kv-w-1', 'put kv-w-1', 'put kv-w-2', 'delete kv-w-2']);
 
-      await a.stop();
-      await a.start();
+      await a.restart();
       // Written after the restart: the watch must deliver it (resumed, or relisted on 410).
       await ds.apply(pool('kv-w-3', '10.82.0.0/16'));
       await ds.label('IPPool', 'kv-w-1', undefined, { a: 'c' }, { overwrite: true });
@@ -561,19 +399,19 @@ describe('the Kubernetes datastore on a real API server', () => {
     ]);
     const f = follower();
     const w = await ds.watch('IPPool', f.handler);
-    const b = await cluster.apiServer('b');
+    const b = await secondApiServer(a);
     const viaB = await connectKubernetesDatastore({ kubeconfig: b.kubeconfig });
     try {
       await until('the watch has the three pools', () =>
         ['kv-g-keep', 'kv-g-change', 'kv-g-gone'].every((n) => f.state.has(n)),
       );
-      await a.stop();
+      await a.kill();
       // While the watcher's API server is down: changes through another one, then etcd
       // compacted past everything the watcher has seen.
       await viaB.datastore.apply(pool('kv-g-new', '10.93.0.0/16'));
       await viaB.datastore.label('IPPool', 'kv-g-change', undefined, { changed: 'yes' });
       await viaB.datastore.delete({ kind: 'IPPool', name: 'kv-g-gone' });
-      const e = new Etcd3({ hosts: cluster.etcdUrl });
+      const e = new Etcd3({ hosts: a.etcdUrl });
       try {
         const put = await e.put('/tortie-test/bump').value('x').exec();
         await e.kv.compact({ revision: put.header.revision, physical: true });
@@ -608,13 +446,50 @@ describe('the Kubernetes datastore on a real API server', () => {
     );
   }, 300_000);
 
+  it("etcd3's watch builder (the agent's prefix followers) sees IPAM blocks change", async () => {
+    const prefix = `${k.datastore.prefix}/ipam/v2/assignment/ipv4/block/`;
+    const listed = await k.kv.kv.range({
+      key: Buffer.from(prefix),
+      range_end: Buffer.from(`${prefix.slice(0, -1)}0`),
+      keys_only: true,
+    });
+    const w = await k.kv
+      .watch()
+      .prefix(prefix)
+      .startRevision((BigInt(listed.header.revision) + 1n).toString())
+      .create();
+    const puts: string[] = [];
+    const deletes: string[] = [];
+    w.on('put', (kv: { key: Buffer }) => puts.push(kv.key.toString()));
+    w.on('delete', (kv: { key: Buffer }) => deletes.push(kv.key.toString()));
+    try {
+      const ipam = new Ipam(k.kv, k.datastore.prefix);
+      const pools: PoolSpec[] = [{ name: 'kvw', cidr: '10.66.0.0/16', blockSize: 28 }];
+      const got = await ipam.autoAssign({
+        handle: 'k8s-pod-network.watched',
+        node: 'node-w',
+        pools,
+      });
+      await until('the follower saw the block written', () =>
+        puts.includes(`${prefix}${got.block.replace('/', '-')}`),
+      );
+      await ipam.releaseByHandle('k8s-pod-network.watched');
+      await ipam.releaseBlockAffinity('node-w');
+      await until('the follower saw the block deleted', () =>
+        deletes.includes(`${prefix}${got.block.replace('/', '-')}`),
+      );
+    } finally {
+      await w.cancel();
+    }
+  });
+
   it('IPAM on the API: 3 nodes × 30 concurrent assigns, no duplicates, all released clean', async () => {
     const perNode = 30;
     const pools: PoolSpec[] = [{ name: 'kvipam', cidr: '10.64.0.0/16', blockSize: 27 }];
     const nodes = ['node-a', 'node-b', 'node-c'];
     // One client per node, as three CNI processes would have.
     const conns = await Promise.all(
-      nodes.map(() => connectKubernetesDatastore({ kubeconfig: a.kubeconfig })),
+      nodes.map(() => connectKubernetesDatastore({ kubeconfig: a.adminKubeconfig })),
     );
     try {
       const ipams = conns.map((c) => new Ipam(c.kv, c.datastore.prefix));

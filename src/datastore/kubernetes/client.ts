@@ -18,7 +18,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import https from 'node:https';
 import http from 'node:http';
-import { parse as parseYaml } from 'yaml';
 import { etcdError } from '../etcd/errors.js';
 import { parseBigJson, stringifyBigJson } from './bigjson.js';
 import type { KubeObject, KubeResource } from './mapping.js';
@@ -118,7 +117,9 @@ export async function loadKubeconfig(path: string, context?: string): Promise<Ku
   } catch (e) {
     throw new Error(`kubeconfig ${path}: ${(e as Error).message}`);
   }
-  const doc = parseYaml(text) as unknown;
+  // Loaded here, not with the module: the CNI plugin on an in-cluster token reads no YAML.
+  const { parse } = await import('yaml');
+  const doc = parse(text) as unknown;
   const ctxName = context ?? field(doc, 'current-context');
   if (typeof ctxName !== 'string' || ctxName === '')
     throw new Error(`kubeconfig ${path}: no current-context (and no context given)`);
@@ -213,6 +214,11 @@ export class KubeClient {
   close(): void {
     this.closed = true;
     this.agent.destroy();
+  }
+
+  /** close() was called: watches stop instead of resuming. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** `/apis/<group>/<version>[/namespaces/<ns>]/<plural>[/<name>]` (`/api/v1/...` for core). */
@@ -424,6 +430,10 @@ export class KubeClient {
     void this.headers()
       .then((headers) => {
         if (done) return;
+        if (this.closed) {
+          finish('the Kubernetes client is closed');
+          return;
+        }
         req = mod.request(url, { method: 'GET', headers, agent: this.agent }, (res) => {
           const status = res.statusCode ?? 0;
           if (status < 200 || status >= 300) {

@@ -26,6 +26,7 @@ import type {
 } from 'etcd3';
 import type { EtcdCallOptions, EtcdKv, EtcdWatchClient } from '../etcd/client.js';
 import { etcdError } from '../etcd/errors.js';
+import { DatastoreError } from '../errors.js';
 import { KubeClient, isKubeApiError, type KubeList } from './client.js';
 import { CRD_MAPPINGS } from './crds.js';
 import type { KeyMapping, KubeObject } from './mapping.js';
@@ -91,15 +92,23 @@ export function readFailure(e: unknown, what: string): Error {
     return etcdError('compacted', `${what}: ${e.message} (required revision has been compacted)`, {
       cause: e,
     });
+  // Refusals that are about this cluster, not about etcd: said in its terms.
+  if (isKubeApiError(e, 401) || isKubeApiError(e, 403))
+    return new DatastoreError(
+      'unavailable',
+      `${what}: the Kubernetes API refused this client (${e.message}): its user or service account needs tortie's ClusterRole (manifests/)`,
+      [],
+      { cause: e },
+    );
+  if (isKubeApiError(e, 404))
+    return new DatastoreError(
+      'unavailable',
+      `${what}: ${e.message}: are tortie's CustomResourceDefinitions installed (kubectl apply -f manifests/)?`,
+      [],
+      { cause: e },
+    );
   if (isKubeApiError(e)) {
-    const kind =
-      e.status === 401 || e.status === 403
-        ? 'auth'
-        : e.status === 404
-          ? 'not-found'
-          : e.status >= 500 || e.status === 429
-            ? 'unavailable'
-            : 'invalid';
+    const kind = e.status >= 500 || e.status === 429 ? 'unavailable' : 'invalid';
     return etcdError(kind, `${what}: ${e.message}`, { cause: e });
   }
   return e instanceof Error ? e : new Error(String(e));

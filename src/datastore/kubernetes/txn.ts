@@ -21,8 +21,10 @@
  */
 import type { ICompare, IRequestOp, IResponseOp, ITxnRequest, ITxnResponse } from 'etcd3';
 import { etcdError } from '../etcd/errors.js';
+import { DatastoreError } from '../errors.js';
 import { isKubeApiError } from './client.js';
 import { isCrdMapping } from './crds.js';
+import { modRevisionOf } from './native/index.js';
 import {
   checkRevision,
   header,
@@ -159,6 +161,14 @@ interface Applied {
   readonly after: KubeObject | undefined;
 }
 
+/**
+ * The API (or the mapping) refusing a write: a DatastoreError of kind `invalid`, which the
+ * store passes on as it is (not an outage of etcd).
+ */
+function refusal(message: string, options?: { cause?: unknown }): DatastoreError {
+  return new DatastoreError('invalid', message, [], options);
+}
+
 class Lost extends Error {
   constructor(readonly key: string) {
     super(`lost the race for ${key}`);
@@ -179,7 +189,7 @@ function stripForCreate(obj: KubeObject): KubeObject {
 
 function writeFailure(e: unknown, key: string): Error {
   if (isKubeApiError(e, 422) || isKubeApiError(e, 400))
-    return etcdError('invalid', `${key}: the API server refused the object: ${e.message}`, {
+    return refusal(`${key}: the API server refused the object: ${e.message}`, {
       cause: e,
     });
   return readFailure(e, `writing ${key}`);
@@ -209,22 +219,25 @@ async function applyWrite(
 ): Promise<Applied> {
   const found = kv.mappingFor(w.key);
   if (found === undefined)
-    throw etcdError('invalid', `${w.key}: no resource of the Kubernetes API holds this key`);
+    throw refusal(`${w.key}: no resource of the Kubernetes API holds this key`);
   const { mapping, ref } = found;
   const resource = mapping.resource;
   for (let attempt = 1; ; attempt++) {
     const fetch = needBefore || mod === undefined || !isCrdMapping(mapping) || w.kind === 'delete';
     const current = fetch ? await getCurrent(kv, mapping, ref, deadline) : undefined;
-    if (fetch && mod !== undefined && (current?.metadata.resourceVersion ?? '0') !== mod)
-      throw new Lost(w.key);
-    const rv = mod ?? current?.metadata.resourceVersion;
+    // The key's own mod revision: "0" also when the object exists but is not this key's
+    // (a pod without an address has no endpoint key yet).
+    const held = fetch ? modRevisionOf(mapping, w.key, current, kv.prefix) : mod;
+    if (fetch && mod !== undefined && held !== mod) throw new Lost(w.key);
+    // The precondition sent: the version of the object as read (or as the compare says).
+    const rv = fetch ? current?.metadata.resourceVersion : mod === '0' ? undefined : mod;
     const exists = fetch ? current !== undefined : mod !== '0';
     try {
       if (w.kind === 'delete') {
-        if (current === undefined)
+        if (current === undefined || held === '0')
           return { mapping, ref, key: w.key, before: undefined, after: undefined };
         const d = mapping.fromDelete(w.key, current, kv.prefix);
-        if ('refused' in d) throw etcdError('invalid', `${w.key}: ${d.refused}`);
+        if ('refused' in d) throw refusal(`${w.key}: ${d.refused}`);
         if ('mergePatch' in d) {
           const after = await kv.api.mergePatch(
             resource,
@@ -242,9 +255,12 @@ async function applyWrite(
         return { mapping, ref, key: w.key, before: current, after: undefined };
       }
       const p = mapping.fromPut(w.key, w.value, current, kv.prefix);
-      if ('refused' in p) throw etcdError('invalid', `${w.key}: ${p.refused}`);
+      if ('refused' in p) throw refusal(`${w.key}: ${p.refused}`);
       if ('mergePatch' in p) {
-        if (!exists) throw new Lost(w.key);
+        if (!exists)
+          throw refusal(
+            `${w.key}: ${resource.kind} ${ref.namespace === undefined ? '' : `${ref.namespace}/`}${ref.name} does not exist`,
+          );
         const after = await kv.api.mergePatch(
           resource,
           ref.name,
@@ -257,8 +273,22 @@ async function applyWrite(
         );
         return { mapping, ref, key: w.key, before: current, after };
       }
+      if (current !== undefined && held === '0') {
+        // The object this key names holds another key (handles differing only in case
+        // share Calico's lower-case name): writing it would overwrite that one.
+        throw refusal(
+          `${w.key}: the object ${resource.plural}/${ref.name} already holds ${mapping.toKv(current, kv.prefix)?.key ?? 'another key'}`,
+        );
+      }
       if (!exists) {
-        const after = await kv.api.create(resource, p.object, deadline);
+        let after: KubeObject;
+        try {
+          after = await kv.api.create(resource, p.object, deadline);
+        } catch (e) {
+          // Not found on a create: the namespace is missing (no race can cure that).
+          if (isKubeApiError(e, 404)) throw refusal(`${w.key}: ${e.message}`, { cause: e });
+          throw e;
+        }
         return { mapping, ref, key: w.key, before: undefined, after };
       }
       const after = await kv.api.replace(
@@ -331,7 +361,7 @@ export async function runTxn(
   const list = writes as Write[];
   for (const w of list)
     if (kv.mappingFor(w.key) === undefined)
-      throw etcdError('invalid', `${w.key}: no resource of the Kubernetes API holds this key`);
+      throw refusal(`${w.key}: no resource of the Kubernetes API holds this key`);
 
   const written = new Set(list.map((w) => w.key));
   const keyGuards = new Map<string, string>();

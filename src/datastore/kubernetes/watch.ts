@@ -18,7 +18,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { IEvent, IKeyValue, IWatchRequest, IWatchResponse } from 'etcd3';
-import type { KubeWatchHandle } from './client.js';
+import { isKubeApiError, type KubeWatchHandle } from './client.js';
+import { isCrdMapping } from './crds.js';
 import { header, keyValue, type KeyRange, type KubeKv } from './kv.js';
 import type { KeyMapping, KubeObject } from './mapping.js';
 
@@ -64,6 +65,20 @@ class ResourceFeed {
     public rv: string,
   ) {}
 
+  /**
+   * Where each object's key is at `rv`, for a mapping whose objects may stop having a key
+   * (a pod that loses its address): a change that takes the key away is then a delete of it.
+   */
+  async seed(): Promise<void> {
+    if (isCrdMapping(this.mapping)) return;
+    const list = await this.kv.api.list(this.mapping.resource, { resourceVersion: this.rv });
+    for (const obj of list.items) {
+      const kv = this.mapping.toKv(obj, this.kv.prefix);
+      if (kv !== undefined)
+        this.keyOf.set(`${obj.metadata.namespace ?? ''}/${obj.metadata.name}`, kv.key);
+    }
+  }
+
   start(): void {
     if (this.stopped) return;
     this.handle = this.kv.api.watch(
@@ -82,6 +97,10 @@ class ResourceFeed {
 
   private onEnd(why: string): void {
     if (this.stopped) return;
+    if (this.kv.api.isClosed) {
+      this.stream.canceledBy('the Kubernetes client was closed');
+      return;
+    }
     this.handle = undefined;
     const delay = this.backoff * (0.5 + Math.random() / 2);
     this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
@@ -190,6 +209,14 @@ export class KubeWatchStream extends EventEmitter {
           )
         : this.kv.mappingsIn(range);
     this.feeds = mappings.map((m) => new ResourceFeed(this, this.kv, m, range, from));
+    try {
+      await Promise.all(this.feeds.map((f) => f.seed()));
+    } catch (e) {
+      if (isKubeApiError(e, 410)) this.compacted(String(start), (e as Error).message);
+      else this.canceledBy(`listing at resourceVersion ${from}: ${(e as Error).message}`);
+      return;
+    }
+    if (this.done) return;
     this.emit('data', response(from, { created: true }));
     for (const f of this.feeds) f.start();
   }

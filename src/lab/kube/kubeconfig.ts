@@ -21,6 +21,10 @@ export function kubeconfigText(
   userName: string,
   user: KubeconfigUser,
 ): string {
+  if ((user.clientCertificate === undefined) !== (user.clientKey === undefined))
+    throw new Error(
+      `kubeconfig for ${userName}: a client certificate needs its key, and a key its certificate`,
+    );
   const u: Record<string, string> = {};
   if (user.clientCertificate !== undefined) u['client-certificate'] = user.clientCertificate;
   if (user.clientKey !== undefined) u['client-key'] = user.clientKey;

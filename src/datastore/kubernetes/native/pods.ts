@@ -283,6 +283,21 @@ export function podToWorkloadEndpoint(pod: KubeObject): StoredResource | undefin
 
 // --- writes --------------------------------------------------------------------------------
 
+/** `name/PROTOCOL/port` of every named port, for comparing what a put carries with the pod's. */
+function namedPorts(ports: readonly unknown[]): string[] {
+  return ports.flatMap((p) =>
+    isRecord(p) && typeof p.name === 'string' && p.name !== ''
+      ? [
+          `${p.name}/${typeof p.protocol === 'string' ? p.protocol.toUpperCase() : 'TCP'}/${String(p.port)}`,
+        ]
+      : [],
+  );
+}
+
+function sameSet(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return sameJson([...a].map(String).sort(), [...b].map(String).sort());
+}
+
 /** Spec fields the pod's endpoint takes from the pod; a put may repeat them, never change them. */
 function podDerived(pod: KubeObject, v: PutValue, who: string): string | undefined {
   const use = `change the pod (kubectl) instead: on the Kubernetes datastore ${who} is the pod's`;
@@ -319,12 +334,14 @@ function podDerived(pod: KubeObject, v: PutValue, who: string): string | undefin
   if (
     Array.isArray(s.profiles) &&
     s.profiles.length > 0 &&
-    !sameJson(s.profiles, podProfiles(pod))
+    !sameSet(s.profiles, podProfiles(pod))
   ) {
     return `spec.profiles: a pod's endpoint has the profiles ${podProfiles(pod).join(', ')} (its namespace and service account); ${use}`;
   }
-  if (Array.isArray(s.ports) && s.ports.length > 0 && !sameJson(s.ports, podPorts(pod))) {
-    return `spec.ports: a pod's endpoint has its containers' named ports; ${use}`;
+  // Named ports are what policy sees; host-port entries and their order are the pod's detail.
+  const named = namedPorts(podPorts(pod));
+  if (Array.isArray(s.ports) && s.ports.length > 0 && !sameSet(namedPorts(s.ports), named)) {
+    return `spec.ports: a pod's endpoint has its containers' named ports (${named.join(', ') || 'none'}); ${use}`;
   }
   for (const f of [
     'ipNATs',
