@@ -19,11 +19,7 @@ import { endpointName } from '../../src/cni/identity.js';
 import { installCni } from '../../src/cni/install.js';
 import { invokePlugin, type PluginCall, type PluginOutcome } from '../../src/cni/invoke.js';
 import type { Datastore } from '../../src/datastore/index.js';
-import {
-  connectKubernetesDatastore,
-  crdManifests,
-  type KubeKv,
-} from '../../src/datastore/kubernetes/index.js';
+import { connectKubernetesDatastore, type KubeKv } from '../../src/datastore/kubernetes/index.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { hostVethName } from '../../src/plumbing/index.js';
 import {
@@ -32,7 +28,7 @@ import {
   type KubeApiserver,
 } from '../helpers/kube-api.js';
 import { TestNetnsSet, type TestNetns } from '../helpers/netns.js';
-import { addUplink, assertDistBuilt, inCidr, mapLimit } from '../fixtures/cni/harness.js';
+import { REPO, addUplink, assertDistBuilt, inCidr, mapLimit } from '../fixtures/cni/harness.js';
 
 const run = new TestNetnsSet();
 const NETWORK = 'k8s-pod-network';
@@ -200,15 +196,23 @@ beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), `tortie-cni-k8s-${run.runId}-`));
   ({ shim } = await installCni({ binDir: join(workDir, 'bin') }));
   api = await startTestKubeApiserver();
-  await api.kubectlOk(['apply', '-f', '-'], {
-    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: crdManifests() }),
-  });
+  // The CRDs of manifests/, as users install them.
+  await api.kubectlOk([
+    'apply',
+    '-f',
+    join(REPO, 'manifests/00-crds-calico.yaml'),
+    '-f',
+    join(REPO, 'manifests/01-crds-tortie.yaml'),
+  ]);
   await api.kubectlOk(['wait', '--for=condition=Established', '--timeout=120s', 'crd', '--all']);
   // Established is not yet served: a list answers 429 "storage is (re)initializing" until
   // the API server's watch cache of the new resource is ready. Wait for every one to list.
-  for (const crd of crdManifests() as Array<{
-    spec: { group: string; versions: Array<{ name: string }>; names: { plural: string } };
-  }>) {
+  const crds = await api.request<{
+    items: Array<{
+      spec: { group: string; versions: Array<{ name: string }>; names: { plural: string } };
+    }>;
+  }>('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions');
+  for (const crd of crds.body.items) {
     const path = `/apis/${crd.spec.group}/${crd.spec.versions[0]!.name}/${crd.spec.names.plural}`;
     for (;;) {
       const res = await api.request('GET', path);
