@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Builds the peer programs the tests drive tortie with (today: calicoctl) from their Go
-# modules, into a cache outside the repo, and prints the path of each binary on stdout (one a
+# Builds the peer programs the tests and labs drive tortie with (calicoctl; kube-apiserver and
+# the etcd 3.6 it needs) from their Go modules, into a cache outside the repo, and prints the path of each binary on stdout (one a
 # line; everything else goes to stderr). Nothing of the peers' sources is committed: the go
 # command takes them from the Go module proxy.
 #
-#   scripts/build-peers.sh [calicoctl]
+#   scripts/build-peers.sh [calicoctl] [kube-apiserver] [etcd]     (default: calicoctl)
 #
 # A cached binary whose recorded sha256 matches and that reports the pinned version is
 # reused (a warm run takes well under a second); otherwise it is built again. See
@@ -36,6 +36,20 @@ CALICO_COMMIT=a0db560f0520
 CALICO_API_MODULE=github.com/projectcalico/api
 CALICO_API_VERSION=v0.0.0-20240708202104-e3f70b269c2c
 CALICO_GO_MIN=1.23.8 # the go line of Calico's go.mod at that commit
+
+# --- kube-apiserver and etcd pins -----------------------------------------------------------
+# k8s.io/kubernetes at a release. Its go.mod replaces the 31 k8s.io staging modules with
+# ./staging/src/... directories, which a wrapper module cannot reach: the wrapper replaces
+# each with its published version (the staging modules of v1.X.Y are tagged v0.X.Y).
+KUBE_MODULE=k8s.io/kubernetes
+KUBE_RELEASE=v1.34.4
+KUBE_STAGING_VERSION=v0.34.4
+KUBE_GO_MIN=1.24.0 # the go line of kubernetes' go.mod at the release
+# Kubernetes 1.34 needs etcd >= 3.5.24 (kubeadm's MinExternalEtcdVersion; its default is
+# 3.6.5); Debian 12 has 3.4. etcd's main package is the root of its server module.
+ETCD_MODULE=go.etcd.io/etcd/server/v3
+ETCD_RELEASE=v3.6.5
+ETCD_GO_MIN=1.24 # the go line of the server module's go.mod
 
 log() { echo "build-peers: $*" >&2; }
 die() {
@@ -171,10 +185,183 @@ EOF
   echo "$bin"
 }
 
+# --- shared by kube-apiserver and etcd ------------------------------------------------------
+
+# go_setup MIN WHAT: the toolchain in $go and $gover, the cache environment exported.
+go_setup() {
+  go="$(find_go)"
+  gover="$(GOTOOLCHAIN=local "$go" env GOVERSION)" ||
+    die "$go does not run: install Go >= $1 (see docs/peers.md)"
+  version_ge "${gover#go}" "$1" ||
+    die "$go is $gover; $2 needs Go >= $1 (see docs/peers.md)"
+  export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache"
+  export GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
+}
+
+# peer_cached BIN DIR NAME CHECK: the cached binary's sha256 is the recorded one and CHECK
+# (a function taking the binary) says it reports the pin.
+peer_cached() {
+  [ -x "$1" ] && [ -f "$2/$3.sha256" ] || return 1
+  [ "$(sha256_of "$1")" = "$(cat "$2/$3.sha256")" ] || return 1
+  "$4" "$1"
+}
+
+# peer_install TMP BIN DIR NAME CHECK STARTED INFO: checks the new binary, moves it in place,
+# records its sha256 and how it was built.
+peer_install() {
+  local tmp="$1" bin="$2" dir="$3" name="$4" check="$5" started="$6" info="$7"
+  "$check" "$tmp" || {
+    rm -f "$tmp"
+    die "the built $name does not report its pinned version"
+  }
+  mv -f "$tmp" "$bin"
+  sha256_of "$bin" >"$dir/$name.sha256"
+  cat >"$dir/build.txt" <<EOF
+$info
+go $gover
+built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - started)) s
+sha256 $(cat "$dir/$name.sha256")
+EOF
+  log "$name: built in $((SECONDS - started)) s ($bin)"
+}
+
+# `kube-apiserver --version` prints "Kubernetes v1.34.4" (the -X flags below set it).
+kube_apiserver_reports_pin() {
+  local out
+  out="$("$1" --version 2>/dev/null || true)"
+  grep -qx "Kubernetes $KUBE_RELEASE" <<<"$out"
+}
+
+build_kube_apiserver() {
+  local dir="$CACHE/kube-apiserver-$KUBE_RELEASE"
+  local bin="$dir/kube-apiserver"
+  mkdir -p "$dir"
+  exec 8>"$dir/.lock"
+  flock 8
+  if peer_cached "$bin" "$dir" kube-apiserver kube_apiserver_reports_pin; then
+    log "kube-apiserver $KUBE_RELEASE: cached ($bin)"
+    echo "$bin"
+    return
+  fi
+  go_setup "$KUBE_GO_MIN" "kube-apiserver $KUBE_RELEASE"
+  log "kube-apiserver $KUBE_RELEASE: building with $gover ($KUBE_MODULE@$KUBE_RELEASE)"
+  local started=$SECONDS kube_dir
+  kube_dir="$("$go" mod download -json "$KUBE_MODULE@$KUBE_RELEASE" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -f "$kube_dir/go.mod" ] || die "go mod download $KUBE_MODULE@$KUBE_RELEASE gave no module"
+
+  # The wrapper module: every replacement by a ./staging/src/k8s.io/<m> directory becomes
+  # the published k8s.io/<m> at the staging version; any other local replacement would be
+  # a pin to make here.
+  local src="$dir/src" line path target count=0 replaces
+  rm -rf "$src"
+  mkdir -p "$src"
+  replaces="$(awk '
+    /^replace[[:space:]]*\(/ { block = 1; next }
+    block && /^\)/ { block = 0; next }
+    block && /=>/ { sub(/^[[:space:]]+/, ""); print; next }
+    /^replace[[:space:]]+[^(]/ && /=>/ { sub(/^replace[[:space:]]+/, ""); print }
+  ' "$kube_dir/go.mod")"
+  {
+    echo "// Generated by scripts/build-peers.sh: builds kube-apiserver $KUBE_RELEASE. Not committed."
+    echo "module tortie.local/peers/kube-apiserver"
+    echo
+    echo "go $KUBE_GO_MIN"
+    echo
+    echo "require $KUBE_MODULE $KUBE_RELEASE"
+    echo
+  } >"$src/go.mod"
+  while IFS= read -r line; do
+    line="${line%%//*}"
+    [ -n "${line// /}" ] || continue
+    path="$(echo "$line" | awk '{print $1}')"
+    target="$(echo "$line" | sed 's/.*=>[[:space:]]*//; s/[[:space:]]*$//')"
+    case "$target" in
+      "./staging/src/$path")
+        echo "replace $path => $path $KUBE_STAGING_VERSION" >>"$src/go.mod"
+        count=$((count + 1))
+        ;;
+      ./* | ../*) die "kubernetes' go.mod replaces $path with $target, a local module with no pin here" ;;
+      *) echo "replace $line" >>"$src/go.mod" ;;
+    esac
+  done <<<"$replaces"
+  [ "$count" -gt 0 ] || die "kubernetes' go.mod at $KUBE_RELEASE has no staging replacements"
+  log "kube-apiserver $KUBE_RELEASE: $count staging modules replaced at $KUBE_STAGING_VERSION"
+
+  local tmp="$dir/kube-apiserver.tmp.$$" v=k8s.io/component-base/version
+  local minor="${KUBE_RELEASE#v1.}"
+  minor="${minor%%.*}"
+  (
+    cd "$src"
+    "$go" build -trimpath -o "$tmp" -ldflags "-s -w \
+      -X $v.gitVersion=$KUBE_RELEASE -X $v.gitMajor=1 -X $v.gitMinor=$minor \
+      -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
+      "$KUBE_MODULE/cmd/kube-apiserver"
+  ) || {
+    rm -f "$tmp"
+    die "go build of kube-apiserver failed (the wrapper module is $src/go.mod)"
+  }
+  peer_install "$tmp" "$bin" "$dir" kube-apiserver kube_apiserver_reports_pin "$started" \
+    "kube-apiserver $KUBE_RELEASE
+module $KUBE_MODULE@$KUBE_RELEASE ($count staging modules at $KUBE_STAGING_VERSION)"
+  echo "$bin"
+}
+
+# `etcd --version` prints "etcd Version: 3.6.5".
+etcd_reports_pin() {
+  local out
+  out="$("$1" --version 2>/dev/null || true)"
+  grep -qx "etcd Version: ${ETCD_RELEASE#v}" <<<"$out"
+}
+
+build_etcd() {
+  local dir="$CACHE/etcd-$ETCD_RELEASE"
+  local bin="$dir/etcd"
+  mkdir -p "$dir"
+  exec 7>"$dir/.lock"
+  flock 7
+  if peer_cached "$bin" "$dir" etcd etcd_reports_pin; then
+    log "etcd $ETCD_RELEASE: cached ($bin)"
+    echo "$bin"
+    return
+  fi
+  go_setup "$ETCD_GO_MIN" "etcd $ETCD_RELEASE"
+  log "etcd $ETCD_RELEASE: building with $gover ($ETCD_MODULE@$ETCD_RELEASE)"
+  local started=$SECONDS
+  # The server module's own replaces point at ../api and the like (obeyed only inside it);
+  # the wrapper's requirement resolves the api, client and pkg modules at the same release.
+  local src="$dir/src"
+  rm -rf "$src"
+  mkdir -p "$src"
+  cat >"$src/go.mod" <<EOF
+// Generated by scripts/build-peers.sh: builds etcd $ETCD_RELEASE. Not committed.
+module tortie.local/peers/etcd
+
+go $ETCD_GO_MIN
+
+require $ETCD_MODULE $ETCD_RELEASE
+EOF
+  local tmp="$dir/etcd.tmp.$$"
+  (
+    cd "$src"
+    "$go" build -trimpath -o "$tmp" -ldflags "-s -w \
+      -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_RELEASE" "$ETCD_MODULE"
+  ) || {
+    rm -f "$tmp"
+    die "go build of etcd failed (the wrapper module is $src/go.mod)"
+  }
+  peer_install "$tmp" "$bin" "$dir" etcd etcd_reports_pin "$started" \
+    "etcd $ETCD_RELEASE
+module $ETCD_MODULE@$ETCD_RELEASE"
+  echo "$bin"
+}
+
 [ $# -gt 0 ] || set -- calicoctl
 for peer in "$@"; do
   case "$peer" in
     calicoctl) build_calicoctl ;;
-    *) die "unknown peer '$peer' (known: calicoctl)" ;;
+    kube-apiserver) build_kube_apiserver ;;
+    etcd) build_etcd ;;
+    *) die "unknown peer '$peer' (known: calicoctl, kube-apiserver, etcd)" ;;
   esac
 done

@@ -26,6 +26,12 @@ apt-get install -y -qq --no-install-recommends \
   make g++ python3 iproute2 iputils-ping procps util-linux openssl \
   etcd-server podman runc containernetworking-plugins busybox-static tcpdump iptables ipset \
   bird2 frr sockperf iperf3 wrk >/dev/null
+# kubectl, the user's tool against a Kubernetes API server (the lab's, `--datastore kubernetes`):
+# Debian's kubernetes-client unless the machine has a kubectl already (a newer one from another
+# source owns /usr/bin/kubectl, and the two packages' files would clash).
+if ! command -v kubectl >/dev/null 2>&1; then
+  apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
+fi
 if [ "$own_policy" = 1 ]; then rm -f "$policy"; trap - EXIT; fi
 echo "clang $(clang --version | head -1 | sed 's/.*version //'), libbpf $(dpkg-query -W -f='${Version}' libbpf-dev), kernel $(uname -r)"
 

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { attachKubeApiserver } from '../../src/lab/kube/index.js';
+import { attachKubeApiserver, KUBE_RELEASE } from '../../src/lab/kube/index.js';
 import { pidAlive } from '../../src/util/proc.js';
 import {
   KUBE_START_TIMEOUT_MS,
@@ -18,8 +18,22 @@ import {
 let api: KubeApiserver | undefined;
 let detached: KubeApiserver | undefined;
 
+/** Who a kubeconfig authenticates as: a SelfSubjectReview (what `kubectl auth whoami` sends,
+ *  written out so that an older kubectl, such as Debian's, runs it too). */
+async function whoami(kubeconfig: string): Promise<{ username: string; groups: string[] }> {
+  const review = { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' };
+  const out = await api!.kubectlOk(['create', '--validate=false', '-f', '-', '-o', 'json'], {
+    kubeconfig,
+    input: JSON.stringify(review),
+  });
+  return (JSON.parse(out) as { status: { userInfo: { username: string; groups: string[] } } })
+    .status.userInfo;
+}
+
 beforeAll(async () => {
+  const started = Date.now();
   api = await startTestKubeApiserver();
+  console.log(`etcd + kube-apiserver ready in ${Date.now() - started} ms (certificates included)`);
 }, KUBE_START_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -33,21 +47,21 @@ describe('startKubeApiserver', () => {
     expect(out.split('\n')).toEqual(
       expect.arrayContaining(['namespace/default', 'namespace/kube-system']),
     );
-    const whoami = JSON.parse(await api!.kubectlOk(['auth', 'whoami', '-o', 'json'])) as {
-      status: { userInfo: { username: string; groups: string[] } };
-    };
-    expect(whoami.status.userInfo.username).toBe('tortie-admin');
-    expect(whoami.status.userInfo.groups).toContain('system:masters');
+    const me = await whoami(api!.adminKubeconfig);
+    expect(me.username).toBe('tortie-admin');
+    expect(me.groups).toContain('system:masters');
+  });
+
+  it('is the pinned release (scripts/build-peers.sh)', async () => {
+    const version = await api!.request<{ gitVersion: string }>('GET', '/version');
+    expect(version.body.gitVersion).toBe(KUBE_RELEASE);
   });
 
   it('mints a ServiceAccount token whose kubeconfig authenticates as the account, with RBAC enforced', async () => {
     await api!.ensureNamespace('tortie-sa-test');
     await api!.ensureServiceAccount('tortie-sa-test', 'reader');
     const kubeconfig = await api!.serviceAccountKubeconfig('tortie-sa-test', 'reader');
-    const whoami = JSON.parse(
-      await api!.kubectlOk(['auth', 'whoami', '-o', 'json'], { kubeconfig }),
-    ) as { status: { userInfo: { username: string } } };
-    expect(whoami.status.userInfo.username).toBe('system:serviceaccount:tortie-sa-test:reader');
+    expect((await whoami(kubeconfig)).username).toBe('system:serviceaccount:tortie-sa-test:reader');
     // No role binds it: listing pods is Forbidden.
     const denied = await api!.kubectl(['get', 'pods', '-n', 'tortie-sa-test'], { kubeconfig });
     expect(denied.code).not.toBe(0);
@@ -60,7 +74,9 @@ describe('startKubeApiserver', () => {
       await api!.kubectlOk(['get', 'configmap', 'kept', '-n', 'default', '-o', 'json']),
     ) as { metadata: { uid: string; resourceVersion: string } };
     const oldPid = api!.state().apiserverPid;
+    const restarted = Date.now();
     await api!.restart();
+    console.log(`kube-apiserver restarted and ready in ${Date.now() - restarted} ms`);
     expect(api!.state().apiserverPid).not.toBe(oldPid);
     expect(pidAlive(oldPid)).toBe(false);
     expect(await api!.ready()).toBe(true);
