@@ -362,7 +362,7 @@ export class Agent {
     if (found.problem !== undefined) this.log.warn({ err: found.cause }, found.problem);
     // A detection that failed stays visible in /status (errors.address), with its cause.
     if (found.cause !== undefined) this.addressProblem = found.problem;
-    this.ds = await connectDatastore(c);
+    this.ds = await connectDatastore(c, undefined, { checkCrds: false });
     const prefix = this.ds.prefix;
     this.reporter = new StatusReporter({
       etcd: this.ds.etcd,
@@ -1167,6 +1167,7 @@ async function readStartConfig(
     ds = await connectDatastore(
       config,
       Math.min(config.etcd.timeoutMs ?? START_CONFIG_READ_MS, START_CONFIG_READ_MS),
+      { checkCrds: false },
     );
     const store = ds;
     let timer: NodeJS.Timeout | undefined;

@@ -54,19 +54,36 @@ export function describeDatastore(s: DatastoreSettings): string {
 
 /**
  * A store for these settings (nothing dialled before the first call on etcd); the caller
- * closes it. `timeoutMs` overrides the settings' call deadline.
+ * closes it, which closes its client. `timeoutMs` overrides the settings' call deadline.
+ *
+ * `checkCrds` (Kubernetes): ask the API server at once whether tortie's custom resources
+ * are installed, naming the missing ones. The CLI does; the agent does not, since it must
+ * start (and keep its dataplane) while the API server is down, as it does while etcd is.
  */
 export async function connectDatastore(
   s: DatastoreSettings,
   timeoutMs?: number,
+  options: { readonly checkCrds?: boolean } = {},
 ): Promise<AgentStore> {
   const deadline = timeoutMs ?? s.etcd.timeoutMs;
   if (s.datastoreType === 'kubernetes') {
-    return connectKubernetesDatastore({
+    const { datastore, kv } = await connectKubernetesDatastore({
       ...(s.kubeconfig === undefined ? {} : { kubeconfig: s.kubeconfig }),
       ...(s.etcd.prefix === undefined ? {} : { prefix: s.etcd.prefix }),
       ...(deadline === undefined ? {} : { timeoutMs: deadline }),
+      checkCrds: options.checkCrds ?? true,
     });
+    // The store is made over a client it does not own; this one is ours alone, so
+    // closing the store closes it too (as Datastore.connect's does on etcd).
+    const closeStore = datastore.close.bind(datastore);
+    datastore.close = async () => {
+      try {
+        await closeStore();
+      } finally {
+        kv.close();
+      }
+    };
+    return datastore;
   }
   return Datastore.connect(deadline === undefined ? s.etcd : { ...s.etcd, timeoutMs: deadline });
 }
