@@ -297,6 +297,17 @@ describe('the writes, sent to the API server', () => {
     await expect(patch(['pod', '-n', 'prod', 'web-0'], write.mergePatch)).rejects.toThrow(
       /metadata\.uid: Invalid value: .*field is immutable/,
     );
+    // With the resourceVersion the kv adds as its guard, the precondition fails first (409).
+    const guarded = {
+      ...write.mergePatch,
+      metadata: {
+        ...(write.mergePatch.metadata as object),
+        resourceVersion: old.metadata.resourceVersion,
+      },
+    };
+    await expect(patch(['pod', '-n', 'prod', 'web-0'], guarded)).rejects.toThrow(
+      /the object has been modified/,
+    );
   });
 
   it("the agent's Node registration is an annotation patch, read back as written", async () => {

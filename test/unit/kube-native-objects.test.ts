@@ -50,7 +50,7 @@ const namespace: KubeObject = {
 const policy: KubeObject = {
   apiVersion: 'networking.k8s.io/v1',
   kind: 'NetworkPolicy',
-  metadata: meta('allow-front', 'prod'),
+  metadata: meta('allow-front', 'prod', { team: 'web' }),
   spec: {
     podSelector: { matchLabels: { app: 'web' } },
     ingress: [
@@ -114,7 +114,7 @@ describe('NetworkPolicies', () => {
     const parsed = parseResource({
       apiVersion: resource.apiVersion,
       kind: resource.kind,
-      metadata: { name: 'allow-front', namespace: 'prod' },
+      metadata: { name: 'allow-front', namespace: 'prod', labels: resource.metadata.labels },
       spec: resource.spec,
     });
     expect(parsed.kind === 'NetworkPolicy' && parsed.policy.name).toBe('knp.default.allow-front');

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { wepToEndpoint, type WorkloadEndpoint } from '../../src/agent/model.js';
 import { encodeResource, type StoredResource } from '../../src/datastore/index.js';
 import {
+  modRevisionOf,
   PODS,
   parseWorkloadEndpointName,
   workloadEndpointName,
@@ -324,6 +325,17 @@ describe("the CNI plugin's writes", () => {
     const k = `${RANGE}prod/node--1-k8s-web--0-net1`;
     const write = PODS.fromPut(k, JSON.stringify(put), fresh, PREFIX) as { mergePatch: unknown };
     expect(PODS.toKv(mergePatch(fresh, write.mergePatch), PREFIX)?.key).toBe(k);
+  });
+});
+
+describe('the revision of a key held by a native object', () => {
+  it("is the object's resourceVersion only when the object's counterpart is that key", () => {
+    const key = `${RANGE}prod/node--1-k8s-web--0-eth0`;
+    expect(modRevisionOf(PODS, key, wired(), PREFIX)).toBe('100');
+    // The pod exists but has no endpoint yet: the key is absent (a put of it is a create).
+    expect(modRevisionOf(PODS, key, wired({ annotations: {} }), PREFIX)).toBe('0');
+    expect(modRevisionOf(PODS, `${RANGE}prod/node--1-k8s-web--0-net1`, wired(), PREFIX)).toBe('0');
+    expect(modRevisionOf(PODS, key, undefined, PREFIX)).toBe('0');
   });
 });
 
