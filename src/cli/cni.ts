@@ -23,6 +23,14 @@ export function registerCniCommands(program: Command): void {
     )
     .option('--etcd-endpoints <urls>', 'etcd endpoints for the conflist, comma-separated')
     .option(
+      '--datastore <type>',
+      'datastore_type in the conflist: etcdv3 (default) or kubernetes (then --kubeconfig, else the in-cluster service account)',
+    )
+    .option(
+      '--kubeconfig <file>',
+      'kubernetes.kubeconfig in the conflist (with --datastore kubernetes)',
+    )
+    .option(
       '--etcd-ca-cert <file>',
       "etcd_ca_cert_file in the conflist: the CA of etcd's server certificate (https:// endpoints)",
     )
@@ -47,6 +55,8 @@ export function registerCniCommands(program: Command): void {
         network: string;
         node?: string;
         etcdEndpoints?: string;
+        datastore?: string;
+        kubeconfig?: string;
         etcdCaCert?: string;
         etcdCert?: string;
         etcdKey?: string;
@@ -54,6 +64,8 @@ export function registerCniCommands(program: Command): void {
         mtu?: number;
         agentWaitMs?: number;
       }>();
+      if (o.datastore !== undefined && o.datastore !== 'etcdv3' && o.datastore !== 'kubernetes')
+        throw new Error(`--datastore ${o.datastore}: must be etcdv3 or kubernetes`);
       const { installCni } = await import('../cni/install.js');
       const installed = await installCni({
         binDir: o.binDir,
@@ -62,6 +74,8 @@ export function registerCniCommands(program: Command): void {
         ...(o.confDir === undefined ? {} : { confDir: o.confDir }),
         ...(o.node === undefined ? {} : { node: o.node }),
         ...(o.etcdEndpoints === undefined ? {} : { etcdEndpoints: o.etcdEndpoints }),
+        ...(o.datastore === undefined ? {} : { datastoreType: o.datastore }),
+        ...(o.kubeconfig === undefined ? {} : { kubeconfig: o.kubeconfig }),
         ...(o.etcdCaCert === undefined ? {} : { etcdCaCertFile: o.etcdCaCert }),
         ...(o.etcdCert === undefined ? {} : { etcdCertFile: o.etcdCert }),
         ...(o.etcdKey === undefined ? {} : { etcdKeyFile: o.etcdKey }),

@@ -19,6 +19,13 @@ export interface InstallOptions {
   node?: string;
   /** etcd endpoints for the conflist (comma-separated). */
   etcdEndpoints?: string;
+  /**
+   * `kubernetes`: the conflist names the Kubernetes datastore as Calico's does
+   * (`datastore_type`, `kubernetes.kubeconfig`, `policy: {type: k8s}`); default etcd.
+   */
+  datastoreType?: 'etcdv3' | 'kubernetes';
+  /** kubernetes.kubeconfig in the conflist (default: the in-cluster service account). */
+  kubeconfig?: string;
   /** The store's key prefix (`datastore.prefix`; default: the plugin's). */
   etcdPrefix?: string;
   /** etcd TLS files for the conflist (`etcd_ca_cert_file`, `etcd_cert_file`, `etcd_key_file`). */
@@ -86,17 +93,27 @@ export function shimScript(nodePath: string, mainPath: string): string {
 }
 
 export function conflistFor(opts: InstallOptions & { network: string }): Record<string, unknown> {
+  const kubernetes = opts.datastoreType === 'kubernetes';
   const plugin: Record<string, unknown> = {
     type: PLUGIN_BINARY,
-    // A prefix needs the `datastore` form; endpoints alone keep Calico's field name.
-    ...(opts.etcdPrefix === undefined
-      ? { etcd_endpoints: opts.etcdEndpoints }
-      : {
-          datastore: {
-            endpoints: (opts.etcdEndpoints ?? '').split(',').filter((e) => e !== ''),
-            prefix: opts.etcdPrefix,
-          },
-        }),
+    ...(kubernetes
+      ? {
+          datastore_type: 'kubernetes',
+          ...(opts.kubeconfig === undefined
+            ? {}
+            : { kubernetes: { kubeconfig: absolute(opts.kubeconfig) } }),
+          policy: { type: 'k8s' },
+          ...(opts.etcdPrefix === undefined ? {} : { datastore: { prefix: opts.etcdPrefix } }),
+        }
+      : // A prefix needs the `datastore` form; endpoints alone keep Calico's field name.
+        opts.etcdPrefix === undefined
+        ? { etcd_endpoints: opts.etcdEndpoints }
+        : {
+            datastore: {
+              endpoints: (opts.etcdEndpoints ?? '').split(',').filter((e) => e !== ''),
+              prefix: opts.etcdPrefix,
+            },
+          }),
     ipam: { type: 'tortie-ipam' },
   };
   if (opts.etcdCaCertFile !== undefined) plugin.etcd_ca_cert_file = absolute(opts.etcdCaCertFile);

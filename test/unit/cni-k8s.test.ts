@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCniArgs } from '../../src/cni/cni-args.js';
 import { parseNetworkConfig } from '../../src/cni/config.js';
+import { checkWithPlugin, conflistFor } from '../../src/cni/install.js';
 import { CniCode, CniError } from '../../src/cni/errors.js';
 import { workloadIdentity } from '../../src/cni/identity.js';
 import { podAddressRequest, type PodFacts } from '../../src/cni/k8s-pod.js';
@@ -141,6 +142,38 @@ describe('network config on the Kubernetes datastore', () => {
     expect(
       cniError(() => parseNetworkConfig({ ...calicoStyle, ipam: { type: 'host-local' } }, 'ADD')),
     ).toMatchObject({ code: CniCode.UnsupportedField });
+  });
+});
+
+describe('tortie cni install --datastore kubernetes', () => {
+  it("writes a conflist in Calico's form that the plugin accepts", async () => {
+    const conflist = conflistFor({
+      binDir: '/opt/cni/bin',
+      network: 'k8s-pod-network',
+      datastoreType: 'kubernetes',
+      kubeconfig,
+      node: 'node-1',
+    });
+    expect(conflist.plugins).toEqual([
+      {
+        type: 'tortie',
+        datastore_type: 'kubernetes',
+        kubernetes: { kubeconfig },
+        policy: { type: 'k8s' },
+        ipam: { type: 'tortie-ipam' },
+        nodename: 'node-1',
+      },
+    ]);
+    await checkWithPlugin(conflist);
+    const missing = conflistFor({
+      binDir: '/opt/cni/bin',
+      network: 'k8s-pod-network',
+      datastoreType: 'kubernetes',
+      kubeconfig: join(dir, 'absent'),
+    });
+    await expect(checkWithPlugin(missing)).rejects.toThrow(
+      /not writing the conflist: .*kubernetes\.kubeconfig: .*absent does not exist/,
+    );
   });
 });
 
