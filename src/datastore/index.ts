@@ -91,3 +91,10 @@ export {
   TORTIE_CLUSTER_TYPE,
 } from './cluster-info.js';
 export { findLegacyLayout, legacyPrefixes, migrateHint, type LegacyFinding } from './legacy.js';
+export {
+  connectKubernetesDatastore,
+  crdManifests,
+  KubeKv,
+  type KubernetesConnectOptions,
+  type KubernetesDatastore,
+} from './kubernetes/index.js';

@@ -328,16 +328,22 @@ export class ResourceWatcher {
       this.options.onStatus?.('connected');
     }
     // One transaction's events share a revision and arrive in one response: skip only
-    // what an earlier response (before a reconnect) already brought.
+    // what an earlier response (before a reconnect) already brought. On the Kubernetes
+    // datastore one stream merges a watch per resource, so an older revision of another
+    // key may follow a newer one: an event at or below the floor is skipped only when the
+    // key already holds that revision or a later one, or it deletes a key not held.
     const floor = this.last;
     for (const ev of res.events ?? []) {
       const rev = BigInt(ev.kv.mod_revision);
-      if (rev <= floor) continue;
-      if (rev > this.last) this.last = rev;
       const key = ev.kv.key.toString();
+      const previous = this.cache.get(key);
+      if (rev <= floor) {
+        const had = previous?.metadata.resourceVersion;
+        if (had === undefined ? ev.type === 'Delete' : BigInt(had) >= rev) continue;
+      }
+      if (rev > this.last) this.last = rev;
       const kind = this.wanted(key);
       if (kind === undefined) continue;
-      const previous = this.cache.get(key);
       if (ev.type === 'Delete') {
         this.cache.delete(key);
         const ref = parseResourceKey(key, this.ctx.prefix)!;

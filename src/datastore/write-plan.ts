@@ -3,6 +3,7 @@
  * held when it was read: the stored form to write, or why the call is refused. Pure:
  * the Datastore reads, plans, then writes everything in one guarded transaction.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { StoredResource } from './codec.js';
 import { encodeResource, storedSpec } from './codec.js';
 import { detail, type DatastoreErrorKind, type ErrorDetail } from './errors.js';
@@ -176,7 +177,7 @@ export function planWrites(input: PlanInput): Plan {
       current === undefined
         ? 'created'
         : // The same object stored under another spelling of its apiVersion is unchanged.
-          encodeResource({ ...current, apiVersion: resource.apiVersion }) === value
+          sameEncoding(encodeResource({ ...current, apiVersion: resource.apiVersion }), value)
           ? 'unchanged'
           : 'updated';
     writes.push({ index, action, resource, value });
@@ -201,4 +202,12 @@ export function planWrites(input: PlanInput): Plan {
     }
   }
   return { writes: refusals.length > 0 ? [] : writes, refusals };
+}
+
+/**
+ * The same stored object: the same text, or (read back from the Kubernetes API, which
+ * orders a custom resource's fields its own way) the same JSON in another key order.
+ */
+function sameEncoding(a: string, b: string): boolean {
+  return a === b || isDeepStrictEqual(JSON.parse(a), JSON.parse(b));
 }
