@@ -4,6 +4,7 @@
  * src/datastore and src/ipam (imported lazily, with the etcd client, when a command needs
  * the store), and tests may substitute their own.
  */
+import type { PodFacts } from './k8s-pod.js';
 import type { PoolSpec } from './pools.js';
 
 export interface EndpointSpec {
@@ -96,6 +97,17 @@ export interface CniBackend {
   listEndpoints(): Promise<EndpointRecord[]>;
   /** Idempotent per handle: a second call returns the same address. */
   autoAssign(request: AssignRequest): Promise<{ ip: string }>;
+  /**
+   * Takes exactly `ip` (Calico's ipAddrs annotation) from the pool of `pools` holding it;
+   * IpamFailure 'no-pool' when none does, 'conflict' when it is taken.
+   */
+  assignIp(request: AssignRequest & { ip: string }): Promise<void>;
+  /**
+   * The pod kubelet called the plugin for, and its namespace's annotations, read from the
+   * API: only on the Kubernetes datastore (undefined elsewhere); resolves undefined when
+   * the pod does not exist.
+   */
+  readPod?(namespace: string, name: string): Promise<PodFacts | undefined>;
   /** Releases everything held by the handle; returns the addresses released ([] if none). */
   releaseByHandle(handle: string): Promise<string[]>;
   addressesOf(handle: string): Promise<string[]>;

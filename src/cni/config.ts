@@ -21,6 +21,15 @@
  *              "cni": {"labels": [{"key": "app", "value": "web"}]}},
  *     "runtimeConfig": {"tortie": {...as args.tortie}}
  *   }
+ *
+ * On the Kubernetes datastore (Calico's names, as its plugin reads them):
+ *
+ *   {
+ *     "datastore_type": "kubernetes",                   // default "etcdv3"
+ *     "kubernetes": {"kubeconfig": "/etc/cni/net.d/tortie-kubeconfig"},  // default: in-cluster
+ *     "policy": {"type": "k8s"},                        // accepted; the only policy type
+ *     "ipam": {"type": "tortie-ipam", "assign_ipv4": "true", "ipv4_pools": ["default-pool"]}
+ *   }
  */
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -31,6 +40,12 @@ import { assertVersionFor, type CniCommand, type CniVersion } from './versions.j
 
 export const PLUGIN_TYPE = 'tortie';
 export const IPAM_TYPE = 'tortie-ipam';
+/**
+ * Calico's IPAM type, accepted as the same built-in IPAM: tortie's IPAM keeps Calico's
+ * blocks, affinities and handles, so a conflist written for Calico works unchanged.
+ */
+export const CALICO_IPAM_TYPE = 'calico-ipam';
+const DATASTORE_TYPES = ['etcdv3', 'kubernetes'] as const;
 
 export interface DnsConfig {
   nameservers?: string[];
@@ -62,10 +77,23 @@ export interface EtcdTlsFiles {
   key?: string;
 }
 
+/** Which datastore the plugin talks to (Calico's `datastore_type`). */
+export type DatastoreType = 'etcdv3' | 'kubernetes';
+
+/** `kubernetes` of the config: where the plugin finds the API server. */
+export interface KubernetesSettings {
+  /** kubernetes.kubeconfig (absolute, checked readable); undefined: in-cluster service account. */
+  kubeconfig?: string;
+}
+
 export interface NetworkConfig {
   cniVersion: CniVersion;
   name: string;
+  datastoreType: DatastoreType;
+  /** etcd's endpoints (empty on Kubernetes), the key prefix, TLS files. */
   datastore: { endpoints: string[]; prefix?: string; tls?: EtcdTlsFiles };
+  /** Only with datastoreType "kubernetes". */
+  kubernetes?: KubernetesSettings;
   nodename: string;
   /** ipam.pools: IPPool names or CIDRs the pod may take an address from, in order. */
   pools?: string[];
@@ -115,6 +143,13 @@ const absoluteFile = z
     'must be an absolute path (the runtime runs the plugin from a directory of its own)',
   );
 
+/** Calico's IPAM flags are strings ("true"/"false"); a JSON boolean is taken too. */
+const calicoBool = z
+  .union([z.boolean(), z.enum(['true', 'false'])], {
+    errorMap: () => ({ message: 'must be "true" or "false"' }),
+  })
+  .transform((v) => v === true || v === 'true');
+
 const endpointUrl = z.string().refine((value) => {
   try {
     const url = new URL(value);
@@ -136,13 +171,37 @@ const schema = z
     type: z.literal(PLUGIN_TYPE, {
       errorMap: () => ({ message: `must be "${PLUGIN_TYPE}"` }),
     }),
+    datastore_type: z
+      .string()
+      .refine((v) => (DATASTORE_TYPES as readonly string[]).includes(v), {
+        message: `must be "etcdv3" (the default) or "kubernetes"`,
+      })
+      .optional(),
+    kubernetes: z
+      .object({
+        kubeconfig: absoluteFile.optional(),
+      })
+      .passthrough()
+      .optional(),
+    policy: z
+      .object({
+        type: z
+          .string()
+          .refine((v) => v === 'k8s', {
+            message:
+              'must be "k8s" (Kubernetes policy, the only kind tortie enforces), or leave policy out',
+          })
+          .optional(),
+      })
+      .passthrough()
+      .optional(),
     etcd_endpoints: z.string().optional(),
     etcd_ca_cert_file: absoluteFile.optional(),
     etcd_cert_file: absoluteFile.optional(),
     etcd_key_file: absoluteFile.optional(),
     datastore: z
       .object({
-        endpoints: z.union([z.array(endpointUrl).min(1), z.string()]),
+        endpoints: z.union([z.array(endpointUrl).min(1), z.string()]).optional(),
         prefix: z
           .string()
           .regex(/^\/[^\s]*$/, 'must start with "/"')
@@ -164,6 +223,12 @@ const schema = z
           .array(z.string().min(1))
           .min(1, 'is empty: name at least one pool (by name or CIDR), or leave it out')
           .optional(),
+        ipv4_pools: z
+          .array(z.string().min(1))
+          .min(1, 'is empty: name at least one pool (by name or CIDR), or leave it out')
+          .optional(),
+        assign_ipv4: calicoBool.optional(),
+        assign_ipv6: calicoBool.optional(),
       })
       .passthrough()
       .optional(),
@@ -252,26 +317,53 @@ export function parseNetworkConfig(
     );
   }
   const ipamType = c.ipam?.type ?? IPAM_TYPE;
-  if (ipamType !== IPAM_TYPE) {
+  if (ipamType !== IPAM_TYPE && ipamType !== CALICO_IPAM_TYPE) {
     throw new CniError(
       CniCode.UnsupportedField,
-      `network config: ipam.type=${JSON.stringify(ipamType)} is not supported: tortie allocates from its etcd pools with "${IPAM_TYPE}" (built in)`,
+      `network config: ipam.type=${JSON.stringify(ipamType)} is not supported: tortie allocates from its pools with "${IPAM_TYPE}" (built in; "${CALICO_IPAM_TYPE}" names the same)`,
     );
   }
+  if (c.ipam?.assign_ipv4 === false) {
+    throw new CniError(
+      CniCode.UnsupportedField,
+      'network config: ipam.assign_ipv4="false" is not supported: tortie gives every pod one IPv4 address (leave it out or set "true")',
+    );
+  }
+  if (c.ipam?.assign_ipv6 === true) {
+    throw new CniError(
+      CniCode.UnsupportedField,
+      'network config: ipam.assign_ipv6="true" is not supported: tortie pods are IPv4 only (leave it out or set "false")',
+    );
+  }
+  if (c.ipam?.pools !== undefined && c.ipam.ipv4_pools !== undefined) {
+    invalid("give either ipam.pools or ipam.ipv4_pools (Calico's name), not both");
+  }
+  const datastoreType: DatastoreType = (c.datastore_type as DatastoreType | undefined) ?? 'etcdv3';
   const config: NetworkConfig = {
     cniVersion,
     name: c.name,
-    datastore: datastoreOf(c.etcd_endpoints, c.datastore, {
-      ca: c.etcd_ca_cert_file,
-      cert: c.etcd_cert_file,
-      key: c.etcd_key_file,
-    }),
+    datastoreType,
+    datastore:
+      datastoreType === 'kubernetes'
+        ? kubernetesPrefixOf(c)
+        : datastoreOf(c.etcd_endpoints, c.datastore, {
+            ca: c.etcd_ca_cert_file,
+            cert: c.etcd_cert_file,
+            key: c.etcd_key_file,
+          }),
     nodename: c.nodename ?? defaultNodeName(),
     dns: dnsOf(c.dns),
     agentWaitMs: c.agent_wait_ms ?? DEFAULT_AGENT_WAIT_MS,
     identity: identityOf(c.args, c.runtimeConfig),
   };
-  if (c.ipam?.pools !== undefined) config.pools = c.ipam.pools;
+  if (datastoreType === 'kubernetes') config.kubernetes = kubernetesOf(c.kubernetes);
+  else if (c.kubernetes?.kubeconfig !== undefined) {
+    invalid(
+      'kubernetes.kubeconfig is given but datastore_type is "etcdv3": set datastore_type "kubernetes" to use the Kubernetes datastore, or leave kubernetes out',
+    );
+  }
+  const pools = c.ipam?.pools ?? c.ipam?.ipv4_pools;
+  if (pools !== undefined) config.pools = pools;
   if (c.mtu !== undefined) config.mtu = c.mtu;
   if (c.host_netns !== undefined) config.hostNetns = c.host_netns;
   if (c.prevResult !== undefined) config.prevResult = c.prevResult;
@@ -285,9 +377,48 @@ export function parseNetworkConfig(
   return config;
 }
 
+/**
+ * On Kubernetes there are no etcd settings: naming some is a mistake to point out, not to
+ * ignore (the plugin would otherwise write somewhere the user did not mean). The key
+ * prefix (`datastore.prefix`) still applies: it is how the store's keys map to objects.
+ */
+function kubernetesPrefixOf(c: {
+  etcd_endpoints?: string | undefined;
+  etcd_ca_cert_file?: string | undefined;
+  etcd_cert_file?: string | undefined;
+  etcd_key_file?: string | undefined;
+  datastore?:
+    { endpoints?: string[] | string | undefined; prefix?: string | undefined } | undefined;
+}): NetworkConfig['datastore'] {
+  const etcdFields = [
+    ['etcd_endpoints', c.etcd_endpoints],
+    ['datastore.endpoints', c.datastore?.endpoints],
+    ['etcd_ca_cert_file', c.etcd_ca_cert_file],
+    ['etcd_cert_file', c.etcd_cert_file],
+    ['etcd_key_file', c.etcd_key_file],
+  ].filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0));
+  if (etcdFields.length > 0) {
+    invalid(
+      `${etcdFields.map(([f]) => f).join(', ')}: etcd settings, but datastore_type is "kubernetes" (the plugin talks to the API server named by kubernetes.kubeconfig): leave them out`,
+    );
+  }
+  return {
+    endpoints: [],
+    ...(c.datastore?.prefix === undefined ? {} : { prefix: c.datastore.prefix }),
+  };
+}
+
+/** kubernetes.kubeconfig must be a file the plugin can read now, named if not. */
+function kubernetesOf(k: { kubeconfig?: string | undefined } | undefined): KubernetesSettings {
+  if (k?.kubeconfig === undefined) return {};
+  const problem = unreadable(k.kubeconfig);
+  if (problem !== undefined) invalid(`kubernetes.kubeconfig: ${k.kubeconfig} ${problem}`);
+  return { kubeconfig: k.kubeconfig };
+}
+
 function datastoreOf(
   etcdEndpoints: string | undefined,
-  datastore: { endpoints: string[] | string; prefix?: string | undefined } | undefined,
+  datastore: { endpoints?: string[] | string | undefined; prefix?: string | undefined } | undefined,
   tlsFiles: { ca: string | undefined; cert: string | undefined; key: string | undefined },
 ): NetworkConfig['datastore'] {
   if (etcdEndpoints !== undefined && datastore !== undefined) {
@@ -295,7 +426,9 @@ function datastoreOf(
   }
   const raw = etcdEndpoints ?? datastore?.endpoints;
   if (raw === undefined) {
-    invalid('etcd_endpoints is required (e.g. "http://127.0.0.1:2379"), or datastore.endpoints');
+    invalid(
+      'etcd_endpoints is required (e.g. "http://127.0.0.1:2379"), or datastore.endpoints; or datastore_type "kubernetes" for the Kubernetes datastore',
+    );
   }
   const field = etcdEndpoints !== undefined ? 'etcd_endpoints' : 'datastore.endpoints';
   const endpoints = (typeof raw === 'string' ? raw.split(',') : raw).map((e) => e.trim());

@@ -60,13 +60,17 @@ export async function openEtcdBackend(
     throw classify(err, description);
   }
   const ipam = new Ipam(store.etcd, store.prefix, { timeoutMs: ETCD_TIMEOUT_MS });
-  return new EtcdBackend(store, ipam, description);
+  return new StoreBackend(store, ipam, description);
 }
 
-class EtcdBackend implements CniBackend {
+/**
+ * The backend over any store and IPAM sharing one KV client: etcd's here, the Kubernetes
+ * API's in ./kube-backend.ts (which adds the pod reads).
+ */
+export class StoreBackend implements CniBackend {
   constructor(
-    private readonly store: Datastore<EtcdKvClient>,
-    private readonly ipam: Ipam,
+    protected readonly store: Datastore<EtcdKvClient>,
+    protected readonly ipam: Ipam,
     readonly description: string,
   ) {}
 
@@ -146,29 +150,36 @@ class EtcdBackend implements CniBackend {
    * Calico's IPAM reads them): a reservation applied a moment ago already holds.
    */
   async autoAssign(request: Parameters<CniBackend['autoAssign']>[0]): Promise<{ ip: string }> {
+    const live = await this.liveIpamSettings();
+    const { ip } = await this.guard(() => this.ipam.autoAssign({ ...request, ...live }));
+    return { ip };
+  }
+
+  async assignIp(request: Parameters<CniBackend['assignIp']>[0]): Promise<void> {
+    const live = await this.liveIpamSettings();
+    await this.guard(() => this.ipam.assignIp({ ...request, ...live }));
+  }
+
+  private async liveIpamSettings() {
     const [reservations, config] = await this.guard(() =>
       Promise.all([
         this.store.list('IPReservation'),
         this.store.get('IPAMConfiguration', 'default'),
       ]),
     );
-    const { ip } = await this.guard(() =>
-      this.ipam.autoAssign({
-        ...request,
-        use: 'Workload',
-        reserved: reservations.flatMap((r) => r.spec.reservedCIDRs),
-        ...(config
-          ? {
-              config: {
-                strictAffinity: config.spec.strictAffinity,
-                autoAllocateBlocks: config.spec.autoAllocateBlocks,
-                maxBlocksPerHost: config.spec.maxBlocksPerHost ?? 0,
-              },
-            }
-          : {}),
-      }),
-    );
-    return { ip };
+    return {
+      use: 'Workload' as const,
+      reserved: reservations.flatMap((r) => r.spec.reservedCIDRs),
+      ...(config
+        ? {
+            config: {
+              strictAffinity: config.spec.strictAffinity,
+              autoAllocateBlocks: config.spec.autoAllocateBlocks,
+              maxBlocksPerHost: config.spec.maxBlocksPerHost ?? 0,
+            },
+          }
+        : {}),
+    };
   }
 
   releaseByHandle(handle: string): Promise<string[]> {
@@ -204,7 +215,7 @@ class EtcdBackend implements CniBackend {
     await this.store.close();
   }
 
-  private async guard<T>(operation: () => Promise<T>): Promise<T> {
+  protected async guard<T>(operation: () => Promise<T>): Promise<T> {
     try {
       return await operation();
     } catch (err) {

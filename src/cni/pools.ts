@@ -28,8 +28,10 @@ export function selectPools(
   pools: readonly PoolSpec[],
   node: { name: string; labels: Record<string, string> },
   requested?: readonly string[],
+  /** Where `requested` comes from, for messages: the config's ipam.pools, or a pod annotation. */
+  requestedFrom = 'ipam.pools',
 ): PoolSpec[] {
-  if (requested !== undefined) return requestedPools(pools, node, requested);
+  if (requested !== undefined) return requestedPools(pools, node, requested, requestedFrom);
   if (pools.length === 0) {
     throw new CniError(
       CniCode.NoPool,
@@ -59,6 +61,7 @@ function requestedPools(
   pools: readonly PoolSpec[],
   node: { name: string; labels: Record<string, string> },
   requested: readonly string[],
+  from: string,
 ): PoolSpec[] {
   if (requested.length === 0) {
     throw new CniError(
@@ -72,14 +75,14 @@ function requestedPools(
       const known = pools.map((p) => `${p.name} (${p.cidr})`).join(', ') || 'none';
       throw new CniError(
         CniCode.NoPool,
-        `ipam.pools[${i}] ${JSON.stringify(wanted)} names no IPPool (by name or CIDR); known pools: ${known}`,
+        `${from}[${i}] ${JSON.stringify(wanted)} names no IPPool (by name or CIDR); known pools: ${known}`,
       );
     }
     const problem = unusableBecause(pool, node);
     if (problem) {
       throw new CniError(
         CniCode.NoPool,
-        `ipam.pools[${i}]: pool ${pool.name} (${pool.cidr}) ${problem}`,
+        `${from}[${i}]: pool ${pool.name} (${pool.cidr}) ${problem}`,
       );
     }
     return pool;

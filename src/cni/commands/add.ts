@@ -15,14 +15,15 @@
  */
 import { createPodNetwork, deletePodNetwork, PlumbingError } from '../../plumbing/index.js';
 import { assertHostNetnsExists, assertPodNetnsExists, attachmentKeys } from '../attachment.js';
-import type { CniBackend, EndpointRecord } from '../backend.js';
+import { IpamFailure, type CniBackend, type EndpointRecord } from '../backend.js';
 import type { NetworkConfig } from '../config.js';
 import type { AttachmentEnv } from '../env.js';
 import { CniCode, CniError } from '../errors.js';
 import { backendError } from '../failures.js';
 import { serviceAccountProfileName } from '../../policy/service-accounts.js';
 import { workloadIdentity, type WorkloadIdentity } from '../identity.js';
-import { selectPools } from '../pools.js';
+import { podAddressRequest, type PodAddressRequest, type PodFacts } from '../k8s-pod.js';
+import { selectPools, type PoolSpec } from '../pools.js';
 import { guardPod, unguardPod } from '../guard.js';
 import { buildAddResult, type AddResult } from '../result.js';
 import { mark } from '../trace.js';
@@ -43,13 +44,18 @@ export async function cmdAdd(
     overrides: config.identity,
   });
 
+  if (config.datastoreType === 'kubernetes') assertKubernetesPod(who, env);
+
   const backend = await openBackend();
   mark('store-loaded');
-  const [allPools, nodeLabels, existing, held] = await Promise.all([
+  const [allPools, nodeLabels, existing, held, pod] = await Promise.all([
     backend.listPools(),
     backend.nodeLabels(config.nodename),
     backend.getEndpoint(who.namespace, who.endpointName),
     backend.addressesOf(keys.handle),
+    config.datastoreType === 'kubernetes'
+      ? readKubernetesPod(backend, who, env)
+      : Promise.resolve(undefined),
   ]).catch((err: unknown) => {
     throw backendError(
       err,
@@ -76,32 +82,51 @@ export async function cmdAdd(
     );
   }
   mark('read');
-  const pools = selectPools(allPools, { name: config.nodename, labels: nodeLabels }, config.pools);
+  // Calico's pod annotations (ipAddrs, ipv4pools) override the config's pools.
+  const wanted: PodAddressRequest = pod === undefined ? { kind: 'auto' } : podAddressRequest(pod);
+  const node = { name: config.nodename, labels: nodeLabels };
+  const pools =
+    wanted.pools !== undefined
+      ? selectPools(allPools, node, wanted.pools, wanted.poolsFrom)
+      : wanted.kind === 'explicit' && config.pools === undefined
+        ? // Calico: the address must lie in a configured pool, whichever (Manual ones and
+          // ones not selecting this node included: naming the address is the choice).
+          allPools.filter((p) => !p.cidr.includes(':'))
+        : selectPools(allPools, node, config.pools);
 
+  const request = {
+    handle: keys.handle,
+    node: config.nodename,
+    pools,
+    attrs: {
+      node: config.nodename,
+      network: config.name,
+      containerID: env.containerId,
+      ifname: env.ifName,
+      namespace: who.namespace,
+      workload: who.workload,
+      endpoint: `${who.namespace}/${who.endpointName}`,
+      // Calico's CNI plugin names the pod (with its namespace) when there is one: what
+      // `calicoctl ipam check` and `ipam show --show-borrowed` report an address by.
+      ...(who.orchestrator === 'k8s' ? { pod: who.workload } : {}),
+    },
+  };
   let ip: string;
   try {
-    ({ ip } = await backend.autoAssign({
-      handle: keys.handle,
-      node: config.nodename,
-      pools,
-      attrs: {
-        node: config.nodename,
-        network: config.name,
-        containerID: env.containerId,
-        ifname: env.ifName,
-        namespace: who.namespace,
-        workload: who.workload,
-        endpoint: `${who.namespace}/${who.endpointName}`,
-        // Calico's CNI plugin names the pod (with its namespace) when there is one: what
-        // `calicoctl ipam check` and `ipam show --show-borrowed` report an address by.
-        ...(who.orchestrator === 'k8s' ? { pod: who.workload } : {}),
-      },
-    }));
+    if (wanted.kind === 'explicit') {
+      await backend.assignIp({ ...request, ip: wanted.ip });
+      ip = wanted.ip;
+    } else {
+      ({ ip } = await backend.autoAssign(request));
+    }
   } catch (err) {
-    const error = backendError(
-      err,
-      `allocate an address for ${keys.handle} from ${pools.map((p) => `${p.name} (${p.cidr})`).join(', ')}`,
-    );
+    const error =
+      wanted.kind === 'explicit'
+        ? explicitAddressError(err, wanted.ip, keys.handle, pools)
+        : backendError(
+            err,
+            `allocate an address for ${keys.handle} from ${pools.map((p) => `${p.name} (${p.cidr})`).join(', ')}`,
+          );
     // A timeout may still have committed: release whatever the handle holds.
     if (error.code === CniCode.TryAgainLater)
       await backend.releaseByHandle(keys.handle).catch(() => []);
@@ -143,7 +168,7 @@ export async function cmdAdd(
   undo.veth = { workloadId: keys.workloadId, hostNetns: config.hostNetns };
   mark('plumbed');
 
-  const endpoint = endpointRecord(who, env, config, { ip, mac: podMac, hostIfName });
+  const endpoint = endpointRecord(who, env, config, { ip, mac: podMac, hostIfName }, pod?.endpoint);
   let revision: string | undefined;
   try {
     ({ revision } = await backend.putEndpoint(endpoint));
@@ -197,13 +222,113 @@ export async function cmdAdd(
   });
 }
 
+/**
+ * On the Kubernetes datastore the endpoint is the pod itself (its annotations): without
+ * kubelet's K8S_POD_NAMESPACE and K8S_POD_NAME there is no pod to write it to.
+ */
+function assertKubernetesPod(who: WorkloadIdentity, env: AttachmentEnv): void {
+  if (who.orchestrator === 'k8s') return;
+  const missing = ['K8S_POD_NAMESPACE', 'K8S_POD_NAME'].filter((k) =>
+    k === 'K8S_POD_NAMESPACE'
+      ? env.args.podNamespace === undefined
+      : env.args.podName === undefined,
+  );
+  throw new CniError(
+    CniCode.InvalidEnvironment,
+    `CNI_ARGS lacks ${missing.join(' and ')}: on the Kubernetes datastore (datastore_type "kubernetes") the plugin attaches Kubernetes pods only, named as kubelet passes them`,
+  );
+}
+
+/**
+ * The pod from the API: it must exist and, when kubelet passed K8S_POD_UID, be that pod
+ * (not a newer one of the same name, whose annotations this ADD must not write).
+ */
+async function readKubernetesPod(backend: CniBackend, who: WorkloadIdentity, env: AttachmentEnv) {
+  if (backend.readPod === undefined) {
+    throw new CniError(
+      CniCode.Internal,
+      `the backend ${backend.description} cannot read pods, but datastore_type is "kubernetes"`,
+    );
+  }
+  const pod = await backend.readPod(who.namespace, who.workload);
+  if (pod === undefined) {
+    throw new CniError(
+      CniCode.DatastoreFailed,
+      `pod ${who.namespace}/${who.workload} (K8S_POD_NAMESPACE/K8S_POD_NAME) does not exist in the Kubernetes API`,
+    );
+  }
+  const uid = env.args.podUid;
+  if (uid !== undefined && pod.uid !== undefined && pod.uid !== uid) {
+    throw new CniError(
+      CniCode.DatastoreFailed,
+      `pod ${who.namespace}/${who.workload} has uid ${pod.uid}, not K8S_POD_UID=${uid}: the pod this ADD is for was deleted and another of the same name created`,
+    );
+  }
+  return pod;
+}
+
+/** Calico's words for an ipAddrs address IPAM refuses, then tortie's detail. */
+function explicitAddressError(
+  err: unknown,
+  ip: string,
+  handle: string,
+  pools: readonly PoolSpec[],
+): CniError {
+  const error = backendError(
+    err,
+    `assign ${ip} (annotation cni.projectcalico.org/ipAddrs) to ${handle}`,
+  );
+  const cause = err instanceof IpamFailure ? err : undefined;
+  if (cause?.kind === 'no-pool') {
+    return new CniError(
+      CniCode.NoPool,
+      `error getting IP from IPAM: The provided IP address is not in a configured pool: ${error.details} (pools: ${pools.map((p) => `${p.name} ${p.cidr}`).join(', ') || 'none'})`,
+      { cause: err },
+    );
+  }
+  // IPAM's conflict covers a taken address (its message says so) and lost races.
+  if (cause?.kind === 'conflict' && /already assigned|reserved/.test(cause.message)) {
+    return new CniError(
+      CniCode.TryAgainLater,
+      `error getting IP from IPAM: Address already assigned in block: ${error.details}`,
+      { cause: err },
+    );
+  }
+  return error;
+}
+
 /** interfaceName is the host end (where the dataplane attaches), endpoint the pod's, as Calico. */
 function endpointRecord(
   who: WorkloadIdentity,
   env: AttachmentEnv,
   config: NetworkConfig,
   net: { ip: string; mac: string; hostIfName: string },
+  /** On Kubernetes: what the endpoint takes from the pod (labels, profiles, ports, account). */
+  fromPod?: PodFacts['endpoint'],
 ): EndpointRecord {
+  if (fromPod !== undefined) {
+    return {
+      name: who.endpointName,
+      namespace: who.namespace,
+      labels: fromPod.labels,
+      spec: {
+        node: who.node,
+        orchestrator: who.orchestrator,
+        workload: who.workload,
+        endpoint: who.endpoint,
+        containerID: env.containerId,
+        network: config.name,
+        interfaceName: net.hostIfName,
+        mac: net.mac,
+        ipNetworks: [`${net.ip}/32`],
+        profiles: fromPod.profiles,
+        ports: fromPod.ports,
+        ...(fromPod.serviceAccountName === undefined
+          ? {}
+          : { serviceAccountName: fromPod.serviceAccountName }),
+      },
+    };
+  }
   return {
     name: who.endpointName,
     namespace: who.namespace,
