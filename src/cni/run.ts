@@ -37,17 +37,31 @@ export interface CniDeps {
 }
 
 /**
- * The real store (src/datastore and src/ipam on etcd), loaded when a command needs it, on
- * the JSON-gateway etcd client, or on the `etcd3` package's gRPC one with `grpc` (~260 ms
- * more CPU per call, to load it).
+ * The real store (src/datastore and src/ipam), loaded when a command needs it: on etcd
+ * over the JSON-gateway client, or the `etcd3` package's gRPC one with `grpc` (~260 ms
+ * more CPU per call, to load it); with `datastore_type: "kubernetes"` over the Kubernetes
+ * API (./kube-backend.ts).
  */
 export function etcdDeps(client: EtcdClientKind = 'gateway'): CniDeps {
   return {
     async openBackend(config) {
+      if (config.datastoreType === 'kubernetes') {
+        const { openKubeBackend } = await import('./kube-backend.js');
+        return openKubeBackend(config);
+      }
       const { openEtcdBackend } = await import('./etcd-backend.js');
       return openEtcdBackend(config.datastore, client);
     },
   };
+}
+
+/** Where the datastore is, for the message when it cannot be opened. */
+function datastoreWhere(config: NetworkConfig): string {
+  if (config.datastoreType === 'kubernetes') {
+    const kubeconfig = config.kubernetes?.kubeconfig;
+    return `the Kubernetes datastore (${kubeconfig === undefined ? 'in-cluster service account' : `kubeconfig ${kubeconfig}`})`;
+  }
+  return `the datastore at ${config.datastore.endpoints.join(',')}`;
 }
 
 /** TORTIE_CNI_ETCD_CLIENT=grpc picks the `etcd3` package's client; anything else the gateway one. */
@@ -74,7 +88,7 @@ export async function runCni(
         backend ??= await deps.openBackend(config);
       } catch (err) {
         const { backendError } = await import('./failures.js');
-        throw backendError(err, `open the datastore at ${config.datastore.endpoints.join(',')}`);
+        throw backendError(err, `open ${datastoreWhere(config)}`);
       }
       return backend;
     };

@@ -224,9 +224,19 @@ async function applyWrite(
   for (let attempt = 1; ; attempt++) {
     const fetch = needBefore || mod === undefined || !isCrdMapping(mapping) || w.kind === 'delete';
     const current = fetch ? await getCurrent(kv, mapping, ref, deadline) : undefined;
-    if (fetch && mod !== undefined && (current?.metadata.resourceVersion ?? '0') !== mod)
-      throw new Lost(w.key);
-    const rv = mod ?? current?.metadata.resourceVersion;
+    // The key's mod revision, as a read reports it: 0 when the object exists but carries
+    // no value of this range (a pod without an address has no endpoint key, so the CNI
+    // plugin's create of its endpoint compares 0 while the pod has a resourceVersion).
+    const keyMod =
+      current === undefined || mapping.toKv(current, kv.prefix) === undefined
+        ? '0'
+        : (current.metadata.resourceVersion ?? '0');
+    if (fetch && mod !== undefined && keyMod !== mod) throw new Lost(w.key);
+    // Such a write patches the object as it was read (guarded by its resourceVersion).
+    const rv =
+      mod === '0' && current !== undefined
+        ? current.metadata.resourceVersion
+        : (mod ?? current?.metadata.resourceVersion);
     const exists = fetch ? current !== undefined : mod !== '0';
     try {
       if (w.kind === 'delete') {
