@@ -52,6 +52,18 @@ async function checkServers(value: string): Promise<void> {
   }
 }
 
+/**
+ * The lab's datastore: tortie's global `--datastore`, given on this command line (the
+ * environment's DATASTORE_TYPE is the user's cluster's, never the lab's). Exported for
+ * `lab conformance` and `lab demo`.
+ */
+export function labDatastore(cmd: Command): 'etcd' | 'kubernetes' {
+  if (cmd.getOptionValueSourceWithGlobals('datastore') !== 'cli') return 'etcd';
+  const v = String(cmd.optsWithGlobals<{ datastore?: string }>().datastore).toLowerCase();
+  if (v === 'etcd' || v === 'kubernetes') return v;
+  throw new UsageError(`--datastore "${v}": use etcd or kubernetes`);
+}
+
 /** "tcp:80,udp:80" as a Pod's container ports (unnamed; one per port and protocol). */
 function containerPorts(servers: string): { containerPort: number; protocol: 'TCP' | 'UDP' }[] {
   return servers
@@ -165,11 +177,9 @@ export function registerClusterCommands(lab: Command): void {
       'with --routing bgp: an external router (FRR, AS 64999) at <underlay>.250 peering with every node',
       false,
     )
-    .option(
-      '--datastore <type>',
-      "etcd (the lab's own) or kubernetes: a real kube-apiserver with etcd 3.6, Node and Pod objects (the lab plays kubelet), the agents on the Kubernetes datastore with manifests/' ServiceAccount; kubectl reaches the dataplane",
-      oneOf('etcd', 'kubernetes'),
-      'etcd' as const,
+    .addHelpText(
+      'after',
+      "\n  --datastore kubernetes (tortie's global option, given on the command line): a real kube-apiserver with etcd 3.6 instead of the lab's etcd, Node and Pod objects (the lab plays kubelet), the agents on the Kubernetes datastore with manifests/' ServiceAccount; kubectl reaches the dataplane",
     )
     .action(
       async (
@@ -182,10 +192,11 @@ export function registerClusterCommands(lab: Command): void {
           routing: 'static' | 'bgp';
           dataplane: 'bpf' | 'iptables';
           tor: boolean;
-          datastore: 'etcd' | 'kubernetes';
+          datastore?: 'etcd' | 'kubernetes';
         },
         cmd: Command,
       ) => {
+        o.datastore = labDatastore(cmd);
         if (o.tor && o.routing !== 'bgp') throw new UsageError('--tor needs --routing bgp');
         if (o.datastore === 'kubernetes') {
           const etcdOnly = (['etcdMembers', 'etcdTls'] as const).filter(

@@ -16,7 +16,6 @@ import {
   intIn,
   labId,
   nodeCount,
-  oneOf,
   regex,
 } from './args.js';
 import { UsageError } from './usage.js';
@@ -177,10 +176,9 @@ export function registerLabCommands(program: Command): void {
       `lab id (names of its namespaces and bpffs roots; 1-${CLUSTER_ID_MAX} characters with 2 nodes or more; default random)`,
       labId,
     )
-    .option(
-      '--datastore <type>',
-      'etcd (default) or kubernetes: namespaces, pods (the lab plays kubelet), labels and NetworkPolicies through a real kube-apiserver, the agents on the Kubernetes datastore',
-      oneOf('etcd', 'kubernetes'),
+    .addHelpText(
+      'after',
+      "\n  --datastore kubernetes (tortie's global option, on the command line): namespaces, pods (the lab plays kubelet), labels and NetworkPolicies through a real kube-apiserver, the agents on the Kubernetes datastore, exact waits by their programmed resourceVersion per kind",
     )
     .option('--filter <regex>', 'run only the cases whose id matches', regex)
     .option(
@@ -194,7 +192,10 @@ export function registerLabCommands(program: Command): void {
       "answer every probe with the reference evaluator instead of a lab (no root, no packets): checks case files against tortie's stated semantics",
       false,
     )
-    .action(async (o: ConformanceCommandOptions) => {
+    .action(async (o: ConformanceCommandOptions, cmd: Command) => {
+      const { labDatastore } = await import('./lab-cluster.js');
+      const datastore = labDatastore(cmd);
+      if (datastore === 'kubernetes') o.datastore = datastore;
       // Combinations no single option can check are a usage mistake (exit 2), refused by
       // runConformanceCommand before anything runs.
       process.exitCode = await runConformanceCommand(o);

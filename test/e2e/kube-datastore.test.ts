@@ -403,7 +403,23 @@ describe('the Kubernetes datastore on a real API server', () => {
     const [same] = await ds.apply(pool('kv-pool-1', '10.70.0.0/16', { env: 'test' }));
     expect(same!.action).toBe('unchanged');
 
-    // A policy: stored as Calico's KDD stores it (default.<name>), read back as written.
+    // A policy: stored as Calico's KDD stores it (default.<name>), read back as written;
+    // in a namespace that must exist, as on any Kubernetes cluster.
+    const policy = {
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'allow-dns', namespace: 'prod' },
+      spec: { selector: 'all()' },
+    };
+    await expect(ds.apply(policy)).rejects.toThrow(/namespaces "prod" not found/);
+    const admin = await KubeClient.connect({ kubeconfig: a.kubeconfig });
+    try {
+      await admin.request('POST', '/api/v1/namespaces', {
+        body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'prod' } },
+      });
+    } finally {
+      admin.close();
+    }
     await ds.apply({
       apiVersion: 'projectcalico.org/v3',
       kind: 'NetworkPolicy',

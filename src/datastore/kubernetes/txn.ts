@@ -21,6 +21,7 @@
  */
 import type { ICompare, IRequestOp, IResponseOp, ITxnRequest, ITxnResponse } from 'etcd3';
 import { etcdError } from '../etcd/errors.js';
+import { DatastoreError } from '../errors.js';
 import { isKubeApiError } from './client.js';
 import { isCrdMapping } from './crds.js';
 import {
@@ -159,6 +160,14 @@ interface Applied {
   readonly after: KubeObject | undefined;
 }
 
+/**
+ * The API (or the mapping) refusing a write: a DatastoreError of kind `invalid`, which the
+ * store passes on as it is (not an outage of etcd).
+ */
+function refusal(message: string, options?: { cause?: unknown }): DatastoreError {
+  return new DatastoreError('invalid', message, [], options);
+}
+
 class Lost extends Error {
   constructor(readonly key: string) {
     super(`lost the race for ${key}`);
@@ -179,7 +188,7 @@ function stripForCreate(obj: KubeObject): KubeObject {
 
 function writeFailure(e: unknown, key: string): Error {
   if (isKubeApiError(e, 422) || isKubeApiError(e, 400))
-    return etcdError('invalid', `${key}: the API server refused the object: ${e.message}`, {
+    return refusal(`${key}: the API server refused the object: ${e.message}`, {
       cause: e,
     });
   return readFailure(e, `writing ${key}`);
@@ -209,7 +218,7 @@ async function applyWrite(
 ): Promise<Applied> {
   const found = kv.mappingFor(w.key);
   if (found === undefined)
-    throw etcdError('invalid', `${w.key}: no resource of the Kubernetes API holds this key`);
+    throw refusal(`${w.key}: no resource of the Kubernetes API holds this key`);
   const { mapping, ref } = found;
   const resource = mapping.resource;
   for (let attempt = 1; ; attempt++) {
@@ -234,7 +243,7 @@ async function applyWrite(
         if (current === undefined)
           return { mapping, ref, key: w.key, before: undefined, after: undefined };
         const d = mapping.fromDelete(w.key, current, kv.prefix);
-        if ('refused' in d) throw etcdError('invalid', `${w.key}: ${d.refused}`);
+        if ('refused' in d) throw refusal(`${w.key}: ${d.refused}`);
         if ('mergePatch' in d) {
           const after = await kv.api.mergePatch(
             resource,
@@ -252,7 +261,7 @@ async function applyWrite(
         return { mapping, ref, key: w.key, before: current, after: undefined };
       }
       const p = mapping.fromPut(w.key, w.value, current, kv.prefix);
-      if ('refused' in p) throw etcdError('invalid', `${w.key}: ${p.refused}`);
+      if ('refused' in p) throw refusal(`${w.key}: ${p.refused}`);
       if ('mergePatch' in p) {
         if (!exists) throw new Lost(w.key);
         const after = await kv.api.mergePatch(
@@ -268,7 +277,14 @@ async function applyWrite(
         return { mapping, ref, key: w.key, before: current, after };
       }
       if (!exists) {
-        const after = await kv.api.create(resource, p.object, deadline);
+        let after: KubeObject;
+        try {
+          after = await kv.api.create(resource, p.object, deadline);
+        } catch (e) {
+          // Not found on a create: the namespace is missing (no race can cure that).
+          if (isKubeApiError(e, 404)) throw refusal(`${w.key}: ${e.message}`, { cause: e });
+          throw e;
+        }
         return { mapping, ref, key: w.key, before: undefined, after };
       }
       const after = await kv.api.replace(
@@ -341,7 +357,7 @@ export async function runTxn(
   const list = writes as Write[];
   for (const w of list)
     if (kv.mappingFor(w.key) === undefined)
-      throw etcdError('invalid', `${w.key}: no resource of the Kubernetes API holds this key`);
+      throw refusal(`${w.key}: no resource of the Kubernetes API holds this key`);
 
   const written = new Set(list.map((w) => w.key));
   const keyGuards = new Map<string, string>();

@@ -72,6 +72,7 @@ export class AgentProcess implements LabAgent {
       const child = spawn(process.execPath, args, {
         detached: true,
         stdio: ['ignore', fd, fd],
+        env: labAgentEnv(process.env),
       });
       child.unref();
       if (child.pid === undefined) throw new Error(`could not start the agent of ${o.nodeName}`);
@@ -233,6 +234,19 @@ export class AgentProcess implements LabAgent {
     await this.stop(signal);
     return this.start(wait);
   }
+}
+
+/**
+ * The environment of a lab's agent: this one without what would point it elsewhere than
+ * its command line says — tortie's settings (TORTIE_*) and Calico's datastore ones
+ * (DATASTORE_TYPE, KUBECONFIG: a user's real cluster).
+ */
+export function labAgentEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      ([k]) => !k.startsWith('TORTIE_') && k !== 'DATASTORE_TYPE' && k !== 'KUBECONFIG',
+    ),
+  );
 }
 
 /** true while `pid` exists and is not a zombie (src/util/proc.ts's pidAlive). */
