@@ -106,11 +106,10 @@ describe('the Kubernetes objects the lab writes', () => {
     expect(labelsPatch(undefined, { a: '1' })).toEqual({ metadata: { labels: { a: '1' } } });
   });
 
-  it("the pool as Calico's CRD object", () => {
+  it('the pool, as a user would apply it', () => {
     expect(ipPoolObject('10.231.0.0/16', 'ipip')).toMatchObject({
-      apiVersion: 'crd.projectcalico.org/v1',
       kind: 'IPPool',
-      spec: { cidr: '10.231.0.0/16', blockSize: 26, ipipMode: 'Always', vxlanMode: 'Never' },
+      spec: { cidr: '10.231.0.0/16', blockSize: 26, ipipMode: 'Always' },
     });
   });
 

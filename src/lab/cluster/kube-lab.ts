@@ -13,12 +13,14 @@
  *      the CNI plugin with the CNI ServiceAccount of manifests/ when there is one, else the
  *      agents' (Calico's install writes the CNI kubeconfig the same way). The lab itself
  *      plays kubelet and the user: the admin kubeconfig.
- *   4. The lab's IPPool as Calico's CRD (`crd.projectcalico.org/v1`), and a Node object per
- *      lab node (./kubelet.ts).
+ *   4. The lab's IPPool, applied through tortie's store on the Kubernetes datastore (as
+ *      `tortie apply` or calicoctl would: validated, defaulted, stored as Calico's CRD
+ *      `crd.projectcalico.org/v1`), and a Node object per lab node (./kubelet.ts).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { connectKubernetesDatastore } from '../../datastore/index.js';
 import { packagePath } from '../../util/package-root.js';
 import {
   attachKubeApiserver,
@@ -26,7 +28,7 @@ import {
   type KubeApiserver,
   type KubeApiserverState,
 } from '../kube/apiserver.js';
-import { KubeApi, resourcePath } from './kube-api.js';
+import { KubeApi } from './kube-api.js';
 import { registerNode } from './kubelet.js';
 
 /** A ServiceAccount of manifests/. */
@@ -103,19 +105,17 @@ export function manifestAccounts(files: readonly string[]): {
   return { agent, cni: accounts.find((a) => a !== agent && /cni/.test(a.name)) };
 }
 
-/** The lab's IPPool as Calico's CRD object. */
+/** The lab's IPPool, as a user would `tortie apply` it. */
 export function ipPoolObject(cidr: string, encap: 'ipip' | 'none' | 'vxlan') {
   return {
-    apiVersion: 'crd.projectcalico.org/v1',
+    apiVersion: 'tortie.io/v1',
     kind: 'IPPool',
     metadata: { name: 'lab' },
     spec: {
       cidr,
       blockSize: 26,
       ipipMode: encap === 'ipip' ? 'Always' : 'Never',
-      vxlanMode: encap === 'vxlan' ? 'Always' : 'Never',
-      natOutgoing: false,
-      nodeSelector: 'all()',
+      ...(encap === 'vxlan' ? { vxlanMode: 'Always' } : {}),
     },
   };
 }
@@ -161,10 +161,14 @@ export async function startLabKube(o: {
       file: join(o.dir, 'cni.kubeconfig'),
     });
     api = KubeApi.fromKubeconfig(server.adminKubeconfig);
-    await api.apply(
-      resourcePath('crd.projectcalico.org/v1', 'ippools', undefined, 'lab'),
-      ipPoolObject(o.podCidr, o.encap),
-    );
+    const { datastore: store } = await connectKubernetesDatastore({
+      kubeconfig: server.adminKubeconfig,
+    });
+    try {
+      await store.apply([ipPoolObject(o.podCidr, o.encap)]);
+    } finally {
+      await store.close();
+    }
     for (const n of o.nodes) await registerNode(api, n.name, `${n.underlayIp}/24`);
     return {
       server,
