@@ -3,7 +3,10 @@
  * names DATASTORE_TYPE and KUBECONFIG; the file's datastoreType, kubeconfig), and what
  * each datastore can do for the agent's status and waits.
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import {
   AgentConfigError,
@@ -12,6 +15,8 @@ import {
   resolveAgentConfig,
 } from '../../src/agent/config.js';
 import { capabilitiesOf, describeDatastore } from '../../src/agent/datastore.js';
+import { resolveDatastore } from '../../src/cli/context.js';
+import { UsageError } from '../../src/cli/usage.js';
 
 describe('agent configuration: the datastore', () => {
   it('etcd by default; a KUBECONFIG of kubectl in the environment does not change that', () => {
@@ -94,5 +99,46 @@ describe('agent configuration: the datastore', () => {
   it('capabilities: etcd has leases and one revision order; Kubernetes neither', () => {
     expect(capabilitiesOf('etcd')).toEqual({ leases: true, globalRevisions: true });
     expect(capabilitiesOf('kubernetes')).toEqual({ leases: false, globalRevisions: false });
+  });
+});
+
+describe('the CLI: --datastore and --kubeconfig (tortie get/apply/ipam, node status)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tortie-agent-kube-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('options (commander puts DATASTORE_TYPE and KUBECONFIG in them) over the file', async () => {
+    const config = file('a.yaml', 'datastoreType: etcd\nkubeconfig: /file/kc\n');
+    const s = await resolveDatastore({
+      config,
+      datastore: 'kubernetes',
+      kubeconfig: '/a/kc:/b/kc',
+    });
+    expect(s.datastoreType).toBe('kubernetes');
+    expect(s.kubeconfig).toBe('/a/kc');
+  });
+
+  it('the file alone: tortie.yaml can say kubernetes and its kubeconfig', async () => {
+    const config = file('b.yaml', 'datastoreType: kubernetes\nkubeconfig: /file/kc\n');
+    const s = await resolveDatastore({ config });
+    expect([s.datastoreType, s.kubeconfig]).toEqual(['kubernetes', '/file/kc']);
+  });
+
+  it('etcd: a kubeconfig (KUBECONFIG of kubectl) is not used', async () => {
+    const config = file('c.yaml', '');
+    const s = await resolveDatastore({ config, kubeconfig: '/root/.kube/config' });
+    expect([s.datastoreType, s.kubeconfig]).toEqual(['etcd', undefined]);
+  });
+
+  it('an unknown type is a usage mistake naming the choices', async () => {
+    const config = file('d.yaml', '');
+    await expect(resolveDatastore({ config, datastore: 'consul' })).rejects.toThrow(UsageError);
+    await expect(resolveDatastore({ config, datastore: 'consul' })).rejects.toThrow(
+      '--datastore "consul": use etcd or kubernetes',
+    );
   });
 });
