@@ -25,10 +25,10 @@
  */
 import type { Logger } from 'pino';
 import {
-  Datastore,
   ensureClusterInformation,
   findLegacyLayout,
   migrateHint,
+  type KindName,
   type ResourceWatcher,
   type WatchEvent,
 } from '../datastore/index.js';
@@ -38,6 +38,13 @@ import { IpamKeys } from '../ipam/keys.js';
 import { affinityNode, allocationNode, ordinalAddress, parseBlock } from '../ipam/records.js';
 import type { DataplaneConfig } from '../loader/index.js';
 import type { AgentConfig, LogLevel } from './config.js';
+import {
+  capabilitiesOf,
+  connectDatastore,
+  describeDatastore,
+  type AgentStore,
+  type DatastoreCapabilities,
+} from './datastore.js';
 import type { ConntrackSummary } from './conntrack.js';
 import { Debouncer } from './debounce.js';
 import {
@@ -78,6 +85,7 @@ import { RevisionWaits } from './revision-waits.js';
 import type { DesiredRoute, RouteBlock, RouteInputs } from './routes.js';
 import {
   endpointStatusKey,
+  heartbeatFresh,
   nodeStatusPrefix,
   type EndpointStatus,
   type NodeStatus,
@@ -116,6 +124,18 @@ export interface AgentStatus {
   readonly lease: string | undefined;
   /** Store revision of the model the last successful reconcile programmed ("0": none). */
   readonly programmedRevision: string;
+  /**
+   * Per kind, the highest revision of it the last successful reconciles programmed. On the
+   * Kubernetes datastore revisions are not ordered across kinds: compare these, by kind.
+   */
+  readonly programmedRevisions: Readonly<Record<string, string>>;
+  /**
+   * 'global' (etcd): programmedRevision covers every kind. 'per-kind' (Kubernetes): only
+   * programmedRevisions[kind] says whether a change of that kind is programmed.
+   */
+  readonly revisionOrder: 'global' | 'per-kind';
+  /** etcd or kubernetes. */
+  readonly datastoreType: string;
   readonly endpoints: {
     key: string;
     interfaceName: string;
@@ -167,7 +187,10 @@ export class Agent {
   private readonly managers: readonly Manager[];
   private readonly tally: Tally = { routeErrors: 0 };
   private readonly revisions: RevisionWaits;
-  private ds: Datastore | undefined;
+  private ds: AgentStore | undefined;
+  private readonly caps: DatastoreCapabilities;
+  /** How the store is named in logs: "etcd" or "the API server". */
+  private readonly storeName: string;
   private watcher: ResourceWatcher | undefined;
   private blocks: PrefixFollower | undefined;
   private heartbeats: PrefixFollower | undefined;
@@ -211,7 +234,9 @@ export class Agent {
     this.configReport = liveSettings(config, config, storeSettings([])).report;
     this.bpf = dataplane.kind === 'bpf' ? dataplane.dp : undefined;
     this.iptables = dataplane.kind === 'iptables' ? dataplane.ipt : undefined;
-    this.revisions = new RevisionWaits(config.nodeName);
+    this.caps = capabilitiesOf(config.datastoreType);
+    this.storeName = config.datastoreType === 'kubernetes' ? 'the API server' : 'etcd';
+    this.revisions = new RevisionWaits(config.nodeName, this.caps.globalRevisions);
     this.netns = nodeNetns(config.nodeNetns);
     const ctx: ManagerContext = {
       node: config.nodeName,
@@ -318,7 +343,7 @@ export class Agent {
       {
         ...this.set.lines.startFields,
         nodeNetns: c.nodeNetns,
-        etcd: c.etcd.endpoints,
+        datastore: describeDatastore(c),
         adopted: this.set.adopted,
         managers: this.managers.map((m) => m.name),
       },
@@ -337,10 +362,11 @@ export class Agent {
     if (found.problem !== undefined) this.log.warn({ err: found.cause }, found.problem);
     // A detection that failed stays visible in /status (errors.address), with its cause.
     if (found.cause !== undefined) this.addressProblem = found.problem;
-    this.ds = await Datastore.connect(c.etcd);
+    this.ds = await connectDatastore(c, undefined, { checkCrds: false });
     const prefix = this.ds.prefix;
     this.reporter = new StatusReporter({
       etcd: this.ds.etcd,
+      leases: this.caps.leases,
       prefix,
       node: c.nodeName,
       ttlSeconds: c.heartbeatTtlSeconds,
@@ -359,7 +385,8 @@ export class Agent {
     this.heartbeats = new PrefixFollower({
       etcd: this.ds.etcd,
       prefix: nodeStatusPrefix(prefix),
-      keysOnly: true,
+      // Lease-bound heartbeats are alive while they exist; renewed ones are read.
+      keysOnly: this.caps.leases,
       log: this.log,
       onChange: (snap) => {
         const alive = [...snap.keys()].sort().join(',');
@@ -423,23 +450,39 @@ export class Agent {
     return this.revisions.revision;
   }
 
+  /** The revision of `kind` the last successful reconciles programmed (0: none yet). */
+  programmedRevisionOf(kind: KindName): bigint {
+    return this.revisions.revisionOf(kind);
+  }
+
   /**
    * Resolves once a reconcile of a model holding every change up to store revision
    * `revision` (of the kinds the agent watches) has completed; rejects after `timeoutMs`,
    * and at once when the agent is stopped (or stops while waiting).
+   *
+   * With `kind`: a change of that kind at `revision` (its object's resourceVersion) is
+   * programmed. On the Kubernetes datastore, where revisions are not ordered across kinds,
+   * only such a wait is exact; on etcd both are.
    */
-  waitForRevision(revision: string | bigint, timeoutMs = 30_000): Promise<void> {
+  waitForRevision(revision: string | bigint, timeoutMs = 30_000, kind?: KindName): Promise<void> {
     const want = BigInt(revision);
     // The model has it already but nothing is scheduled (a change that changed nothing).
-    if (!this.stopped && this.revisions.revision < want && BigInt(this.model.revision) >= want)
-      this.debouncer.trigger();
+    const inModel =
+      kind === undefined || this.caps.globalRevisions
+        ? BigInt(this.model.revision) >= want ||
+          (kind !== undefined && (this.model.kindRevisions.get(kind) ?? 0n) >= want)
+        : (this.model.kindRevisions.get(kind) ?? 0n) >= want;
+    if (!this.stopped && !this.revisions.has(want, kind) && inModel) this.debouncer.trigger();
+    const what = kind === undefined ? 'store revision' : `${kind} revision`;
     return this.revisions.wait(
       want,
       timeoutMs,
       () =>
-        `${this.config.nodeName}: store revision ${want} not programmed within ${timeoutMs} ms ` +
-        `(model at ${this.model.revision}, programmed ${this.revisions.revision}` +
+        `${this.config.nodeName}: ${what} ${want} not programmed within ${timeoutMs} ms ` +
+        `(model at ${kind === undefined ? this.model.revision : String(this.model.kindRevisions.get(kind) ?? 0n)}, ` +
+        `programmed ${kind === undefined ? this.revisions.revision : this.revisions.revisionOf(kind)}` +
         `${this.last?.error === undefined ? '' : `, last reconcile failed: ${this.last.error}`})`,
+      kind,
     );
   }
 
@@ -480,8 +523,8 @@ export class Agent {
   private noteEtcd(ok: boolean): void {
     if (ok !== this.etcdOk) {
       this.etcdOk = ok;
-      if (ok) this.log.info('etcd reachable');
-      else this.log.warn('etcd unreachable: the dataplane keeps its last state');
+      if (ok) this.log.info(`${this.storeName} reachable`);
+      else this.log.warn(`${this.storeName} unreachable: the dataplane keeps its last state`);
     }
   }
 
@@ -495,10 +538,21 @@ export class Agent {
     if (this.stopped) return;
     const ds = this.ds!;
     const c = this.config;
+    const kube = c.datastoreType === 'kubernetes';
     try {
       if (await ensureClusterInformation(ds))
         this.log.info('store initialised (ClusterInformation default)');
       const existing = await ds.get('Node', c.nodeName);
+      if (kube && existing === undefined) {
+        // The kubelet registers the Node; the agent only annotates it (as Calico's node).
+        const delay = Math.min(250 * 2 ** attempt, 5000);
+        this.log.warn(
+          { retryInMs: delay },
+          `Node ${c.nodeName} is not in the API yet (the kubelet registers it; the agent annotates it)`,
+        );
+        this.later(delay, () => void this.register(attempt + 1));
+        return;
+      }
       const bgp = {
         ...(existing?.spec.bgp ?? {}),
         ...(this.address === undefined ? {} : { ipv4Address: this.address }),
@@ -508,7 +562,13 @@ export class Agent {
         ...(existing?.spec ?? {}),
         ...(bgp.ipv4Address === undefined ? {} : { bgp }),
       };
-      const labels = { ...(existing?.metadata.labels ?? {}), ...c.labels };
+      // On Kubernetes the Node's labels are the kubelet's and the cluster admin's.
+      const labels = { ...(existing?.metadata.labels ?? {}), ...(kube ? {} : c.labels) };
+      if (kube && Object.keys(c.labels).length > 0 && attempt === 0)
+        this.log.warn(
+          { labels: c.labels },
+          'node labels are not written on the Kubernetes datastore: label the Node with kubectl',
+        );
       const [res] = await ds.apply({
         apiVersion: 'tortie.io/v1',
         kind: 'Node',
@@ -524,7 +584,7 @@ export class Agent {
         { action: res?.action, ipv4Address: bgp.ipv4Address, asNumber: bgp.asNumber },
         'node registered',
       );
-      void this.noteLegacyLayout();
+      if (!kube) void this.noteLegacyLayout();
     } catch (e) {
       this.noteEtcd(false);
       const delay = Math.min(250 * 2 ** attempt, 5000);
@@ -636,6 +696,7 @@ export class Agent {
     let deletes = 0;
     try {
       const modelRev = BigInt(this.model.revision);
+      const kindRevs = new Map(this.model.kindRevisions);
       const settings = this.applyStoredConfig();
       const { snapshot, unresolved } = await this.snapshot(settings);
       if (this.stopped) return;
@@ -674,7 +735,7 @@ export class Agent {
       this.programmedOnce = true;
       this.reporter?.setEndpoints(this.endpointStatuses());
       this.record(t0, true, undefined, writes, deletes);
-      this.revisions.reached(modelRev);
+      this.revisions.reached(modelRev, kindRevs);
     } catch (e) {
       this.record(t0, false, (e as Error).message, writes, deletes);
       this.later(2000, () => this.debouncer.trigger());
@@ -841,6 +902,24 @@ export class Agent {
     return { self: this.config.nodeName, nodes, blocks, pools };
   }
 
+  /** Nodes whose heartbeat is alive: present (leases), or renewed within its TTL. */
+  private liveNodes(): string[] {
+    const base = nodeStatusPrefix(this.ds?.prefix ?? '').length;
+    const now = Date.now();
+    const out: string[] = [];
+    for (const [key, value] of this.heartbeats?.snapshot ?? []) {
+      if (!this.caps.leases) {
+        try {
+          if (!heartbeatFresh(JSON.parse(value.toString()) as NodeStatus, now)) continue;
+        } catch {
+          continue;
+        }
+      }
+      out.push(key.slice(base));
+    }
+    return out.sort();
+  }
+
   /**
    * The rule table for `tortie monitor` (GET /rules): every rule id this agent's compiler
    * has handed out → its rule ref. Ids are this agent's: a restarted agent numbers anew,
@@ -950,6 +1029,9 @@ export class Agent {
       healthUrl: this.ops?.url,
       lease: this.reporter?.connectedLease,
       programmedRevision: String(this.revisions.revision),
+      programmedRevisions: this.revisions.kinds,
+      revisionOrder: this.caps.globalRevisions ? 'global' : 'per-kind',
+      datastoreType: this.config.datastoreType,
       endpoints: this.locals.map((l) => {
         return {
           key: l.endpoint.key,
@@ -967,9 +1049,7 @@ export class Agent {
       routeError: parts.kernelRouteError ?? parts.remoteRouteError ?? parts.encapError,
       uplink: parts.uplink,
       knownNodes: parts.knownNodes ?? [],
-      liveNodes: [...(this.heartbeats?.snapshot.keys() ?? [])]
-        .map((k) => k.slice(nodeStatusPrefix(this.ds?.prefix ?? '').length))
-        .sort(),
+      liveNodes: this.liveNodes(),
       nat: parts.nat ?? { rules: 0, error: undefined },
       lastReconcile: this.last,
       reconciles: { ok: this.okCount, failed: this.failCount },
@@ -1082,12 +1162,13 @@ async function readStartConfig(
   config: AgentConfig,
   log: Logger,
 ): Promise<StoreSettings | undefined> {
-  let ds: Datastore | undefined;
+  let ds: AgentStore | undefined;
   try {
-    ds = await Datastore.connect({
-      ...config.etcd,
-      timeoutMs: Math.min(config.etcd.timeoutMs ?? START_CONFIG_READ_MS, START_CONFIG_READ_MS),
-    });
+    ds = await connectDatastore(
+      config,
+      Math.min(config.etcd.timeoutMs ?? START_CONFIG_READ_MS, START_CONFIG_READ_MS),
+      { checkCrds: false },
+    );
     const store = ds;
     let timer: NodeJS.Timeout | undefined;
     // A hard bound too: a client still dialling must not hold the start back.

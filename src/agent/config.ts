@@ -17,6 +17,8 @@
  *   --etcd-endpoints      TORTIE_ETCD_ENDPOINTS        etcdEndpoints   (http://127.0.0.1:2379)
  *   --etcd-prefix         TORTIE_ETCD_PREFIX           etcdPrefix      (/calico)
  *   --etcd-ca-cert/...    TORTIE_ETCD_CA_CERT/...      etcdCACert, etcdCert, etcdKey
+ *   --datastore           DATASTORE_TYPE               datastoreType   (etcd | kubernetes; default etcd)
+ *   --kubeconfig          KUBECONFIG                   kubeconfig      (kubernetes; default: in-cluster)
  *   --log-level           TORTIE_LOG_LEVEL             logLevel        (info)
  *   --heartbeat-ttl       TORTIE_HEARTBEAT_TTL         heartbeatTtlSeconds (10)
  *   --report-interval     TORTIE_REPORT_INTERVAL       reportIntervalSeconds (10)
@@ -53,6 +55,14 @@ export const ROUTING_MODES = ['static', 'bgp'] as const;
 export type RoutingMode = (typeof ROUTING_MODES)[number];
 
 export const DATAPLANE_MODES = ['bpf', 'iptables'] as const;
+
+/**
+ * Where the resources live: etcd v3 (tortie's own etcd), or the Kubernetes API (Calico's
+ * "kubernetes" datastore: CRDs and Kubernetes' own objects; src/datastore/kubernetes).
+ * The environment names are Calico's (DATASTORE_TYPE, KUBECONFIG).
+ */
+export const DATASTORE_TYPES = ['etcd', 'kubernetes'] as const;
+export type DatastoreType = (typeof DATASTORE_TYPES)[number];
 export type DataplaneMode = (typeof DATAPLANE_MODES)[number];
 
 /** Felix's DefaultEndpointToHostAction values (the loader's, repeated to keep this module pure). */
@@ -110,7 +120,15 @@ export interface AgentConfig {
   readonly healthHost: string;
   /** 0 picks a free port (several agents on one machine, as in the lab). */
   readonly healthPort: number;
+  /** etcd's connection (datastoreType etcd); its prefix is the key layout's on both. */
   readonly etcd: ConnectOptions;
+  /** etcd (default) or kubernetes. */
+  readonly datastoreType: DatastoreType;
+  /**
+   * The kubeconfig file of the API server (datastoreType kubernetes); undefined: the
+   * in-cluster service account, as client-go finds it.
+   */
+  readonly kubeconfig: string | undefined;
   readonly logLevel: LogLevel;
   readonly heartbeatTtlSeconds: number;
   readonly reportIntervalSeconds: number;
@@ -196,6 +214,8 @@ export interface AgentFlags {
   etcdCaCert?: string;
   etcdCert?: string;
   etcdKey?: string;
+  datastore?: string;
+  kubeconfig?: string;
   logLevel?: string;
   heartbeatTtl?: string;
   reportInterval?: string;
@@ -226,6 +246,8 @@ export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
   etcdCaCert: 'TORTIE_ETCD_CA_CERT',
   etcdCert: 'TORTIE_ETCD_CERT',
   etcdKey: 'TORTIE_ETCD_KEY',
+  datastore: 'DATASTORE_TYPE',
+  kubeconfig: 'KUBECONFIG',
   logLevel: 'TORTIE_LOG_LEVEL',
   heartbeatTtl: 'TORTIE_HEARTBEAT_TTL',
   reportInterval: 'TORTIE_REPORT_INTERVAL',
@@ -260,6 +282,8 @@ export const agentConfigFileSchema = z
     etcdCACert: z.string().optional(),
     etcdCert: z.string().optional(),
     etcdKey: z.string().optional(),
+    datastoreType: z.string().optional(),
+    kubeconfig: z.string().optional(),
     logLevel: z.string().optional(),
     heartbeatTtlSeconds: z.number().int().optional(),
     reportIntervalSeconds: z.number().int().optional(),
@@ -561,6 +585,23 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     problems.push('an etcd client certificate needs its key, and a key its certificate');
   }
 
+  // the datastore
+  const typeText = (str('datastore', file.datastoreType) ?? 'etcd').toLowerCase();
+  const datastoreType = (DATASTORE_TYPES as readonly string[]).includes(typeText)
+    ? (typeText as DatastoreType)
+    : (problems.push(
+        `datastore type ${JSON.stringify(typeText)} is not one of ${DATASTORE_TYPES.join(', ')}`,
+      ),
+      'etcd' as const);
+  const kp = pick('kubeconfig', file.kubeconfig);
+  const kubeconfig = kubeconfigPath(kp === undefined ? undefined : String(kp.value));
+  // KUBECONFIG in the environment is kubectl's too: only a kubeconfig given to tortie
+  // itself says the user meant the Kubernetes datastore.
+  if (kp !== undefined && kp.origin !== 'env' && datastoreType !== 'kubernetes')
+    problems.push(
+      `${kp.where}: a kubeconfig is for the Kubernetes datastore: give --datastore kubernetes (DATASTORE_TYPE=kubernetes) too, or no kubeconfig`,
+    );
+
   if (problems.length > 0) throw new AgentConfigError(problems);
   const tls = ca !== undefined || cert !== undefined;
   return {
@@ -580,6 +621,8 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
         : {}),
       timeoutMs: 3000,
     },
+    datastoreType,
+    kubeconfig: datastoreType === 'kubernetes' ? kubeconfig : undefined,
     logLevel,
     heartbeatTtlSeconds,
     reportIntervalSeconds,
@@ -603,6 +646,19 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
   };
 }
 
+/**
+ * The kubeconfig file a setting names: KUBECONFIG may be a list (kubectl merges it); the
+ * first entry is the file read (tortie does not merge kubeconfigs). undefined: none given.
+ */
+export function kubeconfigPath(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const first = text
+    .split(':')
+    .map((s) => s.trim())
+    .find((s) => s !== '');
+  return first;
+}
+
 function kebab(name: string): string {
   if (name === 'ip') return 'ip';
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -614,6 +670,8 @@ function fileKey(flag: keyof AgentFlags): string {
       return 'ipv4Address';
     case 'etcdCaCert':
       return 'etcdCACert';
+    case 'datastore':
+      return 'datastoreType';
     case 'heartbeatTtl':
       return 'heartbeatTtlSeconds';
     case 'reportInterval':

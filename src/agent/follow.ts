@@ -1,19 +1,23 @@
 /**
  * Following an etcd prefix that is not a resource kind (IPAM blocks, node heartbeats):
  * list it, then watch from the list's revision; changes update a local copy, and the
- * owner is told when the copy changed. Losing the watch (etcd gone, compaction) means a
- * new list when etcd answers again: a change made while away is never missed. A periodic
- * list is the safety net.
+ * owner is told when the copy changed. Losing the watch (etcd or the API server gone,
+ * compaction, a stream the server ended) means a new list when the store answers again:
+ * a change made while away is never missed. A periodic list is the safety net.
+ *
+ * It speaks the store client's raw calls (`kv.range`, the watch stream of
+ * `watchClient.watch()`), so it follows etcd and the Kubernetes datastore alike.
  */
-import type { Etcd3, Watcher } from 'etcd3';
+import type { IWatchResponse } from 'etcd3';
 import type { Logger } from 'pino';
+import type { EtcdWatchClient } from '../datastore/index.js';
 
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 3000;
 const CALL_TIMEOUT_MS = 3000;
 
 export interface FollowerOptions {
-  readonly etcd: Etcd3;
+  readonly etcd: EtcdWatchClient;
   readonly prefix: string;
   /** Only keys are needed (values are not fetched). */
   readonly keysOnly?: boolean;
@@ -23,9 +27,11 @@ export interface FollowerOptions {
   readonly relistIntervalMs?: number;
 }
 
+type Stream = Awaited<ReturnType<EtcdWatchClient['watchClient']['watch']>>;
+
 export class PrefixFollower {
   private readonly copy = new Map<string, Buffer>();
-  private watcher: Watcher | undefined;
+  private stream: Stream | undefined;
   private timer: NodeJS.Timeout | undefined;
   private relistTimer: NodeJS.Timeout | undefined;
   private backoff = BACKOFF_MIN_MS;
@@ -53,14 +59,21 @@ export class PrefixFollower {
     this.stopped = true;
     clearTimeout(this.timer);
     clearInterval(this.relistTimer);
-    await this.closeWatch();
+    this.closeWatch();
+    await Promise.resolve();
   }
 
-  private async closeWatch(): Promise<void> {
-    const w = this.watcher;
-    this.watcher = undefined;
+  private closeWatch(): void {
+    const s = this.stream;
+    this.stream = undefined;
     this.connected = false;
-    if (w) await w.cancel().catch(() => undefined);
+    if (s) {
+      try {
+        s.cancel();
+      } catch {
+        /* already closed */
+      }
+    }
   }
 
   private retry(why: string): void {
@@ -90,8 +103,8 @@ export class PrefixFollower {
       this.copy.clear();
       for (const [k, v] of next) this.copy.set(k, v);
       this.synced = true;
-      if (this.watcher === undefined || !this.connected) {
-        await this.closeWatch();
+      if (this.stream === undefined || !this.connected) {
+        this.closeWatch();
         await this.watchFrom((BigInt(res.header.revision) + 1n).toString());
       }
       this.backoff = BACKOFF_MIN_MS;
@@ -104,40 +117,53 @@ export class PrefixFollower {
   }
 
   private async watchFrom(revision: string): Promise<void> {
-    const builder = this.o.etcd.watch().prefix(this.o.prefix).startRevision(revision);
-    const w = await builder.create();
+    const stream = await this.o.etcd.watchClient.watch();
     if (this.stopped) {
-      await w.cancel().catch(() => undefined);
+      stream.cancel();
       return;
     }
-    this.watcher = w;
-    this.connected = true;
-    w.on('put', (kv) => {
-      if (w !== this.watcher) return;
-      const key = kv.key.toString();
-      const value = this.o.keysOnly ? Buffer.alloc(0) : kv.value;
+    this.stream = stream;
+    stream.on('data', (res: IWatchResponse) => this.onResponse(stream, res));
+    stream.on('error', (err: Error) => this.lost(stream, err.message));
+    stream.on('end', () => this.lost(stream, 'the watch stream ended'));
+    stream.write({
+      create_request: {
+        key: Buffer.from(this.o.prefix),
+        range_end: prefixEnd(this.o.prefix),
+        start_revision: revision,
+      },
+    });
+  }
+
+  private lost(stream: Stream, why: string): void {
+    if (stream !== this.stream || this.stopped) return;
+    this.closeWatch();
+    this.retry(why);
+  }
+
+  private onResponse(stream: Stream, res: IWatchResponse): void {
+    if (stream !== this.stream || this.stopped) return;
+    if (res.canceled) {
+      // Compacted, or the server dropped the watch: list again (the diff is delivered).
+      this.closeWatch();
+      this.backoff = BACKOFF_MIN_MS;
+      this.retry(res.cancel_reason || `watch canceled (compacted to ${res.compact_revision})`);
+      return;
+    }
+    if (res.created) this.connected = true;
+    let changed = false;
+    for (const ev of res.events ?? []) {
+      const key = ev.kv.key.toString();
+      if (ev.type === 'Delete') {
+        if (this.copy.delete(key)) changed = true;
+        continue;
+      }
+      const value = this.o.keysOnly ? Buffer.alloc(0) : ev.kv.value;
       const prev = this.copy.get(key);
       this.copy.set(key, value);
-      if (prev === undefined || !prev.equals(value)) this.o.onChange(this.copy);
-    });
-    w.on('delete', (kv) => {
-      if (w !== this.watcher) return;
-      if (this.copy.delete(kv.key.toString())) this.o.onChange(this.copy);
-    });
-    w.on('disconnected', () => {
-      if (w === this.watcher) this.connected = false;
-    });
-    w.on('connected', () => {
-      // etcd3 resumes the watch where it stopped; list anyway, cheaply, to be sure.
-      if (w === this.watcher && !this.connected) {
-        this.connected = true;
-        void this.relist();
-      }
-    });
-    w.on('error', (err) => {
-      if (w !== this.watcher) return;
-      void this.closeWatch().then(() => this.retry(err.message));
-    });
+      if (prev === undefined || !prev.equals(value)) changed = true;
+    }
+    if (changed) this.o.onChange(this.copy);
   }
 }
 

@@ -37,6 +37,10 @@ export const WATCHED_KINDS: readonly KindName[] = [
   'AgentConfiguration',
 ];
 
+function parseRevision(text: string): bigint | undefined {
+  return /^\d+$/.test(text) ? BigInt(text) : undefined;
+}
+
 function refKey(name: string, namespace: string | undefined): string {
   return namespace === undefined ? name : `${namespace}/${name}`;
 }
@@ -46,8 +50,13 @@ export class ClusterModel {
   private readonly byKind = new Map<KindName, Map<string, StoredResource>>();
   /** Bumped on every change: a reconcile can tell whether it saw the latest. */
   generation = 0;
-  /** The etcd revision of the last event applied. */
+  /** The store revision of the last event applied. */
   revision = '0';
+  /**
+   * Per kind, the highest revision of an event of it applied (listed or watched): what a
+   * wait for that kind compares on the Kubernetes datastore (./revision-waits.ts).
+   */
+  readonly kindRevisions = new Map<KindName, bigint>();
 
   constructor() {
     for (const k of WATCHED_KINDS) this.byKind.set(k, new Map());
@@ -62,6 +71,9 @@ export class ClusterModel {
     const m = this.byKind.get(event.kind);
     if (m === undefined) return false;
     this.revision = event.revision;
+    const rev = parseRevision(event.revision);
+    if (rev !== undefined && rev > (this.kindRevisions.get(event.kind) ?? 0n))
+      this.kindRevisions.set(event.kind, rev);
     if (event.type === 'put') {
       m.set(
         refKey(event.resource.metadata.name, event.resource.metadata.namespace),

@@ -1,14 +1,21 @@
 /**
- * The agent's lease and everything bound to it: the node heartbeat and the endpoint
- * status keys (./status.ts has the layout). One lease per agent; keepalives every TTL/3
- * are the heartbeat. A lease that expired (etcd unreachable for longer than the TTL) is
- * replaced by a new one and every key is written again under it.
+ * The node heartbeat and the endpoint status keys (./status.ts has the layout), kept in
+ * one of two ways:
  *
- * Stopping does not revoke the lease: an agent restarting within the TTL must not look
- * like a node that left (other nodes would withdraw their routes to it). The keys expire
- * on their own when no agent comes back.
+ *  - etcd (`leases: true`): one lease per agent, everything bound to it; keepalives every
+ *    TTL/3 are the heartbeat. A lease that expired (etcd unreachable for longer than the
+ *    TTL) is replaced by a new one and every key is written again under it. Stopping
+ *    does not revoke the lease: an agent restarting within the TTL must not look like a
+ *    node that left. The keys expire on their own when no agent comes back.
+ *  - Kubernetes (`leases: false`; tortiestatuses.tortie.io objects): the API server has
+ *    no leases, so the heartbeat is written again every TTL/3 with its renew time
+ *    (`heartbeatAt`) and TTL (`ttlSeconds`), and readers judge it (`heartbeatFresh`). A
+ *    clean stop deletes the heartbeat; an agent that died leaves one that goes stale.
+ *    Endpoint records carry no renew time: they say what the dataplane holds, which
+ *    outlives the agent; a reader that wants a live agent joins them with the heartbeat.
  */
-import type { Etcd3, IRequestOp } from 'etcd3';
+import type { IRequestOp, LeaseClient } from 'etcd3';
+import type { EtcdKvClient } from '../datastore/index.js';
 import type { Logger } from 'pino';
 import {
   endpointStatusPrefix,
@@ -22,8 +29,15 @@ import {
 const MAX_OPS = 128;
 const CALL_TIMEOUT_MS = 2000;
 
+/** The lease calls of etcd's client (absent on the Kubernetes datastore). */
+export interface LeaseCalls {
+  readonly leaseClient: Pick<LeaseClient, 'leaseGrant' | 'leaseRevoke' | 'leaseKeepAlive'>;
+}
+
 export interface ReporterOptions {
-  readonly etcd: Etcd3;
+  /** With `leaseClient`, and `leases` true: lease-bound keys; otherwise renewed records. */
+  readonly etcd: EtcdKvClient & Partial<LeaseCalls>;
+  readonly leases: boolean;
   readonly prefix: string;
   readonly node: string;
   readonly ttlSeconds: number;
@@ -55,8 +69,14 @@ export class StatusReporter {
   constructor(private readonly o: ReporterOptions) {}
 
   start(): void {
+    if (this.o.leases && this.o.etcd.leaseClient === undefined)
+      throw new Error('status reporter: leases asked for, but the client has no lease calls');
     const keepMs = Math.max(500, (this.o.ttlSeconds * 1000) / 3);
-    this.keepTimer = setInterval(() => void this.keepalive(), keepMs);
+    // Renewed records: the heartbeat written again is the keepalive.
+    this.keepTimer = setInterval(
+      () => (this.o.leases ? void this.keepalive() : this.schedule(true)),
+      keepMs,
+    );
     this.intervalSeconds = this.o.reportIntervalSeconds;
     this.reportTimer = setInterval(() => this.schedule(true), this.intervalSeconds * 1000);
     this.schedule(true);
@@ -115,9 +135,24 @@ export class StatusReporter {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     await this.flushing;
+    if (!this.o.leases) {
+      // A clean stop: no heartbeat left to go stale (the endpoint records stay: the
+      // dataplane keeps them programmed, and the next agent takes them over).
+      if (this.written.has(this.nodeKey))
+        await this.o.etcd.kv
+          .txn(
+            { success: [{ request_delete_range: { key: Buffer.from(this.nodeKey) } }] },
+            { deadline: Date.now() + CALL_TIMEOUT_MS },
+          )
+          .then(() => this.written.delete(this.nodeKey))
+          .catch((e: Error) =>
+            this.o.log.warn({ err: e.message }, 'could not remove the heartbeat (it goes stale)'),
+          );
+      return;
+    }
     if (opts.revoke && this.leaseId !== undefined) {
-      await this.o.etcd.leaseClient
-        .leaseRevoke({ ID: this.leaseId }, { deadline: Date.now() + CALL_TIMEOUT_MS })
+      await this.o.etcd
+        .leaseClient!.leaseRevoke({ ID: this.leaseId }, { deadline: Date.now() + CALL_TIMEOUT_MS })
         .catch(() => undefined);
     }
   }
@@ -128,7 +163,7 @@ export class StatusReporter {
 
   private schedule(withNode: boolean): void {
     if (this.stopped) return;
-    if (withNode) this.desired.set(this.nodeKey, JSON.stringify(this.o.nodeStatus()));
+    if (withNode) this.desired.set(this.nodeKey, JSON.stringify(this.heartbeat()));
     if (this.flushing) {
       this.again = true;
       return;
@@ -148,7 +183,7 @@ export class StatusReporter {
 
   private async flush(): Promise<void> {
     try {
-      if (this.leaseId === undefined) await this.grant();
+      if (this.o.leases && this.leaseId === undefined) await this.grant();
       if (!this.cleaned && this.endpointsKnown) await this.deleteStrays();
       const puts: IRequestOp[] = [];
       const deletes: IRequestOp[] = [];
@@ -156,7 +191,11 @@ export class StatusReporter {
         if (!this.endpointsKnown && key !== this.nodeKey) continue;
         if (this.written.get(key) !== value)
           puts.push({
-            request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: this.leaseId },
+            request_put: {
+              key: Buffer.from(key),
+              value: Buffer.from(value),
+              ...(this.leaseId === undefined ? {} : { lease: this.leaseId }),
+            },
           });
       }
       if (this.endpointsKnown) {
@@ -192,7 +231,7 @@ export class StatusReporter {
   }
 
   private async grant(): Promise<void> {
-    const res = await this.o.etcd.leaseClient.leaseGrant(
+    const res = await this.o.etcd.leaseClient!.leaseGrant(
       { TTL: this.o.ttlSeconds },
       { deadline: Date.now() + CALL_TIMEOUT_MS },
     );
@@ -202,7 +241,13 @@ export class StatusReporter {
     this.cleaned = false;
     this.o.log.info({ lease: res.ID, ttlSeconds: this.o.ttlSeconds }, 'lease granted');
     // The heartbeat carries fresh data under the new lease.
-    this.desired.set(this.nodeKey, JSON.stringify(this.o.nodeStatus()));
+    this.desired.set(this.nodeKey, JSON.stringify(this.heartbeat()));
+  }
+
+  /** The heartbeat's value: with its TTL when it is a renewed record (no lease). */
+  private heartbeat(): NodeStatus {
+    const status = this.o.nodeStatus();
+    return this.o.leases ? status : { ...status, ttlSeconds: this.o.ttlSeconds };
   }
 
   /** Endpoint status keys of this node that a previous agent left and nobody wants now. */
@@ -250,7 +295,7 @@ export class StatusReporter {
   }
 
   private async keepaliveOnce(id: string): Promise<number> {
-    const stream = await this.o.etcd.leaseClient.leaseKeepAlive();
+    const stream = await this.o.etcd.leaseClient!.leaseKeepAlive();
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
         stream.end();

@@ -1,14 +1,18 @@
 /**
- * What the agent reports in etcd, beside the resources, and how others read it:
+ * What the agent reports in the store, beside the resources, and how others read it:
  *
- *   ${prefix}/tortie/status/nodes/<node>                          the node's heartbeat (lease-bound)
- *   ${prefix}/tortie/status/endpoints/<node>/<namespace>/<name>   an endpoint is programmed (lease-bound)
+ *   ${prefix}/tortie/status/nodes/<node>                          the node's heartbeat
+ *   ${prefix}/tortie/status/endpoints/<node>/<namespace>/<name>   an endpoint is programmed
  *
  * (under `${prefix}/tortie/`, where tortie keeps what Calico has no key for: see
- * src/datastore/kinds.ts)
+ * src/datastore/kinds.ts; on the Kubernetes datastore these are tortiestatuses.tortie.io
+ * objects.)
  *
- * Both live on the agent's lease: when an agent stops heartbeating for a TTL, its node
- * counts as gone (routes to it are withdrawn) and its endpoint reports disappear.
+ * On etcd both live on the agent's lease: when an agent stops heartbeating for a TTL, its
+ * heartbeat and endpoint reports disappear. The Kubernetes API has no leases: there the
+ * heartbeat carries its renew time (`heartbeatAt`) and `ttlSeconds`, is written again every
+ * TTL/3, and a reader judges it with `heartbeatFresh`; a clean stop deletes it, and
+ * endpoint records stay until the next agent of the node replaces them (./reporter.ts).
  *
  * `waitForEndpointProgrammed` is what the CNI plugin calls before ADD returns: the pod
  * must not run before its policy is in the maps. It uses only `etcd.kv.range`, so it
@@ -83,6 +87,11 @@ export interface NodeStatus {
   /** The bpffs root of this node's maps (how `tortie monitor --pin-root` finds its agent). */
   readonly pinRoot?: string;
   readonly heartbeatAt: string;
+  /**
+   * Set when the heartbeat is a renewed record, not lease-bound (the Kubernetes
+   * datastore): it counts as alive until heartbeatAt + ttlSeconds (`heartbeatFresh`).
+   */
+  readonly ttlSeconds?: number;
   /** http://host:port of /healthz, /readyz, /metrics, /status. */
   readonly healthUrl?: string;
   readonly synced: boolean;
@@ -207,6 +216,16 @@ export async function waitForEndpointProgrammed(
     `${who} was not programmed by the agent of node ${opts.node} within ${opts.timeoutMs} ms: ${why}`,
     lastError,
   );
+}
+
+/**
+ * Whether a heartbeat is alive at `now` (ms): a lease-bound one is, as long as it exists
+ * (etcd deletes it with its lease); a renewed one until its renew time plus its TTL.
+ */
+export function heartbeatFresh(status: NodeStatus, now = Date.now()): boolean {
+  if (status.ttlSeconds === undefined) return true;
+  const at = Date.parse(status.heartbeatAt);
+  return Number.isFinite(at) && now <= at + status.ttlSeconds * 1000;
 }
 
 /** Every endpoint status of a node (for `tortie node status`). */

@@ -1,7 +1,9 @@
 /**
- * How a `tortie` command finds etcd: global options, environment, config file, in that
- * order of precedence, setting by setting.
+ * How a `tortie` command finds the datastore: global options, environment, config file,
+ * in that order of precedence, setting by setting.
  *
+ *   --datastore        DATASTORE_TYPE          datastoreType   (etcd | kubernetes; default etcd)
+ *   --kubeconfig       KUBECONFIG              kubeconfig      (kubernetes; default: in-cluster)
  *   --etcd-endpoints   TORTIE_ETCD_ENDPOINTS   etcdEndpoints   (comma-separated URLs)
  *   --etcd-prefix      TORTIE_ETCD_PREFIX      etcdPrefix
  *   --etcd-ca-cert     TORTIE_ETCD_CA_CERT     etcdCACert      (file)
@@ -15,7 +17,9 @@ import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { Datastore, isDatastoreError, type ConnectOptions } from '../datastore/index.js';
+import { connectDatastore, type AgentStore, type DatastoreSettings } from '../agent/datastore.js';
+import { DATASTORE_TYPES, kubeconfigPath, type DatastoreType } from '../agent/config.js';
+import { isDatastoreError, type ConnectOptions } from '../datastore/index.js';
 import { UsageError } from './usage.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/tortie/tortie.yaml';
@@ -29,6 +33,8 @@ export interface GlobalOptions {
   etcdCaCert?: string;
   etcdCert?: string;
   etcdKey?: string;
+  datastore?: string;
+  kubeconfig?: string;
   config?: string;
 }
 
@@ -56,6 +62,18 @@ export function addGlobalOptions(program: Command): Command {
       new Option('--etcd-cert <file>', 'client certificate for etcd (TLS)').env('TORTIE_ETCD_CERT'),
     )
     .addOption(new Option('--etcd-key <file>', 'client key for etcd (TLS)').env('TORTIE_ETCD_KEY'))
+    .addOption(
+      new Option(
+        '--datastore <type>',
+        "etcd or kubernetes (the Kubernetes API as Calico's kubernetes datastore; default etcd)",
+      ).env('DATASTORE_TYPE'),
+    )
+    .addOption(
+      new Option(
+        '--kubeconfig <file>',
+        "the API server's kubeconfig (--datastore kubernetes; default: the in-cluster service account)",
+      ).env('KUBECONFIG'),
+    )
     .option(
       '--config <file>',
       `config file (env ${CONFIG_ENV}; default ${DEFAULT_CONFIG_FILE}, read if present)`,
@@ -69,6 +87,8 @@ const configFile = z
     etcdCACert: z.string().optional(),
     etcdCert: z.string().optional(),
     etcdKey: z.string().optional(),
+    datastoreType: z.string().optional(),
+    kubeconfig: z.string().optional(),
   })
   .strict();
 
@@ -149,11 +169,34 @@ export async function resolveConnection(opts: GlobalOptions): Promise<ConnectOpt
   };
 }
 
+/**
+ * The datastore's settings: its type and kubeconfig (flags, then DATASTORE_TYPE and
+ * KUBECONFIG, then the config file), and etcd's connection (whose prefix is the key
+ * layout's on both).
+ */
+export async function resolveDatastore(opts: GlobalOptions): Promise<DatastoreSettings> {
+  const named = opts.config ?? (process.env[CONFIG_ENV] || undefined);
+  const file = await loadConfigFile(named ?? DEFAULT_CONFIG_FILE, named !== undefined);
+  const etcd = await resolveConnection(opts);
+  const typeText = (opts.datastore ?? file.datastoreType ?? 'etcd').toLowerCase();
+  if (!(DATASTORE_TYPES as readonly string[]).includes(typeText))
+    throw new UsageError(
+      `--datastore ${JSON.stringify(typeText)}: use ${DATASTORE_TYPES.join(' or ')}`,
+    );
+  const datastoreType = typeText as DatastoreType;
+  const kubeconfig = kubeconfigPath(opts.kubeconfig ?? file.kubeconfig);
+  return {
+    datastoreType,
+    etcd,
+    kubeconfig: datastoreType === 'kubernetes' ? kubeconfig : undefined,
+  };
+}
+
 /** A connected store for these options; the caller closes it. */
-export async function datastoreFrom(opts: GlobalOptions, timeoutMs?: number): Promise<Datastore> {
-  const options = await resolveConnection(opts);
+export async function datastoreFrom(opts: GlobalOptions, timeoutMs?: number): Promise<AgentStore> {
+  const settings = await resolveDatastore(opts);
   try {
-    return await Datastore.connect(timeoutMs === undefined ? options : { ...options, timeoutMs });
+    return await connectDatastore(settings, timeoutMs);
   } catch (e) {
     // Bad endpoint URLs, unreadable certificate files: the settings are wrong.
     if (isDatastoreError(e, 'invalid')) throw new UsageError(e.message);

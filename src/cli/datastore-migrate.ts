@@ -31,6 +31,7 @@ import {
   storedSpec,
   validateObject,
   type Datastore,
+  type EtcdWatchClient,
   type ErrorDetail,
   type StoredResource,
 } from '../datastore/index.js';
@@ -82,7 +83,7 @@ function oldObjectProblem(key: string, reason: string): ErrorDetail {
 
 /** The old store, read at one revision: objects as the new layout stores them. */
 async function plan(
-  ds: Datastore,
+  ds: Datastore<EtcdWatchClient>,
   from: string,
   to: string,
 ): Promise<{ planned: Planned[]; ipam: { key: string; value: string }[] }> {
@@ -207,7 +208,7 @@ async function plan(
 
 /** Checks everything, then creates what is missing; see the module comment. */
 export async function migrateStore(
-  ds: Datastore,
+  ds: Datastore<EtcdWatchClient>,
   fromPrefix: string,
   toPrefix: string,
 ): Promise<MigrateSummary> {

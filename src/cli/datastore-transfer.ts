@@ -24,6 +24,7 @@ import {
   DatastoreError,
   KIND_NAMES,
   type Datastore,
+  type EtcdWatchClient,
   type StoredResource,
 } from '../datastore/index.js';
 import type { ManifestObject } from '../datastore/manifest.js';
@@ -65,7 +66,7 @@ function exportable(r: StoredResource): Record<string, unknown> {
 }
 
 /** Every resource (kinds in the store's order, then key order) and the IPAM records. */
-export async function exportStore(ds: Datastore): Promise<unknown[]> {
+export async function exportStore(ds: Datastore<EtcdWatchClient>): Promise<unknown[]> {
   const docs: unknown[] = [];
   for (const kind of KIND_NAMES) docs.push(...(await ds.list(kind)).map(exportable));
   const keys = new IpamKeys(ds.prefix);
@@ -133,7 +134,7 @@ export interface ImportSummary {
 
 /** Checks everything, then writes; see the module comment. */
 export async function importStore(
-  ds: Datastore,
+  ds: Datastore<EtcdWatchClient>,
   manifests: readonly ManifestObject[],
 ): Promise<ImportSummary> {
   const resources = manifests.filter((m) => !isIpamDocument(m.object));

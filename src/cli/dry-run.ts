@@ -10,6 +10,7 @@ import {
   DatastoreError,
   describeRef,
   type Datastore,
+  type EtcdWatchClient,
   type ErrorDetail,
   type StoredResource,
 } from '../datastore/index.js';
@@ -55,7 +56,7 @@ export interface DryRunResult {
 
 /** The call's plan against what the store holds now; refused as the real call would be. */
 export async function dryRun(
-  ds: Datastore,
+  ds: Datastore<EtcdWatchClient>,
   mode: WriteMode,
   objects: readonly unknown[],
 ): Promise<DryRunResult[]> {

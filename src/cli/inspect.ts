@@ -14,7 +14,7 @@
  * Without the store it prints addresses, without the agent rule ids.
  */
 import { join, resolve } from 'node:path';
-import type { Datastore, ResourceWatcher } from '../datastore/index.js';
+import type { Datastore, EtcdWatchClient, ResourceWatcher } from '../datastore/index.js';
 import { MAPS, EVENTS_MAP_NAME } from '../maps/catalog.js';
 import { dirName, isDrop, reasonName } from '../maps/enums.js';
 import { u32ToIp } from '../maps/addr.js';
@@ -224,7 +224,7 @@ export interface MonitorOptions {
   readonly pinRoot: string;
   readonly json: boolean;
   /** Connects to the store; undefined: no store (addresses only). */
-  readonly store?: () => Promise<Datastore>;
+  readonly store?: () => Promise<Datastore<EtcdWatchClient>>;
   /** The agent's ops URL (else found through the store). */
   readonly agentUrl?: string;
 }
@@ -259,7 +259,7 @@ export async function monitor(opts: MonitorOptions): Promise<void> {
   readPins();
 
   // The store: list, then watch WorkloadEndpoints and Nodes.
-  let ds: Datastore | undefined;
+  let ds: Datastore<EtcdWatchClient> | undefined;
   let watcher: ResourceWatcher | undefined;
   const weps = new Map<string, NamedEndpoint>();
   const nodeRes = new Map<string, NamedNode>();

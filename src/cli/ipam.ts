@@ -5,7 +5,7 @@
  * finds a problem.
  */
 import type { Command } from 'commander';
-import type { Etcd3 } from 'etcd3';
+import type { EtcdKvClient } from '../datastore/index.js';
 import {
   type BlockInfo,
   type IpamReport,
@@ -20,7 +20,7 @@ import { ipAddresses, oneOf, seconds } from './args.js';
 import { formatTable as table } from './table.js';
 
 export interface IpamConnection {
-  etcd: Etcd3;
+  etcd: EtcdKvClient;
   prefix: string;
   liveHandles(): Promise<Set<string>>;
   liveNodes(): Promise<Set<string>>;

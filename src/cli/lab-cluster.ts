@@ -3,6 +3,7 @@
  * commands, like kind or minikube:
  *
  *   tortie lab up [--id lab] [--nodes 3] [--encap ipip] [--etcd-members 1] [--etcd-tls]
+ *                 [--datastore etcd|kubernetes]
  *   tortie lab pod add NS/NAME --node 0 [--labels app=web] [--servers tcp:80,udp:80]
  *   tortie lab pod del NS/NAME          tortie lab pod list [--json]
  *   tortie lab exec NS/NAME -- CMD ARGS...
@@ -14,6 +15,10 @@
  * processes detached) and writes /run/tortie/labs/<id>/state.json plus a CLI config,
  * /run/tortie/labs/<id>/tortie.yaml, for `TORTIE_CONFIG`. `lab down` removes a lab by
  * its names, also when the state file is gone.
+ *
+ * `--datastore kubernetes` runs a real kube-apiserver (with etcd 3.6) instead of the lab's
+ * etcd; the lab plays kubelet (Node and Pod objects, CNI ADD with kubelet's arguments, the
+ * pods' status) and kubectl with the lab's admin kubeconfig reaches the dataplane.
  */
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
@@ -45,6 +50,32 @@ async function checkServers(value: string): Promise<void> {
   } catch (e) {
     throw new UsageError(`--servers: ${(e as Error).message}`);
   }
+}
+
+/**
+ * The lab's datastore: tortie's global `--datastore`, given on this command line (the
+ * environment's DATASTORE_TYPE is the user's cluster's, never the lab's). Exported for
+ * `lab conformance` and `lab demo`.
+ */
+export function labDatastore(cmd: Command): 'etcd' | 'kubernetes' {
+  if (cmd.getOptionValueSourceWithGlobals('datastore') !== 'cli') return 'etcd';
+  const v = String(cmd.optsWithGlobals<{ datastore?: string }>().datastore).toLowerCase();
+  if (v === 'etcd' || v === 'kubernetes') return v;
+  throw new UsageError(`--datastore "${v}": use etcd or kubernetes`);
+}
+
+/** "tcp:80,udp:80" as a Pod's container ports (unnamed; one per port and protocol). */
+function containerPorts(servers: string): { containerPort: number; protocol: 'TCP' | 'UDP' }[] {
+  return servers
+    .split(',')
+    .filter((x) => x !== '')
+    .map((x) => {
+      const [proto, port] = x.split(':') as [string, string];
+      return {
+        containerPort: Number(port),
+        protocol: proto.toUpperCase() === 'UDP' ? ('UDP' as const) : ('TCP' as const),
+      };
+    });
 }
 
 function idHint(id: string): string {
@@ -146,6 +177,10 @@ export function registerClusterCommands(lab: Command): void {
       'with --routing bgp: an external router (FRR, AS 64999) at <underlay>.250 peering with every node',
       false,
     )
+    .addHelpText(
+      'after',
+      "\n  --datastore kubernetes (tortie's global option, given on the command line): a real kube-apiserver with etcd 3.6 instead of the lab's etcd, Node and Pod objects (the lab plays kubelet), the agents on the Kubernetes datastore with manifests/' ServiceAccount; kubectl reaches the dataplane",
+    )
     .action(
       async (
         o: {
@@ -157,10 +192,25 @@ export function registerClusterCommands(lab: Command): void {
           routing: 'static' | 'bgp';
           dataplane: 'bpf' | 'iptables';
           tor: boolean;
+          datastore?: 'etcd' | 'kubernetes';
         },
         cmd: Command,
       ) => {
+        o.datastore = labDatastore(cmd);
         if (o.tor && o.routing !== 'bgp') throw new UsageError('--tor needs --routing bgp');
+        if (o.datastore === 'kubernetes') {
+          const etcdOnly = (['etcdMembers', 'etcdTls'] as const).filter(
+            (k) => cmd.getOptionValueSource(k) !== 'default',
+          );
+          if (etcdOnly.length > 0)
+            throw new UsageError(
+              `--datastore kubernetes has no lab etcd: drop ${etcdOnly.map((k) => (k === 'etcdTls' ? '--etcd-tls' : '--etcd-members')).join(' and ')}`,
+            );
+          if (o.routing === 'bgp')
+            throw new UsageError(
+              '--datastore kubernetes with --routing bgp is not built yet: use --routing static',
+            );
+        }
         // iptables has no IPIP: its default is plain routing.
         if (o.dataplane === 'iptables' && cmd.getOptionValueSource('encap') === 'default')
           o.encap = 'none';
@@ -211,6 +261,7 @@ export function registerClusterCommands(lab: Command): void {
             ...(o.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
             ...(o.routing === 'bgp' ? { routing: 'bgp' as const } : {}),
             ...(o.tor ? { tor: true } : {}),
+            ...(o.datastore === 'kubernetes' ? { datastore: 'kubernetes' as const } : {}),
           });
         } catch (e) {
           if ((e as Error).name === 'LabExistsError') started = false;
@@ -230,7 +281,12 @@ export function registerClusterCommands(lab: Command): void {
               ['NODE', 'UNDERLAY', 'AGENT PID', 'PIN ROOT'],
               state.nodes.map((n) => [n.name, n.underlayIp, String(n.agentPid ?? '-'), n.pinRoot]),
             ),
-            `etcd     ${state.etcd.endpoints.join(',')} (prefix ${state.etcdPrefix})`,
+            ...(state.kube === undefined
+              ? [`etcd     ${state.etcd.endpoints.join(',')} (prefix ${state.etcdPrefix})`]
+              : [
+                  `api      ${state.kube.apiserver.url} (kube-apiserver, etcd 3.6 ${state.kube.apiserver.etcdUrl})`,
+                  `agents   as ${state.kube.agentUser} (${state.kube.agentKubeconfig})`,
+                ]),
             ...(state.etcd.tls === undefined
               ? []
               : [
@@ -244,6 +300,14 @@ export function registerClusterCommands(lab: Command): void {
                 ]),
             '',
             'next:',
+            ...(state.kube === undefined
+              ? []
+              : [
+                  `  export KUBECONFIG=${l.kube!.server.adminKubeconfig}`,
+                  '  kubectl get nodes; kubectl get pods -A -o wide',
+                  '  kubectl apply -f examples/kube-policy.yaml       # reaches the dataplane',
+                  '  kubectl label pod -n default client role=trusted --overwrite',
+                ]),
             `  export TORTIE_CONFIG=${state.configFile}`,
             `  tortie lab pod add default/web${h} --node 0 --labels app=web`,
             `  tortie lab pod add default/client${h} --node ${Math.min(1, o.nodes - 1)} --labels app=client`,
@@ -338,6 +402,10 @@ export function registerClusterCommands(lab: Command): void {
     .option('--id <id>', 'lab id', clusterId, DEFAULT_ID)
     .option('--labels <k=v,...>', 'pod labels', labels, {})
     .option(
+      '--service-account <name>',
+      "the Pod's serviceAccountName (--datastore kubernetes labs; default default)",
+    )
+    .option(
       '--servers <list>',
       'what the pod serves, e.g. tcp:80,udp:80 ("" for nothing)',
       'tcp:80,udp:80',
@@ -345,7 +413,13 @@ export function registerClusterCommands(lab: Command): void {
     .action(
       async (
         p: { namespace: string; name: string; key: string },
-        o: { id: string; node: string; labels: Record<string, string>; servers: string },
+        o: {
+          id: string;
+          node: string;
+          labels: Record<string, string>;
+          servers: string;
+          serviceAccount?: string;
+        },
       ) => {
         await checkServers(o.servers);
         const { ClusterLab } = await import('../lab/cluster/cluster-lab.js');
@@ -357,12 +431,19 @@ export function registerClusterCommands(lab: Command): void {
             const node = resolveNode(fresh, o.node);
             if (fresh.pods.some((x) => x.key === p.key))
               throw new UsageError(`pod ${p.key} already exists in lab ${o.id}`);
+            if (o.serviceAccount !== undefined && fresh.kube === undefined)
+              throw new UsageError(
+                `--service-account: lab ${o.id} runs on etcd (build it with --datastore kubernetes)`,
+              );
             return await fresh.addPod({
               namespace: p.namespace,
               name: p.name,
               labels: o.labels,
               node,
               servers: o.servers,
+              ...(o.serviceAccount === undefined ? {} : { serviceAccount: o.serviceAccount }),
+              // The servers' ports as the Pod's container ports (kubectl shows them).
+              ...(fresh.kube === undefined ? {} : { ports: containerPorts(o.servers) }),
             });
           } finally {
             await fresh.close();

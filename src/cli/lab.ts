@@ -33,6 +33,11 @@ export interface ConformanceCommandOptions {
   encap?: 'ipip' | 'none' | 'vxlan';
   /** The dataplane under test (default bpf); iptables: the one-node lab by default, or --nodes 2+. */
   dataplane?: 'bpf' | 'iptables';
+  /**
+   * Where namespaces, pods, labels and policies go (default etcd): kubernetes is a real
+   * kube-apiserver, the lab playing kubelet, the agents on the Kubernetes datastore.
+   */
+  datastore?: 'etcd' | 'kubernetes';
 }
 
 /** Refuses combinations the single options cannot see; undefined when they are fine. */
@@ -45,6 +50,10 @@ export function conformanceOptionsProblem(o: ConformanceCommandOptions): string 
     return '--encap vxlan is for --dataplane iptables (the BPF dataplane does IPIP)';
   if (nodes === 1 && o.encap !== undefined)
     return '--encap is for labs of 2 nodes or more (--nodes 1 has no traffic between nodes)';
+  if (o.datastore === 'kubernetes' && nodes === 1)
+    return '--datastore kubernetes needs a lab of 2 nodes or more (the one-node lab has no agent)';
+  if (o.datastore === 'kubernetes' && o.dataplane === 'iptables')
+    return '--datastore kubernetes runs the BPF dataplane (leave --dataplane unset)';
   if (nodes > 1 && o.id !== undefined && o.id.length > CLUSTER_ID_MAX)
     return `--id "${o.id}": a lab of ${nodes} nodes takes 1-${CLUSTER_ID_MAX} lower-case letters or digits`;
   return undefined;
@@ -91,9 +100,18 @@ export async function runConformanceCommand(
           return conformance.OneNodeConformanceLab.create({
             id: k === 0 ? id : `${id.slice(0, 10)}${k}`,
           });
+        const clusterId = k === 0 ? id : `${id.slice(0, CLUSTER_ID_MAX - String(k).length)}${k}`;
+        if (o.datastore === 'kubernetes') {
+          const { KubeConformanceLab } = await import('../lab/cluster/kube-conformance.js');
+          return KubeConformanceLab.create({
+            id: clusterId,
+            nodes,
+            encap: o.encap ?? 'ipip',
+          });
+        }
         const { ClusterConformanceLab } = await import('../lab/cluster/conformance.js');
         return ClusterConformanceLab.create({
-          id: k === 0 ? id : `${id.slice(0, CLUSTER_ID_MAX - String(k).length)}${k}`,
+          id: clusterId,
           nodes,
           encap: o.encap ?? (o.dataplane === 'iptables' ? 'none' : 'ipip'),
           ...(o.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
@@ -158,6 +176,10 @@ export function registerLabCommands(program: Command): void {
       `lab id (names of its namespaces and bpffs roots; 1-${CLUSTER_ID_MAX} characters with 2 nodes or more; default random)`,
       labId,
     )
+    .addHelpText(
+      'after',
+      "\n  --datastore kubernetes (tortie's global option, on the command line): namespaces, pods (the lab plays kubelet), labels and NetworkPolicies through a real kube-apiserver, the agents on the Kubernetes datastore, exact waits by their programmed resourceVersion per kind",
+    )
     .option('--filter <regex>', 'run only the cases whose id matches', regex)
     .option(
       '--timeout <ms>',
@@ -170,7 +192,10 @@ export function registerLabCommands(program: Command): void {
       "answer every probe with the reference evaluator instead of a lab (no root, no packets): checks case files against tortie's stated semantics",
       false,
     )
-    .action(async (o: ConformanceCommandOptions) => {
+    .action(async (o: ConformanceCommandOptions, cmd: Command) => {
+      const { labDatastore } = await import('./lab-cluster.js');
+      const datastore = labDatastore(cmd);
+      if (datastore === 'kubernetes') o.datastore = datastore;
       // Combinations no single option can check are a usage mistake (exit 2), refused by
       // runConformanceCommand before anything runs.
       process.exitCode = await runConformanceCommand(o);

@@ -14,7 +14,7 @@ import type { Part } from '../preflight/requirements.js';
 import { parts } from './args.js';
 import { formatTable } from './table.js';
 import { registerNodeInstallCommands } from './node-install.js';
-import { datastoreFrom, resolveConnection, type GlobalOptions } from './context.js';
+import { datastoreFrom, resolveDatastore, type GlobalOptions } from './context.js';
 import { UsageError } from './usage.js';
 
 interface RunOptions {
@@ -155,15 +155,21 @@ export function registerNodeCommands(program: Command): void {
         else if (e instanceof AgentConfigError) throw new UsageError(e.message);
         else throw new UsageError(`cannot read ${fileName}: ${code ?? (e as Error).message}`);
       }
-      // etcd settings not given to the agent fall back to the CLI's (tortie.yaml).
-      const cli = await resolveConnection({
+      // Datastore settings not given to the agent fall back to the CLI's (tortie.yaml).
+      const cli = await resolveDatastore({
         ...(globals.config ? { config: globals.config } : {}),
       });
       const fileWithCli = {
-        ...(cli.endpoints.length > 0 ? { etcdEndpoints: [...cli.endpoints] } : {}),
-        ...(cli.prefix ? { etcdPrefix: cli.prefix } : {}),
+        ...(cli.etcd.endpoints.length > 0 ? { etcdEndpoints: [...cli.etcd.endpoints] } : {}),
+        ...(cli.etcd.prefix ? { etcdPrefix: cli.etcd.prefix } : {}),
+        ...(cli.datastoreType === 'kubernetes' ? { datastoreType: cli.datastoreType } : {}),
+        ...(cli.kubeconfig === undefined ? {} : { kubeconfig: cli.kubeconfig }),
         ...file,
       };
+      // DATASTORE_TYPE and KUBECONFIG reach the options through commander's env: hand them
+      // over as the environment they are (a KUBECONFIG of kubectl's is no flag).
+      const fromCli = (key: 'datastore' | 'kubeconfig') =>
+        cmd.getOptionValueSourceWithGlobals(key) === 'cli' ? [key] : [];
       const flags: AgentFlags = {
         ...pick(o, [
           'nodeName',
@@ -190,6 +196,7 @@ export function registerNodeCommands(program: Command): void {
           'ctNewFlowBurst',
         ]),
         ...pick(globals, ['etcdEndpoints', 'etcdPrefix', 'etcdCaCert', 'etcdCert', 'etcdKey']),
+        ...pick(globals, [...fromCli('datastore'), ...fromCli('kubeconfig')]),
       };
       let config;
       try {
@@ -227,7 +234,8 @@ export function registerNodeCommands(program: Command): void {
     .option('--node <name>', 'node name (default: this host)')
     .option('--json', 'print JSON', false)
     .action(async (o: { node?: string; json: boolean }, cmd: Command) => {
-      const { readEndpointStatuses, readNodeStatus } = await import('../agent/status.js');
+      const { heartbeatFresh, readEndpointStatuses, readNodeStatus } =
+        await import('../agent/status.js');
       const globals = cmd.optsWithGlobals<GlobalOptions>();
       const name = (o.node ?? process.env.TORTIE_NODE_NAME ?? hostname()).toLowerCase();
       const ds = await datastoreFrom(globals);
@@ -238,19 +246,30 @@ export function registerNodeCommands(program: Command): void {
           readEndpointStatuses(ds, name),
         ]);
         const live = heartbeat?.healthUrl ? await fetchLive(heartbeat.healthUrl) : undefined;
+        // A renewed heartbeat (Kubernetes datastore) past its TTL: the agent is gone.
+        const alive = heartbeat !== undefined && heartbeatFresh(heartbeat);
         if (o.json) {
           console.log(
             JSON.stringify(
-              { node: name, registered: nodeResource !== undefined, heartbeat, live, endpoints },
+              {
+                node: name,
+                registered: nodeResource !== undefined,
+                alive,
+                heartbeat,
+                live,
+                endpoints,
+              },
               null,
               2,
             ),
           );
-          if (heartbeat === undefined) process.exitCode = 1;
+          if (!alive) process.exitCode = 1;
           return;
         }
-        console.log(renderStatus(name, nodeResource !== undefined, heartbeat, live, endpoints));
-        if (heartbeat === undefined) process.exitCode = 1;
+        console.log(
+          renderStatus(name, nodeResource !== undefined, heartbeat, alive, live, endpoints),
+        );
+        if (!alive) process.exitCode = 1;
       } finally {
         await ds.close();
       }
@@ -341,6 +360,7 @@ function renderStatus(
   name: string,
   registered: boolean,
   hb: NodeStatus | undefined,
+  alive: boolean,
   live: AgentStatus | undefined,
   endpoints: Awaited<ReturnType<typeof import('../agent/status.js').readEndpointStatuses>>,
 ): string {
@@ -349,6 +369,10 @@ function renderStatus(
   if (hb === undefined) {
     lines.push(
       'agent             not running (no heartbeat: its lease expired or it never started)',
+    );
+  } else if (!alive) {
+    lines.push(
+      `agent             not running (heartbeat stale: renewed ${hb.heartbeatAt}, TTL ${hb.ttlSeconds} s)`,
     );
   } else {
     lines.push(

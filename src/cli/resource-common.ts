@@ -6,8 +6,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { AgentStore } from '../agent/datastore.js';
 import {
-  Datastore,
   DatastoreError,
   describeRef,
   findKind,
@@ -61,7 +61,7 @@ export function resolveKind(spelling: string): KindInfo {
   return info;
 }
 
-export async function withStore<T>(cmd: Command, fn: (ds: Datastore) => Promise<T>): Promise<T> {
+export async function withStore<T>(cmd: Command, fn: (ds: AgentStore) => Promise<T>): Promise<T> {
   const ds = await datastoreFrom(cmd.optsWithGlobals<GlobalOptions>());
   try {
     return await fn(ds);

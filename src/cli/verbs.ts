@@ -10,7 +10,13 @@
  * answer). The merged object is validated as `replace` validates it: nothing half written.
  */
 import { Command, Option } from 'commander';
-import { DatastoreError, describeRef, type Datastore } from '../datastore/index.js';
+import type { Etcd3 } from 'etcd3';
+import {
+  DatastoreError,
+  describeRef,
+  type Datastore,
+  type EtcdWatchClient,
+} from '../datastore/index.js';
 import { packageVersion } from '../util/package-root.js';
 import { mergePatch, parseMergePatch } from './merge-patch.js';
 import { refOf, resolveKind, runAction, withStore, type CliIo } from './resource-common.js';
@@ -69,7 +75,7 @@ function patchCommand(program: Command, io: CliIo): void {
 }
 
 async function patchWithRetry(
-  ds: Datastore,
+  ds: Datastore<EtcdWatchClient>,
   kind: ReturnType<typeof resolveKind>['name'],
   name: string,
   namespace: string | undefined,
@@ -112,7 +118,7 @@ export function clientVersion(): string {
  * with the version each reports in its heartbeat ("not reported" by agents older than
  * the field).
  */
-async function clusterLines(ds: Datastore): Promise<[string, string][]> {
+async function clusterLines(ds: Datastore<EtcdWatchClient>): Promise<[string, string][]> {
   const { readNodeStatuses } = await import('../agent/status.js');
   const deadline = new Promise<never>((_, reject) =>
     setTimeout(
@@ -120,8 +126,11 @@ async function clusterLines(ds: Datastore): Promise<[string, string][]> {
       ds.timeoutMs,
     ).unref(),
   );
+  // The Kubernetes datastore's client has no etcd behind it to ask (the API server's is
+  // its own): only etcd's status call is asked.
+  const maintenance = (ds.etcd as Partial<Pick<Etcd3, 'maintenance'>>).maintenance;
   const [etcd, agents] = await Promise.all([
-    Promise.race([ds.etcd.maintenance.status(), deadline]),
+    maintenance === undefined ? undefined : Promise.race([maintenance.status(), deadline]),
     Promise.race([readNodeStatuses(ds), deadline]),
   ]);
   const versions = new Map<string, string[]>();
@@ -133,8 +142,12 @@ async function clusterLines(ds: Datastore): Promise<[string, string][]> {
   const reported = [...versions.keys()].filter((v) => v !== 'not reported');
   return [
     ['Cluster Version:', reported.length === 0 ? 'unknown' : reported.sort().join(', ')],
-    ['Cluster Type:', 'tortie,etcd'],
-    ['etcd Version:', etcd.version],
+    ...(etcd === undefined
+      ? ([['Cluster Type:', 'tortie,kdd']] as [string, string][])
+      : ([
+          ['Cluster Type:', 'tortie,etcd'],
+          ['etcd Version:', etcd.version],
+        ] as [string, string][])),
     [
       'Agents:',
       agents.length === 0

@@ -72,6 +72,7 @@ export class AgentProcess implements LabAgent {
       const child = spawn(process.execPath, args, {
         detached: true,
         stdio: ['ignore', fd, fd],
+        env: labAgentEnv(process.env),
       });
       child.unref();
       if (child.pid === undefined) throw new Error(`could not start the agent of ${o.nodeName}`);
@@ -181,6 +182,48 @@ export class AgentProcess implements LabAgent {
     }
   }
 
+  /**
+   * The Kubernetes datastore, where revisions are ordered per API resource only: resolves
+   * once the running agent has programmed, for every kind in `want` (tortie's kind names:
+   * K8sNetworkPolicy, WorkloadEndpoint, Namespace, …), a model holding every change of that
+   * kind up to the given resourceVersion (its /status `programmedRevisions`); throws after
+   * `timeoutMs`, and at once when the agent is stopped.
+   */
+  async waitForKindRevisions(want: ReadonlyMap<string, bigint>, timeoutMs = 30_000): Promise<void> {
+    if (this.stopped)
+      throw new Error(
+        `agent of ${this.options.nodeName} is stopped: nothing will be programmed (start it first)`,
+      );
+    if (want.size === 0) return;
+    const deadline = Date.now() + timeoutMs;
+    let seen = 'nothing';
+    for (;;) {
+      const url = this.pid === undefined ? undefined : this.healthUrl();
+      if (url !== undefined) {
+        try {
+          const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(1000) });
+          const body = (await res.json()) as { programmedRevisions?: Record<string, string> };
+          const have = body.programmedRevisions;
+          if (have === undefined) seen = 'its /status has no programmedRevisions';
+          else {
+            const behind = [...want].filter(([kind, rev]) => BigInt(have[kind] ?? '0') < rev);
+            if (behind.length === 0) return;
+            seen = behind
+              .map(([kind, rev]) => `${kind} at ${have[kind] ?? 'none'}, wanted ${rev}`)
+              .join(', ');
+          }
+        } catch (e) {
+          seen = (e as Error).message;
+        }
+      } else seen = 'agent not running';
+      if (Date.now() > deadline)
+        throw new Error(
+          `agent of ${this.options.nodeName}: not programmed within ${timeoutMs} ms (${seen})`,
+        );
+      await sleep(25);
+    }
+  }
+
   /** Stops it at once (SIGKILL): what a failed build does. */
   kill(): Promise<void> {
     return this.stop('SIGKILL');
@@ -191,6 +234,19 @@ export class AgentProcess implements LabAgent {
     await this.stop(signal);
     return this.start(wait);
   }
+}
+
+/**
+ * The environment of a lab's agent: this one without what would point it elsewhere than
+ * its command line says — tortie's settings (TORTIE_*) and Calico's datastore ones
+ * (DATASTORE_TYPE, KUBECONFIG: a user's real cluster).
+ */
+export function labAgentEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      ([k]) => !k.startsWith('TORTIE_') && k !== 'DATASTORE_TYPE' && k !== 'KUBECONFIG',
+    ),
+  );
 }
 
 /** true while `pid` exists and is not a zombie (src/util/proc.ts's pidAlive). */

@@ -30,6 +30,11 @@ export interface LabAgentSettings {
   readonly pinRoot: string;
   readonly etcdEndpoints: readonly string[];
   readonly etcdPrefix: string;
+  /**
+   * `--datastore kubernetes --kubeconfig FILE`: the agent reads the Kubernetes API with
+   * this kubeconfig instead of etcd (absent: etcd).
+   */
+  readonly kubeconfig?: string;
   /** `--etcd-ca-cert`, `--etcd-cert`, `--etcd-key`: etcd requires client certificates. */
   readonly etcdTls?: { readonly ca: string; readonly cert: string; readonly key: string };
   readonly etcdTimeoutMs: number;
@@ -60,6 +65,8 @@ export interface LabAgentSettings {
 export interface LabAgentContext {
   readonly id: string;
   readonly etcdEndpoints: readonly string[];
+  /** The agents' kubeconfig (the Kubernetes datastore); undefined: etcd. */
+  readonly agentKubeconfig?: string | undefined;
   readonly etcdTls: EtcdTlsFiles | undefined;
   readonly routing: 'static' | 'bgp';
   readonly bgpRunDir: string;
@@ -91,6 +98,7 @@ export function labAgentSettings(
     pinRoot: node.pinRoot,
     etcdEndpoints: lab.etcdEndpoints,
     etcdPrefix: clusterNames(lab.id).etcdPrefix,
+    ...(lab.agentKubeconfig === undefined ? {} : { kubeconfig: lab.agentKubeconfig }),
     ...(lab.etcdTls === undefined ? {} : { etcdTls: clientTls(lab.etcdTls) }),
     etcdTimeoutMs: LAB_AGENT_ETCD_TIMEOUT_MS,
     logFile: extra.logFile,
@@ -113,6 +121,10 @@ export function labAgentSettings(
 
 /** The settings as the configuration of an in-process `Agent`. */
 export function inlineAgentConfig(s: LabAgentSettings): ReturnType<typeof agentConfig> {
+  if (s.kubeconfig !== undefined)
+    throw new Error(
+      `agent of ${s.nodeName}: on the Kubernetes datastore the lab runs its agents as processes (tortie node run --datastore kubernetes)`,
+    );
   return agentConfig({
     nodeName: s.nodeName,
     etcd: {
@@ -163,10 +175,9 @@ export function nodeRunArgs(s: LabAgentSettings): string[] {
     String(s.debounceMs),
     // No --log-level unless asked: as inline agents, FelixConfiguration may set it.
     ...(s.logLevel === undefined ? [] : ['--log-level', s.logLevel]),
-    '--etcd-endpoints',
-    s.etcdEndpoints.join(','),
-    '--etcd-prefix',
-    s.etcdPrefix,
+    ...(s.kubeconfig === undefined
+      ? ['--etcd-endpoints', s.etcdEndpoints.join(','), '--etcd-prefix', s.etcdPrefix]
+      : ['--datastore', 'kubernetes', '--kubeconfig', s.kubeconfig]),
     ...(s.etcdTls === undefined
       ? []
       : [

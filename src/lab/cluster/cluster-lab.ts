@@ -21,6 +21,13 @@
  *   ./status.ts     description, presence, health
  *   ./state.ts      the state file of a persistent lab
  *
+ * On the Kubernetes datastore (`datastore: 'kubernetes'`, ./kube-lab.ts) a kube-apiserver
+ * with its etcd 3.6 takes the place of the lab's etcd, the lab plays kubelet (./kubelet.ts:
+ * Node objects, Pod objects bound to their node, CNI ADD with kubelet's arguments, the
+ * pod's status), and the agents and the CNI plugin read the API with the ServiceAccount
+ * tokens of manifests/. What a user does with kubectl (a NetworkPolicy applied, a pod or a
+ * namespace labelled) reaches the dataplane through the agents' watch.
+ *
  * A persistent lab (`persist: true`, what `tortie lab up` builds) outlives the process
  * that built it: etcd runs detached, the agents are processes, pod processes are
  * detached, and `/run/tortie/labs/<id>/state.json` names all of it with every setting.
@@ -42,6 +49,8 @@ import { clientTls, makeEtcdCertificates, type EtcdTlsFiles } from '../etcd-tls.
 import type { PodProcess } from '../pod-handle.js';
 import { labAgentSettings, type LabAgentSettings } from './agent-settings.js';
 import { AgentProcess, findAgentPid, LabNode, startLabAgent, type ClusterNode } from './agents.js';
+import { attachLabKube, labKubeState, startLabKube, type LabKube } from './kube-lab.js';
+import { registerNode } from './kubelet.js';
 import { checkUpOptions, type ClusterUpOptions, type Encap } from './options.js';
 import { clusterNames, nodeName } from './names.js';
 import {
@@ -105,6 +114,11 @@ export class ClusterLab {
   endpointToHostAction: 'Drop' | 'Accept' | 'Return' | undefined;
   /** etcd requires client certificates; these are the lab's (`etcdTls: true`). */
   etcdTls: EtcdTlsFiles | undefined;
+  /**
+   * The Kubernetes datastore's control plane (`datastore: 'kubernetes'`): the API server,
+   * the lab's admin client, the agents' and the plugin's kubeconfigs. Undefined: etcd.
+   */
+  kube: LabKube | undefined;
 
   private constructor(
     readonly id: string,
@@ -115,7 +129,16 @@ export class ClusterLab {
   ) {}
 
   get description(): string {
-    return describeLab({ ...this, nodes: this.nodes.length });
+    return describeLab({
+      ...this,
+      nodes: this.nodes.length,
+      ...(this.kube === undefined ? {} : { datastore: 'kubernetes' as const }),
+    });
+  }
+
+  /** Where the lab's resources live. */
+  get datastore(): 'etcd' | 'kubernetes' {
+    return this.kube === undefined ? 'etcd' : 'kubernetes';
   }
 
   /** Builds the whole lab; on any failure removes what it made and throws. */
@@ -183,7 +206,32 @@ export class ClusterLab {
       step();
       this.nodes.push(new LabNode(await plumbNode(id, i, ulPath, this.underlayPrefix)));
     }
-    // etcd (its certificates first, with etcdTls), the pool.
+    // The lab's work dir (the CNI shim, logs, the Kubernetes control plane's files).
+    step();
+    if (persist) {
+      this.workDir = labDir(id);
+      mkdirSync(join(this.workDir, 'logs'));
+    } else this.workDir = mkdtempSync(join(tmpdir(), clusterNames(id).tempDir));
+    if (opts.datastore === 'kubernetes') {
+      // kube-apiserver + etcd 3.6, manifests, credentials, the pool, the Node objects.
+      step();
+      this.kube = await startLabKube({
+        labId: id,
+        dir: join(this.workDir, 'kube'),
+        detached: persist,
+        podCidr: this.podCidr,
+        encap: opts.encap,
+        nodes: this.nodes,
+      });
+    } else await this.startEtcdDatastore(opts, ulPath);
+    await this.startAgentsAndCni(opts);
+  }
+
+  /** The etcd datastore: etcd (its certificates first, with etcdTls), the pool. */
+  private async startEtcdDatastore(opts: ClusterUpOptions, ulPath: string): Promise<void> {
+    const id = opts.id;
+    const step = () => checkBuild(id);
+    const persist = this.persistent;
     step();
     if (opts.etcdTls === true)
       this.etcdTls = await makeEtcdCertificates(
@@ -220,12 +268,6 @@ export class ClusterLab {
         },
       },
     ]);
-    // The CNI plugin, installed as a runtime would find it.
-    step();
-    if (persist) {
-      this.workDir = labDir(id);
-      mkdirSync(join(this.workDir, 'logs'));
-    } else this.workDir = mkdtempSync(join(tmpdir(), clusterNames(id).tempDir));
     // The external router, and the BGPPeer that makes every node peer with it.
     if (opts.tor === true) {
       step();
@@ -239,10 +281,17 @@ export class ClusterLab {
         },
       ]);
     }
+  }
+
+  /** The CNI plugin, installed as a runtime would find it; one agent per node. */
+  private async startAgentsAndCni(opts: ClusterUpOptions): Promise<void> {
+    const id = opts.id;
+    const step = () => checkBuild(id);
+    const persist = this.persistent;
     step();
     ({ shim: this.shim } = await installCni({ binDir: join(this.workDir, 'bin') }));
     // One agent per node.
-    const kind = persist ? 'process' : (opts.agents ?? 'inline');
+    const kind = persist || this.kube !== undefined ? 'process' : (opts.agents ?? 'inline');
     step();
     // Every start settles before the build ends (a failed one must leave no other running
     // unseen by the teardown); the first failure is the build's.
@@ -255,7 +304,12 @@ export class ClusterLab {
     if (failed !== undefined) throw failed.reason;
     if (persist) {
       step();
-      writeLabConfig(id, this.etcd.endpoints, this.etcdTls);
+      writeLabConfig(
+        id,
+        this.etcd?.endpoints ?? [],
+        this.etcdTls,
+        this.kube?.server.adminKubeconfig,
+      );
       this.save();
     }
   }
@@ -290,10 +344,11 @@ export class ClusterLab {
     lab.dataplane = settings.dataplane;
     lab.endpointToHostAction = settings.endpointToHostAction;
     lab.etcdTls = settings.etcdTls;
+    if (state.kube !== undefined) lab.kube = attachLabKube(state.kube);
     lab.shim = state.cniShim;
     lab.workDir = state.workDir;
     lab.createdAt = state.createdAt;
-    lab.etcd = attachEtcd(state.etcd);
+    if (lab.kube === undefined) lab.etcd = attachEtcd(state.etcd);
     for (const n of state.nodes) {
       const node = new LabNode(n);
       const pid = pidAlive(n.agentPid) ? n.agentPid : findAgentPid(n.pinRoot);
@@ -301,7 +356,7 @@ export class ClusterLab {
       lab.nodes.push(node);
     }
     for (const p of state.pods) lab.pods.push(detachedPod(p));
-    if (opts.connect !== false) {
+    if (opts.connect !== false && lab.etcd !== undefined) {
       lab.store = await Datastore.connect({
         endpoints: lab.etcd.endpoints,
         prefix: state.etcdPrefix,
@@ -328,7 +383,12 @@ export class ClusterLab {
     labels?: Readonly<Record<string, string>>,
   ): LabAgentSettings {
     return labAgentSettings(
-      { ...this, etcdEndpoints: this.etcd!.endpoints, bgpRunDir: this.bgpRunDir },
+      {
+        ...this,
+        etcdEndpoints: this.etcd?.endpoints ?? [],
+        bgpRunDir: this.bgpRunDir,
+        agentKubeconfig: this.kube?.agentKubeconfig,
+      },
       n,
       {
         logFile:
@@ -358,8 +418,12 @@ export class ClusterLab {
         ...(n.process?.pid === undefined ? {} : { agentPid: n.process.pid }),
         agentLog: n.process?.options.logFile ?? '',
       })),
-      etcd: { endpoints: this.etcd!.endpoints, ...etcdClusterState(this.etcd!) },
+      etcd:
+        this.etcd === undefined
+          ? { endpoints: [], baseDir: '', initialCluster: '', token: '', members: [] }
+          : { endpoints: this.etcd.endpoints, ...etcdClusterState(this.etcd) },
       pods: this.pods.map(podState),
+      kube: this.kube === undefined ? undefined : labKubeState(this.kube),
     });
   }
 
@@ -375,6 +439,7 @@ export class ClusterLab {
       bgpHoldTimeSeconds: this.bgpHoldTimeSeconds,
       tor: this.tor,
       etcdTls: this.etcdTls,
+      ...(this.kube === undefined ? {} : { datastore: 'kubernetes' as const }),
     };
   }
 
@@ -395,6 +460,7 @@ export class ClusterLab {
     this.live.clear();
     await this.store?.close().catch(() => undefined);
     this.store = undefined;
+    this.kube?.api.close();
   }
 
   node(ref: number | string): ClusterNode {
@@ -431,6 +497,8 @@ export class ClusterLab {
         await plumbNode(this.id, i, netnsPath(names.underlay), this.underlayPrefix),
       );
       this.nodes.push(node);
+      if (this.kube !== undefined)
+        await registerNode(this.kube.api, node.name, `${node.underlayIp}/24`);
       agentStartedAt = performance.now();
       node.handle = await startLabAgent(
         kind,
@@ -450,15 +518,31 @@ export class ClusterLab {
     return { node, agentStartedAt };
   }
 
-  /** A namespace for pods (the agent's kns.<name> profile needs it). */
+  /**
+   * A namespace for pods (the agent's kns.<name> profile needs it); on Kubernetes a
+   * Namespace object and its `default` ServiceAccount, created when missing.
+   */
   async createNamespace(name: string, labels: Record<string, string> = {}): Promise<void> {
+    if (this.kube !== undefined) {
+      await this.kube.server.ensureNamespace(name, labels);
+      this.namespacesSeen.add(name);
+      return;
+    }
     await this.store!.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } }]);
     this.namespacesSeen.add(name);
   }
 
   /** What the CNI calls need of this lab (./pods.ts). */
   private get podContext() {
-    return { ...this, shim: this.shim, etcdEndpoints: this.etcd!.endpoints };
+    return {
+      ...this,
+      shim: this.shim,
+      etcdEndpoints: this.etcd?.endpoints ?? [],
+      kube:
+        this.kube === undefined
+          ? undefined
+          : { api: this.kube.api, cniKubeconfig: this.kube.cniKubeconfig },
+    };
   }
 
   /** Creates the pod namespace, runs the CNI plugin's ADD for it, starts its pod process. */
@@ -466,7 +550,9 @@ export class ClusterLab {
     const node = this.node(spec.node);
     const key = `${spec.namespace}/${spec.name}`;
     if (this.pods.some((p) => p.key === key)) throw new Error(`pod ${key} already exists`);
-    if (!this.namespacesSeen.has(spec.namespace)) {
+    if (!this.namespacesSeen.has(spec.namespace) && this.kube !== undefined)
+      await this.createNamespace(spec.namespace); // kept as it is when there
+    else if (!this.namespacesSeen.has(spec.namespace)) {
       // Create it only when missing: labels set on it since must stay.
       if ((await this.store!.get('Namespace', spec.namespace)) === undefined)
         await this.createNamespace(spec.namespace);
@@ -558,6 +644,8 @@ export class ClusterLab {
     await Promise.all(this.nodes.map((n) => n.handle?.stop().catch(() => undefined)));
     await this.store?.close().catch(() => undefined);
     await this.etcd?.stop().catch(() => undefined);
+    this.kube?.api.close();
+    await this.kube?.server.stop().catch(() => undefined);
     await destroyClusterLab(this.id);
   }
 }

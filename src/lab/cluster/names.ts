@@ -8,7 +8,8 @@
  *   links        t<id>p<i>, t<id>tor (the bridge ports, in the underlay namespace)
  *   bpffs        /sys/fs/bpf/tortie-<id>-n<i> (each node's pin root)
  *   etcd         members tortie-<id>-etcd<i>, key prefix /calico (the lab's etcd is its own,
- *                so it holds Calico's layout where calicoctl looks for it)
+ *                so it holds Calico's layout where calicoctl looks for it); on the
+ *                Kubernetes datastore the API server's member tortie-kube-<id>-etcd
  *   temp dirs    $TMP/tortie-cluster-<id>-…, $TMP/tortie-etcd-<id>-…
  *   BIRD, FRR    files bird-<id>-n<i>.*, tortie-<id>-tor-*
  */
@@ -36,6 +37,8 @@ export interface ClusterNames {
   readonly etcdPrefix: string;
   /** etcd member names start with this (`tortie-<id>-etcd<i>`). */
   readonly etcdMember: string;
+  /** The Kubernetes datastore's etcd 3.6 member (`--name`, ../kube/apiserver.ts). */
+  readonly kubeEtcdMember: string;
   /** The ToR's namespace and its bridge port. */
   readonly tor: string;
   readonly torPort: string;
@@ -62,6 +65,7 @@ export function clusterNames(id: string): ClusterNames {
     pinRootPrefix: `/sys/fs/bpf/${prefix}n`,
     etcdPrefix: DEFAULT_PREFIX,
     etcdMember: `${prefix}etcd`,
+    kubeEtcdMember: `tortie-kube-${id}-etcd`,
     tor: `${prefix}tor`,
     torPort: `t${id}tor`.slice(0, 15),
     tempDir: `tortie-cluster-${id}-`,

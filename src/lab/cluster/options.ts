@@ -67,6 +67,14 @@ export interface ClusterUpOptions {
    * Default false.
    */
   readonly etcdTls?: boolean;
+  /**
+   * Where the lab's resources live: 'etcd' (default, the lab's own etcd) or 'kubernetes'
+   * (a real kube-apiserver with etcd 3.6, ./kube-lab.ts): the lab plays kubelet (Node and
+   * Pod objects, CNI ADD with kubelet's arguments, pod status), the agents and the CNI
+   * plugin run on the Kubernetes datastore with the ServiceAccount tokens of manifests/.
+   * The agents run as processes (`agents: 'inline'` is refused).
+   */
+  readonly datastore?: 'etcd' | 'kubernetes';
 }
 
 /** Refuses options that cannot make a lab, before anything is made. */
@@ -77,6 +85,20 @@ export function checkUpOptions(opts: ClusterUpOptions): void {
   if (opts.tor === true) checkTorInstalled();
   if ((opts.persist ?? false) && opts.agents === 'inline')
     throw new Error('a persistent lab runs its agents as processes: leave agents unset');
+  if (opts.datastore === 'kubernetes') {
+    if (opts.agents === 'inline')
+      throw new Error(
+        "datastore 'kubernetes': the agents run as processes with the ServiceAccount's kubeconfig: leave agents unset",
+      );
+    if (opts.etcdTls === true)
+      throw new Error("etcdTls: the lab's etcd is not used with datastore 'kubernetes'");
+    if ((opts.etcdMembers ?? 1) !== 1)
+      throw new Error("etcdMembers: the lab's etcd is not used with datastore 'kubernetes'");
+    if (opts.routing === 'bgp')
+      throw new Error(
+        "routing 'bgp' with datastore 'kubernetes' is not built yet: use routing 'static'",
+      );
+  }
   const dataplane = opts.dataplane ?? 'bpf';
   if (dataplane === 'iptables' && opts.encap === 'ipip')
     throw new Error(

@@ -10,6 +10,15 @@ import { createNetns, deleteNetns } from '../../plumbing/netns.js';
 import { cmdline, pidAlive, pidsInNetns, signalPid } from '../../util/proc.js';
 import type { EtcdTlsFiles } from '../etcd-tls.js';
 import { PodProcess } from '../pod-handle.js';
+import type { KubeApi } from './kube-api.js';
+import {
+  createPodObject,
+  deletePodObject,
+  kubeletCniArgs,
+  markPodRunning,
+  sandboxId,
+  type ContainerPort,
+} from './kubelet.js';
 import { clusterNames, NETWORK, podNetnsName } from './names.js';
 import type { LabPodState } from './state.js';
 
@@ -21,6 +30,10 @@ export interface ClusterPodSpec {
   readonly node: number | string;
   /** What the pod process serves, e.g. "tcp:80,udp:80" (default). */
   readonly servers?: string;
+  /** Kubernetes datastore: the Pod's `serviceAccountName` (default `default`). */
+  readonly serviceAccount?: string;
+  /** Kubernetes datastore: the Pod's container ports (named ones are named ports). */
+  readonly ports?: readonly ContainerPort[];
 }
 
 export interface ClusterPod {
@@ -43,6 +56,10 @@ export interface ClusterPod {
   readonly servers?: string;
   /** Persistent labs: the pid of the pod's (detached) process. */
   readonly pid?: number;
+  /** Kubernetes datastore: the Pod object's uid (kubelet's K8S_POD_UID). */
+  readonly uid?: string;
+  /** Kubernetes datastore: the resourceVersion of the lab's last write of the Pod. */
+  readonly resourceVersion?: string;
 }
 
 /** What of the lab the CNI calls need. */
@@ -54,24 +71,55 @@ export interface PodContext {
   readonly encap: 'ipip' | 'none' | 'vxlan';
   readonly etcdEndpoints: readonly string[];
   readonly etcdTls: EtcdTlsFiles | undefined;
+  /**
+   * The Kubernetes datastore: the lab plays kubelet through `api` (Pod objects, status)
+   * and the plugin reads the API with `cniKubeconfig`. Undefined: etcd.
+   */
+  readonly kube?: { readonly api: KubeApi; readonly cniKubeconfig: string } | undefined;
 }
 
-/** The node a pod goes on (its name and namespace path). */
+/** The node a pod goes on (its name, namespace path and address). */
 export interface PodNode {
   readonly name: string;
   readonly netns: string;
+  readonly underlayIp: string;
 }
 
-function cniArgs(namespace: string, name: string): string {
+/** CNI_ARGS of a pod: kubelet's on Kubernetes (with the pod's uid), else the lab's own. */
+function cniArgs(namespace: string, name: string, uid?: string, containerId?: string): string {
+  if (uid !== undefined && containerId !== undefined)
+    return kubeletCniArgs({ namespace, name, uid, containerId });
   return `IgnoreUnknown=1;K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name}`;
 }
 
-/** The CNI network configuration for a pod on `node`. */
+/** The MTU of a pod's interface for the lab's encapsulation. */
+function podMtu(encap: PodContext['encap']): number {
+  return encap === 'ipip' ? 1480 : encap === 'vxlan' ? 1450 : 1500;
+}
+
+/**
+ * The CNI network configuration for a pod on `node`. On Kubernetes it is the one Calico's
+ * install writes (`datastore_type`, `kubernetes.kubeconfig`): the plugin reads the pod's
+ * labels, service account and ports from the API, not from the config.
+ */
 export function cniConfig(
   ctx: PodContext,
   node: PodNode,
   labels: Record<string, string>,
 ): Record<string, unknown> {
+  if (ctx.kube !== undefined)
+    return {
+      cniVersion: '1.0.0',
+      name: NETWORK,
+      type: 'tortie',
+      datastore_type: 'kubernetes',
+      kubernetes: { kubeconfig: ctx.kube.cniKubeconfig },
+      policy: { type: 'k8s' },
+      nodename: node.name,
+      host_netns: node.netns,
+      mtu: podMtu(ctx.encap),
+      ipam: { type: 'tortie-ipam' },
+    };
   return {
     cniVersion: '1.0.0',
     name: NETWORK,
@@ -86,7 +134,7 @@ export function cniConfig(
         }),
     nodename: node.name,
     host_netns: node.netns,
-    mtu: ctx.encap === 'ipip' ? 1480 : ctx.encap === 'vxlan' ? 1450 : 1500,
+    mtu: podMtu(ctx.encap),
     ipam: { type: 'tortie-ipam' },
     args: { tortie: { labels } },
   };
@@ -113,8 +161,33 @@ export async function createPod(
 ): Promise<ClusterPod> {
   const key = `${spec.namespace}/${spec.name}`;
   const nsName = podNetnsName(ctx.id, spec.namespace, spec.name);
-  const netns = await createNetns(nsName);
-  const containerId = `${ctx.id}-${spec.namespace}-${spec.name}`;
+  const kube = ctx.kube;
+  // Kubernetes: the Pod object first, bound to the node (what kubelet finds).
+  const uid =
+    kube === undefined
+      ? undefined
+      : (
+          await createPodObject(kube.api, {
+            namespace: spec.namespace,
+            name: spec.name,
+            labels: spec.labels,
+            nodeName: node.name,
+            ...(spec.serviceAccount === undefined ? {} : { serviceAccount: spec.serviceAccount }),
+            ...(spec.ports === undefined ? {} : { ports: spec.ports }),
+          })
+        ).metadata.uid;
+  if (kube !== undefined && uid === undefined)
+    throw new Error(`pod ${key}: the API server's answer has no metadata.uid`);
+  const containerId =
+    uid === undefined ? `${ctx.id}-${spec.namespace}-${spec.name}` : sandboxId(uid);
+  let netns: string;
+  try {
+    netns = await createNetns(nsName);
+  } catch (e) {
+    if (kube !== undefined)
+      await deletePodObject(kube.api, spec.namespace, spec.name).catch(() => undefined);
+    throw e;
+  }
   const servers = spec.servers ?? 'tcp:80,udp:80';
   let process: PodProcess | undefined;
   try {
@@ -124,7 +197,7 @@ export async function createPod(
       containerId,
       netns,
       ifName: 'eth0',
-      args: cniArgs(spec.namespace, spec.name),
+      args: cniArgs(spec.namespace, spec.name, uid, containerId),
       config: cniConfig(ctx, node, spec.labels),
     });
     if (add.exitCode !== 0) {
@@ -135,6 +208,11 @@ export async function createPod(
     const result = add.json as { ips?: { address: string }[] };
     const ip = result.ips?.[0]?.address.split('/')[0];
     if (!ip) throw new Error(`CNI ADD ${key}: no address in ${add.stdout}`);
+    // Kubernetes: the sandbox is up; kubelet reports the pod Running with its address.
+    const written =
+      kube === undefined
+        ? undefined
+        : await markPodRunning(kube.api, spec.namespace, spec.name, ip, node.underlayIp);
     process = await PodProcess.start(netns, servers, { persist: ctx.persistent });
     const pid = ctx.persistent ? podProcessPid(nsName) : undefined;
     return {
@@ -149,6 +227,10 @@ export async function createPod(
       labels: { ...spec.labels },
       servers,
       ...(pid === undefined ? {} : { pid }),
+      ...(uid === undefined ? {} : { uid }),
+      ...(written?.metadata.resourceVersion === undefined
+        ? {}
+        : { resourceVersion: written.metadata.resourceVersion }),
     };
   } catch (e) {
     if (process) {
@@ -156,13 +238,18 @@ export async function createPod(
       if (pid !== undefined) signalPid(pid);
       await process.stop().catch(() => undefined);
     }
-    await cniDel(ctx, node, key, containerId, netns, spec.labels).catch(() => undefined);
+    await cniDel(ctx, node, key, containerId, netns, spec.labels, uid).catch(() => undefined);
+    if (kube !== undefined)
+      await deletePodObject(kube.api, spec.namespace, spec.name).catch(() => undefined);
     await deleteNetns(nsName).catch(() => undefined);
     throw e;
   }
 }
 
-/** CNI DEL for the pod, stops its process (`live`, or its pid), deletes its namespace. */
+/**
+ * CNI DEL for the pod, stops its process (`live`, or its pid), deletes its namespace; on
+ * Kubernetes then deletes the Pod object (kubelet's confirmation of a deletion).
+ */
 export async function deletePod(
   ctx: PodContext,
   node: PodNode,
@@ -171,11 +258,12 @@ export async function deletePod(
 ): Promise<void> {
   if (pod.pid !== undefined && isPodProcess(pod.pid)) signalPid(pod.pid);
   await live?.stop().catch(() => undefined);
-  await cniDel(ctx, node, pod.key, pod.containerId, pod.netns, pod.labels ?? {});
+  await cniDel(ctx, node, pod.key, pod.containerId, pod.netns, pod.labels ?? {}, pod.uid);
   const nsName = pod.netns.split('/').pop()!;
   // Whatever else runs in it goes with it.
   for (const pid of pidsInNetns(nsName)) signalPid(pid);
   await deleteNetns(nsName);
+  if (ctx.kube !== undefined) await deletePodObject(ctx.kube.api, pod.namespace, pod.name);
 }
 
 async function cniDel(
@@ -185,6 +273,7 @@ async function cniDel(
   containerId: string,
   netns: string,
   labels: Record<string, string>,
+  uid?: string,
 ): Promise<void> {
   const [namespace, name] = key.split('/') as [string, string];
   const del = await invokePlugin({
@@ -193,7 +282,7 @@ async function cniDel(
     containerId,
     netns,
     ifName: 'eth0',
-    args: cniArgs(namespace, name),
+    args: cniArgs(namespace, name, uid, containerId),
     config: cniConfig(ctx, node, labels),
   });
   if (del.exitCode !== 0)
@@ -215,6 +304,7 @@ export function detachedPod(s: LabPodState): ClusterPod {
     labels: s.labels,
     servers: s.servers,
     ...(s.pid === undefined ? {} : { pid: s.pid }),
+    ...(s.uid === undefined ? {} : { uid: s.uid }),
   };
   Object.defineProperty(pod, 'process', {
     enumerable: false,
@@ -240,6 +330,7 @@ export function podState(p: ClusterPod): LabPodState {
     labels: p.labels ?? {},
     servers: p.servers ?? '',
     ...(p.pid === undefined ? {} : { pid: p.pid }),
+    ...(p.uid === undefined ? {} : { uid: p.uid }),
   };
 }
 

@@ -8,6 +8,9 @@
  *   /run/tortie/labs/<id>/etcd/         etcd data and logs (<member>.log)
  *   /run/tortie/labs/<id>/tls/          etcd's CA, server and client certificates (--etcd-tls;
  *                                       `etcd.tls` in this file names them)
+ *   /run/tortie/labs/<id>/kube/         --datastore kubernetes: etcd 3.6 and kube-apiserver
+ *                                       (data, logs, certificates, admin.kubeconfig,
+ *                                       agent.kubeconfig and cni.kubeconfig: tokens)
  *   /run/tortie/labs/<id>/logs/         agent logs (agent-<node>.log)
  *   /run/tortie/labs/<id>/lock          held while a command changes the lab
  *
@@ -34,6 +37,7 @@ import { join } from 'node:path';
 import { pidAlive } from '../../util/proc.js';
 import type { EtcdClusterState } from '../etcd.js';
 import type { EtcdTlsFiles } from '../etcd-tls.js';
+import type { LabKubeState } from './kube-lab.js';
 import { clusterNames } from './names.js';
 import { torOf, type LabTor } from './tor.js';
 
@@ -61,6 +65,8 @@ export interface LabPodState {
   readonly labels: Record<string, string>;
   readonly servers: string;
   readonly pid?: number;
+  /** Kubernetes datastore: the Pod object's uid (what CNI DEL is called with). */
+  readonly uid?: string;
 }
 
 export interface LabState {
@@ -89,8 +95,11 @@ export interface LabState {
   readonly cniShim: string;
   readonly etcdPrefix: string;
   readonly nodes: LabNodeState[];
+  /** The lab's own etcd (the etcd datastore; empty members on Kubernetes). */
   readonly etcd: EtcdClusterState & { readonly endpoints: string[] };
   readonly pods: LabPodState[];
+  /** The Kubernetes datastore: the API server and the credentials (absent: etcd). */
+  readonly kube?: LabKubeState;
 }
 
 /** What a reopened lab runs with: its settings, from the state file. */
@@ -104,6 +113,8 @@ export interface LabSettings {
   readonly bgpHoldTimeSeconds: number;
   readonly tor: LabTor | undefined;
   readonly etcdTls: EtcdTlsFiles | undefined;
+  /** Where the resources live (absent: the lab's etcd). */
+  readonly datastore?: 'kubernetes';
 }
 
 /** The BGP hold time of a lab's BIRDs unless told otherwise (keepalive a third of it). */
@@ -129,6 +140,7 @@ export function labSettings(state: LabState, legacy: () => LegacyClues): LabSett
     endpointToHostAction: state.endpointToHostAction,
     bgpHoldTimeSeconds: state.bgpHoldTimeSeconds ?? DEFAULT_BGP_HOLD_TIME_SECONDS,
     etcdTls: state.etcd.tls,
+    ...(state.kube === undefined ? {} : { datastore: 'kubernetes' as const }),
   } as const;
   if (state.routing !== undefined) return { ...common, routing: state.routing, tor: state.tor };
   const clues = legacy();
@@ -149,6 +161,7 @@ export interface LabStateParts {
   readonly nodes: readonly LabNodeState[];
   readonly etcd: LabState['etcd'];
   readonly pods: readonly LabPodState[];
+  readonly kube?: LabKubeState | undefined;
 }
 
 /** The state file's content: every setting (`labSettings` reads them back) and every part. */
@@ -176,6 +189,7 @@ export function labState(p: LabStateParts): LabState {
     nodes: [...p.nodes],
     etcd: { ...p.etcd, ...(s.etcdTls === undefined ? {} : { tls: s.etcdTls }) },
     pods: [...p.pods],
+    ...(p.kube === undefined ? {} : { kube: p.kube }),
   };
 }
 
@@ -198,19 +212,24 @@ export function writeAtomically(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-/** The lab's CLI config (`export TORTIE_CONFIG=<configFile(id)>`): its etcd, prefix, TLS files. */
+/**
+ * The lab's CLI config (`export TORTIE_CONFIG=<configFile(id)>`): its etcd, prefix, TLS
+ * files; on the Kubernetes datastore the datastore type and the admin kubeconfig.
+ */
 export function writeLabConfig(
   id: string,
   endpoints: readonly string[],
   tls: EtcdTlsFiles | undefined,
+  kubeconfig?: string,
 ): void {
   writeAtomically(
     configFile(id),
     [
       `# tortie CLI config of lab ${id} (written by tortie lab up)`,
       `#   export TORTIE_CONFIG=${configFile(id)}`,
-      'etcdEndpoints:',
-      ...endpoints.map((e) => `  - ${e}`),
+      ...(kubeconfig === undefined
+        ? ['etcdEndpoints:', ...endpoints.map((e) => `  - ${e}`)]
+        : ['datastoreType: kubernetes', `kubeconfig: ${kubeconfig}`]),
       `etcdPrefix: ${clusterNames(id).etcdPrefix}`,
       ...(tls === undefined
         ? []

@@ -51,6 +51,7 @@ export interface LabDescription {
   readonly routing: 'static' | 'bgp';
   readonly tor: LabTor | undefined;
   readonly etcdTls: EtcdTlsFiles | undefined;
+  readonly datastore?: 'etcd' | 'kubernetes';
 }
 
 /** "3 nodes, BPF dataplane, agents + etcd, encap ipip, BGP (BIRD node mesh), …". */
@@ -58,7 +59,9 @@ export function describeLab(d: LabDescription): string {
   return [
     `${d.nodes} nodes`,
     `${d.dataplane === 'iptables' ? 'iptables' : 'BPF'} dataplane`,
-    'agents + etcd',
+    d.datastore === 'kubernetes'
+      ? 'agents + kube-apiserver (Kubernetes datastore, the lab plays kubelet)'
+      : 'agents + etcd',
     `encap ${d.encap}`,
     ...(d.routing === 'bgp' ? ['BGP (BIRD node mesh)'] : []),
     ...(d.tor === undefined ? [] : [`ToR ${d.tor.ip} (FRR, AS ${d.tor.asNumber})`]),
@@ -109,6 +112,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  * from its own report in etcd), each etcd member (running, /health), each pod process.
  */
 export async function labStatus(lab: ClusterLab): Promise<LabStatus> {
+  if (lab.kube !== undefined) return kubeLabStatus(lab);
   if (lab.etcd === undefined)
     throw new Error(`lab ${lab.id}: no etcd to ask (not built or opened)`);
   const etcd = await Promise.all(
@@ -180,6 +184,79 @@ export async function labStatus(lab: ClusterLab): Promise<LabStatus> {
     storeError === undefined &&
     nodes.every((n) => n.agentRunning && n.ready) &&
     etcd.every((m) => m.healthy) &&
+    pods.every((x) => x.running);
+  return { ok, ...(storeError === undefined ? {} : { storeError }), nodes, etcd, pods };
+}
+
+/** The agent's own summary (`/status` of its ops server), or why it could not be read. */
+async function agentSummary(
+  url: string | undefined,
+): Promise<{ ready: boolean; synced: boolean; endpoints: number } | string> {
+  if (url === undefined) return 'no ops server URL in its log';
+  try {
+    const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(3000) });
+    const body = (await res.json()) as { ready?: boolean; synced?: boolean; endpoints?: unknown[] };
+    return {
+      ready: body.ready === true,
+      synced: body.synced === true,
+      endpoints: body.endpoints?.length ?? 0,
+    };
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * The Kubernetes datastore: the API server in place of the etcd members (its /readyz), the
+ * agents' summaries from their own ops servers (their reports are tortiestatuses objects
+ * in the API; what an agent says of itself is enough here).
+ */
+async function kubeLabStatus(lab: ClusterLab): Promise<LabStatus> {
+  const kube = lab.kube!;
+  const state = kube.server.state();
+  const healthy = await kube.server.ready();
+  const summaries = await Promise.all(lab.nodes.map((n) => agentSummary(n.process?.healthUrl())));
+  const problems = summaries.flatMap((s, i) =>
+    typeof s === 'string' ? [`${lab.nodes[i]!.name}: ${s}`] : [],
+  );
+  const nodes = lab.nodes.map((n, i) => {
+    const r = summaries[i];
+    const sum = typeof r === 'string' ? undefined : r;
+    return {
+      name: n.name,
+      underlayIp: n.underlayIp,
+      agentPid: n.process?.pid ?? null,
+      agentRunning: n.process?.pid !== undefined,
+      ready: sum?.ready ?? false,
+      synced: sum?.synced ?? false,
+      endpointsProgrammed: sum?.endpoints ?? null,
+      endpointsLocal: sum?.endpoints ?? null,
+      heartbeatAt: null,
+      log: n.process?.options.logFile ?? null,
+    };
+  });
+  const etcd = [
+    {
+      name: 'kube-apiserver',
+      endpoint: state.url,
+      pid: state.apiserverPid ?? null,
+      running: state.apiserverPid !== undefined,
+      healthy,
+      log: `${state.dir}/kube-apiserver.log`,
+    },
+  ];
+  const pods = lab.pods.map((x) => ({
+    key: x.key,
+    node: x.node,
+    ip: x.ip,
+    pid: x.pid ?? null,
+    running: x.pid !== undefined && isPodProcess(x.pid),
+  }));
+  const storeError = problems.length === 0 ? undefined : problems.join('; ');
+  const ok =
+    storeError === undefined &&
+    healthy &&
+    nodes.every((n) => n.agentRunning && n.ready) &&
     pods.every((x) => x.running);
   return { ok, ...(storeError === undefined ? {} : { storeError }), nodes, etcd, pods };
 }

@@ -151,6 +151,11 @@ async function sweep(id: string, errors: string[]): Promise<string[]> {
     ...pidsMatching(names.birdFiles),
     // The ToR's FRR daemons (`tor: true`), by their files (…/tortie-<id>-tor-*).
     ...pidsMatching(names.torFiles),
+    // The Kubernetes datastore's etcd 3.6 and kube-apiserver (./kube-lab.ts): by the
+    // member name, and by their directory under the lab's work dir (state dir or temp dir).
+    ...pidsMatching(`--name=${names.kubeEtcdMember}`),
+    ...pidsMatching(`${labDir(id)}/kube/`),
+    ...pidsMatching(`${join(tmpdir(), names.tempDir)}`),
   ]))
     kill(pid);
   // Let them go before their namespaces and pins do.
