@@ -113,19 +113,24 @@ export function registerClusterCommands(lab: Command): void {
     .option('--replace', 'remove a lab with this id first', false)
     .option('--policies <file>', 'policies to apply (default examples/lab-policies.yaml)')
     .action(
-      async (o: {
-        id: string;
-        nodes: number;
-        encap: 'ipip' | 'none';
-        replace: boolean;
-        policies?: string;
-      }) => {
+      async (
+        o: {
+          id: string;
+          nodes: number;
+          encap: 'ipip' | 'none';
+          replace: boolean;
+          policies?: string;
+        },
+        cmd: Command,
+      ) => {
         const { runLabDemo } = await import('../lab/cluster/demo.js');
+        const datastore = labDatastore(cmd);
         process.exitCode = await runLabDemo({
           id: o.id,
           nodes: o.nodes,
           encap: o.encap,
           replace: o.replace,
+          ...(datastore === 'kubernetes' ? { datastore } : {}),
           ...(o.policies === undefined ? {} : { policiesFile: o.policies }),
         });
       },
