@@ -251,7 +251,7 @@ export function registerClusterCommands(lab: Command): void {
         process.on('SIGTERM', onSignal);
         const t0 = Date.now();
         process.stderr.write(
-          `building lab ${o.id}: ${o.nodes} nodes, encap ${o.encap}, ${o.etcdMembers} etcd member${o.etcdMembers === 1 ? '' : 's'}…\n`,
+          `building lab ${o.id}: ${o.nodes} nodes, encap ${o.encap}, ${o.datastore === 'kubernetes' ? 'kube-apiserver + etcd 3.6 (Kubernetes datastore)' : `${o.etcdMembers} etcd member${o.etcdMembers === 1 ? '' : 's'}`}…\n`,
         );
         let l: ClusterLab;
         try {
@@ -361,6 +361,7 @@ export function registerClusterCommands(lab: Command): void {
           nodes: state?.nodes.length,
           pods: state?.pods.length,
           etcdMembers: state?.etcd.members.length,
+          ...(state?.kube === undefined ? {} : { datastore: 'kubernetes' }),
           encap: state?.encap,
           createdAt: state?.createdAt,
           config: state?.configFile,
@@ -385,7 +386,7 @@ export function registerClusterCommands(lab: Command): void {
                   l.id,
                   String(l.nodes),
                   String(l.pods),
-                  String(l.etcdMembers),
+                  l.datastore === undefined ? String(l.etcdMembers) : 'kube-apiserver',
                   l.encap!,
                   l.createdAt!,
                   l.config!,
