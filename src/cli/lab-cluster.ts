@@ -113,19 +113,24 @@ export function registerClusterCommands(lab: Command): void {
     .option('--replace', 'remove a lab with this id first', false)
     .option('--policies <file>', 'policies to apply (default examples/lab-policies.yaml)')
     .action(
-      async (o: {
-        id: string;
-        nodes: number;
-        encap: 'ipip' | 'none';
-        replace: boolean;
-        policies?: string;
-      }) => {
+      async (
+        o: {
+          id: string;
+          nodes: number;
+          encap: 'ipip' | 'none';
+          replace: boolean;
+          policies?: string;
+        },
+        cmd: Command,
+      ) => {
         const { runLabDemo } = await import('../lab/cluster/demo.js');
+        const datastore = labDatastore(cmd);
         process.exitCode = await runLabDemo({
           id: o.id,
           nodes: o.nodes,
           encap: o.encap,
           replace: o.replace,
+          ...(datastore === 'kubernetes' ? { datastore } : {}),
           ...(o.policies === undefined ? {} : { policiesFile: o.policies }),
         });
       },
@@ -246,7 +251,7 @@ export function registerClusterCommands(lab: Command): void {
         process.on('SIGTERM', onSignal);
         const t0 = Date.now();
         process.stderr.write(
-          `building lab ${o.id}: ${o.nodes} nodes, encap ${o.encap}, ${o.etcdMembers} etcd member${o.etcdMembers === 1 ? '' : 's'}…\n`,
+          `building lab ${o.id}: ${o.nodes} nodes, encap ${o.encap}, ${o.datastore === 'kubernetes' ? 'kube-apiserver + etcd 3.6 (Kubernetes datastore)' : `${o.etcdMembers} etcd member${o.etcdMembers === 1 ? '' : 's'}`}…\n`,
         );
         let l: ClusterLab;
         try {
@@ -356,6 +361,7 @@ export function registerClusterCommands(lab: Command): void {
           nodes: state?.nodes.length,
           pods: state?.pods.length,
           etcdMembers: state?.etcd.members.length,
+          ...(state?.kube === undefined ? {} : { datastore: 'kubernetes' }),
           encap: state?.encap,
           createdAt: state?.createdAt,
           config: state?.configFile,
@@ -380,7 +386,7 @@ export function registerClusterCommands(lab: Command): void {
                   l.id,
                   String(l.nodes),
                   String(l.pods),
-                  String(l.etcdMembers),
+                  l.datastore === undefined ? String(l.etcdMembers) : 'kube-apiserver',
                   l.encap!,
                   l.createdAt!,
                   l.config!,

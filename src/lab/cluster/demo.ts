@@ -4,10 +4,22 @@
  * reachability matrix with no policy, then the policies of examples/lab-policies.yaml
  * applied through the store and the matrix again — each cell next to what the reference
  * evaluator predicts from the store. The lab stays up for the user to explore.
+ *
+ * With `datastore: 'kubernetes'` (`tortie --datastore kubernetes lab demo`) the same story
+ * runs on a real kube-apiserver: the namespaces and pods are API objects (the lab plays
+ * kubelet), the Kubernetes NetworkPolicies go in with `kubectl apply` as a user's would,
+ * the rest (the GlobalNetworkPolicy) through tortie's store on the Kubernetes datastore, and
+ * the wait is per kind (every agent has programmed each kind's resourceVersion).
  */
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import type { WriteResult } from '../../datastore/index.js';
+import {
+  connectKubernetesDatastore,
+  kindOfObject,
+  type Datastore,
+  type EtcdKvClient,
+  type WriteResult,
+} from '../../datastore/index.js';
 import { packagePath } from '../../util/package-root.js';
 import { drawMatrix, loadResources } from '../demo.js';
 import type { Matrix } from '../predict.js';
@@ -32,6 +44,8 @@ export interface LabDemoOptions {
   readonly namespacesFile?: string;
   readonly policiesFile?: string;
   readonly log?: (line: string) => void;
+  /** Where the lab's resources live (default etcd). */
+  readonly datastore?: 'etcd' | 'kubernetes';
 }
 
 /** Highest resourceVersion among what an apply stored: the revision to wait for. */
@@ -83,16 +97,40 @@ export async function runLabDemo(o: LabDemoOptions): Promise<number> {
 
   const t0 = Date.now();
   log(`tortie lab demo: ${o.nodes} nodes, encap ${o.encap}, lab id ${o.id}`);
-  const lab = await ClusterLab.up({ id: o.id, nodes: o.nodes, encap: o.encap, persist: true });
+  const kube = o.datastore === 'kubernetes';
+  const lab = await ClusterLab.up({
+    id: o.id,
+    nodes: o.nodes,
+    encap: o.encap,
+    persist: true,
+    ...(kube ? { datastore: 'kubernetes' as const } : {}),
+  });
   let wrong = 0;
+  // On Kubernetes the store (for the predictions, and the non-Kubernetes kinds) is tortie's
+  // Kubernetes datastore, as the admin.
+  let kubeStore: Datastore<EtcdKvClient> | undefined;
   try {
+    if (kube)
+      kubeStore = (
+        await connectKubernetesDatastore({ kubeconfig: lab.kube!.server.adminKubeconfig })
+      ).datastore;
+    const store: Datastore<EtcdKvClient> = kubeStore ?? lab.store!;
     for (const n of lab.nodes)
       log(
         `  node ${n.name.padEnd(10)} underlay ${n.underlayIp.padEnd(15)} agent pid ${n.process?.pid ?? '-'}  pins ${n.pinRoot}`,
       );
-    log(`  etcd ${lab.etcd!.endpoints.join(',')}  (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    log(
+      kube
+        ? `  kube-apiserver ${lab.kube!.server.url}, agents as ${lab.kube!.agentUser}  (${((Date.now() - t0) / 1000).toFixed(1)} s)`
+        : `  etcd ${lab.etcd!.endpoints.join(',')}  (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+    );
 
-    await lab.store!.apply(namespaces);
+    if (kube)
+      for (const ns of namespaces as {
+        metadata: { name: string; labels?: Record<string, string> };
+      }[])
+        await lab.createNamespace(ns.metadata.name, ns.metadata.labels ?? {});
+    else await store.apply(namespaces);
     log(
       `\nPods (each created by the CNI plugin; ADD returns once the node's agent has programmed its policy):`,
     );
@@ -109,16 +147,19 @@ export async function runLabDemo(o: LabDemoOptions): Promise<number> {
       `\nNo policy yet — TCP 80, observed (row = client, column = server; ${crossPairs} of ${keys.length * (keys.length - 1)} pairs cross nodes${o.encap === 'ipip' ? ' over IPIP' : ''}):`,
       keys,
       toMap(await lab.matrix(80, 'tcp', 1000)),
-      await predictFromStore(lab.store!, pods, 'tcp', 80),
+      await predictFromStore(store, pods, 'tcp', 80),
     );
     log(before.text);
     wrong += before.wrong;
 
     const t1 = Date.now();
-    const results = await lab.store!.apply(policies);
-    await lab.waitForRevision(revisionOf(results));
+    if (kube) await applyOnKubernetes(lab, store, policies);
+    else {
+      const results = await store.apply(policies);
+      await lab.waitForRevision(revisionOf(results));
+    }
     log(
-      `\nApplied ${policies.length} policies from ${policyFile}; every agent had them programmed ${Date.now() - t1} ms later.`,
+      `\nApplied ${policies.length} policies from ${policyFile}${kube ? ' (NetworkPolicies with kubectl apply)' : ''}; every agent had them programmed ${Date.now() - t1} ms later.`,
     );
     for (const [protocol, port] of [
       ['tcp', 80],
@@ -128,7 +169,7 @@ export async function runLabDemo(o: LabDemoOptions): Promise<number> {
         `${protocol.toUpperCase()} ${port}, observed ("!" marks a cell that differs from the reference evaluator):`,
         keys,
         toMap(await lab.matrix(port, protocol, 1000)),
-        await predictFromStore(lab.store!, pods, protocol, port),
+        await predictFromStore(store, pods, protocol, port),
       );
       log(m.text);
       wrong += m.wrong;
@@ -141,7 +182,18 @@ export async function runLabDemo(o: LabDemoOptions): Promise<number> {
     const state = lab.state();
     const n0 = lab.nodes[0]!;
     const h = o.id === 'lab' ? '' : ` --id ${o.id}`;
-    log(`
+    if (kube)
+      log(`
+The lab stays up. Try:
+  export KUBECONFIG=${lab.kube!.server.adminKubeconfig}
+  kubectl get pods -A -o wide                # the pods, Running with their addresses
+  kubectl get networkpolicies -A
+  kubectl label pod -n dev scratch team=ops  # relabel: the dataplane follows
+  tortie lab probe${h}                      # the matrix again
+  tortie lab status${h}
+  tortie lab down${h}                       # remove everything`);
+    else
+      log(`
 The lab stays up. Try:
   export TORTIE_CONFIG=${state.configFile}
   tortie get knp -A                       # the Kubernetes NetworkPolicies, as stored
@@ -156,10 +208,56 @@ The lab stays up. Try:
   tortie lab down${h}                       # remove everything`);
   } catch (e) {
     // A demo that failed half way leaves nothing behind.
+    await kubeStore?.close().catch(() => undefined);
     await lab.close().catch(() => undefined);
     await destroyClusterLab(o.id).catch(() => undefined);
     throw e;
   }
+  await kubeStore?.close();
   await lab.close();
   return wrong === 0 ? 0 : 1;
+}
+
+/**
+ * On Kubernetes: the Kubernetes NetworkPolicies with `kubectl apply` (as the admin), every
+ * other kind through tortie's store on the Kubernetes datastore; then waits until every
+ * agent has programmed each kind at the resourceVersion written.
+ */
+async function applyOnKubernetes(
+  lab: ClusterLab,
+  store: Datastore<EtcdKvClient>,
+  policies: readonly unknown[],
+): Promise<void> {
+  const isKnp = (p: unknown) =>
+    (p as { apiVersion?: string }).apiVersion === 'networking.k8s.io/v1' &&
+    (p as { kind?: string }).kind === 'NetworkPolicy';
+  const want = new Map<string, bigint>();
+  const note = (kind: string, rv: string | undefined) => {
+    if (rv !== undefined && BigInt(rv) > (want.get(kind) ?? 0n)) want.set(kind, BigInt(rv));
+  };
+  const knps = policies.filter(isKnp);
+  if (knps.length > 0) {
+    const out = await lab.kube!.server.kubectlOk(['apply', '-o', 'json', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: knps }),
+    });
+    const applied = JSON.parse(out) as {
+      items?: { metadata: { resourceVersion?: string } }[];
+      metadata?: { resourceVersion?: string };
+    };
+    for (const item of applied.items ?? [applied as { metadata: { resourceVersion?: string } }])
+      note('K8sNetworkPolicy', item.metadata.resourceVersion);
+  }
+  const rest = policies.filter((p) => !isKnp(p));
+  if (rest.length > 0)
+    for (const r of await store.apply(rest))
+      note(
+        kindOfObject(r.resource.apiVersion, r.resource.kind)?.name ?? r.resource.kind,
+        r.resource.metadata.resourceVersion,
+      );
+  await Promise.all(
+    lab.nodes.map((n) => {
+      if (n.process === undefined) throw new Error(`node ${n.name} has no agent process`);
+      return n.process.waitForKindRevisions(want);
+    }),
+  );
 }

@@ -6,13 +6,13 @@
  * matrix that agrees with this one is a check of the dataplane, not a copy of it.
  */
 import { buildWorld, ClusterModel, WATCHED_KINDS } from '../../agent/model.js';
-import type { Datastore } from '../../datastore/index.js';
+import type { Datastore, EtcdKvClient } from '../../datastore/index.js';
 import { predictPairs, type Matrix, type PredictPod } from '../predict.js';
 
 export type { Matrix, PredictPod };
 
 /** Loads every watched kind from the store into a ClusterModel, as one snapshot. */
-export async function snapshotModel(store: Datastore): Promise<ClusterModel> {
+export async function snapshotModel(store: Datastore<EtcdKvClient>): Promise<ClusterModel> {
   const model = new ClusterModel();
   for (const kind of WATCHED_KINDS) {
     for (const resource of await store.list(kind)) {
@@ -41,7 +41,7 @@ export function predictFromModel(
 }
 
 export async function predictFromStore(
-  store: Datastore,
+  store: Datastore<EtcdKvClient>,
   pods: readonly PredictPod[],
   protocol: 'tcp' | 'udp',
   port: number,
