@@ -11,6 +11,7 @@
 import type { IWatchResponse } from 'etcd3';
 import type { Logger } from 'pino';
 import type { EtcdWatchClient } from '../datastore/index.js';
+import { prefixEnd } from '../datastore/index.js';
 
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 3000;
@@ -174,15 +175,4 @@ function sameContent(a: ReadonlyMap<string, Buffer>, b: ReadonlyMap<string, Buff
     if (w === undefined || !w.equals(v)) return false;
   }
   return true;
-}
-
-function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
 }

@@ -15,12 +15,11 @@
  *    outlives the agent; a reader that wants a live agent joins them with the heartbeat.
  */
 import type { IRequestOp, LeaseClient } from 'etcd3';
-import type { EtcdKvClient } from '../datastore/index.js';
+import { prefixEnd, type EtcdKvClient } from '../datastore/index.js';
 import type { Logger } from 'pino';
 import {
   endpointStatusPrefix,
   nodeStatusKey,
-  prefixEnd,
   type EndpointStatus,
   type NodeStatus,
 } from './status.js';

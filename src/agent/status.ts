@@ -22,6 +22,7 @@ import type { BgpSession } from '../bgp/bird.js';
 import { tortieKeysPrefix, type EtcdKv } from '../datastore/index.js';
 import type { ConntrackSummary } from './conntrack.js';
 import type { ConfigReport } from './felix-config.js';
+import { prefixEnd } from '../datastore/index.js';
 
 export function statusPrefix(prefix: string): string {
   return `${tortieKeysPrefix(prefix)}status/`;
@@ -258,18 +259,6 @@ export async function readNodeStatus(
   const res = await ds.etcd.kv.range({ key: Buffer.from(nodeStatusKey(ds.prefix, node)) });
   const kv = res.kvs[0];
   return kv === undefined ? undefined : (JSON.parse(kv.value.toString()) as NodeStatus);
-}
-
-/** The first key after every key that starts with `prefix`. */
-export function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
 }
 
 /** Every node's heartbeat (for `tortie monitor`, which finds its node's agent by pin root). */

@@ -18,6 +18,7 @@ export type {
   EtcdWatchClient,
 } from './etcd/client.js';
 export { DEFAULT_TIMEOUT_MS } from './etcd/connect.js';
+export { prefixEnd } from './etcd/keys.js';
 export {
   classifyEtcdError,
   EtcdCallError,

@@ -5,24 +5,15 @@
  */
 import type { ICompare, IKeyValue, IRequestOp } from 'etcd3';
 import type { EtcdCallOptions, EtcdKvClient } from './etcd/client.js';
+import { prefixEnd } from './etcd/keys.js';
+
+export { prefixEnd };
 
 /** Call options (a deadline) as the etcd client takes them. */
 export type CallOptions = EtcdCallOptions;
 
 /** etcd refuses transactions with more operations than --max-txn-ops (128 by default). */
 const MAX_OPS = 128;
-
-/** The first key after every key that starts with `prefix`. */
-export function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
 
 export interface Snapshot {
   /** The store revision every read below was made at. */

@@ -9,6 +9,7 @@ import type { ICompare, IKeyValue, IRequestOp } from 'etcd3';
 import type { EtcdKv, EtcdKvClient } from '../datastore/etcd/client.js';
 import { classifyEtcdError, type EtcdFailureKind } from '../datastore/etcd/errors.js';
 import { IpamError } from './errors.js';
+import { prefixEnd } from '../datastore/etcd/keys.js';
 
 export interface KeyValue {
   readonly key: string;
@@ -43,18 +44,6 @@ export interface ReadResult {
 
 function toKeyValue(kv: IKeyValue): KeyValue {
   return { key: kv.key.toString(), value: kv.value.toString(), mod: kv.mod_revision };
-}
-
-/** The first key after every key that starts with `prefix`. */
-function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
 }
 
 /** etcd refusing the request (not failing to answer it): IPAM `invalid`. */

@@ -26,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdUnavailableError } from '../../src/datastore/etcd/errors.js';
 import { EtcdGatewayClient } from '../../src/datastore/etcd/gateway.js';
 import { invokePlugin } from '../../src/cni/invoke.js';
-import { Datastore, isDatastoreError } from '../../src/datastore/index.js';
+import { Datastore, isDatastoreError, prefixEnd } from '../../src/datastore/index.js';
 import { ClusterLab, destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
 import type { LabState } from '../../src/lab/cluster/state.js';
 import { newLabId } from '../helpers/netns.js';
@@ -93,12 +93,6 @@ async function keysWithCertificate(): Promise<string[]> {
   } finally {
     await ds.close();
   }
-}
-
-function prefixEnd(prefix: string): Buffer {
-  const b = Buffer.from(prefix);
-  b[b.length - 1]! += 1;
-  return b;
 }
 
 /** Probes until the answer is `want` or 20 s passed; returns the last answer. */

@@ -33,20 +33,9 @@ import type { KeyMapping, KubeObject } from './mapping.js';
 import { NATIVE_MAPPINGS } from './native/index.js';
 import { runTxn } from './txn.js';
 import { KubeWatchStream, watchBuilder, type WatchBuilder } from './watch.js';
+import { prefixEnd } from '../etcd/keys.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-
-/** The first key after every key that starts with `prefix`. */
-export function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
 
 /** [start, end): end undefined for one key, "\0" for every key from start on. */
 export interface KeyRange {
