@@ -13,7 +13,7 @@
  * The rules: `policies` Calico NetworkPolicies, `rules` ingress rules over them; every
  * policy selects one of 50 app labels; half its rules allow a distinct /32 on a port,
  * half a label selector (another app) on a port.
- * Dataplane: bpf, and iptables where the agent takes `TORTIE_DATAPLANE=iptables` (checked
+ * Dataplane: bpf, and iptables (the lab's agent with `--dataplane iptables`; checked
  * after the sync: the node namespace must hold tortie's chains, else the row says so).
  */
 import { spawn } from 'node:child_process';
@@ -174,13 +174,11 @@ async function measureOne(
   progress: (s: string) => void,
 ): Promise<AgentRow> {
   const id = o.id ?? benchId();
-  const before = process.env.TORTIE_DATAPLANE;
-  process.env.TORTIE_DATAPLANE = dataplane; // the agent process inherits it
   let lab: ClusterLab | undefined;
   const forget = onInterrupt(() => destroyClusterLab(id));
   try {
     progress(`${dataplane}: lab ${id} up (1 node, agent process)`);
-    lab = await ClusterLab.up({ id, nodes: 1, encap: 'none', agents: 'process' });
+    lab = await ClusterLab.up({ id, nodes: 1, encap: 'none', agents: 'process', dataplane });
     const node = lab.nodes[0]!;
     const pid = node.process!.pid!;
     const rssStartKb = procUsage(pid).rssKb;
@@ -209,7 +207,7 @@ async function measureOne(
         return {
           dataplane,
           unavailable:
-            'the agent wrote no iptables rule with TORTIE_DATAPLANE=iptables (no iptables mode in the agent yet)',
+            "the agent wrote no iptables rule with --dataplane iptables (none in the node's filter table)",
         };
     } else dataplaneCheck = 'programmed (agent reported the revision)';
     progress(`${dataplane}: synced in ${syncSeconds.toFixed(1)} s; idle`);
@@ -255,8 +253,6 @@ async function measureOne(
       dataplaneCheck,
     };
   } finally {
-    if (before === undefined) delete process.env.TORTIE_DATAPLANE;
-    else process.env.TORTIE_DATAPLANE = before;
     await lab?.down().catch(() => undefined);
     forget();
   }

@@ -75,6 +75,35 @@ export function runCalicoctl(
           ETCD_KEY_FILE: etcd.tls.clientKey,
         }),
   };
+  return execCalicoctl(bin, env, args);
+}
+
+/**
+ * Runs calicoctl against a Kubernetes API server as a Calico user on the Kubernetes
+ * datastore does (DATASTORE_TYPE=kubernetes, KUBECONFIG), with nothing else of the test's
+ * environment; never rejects.
+ */
+export function runCalicoctlKube(
+  bin: string,
+  kubeconfig: string,
+  args: readonly string[],
+): Promise<CalicoctlRun> {
+  return execCalicoctl(
+    bin,
+    {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      DATASTORE_TYPE: 'kubernetes',
+      KUBECONFIG: kubeconfig,
+    },
+    args,
+  );
+}
+
+function execCalicoctl(
+  bin: string,
+  env: NodeJS.ProcessEnv,
+  args: readonly string[],
+): Promise<CalicoctlRun> {
   return new Promise((resolve) => {
     execFile(bin, [...args], { env, timeout: 60_000 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBigJson, stringifyBigJson } from '../../src/datastore/kubernetes/bigjson.js';
 import {
   CRD_MAPPINGS,
+  calicoUid,
   affinityName,
   cidrToName,
   crdManifests,
@@ -57,7 +58,7 @@ function roundTrip(
 }
 
 describe('CRD-backed mappings', () => {
-  it('an IPPool is a crd.projectcalico.org/v1 IPPool with Calico metadata in its annotation, read back as stored', () => {
+  it("an IPPool is a crd.projectcalico.org/v1 IPPool with Calico's metadata in its annotation (labels too, as calicoctl writes them), read back as stored", () => {
     const key = resourceKey('IPPool', 'pool-1', undefined, P);
     const value = encodeResource({
       apiVersion: 'projectcalico.org/v3',
@@ -66,7 +67,8 @@ describe('CRD-backed mappings', () => {
         name: 'pool-1',
         uid: 'u-1',
         creationTimestamp: '2026-12-07T00:00:00Z',
-        labels: { a: 'b' },
+        labels: { a: 'b', 'projectcalico.org/owned': 'x' },
+        annotations: { note: 'n', 'operator.tigera.io/kept': 'k' },
       },
       spec: { cidr: '10.1.0.0/16', blockSize: 26 },
     });
@@ -74,15 +76,58 @@ describe('CRD-backed mappings', () => {
     expect(object).toMatchObject({
       apiVersion: 'crd.projectcalico.org/v1',
       kind: 'IPPool',
-      metadata: { name: 'pool-1', labels: { a: 'b' } },
+      // Only Calico's own keys in the object's metadata, as libcalico-go's KDD keeps them.
+      metadata: { name: 'pool-1', labels: { 'projectcalico.org/owned': 'x' } },
       spec: { cidr: '10.1.0.0/16', blockSize: 26 },
     });
+    expect(object.metadata.annotations!['operator.tigera.io/kept']).toBe('k');
+    expect(object.metadata.annotations!['note']).toBeUndefined();
     expect(JSON.parse(object.metadata.annotations!['projectcalico.org/metadata']!)).toEqual({
       uid: 'u-1',
       creationTimestamp: '2026-12-07T00:00:00Z',
+      labels: { a: 'b', 'projectcalico.org/owned': 'x' },
+      annotations: { note: 'n', 'operator.tigera.io/kept': 'k' },
     });
     expect(back.key).toBe(key);
     expect(JSON.parse(back.value)).toEqual(JSON.parse(value));
+  });
+
+  it('reads an object calicoctl wrote (labels only in the annotation, no uid there) as Calico does, and one labelled with kubectl', () => {
+    const m = mappingOf(resourceKey('GlobalNetworkSet', 'bad', undefined, P));
+    const back = m.toKv(
+      {
+        apiVersion: 'crd.projectcalico.org/v1',
+        kind: 'GlobalNetworkSet',
+        metadata: {
+          name: 'bad',
+          uid: '14b4d8a5-ec59-4b92-8017-6868796d1f71',
+          resourceVersion: '286',
+          creationTimestamp: '2026-12-07T12:45:14Z',
+          labels: { team: 'kubectl', deny: 'overridden' },
+          annotations: {
+            'projectcalico.org/metadata':
+              '{"creationTimestamp":"2026-12-07T12:45:13Z","labels":{"deny":"yes"}}',
+          },
+        },
+        spec: { nets: ['192.0.2.0/24'] },
+      },
+      P,
+    )!;
+    const v = JSON.parse(back.value) as { metadata: Record<string, unknown> };
+    expect(v.metadata).toEqual({
+      name: 'bad',
+      // As calicoctl v3.28.5 shows this object (its bits reversed but version and variant).
+      uid: '282d1ba5-379a-4b49-80e8-16169eb6f88e',
+      creationTimestamp: '2026-12-07T12:45:13Z',
+      labels: { team: 'kubectl', deny: 'yes' },
+    });
+  });
+
+  it("calicoUid reverses each byte's bits but bytes 6 and 8, and is its own inverse", () => {
+    const u = '14b4d8a5-ec59-4b92-8017-6868796d1f71';
+    expect(calicoUid(u)).toBe('282d1ba5-379a-4b49-80e8-16169eb6f88e');
+    expect(calicoUid(calicoUid(u))).toBe(u);
+    expect(calicoUid('not-a-uuid')).toBe('not-a-uuid');
   });
 
   it('a namespaced policy keeps its tier-prefixed name and namespace', () => {

@@ -2,10 +2,16 @@
  * The key ranges tortie owns on Kubernetes, each carried by a custom resource (./mapping.ts):
  *
  *   resources/v3/projectcalico.org/<plural>/…  Calico's kinds as `crd.projectcalico.org/v1`
- *       objects in the shape Calico's Kubernetes datastore (libcalico-go's KDD) writes: name,
- *       namespace, labels and annotations in the object's metadata, the rest of Calico's
- *       metadata (uid, creationTimestamp) as JSON in the annotation
- *       `projectcalico.org/metadata`, spec (and status) as they are. Policy names are stored
+ *       objects in the shape Calico's Kubernetes datastore (libcalico-go's KDD, v3.28)
+ *       writes: name and namespace in the object's metadata; the rest of Calico's metadata
+ *       — labels, annotations, creationTimestamp (and tortie's uid) — as JSON in the
+ *       annotation `projectcalico.org/metadata`; only labels and annotations whose key
+ *       holds `projectcalico.org/` (or `operator.tigera.io/`) also in the object's own
+ *       metadata; spec (and status) as they are. Read back as Calico reads it: the
+ *       object's labels and annotations with the annotation's merged over them (so an
+ *       object labelled with `kubectl label` keeps the label), the uid the annotation
+ *       holds, else the object's uid with its bits reversed as Calico shows it
+ *       (`calicoUid`). Policy names are stored
  *       tier-prefixed (`default.<name>`), as in etcd. WorkloadEndpoints and Nodes are
  *       Kubernetes' own Pods and Nodes (./native/), not custom resources.
  *   resources/v3/tortie.io/agentconfigurations/…  `agentconfigurations.tortie.io/v1`.
@@ -82,6 +88,44 @@ function parseValue(key: string, value: string): Record<string, unknown> | strin
   return asRecord(parsed) ?? `the value for ${key} is not a JSON object`;
 }
 
+/**
+ * The uid Calico's KDD shows for a custom resource: the object's UUID with the bits of
+ * every byte reversed except the version (byte 6) and variant (byte 8) ones, so it is
+ * still a valid v4 UUID but never the underlying object's. Not a UUID: as it is.
+ */
+export function calicoUid(uid: string): string {
+  const hex = uid.replace(/-/g, '');
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) return uid;
+  const bytes = Buffer.from(hex, 'hex');
+  for (let i = 0; i < 16; i++) {
+    if (i === 6 || i === 8) continue;
+    let b = bytes[i]!;
+    let r = 0;
+    for (let bit = 0; bit < 8; bit++) {
+      r = (r << 1) | (b & 1);
+      b >>= 1;
+    }
+    bytes[i] = r;
+  }
+  const h = bytes.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** A label or annotation key Calico keeps in a custom resource's own metadata too. */
+function calicoOwnKey(k: string): boolean {
+  return k.includes('projectcalico.org/') || k.includes('operator.tigera.io/');
+}
+
+function stringMap(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(asRecord(v) ?? {})) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+
+function onlyCalicoOwn(m: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(m).filter(([k]) => calicoOwnKey(k)));
+}
+
 function refusedName(key: string, name: string): KubeWrite {
   return {
     refused: `${key}: ${JSON.stringify(name)} is not a Kubernetes object name (lower-case letters, digits, "-" and ".", at most 253)`,
@@ -149,15 +193,18 @@ class ResourceMapping extends CrdMapping {
         saved = {};
       }
     }
+    // As Calico reads it: the object's own labels and annotations, the annotation's over them.
+    const labels = { ...(m.labels ?? {}), ...stringMap(saved.labels) };
+    Object.assign(annotations, stringMap(saved.annotations));
     const metadata = {
       name: m.name,
       ...(this.resource.namespaced ? { namespace: m.namespace } : {}),
-      uid: typeof saved.uid === 'string' && saved.uid !== '' ? saved.uid : (m.uid ?? ''),
+      uid: typeof saved.uid === 'string' && saved.uid !== '' ? saved.uid : calicoUid(m.uid ?? ''),
       creationTimestamp:
         typeof saved.creationTimestamp === 'string' && saved.creationTimestamp !== ''
           ? saved.creationTimestamp
           : (m.creationTimestamp ?? ''),
-      ...(m.labels && Object.keys(m.labels).length > 0 ? { labels: m.labels } : {}),
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
       ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
     };
     const key = `${this.keyPrefix(prefix)}${this.resource.namespaced ? `${m.namespace}/` : ''}${m.name}`;
@@ -185,16 +232,23 @@ class ResourceMapping extends CrdMapping {
       return {
         refused: `the value for ${key} names ${String(meta.namespace ?? '')}/${String(meta.name)}, not the key's object`,
       };
+    // As Calico writes it: everything but the name in the annotation, only Calico's own
+    // labels and annotations in the object's metadata as well.
+    const userLabels = stringMap(meta.labels);
+    const userAnnotations = stringMap(meta.annotations);
+    delete userAnnotations[METADATA_ANNOTATION];
     const annotations: Record<string, string> = {
-      ...((asRecord(meta.annotations) ?? {}) as Record<string, string>),
+      ...onlyCalicoOwn(userAnnotations),
       [METADATA_ANNOTATION]: JSON.stringify({
         ...(typeof meta.uid === 'string' ? { uid: meta.uid } : {}),
         ...(typeof meta.creationTimestamp === 'string'
           ? { creationTimestamp: meta.creationTimestamp }
           : {}),
+        ...(Object.keys(userLabels).length > 0 ? { labels: userLabels } : {}),
+        ...(Object.keys(userAnnotations).length > 0 ? { annotations: userAnnotations } : {}),
       }),
     };
-    const labels = asRecord(meta.labels) as Record<string, string> | undefined;
+    const labels = onlyCalicoOwn(userLabels);
     const status = asRecord(v.status);
     return {
       object: {
