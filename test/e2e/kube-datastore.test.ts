@@ -504,13 +504,21 @@ describe('the Kubernetes datastore on a real API server', () => {
     expect(ccPool.metadata.labels).toEqual({ zone: 'a' });
 
     // calicoctl label / delete, seen by tortie.
-    await cc(['label', 'globalnetworkset', 'cc-deny', 'tier-']);
+    await cc(['label', 'globalnetworkset', 'cc-deny', 'tier', '--remove']);
     expect((await ds.get('GlobalNetworkSet', 'cc-deny'))?.metadata.labels).toEqual({ deny: 'yes' });
     await cc(['delete', 'globalnetworkpolicy', 'cc-deny-listed']);
     expect(await ds.get('GlobalNetworkPolicy', 'cc-deny-listed')).toBeUndefined();
-    await ds.delete([pool('cc-pool', '10.71.0.0/16'), { ...set!, spec: {} }], {
-      ignoreNotFound: true,
-    });
+    await ds.delete(
+      [
+        pool('cc-pool', '10.71.0.0/16'),
+        {
+          apiVersion: 'projectcalico.org/v3',
+          kind: 'GlobalNetworkSet',
+          metadata: { name: 'cc-deny' },
+        },
+      ],
+      { ignoreNotFound: true },
+    );
   }, 120_000);
 
   it("with the node's ServiceAccount (manifests/' ClusterRole): IPAM and status work, a pool write is refused naming the role", async () => {
