@@ -180,11 +180,25 @@ function stageNewBlock(
   who: Who,
   handle: HandleRecord | undefined,
 ): string {
-  // Creating the block key is the claim: only one claimant can find it absent. A stale
-  // affinity record of this node for the same CIDR is simply overwritten.
+  // Creating the block key is the claim: only one claimant can find it absent. It is
+  // staged first: on the Kubernetes datastore a transaction is written key by key, so a
+  // claimant that loses has written nothing. Were the affinity first, a loser that created
+  // it could undo it under the winner: the winner's write of the same record changes
+  // nothing, so the API server keeps the loser's resourceVersion and the loser's guarded
+  // delete still matches (seen as a block without affinity after 3 × 100 concurrent ADDs).
+  // A stale affinity record of this node for the same CIDR is simply overwritten.
   tx.expect(ctx.keys.block(cidr), '0');
+  const address = stageAllocation(
+    ctx,
+    tx,
+    cidr,
+    newBlock(cidr, who.node, ctx.now()),
+    ordinal,
+    who,
+    handle,
+  );
   tx.put(ctx.keys.affinity(who.node, cidr), encodeAffinity('confirmed'));
-  return stageAllocation(ctx, tx, cidr, newBlock(cidr, who.node, ctx.now()), ordinal, who, handle);
+  return address;
 }
 
 function blockOf(ctx: IpamContext, kv: KeyValue): { cidr: Cidr; block: BlockRecord } | undefined {

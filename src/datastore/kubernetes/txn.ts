@@ -14,7 +14,10 @@
  * datastore is not transactional either). Writes go key by key in order; when one loses its
  * race, those already made are undone (in reverse, each guarded by the resourceVersion it
  * wrote) and the transaction reports `succeeded: false`, as etcd's would have. An undo that
- * itself loses a race fails the call with an error naming the keys left changed.
+ * itself loses a race fails the call with an error naming the keys left changed. A write
+ * that changes nothing keeps the object's resourceVersion, so an undo cannot tell its own
+ * write from another writer's identical one made since: callers put the write that decides
+ * first (IPAM's block create), so that a loser has written nothing to undo.
  *
  * A put's `lease` is ignored: the API has no leases (the agent's status records are kept
  * alive by rewriting them; their age is in the record).
