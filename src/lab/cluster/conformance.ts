@@ -17,9 +17,9 @@
  */
 import { kindOfObject } from '../../datastore/index.js';
 import type { Labels } from '../../policy/model.js';
-import type { ConformanceLab, ConformancePodSpec } from '../conformance/lab.js';
-import type { Protocol } from '../conformance/schema.js';
+import type { ConformancePodSpec } from '../conformance/lab.js';
 import { ClusterLab, type ClusterUpOptions } from './cluster-lab.js';
+import { ClusterLabConformance } from './conformance-base.js';
 import { DataplaneSettle } from './settle.js';
 
 interface StoredRef {
@@ -41,16 +41,14 @@ function refOf(p: unknown): StoredRef {
 
 type WepEdit = Parameters<ClusterLab['updateEndpoint']>[1];
 
-export class ClusterConformanceLab implements ConformanceLab {
-  readonly podCidr: string;
-  private next = 0;
+export class ClusterConformanceLab extends ClusterLabConformance {
   private applied: { ref: StoredRef; object: unknown }[] = [];
 
   private constructor(
-    readonly lab: ClusterLab,
+    lab: ClusterLab,
     readonly settle: DataplaneSettle,
   ) {
-    this.podCidr = lab.podCidr;
+    super(lab);
   }
 
   /** Brings a ClusterLab up (inline agents); on failure removes what it made. */
@@ -69,20 +67,6 @@ export class ClusterConformanceLab implements ConformanceLab {
       await lab.down().catch(() => undefined);
       throw e;
     }
-  }
-
-  nodeOf(pod: string): string | undefined {
-    return this.lab.pods.find((p) => p.key === pod)?.node;
-  }
-
-  get description(): string {
-    return this.lab.description;
-  }
-
-  unsupported(protocol: Protocol): string | undefined {
-    return protocol === 'SCTP'
-      ? "the lab's pod process serves and probes TCP and UDP only (Node.js has no SCTP sockets)"
-      : undefined;
   }
 
   async createNamespace(name: string, labels: Labels): Promise<void> {
@@ -111,11 +95,8 @@ export class ClusterConformanceLab implements ConformanceLab {
   }
 
   async createPod(spec: ConformancePodSpec): Promise<{ ip: string }> {
-    const node = this.next++ % this.lab.nodes.length;
-    const servers = spec.serve
-      .filter((s) => s.protocol !== 'SCTP')
-      .map((s) => `${s.protocol.toLowerCase()}:${s.port}`)
-      .join(',');
+    const node = this.nextNode();
+    const servers = ClusterLabConformance.servers(spec);
     const pod = await this.lab.addPod({
       namespace: spec.namespace,
       name: spec.name,
@@ -169,17 +150,6 @@ export class ClusterConformanceLab implements ConformanceLab {
   /** Every agent has programmed every change made so far (see ./settle.ts). */
   waitForDataplane(): Promise<void> {
     return this.settle.waitForDataplane();
-  }
-
-  probe(
-    from: string,
-    to: string,
-    port: number,
-    protocol: Protocol,
-    timeoutMs: number,
-  ): Promise<boolean> {
-    if (protocol === 'SCTP') throw new Error(this.unsupported(protocol));
-    return this.lab.probe(from, to, port, protocol === 'TCP' ? 'tcp' : 'udp', timeoutMs);
   }
 
   async close(): Promise<void> {

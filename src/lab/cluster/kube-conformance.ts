@@ -18,9 +18,9 @@
  * the resourceVersion of the lab's last write of that kind.
  */
 import type { Labels } from '../../policy/model.js';
-import type { ConformanceLab, ConformancePodSpec } from '../conformance/lab.js';
-import type { Protocol } from '../conformance/schema.js';
+import type { ConformancePodSpec } from '../conformance/lab.js';
 import { ClusterLab, type ClusterUpOptions } from './cluster-lab.js';
+import { ClusterLabConformance } from './conformance-base.js';
 import type { KubeApi, KubeObject } from './kube-api.js';
 import { KubeSettle } from './kube-settle.js';
 import { labelsPatch, NAMESPACE_NAME_LABEL, paths } from './kubelet.js';
@@ -55,16 +55,14 @@ export function networkPolicyRef(p: unknown, i: number): PolicyRef {
   return { namespace: o.metadata.namespace, name: o.metadata.name, object };
 }
 
-export class KubeConformanceLab implements ConformanceLab {
-  readonly podCidr: string;
-  private next = 0;
+export class KubeConformanceLab extends ClusterLabConformance {
   private applied = new Map<string, PolicyRef>();
 
   private constructor(
-    readonly lab: ClusterLab,
+    lab: ClusterLab,
     readonly settle: KubeSettle,
   ) {
-    this.podCidr = lab.podCidr;
+    super(lab);
   }
 
   /** Brings the lab up on the Kubernetes datastore; on failure removes what it made. */
@@ -94,20 +92,6 @@ export class KubeConformanceLab implements ConformanceLab {
     return this.lab.kube!.api;
   }
 
-  nodeOf(pod: string): string | undefined {
-    return this.lab.pods.find((p) => p.key === pod)?.node;
-  }
-
-  get description(): string {
-    return this.lab.description;
-  }
-
-  unsupported(protocol: Protocol): string | undefined {
-    return protocol === 'SCTP'
-      ? "the lab's pod process serves and probes TCP and UDP only (Node.js has no SCTP sockets)"
-      : undefined;
-  }
-
   async createNamespace(name: string, labels: Labels): Promise<void> {
     await this.lab.createNamespace(name, { ...labels });
     // Labels as the model says, also when it was there.
@@ -115,11 +99,8 @@ export class KubeConformanceLab implements ConformanceLab {
   }
 
   async createPod(spec: ConformancePodSpec): Promise<{ ip: string }> {
-    const node = this.next++ % this.lab.nodes.length;
-    const servers = spec.serve
-      .filter((s) => s.protocol !== 'SCTP')
-      .map((s) => `${s.protocol.toLowerCase()}:${s.port}`)
-      .join(',');
+    const node = this.nextNode();
+    const servers = ClusterLabConformance.servers(spec);
     const pod = await this.lab.addPod({
       namespace: spec.namespace,
       name: spec.name,
@@ -187,17 +168,6 @@ export class KubeConformanceLab implements ConformanceLab {
   /** Every agent has programmed every change made so far, per kind (./kube-settle.ts). */
   waitForDataplane(): Promise<void> {
     return this.settle.waitForDataplane();
-  }
-
-  probe(
-    from: string,
-    to: string,
-    port: number,
-    protocol: Protocol,
-    timeoutMs: number,
-  ): Promise<boolean> {
-    if (protocol === 'SCTP') throw new Error(this.unsupported(protocol));
-    return this.lab.probe(from, to, port, protocol === 'TCP' ? 'tcp' : 'udp', timeoutMs);
   }
 
   async close(): Promise<void> {
