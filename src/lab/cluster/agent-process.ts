@@ -159,27 +159,16 @@ export class AgentProcess implements LabAgent {
       throw new Error(
         `agent of ${this.options.nodeName} is stopped: store revision ${want} cannot be programmed (start it first)`,
       );
-    const deadline = Date.now() + timeoutMs;
-    let seen = 'nothing';
-    for (;;) {
-      const url = this.pid === undefined ? undefined : this.healthUrl();
-      if (url !== undefined) {
-        try {
-          const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(1000) });
-          const body = (await res.json()) as { programmedRevision?: string };
-          seen = `programmed revision ${body.programmedRevision ?? '?'}`;
-          if (body.programmedRevision !== undefined && BigInt(body.programmedRevision) >= want)
-            return;
-        } catch (e) {
-          seen = (e as Error).message;
-        }
-      } else seen = 'agent not running';
-      if (Date.now() > deadline)
-        throw new Error(
-          `agent of ${this.options.nodeName}: store revision ${want} not programmed within ${timeoutMs} ms (${seen})`,
-        );
-      await sleep(50);
-    }
+    await this.untilStatus(
+      timeoutMs,
+      50,
+      (body: { programmedRevision?: string }) =>
+        body.programmedRevision !== undefined && BigInt(body.programmedRevision) >= want
+          ? true
+          : `programmed revision ${body.programmedRevision ?? '?'}`,
+      (seen) =>
+        `agent of ${this.options.nodeName}: store revision ${want} not programmed within ${timeoutMs} ms (${seen})`,
+    );
   }
 
   /**
@@ -195,6 +184,33 @@ export class AgentProcess implements LabAgent {
         `agent of ${this.options.nodeName} is stopped: nothing will be programmed (start it first)`,
       );
     if (want.size === 0) return;
+    await this.untilStatus(
+      timeoutMs,
+      25,
+      (body: { programmedRevisions?: Record<string, string> }) => {
+        const have = body.programmedRevisions;
+        if (have === undefined) return 'its /status has no programmedRevisions';
+        const behind = [...want].filter(([kind, rev]) => BigInt(have[kind] ?? '0') < rev);
+        if (behind.length === 0) return true;
+        return behind
+          .map(([kind, rev]) => `${kind} at ${have[kind] ?? 'none'}, wanted ${rev}`)
+          .join(', ');
+      },
+      (seen) =>
+        `agent of ${this.options.nodeName}: not programmed within ${timeoutMs} ms (${seen})`,
+    );
+  }
+
+  /**
+   * Polls the running agent's /status every `intervalMs` until `judge` says true (else it
+   * says what it saw); throws `late(what was seen last)` after `timeoutMs`.
+   */
+  private async untilStatus<T>(
+    timeoutMs: number,
+    intervalMs: number,
+    judge: (body: T) => true | string,
+    late: (seen: string) => string,
+  ): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let seen = 'nothing';
     for (;;) {
@@ -202,25 +218,15 @@ export class AgentProcess implements LabAgent {
       if (url !== undefined) {
         try {
           const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(1000) });
-          const body = (await res.json()) as { programmedRevisions?: Record<string, string> };
-          const have = body.programmedRevisions;
-          if (have === undefined) seen = 'its /status has no programmedRevisions';
-          else {
-            const behind = [...want].filter(([kind, rev]) => BigInt(have[kind] ?? '0') < rev);
-            if (behind.length === 0) return;
-            seen = behind
-              .map(([kind, rev]) => `${kind} at ${have[kind] ?? 'none'}, wanted ${rev}`)
-              .join(', ');
-          }
+          const verdict = judge((await res.json()) as T);
+          if (verdict === true) return;
+          seen = verdict;
         } catch (e) {
           seen = (e as Error).message;
         }
       } else seen = 'agent not running';
-      if (Date.now() > deadline)
-        throw new Error(
-          `agent of ${this.options.nodeName}: not programmed within ${timeoutMs} ms (${seen})`,
-        );
-      await sleep(25);
+      if (Date.now() > deadline) throw new Error(late(seen));
+      await sleep(intervalMs);
     }
   }
 
