@@ -226,7 +226,7 @@ export function updateGoalLine(g: UpdateResult['goal']): string {
     g.bpfP50MsAt10k >= GOAL_MS.p50 ? `p50 over by ${fmt(g.bpfP50MsAt10k - GOAL_MS.p50, 1)} ms` : '',
     p99 !== undefined && p99 >= GOAL_MS.p99 ? `p99 over by ${fmt(p99 - GOAL_MS.p99, 1)} ms` : '',
   ].filter(Boolean);
-  const figures = `p50 ${fmt(g.bpfP50MsAt10k, 1)} ms, p99 ${p99 === undefined ? '-' : fmt(p99, 1)} ms`;
+  const figures = `p50 ${fmt(g.bpfP50MsAt10k, 1)} ms${p99 === undefined ? '' : `, p99 ${fmt(p99, 1)} ms`}`;
   const met = over.length === 0 && p99 !== undefined;
   return `${g.text}: ${figures} — ${met ? 'met' : over.length ? `missed (${over.join(', ')})` : 'p99 not measured'}`;
 }
