@@ -236,8 +236,12 @@ const TIME_WAIT_MS = 65_000;
 async function clearTimeWait(lab: PodPair, progress: (s: string) => void): Promise<number> {
   const namespaces = [lab.clientNetns, lab.serverNetns];
   const found = await Promise.all(namespaces.map(timeWaitCount));
+  let refused = '';
   for (const [i, ns] of namespaces.entries())
-    if (found[i]! > 0) await runInNs(ns, ['ss', '-K', 'state', 'time-wait']).catch(() => undefined);
+    if (found[i]! > 0)
+      await runInNs(ns, ['ss', '-K', 'state', 'time-wait']).catch(
+        (e: unknown) => (refused = e instanceof Error ? `: ${e.message}` : ''),
+      );
   const deadline = performance.now() + TIME_WAIT_MS;
   let warned = false;
   for (;;) {
@@ -249,7 +253,7 @@ async function clearTimeWait(lab: PodPair, progress: (s: string) => void): Promi
       );
     if (!warned)
       progress(
-        `ss -K left ${left[0]} + ${left[1]} TIME_WAIT sockets (kernel without CONFIG_INET_DIAG_DESTROY?): waiting for them to expire`,
+        `ss -K left ${left[0]} + ${left[1]} TIME_WAIT sockets (kernel without CONFIG_INET_DIAG_DESTROY?${refused}): waiting for them to expire`,
       );
     warned = true;
     await sleep(250); // the poll period of the wait above
