@@ -8,7 +8,13 @@
  *    flight): rate = messages of the valid duration / its length; p50/p99 round trip;
  *  - stream: `iperf3 -c` (one TCP stream), received bits per second;
  *  - new connections: `wrk -H "Connection: close"` against bench/conn-server.c (accept,
- *    read, answer, close): every request is a new TCP connection.
+ *    read, answer, close): every request is a new TCP connection. Before every run the
+ *    TIME_WAIT sockets of the client and server pods are destroyed (`ss -K`) and the run
+ *    waits for both counts to be 0, and the client pod reuses its own TIME_WAIT ports
+ *    (net.ipv4.tcp_tw_reuse=1): otherwise the client's connect() ends up walking every
+ *    even port of its range held in TIME_WAIT by the runs before, ~2 ms of kernel time
+ *    per connect, and a run collapses to ~300 connections/s in any mode
+ *    (docs/benchmarks.md, "New connections: the TIME_WAIT collapse").
  * Per cell: a warm-up (a short wrk and sockperf's own warm-up), then `runs` runs of each
  * tool; the median and the spread (max − min) are reported. Before a cell is measured in
  * bpf or iptables mode, a probe checks the policy is enforced: the same policy without
@@ -43,6 +49,13 @@ import {
   type Stat,
 } from './common.js';
 import { BenchLab, CLIENT_IP, PORTS, SERVER_IP, type Mode, type Placement } from './lab.js';
+import {
+  podToPodGoals,
+  podToPodRatios,
+  podToPodSummary,
+  type Goal,
+  type Ratio,
+} from './pod-to-pod-summary.js';
 import {
   createCrossLab,
   crossBenchId,
@@ -85,7 +98,8 @@ export interface Cell {
   programMs?: number;
   rr: { rate: Stat; p50Us: Stat; p99Us: Stat };
   stream: { gbps: Stat };
-  conn: { rate: Stat; errors: number };
+  /** timeWaitCleared: TIME_WAIT sockets the client pod held before each run, destroyed. */
+  conn: { rate: Stat; errors: number; timeWaitCleared?: number[] };
 }
 
 export interface PodToPodResult {
@@ -102,6 +116,10 @@ export interface PodToPodResult {
   crossNodeCells: Cell[];
   /** Per cross-node mode: its lab, and an error if it could not be measured. */
   crossNodeLabs: { mode: CrossMode; lab: string; seconds: number; error?: string }[];
+  /** bpf/baseline per row, same node and across nodes (bench/pod-to-pod-summary.ts). */
+  ratios: Ratio[];
+  /** The goals of issue 15 on these figures: met, missed or not measured. */
+  goals: Goal[];
   elapsedSeconds: number;
   files: string[];
 }
@@ -199,6 +217,49 @@ async function iperf(lab: PodPair, seconds: number): Promise<number> {
   return bps / 1e9;
 }
 
+/** TIME_WAIT sockets in a namespace. */
+async function timeWaitCount(netns: string): Promise<number> {
+  const { stdout } = await runInNs(netns, ['ss', '-tanH', 'state', 'time-wait']);
+  return stdout.split('\n').filter((l) => l.trim() !== '').length;
+}
+
+/** How long the kernel keeps a socket in TIME_WAIT (TCP_TIMEWAIT_LEN), and some slack. */
+const TIME_WAIT_MS = 65_000;
+
+/**
+ * Destroys the TIME_WAIT sockets of the client and server pods and waits until both
+ * namespaces have none, so every new-connection run starts from the same state instead
+ * of the ports the runs before left (see the file comment). `ss -K` needs
+ * CONFIG_INET_DIAG_DESTROY; without it the wait is for the kernel to end them (60 s).
+ * Returns the TIME_WAIT sockets found in the client pod.
+ */
+async function clearTimeWait(lab: PodPair, progress: (s: string) => void): Promise<number> {
+  const namespaces = [lab.clientNetns, lab.serverNetns];
+  const found = await Promise.all(namespaces.map(timeWaitCount));
+  let refused = '';
+  for (const [i, ns] of namespaces.entries())
+    if (found[i]! > 0)
+      await runInNs(ns, ['ss', '-K', 'state', 'time-wait']).catch(
+        (e: unknown) => (refused = e instanceof Error ? `: ${e.message}` : ''),
+      );
+  const deadline = performance.now() + TIME_WAIT_MS;
+  let warned = false;
+  for (;;) {
+    const left = await Promise.all(namespaces.map(timeWaitCount));
+    if (left.every((n) => n === 0)) return found[0]!;
+    if (performance.now() > deadline)
+      throw new Error(
+        `TIME_WAIT sockets still held after ${TIME_WAIT_MS / 1000} s (client pod ${left[0]}, server pod ${left[1]})`,
+      );
+    if (!warned)
+      progress(
+        `ss -K left ${left[0]} + ${left[1]} TIME_WAIT sockets (kernel without CONFIG_INET_DIAG_DESTROY?${refused}): waiting for them to expire`,
+      );
+    warned = true;
+    await sleep(250); // the poll period of the wait above
+  }
+}
+
 async function wrk(lab: PodPair, seconds: number) {
   const { stdout } = await runInNs(
     lab.clientNetns,
@@ -222,6 +283,8 @@ interface Samples {
   p99: number[];
   gbps: number[];
   conn: number[];
+  /** TIME_WAIT sockets the client pod held before each run (destroyed before it ran). */
+  timeWait: number[];
   errors: number;
 }
 
@@ -230,6 +293,7 @@ async function measureOnce(
   lab: PodPair,
   opts: { duration: number; warmup?: number },
   s: Samples,
+  progress: (s: string) => void,
 ): Promise<void> {
   const warmup = opts.warmup ?? DEFAULT_WARMUP_SECONDS;
   if (warmup > 0) await wrk(lab, warmup); // sockperf warms up on its own
@@ -238,6 +302,7 @@ async function measureOnce(
   s.p50.push(rr.p50Us);
   s.p99.push(rr.p99Us);
   s.gbps.push(await iperf(lab, opts.duration));
+  s.timeWait.push(await clearTimeWait(lab, progress));
   const w = await wrk(lab, opts.duration);
   s.conn.push(w.rate);
   s.errors += w.errors;
@@ -264,7 +329,15 @@ function planFor(
   );
 }
 
-const noSamples = (): Samples => ({ rate: [], p50: [], p99: [], gbps: [], conn: [], errors: 0 });
+const noSamples = (): Samples => ({
+  rate: [],
+  p50: [],
+  p99: [],
+  gbps: [],
+  conn: [],
+  timeWait: [],
+  errors: 0,
+});
 
 interface PolicedLab extends PodPair {
   set(
@@ -292,6 +365,9 @@ async function measurePlan(
   let servers: Servers | undefined;
   try {
     servers = await startServers(lab);
+    // The client reuses its TIME_WAIT ports older than 1 s, so a long run cannot use up
+    // the port range by itself (clearTimeWait clears what the runs before left).
+    await runInNs(lab.clientNetns, ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
     if (!(await lab.probe(1000))) throw new Error(`${label}: the client cannot reach the server`);
     for (let run = 0; run < opts.runs; run++) {
       for (const [i, { mode, rules, placement }] of plan.entries()) {
@@ -313,7 +389,7 @@ async function measurePlan(
         progress(
           `${label} run ${run + 1}/${opts.runs}: ${mode} ${rules} rules, allowing rule ${placement}`,
         );
-        await measureOnce(lab, opts, samples[i]!);
+        await measureOnce(lab, opts, samples[i]!, progress);
       }
     }
   } finally {
@@ -329,7 +405,7 @@ async function measurePlan(
       ...(ms === undefined ? {} : { programMs: ms }),
       rr: { rate: stat(s.rate), p50Us: stat(s.p50), p99Us: stat(s.p99) },
       stream: { gbps: stat(s.gbps) },
-      conn: { rate: stat(s.conn), errors: s.errors },
+      conn: { rate: stat(s.conn), errors: s.errors, timeWaitCleared: s.timeWait },
     };
   });
 }
@@ -448,16 +524,21 @@ export async function measurePodToPod(
     tools: {
       requestResponse: 'sockperf ping-pong --tcp --mps=max --full-rtt -m 64',
       stream: 'iperf3 -c (1 stream)',
-      newConnections: 'wrk -t1 -c4 -H "Connection: close" against bench/conn-server.c',
+      newConnections:
+        'wrk -t1 -c4 -H "Connection: close" against bench/conn-server.c; before each run the TIME_WAIT sockets of both pods are destroyed (ss -K) and counted to 0; client pod net.ipv4.tcp_tw_reuse=1',
       pinning: `taskset: client CPU ${cpuFor('client')}, servers CPU ${cpuFor('server')}`,
       order: 'runs interleaved over the cells of a lab (run 1 of every cell, then run 2, ...)',
     },
     cells,
     crossNodeCells: cross.cells,
     crossNodeLabs: cross.labs,
+    ratios: [],
+    goals: [],
     elapsedSeconds: (performance.now() - started) / 1000,
     files: [],
   };
+  result.ratios = podToPodRatios(result);
+  result.goals = podToPodGoals(result);
   if (opts.out) result.files = writePodToPodFiles(opts.out, result);
   return result;
 }
@@ -625,6 +706,7 @@ export async function runPodToPodBench(opts: PodToPodOptions): Promise<PodToPodR
       `\npod-to-pod — kernel ${r.machine.kernel}, ${r.machine.cores} cores (${r.machine.cpuModel}), load ${la} (at the end); ${r.options.duration} s per measurement`,
     );
     console.log(podToPodTables(r));
+    console.log(podToPodSummary(r));
     if (r.files.length) console.log(`\nwrote ${r.files.join(', ')}`);
     console.log(`(${r.elapsedSeconds.toFixed(0)} s)`);
   }

@@ -60,7 +60,8 @@ export interface UpdateResult {
   machine: Machine;
   options: Omit<UpdateOptions, 'json' | 'out' | 'id'>;
   rows: UpdateRow[];
-  goal: { text: string; bpfP50MsAt10k?: number; met?: boolean };
+  /** Issue 15's goal, judged when a bpf 10,000-rule row was measured. */
+  goal: { text: string; bpfP50MsAt10k?: number; bpfP99MsAt10k?: number; met?: boolean };
   elapsedSeconds: number;
   files: string[];
 }
@@ -196,14 +197,38 @@ export async function measureUpdate(
     },
     rows,
     goal: {
-      text: 'policy change enforced in < 10 ms p50 at 10,000 rules in bpf mode',
-      ...(at10k ? { bpfP50MsAt10k: at10k.p50Ms, met: at10k.p50Ms < 10 } : {}),
+      text: GOAL_TEXT,
+      ...(at10k
+        ? {
+            bpfP50MsAt10k: at10k.p50Ms,
+            bpfP99MsAt10k: at10k.p99Ms,
+            met: at10k.p50Ms < GOAL_MS.p50 && at10k.p99Ms < GOAL_MS.p99,
+          }
+        : {}),
     },
     elapsedSeconds: (performance.now() - started) / 1000,
     files: [],
   };
   if (opts.out) result.files = writeUpdateFiles(opts.out, result);
   return result;
+}
+
+/** Issue 15: a policy change enforced within these at 10,000 rules (bpf). */
+const GOAL_MS = { p50: 10, p99: 25 };
+const GOAL_TEXT = `policy change enforced in < ${GOAL_MS.p50} ms p50 and < ${GOAL_MS.p99} ms p99 at 10,000 rules in bpf mode`;
+
+/** The goal, judged: "met", "missed (…)" or "not measured". */
+export function updateGoalLine(g: UpdateResult['goal']): string {
+  if (g.bpfP50MsAt10k === undefined) return `${g.text}: not measured (no bpf 10,000-rule row)`;
+  // A document of an earlier run may lack the p99 (the goal was then p50 only).
+  const p99 = g.bpfP99MsAt10k;
+  const over = [
+    g.bpfP50MsAt10k >= GOAL_MS.p50 ? `p50 over by ${fmt(g.bpfP50MsAt10k - GOAL_MS.p50, 1)} ms` : '',
+    p99 !== undefined && p99 >= GOAL_MS.p99 ? `p99 over by ${fmt(p99 - GOAL_MS.p99, 1)} ms` : '',
+  ].filter(Boolean);
+  const figures = `p50 ${fmt(g.bpfP50MsAt10k, 1)} ms${p99 === undefined ? '' : `, p99 ${fmt(p99, 1)} ms`}`;
+  const met = over.length === 0 && p99 !== undefined;
+  return `${g.text}: ${figures} — ${met ? 'met' : over.length ? `missed (${over.join(', ')})` : 'p99 not measured'}`;
 }
 
 export function updateTable(r: UpdateResult): string {
@@ -220,10 +245,7 @@ export function updateTable(r: UpdateResult): string {
       `${String(n).padStart(7)}${f(b?.p50Ms, 10)}${f(b?.p99Ms, 10)}${f(b?.compileMs, 9)}${f(b?.applyMs, 7)}${(b?.mapChanges === undefined ? '-' : fmt(b.mapChanges)).padStart(9)}${f(i?.p50Ms, 10)}${f(i?.p99Ms, 10)}${f(i?.programMs, 10)}`,
     );
   }
-  if (r.goal.bpfP50MsAt10k !== undefined)
-    out.push(
-      `goal: ${r.goal.text}: ${fmt(r.goal.bpfP50MsAt10k, 1)} ms — ${r.goal.met ? 'met' : `missed by ${fmt(r.goal.bpfP50MsAt10k - 10, 1)} ms`}`,
-    );
+  out.push(`goal: ${updateGoalLine(r.goal)}`);
   return out.join('\n');
 }
 

@@ -3,8 +3,9 @@
  * on one node (baseline, bpf, iptables) and across nodes (baseline, bpf, bpf-ipip,
  * iptables: one 2-node lab each). Its tables have every metric with a filled row, its
  * JSON (--out) every cell with positive, finite figures and a passed enforcement check,
- * its charts are written, and its labs are gone. The dataplanes' speed stays with
- * `npm run bench`.
+ * its charts are written, and its labs are gone. After the tables, the bpf/baseline ratio
+ * of every bpf and bpf-ipip cell and the goals of issue 15 (not measured: no 10,000-rule
+ * cells here), in the JSON too. The dataplanes' speed stays with `npm run bench`.
  *
  * Also, without measuring: the bpf and iptables modes of its same-node lab really enforce
  * the policy it measures (allowing rule first or last: the client passes; without it:
@@ -108,6 +109,20 @@ describe('tortie bench pod-to-pod', () => {
       ['bpf/base', 'bpf/ipt', 'ipip/base'],
     );
     expect(cross).toContain('every bpf/iptables/bpf-ipip cell');
+    const ratios = cross!.split('\n== bpf / baseline (median over median of 1 runs')[1];
+    expect(ratios, cross).toBeDefined();
+    const ratioRows = ratios!.split('\n').slice(1, 5);
+    expect(ratioRows[0]).toMatch(
+      header('where', 'path', 'rules', 'allow', 'req/resp', 'new conn', 'stream'),
+    );
+    expect(ratioRows.slice(1)).toEqual([
+      expect.stringMatching(/^same node\s+bpf\s+0 last(\s+\d+\.\d\dx){3}$/),
+      expect.stringMatching(/^across nodes\s+bpf, encap none\s+0 last(\s+\d+\.\d\dx){3}$/),
+      expect.stringMatching(/^across nodes\s+bpf, IPIP\s+0 last(\s+\d+\.\d\dx){3}$/),
+    ]);
+    const goalLines = r.stdout.split('\n== goals of issue 15\n')[1]?.split('\n').slice(0, 6);
+    expect(goalLines, r.stdout).toHaveLength(6);
+    for (const g of goalLines!) expect(g).toMatch(/^not measured .*10,000 rules: .* not measured/);
 
     const doc = JSON.parse(readFileSync(join(out, 'pod-to-pod.json'), 'utf8')) as PodToPodResult;
     expect(doc.benchmark).toBe('pod-to-pod');
@@ -133,12 +148,23 @@ describe('tortie bench pod-to-pod', () => {
         expect(s.runs).toHaveLength(1);
         expect(positiveFinite(s.median), `${key(c)}: ${JSON.stringify(s)}`).toBe(true);
       }
+      // The run started with no TIME_WAIT socket left by the runs before (counted here).
+      expect(c.conn.timeWaitCleared, key(c)).toHaveLength(1);
       // At 0 rules the check is: a policy selecting the server with no ingress rule blocks
       // the client; without it, the client passes.
       if (c.mode !== 'baseline')
         expect(c.enforcement, key(c)).toEqual({ allowedWithRule: true, blockedWithoutRule: true });
     }
 
+    expect(doc.ratios.map((q) => `${q.where}/${q.path}/${q.rules}/${q.placement}`)).toEqual([
+      'same node/bpf/0/last',
+      'across nodes/bpf/0/last',
+      'across nodes/bpf-ipip/0/last',
+    ]);
+    for (const q of doc.ratios)
+      for (const v of [q.rr, q.conn, q.stream])
+        expect(positiveFinite(v), JSON.stringify(q)).toBe(true);
+    expect(doc.goals.map((g) => g.status)).toEqual(Array(6).fill('not measured'));
     for (const set of ['pod-to-pod', 'pod-to-pod-cross'])
       for (const m of ['rr', 'p50', 'p99', 'stream', 'conn'])
         expect(readFileSync(join(out, `${set}-${m}.svg`), 'utf8')).toMatch(/^<svg [^]*<\/svg>\n?$/);

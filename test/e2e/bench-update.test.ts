@@ -3,8 +3,8 @@
  * row per rule count with every bpf and iptables column filled, its JSON (--out) a row per
  * mode and rule count with a positive, finite time for every change (each seen by the
  * probe in the client pod; the bench itself checks the client is blocked before every
- * change and after its undo), and its lab is gone. The 10 ms goal stays with
- * `npm run bench`.
+ * change and after its undo), its goal line says "not measured", and its lab is gone. The
+ * goal itself (p50 < 10 ms, p99 < 25 ms at 10,000 rules) stays with `npm run bench`.
  *
  * Needs root and `npm run build`. Lab ids start with "bn".
  */
@@ -80,9 +80,10 @@ describe('tortie bench update', () => {
       }
     }
     // No 10,000-rule cell: the goal is stated, not judged.
-    expect(doc.goal).toEqual({
-      text: 'policy change enforced in < 10 ms p50 at 10,000 rules in bpf mode',
-    });
+    const goal =
+      'policy change enforced in < 10 ms p50 and < 25 ms p99 at 10,000 rules in bpf mode';
+    expect(doc.goal).toEqual({ text: goal });
+    expect(lines).toContain(`goal: ${goal}: not measured (no bpf 10,000-rule row)`);
     expect(readFileSync(join(out, 'update.svg'), 'utf8')).toMatch(/^<svg [^]*<\/svg>\n?$/);
   });
 });

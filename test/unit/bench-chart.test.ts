@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { barChart, lineChart, niceScale } from '../../bench/chart.js';
 import { percentile, stat } from '../../bench/common.js';
-import { parseSockperf, parseWrk } from '../../bench/pod-to-pod.js';
+import type { Placement } from '../../bench/lab.js';
+import { podToPodGoals, podToPodRatios, podToPodSummary } from '../../bench/pod-to-pod-summary.js';
+import { parseSockperf, parseWrk, type Cell, type PodToPodResult } from '../../bench/pod-to-pod.js';
 
 describe('bench helpers', () => {
   it('draws bar and line charts as standalone SVG', () => {
@@ -56,5 +58,62 @@ describe('bench chart log scale', () => {
     const ys = [...svg.matchAll(/<circle cx="[\d.]+" cy="([\d.]+)"/g)].map((m) => Number(m[1]));
     expect(ys).toHaveLength(2);
     for (const v of ys) expect(v).toBeGreaterThanOrEqual(36);
+  });
+});
+
+describe('pod-to-pod goals', () => {
+  const cell = (mode: Cell['mode'], rules: number, placement: Placement, conn: number): Cell => ({
+    mode,
+    rules,
+    placement,
+    rr: { rate: stat([100]), p50Us: stat([10]), p99Us: stat([20]) },
+    stream: { gbps: stat([10]) },
+    conn: { rate: stat([conn]), errors: 0 },
+  });
+  const result = (cells: Cell[], crossNodeCells: Cell[]) =>
+    ({ options: { runs: 1 }, cells, crossNodeCells }) as unknown as PodToPodResult;
+
+  it('judges each goal on the worst placement at 10,000 rules: met at the ratio, missed below', () => {
+    const r = result(
+      [
+        cell('baseline', 10_000, 'last', 1000),
+        cell('bpf', 10_000, 'last', 1000),
+        cell('bpf', 10_000, 'first', 1200),
+      ],
+      [
+        cell('baseline', 10_000, 'last', 1000),
+        cell('bpf', 10_000, 'last', 990),
+        cell('bpf-ipip', 10_000, 'last', 950),
+      ],
+    );
+    const status = Object.fromEntries(
+      podToPodGoals(r).map((g) => [`${g.where}/${g.path}/${g.metric}`, [g.status, g.ratio]]),
+    );
+    expect(status).toEqual({
+      'across nodes/bpf/rr': ['met', 1],
+      'across nodes/bpf/conn': ['missed', 0.99],
+      'across nodes/bpf-ipip/rr': ['met', 1],
+      'across nodes/bpf-ipip/conn': ['met', 0.95],
+      'same node/bpf/rr': ['met', 1],
+      'same node/bpf/conn': ['met', 1], // rule first (1.2×) does not hide rule last (1.0×)
+    });
+    expect(podToPodRatios(r).map((q) => [q.where, q.path, q.placement, q.conn])).toEqual([
+      ['same node', 'bpf', 'last', 1],
+      ['same node', 'bpf', 'first', 1.2],
+      ['across nodes', 'bpf', 'last', 0.99],
+      ['across nodes', 'bpf-ipip', 'last', 0.95],
+    ]);
+    const text = podToPodSummary(r);
+    expect(text).toContain(
+      'missed       across nodes, bpf, encap none, 10,000 rules: bpf ≥ 1.00× baseline on new connections: 0.99× — missed by 1%',
+    );
+  });
+
+  it('says "not measured" without 10,000-rule cells', () => {
+    const r = result([cell('baseline', 0, 'last', 1000), cell('bpf', 0, 'last', 900)], []);
+    expect(podToPodGoals(r).map((g) => g.status)).toEqual(Array(6).fill('not measured'));
+    expect(podToPodRatios(r)).toEqual([
+      { where: 'same node', path: 'bpf', rules: 0, placement: 'last', rr: 1, conn: 0.9, stream: 1 },
+    ]);
   });
 });
