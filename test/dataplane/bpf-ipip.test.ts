@@ -307,10 +307,7 @@ describe('IPIP in BPF', () => {
 
       const sized = (total: number, df = true): Buffer =>
         ethernet(
-          datagram(
-            { df },
-            udp({ sport: 5000, dport: 53, payload: Buffer.alloc(total - 28, 7) }),
-          ),
+          datagram({ df }, udp({ sport: 5000, dport: 53, payload: Buffer.alloc(total - 28, 7) })),
         );
 
       it('a packet that fits with the 20 bytes added (1380 → 1400) is encapsulated', () => {
@@ -449,7 +446,8 @@ describe('IPIP in BPF', () => {
         [
           'no route',
           ethernet(datagram({}, syn(80, 40002))),
-          () => execInOk(nsPath, 'ip', ['route', 'del', `${REMOTE_BLOCK.addr}/${REMOTE_BLOCK.bits}`]),
+          () =>
+            execInOk(nsPath, 'ip', ['route', 'del', `${REMOTE_BLOCK.addr}/${REMOTE_BLOCK.bits}`]),
         ],
       ];
       for (const [name, input, before] of cases) {
@@ -699,7 +697,13 @@ describe('IPIP in BPF', () => {
         expect(h.run('fromUplink', plain(syn(22))).retval).toBe(TcAction.SHOT);
         expect(h.metric(RECEIVER_EP, Reason.DROP_POLICY, Dir.TO_POD).packets).toBe(1n);
         expect(h.events()).toMatchObject([
-          { type: EventType.DROP, reason: Reason.DROP_POLICY, ep_id: RECEIVER_EP, dir: Dir.TO_POD, rule_id: 299 },
+          {
+            type: EventType.DROP,
+            reason: Reason.DROP_POLICY,
+            ep_id: RECEIVER_EP,
+            dir: Dir.TO_POD,
+            rule_id: 299,
+          },
         ]);
         expect(h.dp.views.ct.entries()).toEqual([]);
       });
