@@ -79,7 +79,8 @@ export class VxlanDevice {
         link.address === mac &&
         link.flags?.includes('UP') === true
       ) {
-        if (link.mtu !== mtu) await this.ip(['link', 'set', 'dev', VXLAN_DEVICE, 'mtu', String(mtu)]);
+        if (link.mtu !== mtu)
+          await this.ip(['link', 'set', 'dev', VXLAN_DEVICE, 'mtu', String(mtu)]);
         return false;
       }
       await this.ip(['link', 'del', VXLAN_DEVICE]);

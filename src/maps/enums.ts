@@ -66,8 +66,10 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
     'to a remote block without encapsulation, left to the host stack (TTL runs out here, no way out in the FIB, too big)',
   PASS_DECAP: 'IPIP from a known node, decapsulated',
   PASS_NOT_TUNNEL: 'on the uplink, no tunnel traffic for this node: passed untouched',
-  PASS_FIB: 'to a remote block without encapsulation: routed in BPF (kernel FIB), redirected to the uplink',
-  PASS_UPLINK_TO_POD: 'on the uplink, a plain packet for a local pod: judged and redirected into it',
+  PASS_FIB:
+    'to a remote block without encapsulation: routed in BPF (kernel FIB), redirected to the uplink',
+  PASS_UPLINK_TO_POD:
+    'on the uplink, a plain packet for a local pod: judged and redirected into it',
   DROP_POLICY: 'a Deny rule or a default deny decided',
   DROP_SPOOF: 'pod sent from an address that is not its own',
   DROP_MALFORMED: 'truncated or inconsistent headers',
