@@ -8,7 +8,10 @@
  *                      VXLAN —, conntrack, egress policy); route: a local pod gets the
  *                      receiver's ingress policy and a redirect straight into it; a
  *                      remote block routed with IPIP is encapsulated and redirected
- *                      to the uplink; anything else goes to the host stack.
+ *                      to the uplink (a DF packet too big for the tunnel is answered
+ *                      with ICMP "fragmentation needed"); one without encapsulation
+ *                      is routed by the kernel's FIB and redirected to the uplink;
+ *                      anything else goes to the host stack.
  *   tortie_to_pod      (pod veth, tc egress: the pod receives what the host stack
  *                      delivers) parse, destination check; the receiver's judgement
  *                      (conntrack, ingress policy).
@@ -16,8 +19,9 @@
  *                      an inner packet from that node's own address or blocks goes
  *                      to its pod as a local delivery would (receiver's ingress
  *                      policy, redirect into the pod); IPIP from anyone else, or
- *                      carrying another node's source, is dropped; everything else
- *                      passes untouched.
+ *                      carrying another node's source, is dropped; a plain packet
+ *                      for a local pod is judged and redirected into it the same
+ *                      way; everything else passes untouched.
  *   tortie_to_uplink   (uplink, tc egress) what the node itself sends to a remote
  *                      block routed with IPIP is encapsulated; everything else
  *                      (pods' packets encapsulated already, the node's own traffic)
@@ -32,6 +36,7 @@
 #include "lib/compat.h"
 #include "tortie_maps.h"
 #include "lib/endpoint.h"
+#include "lib/fib.h"
 #include "lib/finish.h"
 #include "lib/host.h"
 #include "lib/ipip.h"
@@ -39,7 +44,10 @@
 #include "lib/metrics.h"
 #include "lib/packet.h"
 #include "lib/parse.h"
+#include "lib/pmtu.h"
 #include "lib/route.h"
+
+#define TORTIE_PACKET_HOST 0 /* skb->pkt_type: addressed to this host (linux/if_packet.h) */
 
 static __always_inline void ctx_init(struct pkt_ctx *ctx, struct __sk_buff *skb, __u8 dir,
 				     const struct tortie_endpoint *ep)
@@ -61,11 +69,30 @@ static __always_inline int deliver_to_local_pod(struct __sk_buff *skb, struct pk
 }
 
 /*
+ * A DF packet too big for the tunnel: turned into ICMP "fragmentation needed" with the
+ * tunnel's MTU and sent back into the sender's namespace (lib/pmtu.h); a packet that
+ * cannot be answered is dropped as TORTIE_DROP_ENCAP_MTU, as before. The blame is on
+ * the sender towards the uplink already.
+ */
+static __always_inline int answer_frag_needed(struct __sk_buff *skb, struct pkt_ctx *ctx,
+					      __u32 tunnel_mtu)
+{
+	const struct tortie_node_config *cfg = node_config();
+
+	if (!tunnel_mtu || !cfg || !cfg->underlay_ip ||
+	    pmtu_answer4(skb, &ctx->pkt, tunnel_mtu, cfg->underlay_ip) < 0)
+		return drop_packet(ctx, TORTIE_DROP_ENCAP_MTU);
+	return answer_packet(ctx, TORTIE_DROP_FRAG_NEEDED, bpf_redirect_peer(ctx->ifindex, 0));
+}
+
+/*
  * A pod's packet, judged for its sender (lib/judge.h), then routed: to a pod of this
  * node, judged for the receiver too and redirected into it; to a remote block routed
- * with IPIP, encapsulated and redirected to the uplink; anywhere else, to the host
- * stack. The flow is recorded only once the packet can leave (a drop leaves no new
- * entry).
+ * with IPIP, encapsulated and redirected to the uplink; to a remote block without
+ * encapsulation, routed by the kernel's FIB and redirected to the interface it names
+ * (lib/fib.h); anywhere else (the node itself, unknown destinations, VXLAN routes), to
+ * the host stack. The flow is recorded only once the packet can leave (a drop leaves
+ * no new entry).
  */
 static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 				     const struct tortie_endpoint *ep)
@@ -74,8 +101,9 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 	struct judgement j = {};
 	struct tortie_endpoint *receiver;
 	struct tortie_route *route;
+	struct fib_way way = {};
 	__u8 forward = TORTIE_PASS_HOST_ROUTE;
-	__u32 uplink = 0, to_ifindex;
+	__u32 uplink = 0, to_ifindex, tunnel_mtu = 0;
 	__u8 reason;
 
 	reason = judge_egress4(ctx, ep, &j);
@@ -93,11 +121,16 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 		return deliver_to_local_pod(skb, ctx, reason, receiver, to_ifindex);
 	}
 
-	if (route && route->type == TORTIE_ROUTE_REMOTE_BLOCK &&
-	    (route->flags & TORTIE_ROUTE_F_IPIP))
-		forward = ipip_prepare4(skb, pkt, route, &uplink);
+	if (route && route->type == TORTIE_ROUTE_REMOTE_BLOCK) {
+		if (route->flags & TORTIE_ROUTE_F_IPIP)
+			forward = ipip_prepare4(skb, pkt, route, &uplink, &tunnel_mtu);
+		else if (!(route->flags & TORTIE_ROUTE_F_VXLAN))
+			forward = fib_prepare4(skb, pkt, &way);
+	}
 	if (reason_is_drop(forward)) {
 		ctx_blame(ctx, ep->id, TORTIE_DIR_TO_UPLINK);
+		if (forward == TORTIE_DROP_ENCAP_MTU)
+			return answer_frag_needed(skb, ctx, tunnel_mtu);
 		return drop_packet(ctx, forward);
 	}
 
@@ -107,13 +140,15 @@ static __always_inline int from_pod4(struct __sk_buff *skb, struct pkt_ctx *ctx,
 
 	/*
 	 * To another node: counted for the sender under the reason policy or conntrack
-	 * gave, and towards the uplink under how it left — encapsulated, or handed to the
-	 * host stack, whose routes carry it (ipipMode Never).
+	 * gave, and towards the uplink under how it left — encapsulated, routed in BPF, or
+	 * handed to the host stack.
 	 */
 	metrics_count(ep->id, reason, TORTIE_DIR_FROM_POD, ctx->len);
 	ctx_blame(ctx, ep->id, TORTIE_DIR_TO_UPLINK);
 	if (forward == TORTIE_PASS_ENCAP)
 		return pass_packet(ctx, forward, ipip_redirect(uplink));
+	if (forward == TORTIE_PASS_FIB)
+		return pass_packet(ctx, forward, fib_redirect(&way));
 	return pass_packet(ctx, forward, TC_ACT_OK);
 }
 
@@ -167,6 +202,47 @@ static __always_inline int from_uplink4(struct __sk_buff *skb, struct pkt_ctx *c
 			   redirect_to_local_endpoint(skb, to_ifindex, pkt->ttl, pkt->proto));
 }
 
+/*
+ * A plain packet on the uplink (no IPIP for this node). For a local pod it is judged
+ * for the receiver exactly as tortie_to_pod judges it once the host stack has
+ * forwarded it — blamed on the receiver towards the pod, the same conntrack and policy
+ * — and redirected straight into the pod. Anything else goes to the host stack
+ * untouched, as before: not IPv4, malformed (the host stack and tortie_to_pod decide),
+ * a fragment (left to the stack's reassembly rules), a TTL running out (Time
+ * Exceeded), a frame not addressed to this host, a destination that is no local pod.
+ */
+static __always_inline int from_uplink_plain4(struct __sk_buff *skb, struct pkt_ctx *ctx)
+{
+	struct packet *pkt = &ctx->pkt;
+	struct tortie_endpoint *receiver;
+	struct tortie_route *route;
+	__u32 to_ifindex;
+	__u8 reason;
+
+	if (skb->pkt_type != TORTIE_PACKET_HOST)
+		return pass_packet(ctx, TORTIE_PASS_NOT_TUNNEL, TC_ACT_OK);
+	__builtin_memset(pkt, 0, sizeof(*pkt));
+	if (parse_packet(skb, pkt) != TORTIE_REASON_NONE || pkt->frag != FRAG_NONE ||
+	    pkt->ttl <= 1)
+		return pass_packet(ctx, TORTIE_PASS_NOT_TUNNEL, TC_ACT_OK);
+	route = route_lookup4(pkt->daddr);
+	if (!route || route->type != TORTIE_ROUTE_LOCAL_EP)
+		return pass_packet(ctx, TORTIE_PASS_NOT_TUNNEL, TC_ACT_OK);
+	to_ifindex = route->ifindex;
+	receiver = endpoint_of(to_ifindex);
+	if (!receiver || pkt->daddr != receiver->ip)
+		return pass_packet(ctx, TORTIE_PASS_NOT_TUNNEL, TC_ACT_OK);
+
+	ctx_blame(ctx, receiver->id, TORTIE_DIR_TO_POD);
+	reason = judge_ingress4(ctx, receiver, to_ifindex);
+	if (reason_is_drop(reason))
+		return drop_packet(ctx, reason);
+	metrics_count(receiver->id, reason, TORTIE_DIR_TO_POD, ctx->len);
+	ctx_blame(ctx, 0, TORTIE_DIR_FROM_UPLINK);
+	return pass_packet(ctx, TORTIE_PASS_UPLINK_TO_POD,
+			   redirect_to_local_endpoint(skb, to_ifindex, pkt->ttl, pkt->proto));
+}
+
 SEC("tc")
 int tortie_from_pod(struct __sk_buff *skb)
 {
@@ -206,10 +282,11 @@ int tortie_to_pod(struct __sk_buff *skb)
 }
 
 /*
- * The uplink: only IPIP for this node is tortie's business. The outer header is
- * checked and stripped, then the inner packet is parsed afresh and judged as a packet
- * arriving for a local pod. Counters and events name the outer addresses until the
- * strip, the inner ones after; bytes are skb->len at the time.
+ * The uplink: IPIP for this node and plain packets for its pods are tortie's business.
+ * The outer header is checked and stripped, then the inner packet is parsed afresh and
+ * judged as a packet arriving for a local pod; a plain packet goes to
+ * from_uplink_plain4. Counters and events name the outer addresses until the strip,
+ * the inner ones after; bytes are skb->len at the time.
  */
 SEC("tc")
 int tortie_from_uplink(struct __sk_buff *skb)
@@ -222,7 +299,7 @@ int tortie_from_uplink(struct __sk_buff *skb)
 	ctx_init(&ctx, skb, TORTIE_DIR_FROM_UPLINK, NULL);
 	reason = ipip_classify4(skb, &ctx.pkt, &outer_len);
 	if (reason == TORTIE_PASS_NOT_TUNNEL)
-		return pass_packet(&ctx, reason, TC_ACT_OK);
+		return from_uplink_plain4(skb, &ctx);
 	if (reason != TORTIE_REASON_NONE)
 		return drop_packet(&ctx, reason);
 	outer_saddr = ctx.pkt.saddr;

@@ -354,11 +354,18 @@ enum tortie_reason {
 	TORTIE_PASS_ARP = 5,
 	TORTIE_PASS_FRAGMENT = 6,       /* non-first fragment of an allowed datagram */
 	TORTIE_PASS_ENCAP = 7,          /* to a remote block: IPIP-encapsulated, sent to the uplink */
-	TORTIE_PASS_HOST_ROUTE = 8,     /* to a remote block, not encapsulated: the host stack
-					 * routes it (ipipMode Never; or its TTL runs out here) */
+	TORTIE_PASS_HOST_ROUTE = 8,     /* to a remote block, not encapsulated, left to the host
+					 * stack: its TTL runs out here, or the kernel's FIB gave
+					 * no way out (unreachable, too big for the egress MTU) */
 	TORTIE_PASS_DECAP = 9,          /* IPIP from a known node, decapsulated */
 	TORTIE_PASS_NOT_TUNNEL = 10,    /* on the uplink: no tunnel work (the node's own
 					 * traffic, or IPIP not addressed to this node) */
+	TORTIE_PASS_FIB = 11,           /* to a remote block, not encapsulated (ipipMode Never):
+					 * routed in BPF by the kernel's FIB and neighbour tables,
+					 * redirected to the egress interface past the host stack */
+	TORTIE_PASS_UPLINK_TO_POD = 12, /* on the uplink, a plain packet for a local pod: judged
+					 * for the receiver and redirected into it (counted for
+					 * the receiver under its policy or conntrack reason) */
 	/* drops: from 64 up, so "reason >= 64" means dropped */
 	TORTIE_DROP_POLICY = 64,        /* a Deny rule or a default deny decided */
 	TORTIE_DROP_SPOOF = 65,         /* pod sent from an address that is not its own */
@@ -389,7 +396,10 @@ enum tortie_reason {
 					 * only a SYN opens a flow (no mid-stream pick-up) */
 	TORTIE_DROP_CT_BUDGET = 86,     /* the sender's new-flow budget is spent (off by default:
 					 * tortie_cfg_ct_budget_interval_ns) */
-	TORTIE_REASON_MAX = 87,
+	TORTIE_DROP_FRAG_NEEDED = 87,   /* DF packet that does not fit the uplink once
+					 * encapsulated: dropped, and answered with ICMP
+					 * "fragmentation needed" carrying the tunnel's MTU */
+	TORTIE_REASON_MAX = 88,
 };
 
 /*

@@ -29,6 +29,20 @@ static __always_inline int drop_packet(struct pkt_ctx *ctx, __u8 reason)
 	return TC_ACT_SHOT;
 }
 
+/*
+ * The packet is dropped, but an answer made of it leaves in its place (an ICMP error
+ * back to the sender, lib/pmtu.h): counted and reported as a drop, with the answer's
+ * verdict.
+ */
+static __always_inline int answer_packet(struct pkt_ctx *ctx, __u8 reason, int tc_verdict)
+{
+	metrics_count(ctx->ep_id, reason, ctx->dir, ctx->len);
+	if (tortie_cfg_drop_events)
+		event_emit(ctx, TORTIE_EVENT_DROP, ctx->ep_id, ctx->dir, reason, ctx->action,
+			   ctx->rule_id);
+	return tc_verdict;
+}
+
 /* Reasons from 64 up are drops (tortie_maps.h). */
 static __always_inline int reason_is_drop(__u8 reason)
 {

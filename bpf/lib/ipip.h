@@ -8,8 +8,9 @@
  * stripped; the inner packet then goes the way a packet to a local pod goes.
  *
  * Nothing is fragmented here. A packet that would not fit the uplink's MTU with the
- * outer header is dropped (TORTIE_DROP_ENCAP_MTU): in IPIP mode pods get an MTU 20
- * bytes below the underlay's. GSO packets fit whatever the pod MTU: adding the header
+ * outer header is dropped: with DF set it is answered with ICMP "fragmentation needed"
+ * (TORTIE_DROP_FRAG_NEEDED, lib/pmtu.h), without it dropped (TORTIE_DROP_ENCAP_MTU);
+ * in IPIP mode pods get an MTU 20 bytes below the underlay's. GSO packets fit whatever the pod MTU: adding the header
  * lowers their segment size by the same 20 bytes (no BPF_F_ADJ_ROOM_FIXED_GSO).
  */
 #ifndef TORTIE_IPIP_H
@@ -135,13 +136,15 @@ static __always_inline __u8 ipip_tunnel_of(const struct tortie_route *route, __b
 /*
  * The packet plus the outer header against the MTU of `ifindex` (0: the interface the
  * program runs on). A GSO packet passes: its segments shrink to fit (above). A
- * negative answer from the kernel means no such interface.
+ * negative answer from the kernel means no such interface. *mtu: the interface's MTU
+ * (the kernel reports it whatever the answer).
  */
-static __always_inline __u8 ipip_check_mtu(struct __sk_buff *skb, __u32 ifindex)
+static __always_inline __u8 ipip_check_mtu(struct __sk_buff *skb, __u32 ifindex, __u32 *mtu)
 {
 	__u32 mtu_len = 0;
 	long rc = bpf_check_mtu(skb, ifindex, &mtu_len, IPIP_HLEN, 0);
 
+	*mtu = mtu_len;
 	if (rc < 0)
 		return TORTIE_DROP_NO_UPLINK;
 	return rc > 0 ? TORTIE_DROP_ENCAP_MTU : TORTIE_REASON_NONE;
@@ -153,12 +156,15 @@ static __always_inline __u8 ipip_check_mtu(struct __sk_buff *skb, __u32 ifindex)
  *   TORTIE_PASS_ENCAP       encapsulated; send it to *uplink;
  *   TORTIE_PASS_HOST_ROUTE  its TTL runs out here: the host stack answers with Time
  *                           Exceeded, as any router would;
- *   a drop reason.
+ *   a drop reason; for TORTIE_DROP_ENCAP_MTU, *tunnel_mtu is the largest packet the
+ *   tunnel carries (the uplink's MTU less the outer header), for the ICMP answer.
  */
 static __always_inline __u8 ipip_prepare4(struct __sk_buff *skb, const struct packet *pkt,
-					  const struct tortie_route *route, __u32 *uplink)
+					  const struct tortie_route *route, __u32 *uplink,
+					  __u32 *tunnel_mtu)
 {
 	__be32 saddr = 0;
+	__u32 mtu = 0;
 	__u8 reason;
 
 	reason = ipip_tunnel_of(route, &saddr, uplink);
@@ -166,7 +172,8 @@ static __always_inline __u8 ipip_prepare4(struct __sk_buff *skb, const struct pa
 		return reason;
 	if (pkt->ttl <= 1)
 		return TORTIE_PASS_HOST_ROUTE;
-	reason = ipip_check_mtu(skb, *uplink);
+	reason = ipip_check_mtu(skb, *uplink, &mtu);
+	*tunnel_mtu = mtu > IPIP_HLEN ? mtu - IPIP_HLEN : 0;
 	if (reason != TORTIE_REASON_NONE)
 		return reason;
 	if (ipv4_ttl_decrement(skb, pkt->ttl, pkt->proto) < 0)
@@ -186,12 +193,12 @@ static __always_inline __u8 ipip_encap_host4(struct __sk_buff *skb,
 					     const struct tortie_route *route)
 {
 	__be32 saddr = 0;
-	__u32 uplink = 0;
+	__u32 uplink = 0, mtu = 0;
 	__u8 reason;
 
 	reason = ipip_tunnel_of(route, &saddr, &uplink);
 	if (reason == TORTIE_REASON_NONE)
-		reason = ipip_check_mtu(skb, 0);
+		reason = ipip_check_mtu(skb, 0, &mtu);
 	if (reason == TORTIE_REASON_NONE)
 		reason = ipip_encap4(skb, saddr, route->next_hop);
 	return reason == TORTIE_REASON_NONE ? TORTIE_PASS_ENCAP : reason;

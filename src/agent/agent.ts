@@ -772,6 +772,7 @@ export class Agent {
       natOutgoingAddress: live.natOutgoingAddress,
       natPortRange: live.natPortRange,
       ipipMtu: live.ipipMtu,
+      vxlanMtu: live.vxlanMtu,
     };
     const shown = JSON.stringify(report);
     if (shown !== this.configShown) {

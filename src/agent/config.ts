@@ -92,6 +92,7 @@ export const CLUSTER_SETTINGS = [
   'natOutgoingAddress',
   'natPortRange',
   'ipipMtu',
+  'vxlanMtu',
 ] as const;
 export type ClusterSetting = (typeof CLUSTER_SETTINGS)[number];
 
@@ -188,9 +189,15 @@ export interface AgentConfig {
   readonly natPortRange: string | undefined;
   /**
    * The MTU of the node's own routes to IPIP-encapsulated blocks (Felix's ipipMTU: tortie
-   * has no tunl0 device, the encapsulation is BPF's); undefined: 1480. Live.
+   * has no tunl0 device, the encapsulation is BPF's); undefined: the uplink's MTU less
+   * 20. Live.
    */
   readonly ipipMtu: number | undefined;
+  /**
+   * The MTU of the VXLAN device (Felix's vxlanMTU); undefined: the uplink's MTU less 50.
+   * Live.
+   */
+  readonly vxlanMtu: number | undefined;
   /**
    * The cluster settings given here rather than taken from a default, and where (e.g.
    * `--log-level`, `TORTIE_LOG_LEVEL`, `/etc/tortie/agent.yaml: logLevel`): these win over
@@ -642,6 +649,7 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     natOutgoingAddress: undefined,
     natPortRange: undefined,
     ipipMtu: undefined,
+    vxlanMtu: undefined,
     localSettings,
   };
 }

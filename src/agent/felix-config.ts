@@ -40,6 +40,7 @@ export const LIVE_SETTINGS: ReadonlySet<ClusterSetting> = new Set<ClusterSetting
   'natOutgoingAddress',
   'natPortRange',
   'ipipMtu',
+  'vxlanMtu',
 ]);
 
 export type ClusterValues = { -readonly [S in ClusterSetting]?: AgentConfig[S] };
@@ -179,6 +180,7 @@ export const FELIX_MAPPINGS: Readonly<Record<string, Mapping>> = {
   natOutgoingAddress: { setting: 'natOutgoingAddress', parse: ipv4 },
   natPortRange: { setting: 'natPortRange', parse: portRange },
   ipipMTU: { setting: 'ipipMtu', parse: intIn(576, 65515) },
+  vxlanMTU: { setting: 'vxlanMtu', parse: intIn(576, 65485) },
 };
 
 /** Felix fields where tortie has one value. */

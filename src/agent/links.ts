@@ -115,10 +115,24 @@ export async function applyKernelRoutes(
   );
 }
 
+/** The MTU of interface `name` in the namespace; undefined when there is no such interface. */
+export async function linkMtu(
+  nodeNetns: string | undefined,
+  name: string,
+): Promise<number | undefined> {
+  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
+    '-json',
+    'link',
+    'show',
+  ]);
+  return ipLinksSchema.parse(entries(stdout)).find((l) => l.ifname === name)?.mtu;
+}
+
 /** The node namespace's interfaces, addresses and routes, as the managers ask for them. */
 export interface NodeNetns {
   detectNodeAddress(): Promise<string | undefined>;
   listLinks(): Promise<Map<string, number>>;
+  linkMtu(name: string): Promise<number | undefined>;
   findAddressInterface(ip: string): Promise<number | undefined>;
   listNodeAddresses(): Promise<string[]>;
   listKernelRoutes(proto: number): Promise<KernelRoute[]>;
@@ -130,6 +144,7 @@ export function nodeNetns(netns: string | undefined): NodeNetns {
   return {
     detectNodeAddress: () => detectNodeAddress(netns),
     listLinks: () => listLinks(netns),
+    linkMtu: (name) => linkMtu(netns, name),
     findAddressInterface: (ip) => findAddressInterface(netns, ip),
     listNodeAddresses: () => listNodeAddresses(netns),
     listKernelRoutes: (proto) => listKernelRoutes(netns, proto),

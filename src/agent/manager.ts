@@ -45,8 +45,10 @@ export interface Snapshot {
   readonly settings?: {
     readonly natOutgoingAddress?: string | undefined;
     readonly natPortRange?: string | undefined;
-    /** The MTU of the node's IPIP routes (undefined: IPIP_ROUTE_MTU). */
+    /** The MTU of the node's IPIP routes (undefined: the uplink's MTU − 20). */
     readonly ipipMtu?: number | undefined;
+    /** The MTU of the VXLAN device (undefined: the uplink's MTU − 50). */
+    readonly vxlanMtu?: number | undefined;
   };
 }
 

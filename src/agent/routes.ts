@@ -195,8 +195,29 @@ function compareCidrText(a: string, b: string): number {
  * replaces and deletes only routes with it, never anyone else's.
  */
 export const TORTIE_ROUTE_PROTO = 177;
-/** The MTU of a kernel route in IPIP mode: a 1500-byte underlay less the 20-byte header. */
+/** What IPIP adds to a packet: the outer IPv4 header. */
+export const IPIP_OVERHEAD = 20;
+/**
+ * The MTU of a kernel route in IPIP mode when the uplink's MTU cannot be read: a
+ * 1500-byte underlay less the 20-byte header.
+ */
 export const IPIP_ROUTE_MTU = 1480;
+
+/**
+ * A tunnel's MTU over the uplink: the configured one (FelixConfiguration ipipMTU /
+ * vxlanMTU) wins; else the uplink's MTU less what the encapsulation adds; else (the
+ * uplink's MTU unknown) the value for a 1500-byte underlay.
+ */
+export function tunnelMtu(
+  configured: number | undefined,
+  uplinkMtu: number | undefined,
+  overhead: number,
+  fallback: number,
+): number {
+  if (configured !== undefined) return configured;
+  if (uplinkMtu !== undefined && uplinkMtu > overhead) return uplinkMtu - overhead;
+  return fallback;
+}
 
 /**
  * A kernel route in the node's namespace: `<cidr> via <via> dev <dev> proto 177 [src S]

@@ -20,7 +20,9 @@ import { runIn } from '../plumbing/netns.js';
 export const VXLAN_DEVICE = 'vxlan.tortie';
 export const VXLAN_VNI = 4096;
 export const VXLAN_PORT = 4789;
-/** 1500-byte underlay less the outer IP, UDP, VXLAN and Ethernet headers. */
+/** What VXLAN adds to a packet: the outer IPv4, UDP, VXLAN and inner Ethernet headers. */
+export const VXLAN_OVERHEAD = 50;
+/** The device's MTU when the uplink's cannot be read: a 1500-byte underlay less 50. */
 export const VXLAN_MTU = 1450;
 
 /** The VTEP MAC of the node with this underlay address. */
@@ -48,8 +50,11 @@ export class VxlanDevice {
     return runIn(this.netns, 'ip', args, input);
   }
 
-  /** Creates the device (or recreates it when its settings differ) and brings it up. */
-  async ensureDevice(): Promise<boolean> {
+  /**
+   * Creates the device (or recreates it when its settings differ) with MTU `mtu` and
+   * brings it up; an MTU alone that differs is set in place.
+   */
+  async ensureDevice(mtu: number = VXLAN_MTU): Promise<boolean> {
     const shown = await this.ip(['-d', '-j', 'link', 'show', 'dev', VXLAN_DEVICE]).catch(
       () => undefined,
     );
@@ -57,6 +62,7 @@ export class VxlanDevice {
     if (shown !== undefined) {
       const [link] = JSON.parse(shown.stdout || '[]') as {
         address?: string;
+        mtu?: number;
         operstate?: string;
         flags?: string[];
         linkinfo?: {
@@ -72,8 +78,11 @@ export class VxlanDevice {
         d.port === VXLAN_PORT &&
         link.address === mac &&
         link.flags?.includes('UP') === true
-      )
+      ) {
+        if (link.mtu !== mtu)
+          await this.ip(['link', 'set', 'dev', VXLAN_DEVICE, 'mtu', String(mtu)]);
         return false;
+      }
       await this.ip(['link', 'del', VXLAN_DEVICE]);
       this.written = '';
     }
@@ -81,7 +90,7 @@ export class VxlanDevice {
       ['-batch', '-'],
       [
         `link add ${VXLAN_DEVICE} type vxlan id ${VXLAN_VNI} dstport ${VXLAN_PORT} local ${this.localIp} dev ${this.uplink} nolearning`,
-        `link set ${VXLAN_DEVICE} address ${mac} mtu ${VXLAN_MTU}`,
+        `link set ${VXLAN_DEVICE} address ${mac} mtu ${mtu}`,
         `link set ${VXLAN_DEVICE} up`,
         '',
       ].join('\n'),

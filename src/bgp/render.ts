@@ -118,7 +118,7 @@ export interface BirdInputs {
   /** Where BIRD logs (a file); undefined: no log statement. */
   readonly logFile?: string | undefined;
   readonly timers?: BgpTimers | undefined;
-  /** MTU of kernel routes to encapsulating pools' blocks (default 1480). */
+  /** MTU of kernel routes to encapsulating pools' blocks (the agent: ipipMTU, else the uplink's MTU − 20; default 1480). */
   readonly ipipMtu?: number;
 }
 

@@ -19,6 +19,8 @@ export const Reason = {
   PASS_HOST_ROUTE: 8,
   PASS_DECAP: 9,
   PASS_NOT_TUNNEL: 10,
+  PASS_FIB: 11,
+  PASS_UPLINK_TO_POD: 12,
   DROP_POLICY: 64,
   DROP_SPOOF: 65,
   DROP_MALFORMED: 66,
@@ -42,12 +44,13 @@ export const Reason = {
   DROP_ENDPOINT_TO_HOST: 84,
   DROP_CT_TCP_NOT_SYN: 85,
   DROP_CT_BUDGET: 86,
+  DROP_FRAG_NEEDED: 87,
 } as const;
 export type Reason = ValueOf<typeof Reason>;
 export type ReasonName = keyof typeof Reason;
 
 /** TORTIE_REASON_MAX: every reason is below it. */
-export const REASON_MAX = 87;
+export const REASON_MAX = 88;
 
 /** What each reason means, for humans (CLI, monitor, docs). */
 export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
@@ -59,9 +62,14 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
   PASS_ARP: 'ARP',
   PASS_FRAGMENT: 'non-first fragment of an allowed datagram',
   PASS_ENCAP: 'to a remote block: IPIP-encapsulated and sent to the uplink',
-  PASS_HOST_ROUTE: 'to a remote block without encapsulation: routed by the host stack',
+  PASS_HOST_ROUTE:
+    'to a remote block without encapsulation, left to the host stack (TTL runs out here, no way out in the FIB, too big)',
   PASS_DECAP: 'IPIP from a known node, decapsulated',
   PASS_NOT_TUNNEL: 'on the uplink, no tunnel traffic for this node: passed untouched',
+  PASS_FIB:
+    'to a remote block without encapsulation: routed in BPF (kernel FIB), redirected to the uplink',
+  PASS_UPLINK_TO_POD:
+    'on the uplink, a plain packet for a local pod: judged and redirected into it',
   DROP_POLICY: 'a Deny rule or a default deny decided',
   DROP_SPOOF: 'pod sent from an address that is not its own',
   DROP_MALFORMED: 'truncated or inconsistent headers',
@@ -89,6 +97,8 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
   DROP_CT_TCP_NOT_SYN:
     'TCP segment of no tracked flow that is not a bare SYN (only a SYN opens a flow)',
   DROP_CT_BUDGET: "the sending pod's new-flow budget is spent (ctNewFlowBudget; off by default)",
+  DROP_FRAG_NEEDED:
+    'packet with DF set too big for the tunnel: answered with ICMP fragmentation needed (the tunnel MTU)',
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(

@@ -250,16 +250,6 @@ describe('IPIP in BPF', () => {
       expect(h.metric(EP, Reason.PASS_ENCAP, Dir.TO_UPLINK).packets).toBe(0n);
     });
 
-    it('without IPIP on the route (ipipMode Never) hands the packet to the host stack untouched', () => {
-      remoteRoute(h, false);
-      const input = ethernet(datagram({}, syn()));
-      const { retval, data } = h.run('fromPod', input);
-      expect(retval).toBe(TcAction.OK);
-      expect(data).toEqual(input);
-      expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(1n);
-      expect(h.metric(EP, Reason.PASS_HOST_ROUTE, Dir.TO_UPLINK).packets).toBe(1n);
-    });
-
     it('a packet whose TTL runs out goes to the host stack (Time Exceeded), not into the tunnel', () => {
       const input = ethernet(datagram({ ttl: 1 }, syn()));
       const { retval, data } = h.run('fromPod', input);
@@ -315,12 +305,9 @@ describe('IPIP in BPF', () => {
         await run.removeAll();
       });
 
-      const sized = (total: number): Buffer =>
+      const sized = (total: number, df = true): Buffer =>
         ethernet(
-          datagram(
-            { df: true },
-            udp({ sport: 5000, dport: 53, payload: Buffer.alloc(total - 28, 7) }),
-          ),
+          datagram({ df }, udp({ sport: 5000, dport: 53, payload: Buffer.alloc(total - 28, 7) })),
         );
 
       it('a packet that fits with the 20 bytes added (1380 → 1400) is encapsulated', () => {
@@ -330,14 +317,159 @@ describe('IPIP in BPF', () => {
         expect(readOuter(data).totalLength).toBe(1400);
       });
 
-      it('one byte more (1381 → 1401) drops as DROP_ENCAP_MTU, unchanged', () => {
+      it('one byte more (1381 → 1401) without DF drops as DROP_ENCAP_MTU, unchanged', () => {
         seedNode(h, { uplink });
-        const input = sized(1381);
+        const input = sized(1381, false);
         const { retval, data } = h.run('fromPod', input);
         expect(retval).toBe(TcAction.SHOT);
         expect(data).toEqual(input);
         expect(h.metric(EP, Reason.DROP_ENCAP_MTU, Dir.TO_UPLINK).packets).toBe(1n);
       });
+
+      it('one byte more with DF is answered: ICMP fragmentation needed, MTU 1380, back into the pod', () => {
+        seedNode(h, { uplink });
+        const input = sized(1381);
+        const { retval, data } = h.run('fromPod', input);
+        expect(retval).toBe(TcAction.REDIRECT);
+        // MACs swapped: from the gateway back to the pod.
+        expect(data.subarray(0, 6)).toEqual(input.subarray(6, 12));
+        expect(data.subarray(6, 12)).toEqual(input.subarray(0, 6));
+        expect(data.length).toBe(ETH_HLEN + 20 + 8 + 28);
+        expect(readIpv4(data)).toMatchObject({
+          src: NODE,
+          dst: POD,
+          proto: PROTO.ICMP,
+          totalLength: 56,
+          checksumOk: true,
+        });
+        const icmp = data.subarray(ETH_HLEN + 20);
+        expect({ type: icmp[0], code: icmp[1], mtu: icmp.readUInt16BE(6) }).toEqual({
+          type: 3,
+          code: 4,
+          mtu: 1380,
+        });
+        expect(inetChecksum(icmp)).toBe(0);
+        // It quotes the pod's header (TTL not lowered: the packet never left) and 8 bytes.
+        expect(icmp.subarray(8)).toEqual(input.subarray(ETH_HLEN, ETH_HLEN + 28));
+        expect(h.metric(EP, Reason.DROP_FRAG_NEEDED, Dir.TO_UPLINK).packets).toBe(1n);
+        expect(h.metric(EP, Reason.DROP_ENCAP_MTU, Dir.TO_UPLINK).packets).toBe(0n);
+        expect(h.events()).toMatchObject([
+          { type: EventType.DROP, reason: Reason.DROP_FRAG_NEEDED, ep_id: EP, dir: Dir.TO_UPLINK },
+        ]);
+        // Nothing was tracked for a packet that never left.
+        expect(h.dp.views.ct.entries()).toEqual([]);
+      });
+    });
+  });
+
+  describe('without encapsulation (ipipMode Never): routed in BPF by the kernel FIB (tortie_from_pod)', () => {
+    // bpf_fib_lookup asks the FIB of the caller's namespace: these test runs go inside
+    // one where 10.2.0.0/26 is routed via the other node (192.0.2.2) out of fib0.
+    const run = new TestNetnsSet();
+    let nsPath = '';
+    let nsFd: number | undefined;
+    let fibIfindex = 0;
+    let fibMac = '';
+    const sysctlForwarding = (on: boolean) =>
+      execInOk(nsPath, 'sysctl', ['-qw', `net.ipv4.ip_forward=${on ? 1 : 0}`]);
+    beforeAll(async () => {
+      const ns = await run.create('fib');
+      nsPath = ns.path;
+      for (const args of [
+        ['link', 'set', 'lo', 'up'],
+        ['link', 'add', 'fib0', 'type', 'veth', 'peer', 'name', 'fib1'],
+        ['link', 'set', 'fib0', 'up'],
+        ['link', 'set', 'fib1', 'up'],
+        ['addr', 'add', `${NODE}/24`, 'dev', 'fib0'],
+        ['route', 'add', `${REMOTE_BLOCK.addr}/${REMOTE_BLOCK.bits}`, 'via', OTHER, 'dev', 'fib0'],
+      ])
+        await execInOk(ns.path, 'ip', args);
+      const [link] = await ipJson<{ ifindex: number; address: string }[]>(ns.path, [
+        'link',
+        'show',
+        'fib0',
+      ]);
+      fibIfindex = link!.ifindex;
+      fibMac = link!.address;
+      nsFd = native.enterNetns(ns.path);
+    });
+    afterAll(async () => {
+      if (nsFd !== undefined) native.restoreNetns(nsFd);
+      await run.removeAll();
+    });
+    beforeEach(async () => {
+      remoteRoute(h, false);
+      await sysctlForwarding(true);
+      await execInOk(nsPath, 'ip', [
+        'neigh',
+        'replace',
+        OTHER,
+        'lladdr',
+        OTHER_MAC,
+        'dev',
+        'fib0',
+        'nud',
+        'permanent',
+      ]);
+    });
+
+    it("writes the next hop's and the egress interface's MACs, lowers the TTL, and redirects", () => {
+      const input = ethernet(datagram({ ttl: 64, tos: 0x10 }, syn()));
+      const { retval, data } = h.run('fromPod', input);
+      expect(retval).toBe(TcAction.REDIRECT);
+      expect(data.length).toBe(input.length);
+      expect(data.subarray(0, ETH_HLEN)).toEqual(
+        ethernet(Buffer.alloc(0), { dst: OTHER_MAC, src: fibMac }),
+      );
+      expect(data.subarray(ETH_HLEN)).toEqual(datagram({ ttl: 63, tos: 0x10 }, syn()));
+      expect(inetChecksum(data.subarray(ETH_HLEN, ETH_HLEN + 20))).toBe(0);
+      expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(1n);
+      expect(h.metric(EP, Reason.PASS_FIB, Dir.TO_UPLINK).packets).toBe(1n);
+      expect(h.dp.views.ct.entries().length).toBe(1);
+      expect(fibIfindex).toBeGreaterThan(1);
+    });
+
+    it('with the next hop unresolved, leaves the MACs to bpf_redirect_neigh (TTL lowered)', async () => {
+      await execInOk(nsPath, 'ip', ['neigh', 'del', OTHER, 'dev', 'fib0']);
+      const input = ethernet(datagram({ ttl: 64 }, syn()));
+      const { retval, data } = h.run('fromPod', input);
+      expect(retval).toBe(TcAction.REDIRECT);
+      expect(data.subarray(0, ETH_HLEN)).toEqual(input.subarray(0, ETH_HLEN));
+      expect(readIpv4(data)).toMatchObject({ ttl: 63, checksumOk: true });
+      expect(h.metric(EP, Reason.PASS_FIB, Dir.TO_UPLINK).packets).toBe(1n);
+    });
+
+    it('hands to the host stack untouched what it must answer for: TTL 1, forwarding off, no route', async () => {
+      const cases: [string, Buffer, () => Promise<unknown>][] = [
+        ['TTL 1 (Time Exceeded)', ethernet(datagram({ ttl: 1 }, syn())), () => Promise.resolve()],
+        ['forwarding off', ethernet(datagram({}, syn(80, 40001))), () => sysctlForwarding(false)],
+        [
+          'no route',
+          ethernet(datagram({}, syn(80, 40002))),
+          () =>
+            execInOk(nsPath, 'ip', ['route', 'del', `${REMOTE_BLOCK.addr}/${REMOTE_BLOCK.bits}`]),
+        ],
+      ];
+      for (const [name, input, before] of cases) {
+        await before();
+        const { retval, data } = h.run('fromPod', input);
+        expect({ name, retval, same: data.equals(input) }).toEqual({
+          name,
+          retval: TcAction.OK,
+          same: true,
+        });
+      }
+      expect(h.metric(EP, Reason.PASS_HOST_ROUTE, Dir.TO_UPLINK).packets).toBe(3n);
+      expect(h.metric(EP, Reason.PASS_FIB, Dir.TO_UPLINK).packets).toBe(0n);
+      await execInOk(nsPath, 'ip', [
+        'route',
+        'add',
+        `${REMOTE_BLOCK.addr}/${REMOTE_BLOCK.bits}`,
+        'via',
+        OTHER,
+        'dev',
+        'fib0',
+      ]);
     });
   });
 
@@ -526,7 +658,6 @@ describe('IPIP in BPF', () => {
         ['ARP', arpRequest({ senderIp: OTHER, target: NODE })],
         ['IPv6', ethernet(ipv6(), { ethertype: ETH_P.IPV6 })],
         ['IPIP to another address', ipip(inbound(syn()), { dst: '192.0.2.99' })],
-        ['plain traffic to a local pod (ipipMode Never)', ethernet(inbound(syn()))],
       ];
       for (const [name, input] of cases) {
         const { retval, data } = h.run('fromUplink', input);
@@ -540,6 +671,63 @@ describe('IPIP in BPF', () => {
         BigInt(cases.length),
       );
       expect(h.dp.views.ct.entries()).toEqual([]);
+    });
+
+    describe('plain packets for a local pod (ipipMode Never)', () => {
+      // Addressed to this host's MAC: a test run's device is loopback, whose MAC is zeros.
+      const HOST_MAC = '00:00:00:00:00:00';
+      const plain = (l4: L4, ip: Partial<Ipv4Options> = {}, dst = HOST_MAC): Buffer =>
+        ethernet(inbound(l4, { ttl: 63, ...ip }), { src: OTHER_MAC, dst });
+
+      it('judges one for its receiver as tortie_to_pod would and redirects it into the pod', () => {
+        const { retval, data } = h.run('fromUplink', plain(syn()));
+        expect(retval).toBe(TcAction.REDIRECT);
+        expect(data).toEqual(plain(syn(), { ttl: 62 }));
+        expect(h.metric(RECEIVER_EP, Reason.PASS_POLICY, Dir.TO_POD).packets).toBe(1n);
+        expect(h.metric(0, Reason.PASS_UPLINK_TO_POD, Dir.FROM_UPLINK).packets).toBe(1n);
+        const flows = h.dp.views.ct.entries();
+        expect(flows.length).toBe(1);
+        expect(flows[0]![1]).toMatchObject({ dst_ifindex: RECEIVER_IFINDEX, rule_id: 201 });
+        // The next packet of the flow is ESTABLISHED for the receiver.
+        h.run('fromUplink', plain(tcp({ sport: 40000, dport: 80, flags: TCP.ACK })));
+        expect(h.metric(RECEIVER_EP, Reason.PASS_CT_ESTABLISHED, Dir.TO_POD).packets).toBe(1n);
+      });
+
+      it("drops one the receiver's policy denies, blamed on the receiver with the rule", () => {
+        expect(h.run('fromUplink', plain(syn(22))).retval).toBe(TcAction.SHOT);
+        expect(h.metric(RECEIVER_EP, Reason.DROP_POLICY, Dir.TO_POD).packets).toBe(1n);
+        expect(h.events()).toMatchObject([
+          {
+            type: EventType.DROP,
+            reason: Reason.DROP_POLICY,
+            ep_id: RECEIVER_EP,
+            dir: Dir.TO_POD,
+            rule_id: 299,
+          },
+        ]);
+        expect(h.dp.views.ct.entries()).toEqual([]);
+      });
+
+      it('leaves to the host stack untouched what is not a whole packet for a pod addressed to this host', () => {
+        const cases: [string, Buffer][] = [
+          ['for another MAC', plain(syn(), {}, UPLINK_MAC)],
+          ['TTL 1', plain(syn(), { ttl: 1 })],
+          ['a fragment', plain(syn(), { mf: true, df: false })],
+          ['for no local pod', plain(syn(), { dst: '10.9.9.9' })],
+        ];
+        for (const [name, input] of cases) {
+          const { retval, data } = h.run('fromUplink', input);
+          expect({ name, retval, same: data.equals(input) }).toEqual({
+            name,
+            retval: TcAction.OK,
+            same: true,
+          });
+        }
+        expect(h.metric(0, Reason.PASS_NOT_TUNNEL, Dir.FROM_UPLINK).packets).toBe(
+          BigInt(cases.length),
+        );
+        expect(h.dp.views.ct.entries()).toEqual([]);
+      });
     });
 
     describe('malformed and fragmented IPIP', () => {

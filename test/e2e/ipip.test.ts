@@ -18,7 +18,7 @@ import type { Namespace } from '../../src/policy/model.js';
 import { parseResource, type Resource } from '../../src/policy/resources.js';
 import { ipv4, udp } from '../../src/util/packets.js';
 import { capture } from '../helpers/capture.js';
-import { execInOk, type TestNetns } from '../helpers/netns.js';
+import { execIn, execInOk, type TestNetns } from '../helpers/netns.js';
 import { TwoNodes, UNDERLAY_PREFIX, type TwoNodePod } from '../helpers/two-nodes.js';
 import { until } from '../helpers/wait.js';
 
@@ -163,6 +163,39 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     expect(echoed.ok).toBe(true);
     expect(echoed.ok && echoed.echo === data).toBe(true);
     expect(lab!.count('a', a1.epId, 'DROP_ENCAP_MTU', 'to-uplink')).toBe(0n);
+  });
+
+  it('a DF packet too big for the tunnel gets "fragmentation needed" with the tunnel MTU; one that fits crosses', async () => {
+    const l = lab!;
+    // A's underlay MTU drops to 1400 under a1 (pod MTU 1480): the tunnel carries 1380.
+    await execInOk(l.nodes.a.ns.path, 'ip', ['link', 'set', 'dev', 'ul', 'mtu', '1400']);
+    try {
+      const before = l.count('a', a1.epId, 'DROP_FRAG_NEEDED', 'to-uplink');
+      const ping = (size: number) =>
+        execIn(a1.ns.path, 'ping', [
+          '-n',
+          '-M',
+          'do',
+          '-c',
+          '1',
+          '-W',
+          '5',
+          '-s',
+          String(size),
+          b1.ip,
+        ]);
+      const big = await ping(1400); // 1428 bytes: fits the pod, not the tunnel
+      expect(big.code).not.toBe(0);
+      expect(`${big.stdout}${big.stderr}`).toMatch(/Frag needed and DF set \(mtu = 1380\)/);
+      expect(l.count('a', a1.epId, 'DROP_FRAG_NEEDED', 'to-uplink') - before).toBe(1n);
+      // The pod's stack learnt the path MTU: the next one is refused at home.
+      const again = await ping(1400);
+      expect(`${again.stdout}${again.stderr}`).toMatch(/message too long, mtu=1380/);
+      const fits = await ping(1380 - 28);
+      expect(fits.code, `${fits.stdout}${fits.stderr}`).toBe(0);
+    } finally {
+      await execInOk(l.nodes.a.ns.path, 'ip', ['link', 'set', 'dev', 'ul', 'mtu', '1500']);
+    }
   });
 
   it("the node's own packets reach a remote pod too: IPIP out (tortie_to_uplink), plain back", async () => {
@@ -318,7 +351,9 @@ describe('two nodes, pods across IPIP done in BPF', () => {
     const l = lab!;
     await l.setIpip(false);
     try {
-      const routedBefore = l.count('a', a1.epId, 'PASS_HOST_ROUTE', 'to-uplink');
+      const routedBefore = l.count('a', a1.epId, 'PASS_FIB', 'to-uplink');
+      const deliveredBefore = l.count('a', 0, 'PASS_UPLINK_TO_POD', 'from-uplink');
+      const hostRoutedBefore = l.count('a', a1.epId, 'PASS_HOST_ROUTE', 'to-uplink');
       const cap = await capture(l.nodes.a.ns.path, 'ul', 'ip proto 4 or net 10.88.0.0/16');
       expect(await reach(a1, b1, 'tcp')).toBe(true);
       expect(await reach(a1, b1, 'udp')).toBe(true);
@@ -338,9 +373,15 @@ describe('two nodes, pods across IPIP done in BPF', () => {
       expect(plain).toEqual(
         new Set([`${A1} > ${B1}`, `${B1} > ${A1}`, `${B2} > ${A1}`, `${A1} > ${B2}`]),
       );
+      // Routed in BPF both ways on A: out by the FIB's redirect, in by the uplink's
+      // redirect into a1; none through the host stack.
+      expect(l.count('a', a1.epId, 'PASS_FIB', 'to-uplink') - routedBefore).toBeGreaterThanOrEqual(
+        4n,
+      );
       expect(
-        l.count('a', a1.epId, 'PASS_HOST_ROUTE', 'to-uplink') - routedBefore,
+        l.count('a', 0, 'PASS_UPLINK_TO_POD', 'from-uplink') - deliveredBefore,
       ).toBeGreaterThanOrEqual(4n);
+      expect(l.count('a', a1.epId, 'PASS_HOST_ROUTE', 'to-uplink')).toBe(hostRoutedBefore);
     } finally {
       await l.setIpip(true);
     }

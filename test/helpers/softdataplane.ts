@@ -525,6 +525,8 @@ export class SoftRoutesMap {
 /** The node namespace: links, addresses (ifindex → ips) and routes by protocol. */
 export class SoftNetns implements NodeNetns {
   readonly links = new Map<string, number>();
+  /** Interface name → MTU (absent: unknown). */
+  readonly mtus = new Map<string, number>();
   readonly addresses = new Map<number, string[]>();
   readonly routes = new Map<number, KernelRoute[]>();
   readonly applied: string[][] = [];
@@ -538,6 +540,9 @@ export class SoftNetns implements NodeNetns {
   }
   async listLinks(): Promise<Map<string, number>> {
     return new Map(this.links);
+  }
+  async linkMtu(name: string): Promise<number | undefined> {
+    return this.mtus.get(name);
   }
   async findAddressInterface(ip: string): Promise<number | undefined> {
     for (const [ifindex, ips] of this.addresses) if (ips.includes(ip)) return ifindex;

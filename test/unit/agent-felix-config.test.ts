@@ -302,6 +302,7 @@ describe('every Felix field', () => {
       'natOutgoingAddress',
       'natPortRange',
       'reportingInterval',
+      'vxlanMTU',
     ]);
     expect(felixFieldGroup('bpfEnabled')).toBe('restart');
     expect(felixFieldGroup('failsafeInboundHostPorts')).toBe('not implemented');

@@ -33,10 +33,14 @@ function pass(
   wanted: DesiredRoute[],
   address: string | null = '192.0.2.1/24',
   ipipMtu?: number,
+  vxlanMtu?: number,
 ): Pass {
   const p = newPass(
     softSnapshot({
-      ...(ipipMtu === undefined ? {} : { settings: { ipipMtu } }),
+      settings: {
+        ...(ipipMtu === undefined ? {} : { ipipMtu }),
+        ...(vxlanMtu === undefined ? {} : { vxlanMtu }),
+      },
       address: address ?? undefined,
       links: new Map([
         ['lo', 1],
@@ -50,8 +54,10 @@ function pass(
 
 class SoftVxlan implements VxlanPort {
   created = 0;
+  mtu = 0;
   peers: string[] = [];
-  async ensureDevice(): Promise<boolean> {
+  async ensureDevice(mtu: number): Promise<boolean> {
+    this.mtu = mtu;
     return this.created++ === 0;
   }
   async syncPeers(peers: readonly { ip: string }[]): Promise<number> {
@@ -96,6 +102,29 @@ describe('kernel-routes manager (in memory)', () => {
     expect(n.applied[0]).toEqual([
       expect.stringMatching(/^route replace 10\.0\.1\.0\/26 .*mtu 1440/),
       expect.not.stringMatching(/mtu/),
+    ]);
+  });
+
+  it("without ipipMTU the IPIP routes follow the uplink's MTU less 20, read on every pass", async () => {
+    const n = netns();
+    n.mtus.set('eth0', 9000);
+    const m = new KernelRoutesManager(softContext(captureLogger().log), {
+      netns: n,
+      shape: plainKernelRoutes,
+      withdrawOnly: false,
+    });
+    const wanted = [route('10.0.1.0/26', '192.0.2.2', { ipip: true })];
+    await m.reconcile(pass(wanted));
+    expect(n.applied[0]).toEqual([
+      expect.stringMatching(/^route replace 10\.0\.1\.0\/26 .*mtu 8980/),
+    ]);
+    n.routes.set(TORTIE_ROUTE_PROTO, [
+      { cidr: '10.0.1.0/26', via: '192.0.2.2', dev: 'eth0', mtu: 8980, src: '192.0.2.1' },
+    ]);
+    n.mtus.set('eth0', 1400);
+    await m.reconcile(pass(wanted));
+    expect(n.applied[1]).toEqual([
+      expect.stringMatching(/^route replace 10\.0\.1\.0\/26 .*mtu 1380/),
     ]);
   });
 
@@ -153,6 +182,25 @@ describe('kernel-routes manager (in memory)', () => {
     ]);
     expect(m.status().encapError).toMatch(/cannot encapsulate IPIP.*10\.0\.2\.0\/26/);
     expect(m.status().kernelRouteError).toBeUndefined();
+  });
+
+  it("iptables: the VXLAN device and routes take the uplink's MTU less 50; vxlanMTU wins", async () => {
+    const n = netns();
+    n.mtus.set('eth0', 9000);
+    const vx = new SoftVxlan();
+    const { log } = captureLogger();
+    const m = new KernelRoutesManager(softContext(log), {
+      netns: n,
+      shape: new VxlanEncap(log, () => vx),
+      withdrawOnly: false,
+    });
+    const wanted = [route('10.0.1.0/26', '192.0.2.2', { vxlan: true })];
+    await m.reconcile(pass(wanted));
+    expect(vx.mtu).toBe(8950);
+    expect(n.applied[0]).toEqual([expect.stringMatching(/dev vxlan\.tortie .*mtu 8950/)]);
+    await m.reconcile(pass(wanted, undefined, undefined, 1400));
+    expect(vx.mtu).toBe(1400);
+    expect(n.applied[1]).toEqual([expect.stringMatching(/dev vxlan\.tortie .*mtu 1400/)]);
   });
 
   it('no node address: nothing to do', async () => {

@@ -27,7 +27,10 @@ import type {
 } from '../manager.js';
 import {
   BIRD_ROUTE_PROTO,
+  IPIP_OVERHEAD,
+  IPIP_ROUTE_MTU,
   learnedRoutes,
+  tunnelMtu,
   type DesiredRoute,
   type KernelRoute,
   type RouteInputs,
@@ -195,6 +198,13 @@ export class BgpManager implements Manager, RouteSource {
         })),
         blocks: inputs.blocks,
         uplink,
+        // BIRD's kernel routes to IPIP blocks: ipipMTU, else the uplink's MTU − 20.
+        ipipMtu: tunnelMtu(
+          pass.snapshot.settings?.ipipMtu,
+          uplink === undefined ? undefined : await this.opts.netns.linkMtu(uplink),
+          IPIP_OVERHEAD,
+          IPIP_ROUTE_MTU,
+        ),
         logFile: bird.paths.log,
         timers,
       });

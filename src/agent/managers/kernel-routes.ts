@@ -1,7 +1,9 @@
 /**
  * Kernel routes in the node's namespace for every remote route: `<cidr> via <node> dev
- * <uplink> proto 177`, with `mtu 1480` under IPIP (the node's own traffic, encapsulated by
- * tortie_to_uplink). Diffed against the routes with tortie's protocol that are present;
+ * <uplink> proto 177`, with `mtu <uplink's MTU − 20>` under IPIP (the node's own traffic,
+ * encapsulated by tortie_to_uplink; FelixConfiguration ipipMTU wins), and the VXLAN
+ * device at the uplink's MTU − 50 (vxlanMTU wins): the MTU is read from the uplink on
+ * every pass, so a changed underlay MTU is followed. Diffed against the routes with tortie's protocol that are present;
  * other routes are never touched. Skipped while the node has no address.
  *
  * With `routing: bgp`, BIRD's kernel protocol installs the remote routes: tortie's own
@@ -23,20 +25,30 @@ import type {
 import {
   desiredKernelRoutes,
   diffKernelRoutes,
+  IPIP_OVERHEAD,
+  IPIP_ROUTE_MTU,
   TORTIE_ROUTE_PROTO,
+  tunnelMtu,
   type DesiredRoute,
   type KernelRoute,
 } from '../routes.js';
-import { VXLAN_DEVICE, VXLAN_MTU, type VxlanPeer } from '../vxlan.js';
+import { VXLAN_DEVICE, VXLAN_MTU, VXLAN_OVERHEAD, type VxlanPeer } from '../vxlan.js';
+
+/** The MTUs of the tunnels this pass (./../routes.ts tunnelMtu). */
+export interface TunnelMtus {
+  readonly ipip: number;
+  readonly vxlan: number;
+}
+
+export const DEFAULT_TUNNEL_MTUS: TunnelMtus = { ipip: IPIP_ROUTE_MTU, vxlan: VXLAN_MTU };
 
 /** How the wanted routes become kernel routes (BPF: plain; iptables: VxlanEncap). */
 export interface KernelRouteShape {
-  /** `ipipMtu`: the MTU of IPIP routes (FelixConfiguration ipipMTU; default IPIP_ROUTE_MTU). */
   routes(
     wanted: readonly DesiredRoute[],
     dev: string,
     ip: string,
-    ipipMtu?: number,
+    mtus?: TunnelMtus,
   ): Promise<KernelRoute[]>;
   /** A refused encapsulation, for /status (undefined: none). */
   readonly refused?: string | undefined;
@@ -44,13 +56,13 @@ export interface KernelRouteShape {
 
 /** BPF mode: the routes out of the uplink (IPIP is the BPF programs' job). */
 export const plainKernelRoutes: KernelRouteShape = {
-  routes: (wanted, dev, ip, ipipMtu) =>
-    Promise.resolve(desiredKernelRoutes(wanted, dev, ipipMtu, ip)),
+  routes: (wanted, dev, ip, mtus = DEFAULT_TUNNEL_MTUS) =>
+    Promise.resolve(desiredKernelRoutes(wanted, dev, mtus.ipip, ip)),
 };
 
 /** vxlan.tortie, its FDB entries and neighbours (./../vxlan.ts's VxlanDevice). */
 export interface VxlanPort {
-  ensureDevice(): Promise<boolean>;
+  ensureDevice(mtu: number): Promise<boolean>;
   syncPeers(peers: readonly VxlanPeer[]): Promise<number>;
 }
 
@@ -69,7 +81,12 @@ export class VxlanEncap implements KernelRouteShape {
     private readonly makeDevice: (localIp: string, dev: string) => VxlanPort,
   ) {}
 
-  async routes(wanted: readonly DesiredRoute[], dev: string, ip: string): Promise<KernelRoute[]> {
+  async routes(
+    wanted: readonly DesiredRoute[],
+    dev: string,
+    ip: string,
+    mtus: TunnelMtus = DEFAULT_TUNNEL_MTUS,
+  ): Promise<KernelRoute[]> {
     const ipip = wanted.filter((r) => r.ipip);
     const refused =
       ipip.length === 0
@@ -87,7 +104,7 @@ export class VxlanEncap implements KernelRouteShape {
     const vx = usable.filter((r) => r.vxlan);
     if (vx.length > 0) {
       this.device ??= this.makeDevice(ip, dev);
-      if (await this.device.ensureDevice())
+      if (await this.device.ensureDevice(mtus.vxlan))
         this.log.info({ device: VXLAN_DEVICE, local: ip }, 'VXLAN device created');
       const n = await this.device.syncPeers(vx.map((r) => ({ ip: r.nextHop })));
       if (n > 0)
@@ -102,7 +119,7 @@ export class VxlanEncap implements KernelRouteShape {
             cidr: r.cidr,
             via: r.nextHop,
             dev: VXLAN_DEVICE,
-            mtu: VXLAN_MTU,
+            mtu: mtus.vxlan,
             src: ip,
             onlink: true,
           }
@@ -156,7 +173,13 @@ export class KernelRoutesManager implements Manager {
       if (wanted.length === 0) return {};
       throw new Error(`no interface holds the node address ${ip}: no kernel routes`);
     }
-    const desired = await this.opts.shape.routes(wanted, dev, ip, pass.snapshot.settings?.ipipMtu);
+    const uplinkMtu = await netns.linkMtu(dev);
+    const settings = pass.snapshot.settings;
+    const mtus: TunnelMtus = {
+      ipip: tunnelMtu(settings?.ipipMtu, uplinkMtu, IPIP_OVERHEAD, IPIP_ROUTE_MTU),
+      vxlan: tunnelMtu(settings?.vxlanMtu, uplinkMtu, VXLAN_OVERHEAD, VXLAN_MTU),
+    };
+    const desired = await this.opts.shape.routes(wanted, dev, ip, mtus);
     const present = await netns.listKernelRoutes(TORTIE_ROUTE_PROTO);
     const lines = diffKernelRoutes(present, desired);
     if (lines.length === 0) return {};
