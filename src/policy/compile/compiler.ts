@@ -409,7 +409,7 @@ export class PolicyCompiler {
           const revised = reviseSet(prev, program, range, this.classTable, this.limits);
           if (revised !== undefined) {
             if (revised.swept.content.fingerprint === prev.content.fingerprint)
-              return { swept: { ...prev, program } };
+              return { swept: { ...prev, program, coverage: revised.swept.coverage } };
             return revised;
           }
         }

@@ -32,11 +32,30 @@ type SetEntry = SetContent['entries'][number];
 export interface SweptSet {
   readonly program: Program;
   readonly pieces: readonly Piece<ClassFunction>[];
-  /** Class fingerprint → addresses it covers. */
-  readonly coverage: ReadonlyMap<string, number>;
+  /**
+   * Class fingerprint → addresses it covers. Handed on, not copied: the set revised from
+   * this one takes the map over and marks it spent (`coverage.spent`); revising a spent
+   * record again (two endpoints that shared it, edited apart) counts afresh.
+   */
+  readonly coverage: Coverage;
   /** The class of the bits-0 entry. */
   readonly fallback: string;
   readonly content: SetContent;
+}
+
+/** Class fingerprint → addresses covered, and whether a revision took it over. */
+export interface Coverage {
+  readonly counts: Map<string, number>;
+  spent: boolean;
+}
+
+function countCoverage(pieces: readonly Piece<ClassFunction>[]): Coverage {
+  const counts = new Map<string, number>();
+  for (const p of pieces) {
+    const key = p.value.fingerprint;
+    counts.set(key, (counts.get(key) ?? 0) + (p.hi - p.lo + 1));
+  }
+  return { counts, spent: false };
 }
 
 /** What an incremental compile changed in the set's entries (keyed by addr/bits). */
@@ -68,15 +87,10 @@ export function setFingerprint(pieces: readonly Piece<ClassFunction>[]): string 
 
 /** The record of a set emitted by the full path. */
 export function sweptSet(program: Program, fn: SetFunction, content: SetContent): SweptSet {
-  const coverage = new Map<string, number>();
-  for (const p of fn.pieces) {
-    const key = p.value.fingerprint;
-    coverage.set(key, (coverage.get(key) ?? 0) + (p.hi - p.lo + 1));
-  }
   return {
     program,
     pieces: fn.pieces,
-    coverage,
+    coverage: countCoverage(fn.pieces),
     fallback: content.entries[0]!.classFingerprint,
     content,
   };
@@ -157,7 +171,12 @@ export function reviseSet(
   }
   const pieces = old.slice(0, i).concat(mid, old.slice(j));
 
-  const coverage = new Map(prev.coverage);
+  const taken = prev.coverage.spent ? countCoverage(prev.pieces) : prev.coverage;
+  taken.spent = true;
+  const coverage = taken.counts;
+  // The classes new to the set (asked before the counts change).
+  const gainedFps = new Set<string>();
+  for (const p of mid) if (!coverage.has(p.value.fingerprint)) gainedFps.add(p.value.fingerprint);
   for (let k = i; k < j; k++) {
     const p = old[k]!;
     const key = p.value.fingerprint;
@@ -210,11 +229,9 @@ export function reviseSet(
     if (!coverage.has(fp)) lost.add(fp);
   }
   const gained: ClassContent[] = [];
-  const seen = new Set<string>();
   for (const p of mid) {
     const fp = p.value.fingerprint;
-    if (prev.coverage.has(fp) || seen.has(fp)) continue;
-    seen.add(fp);
+    if (!gainedFps.delete(fp)) continue;
     gained.push(emitClass(p.value, limits));
   }
   const classes =
@@ -223,7 +240,7 @@ export function reviseSet(
       : prev.content.classes.filter((c) => !lost.has(c.fingerprint)).concat(gained);
   const content: SetContent = { fingerprint: setFingerprint(pieces), entries, classes };
   return {
-    swept: { program, pieces, coverage, fallback, content },
+    swept: { program, pieces, coverage: { counts: coverage, spent: false }, fallback, content },
     edit: {
       from: prev.content,
       writes,

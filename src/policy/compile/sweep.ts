@@ -258,16 +258,18 @@ class Sweep {
       throw new Error('a policy program must end with a denying end (the profiles default)');
     }
     const groupByAddr = new Map<string, Group>();
-    program.steps.forEach((step, index) => {
+    const steps = program.steps;
+    for (let index = 0; index < steps.length; index++) {
+      const step = steps[index]!;
       if (step.kind === 'end') {
         this.universal.push({ step: index, kind: 'end', passes: step.passes, ruleId: step.ruleId });
-        return;
+        continue;
       }
       for (const atom of step.atoms) {
         if (atom.addr.length === 0 || atom.l4.length === 0) continue;
         if (atom.sport !== undefined && atom.sport.length === 0) continue;
-        const [first] = atom.addr;
-        const everywhere = atom.addr.length === 1 && first![0] === 0 && first![1] === ADDRESS_MAX;
+        const first = atom.addr[0]!;
+        const everywhere = atom.addr.length === 1 && first[0] === 0 && first[1] === ADDRESS_MAX;
         if (within !== undefined && !everywhere && !reaches(atom.addr, within[0], within[1]))
           continue;
         const move: Move = {
@@ -292,7 +294,7 @@ class Sweep {
         }
         group.moves.push(move);
       }
-    });
+    }
     for (const group of this.groups)
       group.mentioned = normalize(group.moves.flatMap((m) => (m.kind === 'rule' ? m.l4 : [])));
   }
