@@ -32,6 +32,8 @@ type SetEntry = SetContent['entries'][number];
 export interface SweptSet {
   readonly program: Program;
   readonly pieces: readonly Piece<ClassFunction>[];
+  /** Each piece as the set's fingerprint spells it (spliced along with the pieces). */
+  readonly spelled: readonly string[];
   /**
    * Class fingerprint → addresses it covers. Handed on, not copied: the set revised from
    * this one takes the map over and marks it spent (`coverage.spent`); revising a spent
@@ -75,14 +77,9 @@ export interface SetEdit {
   readonly lost: readonly string[];
 }
 
-/** The spelling a set's fingerprint is taken over (as ./emit.ts emitSet). */
-export function setFingerprint(pieces: readonly Piece<ClassFunction>[]): string {
-  const parts: string[] = new Array<string>(pieces.length);
-  for (let i = 0; i < pieces.length; i++) {
-    const p = pieces[i]!;
-    parts[i] = `${p.lo}-${p.hi}:${p.value.fingerprint}`;
-  }
-  return fingerprint(parts.join(';'));
+/** A piece as a set's fingerprint spells it (as ./emit.ts emitSet). */
+function spell(p: Piece<ClassFunction>): string {
+  return `${p.lo}-${p.hi}:${p.value.fingerprint}`;
 }
 
 /** The record of a set emitted by the full path. */
@@ -90,6 +87,7 @@ export function sweptSet(program: Program, fn: SetFunction, content: SetContent)
   return {
     program,
     pieces: fn.pieces,
+    spelled: fn.pieces.map(spell),
     coverage: countCoverage(fn.pieces),
     fallback: content.entries[0]!.classFingerprint,
     content,
@@ -170,6 +168,7 @@ export function reviseSet(
     j++;
   }
   const pieces = old.slice(0, i).concat(mid, old.slice(j));
+  const spelled = prev.spelled.slice(0, i).concat(mid.map(spell), prev.spelled.slice(j));
 
   const taken = prev.coverage.spent ? countCoverage(prev.pieces) : prev.coverage;
   taken.spent = true;
@@ -238,9 +237,16 @@ export function reviseSet(
     lost.size === 0 && gained.length === 0
       ? prev.content.classes
       : prev.content.classes.filter((c) => !lost.has(c.fingerprint)).concat(gained);
-  const content: SetContent = { fingerprint: setFingerprint(pieces), entries, classes };
+  const content: SetContent = { fingerprint: fingerprint(spelled.join(';')), entries, classes };
   return {
-    swept: { program, pieces, coverage: { counts: coverage, spent: false }, fallback, content },
+    swept: {
+      program,
+      pieces,
+      spelled,
+      coverage: { counts: coverage, spent: false },
+      fallback,
+      content,
+    },
     edit: {
       from: prev.content,
       writes,
