@@ -265,13 +265,24 @@ class Sweep {
         this.universal.push({ step: index, kind: 'end', passes: step.passes, ruleId: step.ruleId });
         continue;
       }
-      for (const atom of step.atoms) {
-        if (atom.addr.length === 0 || atom.l4.length === 0) continue;
-        if (atom.sport !== undefined && atom.sport.length === 0) continue;
+      const atoms = step.atoms;
+      for (let k = 0; k < atoms.length; k++) {
+        const atom = atoms[k]!;
+        const n = atom.addr.length;
+        if (n === 0) continue;
         const first = atom.addr[0]!;
-        const everywhere = atom.addr.length === 1 && first[0] === 0 && first[1] === ADDRESS_MAX;
-        if (within !== undefined && !everywhere && !reaches(atom.addr, within[0], within[1]))
+        const everywhere = n === 1 && first[0] === 0 && first[1] === ADDRESS_MAX;
+        // Restricted: most atoms lie wholly before or after the range (two comparisons).
+        if (
+          within !== undefined &&
+          !everywhere &&
+          (first[0] > within[1] ||
+            atom.addr[n - 1]![1] < within[0] ||
+            !reaches(atom.addr, within[0], within[1]))
+        )
           continue;
+        if (atom.l4.length === 0) continue;
+        if (atom.sport !== undefined && atom.sport.length === 0) continue;
         const move: Move = {
           step: index,
           kind: 'rule',
