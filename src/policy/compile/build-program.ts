@@ -24,7 +24,7 @@ import { parseSelector } from '../selector.js';
 import { fingerprint } from './fingerprint.js';
 import type { Program, Step } from './program.js';
 import type { RuleIds } from './rule-ids.js';
-import { RuleCache, RulesPlan, type Segment } from './rules-plan.js';
+import { RuleCache, RulesPlan, rulesJson, type Segment } from './rules-plan.js';
 import { endpointLabels, type WorldIndex } from './world-index.js';
 
 /** A program named by its fingerprint, laid out on demand. */
@@ -107,11 +107,16 @@ export function profilesDefaultRef(direction: Direction): string {
 
 const contentKeys = new WeakMap<object, string>();
 
-/** The JSON of a policy or profile, computed once per object. */
+/**
+ * The content of a policy or profile as a string, computed once per object: its fields
+ * and each rule's JSON — the same per-rule JSON an edited list is compared by
+ * (./rules-plan.ts), so a policy that arrives as a new object is serialised once.
+ */
 function contentKey(value: Policy | Profile): string {
   let key = contentKeys.get(value);
   if (key === undefined) {
-    key = JSON.stringify(value);
+    const { ingress, egress, ...rest } = value;
+    key = `${JSON.stringify(rest)}|${rulesJson(ingress).join(',')}|${rulesJson(egress).join(',')}`;
     contentKeys.set(value, key);
   }
   return key;

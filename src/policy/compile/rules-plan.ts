@@ -199,10 +199,16 @@ const ruleKeys = new WeakMap<Rule, { json: string; prefix: string; key: string }
 const listJsons = new WeakMap<readonly Rule[], readonly string[]>();
 
 /** The JSON of each rule of a list, computed once per list. */
-function rulesJson(rules: readonly Rule[]): readonly string[] {
+export function rulesJson(rules: readonly Rule[]): readonly string[] {
   let jsons = listJsons.get(rules);
   if (jsons === undefined) {
-    jsons = rules.map((rule) => ruleKeys.get(rule)?.json ?? JSON.stringify(rule));
+    jsons = rules.map((rule) => {
+      const cached = ruleKeys.get(rule);
+      if (cached !== undefined) return cached.json;
+      const json = JSON.stringify(rule);
+      ruleKeys.set(rule, { json, prefix: '', key: json });
+      return json;
+    });
     listJsons.set(rules, jsons);
   }
   return jsons;
