@@ -215,6 +215,7 @@ export function registerBenchCommands(program: Command): Command {
     .option('--period-ms <ms>', "the probe's connect period", positiveNumber, 1)
     .option('--out <dir>', 'write update.json and update.svg here')
     .option('--json', 'print the results as one JSON document', false)
+    .option('--id <id>', 'lab id (1-12 lower-case letters or digits; default: bn + random hex)')
     .action(
       async (o: {
         rules: number[];
@@ -223,6 +224,7 @@ export function registerBenchCommands(program: Command): Command {
         periodMs: number;
         out?: string;
         json: boolean;
+        id?: string;
       }) => {
         const { runUpdateBench } = await import('./update.js');
         await runUpdateBench({ ...o, ...out(o) });

@@ -45,7 +45,7 @@ const U32_MAX = 0xffffffff;
 
 type PolicyRole = 'polIp32' | 'polAddr' | 'polPort' | 'polL4' | 'polDflt' | 'polSport';
 
-/** Policy maps in the order their old entries are deleted: finest first, as applyDelta. */
+/** Policy maps in the order their old (pinned) entries are deleted: finest first. */
 export const POLICY_DELETE_ORDER: readonly PolicyRole[] = [
   'polIp32',
   'polAddr',
@@ -193,6 +193,7 @@ export class IdSpace {
       sportWrites: d.sportWrites.map((e) => this.sport(e)),
       l4Writes: d.l4Writes.map((e) => this.l4(e)),
       addrWrites: d.addrWrites.map((e) => this.addr(e)),
+      addrTrims: d.addrTrims.map((e) => this.addr(e)),
       endpointWrites: d.endpointWrites.map((e) => this.endpoint(e)),
       endpointDeletes: d.endpointDeletes.map((e) => this.endpoint(e)),
       addrDeletes: d.addrDeletes.map((e) => this.addr(e)),

@@ -303,6 +303,7 @@ export class SoftMaps implements PolicyMaps {
     for (const e of delta.sportWrites) step('sportWrites', () => this.sportMap.set(sportKey(e), e));
     for (const e of delta.l4Writes) step('l4Writes', () => this.l4Map.set(l4Key(e), e));
     for (const e of delta.addrWrites) step('addrWrites', () => this.addrMap.set(addrKey(e), e));
+    for (const e of delta.addrTrims) step('addrTrims', () => this.addrMap.delete(addrKey(e)));
     for (const e of delta.endpointWrites)
       step('endpointWrites', () => this.endpoints.set(e.ifindex, e));
     for (const e of delta.endpointDeletes)

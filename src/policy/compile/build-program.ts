@@ -24,7 +24,7 @@ import { parseSelector } from '../selector.js';
 import { fingerprint } from './fingerprint.js';
 import type { Program, Step } from './program.js';
 import type { RuleIds } from './rule-ids.js';
-import { RuleCache, RulesPlan, type Segment } from './rules-plan.js';
+import { RuleCache, RulesPlan, rulesJson, type Segment } from './rules-plan.js';
 import { endpointLabels, type WorldIndex } from './world-index.js';
 
 /** A program named by its fingerprint, laid out on demand. */
@@ -37,6 +37,9 @@ export interface PendingProgram {
 export class PlanCache {
   private plans = new Map<string, RulesPlan>();
   private used = new Map<string, RulesPlan>();
+  /** By policy (or profile) and direction, whatever the content: the plan an edit starts from. */
+  private latest = new Map<string, RulesPlan>();
+  private latestUsed = new Map<string, RulesPlan>();
 
   constructor(
     readonly index: WorldIndex,
@@ -45,8 +48,8 @@ export class PlanCache {
   ) {}
 
   policyPlan(policy: Policy, direction: Direction): RulesPlan {
-    return this.plan(`policy|${direction}|${contentKey(policy)}`, () => {
-      const prefix = `policy/${policy.tier}/${policyKey(policy)}/${direction}`;
+    const prefix = `policy/${policy.tier}/${policyKey(policy)}/${direction}`;
+    return this.plan(`policy|${direction}|${contentKey(policy)}`, prefix, (before) => {
       const rules = direction === 'ingress' ? policy.ingress : policy.egress;
       return new RulesPlan(
         rules,
@@ -54,12 +57,14 @@ export class PlanCache {
         this.index,
         this.ruleIds,
         this.rules,
+        before,
       );
     });
   }
 
   profilePlan(profile: Profile, direction: Direction): RulesPlan {
-    return this.plan(`profile|${direction}|${contentKey(profile)}`, () => {
+    const name = `profile/${profile.name}/${direction}`;
+    return this.plan(`profile|${direction}|${contentKey(profile)}`, name, (before) => {
       const rules = direction === 'ingress' ? profile.ingress : profile.egress;
       return new RulesPlan(
         rules,
@@ -72,6 +77,7 @@ export class PlanCache {
         this.index,
         this.ruleIds,
         this.rules,
+        before,
       );
     });
   }
@@ -80,13 +86,17 @@ export class PlanCache {
   prune(): void {
     this.plans = this.used;
     this.used = new Map();
+    this.latest = this.latestUsed;
+    this.latestUsed = new Map();
     this.rules.prune();
   }
 
-  private plan(key: string, make: () => RulesPlan): RulesPlan {
+  /** `owner` names the list whatever its content (the policy or profile and direction). */
+  private plan(key: string, owner: string, make: (before?: RulesPlan) => RulesPlan): RulesPlan {
     let plan = this.used.get(key) ?? this.plans.get(key);
-    if (plan === undefined) plan = make();
+    if (plan === undefined) plan = make(this.latestUsed.get(owner) ?? this.latest.get(owner));
     this.used.set(key, plan);
+    this.latestUsed.set(owner, plan);
     return plan;
   }
 }
@@ -97,11 +107,16 @@ export function profilesDefaultRef(direction: Direction): string {
 
 const contentKeys = new WeakMap<object, string>();
 
-/** The JSON of a policy or profile, computed once per object. */
+/**
+ * The content of a policy or profile as a string, computed once per object: its fields
+ * and each rule's JSON — the same per-rule JSON an edited list is compared by
+ * (./rules-plan.ts), so a policy that arrives as a new object is serialised once.
+ */
 function contentKey(value: Policy | Profile): string {
   let key = contentKeys.get(value);
   if (key === undefined) {
-    key = JSON.stringify(value);
+    const { ingress, egress, ...rest } = value;
+    key = `${JSON.stringify(rest)}|${rulesJson(ingress).join(',')}|${rulesJson(egress).join(',')}`;
     contentKeys.set(value, key);
   }
   return key;

@@ -87,7 +87,7 @@ export function emitSet(fn: SetFunction, limits: EntryLimits): SetContent {
  */
 const emittedClasses = new WeakMap<ClassFunction, ClassContent>();
 
-function emitClass(cls: ClassFunction, limits: EntryLimits): ClassContent {
+export function emitClass(cls: ClassFunction, limits: EntryLimits): ClassContent {
   let content = emittedClasses.get(cls);
   if (content === undefined) {
     const prefixes = functionToPrefixes(cls.pieces, L4_BITS, (code) => code);

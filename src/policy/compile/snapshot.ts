@@ -1,7 +1,11 @@
 /**
- * Compiled states as sets and classes under their ids. Entries are built once per set or
- * class, and the keyed entry maps of a state only when someone reads them — the compiler
- * itself works set by set, so an update costs what changed, not what exists.
+ * Compiled states as sets and classes under their ids. Each set, class and source-port
+ * class carries its entries (built once: its id and its classes' ids never change, and
+ * a set changed in place gets new entries spliced from its old ones) and the named
+ * classes it uses, so a state is its list of sets and needs none of the compiler's
+ * tables — which the next update changes in place. The keyed entry maps of a state are
+ * built only when someone reads them: the compiler itself works set by set, so an update
+ * costs what changed, not what exists.
  */
 import type { RuleRef } from '../model.js';
 import type { ClassContent, SetContent, SportContent } from './emit.js';
@@ -16,62 +20,67 @@ import {
   type PolSportEntry,
 } from './types.js';
 
-/** A set's, class's or source-port class's content under its id, and its entries once built. */
-export interface Named<
-  C,
-  E = C extends SetContent ? PolAddrEntry : C extends ClassContent ? PolL4Entry : PolSportEntry,
-> {
+export interface NamedSport {
   readonly id: number;
-  readonly content: C;
-  entries?: readonly E[];
+  readonly content: SportContent;
+  readonly entries: readonly PolSportEntry[];
 }
 
-/** A set's address entries (built once per set: its id and its classes' ids never change). */
-export function setEntries(
-  set: Named<SetContent>,
-  classes: ReadonlyMap<string, Named<ClassContent>>,
-): readonly PolAddrEntry[] {
-  set.entries ??= set.content.entries.map((e) => ({
-    setId: set.id,
-    addr: e.addr,
-    bits: e.bits,
-    classId: classes.get(e.classFingerprint)!.id,
-  }));
-  return set.entries;
+export interface NamedClass {
+  readonly id: number;
+  readonly content: ClassContent;
+  /** The source-port classes its entries name. */
+  readonly sports: readonly NamedSport[];
+  readonly entries: readonly PolL4Entry[];
 }
 
-/** A class's l4 entries (built once: its id and its source-port classes' ids never change). */
-export function classEntries(
-  cls: Named<ClassContent>,
-  sports: ReadonlyMap<string, Named<SportContent>>,
-): readonly PolL4Entry[] {
-  cls.entries ??= cls.content.entries.map((e) => ({
-    classId: cls.id,
-    l4: e.l4,
-    bits: e.bits,
-    action: e.action,
-    flags: e.flags,
-    ruleId: e.sportFingerprint === undefined ? e.ruleId : sports.get(e.sportFingerprint)!.id,
-  }));
-  return cls.entries;
+export interface NamedSet {
+  readonly id: number;
+  readonly content: SetContent;
+  /** The classes its entries name, each once. */
+  readonly classes: readonly NamedClass[];
+  readonly entries: readonly PolAddrEntry[];
 }
 
-export function sportEntries(sport: Named<SportContent>): readonly PolSportEntry[] {
-  sport.entries ??= sport.content.entries.map((e) => ({
-    classId: sport.id,
-    sport: e.sport,
-    bits: e.bits,
-    action: e.action,
-    flags: e.flags,
-    ruleId: e.ruleId,
-  }));
-  return sport.entries;
+export function namedSport(id: number, content: SportContent): NamedSport {
+  return {
+    id,
+    content,
+    entries: content.entries.map((e) => ({
+      classId: id,
+      sport: e.sport,
+      bits: e.bits,
+      action: e.action,
+      flags: e.flags,
+      ruleId: e.ruleId,
+    })),
+  };
+}
+
+export function namedClass(
+  id: number,
+  content: ClassContent,
+  sports: readonly NamedSport[],
+): NamedClass {
+  const sportId = (fp: string): number => sports.find((s) => s.content.fingerprint === fp)!.id;
+  return {
+    id,
+    content,
+    sports,
+    entries: content.entries.map((e) => ({
+      classId: id,
+      l4: e.l4,
+      bits: e.bits,
+      action: e.action,
+      flags: e.flags,
+      ruleId: e.sportFingerprint === undefined ? e.ruleId : sportId(e.sportFingerprint),
+    })),
+  };
 }
 
 /**
- * A compiled state: the sets, classes and endpoints of one update. The entry maps are
- * built on first use — the compiler itself works set by set, so an update costs what
- * changed, not what exists.
+ * A compiled state: the sets and endpoints of one update. The entry maps are built on
+ * first use.
  */
 export class Snapshot implements CompiledState {
   private addrMap: Map<string, PolAddrEntry> | undefined;
@@ -79,9 +88,7 @@ export class Snapshot implements CompiledState {
   private sportMap: Map<string, PolSportEntry> | undefined;
 
   constructor(
-    private readonly sets: ReadonlyMap<string, Named<SetContent, PolAddrEntry>>,
-    private readonly classes: ReadonlyMap<string, Named<ClassContent, PolL4Entry>>,
-    private readonly sports: ReadonlyMap<string, Named<SportContent, PolSportEntry>>,
+    private readonly sets: readonly NamedSet[],
     readonly endpoints: ReadonlyMap<number, EndpointEntry>,
     readonly rules: ReadonlyMap<number, RuleRef>,
   ) {}
@@ -89,8 +96,7 @@ export class Snapshot implements CompiledState {
   get addr(): ReadonlyMap<string, PolAddrEntry> {
     if (this.addrMap === undefined) {
       this.addrMap = new Map();
-      for (const set of this.sets.values())
-        for (const e of setEntries(set, this.classes)) this.addrMap.set(addrKey(e), e);
+      for (const set of this.sets) for (const e of set.entries) this.addrMap.set(addrKey(e), e);
     }
     return this.addrMap;
   }
@@ -98,8 +104,7 @@ export class Snapshot implements CompiledState {
   get l4(): ReadonlyMap<string, PolL4Entry> {
     if (this.l4Map === undefined) {
       this.l4Map = new Map();
-      for (const cls of this.classes.values())
-        for (const e of classEntries(cls, this.sports)) this.l4Map.set(l4Key(e), e);
+      for (const cls of this.classList()) for (const e of cls.entries) this.l4Map.set(l4Key(e), e);
     }
     return this.l4Map;
   }
@@ -107,9 +112,21 @@ export class Snapshot implements CompiledState {
   get sport(): ReadonlyMap<string, PolSportEntry> {
     if (this.sportMap === undefined) {
       this.sportMap = new Map();
-      for (const s of this.sports.values())
-        for (const e of sportEntries(s)) this.sportMap.set(sportKey(e), e);
+      const seen = new Set<number>();
+      for (const cls of this.classList()) {
+        for (const s of cls.sports) {
+          if (seen.has(s.id)) continue;
+          seen.add(s.id);
+          for (const e of s.entries) this.sportMap.set(sportKey(e), e);
+        }
+      }
     }
     return this.sportMap;
+  }
+
+  private classList(): NamedClass[] {
+    const seen = new Map<number, NamedClass>();
+    for (const set of this.sets) for (const c of set.classes) seen.set(c.id, c);
+    return [...seen.values()];
   }
 }

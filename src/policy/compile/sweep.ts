@@ -120,56 +120,52 @@ interface Node {
 }
 
 /**
- * One object per distinct l4 function, shared by the sweeps of consecutive updates (the
- * compiler prunes it after each): a class that an update leaves unchanged is found by a
- * cheap hash and an exact comparison, and keeps its object — so its fingerprint (a sha1)
- * and its emitted entries (./emit.ts caches them by object) are not computed again.
- * Sharing changes no output: an object stands for exactly one function.
+ * One object per distinct l4 function, shared by the sweeps of consecutive updates: a
+ * class that an update leaves unchanged is found by a cheap hash and an exact
+ * comparison, and keeps its object — so its fingerprint (a sha1) and its emitted entries
+ * (./emit.ts caches them by object) are not computed again, and the pieces an
+ * incremental compile keeps from the last update name the same objects a new sweep
+ * finds. Sharing changes no output: an object stands for exactly one function.
+ *
+ * Memory: functions no set uses any more are dropped by `collect`, which the compiler
+ * calls once the table holds twice what was live at the last collection (amortised, so
+ * an update that changes one rule does not pay for every class that exists).
  */
 export class ClassTable {
   private entries = new Map<number, ClassFunction[]>();
-  private used = new Map<number, ClassFunction[]>();
   /** The source-port functions, by the same rules (tags are never reused). */
   private sportEntries = new Map<number, SportFunction[]>();
-  private sportUsed = new Map<number, SportFunction[]>();
-  private readonly byTag = new Map<number, SportFunction>();
+  private byTag = new Map<number, SportFunction>();
   private nextTag = 1;
+  private held = 0;
+  private liveAtCollect = 0;
   /** Functions created so far (every other one was found again). */
   created = 0;
 
   intern(pieces: Piece<number>[]): ClassFunction {
     const hash = hashPieces(pieces);
-    const bucket = this.used.get(hash);
+    const bucket = this.entries.get(hash);
     const found = bucket?.find((cls) => samePieces(cls.pieces, pieces));
     if (found !== undefined) return found;
-    const old = this.entries.get(hash)?.find((cls) => samePieces(cls.pieces, pieces));
-    let cls: ClassFunction;
-    if (old !== undefined) cls = old;
-    else {
-      checkCover(pieces, L4_MAX, 'l4 points');
-      const tags = [...new Set(pieces.filter((p) => p.value < 0).map((p) => -p.value))];
-      cls = new Decision(
-        pieces,
-        tags.map((t) => this.byTag.get(t)!),
-      );
-      this.created++;
-    }
-    if (bucket === undefined) this.used.set(hash, [cls]);
+    checkCover(pieces, L4_MAX, 'l4 points');
+    const tags = [...new Set(pieces.filter((p) => p.value < 0).map((p) => -p.value))];
+    const cls = new Decision(
+      pieces,
+      tags.map((t) => this.byTag.get(t)!),
+    );
+    this.created++;
+    this.held++;
+    if (bucket === undefined) this.entries.set(hash, [cls]);
     else bucket.push(cls);
-    for (const sport of cls.sports) this.keepSport(sport);
     return cls;
   }
 
   /** The tag of the source-port function `pieces` (interned like a class). */
   internSport(pieces: Piece<VerdictCode>[]): number {
     const hash = hashPieces(pieces);
-    const found =
-      this.sportUsed.get(hash)?.find((f) => samePieces(f.pieces, pieces)) ??
-      this.sportEntries.get(hash)?.find((f) => samePieces(f.pieces, pieces));
-    if (found !== undefined) {
-      this.keepSport(found);
-      return found.tag;
-    }
+    const bucket = this.sportEntries.get(hash);
+    const found = bucket?.find((f) => samePieces(f.pieces, pieces));
+    if (found !== undefined) return found.tag;
     checkCover(pieces, SPORT_MAX, 'source ports');
     const numbers: number[] = [];
     for (const p of pieces) numbers.push(p.lo, p.hi, p.value);
@@ -179,31 +175,65 @@ export class ClassTable {
       pieces,
     };
     this.byTag.set(fn.tag, fn);
-    this.keepSport(fn);
+    if (bucket === undefined) this.sportEntries.set(hash, [fn]);
+    else bucket.push(fn);
     return fn.tag;
   }
 
-  private keepSport(fn: SportFunction): void {
-    const hash = hashPieces(fn.pieces);
-    const bucket = this.sportUsed.get(hash);
-    if (bucket === undefined) this.sportUsed.set(hash, [fn]);
-    else if (!bucket.includes(fn)) bucket.push(fn);
+  /** Whether the table has grown enough since the last collection to collect again. */
+  get collectDue(): boolean {
+    return this.held > Math.max(1024, 2 * this.liveAtCollect);
   }
 
-  /** Forgets every class and source-port function not interned since the last call. */
-  prune(): void {
-    this.entries = this.used;
-    this.used = new Map();
-    for (const bucket of this.sportEntries.values())
-      for (const fn of bucket)
-        if (!this.sportUsed.get(hashPieces(fn.pieces))?.includes(fn)) this.byTag.delete(fn.tag);
-    this.sportEntries = this.sportUsed;
-    this.sportUsed = new Map();
+  /** Keeps only `live` (the classes of the sets in use) and their source-port functions. */
+  collect(live: Iterable<ClassFunction>): void {
+    this.entries = new Map();
+    this.sportEntries = new Map();
+    this.byTag = new Map();
+    this.held = 0;
+    for (const cls of live) {
+      const hash = hashPieces(cls.pieces);
+      const bucket = this.entries.get(hash);
+      if (bucket === undefined) this.entries.set(hash, [cls]);
+      else if (bucket.includes(cls)) continue;
+      else bucket.push(cls);
+      this.held++;
+      for (const fn of cls.sports) {
+        if (this.byTag.has(fn.tag)) continue;
+        this.byTag.set(fn.tag, fn);
+        const h = hashPieces(fn.pieces);
+        const b = this.sportEntries.get(h);
+        if (b === undefined) this.sportEntries.set(h, [fn]);
+        else b.push(fn);
+      }
+    }
+    this.liveAtCollect = this.held;
   }
 }
 
 export function decideProgram(program: Program, table: ClassTable = new ClassTable()): SetFunction {
   return new Sweep(program, table).run();
+}
+
+/**
+ * The program's decision over the addresses [lo, hi] only: pieces covering exactly that
+ * range (the first and last cut at its ends), equal to the pieces decideProgram gives
+ * there. Only the atoms reaching into the range take part, so the cost follows what the
+ * range holds, not the program's size (the incremental compile, ./incremental.ts).
+ */
+export function decideWithin(
+  program: Program,
+  lo: number,
+  hi: number,
+  table: ClassTable,
+): Piece<ClassFunction>[] {
+  const all = new Sweep(program, table, [lo, hi]).run().pieces;
+  const out: Piece<ClassFunction>[] = [];
+  for (const p of all) {
+    if (p.hi < lo || p.lo > hi) continue;
+    out.push({ lo: Math.max(p.lo, lo), hi: Math.min(p.hi, hi), value: p.value });
+  }
+  return out;
 }
 
 class Sweep {
@@ -214,22 +244,44 @@ class Sweep {
   /** Whether any rule of the program is restricted by source port. */
   private hasSport = false;
 
+  /**
+   * `within`: only the atoms reaching into [lo, hi] make groups, cut to it; outside it
+   * the sweep then answers the baseline, which decideWithin throws away.
+   */
   constructor(
     program: Program,
     private readonly table: ClassTable,
+    within?: readonly [number, number],
   ) {
     const last = program.steps[program.steps.length - 1];
     if (last === undefined || last.kind !== 'end' || last.passes) {
       throw new Error('a policy program must end with a denying end (the profiles default)');
     }
     const groupByAddr = new Map<string, Group>();
-    program.steps.forEach((step, index) => {
+    const steps = program.steps;
+    for (let index = 0; index < steps.length; index++) {
+      const step = steps[index]!;
       if (step.kind === 'end') {
         this.universal.push({ step: index, kind: 'end', passes: step.passes, ruleId: step.ruleId });
-        return;
+        continue;
       }
-      for (const atom of step.atoms) {
-        if (atom.addr.length === 0 || atom.l4.length === 0) continue;
+      const atoms = step.atoms;
+      for (let k = 0; k < atoms.length; k++) {
+        const atom = atoms[k]!;
+        const n = atom.addr.length;
+        if (n === 0) continue;
+        const first = atom.addr[0]!;
+        const everywhere = n === 1 && first[0] === 0 && first[1] === ADDRESS_MAX;
+        // Restricted: most atoms lie wholly before or after the range (two comparisons).
+        if (
+          within !== undefined &&
+          !everywhere &&
+          (first[0] > within[1] ||
+            atom.addr[n - 1]![1] < within[0] ||
+            !reaches(atom.addr, within[0], within[1]))
+        )
+          continue;
+        if (atom.l4.length === 0) continue;
         if (atom.sport !== undefined && atom.sport.length === 0) continue;
         const move: Move = {
           step: index,
@@ -240,20 +292,20 @@ class Sweep {
           sport: atom.sport,
         };
         if (atom.sport !== undefined) this.hasSport = true;
-        const [first] = atom.addr;
-        if (atom.addr.length === 1 && first![0] === 0 && first![1] === ADDRESS_MAX) {
+        if (everywhere) {
           this.universal.push(move);
           continue;
         }
+        const addr = within === undefined ? atom.addr : intersect(atom.addr, [within]);
         let group = groupByAddr.get(atom.addrKey);
         if (group === undefined) {
-          group = { addr: atom.addr, moves: [], size: size(atom.addr), mentioned: [] };
+          group = { addr, moves: [], size: size(addr), mentioned: [] };
           groupByAddr.set(atom.addrKey, group);
           this.groups.push(group);
         }
         group.moves.push(move);
       }
-    });
+    }
     for (const group of this.groups)
       group.mentioned = normalize(group.moves.flatMap((m) => (m.kind === 'rule' ? m.l4 : [])));
   }
@@ -426,6 +478,18 @@ class Sweep {
     }
     yield { lo: start, hi: ADDRESS_MAX, active: sortedIds(active) };
   }
+}
+
+/** Whether the interval set has a point in [lo, hi] (a binary search, no allocation). */
+function reaches(set: IntervalSet, lo: number, hi: number): boolean {
+  let a = 0;
+  let b = set.length;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (set[m]![1] < lo) a = m + 1;
+    else b = m;
+  }
+  return a < set.length && set[a]![0] <= hi;
 }
 
 function sortedIds(ids: Set<number>): number[] {

@@ -78,8 +78,17 @@ export interface Delta {
   readonly sportWrites: readonly PolSportEntry[];
   /** Entries of new classes: written before anything points at them. */
   readonly l4Writes: readonly PolL4Entry[];
-  /** Entries of new sets: written complete before any endpoint switches to them. */
+  /**
+   * Entries of new sets (written complete before any endpoint switches to them) and the
+   * new or changed entries of sets changed in place (longest prefix first).
+   */
   readonly addrWrites: readonly PolAddrEntry[];
+  /**
+   * Entries sets changed in place no longer have, shortest prefix first, after every
+   * write and before the endpoints' revisions move (so a flow re-judged on the new
+   * revision meets the whole new set).
+   */
+  readonly addrTrims: readonly PolAddrEntry[];
   /** New or changed endpoints (switching set ids). */
   readonly endpointWrites: readonly EndpointEntry[];
   /** Endpoints gone (the entries being removed). */
