@@ -38,6 +38,7 @@ interface RunOptions {
   ctNewFlowsPerSecond?: string;
   ctNewFlowBurst?: string;
   bgpRunDir?: string;
+  cniSocket?: string;
   bgpHoldTime?: string;
   bgpSecretsDir?: string;
   agentConfig?: string;
@@ -119,6 +120,10 @@ export function registerNodeCommands(program: Command): void {
       'new flows a pod may open at once within its budget (env TORTIE_CT_NEW_FLOW_BURST; default the rate rounded up)',
     )
     .option(
+      '--cni-socket <path>',
+      'where the agent serves the CNI plugin (env TORTIE_CNI_SOCKET; default /var/run/tortie/cni.sock; "none": serve none)',
+    )
+    .option(
       '--bgp-run-dir <dir>',
       "BIRD's config, socket, pid file and log, named with the node (env TORTIE_BGP_RUN_DIR; default /run/tortie/bird)",
     )
@@ -186,6 +191,7 @@ export function registerNodeCommands(program: Command): void {
           'debounceMs',
           'routing',
           'bgpRunDir',
+          'cniSocket',
           'bgpHoldTime',
           'bgpSecretsDir',
           'dataplane',

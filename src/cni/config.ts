@@ -100,6 +100,12 @@ export interface NetworkConfig {
   mtu?: number;
   /** The node's network namespace path; undefined: the plugin's own namespace. */
   hostNetns?: string;
+  /**
+   * The node agent's CNI socket, where the compiled plugin hands the request over
+   * (default DEFAULT_AGENT_SOCKET); read by the plugin (cni/plugin/tortie.c), kept here so
+   * that a bad path is refused like any other field.
+   */
+  agentSocket: string;
   dns: DnsConfig;
   /**
    * ADD waits this long for the node's agent to report the new endpoint programmed, and
@@ -112,6 +118,9 @@ export interface NetworkConfig {
   /** GC only: `cni.dev/valid-attachments`. */
   validAttachments?: ValidAttachment[];
 }
+
+/** Default of `agent_socket`: where `tortie node run` serves CNI requests. */
+export const DEFAULT_AGENT_SOCKET = '/var/run/tortie/cni.sock';
 
 /** Default of `agent_wait_ms`. */
 export const DEFAULT_AGENT_WAIT_MS = 10_000;
@@ -234,6 +243,7 @@ const schema = z
       .optional(),
     mtu: z.number().int().min(68).max(65535).optional(),
     host_netns: absolutePath.optional(),
+    agent_socket: absolutePath.optional(),
     ipMasq: z.boolean().optional(),
     agent_wait_ms: z
       .number()
@@ -353,6 +363,7 @@ export function parseNetworkConfig(
           }),
     nodename: c.nodename ?? defaultNodeName(),
     dns: dnsOf(c.dns),
+    agentSocket: c.agent_socket ?? DEFAULT_AGENT_SOCKET,
     agentWaitMs: c.agent_wait_ms ?? DEFAULT_AGENT_WAIT_MS,
     identity: identityOf(c.args, c.runtimeConfig),
   };

@@ -146,6 +146,7 @@ export async function cmdAdd(
       );
     }
     undo.guard = { workloadId: keys.workloadId, hostNetns: config.hostNetns };
+    mark('guarded');
   }
   let podMac: string;
   let hostIfName: string;
@@ -209,6 +210,7 @@ export async function cmdAdd(
       );
     }
     undo.guard = undefined;
+    mark('unguarded');
   }
 
   return buildAddResult(config.cniVersion, {

@@ -18,6 +18,7 @@ import { CniCode, CniError } from '../errors.js';
 import { backendError } from '../failures.js';
 import { unguardPod } from '../guard.js';
 import { workloadIdentity } from '../identity.js';
+import { mark } from '../trace.js';
 
 export async function cmdDel(
   env: AttachmentEnv,
@@ -41,6 +42,7 @@ export async function cmdDel(
   if (veth.status === 'rejected') throw veth.reason;
   if (opened.status === 'rejected') throw opened.reason;
   const backend = opened.value;
+  mark('veth-removed');
   try {
     const endpoint = await backend.getEndpoint(who.namespace, who.endpointName);
     if (endpoint && endpoint.spec.containerID === env.containerId) {
@@ -50,8 +52,10 @@ export async function cmdDel(
     throw backendError(err, `delete WorkloadEndpoint ${who.namespace}/${who.endpointName}`);
   }
   // An ADD killed between its guard and its end left the guard rules (../guard.ts).
+  mark('endpoint-removed');
   const held = await backend.addressesOf(keys.handle).catch(() => [] as string[]);
   await removeGuard(keys.workloadId, held, config);
+  mark('unguarded');
   try {
     await backend.releaseByHandle(keys.handle);
   } catch (err) {

@@ -250,7 +250,10 @@ export class AgentProcess implements LabAgent {
 export function labAgentEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(
     Object.entries(env).filter(
-      ([k]) => !k.startsWith('TORTIE_') && k !== 'DATASTORE_TYPE' && k !== 'KUBECONFIG',
+      ([k]) =>
+        (!k.startsWith('TORTIE_') || k === 'TORTIE_CNI_TIMING') &&
+        k !== 'DATASTORE_TYPE' &&
+        k !== 'KUBECONFIG',
     ),
   );
 }
