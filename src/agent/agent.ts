@@ -68,7 +68,6 @@ import { startOpsServer, type OpsServer, type Probe } from './http.js';
 import { StatusReporter } from './reporter.js';
 import { nodeAddress, nodeNetns, type NodeNetns } from './links.js';
 import { createLogger } from './log.js';
-import type { CniServer } from '../cni/server.js';
 import {
   newPass,
   type BgpStatus,
@@ -211,7 +210,6 @@ export class Agent {
   private locals: LocalEndpointInfo[] = [];
   /** CNI ADDs waiting for their endpoint (waitForEndpoint): told after every reconcile. */
   private readonly endpointWaits = new Set<() => void>();
-  private cni: CniServer | undefined;
   private unresolved: UnresolvedEndpoint[] = [];
   private problems: ModelProblem[] = [];
   private aliveNodes = '';
@@ -406,15 +404,6 @@ export class Agent {
     void this.startWatch(0);
     this.resyncTimer = setInterval(() => this.debouncer.trigger(), c.resyncIntervalMs);
     for (const m of this.managers) m.start?.();
-    if (c.cniSocket !== undefined) {
-      const { CniServer } = await import('../cni/server.js');
-      this.cni = await CniServer.listen({
-        socketPath: c.cniSocket,
-        local: { node: c.nodeName, wait: (r) => this.waitForEndpoint(r) },
-        onProblem: (message) => this.log.warn({ socket: c.cniSocket }, message),
-      });
-      this.log.info({ socket: c.cniSocket }, 'serving CNI requests');
-    }
   }
 
   /**
@@ -427,12 +416,6 @@ export class Agent {
     this.stopped = true;
     this.revisions.stop();
     for (const w of [...this.endpointWaits]) w();
-    // Calls in progress answer (a wait for programming fails closed: code 11).
-    await this.cni
-      ?.close()
-      .catch((e: unknown) =>
-        this.log.warn({ err: (e as Error).message }, 'closing the CNI socket failed'),
-      );
     clearInterval(this.resyncTimer);
     for (const t of this.retryTimers) clearTimeout(t);
     await this.debouncer.stop();
@@ -618,7 +601,8 @@ export class Agent {
 
   /** Says which command moves a store left in tortie's old layout (the agent would see nothing of it). */
   /**
-   * CNI ADD's wait (src/cni/server.ts), answered from this agent's own state instead of
+   * CNI ADD's wait (src/cni/server.ts serves the plugin beside the agent: `tortie node
+   * run` and the lab wire them), answered from this agent's own state instead of
    * its status record in the store: resolves once a reconcile has programmed the endpoint
    * (policy, attachment, route) at `revision` or later; rejects after `timeoutMs`, or when
    * the agent stops.

@@ -218,6 +218,14 @@ export function registerNodeCommands(program: Command): void {
         throw e;
       }
       const agent = await Agent.start(config);
+      const socket = config.cniSocket;
+      const cni =
+        socket === undefined
+          ? undefined
+          : await (
+              await import('../cni/server.js')
+            ).serveForAgent(agent, socket, (message) => agent.log.warn({ socket }, message));
+      if (socket !== undefined) agent.log.info({ socket }, 'serving CNI requests');
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));
@@ -229,6 +237,8 @@ export function registerNodeCommands(program: Command): void {
       // pins, so exit as soon as the agent has stopped.
       setTimeout(() => process.exit(0), 5000).unref();
       await agent.stop();
+      // After the agent: ADDs waiting for it have failed closed (11) and answered.
+      await cni?.close();
       process.exit(0);
     });
 

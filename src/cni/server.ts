@@ -166,7 +166,7 @@ export class CniServer {
     const key = JSON.stringify([config.datastoreType, config.datastore, config.kubernetes]);
     let opening = this.backends.get(key);
     if (opening === undefined) {
-      // gRPC (etcd3): its load cost is paid once by the agent, and its calls are cheaper.
+      // gRPC (etcd3): its load is paid once by the agent, and its calls are the cheaper.
       opening = (this.options.deps ?? etcdDeps('grpc')).openBackend(config);
       this.backends.set(key, opening);
       // A store that could not be opened is tried again by the next request.
@@ -179,6 +179,28 @@ export class CniServer {
       local !== undefined && local.node === config.nodename ? local.wait : undefined,
     );
   }
+}
+
+/** What of the node agent (src/agent) the server needs: its node and its own wait. */
+export interface ProgrammingAgent {
+  readonly config: { readonly nodeName: string };
+  waitForEndpoint: LocalProgrammedWait;
+}
+
+/**
+ * The agent's CNI server: `tortie node run` and the lab's agents start one beside their
+ * agent, and stop the agent first (its waits then fail closed, 11) and this second.
+ */
+export function serveForAgent(
+  agent: ProgrammingAgent,
+  socketPath: string,
+  warn: (message: string) => void,
+): Promise<CniServer> {
+  return CniServer.listen({
+    socketPath,
+    local: { node: agent.config.nodeName, wait: (r) => agent.waitForEndpoint(r) },
+    onProblem: warn,
+  });
 }
 
 /** A kept backend as one call sees it: close() is a no-op, the wait may be the agent's own. */
