@@ -63,6 +63,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("prohibitRules", Napi::Function::New<ProhibitRules>(env, "prohibitRules"));
   exports.Set("linkDump", Napi::Function::New<LinkDump>(env, "linkDump"));
   exports.Set("addressDump", Napi::Function::New<AddressDump>(env, "addressDump"));
+  exports.Set("routeDump", Napi::Function::New<RouteDump>(env, "routeDump"));
   exports.Set("possibleCpus", Napi::Function::New<PossibleCpus>(env, "possibleCpus"));
   exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
   return exports;

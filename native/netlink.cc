@@ -529,4 +529,74 @@ Napi::Value AddressDump(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// routeDump(netns, proto): [{dst, prefixlen, gateway, oif, mtu, prefsrc}] of the IPv4
+// routes of the main table with that protocol.
+Napi::Value RouteDump(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string netns = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  uint32_t proto = info[1].ToNumber().Uint32Value();
+  auto out = Napi::Array::New(env);
+  try {
+    InNetns in(netns);
+    Socket s;
+    if (!s.ok()) throw StepError{"open a netlink socket", errno};
+    rtmsg rt{};
+    rt.rtm_family = AF_INET;
+    Request req(RTM_GETROUTE, 0, &rt, sizeof rt);
+    uint32_t i = 0;
+    auto ip = [&](const void* p) {
+      char text[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, p, text, sizeof text);
+      return Napi::String::New(env, text);
+    };
+    Check(s.Dump(req,
+                 [&](nlmsghdr* h) {
+                   if (h->nlmsg_type != RTM_NEWROUTE) return;
+                   auto* r = static_cast<rtmsg*>(NLMSG_DATA(h));
+                   if (r->rtm_family != AF_INET || r->rtm_protocol != proto) return;
+                   uint32_t table = r->rtm_table;
+                   auto o = Napi::Object::New(env);
+                   o.Set("prefixlen", Napi::Number::New(env, r->rtm_dst_len));
+                   int len = static_cast<int>(RTM_PAYLOAD(h));
+                   for (auto* a = RTM_RTA(r); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+                     switch (a->rta_type) {
+                       case RTA_TABLE:
+                         table = *static_cast<uint32_t*>(RTA_DATA(a));
+                         break;
+                       case RTA_DST:
+                         o.Set("dst", ip(RTA_DATA(a)));
+                         break;
+                       case RTA_GATEWAY:
+                         o.Set("gateway", ip(RTA_DATA(a)));
+                         break;
+                       case RTA_PREFSRC:
+                         o.Set("prefsrc", ip(RTA_DATA(a)));
+                         break;
+                       case RTA_OIF:
+                         o.Set("oif", Napi::Number::New(env, *static_cast<uint32_t*>(RTA_DATA(a))));
+                         break;
+                       case RTA_METRICS: {
+                         int mlen = static_cast<int>(RTA_PAYLOAD(a));
+                         for (auto* m = static_cast<rtattr*>(RTA_DATA(a)); RTA_OK(m, mlen);
+                              m = RTA_NEXT(m, mlen)) {
+                           if (m->rta_type == RTAX_MTU)
+                             o.Set("mtu",
+                                   Napi::Number::New(env, *static_cast<uint32_t*>(RTA_DATA(m))));
+                         }
+                         break;
+                       }
+                       default:
+                         break;
+                     }
+                   }
+                   if (table != RT_TABLE_MAIN) return;
+                   out.Set(i++, o);
+                 }),
+          "list the routes");
+  } catch (const StepError& e) {
+    throw ToJsError(env, e);
+  }
+  return out;
+}
+
 }  // namespace tortie

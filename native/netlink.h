@@ -11,5 +11,6 @@ Napi::Value LinkDelete(const Napi::CallbackInfo& info);
 void ProhibitRules(const Napi::CallbackInfo& info);
 Napi::Value LinkDump(const Napi::CallbackInfo& info);
 Napi::Value AddressDump(const Napi::CallbackInfo& info);
+Napi::Value RouteDump(const Napi::CallbackInfo& info);
 
 }  // namespace tortie

@@ -125,7 +125,8 @@ static const char *skip_value(const char *p, const char *end, int depth)
 
 /*
  * Copies the top-level string field `key` (without escapes) into out; returns 1 when
- * found, 0 when absent or not a plain string, -1 when the document is not a JSON object.
+ * found, 0 when absent, 2 when present but not a string that fits `out` without escapes,
+ * -1 when the document is not a JSON object.
  */
 static int top_string(const char *doc, size_t len, const char *key, char *out, size_t outlen)
 {
@@ -152,12 +153,14 @@ static int top_string(const char *doc, size_t len, const char *key, char *out, s
 		const char *v = p;
 		if (!(p = skip_value(p, end, 1)))
 			return -1;
-		if (!found && (size_t)(kend - 1 - k) == klen && !memcmp(k, key, klen) && *v == '"') {
-			size_t n = (size_t)(p - 1 - (v + 1));
-			if (!memchr(v + 1, '\\', n) && n < outlen) {
+		if (!found && (size_t)(kend - 1 - k) == klen && !memcmp(k, key, klen)) {
+			size_t n = *v == '"' ? (size_t)(p - 1 - (v + 1)) : 0;
+			if (*v == '"' && !memchr(v + 1, '\\', n) && n < outlen) {
 				memcpy(out, v + 1, n);
 				out[n] = '\0';
 				found = 1;
+			} else {
+				found = 2;
 			}
 		}
 		p = ws(p, end);
@@ -260,7 +263,11 @@ int main(void)
 	}
 
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	if (parsed != 1 || top_string(in.data, in.len, "agent_socket", path, sizeof path) != 1)
+	int socket_field = parsed < 0 ? 0 : top_string(in.data, in.len, "agent_socket", path, sizeof path);
+	if (socket_field == 2)
+		return fail(version, 7, "Invalid network configuration",
+			    "agent_socket must be an absolute path of at most 107 bytes, without escapes");
+	if (socket_field != 1)
 		strcpy(path, DEFAULT_SOCKET);
 
 	/* The request: the CNI_* environment, an empty entry, then stdin. */

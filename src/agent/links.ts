@@ -1,13 +1,13 @@
 /**
  * Interfaces and addresses of the node's network namespace, read by rtnetlink dumps in
  * the native addon (no process: a reconcile asks several of these, and an ADD waits for
- * that reconcile); kernel routes still through one `ip -json` spawn per question.
+ * that reconcile), kernel routes too; route changes still go through one `ip -batch`.
  */
 import { native } from '../native/index.js';
-import { netnsTarget, runIpIn } from '../plumbing/netns.js';
+import { netnsTarget } from '../plumbing/netns.js';
 import { HOST_VETH_PREFIX } from '../plumbing/index.js';
 import { runIpBatch } from '../plumbing/ip-batch.js';
-import { parseKernelRoutes, type KernelRoute } from './routes.js';
+import type { KernelRoute } from './routes.js';
 
 /** The path the native calls take (undefined: the agent's own namespace), checked. */
 function pathOf(nodeNetns: string | undefined): string | undefined {
@@ -62,19 +62,22 @@ export async function findAddressInterface(
   return native.addressDump(pathOf(nodeNetns)).find((a) => a.address === ip)?.ifindex;
 }
 
-/** The routes with tortie's protocol in the namespace's main table (`ip -j route show proto N`). */
+/** The routes with tortie's protocol in the namespace's main table, by rtnetlink dump. */
 export async function listKernelRoutes(
   nodeNetns: string | undefined,
   proto: number,
 ): Promise<KernelRoute[]> {
-  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
-    '-json',
-    'route',
-    'show',
-    'proto',
-    String(proto),
-  ]);
-  return parseKernelRoutes(stdout);
+  const path = pathOf(nodeNetns);
+  const routes = native.routeDump(path, proto);
+  if (routes.length === 0) return [];
+  const names = new Map(native.linkDump(path).map((l) => [l.ifindex, l.name]));
+  return routes.map((r) => ({
+    cidr: `${r.dst ?? '0.0.0.0'}/${r.prefixlen}`,
+    via: r.gateway ?? '',
+    dev: (r.oif === undefined ? undefined : names.get(r.oif)) ?? '',
+    mtu: r.mtu,
+    ...(r.prefsrc === undefined ? {} : { src: r.prefsrc }),
+  }));
 }
 
 /** Runs route lines (from diffKernelRoutes) in one `ip -batch -`. */

@@ -220,6 +220,18 @@ export interface NativeBinding {
   addressDump(
     netns: string | undefined,
   ): Array<{ ifindex: number; address: string; prefixlen: number; scope: number }>;
+  /** The IPv4 routes of the main table with protocol `proto` (dst absent: the default route). */
+  routeDump(
+    netns: string | undefined,
+    proto: number,
+  ): Array<{
+    dst?: string;
+    prefixlen: number;
+    gateway?: string;
+    oif?: number;
+    mtu?: number;
+    prefsrc?: string;
+  }>;
   /** Number of possible CPUs (per-CPU map value layout). */
   possibleCpus(): number;
   /** libbpf version string, e.g. "1.1". */
