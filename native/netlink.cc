@@ -386,25 +386,62 @@ Napi::Value PodNetworkCreate(const Napi::CallbackInfo& info) {
   return out;
 }
 
+namespace {
+
+// Deleting a veth waits for the kernel to unregister it (RCU grace periods: ~10-20 ms on
+// a loaded machine), so it runs on a worker thread, which enters the namespace itself
+// (setns is per thread) and leaves it before the thread goes back to the pool.
+class LinkDeleteWorker : public Napi::AsyncWorker {
+ public:
+  LinkDeleteWorker(Napi::Env env, std::string netns, std::string name)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        netns_(std::move(netns)),
+        name_(std::move(name)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      InNetns in(netns_);
+      Socket s;
+      if (!s.ok()) throw StepError{"open a netlink socket", errno};
+      ifinfomsg ifi{};
+      ifi.ifi_family = AF_UNSPEC;
+      Request req(RTM_DELLINK, 0, &ifi, sizeof ifi);
+      req.PutString(IFLA_IFNAME, name_);
+      int err = s.Call(req);
+      if (err == ENODEV) return;
+      Check(err, "delete " + name_);
+      removed_ = true;
+    } catch (const StepError& e) {
+      error_ = e;
+      failed_ = true;
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failed_)
+      deferred_.Reject(ToJsError(env, error_).Value());
+    else
+      deferred_.Resolve(Napi::Boolean::New(env, removed_));
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string netns_, name_;
+  bool removed_ = false, failed_ = false;
+  StepError error_;
+};
+
+}  // namespace
+
 Napi::Value LinkDelete(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   const std::string netns = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
   const std::string name = StringArg(info, 1, "name");
-  try {
-    InNetns in(netns);
-    Socket s;
-    if (!s.ok()) throw StepError{"open a netlink socket", errno};
-    ifinfomsg ifi{};
-    ifi.ifi_family = AF_UNSPEC;
-    Request req(RTM_DELLINK, 0, &ifi, sizeof ifi);
-    req.PutString(IFLA_IFNAME, name);
-    int err = s.Call(req);
-    if (err == ENODEV) return Napi::Boolean::New(env, false);
-    Check(err, "delete " + name);
-  } catch (const StepError& e) {
-    throw ToJsError(env, e);
-  }
-  return Napi::Boolean::New(env, true);
+  auto* worker = new LinkDeleteWorker(info.Env(), netns, name);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 // prohibitRules(netns, add, pref, iifs[], dsts[]): `pref P iif X prohibit` and

@@ -54,6 +54,8 @@ const MAX_REQUEST_BYTES = 4 << 20;
 
 export class CniServer {
   private readonly backends = new Map<string, Promise<CniBackend>>();
+  /** Per datastore: the IPAM write in progress, the next one queued behind it. */
+  private readonly ipamQueues = new Map<string, Promise<unknown>>();
   private readonly perContainer = new Map<string, Promise<unknown>>();
   private readonly sockets = new Set<Socket>();
   private closed = false;
@@ -166,17 +168,34 @@ export class CniServer {
     const key = JSON.stringify([config.datastoreType, config.datastore, config.kubernetes]);
     let opening = this.backends.get(key);
     if (opening === undefined) {
-      // gRPC (etcd3): its load is paid once by the agent, and its calls are the cheaper.
-      opening = (this.options.deps ?? etcdDeps('grpc')).openBackend(config);
+      // The JSON-gateway etcd client (src/datastore/etcd/gateway.ts): each call fails on
+      // its own, naming the cause (a refused TLS handshake names the certificate fields),
+      // where etcd3's client, kept open, would answer "every endpoint failed recently".
+      opening = (this.options.deps ?? etcdDeps()).openBackend(config);
       this.backends.set(key, opening);
       // A store that could not be opened is tried again by the next request.
       opening.catch(() => this.backends.delete(key));
     }
     const backend = await opening;
     const local = this.options.local;
+    // This node's ADDs and DELs all come through here: taking their IPAM writes one at a
+    // time replaces compare-and-swap conflicts on the node's block (and their backoff)
+    // with a queue. Other writers (other nodes, `ipam gc`) still meet the CAS.
+    const serialize = <T>(write: () => Promise<T>): Promise<T> => {
+      const previous = this.ipamQueues.get(key) ?? Promise.resolve();
+      const mine = previous.catch(() => undefined).then(write);
+      this.ipamQueues.set(key, mine);
+      void mine
+        .finally(() => {
+          if (this.ipamQueues.get(key) === mine) this.ipamQueues.delete(key);
+        })
+        .catch(() => undefined);
+      return mine;
+    };
     return new SharedBackend(
       backend,
       local !== undefined && local.node === config.nodename ? local.wait : undefined,
+      serialize,
     );
   }
 }
@@ -211,6 +230,7 @@ class SharedBackend implements CniBackend {
   constructor(
     private readonly inner: CniBackend,
     private readonly localWait: LocalProgrammedWait | undefined,
+    private readonly serialize: <T>(write: () => Promise<T>) => Promise<T>,
   ) {
     this.description = inner.description;
     this.readPod = inner.readPod?.bind(inner);
@@ -245,13 +265,13 @@ class SharedBackend implements CniBackend {
     return this.inner.listEndpoints();
   }
   autoAssign(request: Parameters<CniBackend['autoAssign']>[0]) {
-    return this.inner.autoAssign(request);
+    return this.serialize(() => this.inner.autoAssign(request));
   }
   assignIp(request: Parameters<CniBackend['assignIp']>[0]) {
-    return this.inner.assignIp(request);
+    return this.serialize(() => this.inner.assignIp(request));
   }
   releaseByHandle(handle: string) {
-    return this.inner.releaseByHandle(handle);
+    return this.serialize(() => this.inner.releaseByHandle(handle));
   }
   addressesOf(handle: string) {
     return this.inner.addressesOf(handle);

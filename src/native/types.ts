@@ -201,8 +201,11 @@ export interface NativeBinding {
     gateway: string;
     mtu?: number;
   }): { hostIfindex: number; podIfindex: number; podMac: string };
-  /** Deletes the link `name` in the namespace at `netns` (undefined: the caller's); false if absent. */
-  linkDelete(netns: string | undefined, name: string): boolean;
+  /**
+   * Deletes the link `name` in the namespace at `netns` (undefined: the caller's), on a
+   * worker thread (the kernel's unregister is slow); resolves false if it was absent.
+   */
+  linkDelete(netns: string | undefined, name: string): Promise<boolean>;
   /**
    * Adds (idempotent) or deletes (absent is fine) `pref P iif X prohibit` for each of
    * `iifs` and `pref P to D/32 prohibit` for each of `dsts`, in the namespace at `netns`.

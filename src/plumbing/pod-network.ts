@@ -88,9 +88,9 @@ interface NetlinkError extends Error {
   code?: string;
 }
 
-function deleteHostVeth(host: NetnsTarget, hostIfName: string): boolean {
+async function deleteHostVeth(host: NetnsTarget, hostIfName: string): Promise<boolean> {
   try {
-    return native.linkDelete(nativeNetns(host), hostIfName);
+    return await native.linkDelete(nativeNetns(host), hostIfName);
   } catch (err) {
     const e = err as NetlinkError;
     throw new PlumbingError(
@@ -128,7 +128,7 @@ async function failAndUndo(plan: PodNetworkPlan, err: NetlinkError): Promise<Plu
   let outcome = '';
   if (vethCreated) {
     try {
-      const removed = deleteHostVeth(plan.host, plan.hostIfName);
+      const removed = await deleteHostVeth(plan.host, plan.hostIfName);
       outcome = removed ? `; undone: removed ${plan.hostIfName} and its peer` : '';
     } catch (undoErr) {
       outcome = `; undo FAILED, ${plan.hostIfName} may remain: ${(undoErr as Error).message}`;
