@@ -20,7 +20,7 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { EndpointNotProgrammed, type CniBackend } from './backend.js';
+import { DatastoreUnavailable, EndpointNotProgrammed, type CniBackend } from './backend.js';
 import type { NetworkConfig } from './config.js';
 import { etcdDeps, runCni, type CniDeps, type CniOutcome } from './run.js';
 import { takeMarks } from './trace.js';
@@ -168,10 +168,13 @@ export class CniServer {
     const key = JSON.stringify([config.datastoreType, config.datastore, config.kubernetes]);
     let opening = this.backends.get(key);
     if (opening === undefined) {
-      // The JSON-gateway etcd client (src/datastore/etcd/gateway.ts): each call fails on
-      // its own, naming the cause (a refused TLS handshake names the certificate fields),
-      // where etcd3's client, kept open, would answer "every endpoint failed recently".
-      opening = (this.options.deps ?? etcdDeps()).openBackend(config);
+      // etcd3's gRPC client (its load is paid once by the agent, its calls are the cheaper:
+      // the JSON gateway is one more hop inside etcd); TORTIE_CNI_ETCD_CLIENT=gateway for
+      // the JSON-gateway one.
+      opening = (
+        this.options.deps ??
+        etcdDeps(process.env.TORTIE_CNI_ETCD_CLIENT === 'gateway' ? 'gateway' : 'grpc')
+      ).openBackend(config);
       this.backends.set(key, opening);
       // A store that could not be opened is tried again by the next request.
       opening.catch(() => this.backends.delete(key));
@@ -192,10 +195,19 @@ export class CniServer {
         .catch(() => undefined);
       return mine;
     };
+    // A store that did not answer is opened afresh by the next call: a kept etcd3 client
+    // would answer "every endpoint failed recently" instead of naming the cause (a refused
+    // TLS handshake names the certificate fields).
+    const forget = () => {
+      if (this.backends.get(key) !== opening) return;
+      this.backends.delete(key);
+      void backend.close().catch(() => undefined);
+    };
     return new SharedBackend(
       backend,
       local !== undefined && local.node === config.nodename ? local.wait : undefined,
       serialize,
+      forget,
     );
   }
 }
@@ -231,25 +243,35 @@ class SharedBackend implements CniBackend {
     private readonly inner: CniBackend,
     private readonly localWait: LocalProgrammedWait | undefined,
     private readonly serialize: <T>(write: () => Promise<T>) => Promise<T>,
+    private readonly forget: () => void,
   ) {
     this.description = inner.description;
-    this.readPod = inner.readPod?.bind(inner);
+    const readPod = inner.readPod?.bind(inner);
+    this.readPod = readPod === undefined ? undefined : (ns, name) => this.watch(readPod(ns, name));
+  }
+
+  /** The call's result; a store that did not answer is dropped for the next call. */
+  private watch<T>(call: Promise<T>): Promise<T> {
+    return call.catch((err: unknown) => {
+      if (err instanceof DatastoreUnavailable) this.forget();
+      throw err;
+    });
   }
 
   ping() {
-    return this.inner.ping();
+    return this.watch(this.inner.ping());
   }
   listPools() {
-    return this.inner.listPools();
+    return this.watch(this.inner.listPools());
   }
   nodeLabels(node: string) {
-    return this.inner.nodeLabels(node);
+    return this.watch(this.inner.nodeLabels(node));
   }
   getEndpoint(namespace: string, name: string) {
-    return this.inner.getEndpoint(namespace, name);
+    return this.watch(this.inner.getEndpoint(namespace, name));
   }
   putEndpoint(endpoint: Parameters<CniBackend['putEndpoint']>[0]) {
-    return this.inner.putEndpoint(endpoint);
+    return this.watch(this.inner.putEndpoint(endpoint));
   }
   waitForProgrammed(request: Parameters<CniBackend['waitForProgrammed']>[0]) {
     if (this.localWait === undefined) return this.inner.waitForProgrammed(request);
@@ -259,25 +281,25 @@ class SharedBackend implements CniBackend {
     });
   }
   deleteEndpoint(namespace: string, name: string) {
-    return this.inner.deleteEndpoint(namespace, name);
+    return this.watch(this.inner.deleteEndpoint(namespace, name));
   }
   listEndpoints() {
-    return this.inner.listEndpoints();
+    return this.watch(this.inner.listEndpoints());
   }
   autoAssign(request: Parameters<CniBackend['autoAssign']>[0]) {
-    return this.serialize(() => this.inner.autoAssign(request));
+    return this.watch(this.serialize(() => this.inner.autoAssign(request)));
   }
   assignIp(request: Parameters<CniBackend['assignIp']>[0]) {
-    return this.serialize(() => this.inner.assignIp(request));
+    return this.watch(this.serialize(() => this.inner.assignIp(request)));
   }
   releaseByHandle(handle: string) {
-    return this.serialize(() => this.inner.releaseByHandle(handle));
+    return this.watch(this.serialize(() => this.inner.releaseByHandle(handle)));
   }
   addressesOf(handle: string) {
-    return this.inner.addressesOf(handle);
+    return this.watch(this.inner.addressesOf(handle));
   }
   allocations(prefix: string) {
-    return this.inner.allocations(prefix);
+    return this.watch(this.inner.allocations(prefix));
   }
   async close(): Promise<void> {
     // kept open for the next call

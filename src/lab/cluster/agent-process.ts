@@ -251,7 +251,8 @@ export function labAgentEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(
     Object.entries(env).filter(
       ([k]) =>
-        (!k.startsWith('TORTIE_') || k === 'TORTIE_CNI_TIMING') &&
+        // The CNI server's diagnostics pass through to the lab's agents.
+        (!k.startsWith('TORTIE_') || k === 'TORTIE_CNI_TIMING' || k === 'TORTIE_CNI_ETCD_CLIENT') &&
         k !== 'DATASTORE_TYPE' &&
         k !== 'KUBECONFIG',
     ),
