@@ -272,7 +272,7 @@ afterAll(async () => {
   if (failures.length > 0) throw new Error(`cleanup failed: ${failures.join('; ')}`);
 });
 
-describe('ADD, CHECK and DEL through the shim', () => {
+describe('ADD, CHECK and DEL through the compiled plugin', () => {
   it.each([...SUPPORTED_VERSIONS])(
     'in %s: a spec-shaped result, the pod set up and recorded, nothing left after DEL',
     async (version) => {
