@@ -286,6 +286,11 @@ class SharedBackend implements CniBackend {
   listEndpoints() {
     return this.watch(this.inner.listEndpoints());
   }
+  ipamSettings() {
+    if (this.inner.ipamSettings === undefined)
+      return Promise.reject(new Error(`${this.description} reads no IPAM settings`));
+    return this.watch(this.inner.ipamSettings());
+  }
   autoAssign(request: Parameters<CniBackend['autoAssign']>[0]) {
     return this.watch(this.serialize(() => this.inner.autoAssign(request)));
   }
