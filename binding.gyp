@@ -13,7 +13,8 @@
         "native/test_run.cc",
         "native/ring_buffer.cc",
         "native/btf.cc",
-        "native/netns.cc"
+        "native/netns.cc",
+        "native/netlink.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -26,7 +26,8 @@ const ARROWS = {
   util: [],
   native: ['util'],
   policy: ['util'],
-  plumbing: ['util'],
+  // Pod veths, addresses, routes and rules through rtnetlink (native/netlink.cc).
+  plumbing: ['native', 'util'],
   maps: ['native', 'util'],
   loader: ['maps', 'native', 'util'],
   datastore: ['policy', 'util'],
@@ -39,7 +40,8 @@ const ARROWS = {
   // which holds the status keys in the store; they belong in src/datastore.
   cni: ['datastore', 'ipam', 'plumbing', 'policy', 'util', 'agent/status.js'],
   agent: AGENT,
-  // The lab runs agents, pods through the CNI plugin and the preflight checks.
+  // The lab runs agents (with their CNI servers), pods through the CNI plugin and the
+  // preflight checks.
   lab: [...AGENT, 'agent', 'cni', 'preflight'],
   // The CLI drives everything in src/ (filled in below).
   cli: [],

@@ -71,14 +71,10 @@ export function registerBenchCommands(program: Command): Command {
     .description(
       'CNI ADD/DEL latency p50/p99: tortie beside the reference bridge + host-local plugins',
     )
-    .option('--pods <n>', 'pods to add and delete', positiveInt, 100)
-    .option(
-      '--grpc',
-      "use the etcd3 gRPC client in tortie's plugin instead of the JSON gateway one",
-      false,
-    )
+    .option('--pods <n>', 'pods to add and delete one at a time', positiveInt, 100)
+    .option('--concurrent <n>', 'calls at once in the concurrent round', positiveInt, 20)
     .option('--json', 'print the results as JSON', false)
-    .action(async (o: { pods: number; grpc: boolean; json: boolean }) => {
+    .action(async (o: { pods: number; concurrent: number; json: boolean }) => {
       const { runCniBench } = await import('./cni.js');
       await runCniBench(o);
     });

@@ -2,22 +2,20 @@
  * `bench cni`: CNI ADD and DEL latency, tortie against Debian's reference plugins
  * (`bridge` + `host-local` from /usr/lib/cni), side by side in one run.
  *
- * Everything happens in network namespaces this run creates (a node, and one pod
- * namespace per pod and plugin) with a private etcd it starts; all of it is removed at the
- * end, also on failure. Both plugins are run as a runtime runs them — one process per
- * call, config on stdin — and timed from spawn to exit. Calls are sequential and
- * interleaved (tortie pod i, reference pod i, ...) so that both see the same machine load.
+ * tortie is measured as a runtime sees it: its compiled plugin hands each call to a
+ * running agent (a one-node ClusterLab, the agent a `tortie node run` process), which
+ * takes the address, plumbs the veth, records the endpoint and answers only once it has
+ * programmed the endpoint (policy, attachment, route). The reference plugins run inside
+ * the node namespace through `nsenter --net` (so their bridge is created there, not on
+ * the machine) — the nsenter exec is counted in their figures and measured apart
+ * (`nsenterP50Ms`).
  *
- * Where each plugin runs: tortie in the benchmark's own namespace (it reaches etcd on
- * loopback, and puts the host end in the node namespace through `host_netns`); the
- * reference plugins inside the node namespace through `nsenter --net` (so that their
- * bridge is created there, not on the machine) — the nsenter exec (~4 ms) is counted in
- * the reference's figures and measured apart (`nsenterP50Ms`).
+ * Two rounds: sequential (tortie pod i, reference pod i, ...: both see the same load),
+ * then `concurrent` calls at once (20 by default, as a node starting many pods), each
+ * call timed from spawn to exit. Everything is in the lab's namespaces (named after the
+ * lab id) and removed at the end, also on failure.
  *
- * With `grpc`, a third row times tortie on the `etcd3` gRPC client it would load without
- * its JSON-gateway substitute (src/datastore/etcd/gateway.ts), to show what that substitute buys.
- *
- *   node dist/bench/cni.js [--pods 100] [--json] [--grpc]
+ *   node dist/bench/cni.js [--pods 100] [--concurrent 20] [--json]
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -25,24 +23,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { installCni, builtPluginPath } from '../src/cni/install.js';
+import { builtPluginPath } from '../src/cni/install.js';
 import { invokePlugin, type PluginOutcome } from '../src/cni/invoke.js';
-import { startEtcd, type EtcdCluster } from '../src/lab/etcd.js';
+import {
+  ClusterLab,
+  NETWORK,
+  clusterNames,
+  destroyClusterLab,
+  labCniSocket,
+  podNetnsName,
+} from '../src/lab/cluster/cluster-lab.js';
 import { createNetns, deleteNetns } from '../src/plumbing/index.js';
 import { runCommand } from '../src/plumbing/command.js';
-import { benchHex } from './common.js';
+import { benchId, onInterrupt } from './common.js';
 
 export interface CniBenchOptions {
   pods: number;
+  /** Calls at once in the concurrent round (default 20). */
+  concurrent?: number;
   json: boolean;
   /** Directory of the reference plugins (default /usr/lib/cni). */
   referenceDir?: string;
-  /** Also time tortie on the `etcd3` gRPC client (TORTIE_CNI_ETCD_CLIENT=grpc) instead of its JSON-gateway client. */
-  grpc?: boolean;
+  /** The lab's id (default a fresh bench id). */
+  id?: string;
 }
 
 export interface LatencyRow {
   plugin: string;
+  /** 1: sequential; more: that many calls at once. */
+  concurrency: number;
   addP50Ms: number;
   addP99Ms: number;
   delP50Ms: number;
@@ -53,17 +62,22 @@ export interface LatencyRow {
 
 export interface CniBenchResult {
   pods: number;
+  concurrent: number;
   rows: LatencyRow[];
-  /** tortie VERSION: process start plus the plugin's own startup, without etcd. */
+  /** tortie VERSION: the compiled plugin's process start, answered without the agent. */
   tortieVersionP50Ms: number;
   /** `nsenter --net=NODE true`: the part of the reference's figures that is nsenter. */
   nsenterP50Ms: number;
 }
 
 const REFERENCE_DIR = '/usr/lib/cni';
+const DEFAULT_CONCURRENT = 20;
+
+type Plugin = (command: 'ADD' | 'DEL', i: number) => Promise<PluginOutcome>;
 
 export async function runCniBench(options: CniBenchOptions): Promise<CniBenchResult> {
   const referenceDir = options.referenceDir ?? REFERENCE_DIR;
+  const concurrent = options.concurrent ?? DEFAULT_CONCURRENT;
   for (const plugin of ['bridge', 'host-local']) {
     if (!existsSync(join(referenceDir, plugin))) {
       throw new Error(
@@ -72,146 +86,130 @@ export async function runCniBench(options: CniBenchOptions): Promise<CniBenchRes
     }
   }
   if (!existsSync(builtPluginPath())) {
-    throw new Error(
-      `${builtPluginPath()} is missing: build first (npx tsc -p tsconfig.build.json)`,
-    );
+    throw new Error(`${builtPluginPath()} is missing: build first (npm run build)`);
   }
-  const id = benchHex();
-  const names: string[] = [];
-  const newNetns = async (role: string): Promise<string> => {
-    const name = `tortie-b${id}-${role}`;
-    names.push(name);
-    return createNetns(name);
-  };
-  const work = await mkdtemp(join(tmpdir(), `tortie-cni-bench-${id}-`));
-  let etcd: EtcdCluster | undefined;
+  const id = options.id ?? benchId();
+  const forget = onInterrupt(() => destroyClusterLab(id));
+  const work = await mkdtemp(join(tmpdir(), `${clusterNames(id).tempDir}cni-bench-`));
+  const netnsNames: string[] = [];
   try {
-    etcd = await startEtcd(`b${id}`);
-    const prefix = `/tortie-b${id}`;
-    await createPool(etcd.endpoints, prefix);
-    const { shim } = await installCni({ binDir: join(work, 'bin') });
-
-    const node = await newNetns('node');
-    await runCommand('ip', ['-n', `tortie-b${id}-node`, '-batch', '-'], {
-      stdin:
-        [
-          `link add tb${id}up type veth peer name tb${id}upp`,
-          `link set dev tb${id}up up`,
-          'route add default dev tb' + id + 'up',
-          'link set dev lo up',
-        ].join('\n') + '\n',
-    });
+    const lab = await ClusterLab.up({ id, nodes: 1, encap: 'none', agents: 'process' });
+    const node = lab.nodes[0]!;
+    const plugin = lab.cniPlugin;
     const tortieConfig = {
       cniVersion: '1.0.0',
-      name: 'bench-tortie',
+      name: NETWORK,
       type: 'tortie',
-      datastore: { endpoints: etcd.endpoints, prefix },
-      nodename: 'bench-node',
-      host_netns: node,
+      datastore: { endpoints: lab.etcd!.endpoints, prefix: clusterNames(id).etcdPrefix },
+      nodename: node.name,
+      host_netns: node.netns,
+      agent_socket: labCniSocket(id, node.name),
       ipam: { type: 'tortie-ipam' },
     };
+    const bridge = `t${id}br`.slice(0, 15);
     const referenceConfig = {
       cniVersion: '1.0.0',
       name: 'bench-ref',
       type: 'bridge',
-      bridge: `tb${id}br`,
+      bridge,
       isGateway: true,
       ipMasq: false,
       ipam: { type: 'host-local', subnet: '10.89.0.0/16', dataDir: join(work, 'host-local') },
     };
-
-    const tortiePods: string[] = [];
-    const grpcPods: string[] = [];
-    const referencePods: string[] = [];
-    for (let i = 0; i < options.pods; i++) {
-      tortiePods.push(await newNetns(`t${i}`));
-      referencePods.push(await newNetns(`r${i}`));
-      if (options.grpc) grpcPods.push(await newNetns(`g${i}`));
+    const total = options.pods + concurrent + 1;
+    const pods = { t: [] as string[], r: [] as string[] };
+    for (let i = 0; i < total; i++) {
+      for (const side of ['t', 'r'] as const) {
+        const name = podNetnsName(id, 'bench', `${side}${i}`);
+        netnsNames.push(name);
+        pods[side].push(await createNetns(name));
+      }
     }
-
-    const tortieOn =
-      (pods: string[], id: string, client: 'lite' | 'grpc') =>
-      (command: 'ADD' | 'DEL', i: number): Promise<PluginOutcome> =>
-        invokePlugin({
-          plugin: shim,
-          command,
-          containerId: `bench-${id}-${i}`,
-          netns: pods[i] as string,
-          ifName: 'eth0',
-          config: tortieConfig,
-          env: { TORTIE_CNI_ETCD_CLIENT: client },
-        });
-    const tortie = tortieOn(tortiePods, 't', 'lite');
-    const tortieGrpc = tortieOn(grpcPods, 'g', 'grpc');
-    const reference = (command: 'ADD' | 'DEL', i: number): Promise<PluginOutcome> =>
+    const tortie: Plugin = (command, i) =>
+      invokePlugin({
+        plugin,
+        command,
+        containerId: `bench-t-${i}`,
+        netns: pods.t[i] as string,
+        ifName: 'eth0',
+        args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=t${i}`,
+        config: tortieConfig,
+      });
+    const reference: Plugin = (command, i) =>
       invokePlugin({
         plugin: join(referenceDir, 'bridge'),
         command,
         containerId: `bench-r-${i}`,
-        netns: referencePods[i] as string,
+        netns: pods.r[i] as string,
         ifName: 'eth0',
         path: [referenceDir],
         config: referenceConfig,
-        inNetns: node,
+        inNetns: node.netns,
       });
 
-    const times = {
-      tortieAdd: [] as number[],
-      tortieDel: [] as number[],
-      grpcAdd: [] as number[],
-      grpcDel: [] as number[],
-      refAdd: [] as number[],
-      refDel: [] as number[],
-    };
-    const timed = async (
-      into: number[],
-      call: () => Promise<PluginOutcome>,
-      what: string,
-    ): Promise<void> => {
+    const timed = async (call: () => Promise<PluginOutcome>, what: string): Promise<number> => {
       const outcome = await call();
       if (outcome.exitCode !== 0) {
         throw new Error(
           `${what} failed (exit ${String(outcome.exitCode)}): ${outcome.stdout.trim() || outcome.stderr.trim()}`,
         );
       }
-      into.push(outcome.ms);
+      return outcome.ms;
     };
-    // One warm-up call each (page cache, first etcd block claim), not counted.
-    await timed([], () => tortie('ADD', 0), 'tortie ADD warm-up');
-    await timed([], () => tortie('DEL', 0), 'tortie DEL warm-up');
-    await timed([], () => reference('ADD', 0), 'bridge ADD warm-up');
-    await timed([], () => reference('DEL', 0), 'bridge DEL warm-up');
+    // One warm-up call each (page cache, the first block claim), not counted: the last pod.
+    const warm = total - 1;
+    await timed(() => tortie('ADD', warm), 'tortie ADD warm-up');
+    await timed(() => tortie('DEL', warm), 'tortie DEL warm-up');
+    await timed(() => reference('ADD', warm), 'bridge ADD warm-up');
+    await timed(() => reference('DEL', warm), 'bridge DEL warm-up');
+
+    const sequential = {
+      tAdd: [] as number[],
+      tDel: [] as number[],
+      rAdd: [] as number[],
+      rDel: [] as number[],
+    };
     for (let i = 0; i < options.pods; i++) {
-      await timed(times.tortieAdd, () => tortie('ADD', i), `tortie ADD pod ${i}`);
-      if (options.grpc)
-        await timed(times.grpcAdd, () => tortieGrpc('ADD', i), `tortie (gRPC) ADD pod ${i}`);
-      await timed(times.refAdd, () => reference('ADD', i), `bridge ADD pod ${i}`);
+      sequential.tAdd.push(await timed(() => tortie('ADD', i), `tortie ADD pod ${i}`));
+      sequential.rAdd.push(await timed(() => reference('ADD', i), `bridge ADD pod ${i}`));
     }
     for (let i = 0; i < options.pods; i++) {
-      await timed(times.tortieDel, () => tortie('DEL', i), `tortie DEL pod ${i}`);
-      if (options.grpc)
-        await timed(times.grpcDel, () => tortieGrpc('DEL', i), `tortie (gRPC) DEL pod ${i}`);
-      await timed(times.refDel, () => reference('DEL', i), `bridge DEL pod ${i}`);
+      sequential.tDel.push(await timed(() => tortie('DEL', i), `tortie DEL pod ${i}`));
+      sequential.rDel.push(await timed(() => reference('DEL', i), `bridge DEL pod ${i}`));
     }
+    // `concurrent` calls of one plugin at once, then the other's (each its own burst).
+    const burst = (p: Plugin, command: 'ADD' | 'DEL', what: string) =>
+      Promise.all(
+        Array.from({ length: concurrent }, (_, k) =>
+          timed(() => p(command, options.pods + k), `${what} ${command} pod ${options.pods + k}`),
+        ),
+      );
+    const parallel = {
+      tAdd: await burst(tortie, 'ADD', 'tortie'),
+      rAdd: await burst(reference, 'ADD', 'bridge'),
+      tDel: await burst(tortie, 'DEL', 'tortie'),
+      rDel: await burst(reference, 'DEL', 'bridge'),
+    };
 
     const version: number[] = [];
     const nsenter: number[] = [];
     for (let i = 0; i < 20; i++) {
       version.push(
-        (await invokePlugin({ plugin: shim, command: 'VERSION', config: { cniVersion: '1.0.0' } }))
-          .ms,
+        (await invokePlugin({ plugin, command: 'VERSION', config: { cniVersion: '1.0.0' } })).ms,
       );
       const started = performance.now();
-      await runCommand('nsenter', [`--net=${node}`, '--', 'true']);
+      await runCommand('nsenter', [`--net=${node.netns}`, '--', 'true']);
       nsenter.push(performance.now() - started);
     }
 
     const result: CniBenchResult = {
       pods: options.pods,
+      concurrent,
       rows: [
-        row('tortie', times.tortieAdd, times.tortieDel),
-        ...(options.grpc ? [row('tortie (etcd3 gRPC)', times.grpcAdd, times.grpcDel)] : []),
-        row('bridge + host-local', times.refAdd, times.refDel),
+        row('tortie', 1, sequential.tAdd, sequential.tDel),
+        row('bridge + host-local', 1, sequential.rAdd, sequential.rDel),
+        row('tortie', concurrent, parallel.tAdd, parallel.tDel),
+        row('bridge + host-local', concurrent, parallel.rAdd, parallel.rDel),
       ],
       tortieVersionP50Ms: round(percentile(version, 50)),
       nsenterP50Ms: round(percentile(nsenter, 50)),
@@ -219,32 +217,17 @@ export async function runCniBench(options: CniBenchOptions): Promise<CniBenchRes
     print(result, options.json);
     return result;
   } finally {
-    await Promise.allSettled(names.map((name) => deleteNetns(name)));
-    await etcd?.stop();
+    await Promise.allSettled(netnsNames.map((name) => deleteNetns(name)));
+    await destroyClusterLab(id);
     await rm(work, { recursive: true, force: true });
+    forget();
   }
 }
 
-async function createPool(endpoints: string[], prefix: string): Promise<void> {
-  const { Datastore } = await import('../src/datastore/index.js');
-  const store = await Datastore.connect({ endpoints, prefix });
-  try {
-    await store.apply([
-      {
-        apiVersion: 'tortie.io/v1',
-        kind: 'IPPool',
-        metadata: { name: 'bench-pool' },
-        spec: { cidr: '10.88.0.0/16', blockSize: 26 },
-      },
-    ]);
-  } finally {
-    await store.close();
-  }
-}
-
-function row(plugin: string, add: number[], del: number[]): LatencyRow {
+function row(plugin: string, concurrency: number, add: number[], del: number[]): LatencyRow {
   return {
     plugin,
+    concurrency,
     addP50Ms: round(percentile(add, 50)),
     addP99Ms: round(percentile(add, 99)),
     delP50Ms: round(percentile(del, 50)),
@@ -271,33 +254,45 @@ function print(result: CniBenchResult, json: boolean): void {
     console.log(JSON.stringify(result));
     return;
   }
-  console.log(`CNI latency over ${result.pods} pods (ms, spawn to exit, sequential)`);
+  console.log(
+    `CNI latency (ms, spawn to exit): ${result.pods} pods one at a time, then ${result.concurrent} at once`,
+  );
   const columns = ['ADD p50', 'ADD p99', 'DEL p50', 'DEL p99'];
-  console.log(`${'plugin'.padEnd(22)}${columns.map((h) => h.padStart(10)).join('')}`);
+  console.log(
+    `${'plugin'.padEnd(22)}${'calls'.padStart(12)}${columns.map((h) => h.padStart(10)).join('')}`,
+  );
   for (const r of result.rows) {
     const cells = [r.addP50Ms, r.addP99Ms, r.delP50Ms, r.delP99Ms].map((v) =>
       v.toFixed(1).padStart(10),
     );
-    console.log(`${r.plugin.padEnd(22)}${cells.join('')}`);
+    const calls = r.concurrency === 1 ? 'sequential' : `${r.concurrency} at once`;
+    console.log(`${r.plugin.padEnd(22)}${calls.padStart(12)}${cells.join('')}`);
   }
   console.log(
-    `tortie VERSION (startup without etcd) p50 ${result.tortieVersionP50Ms} ms; nsenter in the reference figures p50 ${result.nsenterP50Ms} ms`,
+    `tortie VERSION (the plugin's process start) p50 ${result.tortieVersionP50Ms} ms; nsenter in the reference figures p50 ${result.nsenterP50Ms} ms`,
   );
 }
 
-// `node dist/bench/cni.js [--pods N] [--json] [--grpc]`
+// `node dist/bench/cni.js [--pods N] [--concurrent N] [--json]`
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
-  const podsAt = args.indexOf('--pods');
-  const pods = podsAt >= 0 ? Number(args[podsAt + 1]) : 100;
-  if (!Number.isInteger(pods) || pods < 1) {
-    console.error('--pods needs a positive integer');
-    process.exit(2);
-  }
-  runCniBench({ pods, json: args.includes('--json'), grpc: args.includes('--grpc') }).catch(
-    (err: unknown) => {
-      console.error(`bench cni: ${(err as Error).message}`);
-      process.exit(1);
-    },
-  );
+  const number = (flag: string, fallback: number): number => {
+    const at = args.indexOf(flag);
+    const n = at >= 0 ? Number(args[at + 1]) : fallback;
+    if (!Number.isInteger(n) || n < 1) {
+      console.error(`${flag} needs a positive integer`);
+      process.exit(2);
+    }
+    return n;
+  };
+  const idAt = args.indexOf('--id');
+  runCniBench({
+    pods: number('--pods', 100),
+    concurrent: number('--concurrent', DEFAULT_CONCURRENT),
+    json: args.includes('--json'),
+    ...(idAt >= 0 ? { id: String(args[idAt + 1]) } : {}),
+  }).catch((err: unknown) => {
+    console.error(`bench cni: ${(err as Error).message}`);
+    process.exit(1);
+  });
 }

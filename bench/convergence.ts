@@ -48,6 +48,7 @@ import {
   ClusterLab,
   NETWORK,
   clusterNames,
+  labCniSocket,
   destroyClusterLab,
   podNetnsName,
   type ClusterNode,
@@ -387,7 +388,7 @@ async function runOnce(
     const { node: joined, agentStartedAt } = await lab.addNode();
     const agentReadyMs = performance.now() - agentStartedAt;
     const binDir = join(mkdtempSync(join(tmpdir(), `tortie-cluster-${id}-bench-`)), 'bin');
-    const { shim } = await installCni({ binDir });
+    const { plugin: shim } = await installCni({ binDir });
     const netns = await createNetns(podNetnsName(id, 'cv', 'joined'));
     const add = await invokePlugin({
       plugin: shim,
@@ -403,6 +404,7 @@ async function runOnce(
         datastore: { endpoints: lab.etcd!.endpoints, prefix: clusterNames(id).etcdPrefix },
         nodename: joined.name,
         host_netns: joined.netns,
+        agent_socket: labCniSocket(id, joined.name),
         mtu: 1500,
         ipam: { type: 'tortie-ipam' },
       },

@@ -8,6 +8,7 @@
 #include "btf.h"
 #include "errors.h"
 #include "map.h"
+#include "netlink.h"
 #include "netns.h"
 #include "object.h"
 #include "program.h"
@@ -56,6 +57,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("btfStructs", Napi::Function::New<BtfStructs>(env, "btfStructs"));
   exports.Set("enterNetns", Napi::Function::New<EnterNetns>(env, "enterNetns"));
   exports.Set("restoreNetns", Napi::Function::New<RestoreNetns>(env, "restoreNetns"));
+  exports.Set("podNetworkCreate",
+              Napi::Function::New<PodNetworkCreate>(env, "podNetworkCreate"));
+  exports.Set("linkDelete", Napi::Function::New<LinkDelete>(env, "linkDelete"));
+  exports.Set("prohibitRules", Napi::Function::New<ProhibitRules>(env, "prohibitRules"));
+  exports.Set("linkDump", Napi::Function::New<LinkDump>(env, "linkDump"));
+  exports.Set("addressDump", Napi::Function::New<AddressDump>(env, "addressDump"));
+  exports.Set("routeDump", Napi::Function::New<RouteDump>(env, "routeDump"));
   exports.Set("possibleCpus", Napi::Function::New<PossibleCpus>(env, "possibleCpus"));
   exports.Set("libbpfVersion", Napi::Function::New<LibbpfVersion>(env, "libbpfVersion"));
   return exports;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// One build: BPF objects (clang), the native addon (node-gyp over the system libbpf),
-// then TypeScript. Fails early, naming the Debian packages, when a toolchain is missing.
+// One build: BPF objects (clang), the native addon (node-gyp over the system libbpf), the
+// compiled CNI plugin (cc), then TypeScript. Fails early, naming the Debian packages, when a toolchain is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
@@ -13,6 +13,7 @@ if (!existsSync('/usr/include/bpf/libbpf.h')) missing.push('libbpf-dev');
 if (!existsSync('/usr/include/gelf.h')) missing.push('libelf-dev');
 if (!have('make')) missing.push('make');
 if (!have('g++')) missing.push('g++');
+if (!have('cc')) missing.push('gcc');
 if (missing.length > 0) {
   console.error(
     `tortie build: missing ${missing.join(', ')}.\n` +
@@ -30,6 +31,7 @@ const step = (name, cmd, args) => {
 try {
   step('bpf', 'make', ['-C', 'bpf', '--no-print-directory']);
   step('native', 'npx', ['--no-install', 'node-gyp', 'rebuild', '--silent']);
+  step('cni', 'make', ['-C', 'cni/plugin', '--no-print-directory']);
   step('ts', 'npx', ['--no-install', 'tsc', '-p', 'tsconfig.build.json']);
 } catch (e) {
   console.error(`tortie build failed: ${e.message}`);

@@ -208,6 +208,8 @@ export class Agent {
   /** Why the node address could not be detected (undefined: given, found, or none there). */
   private addressProblem: string | undefined;
   private locals: LocalEndpointInfo[] = [];
+  /** CNI ADDs waiting for their endpoint (waitForEndpoint): told after every reconcile. */
+  private readonly endpointWaits = new Set<() => void>();
   private unresolved: UnresolvedEndpoint[] = [];
   private problems: ModelProblem[] = [];
   private aliveNodes = '';
@@ -413,6 +415,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     this.revisions.stop();
+    for (const w of [...this.endpointWaits]) w();
     clearInterval(this.resyncTimer);
     for (const t of this.retryTimers) clearTimeout(t);
     await this.debouncer.stop();
@@ -597,6 +600,63 @@ export class Agent {
   }
 
   /** Says which command moves a store left in tortie's old layout (the agent would see nothing of it). */
+  /**
+   * CNI ADD's wait (src/cni/server.ts serves the plugin beside the agent: `tortie node
+   * run` and the lab wire them), answered from this agent's own state instead of
+   * its status record in the store: resolves once a reconcile has programmed the endpoint
+   * (policy, attachment, route) at `revision` or later; rejects after `timeoutMs`, or when
+   * the agent stops.
+   */
+  waitForEndpoint(request: {
+    namespace: string;
+    name: string;
+    revision: string | undefined;
+    timeoutMs: number;
+  }): Promise<void> {
+    const done = () => this.endpointProgrammed(request.namespace, request.name, request.revision);
+    if (done()) return Promise.resolve();
+    const who = `endpoint ${request.namespace}/${request.name}`;
+    if (this.stopped) return Promise.reject(new Error(`${who}: the agent is stopping`));
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const ok = done();
+        if (!ok && !this.stopped) return;
+        clearTimeout(timer);
+        this.endpointWaits.delete(check);
+        if (ok) resolve();
+        else reject(new Error(`${who}: the agent of node ${this.config.nodeName} is stopping`));
+      };
+      const timer = setTimeout(() => {
+        this.endpointWaits.delete(check);
+        const l = this.localEndpoint(request.namespace, request.name);
+        reject(
+          new Error(
+            `${who} was not programmed by the agent of node ${this.config.nodeName} within ${request.timeoutMs} ms: ` +
+              (l === undefined
+                ? `the agent has not programmed it (last reconcile: ${this.last?.ok === false ? `failed, ${this.last.error ?? ''}` : 'ok'})`
+                : `the agent has it at revision ${l.wep.metadata.resourceVersion ?? '?'}, not yet ${request.revision ?? '?'}`),
+          ),
+        );
+      }, request.timeoutMs);
+      this.endpointWaits.add(check);
+    });
+  }
+
+  private localEndpoint(namespace: string, name: string): LocalEndpointInfo | undefined {
+    return this.locals.find((l) => l.endpoint.namespace === namespace && l.endpoint.name === name);
+  }
+
+  private endpointProgrammed(namespace: string, name: string, revision: string | undefined) {
+    const l = this.localEndpoint(namespace, name);
+    if (l === undefined || this.set.policy.endpointRev(l) === undefined) return false;
+    if (revision === undefined) return true;
+    try {
+      return BigInt(l.wep.metadata.resourceVersion ?? '0') >= BigInt(revision);
+    } catch {
+      return false;
+    }
+  }
+
   private async noteLegacyLayout(): Promise<void> {
     try {
       const ds = this.ds!;
@@ -646,7 +706,10 @@ export class Agent {
       this.debouncer.trigger();
       return;
     }
-    if (changed && this.resourcesSynced) this.debouncer.trigger();
+    if (!changed || !this.resourcesSynced) return;
+    // A CNI ADD is waiting for its endpoint: program now, not after the quiet time.
+    if (this.endpointWaits.size > 0) void this.debouncer.flush();
+    else this.debouncer.trigger();
   }
 
   // --- reconcile ----------------------------------------------------------------------
@@ -736,6 +799,7 @@ export class Agent {
       this.reporter?.setEndpoints(this.endpointStatuses());
       this.record(t0, true, undefined, writes, deletes);
       this.revisions.reached(modelRev, kindRevs);
+      for (const w of [...this.endpointWaits]) w();
     } catch (e) {
       this.record(t0, false, (e as Error).message, writes, deletes);
       this.later(2000, () => this.debouncer.trigger());

@@ -25,6 +25,7 @@
  *   --debounce-ms         TORTIE_DEBOUNCE_MS           debounceMs      (20)
  *   --routing             TORTIE_ROUTING               routing         (static | bgp; default static)
  *   --bgp-run-dir         TORTIE_BGP_RUN_DIR           bgpRunDir       (/run/tortie/bird)
+ *   --cni-socket          TORTIE_CNI_SOCKET            cniSocket       (/var/run/tortie/cni.sock; "none": no CNI)
  *   --bgp-hold-time       TORTIE_BGP_HOLD_TIME         bgpHoldTimeSeconds (BIRD's default)
  *   --bgp-secrets-dir     TORTIE_BGP_SECRETS_DIR       bgpSecretsDir   (/etc/tortie/secrets)
  *   --dataplane           TORTIE_DATAPLANE             dataplane       (bpf | iptables; default bpf)
@@ -49,6 +50,8 @@ export const DEFAULT_HEALTH_PORT = 9099;
 export const DEFAULT_ETCD_ENDPOINTS = ['http://127.0.0.1:2379'];
 
 export const DEFAULT_BGP_RUN_DIR = '/run/tortie/bird';
+/** The compiled CNI plugin's default `agent_socket` (src/cni/config.ts) — the two must agree. */
+export const DEFAULT_CNI_SOCKET = '/var/run/tortie/cni.sock';
 /** BGPPeer password.secretKeyRef {name, key} → <dir>/<name>/<key> (src/bgp/secrets.ts). */
 export const DEFAULT_BGP_SECRETS_DIR = '/etc/tortie/secrets';
 export const ROUTING_MODES = ['static', 'bgp'] as const;
@@ -146,6 +149,11 @@ export interface AgentConfig {
   readonly routing: RoutingMode;
   /** BIRD's configuration, control socket, pid file and log (named with the node). */
   readonly bgpRunDir: string;
+  /**
+   * Where the agent serves the compiled CNI plugin's requests (src/cni/server.ts);
+   * undefined: it serves none (`--cni-socket none`), and pods cannot be added on this node.
+   */
+  readonly cniSocket: string | undefined;
   /** BGP hold time in seconds (short in labs); undefined: BIRD's default. */
   readonly bgpHoldTimeSeconds: number | undefined;
   /** Where BGP passwords given as secretKeyRef are read (src/bgp/secrets.ts). */
@@ -229,6 +237,7 @@ export interface AgentFlags {
   debounceMs?: string;
   routing?: string;
   bgpRunDir?: string;
+  cniSocket?: string;
   bgpHoldTime?: string;
   bgpSecretsDir?: string;
   dataplane?: string;
@@ -261,6 +270,7 @@ export const ENV_NAMES: Readonly<Record<keyof AgentFlags, string>> = {
   debounceMs: 'TORTIE_DEBOUNCE_MS',
   routing: 'TORTIE_ROUTING',
   bgpRunDir: 'TORTIE_BGP_RUN_DIR',
+  cniSocket: 'TORTIE_CNI_SOCKET',
   bgpHoldTime: 'TORTIE_BGP_HOLD_TIME',
   bgpSecretsDir: 'TORTIE_BGP_SECRETS_DIR',
   dataplane: 'TORTIE_DATAPLANE',
@@ -297,6 +307,7 @@ export const agentConfigFileSchema = z
     debounceMs: z.number().int().optional(),
     routing: z.string().optional(),
     bgpRunDir: z.string().optional(),
+    cniSocket: z.string().optional(),
     bgpHoldTimeSeconds: z.number().int().optional(),
     bgpSecretsDir: z.string().optional(),
     dataplane: z.string().optional(),
@@ -525,6 +536,12 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
         `routing ${JSON.stringify(routingText)} is not one of ${ROUTING_MODES.join(', ')}`,
       ),
       'static' as const);
+  const cniSocketText = str('cniSocket', file.cniSocket) ?? DEFAULT_CNI_SOCKET;
+  const cniSocket = cniSocketText === 'none' ? undefined : cniSocketText;
+  if (cniSocket !== undefined && !/^\/[^\s"'#\\]{1,100}$/.test(cniSocket))
+    problems.push(
+      `CNI socket ${JSON.stringify(cniSocket)} must be an absolute path of at most 100 characters without spaces or quotes, or "none"`,
+    );
   const bgpRunDir = str('bgpRunDir', file.bgpRunDir) ?? DEFAULT_BGP_RUN_DIR;
   if (!bgpRunDir.startsWith('/'))
     problems.push(`BGP run dir ${JSON.stringify(bgpRunDir)} must be an absolute path`);
@@ -638,6 +655,7 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     resyncIntervalMs: 10_000,
     routing,
     bgpRunDir,
+    cniSocket,
     bgpHoldTimeSeconds,
     bgpSecretsDir,
     dataplane,
@@ -732,5 +750,6 @@ export function agentConfig(
   const localSettings: Partial<Record<ClusterSetting, string>> = {};
   for (const s of CLUSTER_SETTINGS)
     if (overrides[s] !== undefined) localSettings[s] = "the agent's options";
-  return { ...base, localSettings, ...overrides };
+  // A CNI socket only when asked: in-process agents (tests, labs) must not all claim the default.
+  return { ...base, cniSocket: undefined, localSettings, ...overrides };
 }

@@ -17,6 +17,8 @@ export class Debouncer {
   private firstAt: number | undefined;
   private running: Promise<void> | undefined;
   private pendingWhileRunning = false;
+  /** A flush() came during a run: the next run starts as soon as it ends, without quiet time. */
+  private flushWhileRunning = false;
   private stopped = false;
   private waiters: (() => void)[] = [];
   /** Runs started so far. */
@@ -50,6 +52,7 @@ export class Debouncer {
     this.timer = undefined;
     if (this.running) {
       this.pendingWhileRunning = true;
+      this.flushWhileRunning = true;
       return this.idle();
     }
     this.fire();
@@ -86,7 +89,12 @@ export class Debouncer {
       this.running = undefined;
       if (this.pendingWhileRunning && !this.stopped) {
         this.pendingWhileRunning = false;
-        this.trigger();
+        if (this.flushWhileRunning) {
+          this.flushWhileRunning = false;
+          this.fire();
+        } else {
+          this.trigger();
+        }
       } else {
         this.wake();
       }

@@ -1,23 +1,34 @@
 /**
- * Interfaces and addresses of the node's network namespace, read with one `ip -json`
- * spawn (~3 ms) per question: the agent asks once per reconcile, not per endpoint.
+ * Interfaces and addresses of the node's network namespace, read by rtnetlink dumps in
+ * the native addon (no process: a reconcile asks several of these, and an ADD waits for
+ * that reconcile), kernel routes too; route changes still go through one `ip -batch`.
  */
-import { netnsTarget, runIpIn } from '../plumbing/netns.js';
-import { ipAddrsSchema, ipLinksSchema } from '../plumbing/iproute-json.js';
+import { native } from '../native/index.js';
+import { netnsTarget } from '../plumbing/netns.js';
 import { HOST_VETH_PREFIX } from '../plumbing/index.js';
 import { runIpBatch } from '../plumbing/ip-batch.js';
-import { parseKernelRoutes, type KernelRoute } from './routes.js';
+import type { KernelRoute } from './routes.js';
+
+/** The path the native calls take (undefined: the agent's own namespace), checked. */
+function pathOf(nodeNetns: string | undefined): string | undefined {
+  const target = netnsTarget(nodeNetns, 'node network namespace');
+  return target.kind === 'current' ? undefined : target.path;
+}
 
 /** Interface name → ifindex in the namespace (undefined: the agent's own). */
 export async function listLinks(nodeNetns: string | undefined): Promise<Map<string, number>> {
-  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
-    '-json',
-    'link',
-    'show',
-  ]);
-  const links = ipLinksSchema.parse(entries(stdout));
-  return new Map(links.map((l) => [l.ifname, l.ifindex]));
+  return new Map(native.linkDump(pathOf(nodeNetns)).map((l) => [l.name, l.ifindex]));
 }
+
+/** Global-or-narrower IPv4 addresses with their interface's name and state. */
+function addresses(nodeNetns: string | undefined) {
+  const path = pathOf(nodeNetns);
+  const links = new Map(native.linkDump(path).map((l) => [l.ifindex, l]));
+  return native.addressDump(path).map((a) => ({ ...a, link: links.get(a.ifindex) }));
+}
+
+/** rtnetlink's RT_SCOPE_UNIVERSE ("global"). */
+const SCOPE_GLOBAL = 0;
 
 /**
  * The node's underlay address as `a.b.c.d/n`: the first global IPv4 address of an
@@ -26,20 +37,10 @@ export async function listLinks(nodeNetns: string | undefined): Promise<Map<stri
 export async function detectNodeAddress(
   nodeNetns: string | undefined,
 ): Promise<string | undefined> {
-  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
-    '-json',
-    'address',
-    'show',
-    'up',
-  ]);
-  const addrs = ipAddrsSchema.parse(entries(stdout));
-  for (const a of addrs) {
-    if (a.ifname === 'lo' || a.ifname.startsWith(HOST_VETH_PREFIX)) continue;
-    for (const info of a.addr_info) {
-      if (info.family === 'inet' && info.local && (info.scope ?? 'global') === 'global') {
-        return `${info.local}/${info.prefixlen ?? 32}`;
-      }
-    }
+  for (const a of addresses(nodeNetns)) {
+    const name = a.link?.name ?? '';
+    if (a.link?.up !== true || name === 'lo' || name.startsWith(HOST_VETH_PREFIX)) continue;
+    if (a.scope === SCOPE_GLOBAL) return `${a.address}/${a.prefixlen}`;
   }
   return undefined;
 }
@@ -50,17 +51,7 @@ export async function detectNodeAddress(
  * addresses are included as found; the caller decides.
  */
 export async function listNodeAddresses(nodeNetns: string | undefined): Promise<string[]> {
-  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
-    '-json',
-    'address',
-    'show',
-  ]);
-  const addrs = ipAddrsSchema.parse(entries(stdout));
-  const out = new Set<string>();
-  for (const a of addrs) {
-    for (const info of a.addr_info) if (info.family === 'inet' && info.local) out.add(info.local);
-  }
-  return [...out].sort();
+  return [...new Set(native.addressDump(pathOf(nodeNetns)).map((a) => a.address))].sort();
 }
 
 /** The ifindex of the interface holding `ip` in the namespace; undefined when none does. */
@@ -68,34 +59,25 @@ export async function findAddressInterface(
   nodeNetns: string | undefined,
   ip: string,
 ): Promise<number | undefined> {
-  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
-    '-json',
-    'address',
-    'show',
-  ]);
-  const addrs = ipAddrsSchema.parse(entries(stdout));
-  return addrs.find((a) => a.addr_info.some((i) => i.family === 'inet' && i.local === ip))?.ifindex;
+  return native.addressDump(pathOf(nodeNetns)).find((a) => a.address === ip)?.ifindex;
 }
 
-/** iproute2's JSON array without the empty objects it prints for filtered-out links. */
-function entries(stdout: string): unknown[] {
-  const parsed = JSON.parse(stdout || '[]') as unknown[];
-  return parsed.filter((e) => typeof e === 'object' && e !== null && 'ifindex' in e);
-}
-
-/** The routes with tortie's protocol in the namespace's main table (`ip -j route show proto N`). */
+/** The routes with tortie's protocol in the namespace's main table, by rtnetlink dump. */
 export async function listKernelRoutes(
   nodeNetns: string | undefined,
   proto: number,
 ): Promise<KernelRoute[]> {
-  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
-    '-json',
-    'route',
-    'show',
-    'proto',
-    String(proto),
-  ]);
-  return parseKernelRoutes(stdout);
+  const path = pathOf(nodeNetns);
+  const routes = native.routeDump(path, proto);
+  if (routes.length === 0) return [];
+  const names = new Map(native.linkDump(path).map((l) => [l.ifindex, l.name]));
+  return routes.map((r) => ({
+    cidr: `${r.dst ?? '0.0.0.0'}/${r.prefixlen}`,
+    via: r.gateway ?? '',
+    dev: (r.oif === undefined ? undefined : names.get(r.oif)) ?? '',
+    mtu: r.mtu,
+    ...(r.prefsrc === undefined ? {} : { src: r.prefsrc }),
+  }));
 }
 
 /** Runs route lines (from diffKernelRoutes) in one `ip -batch -`. */

@@ -46,6 +46,10 @@ export function registerCniCommands(program: Command): void {
       "agent_wait_ms in the conflist: how long ADD waits for the node's agent to program the pod (fails closed after it; 0 = no agent, do not wait)",
       waitMs,
     )
+    .option(
+      '--agent-socket <path>',
+      "agent_socket in the conflist: where the node's agent serves the plugin (default /var/run/tortie/cni.sock, as `tortie node run --cni-socket`)",
+    )
     .action(async (_: unknown, cmd: Command) => {
       // The etcd options share their names with tortie's global ones (same meaning), which
       // the root command parses wherever they stand: take them from either.
@@ -63,6 +67,7 @@ export function registerCniCommands(program: Command): void {
         cniVersion: string;
         mtu?: number;
         agentWaitMs?: number;
+        agentSocket?: string;
       }>();
       if (o.datastore !== undefined && o.datastore !== 'etcdv3' && o.datastore !== 'kubernetes')
         throw new Error(`--datastore ${o.datastore}: must be etcdv3 or kubernetes`);
@@ -81,8 +86,9 @@ export function registerCniCommands(program: Command): void {
         ...(o.etcdKey === undefined ? {} : { etcdKeyFile: o.etcdKey }),
         ...(o.mtu === undefined ? {} : { mtu: o.mtu }),
         ...(o.agentWaitMs === undefined ? {} : { agentWaitMs: o.agentWaitMs }),
+        ...(o.agentSocket === undefined ? {} : { agentSocket: o.agentSocket }),
       });
-      console.log(`installed ${installed.shim}`);
+      console.log(`installed ${installed.plugin}`);
       if (installed.conflist) console.log(`wrote ${installed.conflist}`);
     });
 

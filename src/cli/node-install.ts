@@ -43,7 +43,8 @@ const NOT_OFFERED = new Set(['agentConfig']);
 /** One file install writes: where on the node, what, and its mode. */
 export interface PlannedFile {
   readonly path: string;
-  readonly content: string;
+  /** Text, or the bytes of an executable (the compiled CNI plugin). */
+  readonly content: string | Buffer;
   readonly mode: number;
   /** What it is, for the listing. */
   readonly what: string;
@@ -59,7 +60,8 @@ export interface NodeInstallInput {
   readonly nodePath: string;
   readonly mainPath: string;
   /** The CNI plugin's entry (absolute). */
-  readonly pluginMainPath: string;
+  /** The compiled CNI plugin (cni/plugin/build/tortie). */
+  readonly pluginPath: string;
 }
 
 interface Manifest {
@@ -126,7 +128,7 @@ export function registerNodeInstallCommands(node: Command): void {
         cniConfDir: o.cniConfDir,
         nodePath: process.execPath,
         mainPath: packagePath('dist', 'bin', 'tortie.js'),
-        pluginMainPath: builtPluginPath(),
+        pluginPath: builtPluginPath(),
       });
       for (const line of await applyInstall(o.root, files, { dryRun: o.dryRun, force: o.force }))
         console.log(line);
@@ -152,11 +154,10 @@ export function registerNodeInstallCommands(node: Command): void {
  */
 export async function nodeInstallPlan(input: NodeInstallInput): Promise<PlannedFile[]> {
   const { AgentConfigError, ENV_NAMES, resolveAgentConfig } = await import('../agent/config.js');
-  const { checkWithPlugin, conflistFor, PLUGIN_BINARY, shimScript } =
-    await import('../cni/install.js');
+  const { checkWithPlugin, conflistFor, PLUGIN_BINARY } = await import('../cni/install.js');
   for (const [what, path] of [
     ['tortie', input.mainPath],
-    ['the CNI plugin', input.pluginMainPath],
+    ['the CNI plugin', input.pluginPath],
   ] as const) {
     if (!existsSync(path)) throw new Error(`${path} (${what}) does not exist: build tortie first`);
   }
@@ -239,7 +240,7 @@ export async function nodeInstallPlan(input: NodeInstallInput): Promise<PlannedF
     },
     {
       path: posix.join(input.cniBinDir, PLUGIN_BINARY),
-      content: shimScript(input.nodePath, input.pluginMainPath),
+      content: await readFile(input.pluginPath),
       mode: 0o755,
       what: 'CNI plugin',
     },
@@ -307,20 +308,24 @@ function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+function sha256(content: string | Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
 }
 
-async function readIfPresent(path: string): Promise<string | undefined> {
+async function readIfPresent(path: string): Promise<Buffer | undefined> {
   try {
-    return await readFile(path, 'utf8');
+    return await readFile(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
 }
 
-async function writeAtomically(path: string, content: string, mode: number): Promise<void> {
+async function writeAtomically(
+  path: string,
+  content: string | Buffer,
+  mode: number,
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temporary = `${path}.tmp-${process.pid}`;
   await writeFile(temporary, content, { mode });
@@ -329,10 +334,10 @@ async function writeAtomically(path: string, content: string, mode: number): Pro
 }
 
 async function readManifest(root: string): Promise<Manifest | undefined> {
-  const text = await readIfPresent(join(root, MANIFEST_PATH));
-  if (text === undefined) return undefined;
+  const bytes = await readIfPresent(join(root, MANIFEST_PATH));
+  if (bytes === undefined) return undefined;
   try {
-    const m = JSON.parse(text) as Manifest;
+    const m = JSON.parse(bytes.toString('utf8')) as Manifest;
     if (!Array.isArray(m.files)) throw new Error('no files');
     return m;
   } catch (e) {
@@ -372,7 +377,11 @@ export async function applyInstall(
   const states = await Promise.all(
     all.map(async (f) => {
       const now = await readIfPresent(join(root, f.path));
-      return now === undefined ? 'new' : now === f.content ? 'unchanged' : 'differs';
+      return now === undefined
+        ? 'new'
+        : now.equals(Buffer.from(f.content))
+          ? 'unchanged'
+          : 'differs';
     }),
   );
   // The manifest differs whenever a file does: it is not a user's file to protect.
@@ -384,7 +393,11 @@ export async function applyInstall(
     all.forEach((f, i) => {
       const state = states[i] === 'differs' ? (o.force ? 'replaced' : 'DIFFERS') : states[i];
       out.push(`# ${f.path} (${f.what}; mode ${f.mode.toString(8)}; ${state})`);
-      out.push(f.content.trimEnd());
+      out.push(
+        typeof f.content === 'string'
+          ? f.content.trimEnd()
+          : `(an executable of ${f.content.length} bytes, sha256 ${sha256(f.content)})`,
+      );
       out.push('');
     });
     for (const s of stale) out.push(`# ${s.path} (written by an earlier install: removed)`);

@@ -38,6 +38,7 @@ interface RunOptions {
   ctNewFlowsPerSecond?: string;
   ctNewFlowBurst?: string;
   bgpRunDir?: string;
+  cniSocket?: string;
   bgpHoldTime?: string;
   bgpSecretsDir?: string;
   agentConfig?: string;
@@ -119,6 +120,10 @@ export function registerNodeCommands(program: Command): void {
       'new flows a pod may open at once within its budget (env TORTIE_CT_NEW_FLOW_BURST; default the rate rounded up)',
     )
     .option(
+      '--cni-socket <path>',
+      'where the agent serves the CNI plugin (env TORTIE_CNI_SOCKET; default /var/run/tortie/cni.sock; "none": serve none)',
+    )
+    .option(
       '--bgp-run-dir <dir>',
       "BIRD's config, socket, pid file and log, named with the node (env TORTIE_BGP_RUN_DIR; default /run/tortie/bird)",
     )
@@ -186,6 +191,7 @@ export function registerNodeCommands(program: Command): void {
           'debounceMs',
           'routing',
           'bgpRunDir',
+          'cniSocket',
           'bgpHoldTime',
           'bgpSecretsDir',
           'dataplane',
@@ -212,6 +218,14 @@ export function registerNodeCommands(program: Command): void {
         throw e;
       }
       const agent = await Agent.start(config);
+      const socket = config.cniSocket;
+      const cni =
+        socket === undefined
+          ? undefined
+          : await (
+              await import('../cni/server.js')
+            ).serveForAgent(agent, socket, (message) => agent.log.warn({ socket }, message));
+      if (socket !== undefined) agent.log.info({ socket }, 'serving CNI requests');
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));
@@ -223,6 +237,8 @@ export function registerNodeCommands(program: Command): void {
       // pins, so exit as soon as the agent has stopped.
       setTimeout(() => process.exit(0), 5000).unref();
       await agent.stop();
+      // After the agent: ADDs waiting for it have failed closed (11) and answered.
+      await cni?.close();
       process.exit(0);
     });
 

@@ -36,6 +36,21 @@ export interface AssignRequest {
   pools: PoolSpec[];
   /** Recorded with the allocation: node, network, containerID, ifname, namespace, workload, pod. */
   attrs: Record<string, string>;
+  /**
+   * The IPAM settings (reservations, IPAMConfiguration) as ipamSettings() read them for
+   * this assignment, alongside ADD's other reads; absent: the assignment reads them.
+   */
+  settings?: IpamSettings;
+}
+
+/** What ipamSettings() read: opaque to the commands, handed back to the assignment. */
+export interface IpamSettings {
+  readonly reserved: readonly string[];
+  readonly config?: {
+    readonly strictAffinity: boolean;
+    readonly autoAllocateBlocks: boolean;
+    readonly maxBlocksPerHost: number;
+  };
 }
 
 /** An allocation as IPAM holds it: its handle, addresses and the attributes given at ADD. */
@@ -95,6 +110,11 @@ export interface CniBackend {
   deleteEndpoint(namespace: string, name: string): Promise<void>;
   /** Every WorkloadEndpoint in every namespace. */
   listEndpoints(): Promise<EndpointRecord[]>;
+  /**
+   * The IPAM settings an assignment obeys, read now (live: a reservation applied a moment
+   * ago holds). ADD reads them with its other reads, one round trip less.
+   */
+  ipamSettings?(): Promise<IpamSettings>;
   /** Idempotent per handle: a second call returns the same address. */
   autoAssign(request: AssignRequest): Promise<{ ip: string }>;
   /**

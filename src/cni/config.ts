@@ -13,7 +13,8 @@
  *     "nodename": "node-1",                             // default: this machine's hostname
  *     "ipam": {"type": "tortie-ipam", "pools": ["default-pool", "10.65.0.0/16"]},
  *     "mtu": 1450,
- *     "host_netns": "/run/netns/node-1",                // the node's namespace (labs); default: the plugin's own
+ *     "host_netns": "/run/netns/node-1",                // the node's namespace (labs); default: the agent's own
+ *     "agent_socket": "/var/run/tortie/cni.sock",       // where the node agent serves the plugin
  *     "dns": {"nameservers": ["10.96.0.10"]},
  *     "agent_wait_ms": 10000,                           // wait for the agent to program the pod; 0: don't
  *     "args": {"tortie": {"namespace": "web", "name": "frontend", "labels": {"app": "web"},
@@ -98,8 +99,14 @@ export interface NetworkConfig {
   /** ipam.pools: IPPool names or CIDRs the pod may take an address from, in order. */
   pools?: string[];
   mtu?: number;
-  /** The node's network namespace path; undefined: the plugin's own namespace. */
+  /** The node's network namespace path; undefined: the agent's own namespace. */
   hostNetns?: string;
+  /**
+   * The node agent's CNI socket, where the compiled plugin hands the request over
+   * (default DEFAULT_AGENT_SOCKET); read by the plugin (cni/plugin/tortie.c), kept here so
+   * that a bad path is refused like any other field.
+   */
+  agentSocket: string;
   dns: DnsConfig;
   /**
    * ADD waits this long for the node's agent to report the new endpoint programmed, and
@@ -112,6 +119,9 @@ export interface NetworkConfig {
   /** GC only: `cni.dev/valid-attachments`. */
   validAttachments?: ValidAttachment[];
 }
+
+/** Default of `agent_socket`: where `tortie node run` serves CNI requests. */
+export const DEFAULT_AGENT_SOCKET = '/var/run/tortie/cni.sock';
 
 /** Default of `agent_wait_ms`. */
 export const DEFAULT_AGENT_WAIT_MS = 10_000;
@@ -234,6 +244,9 @@ const schema = z
       .optional(),
     mtu: z.number().int().min(68).max(65535).optional(),
     host_netns: absolutePath.optional(),
+    agent_socket: absolutePath
+      .max(107, 'must be at most 107 bytes (a unix socket path)')
+      .optional(),
     ipMasq: z.boolean().optional(),
     agent_wait_ms: z
       .number()
@@ -353,6 +366,7 @@ export function parseNetworkConfig(
           }),
     nodename: c.nodename ?? defaultNodeName(),
     dns: dnsOf(c.dns),
+    agentSocket: c.agent_socket ?? DEFAULT_AGENT_SOCKET,
     agentWaitMs: c.agent_wait_ms ?? DEFAULT_AGENT_WAIT_MS,
     identity: identityOf(c.args, c.runtimeConfig),
   };

@@ -25,6 +25,7 @@ import {
   type CniBackend,
   type EndpointRecord,
   type EndpointSpec,
+  type IpamSettings,
 } from './backend.js';
 import type { NetworkConfig } from './config.js';
 import type { PoolSpec } from './pools.js';
@@ -150,17 +151,19 @@ export class StoreBackend implements CniBackend {
    * Calico's IPAM reads them): a reservation applied a moment ago already holds.
    */
   async autoAssign(request: Parameters<CniBackend['autoAssign']>[0]): Promise<{ ip: string }> {
-    const live = await this.liveIpamSettings();
-    const { ip } = await this.guard(() => this.ipam.autoAssign({ ...request, ...live }));
+    const { settings, ...rest } = request;
+    const live = this.ipamRequest(settings ?? (await this.ipamSettings()));
+    const { ip } = await this.guard(() => this.ipam.autoAssign({ ...rest, ...live }));
     return { ip };
   }
 
   async assignIp(request: Parameters<CniBackend['assignIp']>[0]): Promise<void> {
-    const live = await this.liveIpamSettings();
-    await this.guard(() => this.ipam.assignIp({ ...request, ...live }));
+    const { settings, ...rest } = request;
+    const live = this.ipamRequest(settings ?? (await this.ipamSettings()));
+    await this.guard(() => this.ipam.assignIp({ ...rest, ...live }));
   }
 
-  private async liveIpamSettings() {
+  async ipamSettings(): Promise<IpamSettings> {
     const [reservations, config] = await this.guard(() =>
       Promise.all([
         this.store.list('IPReservation'),
@@ -168,7 +171,6 @@ export class StoreBackend implements CniBackend {
       ]),
     );
     return {
-      use: 'Workload' as const,
       reserved: reservations.flatMap((r) => r.spec.reservedCIDRs),
       ...(config
         ? {
@@ -179,6 +181,14 @@ export class StoreBackend implements CniBackend {
             },
           }
         : {}),
+    };
+  }
+
+  private ipamRequest(settings: IpamSettings) {
+    return {
+      use: 'Workload' as const,
+      reserved: [...settings.reserved],
+      ...(settings.config === undefined ? {} : { config: { ...settings.config } }),
     };
   }
 

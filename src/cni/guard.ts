@@ -27,54 +27,29 @@
  * is valid (the kernel matches it by name), so the guard is in place before the first
  * packet can be sent. Rollback and DEL take the rules out too.
  */
-import { hostVethName } from '../plumbing/names.js';
-import { netnsTarget, runIpIn } from '../plumbing/netns.js';
-import { CommandError } from '../plumbing/command.js';
+import { hostVethName, prohibitRules } from '../plumbing/index.js';
 
 /** After `local` (0): the node's own addresses stay local; before `main` (32766). */
 export const GUARD_RULE_PREF = 10;
 
-function ruleSpecs(hostIfName: string, ips: readonly string[]): string[] {
-  return [
-    `pref ${GUARD_RULE_PREF} iif ${hostIfName} prohibit`,
-    ...ips.map((ip) => `pref ${GUARD_RULE_PREF} to ${ip}/32 prohibit`),
-  ];
-}
-
-async function deleteRules(hostNetns: string | undefined, specs: readonly string[]) {
-  const target = netnsTarget(hostNetns, 'host network namespace path');
-  try {
-    // -force: go on after a rule that is not there.
-    await runIpIn(target, ['-force', '-batch', '-'], {
-      stdin: specs.map((s) => `rule del ${s}\n`).join(''),
-    });
-  } catch (err) {
-    const stderr = err instanceof CommandError ? err.stderr : String(err);
-    const real = stderr
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .filter((l) => !/No such file or directory|Command failed -:\d+/.test(l));
-    if (real.length > 0)
-      throw new Error(`remove the guard rules (${specs.join('; ')}): ${real.join(' ')}`);
-  }
-}
-
-/** Puts the guard up for the veth of `workloadId` and the pod's address (idempotent). */
+/**
+ * Puts the guard up for the veth of `workloadId` and the pod's address (idempotent: a
+ * guard a crashed ADD left behind is not doubled).
+ */
 export async function guardPod(
   hostNetns: string | undefined,
   workloadId: string,
   ip: string,
 ): Promise<void> {
-  const specs = ruleSpecs(hostVethName(workloadId), [ip]);
-  // A guard a crashed ADD left behind would be a second copy: remove it first.
-  await deleteRules(hostNetns, specs);
-  const target = netnsTarget(hostNetns, 'host network namespace path');
+  const host = hostVethName(workloadId);
   try {
-    await runIpIn(target, ['-batch', '-'], { stdin: specs.map((s) => `rule add ${s}\n`).join('') });
+    prohibitRules(hostNetns, 'add', GUARD_RULE_PREF, [host], [ip]);
   } catch (err) {
-    const stderr = err instanceof CommandError ? err.stderr.trim() : String(err);
-    await deleteRules(hostNetns, specs).catch(() => undefined);
-    throw new Error(`add the guard rules (${specs.join('; ')}): ${stderr}`);
+    await unguardPod(hostNetns, workloadId, [ip]).catch(() => undefined);
+    throw new Error(
+      `add the guard rules (pref ${GUARD_RULE_PREF} iif ${host} prohibit; pref ${GUARD_RULE_PREF} to ${ip}/32 prohibit): ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
@@ -84,5 +59,13 @@ export async function unguardPod(
   workloadId: string,
   ips: readonly string[],
 ): Promise<void> {
-  await deleteRules(hostNetns, ruleSpecs(hostVethName(workloadId), ips));
+  const host = hostVethName(workloadId);
+  try {
+    prohibitRules(hostNetns, 'delete', GUARD_RULE_PREF, [host], ips);
+  } catch (err) {
+    throw new Error(
+      `remove the guard rules of ${host} (${ips.join(', ')}): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
 }

@@ -1,11 +1,11 @@
 /**
- * Installing the plugin where a runtime finds it: `<bin dir>/tortie`, a small shell shim
- * that execs this Node on the built plugin (absolute paths, so the runtime's PATH does not
- * matter), and optionally a network config list `<conf dir>/<NN>-<network>.conflist`.
+ * Installing the plugin where a runtime finds it: `<bin dir>/tortie`, a copy of the
+ * compiled plugin (cni/plugin/tortie.c, built by `npm run build`) that hands each call to
+ * the node's agent, and optionally a network config list `<conf dir>/<NN>-<network>.conflist`.
  * Files are written to a temporary name and renamed, so a runtime never runs half a file.
  */
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { packagePath } from '../util/package-root.js';
 
@@ -37,23 +37,24 @@ export interface InstallOptions {
   mtu?: number;
   /** agent_wait_ms in the conflist (default: the plugin's 10000; 0 = do not wait). */
   agentWaitMs?: number;
-  /** The built plugin entry; default <package>/dist/src/cni/main.js. */
-  mainPath?: string;
-  /** The node binary; default this process's. */
-  nodePath?: string;
+  /** The compiled plugin to copy; default <package>/cni/plugin/build/tortie. */
+  pluginPath?: string;
+  /** agent_socket in the conflist (default: the plugin's, /var/run/tortie/cni.sock). */
+  agentSocket?: string;
 }
 
 export interface Installed {
-  shim: string;
+  /** The installed plugin executable. */
+  plugin: string;
   conflist?: string;
 }
 
 export const PLUGIN_BINARY = 'tortie';
 
 export async function installCni(opts: InstallOptions): Promise<Installed> {
-  const main = opts.mainPath ?? builtPluginPath();
-  if (!existsSync(main)) {
-    throw new Error(`${main} does not exist: build tortie first (npm run build:ts)`);
+  const built = opts.pluginPath ?? builtPluginPath();
+  if (!existsSync(built)) {
+    throw new Error(`${built} does not exist: build tortie first (npm run build)`);
   }
   // A conflist the plugin would refuse stops the install before anything is written.
   const network = opts.network ?? 'tortie';
@@ -66,9 +67,12 @@ export async function installCni(opts: InstallOptions): Promise<Installed> {
     await checkWithPlugin(content);
   }
   await mkdir(opts.binDir, { recursive: true });
-  const shim = join(opts.binDir, PLUGIN_BINARY);
-  await writeAtomically(shim, shimScript(opts.nodePath ?? process.execPath, main), 0o755);
-  const installed: Installed = { shim };
+  const plugin = join(opts.binDir, PLUGIN_BINARY);
+  const temporary = `${plugin}.tmp-${process.pid}`;
+  await copyFile(built, temporary);
+  await chmod(temporary, 0o755);
+  await rename(temporary, plugin);
+  const installed: Installed = { plugin };
   if (opts.confDir !== undefined && content !== undefined) {
     await mkdir(opts.confDir, { recursive: true });
     const conflist = join(opts.confDir, `10-${network}.conflist`);
@@ -78,18 +82,9 @@ export async function installCni(opts: InstallOptions): Promise<Installed> {
   return installed;
 }
 
+/** The compiled plugin as the build leaves it. */
 export function builtPluginPath(): string {
-  return packagePath('dist', 'src', 'cni', 'main.js');
-}
-
-/** `#!/bin/sh` + exec of node on the plugin, every path single-quoted for the shell. */
-export function shimScript(nodePath: string, mainPath: string): string {
-  return [
-    '#!/bin/sh',
-    '# tortie CNI plugin, installed by `tortie cni install` or `tortie node install`.',
-    `exec ${shellQuote(nodePath)} ${shellQuote(mainPath)} "$@"`,
-    '',
-  ].join('\n');
+  return packagePath('cni', 'plugin', 'build', PLUGIN_BINARY);
 }
 
 export function conflistFor(opts: InstallOptions & { network: string }): Record<string, unknown> {
@@ -122,6 +117,7 @@ export function conflistFor(opts: InstallOptions & { network: string }): Record<
   if (opts.node !== undefined) plugin.nodename = opts.node;
   if (opts.mtu !== undefined) plugin.mtu = opts.mtu;
   if (opts.agentWaitMs !== undefined) plugin.agent_wait_ms = opts.agentWaitMs;
+  if (opts.agentSocket !== undefined) plugin.agent_socket = absolute(opts.agentSocket);
   return { cniVersion: opts.cniVersion ?? '1.0.0', name: opts.network, plugins: [plugin] };
 }
 
@@ -143,10 +139,6 @@ export async function checkWithPlugin(conflist: Record<string, unknown>): Promis
   } catch (e) {
     throw new Error(`not writing the conflist: ${(e as Error).message}`);
   }
-}
-
-function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 async function writeAtomically(path: string, content: string, mode: number): Promise<void> {

@@ -1,11 +1,8 @@
 /**
  * One CNI invocation, from environment and stdin to stdout and exit status, without
- * touching the process: main.ts wires it to the real ones, tests call it directly.
- *
- * Startup cost is most of a CNI call's latency, so only what every command needs is
- * imported up front. The config schema (zod), each command, the plumbing and the store
- * (src/datastore, src/ipam and the etcd client) are imported when the command needs them:
- * VERSION and malformed requests never load them.
+ * touching the process: the agent's CNI server (./server.ts) runs it for each request the
+ * compiled plugin hands over, tests call it directly. Each command and the store are
+ * imported when first needed.
  */
 import type { CniBackend } from './backend.js';
 import type { NetworkConfig } from './config.js';

@@ -185,6 +185,56 @@ export interface NativeBinding {
   enterNetns(path: string): number;
   /** Return to the namespace held by `fd` (from enterNetns) and close it. */
   restoreNetns(fd: number): void;
+  /**
+   * A pod's network in one call, through rtnetlink (native/netlink.cc): the veth pair
+   * (peer straight into `podNetns`), host end up with `hostMac`, no IPv6 address, the
+   * /32 route and proxy ARP; pod end with `ip`/32, lo up, routes via `gateway`. Throws
+   * an errno error with `step` naming what failed; partial work is the caller's to undo.
+   */
+  podNetworkCreate(options: {
+    hostNetns?: string;
+    podNetns: string;
+    hostIfName: string;
+    podIfName: string;
+    hostMac: string;
+    ip: string;
+    gateway: string;
+    mtu?: number;
+  }): { hostIfindex: number; podIfindex: number; podMac: string };
+  /**
+   * Deletes the link `name` in the namespace at `netns` (undefined: the caller's), on a
+   * worker thread (the kernel's unregister is slow); resolves false if it was absent.
+   */
+  linkDelete(netns: string | undefined, name: string): Promise<boolean>;
+  /**
+   * Adds (idempotent) or deletes (absent is fine) `pref P iif X prohibit` for each of
+   * `iifs` and `pref P to D/32 prohibit` for each of `dsts`, in the namespace at `netns`.
+   */
+  prohibitRules(
+    netns: string | undefined,
+    add: boolean,
+    pref: number,
+    iifs: readonly string[],
+    dsts: readonly string[],
+  ): void;
+  /** Every link of the namespace at `netns` (undefined: the caller's), by rtnetlink dump. */
+  linkDump(netns: string | undefined): Array<{ name: string; ifindex: number; up: boolean }>;
+  /** Every IPv4 address of the namespace (scope: the kernel's number, 0 global, 254 host). */
+  addressDump(
+    netns: string | undefined,
+  ): Array<{ ifindex: number; address: string; prefixlen: number; scope: number }>;
+  /** The IPv4 routes of the main table with protocol `proto` (dst absent: the default route). */
+  routeDump(
+    netns: string | undefined,
+    proto: number,
+  ): Array<{
+    dst?: string;
+    prefixlen: number;
+    gateway?: string;
+    oif?: number;
+    mtu?: number;
+    prefsrc?: string;
+  }>;
   /** Number of possible CPUs (per-CPU map value layout). */
   possibleCpus(): number;
   /** libbpf version string, e.g. "1.1". */

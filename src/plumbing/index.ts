@@ -20,3 +20,4 @@ export {
   type PodNetwork,
   type PodNetworkOptions,
 } from './pod-network.js';
+export { prohibitRules } from './rules.js';

@@ -3,15 +3,13 @@
  * (`tor…`, MAC ee:ee:ee:ee:ee:ee, proxy ARP) in the node's namespace with a /32 route to
  * the pod, the pod end holding the pod's /32 and a default route via 169.254.1.1.
  *
- * Cost: three spawns when the node is another namespace (ip batch on the host side, then
- * the pod-side ip batch and the sysctls in parallel), two in the caller's own namespace
- * (sysctls go through /proc/sys).
+ * Through rtnetlink in the native addon (native/netlink.cc), one request per step in the
+ * namespaces themselves: no `ip` process (~3 ms each idle, several times that loaded),
+ * which is what a CNI ADD's latency is made of once its process start is gone.
  */
+import { native } from '../native/index.js';
 import { HOST_VETH_MAC, POD_GATEWAY_IP } from './constants.js';
 import { PlumbingError, kindFromStderr, type PlumbingErrorKind } from './errors.js';
-import { IpBatchError, runIpBatch, type IpBatchLine } from './ip-batch.js';
-import { ipLinksSchema, parseIpJson, splitJsonOutputs, type IpLink } from './iproute-json.js';
-import { CommandError } from './command.js';
 import {
   assertNetnsExists,
   describeNetns,
@@ -26,13 +24,17 @@ import {
   type PodNetworkOptions,
   type PodNetworkPlan,
 } from './pod-network-plan.js';
-import { SysctlError, writeSysctls } from './sysctl.js';
 
 export type { PodNetwork, PodNetworkOptions } from './pod-network-plan.js';
 
 export interface DeletePodNetworkOptions {
   workloadId: string;
   hostNetns?: string;
+}
+
+/** The path the native calls take for a namespace (undefined: the caller's own). */
+export function nativeNetns(target: NetnsTarget): string | undefined {
+  return target.kind === 'current' ? undefined : target.path;
 }
 
 /**
@@ -45,43 +47,28 @@ export async function createPodNetwork(opts: PodNetworkOptions): Promise<PodNetw
   const plan = planPodNetwork(opts);
   await assertNetnsExists(plan.host, 'open the host network namespace');
   await assertNetnsExists(plan.pod, 'open the pod network namespace');
-
-  let hostLink: IpLink;
+  const hostNetns = nativeNetns(plan.host);
   try {
-    hostLink = lastLink(
-      await runIpBatch(plan.host, hostLines(plan), { json: true }),
-      plan.hostIfName,
-    );
+    const made = native.podNetworkCreate({
+      ...(hostNetns === undefined ? {} : { hostNetns }),
+      podNetns: plan.pod.path,
+      hostIfName: plan.hostIfName,
+      podIfName: plan.podIfName,
+      hostMac: HOST_VETH_MAC,
+      ip: plan.ip,
+      gateway: POD_GATEWAY_IP,
+      ...(plan.mtu === undefined ? {} : { mtu: plan.mtu }),
+    });
+    return {
+      hostIfName: plan.hostIfName,
+      hostIfindex: made.hostIfindex,
+      podIfName: plan.podIfName,
+      podIfindex: made.podIfindex,
+      podMac: made.podMac,
+    };
   } catch (err) {
-    // Only a failure after the veth exists (any line but the first) leaves something to undo.
-    const vethCreated =
-      !(err instanceof IpBatchError) || (err.failedIndex ?? vethCreateIndexGuess(err)) > 0;
-    throw await failAndUndo(plan, err, { undo: vethCreated, side: 'host' });
+    throw await failAndUndo(plan, err as NetlinkError);
   }
-
-  const [sysctls, pod] = await Promise.allSettled([
-    writeSysctls(plan.host, hostSysctls(plan)),
-    runIpBatch(plan.pod, podLines(plan), { json: true }),
-  ]);
-  if (sysctls.status === 'rejected')
-    throw await failAndUndo(plan, sysctls.reason, { undo: true, side: 'host' });
-  if (pod.status === 'rejected')
-    throw await failAndUndo(plan, pod.reason, { undo: true, side: 'pod' });
-
-  let podLink: IpLink;
-  try {
-    podLink = lastLink(pod.value, plan.podIfName);
-    if (!podLink.address) throw new Error(`ip link show dev ${plan.podIfName} gave no MAC address`);
-  } catch (err) {
-    throw await failAndUndo(plan, err, { undo: true, side: 'pod' });
-  }
-  return {
-    hostIfName: plan.hostIfName,
-    hostIfindex: hostLink.ifindex,
-    podIfName: plan.podIfName,
-    podIfindex: podLink.ifindex,
-    podMac: podLink.address,
-  };
 }
 
 /**
@@ -95,142 +82,51 @@ export async function deletePodNetwork(opts: DeletePodNetworkOptions): Promise<b
   return deleteHostVeth(host, hostIfName);
 }
 
-function hostLines(plan: PodNetworkPlan): IpBatchLine[] {
-  const mtu = plan.mtu === undefined ? '' : ` mtu ${plan.mtu}`;
-  const host = plan.hostIfName;
-  return [
-    {
-      step: `create the veth pair (peer ${plan.podIfName} in ${plan.pod.path})`,
-      ifName: host,
-      command:
-        `link add ${host} address ${HOST_VETH_MAC}${mtu} type veth` +
-        ` peer name ${plan.podIfName}${mtu} netns ${plan.pod.path}`,
-    },
-    // No IPv6 link-local address: tortie pods are IPv4-only until dual stack lands, and
-    // an address would make both ends chatter (router solicitations, DAD) into the BPF
-    // programs, which drop IPv6. Calico's CNI plugin disables IPv6 the same way.
-    {
-      step: 'turn off IPv6 address generation on the host end',
-      ifName: host,
-      command: `link set dev ${host} addrgenmode none`,
-    },
-    { step: 'bring the host end up', ifName: host, command: `link set dev ${host} up` },
-    {
-      step: `add the host route to ${plan.ip}/32`,
-      ifName: host,
-      command: `route add ${plan.ip}/32 dev ${host} scope link`,
-    },
-    { step: 'read the host end', ifName: host, command: `link show dev ${host}` },
-  ];
-}
-
-function podLines(plan: PodNetworkPlan): IpBatchLine[] {
-  const pod = plan.podIfName;
-  return [
-    { step: 'bring lo up in the pod', ifName: 'lo', command: 'link set dev lo up' },
-    {
-      step: `add the pod address ${plan.ip}/32`,
-      ifName: pod,
-      command: `address add ${plan.ip}/32 dev ${pod}`,
-    },
-    {
-      step: 'turn off IPv6 address generation on the pod end',
-      ifName: pod,
-      command: `link set dev ${pod} addrgenmode none`,
-    },
-    { step: 'bring the pod end up', ifName: pod, command: `link set dev ${pod} up` },
-    {
-      step: `add the pod's link route to ${POD_GATEWAY_IP}`,
-      ifName: pod,
-      command: `route add ${POD_GATEWAY_IP}/32 dev ${pod} scope link`,
-    },
-    {
-      step: `add the pod's default route via ${POD_GATEWAY_IP}`,
-      ifName: pod,
-      command: `route add default via ${POD_GATEWAY_IP} dev ${pod} onlink`,
-    },
-    { step: 'read the pod end', ifName: pod, command: `link show dev ${pod}` },
-  ];
-}
-
-function hostSysctls(plan: PodNetworkPlan): Array<[string, string]> {
-  return [
-    ['net.ipv4.ip_forward', '1'],
-    [`net.ipv4.conf.${plan.hostIfName}.proxy_arp`, '1'],
-    // Answer ARP for the gateway at once, not after a random delay of up to 0.8 s.
-    [`net.ipv4.neigh.${plan.hostIfName}.proxy_delay`, '0'],
-  ];
-}
-
-/**
- * ip rejects some arguments before running a line and then gives no line number. Those
- * are the namespace arguments of the first line ("Invalid netns value", "Cannot open
- * network namespace"), after which nothing was done, as when ip could not be started;
- * anything else may have come later, so it is undone.
- */
-function vethCreateIndexGuess(err: IpBatchError): number {
-  if (err.cause instanceof CommandError && err.cause.notStarted) return 0;
-  return /Invalid "netns" value|Cannot open network namespace/.test(err.stderr) ? 0 : 1;
-}
-
-function lastLink(stdout: string, ifName: string): IpLink {
-  const outputs = splitJsonOutputs(stdout);
-  const links = parseIpJson(
-    ipLinksSchema,
-    outputs[outputs.length - 1],
-    `ip link show dev ${ifName}`,
-  );
-  const link = links.find((candidate) => candidate.ifname === ifName);
-  if (!link) throw new Error(`ip link show dev ${ifName} did not return ${ifName}`);
-  return link;
+/** What the native netlink calls throw: an errno error naming the step. */
+interface NetlinkError extends Error {
+  step?: string;
+  code?: string;
 }
 
 async function deleteHostVeth(host: NetnsTarget, hostIfName: string): Promise<boolean> {
   try {
-    await runIpIn(host, ['link', 'delete', 'dev', hostIfName]);
-    return true;
+    return await native.linkDelete(nativeNetns(host), hostIfName);
   } catch (err) {
-    if (err instanceof CommandError && /Cannot find device/.test(err.stderr)) return false;
-    const stderr = err instanceof CommandError ? err.stderr.trim() : undefined;
+    const e = err as NetlinkError;
     throw new PlumbingError(
-      `delete the host veth ${hostIfName} in ${describeNetns(host)} failed: ${stderr || (err as Error).message}`,
+      `delete the host veth ${hostIfName} in ${describeNetns(host)} failed: ${e.message}`,
       {
-        kind: stderr ? kindFromStderr(stderr) : 'command-failed',
+        kind: kindOf(e),
         step: 'delete the host veth',
         ifName: hostIfName,
-        ...(stderr ? { stderr } : {}),
         cause: err,
       },
     );
   }
 }
 
-/** Undoes a partial create (when `undo`) and builds the error that names the failed step. */
-async function failAndUndo(
-  plan: PodNetworkPlan,
-  err: unknown,
-  how: { undo: boolean; side: 'host' | 'pod' },
-): Promise<PlumbingError> {
-  let step = 'read back the created interfaces';
-  let ifName = how.side === 'host' ? plan.hostIfName : plan.podIfName;
-  let stderr: string | undefined;
-  let kind: PlumbingErrorKind = 'command-failed';
-  if (err instanceof IpBatchError) {
-    step = err.failed?.step ?? 'an ip batch step (ip did not say which)';
-    ifName = err.failed?.ifName ?? ifName;
-    stderr = err.stderr;
-    kind = kindFromStderr(err.stderr);
-  } else if (err instanceof SysctlError) {
-    step = 'set ip_forward, proxy_arp and proxy_delay for the host end';
-    stderr = err.stderr;
-    kind = kindFromStderr(err.stderr);
-  }
-  let reason = stderr || (err instanceof Error ? err.message : String(err));
-  if (kind === 'already-exists' && err instanceof IpBatchError && err.failedIndex === 0) {
-    reason += await explainExistingVeth(plan);
-  }
+function kindOf(err: NetlinkError): PlumbingErrorKind {
+  if (err.code === 'EEXIST') return 'already-exists';
+  if (err.code === 'ENOENT' || err.code === 'ENODEV') return 'not-found';
+  return kindFromStderr(err.message);
+}
+
+/** Undoes a partial create (anything after the veth exists) and names the failed step. */
+async function failAndUndo(plan: PodNetworkPlan, err: NetlinkError): Promise<PlumbingError> {
+  const step = err.step ?? 'create the pod network';
+  const hostSide =
+    step.includes(plan.hostIfName) ||
+    /veth pair|host route|ip_forward|host namespace/.test(step) ||
+    (plan.host.kind !== 'current' && step.includes(plan.host.path));
+  const ifName = hostSide ? plan.hostIfName : plan.podIfName;
+  const kind = kindOf(err);
+  let reason = err.message.startsWith(`${step}: `)
+    ? err.message.slice(step.length + 2)
+    : err.message;
+  const vethCreated = !/^create the veth pair|^open |^enter |^parse /.test(step);
+  if (kind === 'already-exists' && !vethCreated) reason += await explainExistingVeth(plan);
   let outcome = '';
-  if (how.undo) {
+  if (vethCreated) {
     try {
       const removed = await deleteHostVeth(plan.host, plan.hostIfName);
       outcome = removed ? `; undone: removed ${plan.hostIfName} and its peer` : '';
@@ -238,11 +134,11 @@ async function failAndUndo(
       outcome = `; undo FAILED, ${plan.hostIfName} may remain: ${(undoErr as Error).message}`;
     }
   }
-  const where = describeNetns(how.side === 'host' ? plan.host : plan.pod);
+  const where = describeNetns(hostSide ? plan.host : plan.pod);
   return new PlumbingError(
     `create pod network for workload ${JSON.stringify(plan.workloadId)}: step "${step}" failed on ${ifName}` +
       ` in ${where}: ${reason}${outcome}`,
-    { kind, step, ifName, ...(stderr ? { stderr } : {}), cause: err },
+    { kind, step, ifName, stderr: reason, cause: err },
   );
 }
 

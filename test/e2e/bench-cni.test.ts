@@ -1,17 +1,11 @@
 /**
- * `tortie bench cni` at its smallest size (one pod).
+ * `tortie bench cni` at its smallest size (one pod one at a time, two at once): a one-node
+ * lab whose agent runs as a process and programs each endpoint before the compiled
+ * plugin's ADD returns, beside bridge + host-local. It prints one JSON document with a row
+ * per plugin and round, and removes everything it made.
  *
- * Today the bench fails at its first tortie ADD: since ADD waits for the node's agent to
- * program the pod (`agent_wait_ms`, default 10 s; commit "CNI ADD returns only once the
- * node's agent has programmed the endpoint's policy"), and the bench runs no agent for its
- * node "bench-node", every ADD ends in CNI code 11 after 10 s. What works is asserted: the
- * size is validated, the failure is one line naming the cause (exit 1, nothing on stdout),
- * and the bench removes all it made. The JSON shape the bench prints once its ADDs return
- * is written down as an expected failure (`it.fails`): when the bench is repaired, both
- * tests of that run turn red — drop the first, make the second a plain `it`.
- *
- * Needs root, /usr/lib/cni/{bridge,host-local}, etcd and `npm run build`. Its namespaces
- * are "tortie-b<hex>-…".
+ * Needs root, /usr/lib/cni/{bridge,host-local}, etcd and `npm run build`. Its lab is
+ * "bn<hex>".
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CniBenchResult } from '../../bench/cni.js';
@@ -39,42 +33,27 @@ describe('tortie bench cni', () => {
     let left: string[];
     beforeAll(async () => {
       const before = benchTraces();
-      run = await bench(['cni', '--pods', '1', '--json']);
+      run = await bench(['cni', '--pods', '1', '--concurrent', '2', '--json']);
       left = leftSince(before);
     });
 
-    it('fails today at the first tortie ADD, which waits for an agent the bench does not run; one line, nothing left', () => {
-      expect(run.code, run.stdout).toBe(1);
-      expect(run.stdout).toBe('');
-      expect(run.stderr.split('\n')).toEqual([expect.any(String), '']);
-      expect(run.stderr).toMatch(/^tortie: tortie ADD warm-up failed \(exit 1\): \{.*"code":11,/);
-      expect(run.stderr).toContain(
-        'was not programmed by the agent of node bench-node within 10000 ms',
-      );
+    it('prints one JSON document: a row per plugin and round, positive latencies; nothing left', () => {
+      expect(run.code, run.stderr).toBe(0);
+      const doc = JSON.parse(run.stdout) as CniBenchResult;
+      expect(doc.pods).toBe(1);
+      expect(doc.concurrent).toBe(2);
+      expect(doc.rows.map((r) => [r.plugin, r.concurrency])).toEqual([
+        ['tortie', 1],
+        ['bridge + host-local', 1],
+        ['tortie', 2],
+        ['bridge + host-local', 2],
+      ]);
+      for (const r of doc.rows)
+        for (const v of [r.addP50Ms, r.addP99Ms, r.delP50Ms, r.delP99Ms, r.addMeanMs, r.delMeanMs])
+          expect(positiveFinite(v), `${r.plugin}: ${JSON.stringify(r)}`).toBe(true);
+      for (const v of [doc.tortieVersionP50Ms, doc.nsenterP50Ms])
+        expect(positiveFinite(v)).toBe(true);
       expect(left).toEqual([]);
     });
-
-    it.fails(
-      'prints one JSON document: a row per plugin, positive latencies (fails today, see above)',
-      () => {
-        expect(run.code, run.stderr).toBe(0);
-        const doc = JSON.parse(run.stdout) as CniBenchResult;
-        expect(doc.pods).toBe(1);
-        expect(doc.rows.map((r) => r.plugin)).toEqual(['tortie', 'bridge + host-local']);
-        for (const r of doc.rows)
-          for (const v of [
-            r.addP50Ms,
-            r.addP99Ms,
-            r.delP50Ms,
-            r.delP99Ms,
-            r.addMeanMs,
-            r.delMeanMs,
-          ])
-            expect(positiveFinite(v), `${r.plugin}: ${JSON.stringify(r)}`).toBe(true);
-        for (const v of [doc.tortieVersionP50Ms, doc.nsenterP50Ms])
-          expect(positiveFinite(v)).toBe(true);
-        expect(left).toEqual([]);
-      },
-    );
   });
 });

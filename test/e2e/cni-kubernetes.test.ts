@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endpointName } from '../../src/cni/identity.js';
 import { installCni } from '../../src/cni/install.js';
+import { CniServer } from '../../src/cni/server.js';
 import { invokePlugin, type PluginCall, type PluginOutcome } from '../../src/cni/invoke.js';
 import type { Datastore } from '../../src/datastore/index.js';
 import { connectKubernetesDatastore, type KubeKv } from '../../src/datastore/kubernetes/index.js';
@@ -45,6 +46,7 @@ let kv: KubeKv | undefined;
 let ipam: Ipam;
 let workDir: string | undefined;
 let shim: string;
+let server: CniServer | undefined;
 const nodes: Record<string, TestNetns> = {};
 
 interface PodObject {
@@ -69,6 +71,7 @@ function netConfig(node: string, extra: Record<string, unknown> = {}): Record<st
     policy: { type: 'k8s' },
     nodename: node,
     host_netns: nodes[node]?.path,
+    agent_socket: server?.socketPath,
     ipam: { type: 'tortie-ipam', assign_ipv4: 'true' },
     // No agent runs here: the wait for one is tested on its own, below.
     agent_wait_ms: 0,
@@ -194,7 +197,9 @@ async function liveHandles(): Promise<Set<string>> {
 beforeAll(async () => {
   assertDistBuilt();
   workDir = await mkdtemp(join(tmpdir(), `tortie-cni-k8s-${run.runId}-`));
-  ({ shim } = await installCni({ binDir: join(workDir, 'bin') }));
+  ({ plugin: shim } = await installCni({ binDir: join(workDir, 'bin') }));
+  // The node agent's CNI server, without the agent around it (as in cni.test.ts).
+  server = await CniServer.listen({ socketPath: join(workDir, 'cni.sock') });
   api = await startTestKubeApiserver();
   // The CRDs of manifests/, as users install them.
   await api.kubectlOk([
@@ -260,6 +265,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const steps = [
+    () => server?.close(),
     () => store?.close(),
     () => kv?.close(),
     () => api?.stop(),

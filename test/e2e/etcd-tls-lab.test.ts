@@ -27,7 +27,7 @@ import { EtcdUnavailableError } from '../../src/datastore/etcd/errors.js';
 import { EtcdGatewayClient } from '../../src/datastore/etcd/gateway.js';
 import { invokePlugin } from '../../src/cni/invoke.js';
 import { Datastore, isDatastoreError, prefixEnd } from '../../src/datastore/index.js';
-import { ClusterLab, destroyClusterLab } from '../../src/lab/cluster/cluster-lab.js';
+import { ClusterLab, destroyClusterLab, labCniSocket } from '../../src/lab/cluster/cluster-lab.js';
 import type { LabState } from '../../src/lab/cluster/state.js';
 import { newLabId } from '../helpers/netns.js';
 
@@ -239,6 +239,8 @@ describe('a lab with etcd TLS client certificates (tortie lab up --etcd-tls)', (
       type: 'tortie',
       datastore: { endpoints: state.etcd.endpoints, prefix: state.etcdPrefix },
       nodename: state.nodes[0]!.name,
+      // The plugin hands the call to the node's agent, which runs it with these files.
+      agent_socket: labCniSocket(state.id, state.nodes[0]!.name),
     };
     const withCa = { ...config, etcd_ca_cert_file: state.etcd.tls!.ca };
     const noCert = await invokePlugin({ plugin: state.cniShim, command: 'STATUS', config: withCa });

@@ -19,7 +19,7 @@
  * runc and busybox-static (scripts/install.sh installs them): a missing one fails the
  * file, naming the package; nothing is skipped.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +30,7 @@ import { Datastore } from '../../src/datastore/index.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { startEtcd, type EtcdCluster } from '../../src/lab/etcd.js';
 import { TestNetnsSet, execIn, ipJson, type TestNetns } from '../helpers/netns.js';
-import { addUplink, assertDistBuilt, inCidr } from '../fixtures/cni/harness.js';
+import { REPO, addUplink, assertDistBuilt, inCidr } from '../fixtures/cni/harness.js';
 import { requireCommand, requirePackagedProgram } from '../helpers/tools.js';
 
 const run = new TestNetnsSet();
@@ -114,6 +114,12 @@ let etcd: EtcdCluster | undefined;
 let store: Datastore | undefined;
 let ipam: Ipam;
 let node: TestNetns;
+/**
+ * The node agent's CNI server (without the agent: nothing waits for programming here), in
+ * a process of its own: podman runs through spawnSync, which blocks this one.
+ */
+let server: ChildProcess | undefined;
+const socketPath = join(dir, 'cni.sock');
 
 function networkIp(container: string): string {
   return podmanOk([
@@ -154,6 +160,17 @@ describe('podman with the tortie CNI plugin', () => {
     await addUplink(run.runId, node, 'pn');
     expect(podmanOk(['info', '--format', '{{.Host.NetworkBackend}}'])).toBe('cni');
     await installCni({ binDir: paths.bin });
+    server = spawn(
+      process.execPath,
+      [join(REPO, 'test/fixtures/cni/server-process.mjs'), socketPath],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      server!.stdout!.once('data', () => resolve());
+      server!.once('exit', (code) => reject(new Error(`the CNI server exited (${String(code)})`)));
+    });
     writeFileSync(
       join(paths.netd, `${NETWORK}.conflist`),
       JSON.stringify({
@@ -165,6 +182,7 @@ describe('podman with the tortie CNI plugin', () => {
             datastore: { endpoints: etcd.endpoints, prefix: PREFIX },
             nodename: NODE,
             host_netns: node.path,
+            agent_socket: socketPath,
             ipam: { type: 'tortie-ipam' },
             agent_wait_ms: 0, // no agent in this test
           },
@@ -191,7 +209,17 @@ describe('podman with the tortie CNI plugin', () => {
       if (r.code !== 0) failures.push(`podman rm: ${r.stderr.trim()}`);
       podman(['rmi', '--force', IMAGE]);
     }
-    for (const step of [() => store?.close(), () => etcd?.stop(), () => run.removeAll()]) {
+    for (const step of [
+      () =>
+        new Promise<void>((resolve) => {
+          if (server === undefined || server.exitCode !== null) return resolve();
+          server.once('exit', () => resolve());
+          server.kill('SIGTERM');
+        }),
+      () => store?.close(),
+      () => etcd?.stop(),
+      () => run.removeAll(),
+    ]) {
       try {
         await step();
       } catch (err) {

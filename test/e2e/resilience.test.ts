@@ -32,6 +32,7 @@ import { invokePlugin, type PluginOutcome } from '../../src/cni/invoke.js';
 import {
   ClusterLab,
   clusterNames,
+  labCniSocket,
   destroyClusterLab,
   NETWORK,
   type ClusterNode,
@@ -662,7 +663,7 @@ async function privateCni(lab: ClusterLab): Promise<{
   config: (node: ClusterNode, labels: Record<string, string>) => Record<string, unknown>;
 }> {
   const dir = mkdtempSync(join(tmpdir(), `tortie-cluster-${lab.id}-rs-`));
-  const { shim } = await installCni({ binDir: join(dir, 'bin') });
+  const { plugin: shim } = await installCni({ binDir: join(dir, 'bin') });
   return {
     shim,
     config: (node, labels) => ({
@@ -672,6 +673,7 @@ async function privateCni(lab: ClusterLab): Promise<{
       datastore: { endpoints: lab.etcd!.endpoints, prefix: clusterNames(lab.id).etcdPrefix },
       nodename: node.name,
       host_netns: node.netns,
+      agent_socket: labCniSocket(lab.id, node.name),
       mtu: lab.encap === 'ipip' ? 1480 : 1500,
       ipam: { type: 'tortie-ipam' },
       args: { tortie: { labels } },

@@ -93,7 +93,12 @@ export function benchTraces(): string[] {
           .filter((n) => re.test(n))
           .map((n) => join(dir, n))
       : [];
-  return [...under('/run/netns', lab), ...under('/sys/fs/bpf', lab), ...under(tmpdir(), temp)];
+  return [
+    ...under('/run/netns', lab),
+    ...under('/sys/fs/bpf', lab),
+    ...under('/run/tortie', lab),
+    ...under(tmpdir(), temp),
+  ];
 }
 
 /**

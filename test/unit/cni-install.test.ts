@@ -24,33 +24,21 @@ const dir = mkdtempSync(join(tmpdir(), "tortie-cni-install-it's-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('cni install', () => {
-  it('writes an executable shim that runs node on the plugin with the caller’s environment, stdin and exit status', async () => {
-    const fakeMain = join(dir, 'fake main.mjs');
-    writeFileSync(
-      fakeMain,
-      [
-        "let input = '';",
-        "process.stdin.on('data', (c) => (input += c));",
-        "process.stdin.on('end', () => { process.stdout.write(JSON.stringify({ command: process.env.CNI_COMMAND, input })); process.exit(3); });",
-      ].join('\n'),
-    );
-    const { shim } = await installCni({ binDir: join(dir, 'bin'), mainPath: fakeMain });
-    expect(shim).toBe(join(dir, 'bin', 'tortie'));
-    expect(statSync(shim).mode & 0o777).toBe(0o755);
-    expect(readFileSync(shim, 'utf8')).toContain(`'${process.execPath}'`);
-    const run = spawnSync(shim, [], {
-      input: '{"x":1}',
-      env: { CNI_COMMAND: 'VERSION' },
-      encoding: 'utf8',
-    });
+  it('copies the plugin executable, atomically, mode 0755', async () => {
+    const fake = join(dir, 'fake-plugin');
+    writeFileSync(fake, '#!/bin/sh\necho "$CNI_COMMAND"; exit 3\n');
+    const { plugin } = await installCni({ binDir: join(dir, 'bin'), pluginPath: fake });
+    expect(plugin).toBe(join(dir, 'bin', 'tortie'));
+    expect(statSync(plugin).mode & 0o777).toBe(0o755);
+    const run = spawnSync(plugin, [], { env: { CNI_COMMAND: 'VERSION' }, encoding: 'utf8' });
     expect(run.status).toBe(3);
-    expect(JSON.parse(run.stdout)).toEqual({ command: 'VERSION', input: '{"x":1}' });
+    expect(run.stdout).toBe('VERSION\n');
   });
 
   it('refuses to install a plugin that is not built, saying how to build it', async () => {
     await expect(
-      installCni({ binDir: join(dir, 'bin2'), mainPath: join(dir, 'missing.js') }),
-    ).rejects.toThrow(/missing\.js does not exist: build tortie first/);
+      installCni({ binDir: join(dir, 'bin2'), pluginPath: join(dir, 'missing') }),
+    ).rejects.toThrow(/missing does not exist: build tortie first/);
     expect(existsSync(join(dir, 'bin2', 'tortie'))).toBe(false);
   });
 

@@ -48,7 +48,7 @@ export async function cmdAdd(
 
   const backend = await openBackend();
   mark('store-loaded');
-  const [allPools, nodeLabels, existing, held, pod] = await Promise.all([
+  const [allPools, nodeLabels, existing, held, pod, settings] = await Promise.all([
     backend.listPools(),
     backend.nodeLabels(config.nodename),
     backend.getEndpoint(who.namespace, who.endpointName),
@@ -56,6 +56,8 @@ export async function cmdAdd(
     config.datastoreType === 'kubernetes'
       ? readKubernetesPod(backend, who, env)
       : Promise.resolve(undefined),
+    // Read with the rest, one round trip less for the assignment (still live).
+    backend.ipamSettings?.(),
   ]).catch((err: unknown) => {
     throw backendError(
       err,
@@ -98,6 +100,7 @@ export async function cmdAdd(
     handle: keys.handle,
     node: config.nodename,
     pools,
+    ...(settings === undefined ? {} : { settings }),
     attrs: {
       node: config.nodename,
       network: config.name,
@@ -146,6 +149,7 @@ export async function cmdAdd(
       );
     }
     undo.guard = { workloadId: keys.workloadId, hostNetns: config.hostNetns };
+    mark('guarded');
   }
   let podMac: string;
   let hostIfName: string;
@@ -209,6 +213,7 @@ export async function cmdAdd(
       );
     }
     undo.guard = undefined;
+    mark('unguarded');
   }
 
   return buildAddResult(config.cniVersion, {

@@ -18,6 +18,7 @@ import { CniCode, CniError } from '../errors.js';
 import { backendError } from '../failures.js';
 import { unguardPod } from '../guard.js';
 import { workloadIdentity } from '../identity.js';
+import { mark } from '../trace.js';
 
 export async function cmdDel(
   env: AttachmentEnv,
@@ -33,25 +34,31 @@ export async function cmdDel(
     overrides: config.identity,
   });
 
-  // The veth goes first, but its `ip` runs while the store's modules load.
-  const [veth, opened] = await Promise.allSettled([
-    removeVeth(keys.workloadId, config),
-    openBackend(),
-  ]);
+  // The veth goes first; the reads (which change nothing) run while the kernel removes it.
+  const reads = openBackend().then(async (backend) => {
+    const [endpoint, held] = await Promise.all([
+      backend.getEndpoint(who.namespace, who.endpointName),
+      backend.addressesOf(keys.handle).catch(() => [] as string[]),
+    ]);
+    return { backend, endpoint, held };
+  });
+  const [veth, read] = await Promise.allSettled([removeVeth(keys.workloadId, config), reads]);
   if (veth.status === 'rejected') throw veth.reason;
-  if (opened.status === 'rejected') throw opened.reason;
-  const backend = opened.value;
+  if (read.status === 'rejected')
+    throw backendError(read.reason, `read WorkloadEndpoint ${who.namespace}/${who.endpointName}`);
+  const { backend, endpoint, held } = read.value;
+  mark('veth-removed');
   try {
-    const endpoint = await backend.getEndpoint(who.namespace, who.endpointName);
     if (endpoint && endpoint.spec.containerID === env.containerId) {
       await backend.deleteEndpoint(who.namespace, who.endpointName);
     }
   } catch (err) {
     throw backendError(err, `delete WorkloadEndpoint ${who.namespace}/${who.endpointName}`);
   }
+  mark('endpoint-removed');
   // An ADD killed between its guard and its end left the guard rules (../guard.ts).
-  const held = await backend.addressesOf(keys.handle).catch(() => [] as string[]);
   await removeGuard(keys.workloadId, held, config);
+  mark('unguarded');
   try {
     await backend.releaseByHandle(keys.handle);
   } catch (err) {

@@ -250,7 +250,11 @@ export class AgentProcess implements LabAgent {
 export function labAgentEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(
     Object.entries(env).filter(
-      ([k]) => !k.startsWith('TORTIE_') && k !== 'DATASTORE_TYPE' && k !== 'KUBECONFIG',
+      ([k]) =>
+        // The CNI server's diagnostics pass through to the lab's agents.
+        (!k.startsWith('TORTIE_') || k === 'TORTIE_CNI_TIMING' || k === 'TORTIE_CNI_ETCD_CLIENT') &&
+        k !== 'DATASTORE_TYPE' &&
+        k !== 'KUBECONFIG',
     ),
   );
 }

@@ -6,7 +6,7 @@
  */
 import { agentConfig } from '../../agent/index.js';
 import { clientTls, type EtcdTlsFiles } from '../etcd-tls.js';
-import { clusterNames } from './names.js';
+import { clusterNames, labCniSocket } from './names.js';
 
 /** Timing of every lab agent: quick heartbeats and reports, a short debounce. */
 export const LAB_AGENT_TIMING = {
@@ -49,6 +49,8 @@ export interface LabAgentSettings {
   readonly routing?: 'static' | 'bgp';
   /** `--bgp-run-dir`: where the node's BIRD keeps its files. */
   readonly bgpRunDir?: string;
+  /** `--cni-socket`: where the agent serves the lab's CNI calls (labCniSocket). */
+  readonly cniSocket: string;
   /** `--bgp-hold-time` in seconds. */
   readonly bgpHoldTimeSeconds?: number;
   /** `--bgp-secrets-dir`: the lab's BGP passwords (`<bgpRunDir>/secrets`). */
@@ -102,6 +104,7 @@ export function labAgentSettings(
     ...(lab.etcdTls === undefined ? {} : { etcdTls: clientTls(lab.etcdTls) }),
     etcdTimeoutMs: LAB_AGENT_ETCD_TIMEOUT_MS,
     logFile: extra.logFile,
+    cniSocket: labCniSocket(lab.id, node.name),
     ...LAB_AGENT_TIMING,
     ...(lab.dataplane === 'iptables' ? { dataplane: 'iptables' as const } : {}),
     ...(lab.endpointToHostAction === undefined
@@ -147,6 +150,7 @@ export function inlineAgentConfig(s: LabAgentSettings): ReturnType<typeof agentC
     ...(s.labels === undefined ? {} : { labels: { ...s.labels } }),
     ...(s.routing === undefined ? {} : { routing: s.routing }),
     ...(s.bgpRunDir === undefined ? {} : { bgpRunDir: s.bgpRunDir }),
+    cniSocket: s.cniSocket,
     ...(s.bgpHoldTimeSeconds === undefined ? {} : { bgpHoldTimeSeconds: s.bgpHoldTimeSeconds }),
     ...(s.bgpSecretsDir === undefined ? {} : { bgpSecretsDir: s.bgpSecretsDir }),
   });
@@ -197,6 +201,8 @@ export function nodeRunArgs(s: LabAgentSettings): string[] {
       ? []
       : ['--default-endpoint-to-host-action', s.endpointToHostAction]),
     ...(s.bgpRunDir === undefined ? [] : ['--bgp-run-dir', s.bgpRunDir]),
+    '--cni-socket',
+    s.cniSocket,
     ...(s.bgpHoldTimeSeconds === undefined
       ? []
       : ['--bgp-hold-time', String(s.bgpHoldTimeSeconds)]),

@@ -7,6 +7,7 @@
  * node (`ClusterNode`) holds its agent's handle; its `agent` / `process` are views of it.
  */
 import { Agent, silentLogger } from '../../agent/index.js';
+import { serveForAgent, type CniServer } from '../../cni/server.js';
 import { cmdline, otherPids, pidAlive } from '../../util/proc.js';
 import { AgentProcess } from './agent-process.js';
 import { inlineAgentConfig, type LabAgentSettings } from './agent-settings.js';
@@ -30,7 +31,11 @@ export class InlineLabAgent implements LabAgent {
   readonly kind = 'inline' as const;
   /** `stop()` was called: nothing will program a revision any more. */
   private stopped = false;
-  constructor(readonly agent: Agent) {}
+  constructor(
+    readonly agent: Agent,
+    /** Its CNI server (the plugin's end on this node), when the lab started one. */
+    private readonly cni?: CniServer,
+  ) {}
 
   waitForRevision(revision: string | bigint, timeoutMs?: number): Promise<void> {
     if (this.stopped)
@@ -42,9 +47,10 @@ export class InlineLabAgent implements LabAgent {
     return this.agent.waitForRevision(revision, timeoutMs);
   }
 
-  stop(): Promise<void> {
+  async stop(): Promise<void> {
     this.stopped = true;
-    return this.agent.stop();
+    await this.agent.stop();
+    await this.cni?.close();
   }
 
   kill(): Promise<void> {
@@ -62,10 +68,21 @@ export async function startLabAgent(
   settings: LabAgentSettings,
   verbose = false,
 ): Promise<LabAgent> {
-  if (kind === 'inline')
-    return new InlineLabAgent(
-      await Agent.start(inlineAgentConfig(settings), verbose ? {} : { log: silentLogger() }),
+  if (kind === 'inline') {
+    const agent = await Agent.start(
+      inlineAgentConfig(settings),
+      verbose ? {} : { log: silentLogger() },
     );
+    try {
+      return new InlineLabAgent(
+        agent,
+        await serveForAgent(agent, settings.cniSocket, (m) => agent.log.warn(m)),
+      );
+    } catch (e) {
+      await agent.stop();
+      throw e;
+    }
+  }
   const p = new AgentProcess(settings);
   try {
     await p.start('ready');

@@ -82,7 +82,7 @@ import { checkBuild, destroyClusterLab, teardownOf, trackBuild } from './teardow
 import { startTor, type LabTor } from './tor.js';
 import { createUnderlay, plumbNode } from './underlay.js';
 
-export { NETWORK, clusterNames, podNetnsName } from './names.js';
+export { NETWORK, clusterNames, labCniSocket, podNetnsName } from './names.js';
 export { isPodProcess, type ClusterPod, type ClusterPodSpec } from './pods.js';
 export { LabExistsError, LabNotFoundError, labPresence } from './status.js';
 export { destroyClusterLab, LabBuildStoppedError } from './teardown.js';
@@ -289,7 +289,7 @@ export class ClusterLab {
     const step = () => checkBuild(id);
     const persist = this.persistent;
     step();
-    ({ shim: this.shim } = await installCni({ binDir: join(this.workDir, 'bin') }));
+    ({ plugin: this.shim } = await installCni({ binDir: join(this.workDir, 'bin') }));
     // One agent per node.
     const kind = persist || this.kube !== undefined ? 'process' : (opts.agents ?? 'inline');
     step();
@@ -530,6 +530,11 @@ export class ClusterLab {
     }
     await this.store!.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } }]);
     this.namespacesSeen.add(name);
+  }
+
+  /** The lab's installed CNI plugin (each node's agent serves it on labCniSocket). */
+  get cniPlugin(): string {
+    return this.shim;
   }
 
   /** What the CNI calls need of this lab (./pods.ts). */

@@ -46,6 +46,8 @@ export interface ClusterNames {
   readonly tempDir: string;
   /** Every temp dir name prefix of the lab (its own and its etcd's). */
   readonly tempDirs: readonly string[];
+  /** The directory of the agents' CNI sockets (one per node, `<dir>/<node>.sock`). */
+  readonly cniSocketDir: string;
   /** What the command lines of the nodes' BIRDs and the ToR's FRR daemons contain. */
   readonly birdFiles: string;
   readonly torFiles: string;
@@ -71,8 +73,14 @@ export function clusterNames(id: string): ClusterNames {
     tempDir: `tortie-cluster-${id}-`,
     tempDirs: [`tortie-cluster-${id}-`, `tortie-etcd-${id}-`],
     birdFiles: `/bird-${id}-n`,
+    cniSocketDir: `/run/tortie/${prefix}cni`,
     torFiles: `/${prefix}tor-`,
   };
+}
+
+/** Where node `node`'s agent serves the CNI plugin (`--cni-socket`, `agent_socket`). */
+export function labCniSocket(id: string, node: string): string {
+  return `${clusterNames(id).cniSocketDir}/${node}.sock`;
 }
 
 /** The name of a pod's network namespace. */

@@ -19,7 +19,7 @@ import {
   sandboxId,
   type ContainerPort,
 } from './kubelet.js';
-import { clusterNames, NETWORK, podNetnsName } from './names.js';
+import { clusterNames, labCniSocket, NETWORK, podNetnsName } from './names.js';
 import type { LabPodState } from './state.js';
 
 export interface ClusterPodSpec {
@@ -65,7 +65,7 @@ export interface ClusterPod {
 /** What of the lab the CNI calls need. */
 export interface PodContext {
   readonly id: string;
-  /** The installed CNI shim. */
+  /** The installed CNI plugin (the compiled one; the field keeps its old name in lab state). */
   readonly shim: string;
   readonly persistent: boolean;
   readonly encap: 'ipip' | 'none' | 'vxlan';
@@ -117,6 +117,7 @@ export function cniConfig(
       policy: { type: 'k8s' },
       nodename: node.name,
       host_netns: node.netns,
+      agent_socket: labCniSocket(ctx.id, node.name),
       mtu: podMtu(ctx.encap),
       ipam: { type: 'tortie-ipam' },
     };
@@ -134,6 +135,7 @@ export function cniConfig(
         }),
     nodename: node.name,
     host_netns: node.netns,
+    agent_socket: labCniSocket(ctx.id, node.name),
     mtu: podMtu(ctx.encap),
     ipam: { type: 'tortie-ipam' },
     args: { tortie: { labels } },

@@ -186,6 +186,10 @@ async function sweep(id: string, errors: string[]): Promise<string[]> {
     found.push(`temp dir ${d}`);
     rmSync(join(tmpdir(), d), { recursive: true, force: true });
   }
+  if (existsSync(names.cniSocketDir)) {
+    found.push(names.cniSocketDir);
+    rmSync(names.cniSocketDir, { recursive: true, force: true });
+  }
   if (existsSync(labDir(id))) {
     found.push(labDir(id));
     try {
