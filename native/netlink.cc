@@ -489,7 +489,7 @@ void ProhibitRules(const Napi::CallbackInfo& info) {
   }
 }
 
-// linkDump(netns): [{name, ifindex, up}] of every link in the namespace.
+// linkDump(netns): [{name, ifindex, up, mtu}] of every link in the namespace.
 Napi::Value LinkDump(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string netns = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
@@ -507,14 +507,20 @@ Napi::Value LinkDump(const Napi::CallbackInfo& info) {
                    if (h->nlmsg_type != RTM_NEWLINK) return;
                    auto* info = static_cast<ifinfomsg*>(NLMSG_DATA(h));
                    int len = static_cast<int>(IFLA_PAYLOAD(h));
+                   const char* name = nullptr;
+                   uint32_t mtu = 0;
                    for (auto* a = IFLA_RTA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-                     if (a->rta_type != IFLA_IFNAME) continue;
-                     auto link = Napi::Object::New(env);
-                     link.Set("name", Napi::String::New(env, static_cast<char*>(RTA_DATA(a))));
-                     link.Set("ifindex", Napi::Number::New(env, info->ifi_index));
-                     link.Set("up", Napi::Boolean::New(env, (info->ifi_flags & IFF_UP) != 0));
-                     out.Set(i++, link);
+                     if (a->rta_type == IFLA_IFNAME) name = static_cast<char*>(RTA_DATA(a));
+                     if (a->rta_type == IFLA_MTU && RTA_PAYLOAD(a) >= sizeof(uint32_t))
+                       std::memcpy(&mtu, RTA_DATA(a), sizeof mtu);
                    }
+                   if (name == nullptr) return;
+                   auto link = Napi::Object::New(env);
+                   link.Set("name", Napi::String::New(env, name));
+                   link.Set("ifindex", Napi::Number::New(env, info->ifi_index));
+                   link.Set("up", Napi::Boolean::New(env, (info->ifi_flags & IFF_UP) != 0));
+                   link.Set("mtu", Napi::Number::New(env, mtu));
+                   out.Set(i++, link);
                  }),
           "list the links");
   } catch (const StepError& e) {

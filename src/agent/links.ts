@@ -102,12 +102,7 @@ export async function linkMtu(
   nodeNetns: string | undefined,
   name: string,
 ): Promise<number | undefined> {
-  const { stdout } = await runIpIn(netnsTarget(nodeNetns, 'node network namespace'), [
-    '-json',
-    'link',
-    'show',
-  ]);
-  return ipLinksSchema.parse(entries(stdout)).find((l) => l.ifname === name)?.mtu;
+  return native.linkDump(pathOf(nodeNetns)).find((l) => l.name === name)?.mtu;
 }
 
 /** The node namespace's interfaces, addresses and routes, as the managers ask for them. */
@@ -121,7 +116,7 @@ export interface NodeNetns {
   applyKernelRoutes(lines: readonly string[], dev: string): Promise<void>;
 }
 
-/** NodeNetns over `ip` in the namespace (undefined: the agent's own). */
+/** NodeNetns over rtnetlink (and `ip -batch` for route changes) in the namespace (undefined: the agent's own). */
 export function nodeNetns(netns: string | undefined): NodeNetns {
   return {
     detectNodeAddress: () => detectNodeAddress(netns),

@@ -218,7 +218,9 @@ export interface NativeBinding {
     dsts: readonly string[],
   ): void;
   /** Every link of the namespace at `netns` (undefined: the caller's), by rtnetlink dump. */
-  linkDump(netns: string | undefined): Array<{ name: string; ifindex: number; up: boolean }>;
+  linkDump(
+    netns: string | undefined,
+  ): Array<{ name: string; ifindex: number; up: boolean; mtu: number }>;
   /** Every IPv4 address of the namespace (scope: the kernel's number, 0 global, 254 host). */
   addressDump(
     netns: string | undefined,
