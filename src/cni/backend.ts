@@ -93,8 +93,15 @@ export interface CniBackend {
   /** The labels of the Node resource; {} when there is no Node resource of that name. */
   nodeLabels(node: string): Promise<Record<string, string>>;
   getEndpoint(namespace: string, name: string): Promise<EndpointRecord | undefined>;
-  /** Creates or updates it; resolves with its resourceVersion as written. */
-  putEndpoint(endpoint: EndpointRecord): Promise<{ revision: string | undefined }>;
+  /**
+   * Creates or updates it; resolves with its resourceVersion as written. `seenAbsent`:
+   * the caller's getEndpoint found none a moment ago (a backend may then skip reading it
+   * again; the write stays guarded on what is stored).
+   */
+  putEndpoint(
+    endpoint: EndpointRecord,
+    options?: { seenAbsent?: boolean },
+  ): Promise<{ revision: string | undefined }>;
   /**
    * Resolves once the agent of `node` reports the endpoint programmed at `revision` or
    * later; rejects with EndpointNotProgrammed after `timeoutMs`.

@@ -270,8 +270,11 @@ class SharedBackend implements CniBackend {
   getEndpoint(namespace: string, name: string) {
     return this.watch(this.inner.getEndpoint(namespace, name));
   }
-  putEndpoint(endpoint: Parameters<CniBackend['putEndpoint']>[0]) {
-    return this.watch(this.inner.putEndpoint(endpoint));
+  putEndpoint(
+    endpoint: Parameters<CniBackend['putEndpoint']>[0],
+    options?: { seenAbsent?: boolean },
+  ) {
+    return this.watch(this.inner.putEndpoint(endpoint, options));
   }
   waitForProgrammed(request: Parameters<CniBackend['waitForProgrammed']>[0]) {
     if (this.localWait === undefined) return this.inner.waitForProgrammed(request);

@@ -82,6 +82,7 @@ export class Ipam {
         ...(opts.strictAffinity === undefined ? {} : { strictAffinity: opts.strictAffinity }),
       },
       now: opts.now ?? (() => new Date()),
+      affineHint: new Map(),
     };
     this.lanes = opts.localQueue === false ? undefined : new Lanes();
   }

@@ -175,7 +175,7 @@ export async function cmdAdd(
   const endpoint = endpointRecord(who, env, config, { ip, mac: podMac, hostIfName }, pod?.endpoint);
   let revision: string | undefined;
   try {
-    ({ revision } = await backend.putEndpoint(endpoint));
+    ({ revision } = await backend.putEndpoint(endpoint, { seenAbsent: existing === undefined }));
   } catch (err) {
     undo.endpoint = endpoint;
     throw await undo.fail(
