@@ -125,6 +125,16 @@ export interface CniBackend {
   /** Idempotent per handle: a second call returns the same address. */
   autoAssign(request: AssignRequest): Promise<{ ip: string }>;
   /**
+   * autoAssign started before its request is known (ADD's reads still under way): the
+   * store's first read for the handle overlaps them. Nothing is written before `later`
+   * resolves; its rejection is this call's, and `undefined` (no automatic assignment
+   * wanted) resolves undefined having written nothing.
+   */
+  autoAssignWhenReady?(
+    first: { handle: string; node: string },
+    later: Promise<AssignRequest | undefined>,
+  ): Promise<{ ip: string } | undefined>;
+  /**
    * Takes exactly `ip` (Calico's ipAddrs annotation) from the pool of `pools` holding it;
    * IpamFailure 'no-pool' when none does, 'conflict' when it is taken.
    */

@@ -170,6 +170,19 @@ export class StoreBackend implements CniBackend {
     return { ip };
   }
 
+  async autoAssignWhenReady(
+    first: { handle: string; node: string },
+    later: Promise<Parameters<CniBackend['autoAssign']>[0] | undefined>,
+  ): Promise<{ ip: string } | undefined> {
+    const request = later.then(async (r) => {
+      if (r === undefined) return undefined;
+      const { settings, ...rest } = r;
+      return { ...rest, ...this.ipamRequest(settings ?? (await this.ipamSettings())) };
+    });
+    const got = await this.guard(() => this.ipam.autoAssignWhenReady(first, request));
+    return got && { ip: got.ip };
+  }
+
   async assignIp(request: Parameters<CniBackend['assignIp']>[0]): Promise<void> {
     const { settings, ...rest } = request;
     const live = this.ipamRequest(settings ?? (await this.ipamSettings()));

@@ -297,6 +297,19 @@ class SharedBackend implements CniBackend {
   autoAssign(request: Parameters<CniBackend['autoAssign']>[0]) {
     return this.watch(this.serialize(() => this.inner.autoAssign(request)));
   }
+  autoAssignWhenReady(
+    first: { handle: string; node: string },
+    later: Promise<Parameters<CniBackend['autoAssign']>[0] | undefined>,
+  ) {
+    const inner = this.inner;
+    return this.watch(
+      this.serialize(() =>
+        inner.autoAssignWhenReady
+          ? inner.autoAssignWhenReady(first, later)
+          : later.then((r) => (r === undefined ? undefined : inner.autoAssign(r))),
+      ),
+    );
+  }
   assignIp(request: Parameters<CniBackend['assignIp']>[0]) {
     return this.watch(this.serialize(() => this.inner.assignIp(request)));
   }

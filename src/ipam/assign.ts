@@ -345,9 +345,45 @@ async function fromOtherBlocks(
 
 export async function autoAssign(ctx: IpamContext, req: AutoAssignRequest): Promise<Assignment> {
   const p = plan(req);
-  const { who } = p;
   const pools = enabledPools(req.pools, checkUse(req.use));
-  return transact(ctx, `assigning an address to ${who.handle} on ${who.node}`, async (tx) => {
+  return (await assignWhenPlanned(ctx, p.who, Promise.resolve({ p, pools })))!;
+}
+
+/**
+ * autoAssign whose request is still being worked out (the caller's own reads: pools, node
+ * labels, settings) while this starts its first read, which needs only the handle and the
+ * node: the two reads overlap instead of following each other. Nothing is written before
+ * `later` resolves; its rejection ends the call with that error, and `undefined` (the
+ * caller decided on no automatic assignment) ends it with `undefined`, both having written
+ * nothing.
+ */
+export async function autoAssignWhenReady(
+  ctx: IpamContext,
+  first: { handle: string; node: string },
+  later: Promise<AutoAssignRequest | undefined>,
+): Promise<Assignment | undefined> {
+  const handle = checkName('handle', first.handle);
+  const node = checkName('node', first.node);
+  const ready = later.then((req) => {
+    if (req === undefined) return undefined;
+    if (req.handle !== handle || req.node !== node)
+      throw new IpamError(
+        'invalid',
+        `the request for ${req.handle} on ${req.node} is not the one started for ${handle} on ${node}`,
+      );
+    return { p: plan(req), pools: enabledPools(req.pools, checkUse(req.use)) };
+  });
+  return assignWhenPlanned(ctx, { handle, node }, ready);
+}
+
+async function assignWhenPlanned(
+  ctx: IpamContext,
+  key: { handle: string; node: string },
+  ready: Promise<{ p: Plan; pools: Pool[] } | undefined>,
+): Promise<Assignment | undefined> {
+  // A rejection is the caller's, read by whoever awaits the result (not unhandled here).
+  ready.catch(() => undefined);
+  return transact(ctx, `assigning an address to ${key.handle} on ${key.node}`, async (tx) => {
     // The handle, the config and the node's affinities in one read. The affinities are
     // guarded: if the node claims another block meanwhile, this attempt starts again and
     // uses it rather than claiming one more.
@@ -355,13 +391,19 @@ export async function autoAssign(ctx: IpamContext, req: AutoAssignRequest): Prom
     // same round trip: when the affinities still name those blocks (the usual case), the
     // free address is found without a second read. Read, not compared: only the block
     // used is (as below), so a stale hint costs a read, never correctness.
-    const hkey = ctx.keys.handle(who.handle);
-    const hinted = (ctx.affineHint?.get(who.node) ?? []).map((c) => ctx.keys.block(c));
-    const read = await tx.read(
-      [hkey, ctx.keys.config, ...hinted],
-      [{ prefix: ctx.keys.nodeAffinities(who.node), keysOnly: true, guard: true }],
-      { compare: false },
-    );
+    const hkey = ctx.keys.handle(key.handle);
+    const hinted = (ctx.affineHint?.get(key.node) ?? []).map((c) => ctx.keys.block(c));
+    const [read, planned] = await Promise.all([
+      tx.read(
+        [hkey, ctx.keys.config, ...hinted],
+        [{ prefix: ctx.keys.nodeAffinities(key.node), keysOnly: true, guard: true }],
+        { compare: false },
+      ),
+      ready,
+    ]);
+    if (planned === undefined) return undefined;
+    const { p, pools } = planned;
+    const { who } = p;
     const [hkv, ckv] = read.values;
     tx.expect(hkey, hkv?.mod ?? '0');
     tx.expect(ctx.keys.config, ckv?.mod ?? '0');
