@@ -207,6 +207,7 @@ export class CniServer {
       backend,
       local !== undefined && local.node === config.nodename ? local.wait : undefined,
       serialize,
+      () => !this.ipamQueues.has(key),
       forget,
     );
   }
@@ -243,6 +244,8 @@ class SharedBackend implements CniBackend {
     private readonly inner: CniBackend,
     private readonly localWait: LocalProgrammedWait | undefined,
     private readonly serialize: <T>(write: () => Promise<T>) => Promise<T>,
+    /** No IPAM write is in progress or queued. */
+    private readonly queueIdle: () => boolean,
     private readonly forget: () => void,
   ) {
     this.description = inner.description;
@@ -302,6 +305,11 @@ class SharedBackend implements CniBackend {
     later: Promise<Parameters<CniBackend['autoAssign']>[0] | undefined>,
   ) {
     const inner = this.inner;
+    // The overlap is worth taking only with the queue idle: a call queued behind others
+    // would otherwise hold the queue while its request is still being worked out (a slow
+    // read would stall every ADD of the node). Then it queues once its request is known.
+    if (!this.queueIdle())
+      return later.then((r) => (r === undefined ? undefined : this.autoAssign(r)));
     return this.watch(
       this.serialize(() =>
         inner.autoAssignWhenReady
