@@ -639,7 +639,21 @@ export class Agent {
         );
       }, request.timeoutMs);
       this.endpointWaits.add(check);
+      // The watch may have brought the endpoint before this wait began (the write's answer
+      // and the watch event race): its reconcile then waits out the quiet time, ~10 ms of
+      // an ADD's latency. The model holding that revision already: program it now.
+      if (this.modelHas(request.revision)) void this.debouncer.flush();
     });
+  }
+
+  /** Whether the model has seen the store at `revision` (a resourceVersion) or later. */
+  private modelHas(revision: string | undefined): boolean {
+    if (revision === undefined) return false;
+    try {
+      return BigInt(this.model.revision) >= BigInt(revision);
+    } catch {
+      return false;
+    }
   }
 
   private localEndpoint(namespace: string, name: string): LocalEndpointInfo | undefined {

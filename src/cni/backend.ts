@@ -93,8 +93,15 @@ export interface CniBackend {
   /** The labels of the Node resource; {} when there is no Node resource of that name. */
   nodeLabels(node: string): Promise<Record<string, string>>;
   getEndpoint(namespace: string, name: string): Promise<EndpointRecord | undefined>;
-  /** Creates or updates it; resolves with its resourceVersion as written. */
-  putEndpoint(endpoint: EndpointRecord): Promise<{ revision: string | undefined }>;
+  /**
+   * Creates or updates it; resolves with its resourceVersion as written. `seenAbsent`:
+   * the caller's getEndpoint found none a moment ago (a backend may then skip reading it
+   * again; the write stays guarded on what is stored).
+   */
+  putEndpoint(
+    endpoint: EndpointRecord,
+    options?: { seenAbsent?: boolean },
+  ): Promise<{ revision: string | undefined }>;
   /**
    * Resolves once the agent of `node` reports the endpoint programmed at `revision` or
    * later; rejects with EndpointNotProgrammed after `timeoutMs`.
@@ -117,6 +124,16 @@ export interface CniBackend {
   ipamSettings?(): Promise<IpamSettings>;
   /** Idempotent per handle: a second call returns the same address. */
   autoAssign(request: AssignRequest): Promise<{ ip: string }>;
+  /**
+   * autoAssign started before its request is known (ADD's reads still under way): the
+   * store's first read for the handle overlaps them. Nothing is written before `later`
+   * resolves; its rejection is this call's, and `undefined` (no automatic assignment
+   * wanted) resolves undefined having written nothing.
+   */
+  autoAssignWhenReady?(
+    first: { handle: string; node: string },
+    later: Promise<AssignRequest | undefined>,
+  ): Promise<{ ip: string } | undefined>;
   /**
    * Takes exactly `ip` (Calico's ipAddrs annotation) from the pool of `pools` holding it;
    * IpamFailure 'no-pool' when none does, 'conflict' when it is taken.

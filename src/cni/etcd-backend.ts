@@ -102,18 +102,31 @@ export class StoreBackend implements CniBackend {
     return found ? toRecord(found) : undefined;
   }
 
-  async putEndpoint(e: EndpointRecord): Promise<{ revision: string | undefined }> {
+  /**
+   * Whether a write may trust the caller's "seen absent" (etcd: the endpoint's key is
+   * its own). On Kubernetes the endpoint is the pod, which exists: never absent.
+   */
+  protected readonly trustsSeenAbsent: boolean = true;
+
+  async putEndpoint(
+    e: EndpointRecord,
+    options: { seenAbsent?: boolean } = {},
+  ): Promise<{ revision: string | undefined }> {
+    const seenAbsent = this.trustsSeenAbsent && options.seenAbsent === true;
     const [written] = await this.guard(() =>
-      this.store.apply([
-        {
-          apiVersion: API_VERSION,
-          kind: 'WorkloadEndpoint',
-          metadata: { name: e.name, namespace: e.namespace, labels: e.labels },
-          // Calico names a Kubernetes pod's endpoint by `pod` (its client refuses an update
-          // of a k8s endpoint without one, e.g. `calicoctl label`): written as Calico's CNI does.
-          spec: e.spec.orchestrator === 'k8s' ? { ...e.spec, pod: e.spec.workload } : e.spec,
-        },
-      ]),
+      this.store.apply(
+        [
+          {
+            apiVersion: API_VERSION,
+            kind: 'WorkloadEndpoint',
+            metadata: { name: e.name, namespace: e.namespace, labels: e.labels },
+            // Calico names a Kubernetes pod's endpoint by `pod` (its client refuses an update
+            // of a k8s endpoint without one, e.g. `calicoctl label`): written as Calico's CNI does.
+            spec: e.spec.orchestrator === 'k8s' ? { ...e.spec, pod: e.spec.workload } : e.spec,
+          },
+        ],
+        { seenAbsent },
+      ),
     );
     return { revision: written?.resource.metadata.resourceVersion };
   }
@@ -155,6 +168,19 @@ export class StoreBackend implements CniBackend {
     const live = this.ipamRequest(settings ?? (await this.ipamSettings()));
     const { ip } = await this.guard(() => this.ipam.autoAssign({ ...rest, ...live }));
     return { ip };
+  }
+
+  async autoAssignWhenReady(
+    first: { handle: string; node: string },
+    later: Promise<Parameters<CniBackend['autoAssign']>[0] | undefined>,
+  ): Promise<{ ip: string } | undefined> {
+    const request = later.then(async (r) => {
+      if (r === undefined) return undefined;
+      const { settings, ...rest } = r;
+      return { ...rest, ...this.ipamRequest(settings ?? (await this.ipamSettings())) };
+    });
+    const got = await this.guard(() => this.ipam.autoAssignWhenReady(first, request));
+    return got && { ip: got.ip };
   }
 
   async assignIp(request: Parameters<CniBackend['assignIp']>[0]): Promise<void> {

@@ -71,6 +71,9 @@ export async function openKubeBackend(config: NetworkConfig): Promise<StoreBacke
 }
 
 class KubeBackend extends StoreBackend {
+  /** The endpoint's key is the pod's, which exists before its ADD. */
+  protected override readonly trustsSeenAbsent = false;
+
   constructor(
     store: ConstructorParameters<typeof StoreBackend>[0],
     ipam: Ipam,

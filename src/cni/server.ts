@@ -207,6 +207,7 @@ export class CniServer {
       backend,
       local !== undefined && local.node === config.nodename ? local.wait : undefined,
       serialize,
+      () => !this.ipamQueues.has(key),
       forget,
     );
   }
@@ -243,6 +244,8 @@ class SharedBackend implements CniBackend {
     private readonly inner: CniBackend,
     private readonly localWait: LocalProgrammedWait | undefined,
     private readonly serialize: <T>(write: () => Promise<T>) => Promise<T>,
+    /** No IPAM write is in progress or queued. */
+    private readonly queueIdle: () => boolean,
     private readonly forget: () => void,
   ) {
     this.description = inner.description;
@@ -270,8 +273,11 @@ class SharedBackend implements CniBackend {
   getEndpoint(namespace: string, name: string) {
     return this.watch(this.inner.getEndpoint(namespace, name));
   }
-  putEndpoint(endpoint: Parameters<CniBackend['putEndpoint']>[0]) {
-    return this.watch(this.inner.putEndpoint(endpoint));
+  putEndpoint(
+    endpoint: Parameters<CniBackend['putEndpoint']>[0],
+    options?: { seenAbsent?: boolean },
+  ) {
+    return this.watch(this.inner.putEndpoint(endpoint, options));
   }
   waitForProgrammed(request: Parameters<CniBackend['waitForProgrammed']>[0]) {
     if (this.localWait === undefined) return this.inner.waitForProgrammed(request);
@@ -293,6 +299,24 @@ class SharedBackend implements CniBackend {
   }
   autoAssign(request: Parameters<CniBackend['autoAssign']>[0]) {
     return this.watch(this.serialize(() => this.inner.autoAssign(request)));
+  }
+  autoAssignWhenReady(
+    first: { handle: string; node: string },
+    later: Promise<Parameters<CniBackend['autoAssign']>[0] | undefined>,
+  ) {
+    const inner = this.inner;
+    // The overlap is worth taking only with the queue idle: a call queued behind others
+    // would otherwise hold the queue while its request is still being worked out (a slow
+    // read would stall every ADD of the node). Then it queues once its request is known.
+    if (!this.queueIdle())
+      return later.then((r) => (r === undefined ? undefined : this.autoAssign(r)));
+    return this.watch(
+      this.serialize(() =>
+        inner.autoAssignWhenReady
+          ? inner.autoAssignWhenReady(first, later)
+          : later.then((r) => (r === undefined ? undefined : inner.autoAssign(r))),
+      ),
+    );
   }
   assignIp(request: Parameters<CniBackend['assignIp']>[0]) {
     return this.watch(this.serialize(() => this.inner.assignIp(request)));

@@ -129,9 +129,14 @@ export class Datastore<C extends EtcdKvClient = Etcd3> {
 
   // --- writes -------------------------------------------------------------------------
 
-  /** Creates or updates every object, all or nothing. */
-  apply(objects: unknown): Promise<WriteResult[]> {
-    return this.write('apply', asList(objects));
+  /**
+   * Creates or updates every object, all or nothing. `seenAbsent`: the caller read these
+   * keys a moment ago and found none, so the first attempt writes them as new without
+   * reading them again (one round trip instead of two); it is guarded on their absence,
+   * and if any appeared meanwhile the write reads and plans again as usual.
+   */
+  apply(objects: unknown, options: { seenAbsent?: boolean } = {}): Promise<WriteResult[]> {
+    return this.write('apply', asList(objects), options.seenAbsent === true);
   }
 
   /** Creates every object; refused (nothing written) if any of them exists. */
@@ -395,7 +400,11 @@ export class Datastore<C extends EtcdKvClient = Etcd3> {
     return valid;
   }
 
-  private async write(mode: WriteMode, objects: readonly unknown[]): Promise<WriteResult[]> {
+  private async write(
+    mode: WriteMode,
+    objects: readonly unknown[],
+    seenAbsent = false,
+  ): Promise<WriteResult[]> {
     if (objects.length === 0) return [];
     const valid = this.validateAll(objects);
     const keys = valid.map((o) => this.keyOf(o.info.name, o.metadata.name, o.metadata.namespace));
@@ -412,11 +421,16 @@ export class Datastore<C extends EtcdKvClient = Etcd3> {
 
     return this.call(async (callOptions) => {
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-        const snap: Snapshot = await readSnapshot(
-          this.etcd,
-          { keys, prefixes: writesPools ? [poolsPrefix] : [] },
-          callOptions,
-        );
+        // The first attempt of a write whose keys the caller saw absent plans from that
+        // (every compare below is then "still absent"); IPPools need their prefix read.
+        const hinted = attempt === 1 && seenAbsent && !writesPools;
+        const snap: Snapshot = hinted
+          ? { revision: '0', keys: new Map(), prefixes: new Map() }
+          : await readSnapshot(
+              this.etcd,
+              { keys, prefixes: writesPools ? [poolsPrefix] : [] },
+              callOptions,
+            );
         const current = keys.map((k) => {
           const kv = snap.keys.get(k);
           return kv === undefined ? undefined : decodeKeyValue(kv, this.prefix).resource;
@@ -460,7 +474,8 @@ export class Datastore<C extends EtcdKvClient = Etcd3> {
             return { action: w.action, resource };
           });
         }
-        await pause(attempt);
+        // A stale hint is not contention: read and try again at once.
+        if (!hinted) await pause(attempt);
       }
       throw this.contention(mode);
     });

@@ -253,14 +253,17 @@ async function fromAffineBlocks(
   p: Plan,
   cidrs: Cidr[],
   h: HandleRecord | undefined,
+  /** Blocks already read in this attempt (with the handle): not read again. */
+  read: ReadonlyMap<string, KeyValue | undefined> = new Map(),
 ): Promise<Assignment | undefined> {
   // Only the block used is compared: a full block that frees an address meanwhile
   // changes nothing here.
-  const usable = cidrs.filter((c) => !p.reservations.covers(c));
-  const kvs = await tx.get(
-    usable.map((c) => ctx.keys.block(c)),
-    { compare: false },
-  );
+  const usable = cidrs.filter((c) => !p.reservations.covers(c)).map((c) => ctx.keys.block(c));
+  const missing = usable.filter((k) => !read.has(k));
+  const fresh = missing.length === 0 ? [] : await tx.get(missing, { compare: false });
+  const byKey = new Map(read);
+  missing.forEach((k, i) => byKey.set(k, fresh[i]));
+  const kvs = usable.map((k) => byKey.get(k));
   for (const kv of kvs) {
     const found = kv && blockOf(ctx, kv);
     if (!found || affinityNode(found.block) !== p.who.node) continue;
@@ -342,24 +345,76 @@ async function fromOtherBlocks(
 
 export async function autoAssign(ctx: IpamContext, req: AutoAssignRequest): Promise<Assignment> {
   const p = plan(req);
-  const { who } = p;
   const pools = enabledPools(req.pools, checkUse(req.use));
-  return transact(ctx, `assigning an address to ${who.handle} on ${who.node}`, async (tx) => {
+  return (await assignWhenPlanned(ctx, p.who, Promise.resolve({ p, pools })))!;
+}
+
+/**
+ * autoAssign whose request is still being worked out (the caller's own reads: pools, node
+ * labels, settings) while this starts its first read, which needs only the handle and the
+ * node: the two reads overlap instead of following each other. Nothing is written before
+ * `later` resolves; its rejection ends the call with that error, and `undefined` (the
+ * caller decided on no automatic assignment) ends it with `undefined`, both having written
+ * nothing.
+ */
+export async function autoAssignWhenReady(
+  ctx: IpamContext,
+  first: { handle: string; node: string },
+  later: Promise<AutoAssignRequest | undefined>,
+): Promise<Assignment | undefined> {
+  const handle = checkName('handle', first.handle);
+  const node = checkName('node', first.node);
+  const ready = later.then((req) => {
+    if (req === undefined) return undefined;
+    if (req.handle !== handle || req.node !== node)
+      throw new IpamError(
+        'invalid',
+        `the request for ${req.handle} on ${req.node} is not the one started for ${handle} on ${node}`,
+      );
+    return { p: plan(req), pools: enabledPools(req.pools, checkUse(req.use)) };
+  });
+  return assignWhenPlanned(ctx, { handle, node }, ready);
+}
+
+async function assignWhenPlanned(
+  ctx: IpamContext,
+  key: { handle: string; node: string },
+  ready: Promise<{ p: Plan; pools: Pool[] } | undefined>,
+): Promise<Assignment | undefined> {
+  // A rejection is the caller's, read by whoever awaits the result (not unhandled here).
+  ready.catch(() => undefined);
+  return transact(ctx, `assigning an address to ${key.handle} on ${key.node}`, async (tx) => {
     // The handle, the config and the node's affinities in one read. The affinities are
     // guarded: if the node claims another block meanwhile, this attempt starts again and
     // uses it rather than claiming one more.
-    const hkey = ctx.keys.handle(who.handle);
-    const read = await tx.read(
-      [hkey, ctx.keys.config],
-      [{ prefix: ctx.keys.nodeAffinities(who.node), keysOnly: true, guard: true }],
-    );
+    // The node's blocks as the last assignment here found them are read with them, in the
+    // same round trip: when the affinities still name those blocks (the usual case), the
+    // free address is found without a second read. Read, not compared: only the block
+    // used is (as below), so a stale hint costs a read, never correctness.
+    const hkey = ctx.keys.handle(key.handle);
+    const hinted = (ctx.affineHint?.get(key.node) ?? []).map((c) => ctx.keys.block(c));
+    const [read, planned] = await Promise.all([
+      tx.read(
+        [hkey, ctx.keys.config, ...hinted],
+        [{ prefix: ctx.keys.nodeAffinities(key.node), keysOnly: true, guard: true }],
+        { compare: false },
+      ),
+      ready,
+    ]);
+    if (planned === undefined) return undefined;
+    const { p, pools } = planned;
+    const { who } = p;
     const [hkv, ckv] = read.values;
+    tx.expect(hkey, hkv?.mod ?? '0');
+    tx.expect(ctx.keys.config, ckv?.mod ?? '0');
     const config = configOf(ctx, p, ckv);
     const h = hkv ? parseHandle(hkey, hkv.value, who.handle) : undefined;
     const held = h && (await heldAssignment(ctx, tx, h, who.node));
     if (held) return held;
     const owned = affineCidrs(ctx, pools, who.node, read.lists[0]!);
-    const affine = await fromAffineBlocks(ctx, tx, p, owned, h);
+    ctx.affineHint?.set(who.node, owned);
+    const blocks = new Map(hinted.map((k, i) => [k, read.values[2 + i]]));
+    const affine = await fromAffineBlocks(ctx, tx, p, owned, h, blocks);
     if (affine) return affine;
     const limit = blockLimit(config);
     if (owned.length >= limit) {

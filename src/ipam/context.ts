@@ -2,6 +2,7 @@
 import type { EtcdKvClient } from '../datastore/etcd/client.js';
 import { type Cas, type CasOptions, runCas } from './cas.js';
 import type { IpamConfig } from './config.js';
+import type { Cidr } from './ipv4.js';
 import type { IpamKeys } from './keys.js';
 
 export interface IpamContext {
@@ -11,6 +12,12 @@ export interface IpamContext {
   /** The config when neither the request nor the stored record gives one (config.ts). */
   readonly defaults: IpamConfig;
   readonly now: () => Date;
+  /**
+   * Per node, the affine blocks its last assignment found (assign.ts reads them with the
+   * handle, saving a round trip while they are still the node's). A hint only: bounded by
+   * the nodes this process assigns for, each up to maxBlocksPerHost CIDRs.
+   */
+  readonly affineHint?: Map<string, Cidr[]>;
 }
 
 export function transact<T>(

@@ -12,6 +12,7 @@ import {
   type AutoAssignRequest,
   assignIp,
   autoAssign,
+  autoAssignWhenReady,
 } from './assign.js';
 import { type BlockInfo, listBlocks } from './blocks.js';
 import { type IpamReport, type LiveSet, check } from './check.js';
@@ -82,6 +83,7 @@ export class Ipam {
         ...(opts.strictAffinity === undefined ? {} : { strictAffinity: opts.strictAffinity }),
       },
       now: opts.now ?? (() => new Date()),
+      affineHint: new Map(),
     };
     this.lanes = opts.localQueue === false ? undefined : new Lanes();
   }
@@ -98,6 +100,20 @@ export class Ipam {
    */
   autoAssign(req: AutoAssignRequest): Promise<Assignment> {
     return this.queued(`assign ${String(req?.node)}`, () => autoAssign(this.ctx, req));
+  }
+
+  /**
+   * autoAssign with its request still being worked out by the caller: its first read
+   * (handle, affinities, the node's blocks) overlaps the caller's. Writes nothing before
+   * `later` resolves; resolves undefined, having written nothing, when it resolves undefined.
+   */
+  autoAssignWhenReady(
+    first: { handle: string; node: string },
+    later: Promise<AutoAssignRequest | undefined>,
+  ): Promise<Assignment | undefined> {
+    return this.queued(`assign ${String(first?.node)}`, () =>
+      autoAssignWhenReady(this.ctx, first, later),
+    );
   }
 
   /** Assigns a specific address; `conflict` if another handle holds it. */

@@ -47,11 +47,27 @@ export async function releaseByHandle(ctx: IpamContext, handle: string): Promise
   checkName('handle', handle);
   return transact(ctx, `releasing handle ${handle}`, async (tx) => {
     const hkey = ctx.keys.handle(handle);
-    const [hkv] = await tx.get([hkey]);
+    // The blocks this process last assigned from (assign.ts) are read with the handle: the
+    // handle's block is usually one of them, and then needs no second read. Each block the
+    // handle names is compared at commit, whichever read brought it.
+    const hinted = [
+      ...new Set([...(ctx.affineHint?.values() ?? [])].flat().map((c) => ctx.keys.block(c))),
+    ];
+    const [hkv, ...early] = await tx.get([hkey, ...hinted], { compare: false });
+    tx.expect(hkey, hkv?.mod ?? '0');
     if (!hkv) return [];
     const h = parseHandle(hkey, hkv.value, handle);
     const cidrs = Object.keys(h.blocks).map((c) => parseCidr(c, `handle ${handle}: block`));
-    const kvs = await tx.get(cidrs.map((c) => ctx.keys.block(c)));
+    const keys = cidrs.map((c) => ctx.keys.block(c));
+    const known = new Map(hinted.map((k, i) => [k, early[i]]));
+    const missing = keys.filter((k) => !known.has(k));
+    const fresh = missing.length === 0 ? [] : await tx.get(missing);
+    missing.forEach((k, i) => known.set(k, fresh[i]));
+    const kvs = keys.map((k) => {
+      const kv = known.get(k);
+      if (!missing.includes(k)) tx.expect(k, kv?.mod ?? '0');
+      return kv;
+    });
     const released: string[] = [];
     cidrs.forEach((cidr, i) => {
       const kv = kvs[i];

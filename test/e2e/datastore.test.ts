@@ -174,6 +174,18 @@ describe('writes', () => {
     expect(JSON.parse(raw.kvs[0]!.value.toString()).metadata).not.toHaveProperty('resourceVersion');
   });
 
+  it('apply with seenAbsent creates in one write, and updates (keeping the uid) when the object appeared meanwhile', async () => {
+    const [fresh] = await ds.apply(tier('sa', 1), { seenAbsent: true });
+    expect(fresh!.action).toBe('created');
+    // Wrongly "seen absent": the guarded write fails and the usual read-plan-write updates.
+    const [stale] = await ds.apply(tier('sa', 2), { seenAbsent: true });
+    expect(stale!.action).toBe('updated');
+    const got = (await ds.get('Tier', 'sa'))!;
+    expect(got.spec).toEqual({ order: 2 });
+    expect(got.metadata.uid).toBe(fresh!.resource.metadata.uid);
+    expect(got.metadata.resourceVersion).toBe(stale!.resource.metadata.resourceVersion);
+  });
+
   it('a uid that does not match the stored object is a conflict (it was recreated)', async () => {
     await ds.create(tier('t', 1));
     const e = await refusal(ds.apply(tier('t', 2, { uid: 'someone-elses' })));

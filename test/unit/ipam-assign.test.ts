@@ -192,6 +192,32 @@ describe('autoAssign', () => {
       'no-pool',
     );
   });
+
+  it('a node whose block went since its last assignment claims a new one, not the one it remembers', async () => {
+    const { ipam: i } = ipam();
+    const pools = [pool('p', '10.1.0.0/24', 30)];
+    const a = await i.autoAssign({ handle: 'net.a', node: 'n1', pools });
+    await i.releaseByHandle('net.a');
+    expect(await i.releaseBlockAffinity('n1')).toEqual([a.block]);
+    const c = await i.autoAssign({ handle: 'net.c', node: 'n1', pools });
+    expect(c.borrowed).toBe(false);
+    expect(await i.blocks()).toEqual([
+      { cidr: c.block, affinity: 'n1', size: 4, allocated: 1, free: 3 },
+    ]);
+  });
+
+  it('autoAssignWhenReady writes nothing when its request is refused or withdrawn', async () => {
+    const { ipam: i } = ipam();
+    const pools = [pool('p', '10.1.0.0/24', 28)];
+    const first = { handle: 'net.w', node: 'n1' };
+    const refused = new Error('the caller refused the ADD');
+    await expect(i.autoAssignWhenReady(first, Promise.reject(refused))).rejects.toBe(refused);
+    expect(await i.autoAssignWhenReady(first, Promise.resolve(undefined))).toBeUndefined();
+    expect(await i.addressesOf('net.w')).toEqual([]);
+    expect(await i.blocks()).toEqual([]);
+    const got = await i.autoAssignWhenReady(first, Promise.resolve({ ...first, pools }));
+    expect(await i.addressesOf('net.w')).toEqual([got?.ip]);
+  });
 });
 
 describe('assignIp', () => {

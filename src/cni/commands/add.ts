@@ -48,79 +48,95 @@ export async function cmdAdd(
 
   const backend = await openBackend();
   mark('store-loaded');
-  const [allPools, nodeLabels, existing, held, pod, settings] = await Promise.all([
-    backend.listPools(),
-    backend.nodeLabels(config.nodename),
-    backend.getEndpoint(who.namespace, who.endpointName),
-    backend.addressesOf(keys.handle),
-    config.datastoreType === 'kubernetes'
-      ? readKubernetesPod(backend, who, env)
-      : Promise.resolve(undefined),
-    // Read with the rest, one round trip less for the assignment (still live).
-    backend.ipamSettings?.(),
-  ]).catch((err: unknown) => {
-    throw backendError(
-      err,
-      `read pools, node ${config.nodename} and endpoint ${who.namespace}/${who.endpointName}`,
-    );
-  });
-  // An endpoint of the same name but another container is an older sandbox of the same pod
-  // (its DEL may still come): the new one takes the name over, as in Calico, and that DEL
-  // leaves it alone because the container IDs differ.
-  if (existing && existing.spec.containerID === env.containerId) {
-    throw new CniError(
-      CniCode.AlreadyAttached,
-      `container ${env.containerId} is already attached to network ${config.name} as ${who.namespace}/${who.endpointName} (${existing.spec.endpoint} with ${existing.spec.ipNetworks.join(', ')}): DEL it before adding it again`,
-    );
-  }
-  // The handle already holding an address means another interface of this container is
-  // attached (one address per container and network, as Calico's handles), or an ADD
-  // died half-way and the runtime has not sent its DEL yet. Either way, going on would hand
-  // the same address to a second interface, and a rollback would take it from the first.
-  if (held.length > 0) {
-    throw new CniError(
-      CniCode.AlreadyAttached,
-      `container ${env.containerId} already holds ${held.join(', ')} on network ${config.name} (handle ${keys.handle}): tortie attaches a container once per network; DEL it before adding it again`,
-    );
-  }
+  // The reads and checks below decide the assignment's request; the assignment's own first
+  // read (the handle, the node's blocks) needs none of it and runs meanwhile. It writes
+  // nothing until the request is known, and nothing at all if a check refuses the ADD.
+  const prepared = prepare();
+  const early = backend.autoAssignWhenReady?.(
+    { handle: keys.handle, node: config.nodename },
+    prepared.then((r) => (r.wanted.kind === 'auto' ? r.request : undefined)),
+  );
+  early?.catch(() => undefined); // its rejection is prepared's, or read below
+  const { wanted, pools, request, pod, existing } = await prepared;
   mark('read');
-  // Calico's pod annotations (ipAddrs, ipv4pools) override the config's pools.
-  const wanted: PodAddressRequest = pod === undefined ? { kind: 'auto' } : podAddressRequest(pod);
-  const node = { name: config.nodename, labels: nodeLabels };
-  const pools =
-    wanted.pools !== undefined
-      ? selectPools(allPools, node, wanted.pools, wanted.poolsFrom)
-      : wanted.kind === 'explicit' && config.pools === undefined
-        ? // Calico: the address must lie in a configured pool, whichever (Manual ones and
-          // ones not selecting this node included: naming the address is the choice).
-          allPools.filter((p) => !p.cidr.includes(':'))
-        : selectPools(allPools, node, config.pools);
 
-  const request = {
-    handle: keys.handle,
-    node: config.nodename,
-    pools,
-    ...(settings === undefined ? {} : { settings }),
-    attrs: {
+  async function prepare() {
+    const [allPools, nodeLabels, existing, held, pod, settings] = await Promise.all([
+      backend.listPools(),
+      backend.nodeLabels(config.nodename),
+      backend.getEndpoint(who.namespace, who.endpointName),
+      backend.addressesOf(keys.handle),
+      config.datastoreType === 'kubernetes'
+        ? readKubernetesPod(backend, who, env)
+        : Promise.resolve(undefined),
+      // Read with the rest, one round trip less for the assignment (still live).
+      backend.ipamSettings?.(),
+    ]).catch((err: unknown) => {
+      throw backendError(
+        err,
+        `read pools, node ${config.nodename} and endpoint ${who.namespace}/${who.endpointName}`,
+      );
+    });
+    // An endpoint of the same name but another container is an older sandbox of the same pod
+    // (its DEL may still come): the new one takes the name over, as in Calico, and that DEL
+    // leaves it alone because the container IDs differ.
+    if (existing && existing.spec.containerID === env.containerId) {
+      throw new CniError(
+        CniCode.AlreadyAttached,
+        `container ${env.containerId} is already attached to network ${config.name} as ${who.namespace}/${who.endpointName} (${existing.spec.endpoint} with ${existing.spec.ipNetworks.join(', ')}): DEL it before adding it again`,
+      );
+    }
+    // The handle already holding an address means another interface of this container is
+    // attached (one address per container and network, as Calico's handles), or an ADD
+    // died half-way and the runtime has not sent its DEL yet. Either way, going on would hand
+    // the same address to a second interface, and a rollback would take it from the first.
+    if (held.length > 0) {
+      throw new CniError(
+        CniCode.AlreadyAttached,
+        `container ${env.containerId} already holds ${held.join(', ')} on network ${config.name} (handle ${keys.handle}): tortie attaches a container once per network; DEL it before adding it again`,
+      );
+    }
+    // Calico's pod annotations (ipAddrs, ipv4pools) override the config's pools.
+    const wanted: PodAddressRequest = pod === undefined ? { kind: 'auto' } : podAddressRequest(pod);
+    const node = { name: config.nodename, labels: nodeLabels };
+    const pools =
+      wanted.pools !== undefined
+        ? selectPools(allPools, node, wanted.pools, wanted.poolsFrom)
+        : wanted.kind === 'explicit' && config.pools === undefined
+          ? // Calico: the address must lie in a configured pool, whichever (Manual ones and
+            // ones not selecting this node included: naming the address is the choice).
+            allPools.filter((p) => !p.cidr.includes(':'))
+          : selectPools(allPools, node, config.pools);
+
+    const request = {
+      handle: keys.handle,
       node: config.nodename,
-      network: config.name,
-      containerID: env.containerId,
-      ifname: env.ifName,
-      namespace: who.namespace,
-      workload: who.workload,
-      endpoint: `${who.namespace}/${who.endpointName}`,
-      // Calico's CNI plugin names the pod (with its namespace) when there is one: what
-      // `calicoctl ipam check` and `ipam show --show-borrowed` report an address by.
-      ...(who.orchestrator === 'k8s' ? { pod: who.workload } : {}),
-    },
-  };
+      pools,
+      ...(settings === undefined ? {} : { settings }),
+      attrs: {
+        node: config.nodename,
+        network: config.name,
+        containerID: env.containerId,
+        ifname: env.ifName,
+        namespace: who.namespace,
+        workload: who.workload,
+        endpoint: `${who.namespace}/${who.endpointName}`,
+        // Calico's CNI plugin names the pod (with its namespace) when there is one: what
+        // `calicoctl ipam check` and `ipam show --show-borrowed` report an address by.
+        ...(who.orchestrator === 'k8s' ? { pod: who.workload } : {}),
+      },
+    };
+
+    return { wanted, pools, request, pod, existing };
+  }
+
   let ip: string;
   try {
     if (wanted.kind === 'explicit') {
       await backend.assignIp({ ...request, ip: wanted.ip });
       ip = wanted.ip;
     } else {
-      ({ ip } = await backend.autoAssign(request));
+      ({ ip } = (await early) ?? (await backend.autoAssign(request)));
     }
   } catch (err) {
     const error =
@@ -175,7 +191,7 @@ export async function cmdAdd(
   const endpoint = endpointRecord(who, env, config, { ip, mac: podMac, hostIfName }, pod?.endpoint);
   let revision: string | undefined;
   try {
-    ({ revision } = await backend.putEndpoint(endpoint));
+    ({ revision } = await backend.putEndpoint(endpoint, { seenAbsent: existing === undefined }));
   } catch (err) {
     undo.endpoint = endpoint;
     throw await undo.fail(

@@ -3,8 +3,9 @@
  * namespace, the veth, the endpoint, the allocation) is skipped, so a second DEL, a DEL
  * after a failed ADD and containerd's DEL with an empty CNI_NETNS all succeed.
  *
- * Order: veth, endpoint, then the address — so an interrupted DEL never leaves an
- * endpoint claiming an address IPAM has already given back. The endpoint is deleted only
+ * Order: the veth and (guarded) the endpoint, then the address — so an interrupted DEL
+ * never leaves an endpoint claiming an address IPAM has already given back, nor a veth
+ * routing an address IPAM may give to the next pod. The endpoint is deleted only
  * when it still belongs to this container (a newer sandbox of the same pod may own the
  * name by now). An unreachable datastore is code 11: answering success would leak the
  * address, since the runtime never retries a successful DEL.
@@ -16,7 +17,7 @@ import type { NetworkConfig } from '../config.js';
 import type { AttachmentEnv } from '../env.js';
 import { CniCode, CniError } from '../errors.js';
 import { backendError } from '../failures.js';
-import { unguardPod } from '../guard.js';
+import { guardPod, unguardPod } from '../guard.js';
 import { workloadIdentity } from '../identity.js';
 import { mark } from '../trace.js';
 
@@ -42,22 +43,45 @@ export async function cmdDel(
     ]);
     return { backend, endpoint, held };
   });
-  const [veth, read] = await Promise.allSettled([removeVeth(keys.workloadId, config), reads]);
+  // The endpoint goes while the kernel removes the veth (the longest step), not after it.
+  // The veth may still forward for a moment once the agent has let go of it, so the guard
+  // of ADD (../guard.ts) goes up first: nothing is routed from or to the pod meanwhile.
+  const endpointGone = reads.then(async ({ backend, endpoint, held }) => {
+    if (!endpoint || endpoint.spec.containerID !== env.containerId) return [];
+    const ips = [...new Set([...held, ...endpoint.spec.ipNetworks.map((n) => n.split('/')[0]!)])];
+    if (config.hostNetns === undefined || (await pathExists(config.hostNetns))) {
+      for (const ip of ips) {
+        try {
+          await guardPod(config.hostNetns, keys.workloadId, ip);
+        } catch (err) {
+          throw new CniError(
+            CniCode.PlumbingFailed,
+            `DEL ${keys.workloadId}: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+      }
+    }
+    try {
+      await backend.deleteEndpoint(who.namespace, who.endpointName);
+    } catch (err) {
+      throw backendError(err, `delete WorkloadEndpoint ${who.namespace}/${who.endpointName}`);
+    }
+    return ips;
+  });
+  const [veth, read, gone] = await Promise.allSettled([
+    removeVeth(keys.workloadId, config),
+    reads,
+    endpointGone,
+  ]);
   if (veth.status === 'rejected') throw veth.reason;
   if (read.status === 'rejected')
     throw backendError(read.reason, `read WorkloadEndpoint ${who.namespace}/${who.endpointName}`);
-  const { backend, endpoint, held } = read.value;
-  mark('veth-removed');
-  try {
-    if (endpoint && endpoint.spec.containerID === env.containerId) {
-      await backend.deleteEndpoint(who.namespace, who.endpointName);
-    }
-  } catch (err) {
-    throw backendError(err, `delete WorkloadEndpoint ${who.namespace}/${who.endpointName}`);
-  }
-  mark('endpoint-removed');
-  // An ADD killed between its guard and its end left the guard rules (../guard.ts).
-  await removeGuard(keys.workloadId, held, config);
+  if (gone.status === 'rejected') throw gone.reason;
+  const { backend, held } = read.value;
+  mark('veth-and-endpoint-removed');
+  // This DEL's guard, or one an ADD killed between its guard and its end left behind.
+  await removeGuard(keys.workloadId, [...new Set([...held, ...gone.value])], config);
   mark('unguarded');
   try {
     await backend.releaseByHandle(keys.handle);
