@@ -7,6 +7,7 @@ import type { KindName, ResourceOf, StoredResource, WatchEvent } from '../datast
 import type { Endpoint, Labels, NamedPort, World } from '../policy/model.js';
 import { PROTOCOLS } from '../policy/model.js';
 import { parseResource, worldFrom, type Resource } from '../policy/resources.js';
+import { reuseRuleLists } from '../policy/reuse.js';
 import { endpointLabels } from '../policy/service-accounts.js';
 
 /**
@@ -186,16 +187,22 @@ function describe(r: StoredResource): string {
 export function buildWorld(model: ClusterModel): BuiltWorld {
   const problems: ModelProblem[] = [];
   const resources: Resource[] = [];
+  const before = latest.get(model);
+  const now = new Map<string, Resource>();
   for (const kind of POLICY_KINDS) {
     for (const stored of model.list(kind).sort(byKey)) {
+      const id = `${kind} ${refKey(stored.metadata.name, stored.metadata.namespace)}`;
       const cached = converted.get(stored);
       if (cached !== undefined) {
         if ('problem' in cached) problems.push(cached.problem);
-        else resources.push(cached.resource);
+        else {
+          resources.push(cached.resource);
+          now.set(id, cached.resource);
+        }
         continue;
       }
       try {
-        const resource = parseResource({
+        const parsed = parseResource({
           apiVersion: stored.apiVersion,
           kind: stored.kind,
           metadata: {
@@ -207,8 +214,10 @@ export function buildWorld(model: ClusterModel): BuiltWorld {
           },
           spec: stored.spec,
         });
+        const resource = withRulesOf(before?.get(id), parsed);
         converted.set(stored, { resource });
         resources.push(resource);
+        now.set(id, resource);
       } catch (e) {
         const problem = { object: describe(stored), message: (e as Error).message };
         converted.set(stored, { problem });
@@ -216,6 +225,7 @@ export function buildWorld(model: ClusterModel): BuiltWorld {
       }
     }
   }
+  latest.set(model, now);
   const profileLabels = new Map<string, Labels>();
   for (const r of resources)
     if (r.kind === 'Profile' && r.profile.labelsToApply !== undefined)
@@ -248,6 +258,26 @@ export function buildWorld(model: ClusterModel): BuiltWorld {
  * resource is converted once per version, not once per reconcile.
  */
 const converted = new WeakMap<StoredResource, { resource: Resource } | { problem: ModelProblem }>();
+
+/**
+ * Per model, the conversion of each policy resource in the last build: a new version's
+ * unchanged rules are that conversion's objects (../policy/reuse.ts), so the compiler,
+ * which compares rules by identity first, sees a one-rule edit as one rule.
+ */
+const latest = new WeakMap<ClusterModel, Map<string, Resource>>();
+
+function withRulesOf(prev: Resource | undefined, next: Resource): Resource {
+  if (prev === undefined) return next;
+  if ('policy' in next && 'policy' in prev) {
+    const policy = reuseRuleLists(prev.policy, next.policy);
+    return policy === next.policy ? next : { ...next, policy };
+  }
+  if (next.kind === 'Profile' && prev.kind === 'Profile') {
+    const profile = reuseRuleLists(prev.profile, next.profile);
+    return profile === next.profile ? next : { ...next, profile };
+  }
+  return next;
+}
 
 function byKey(a: StoredResource, b: StoredResource): number {
   const ka = refKey(a.metadata.name, a.metadata.namespace);
