@@ -173,11 +173,20 @@ export class ProgramBuilder {
       fingerprint: fp,
       layout: () => {
         const steps: Step[] = [];
+        let count = 0;
+        for (const part of parts) count += 'steps' in part ? part.steps.length : 1;
+        const bounds = new Float64Array(2 * count);
         for (const part of parts) {
-          if ('steps' in part) for (const step of part.steps) steps.push(step);
-          else steps.push({ kind: 'end', passes: part.end, ruleId: part.ruleId });
+          if ('steps' in part) {
+            bounds.set(part.bounds, 2 * steps.length);
+            for (const step of part.steps) steps.push(step);
+          } else {
+            bounds[2 * steps.length] = -Infinity;
+            bounds[2 * steps.length + 1] = Infinity;
+            steps.push({ kind: 'end', passes: part.end, ruleId: part.ruleId });
+          }
         }
-        return { steps, fingerprint: fp };
+        return { steps, bounds, fingerprint: fp };
       },
     };
   }

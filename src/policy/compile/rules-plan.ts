@@ -32,6 +32,8 @@ import type { RuleOwner, WorldIndex } from './world-index.js';
 /** A list's contribution to one endpoint's program. */
 export interface Segment {
   readonly steps: readonly RuleStep[];
+  /** Each step's address hull, as Program.bounds. */
+  readonly bounds: Float64Array;
   readonly fingerprint: string;
 }
 
@@ -74,7 +76,7 @@ export class RulesPlan {
   /** Per segment key, each rule's step and spelling (undefined: no step for E). */
   private readonly byRule = new Map<
     string,
-    { steps: (RuleStep | undefined)[]; parts: string[]; digests: string[] }
+    { steps: (RuleStep | undefined)[]; parts: string[]; digests: string[]; hulls: Float64Array }
   >();
   private readonly before: RulesPlan | undefined;
 
@@ -137,7 +139,9 @@ export class RulesPlan {
     const stepAt: (RuleStep | undefined)[] = new Array<RuleStep | undefined>(n);
     const partAt: string[] = new Array<string>(n);
     const digests: string[] = new Array<string>(Math.ceil(n / CHUNK));
+    const hulls = new Float64Array(2 * n);
     const steps: RuleStep[] = [];
+    const bounds: number[] = [];
     for (let c = 0; c * CHUNK < n; c++) {
       const end = Math.min(n, (c + 1) * CHUNK);
       // A chunk of the same planned rules as before (at the same places) keeps its digest.
@@ -149,6 +153,8 @@ export class RulesPlan {
         if (was !== undefined && wasRules![i] === rule) {
           step = was.steps[i];
           part = was.parts[i]!;
+          hulls[2 * i] = was.hulls[2 * i]!;
+          hulls[2 * i + 1] = was.hulls[2 * i + 1]!;
         } else {
           sameChunk = false;
           if (rule.local === undefined || index.localSideMatches(rule.local, endpoint)) {
@@ -158,18 +164,40 @@ export class RulesPlan {
               part = `${rule.ruleId}${rule.action[0]}${fixed.key}`;
             }
           }
+          if (step !== undefined) hull(step, hulls, i);
         }
         stepAt[i] = step;
         partAt[i] = part;
-        if (step !== undefined) steps.push(step);
+        if (step !== undefined) {
+          steps.push(step);
+          bounds.push(hulls[2 * i]!, hulls[2 * i + 1]!);
+        }
       }
       if (sameChunk && (end - c * CHUNK === CHUNK || wasRules!.length === n))
         digests[c] = was!.digests[c]!;
       else digests[c] = fingerprint(partAt.slice(c * CHUNK, end).join(';'));
     }
-    this.byRule.set(key, { steps: stepAt, parts: partAt, digests });
-    return { steps, fingerprint: fingerprint(`${n}:${digests.join(',')}`) };
+    this.byRule.set(key, { steps: stepAt, parts: partAt, digests, hulls });
+    return {
+      steps,
+      bounds: Float64Array.from(bounds),
+      fingerprint: fingerprint(`${n}:${digests.join(',')}`),
+    };
   }
+}
+
+/** The hull of a step's atoms' addresses, into `out` at 2i, 2i+1. */
+function hull(step: RuleStep, out: Float64Array, i: number): void {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const atom of step.atoms) {
+    const n = atom.addr.length;
+    if (n === 0) continue;
+    lo = Math.min(lo, atom.addr[0]![0]);
+    hi = Math.max(hi, atom.addr[n - 1]![1]);
+  }
+  out[2 * i] = lo;
+  out[2 * i + 1] = hi;
 }
 
 /**
