@@ -175,6 +175,24 @@ describe('the cluster model and the World built from it', () => {
     expect(after.ingress[2]!.destination.ports).toEqual([{ kind: 'range', from: 9, to: 9 }]);
     m.apply(version([1, 2, 9, 3, 4])); // a new stored object, equal: the same policy
     expect(buildWorld(m).world.policies[0]).toBe(after);
+    // Only the changed rules were converted, and the result is the whole conversion's.
+    const whole = new ClusterModel();
+    whole.apply(version([1, 2, 9, 3, 4]));
+    expect(after).toEqual(buildWorld(whole).world.policies[0]);
+    // A changed rule that does not convert is reported at its place in the whole list.
+    m.apply(
+      put(
+        'NetworkPolicy',
+        stored('projectcalico.org/v3', 'NetworkPolicy', 'p', 'prod', {
+          selector: 'all()',
+          ingress: [rule(1), rule(2), rule(9), { action: 'Allow', destination: { ports: [5] } }],
+        }),
+      ),
+    );
+    const { world, problems } = buildWorld(m);
+    expect(world.policies).toEqual([]);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.message).toMatch(/ingress\[3\]/);
   });
 
   it('a stored resource that does not convert is left out and reported; the rest still works', () => {
