@@ -12,10 +12,11 @@
  * allowing rule is removed again (not timed) and the block is checked.
  *
  * Each change's World is new by default, as the agent's watch delivers it: parsed from
- * JSON just before the timed part (the watch's decode; the parsed objects stay alive
- * through the change, as the agent's model keeps the stored resource), then, timed, its
- * unchanged rules reused from the World programmed before (../src/policy/reuse.ts, what
- * the agent's buildWorld does per resource) and programmed. `--same-objects` hands the
+ * JSON just before the timed part (the watch's decode), then, timed, its unchanged rules
+ * reused from the World programmed before (../src/policy/reuse.ts, what the agent's
+ * buildWorld does per resource) and programmed. The parsed duplicates of unchanged rules
+ * are then garbage, as in the agent, whose model keeps the last version's raw rules in
+ * their place (../src/agent/model.ts editedRules). `--same-objects` hands the
  * dataplane the same two World objects every time instead (the compiler's best case).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -165,9 +166,10 @@ export async function measureUpdate(
         for (let c = 0; c < opts.changes; c++) {
           const seen = probe.go(30_000);
           await sleep(20); // the probe is knocking
-          const delivered = fresh ? (JSON.parse(openJson) as World) : open;
+          let delivered: World | undefined = fresh ? (JSON.parse(openJson) as World) : open;
           const t0 = process.hrtime.bigint();
           const world = fresh ? reuseWorld(last, delivered) : open;
+          delivered = undefined;
           const rep = await lab.program(world);
           last = world;
           const t1 = await seen;

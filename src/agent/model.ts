@@ -346,6 +346,17 @@ function editedRules(
   };
   const ingress = splice('ingress');
   const egress = splice('egress');
+  // The stored version keeps the last version's raw rules where they are equal, so the
+  // model holds one copy of an unchanged rule: the decoded duplicates die young (a
+  // 10,000-rule version kept alive would be copied by every scavenge during the reconcile).
+  for (const d of ['ingress', 'egress'] as const) {
+    const ra = a[d] as unknown[] | undefined;
+    const rb = b[d] as unknown[] | undefined;
+    if (ra === undefined || rb === undefined) continue;
+    const { head, tail } = cuts[d];
+    for (let k = 0; k < head; k++) rb[k] = ra[k];
+    for (let k = 1; k <= tail; k++) rb[rb.length - k] = ra[ra.length - k];
+  }
   if (ingress === lists.ingress && egress === lists.egress) return prev.resource;
   if ('policy' in prev.resource)
     return { ...prev.resource, policy: { ...prev.resource.policy, ingress, egress } };
