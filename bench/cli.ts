@@ -209,6 +209,11 @@ export function registerBenchCommands(program: Command): Command {
     ])
     .option('--changes <n>', 'changes per cell', positiveInt, 10)
     .option('--period-ms <ms>', "the probe's connect period", positiveNumber, 1)
+    .option(
+      '--same-objects',
+      'program the same World objects each change (default: a new World parsed from JSON per change, as the agent gets it)',
+      false,
+    )
     .option('--out <dir>', 'write update.json and update.svg here')
     .option('--json', 'print the results as one JSON document', false)
     .option('--id <id>', 'lab id (1-12 lower-case letters or digits; default: bn + random hex)')
@@ -218,6 +223,7 @@ export function registerBenchCommands(program: Command): Command {
         modes: ('bpf' | 'iptables')[];
         changes: number;
         periodMs: number;
+        sameObjects: boolean;
         out?: string;
         json: boolean;
         id?: string;

@@ -10,6 +10,14 @@
  * — render, ipset restore, iptables-restore --noflush) to the start of the first connect
  * that succeeded. Resolution: the probe period plus timer jitter. After each change the
  * allowing rule is removed again (not timed) and the block is checked.
+ *
+ * Each change's World is new by default, as the agent's watch delivers it: parsed from
+ * JSON just before the timed part (the watch's decode), then, timed, its unchanged rules
+ * reused from the World programmed before (../src/policy/reuse.ts, what the agent's
+ * buildWorld does per resource) and programmed. The parsed duplicates of unchanged rules
+ * are then garbage, as in the agent, whose model keeps the last version's raw rules in
+ * their place (../src/agent/model.ts editedRules). `--same-objects` hands the
+ * dataplane the same two World objects every time instead (the compiler's best case).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
@@ -28,12 +36,16 @@ import {
   type Machine,
 } from './common.js';
 import { BenchLab, benchPolicyWorld, PORTS, SERVER_IP } from './lab.js';
+import type { World } from '../src/policy/model.js';
+import { reuseWorld } from '../src/policy/reuse.js';
 
 export interface UpdateOptions {
   rules: number[];
   modes: ('bpf' | 'iptables')[];
   changes: number;
   periodMs: number;
+  /** Program the same two World objects every change (default: a new World per change). */
+  sameObjects?: boolean;
   json: boolean;
   out?: string;
   id?: string;
@@ -136,7 +148,13 @@ export async function measureUpdate(
           allow: false,
         });
         const open = benchPolicyWorld(lab.endpoints, { rules: n + 1, placement: 'last' });
+        const fresh = opts.sameObjects !== true;
+        const openJson = fresh ? JSON.stringify(open) : '';
+        const blockedJson = fresh ? JSON.stringify(blocked) : '';
         await lab.set(mode, { rules: n + 1, placement: 'last', allow: false });
+        // The World the dataplane has now (the next fresh one reuses its rules).
+        await lab.program(blocked);
+        let last: World = blocked;
         if (await lab.probe(300))
           throw new Error(`${mode} ${n} rules: the client is not blocked before the change`);
         progress(`${mode}: ${n} rules, ${opts.changes} changes`);
@@ -148,8 +166,12 @@ export async function measureUpdate(
         for (let c = 0; c < opts.changes; c++) {
           const seen = probe.go(30_000);
           await sleep(20); // the probe is knocking
+          let delivered: World | undefined = fresh ? (JSON.parse(openJson) as World) : open;
           const t0 = process.hrtime.bigint();
-          const rep = await lab.program(open);
+          const world = fresh ? reuseWorld(last, delivered) : open;
+          delivered = undefined;
+          const rep = await lab.program(world);
+          last = world;
           const t1 = await seen;
           // An attempt stamped just before t0 can still be the first let through: the
           // probe stamps before connect(), and on a loaded machine its SYN can leave after
@@ -160,7 +182,9 @@ export async function measureUpdate(
           if (rep.compileMs !== undefined) compileMs.push(rep.compileMs);
           if (rep.applyMs !== undefined) applyMs.push(rep.applyMs);
           if (rep.writes !== undefined) mapChanges.push(rep.writes + (rep.deletes ?? 0));
-          await lab.program(blocked);
+          const back = fresh ? reuseWorld(last, JSON.parse(blockedJson) as World) : blocked;
+          await lab.program(back);
+          last = back;
           if (await lab.probe(300))
             throw new Error(`${mode} ${n} rules: still open after the allowing rule was removed`);
         }
@@ -194,6 +218,7 @@ export async function measureUpdate(
       modes: opts.modes,
       changes: opts.changes,
       periodMs: opts.periodMs,
+      sameObjects: opts.sameObjects === true,
     },
     rows,
     goal: {
@@ -233,7 +258,7 @@ export function updateGoalLine(g: UpdateResult['goal']): string {
 
 export function updateTable(r: UpdateResult): string {
   const out = [
-    `\ntime from one policy change to enforcement (ms; probe every ${r.options.periodMs} ms), ${r.options.changes} changes per cell`,
+    `\ntime from one policy change to enforcement (ms; probe every ${r.options.periodMs} ms), ${r.options.changes} changes per cell, ${r.options.sameObjects === true ? 'the same World objects each change' : 'a new World per change (rules reused as the agent does)'}`,
     `${'rules'.padStart(7)}${'bpf p50'.padStart(10)}${'bpf p99'.padStart(10)}${'compile'.padStart(9)}${'maps'.padStart(7)}${'map ops'.padStart(9)}${'ipt p50'.padStart(10)}${'ipt p99'.padStart(10)}${'ipt call'.padStart(10)}`,
   ];
   const rules = [...new Set(r.rows.map((x) => x.rules))];

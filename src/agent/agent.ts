@@ -253,6 +253,9 @@ export class Agent {
     this.debouncer = new Debouncer(() => this.reconcile(), {
       quietMs: config.debounceMs,
       maxDelayMs: config.maxDelayMs,
+      // A change that finds the agent idle is reconciled at once; a whole etcd
+      // transaction is delivered before that run starts (./debounce.ts says why).
+      leading: true,
       onError: (e) => this.log.error({ err: (e as Error).message }, 'reconcile crashed'),
     });
   }

@@ -3,17 +3,34 @@
  * without a new trigger, or `maxDelayMs` after the first trigger of a burst, whichever
  * comes first. Runs never overlap: a trigger during a run schedules one more run after
  * it. The clock is injectable, so the behaviour is unit-tested with fake timers.
+ *
+ * With `leading`, a trigger that finds the debouncer idle — nothing scheduled or running,
+ * and no run ended within the last `quietMs` — runs at the next turn of the event loop
+ * (setImmediate) instead of after the quiet time: a single change is enforced without
+ * waiting. Everything delivered in the same turn is in that run: setImmediate fires only
+ * after the current I/O callback and every microtask it queued have run, and the etcd
+ * watch hands out all events of one response — which holds whole transactions, etcd never
+ * splits a revision across responses — from one callback through a chain of microtasks
+ * (../datastore/watch.ts deliver). So a run never sees half a transaction. The triggers
+ * that come during that run or within quietMs after it are a burst, and are coalesced by
+ * the quiet time as without `leading`.
  */
 
 export interface DebouncerOptions {
   readonly quietMs: number;
   readonly maxDelayMs: number;
+  /** An idle debouncer runs a trigger at the next turn of the event loop (see above). */
+  readonly leading?: boolean;
   /** Told about a run that threw (the debouncer keeps going). */
   readonly onError?: (err: unknown) => void;
 }
 
 export class Debouncer {
   private timer: NodeJS.Timeout | undefined;
+  /** A leading run set for the next turn of the event loop. */
+  private soon: NodeJS.Immediate | undefined;
+  /** When the last run ended (for `leading`: idle means quiet since then). */
+  private lastEndAt: number | undefined;
   private firstAt: number | undefined;
   private running: Promise<void> | undefined;
   private pendingWhileRunning = false;
@@ -37,7 +54,19 @@ export class Debouncer {
       this.pendingWhileRunning = true;
       return;
     }
+    if (this.soon !== undefined) return; // the run set for the next turn sees this change
     const now = this.now();
+    if (
+      this.options.leading === true &&
+      this.timer === undefined &&
+      (this.lastEndAt === undefined || now - this.lastEndAt >= this.options.quietMs)
+    ) {
+      this.soon = setImmediate(() => {
+        this.soon = undefined;
+        this.fire();
+      });
+      return;
+    }
     this.firstAt ??= now;
     const latest = this.firstAt + this.options.maxDelayMs;
     const delay = Math.max(0, Math.min(this.options.quietMs, latest - now));
@@ -50,6 +79,8 @@ export class Debouncer {
     if (this.stopped) return Promise.resolve();
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearImmediate(this.soon);
+    this.soon = undefined;
     if (this.running) {
       this.pendingWhileRunning = true;
       this.flushWhileRunning = true;
@@ -61,7 +92,8 @@ export class Debouncer {
 
   /** Resolves when nothing is scheduled or running. */
   idle(): Promise<void> {
-    if (!this.running && this.timer === undefined) return Promise.resolve();
+    if (!this.running && this.timer === undefined && this.soon === undefined)
+      return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -70,6 +102,8 @@ export class Debouncer {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearImmediate(this.soon);
+    this.soon = undefined;
     await this.running;
     this.wake();
   }
@@ -87,6 +121,7 @@ export class Debouncer {
       }
     })().finally(() => {
       this.running = undefined;
+      this.lastEndAt = this.now();
       if (this.pendingWhileRunning && !this.stopped) {
         this.pendingWhileRunning = false;
         if (this.flushWhileRunning) {
@@ -102,7 +137,7 @@ export class Debouncer {
   }
 
   private wake(): void {
-    if (this.running || this.timer !== undefined) return;
+    if (this.running || this.timer !== undefined || this.soon !== undefined) return;
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();

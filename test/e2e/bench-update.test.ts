@@ -59,6 +59,9 @@ describe('tortie bench update', () => {
 
     const doc = JSON.parse(readFileSync(join(out, 'update.json'), 'utf8')) as UpdateResult;
     expect(doc.benchmark).toBe('update');
+    // Each change a new World, as the agent's watch delivers it (--same-objects: not).
+    expect(doc.options.sameObjects).toBe(false);
+    expect(lines[top]).toContain('a new World per change');
     expect(doc.rows.map((x) => `${x.mode}/${x.rules}`)).toEqual([
       'bpf/0',
       'bpf/10',

@@ -21,6 +21,43 @@ describe('the reconcile debouncer', () => {
     expect(run).toHaveBeenCalledTimes(1);
   });
 
+  it('leading: an idle trigger runs at the next turn with what that turn delivered; a burst after it waits for quiet', async () => {
+    const seen: number[] = [];
+    let delivered = 0;
+    const d = new Debouncer(() => void seen.push(delivered), {
+      quietMs: 20,
+      maxDelayMs: 200,
+      leading: true,
+    });
+    // One watch response: its events are handled in microtasks of one callback.
+    let chain = Promise.resolve();
+    for (let i = 0; i < 3; i++)
+      chain = chain.then(() => {
+        delivered++;
+        d.trigger();
+      });
+    await chain;
+    expect(seen).toEqual([]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(seen).toEqual([3]);
+    // Within quietMs of that run: a burst, coalesced after the quiet time.
+    for (let i = 0; i < 3; i++) {
+      delivered++;
+      d.trigger();
+      await vi.advanceTimersByTimeAsync(5);
+    }
+    expect(seen).toEqual([3]);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(seen).toEqual([3, 6]);
+    // Quiet again: the next change runs at once.
+    await vi.advanceTimersByTimeAsync(50);
+    delivered++;
+    d.trigger();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(seen).toEqual([3, 6, 7]);
+    await d.stop();
+  });
+
   it('a burst that never goes quiet still runs by maxDelayMs after its first trigger', async () => {
     const run = vi.fn();
     const d = new Debouncer(run, { quietMs: 20, maxDelayMs: 100 });

@@ -151,6 +151,50 @@ describe('the cluster model and the World built from it', () => {
     ).toBe(false);
   });
 
+  it("a new version of a policy keeps the previous version's objects for its unchanged rules", () => {
+    const m = new ClusterModel();
+    const rule = (port: number) => ({
+      action: 'Allow',
+      protocol: 'TCP',
+      destination: { ports: [port] },
+    });
+    const version = (ports: number[]) =>
+      put(
+        'NetworkPolicy',
+        stored('projectcalico.org/v3', 'NetworkPolicy', 'p', 'prod', {
+          selector: 'all()',
+          ingress: ports.map(rule),
+        }),
+      );
+    m.apply(version([1, 2, 3, 4]));
+    const before = buildWorld(m).world.policies[0]!;
+    m.apply(version([1, 2, 9, 3, 4])); // 9 inserted
+    const after = buildWorld(m).world.policies[0]!;
+    expect(after).not.toBe(before);
+    expect(after.ingress.map((r) => before.ingress.indexOf(r))).toEqual([0, 1, -1, 2, 3]);
+    expect(after.ingress[2]!.destination.ports).toEqual([{ kind: 'range', from: 9, to: 9 }]);
+    m.apply(version([1, 2, 9, 3, 4])); // a new stored object, equal: the same policy
+    expect(buildWorld(m).world.policies[0]).toBe(after);
+    // Only the changed rules were converted, and the result is the whole conversion's.
+    const whole = new ClusterModel();
+    whole.apply(version([1, 2, 9, 3, 4]));
+    expect(after).toEqual(buildWorld(whole).world.policies[0]);
+    // A changed rule that does not convert is reported at its place in the whole list.
+    m.apply(
+      put(
+        'NetworkPolicy',
+        stored('projectcalico.org/v3', 'NetworkPolicy', 'p', 'prod', {
+          selector: 'all()',
+          ingress: [rule(1), rule(2), rule(9), { action: 'Allow', destination: { ports: [5] } }],
+        }),
+      ),
+    );
+    const { world, problems } = buildWorld(m);
+    expect(world.policies).toEqual([]);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.message).toMatch(/ingress\[3\]/);
+  });
+
   it('a stored resource that does not convert is left out and reported; the rest still works', () => {
     const m = new ClusterModel();
     m.apply(

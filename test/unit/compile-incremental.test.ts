@@ -14,6 +14,7 @@ import {
   type LocalEndpoint,
 } from '../../src/policy/compile/index.js';
 import type { Rule, World } from '../../src/policy/model.js';
+import { reuseWorld } from '../../src/policy/reuse.js';
 import { judge, SoftMaps } from '../helpers/softdataplane.js';
 import { editArb, ruleArb, worldCaseArb, type PacketCase } from '../helpers/worldgen.js';
 
@@ -153,15 +154,22 @@ describe('incremental compile', () => {
             : start.world;
           const locals = [...start.locals];
           let prev = compiler.update(world, locals);
+          let last = world;
           maps.apply(prev.delta);
           for (const [seed, anyEdit] of edits) {
             world = fc.sample(anyEdit === 0 ? editArb(world) : ruleEditArb(world), {
               seed,
               numRuns: 1,
             })[0]!;
-            const here = relink(world, locals);
-            const next = compiler.update(world, here);
-            const fresh = new PolicyCompiler().update(world, here).state;
+            // As given (unchanged rules the same objects), as new objects (a watch's
+            // decode: rules equal by value only), or new with the rules reused.
+            const copy = (): World => JSON.parse(JSON.stringify(world)) as World;
+            const how = Math.abs(seed) % 3;
+            const given = how === 0 ? world : how === 1 ? copy() : reuseWorld(last, copy());
+            last = given;
+            const here = relink(given, locals);
+            const next = compiler.update(given, here);
+            const fresh = new PolicyCompiler().update(given, here).state;
             expect(canonical(next.state)).toEqual(canonical(fresh));
 
             const old = verdicts(prev.state, start.packets);

@@ -24,7 +24,7 @@ import { parseSelector } from '../selector.js';
 import { fingerprint } from './fingerprint.js';
 import type { Program, Step } from './program.js';
 import type { RuleIds } from './rule-ids.js';
-import { RuleCache, RulesPlan, rulesJson, type Segment } from './rules-plan.js';
+import { RuleCache, RulesPlan, rulesKey, type Segment } from './rules-plan.js';
 import { endpointLabels, type WorldIndex } from './world-index.js';
 
 /** A program named by its fingerprint, laid out on demand. */
@@ -109,14 +109,14 @@ const contentKeys = new WeakMap<object, string>();
 
 /**
  * The content of a policy or profile as a string, computed once per object: its fields
- * and each rule's JSON — the same per-rule JSON an edited list is compared by
- * (./rules-plan.ts), so a policy that arrives as a new object is serialised once.
+ * and its rule lists' chunked digests (./rules-plan.ts rulesKey), so a new version that
+ * shares its unchanged rules with the last (../reuse.ts) serialises only the changed.
  */
 function contentKey(value: Policy | Profile): string {
   let key = contentKeys.get(value);
   if (key === undefined) {
     const { ingress, egress, ...rest } = value;
-    key = `${JSON.stringify(rest)}|${rulesJson(ingress).join(',')}|${rulesJson(egress).join(',')}`;
+    key = `${JSON.stringify(rest)}|${rulesKey(ingress)}|${rulesKey(egress)}`;
     contentKeys.set(value, key);
   }
   return key;
@@ -173,11 +173,20 @@ export class ProgramBuilder {
       fingerprint: fp,
       layout: () => {
         const steps: Step[] = [];
+        let count = 0;
+        for (const part of parts) count += 'steps' in part ? part.steps.length : 1;
+        const bounds = new Float64Array(2 * count);
         for (const part of parts) {
-          if ('steps' in part) for (const step of part.steps) steps.push(step);
-          else steps.push({ kind: 'end', passes: part.end, ruleId: part.ruleId });
+          if ('steps' in part) {
+            bounds.set(part.bounds, 2 * steps.length);
+            for (const step of part.steps) steps.push(step);
+          } else {
+            bounds[2 * steps.length] = -Infinity;
+            bounds[2 * steps.length + 1] = Infinity;
+            steps.push({ kind: 'end', passes: part.end, ruleId: part.ruleId });
+          }
         }
-        return { steps, fingerprint: fp };
+        return { steps, bounds, fingerprint: fp };
       },
     };
   }

@@ -5,7 +5,7 @@
  * compiled for different endpoints is recognised as one set.
  */
 import { ADDRESS_BITS } from './addresses.js';
-import { fingerprint } from './fingerprint.js';
+import { digestAll } from './set-digest.js';
 import { L4_BITS, SPORT_BITS } from './l4.js';
 import { functionToPrefixes } from './prefixes.js';
 import type { ClassFunction, SetFunction, SportFunction } from './sweep.js';
@@ -76,8 +76,8 @@ export function emitSet(fn: SetFunction, limits: EntryLimits): SetContent {
     bits: p.bits,
     classFingerprint: fpOf.get(p.result)!,
   }));
-  const spelled = fn.pieces.map((p) => `${p.lo}-${p.hi}:${fpOf.get(p.value)!}`).join(';');
-  return { fingerprint: fingerprint(spelled), entries, classes };
+  const spelled = fn.pieces.map((p) => `${p.lo}-${p.hi}:${fpOf.get(p.value)!}`);
+  return { fingerprint: digestAll(fn.pieces, spelled).fingerprint, entries, classes };
 }
 
 /**

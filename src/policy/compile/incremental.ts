@@ -20,7 +20,7 @@ import {
   type EntryLimits,
   type SetContent,
 } from './emit.js';
-import { fingerprint } from './fingerprint.js';
+import { digestAll, digestEdit, type SetDigest } from './set-digest.js';
 import type { IntervalSet } from './intervals.js';
 import { rangeToPrefixes, type Piece } from './prefixes.js';
 import type { Atom, Program, Step } from './program.js';
@@ -34,6 +34,8 @@ export interface SweptSet {
   readonly pieces: readonly Piece<ClassFunction>[];
   /** Each piece as the set's fingerprint spells it (spliced along with the pieces). */
   readonly spelled: readonly string[];
+  /** The chunked digest the set's fingerprint is (./set-digest.ts). */
+  readonly digest: SetDigest;
   /**
    * Class fingerprint → addresses it covers. Handed on, not copied: the set revised from
    * this one takes the map over and marks it spent (`coverage.spent`); revising a spent
@@ -84,10 +86,12 @@ function spell(p: Piece<ClassFunction>): string {
 
 /** The record of a set emitted by the full path. */
 export function sweptSet(program: Program, fn: SetFunction, content: SetContent): SweptSet {
+  const spelled = fn.pieces.map(spell);
   return {
     program,
     pieces: fn.pieces,
-    spelled: fn.pieces.map(spell),
+    spelled,
+    digest: digestAll(fn.pieces, spelled),
     coverage: countCoverage(fn.pieces),
     fallback: content.entries[0]!.classFingerprint,
     content,
@@ -237,12 +241,14 @@ export function reviseSet(
     lost.size === 0 && gained.length === 0
       ? prev.content.classes
       : prev.content.classes.filter((c) => !lost.has(c.fingerprint)).concat(gained);
-  const content: SetContent = { fingerprint: fingerprint(spelled.join(';')), entries, classes };
+  const digest = digestEdit(prev.digest, pieces, spelled, i, mid.length);
+  const content: SetContent = { fingerprint: digest.fingerprint, entries, classes };
   return {
     swept: {
       program,
       pieces,
       spelled,
+      digest,
       coverage: { counts: coverage, spent: false },
       fallback,
       content,

@@ -46,6 +46,12 @@ export type Step = RuleStep | TierEnd;
 
 export interface Program {
   readonly steps: readonly Step[];
+  /**
+   * Per step, [lo, hi] at 2i, 2i+1: the hull of its atoms' addresses (a rule step without
+   * atoms: [Infinity, -Infinity]; a tier end: [-Infinity, Infinity]). A restricted sweep
+   * skips the steps outside its range on these alone, without touching the steps.
+   */
+  readonly bounds?: Float64Array;
   /** Equal for programs that decide every packet the same way by the same rules. */
   readonly fingerprint: string;
 }

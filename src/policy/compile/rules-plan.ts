@@ -32,6 +32,8 @@ import type { RuleOwner, WorldIndex } from './world-index.js';
 /** A list's contribution to one endpoint's program. */
 export interface Segment {
   readonly steps: readonly RuleStep[];
+  /** Each step's address hull, as Program.bounds. */
+  readonly bounds: Float64Array;
   readonly fingerprint: string;
 }
 
@@ -72,7 +74,10 @@ export class RulesPlan {
   readonly dependsOnEndpoint: boolean;
   private readonly segments = new Map<string, Segment>();
   /** Per segment key, each rule's step and spelling (undefined: no step for E). */
-  private readonly byRule = new Map<string, { steps: (RuleStep | undefined)[]; parts: string[] }>();
+  private readonly byRule = new Map<
+    string,
+    { steps: (RuleStep | undefined)[]; parts: string[]; digests: string[]; hulls: Float64Array }
+  >();
   private readonly before: RulesPlan | undefined;
 
   constructor(
@@ -91,13 +96,21 @@ export class RulesPlan {
   ) {
     this.source = rules;
     this.before = before;
-    const jsons = before === undefined ? undefined : rulesJson(rules);
-    const wasJsons = before === undefined ? undefined : rulesJson(before.source);
-    this.rules = rules.map((rule, i) => {
-      if (jsons !== undefined && i < wasJsons!.length && jsons[i] === wasJsons![i])
-        return before!.rules[i]!;
-      return cache.plan(rule, i, opts, index, ruleIds);
-    });
+    const was = before?.source;
+    const planned = new Array<PlannedRule>(rules.length);
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
+      // By identity first: the versions of a policy share their unchanged rules
+      // (../reuse.ts); else by value.
+      if (
+        was !== undefined &&
+        i < was.length &&
+        (was[i] === rule || ruleJson(was[i]!) === ruleJson(rule))
+      )
+        planned[i] = before!.rules[i]!;
+      else planned[i] = cache.plan(rule, i, opts, index, ruleIds);
+    }
+    this.rules = planned;
     this.dependsOnEndpoint = this.rules.some((r) => r.local !== undefined || r.fixed === undefined);
   }
 
@@ -122,35 +135,76 @@ export class RulesPlan {
   private build(endpoint: Endpoint, index: WorldIndex, key: string): Segment {
     const was = this.before?.byRule.get(key);
     const wasRules = this.before?.rules;
-    const stepAt: (RuleStep | undefined)[] = new Array<RuleStep | undefined>(this.rules.length);
-    const partAt: string[] = new Array<string>(this.rules.length);
+    const n = this.rules.length;
+    const stepAt: (RuleStep | undefined)[] = new Array<RuleStep | undefined>(n);
+    const partAt: string[] = new Array<string>(n);
+    const digests: string[] = new Array<string>(Math.ceil(n / CHUNK));
+    const hulls = new Float64Array(2 * n);
     const steps: RuleStep[] = [];
-    const parts: string[] = [];
-    for (let i = 0; i < this.rules.length; i++) {
-      const rule = this.rules[i]!;
-      let step: RuleStep | undefined;
-      let part = '';
-      if (was !== undefined && wasRules![i] === rule) {
-        step = was.steps[i];
-        part = was.parts[i]!;
-      } else if (rule.local === undefined || index.localSideMatches(rule.local, endpoint)) {
-        const fixed = rule.fixed ?? keyed(ruleAtoms(rule.ports, endpoint.ports));
-        if (fixed.atoms.length > 0) {
-          step = { kind: 'rule', action: rule.action, ruleId: rule.ruleId, atoms: fixed.atoms };
-          part = `${rule.ruleId}${rule.action[0]}${fixed.key}`;
+    const bounds: number[] = [];
+    for (let c = 0; c * CHUNK < n; c++) {
+      const end = Math.min(n, (c + 1) * CHUNK);
+      // A chunk of the same planned rules as before (at the same places) keeps its digest.
+      let sameChunk = was !== undefined && was.digests[c] !== undefined;
+      for (let i = c * CHUNK; i < end; i++) {
+        const rule = this.rules[i]!;
+        let step: RuleStep | undefined;
+        let part = '';
+        if (was !== undefined && wasRules![i] === rule) {
+          step = was.steps[i];
+          part = was.parts[i]!;
+          hulls[2 * i] = was.hulls[2 * i]!;
+          hulls[2 * i + 1] = was.hulls[2 * i + 1]!;
+        } else {
+          sameChunk = false;
+          if (rule.local === undefined || index.localSideMatches(rule.local, endpoint)) {
+            const fixed = rule.fixed ?? keyed(ruleAtoms(rule.ports, endpoint.ports));
+            if (fixed.atoms.length > 0) {
+              step = { kind: 'rule', action: rule.action, ruleId: rule.ruleId, atoms: fixed.atoms };
+              part = `${rule.ruleId}${rule.action[0]}${fixed.key}`;
+            }
+          }
+          if (step !== undefined) hull(step, hulls, i);
+        }
+        stepAt[i] = step;
+        partAt[i] = part;
+        if (step !== undefined) {
+          steps.push(step);
+          bounds.push(hulls[2 * i]!, hulls[2 * i + 1]!);
         }
       }
-      stepAt[i] = step;
-      partAt[i] = part;
-      if (step !== undefined) {
-        steps.push(step);
-        parts.push(part);
-      }
+      if (sameChunk && (end - c * CHUNK === CHUNK || wasRules!.length === n))
+        digests[c] = was!.digests[c]!;
+      else digests[c] = fingerprint(partAt.slice(c * CHUNK, end).join(';'));
     }
-    this.byRule.set(key, { steps: stepAt, parts: partAt });
-    return { steps, fingerprint: fingerprint(parts.join(';')) };
+    this.byRule.set(key, { steps: stepAt, parts: partAt, digests, hulls });
+    return {
+      steps,
+      bounds: Float64Array.from(bounds),
+      fingerprint: fingerprint(`${n}:${digests.join(',')}`),
+    };
   }
 }
+
+/** The hull of a step's atoms' addresses, into `out` at 2i, 2i+1. */
+function hull(step: RuleStep, out: Float64Array, i: number): void {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const atom of step.atoms) {
+    const n = atom.addr.length;
+    if (n === 0) continue;
+    lo = Math.min(lo, atom.addr[0]![0]);
+    hi = Math.max(hi, atom.addr[n - 1]![1]);
+  }
+  out[2 * i] = lo;
+  out[2 * i + 1] = hi;
+}
+
+/**
+ * Rules per chunk of a list's digest: an edit of one rule hashes its chunk again and the
+ * chunks' digests, not the whole list (a 10,000-rule list spelled whole is ~1 MB).
+ */
+const CHUNK = 256;
 
 /**
  * Resolved rules, kept across updates while in use. A rule whose peer side has no
@@ -196,22 +250,49 @@ export class RuleCache {
 
 const ruleKeys = new WeakMap<Rule, { json: string; prefix: string; key: string }>();
 
-const listJsons = new WeakMap<readonly Rule[], readonly string[]>();
-
-/** The JSON of each rule of a list, computed once per list. */
-export function rulesJson(rules: readonly Rule[]): readonly string[] {
-  let jsons = listJsons.get(rules);
-  if (jsons === undefined) {
-    jsons = rules.map((rule) => {
-      const cached = ruleKeys.get(rule);
-      if (cached !== undefined) return cached.json;
-      const json = JSON.stringify(rule);
-      ruleKeys.set(rule, { json, prefix: '', key: json });
-      return json;
-    });
-    listJsons.set(rules, jsons);
+/** The JSON of a rule, computed once per object. */
+export function ruleJson(rule: Rule): string {
+  let cached = ruleKeys.get(rule);
+  if (cached === undefined) {
+    const json = JSON.stringify(rule);
+    cached = { json, prefix: '', key: json };
+    ruleKeys.set(rule, cached);
   }
-  return jsons;
+  return cached.json;
+}
+
+/** Per chunk of a rule list, by its first rule: the chunk's rules and their digest. */
+const chunkDigests = new WeakMap<Rule, { rules: readonly Rule[]; digest: string }>();
+const listKeys = new WeakMap<readonly Rule[], string>();
+
+/**
+ * A rule list's content as a short string, computed once per list: the digest of each
+ * chunk of CHUNK rules' JSON. A chunk of the very rule objects a list seen before had
+ * (a new version of a policy shares its unchanged rules, ../reuse.ts) keeps its digest,
+ * so a new 10,000-rule list that differs in one rule serialises and hashes one chunk.
+ */
+export function rulesKey(rules: readonly Rule[]): string {
+  let key = listKeys.get(rules);
+  if (key !== undefined) return key;
+  const digests: string[] = [];
+  for (let start = 0; start < rules.length; start += CHUNK) {
+    const end = Math.min(rules.length, start + CHUNK);
+    const first = rules[start]!;
+    const known = chunkDigests.get(first);
+    let same = known !== undefined && known.rules.length === end - start;
+    for (let i = start; same && i < end; i++) same = known!.rules[i - start] === rules[i];
+    if (same) {
+      digests.push(known!.digest);
+      continue;
+    }
+    const chunk = rules.slice(start, end);
+    const digest = fingerprint(chunk.map(ruleJson).join(','));
+    chunkDigests.set(first, { rules: chunk, digest });
+    digests.push(digest);
+  }
+  key = `${rules.length}:${digests.join(',')}`;
+  listKeys.set(rules, key);
+  return key;
 }
 
 /**

@@ -259,7 +259,15 @@ class Sweep {
     }
     const groupByAddr = new Map<string, Group>();
     const steps = program.steps;
+    const bounds = within === undefined ? undefined : program.bounds;
     for (let index = 0; index < steps.length; index++) {
+      // Restricted: most steps lie wholly before or after the range, seen in `bounds`
+      // without touching the step (a memory-bound walk over 10,000 objects otherwise).
+      if (
+        bounds !== undefined &&
+        (bounds[2 * index]! > within![1] || bounds[2 * index + 1]! < within![0])
+      )
+        continue;
       const step = steps[index]!;
       if (step.kind === 'end') {
         this.universal.push({ step: index, kind: 'end', passes: step.passes, ruleId: step.ruleId });
