@@ -23,7 +23,7 @@ fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   clang llvm libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
-  make gcc g++ python3 iproute2 iputils-ping procps util-linux openssl \
+  make gcc g++ libc6-dev python3 iproute2 iputils-ping procps util-linux openssl \
   etcd-server podman runc containernetworking-plugins busybox-static tcpdump iptables ipset \
   bird2 frr sockperf iperf3 wrk >/dev/null
 # kubectl, the user's tool against a Kubernetes API server (the lab's, `--datastore kubernetes`):
