@@ -126,6 +126,11 @@ function verdictTable(v: AllResult['verdict']): string {
   return lines.join('\n');
 }
 
+/** Whether the 1-minute load average reached the core count at the start or the end. */
+function loaded(r: AllResult): boolean {
+  return [r.machine, r.machineAfter].some((m) => (m.loadAverage[0] ?? 0) >= m.cores);
+}
+
 function markdown(r: AllResult, svgDir: string): string {
   const m = r.machine;
   const la = (x: Machine) => x.loadAverage.map((v) => v.toFixed(2)).join(', ');
@@ -137,7 +142,7 @@ function markdown(r: AllResult, svgDir: string): string {
     '',
     `Run with \`tortie bench all\` (\`npm run bench -- all\`) on ${m.date.slice(0, 10)}: kernel ${m.kernel}, ` +
       `${m.cores} cores (${m.cpuModel}), load average ${la(m)} at the start and ${la(r.machineAfter)} at the end ` +
-      `— a **shared, loaded machine** (other test suites ran at the same time): read the ratios, not the absolute figures, and mind the spreads. ` +
+      `— ${loaded(r) ? 'a **loaded machine** (the load average passed its core count): read the ratios, not the absolute figures' : 'a quiet machine (the load average stayed below its core count)'}; mind the spreads. ` +
       `Total time ${(r.totalSeconds / 60).toFixed(1)} min (${Object.entries(r.seconds)
         .map(([k, s]) => `${k} ${s.toFixed(0)} s`)
         .join(', ')}). JSON of every figure: \`${svgDir}/*.json\`.`,
