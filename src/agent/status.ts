@@ -167,6 +167,9 @@ function atLeast(revision: string, min: string | undefined): boolean {
   }
 }
 
+/** The shortest deadline a status read is made with (ms). */
+const MIN_READ_MS = 50;
+
 /**
  * Resolves with the endpoint's status once the agent of `node` reports it programmed
  * (at `revision` or later); rejects with EndpointNotProgrammedError after `timeoutMs`.
@@ -185,11 +188,14 @@ export async function waitForEndpointProgrammed(
   let seen: EndpointStatus | undefined;
   for (;;) {
     const left = deadline - Date.now();
-    if (left <= 0) break;
+    // No read with a deadline too short to be answered: it would fail as DEADLINE_EXCEEDED,
+    // and a long-lived client (the agent's CNI server) counts such failures against etcd in
+    // its circuit breaker, which then refuses the rollback that follows the timeout.
+    if (left < MIN_READ_MS) break;
     try {
       const res = await ds.etcd.kv.range(
         { key: Buffer.from(key) },
-        { deadline: Date.now() + Math.max(1, Math.min(left, 2000)) },
+        { deadline: Date.now() + Math.min(left, 2000) },
       );
       lastError = undefined;
       const kv = res.kvs[0];
