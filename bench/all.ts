@@ -1,6 +1,6 @@
 /**
  * `tortie bench all`: every benchmark of the suite at its default sizes — verdict,
- * pod-to-pod, update, agent — one after the other. JSON results and SVG charts go to
+ * pod-to-pod, update, agent, cni — one after the other. JSON results and SVG charts go to
  * docs/bench/ (or --out); the tables, the machine and the goals of issue 15 go to
  * docs/benchmarks.md (or --doc), between the markers of this suite's region, so other
  * sections of that file are left as they are.
@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { packagePath } from '../src/util/package-root.js';
 import { agentTable, measureAgent, writeAgentFiles, type AgentResult } from './agent.js';
 import { lineChart } from './chart.js';
+import { cniGoals, cniTable, runCniBench, type CniBenchResult } from './cni.js';
 import { fmt, machine, progressFor, writeJson, writeText, type Machine } from './common.js';
 import {
   measurePodToPod,
@@ -49,6 +50,8 @@ interface AllResult {
   podToPod: PodToPodResult;
   update: UpdateResult;
   agent: AgentResult;
+  /** Absent in JSON results written before `bench all` ran the CNI bench. */
+  cni?: CniBenchResult;
   goals: string[];
 }
 
@@ -66,6 +69,7 @@ function sizes(quick: boolean) {
         },
         update: { rules: [0, 100], changes: 3 },
         agent: { endpoints: 100, veths: 5, rules: 200, policies: 10, burst: 10 },
+        cni: { pods: 10, concurrent: 5 },
       }
     : {
         verdict: { rules: [0, 100, 1000, 10_000, 100_000], repeat: 100_000, runs: 5 },
@@ -81,17 +85,22 @@ function sizes(quick: boolean) {
         },
         update: { rules: [0, 100, 1000, 10_000], changes: 10 },
         agent: { endpoints: 1000, veths: 50, rules: 10_000, policies: 100, burst: 100 },
+        cni: { pods: 100, concurrent: 20 },
       };
 }
 
 /**
  * The goals of issue 15 against the figures (pod-to-pod ratios at 10,000 rules, the
- * update's p50/p99), then issue 6's bpf ≥ 10× iptables on new connections, still judged
+ * update's p50/p99, CNI ADD and DEL against bridge + host-local), then issue 6's bpf ≥ 10× iptables on new connections, still judged
  * because the tables measure it. Computed from the results, so --render judges older
  * JSON documents the same way.
  */
-export function goals(p: PodToPodResult, u: UpdateResult): string[] {
-  const out = [...podToPodGoals(p).map(goalLine), updateGoalLine(u.goal)];
+export function goals(p: PodToPodResult, u: UpdateResult, c?: CniBenchResult): string[] {
+  const out = [
+    ...podToPodGoals(p).map(goalLine),
+    updateGoalLine(u.goal),
+    ...(c ? cniGoals(c) : []),
+  ];
   const top = Math.max(...p.options.rules);
   const base = p.cells.find((c) => c.mode === 'baseline' && c.rules === top);
   const at = (mode: string, placement: string): Cell | undefined =>
@@ -198,6 +207,16 @@ function markdown(r: AllResult, svgDir: string): string {
     '',
     block(agentTable(r.agent)),
     '',
+    ...(r.cni
+      ? [
+          '### CNI ADD and DEL',
+          '',
+          "tortie's compiled plugin handing each call to a running agent (a one-node lab), which answers once the endpoint is programmed, beside Debian's bridge + host-local run in the node namespace through nsenter; each call timed from spawn to exit.",
+          '',
+          block(cniTable(r.cni)),
+          '',
+        ]
+      : []),
     img('agent.svg', 'agent RSS'),
     END,
   ].join('\n');
@@ -239,6 +258,7 @@ export async function runAllBenches(o: AllOptions): Promise<void> {
     const podToPod = read<PodToPodResult>('pod-to-pod');
     const update = read<UpdateResult>('update');
     const agent = read<AgentResult>('agent');
+    const cni = existsSync(join(out, 'cni.json')) ? read<CniBenchResult>('cni') : undefined;
     const result: AllResult = {
       machine: verdict.machine,
       machineAfter: all.machineAfter ?? agent.machine,
@@ -248,7 +268,8 @@ export async function runAllBenches(o: AllOptions): Promise<void> {
       podToPod,
       update,
       agent,
-      goals: goals(podToPod, update),
+      ...(cni ? { cni } : {}),
+      goals: goals(podToPod, update, cni),
     };
     writeUpdateFiles(out, update);
     writePodToPodFiles(out, podToPod);
@@ -306,6 +327,8 @@ export async function runAllBenches(o: AllOptions): Promise<void> {
     measureAgent({ ...s.agent, dataplanes: ['bpf', 'iptables'], json: o.json }, progress),
   );
   writeAgentFiles(out, agent);
+  const cni = await timed('cni', () => runCniBench({ ...s.cni, json: o.json, quiet: true }));
+  writeJson(out, 'cni', cni);
   const result: AllResult = {
     machine: m0,
     machineAfter: machine(),
@@ -315,7 +338,8 @@ export async function runAllBenches(o: AllOptions): Promise<void> {
     podToPod,
     update,
     agent,
-    goals: goals(podToPod, update),
+    cni,
+    goals: goals(podToPod, update, cni),
   };
   writeJson(out, 'all', {
     machine: result.machine,
@@ -335,6 +359,7 @@ export async function runAllBenches(o: AllOptions): Promise<void> {
   console.log(podToPodRatioTable(podToPod));
   console.log(updateTable(update));
   console.log(agentTable(agent));
+  console.log(`\n${cniTable(cni)}`);
   console.log(`\ngoals:\n${result.goals.map((g) => `  - ${g}`).join('\n')}`);
   console.log(
     `\nbench all: ${(result.totalSeconds / 60).toFixed(1)} min; results in ${out}, tables in ${doc}`,

@@ -46,6 +46,8 @@ export interface CniBenchOptions {
   referenceDir?: string;
   /** The lab's id (default a fresh bench id). */
   id?: string;
+  /** Print nothing (`bench all` prints the table with the rest). */
+  quiet?: boolean;
 }
 
 export interface LatencyRow {
@@ -214,7 +216,7 @@ export async function runCniBench(options: CniBenchOptions): Promise<CniBenchRes
       tortieVersionP50Ms: round(percentile(version, 50)),
       nsenterP50Ms: round(percentile(nsenter, 50)),
     };
-    print(result, options.json);
+    if (!options.quiet) print(result, options.json);
     return result;
   } finally {
     await Promise.allSettled(netnsNames.map((name) => deleteNetns(name)));
@@ -254,23 +256,51 @@ function print(result: CniBenchResult, json: boolean): void {
     console.log(JSON.stringify(result));
     return;
   }
-  console.log(
-    `CNI latency (ms, spawn to exit): ${result.pods} pods one at a time, then ${result.concurrent} at once`,
-  );
+  console.log(cniTable(result));
+  console.log(`\n== goals of issue 15\n${cniGoals(result).join('\n')}`);
+}
+
+/** The latency table: sequential and concurrent rows, tortie beside the reference. */
+export function cniTable(result: CniBenchResult): string {
   const columns = ['ADD p50', 'ADD p99', 'DEL p50', 'DEL p99'];
-  console.log(
+  const lines = [
+    `CNI latency (ms, spawn to exit): ${result.pods} pods one at a time, then ${result.concurrent} at once`,
     `${'plugin'.padEnd(22)}${'calls'.padStart(12)}${columns.map((h) => h.padStart(10)).join('')}`,
-  );
+  ];
   for (const r of result.rows) {
     const cells = [r.addP50Ms, r.addP99Ms, r.delP50Ms, r.delP99Ms].map((v) =>
       v.toFixed(1).padStart(10),
     );
     const calls = r.concurrency === 1 ? 'sequential' : `${r.concurrency} at once`;
-    console.log(`${r.plugin.padEnd(22)}${calls.padStart(12)}${cells.join('')}`);
+    lines.push(`${r.plugin.padEnd(22)}${calls.padStart(12)}${cells.join('')}`);
   }
-  console.log(
+  lines.push(
     `tortie VERSION (the plugin's process start) p50 ${result.tortieVersionP50Ms} ms; nsenter in the reference figures p50 ${result.nsenterP50Ms} ms`,
   );
+  return lines.join('\n');
+}
+
+/**
+ * Issue 15's CNI goal: tortie's ADD and DEL p50 at or below bridge + host-local's,
+ * measured in the same run; one line per call kind and round.
+ */
+export function cniGoals(result: CniBenchResult): string[] {
+  const out: string[] = [];
+  for (const concurrency of [...new Set(result.rows.map((r) => r.concurrency))]) {
+    const t = result.rows.find((r) => r.plugin === 'tortie' && r.concurrency === concurrency);
+    const ref = result.rows.find((r) => r.plugin !== 'tortie' && r.concurrency === concurrency);
+    if (!t || !ref) continue;
+    const calls = concurrency === 1 ? 'one at a time' : `${concurrency} at once`;
+    for (const [what, mine, theirs] of [
+      ['ADD', t.addP50Ms, ref.addP50Ms],
+      ['DEL', t.delP50Ms, ref.delP50Ms],
+    ] as const) {
+      out.push(
+        `CNI ${what} p50 ≤ bridge + host-local, ${calls}: ${mine.toFixed(1)} ms against ${theirs.toFixed(1)} ms (${(mine / theirs).toFixed(2)}×) — ${mine <= theirs ? 'met' : 'missed'}`,
+      );
+    }
+  }
+  return out;
 }
 
 // `node dist/bench/cni.js [--pods N] [--concurrent N] [--json]`

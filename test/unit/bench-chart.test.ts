@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { barChart, lineChart, niceScale } from '../../bench/chart.js';
+import { cniGoals, cniTable, type CniBenchResult } from '../../bench/cni.js';
 import { percentile, stat } from '../../bench/common.js';
 import type { Placement } from '../../bench/lab.js';
 import { podToPodGoals, podToPodRatios, podToPodSummary } from '../../bench/pod-to-pod-summary.js';
@@ -115,5 +116,37 @@ describe('pod-to-pod goals', () => {
     expect(podToPodRatios(r)).toEqual([
       { where: 'same node', path: 'bpf', rules: 0, placement: 'last', rr: 1, conn: 0.9, stream: 1 },
     ]);
+  });
+
+  it('judges the CNI goal per call kind and round, against the reference of the same round', () => {
+    const row = (plugin: string, concurrency: number, add: number, del: number) => ({
+      plugin,
+      concurrency,
+      addP50Ms: add,
+      addP99Ms: add * 2,
+      delP50Ms: del,
+      delP99Ms: del * 2,
+      addMeanMs: add,
+      delMeanMs: del,
+    });
+    const r: CniBenchResult = {
+      pods: 100,
+      concurrent: 20,
+      rows: [
+        row('tortie', 1, 18, 31),
+        row('bridge + host-local', 1, 19.9, 30.4),
+        row('tortie', 20, 100, 90),
+        row('bridge + host-local', 20, 121.9, 98.1),
+      ],
+      tortieVersionP50Ms: 2.6,
+      nsenterP50Ms: 3,
+    };
+    expect(cniGoals(r)).toEqual([
+      'CNI ADD p50 ≤ bridge + host-local, one at a time: 18.0 ms against 19.9 ms (0.90×) — met',
+      'CNI DEL p50 ≤ bridge + host-local, one at a time: 31.0 ms against 30.4 ms (1.02×) — missed',
+      'CNI ADD p50 ≤ bridge + host-local, 20 at once: 100.0 ms against 121.9 ms (0.82×) — met',
+      'CNI DEL p50 ≤ bridge + host-local, 20 at once: 90.0 ms against 98.1 ms (0.92×) — met',
+    ]);
+    expect(cniTable(r).split('\n')[4]).toMatch(/^tortie\s+20 at once\s+100\.0\s+200\.0\s+90\.0/);
   });
 });
