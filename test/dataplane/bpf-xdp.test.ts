@@ -29,7 +29,7 @@ import {
   TCP,
   udp,
 } from '../../src/util/packets.js';
-import { newRunId, runPrefix } from '../helpers/netns.js';
+import { execInOk, newRunId, runPrefix, TestNetnsSet } from '../helpers/netns.js';
 import { buildObject } from './bpf-harness.js';
 
 const XDP_DROP = 1;
@@ -155,5 +155,45 @@ describe('XDP deny list on the uplink', () => {
     expect(run(from('198.51.100.7'))).toBe(XDP_DROP);
     xdp.deny.delete({ prefixlen: 32, addr: ipToU32('198.51.100.7') });
     expect(run(from('198.51.100.7'))).toBe(XDP_PASS);
+  });
+});
+
+describe('XDP attach: native where the driver has it, generic otherwise, swapped in place', () => {
+  const nets = new TestNetnsSet(newRunId());
+  afterAll(() => nets.removeAll());
+
+  it('veth takes it natively, loopback generically; a second attach replaces in the same mode', async () => {
+    const ns = await nets.create('xdp');
+    await execInOk(ns.path, 'ip', ['link', 'add', 'ul', 'type', 'veth', 'peer', 'ulp']);
+    await execInOk(ns.path, 'ip', ['link', 'set', 'lo', 'up']);
+    const ul = (
+      JSON.parse((await execInOk(ns.path, 'ip', ['-j', 'link', 'show', 'ul'])).stdout) as {
+        ifindex: number;
+      }[]
+    )[0]!.ifindex;
+    const at = { netnsPath: ns.path };
+
+    expect(xdp.attach(ul, at)).toBe('native');
+    const first = xdp.info(ul, at);
+    expect(first).toMatchObject({ mode: 'native', skbProgId: 0 });
+    expect(first.drvProgId).toBeGreaterThan(0);
+
+    // Loopback has no driver XDP: the generic hook, and it stays there on re-attach.
+    expect(xdp.attach(1, at)).toBe('generic');
+    expect(xdp.attach(1, at)).toBe('generic');
+    expect(xdp.info(1, at)).toMatchObject({ mode: 'generic', drvProgId: 0 });
+
+    // Another program (a second load on the same pins) swaps in, still native.
+    const other = loadXdp({ pinRoot });
+    try {
+      expect(other.attach(ul, at)).toBe('native');
+      expect(xdp.info(ul, at).drvProgId).not.toBe(first.drvProgId);
+    } finally {
+      other.close();
+    }
+    expect(xdp.detach(ul, at)).toBe(true);
+    expect(xdp.detach(1, at)).toBe(true);
+    expect(xdp.info(ul, at).mode).toBe('none');
+    expect(xdp.detach(ul, at)).toBe(false);
   });
 });
