@@ -292,5 +292,33 @@ export function registerBenchCommands(program: Command): Command {
         await runAllBenches(o);
       },
     );
+
+  bench
+    .command('xdp')
+    .description(
+      "a flood from deny-listed sources at a node's uplink: packets/s dropped and the legitimate flow's throughput, XDP deny list vs iptables raw + ipset",
+    )
+    .addOption(
+      ruleList(
+        '--cidrs <list>',
+        'comma-separated deny-list sizes (prefixes, 1 to 20,000)',
+        (list: string) =>
+          list.split(',').map((x) => {
+            const n = Number(x);
+            if (!/^\d+$/.test(x.trim()) || n < 1 || n > 20_000)
+              throw new InvalidArgumentError(
+                `--cidrs: "${x}" is not a deny-list size (1 to 20,000)`,
+              );
+            return n;
+          }),
+        [1, 1000, 10_000],
+      ),
+    )
+    .option('--seconds <s>', 'flood duration per cell', positiveInt, 5)
+    .option('--json', 'print the results as one JSON document', false)
+    .action(async (o: { cidrs: number[]; seconds: number; json: boolean }) => {
+      const { runXdpBench } = await import('./xdp.js');
+      await runXdpBench(o);
+    });
   return bench;
 }

@@ -33,6 +33,7 @@
 #define TORTIE_MAX_CT_BUDGET TORTIE_MAX_IFACES /* per-endpoint new-flow budgets (LRU) */
 #define TORTIE_MAX_NODES 16384       /* other nodes IPIP is accepted from */
 #define TORTIE_EVENTS_BYTES (1 << 20) /* ring buffer for drop/verdict events */
+#define TORTIE_MAX_XDP_DENY (1 << 20) /* deny-listed source prefixes on the uplink (XDP) */
 
 /* ---- tortie_ifaces: HASH, key __u32 ifindex (host end of a pod veth) ----------- */
 
@@ -342,6 +343,24 @@ struct tortie_frag_val {
 	__be16 dport;
 };
 
+/*
+ * ---- tortie_xdp_deny: LPM_TRIE, the uplink's deny list (xdp_uplink.c) -----------
+ *
+ * Source prefixes whose packets the node's uplink drops in XDP, before an skb exists:
+ * the ingress Deny rules of doNotTrack policies that match on the source address alone
+ * (src/policy/xdp.ts says which rules qualify). One longest-prefix lookup per IPv4
+ * packet, whatever the number of prefixes. The value names the rule for the drop's
+ * event; the prefix with the longest match decides which rule is named.
+ */
+struct tortie_xdp_deny_key {
+	__u32 prefixlen;    /* 0..32 */
+	__be32 addr;        /* the source prefix, network byte order */
+};
+
+struct tortie_xdp_deny_val {
+	__u32 rule_id;      /* the Deny rule (agent's XDP rule ids, src/policy/xdp.ts) */
+};
+
 /* ---- reasons: why a packet passed or was dropped (counters and events) --------- */
 
 enum tortie_reason {
@@ -399,7 +418,9 @@ enum tortie_reason {
 	TORTIE_DROP_FRAG_NEEDED = 87,   /* DF packet that does not fit the uplink once
 					 * encapsulated: dropped, and answered with ICMP
 					 * "fragmentation needed" carrying the tunnel's MTU */
-	TORTIE_REASON_MAX = 88,
+	TORTIE_DROP_XDP_DENY = 88,      /* on the uplink, in XDP: the source is in tortie_xdp_deny
+					 * (a doNotTrack Deny rule), dropped before an skb exists */
+	TORTIE_REASON_MAX = 89,
 };
 
 /*

@@ -156,4 +156,36 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, prog_id);
 }
 
+// What is attached at a device's XDP hook, and in which mode: {mode, progId, drvProgId,
+// skbProgId, hwProgId}. mode is "none", "native" (driver), "generic" (skb), "offload" or
+// "multi" (several at once).
+Napi::Value XdpInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int ifindex = static_cast<int>(IntArg(info, 0, "ifindex", 1, kMaxIfindex));
+  char name[IF_NAMESIZE];
+  if (if_indextoname(static_cast<unsigned>(ifindex), name) == nullptr) {
+    int err = errno == ENXIO ? ENODEV : errno;
+    ThrowErrno(env, err, "bpf_xdp_query(ifindex " + std::to_string(ifindex) + ")");
+  }
+  LogScope scope;
+  LIBBPF_OPTS(bpf_xdp_query_opts, opts);
+  int err = bpf_xdp_query(ifindex, 0, &opts);
+  if (err != 0) ThrowErrno(env, err, "bpf_xdp_query(ifindex " + std::to_string(ifindex) + ")");
+  const char* mode = "none";
+  switch (opts.attach_mode) {
+    case XDP_ATTACHED_DRV: mode = "native"; break;
+    case XDP_ATTACHED_SKB: mode = "generic"; break;
+    case XDP_ATTACHED_HW: mode = "offload"; break;
+    case XDP_ATTACHED_MULTI: mode = "multi"; break;
+    default: break;
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("mode", mode);
+  out.Set("progId", opts.prog_id);
+  out.Set("drvProgId", opts.drv_prog_id);
+  out.Set("skbProgId", opts.skb_prog_id);
+  out.Set("hwProgId", opts.hw_prog_id);
+  return out;
+}
+
 }  // namespace tortie

@@ -11,5 +11,6 @@ Napi::Value TcQuery(const Napi::CallbackInfo& info);
 void XdpAttach(const Napi::CallbackInfo& info);
 void XdpDetach(const Napi::CallbackInfo& info);
 Napi::Value XdpQuery(const Napi::CallbackInfo& info);
+Napi::Value XdpInfo(const Napi::CallbackInfo& info);
 
 }  // namespace tortie

@@ -52,6 +52,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("xdpAttach", Napi::Function::New<XdpAttach>(env, "xdpAttach"));
   exports.Set("xdpDetach", Napi::Function::New<XdpDetach>(env, "xdpDetach"));
   exports.Set("xdpQuery", Napi::Function::New<XdpQuery>(env, "xdpQuery"));
+  exports.Set("xdpInfo", Napi::Function::New<XdpInfo>(env, "xdpInfo"));
   exports.Set("testRun", Napi::Function::New<TestRun>(env, "testRun"));
   exports.Set("ringBuffer", Napi::Function::New<RingBufferWrap::Create>(env, "ringBuffer"));
   exports.Set("btfStructs", Napi::Function::New<BtfStructs>(env, "btfStructs"));

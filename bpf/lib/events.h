@@ -9,7 +9,7 @@
 
 #include "compat.h"
 #include "config.h"
-#include "maps.h"
+#include "obs_maps.h"
 #include "packet.h"
 
 static __always_inline void events_count_lost(__u32 type)

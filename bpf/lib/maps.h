@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * maps.h — every map the tc programs use. Keys and values are the structs of
+ * maps.h — every map the tc programs use (the observability maps they share with the
+ * XDP program are declared in obs_maps.h). Keys and values are the structs of
  * tortie_maps.h, declared with BTF so `bpftool map dump` shows field names and the
  * codec test can compare them with src/maps/. The loader pins each one at
  * <pinRoot>/<name> (names stay within the kernel's 15 characters).
@@ -126,29 +127,7 @@ struct {
 	__type(value, struct tortie_frag_val);
 } tortie_frags SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, TORTIE_MAX_METRICS);
-	__type(key, struct tortie_metrics_key);
-	__type(value, struct tortie_metrics_val);
-} tortie_metrics SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, TORTIE_EVENTS_BYTES);
-} tortie_events SEC(".maps");
-
-/*
- * Events that found tortie_events full, per CPU, indexed by enum tortie_event_type.
- * A full ring buffer loses the event, never the packet; this is how a reader learns
- * it fell behind. (Not in tortie_maps.h: its key and value are plain integers.)
- */
-#define TORTIE_EVENT_TYPE_SLOTS 4
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TORTIE_EVENT_TYPE_SLOTS);
-	__type(key, __u32);
-	__type(value, __u64);
-} tortie_ev_lost SEC(".maps");
+/* tortie_metrics, tortie_events, tortie_ev_lost: shared with the XDP program. */
+#include "obs_maps.h"
 
 #endif /* TORTIE_LIB_MAPS_H */

@@ -7,7 +7,7 @@
 #define TORTIE_METRICS_H
 
 #include "compat.h"
-#include "maps.h"
+#include "obs_maps.h"
 
 static __always_inline int __metrics_add(const struct tortie_metrics_key *key, __u32 bytes)
 {

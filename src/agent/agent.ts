@@ -36,7 +36,8 @@ import { NodeDataplane } from '../dataplane/node-dataplane.js';
 import { IptablesDataplane } from '../iptables/index.js';
 import { IpamKeys } from '../ipam/keys.js';
 import { affinityNode, allocationNode, ordinalAddress, parseBlock } from '../ipam/records.js';
-import type { DataplaneConfig } from '../loader/index.js';
+import { loadXdp, type DataplaneConfig, type XdpDataplane } from '../loader/index.js';
+import { xdpPort } from './managers/xdp.js';
 import type { AgentConfig, LogLevel } from './config.js';
 import {
   capabilitiesOf,
@@ -76,6 +77,7 @@ import {
   type Snapshot,
   type StatusPart,
   type Tally,
+  type XdpStatus,
 } from './manager.js';
 import { collectMetrics, mergeStatus, metricsErrorsFamily } from './compose.js';
 import { chooseManagers, type Dataplane, type ManagerSet } from './managers/index.js';
@@ -163,6 +165,8 @@ export interface AgentStatus {
   readonly conntrack?: ConntrackSummary;
   /** Only with `routing: bgp`. */
   readonly bgp?: BgpStatus;
+  /** The uplink's XDP deny list (BPF dataplane only). */
+  readonly xdp?: XdpStatus;
   /** Only when a part of this status could not be read: part → why (docs/agent.md). */
   readonly errors?: Readonly<Record<string, string>>;
   /**
@@ -328,14 +332,37 @@ export class Agent {
         endpointToHostAction: config.defaultEndpointToHostAction,
       },
     });
+    let xdp: XdpDataplane;
+    try {
+      // On the same pins as the tc programs: a restart adopts the deny list they left.
+      xdp = loadXdp({
+        pinRoot: config.pinRoot,
+        config: { dropEvents: options.dataplane?.dropEvents !== false },
+      });
+    } catch (e) {
+      dataplane.close();
+      throw e;
+    }
+    const release = (): void => {
+      xdp.close();
+      dataplane.close();
+    };
     let agent: Agent | undefined;
     try {
-      agent = new Agent(config, { kind: 'bpf', dp: dataplane }, log);
+      agent = new Agent(
+        config,
+        {
+          kind: 'bpf',
+          dp: dataplane,
+          xdp: { port: xdpPort(xdp, config.nodeNetns), close: () => xdp.close() },
+        },
+        log,
+      );
       await agent.begin();
       return agent;
     } catch (e) {
-      if (agent === undefined) dataplane.close();
-      else await agent.stop().catch(() => dataplane.close());
+      if (agent === undefined) release();
+      else await agent.stop().catch(() => release());
       throw e;
     }
   }
@@ -502,7 +529,8 @@ export class Agent {
    * its own compiler, so NodeDataplane.ruleRef does not know these ids.
    */
   ruleRef(ruleId: number): string | undefined {
-    return ruleId === 0 ? undefined : this.set.policy.rules().get(ruleId);
+    if (ruleId === 0) return undefined;
+    return this.set.policy.rules().get(ruleId) ?? this.set.xdp?.rules().get(ruleId);
   }
 
   get healthUrl(): string | undefined {
@@ -1010,6 +1038,7 @@ export class Agent {
   ruleTable(): { node: string; pid: number; startedAt: string; rules: Record<string, string> } {
     const rules: Record<string, string> = {};
     for (const [id, ref] of this.set.policy.rules()) rules[String(id)] = ref;
+    for (const [id, ref] of this.set.xdp?.rules() ?? []) rules[String(id)] = ref;
     return {
       node: this.config.nodeName,
       pid: process.pid,
@@ -1096,6 +1125,7 @@ export class Agent {
       drops: parts.drops ?? {},
       ...(parts.conntrack === undefined ? {} : { conntrack: parts.conntrack }),
       ...(sessions === undefined ? {} : { bgp: { sessions } }),
+      ...(parts.xdp === undefined ? {} : { xdp: parts.xdp }),
       config: this.configReport,
     };
   }
@@ -1139,6 +1169,7 @@ export class Agent {
       drops: parts.drops ?? {},
       ...(parts.conntrack === undefined ? {} : { conntrack: parts.conntrack }),
       ...(parts.bgp === undefined ? {} : { bgp: parts.bgp }),
+      ...(parts.xdp === undefined ? {} : { xdp: parts.xdp }),
       ...(parts.errors === undefined && this.addressProblem === undefined
         ? {}
         : {

@@ -97,8 +97,27 @@ export interface StatusPart {
   readonly drops?: Record<string, number>;
   readonly conntrack?: ConntrackSummary;
   readonly bgp?: BgpStatus;
+  /** The uplink's XDP deny list (BPF mode). */
+  readonly xdp?: XdpStatus;
   /** Parts of this status that could not be read, by part: the message. */
   readonly errors?: Readonly<Record<string, string>>;
+}
+
+/** The uplink's XDP deny list as the agent programmed it (./managers/xdp.ts). */
+export interface XdpStatus {
+  /** How its program runs on the uplink: native (driver), generic (skb), none (not attached). */
+  readonly mode: 'native' | 'generic' | 'none';
+  /** The uplink's name, while attached. */
+  readonly interface?: string;
+  /** The host endpoint whose doNotTrack policy the list comes from. */
+  readonly hostEndpoint?: string;
+  /** Source prefixes in tortie_xdp_deny. */
+  readonly entries: number;
+  /** Deny rules accelerated. */
+  readonly rules: number;
+  /** The first doNotTrack ingress rule not dropped in XDP (it and those after it are not). */
+  readonly notAccelerated?: { readonly rule: string; readonly reason: string };
+  readonly error?: string;
 }
 
 /** BIRD as the agent sees it (`routing: bgp`). */

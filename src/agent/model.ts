@@ -11,7 +11,8 @@ import { reuseRuleLists, sameValue } from '../policy/reuse.js';
 import { endpointLabels } from '../policy/service-accounts.js';
 
 /**
- * The kinds the agent watches: every policy input, plus Nodes and IPPools for routes,
+ * The kinds the agent watches: every policy input, HostEndpoints (the uplink's XDP deny
+ * list), plus Nodes and IPPools for routes,
  * BGPConfiguration, BGPPeer and BGPFilter for BIRD's configuration (routing: bgp), and
  * FelixConfiguration and AgentConfiguration for its own settings (./felix-config.ts).
  */
@@ -29,6 +30,7 @@ export const POLICY_KINDS = [
 export const WATCHED_KINDS: readonly KindName[] = [
   ...POLICY_KINDS,
   'WorkloadEndpoint',
+  'HostEndpoint',
   'Node',
   'IPPool',
   'BGPConfiguration',

@@ -21,6 +21,7 @@
 import type { BgpSession } from '../bgp/bird.js';
 import { tortieKeysPrefix, type EtcdKv } from '../datastore/index.js';
 import type { ConntrackSummary } from './conntrack.js';
+import type { XdpStatus } from './manager.js';
 import type { ConfigReport } from './felix-config.js';
 import { prefixEnd } from '../datastore/index.js';
 
@@ -115,6 +116,8 @@ export interface NodeStatus {
   readonly conntrack?: ConntrackSummary;
   /** With `routing: bgp`: BIRD's BGP sessions. */
   readonly bgp?: { readonly sessions: readonly BgpSession[] };
+  /** The uplink's XDP deny list (BPF dataplane): its mode, size, what is not accelerated. */
+  readonly xdp?: XdpStatus;
   /**
    * FelixConfiguration and AgentConfiguration as the agent takes them: what is applied,
    * what waits for a restart, what is not implemented (`tortie node status` lists it).

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { AgentFlags, AgentStatus, NodeStatus } from '../agent/index.js';
 import type { ConntrackSummary } from '../agent/conntrack.js';
+import type { XdpStatus } from '../agent/manager.js';
 import { configLines } from '../agent/status.js';
 import type { Part } from '../preflight/requirements.js';
 import { parts } from './args.js';
@@ -355,6 +356,20 @@ async function fetchLive(url: string): Promise<AgentStatus | undefined> {
 }
 
 /** tortie_ct's fill and who fills it (docs/dataplane.md, "Conntrack capacity and fairness"). */
+/** The uplink's XDP deny list: the mode its program runs in, and what it holds. */
+export function xdpLines(xdp: XdpStatus | undefined): string[] {
+  if (xdp === undefined) return [];
+  const where = xdp.interface === undefined ? '' : ` on ${xdp.interface}`;
+  const from = xdp.hostEndpoint === undefined ? '' : ` (host endpoint ${xdp.hostEndpoint})`;
+  const lines = [
+    `xdp               ${xdp.mode}${where}: ${xdp.entries} deny-listed prefixes from ${xdp.rules} doNotTrack rules${from}`,
+  ];
+  if (xdp.notAccelerated !== undefined)
+    lines.push(`  not in XDP from ${xdp.notAccelerated.rule} on: ${xdp.notAccelerated.reason}`);
+  if (xdp.error !== undefined) lines.push(`  error: ${xdp.error}`);
+  return lines;
+}
+
 export function conntrackLines(ct: ConntrackSummary | undefined): string[] {
   if (ct === undefined) return [];
   const pct = ct.capacity === 0 ? 0 : (100 * ct.entries) / ct.capacity;
@@ -417,6 +432,7 @@ function renderStatus(
     lines.push(`drops             ${rows.length === 0 ? 'none' : ''}`);
     for (const [reason, n] of rows) lines.push(`  ${reason.padEnd(24)}${String(n).padStart(12)}`);
     lines.push(...conntrackLines(live?.conntrack ?? hb.conntrack));
+    lines.push(...xdpLines(live?.xdp ?? hb.xdp));
     lines.push(...configLines(live?.config ?? hb.config));
     const sessions = live?.bgp?.sessions ?? hb.bgp?.sessions;
     if (sessions !== undefined) {

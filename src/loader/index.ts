@@ -29,3 +29,13 @@ export {
 } from './dataplane.js';
 export { defaultObjectPath } from './object-path.js';
 export { ensurePinRoot, removePins } from './pins.js';
+export {
+  attachOrder,
+  defaultXdpObjectPath,
+  loadXdp,
+  XDP_PROGRAM_NAME,
+  type XdpAttachMode,
+  type XdpConfig,
+  type XdpDataplane,
+  type XdpLoadOptions,
+} from './xdp.js';

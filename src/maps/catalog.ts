@@ -27,6 +27,8 @@ import {
   u32Codec,
   u64Codec,
   verdictCodec,
+  xdpDenyKeyCodec,
+  xdpDenyValCodec,
 } from './structs.js';
 
 export interface MapSpec<K, V> {
@@ -75,6 +77,19 @@ export const MAPS = {
   evLost: spec('tortie_ev_lost', 'percpu_array', u32Codec, u64Codec, true),
 } as const;
 
+/**
+ * The maps only bpf/xdp_uplink.o has (its counters and events are tortie_metrics and
+ * tortie_events above, shared through their pins). Pinned under the same root.
+ */
+export const XDP_MAPS = {
+  // The uplink's deny list: source prefix -> Deny rule id (src/policy/xdp.ts).
+  xdpDeny: spec('tortie_xdp_deny', 'lpm_trie', xdpDenyKeyCodec, xdpDenyValCodec),
+  // When each CPU may next report an XDP drop (ktime ns): the events' sampling.
+  xdpEvRate: spec('tortie_xdp_evrl', 'percpu_array', u32Codec, u64Codec, true),
+} as const;
+
+export type XdpMapRole = keyof typeof XDP_MAPS;
+
 /** The ring buffer of struct tortie_event records (structs.ts: eventCodec). */
 export const EVENTS_MAP_NAME = 'tortie_events';
 
@@ -85,3 +100,6 @@ export const PINNED_MAP_NAMES: readonly string[] = [
   ...Object.values(MAPS).map((m) => m.name),
   EVENTS_MAP_NAME,
 ];
+
+/** The maps the XDP object pins besides the shared ones (tortie_metrics, tortie_events, ...). */
+export const XDP_PINNED_MAP_NAMES: readonly string[] = Object.values(XDP_MAPS).map((m) => m.name);

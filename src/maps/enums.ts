@@ -45,12 +45,13 @@ export const Reason = {
   DROP_CT_TCP_NOT_SYN: 85,
   DROP_CT_BUDGET: 86,
   DROP_FRAG_NEEDED: 87,
+  DROP_XDP_DENY: 88,
 } as const;
 export type Reason = ValueOf<typeof Reason>;
 export type ReasonName = keyof typeof Reason;
 
 /** TORTIE_REASON_MAX: every reason is below it. */
-export const REASON_MAX = 88;
+export const REASON_MAX = 89;
 
 /** What each reason means, for humans (CLI, monitor, docs). */
 export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
@@ -99,6 +100,8 @@ export const REASON_TEXT: Readonly<Record<ReasonName, string>> = {
   DROP_CT_BUDGET: "the sending pod's new-flow budget is spent (ctNewFlowBudget; off by default)",
   DROP_FRAG_NEEDED:
     'packet with DF set too big for the tunnel: answered with ICMP fragmentation needed (the tunnel MTU)',
+  DROP_XDP_DENY:
+    'on the uplink, in XDP: source in the deny list (a doNotTrack Deny rule), dropped before an skb exists',
 };
 
 const REASON_BY_NUMBER: ReadonlyMap<number, ReasonName> = new Map(

@@ -163,6 +163,16 @@ export const eventCodec = defineStruct('tortie_event', [
 ] as const);
 export type EventRecord = CodecValue<typeof eventCodec>;
 
+/** tortie_xdp_deny (LPM trie): a source prefix the uplink drops in XDP, and its rule. */
+export const xdpDenyKeyCodec = defineStruct('tortie_xdp_deny_key', [
+  ['prefixlen', 'u32'],
+  ['addr', 'be32'],
+] as const);
+export type XdpDenyKey = CodecValue<typeof xdpDenyKeyCodec>;
+
+export const xdpDenyValCodec = defineStruct('tortie_xdp_deny_val', [['rule_id', 'u32']] as const);
+export type XdpDenyVal = CodecValue<typeof xdpDenyValCodec>;
+
 /** Plain integer keys and values (tortie_ifaces and tortie_pol_dflt keys, tortie_ev_lost). */
 export const u32Codec = defineScalar('__u32', 'u32');
 /** A bare IPv4 address in network order (tortie_nodes keys). */
@@ -190,4 +200,6 @@ export const STRUCT_CODECS = [
   metricsKeyCodec,
   metricsValCodec,
   eventCodec,
+  xdpDenyKeyCodec,
+  xdpDenyValCodec,
 ] as const;

@@ -168,6 +168,8 @@ export interface NativeBinding {
   xdpDetach(ifindex: number, flags?: number): void;
   /** The attached XDP program id, or 0. */
   xdpQuery(ifindex: number, flags?: number): number;
+  /** What sits at the device's XDP hook and in which mode (bpf_xdp_query). */
+  xdpInfo(ifindex: number): XdpInfo;
   testRun(progFd: number, opts: TestRunOptions): TestRunResult;
   /**
    * Records are delivered to `onRecord` on the JS thread. With `poll: true` a
@@ -241,4 +243,16 @@ export interface NativeBinding {
   possibleCpus(): number;
   /** libbpf version string, e.g. "1.1". */
   libbpfVersion(): string;
+}
+
+/** The XDP attach modes bpf_xdp_query reports; "native" is driver mode, "generic" skb mode. */
+export type XdpMode = 'none' | 'native' | 'generic' | 'offload' | 'multi';
+
+export interface XdpInfo {
+  readonly mode: XdpMode;
+  /** The program of the single attached mode, or 0. */
+  readonly progId: number;
+  readonly drvProgId: number;
+  readonly skbProgId: number;
+  readonly hwProgId: number;
 }

@@ -2,6 +2,8 @@
  * The TypeScript codecs (src/maps/) against the compiled object's BTF: every struct of
  * bpf/tortie_maps.h must have a codec whose size and members (name, offset, size) are
  * exactly the C struct's, so a changed header cannot reach a node with stale codecs.
+ * The structs are read from both objects (tc_policy.o and xdp_uplink.o): each
+ * describes the structs its programs use, and both include the one header.
  * Reads the ELF only: no privileges needed, but the object must be built.
  */
 import { readFileSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { buildObject } from './bpf-harness.js';
 
 const root = packageRoot();
 const OBJECT = process.env.TORTIE_TEST_BPF_OBJECT ?? join(root, 'bpf', 'tc_policy.o');
+const XDP_OBJECT = join(root, 'bpf', 'xdp_uplink.o');
 
 /** The struct names the shared header declares. */
 function headerStructs(): string[] {
@@ -30,7 +33,11 @@ const codecs = new Map<string, Codec<unknown>>(
 
 beforeAll(() => {
   if (process.env.TORTIE_TEST_BPF_OBJECT === undefined) buildObject();
-  btf = new Map(native.btfStructs(OBJECT).map((s) => [s.name, s]));
+  // The tc object's description wins where both describe a struct (they must agree:
+  // one header); the XDP object adds the structs only it uses.
+  btf = new Map(
+    [...native.btfStructs(XDP_OBJECT), ...native.btfStructs(OBJECT)].map((s) => [s.name, s]),
+  );
 });
 
 describe('codecs mirror the C structs of bpf/tortie_maps.h', () => {

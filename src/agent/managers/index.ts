@@ -2,7 +2,7 @@
  * The managers of one agent, chosen once from the mode (docs/agent.md, "Managers"):
  *
  *   dataplane bpf:       bpf-policy, local-routes, remote-routes (routes map), uplink,
- *                        [bgp], kernel-routes (plain), nat-outgoing
+ *                        xdp, [bgp], kernel-routes (plain), nat-outgoing
  *   dataplane iptables:  iptables-policy, remote-routes (computed only), [bgp],
  *                        kernel-routes (VXLAN device; IPIP refused), nat-outgoing
  *
@@ -28,6 +28,7 @@ import { LocalRoutesManager } from './local-routes.js';
 import { NatOutgoingManager } from './nat-outgoing.js';
 import { RemoteRoutesManager, storeRoutes, type RouteSource } from './remote-routes.js';
 import { UplinkManager } from './uplink.js';
+import { XdpManager, type XdpPort } from './xdp.js';
 
 export interface ManagerSet {
   /** In reconcile order. */
@@ -50,10 +51,17 @@ export interface ManagerSet {
   close(): void;
   /** BIRD's sessions for the heartbeat (undefined: no BGP). */
   readonly bgp: BgpManager | undefined;
+  /** The uplink's XDP deny list (BPF mode only): its rule ids name drop events too. */
+  readonly xdp?: XdpManager;
 }
 
 export type Dataplane =
-  | { readonly kind: 'bpf'; readonly dp: NodeDataplane }
+  | {
+      readonly kind: 'bpf';
+      readonly dp: NodeDataplane;
+      /** The uplink's XDP deny list (bpf/xdp_uplink.o on the same pins); absent: none. */
+      readonly xdp?: { readonly port: XdpPort; close(): void };
+    }
   | { readonly kind: 'iptables'; readonly ipt: IptablesDataplane };
 
 export function chooseManagers(
@@ -120,12 +128,16 @@ export function chooseManagers(
   const pinned = readPinnedRoutes(dp.dp.views.routes.entries());
   const local = new LocalRoutesManager(dp, pinned.local);
   const remote = new RemoteRoutesManager(ctx, source, dp, pinned.remote);
+  const xdpObject = dataplane.xdp;
+  const xdp =
+    xdpObject === undefined ? undefined : new XdpManager(ctx, xdpObject.port, config.nodeName);
   return {
     managers: [
       policy,
       local,
       remote,
       new UplinkManager(ctx, dp, netns),
+      ...(xdp === undefined ? [] : [xdp]),
       ...tail(plainKernelRoutes),
     ],
     policy,
@@ -136,13 +148,18 @@ export function chooseManagers(
       startFields: { pinRoot: config.pinRoot },
       stopped: 'agent stopped (dataplane left running on its pins)',
     },
-    close: () => dp.close(),
+    close: () => {
+      xdpObject?.close();
+      dp.close();
+    },
     endpointIdSeed: policy.endpointIdSeed(),
     adopted: {
       ...policy.adopted(),
       localRoutes: pinned.local.size,
       remoteRoutes: pinned.remote.size,
+      ...(xdp === undefined ? {} : { xdpDenyEntries: xdp.adoptedEntries() }),
     },
     bgp,
+    ...(xdp === undefined ? {} : { xdp }),
   };
 }
