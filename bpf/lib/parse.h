@@ -20,9 +20,11 @@
 
 /*
  * Whether every header the parsers read is in the linear part already: an IPv4 packet
- * (not a later fragment) carrying TCP, UDP, UDP-Lite or SCTP, whose IP header and the
- * part of its L4 header that is read lie before data_end. Anything else (ICMP and its
- * quote, IPIP and its inner header, other protocols) is pulled as ever.
+ * (not a later fragment) carrying TCP, UDP, UDP-Lite, SCTP or IPIP, whose IP header and
+ * the part of its L4 header that is read (for IPIP: the inner IPv4 header, which
+ * ipip_classify4 checks; the inner packet is pulled for itself once decapsulated) lie
+ * before data_end. Anything else (ICMP and its quote, other protocols) is pulled as
+ * ever.
  *
  * Why: a TCP socket builds its headers in the skb's head and leaves the payload in
  * page fragments, so a pull of PARSE_PULL_BYTES moved payload into the head of nearly
@@ -48,6 +50,9 @@ static __always_inline int parse_headers_linear(void *data, void *data_end)
 		break;
 	case IPPROTO_SCTP:
 		l4_len = sizeof(struct sctp_common_hdr);
+		break;
+	case IPPROTO_IPIP: /* the uplink reads the inner IPv4 header, parse_l4 nothing */
+		l4_len = sizeof(struct iphdr);
 		break;
 	default:
 		return 0;
