@@ -61,9 +61,19 @@ static __always_inline __u64 ct_timeout_of(const struct tortie_ct_entry *e, __u8
 	}
 }
 
+/*
+ * Whether the entry has been idle longer than its timeout. The idle time is signed: a
+ * program takes `now` when its judgement starts, and another CPU may refresh the same
+ * entry (a packet the other way: each node's entry is met by both pods' traffic, on
+ * both CPUs) before this one reads it, so last_seen_ns can be a little later than
+ * `now`. Unsigned, that difference wrapped to ~2^64 ns and a live flow counted as
+ * expired: its packet was judged as a new flow — a TCP segment dropped as
+ * TORTIE_DROP_CT_TCP_NOT_SYN, several per second under an iperf3 stream across nodes.
+ * An entry touched after `now` is live.
+ */
 static __always_inline int ct_is_expired(const struct tortie_ct_entry *e, __u8 proto, __u64 now)
 {
-	return now - e->last_seen_ns > ct_timeout_of(e, proto);
+	return (__s64)(now - e->last_seen_ns) > (__s64)ct_timeout_of(e, proto);
 }
 
 static __always_inline int tcp_is_syn_only(const struct packet *pkt)

@@ -42,15 +42,13 @@ static __always_inline __u8 fib_prepare4(struct __sk_buff *skb, const struct pac
 					 struct fib_way *way)
 {
 	struct bpf_fib_lookup fib = {};
-	__u8 tos = 0;
+	__u8 macs[2 * ETH_ALEN];
 	long rc;
 
 	if (pkt->ttl <= 1)
 		return TORTIE_PASS_HOST_ROUTE;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, tos), &tos, 1) < 0)
-		return TORTIE_PASS_HOST_ROUTE;
 	fib.family = TORTIE_AF_INET;
-	fib.tos = tos;
+	fib.tos = pkt->tos;
 	fib.l4_protocol = pkt->proto;
 	fib.sport = pkt->sport;
 	fib.dport = pkt->dport;
@@ -70,8 +68,9 @@ static __always_inline __u8 fib_prepare4(struct __sk_buff *skb, const struct pac
 		return TORTIE_PASS_FIB;
 	}
 	/* dmac then smac: the first 12 bytes of the Ethernet header, in one store. */
-	if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0) < 0) {
+	__builtin_memcpy(macs, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, fib.smac, ETH_ALEN);
+	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0) {
 		way->next_hop = fib.ipv4_dst;
 		return TORTIE_PASS_FIB; /* the TTL is down already: let the neighbour code write them */
 	}

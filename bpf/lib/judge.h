@@ -52,9 +52,11 @@ struct judgement {
 /*
  * Conntrack's word on the packet: the live flow it belongs to (revalidated against the
  * current policy revisions), a related ICMP error, or a new flow. Returns
- * TORTIE_REASON_NONE or a drop reason; the pass reason so far lands in j->reason.
+ * TORTIE_REASON_NONE or a drop reason; the pass reason so far lands in j->reason. ep: the
+ * endpoint behind ifindex, the interface the packet is judged for (revalidation reuses it).
  */
-static __always_inline __u8 judge_flow4(struct pkt_ctx *ctx, struct judgement *j)
+static __always_inline __u8 judge_flow4(struct pkt_ctx *ctx, struct judgement *j, __u32 ifindex,
+					const struct tortie_endpoint *ep)
 {
 	struct packet *pkt = &ctx->pkt;
 	int reply = 0;
@@ -63,7 +65,7 @@ static __always_inline __u8 judge_flow4(struct pkt_ctx *ctx, struct judgement *j
 	j->ct = ct_lookup4(pkt, j->now, &j->flow, &reply);
 	j->reply = reply;
 	if (j->ct) {
-		reason = ct_revalidate4(ctx, j->ct, &j->flow, j->reply);
+		reason = ct_revalidate4(ctx, j->ct, &j->flow, j->reply, ifindex, ep);
 		if (reason != TORTIE_REASON_NONE)
 			return reason;
 		j->reason = j->reply ? TORTIE_PASS_CT_REPLY : TORTIE_PASS_CT_ESTABLISHED;
@@ -198,7 +200,7 @@ static __always_inline __u8 judge_egress4(struct pkt_ctx *ctx, const struct tort
 	if (reason != TORTIE_REASON_NONE)
 		return reason;
 
-	reason = judge_flow4(ctx, j);
+	reason = judge_flow4(ctx, j, ctx->ifindex, ep);
 	if (reason != TORTIE_REASON_NONE)
 		return reason;
 	reason = judge_sender4(ctx, ep, ctx->ifindex, j);
@@ -231,7 +233,7 @@ static __always_inline __u8 judge_ingress4(struct pkt_ctx *ctx, const struct tor
 	j.now = bpf_ktime_get_ns();
 	if (pkt->frag == FRAG_LATER && !frag_restore_ports(pkt))
 		return TORTIE_DROP_FRAG_NO_FIRST;
-	reason = judge_flow4(ctx, &j);
+	reason = judge_flow4(ctx, &j, ifindex, ep);
 	if (reason != TORTIE_REASON_NONE)
 		return reason;
 	reason = judge_receiver4(ctx, ep, ifindex, &j);

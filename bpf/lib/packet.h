@@ -34,7 +34,7 @@ struct packet {
 	__u8 frag;       /* enum frag_kind */
 	__u8 ttl;
 	__u8 has_inner;  /* ICMP error whose quoted header parsed: inner is valid */
-	__u8 pad;
+	__u8 tos;        /* parse_packet only */
 	struct tortie_ct_key inner; /* the quoted packet's tuple, conntrack convention */
 };
 

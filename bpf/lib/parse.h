@@ -18,12 +18,57 @@
  */
 #define PARSE_PULL_BYTES (ETH_HLEN + 60 + 8 + 60 + 8)
 
+/*
+ * Whether every header the parsers read is in the linear part already: an IPv4 packet
+ * (not a later fragment) carrying TCP, UDP, UDP-Lite, SCTP or IPIP, whose IP header and
+ * the part of its L4 header that is read (for IPIP: the inner IPv4 header, which
+ * ipip_classify4 checks; the inner packet is pulled for itself once decapsulated) lie
+ * before data_end. Anything else (ICMP and its quote, other protocols) is pulled as
+ * ever.
+ *
+ * Why: a TCP socket builds its headers in the skb's head and leaves the payload in
+ * page fragments, so a pull of PARSE_PULL_BYTES moved payload into the head of nearly
+ * every packet with data — a copy, and for a GSO packet a reallocation of the head —
+ * to read nothing from it.
+ */
+static __always_inline int parse_headers_linear(void *data, void *data_end)
+{
+	struct ethhdr *eth = data;
+	struct iphdr *iph = (void *)(eth + 1);
+	__u32 l4_len;
+
+	if ((void *)(iph + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) ||
+	    iph->version != 4 || iph->ihl < 5 || (iph->frag_off & bpf_htons(IP_OFFSET)))
+		return 0;
+	switch (iph->protocol) {
+	case IPPROTO_TCP:
+		l4_len = sizeof(struct tcphdr);
+		break;
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+		l4_len = sizeof(struct udphdr);
+		break;
+	case IPPROTO_SCTP:
+		l4_len = sizeof(struct sctp_common_hdr);
+		break;
+	case IPPROTO_IPIP: /* the uplink reads the inner IPv4 header, parse_l4 nothing */
+		l4_len = sizeof(struct iphdr);
+		break;
+	default:
+		return 0;
+	}
+	return (void *)iph + iph->ihl * 4 + l4_len <= data_end;
+}
+
 static __always_inline void parse_pull_headers(struct __sk_buff *skb)
 {
 	__u32 want = skb->len < PARSE_PULL_BYTES ? skb->len : PARSE_PULL_BYTES;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
 
-	if (skb->data_end - skb->data < want)
-		bpf_skb_pull_data(skb, want);
+	if (data_end - data >= want || parse_headers_linear(data, data_end))
+		return;
+	bpf_skb_pull_data(skb, want);
 }
 
 static __always_inline int icmp_is_error(__u8 type)
@@ -209,6 +254,7 @@ static __always_inline __u8 parse_ipv4(struct __sk_buff *skb, struct packet *pkt
 	pkt->proto = iph->protocol;
 	pkt->ip_id = iph->id;
 	pkt->ttl = iph->ttl;
+	pkt->tos = iph->tos;
 
 	frag_off = bpf_ntohs(iph->frag_off);
 	if (frag_off & IP_OFFSET) {

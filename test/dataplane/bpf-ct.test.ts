@@ -780,6 +780,19 @@ describe('conntrack expiry', () => {
     expect(h.metric(EP, Reason.PASS_POLICY, Dir.FROM_POD).packets).toBe(2n);
   });
 
+  it('keeps a flow whose entry another CPU refreshed after this packet read its clock', () => {
+    // Two CPUs meet the same entry (a packet each way): one takes `now`, the other
+    // refreshes last_seen_ns past it before the first compares. Made here by moving the
+    // entry's last packet a second into the future.
+    expect(h.run('fromPod', query).retval).toBe(TcAction.OK);
+    const e = h.dp.views.ct.lookup(dnsFlow)!;
+    h.dp.views.ct.update(dnsFlow, { ...e, last_seen_ns: e.last_seen_ns + 1_000_000_000n });
+    // Live: the answer is the flow's reply, not a new flow the ingress set denies.
+    expect(h.run('toPod', answer).retval).toBe(TcAction.OK);
+    expect(h.metric(EP, Reason.PASS_CT_REPLY, Dir.TO_POD).packets).toBe(1n);
+    expect(h.metric(EP, Reason.DROP_POLICY, Dir.TO_POD).packets).toBe(0n);
+  });
+
   it('keeps a flow alive while packets keep coming within the timeout', () => {
     h.run('fromPod', query);
     // Four gaps of three quarters of the timeout each: three timeouts since the flow
