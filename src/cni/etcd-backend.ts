@@ -11,9 +11,12 @@
  */
 import { EndpointNotProgrammedError, waitForEndpointProgrammed } from '../agent/status.js';
 import {
+  batchingReads,
   Datastore,
   EtcdGatewayClient,
+  grpcEtcdClientFactory,
   isDatastoreError,
+  type EtcdClientFactory,
   type EtcdKvClient,
 } from '../datastore/index.js';
 import { Ipam, isIpamError } from '../ipam/index.js';
@@ -53,10 +56,11 @@ export async function openEtcdBackend(
   };
   let store: Datastore<EtcdKvClient>;
   try {
-    store =
-      client === 'grpc'
-        ? await Datastore.connect(connectOptions)
-        : await Datastore.connect(connectOptions, (o) => new EtcdGatewayClient(o));
+    // An ADD's reads, made together through the datastore and IPAM, go as one request
+    // (../datastore/etcd/batch.ts).
+    const create: EtcdClientFactory<EtcdKvClient> =
+      client === 'grpc' ? await grpcEtcdClientFactory() : (o) => new EtcdGatewayClient(o);
+    store = await Datastore.connect(connectOptions, (o) => batchingReads(create(o)));
   } catch (err) {
     throw classify(err, description);
   }
