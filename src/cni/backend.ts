@@ -147,6 +147,12 @@ export interface CniBackend {
   readPod?(namespace: string, name: string): Promise<PodFacts | undefined>;
   /** Releases everything held by the handle; returns the addresses released ([] if none). */
   releaseByHandle(handle: string): Promise<string[]>;
+  /**
+   * releaseByHandle for several handles (at most `releaseBatch`) in one transaction: the
+   * addresses released, per handle in order. Optional: without it, one at a time.
+   */
+  releaseByHandles?(handles: readonly string[]): Promise<string[][]>;
+  readonly releaseBatch?: number;
   addressesOf(handle: string): Promise<string[]>;
   /** Every allocation whose handle starts with `prefix`. */
   allocations(prefix: string): Promise<Allocation[]>;

@@ -19,7 +19,7 @@ import {
   type EtcdClientFactory,
   type EtcdKvClient,
 } from '../datastore/index.js';
-import { Ipam, isIpamError } from '../ipam/index.js';
+import { HANDLE_BATCH, Ipam, isIpamError } from '../ipam/index.js';
 import {
   DatastoreUnavailable,
   EndpointNotProgrammed,
@@ -224,6 +224,12 @@ export class StoreBackend implements CniBackend {
 
   releaseByHandle(handle: string): Promise<string[]> {
     return this.guard(() => this.ipam.releaseByHandle(handle));
+  }
+
+  readonly releaseBatch = HANDLE_BATCH;
+
+  releaseByHandles(handles: readonly string[]): Promise<string[][]> {
+    return this.guard(() => this.ipam.releaseByHandles(handles));
   }
 
   addressesOf(handle: string): Promise<string[]> {

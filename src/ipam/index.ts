@@ -22,7 +22,13 @@ import { IpamError } from './errors.js';
 import { gc } from './gc.js';
 import { IpamKeys } from './keys.js';
 import { Lanes } from './lanes.js';
-import { addressesOf, releaseBlockAffinity, releaseByHandle, releaseIps } from './release.js';
+import {
+  addressesOf,
+  releaseBlockAffinity,
+  releaseByHandle,
+  releaseByHandles,
+  releaseIps,
+} from './release.js';
 
 export type { AssignIpRequest, Assignment, AutoAssignRequest } from './assign.js';
 export type { BlockInfo } from './blocks.js';
@@ -38,6 +44,7 @@ export type {
 export { DEFAULT_GRACE_MS, analyse } from './check.js';
 export { IpamError, isIpamError, type IpamErrorKind } from './errors.js';
 export { IpamKeys } from './keys.js';
+export { HANDLE_BATCH } from './release.js';
 export type { PoolSpec, PoolUse } from './pools.js';
 export { type IpamConfig, DEFAULT_CONFIG, DEFAULT_MAX_BLOCKS } from './config.js';
 export { convertLegacyIpam, type LegacyConversion } from './legacy.js';
@@ -124,6 +131,14 @@ export class Ipam {
   /** Releases every address of the handle; the addresses released ([] if none). */
   releaseByHandle(handle: string): Promise<string[]> {
     return this.queued('release', () => releaseByHandle(this.ctx, handle));
+  }
+
+  /**
+   * releaseByHandle for several handles in one transaction (at most HANDLE_BATCH): the
+   * addresses released, per handle in order.
+   */
+  releaseByHandles(handles: readonly string[]): Promise<string[][]> {
+    return this.queued('release', () => releaseByHandles(this.ctx, handles));
   }
 
   /** Releases these addresses whoever holds them; those that were allocated. */

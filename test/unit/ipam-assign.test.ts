@@ -287,6 +287,22 @@ describe('release', () => {
     expect((await i.blocks()).reduce((n, x) => n + x.allocated, 0)).toBe(1);
   });
 
+  it('releaseByHandles frees several handles’ addresses across blocks in one go, each handle’s own', async () => {
+    const { ipam: i } = ipam();
+    const pools = [pool('p', '10.32.0.0/24', 30)];
+    const got = [];
+    // Four addresses per /30 block: handles 0-5 span two blocks.
+    for (let k = 0; k < 6; k++)
+      got.push(await i.autoAssign({ handle: `h${k}`, node: 'n1', pools }));
+    await i.assignIp({ ip: '10.32.0.200', handle: 'h1', node: 'n1', pools });
+    const released = await i.releaseByHandles(['h1', 'h4', 'none', 'h5']);
+    expect(released).toEqual([[got[1]!.ip, '10.32.0.200'].sort(), [got[4]!.ip], [], [got[5]!.ip]]);
+    for (const k of [1, 4, 5]) expect(await i.addressesOf(`h${k}`)).toEqual([]);
+    for (const k of [0, 2, 3]) expect(await i.addressesOf(`h${k}`)).toEqual([got[k]!.ip]);
+    expect((await i.blocks()).reduce((n, x) => n + x.allocated, 0)).toBe(3);
+    expect(await i.releaseByHandles(['h1', 'h4'])).toEqual([[], []]);
+  });
+
   it('keeps an emptied block affine to its node, so the node reuses it', async () => {
     const { ipam: i } = ipam();
     const pools = [pool('p', '10.31.0.0/24', 26)];
