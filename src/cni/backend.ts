@@ -152,6 +152,13 @@ export interface CniBackend {
    * addresses released, per handle in order. Optional: without it, one at a time.
    */
   releaseByHandles?(handles: readonly string[]): Promise<string[][]>;
+  /**
+   * autoAssign for several handles of one node (at most `assignBatch`) in one transaction,
+   * from the node's own blocks: per request its address, or undefined for autoAssign to
+   * serve. Optional: without it, one at a time.
+   */
+  autoAssignMany?(requests: readonly AssignRequest[]): Promise<({ ip: string } | undefined)[]>;
+  readonly assignBatch?: number;
   readonly releaseBatch?: number;
   addressesOf(handle: string): Promise<string[]>;
   /** Every allocation whose handle starts with `prefix`. */

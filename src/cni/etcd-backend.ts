@@ -19,7 +19,7 @@ import {
   type EtcdClientFactory,
   type EtcdKvClient,
 } from '../datastore/index.js';
-import { HANDLE_BATCH, Ipam, isIpamError } from '../ipam/index.js';
+import { ASSIGN_BATCH, HANDLE_BATCH, Ipam, isIpamError } from '../ipam/index.js';
 import {
   DatastoreUnavailable,
   EndpointNotProgrammed,
@@ -227,6 +227,23 @@ export class StoreBackend implements CniBackend {
   }
 
   readonly releaseBatch = HANDLE_BATCH;
+  readonly assignBatch = ASSIGN_BATCH;
+
+  async autoAssignMany(
+    requests: readonly Parameters<CniBackend['autoAssign']>[0][],
+  ): Promise<({ ip: string } | undefined)[]> {
+    // Settings are read by the ADDs themselves (with their other reads); one read here
+    // for any that came without.
+    const shared = requests.some((r) => r.settings === undefined)
+      ? await this.ipamSettings()
+      : undefined;
+    const live = requests.map(({ settings, ...rest }) => ({
+      ...rest,
+      ...this.ipamRequest((settings ?? shared)!),
+    }));
+    const got = await this.guard(() => this.ipam.autoAssignMany(live));
+    return got.map((a) => a && { ip: a.ip });
+  }
 
   releaseByHandles(handles: readonly string[]): Promise<string[][]> {
     return this.guard(() => this.ipam.releaseByHandles(handles));

@@ -20,7 +20,12 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DatastoreUnavailable, EndpointNotProgrammed, type CniBackend } from './backend.js';
+import {
+  DatastoreUnavailable,
+  EndpointNotProgrammed,
+  type AssignRequest,
+  type CniBackend,
+} from './backend.js';
 import type { NetworkConfig } from './config.js';
 import { etcdDeps, runCni, type CniDeps, type CniOutcome } from './run.js';
 import { mark, traced } from './trace.js';
@@ -61,6 +66,11 @@ export class CniServer {
   private readonly releaseBatches = new Map<
     string,
     { handles: string[]; done: Promise<Released[]> }
+  >();
+  /** Per datastore and node: the assignments gathered for the next turn in its IPAM queue. */
+  private readonly assignBatches = new Map<
+    string,
+    { requests: AssignRequest[]; done: Promise<Assigned[]> }
   >();
   private readonly sockets = new Set<Socket>();
   private closed = false;
@@ -230,6 +240,35 @@ export class CniServer {
       if (got instanceof Error) throw got;
       return got;
     };
+    // ADDs arriving together, likewise: the assignments queued behind another IPAM write
+    // are made in one transaction from the node's blocks when their turn comes; what that
+    // cannot serve (a new block, borrowing, a handle with a record) goes one at a time.
+    const assignMax = backend.autoAssignMany === undefined ? 1 : (backend.assignBatch ?? 1);
+    const assign = async (request: AssignRequest): Promise<{ ip: string }> => {
+      // One open batch per node: a batch's assignments are all of one node.
+      const batchKey = `${key}\0${request.node}`;
+      let batch = this.assignBatches.get(batchKey);
+      if (
+        batch === undefined ||
+        batch.requests.length >= assignMax ||
+        batch.requests.some((r) => r.handle === request.handle)
+      ) {
+        const requests: AssignRequest[] = [];
+        const mine = {
+          requests,
+          done: serialize(() => {
+            if (this.assignBatches.get(batchKey) === mine) this.assignBatches.delete(batchKey);
+            return assignAll(backend, requests);
+          }),
+        };
+        this.assignBatches.set(batchKey, mine);
+        batch = mine;
+      }
+      const at = batch.requests.push(request) - 1;
+      const got = (await batch.done)[at]!;
+      if (got instanceof Error) throw got;
+      return got;
+    };
     // A store that did not answer is opened afresh by the next call: a kept etcd3 client
     // would answer "every endpoint failed recently" instead of naming the cause (a refused
     // TLS handshake names the certificate fields).
@@ -242,6 +281,7 @@ export class CniServer {
       backend,
       local !== undefined && local.node === config.nodename ? local.wait : undefined,
       serialize,
+      assign,
       release,
       () => !this.ipamQueues.has(key),
       forget,
@@ -280,6 +320,8 @@ class SharedBackend implements CniBackend {
     private readonly inner: CniBackend,
     private readonly localWait: LocalProgrammedWait | undefined,
     private readonly serialize: <T>(write: () => Promise<T>) => Promise<T>,
+    /** autoAssign through the queue, gathered with others queued (CniServer). */
+    private readonly assign: (request: AssignRequest) => Promise<{ ip: string }>,
     /** releaseByHandle through the queue, gathered with others queued (CniServer). */
     private readonly release: (handle: string) => Promise<string[]>,
     /** No IPAM write is in progress or queued. */
@@ -336,7 +378,7 @@ class SharedBackend implements CniBackend {
     return this.watch(this.inner.ipamSettings());
   }
   autoAssign(request: Parameters<CniBackend['autoAssign']>[0]) {
-    return this.watch(this.serialize(() => this.inner.autoAssign(request)));
+    return this.watch(this.assign(request));
   }
   autoAssignWhenReady(
     first: { handle: string; node: string },
@@ -373,6 +415,33 @@ class SharedBackend implements CniBackend {
   }
 }
 
+/** An assignment's address, or why it failed. */
+type Assigned = { ip: string } | Error;
+
+/**
+ * Makes the assignments in one transaction when the backend can, then one at a time those
+ * it left (and all of them if the batch was refused for another reason than an
+ * unreachable store), so that each keeps autoAssign's answers and errors.
+ */
+async function assignAll(
+  backend: CniBackend,
+  requests: readonly AssignRequest[],
+): Promise<Assigned[]> {
+  const one = (r: AssignRequest): Promise<Assigned> =>
+    backend.autoAssign(r).catch((err: unknown) => toError(err));
+  let batched: ({ ip: string } | undefined)[] = requests.map(() => undefined);
+  if (requests.length > 1 && backend.autoAssignMany !== undefined) {
+    try {
+      batched = await backend.autoAssignMany(requests);
+    } catch (err) {
+      if (err instanceof DatastoreUnavailable) return requests.map(() => err);
+    }
+  }
+  const out: Assigned[] = [];
+  for (const [i, r] of requests.entries()) out.push(batched[i] ?? (await one(r)));
+  return out;
+}
+
 /** A handle's released addresses, or why its release failed. */
 type Released = string[] | Error;
 
@@ -381,10 +450,7 @@ type Released = string[] | Error;
  * another reason than an unreachable store is retried one handle at a time, so that one
  * handle's problem is its DEL's alone.
  */
-async function releaseAll(
-  backend: CniBackend,
-  handles: readonly string[],
-): Promise<Released[]> {
+async function releaseAll(backend: CniBackend, handles: readonly string[]): Promise<Released[]> {
   const one = (h: string): Promise<Released> =>
     backend.releaseByHandle(h).catch((err: unknown) => toError(err));
   if (handles.length === 1 || backend.releaseByHandles === undefined)

@@ -12,6 +12,7 @@ import {
   type AutoAssignRequest,
   assignIp,
   autoAssign,
+  autoAssignMany,
   autoAssignWhenReady,
 } from './assign.js';
 import { type BlockInfo, listBlocks } from './blocks.js';
@@ -45,6 +46,7 @@ export { DEFAULT_GRACE_MS, analyse } from './check.js';
 export { IpamError, isIpamError, type IpamErrorKind } from './errors.js';
 export { IpamKeys } from './keys.js';
 export { HANDLE_BATCH } from './release.js';
+export { ASSIGN_BATCH } from './assign.js';
 export type { PoolSpec, PoolUse } from './pools.js';
 export { type IpamConfig, DEFAULT_CONFIG, DEFAULT_MAX_BLOCKS } from './config.js';
 export { convertLegacyIpam, type LegacyConversion } from './legacy.js';
@@ -107,6 +109,14 @@ export class Ipam {
    */
   autoAssign(req: AutoAssignRequest): Promise<Assignment> {
     return this.queued(`assign ${String(req?.node)}`, () => autoAssign(this.ctx, req));
+  }
+
+  /**
+   * Several autoAssigns of one node in one transaction, from its own blocks only (at most
+   * ASSIGN_BATCH): per request its Assignment, or undefined for autoAssign to serve.
+   */
+  autoAssignMany(reqs: readonly AutoAssignRequest[]): Promise<(Assignment | undefined)[]> {
+    return this.queued(`assign ${String(reqs[0]?.node)}`, () => autoAssignMany(this.ctx, reqs));
   }
 
   /**
