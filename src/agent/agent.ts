@@ -212,6 +212,8 @@ export class Agent {
   private routeBlocksSeen: string | undefined;
   /** The next reconcile runs every manager, not only the endpoints' (see reconcile). */
   private fullPassDue = true;
+  /** The route inputs of the last pass (an endpoint pass reuses them). */
+  private lastRoutes: RouteInputs | undefined;
   /** CNI ADDs waiting for their endpoint (waitForEndpoint): told after every reconcile. */
   private readonly endpointWaits = new Set<() => void>();
   private unresolved: UnresolvedEndpoint[] = [];
@@ -760,6 +762,7 @@ export class Agent {
   /** What one reconcile works from: the model, the node's links, the route inputs. */
   private async snapshot(
     settings: Snapshot['settings'],
+    full: boolean,
   ): Promise<{ snapshot: Snapshot; unresolved: UnresolvedEndpoint[] }> {
     const built = buildWorld(this.model);
     this.reportProblems(built.problems);
@@ -775,7 +778,9 @@ export class Agent {
       model: this.model,
       locals,
       links,
-      routes: this.routeInputs(),
+      // Made of Nodes, IPPools and blocks, whose changes all make a pass full: an endpoint
+      // pass takes the last full pass's (parsing every block is the costly part).
+      routes: full || this.lastRoutes === undefined ? this.routeInputs() : this.lastRoutes,
       address: this.address,
       settings,
     };
@@ -807,7 +812,8 @@ export class Agent {
       const modelRev = BigInt(this.model.revision);
       const kindRevs = new Map(this.model.kindRevisions);
       const settings = this.applyStoredConfig();
-      const { snapshot, unresolved } = await this.snapshot(settings);
+      const { snapshot, unresolved } = await this.snapshot(settings, full);
+      this.lastRoutes = snapshot.routes;
       if (this.stopped) return;
       const pass = newPass(snapshot);
       pass.unresolved.push(...unresolved);
