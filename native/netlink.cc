@@ -4,9 +4,10 @@
 // idle machine, several times that on a loaded one, six of them per ADD. Here each step
 // is one netlink request on a socket opened inside the right namespace (a netlink socket
 // stays bound to the namespace it was created in), acknowledged before the next one.
-// The calling (main) thread enters the node's namespace to open its socket and write the
-// per-interface sysctls (/proc/sys/net resolves against the opener's namespace), then the
-// pod's, then returns; nothing else runs on the thread meanwhile. Undoing a partial
+// The pod's network is made on a worker thread, which enters the node's namespace to open
+// its socket and write the per-interface sysctls (/proc/sys/net resolves against the
+// opener's namespace), then the pod's, then returns to its own; the guard rules and the
+// dumps run on the calling thread the same way. Undoing a partial
 // create is the caller's (src/plumbing/pod-network.ts deletes the host end, which takes
 // its peer and routes along): an error names the step that failed (`step`) and the errno.
 #include "netlink.h"
@@ -283,107 +284,169 @@ std::string RequiredString(Napi::Env env, const Napi::Object& o, const char* key
 
 }  // namespace
 
+namespace {
+
+struct PodNetworkArgs {
+  std::string host_netns, pod_netns, host_if, pod_if, host_mac, ip_text, gw_text;
+  uint32_t mtu = 0;
+};
+
+struct PodNetworkMade {
+  int host_index = 0, pod_index = 0;
+  std::string pod_mac;
+};
+
+// The whole create, on whichever thread runs it (it enters and leaves the namespaces
+// itself: setns is per thread). Throws StepError.
+void CreatePodNetwork(const PodNetworkArgs& a, PodNetworkMade* made) {
+  const std::string& host_netns = a.host_netns;
+  const std::string& pod_netns = a.pod_netns;
+  const std::string& host_if = a.host_if;
+  const std::string& pod_if = a.pod_if;
+  const std::string& host_mac = a.host_mac;
+  const std::string& ip_text = a.ip_text;
+  const std::string& gw_text = a.gw_text;
+  const uint32_t mtu = a.mtu;
+  int& host_index = made->host_index;
+  int& pod_index = made->pod_index;
+  std::string& pod_mac = made->pod_mac;
+  std::string ignored;
+  in_addr ip = ParseIp(ip_text, "pod address");
+  in_addr gw = ParseIp(gw_text, "gateway");
+  unsigned char mac[6];
+  if (sscanf(host_mac.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2],
+             &mac[3], &mac[4], &mac[5]) != 6)
+    throw StepError{"parse the host MAC " + host_mac, EINVAL};
+  int pod_fd = open(pod_netns.c_str(), O_RDONLY | O_CLOEXEC);
+  if (pod_fd < 0) throw StepError{"open the pod network namespace " + pod_netns, errno};
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{pod_fd};
+  {
+    InNetns in_host(host_netns);
+    Socket s;
+    if (!s.ok()) throw StepError{"open a netlink socket in the host namespace", errno};
+    // The veth pair, its peer created straight in the pod's namespace.
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_UNSPEC;
+    Request req(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
+    req.PutString(IFLA_IFNAME, host_if);
+    req.Put(IFLA_ADDRESS, mac, sizeof mac);
+    if (mtu != 0) req.PutU32(IFLA_MTU, mtu);
+    size_t linkinfo = req.Begin(IFLA_LINKINFO);
+    req.PutString(IFLA_INFO_KIND, "veth");
+    size_t data = req.Begin(IFLA_INFO_DATA);
+    size_t peer = req.Begin(VETH_INFO_PEER);
+    ifinfomsg peer_ifi{};
+    peer_ifi.ifi_family = AF_UNSPEC;
+    req.PutRaw(&peer_ifi, sizeof peer_ifi);
+    req.PutString(IFLA_IFNAME, pod_if);
+    if (mtu != 0) req.PutU32(IFLA_MTU, mtu);
+    req.PutU32(IFLA_NET_NS_FD, static_cast<uint32_t>(pod_fd));
+    req.End(peer);
+    req.End(data);
+    req.End(linkinfo);
+    Check(s.Call(req), "create the veth pair (peer " + pod_if + " in " + pod_netns + ")");
+    GetLink(s, host_if, &host_index, &ignored);
+    LinkUpNoV6(s, host_index, host_if);
+    AddRoute(s, ip, 32, host_index, nullptr, false, "add the host route to " + ip_text + "/32");
+    WriteSysctl("/proc/sys/net/ipv4/ip_forward", "1");
+    WriteSysctl("/proc/sys/net/ipv4/conf/" + host_if + "/proxy_arp", "1");
+    // Answer ARP for the gateway at once, not after a random delay of up to 0.8 s.
+    WriteSysctl("/proc/sys/net/ipv4/neigh/" + host_if + "/proxy_delay", "0");
+  }
+  {
+    InNetns in_pod(pod_netns);
+    Socket s;
+    if (!s.ok()) throw StepError{"open a netlink socket in the pod namespace", errno};
+    int lo = static_cast<int>(if_nametoindex("lo"));
+    if (lo == 0) throw StepError{"find lo in the pod", errno};
+    {
+      ifinfomsg ifi{};
+      ifi.ifi_family = AF_UNSPEC;
+      ifi.ifi_index = lo;
+      ifi.ifi_flags = IFF_UP;
+      ifi.ifi_change = IFF_UP;
+      Request req(RTM_NEWLINK, 0, &ifi, sizeof ifi);
+      Check(s.Call(req), "bring lo up in the pod");
+    }
+    GetLink(s, pod_if, &pod_index, &pod_mac);
+    {
+      ifaddrmsg ifa{};
+      ifa.ifa_family = AF_INET;
+      ifa.ifa_prefixlen = 32;
+      ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+      ifa.ifa_index = static_cast<uint32_t>(pod_index);
+      Request req(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &ifa, sizeof ifa);
+      req.Put(IFA_LOCAL, &ip, sizeof ip);
+      req.Put(IFA_ADDRESS, &ip, sizeof ip);
+      Check(s.Call(req), "add the pod address " + ip_text + "/32");
+    }
+    LinkUpNoV6(s, pod_index, pod_if);
+    AddRoute(s, gw, 32, pod_index, nullptr, false, "add the pod's link route to " + gw_text);
+    in_addr any{};
+    AddRoute(s, any, 0, pod_index, &gw, true, "add the pod's default route via " + gw_text);
+  }
+}
+
+// Creating the veth pair and its addresses takes the kernel a few milliseconds (more on a
+// loaded node), which on the agent's event loop would hold up every other ADD's datastore
+// calls and the agent's own reconciles: it runs on a worker thread, as LinkDelete does.
+class PodNetworkWorker : public Napi::AsyncWorker {
+ public:
+  PodNetworkWorker(Napi::Env env, PodNetworkArgs args)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), args_(std::move(args)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      CreatePodNetwork(args_, &made_);
+    } catch (const StepError& e) {
+      error_ = e;
+      failed_ = true;
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failed_) {
+      deferred_.Reject(ToJsError(env, error_).Value());
+      return;
+    }
+    auto out = Napi::Object::New(env);
+    out.Set("hostIfindex", Napi::Number::New(env, made_.host_index));
+    out.Set("podIfindex", Napi::Number::New(env, made_.pod_index));
+    out.Set("podMac", Napi::String::New(env, made_.pod_mac));
+    deferred_.Resolve(out);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  PodNetworkArgs args_;
+  PodNetworkMade made_;
+  bool failed_ = false;
+  StepError error_;
+};
+
+}  // namespace
+
 Napi::Value PodNetworkCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) ThrowWithCode(env, EINVAL, "podNetworkCreate needs an options object");
   auto o = info[0].As<Napi::Object>();
-  const std::string host_netns = OptionalString(o, "hostNetns");
-  const std::string pod_netns = RequiredString(env, o, "podNetns");
-  const std::string host_if = RequiredString(env, o, "hostIfName");
-  const std::string pod_if = RequiredString(env, o, "podIfName");
-  const std::string host_mac = RequiredString(env, o, "hostMac");
-  const std::string ip_text = RequiredString(env, o, "ip");
-  const std::string gw_text = RequiredString(env, o, "gateway");
-  uint32_t mtu = o.Get("mtu").IsNumber() ? o.Get("mtu").As<Napi::Number>().Uint32Value() : 0;
-
-  int host_index = 0, pod_index = 0;
-  std::string pod_mac, ignored;
-  try {
-    in_addr ip = ParseIp(ip_text, "pod address");
-    in_addr gw = ParseIp(gw_text, "gateway");
-    unsigned char mac[6];
-    if (sscanf(host_mac.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2],
-               &mac[3], &mac[4], &mac[5]) != 6)
-      throw StepError{"parse the host MAC " + host_mac, EINVAL};
-    int pod_fd = open(pod_netns.c_str(), O_RDONLY | O_CLOEXEC);
-    if (pod_fd < 0) throw StepError{"open the pod network namespace " + pod_netns, errno};
-    struct Closer {
-      int fd;
-      ~Closer() { close(fd); }
-    } closer{pod_fd};
-    {
-      InNetns in_host(host_netns);
-      Socket s;
-      if (!s.ok()) throw StepError{"open a netlink socket in the host namespace", errno};
-      // The veth pair, its peer created straight in the pod's namespace.
-      ifinfomsg ifi{};
-      ifi.ifi_family = AF_UNSPEC;
-      Request req(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
-      req.PutString(IFLA_IFNAME, host_if);
-      req.Put(IFLA_ADDRESS, mac, sizeof mac);
-      if (mtu != 0) req.PutU32(IFLA_MTU, mtu);
-      size_t linkinfo = req.Begin(IFLA_LINKINFO);
-      req.PutString(IFLA_INFO_KIND, "veth");
-      size_t data = req.Begin(IFLA_INFO_DATA);
-      size_t peer = req.Begin(VETH_INFO_PEER);
-      ifinfomsg peer_ifi{};
-      peer_ifi.ifi_family = AF_UNSPEC;
-      req.PutRaw(&peer_ifi, sizeof peer_ifi);
-      req.PutString(IFLA_IFNAME, pod_if);
-      if (mtu != 0) req.PutU32(IFLA_MTU, mtu);
-      req.PutU32(IFLA_NET_NS_FD, static_cast<uint32_t>(pod_fd));
-      req.End(peer);
-      req.End(data);
-      req.End(linkinfo);
-      Check(s.Call(req), "create the veth pair (peer " + pod_if + " in " + pod_netns + ")");
-      GetLink(s, host_if, &host_index, &ignored);
-      LinkUpNoV6(s, host_index, host_if);
-      AddRoute(s, ip, 32, host_index, nullptr, false, "add the host route to " + ip_text + "/32");
-      WriteSysctl("/proc/sys/net/ipv4/ip_forward", "1");
-      WriteSysctl("/proc/sys/net/ipv4/conf/" + host_if + "/proxy_arp", "1");
-      // Answer ARP for the gateway at once, not after a random delay of up to 0.8 s.
-      WriteSysctl("/proc/sys/net/ipv4/neigh/" + host_if + "/proxy_delay", "0");
-    }
-    {
-      InNetns in_pod(pod_netns);
-      Socket s;
-      if (!s.ok()) throw StepError{"open a netlink socket in the pod namespace", errno};
-      int lo = static_cast<int>(if_nametoindex("lo"));
-      if (lo == 0) throw StepError{"find lo in the pod", errno};
-      {
-        ifinfomsg ifi{};
-        ifi.ifi_family = AF_UNSPEC;
-        ifi.ifi_index = lo;
-        ifi.ifi_flags = IFF_UP;
-        ifi.ifi_change = IFF_UP;
-        Request req(RTM_NEWLINK, 0, &ifi, sizeof ifi);
-        Check(s.Call(req), "bring lo up in the pod");
-      }
-      GetLink(s, pod_if, &pod_index, &pod_mac);
-      {
-        ifaddrmsg ifa{};
-        ifa.ifa_family = AF_INET;
-        ifa.ifa_prefixlen = 32;
-        ifa.ifa_scope = RT_SCOPE_UNIVERSE;
-        ifa.ifa_index = static_cast<uint32_t>(pod_index);
-        Request req(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &ifa, sizeof ifa);
-        req.Put(IFA_LOCAL, &ip, sizeof ip);
-        req.Put(IFA_ADDRESS, &ip, sizeof ip);
-        Check(s.Call(req), "add the pod address " + ip_text + "/32");
-      }
-      LinkUpNoV6(s, pod_index, pod_if);
-      AddRoute(s, gw, 32, pod_index, nullptr, false, "add the pod's link route to " + gw_text);
-      in_addr any{};
-      AddRoute(s, any, 0, pod_index, &gw, true, "add the pod's default route via " + gw_text);
-    }
-  } catch (const StepError& e) {
-    throw ToJsError(env, e);
-  }
-  auto out = Napi::Object::New(env);
-  out.Set("hostIfindex", Napi::Number::New(env, host_index));
-  out.Set("podIfindex", Napi::Number::New(env, pod_index));
-  out.Set("podMac", Napi::String::New(env, pod_mac));
-  return out;
+  PodNetworkArgs a;
+  a.host_netns = OptionalString(o, "hostNetns");
+  a.pod_netns = RequiredString(env, o, "podNetns");
+  a.host_if = RequiredString(env, o, "hostIfName");
+  a.pod_if = RequiredString(env, o, "podIfName");
+  a.host_mac = RequiredString(env, o, "hostMac");
+  a.ip_text = RequiredString(env, o, "ip");
+  a.gw_text = RequiredString(env, o, "gateway");
+  a.mtu = o.Get("mtu").IsNumber() ? o.Get("mtu").As<Napi::Number>().Uint32Value() : 0;
+  auto* worker = new PodNetworkWorker(env, std::move(a));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 namespace {

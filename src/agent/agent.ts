@@ -212,6 +212,12 @@ export class Agent {
   /** Why the node address could not be detected (undefined: given, found, or none there). */
   private addressProblem: string | undefined;
   private locals: LocalEndpointInfo[] = [];
+  /** The blocks as the routes last saw them (routeBlocks), to reconcile on their changes only. */
+  private routeBlocksSeen: string | undefined;
+  /** The next reconcile runs every manager, not only the endpoints' (see reconcile). */
+  private fullPassDue = true;
+  /** The route inputs of the last pass (an endpoint pass reuses them). */
+  private lastRoutes: RouteInputs | undefined;
   /** CNI ADDs waiting for their endpoint (waitForEndpoint): told after every reconcile. */
   private readonly endpointWaits = new Set<() => void>();
   private unresolved: UnresolvedEndpoint[] = [];
@@ -248,7 +254,7 @@ export class Agent {
       node: config.nodeName,
       log,
       tally: this.tally,
-      trigger: () => this.debouncer.trigger(),
+      trigger: () => this.triggerFull(),
       programmed: () => this.programmedOnce,
     };
     this.set = chooseManagers(config, dataplane, ctx, this.netns);
@@ -412,7 +418,15 @@ export class Agent {
       etcd: this.ds.etcd,
       prefix: new IpamKeys(prefix).blocks,
       log: this.log,
-      onChange: () => this.debouncer.trigger(),
+      // Every ADD and DEL changes its block (an allocation): only what the routes are
+      // made of — a block's CIDR and affinity, its borrowed addresses — calls for a
+      // reconcile; an allocation of the block's own node changes no route.
+      onChange: () => {
+        const blocks = JSON.stringify(this.routeBlocks(false));
+        if (blocks === this.routeBlocksSeen) return;
+        this.routeBlocksSeen = blocks;
+        this.triggerFull();
+      },
     });
     this.heartbeats = new PrefixFollower({
       etcd: this.ds.etcd,
@@ -424,7 +438,7 @@ export class Agent {
         const alive = [...snap.keys()].sort().join(',');
         if (alive !== this.aliveNodes) {
           this.aliveNodes = alive;
-          this.debouncer.trigger();
+          this.triggerFull();
         }
       },
     });
@@ -432,7 +446,7 @@ export class Agent {
     this.heartbeats.start();
     void this.register(0);
     void this.startWatch(0);
-    this.resyncTimer = setInterval(() => this.debouncer.trigger(), c.resyncIntervalMs);
+    this.resyncTimer = setInterval(() => this.triggerFull(), c.resyncIntervalMs);
     for (const m of this.managers) m.start?.();
   }
 
@@ -470,6 +484,7 @@ export class Agent {
 
   /** Runs a reconcile now (after one in progress) and waits for it. */
   reconcileNow(): Promise<void> {
+    this.fullPassDue = true;
     return this.debouncer.flush();
   }
 
@@ -505,7 +520,7 @@ export class Agent {
         ? BigInt(this.model.revision) >= want ||
           (kind !== undefined && (this.model.kindRevisions.get(kind) ?? 0n) >= want)
         : (this.model.kindRevisions.get(kind) ?? 0n) >= want;
-    if (!this.stopped && !this.revisions.has(want, kind) && inModel) this.debouncer.trigger();
+    if (!this.stopped && !this.revisions.has(want, kind) && inModel) this.triggerFull();
     const what = kind === undefined ? 'store revision' : `${kind} revision`;
     return this.revisions.wait(
       want,
@@ -677,6 +692,12 @@ export class Agent {
     });
   }
 
+  /** Something beyond endpoints changed (or may have): a full pass soon. */
+  private triggerFull(): void {
+    this.fullPassDue = true;
+    this.debouncer.trigger();
+  }
+
   /** Whether the model has seen the store at `revision` (a resourceVersion) or later. */
   private modelHas(revision: string | undefined): boolean {
     if (revision === undefined) return false;
@@ -729,7 +750,7 @@ export class Agent {
           }
           this.noteEtcd(connected);
           // Back: resync what the blocks and heartbeats missed, and reconcile.
-          if (connected) this.debouncer.trigger();
+          if (connected) this.triggerFull();
         },
       });
       if (this.stopped) await this.watcher.cancel();
@@ -748,10 +769,13 @@ export class Agent {
       if (!this.resourcesSynced) this.log.info({ revision: ev.revision }, 'store listed');
       else this.log.info({ revision: ev.revision, cause: ev.cause }, 'store listed again');
       this.resourcesSynced = true;
-      this.debouncer.trigger();
+      this.triggerFull();
       return;
     }
     if (!changed || !this.resourcesSynced) return;
+    // An endpoint's change is programmed by an endpoint pass (see reconcile); anything
+    // else may concern every manager.
+    if (ev.kind !== 'WorkloadEndpoint') this.fullPassDue = true;
     // A CNI ADD is waiting for its endpoint: program now, not after the quiet time.
     if (this.endpointWaits.size > 0) void this.debouncer.flush();
     else this.debouncer.trigger();
@@ -766,6 +790,7 @@ export class Agent {
   /** What one reconcile works from: the model, the node's links, the route inputs. */
   private async snapshot(
     settings: Snapshot['settings'],
+    full: boolean,
   ): Promise<{ snapshot: Snapshot; unresolved: UnresolvedEndpoint[] }> {
     const built = buildWorld(this.model);
     this.reportProblems(built.problems);
@@ -781,7 +806,9 @@ export class Agent {
       model: this.model,
       locals,
       links,
-      routes: this.routeInputs(),
+      // Made of Nodes, IPPools and blocks, whose changes all make a pass full: an endpoint
+      // pass takes the last full pass's (parsing every block is the costly part).
+      routes: full || this.lastRoutes === undefined ? this.routeInputs() : this.lastRoutes,
       address: this.address,
       settings,
     };
@@ -798,6 +825,13 @@ export class Agent {
       this.everSynced = true;
       this.reporter?.reportNow();
     }
+    // Only endpoints changed since the last full pass (a CNI ADD or DEL, a label): the
+    // managers of endpoints (policy, local routes) are all that can have work, and a CNI
+    // ADD waits on this pass. The others (remote and kernel routes, uplink, BGP, NAT) keep
+    // what the last full pass gave them; any other change, a retry, the resync timer and
+    // a failed pass make the next pass full.
+    const full = this.fullPassDue || !this.programmedOnce;
+    this.fullPassDue = false;
     const t0 = performance.now();
     this.reconcileStarted = Date.now();
     let writes = 0;
@@ -806,19 +840,21 @@ export class Agent {
       const modelRev = BigInt(this.model.revision);
       const kindRevs = new Map(this.model.kindRevisions);
       const settings = this.applyStoredConfig();
-      const { snapshot, unresolved } = await this.snapshot(settings);
+      const { snapshot, unresolved } = await this.snapshot(settings, full);
+      this.lastRoutes = snapshot.routes;
       if (this.stopped) return;
       const pass = newPass(snapshot);
       pass.unresolved.push(...unresolved);
       let retryMs: number | undefined;
       for (const m of this.managers) {
+        if (!full && m.endpointScoped !== true) continue;
         const r = await m.reconcile(pass);
         writes += r.writes ?? 0;
         deletes += r.deletes ?? 0;
         if (r.retryMs !== undefined) retryMs = Math.min(retryMs ?? r.retryMs, r.retryMs);
         if (this.stopped) return;
       }
-      if (retryMs !== undefined) this.later(retryMs, () => this.debouncer.trigger());
+      if (retryMs !== undefined) this.later(retryMs, () => this.triggerFull());
 
       this.locals = pass.programmed;
       this.unresolved = pass.unresolved;
@@ -832,7 +868,7 @@ export class Agent {
           );
         }
         this.unresolvedShown = shown;
-        this.later(1000, () => this.debouncer.trigger());
+        this.later(1000, () => this.triggerFull());
       } else {
         this.unresolvedShown = '';
       }
@@ -846,8 +882,9 @@ export class Agent {
       this.revisions.reached(modelRev, kindRevs);
       for (const w of [...this.endpointWaits]) w();
     } catch (e) {
+      this.fullPassDue = true;
       this.record(t0, false, (e as Error).message, writes, deletes);
-      this.later(2000, () => this.debouncer.trigger());
+      this.later(2000, () => this.triggerFull());
     } finally {
       this.reconcileStarted = undefined;
     }
@@ -975,7 +1012,6 @@ export class Agent {
   // --- routes -------------------------------------------------------------------------
 
   private routeInputs(): RouteInputs {
-    const prefix = this.ds!.prefix;
     // A node's routes follow its Node resource, not its agent's heartbeat: an agent that
     // is restarting, upgrading or cut off from etcd leaves a dataplane that still forwards
     // (its pins stay), so the other nodes keep routing to it. Deleting the Node (what a
@@ -985,31 +1021,46 @@ export class Agent {
       address: n.spec.bgp?.ipv4Address,
       alive: true,
     }));
-    const keys = new IpamKeys(prefix);
-    const blocks: RouteBlock[] = [];
-    for (const [key, value] of this.blocks?.snapshot ?? []) {
-      const cidr = keys.blockCidr(key);
-      if (cidr === undefined) continue;
-      try {
-        const b = parseBlock(key, value.toString(), cidr);
-        blocks.push({
-          cidr: b.cidr,
-          affinity: affinityNode(b),
-          allocations: b.allocations.map((a) => ({
-            ip: ordinalAddress(cidr, a.ordinal),
-            node: allocationNode(b, a) ?? '',
-          })),
-        });
-      } catch (e) {
-        this.log.warn({ key, err: (e as Error).message }, 'IPAM block left out of the routes');
-      }
-    }
+    const blocks = this.routeBlocks(true);
     const pools = this.model.list('IPPool').map((p) => ({
       cidr: p.spec.cidr,
       ipipMode: p.spec.ipipMode,
       vxlanMode: p.spec.vxlanMode,
     }));
     return { self: this.config.nodeName, nodes, blocks, pools };
+  }
+
+  /**
+   * The IPAM blocks as routes see them: CIDR, affinity and the borrowed addresses (an
+   * allocation of another node than the block's). The routes (../routes.ts) and BIRD's
+   * configuration (src/bgp/render.ts) skip allocations of the block's own node, so they
+   * are left out here: an ADD or DEL on a node's own block leaves this unchanged.
+   */
+  private routeBlocks(warn: boolean): RouteBlock[] {
+    const keys = new IpamKeys(this.ds!.prefix);
+    const blocks: RouteBlock[] = [];
+    for (const [key, value] of this.blocks?.snapshot ?? []) {
+      const cidr = keys.blockCidr(key);
+      if (cidr === undefined) continue;
+      try {
+        const b = parseBlock(key, value.toString(), cidr);
+        const affinity = affinityNode(b);
+        blocks.push({
+          cidr: b.cidr,
+          affinity,
+          allocations: b.allocations.flatMap((a) => {
+            const node = allocationNode(b, a) ?? '';
+            return node === affinity ? [] : [{ ip: ordinalAddress(cidr, a.ordinal), node }];
+          }),
+        });
+      } catch (e) {
+        // Unreadable: its raw text stands in, so that a change of it still reconciles.
+        if (warn)
+          this.log.warn({ key, err: (e as Error).message }, 'IPAM block left out of the routes');
+        else blocks.push({ cidr: key, affinity: value.toString(), allocations: [] });
+      }
+    }
+    return blocks;
   }
 
   /** Nodes whose heartbeat is alive: present (leases), or renewed within its TTL. */

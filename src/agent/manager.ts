@@ -177,6 +177,11 @@ export interface Manager {
   readonly name: string;
   /** Starts its own timers or children, once the agent follows the store (optional). */
   start?(): void;
+  /**
+   * It reads only the endpoints of the snapshot (the world, the locals, their links):
+   * a pass after a change of endpoints alone runs just these managers.
+   */
+  readonly endpointScoped?: boolean;
   /** Brings its concern to the snapshot; reads and adds to the pass. */
   reconcile(pass: Pass): Promise<ManagerResult> | ManagerResult;
   /** Its part of /status. */

@@ -147,6 +147,19 @@ export interface CniBackend {
   readPod?(namespace: string, name: string): Promise<PodFacts | undefined>;
   /** Releases everything held by the handle; returns the addresses released ([] if none). */
   releaseByHandle(handle: string): Promise<string[]>;
+  /**
+   * releaseByHandle for several handles (at most `releaseBatch`) in one transaction: the
+   * addresses released, per handle in order. Optional: without it, one at a time.
+   */
+  releaseByHandles?(handles: readonly string[]): Promise<string[][]>;
+  /**
+   * autoAssign for several handles of one node (at most `assignBatch`) in one transaction,
+   * from the node's own blocks: per request its address, or undefined for autoAssign to
+   * serve. Optional: without it, one at a time.
+   */
+  autoAssignMany?(requests: readonly AssignRequest[]): Promise<({ ip: string } | undefined)[]>;
+  readonly assignBatch?: number;
+  readonly releaseBatch?: number;
   addressesOf(handle: string): Promise<string[]>;
   /** Every allocation whose handle starts with `prefix`. */
   allocations(prefix: string): Promise<Allocation[]>;

@@ -11,12 +11,15 @@
  */
 import { EndpointNotProgrammedError, waitForEndpointProgrammed } from '../agent/status.js';
 import {
+  batchingReads,
   Datastore,
   EtcdGatewayClient,
+  grpcEtcdClientFactory,
   isDatastoreError,
+  type EtcdClientFactory,
   type EtcdKvClient,
 } from '../datastore/index.js';
-import { Ipam, isIpamError } from '../ipam/index.js';
+import { ASSIGN_BATCH, HANDLE_BATCH, Ipam, isIpamError } from '../ipam/index.js';
 import {
   DatastoreUnavailable,
   EndpointNotProgrammed,
@@ -53,10 +56,11 @@ export async function openEtcdBackend(
   };
   let store: Datastore<EtcdKvClient>;
   try {
-    store =
-      client === 'grpc'
-        ? await Datastore.connect(connectOptions)
-        : await Datastore.connect(connectOptions, (o) => new EtcdGatewayClient(o));
+    // An ADD's reads, made together through the datastore and IPAM, go as one request
+    // (../datastore/etcd/batch.ts).
+    const create: EtcdClientFactory<EtcdKvClient> =
+      client === 'grpc' ? await grpcEtcdClientFactory() : (o) => new EtcdGatewayClient(o);
+    store = await Datastore.connect(connectOptions, (o) => batchingReads(create(o)));
   } catch (err) {
     throw classify(err, description);
   }
@@ -220,6 +224,29 @@ export class StoreBackend implements CniBackend {
 
   releaseByHandle(handle: string): Promise<string[]> {
     return this.guard(() => this.ipam.releaseByHandle(handle));
+  }
+
+  readonly releaseBatch = HANDLE_BATCH;
+  readonly assignBatch = ASSIGN_BATCH;
+
+  async autoAssignMany(
+    requests: readonly Parameters<CniBackend['autoAssign']>[0][],
+  ): Promise<({ ip: string } | undefined)[]> {
+    // Settings are read by the ADDs themselves (with their other reads); one read here
+    // for any that came without.
+    const shared = requests.some((r) => r.settings === undefined)
+      ? await this.ipamSettings()
+      : undefined;
+    const live = requests.map(({ settings, ...rest }) => ({
+      ...rest,
+      ...this.ipamRequest((settings ?? shared)!),
+    }));
+    const got = await this.guard(() => this.ipam.autoAssignMany(live));
+    return got.map((a) => a && { ip: a.ip });
+  }
+
+  releaseByHandles(handles: readonly string[]): Promise<string[][]> {
+    return this.guard(() => this.ipam.releaseByHandles(handles));
   }
 
   addressesOf(handle: string): Promise<string[]> {

@@ -20,10 +20,15 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DatastoreUnavailable, EndpointNotProgrammed, type CniBackend } from './backend.js';
+import {
+  DatastoreUnavailable,
+  EndpointNotProgrammed,
+  type AssignRequest,
+  type CniBackend,
+} from './backend.js';
 import type { NetworkConfig } from './config.js';
 import { etcdDeps, runCni, type CniDeps, type CniOutcome } from './run.js';
-import { takeMarks } from './trace.js';
+import { mark, traced } from './trace.js';
 
 /** The agent's own answer to "is this endpoint programmed", instead of polling the store. */
 export type LocalProgrammedWait = (request: {
@@ -57,6 +62,16 @@ export class CniServer {
   /** Per datastore: the IPAM write in progress, the next one queued behind it. */
   private readonly ipamQueues = new Map<string, Promise<unknown>>();
   private readonly perContainer = new Map<string, Promise<unknown>>();
+  /** Per datastore: the releases gathered for the next turn in its IPAM queue. */
+  private readonly releaseBatches = new Map<
+    string,
+    { handles: string[]; done: Promise<Released[]> }
+  >();
+  /** Per datastore and node: the assignments gathered for the next turn in its IPAM queue. */
+  private readonly assignBatches = new Map<
+    string,
+    { requests: AssignRequest[]; done: Promise<Assigned[]> }
+  >();
   private readonly sockets = new Set<Socket>();
   private closed = false;
 
@@ -144,12 +159,13 @@ export class CniServer {
     const { env, stdin } = decodeRequest(request);
     const key = env.CNI_CONTAINERID ?? '';
     const run = async () => {
+      const call = () => runCni({ env, stdin }, { openBackend: (c) => this.backendFor(c) });
+      if (!TIMING) return call();
       const started = performance.now();
-      const outcome = await runCni({ env, stdin }, { openBackend: (c) => this.backendFor(c) });
-      if (TIMING)
-        this.options.onProblem?.(
-          `CNI ${outcome.command ?? '?'} ${key}: exit ${outcome.exitCode} after ${(performance.now() - started).toFixed(1)} ms (${takeMarks(started)})`,
-        );
+      const { result: outcome, phases } = await traced(call);
+      this.options.onProblem?.(
+        `CNI ${outcome.command ?? '?'} ${key}: exit ${outcome.exitCode} after ${(performance.now() - started).toFixed(1)} ms (${phases})`,
+      );
       return outcome;
     };
     if (key === '') return run();
@@ -186,7 +202,12 @@ export class CniServer {
     // with a queue. Other writers (other nodes, `ipam gc`) still meet the CAS.
     const serialize = <T>(write: () => Promise<T>): Promise<T> => {
       const previous = this.ipamQueues.get(key) ?? Promise.resolve();
-      const mine = previous.catch(() => undefined).then(write);
+      const mine = previous
+        .catch(() => undefined)
+        .then(() => {
+          mark('ipam-turn');
+          return write();
+        });
       this.ipamQueues.set(key, mine);
       void mine
         .finally(() => {
@@ -194,6 +215,59 @@ export class CniServer {
         })
         .catch(() => undefined);
       return mine;
+    };
+    // DELs arriving together: their releases would each wait for the one before to commit.
+    // Those queued behind another IPAM write are gathered and go as one transaction when
+    // their turn comes (a release finding the queue idle goes alone, at once).
+    const max = backend.releaseByHandles === undefined ? 1 : (backend.releaseBatch ?? 1);
+    const release = async (handle: string): Promise<string[]> => {
+      let batch = this.releaseBatches.get(key);
+      if (batch === undefined || batch.handles.length >= max) {
+        const handles: string[] = [];
+        const mine = {
+          handles,
+          done: serialize(() => {
+            // From now on this batch takes no more handles: later ones start the next.
+            if (this.releaseBatches.get(key) === mine) this.releaseBatches.delete(key);
+            return releaseAll(backend, handles);
+          }),
+        };
+        this.releaseBatches.set(key, mine);
+        batch = mine;
+      }
+      const at = batch.handles.push(handle) - 1;
+      const got = (await batch.done)[at]!;
+      if (got instanceof Error) throw got;
+      return got;
+    };
+    // ADDs arriving together, likewise: the assignments queued behind another IPAM write
+    // are made in one transaction from the node's blocks when their turn comes; what that
+    // cannot serve (a new block, borrowing, a handle with a record) goes one at a time.
+    const assignMax = backend.autoAssignMany === undefined ? 1 : (backend.assignBatch ?? 1);
+    const assign = async (request: AssignRequest): Promise<{ ip: string }> => {
+      // One open batch per node: a batch's assignments are all of one node.
+      const batchKey = `${key}\0${request.node}`;
+      let batch = this.assignBatches.get(batchKey);
+      if (
+        batch === undefined ||
+        batch.requests.length >= assignMax ||
+        batch.requests.some((r) => r.handle === request.handle)
+      ) {
+        const requests: AssignRequest[] = [];
+        const mine = {
+          requests,
+          done: serialize(() => {
+            if (this.assignBatches.get(batchKey) === mine) this.assignBatches.delete(batchKey);
+            return assignAll(backend, requests);
+          }),
+        };
+        this.assignBatches.set(batchKey, mine);
+        batch = mine;
+      }
+      const at = batch.requests.push(request) - 1;
+      const got = (await batch.done)[at]!;
+      if (got instanceof Error) throw got;
+      return got;
     };
     // A store that did not answer is opened afresh by the next call: a kept etcd3 client
     // would answer "every endpoint failed recently" instead of naming the cause (a refused
@@ -207,6 +281,8 @@ export class CniServer {
       backend,
       local !== undefined && local.node === config.nodename ? local.wait : undefined,
       serialize,
+      assign,
+      release,
       () => !this.ipamQueues.has(key),
       forget,
     );
@@ -244,6 +320,10 @@ class SharedBackend implements CniBackend {
     private readonly inner: CniBackend,
     private readonly localWait: LocalProgrammedWait | undefined,
     private readonly serialize: <T>(write: () => Promise<T>) => Promise<T>,
+    /** autoAssign through the queue, gathered with others queued (CniServer). */
+    private readonly assign: (request: AssignRequest) => Promise<{ ip: string }>,
+    /** releaseByHandle through the queue, gathered with others queued (CniServer). */
+    private readonly release: (handle: string) => Promise<string[]>,
     /** No IPAM write is in progress or queued. */
     private readonly queueIdle: () => boolean,
     private readonly forget: () => void,
@@ -298,7 +378,7 @@ class SharedBackend implements CniBackend {
     return this.watch(this.inner.ipamSettings());
   }
   autoAssign(request: Parameters<CniBackend['autoAssign']>[0]) {
-    return this.watch(this.serialize(() => this.inner.autoAssign(request)));
+    return this.watch(this.assign(request));
   }
   autoAssignWhenReady(
     first: { handle: string; node: string },
@@ -322,7 +402,7 @@ class SharedBackend implements CniBackend {
     return this.watch(this.serialize(() => this.inner.assignIp(request)));
   }
   releaseByHandle(handle: string) {
-    return this.watch(this.serialize(() => this.inner.releaseByHandle(handle)));
+    return this.watch(this.release(handle));
   }
   addressesOf(handle: string) {
     return this.watch(this.inner.addressesOf(handle));
@@ -333,6 +413,60 @@ class SharedBackend implements CniBackend {
   async close(): Promise<void> {
     // kept open for the next call
   }
+}
+
+/** An assignment's address, or why it failed. */
+type Assigned = { ip: string } | Error;
+
+/**
+ * Makes the assignments in one transaction when the backend can, then one at a time those
+ * it left (and all of them if the batch was refused for another reason than an
+ * unreachable store), so that each keeps autoAssign's answers and errors.
+ */
+async function assignAll(
+  backend: CniBackend,
+  requests: readonly AssignRequest[],
+): Promise<Assigned[]> {
+  const one = (r: AssignRequest): Promise<Assigned> =>
+    backend.autoAssign(r).catch((err: unknown) => toError(err));
+  let batched: ({ ip: string } | undefined)[] = requests.map(() => undefined);
+  if (requests.length > 1 && backend.autoAssignMany !== undefined) {
+    try {
+      batched = await backend.autoAssignMany(requests);
+    } catch (err) {
+      if (err instanceof DatastoreUnavailable) return requests.map(() => err);
+    }
+  }
+  const out: Assigned[] = [];
+  for (const [i, r] of requests.entries()) out.push(batched[i] ?? (await one(r)));
+  return out;
+}
+
+/** A handle's released addresses, or why its release failed. */
+type Released = string[] | Error;
+
+/**
+ * Releases the handles in one transaction when the backend can; a batch refused for
+ * another reason than an unreachable store is retried one handle at a time, so that one
+ * handle's problem is its DEL's alone.
+ */
+async function releaseAll(backend: CniBackend, handles: readonly string[]): Promise<Released[]> {
+  const one = (h: string): Promise<Released> =>
+    backend.releaseByHandle(h).catch((err: unknown) => toError(err));
+  if (handles.length === 1 || backend.releaseByHandles === undefined)
+    return Promise.all(handles.map(one));
+  try {
+    return await backend.releaseByHandles(handles);
+  } catch (err) {
+    if (err instanceof DatastoreUnavailable) return handles.map(() => err);
+    const out: Released[] = [];
+    for (const h of handles) out.push(await one(h));
+    return out;
+  }
+}
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 /** The request's environment (NUL-terminated KEY=VALUE strings up to an empty one) and stdin. */

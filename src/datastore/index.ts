@@ -17,7 +17,8 @@ export type {
   EtcdKvClient,
   EtcdWatchClient,
 } from './etcd/client.js';
-export { DEFAULT_TIMEOUT_MS } from './etcd/connect.js';
+export { DEFAULT_TIMEOUT_MS, grpcEtcdClientFactory } from './etcd/connect.js';
+export { batchingReads } from './etcd/batch.js';
 export { prefixEnd } from './etcd/keys.js';
 export {
   classifyEtcdError,

@@ -349,6 +349,91 @@ export async function autoAssign(ctx: IpamContext, req: AutoAssignRequest): Prom
   return (await assignWhenPlanned(ctx, p.who, Promise.resolve({ p, pools })))!;
 }
 
+/** Assignments made in one transaction at most (each adds a handle and maybe a block). */
+export const ASSIGN_BATCH = 32;
+
+/**
+ * Several autoAssigns of one node in one transaction, from the node's own blocks only:
+ * a node's agent gathers the ADDs that arrive together (src/cni/server.ts), which would
+ * otherwise each wait for the one before to commit. The blocks are read once and each
+ * address taken from the block as the earlier ones of the batch left it; every block used
+ * and every handle is compared at commit, so no address is ever given twice.
+ *
+ * Per request, in order: its Assignment, or undefined when this path does not serve it
+ * (its handle already has a record, or the node's blocks have no free address for it):
+ * the caller then runs autoAssign for it (new block, borrowing, idempotency, errors).
+ */
+export async function autoAssignMany(
+  ctx: IpamContext,
+  reqs: readonly AutoAssignRequest[],
+): Promise<(Assignment | undefined)[]> {
+  const planned = reqs.map((r) => ({ p: plan(r), pools: enabledPools(r.pools, checkUse(r.use)) }));
+  const node = planned[0]?.p.who.node;
+  if (node === undefined) return [];
+  const handles = planned.map((x) => x.p.who.handle);
+  if (planned.some((x) => x.p.who.node !== node) || new Set(handles).size !== handles.length)
+    throw new IpamError('invalid', 'autoAssignMany takes distinct handles of one node');
+  if (reqs.length > ASSIGN_BATCH)
+    throw new IpamError('invalid', `autoAssignMany takes at most ${ASSIGN_BATCH} requests`);
+  return transact(ctx, `assigning addresses to ${handles.join(', ')} on ${node}`, async (tx) => {
+    const hkeys = handles.map((h) => ctx.keys.handle(h));
+    const hinted = (ctx.affineHint?.get(node) ?? []).map((c) => ctx.keys.block(c));
+    // As in assignWhenPlanned: handles, config and hinted blocks in one read, the node's
+    // affinities guarded (a block claimed meanwhile restarts the attempt).
+    const read = await tx.read(
+      [...hkeys, ctx.keys.config, ...hinted],
+      [{ prefix: ctx.keys.nodeAffinities(node), keysOnly: true, guard: true }],
+      { compare: false },
+    );
+    hkeys.forEach((k, i) => tx.expect(k, read.values[i]?.mod ?? '0'));
+    tx.expect(ctx.keys.config, read.values[hkeys.length]?.mod ?? '0');
+    const fetched = new Map(hinted.map((k, i) => [k, read.values[hkeys.length + 1 + i]]));
+    // The blocks as this batch leaves them: each allocation builds on the ones before.
+    const working = new Map<string, { cidr: Cidr; block: BlockRecord }>();
+    const out: (Assignment | undefined)[] = [];
+    let hint: Cidr[] | undefined;
+    for (const [i, { p, pools }] of planned.entries()) {
+      if (read.values[i] !== undefined) {
+        out.push(undefined); // a record already: autoAssign's idempotency answers it
+        continue;
+      }
+      const owned = affineCidrs(ctx, pools, node, read.lists[0]!);
+      hint ??= owned;
+      const usable = owned.filter((c) => !p.reservations.covers(c));
+      const unread = usable.map((c) => ctx.keys.block(c)).filter((k) => !fetched.has(k));
+      if (unread.length > 0) {
+        const more = await tx.get(unread, { compare: false });
+        unread.forEach((k, j) => fetched.set(k, more[j]));
+      }
+      let got: Assignment | undefined;
+      for (const cidr of usable) {
+        const key = ctx.keys.block(cidr);
+        let current = working.get(key);
+        if (current === undefined) {
+          const kv = fetched.get(key);
+          const found = kv && blockOf(ctx, kv);
+          if (!found || affinityNode(found.block) !== node) continue;
+          current = found;
+        }
+        const ordinal = freeOrdinal(current.block, current.cidr, p.reservations.has);
+        if (ordinal === undefined) continue;
+        if (!working.has(key)) tx.expect(key, fetched.get(key)!.mod);
+        working.set(key, {
+          cidr: current.cidr,
+          block: withAllocation(current.block, ordinal, { ...p.who, at: ctx.now() }),
+        });
+        tx.put(hkeys[i]!, encodeHandle(handleWith(undefined, p.who.handle, formatCidr(cidr))));
+        got = { ip: ordinalAddress(cidr, ordinal), block: formatCidr(cidr), borrowed: false };
+        break;
+      }
+      out.push(got);
+    }
+    for (const [key, { cidr, block }] of working) tx.put(key, encodeBlock(block, cidr));
+    if (hint !== undefined) ctx.affineHint?.set(node, hint);
+    return out;
+  });
+}
+
 /**
  * autoAssign whose request is still being worked out (the caller's own reads: pools, node
  * labels, settings) while this starts its first read, which needs only the handle and the

@@ -12,6 +12,7 @@ import {
   type AutoAssignRequest,
   assignIp,
   autoAssign,
+  autoAssignMany,
   autoAssignWhenReady,
 } from './assign.js';
 import { type BlockInfo, listBlocks } from './blocks.js';
@@ -22,7 +23,13 @@ import { IpamError } from './errors.js';
 import { gc } from './gc.js';
 import { IpamKeys } from './keys.js';
 import { Lanes } from './lanes.js';
-import { addressesOf, releaseBlockAffinity, releaseByHandle, releaseIps } from './release.js';
+import {
+  addressesOf,
+  releaseBlockAffinity,
+  releaseByHandle,
+  releaseByHandles,
+  releaseIps,
+} from './release.js';
 
 export type { AssignIpRequest, Assignment, AutoAssignRequest } from './assign.js';
 export type { BlockInfo } from './blocks.js';
@@ -38,6 +45,8 @@ export type {
 export { DEFAULT_GRACE_MS, analyse } from './check.js';
 export { IpamError, isIpamError, type IpamErrorKind } from './errors.js';
 export { IpamKeys } from './keys.js';
+export { HANDLE_BATCH } from './release.js';
+export { ASSIGN_BATCH } from './assign.js';
 export type { PoolSpec, PoolUse } from './pools.js';
 export { type IpamConfig, DEFAULT_CONFIG, DEFAULT_MAX_BLOCKS } from './config.js';
 export { convertLegacyIpam, type LegacyConversion } from './legacy.js';
@@ -103,6 +112,14 @@ export class Ipam {
   }
 
   /**
+   * Several autoAssigns of one node in one transaction, from its own blocks only (at most
+   * ASSIGN_BATCH): per request its Assignment, or undefined for autoAssign to serve.
+   */
+  autoAssignMany(reqs: readonly AutoAssignRequest[]): Promise<(Assignment | undefined)[]> {
+    return this.queued(`assign ${String(reqs[0]?.node)}`, () => autoAssignMany(this.ctx, reqs));
+  }
+
+  /**
    * autoAssign with its request still being worked out by the caller: its first read
    * (handle, affinities, the node's blocks) overlaps the caller's. Writes nothing before
    * `later` resolves; resolves undefined, having written nothing, when it resolves undefined.
@@ -124,6 +141,14 @@ export class Ipam {
   /** Releases every address of the handle; the addresses released ([] if none). */
   releaseByHandle(handle: string): Promise<string[]> {
     return this.queued('release', () => releaseByHandle(this.ctx, handle));
+  }
+
+  /**
+   * releaseByHandle for several handles in one transaction (at most HANDLE_BATCH): the
+   * addresses released, per handle in order.
+   */
+  releaseByHandles(handles: readonly string[]): Promise<string[][]> {
+    return this.queued('release', () => releaseByHandles(this.ctx, handles));
   }
 
   /** Releases these addresses whoever holds them; those that were allocated. */

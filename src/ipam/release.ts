@@ -44,43 +44,82 @@ export function stageBlock(ctx: IpamContext, tx: Cas, cidr: Cidr, block: BlockRe
 }
 
 export async function releaseByHandle(ctx: IpamContext, handle: string): Promise<string[]> {
-  checkName('handle', handle);
-  return transact(ctx, `releasing handle ${handle}`, async (tx) => {
-    const hkey = ctx.keys.handle(handle);
-    // The blocks this process last assigned from (assign.ts) are read with the handle: the
-    // handle's block is usually one of them, and then needs no second read. Each block the
+  return (await releaseByHandles(ctx, [handle]))[0]!;
+}
+
+/** Handles released in one transaction at most (each adds a handle and maybe a block). */
+export const HANDLE_BATCH = 32;
+
+/**
+ * Releases every address of each handle, all in one transaction: a node's agent gathers
+ * the releases of DELs that arrive together (src/cni/server.ts), which would otherwise
+ * each wait for the one before to commit. The addresses released, per handle in order
+ * ([] for a handle without a record). As for one handle: only the blocks a handle's
+ * record names are looked at, and every record and block read is compared at commit.
+ */
+export async function releaseByHandles(
+  ctx: IpamContext,
+  handles: readonly string[],
+): Promise<string[][]> {
+  for (const h of handles) checkName('handle', h);
+  const unique = [...new Set(handles)];
+  if (unique.length > HANDLE_BATCH)
+    throw new IpamError('invalid', `releaseByHandles takes at most ${HANDLE_BATCH} handles`);
+  const what =
+    unique.length === 1
+      ? `releasing handle ${unique[0]}`
+      : `releasing handles ${unique.join(', ')}`;
+  const byHandle = await transact(ctx, what, async (tx) => {
+    const hkeys = unique.map((h) => ctx.keys.handle(h));
+    // The blocks this process last assigned from (assign.ts) are read with the handles: a
+    // handle's block is usually one of them, and then needs no second read. Each block a
     // handle names is compared at commit, whichever read brought it.
     const hinted = [
       ...new Set([...(ctx.affineHint?.values() ?? [])].flat().map((c) => ctx.keys.block(c))),
     ];
-    const [hkv, ...early] = await tx.get([hkey, ...hinted], { compare: false });
-    tx.expect(hkey, hkv?.mod ?? '0');
-    if (!hkv) return [];
-    const h = parseHandle(hkey, hkv.value, handle);
-    const cidrs = Object.keys(h.blocks).map((c) => parseCidr(c, `handle ${handle}: block`));
-    const keys = cidrs.map((c) => ctx.keys.block(c));
-    const known = new Map(hinted.map((k, i) => [k, early[i]]));
-    const missing = keys.filter((k) => !known.has(k));
+    const got = await tx.get([...hkeys, ...hinted], { compare: false });
+    const records = unique.map((h, i) => {
+      const kv = got[i];
+      tx.expect(hkeys[i]!, kv?.mod ?? '0');
+      return kv ? parseHandle(hkeys[i]!, kv.value, h) : undefined;
+    });
+    // Each block any handle names, with the handles naming it.
+    const blocks = new Map<string, { cidr: Cidr; handles: Set<string> }>();
+    unique.forEach((h, i) => {
+      for (const c of Object.keys(records[i]?.blocks ?? {})) {
+        const cidr = parseCidr(c, `handle ${h}: block`);
+        const key = ctx.keys.block(cidr);
+        const entry = blocks.get(key) ?? { cidr, handles: new Set<string>() };
+        entry.handles.add(h);
+        blocks.set(key, entry);
+      }
+    });
+    const known = new Map(hinted.map((k, i) => [k, got[unique.length + i]]));
+    const missing = [...blocks.keys()].filter((k) => !known.has(k));
     const fresh = missing.length === 0 ? [] : await tx.get(missing);
     missing.forEach((k, i) => known.set(k, fresh[i]));
-    const kvs = keys.map((k) => {
-      const kv = known.get(k);
-      if (!missing.includes(k)) tx.expect(k, kv?.mod ?? '0');
-      return kv;
-    });
-    const released: string[] = [];
-    cidrs.forEach((cidr, i) => {
-      const kv = kvs[i];
-      if (!kv) return; // a dangling reference: nothing to free there (ipam check reports it)
-      // The block says which of its addresses are the handle's (the handle only counts them).
-      const r = withoutAllocations(parseBlock(kv.key, kv.value, cidr), (a) => a.handle === handle);
-      if (r.released.length === 0) return;
+    for (const k of blocks.keys()) {
+      if (!missing.includes(k)) tx.expect(k, known.get(k)?.mod ?? '0');
+    }
+    const released = new Map<string, string[]>(unique.map((h) => [h, []]));
+    for (const [key, { cidr, handles: naming }] of blocks) {
+      const kv = known.get(key);
+      if (!kv) continue; // a dangling reference: nothing to free there (ipam check reports it)
+      // The block says which of its addresses are a handle's (the handle only counts them).
+      const r = withoutAllocations(
+        parseBlock(kv.key, kv.value, cidr),
+        (a) => a.handle !== null && naming.has(a.handle),
+      );
+      if (r.released.length === 0) continue;
       stageBlock(ctx, tx, cidr, r.block);
-      released.push(...r.released.map((a) => ordinalAddress(cidr, a.ordinal)));
+      for (const a of r.released) released.get(a.handle!)!.push(ordinalAddress(cidr, a.ordinal));
+    }
+    unique.forEach((_, i) => {
+      if (records[i] !== undefined) tx.delete(hkeys[i]!);
     });
-    tx.delete(hkey);
-    return released.sort(byAddress);
+    return released;
   });
+  return handles.map((h) => [...byHandle.get(h)!].sort(byAddress));
 }
 
 /**

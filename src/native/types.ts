@@ -192,6 +192,7 @@ export interface NativeBinding {
    * (peer straight into `podNetns`), host end up with `hostMac`, no IPv6 address, the
    * /32 route and proxy ARP; pod end with `ip`/32, lo up, routes via `gateway`. Throws
    * an errno error with `step` naming what failed; partial work is the caller's to undo.
+   * Runs on a worker thread (the event loop stays free meanwhile).
    */
   podNetworkCreate(options: {
     hostNetns?: string;
@@ -202,7 +203,7 @@ export interface NativeBinding {
     ip: string;
     gateway: string;
     mtu?: number;
-  }): { hostIfindex: number; podIfindex: number; podMac: string };
+  }): Promise<{ hostIfindex: number; podIfindex: number; podMac: string }>;
   /**
    * Deletes the link `name` in the namespace at `netns` (undefined: the caller's), on a
    * worker thread (the kernel's unregister is slow); resolves false if it was absent.

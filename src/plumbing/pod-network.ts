@@ -49,7 +49,7 @@ export async function createPodNetwork(opts: PodNetworkOptions): Promise<PodNetw
   await assertNetnsExists(plan.pod, 'open the pod network namespace');
   const hostNetns = nativeNetns(plan.host);
   try {
-    const made = native.podNetworkCreate({
+    const made = await native.podNetworkCreate({
       ...(hostNetns === undefined ? {} : { hostNetns }),
       podNetns: plan.pod.path,
       hostIfName: plan.hostIfName,

@@ -601,6 +601,34 @@ describe('the node agent: store → dataplane on one node', () => {
       (await run('ip', ['-n', node.name, '-j', 'link', 'show', 't0'])).stdout,
     ) as { ifindex: number }[];
     expect(agent!.status().uplink).toEqual({ ip: '10.99.0.1', ifindex: t0[0]!.ifindex });
+    // An address the ghost borrowed from this node's block: a change of allocations alone
+    // (the agent reconciles on block changes only when the routes are concerned).
+    const ownBlock = (allocations: (number | null)[], attributes: unknown[]) =>
+      JSON.stringify({
+        cidr: '10.200.0.64/26',
+        affinity: `host:${nodeName}`,
+        allocations,
+        unallocated: Array.from({ length: 64 }, (_, i) => i).filter((i) => allocations[i] === null),
+        attributes,
+        sequenceNumber: 0,
+        sequenceNumberForAllocation: {},
+        deleted: false,
+      });
+    const ownKey = `${prefix}/ipam/v2/assignment/ipv4/block/10.200.0.64-26`;
+    const empty = new Array<number | null>(64).fill(null);
+    await ds!.etcd.put(ownKey).value(ownBlock(empty, []));
+    const borrowed = [...empty];
+    borrowed[3] = 0;
+    await ds!.etcd
+      .put(ownKey)
+      .value(ownBlock(borrowed, [{ handle_id: 'ghost.h', secondary: { node: 'ghost' } }]));
+    await eventually('a route to the address the ghost borrowed', () =>
+      agent!.status().routes.some((r) => r.cidr === '10.200.0.67/32' && r.nextHop === '10.99.0.2'),
+    );
+    await ds!.etcd.delete().key(ownKey);
+    await eventually('the borrowed route goes with the block', () =>
+      agent!.status().routes.every((r) => r.cidr !== '10.200.0.67/32'),
+    );
     // Its agent is down: the heartbeat lapses and the route stays — the node's dataplane
     // still forwards. The lease ends now (revoked: to a watcher exactly what its expiry
     // does, the key deleted with it) rather than after its TTL.

@@ -273,6 +273,43 @@ describe('assignIp', () => {
   });
 });
 
+describe('autoAssignMany', () => {
+  it('gives each handle its own address from the node’s blocks in one go; what it cannot serve is left to autoAssign', async () => {
+    const { ipam: i } = ipam();
+    const pools = [pool('p', '10.40.0.0/24', 29)];
+    // One block of eight, one address taken: seven free.
+    const seed = await i.autoAssign({ handle: 'a0', node: 'n1', pools });
+    const handles = ['x0', 'x1', 'x2', 'a0', 'x3', 'x4', 'x5', 'x6', 'x7'];
+    const reqs = handles.map((handle) => ({ handle, node: 'n1', pools }));
+    const got = await i.autoAssignMany(reqs);
+    // a0 holds an address already, and x7 finds the block full: both left to autoAssign.
+    expect(got.map((g) => g === undefined)).toEqual(handles.map((h) => h === 'a0' || h === 'x7'));
+    const served = got.flatMap((g) => (g === undefined ? [] : [g.ip]));
+    expect(new Set([...served, seed.ip]).size).toBe(8);
+    for (const [k, g] of got.entries()) {
+      if (g !== undefined) expect(await i.addressesOf(handles[k]!)).toEqual([g.ip]);
+    }
+    expect((await i.autoAssign(reqs[3]!)).ip).toBe(seed.ip);
+    const x7 = await i.autoAssign(reqs[8]!);
+    expect([...served, seed.ip]).not.toContain(x7.ip);
+  });
+
+  it('two batches racing from two processes never give an address twice', async () => {
+    const prefix = etcd.prefix();
+    const [p1, p2] = [new Ipam(etcd.client(), prefix), new Ipam(etcd.client(), prefix)];
+    const pools = [pool('p', '10.41.0.0/24', 26)];
+    await p1.autoAssign({ handle: 'seed', node: 'n1', pools });
+    const batch = (who: string) =>
+      Array.from({ length: 10 }, (_, k) => ({ handle: `${who}${k}`, node: 'n1', pools }));
+    const [g1, g2] = await Promise.all([
+      p1.autoAssignMany(batch('p')),
+      p2.autoAssignMany(batch('q')),
+    ]);
+    const ips = [...g1, ...g2].map((g) => g!.ip);
+    expect(new Set(ips).size).toBe(20);
+  });
+});
+
 describe('release', () => {
   it('releaseByHandle frees exactly the handle’s addresses and is a no-op the second time', async () => {
     const { ipam: i } = ipam();
@@ -285,6 +322,22 @@ describe('release', () => {
     expect(await i.addressesOf('a')).toEqual([]);
     expect(await i.addressesOf('b')).toEqual([b.ip]);
     expect((await i.blocks()).reduce((n, x) => n + x.allocated, 0)).toBe(1);
+  });
+
+  it('releaseByHandles frees several handles’ addresses across blocks in one go, each handle’s own', async () => {
+    const { ipam: i } = ipam();
+    const pools = [pool('p', '10.32.0.0/24', 30)];
+    const got = [];
+    // Four addresses per /30 block: handles 0-5 span two blocks.
+    for (let k = 0; k < 6; k++)
+      got.push(await i.autoAssign({ handle: `h${k}`, node: 'n1', pools }));
+    await i.assignIp({ ip: '10.32.0.200', handle: 'h1', node: 'n1', pools });
+    const released = await i.releaseByHandles(['h1', 'h4', 'none', 'h5']);
+    expect(released).toEqual([[got[1]!.ip, '10.32.0.200'].sort(), [got[4]!.ip], [], [got[5]!.ip]]);
+    for (const k of [1, 4, 5]) expect(await i.addressesOf(`h${k}`)).toEqual([]);
+    for (const k of [0, 2, 3]) expect(await i.addressesOf(`h${k}`)).toEqual([got[k]!.ip]);
+    expect((await i.blocks()).reduce((n, x) => n + x.allocated, 0)).toBe(3);
+    expect(await i.releaseByHandles(['h1', 'h4'])).toEqual([[], []]);
   });
 
   it('keeps an emptied block affine to its node, so the node reuses it', async () => {

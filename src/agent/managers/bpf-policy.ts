@@ -87,6 +87,7 @@ export function policyMapsPort(dp: NodeDataplane): PolicyMapsPort {
 
 export class BpfPolicyManager implements PolicyManager {
   readonly name = 'bpf-policy';
+  readonly endpointScoped = true;
   private readonly log: Logger;
   private compiler = new PolicyCompiler();
   private pinned: PinnedPolicy | undefined;

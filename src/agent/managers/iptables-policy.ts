@@ -38,6 +38,7 @@ export interface IptablesPort {
 
 export class IptablesPolicyManager implements PolicyManager {
   readonly name = 'iptables-policy';
+  readonly endpointScoped = true;
   private readonly log: Logger;
   /** ifindex → policyRev programmed. */
   private revs = new Map<number, number>();

@@ -13,6 +13,7 @@ export interface LocalRoutePort {
 
 export class LocalRoutesManager implements Manager {
   readonly name = 'local-routes';
+  readonly endpointScoped = true;
   /** Local /32 → ifindex, as in the routes map. */
   private routes: Map<string, number>;
 

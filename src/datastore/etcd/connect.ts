@@ -77,7 +77,7 @@ async function pem(what: string, source: PemSource | undefined): Promise<Buffer 
 }
 
 /** The `etcd3` package's client (gRPC), the package loaded on first use. */
-async function grpcEtcdClientFactory(): Promise<EtcdClientFactory<Etcd3>> {
+export async function grpcEtcdClientFactory(): Promise<EtcdClientFactory<Etcd3>> {
   const { Etcd3 } = await import('etcd3');
   return (options) => new Etcd3(options);
 }
