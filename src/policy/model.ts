@@ -38,6 +38,12 @@ export interface Endpoint {
   /** Profile names, in evaluation order. */
   readonly profiles: readonly string[];
   readonly ports: readonly NamedPort[];
+  /**
+   * 'host': a host endpoint as the compiler sees it (its labels carry no namespace
+   * label; namespaced policies and namespace selectors never match it; `ip` is the
+   * address of its interface). Absent for pods.
+   */
+  readonly kind?: 'host';
 }
 
 export interface Namespace {
