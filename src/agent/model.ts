@@ -29,6 +29,7 @@ export const POLICY_KINDS = [
 export const WATCHED_KINDS: readonly KindName[] = [
   ...POLICY_KINDS,
   'WorkloadEndpoint',
+  'HostEndpoint',
   'Node',
   'IPPool',
   'BGPConfiguration',

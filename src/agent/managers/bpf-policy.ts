@@ -144,7 +144,10 @@ export class BpfPolicyManager implements PolicyManager {
     for (const i of this.attached) if (!live.has(i)) this.attached.delete(i);
 
     // Policy: compile, shift above what is pinned, apply in the delta's safe order.
-    const { state, delta } = this.compiler.update(pass.snapshot.world, attachedLocals);
+    const { state, delta } = this.compiler.update(pass.snapshot.world, [
+      ...attachedLocals,
+      ...pass.hostEndpoints,
+    ]);
     let stats;
     try {
       stats = this.port.apply(this.ids.delta(delta));
@@ -158,7 +161,9 @@ export class BpfPolicyManager implements PolicyManager {
     this.compiled = state;
     if (this.pinned !== undefined) deletes += this.retirePinned(state);
     pass.programmed = attachedLocals;
-    this.names = new Map(attachedLocals.map((l) => [l.id, l.endpoint.key]));
+    this.names = new Map(
+      [...attachedLocals, ...pass.hostEndpoints].map((l) => [l.id, l.endpoint.key]),
+    );
     return { writes: stats.writes, deletes };
   }
 
