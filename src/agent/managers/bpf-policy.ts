@@ -25,6 +25,7 @@ import {
 } from '../adopt.js';
 import { conntrackFamilies, conntrackSummary } from '../conntrack.js';
 import type { LocalEndpointInfo } from '../endpoints.js';
+import { HOST_ENDPOINT_ID_BASE } from './host-endpoints.js';
 import type {
   ManagerContext,
   ManagerResult,
@@ -113,7 +114,12 @@ export class BpfPolicyManager implements PolicyManager {
 
   /** Pinned endpoints' ids (ifindex → id), so a restart keeps them. */
   endpointIdSeed(): Map<number, number> {
-    return new Map([...(this.pinned?.endpoints ?? [])].map(([ifindex, e]) => [ifindex, e.id]));
+    // A host endpoint's id is its own range's (./host-endpoints.ts): pods count up apart.
+    return new Map(
+      [...(this.pinned?.endpoints ?? [])]
+        .filter(([, e]) => e.id < HOST_ENDPOINT_ID_BASE)
+        .map(([ifindex, e]) => [ifindex, e.id]),
+    );
   }
 
   adopted(): Record<string, number> {
