@@ -5,7 +5,8 @@
  * failsafe ports — its BGP session (tcp 179, established before the host endpoint, so
  * picked up mid-flow) stays up through the host endpoint's judgement — and a
  * GlobalNetworkPolicy allowing tcp/8022 from n1's address only lets exactly that source
- * in. The agents reach etcd on the machine's loopback, not through a node's uplink: that
+ * in. Pods on both nodes keep reaching each other through it (forwarded traffic, which
+ * only applyOnForward policy judges). The agents reach etcd on the machine's loopback, not through a node's uplink: that
  * they keep programming (every waitForRevision below) shows the store path is intact,
  * not that failsafe 2379 carried it.
  *
@@ -81,6 +82,9 @@ describe('a wildcard host endpoint on a lab node', () => {
       agents: 'process',
       bgpHoldTimeSeconds: HOLD,
     });
+    await lab.createNamespace('x');
+    await lab.addPod({ namespace: 'x', name: 'a', node: 0 });
+    await lab.addPod({ namespace: 'x', name: 'b', node: 1 });
   }, 300_000);
 
   afterAll(async () => {
@@ -114,7 +118,9 @@ describe('a wildcard host endpoint on a lab node', () => {
       uplink,
     ]);
 
-    // Control: without a host endpoint both sources connect.
+    // Control: without a host endpoint both sources connect; the pods reach each other.
+    expect(await l.probe('x/a', 'x/b')).toBe(true);
+    expect(await l.probe('x/b', 'x/a')).toBe(true);
     expect(await connects(n1.netns, n0.underlayIp, PORT)).toBe(true);
     expect(await connects(n1.netns, n0.underlayIp, PORT, other)).toBe(true);
 
@@ -130,6 +136,9 @@ describe('a wildcard host endpoint on a lab node', () => {
 
     // No policy: denied, counted as the host endpoint's policy drop.
     expect(await connects(n1.netns, n0.underlayIp, PORT)).toBe(false);
+    // Pods' traffic is forwarded, not the host's: no applyOnForward policy, not judged.
+    expect(await l.probe('x/a', 'x/b')).toBe(true);
+    expect(await l.probe('x/b', 'x/a')).toBe(true);
     expect(hepCounters(n0).get('DROP_POLICY from-uplink') ?? 0n).toBeGreaterThan(0n);
 
     // BGP crosses the host endpoint (judged: counted under it both ways) and stays up:
