@@ -83,8 +83,8 @@ describe('a wildcard host endpoint on a lab node', () => {
       bgpHoldTimeSeconds: HOLD,
     });
     await lab.createNamespace('x');
-    await lab.addPod({ namespace: 'x', name: 'a', node: 0 });
-    await lab.addPod({ namespace: 'x', name: 'b', node: 1 });
+    await lab.addPod({ namespace: 'x', name: 'a', labels: {}, node: 0 });
+    await lab.addPod({ namespace: 'x', name: 'b', labels: {}, node: 1 });
   }, 300_000);
 
   afterAll(async () => {
