@@ -39,6 +39,7 @@
 #include "lib/fib.h"
 #include "lib/finish.h"
 #include "lib/host.h"
+#include "lib/host_endpoint.h"
 #include "lib/ipip.h"
 #include "lib/judge.h"
 #include "lib/metrics.h"
@@ -165,6 +166,25 @@ static __always_inline int to_pod4(struct pkt_ctx *ctx, const struct tortie_endp
 }
 
 /*
+ * A packet for the node itself, arriving on the uplink (plain, or decapsulated): judged
+ * by the uplink's host endpoint if it has one (lib/host_endpoint.h), then handed to the
+ * host stack; without one it passes as `passing` says, as before host endpoints.
+ */
+static __always_inline int to_host4(struct __sk_buff *skb, struct pkt_ctx *ctx, __u8 passing)
+{
+	struct tortie_endpoint *hep = host_endpoint_of(skb->ifindex);
+	__u8 reason;
+
+	if (!hep)
+		return pass_packet(ctx, passing, TC_ACT_OK);
+	ctx_blame(ctx, hep->id, TORTIE_DIR_FROM_UPLINK);
+	reason = judge_host4(ctx, hep, 1);
+	if (reason_is_drop(reason))
+		return drop_packet(ctx, reason);
+	return pass_packet(ctx, reason, TC_ACT_OK);
+}
+
+/*
  * A decapsulated packet (ctx->pkt is the inner one now): to a pod of this node, judged
  * and delivered as a local delivery is — counted for the receiver under the policy or
  * conntrack reason, and on the uplink as TORTIE_PASS_DECAP; to an address of the node
@@ -181,7 +201,7 @@ static __always_inline int from_uplink4(struct __sk_buff *skb, struct pkt_ctx *c
 
 	route = route_lookup4(pkt->daddr);
 	if (route && route->type == TORTIE_ROUTE_HOST)
-		return pass_packet(ctx, TORTIE_PASS_DECAP, TC_ACT_OK);
+		return to_host4(skb, ctx, TORTIE_PASS_DECAP);
 	if (!route || route->type != TORTIE_ROUTE_LOCAL_EP)
 		return drop_packet(ctx, TORTIE_DROP_IPIP_NOT_LOCAL);
 
@@ -222,10 +242,13 @@ static __always_inline int from_uplink_plain4(struct __sk_buff *skb, struct pkt_
 	if (skb->pkt_type != TORTIE_PACKET_HOST)
 		return pass_packet(ctx, TORTIE_PASS_NOT_TUNNEL, TC_ACT_OK);
 	__builtin_memset(pkt, 0, sizeof(*pkt));
-	if (parse_packet(skb, pkt) != TORTIE_REASON_NONE || pkt->frag != FRAG_NONE ||
-	    pkt->ttl <= 1)
+	if (parse_packet(skb, pkt) != TORTIE_REASON_NONE)
 		return pass_packet(ctx, TORTIE_PASS_NOT_TUNNEL, TC_ACT_OK);
 	route = route_lookup4(pkt->daddr);
+	if (route && route->type == TORTIE_ROUTE_HOST)
+		return to_host4(skb, ctx, TORTIE_PASS_NOT_TUNNEL);
+	if (pkt->frag != FRAG_NONE || pkt->ttl <= 1)
+		return pass_packet(ctx, TORTIE_PASS_NOT_TUNNEL, TC_ACT_OK);
 	if (!route || route->type != TORTIE_ROUTE_LOCAL_EP)
 		return pass_packet(ctx, TORTIE_PASS_NOT_TUNNEL, TC_ACT_OK);
 	to_ifindex = route->ifindex;
@@ -319,6 +342,44 @@ int tortie_from_uplink(struct __sk_buff *skb)
 }
 
 /*
+ * A packet leaving by an uplink that has a host endpoint. The node's own (nothing
+ * received it: skb->ingress_ifindex 0) is judged by the host endpoint's egress set
+ * (lib/host_endpoint.h) — before any encapsulation, so a node's packet to a remote pod
+ * is judged by its own tuple. A forwarded packet with the node's address as source
+ * (a pod's, masqueraded by natOutgoing) is tracked with no side, so its replies, which
+ * arrive for the node, pass as replies. Tunnel packets (IPIP between nodes) and
+ * anything not IPv4 pass. Returns the host endpoint's pass or drop reason for the
+ * node's own packet, else TORTIE_REASON_NONE.
+ */
+static __always_inline __u8 from_host4(struct __sk_buff *skb, struct pkt_ctx *ctx,
+				       const struct tortie_endpoint *hep)
+{
+	struct packet *pkt = &ctx->pkt;
+	struct tortie_route *route;
+	struct judgement j = {};
+	__u8 reason;
+
+	if (parse_packet(skb, pkt) != TORTIE_REASON_NONE || pkt->proto == IPPROTO_IPIP)
+		goto out;
+	if (skb->ingress_ifindex == 0) {
+		ctx_blame(ctx, hep->id, TORTIE_DIR_TO_UPLINK);
+		reason = judge_host4(ctx, hep, 0);
+		if (!reason_is_drop(reason))
+			__builtin_memset(pkt, 0, sizeof(*pkt)); /* peeked afresh by the caller */
+		return reason;
+	}
+	route = route_lookup4(pkt->saddr);
+	if (route && route->type == TORTIE_ROUTE_HOST && pkt->frag != FRAG_LATER) {
+		j.now = bpf_ktime_get_ns();
+		if (judge_flow4(ctx, &j, ctx->ifindex, hep) == TORTIE_REASON_NONE)
+			judge_commit4(pkt, &j, hep->id);
+	}
+out:
+	__builtin_memset(pkt, 0, sizeof(*pkt));
+	return TORTIE_REASON_NONE;
+}
+
+/*
  * The node's own packets to remote pods (a health check, `curl` on the node): the
  * kernel routes them out of the uplink towards the owning node, and they get their
  * outer header here, since no ipip device exists to give it. Pods' packets arrive
@@ -328,17 +389,26 @@ int tortie_from_uplink(struct __sk_buff *skb)
 SEC("tc")
 int tortie_to_uplink(struct __sk_buff *skb)
 {
+	struct tortie_endpoint *hep = host_endpoint_of(skb->ifindex);
+	__u8 passing = TORTIE_PASS_NOT_TUNNEL;
 	struct tortie_route *route;
 	struct pkt_ctx ctx = {};
 	__u8 reason;
 
 	ctx_init(&ctx, skb, TORTIE_DIR_TO_UPLINK, NULL);
+	if (hep) {
+		reason = from_host4(skb, &ctx, hep);
+		if (reason_is_drop(reason))
+			return drop_packet(&ctx, reason);
+		if (reason != TORTIE_REASON_NONE)
+			passing = reason;
+	}
 	if (!uplink_peek4(skb, &ctx.pkt) || ctx.pkt.proto == IPPROTO_IPIP)
-		return pass_packet(&ctx, TORTIE_PASS_NOT_TUNNEL, TC_ACT_OK);
+		return pass_packet(&ctx, passing, TC_ACT_OK);
 	route = route_lookup4(ctx.pkt.daddr);
 	if (!route || route->type != TORTIE_ROUTE_REMOTE_BLOCK ||
 	    !(route->flags & TORTIE_ROUTE_F_IPIP))
-		return pass_packet(&ctx, TORTIE_PASS_NOT_TUNNEL, TC_ACT_OK);
+		return pass_packet(&ctx, passing, TC_ACT_OK);
 
 	reason = ipip_encap_host4(skb, route);
 	if (reason_is_drop(reason))

@@ -39,6 +39,7 @@
 
 enum tortie_ep_flags {
 	TORTIE_EP_F_NONE = 0,
+	TORTIE_EP_F_HOST = 1 << 0, /* a host endpoint (the uplink's): sets judge the node's own traffic */
 };
 
 struct tortie_endpoint {

@@ -79,6 +79,7 @@ import {
   type Tally,
   type XdpStatus,
 } from './manager.js';
+import type { HostEndpointStatus } from './managers/host-endpoints.js';
 import { collectMetrics, mergeStatus, metricsErrorsFamily } from './compose.js';
 import { chooseManagers, type Dataplane, type ManagerSet } from './managers/index.js';
 import { Histogram, RECONCILE_BUCKETS, renderMetrics, type MetricFamily } from './metrics.js';
@@ -152,6 +153,8 @@ export interface AgentStatus {
   readonly remoteRoutesProgrammed: boolean;
   readonly routeError: string | undefined;
   readonly uplink: { ip: string; ifindex: number } | { error: string } | undefined;
+  /** BPF mode: the host endpoint judging the uplink and the failsafe ports in force. */
+  readonly hostEndpoint?: HostEndpointStatus;
   readonly knownNodes: readonly string[];
   /** Nodes whose heartbeat the agent sees in the store (a change is reconciled at once). */
   readonly liveNodes: readonly string[];
@@ -1175,6 +1178,7 @@ export class Agent {
       routes: parts.routes?.length ?? 0,
       drops: parts.drops ?? {},
       ...(parts.conntrack === undefined ? {} : { conntrack: parts.conntrack }),
+      ...(parts.hostEndpoint === undefined ? {} : { hostEndpoint: parts.hostEndpoint }),
       ...(sessions === undefined ? {} : { bgp: { sessions } }),
       ...(parts.xdp === undefined ? {} : { xdp: parts.xdp }),
       config: this.configReport,

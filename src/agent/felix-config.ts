@@ -183,6 +183,15 @@ export const FELIX_MAPPINGS: Readonly<Record<string, Mapping>> = {
   vxlanMTU: { setting: 'vxlanMtu', parse: intIn(576, 65485) },
 };
 
+/**
+ * Felix fields a manager reads from the model itself, live (BPF mode): the failsafe
+ * ports (./managers/host-endpoints.ts, which reports a bad list in the status).
+ */
+export const READ_BY_MANAGERS: ReadonlySet<string> = new Set([
+  'failsafeInboundHostPorts',
+  'failsafeOutboundHostPorts',
+]);
+
 /** Felix fields where tortie has one value. */
 export const FELIX_FIXED: Readonly<Record<string, Fixed>> = {
   vxlanPort: {
@@ -215,6 +224,7 @@ export function felixFieldGroup(field: string): FieldGroup {
   const m = FELIX_MAPPINGS[field];
   if (m !== undefined) return LIVE_SETTINGS.has(m.setting) ? 'live' : 'restart';
   if (FELIX_FIXED[field] !== undefined) return 'fixed';
+  if (READ_BY_MANAGERS.has(field)) return 'live';
   return 'not implemented';
 }
 
@@ -317,7 +327,7 @@ export function storeSettings(layers: readonly ConfigLayer[]): StoreSettings {
             value: raw,
             problem: 'problem' in p ? p.problem : `not applicable: ${fix.why}`,
           });
-      } else {
+      } else if (!(felix && READ_BY_MANAGERS.has(field))) {
         notImplemented.add(felix ? field : `AgentConfiguration.${field}`);
       }
     }

@@ -17,7 +17,9 @@
  */
 import type { Logger } from 'pino';
 import type { BgpSession } from '../bgp/bird.js';
+import type { LocalEndpoint } from '../policy/compile/index.js';
 import type { World } from '../policy/model.js';
+import type { HostEndpointStatus } from './managers/host-endpoints.js';
 import type { ConntrackSummary } from './conntrack.js';
 import type { LocalEndpointInfo, UnresolvedEndpoint } from './endpoints.js';
 import type { Histogram, Labels, MetricFamily } from './metrics.js';
@@ -63,10 +65,19 @@ export interface Pass {
   wanted: DesiredRoute[];
   /** The uplink found this pass (BPF mode's uplink manager). */
   uplink: { readonly ip: string; readonly ifindex: number } | undefined;
+  /** Host endpoints to compile beside the pods (BPF mode's host-endpoints manager). */
+  hostEndpoints: LocalEndpoint[];
 }
 
 export function newPass(snapshot: Snapshot): Pass {
-  return { snapshot, programmed: [], unresolved: [], wanted: [], uplink: undefined };
+  return {
+    snapshot,
+    programmed: [],
+    unresolved: [],
+    wanted: [],
+    uplink: undefined,
+    hostEndpoints: [],
+  };
 }
 
 /**
@@ -99,6 +110,8 @@ export interface StatusPart {
   readonly bgp?: BgpStatus;
   /** The uplink's XDP deny list (BPF mode). */
   readonly xdp?: XdpStatus;
+  /** The host endpoint judging the uplink and the failsafe ports (BPF mode). */
+  readonly hostEndpoint?: HostEndpointStatus;
   /** Parts of this status that could not be read, by part: the message. */
   readonly errors?: Readonly<Record<string, string>>;
 }

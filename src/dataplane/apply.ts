@@ -50,7 +50,7 @@ import {
 import { endpointCodec, u32Codec, type PolAddrVal, type VerdictValue } from '../maps/structs.js';
 import type { BpfMap } from '../native/types.js';
 import { ipToU32, u32ToIp } from '../maps/addr.js';
-import { NodeFlags } from '../maps/enums.js';
+import { EndpointFlags, NodeFlags } from '../maps/enums.js';
 import type { TypedMap } from '../maps/typed-map.js';
 import type { NodeValue } from '../maps/structs.js';
 
@@ -209,7 +209,7 @@ function endpointValue(e: EndpointEntry): Buffer {
     ingress_set: e.ingressSet,
     egress_set: e.egressSet,
     policy_rev: e.policyRev,
-    flags: 0,
+    flags: e.host === true ? EndpointFlags.HOST : EndpointFlags.NONE,
   });
 }
 

@@ -136,7 +136,7 @@ export const RouteFlags = { NONE: 0, IPIP: 1 << 0, VXLAN: 1 << 1 } as const;
 export const NodeFlags = { NONE: 0 } as const;
 
 /** enum tortie_ep_flags */
-export const EndpointFlags = { NONE: 0 } as const;
+export const EndpointFlags = { NONE: 0, HOST: 1 << 0 } as const;
 
 /** enum tortie_ct_state */
 export const CtState = { NONE: 0, SYN_SENT: 1, ESTABLISHED: 2, CLOSING: 3, CLOSED: 4 } as const;

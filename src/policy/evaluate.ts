@@ -40,11 +40,25 @@ interface PeerEntity {
   readonly labels: Labels;
 }
 
+/**
+ * What a program judges: a pod (an Endpoint) or a host endpoint (./evaluate-host.ts).
+ * The local side of a rule tests its labels, its namespace's labels and its address.
+ */
+export interface Subject {
+  /** Labels as selectors see them (a pod's include its namespace label). */
+  readonly labels: Labels;
+  /** undefined for a host endpoint: no namespaced policy or namespace selector matches it. */
+  readonly namespace: string | undefined;
+  /** The address the local side's nets/notNets test. */
+  readonly address: string;
+  readonly ports: Endpoint['ports'];
+  readonly profiles: readonly string[];
+}
+
 /** Everything one evaluation needs to hand to the rule matcher. */
 interface Context {
   readonly world: World;
-  readonly endpoint: Endpoint;
-  readonly endpointLabels: Labels;
+  readonly subject: Subject;
   readonly direction: Direction;
   readonly packet: Packet;
   readonly peerAddress: string;
@@ -59,11 +73,43 @@ export function evaluate(
   direction: Direction,
   packet: Packet,
 ): Verdict {
+  const subject: Subject = {
+    labels: endpointSelectorLabels(endpoint),
+    namespace: endpoint.namespace,
+    address: endpoint.ip,
+    ports: endpoint.ports,
+    profiles: endpoint.profiles,
+  };
+  return walkPolicies(world, subject, direction, packet, world.policies, 'profiles') as Verdict;
+}
+
+/**
+ * How a walk ends when no rule decided:
+ *  - 'profiles': tier defaults, then the subject's profiles, then deny (pods, and host
+ *    endpoints for the host's own traffic);
+ *  - 'tiers': tier defaults; after the last tier, deny by `profiles/default/<d>` without
+ *    looking at profiles (host endpoints' forwarded traffic);
+ *  - 'fall-through': no tier default and no profiles; undefined when nothing matched
+ *    (doNotTrack and preDNAT policies: an unmatched packet goes on to the next stage).
+ */
+export type WalkEnd = 'profiles' | 'tiers' | 'fall-through';
+
+/**
+ * The walk of docs/policy-semantics.md over `policies` (those that apply to the subject
+ * in `direction` are chosen here). Exported for ./evaluate-host.ts only.
+ */
+export function walkPolicies(
+  world: World,
+  subject: Subject,
+  direction: Direction,
+  packet: Packet,
+  policies: readonly Policy[],
+  end: WalkEnd,
+): Verdict | undefined {
   const peerAddress = direction === 'ingress' ? packet.saddr : packet.daddr;
   const ctx: Context = {
     world,
-    endpoint,
-    endpointLabels: endpointSelectorLabels(endpoint),
+    subject,
     direction,
     packet,
     peerAddress,
@@ -72,9 +118,7 @@ export function evaluate(
   let logged = false;
 
   // 1. Tiers, by order; in each, its applicable policies by order; their rules in order.
-  const applicable = world.policies.filter((p) =>
-    policyApplies(world, p, endpoint, ctx.endpointLabels, direction),
-  );
+  const applicable = policies.filter((p) => policyApplies(world, p, subject, direction));
   const tierNames = [...new Set(applicable.map((p) => p.tier))];
   const tiers = tierNames.map((name) => findTier(world, name)).sort(compareTiers);
 
@@ -102,10 +146,11 @@ export function evaluate(
         }
       }
     }
-    if (tier.defaultAction === 'Deny') {
+    if (tier.defaultAction === 'Deny' && end !== 'fall-through') {
       return { action: 'deny', rule: `tier/${tier.name}/default/${direction}`, logged };
     }
   }
+  if (end === 'fall-through') return undefined;
 
   // 2. Profiles, in the endpoint's order. Pass ends profile evaluation (deny by default).
   const profilesDefault: Verdict = {
@@ -113,7 +158,8 @@ export function evaluate(
     rule: `profiles/default/${direction}`,
     logged,
   };
-  for (const name of endpoint.profiles) {
+  if (end === 'tiers') return profilesDefault;
+  for (const name of subject.profiles) {
     const profile = world.profiles.find((p) => p.name === name);
     if (profile === undefined) continue; // an unknown profile has no rules
     const rules = direction === 'ingress' ? profile.ingress : profile.egress;
@@ -192,24 +238,25 @@ export function judgePacket(
 
 // --- which policies and tiers ---------------------------------------------------------
 
-function policyApplies(
+/** Whether `policy` applies to the subject in `direction` (exported for ./evaluate-host.ts). */
+export function policyApplies(
   world: World,
   policy: Policy,
-  endpoint: Endpoint,
-  endpointLabels: Labels,
+  subject: Subject,
   direction: Direction,
 ): boolean {
   if (!policy.types.includes(direction === 'ingress' ? 'Ingress' : 'Egress')) return false;
   if (policy.namespace !== undefined) {
     return (
-      policy.namespace === endpoint.namespace &&
-      parseSelector(policy.selector).matches(endpointLabels)
+      policy.namespace === subject.namespace &&
+      parseSelector(policy.selector).matches(subject.labels)
     );
   }
-  if (!parseSelector(policy.selector).matches(endpointLabels)) return false;
+  if (!parseSelector(policy.selector).matches(subject.labels)) return false;
+  if (policy.namespaceSelector === undefined) return true;
   return (
-    policy.namespaceSelector === undefined ||
-    parseSelector(policy.namespaceSelector).matches(namespaceLabels(world, endpoint.namespace))
+    subject.namespace !== undefined &&
+    parseSelector(policy.namespaceSelector).matches(namespaceLabels(world, subject.namespace))
   );
 }
 
@@ -327,7 +374,7 @@ function portMatches(port: PortMatch, which: 'source' | 'destination', ctx: Cont
   // address (Calico: an ip,port set of the endpoints holding the name).
   const local = (which === 'destination') === (ctx.direction === 'ingress');
   const address = which === 'destination' ? packet.daddr : packet.saddr;
-  const holder = local ? ctx.endpoint : ctx.world.endpoints.find((e) => e.ip === address);
+  const holder = local ? ctx.subject : ctx.world.endpoints.find((e) => e.ip === address);
   return (
     holder?.ports.some(
       (np) => np.name === port.name && np.protocol === packet.protocol && np.port === value,
@@ -378,17 +425,18 @@ function entityInScope(
 }
 
 function localSideMatches(side: EntityMatch, ctx: Context): boolean {
-  const { endpoint } = ctx;
-  if (present(side.nets) && !side.nets.some((net) => addressInNet(endpoint.ip, net))) return false;
-  if (present(side.notNets) && side.notNets.some((net) => addressInNet(endpoint.ip, net)))
+  const { subject } = ctx;
+  const address = subject.address;
+  if (present(side.nets) && !side.nets.some((net) => addressInNet(address, net))) return false;
+  if (present(side.notNets) && side.notNets.some((net) => addressInNet(address, net))) return false;
+  if (side.selector !== undefined && !parseSelector(side.selector).matches(subject.labels))
     return false;
-  if (side.selector !== undefined && !parseSelector(side.selector).matches(ctx.endpointLabels))
-    return false;
-  if (side.notSelector !== undefined && parseSelector(side.notSelector).matches(ctx.endpointLabels))
+  if (side.notSelector !== undefined && parseSelector(side.notSelector).matches(subject.labels))
     return false;
   if (
     side.namespaceSelector !== undefined &&
-    !parseSelector(side.namespaceSelector).matches(namespaceLabels(ctx.world, endpoint.namespace))
+    (subject.namespace === undefined ||
+      !parseSelector(side.namespaceSelector).matches(namespaceLabels(ctx.world, subject.namespace)))
   ) {
     return false;
   }

@@ -38,6 +38,12 @@ export interface Endpoint {
   /** Profile names, in evaluation order. */
   readonly profiles: readonly string[];
   readonly ports: readonly NamedPort[];
+  /**
+   * 'host': a host endpoint as the compiler sees it (its labels carry no namespace
+   * label; namespaced policies and namespace selectors never match it; `ip` is the
+   * address of its interface). Absent for pods.
+   */
+  readonly kind?: 'host';
 }
 
 export interface Namespace {
@@ -112,6 +118,17 @@ export interface Policy {
   readonly types: readonly ('Ingress' | 'Egress')[];
   readonly ingress: readonly Rule[];
   readonly egress: readonly Rule[];
+  /**
+   * GlobalNetworkPolicy only: host endpoint policy also judges traffic forwarded through
+   * the host endpoint (docs/host-endpoints.md). No meaning for pods.
+   */
+  readonly applyOnForward?: true;
+  /**
+   * GlobalNetworkPolicy only: a host endpoint policy judged before conntrack
+   * (doNotTrack) or before DNAT (preDNAT). Such policies live in `World.hostPolicies`,
+   * never in `World.policies`: they never judge pods.
+   */
+  readonly stage?: 'doNotTrack' | 'preDNAT';
 }
 
 export interface Profile {
@@ -130,6 +147,38 @@ export interface World {
   readonly tiers: readonly Tier[];
   readonly policies: readonly Policy[];
   readonly profiles: readonly Profile[];
+  /** doNotTrack and preDNAT policies (host endpoints only; absent = none). */
+  readonly hostPolicies?: readonly Policy[];
+}
+
+/**
+ * A HostEndpoint (Calico's kind): one interface of a node (`interfaceName`), every
+ * non-workload interface of it (`*`), or the interface holding one of `expectedIPs`.
+ * Policy selects it by its labels (no namespace: namespaced policies and namespace
+ * selectors never match it).
+ */
+export interface HostEndpoint {
+  readonly name: string;
+  readonly node: string;
+  /** An interface name, `*` (all of the node's non-workload interfaces), or undefined. */
+  readonly interfaceName?: string;
+  readonly expectedIPs: readonly string[];
+  readonly labels: Labels;
+  readonly profiles: readonly string[];
+  readonly ports: readonly NamedPort[];
+}
+
+/** A failsafe port (FelixConfiguration failsafeInboundHostPorts / failsafeOutboundHostPorts). */
+export interface FailsafePort {
+  readonly protocol: 6 | 17;
+  readonly port: number;
+  /** The peer must be in this CIDR (inbound: the source; outbound: the destination). */
+  readonly net?: string;
+}
+
+export interface Failsafe {
+  readonly inbound: readonly FailsafePort[];
+  readonly outbound: readonly FailsafePort[];
 }
 
 /** A packet as policy sees it (well-formed; malformed packets never reach policy). */

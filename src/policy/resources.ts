@@ -333,7 +333,12 @@ const kinds: Record<string, z.ZodType<Resource, z.ZodTypeDef, unknown>> = {
     apiVersion: TORTIE,
     kind: 'GlobalNetworkPolicy',
     metadata: r.metadata,
-    policy: toPolicy(r.metadata, r.spec),
+    policy: {
+      ...toPolicy(r.metadata, r.spec),
+      ...(r.spec.applyOnForward === true ? { applyOnForward: true as const } : {}),
+      ...(r.spec.doNotTrack === true ? { stage: 'doNotTrack' as const } : {}),
+      ...(r.spec.preDNAT === true ? { stage: 'preDNAT' as const } : {}),
+    },
     ...(r.spec.doNotTrack === true ? { hostEndpointsOnly: 'doNotTrack' as const } : {}),
     ...(r.spec.preDNAT === true ? { hostEndpointsOnly: 'preDNAT' as const } : {}),
   })),
@@ -496,6 +501,7 @@ export function worldFrom(resources: readonly Resource[], endpoints: readonly En
   };
 
   const policies: Policy[] = [];
+  const hostPolicies: Policy[] = [];
   const tiers: Tier[] = [];
   const profiles: Profile[] = [];
   const networkSets: NetworkSet[] = [];
@@ -505,9 +511,10 @@ export function worldFrom(resources: readonly Resource[], endpoints: readonly En
       case 'NetworkPolicy':
       case 'GlobalNetworkPolicy':
         once('policy', policyKey(r.policy));
-        // Untracked and pre-DNAT policies apply to host endpoints only (not enforced yet).
-        if (r.kind === 'GlobalNetworkPolicy' && r.hostEndpointsOnly !== undefined) break;
-        policies.push(r.policy);
+        // Untracked and pre-DNAT policies apply to host endpoints only: never to pods.
+        if (r.kind === 'GlobalNetworkPolicy' && r.hostEndpointsOnly !== undefined)
+          hostPolicies.push(r.policy);
+        else policies.push(r.policy);
         break;
       case 'Tier':
         once('Tier', r.tier.name);
@@ -536,5 +543,13 @@ export function worldFrom(resources: readonly Resource[], endpoints: readonly En
   ]);
   for (const ns of [...namespaceNames].sort()) profiles.push(namespaceProfile(ns));
 
-  return { endpoints: [...endpoints], namespaces, networkSets, tiers, policies, profiles };
+  return {
+    endpoints: [...endpoints],
+    namespaces,
+    networkSets,
+    tiers,
+    policies,
+    profiles,
+    ...(hostPolicies.length > 0 ? { hostPolicies } : {}),
+  };
 }

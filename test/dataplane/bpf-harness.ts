@@ -82,6 +82,18 @@ export class BpfHarness {
     return { retval, data: out };
   }
 
+  /** run() with more of the __sk_buff set (ingressIfindex: a forwarded packet). */
+  runWith(
+    role: AnyProgramRole,
+    data: Buffer,
+    ctx: { ingressIfindex?: number; ifindex?: number },
+  ): number {
+    return native.testRun(this.dp.programs[role].fd, {
+      data,
+      ctx: { ifindex: ctx.ifindex ?? LOOPBACK, ingressIfindex: ctx.ingressIfindex ?? 0 },
+    }).retval;
+  }
+
   /** Every event emitted since the last call. */
   events(): EventRecord[] {
     this.ring.consume();

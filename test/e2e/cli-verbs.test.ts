@@ -226,7 +226,7 @@ describe('what apply warns about', () => {
     expect(applied.out).toBe('Tier admin created\nGlobalNetworkPolicy untracked created\n');
     expect(applied.err).toContain('Warning: Tier admin: spec.Order: read as order');
     expect(applied.err).toContain(
-      'Warning: GlobalNetworkPolicy untracked: spec.doNotTrack: stored; host endpoints are not enforced yet',
+      'Warning: GlobalNetworkPolicy untracked: spec.doNotTrack: stored; doNotTrack policies are not enforced yet',
     );
     const tier = JSON.parse((await t(['get', 'tier', 'admin', '-o', 'json'])).out);
     expect(tier.spec).toEqual({ order: 100 });

@@ -73,7 +73,6 @@ describe('FelixConfiguration default and node.<name>', () => {
     );
     expect(s.notImplemented).toEqual([
       'AgentConfiguration.metricsPort',
-      'failsafeInboundHostPorts',
       'someFutureField',
       'wireguardEnabled',
     ]);
@@ -297,6 +296,8 @@ describe('every Felix field', () => {
     );
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(FELIX_FIELDS.length);
     expect(groups.live).toEqual([
+      'failsafeInboundHostPorts',
+      'failsafeOutboundHostPorts',
       'ipipMTU',
       'logSeverityScreen',
       'natOutgoingAddress',
@@ -305,7 +306,8 @@ describe('every Felix field', () => {
       'vxlanMTU',
     ]);
     expect(felixFieldGroup('bpfEnabled')).toBe('restart');
-    expect(felixFieldGroup('failsafeInboundHostPorts')).toBe('not implemented');
+    expect(felixFieldGroup('failsafeInboundHostPorts')).toBe('live');
+    expect(felixFieldGroup('wireguardEnabled')).toBe('not implemented');
   });
 });
 

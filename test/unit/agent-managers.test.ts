@@ -35,6 +35,7 @@ const names = (routing: 'static' | 'bgp', dataplane: Dataplane) =>
 describe('the managers are chosen once from the mode', () => {
   it('BPF, static routing', () => {
     expect(names('static', bpf())).toEqual([
+      'host-endpoints',
       'bpf-policy',
       'local-routes',
       'remote-routes',
@@ -46,6 +47,7 @@ describe('the managers are chosen once from the mode', () => {
 
   it('BPF, BGP: BIRD before the kernel routes, after the uplink', () => {
     expect(names('bgp', bpf())).toEqual([
+      'host-endpoints',
       'bpf-policy',
       'local-routes',
       'remote-routes',

@@ -66,9 +66,9 @@ const WARNED: Record<string, RegExp> = {
   'calicoctl-export/ippool-p-any-case.yaml': /spec\.CIDR: read as cidr/,
   // Untracked policies apply to host endpoints only: stored, not enforced yet.
   'calicoctl-st/globalnetworkpolicy-name1-rev2.yaml':
-    /spec\.doNotTrack: stored; host endpoints are not enforced yet/,
+    /spec\.doNotTrack: stored; doNotTrack policies are not enforced yet/,
   'calicoctl-st/globalnetworkpolicy-tiered-name2-rev1.yaml':
-    /spec\.doNotTrack: stored; host endpoints are not enforced yet/,
+    /spec\.doNotTrack: stored; doNotTrack policies are not enforced yet/,
 };
 
 const corpus = [...load('calicoctl-st'), ...load('docs'), ...load('calicoctl-export')];

@@ -25,6 +25,7 @@ import {
 } from '../adopt.js';
 import { conntrackFamilies, conntrackSummary } from '../conntrack.js';
 import type { LocalEndpointInfo } from '../endpoints.js';
+import { HOST_ENDPOINT_ID_BASE } from './host-endpoints.js';
 import type {
   ManagerContext,
   ManagerResult,
@@ -114,7 +115,12 @@ export class BpfPolicyManager implements PolicyManager {
 
   /** Pinned endpoints' ids (ifindex → id), so a restart keeps them. */
   endpointIdSeed(): Map<number, number> {
-    return new Map([...(this.pinned?.endpoints ?? [])].map(([ifindex, e]) => [ifindex, e.id]));
+    // A host endpoint's id is its own range's (./host-endpoints.ts): pods count up apart.
+    return new Map(
+      [...(this.pinned?.endpoints ?? [])]
+        .filter(([, e]) => e.id < HOST_ENDPOINT_ID_BASE)
+        .map(([ifindex, e]) => [ifindex, e.id]),
+    );
   }
 
   adopted(): Record<string, number> {
@@ -145,7 +151,10 @@ export class BpfPolicyManager implements PolicyManager {
     for (const i of this.attached) if (!live.has(i)) this.attached.delete(i);
 
     // Policy: compile, shift above what is pinned, apply in the delta's safe order.
-    const { state, delta } = this.compiler.update(pass.snapshot.world, attachedLocals);
+    const { state, delta } = this.compiler.update(pass.snapshot.world, [
+      ...attachedLocals,
+      ...pass.hostEndpoints,
+    ]);
     let stats;
     try {
       stats = this.port.apply(this.ids.delta(delta));
@@ -159,7 +168,9 @@ export class BpfPolicyManager implements PolicyManager {
     this.compiled = state;
     if (this.pinned !== undefined) deletes += this.retirePinned(state);
     pass.programmed = attachedLocals;
-    this.names = new Map(attachedLocals.map((l) => [l.id, l.endpoint.key]));
+    this.names = new Map(
+      [...attachedLocals, ...pass.hostEndpoints].map((l) => [l.id, l.endpoint.key]),
+    );
     return { writes: stats.writes, deletes };
   }
 

@@ -1,8 +1,8 @@
 /**
  * The managers of one agent, chosen once from the mode (docs/agent.md, "Managers"):
  *
- *   dataplane bpf:       bpf-policy, local-routes, remote-routes (routes map), uplink,
- *                        xdp, [bgp], kernel-routes (plain), nat-outgoing
+ *   dataplane bpf:       host-endpoints, bpf-policy, local-routes, remote-routes (routes map),
+ *                        uplink, xdp, [bgp], kernel-routes (plain), nat-outgoing
  *   dataplane iptables:  iptables-policy, remote-routes (computed only), [bgp],
  *                        kernel-routes (VXLAN device; IPIP refused), nat-outgoing
  *
@@ -27,6 +27,7 @@ import { KernelRoutesManager, plainKernelRoutes, VxlanEncap } from './kernel-rou
 import { LocalRoutesManager } from './local-routes.js';
 import { NatOutgoingManager } from './nat-outgoing.js';
 import { RemoteRoutesManager, storeRoutes, type RouteSource } from './remote-routes.js';
+import { HostEndpointsManager } from './host-endpoints.js';
 import { UplinkManager } from './uplink.js';
 import { XdpManager, type XdpPort } from './xdp.js';
 
@@ -133,6 +134,7 @@ export function chooseManagers(
     xdpObject === undefined ? undefined : new XdpManager(ctx, xdpObject.port, config.nodeName);
   return {
     managers: [
+      new HostEndpointsManager(ctx, netns),
       policy,
       local,
       remote,

@@ -295,7 +295,7 @@ function hostPolicyWarnings(info: KindInfo, spec: Record<string, unknown>): stri
     .filter((f) => spec[f] === true)
     .map(
       (f) =>
-        `spec.${f}: stored; host endpoints are not enforced yet (a ${f} policy applies to host endpoints only, never to pods)`,
+        `spec.${f}: stored; ${f} policies are not enforced yet (a ${f} policy applies to host endpoints only, never to pods)`,
     );
 }
 

@@ -15,6 +15,7 @@ import {
   policyKey,
   type Direction,
   type Endpoint,
+  type Failsafe,
   type Policy,
   type Profile,
   type Tier,
@@ -22,7 +23,10 @@ import {
 } from '../model.js';
 import { parseSelector } from '../selector.js';
 import { fingerprint } from './fingerprint.js';
-import type { Program, Step } from './program.js';
+import { ALL_ADDRESSES, cidrsToSet } from './addresses.js';
+import { spell } from './intervals.js';
+import { l4Of } from './l4.js';
+import type { Program, RuleStep, Step } from './program.js';
 import type { RuleIds } from './rule-ids.js';
 import { RuleCache, RulesPlan, rulesKey, type Segment } from './rules-plan.js';
 import { endpointLabels, type WorldIndex } from './world-index.js';
@@ -129,18 +133,26 @@ export class ProgramBuilder {
     private readonly ruleIds: RuleIds,
   ) {}
 
-  build(endpoint: Endpoint, direction: Direction): PendingProgram {
+  /**
+   * The program of (endpoint, direction). `failsafe` (host endpoints only): its ports
+   * for the direction are allow rules ahead of every policy (src/policy/failsafe.ts).
+   */
+  build(endpoint: Endpoint, direction: Direction, failsafe?: Failsafe): PendingProgram {
     const index = this.plans.index;
+    const host = endpoint.kind === 'host';
     const labels = endpointLabels(endpoint);
-    const nsLabels = index.namespaceLabels(endpoint.namespace);
-    const variant = JSON.stringify([endpoint.ip, labels, nsLabels, endpoint.ports]);
+    const nsLabels = host ? {} : index.namespaceLabels(endpoint.namespace);
+    const variant = JSON.stringify([endpoint.ip, labels, nsLabels, endpoint.ports, host]);
     const type = direction === 'ingress' ? 'Ingress' : 'Egress';
     const applicable = this.world.policies.filter(
       (p) =>
         p.types.includes(type) &&
-        (p.namespace === undefined || p.namespace === endpoint.namespace) &&
+        (host
+          ? p.namespace === undefined && p.namespaceSelector === undefined
+          : p.namespace === undefined || p.namespace === endpoint.namespace) &&
         parseSelector(p.selector).matches(labels) &&
-        (p.namespace !== undefined ||
+        (host ||
+          p.namespace !== undefined ||
           p.namespaceSelector === undefined ||
           parseSelector(p.namespaceSelector).matches(nsLabels)),
     );
@@ -149,6 +161,7 @@ export class ProgramBuilder {
       .sort(compareTiers);
 
     const parts: (Segment | { end: boolean; ruleId: number })[] = [];
+    if (failsafe !== undefined) parts.push(this.failsafeSegment(failsafe, direction));
     for (const tier of tiers) {
       const policies = applicable.filter((p) => p.tier === tier.name).sort(comparePolicies);
       for (const policy of policies)
@@ -188,6 +201,34 @@ export class ProgramBuilder {
         }
         return { steps, bounds, fingerprint: fp };
       },
+    };
+  }
+
+  /**
+   * Failsafe ports as allow rules `failsafe/<in|out>/<index>` (the refs the reference
+   * evaluator gives): protocol and destination port, and the peer in `net` if given.
+   */
+  private failsafeSegment(failsafe: Failsafe, direction: Direction): Segment {
+    const list = direction === 'ingress' ? failsafe.inbound : failsafe.outbound;
+    const d = direction === 'ingress' ? 'in' : 'out';
+    const steps: RuleStep[] = [];
+    const bounds = new Float64Array(2 * list.length);
+    for (const [i, f] of list.entries()) {
+      const addr = f.net === undefined ? ALL_ADDRESSES : cidrsToSet([f.net]);
+      const l4 = l4Of(f.protocol, f.port);
+      steps.push({
+        kind: 'rule',
+        action: 'Allow',
+        ruleId: this.ruleIds.idOf(`failsafe/${d}/${i}`),
+        atoms: [{ addr, addrKey: spell(addr), l4: [[l4, l4]] }],
+      });
+      bounds[2 * i] = addr[0]![0];
+      bounds[2 * i + 1] = addr[addr.length - 1]![1];
+    }
+    return {
+      steps,
+      bounds,
+      fingerprint: fingerprint(`failsafe/${d}:${JSON.stringify(list)}`),
     };
   }
 

@@ -115,7 +115,7 @@ export class PolicyCompiler {
     const edits = new Map<string, SetEdit>();
     const chosen = locals.map((local) => {
       const pick = (direction: Direction): SetContent => {
-        const pending = builder.build(local.endpoint, direction);
+        const pending = builder.build(local.endpoint, direction, local.host?.failsafe);
         const slot = `${local.endpoint.key}|${direction}`;
         let content = compiled.get(pending.fingerprint) ?? this.compiled.get(pending.fingerprint);
         if (content === undefined) {
@@ -329,6 +329,7 @@ export class PolicyCompiler {
         ingressSet,
         egressSet,
         policyRev: sameSets ? before.policyRev : ++lastRev,
+        ...(local.host === undefined ? {} : { host: true as const }),
       };
       endpoints.set(local.ifindex, entry);
       if (before === undefined || !sameEndpoint(before, entry)) delta.endpointWrites.push(entry);
@@ -481,7 +482,8 @@ function sameEndpoint(a: EndpointEntry, b: EndpointEntry): boolean {
     a.ip === b.ip &&
     a.ingressSet === b.ingressSet &&
     a.egressSet === b.egressSet &&
-    a.policyRev === b.policyRev
+    a.policyRev === b.policyRev &&
+    a.host === b.host
   );
 }
 

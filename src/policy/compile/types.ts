@@ -3,15 +3,21 @@
  * source port) and tortie_ifaces (bpf/tortie_maps.h) as plain values, the state they
  * form and the delta between two states.
  */
-import type { Endpoint, RuleRef } from '../model.js';
+import type { Endpoint, Failsafe, RuleRef } from '../model.js';
 import type { L4Action, MapAction } from './verdict.js';
 
 export interface LocalEndpoint {
+  /** A pod; or, with `host`, a host endpoint (`endpoint.kind` 'host'). */
   readonly endpoint: Endpoint;
-  /** Host end of the pod veth. */
+  /** Host end of the pod veth; for a host endpoint, its interface. */
   readonly ifindex: number;
   /** Endpoint id for counters and events; never 0. */
   readonly id: number;
+  /**
+   * A host endpoint's program: the failsafe ports as its first rules, then the normal
+   * policies that select it and its profiles (docs/host-endpoints.md).
+   */
+  readonly host?: { readonly failsafe: Failsafe };
 }
 
 export interface PolAddrEntry {
@@ -57,6 +63,8 @@ export interface EndpointEntry {
   readonly ingressSet: number;
   readonly egressSet: number;
   readonly policyRev: number;
+  /** A host endpoint (TORTIE_EP_F_HOST); absent for pods. */
+  readonly host?: true;
 }
 
 export interface CompiledState {

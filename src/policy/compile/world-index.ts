@@ -48,6 +48,7 @@ export function entityKey(world: World): string {
 }
 
 export function endpointLabels(endpoint: Endpoint): Labels {
+  if (endpoint.kind === 'host') return endpoint.labels;
   return { ...endpoint.labels, [NAMESPACE_LABEL]: endpoint.namespace };
 }
 
@@ -119,7 +120,8 @@ export class WorldIndex {
       return false;
     if (
       side.namespaceSelector !== undefined &&
-      !parseSelector(side.namespaceSelector).matches(this.namespaceLabels(endpoint.namespace))
+      (endpoint.kind === 'host' ||
+        !parseSelector(side.namespaceSelector).matches(this.namespaceLabels(endpoint.namespace)))
     ) {
       return false;
     }
