@@ -172,6 +172,8 @@ describe('precedence over the local settings', () => {
       natOutgoingAddress: undefined,
       natPortRange: undefined,
       ipipMtu: undefined,
+      xdpEnabled: true,
+      genericXdpEnabled: false,
     });
     expect(report.applied).toEqual({});
     expect(report.overridden.map((o) => `${o.setting}: ${o.by}`)).toEqual([
@@ -297,12 +299,14 @@ describe('every Felix field', () => {
     );
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(FELIX_FIELDS.length);
     expect(groups.live).toEqual([
+      'genericXDPEnabled',
       'ipipMTU',
       'logSeverityScreen',
       'natOutgoingAddress',
       'natPortRange',
       'reportingInterval',
       'vxlanMTU',
+      'xdpEnabled',
     ]);
     expect(felixFieldGroup('bpfEnabled')).toBe('restart');
     expect(felixFieldGroup('failsafeInboundHostPorts')).toBe('not implemented');
