@@ -9,23 +9,37 @@
  * node's end (its uplink, 10.201.0.1) and the generator's (10.201.0.2). The generator
  * (bench/flood.c: AF_PACKET, PACKET_QDISC_BYPASS, sendmmsg; built here with cc) sends
  * 64-byte UDP packets from one address in each deny-listed prefix (up to 65,536 of
- * them, cycled), pinned to core 0, for the duration. The node receives on core 1 (its
- * NAPI threads pinned there for XDP, RPS to it without): the drop rate is what one
+ * them, cycled), pinned to core 0, for the duration, into a veth pair of its own whose
+ * XDP program (bench/feeder.bpf.c, its NAPI on core 0 too) redirects each frame into
+ * the lab's veth: the node receives XDP frames, not the generator's skbs, as from a
+ * NIC (its XDP runs before an skb exists; without XDP it builds the skb itself). The node receives on core 1 (its
+ * threaded NAPI pinned there, XDP or not): the drop rate is what one
  * receiving core sheds. Meanwhile iperf3 runs a legitimate TCP flow from the
  * generator's own address to the node, also on core 1: its throughput is what the
  * flood leaves the node's core.
  *
  * Drops are counted by each side's own counter: tortie_metrics DROP_XDP_DENY for XDP,
- * the raw rule's packet counter for iptables; the drop rate is that count over the
- * flood's duration. Prefixes mix lengths /16 to /28, as real deny lists do (ipset's
- * hash:net looks up once per prefix length present; the XDP trie once in all).
+ * the raw rule's packet counter for iptables. Each cell runs twice: the flood alone
+ * (measured: packets sent and dropped per second, and the CPU time of the node's
+ * receive path, its threaded NAPI pinned to core 1, from /proc/<pid>/schedstat; derived:
+ * drops per second one receiving core would sustain = dropped / that CPU time), then
+ * beside the legitimate flow (its throughput). On a machine where the generator is the
+ * limit (both sides drop all it sends) the measured ratio is only a floor, and the goal
+ * is judged on the derived one. Prefixes mix lengths /16 to /28, as real deny lists do
+ * (ipset's hash:net looks up once per prefix length present; the XDP trie once in all).
  *
- * On veth, native XDP receives the frame the sender's skb carried (the skb exists: it
- * was sent); on a NIC it runs before one is allocated, so this understates XDP.
+ * The node's end has GRO on and the generator's end TSO off, for both sides: veth feeds
+ * its NAPI ring (where threaded NAPI can be measured) only then, and a native XDP
+ * program turns the sender's TSO off anyway, so the legitimate flow arrives as the same
+ * 1,500-byte segments under each.
+ *
+ * On veth, every frame still costs the receiving thread veth's ring and wake-ups, the
+ * same for both sides, which a NIC's XDP does not pay: the derived ratio understates
+ * XDP (docs/dataplane.md).
  * Figures are indicative on a shared machine: the table states the load.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadXdp, removePins, type XdpDataplane } from '../src/loader/index.js';
@@ -43,17 +57,32 @@ export interface XdpBenchOptions {
 }
 
 export interface XdpBenchSide {
-  /** Packets the generator sent, per second. */
+  /** Measured, the flood alone: packets the generator sent, per second. */
   readonly sentPps: number;
-  /** Packets dropped (by this side's own counter), per second. */
+  /** Measured, the flood alone: packets dropped (this side's own counter), per second. */
   readonly droppedPps: number;
-  /** The legitimate TCP flow's throughput during the flood. */
-  readonly legitGbps: number;
+  /**
+   * Measured, the flood alone: the share of one core the node's receive path used
+   * (its NAPI threads' CPU time over the flood's duration; 1 = a whole core).
+   */
+  readonly receiveCore: number;
+  /** Derived: receive CPU per dropped packet, ns (NAPI CPU time / packets dropped). */
+  readonly nsPerDrop: number;
+  /**
+   * Derived: what one receiving core would drop per second with nothing else to do
+   * (packets dropped / NAPI CPU seconds). The fair figure when the generator, not the
+   * receiver, is the limit: it prices each drop in the receiver's own CPU time.
+   */
+  readonly capacityPps: number;
   /**
    * Dropped ≥ 98% of sent: the generator, not the node's receiving core, was the
    * limit, so the drop rate says only that this side kept up.
    */
   readonly generatorBound: boolean;
+  /** Measured, flood and legitimate flow together: the flow's throughput. */
+  readonly legitGbps: number;
+  /** Measured, flood and legitimate flow together: packets dropped per second. */
+  readonly droppedPpsWithLegit: number;
 }
 
 export interface XdpBenchRow {
@@ -65,8 +94,10 @@ export interface XdpBenchRow {
    */
   readonly xdp: XdpBenchSide & { readonly mode: string; readonly programNs: number };
   readonly iptables: XdpBenchSide;
-  /** xdp.droppedPps / iptables.droppedPps */
+  /** Measured: xdp.droppedPps / iptables.droppedPps (a floor when both kept up). */
   readonly ratio: number;
+  /** Derived: xdp.capacityPps / iptables.capacityPps (drops per receive-core second). */
+  readonly capacityRatio: number;
 }
 
 export interface XdpBenchResult {
@@ -76,16 +107,21 @@ export interface XdpBenchResult {
   readonly seconds: number;
   readonly rows: XdpBenchRow[];
   /**
-   * The legitimate flow alone, no flood, under each (on veth, a native XDP program
-   * makes the sender segment what it would send as 64 KiB GSO packets: the price of
-   * XDP on veth, not of the deny list).
+   * The legitimate flow alone, no flood, under each. On veth, a native XDP program
+   * costs the flow most of its throughput (docs/dataplane.md): the kernel turns TSO off
+   * on the peer while a program is attached, and copies every cloned skb into a page
+   * for XDP. A NIC's driver does neither; this is the price of XDP on veth.
    */
   readonly baselineGbps: { readonly xdp: number; readonly iptables: number };
   /**
-   * Issue 16's goal: XDP drops ≥ 5× iptables raw at 10,000 prefixes. Not judged (met
-   * undefined) when iptables kept up with the generator: the ratio is then a floor.
+   * Issue 16's goal: XDP drops ≥ 5× iptables raw at 10,000 prefixes, judged on the
+   * derived drops per receive-core second (judge()).
    */
-  readonly goal: { readonly ratio: number | undefined; readonly met: boolean | undefined };
+  readonly goal: {
+    readonly ratio: number | undefined;
+    readonly basis: 'derived' | undefined;
+    readonly met: boolean | undefined;
+  };
 }
 
 const NODE_IP = '10.201.0.1';
@@ -98,6 +134,24 @@ function floodBinary(): string {
   const bin = join(tmpdir(), `tortie-bench-flood-${Math.floor(statSync(src).mtimeMs)}`);
   if (!existsSync(bin)) execFileSync('cc', ['-O2', '-Wall', '-o', bin, src]);
   return bin;
+}
+
+/** Compiles bench/feeder.bpf.c for one target ifindex; the caller removes the object. */
+function feederObject(hex: string, targetIfindex: number): string {
+  const src = packagePath('bench', 'feeder.bpf.c');
+  const obj = join(tmpdir(), `tortie-bench-feeder-${hex}.o`);
+  execFileSync('clang', [
+    '-O2',
+    '-target',
+    'bpf',
+    '-I/usr/include/x86_64-linux-gnu',
+    `-DTARGET_IFINDEX=${targetIfindex}`,
+    '-c',
+    src,
+    '-o',
+    obj,
+  ]);
+  return obj;
 }
 
 /**
@@ -130,6 +184,8 @@ interface Lab {
   readonly genNs: string;
   readonly nodeIf: string;
   readonly genIf: string;
+  /** The flood's own veth in the generator's namespace (feederBinary's program on its peer). */
+  readonly feedIf: string;
   readonly nodeMac: string;
   readonly pinRoot: string;
   readonly ipset: string;
@@ -194,18 +250,56 @@ async function createLab(hex: string): Promise<Lab> {
     ]);
   }
   // The node's receive path on core 1, apart from the generator on core 0, whichever
-  // side drops: without XDP, frames go to a backlog, steered to core 1 by RPS; veth's
-  // XDP runs in NAPI, made threads pinned to core 1 once the attach creates them
-  // (pinNapiThreads).
+  // side drops, and in the same place for both: GRO on the node's end (a NIC's default;
+  // on veth it also gives the receiver a NAPI ring without XDP), its NAPI polls in
+  // threads (pinned to core 1 by pinNapiThreads), no RPS (which would move the stack
+  // to a backlog softirq). The NAPI threads then do all of the node's receive work, XDP
+  // or iptables, and their CPU time is what the node spent receiving (cpuOfNapi).
+  nsExec(nodeNs, ['ethtool', '-K', nodeIf, 'gro', 'on']);
+  // veth hands a frame to that NAPI ring only when the sender has no TSO (else the
+  // flood is received on the generator's own core, in its softirq); a native XDP
+  // program turns the sender's TSO off anyway. Off for both sides: the same frames
+  // reach the node either way, and GRO there merges the legitimate flow's segments.
+  nsExec(genNs, ['ethtool', '-K', genIf, 'tso', 'off']);
   execFileSync('ip', [
     'netns',
     'exec',
     `${name}-node`,
     'sh',
     '-c',
-    `echo 2 > /sys/class/net/${nodeIf}/queues/rx-0/rps_cpus && ` +
-      `echo 2 > /sys/class/net/${nodeIf}/queues/rx-1/rps_cpus`,
+    `echo 1 > /sys/class/net/${nodeIf}/threaded && ` +
+      // Polls in batches, as a busy NIC's: a poll that empties the ring is re-armed by a
+      // 200 µs timer, not by a wake-up per frame (veth's ring of 256 holds 200 µs up to
+      // 1.28 Mpps). Waking the thread for every few frames cost ~3 µs per frame here on
+      // both sides, and buried the difference; what wake-ups remain still cost both
+      // sides alike, which narrows the ratio, not widens it.
+      `echo 1000 > /sys/class/net/${nodeIf}/napi_defer_hard_irqs && ` +
+      `echo 200000 > /sys/class/net/${nodeIf}/gro_flush_timeout`,
   ]);
+  // The flood's path: sent into a veth pair of the generator's own (feedIf → its peer),
+  // whose XDP program redirects each frame into genIf: the node receives XDP frames,
+  // not the generator's skbs (feeder.bpf.c). The peer's NAPI runs on core 0, the
+  // generator's.
+  const feedIf = `${name}f`;
+  const feedPeer = `${name}h`;
+  nsExec(genNs, ['ip', 'link', 'add', feedIf, 'type', 'veth', 'peer', feedPeer]);
+  nsExec(genNs, ['ip', 'link', 'set', feedIf, 'up']);
+  nsExec(genNs, ['ip', 'link', 'set', feedPeer, 'up']);
+  const feeder = feederObject(hex, ifindexIn(genNs, genIf));
+  try {
+    nsExec(genNs, ['ip', 'link', 'set', 'dev', feedPeer, 'xdpdrv', 'obj', feeder, 'sec', 'xdp']);
+  } finally {
+    rmSync(feeder, { force: true });
+  }
+  execFileSync('ip', [
+    'netns',
+    'exec',
+    `${name}-gen`,
+    'sh',
+    '-c',
+    `echo 1 > /sys/class/net/${feedPeer}/threaded`,
+  ]);
+  pinThreads(`napi/${feedPeer}`, 0);
   const link = JSON.parse(nsExec(nodeNs, ['ip', '-j', 'link', 'show', nodeIf])) as {
     address: string;
   }[];
@@ -215,6 +309,7 @@ async function createLab(hex: string): Promise<Lab> {
     genNs,
     nodeIf,
     genIf,
+    feedIf,
     nodeMac: link[0]!.address,
     pinRoot: `/sys/fs/bpf/${name}`,
     ipset: `${name}-deny`,
@@ -236,24 +331,49 @@ async function destroyLab(lab: Lab): Promise<void> {
   for (const ns of [lab.nodeNs, lab.genNs]) await deleteNetns(ns.slice(ns.lastIndexOf('/') + 1));
 }
 
-/** Pins the NAPI threads of the node's uplink (started by the XDP attach) to core 1. */
-function pinNapiThreads(lab: Lab): number {
-  execFileSync('ip', [
-    'netns',
-    'exec',
-    lab.nodeNs.slice(lab.nodeNs.lastIndexOf('/') + 1),
-    'sh',
-    '-c',
-    `echo 1 > /sys/class/net/${lab.nodeIf}/threaded`,
-  ]);
+/** Threads whose name starts with prefix (threaded NAPI: `napi/<dev>-<id>`). */
+function threadsNamed(prefix: string): string[] {
   const ps = execFileSync('ps', ['-e', '-o', 'pid=,comm=']).toString();
-  const pids = ps
+  return ps
     .split('\n')
     .map((l) => l.trim().split(/\s+/))
-    .filter(([, comm]) => comm?.startsWith(`napi/${lab.nodeIf}`))
+    .filter(([, comm]) => comm?.startsWith(prefix))
     .map(([pid]) => pid!);
-  for (const pid of pids) execFileSync('taskset', ['-pc', '1', pid], { stdio: 'ignore' });
-  return pids.length;
+}
+
+function napiThreads(lab: Lab): string[] {
+  return threadsNamed(`napi/${lab.nodeIf}`);
+}
+
+/** Pins the threads named prefix… to a core; throws when there are none. */
+function pinThreads(prefix: string, cpu: number): void {
+  const pids = threadsNamed(prefix);
+  if (pids.length === 0)
+    throw new Error(`no thread ${prefix}… to pin to core ${cpu}: the cores would be shared`);
+  for (const pid of pids) execFileSync('taskset', ['-pc', String(cpu), pid], { stdio: 'ignore' });
+}
+
+/** Pins the NAPI threads of the node's uplink to core 1. */
+function pinNapiThreads(lab: Lab): void {
+  pinThreads(`napi/${lab.nodeIf}`, 1);
+}
+
+/**
+ * CPU time (s) the uplink's NAPI threads have run, all told (/proc/<pid>/schedstat: ns
+ * on a CPU). Every frame the node receives is handled in them, the drop included:
+ * XDP's in the driver's poll, iptables' in the stack the poll hands the skb to. Time
+ * the machine's other work takes on core 1 is not in it.
+ */
+function cpuOfNapi(lab: Lab): number {
+  let ns = 0;
+  for (const pid of napiThreads(lab)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // a thread that went: its time is lost with it (none goes during a cell)
+    }
+  }
+  return ns / 1e9;
 }
 
 function ifindexIn(ns: string, dev: string): number {
@@ -261,45 +381,83 @@ function ifindexIn(ns: string, dev: string): number {
   return link[0]!.ifindex;
 }
 
-/** The flood and the legitimate flow at once; returns what the generator sent and iperf3 got. */
-async function floodWithLegitFlow(
+interface Phase {
+  readonly sent: number;
+  readonly floodSeconds: number;
+  readonly dropped: number;
+  readonly napiSeconds: number;
+  readonly legitGbps: number;
+}
+
+/**
+ * One run: the flood (no sources: none), and with legit the iperf3 flow beside it.
+ * dropped() reads the side's own drop counter, before and after.
+ */
+async function phase(
   lab: Lab,
   sources: readonly string[],
   seconds: number,
-): Promise<{ sent: number; floodSeconds: number; legitGbps: number }> {
+  legit: boolean,
+  dropped: () => number,
+): Promise<Phase> {
   const srcFile = join(tmpdir(), `xd${lab.hex}-sources`);
   writeFileSync(srcFile, sources.join('\n') + '\n');
-  const server = NsDaemon.start(lab.nodeNs, ['iperf3', '-s', '-p', String(IPERF_PORT)], {
-    cpu: 1,
-  });
+  const server = legit
+    ? NsDaemon.start(lab.nodeNs, ['iperf3', '-s', '-p', String(IPERF_PORT)], { cpu: 1 })
+    : undefined;
   try {
-    await waitForIperf(lab);
-    const iperf = runInNs(
-      lab.genNs,
-      ['iperf3', '-c', NODE_IP, '-p', String(IPERF_PORT), '-t', String(seconds), '-J'],
-      { cpu: 1, timeoutMs: (seconds + 30) * 1000 },
-    );
-    // No sources: the legitimate flow alone (the baseline).
+    if (server) await waitForIperf(lab);
+    const iperf = legit
+      ? runInNs(
+          lab.genNs,
+          ['iperf3', '-c', NODE_IP, '-p', String(IPERF_PORT), '-t', String(seconds), '-J'],
+          { cpu: 1, timeoutMs: (seconds + 30) * 1000 },
+        )
+      : Promise.resolve(undefined);
+    const dropsBefore = dropped();
+    const cpuBefore = cpuOfNapi(lab);
     const flood =
       sources.length === 0
         ? Promise.resolve({ stdout: JSON.stringify({ sent: 0, seconds }) })
         : runInNs(
             lab.genNs,
-            [floodBinary(), lab.genIf, lab.nodeMac, NODE_IP, String(seconds), srcFile],
+            [floodBinary(), lab.feedIf, lab.nodeMac, NODE_IP, String(seconds), srcFile],
             { cpu: 0, timeoutMs: (seconds + 30) * 1000 },
           );
     const [f, i] = await Promise.all([flood, iperf]);
+    const napiSeconds = cpuOfNapi(lab) - cpuBefore;
     const fr = JSON.parse(f.stdout) as { sent: number; seconds: number };
-    const ir = JSON.parse(i.stdout) as { end: { sum_received: { bits_per_second: number } } };
+    const ir =
+      i === undefined
+        ? undefined
+        : (JSON.parse(i.stdout) as { end: { sum_received: { bits_per_second: number } } });
     return {
       sent: fr.sent,
       floodSeconds: fr.seconds,
-      legitGbps: ir.end.sum_received.bits_per_second / 1e9,
+      dropped: dropped() - dropsBefore,
+      napiSeconds,
+      legitGbps: ir === undefined ? NaN : ir.end.sum_received.bits_per_second / 1e9,
     };
   } finally {
-    await server.stop();
+    await server?.stop();
     rmSync(srcFile, { force: true });
   }
+}
+
+/** The flood alone (for the drop rate and its CPU), then with the legitimate flow. */
+async function measureSide(
+  lab: Lab,
+  sources: readonly string[],
+  seconds: number,
+  dropped: () => number,
+): Promise<XdpBenchSide> {
+  if (sources.length === 0) {
+    const b = await phase(lab, sources, seconds, true, dropped);
+    return { ...side(b, b), legitGbps: b.legitGbps };
+  }
+  const alone = await phase(lab, sources, seconds, false, dropped);
+  const withLegit = await phase(lab, sources, seconds, true, dropped);
+  return side(alone, withLegit);
 }
 
 /** iperf3's server listens once its port is bound; poll with ss (no sleep in its place). */
@@ -313,15 +471,16 @@ async function waitForIperf(lab: Lab): Promise<void> {
   throw new Error('iperf3 server did not start listening in the node namespace');
 }
 
-function side(
-  run: { sent: number; floodSeconds: number; legitGbps: number },
-  dropped: number,
-): XdpBenchSide {
+function side(alone: Phase, withLegit: Phase): XdpBenchSide {
   return {
-    sentPps: run.sent / run.floodSeconds,
-    droppedPps: dropped / run.floodSeconds,
-    legitGbps: run.legitGbps,
-    generatorBound: run.sent > 0 && dropped >= 0.98 * run.sent,
+    sentPps: alone.sent / alone.floodSeconds,
+    droppedPps: alone.dropped / alone.floodSeconds,
+    receiveCore: alone.napiSeconds / alone.floodSeconds,
+    nsPerDrop: (alone.napiSeconds * 1e9) / alone.dropped,
+    capacityPps: alone.dropped / alone.napiSeconds,
+    generatorBound: alone.sent > 0 && alone.dropped >= 0.98 * alone.sent,
+    legitGbps: withLegit.legitGbps,
+    droppedPpsWithLegit: withLegit.dropped / withLegit.floodSeconds,
   };
 }
 
@@ -345,20 +504,17 @@ async function measureXdp(
     const programNs = native.testRun(xdp.program.fd, { data: probe, repeat: 100_000 }).durationNs;
     const ifindex = ifindexIn(lab.nodeNs, lab.nodeIf);
     const mode = xdp.attach(ifindex, { netnsPath: lab.nodeNs });
-    if (pinNapiThreads(lab) === 0)
-      throw new Error(
-        `no NAPI thread of ${lab.nodeIf} to pin: the receive path would share the generator's core`,
-      );
+    pinNapiThreads(lab);
     const metrics = new PerCpuMap(
       native.openPinnedMap(`${lab.pinRoot}/${MAPS.metrics.name}`),
       MAPS.metrics,
     );
     const key = { ep_id: 0, reason: Reason.DROP_XDP_DENY, dir: Dir.FROM_UPLINK };
-    const before = metrics.lookupSum(key)?.packets ?? 0n;
-    const run = await floodWithLegitFlow(lab, sources, seconds);
-    const dropped = Number((metrics.lookupSum(key)?.packets ?? 0n) - before);
+    const result = await measureSide(lab, sources, seconds, () =>
+      Number(metrics.lookupSum(key)?.packets ?? 0n),
+    );
     xdp.detach(ifindex, { netnsPath: lab.nodeNs });
-    return { mode, programNs, ...side(run, dropped) };
+    return { mode, programNs, ...result };
   } finally {
     xdp.close();
     removePins(lab.pinRoot);
@@ -381,20 +537,23 @@ async function measureIptables(
   const rule = ['-m', 'set', '--match-set', set, 'src', '-j', 'DROP'];
   nsExec(lab.nodeNs, ['iptables', '-t', 'raw', '-A', 'PREROUTING', ...rule]);
   try {
-    const run = await floodWithLegitFlow(lab, sources, seconds);
-    const listing = nsExec(lab.nodeNs, [
-      'iptables',
-      '-t',
-      'raw',
-      '-L',
-      'PREROUTING',
-      '-v',
-      '-x',
-      '-n',
-    ]);
-    const line = listing.split('\n').find((l) => l.includes(`match-set ${set}`));
-    const dropped = Number(line?.trim().split(/\s+/)[0] ?? NaN);
-    return side(run, dropped);
+    pinNapiThreads(lab);
+    return await measureSide(lab, sources, seconds, () => {
+      const listing = nsExec(lab.nodeNs, [
+        'iptables',
+        '-t',
+        'raw',
+        '-L',
+        'PREROUTING',
+        '-v',
+        '-x',
+        '-n',
+      ]);
+      const line = listing.split('\n').find((l) => l.includes(`match-set ${set}`));
+      const n = Number(line?.trim().split(/\s+/)[0] ?? NaN);
+      if (!Number.isFinite(n)) throw new Error(`no packet count for the raw rule in:\n${listing}`);
+      return n;
+    });
   } finally {
     nsExec(lab.nodeNs, ['iptables', '-t', 'raw', '-D', 'PREROUTING', ...rule]);
     nsExec(lab.nodeNs, ['ipset', 'destroy', set]);
@@ -429,14 +588,18 @@ export async function runXdpBench(o: XdpBenchOptions): Promise<XdpBenchResult> {
       const xdp = await measureXdp(lab, prefixes, sources, o.seconds);
       progress(`${n} prefixes: iptables raw + ipset`);
       const ipt = await measureIptables(lab, prefixes, sources, o.seconds);
-      rows.push({ cidrs: n, xdp, iptables: ipt, ratio: xdp.droppedPps / ipt.droppedPps });
+      rows.push({
+        cidrs: n,
+        xdp,
+        iptables: ipt,
+        ratio: xdp.droppedPps / ipt.droppedPps,
+        capacityRatio: xdp.capacityPps / ipt.capacityPps,
+      });
     }
   } finally {
     await destroyLab(lab);
     forget();
   }
-  const row10k = rows.find((r) => r.cidrs === 10_000);
-  const at10k = row10k?.ratio;
   const result: XdpBenchResult = {
     machine: machine(),
     loadBefore,
@@ -444,43 +607,81 @@ export async function runXdpBench(o: XdpBenchOptions): Promise<XdpBenchResult> {
     seconds: o.seconds,
     baselineGbps,
     rows,
-    goal: {
-      ratio: at10k,
-      met: at10k === undefined || row10k!.iptables.generatorBound ? undefined : at10k >= 5,
-    },
+    goal: judge(rows.find((r) => r.cidrs === 10_000)),
   };
   if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   else process.stdout.write(render(result));
   return result;
 }
 
+/**
+ * The goal at 10,000 prefixes, judged on the derived drops per receive-core second:
+ * the measured drop rates compare what the generator managed to send as much as what
+ * the node could drop (on a small machine, both sides drop all of it).
+ */
+export function judge(row: XdpBenchRow | undefined): XdpBenchResult['goal'] {
+  const ratio = row?.capacityRatio;
+  return ratio !== undefined && Number.isFinite(ratio)
+    ? { ratio, basis: 'derived', met: ratio >= 5 }
+    : { ratio: undefined, basis: undefined, met: undefined };
+}
+
 function render(r: XdpBenchResult): string {
   const mpps = (x: number) => fmt(x / 1e6, 2);
   const bound = (x: XdpBenchSide) => `${mpps(x.droppedPps)}${x.generatorBound ? '*' : ' '}`;
   const lines = [
-    `tortie bench xdp: a ${r.seconds} s flood of 64-byte packets from deny-listed sources (one core), a legitimate iperf3 flow beside it (the other core)`,
+    `tortie bench xdp: a ${r.seconds} s flood of 64-byte packets from deny-listed sources (sent from core 0, received on core 1), alone and then beside a legitimate iperf3 flow`,
     `load average before ${r.loadBefore.join(' ')}, after ${r.loadAfter.join(' ')} (${r.machine.cores} cores)`,
     '',
-    '  prefixes | XDP mode | XDP ns/frame | XDP sent Mpps | XDP dropped Mpps | iptables sent Mpps | iptables dropped Mpps | XDP/iptables | legit Gbit/s XDP | legit Gbit/s iptables',
+    '  measured, the flood alone:',
+    '  prefixes | XDP mode | XDP ns/frame | sent Mpps XDP | dropped Mpps XDP | rx core XDP | sent Mpps ipt | dropped Mpps ipt | rx core ipt | XDP/ipt',
   ];
   for (const row of r.rows) {
+    const x = row.xdp;
+    const t = row.iptables;
     lines.push(
-      `  ${String(row.cidrs).padStart(8)} | ${row.xdp.mode.padEnd(8)} | ${fmt(row.xdp.programNs, 0).padStart(12)} | ${mpps(row.xdp.sentPps).padStart(13)} | ${bound(row.xdp).padStart(16)} | ${mpps(row.iptables.sentPps).padStart(18)} | ${bound(row.iptables).padStart(21)} | ${fmt(row.ratio, 2).padStart(11)}× | ${fmt(row.xdp.legitGbps, 2).padStart(16)} | ${fmt(row.iptables.legitGbps, 2).padStart(21)}`,
+      `  ${String(row.cidrs).padStart(8)} | ${x.mode.padEnd(8)} | ${fmt(x.programNs, 0).padStart(12)} | ${mpps(x.sentPps).padStart(13)} | ${bound(x).padStart(16)} | ${fmt(x.receiveCore * 100, 0).padStart(10)}% | ${mpps(t.sentPps).padStart(13)} | ${bound(t).padStart(16)} | ${fmt(t.receiveCore * 100, 0).padStart(10)}% | ${fmt(row.ratio, 2).padStart(6)}×`,
+    );
+  }
+  lines.push(
+    '',
+    '  derived, per receiving core (dropped / receive CPU seconds), the flood alone:',
+    '  prefixes | ns/drop XDP | Mpps/core XDP | ns/drop ipt | Mpps/core ipt | XDP/ipt',
+  );
+  for (const row of r.rows) {
+    const x = row.xdp;
+    const t = row.iptables;
+    lines.push(
+      `  ${String(row.cidrs).padStart(8)} | ${fmt(x.nsPerDrop, 0).padStart(11)} | ${mpps(x.capacityPps).padStart(13)} | ${fmt(t.nsPerDrop, 0).padStart(11)} | ${mpps(t.capacityPps).padStart(13)} | ${fmt(row.capacityRatio, 2).padStart(6)}×`,
+    );
+  }
+  lines.push(
+    '',
+    '  measured, flood and legitimate flow together:',
+    '  prefixes | dropped Mpps XDP | legit Gbit/s XDP | dropped Mpps ipt | legit Gbit/s ipt',
+  );
+  for (const row of r.rows) {
+    lines.push(
+      `  ${String(row.cidrs).padStart(8)} | ${mpps(row.xdp.droppedPpsWithLegit).padStart(16)} | ${fmt(row.xdp.legitGbps, 2).padStart(16)} | ${mpps(row.iptables.droppedPpsWithLegit).padStart(16)} | ${fmt(row.iptables.legitGbps, 2).padStart(16)}`,
     );
   }
   lines.push(
     '',
     'XDP ns/frame: the program alone per denied frame (BPF_PROG_TEST_RUN, repeat 100,000)',
-    `legit flow alone (no flood): ${fmt(r.baselineGbps.xdp, 2)} Gbit/s with the XDP program attached, ${fmt(r.baselineGbps.iptables, 2)} with the raw rule (on veth, native XDP turns off the sender's GSO)`,
+    "rx core: the node's receive path (its NAPI threads, pinned to core 1) as a share of one core, from /proc/<pid>/schedstat",
+    `legit flow alone (no flood): ${fmt(r.baselineGbps.xdp, 2)} Gbit/s with the XDP program attached, ${fmt(r.baselineGbps.iptables, 2)} with the raw rule (a veth artefact: with a program attached the kernel turns TSO off on the peer and copies each cloned skb for XDP; docs/dataplane.md)`,
   );
   if (r.rows.some((x) => x.xdp.generatorBound || x.iptables.generatorBound))
     lines.push(
-      '* dropped everything sent: the generator was the limit, not the receiving core (a ratio with * is a floor)',
+      '* dropped everything sent: the generator was the limit, not the receiving core (a measured ratio with * is a floor; the derived one is not)',
     );
   if (r.goal.ratio !== undefined)
     lines.push(
       '',
-      `goal (issue 16): XDP drops ≥ 5× iptables raw at 10,000 prefixes: ${fmt(r.goal.ratio, 2)}× — ${r.goal.met === undefined ? 'not judged: iptables kept up with the generator (run on a quiet machine)' : r.goal.met ? 'met' : 'missed'}`,
+      `goal (issue 16): XDP drops ≥ 5× iptables raw at 10,000 prefixes: ${fmt(r.goal.ratio, 2)}× (derived: drops per receive-core second) — ${r.goal.met ? 'met' : 'missed'} on this lab`,
+      "  (veth: every frame costs the receive thread veth's own floor, ring and wake-ups included, which a NIC's XDP does not pay: docs/dataplane.md)",
     );
+  else if (r.rows.some((x) => x.cidrs === 10_000))
+    lines.push('', 'goal (issue 16): not judged (no drops to price at 10,000 prefixes)');
   return lines.join('\n') + '\n';
 }

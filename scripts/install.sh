@@ -25,7 +25,7 @@ apt-get install -y -qq --no-install-recommends \
   clang llvm libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool \
   make gcc g++ libc6-dev python3 iproute2 iputils-ping procps util-linux openssl \
   etcd-server podman runc containernetworking-plugins busybox-static tcpdump iptables ipset \
-  bird2 frr sockperf iperf3 wrk >/dev/null
+  bird2 frr sockperf iperf3 wrk ethtool >/dev/null
 # kubectl, the user's tool against a Kubernetes API server (the lab's, `--datastore kubernetes`):
 # Debian's kubernetes-client unless the machine has a kubectl already (a newer one from another
 # source owns /usr/bin/kubectl, and the two packages' files would clash).

@@ -922,6 +922,8 @@ export class Agent {
       natPortRange: live.natPortRange,
       ipipMtu: live.ipipMtu,
       vxlanMtu: live.vxlanMtu,
+      xdpEnabled: live.xdpEnabled,
+      genericXdpEnabled: live.genericXdpEnabled,
     };
     const shown = JSON.stringify(report);
     if (shown !== this.configShown) {

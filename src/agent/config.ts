@@ -96,6 +96,8 @@ export const CLUSTER_SETTINGS = [
   'natPortRange',
   'ipipMtu',
   'vxlanMtu',
+  'xdpEnabled',
+  'genericXdpEnabled',
 ] as const;
 export type ClusterSetting = (typeof CLUSTER_SETTINGS)[number];
 
@@ -206,6 +208,18 @@ export interface AgentConfig {
    * Live.
    */
   readonly vxlanMtu: number | undefined;
+  /**
+   * Whether the uplink's deny list (doNotTrack source denies) runs in XDP (Felix's
+   * xdpEnabled; default true). False: no XDP program, and the same denies are enforced
+   * by tc ingress on the uplink instead. Live.
+   */
+  readonly xdpEnabled: boolean;
+  /**
+   * Whether XDP may run in the kernel's generic mode where the uplink's driver has no
+   * native XDP (Felix's genericXDPEnabled; default false: native only, and without it
+   * the deny list stays in tc). Live.
+   */
+  readonly genericXdpEnabled: boolean;
   /**
    * The cluster settings given here rather than taken from a default, and where (e.g.
    * `--log-level`, `TORTIE_LOG_LEVEL`, `/etc/tortie/agent.yaml: logLevel`): these win over
@@ -668,6 +682,8 @@ export function resolveAgentConfig(sources: ConfigSources): AgentConfig {
     natPortRange: undefined,
     ipipMtu: undefined,
     vxlanMtu: undefined,
+    xdpEnabled: true,
+    genericXdpEnabled: false,
     localSettings,
   };
 }

@@ -41,6 +41,8 @@ export const LIVE_SETTINGS: ReadonlySet<ClusterSetting> = new Set<ClusterSetting
   'natPortRange',
   'ipipMtu',
   'vxlanMtu',
+  'xdpEnabled',
+  'genericXdpEnabled',
 ]);
 
 export type ClusterValues = { -readonly [S in ClusterSetting]?: AgentConfig[S] };
@@ -181,6 +183,8 @@ export const FELIX_MAPPINGS: Readonly<Record<string, Mapping>> = {
   natPortRange: { setting: 'natPortRange', parse: portRange },
   ipipMTU: { setting: 'ipipMtu', parse: intIn(576, 65515) },
   vxlanMTU: { setting: 'vxlanMtu', parse: intIn(576, 65485) },
+  xdpEnabled: { setting: 'xdpEnabled', parse: bool },
+  genericXDPEnabled: { setting: 'genericXdpEnabled', parse: bool },
 };
 
 /**

@@ -51,6 +51,10 @@ export interface Snapshot {
     readonly ipipMtu?: number | undefined;
     /** The MTU of the VXLAN device (undefined: the uplink's MTU − 50). */
     readonly vxlanMtu?: number | undefined;
+    /** The deny list in XDP at all (undefined: true). */
+    readonly xdpEnabled?: boolean | undefined;
+    /** XDP in generic mode where native is not to be had (undefined: false). */
+    readonly genericXdpEnabled?: boolean | undefined;
   };
 }
 
@@ -130,6 +134,11 @@ export interface XdpStatus {
   readonly rules: number;
   /** The first doNotTrack ingress rule not dropped in XDP (it and those after it are not). */
   readonly notAccelerated?: { readonly rule: string; readonly reason: string };
+  /**
+   * Why a non-empty list is not dropped in XDP (xdpEnabled false, or no native XDP and
+   * genericXDPEnabled false), and what that leaves enforced.
+   */
+  readonly notInXdp?: string;
   readonly error?: string;
 }
 

@@ -366,6 +366,7 @@ export function xdpLines(xdp: XdpStatus | undefined): string[] {
   ];
   if (xdp.notAccelerated !== undefined)
     lines.push(`  not in XDP from ${xdp.notAccelerated.rule} on: ${xdp.notAccelerated.reason}`);
+  if (xdp.notInXdp !== undefined) lines.push(`  not in XDP: ${xdp.notInXdp}`);
   if (xdp.error !== undefined) lines.push(`  error: ${xdp.error}`);
   return lines;
 }

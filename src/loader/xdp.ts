@@ -62,9 +62,10 @@ export interface XdpDataplane {
   /**
    * Puts the program on ifindex, replacing what is attached there in one step: in the
    * mode a program runs in already, else native, else generic (a driver without XDP).
-   * Returns the mode it runs in.
+   * With allowGeneric false, native only: a generic program found there is taken off
+   * first, and an attach the driver refuses throws. Returns the mode it runs in.
    */
-  attach(ifindex: number, opts?: NetnsOption): XdpAttachMode;
+  attach(ifindex: number, opts?: NetnsOption & { readonly allowGeneric?: boolean }): XdpAttachMode;
   /** Takes whatever XDP program is attached off ifindex; false when there was none. */
   detach(ifindex: number, opts?: NetnsOption): boolean;
   /** What is attached at ifindex's XDP hook. */
@@ -91,13 +92,16 @@ function u64(value: bigint): Buffer {
   return b;
 }
 
-/** The attach order for a hook that currently runs in `current`. */
-export function attachOrder(current: XdpMode): XdpAttachMode[] {
+/**
+ * The attach order for a hook that currently runs in `current`; without allowGeneric
+ * (Felix's genericXDPEnabled false) native only.
+ */
+export function attachOrder(current: XdpMode, allowGeneric = true): XdpAttachMode[] {
   // Replacing in place is only possible in the mode that runs: the kernel refuses a
   // native program while a generic one is attached, and the other way round.
   if (current === 'native') return ['native'];
-  if (current === 'generic') return ['generic'];
-  return ['native', 'generic'];
+  if (current === 'generic') return allowGeneric ? ['generic'] : ['native'];
+  return allowGeneric ? ['native', 'generic'] : ['native'];
 }
 
 export function loadXdp(options: XdpLoadOptions): XdpDataplane {
@@ -146,7 +150,13 @@ export function loadXdp(options: XdpLoadOptions): XdpDataplane {
       if (closed) throw new Error(`attach(${ifindex}): the XDP object ${objectPath} is closed`);
       return inNetns(opts.netnsPath, () => {
         const failures: string[] = [];
-        for (const mode of attachOrder(native.xdpInfo(ifindex).mode)) {
+        const allowGeneric = opts.allowGeneric ?? true;
+        let current = native.xdpInfo(ifindex).mode;
+        if (current === 'generic' && !allowGeneric) {
+          native.xdpDetach(ifindex, XDP_FLAGS_SKB_MODE);
+          current = 'none';
+        }
+        for (const mode of attachOrder(current, allowGeneric)) {
           try {
             native.xdpAttach(ifindex, program.fd, MODE_FLAGS[mode]);
             return mode;

@@ -158,7 +158,7 @@ describe('XDP deny list on the uplink', () => {
   });
 });
 
-describe('XDP attach: native where the driver has it, generic otherwise, swapped in place', () => {
+describe('XDP attach: native where the driver has it, generic otherwise (if allowed), swapped in place', () => {
   const nets = new TestNetnsSet(newRunId());
   afterAll(() => nets.removeAll());
 
@@ -191,8 +191,13 @@ describe('XDP attach: native where the driver has it, generic otherwise, swapped
     } finally {
       other.close();
     }
+    // genericXDPEnabled false: native only. The generic program is taken off, and
+    // loopback refuses a native one.
+    expect(() => xdp.attach(1, { ...at, allowGeneric: false })).toThrow(/native:/);
+    expect(xdp.info(1, at).mode).toBe('none');
+    expect(xdp.attach(ul, { ...at, allowGeneric: false })).toBe('native');
     expect(xdp.detach(ul, at)).toBe(true);
-    expect(xdp.detach(1, at)).toBe(true);
+    expect(xdp.detach(1, at)).toBe(false);
     expect(xdp.info(ul, at).mode).toBe('none');
     expect(xdp.detach(ul, at)).toBe(false);
   });

@@ -171,6 +171,8 @@ describe('precedence over the local settings', () => {
       natOutgoingAddress: undefined,
       natPortRange: undefined,
       ipipMtu: undefined,
+      xdpEnabled: true,
+      genericXdpEnabled: false,
     });
     expect(report.applied).toEqual({});
     expect(report.overridden.map((o) => `${o.setting}: ${o.by}`)).toEqual([
@@ -298,12 +300,14 @@ describe('every Felix field', () => {
     expect(groups.live).toEqual([
       'failsafeInboundHostPorts',
       'failsafeOutboundHostPorts',
+      'genericXDPEnabled',
       'ipipMTU',
       'logSeverityScreen',
       'natOutgoingAddress',
       'natPortRange',
       'reportingInterval',
       'vxlanMTU',
+      'xdpEnabled',
     ]);
     expect(felixFieldGroup('bpfEnabled')).toBe('restart');
     expect(felixFieldGroup('failsafeInboundHostPorts')).toBe('live');

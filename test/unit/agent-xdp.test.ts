@@ -1,7 +1,8 @@
 /**
  * The xdp manager in memory: the deny list written as a difference (new first, gone
  * last, what stays untouched), adopted across a restart, the program attached once per
- * agent and taken off when the list empties, a list over capacity refused whole.
+ * agent and taken off when the list empties, a list over capacity refused whole;
+ * FelixConfiguration's xdpEnabled and genericXDPEnabled, live.
  */
 import { describe, expect, it } from 'vitest';
 
@@ -15,8 +16,10 @@ import { captureLogger, softContext, softSnapshot } from '../helpers/softdatapla
 class SoftXdp implements XdpPort {
   readonly map = new Map<string, number>();
   readonly ops: string[] = [];
-  mode_: 'none' | 'native' = 'none';
+  mode_: 'none' | 'native' | 'generic' = 'none';
   capacity = 100;
+  /** Whether the "driver" has native XDP. */
+  hasNative = true;
   entries(): Map<string, number> {
     return new Map(this.map);
   }
@@ -28,10 +31,13 @@ class SoftXdp implements XdpPort {
     this.ops.push(`-${cidr}`);
     this.map.delete(cidr);
   }
-  attach(): 'native' {
-    this.ops.push('attach');
-    this.mode_ = 'native';
-    return 'native';
+  attach(_ifindex: number, allowGeneric: boolean): 'native' | 'generic' {
+    this.ops.push(allowGeneric ? 'attach' : 'attach native');
+    if (this.mode_ === 'generic' && !allowGeneric) this.mode_ = 'none';
+    if (this.hasNative) this.mode_ = 'native';
+    else if (allowGeneric) this.mode_ = 'generic';
+    else throw new Error('the driver refused a native program');
+    return this.mode_;
   }
   detach(): boolean {
     this.ops.push('detach');
@@ -39,7 +45,7 @@ class SoftXdp implements XdpPort {
     this.mode_ = 'none';
     return was;
   }
-  mode(): 'none' | 'native' {
+  mode(): 'none' | 'native' | 'generic' {
     return this.mode_;
   }
 }
@@ -82,8 +88,14 @@ function setup(port = new SoftXdp()) {
     spec: { node: 'node-a', interfaceName: 'eth0', expectedIPs: [] },
   });
   const m = new XdpManager(softContext(captureLogger().log), port, 'node-a');
-  const pass = () => {
-    const p = newPass(softSnapshot({ model, links: new Map([['eth0', 2]]) }));
+  const pass = (settings?: { xdpEnabled?: boolean; genericXdpEnabled?: boolean }) => {
+    const p = newPass(
+      softSnapshot({
+        model,
+        links: new Map([['eth0', 2]]),
+        ...(settings === undefined ? {} : { settings }),
+      }),
+    );
     p.uplink = { ip: '192.0.2.1', ifindex: 2 };
     return p;
   };
@@ -95,7 +107,7 @@ describe('xdp manager (in memory)', () => {
     const { port, model, m, pass } = setup();
     shed(model, ['10.1.0.0/16', '10.2.0.0/16']);
     expect(m.reconcile(pass())).toEqual({ writes: 2, deletes: 0 });
-    expect(port.ops).toEqual(['+10.1.0.0/16', '+10.2.0.0/16', 'attach']);
+    expect(port.ops).toEqual(['+10.1.0.0/16', '+10.2.0.0/16', 'attach native']);
     expect(m.reconcile(pass())).toEqual({ writes: 0, deletes: 0 });
     expect(port.ops).toHaveLength(3);
     expect(m.status().xdp).toMatchObject({
@@ -125,7 +137,7 @@ describe('xdp manager (in memory)', () => {
     const again = setup(first.port); // same map, a new agent
     shed(again.model, ['10.1.0.0/16']);
     expect(again.m.reconcile(again.pass())).toEqual({ writes: 0, deletes: 0 });
-    expect(first.port.ops).toEqual(['attach']);
+    expect(first.port.ops).toEqual(['attach native']);
   });
 
   it('detaches when the list empties', () => {
@@ -148,5 +160,41 @@ describe('xdp manager (in memory)', () => {
     m.reconcile(pass());
     expect([...port.map.keys()]).toEqual(['10.1.0.0/16']);
     expect(m.status().xdp?.error).toMatch(/3 prefixes, tortie_xdp_deny holds 2/);
+  });
+
+  it('xdpEnabled false: no program (a running one taken off), the list kept, status says what is not dropped', () => {
+    const { port, model, m, pass } = setup();
+    shed(model, ['10.1.0.0/16']);
+    m.reconcile(pass({ xdpEnabled: false }));
+    expect(port.ops).toEqual(['+10.1.0.0/16']);
+    expect(m.status().xdp).toMatchObject({ mode: 'none', entries: 1 });
+    expect(m.status().xdp?.notInXdp).toMatch(/xdpEnabled is false.*not dropped/);
+    m.reconcile(pass());
+    expect(port.ops.slice(-1)).toEqual(['attach native']);
+    expect(m.status().xdp?.notInXdp).toBeUndefined();
+    m.reconcile(pass({ xdpEnabled: false }));
+    expect(port.ops.slice(-1)).toEqual(['detach']);
+    expect(port.mode_).toBe('none');
+  });
+
+  it('genericXDPEnabled false (the default): native only; no native XDP leaves the list out of XDP, not retried', () => {
+    const port = new SoftXdp();
+    port.hasNative = false;
+    const { model, m, pass } = setup(port);
+    shed(model, ['10.1.0.0/16']);
+    expect(m.reconcile(pass())).toEqual({ writes: 1, deletes: 0 });
+    m.reconcile(pass());
+    expect(port.ops).toEqual(['+10.1.0.0/16', 'attach native']);
+    expect(m.status().xdp).toMatchObject({ mode: 'none' });
+    expect(m.status().xdp?.notInXdp).toMatch(/no native XDP and genericXDPEnabled is false/);
+    expect(m.status().xdp?.error).toBeUndefined();
+    m.reconcile(pass({ genericXdpEnabled: true }));
+    expect(port.ops.slice(-1)).toEqual(['attach']);
+    expect(m.status().xdp).toMatchObject({ mode: 'generic' });
+    // Generic no longer allowed: off generic, native tried (and refused).
+    m.reconcile(pass({ genericXdpEnabled: false }));
+    expect(port.ops.slice(-1)).toEqual(['attach native']);
+    expect(port.mode_).toBe('none');
+    expect(m.status().xdp?.notInXdp).toMatch(/genericXDPEnabled is false/);
   });
 });

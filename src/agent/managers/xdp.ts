@@ -13,6 +13,13 @@
  * A list over the map's capacity is refused whole (status error, nothing written):
  * the previous list stays in force. Failures are reported and retried; they do not hold
  * back policy.
+ *
+ * FelixConfiguration, live: `xdpEnabled: false` takes the program off the uplink (the
+ * list is still kept, so turning it back on is one attach); `genericXDPEnabled`
+ * (Felix's default false) allows the kernel's generic mode where the driver has no
+ * native XDP; without it such an uplink gets no program. Either way the denies are then
+ * not dropped in XDP, and the tc uplink does not enforce doNotTrack rules (yet): status
+ * says so (notInXdp) rather than pretend.
  */
 import type { Logger } from 'pino';
 import type { XdpAttachMode, XdpDataplane } from '../../loader/index.js';
@@ -44,7 +51,8 @@ export interface XdpPort {
   write(cidr: string, ruleId: number): void;
   remove(cidr: string): void;
   readonly capacity: number;
-  attach(ifindex: number): XdpAttachMode;
+  /** Native, else (allowGeneric) generic; throws when neither is to be had. */
+  attach(ifindex: number, allowGeneric: boolean): XdpAttachMode;
   detach(ifindex: number): boolean;
   mode(ifindex: number): XdpMode;
 }
@@ -61,6 +69,12 @@ export class XdpManager implements Manager {
   /** Where the program runs, as attached by this agent. */
   private attached: { ifindex: number; name: string; mode: XdpAttachMode } | undefined;
   private error: string | undefined;
+  /** Why the list is not in XDP now, though it has entries (settings, no native XDP). */
+  private notInXdp: string | undefined;
+  /** A native-only attach the driver refused: not retried until the settings or uplink change. */
+  private refused: { ifindex: number; message: string } | undefined;
+  /** The hook was found empty (or emptied) with XDP disabled: not looked at again. */
+  private offChecked: number | undefined;
   private readonly untrackedCache = new WeakMap<object, Policy | null>();
 
   constructor(
@@ -100,9 +114,12 @@ export class XdpManager implements Manager {
       );
       return {};
     }
+    const settings = pass.snapshot.settings;
+    const enabled = settings?.xdpEnabled ?? true;
+    const allowGeneric = settings?.genericXdpEnabled ?? false;
     try {
       const { writes, deletes } = this.sync(list.entries);
-      this.placeProgram(list.entries.size > 0, uplink.ifindex, name);
+      this.placeProgram(list.entries.size > 0, uplink.ifindex, name, enabled, allowGeneric);
       if (writes + deletes > 0)
         this.log.info(
           { entries: list.entries.size, writes, deletes, mode: this.attached?.mode ?? 'none' },
@@ -140,7 +157,13 @@ export class XdpManager implements Manager {
     return { writes, deletes };
   }
 
-  private placeProgram(wanted: boolean, ifindex: number, name: string): void {
+  private placeProgram(
+    listed: boolean,
+    ifindex: number,
+    name: string,
+    enabled: boolean,
+    allowGeneric: boolean,
+  ): void {
     const here = this.attached;
     if (here !== undefined && here.ifindex !== ifindex) {
       // The uplink changed: off the old interface (which may be gone).
@@ -151,22 +174,56 @@ export class XdpManager implements Manager {
       }
       this.attached = undefined;
     }
-    if (wanted) {
+    if (this.refused !== undefined && (this.refused.ifindex !== ifindex || allowGeneric))
+      this.refused = undefined;
+    this.notInXdp = undefined;
+    if (listed && !enabled)
+      this.notInXdp =
+        'xdpEnabled is false (FelixConfiguration): no XDP program, and the tc uplink does not enforce doNotTrack denies, so these sources are not dropped';
+    if (listed && enabled) {
       // Attached once per agent even if a previous agent's program runs: the swap puts
-      // this agent's program (its configuration) in place without a gap.
-      if (this.attached === undefined) {
-        const mode = this.port.attach(ifindex);
-        this.attached = { ifindex, name, mode };
-        this.log.info({ uplink: name, mode }, 'xdp program attached to the uplink');
+      // this agent's program (its configuration) in place without a gap. Again when a
+      // generic program is no longer allowed.
+      const stale = this.attached?.mode === 'generic' && !allowGeneric;
+      if ((this.attached === undefined || stale) && this.refused === undefined) {
+        try {
+          const mode = this.port.attach(ifindex, allowGeneric);
+          this.attached = { ifindex, name, mode };
+          this.offChecked = undefined;
+          this.log.info({ uplink: name, mode }, 'xdp program attached to the uplink');
+        } catch (e) {
+          if (allowGeneric) throw e;
+          // Native only, and the driver has none: not an error to retry, a setting.
+          this.attached = undefined;
+          this.refused = { ifindex, message: (e as Error).message };
+          this.log.warn(
+            { uplink: name, err: this.refused.message },
+            'no native XDP on the uplink and genericXDPEnabled is false: the deny list is not in XDP',
+          );
+        }
       }
+      if (this.refused !== undefined)
+        this.notInXdp = `the uplink's driver has no native XDP and genericXDPEnabled is false (FelixConfiguration): no XDP program, and the tc uplink does not enforce doNotTrack denies, so these sources are not dropped (${this.refused.message})`;
       return;
     }
     if (this.attached !== undefined || this.adopted > 0) {
-      // Nothing to drop: off the hook, as Felix does (an idle program still costs a
-      // lookup per frame, and a driver may reset its rings on every attach).
+      // Nothing to drop, or XDP disabled: off the hook, as Felix does (an idle program
+      // still costs a lookup per frame, and a driver may reset its rings on every attach).
       if (this.port.detach(ifindex))
-        this.log.info({ uplink: name }, 'xdp program detached (empty deny list)');
+        this.log.info(
+          { uplink: name },
+          enabled
+            ? 'xdp program detached (empty deny list)'
+            : 'xdp program detached (xdpEnabled false)',
+        );
       this.attached = undefined;
+      this.offChecked = ifindex;
+      return;
+    }
+    if (!enabled && this.offChecked !== ifindex) {
+      // A program this agent did not attach (a previous agent's, with an empty list).
+      if (this.port.mode(ifindex) !== 'none') this.port.detach(ifindex);
+      this.offChecked = ifindex;
     }
   }
 
@@ -207,6 +264,7 @@ export class XdpManager implements Manager {
       entries: this.written.size,
       rules: this.list?.rules.length ?? 0,
       ...(this.list?.stoppedAt === undefined ? {} : { notAccelerated: this.list.stoppedAt }),
+      ...(this.notInXdp === undefined ? {} : { notInXdp: this.notInXdp }),
       ...(this.error === undefined ? {} : { error: this.error }),
     };
     return { xdp };
@@ -270,7 +328,7 @@ export function xdpPort(xdp: XdpDataplane, netnsPath: string | undefined): XdpPo
       xdp.deny.delete(denyKey(cidr));
     },
     capacity: xdp.denyMap.info().maxEntries,
-    attach: (ifindex) => xdp.attach(ifindex, opts),
+    attach: (ifindex, allowGeneric) => xdp.attach(ifindex, { ...opts, allowGeneric }),
     detach: (ifindex) => xdp.detach(ifindex, opts),
     mode: (ifindex) => xdp.info(ifindex, opts).mode,
   };
