@@ -146,6 +146,18 @@ describe('XDP deny list on the uplink, through the agent', () => {
           ingress: [{ action: 'Deny', source: { nets: [DENIED_NET] } }],
         },
       },
+      {
+        // The host endpoint denies the node's traffic but failsafe: the peer's ping
+        // needs normal policy (the deny list is the untracked stage before it).
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'GlobalNetworkPolicy',
+        metadata: { name: 'peer-ping' },
+        spec: {
+          selector: 'role == "edge"',
+          order: 20,
+          ingress: [{ action: 'Allow', protocol: 'ICMP', source: { nets: [`${PEER_IP}/32`] } }],
+        },
+      },
     ]);
     config = agentConfig({
       nodeName,
