@@ -291,8 +291,17 @@ struct PodNetworkArgs {
   std::string host_netns, pod_netns, host_if, pod_if, host_mac, ip_text, gw_text;
   uint32_t mtu = 0;
   // tortie_from_pod / tortie_to_pod (the agent's, BPF dataplane): attached to the host end
-  // before it is up (-1: not attached here).
+  // before it is up (-1: not attached here). Duplicates taken on the calling thread, so an
+  // agent closing its object while the worker runs cannot pull them away; closed by the
+  // worker.
   int from_pod_fd = -1, to_pod_fd = -1;
+};
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) close(fd);
+  }
 };
 
 // tc ingress <- from_pod, tc egress <- to_pod at tortie's slot (priority 1, handle 1, as
@@ -325,6 +334,7 @@ struct PodNetworkMade {
 // The whole create, on whichever thread runs it (it enters and leaves the namespaces
 // itself: setns is per thread). Throws StepError.
 void CreatePodNetwork(const PodNetworkArgs& a, PodNetworkMade* made) {
+  FdCloser from_closer{a.from_pod_fd}, to_closer{a.to_pod_fd};
   const std::string& host_netns = a.host_netns;
   const std::string& pod_netns = a.pod_netns;
   const std::string& host_if = a.host_if;
@@ -477,10 +487,18 @@ Napi::Value PodNetworkCreate(const Napi::CallbackInfo& info) {
   if (from.IsNumber() != to.IsNumber())
     ThrowWithCode(env, EINVAL, "podNetworkCreate needs both fromPodFd and toPodFd, or neither");
   if (from.IsNumber()) {
-    a.from_pod_fd = from.As<Napi::Number>().Int32Value();
-    a.to_pod_fd = to.As<Napi::Number>().Int32Value();
-    if (a.from_pod_fd < 0 || a.to_pod_fd < 0)
+    int from_fd = from.As<Napi::Number>().Int32Value();
+    int to_fd = to.As<Napi::Number>().Int32Value();
+    if (from_fd < 0 || to_fd < 0)
       ThrowWithCode(env, EINVAL, "podNetworkCreate: program fds must be non-negative");
+    a.from_pod_fd = fcntl(from_fd, F_DUPFD_CLOEXEC, 0);
+    if (a.from_pod_fd < 0) ThrowWithCode(env, errno, "podNetworkCreate: duplicate fromPodFd");
+    a.to_pod_fd = fcntl(to_fd, F_DUPFD_CLOEXEC, 0);
+    if (a.to_pod_fd < 0) {
+      int err = errno;
+      close(a.from_pod_fd);
+      ThrowWithCode(env, err, "podNetworkCreate: duplicate toPodFd");
+    }
   }
   auto* worker = new PodNetworkWorker(env, std::move(a));
   Napi::Promise promise = worker->Promise();
