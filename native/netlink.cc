@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <bpf/libbpf.h>
 #include <linux/fib_rules.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
@@ -289,7 +290,41 @@ namespace {
 struct PodNetworkArgs {
   std::string host_netns, pod_netns, host_if, pod_if, host_mac, ip_text, gw_text;
   uint32_t mtu = 0;
+  // tortie_from_pod / tortie_to_pod (the agent's, BPF dataplane): attached to the host end
+  // before it is up (-1: not attached here). Duplicates taken on the calling thread, so an
+  // agent closing its object while the worker runs cannot pull them away; closed by the
+  // worker.
+  int from_pod_fd = -1, to_pod_fd = -1;
 };
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+// tc ingress <- from_pod, tc egress <- to_pod at tortie's slot (priority 1, handle 1, as
+// src/loader/attach.ts), replacing: the agent's own attach later finds its programs there
+// and replaces them with themselves. In the calling thread's namespace.
+void AttachEndpointPrograms(int ifindex, const std::string& name, int from_pod_fd, int to_pod_fd) {
+  const struct {
+    bpf_tc_attach_point point;
+    int fd;
+    const char* what;
+  } hooks[] = {{BPF_TC_INGRESS, from_pod_fd, "ingress"}, {BPF_TC_EGRESS, to_pod_fd, "egress"}};
+  for (const auto& h : hooks) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = h.point);
+    int err = bpf_tc_hook_create(&hook);
+    if (err != 0 && err != -EEXIST)
+      throw StepError{"create the clsact qdisc of " + name, -err};
+    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = h.fd, .flags = BPF_TC_F_REPLACE, .prog_id = 0,
+                .handle = 1, .priority = 1);
+    err = bpf_tc_attach(&hook, &opts);
+    if (err != 0)
+      throw StepError{"attach tortie's program to tc " + std::string(h.what) + " of " + name, -err};
+  }
+}
 
 struct PodNetworkMade {
   int host_index = 0, pod_index = 0;
@@ -299,6 +334,7 @@ struct PodNetworkMade {
 // The whole create, on whichever thread runs it (it enters and leaves the namespaces
 // itself: setns is per thread). Throws StepError.
 void CreatePodNetwork(const PodNetworkArgs& a, PodNetworkMade* made) {
+  FdCloser from_closer{a.from_pod_fd}, to_closer{a.to_pod_fd};
   const std::string& host_netns = a.host_netns;
   const std::string& pod_netns = a.pod_netns;
   const std::string& host_if = a.host_if;
@@ -349,6 +385,10 @@ void CreatePodNetwork(const PodNetworkArgs& a, PodNetworkMade* made) {
     req.End(linkinfo);
     Check(s.Call(req), "create the veth pair (peer " + pod_if + " in " + pod_netns + ")");
     GetLink(s, host_if, &host_index, &ignored);
+    // The guard of the BPF dataplane (src/cni/guard.ts): with the programs on it and no
+    // endpoint entry yet, every IP packet either way is dropped from the moment it is up.
+    if (a.from_pod_fd >= 0)
+      AttachEndpointPrograms(host_index, host_if, a.from_pod_fd, a.to_pod_fd);
     LinkUpNoV6(s, host_index, host_if);
     AddRoute(s, ip, 32, host_index, nullptr, false, "add the host route to " + ip_text + "/32");
     WriteSysctl("/proc/sys/net/ipv4/ip_forward", "1");
@@ -443,6 +483,23 @@ Napi::Value PodNetworkCreate(const Napi::CallbackInfo& info) {
   a.ip_text = RequiredString(env, o, "ip");
   a.gw_text = RequiredString(env, o, "gateway");
   a.mtu = o.Get("mtu").IsNumber() ? o.Get("mtu").As<Napi::Number>().Uint32Value() : 0;
+  Napi::Value from = o.Get("fromPodFd"), to = o.Get("toPodFd");
+  if (from.IsNumber() != to.IsNumber())
+    ThrowWithCode(env, EINVAL, "podNetworkCreate needs both fromPodFd and toPodFd, or neither");
+  if (from.IsNumber()) {
+    int from_fd = from.As<Napi::Number>().Int32Value();
+    int to_fd = to.As<Napi::Number>().Int32Value();
+    if (from_fd < 0 || to_fd < 0)
+      ThrowWithCode(env, EINVAL, "podNetworkCreate: program fds must be non-negative");
+    a.from_pod_fd = fcntl(from_fd, F_DUPFD_CLOEXEC, 0);
+    if (a.from_pod_fd < 0) ThrowWithCode(env, errno, "podNetworkCreate: duplicate fromPodFd");
+    a.to_pod_fd = fcntl(to_fd, F_DUPFD_CLOEXEC, 0);
+    if (a.to_pod_fd < 0) {
+      int err = errno;
+      close(a.from_pod_fd);
+      ThrowWithCode(env, err, "podNetworkCreate: duplicate toPodFd");
+    }
+  }
   auto* worker = new PodNetworkWorker(env, std::move(a));
   Napi::Promise promise = worker->Promise();
   worker->Queue();

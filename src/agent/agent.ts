@@ -695,6 +695,24 @@ export class Agent {
     });
   }
 
+  /**
+   * CNI ADD's guard in the BPF dataplane (src/cni/guard.ts): this agent's tortie_from_pod
+   * and tortie_to_pod, which ADD attaches to a pod's host veth before it is up. With no
+   * endpoint entry yet they drop every IP packet either way; the reconcile that programs
+   * the endpoint writes the entry, and its own attach replaces them with themselves (same
+   * programs, same tc slot: nothing doubled, nothing detached). Undefined in iptables mode,
+   * once stopping, and for a veth in another namespace than this agent's node namespace
+   * (as given: paths are compared as written): ADD then guards with the rules.
+   */
+  endpointPrograms(
+    hostNetns: string | undefined,
+  ): { fromPodFd: number; toPodFd: number } | undefined {
+    if (this.bpf === undefined || this.stopped) return undefined;
+    if (hostNetns !== this.config.nodeNetns) return undefined;
+    const p = this.bpf.dp.programs;
+    return { fromPodFd: p.fromPod.fd, toPodFd: p.toPod.fd };
+  }
+
   /** Something beyond endpoints changed (or may have): a full pass soon. */
   private triggerFull(): void {
     this.fullPassDue = true;

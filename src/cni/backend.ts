@@ -113,6 +113,13 @@ export interface CniBackend {
     revision: string | undefined;
     timeoutMs: number;
   }): Promise<void>;
+  /**
+   * Only where the node's agent serves the call itself and runs the BPF dataplane in the
+   * namespace `hostNetns` (undefined: the caller's): its endpoint programs, to attach to a
+   * pod's host veth before it is up (the guard of ./guard.ts). Undefined otherwise: the
+   * guard is then the policy-routing rules.
+   */
+  endpointPrograms?(hostNetns: string | undefined): EndpointPrograms | undefined;
   /** Deletes it; absent is fine. */
   deleteEndpoint(namespace: string, name: string): Promise<void>;
   /** Every WorkloadEndpoint in every namespace. */
@@ -169,4 +176,10 @@ export interface CniBackend {
 /** The allocation handle of an attachment, as Calico: `<network>.<containerID>`. */
 export function allocationHandle(network: string, containerId: string): string {
   return `${network}.${containerId}`;
+}
+
+/** fds of the agent's tortie_from_pod and tortie_to_pod (src/loader/attach.ts). */
+export interface EndpointPrograms {
+  readonly fromPodFd: number;
+  readonly toPodFd: number;
 }

@@ -12,8 +12,24 @@
  * same node and 6 to a pod of another node, and received 3, before its policy was in
  * place (test/e2e/resilience.test.ts).
  *
- * So before the veth exists, ADD puts two policy-routing rules into the node namespace,
- * ahead of the main table:
+ * In the BPF dataplane the guard is the programs themselves. When ADD runs inside the node
+ * agent (src/cni/server.ts) and the agent's dataplane is BPF in the namespace the veth is
+ * made in, plumbing attaches the agent's tortie_from_pod (tc ingress) and tortie_to_pod (tc
+ * egress) to the host end right after creating the pair, before it is up and before its
+ * /32 route exists (native/netlink.cc). With no entry for the interface in tortie_ifaces
+ * they drop every IP packet either way as TORTIE_DROP_NO_ENDPOINT (bpf/tc_policy.c; ARP
+ * still passes, so the pod resolves its gateway and gets nothing further). The agent's
+ * reconcile then attaches the same programs at the same tc slot (a replace: nothing is
+ * doubled or detached), writes the entry and the policy, and reports the endpoint
+ * programmed; from then on policy is in force. No rule is added, so none is on ADD's path
+ * and the kernel's fib_has_custom_rules, which never clears once any rule has existed,
+ * stays off: every bpf_fib_lookup of the node skips the rules walk (docs/benchmarks.md).
+ * DEL adds none either: the programs stay attached until the veth is gone, and drop
+ * everything once the agent has removed the entry.
+ *
+ * Elsewhere — the iptables dataplane (no programs), a CNI server without the agent, a veth
+ * in another namespace than the agent's node namespace — the guard is two policy-routing
+ * rules, put into the node namespace before the veth exists, ahead of the main table:
  *
  *   pref 10 iif <host veth> prohibit   nothing the pod sends is routed; the node does not
  *                                      even answer its ARP for the gateway (proxy ARP
@@ -25,7 +41,8 @@
  * policy and attachment are in place, and the programs, which redirect without the
  * kernel's routing, carry the traffic. A rule for an interface that does not exist yet
  * is valid (the kernel matches it by name), so the guard is in place before the first
- * packet can be sent. Rollback and DEL take the rules out too.
+ * packet can be sent. Rollback and DEL take the rules out too; DEL does in either mode,
+ * and absent rules are fine, so a guard an older agent or a killed ADD left behind goes.
  */
 import { hostVethName, prohibitRules } from '../plumbing/index.js';
 

@@ -25,6 +25,7 @@ import {
   EndpointNotProgrammed,
   type AssignRequest,
   type CniBackend,
+  type EndpointPrograms,
 } from './backend.js';
 import type { NetworkConfig } from './config.js';
 import { etcdDeps, runCni, type CniDeps, type CniOutcome } from './run.js';
@@ -44,7 +45,16 @@ export interface CniServerOptions {
    * The node this server's agent programs, and how to wait for it: ADDs for that node
    * wait on the agent itself; others (and a server without an agent) on the store.
    */
-  local?: { node: string; wait: LocalProgrammedWait };
+  local?: {
+    node: string;
+    wait: LocalProgrammedWait;
+    /**
+     * The agent's endpoint programs (BPF dataplane), when it has them and its node
+     * namespace is `hostNetns`: ADD attaches them before the veth is up instead of the
+     * guard rules (./guard.ts).
+     */
+    programs?: (hostNetns: string | undefined) => EndpointPrograms | undefined;
+  };
   /** Told about a request that could not be read or answered (not about CNI errors). */
   onProblem?: (message: string) => void;
   /** The store; default the real one (etcd or Kubernetes, as the config says). */
@@ -277,9 +287,11 @@ export class CniServer {
       this.backends.delete(key);
       void backend.close().catch(() => undefined);
     };
+    const mine = local !== undefined && local.node === config.nodename ? local : undefined;
     return new SharedBackend(
       backend,
-      local !== undefined && local.node === config.nodename ? local.wait : undefined,
+      mine?.wait,
+      mine?.programs,
       serialize,
       assign,
       release,
@@ -293,6 +305,8 @@ export class CniServer {
 export interface ProgrammingAgent {
   readonly config: { readonly nodeName: string };
   waitForEndpoint: LocalProgrammedWait;
+  /** Its endpoint programs for a veth in `hostNetns` (BPF dataplane only). */
+  endpointPrograms?(hostNetns: string | undefined): EndpointPrograms | undefined;
 }
 
 /**
@@ -306,7 +320,11 @@ export function serveForAgent(
 ): Promise<CniServer> {
   return CniServer.listen({
     socketPath,
-    local: { node: agent.config.nodeName, wait: (r) => agent.waitForEndpoint(r) },
+    local: {
+      node: agent.config.nodeName,
+      wait: (r) => agent.waitForEndpoint(r),
+      programs: (hostNetns) => agent.endpointPrograms?.(hostNetns),
+    },
     onProblem: warn,
   });
 }
@@ -319,6 +337,8 @@ class SharedBackend implements CniBackend {
   constructor(
     private readonly inner: CniBackend,
     private readonly localWait: LocalProgrammedWait | undefined,
+    private readonly localPrograms:
+      ((hostNetns: string | undefined) => EndpointPrograms | undefined) | undefined,
     private readonly serialize: <T>(write: () => Promise<T>) => Promise<T>,
     /** autoAssign through the queue, gathered with others queued (CniServer). */
     private readonly assign: (request: AssignRequest) => Promise<{ ip: string }>,
@@ -365,6 +385,9 @@ class SharedBackend implements CniBackend {
     return this.localWait(request).catch((err: unknown) => {
       throw new EndpointNotProgrammed((err as Error).message, { cause: err });
     });
+  }
+  endpointPrograms(hostNetns: string | undefined): EndpointPrograms | undefined {
+    return this.localPrograms?.(hostNetns);
   }
   deleteEndpoint(namespace: string, name: string) {
     return this.watch(this.inner.deleteEndpoint(namespace, name));

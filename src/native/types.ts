@@ -203,6 +203,9 @@ export interface NativeBinding {
     ip: string;
     gateway: string;
     mtu?: number;
+    /** tortie_from_pod / tortie_to_pod: attached to the host end before it is up (both or neither). */
+    fromPodFd?: number;
+    toPodFd?: number;
   }): Promise<{ hostIfindex: number; podIfindex: number; podMac: string }>;
   /**
    * Deletes the link `name` in the namespace at `netns` (undefined: the caller's), on a

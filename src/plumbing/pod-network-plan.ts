@@ -19,6 +19,11 @@ export interface PodNetworkOptions {
   ifName?: string;
   /** MTU of both veth ends; default the kernel's (1500). */
   mtu?: number;
+  /**
+   * The BPF dataplane's endpoint programs, attached to the host end (tc ingress and egress)
+   * before it is brought up: the guard of src/cni/guard.ts in BPF mode.
+   */
+  programs?: { fromPodFd: number; toPodFd: number };
 }
 
 export interface PodNetwork {
@@ -37,6 +42,7 @@ export interface PodNetworkPlan {
   podIfName: string;
   ip: string;
   mtu: number | undefined;
+  programs: { fromPodFd: number; toPodFd: number } | undefined;
 }
 
 export function planPodNetwork(opts: PodNetworkOptions): PodNetworkPlan {
@@ -53,5 +59,6 @@ export function planPodNetwork(opts: PodNetworkOptions): PodNetworkPlan {
     podIfName,
     ip: opts.ip,
     mtu: opts.mtu,
+    programs: opts.programs,
   };
 }

@@ -58,6 +58,7 @@ export async function createPodNetwork(opts: PodNetworkOptions): Promise<PodNetw
       ip: plan.ip,
       gateway: POD_GATEWAY_IP,
       ...(plan.mtu === undefined ? {} : { mtu: plan.mtu }),
+      ...(plan.programs === undefined ? {} : plan.programs),
     });
     return {
       hostIfName: plan.hostIfName,

@@ -460,6 +460,7 @@ describe('resilience on a 2-node lab, 1 etcd member', () => {
     const tools: UdpTool[] = [];
     const caps: Capture[] = [];
     let pinger: ReturnType<typeof startShellIn> | undefined;
+    let ruleMonitor: ReturnType<typeof startShellIn> | undefined;
     try {
       // Listeners on both nodes count what they receive and sweep node 0's block.
       const t0 = await startUdpTool(l0.netns, {
@@ -511,6 +512,23 @@ describe('resilience on a 2-node lab, 1 etcd member', () => {
       );
       const before = await tn.report();
 
+      // Every rule and link change in node 0's namespace, in the kernel's order. A veth pair
+      // (no dummy links in this kernel) added before the ADD and deleted after it brackets
+      // the ADD: seen added, the monitor listens; seen deleted, it has printed everything
+      // the ADD did.
+      const node0 = L.nodes[0]!;
+      const marker = `${id}mk`;
+      ruleMonitor = startShellIn(node0.netns, 'exec ip monitor label rule link');
+      const monitor = ruleMonitor;
+      await eventually('ip monitor listens', async () => {
+        await execIn(node0.netns, 'ip', [
+          ...['link', 'add', marker, 'type', 'veth', 'peer', 'name', `${id}mp`],
+        ]);
+        if (monitor.output().includes(` ${marker}@`)) return true;
+        await execIn(node0.netns, 'ip', ['link', 'del', marker]);
+        return false;
+      });
+
       const cni = await privateCni(L);
       const tAdd = Date.now();
       const add = await invokePlugin({
@@ -526,6 +544,34 @@ describe('resilience on a 2-node lab, 1 etcd member', () => {
       expect(add.exitCode, add.stdout + add.stderr).toBe(0);
       const newIp = (add.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
       expect(block).toContain(newIp);
+      // BPF dataplane: the guard was the programs, attached before the veth was up. No
+      // policy-routing rule was ever added for it (once one has existed, every
+      // bpf_fib_lookup of the node walks the rules), and none is there after all the ADDs.
+      const hostIf = (
+        add.json as { interfaces: { name: string; sandbox?: string }[] }
+      ).interfaces.find((i) => i.sandbox === undefined)!.name;
+      expect(await execIn(node0.netns, 'ip', ['link', 'del', marker])).toMatchObject({ code: 0 });
+      await eventually('the monitor saw the ADD end', async () =>
+        new RegExp(`^\\[LINK\\]Deleted \\d+: ${marker}@`, 'm').test(monitor.output()),
+      );
+      expect(monitor.output()).toContain(`${hostIf}@`);
+      await stopGroup(monitor, 'SIGTERM');
+      ruleMonitor = undefined;
+      expect(L.dataplane).toBe('bpf');
+      expect(
+        monitor
+          .output()
+          .split('\n')
+          .filter((line) => line.startsWith('[RULE]')),
+        'policy-routing rules added or removed in the node namespace during the ADD',
+      ).toEqual([]);
+      const rules = await execIn(node0.netns, 'ip', ['-j', 'rule', 'show']);
+      expect(
+        (JSON.parse(rules.stdout) as { priority: number; table: string }[]).map(
+          (r) => `${r.priority} ${r.table}`,
+        ),
+        rules.stdout,
+      ).toEqual(['0 local', '32766 main', '32767 default']);
       // With its interface, under the default deny: counted attempts both ways, at least
       // 100 datagrams and 100 pings out of the pod and 20 sweeps of its block by each
       // listener (64 addresses each).
@@ -616,6 +662,10 @@ describe('resilience on a 2-node lab, 1 etcd member', () => {
       expect(ctlSeen1).toBeGreaterThan(0);
     } finally {
       if (pinger) await stopGroup(pinger, 'SIGKILL');
+      if (ruleMonitor) {
+        await stopGroup(ruleMonitor, 'SIGKILL');
+        await execIn(L.nodes[0]!.netns, 'ip', ['link', 'del', `${id}mk`]).catch(() => undefined);
+      }
       await Promise.all(tools.map((t) => t.stop().catch(() => undefined)));
       for (const c of caps) {
         await c.stop().catch(() => undefined);

@@ -154,9 +154,13 @@ export async function cmdAdd(
 
   mark('assigned');
   const undo = new Rollback(backend, keys.handle, ip);
-  // Until the agent has attached its programs to the veth, the node's kernel would route
-  // the pod's packets (and packets to it) with no policy: guard it first (../guard.ts).
-  if (config.agentWaitMs > 0) {
+  // Until the agent has programmed the endpoint, the node's kernel would route the pod's
+  // packets (and packets to it) with no policy: guard it first (../guard.ts). In the BPF
+  // dataplane the guard is the agent's programs, attached before the veth is up; else
+  // (iptables, or a server without the agent) policy-routing rules, before the veth exists.
+  const programs =
+    config.agentWaitMs > 0 ? backend.endpointPrograms?.(config.hostNetns) : undefined;
+  if (config.agentWaitMs > 0 && programs === undefined) {
     try {
       await guardPod(config.hostNetns, keys.workloadId, ip);
     } catch (err) {
@@ -177,6 +181,7 @@ export async function cmdAdd(
       ip,
       ifName: env.ifName,
       ...(config.mtu === undefined ? {} : { mtu: config.mtu }),
+      ...(programs === undefined ? {} : { programs }),
     });
     podMac = net.podMac;
     hostIfName = net.hostIfName;
@@ -219,6 +224,8 @@ export async function cmdAdd(
       );
     }
     mark('programmed');
+  }
+  if (undo.guard !== undefined) {
     // Programmed: the pod's traffic goes through its programs now.
     try {
       await unguardPod(config.hostNetns, keys.workloadId, [ip]);

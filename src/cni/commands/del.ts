@@ -46,10 +46,17 @@ export async function cmdDel(
   // The endpoint goes while the kernel removes the veth (the longest step), not after it.
   // The veth may still forward for a moment once the agent has let go of it, so the guard
   // of ADD (../guard.ts) goes up first: nothing is routed from or to the pod meanwhile.
+  // In the BPF dataplane that guard is the programs, which stay attached to the veth until
+  // it is gone: once the agent has removed the endpoint's entry they drop everything, so
+  // no rules are added.
   const endpointGone = reads.then(async ({ backend, endpoint, held }) => {
     if (!endpoint || endpoint.spec.containerID !== env.containerId) return [];
     const ips = [...new Set([...held, ...endpoint.spec.ipNetworks.map((n) => n.split('/')[0]!)])];
-    if (config.hostNetns === undefined || (await pathExists(config.hostNetns))) {
+    const programsGuard = backend.endpointPrograms?.(config.hostNetns) !== undefined;
+    if (
+      !programsGuard &&
+      (config.hostNetns === undefined || (await pathExists(config.hostNetns)))
+    ) {
       for (const ip of ips) {
         try {
           await guardPod(config.hostNetns, keys.workloadId, ip);
@@ -80,7 +87,8 @@ export async function cmdDel(
   if (gone.status === 'rejected') throw gone.reason;
   const { backend, held } = read.value;
   mark('veth-and-endpoint-removed');
-  // This DEL's guard, or one an ADD killed between its guard and its end left behind.
+  // This DEL's guard, or one an ADD killed between its guard and its end left behind (by
+  // this agent or, in the BPF dataplane, by an older version that guarded with rules).
   await removeGuard(keys.workloadId, [...new Set([...held, ...gone.value])], config);
   mark('unguarded');
   try {
