@@ -120,7 +120,7 @@ export function walkPolicies(
   // 1. Tiers, by order; in each, its applicable policies by order; their rules in order.
   const applicable = policies.filter((p) => policyApplies(world, p, subject, direction));
   const tierNames = [...new Set(applicable.map((p) => p.tier))];
-  const tiers = tierNames.map((name) => findTier(world, name)).sort(compareTiers);
+  const tiers = tierNames.map((name) => findTier(world.tiers, name)).sort(compareTiers);
 
   tiers: for (const tier of tiers) {
     const policies = applicable.filter((p) => p.tier === tier.name).sort(comparePolicies);
@@ -261,8 +261,8 @@ export function policyApplies(
 }
 
 /** The tier object for a name; `default` exists implicitly; an unknown tier has no order and denies. */
-function findTier(world: World, name: string): Tier {
-  const tier = world.tiers.find((t) => t.name === name);
+export function findTier(tiers: readonly Tier[], name: string): Tier {
+  const tier = tiers.find((t) => t.name === name);
   if (tier !== undefined) return tier;
   if (name === DEFAULT_TIER) return { name, order: DEFAULT_TIER_ORDER, defaultAction: 'Deny' };
   return { name, defaultAction: 'Deny' };
@@ -280,11 +280,13 @@ function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function compareTiers(a: Tier, b: Tier): number {
+/** Evaluation order of tiers (also the XDP deny list's walk, ./xdp.ts). */
+export function compareTiers(a: Tier, b: Tier): number {
   return compareOrders(a.order, b.order) || compareStrings(a.name, b.name);
 }
 
-function comparePolicies(a: Policy, b: Policy): number {
+/** Evaluation order of the policies of one tier. */
+export function comparePolicies(a: Policy, b: Policy): number {
   return (
     compareOrders(a.order, b.order) ||
     compareStrings(a.name, b.name) ||

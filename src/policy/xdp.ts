@@ -27,9 +27,8 @@
  * first: that rule decides for it.
  */
 import { parseCidr, type Cidr } from './cidr.js';
+import { comparePolicies, compareTiers, findTier } from './evaluate.js';
 import {
-  DEFAULT_TIER,
-  DEFAULT_TIER_ORDER,
   NAMESPACE_LABEL,
   policyKey,
   type Endpoint,
@@ -261,36 +260,4 @@ class SelectorCache {
     }
     return s;
   }
-}
-
-// Evaluation order, as the evaluator has it (src/policy/evaluate.ts).
-
-function findTier(tiers: readonly Tier[], name: string): Tier {
-  const tier = tiers.find((t) => t.name === name);
-  if (tier !== undefined) return tier;
-  if (name === DEFAULT_TIER) return { name, order: DEFAULT_TIER_ORDER, defaultAction: 'Deny' };
-  return { name, defaultAction: 'Deny' };
-}
-
-function compareOrders(a: number | undefined, b: number | undefined): number {
-  if (a === b) return 0;
-  if (a === undefined) return 1;
-  if (b === undefined) return -1;
-  return a < b ? -1 : 1;
-}
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function compareTiers(a: Tier, b: Tier): number {
-  return compareOrders(a.order, b.order) || compareStrings(a.name, b.name);
-}
-
-function comparePolicies(a: Policy, b: Policy): number {
-  return (
-    compareOrders(a.order, b.order) ||
-    compareStrings(a.name, b.name) ||
-    compareStrings(policyKey(a), policyKey(b))
-  );
 }
