@@ -81,13 +81,14 @@ export interface GlobalSetting {
   readonly value: Buffer;
 }
 
-function u32(value: number): Buffer {
+/** A load-time constant's bytes (little endian, as the BPF target). */
+export function u32(value: number): Buffer {
   const buf = Buffer.alloc(4);
   buf.writeUInt32LE(value);
   return buf;
 }
 
-function u64(value: bigint): Buffer {
+export function u64(value: bigint): Buffer {
   const buf = Buffer.alloc(8);
   buf.writeBigUInt64LE(value);
   return buf;

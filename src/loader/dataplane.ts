@@ -110,7 +110,8 @@ export interface Dataplane {
   close(): void;
 }
 
-function describe(e: unknown): string {
+/** An error of the native layer with libbpf's log, when it kept one. */
+export function describe(e: unknown): string {
   if (!(e instanceof Error)) return String(e);
   const log = isNativeError(e) && e.libbpfLog ? `\nlibbpf: ${e.libbpfLog}` : '';
   return `${e.message}${log}`;

@@ -14,12 +14,14 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { isNativeError, native, packageRoot } from '../native/index.js';
+import { native, packageRoot } from '../native/index.js';
 import type { BpfMap, BpfObject, BpfProgram, XdpInfo, XdpMode } from '../native/types.js';
 import { XDP_MAPS } from '../maps/catalog.js';
 import { TypedMap } from '../maps/typed-map.js';
 import type { XdpDenyKey, XdpDenyVal } from '../maps/structs.js';
 import { inNetns, type NetnsOption } from './attach.js';
+import { u32, u64 } from './config.js';
+import { describe } from './dataplane.js';
 import { ensurePinRoot } from './pins.js';
 
 export const XDP_PROGRAM_NAME = 'tortie_xdp_uplink';
@@ -72,24 +74,6 @@ export interface XdpDataplane {
   info(ifindex: number, opts?: NetnsOption): XdpInfo;
   /** Releases the object (an attached program and the pins stay). */
   close(): void;
-}
-
-function describe(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  const log = isNativeError(e) && e.libbpfLog ? `\nlibbpf: ${e.libbpfLog}` : '';
-  return `${e.message}${log}`;
-}
-
-function u32(value: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(value);
-  return b;
-}
-
-function u64(value: bigint): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(value);
-  return b;
 }
 
 /**
